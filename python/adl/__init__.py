@@ -1,0 +1,41 @@
+"""adl: exchange auto-deleveraging with a Rust core and a Polars API.
+
+>>> import adl, polars as pl
+>>> book = pl.DataFrame({"account": [1, 2], "side": ["short", "short"],
+...     "qty": [10.0, 10.0], "entry_price": [100.0, 100.0], "margin": [20.0, 60.0]})
+>>> adl.rank(book, mark=96.0)["lights"].to_list()
+[3, 1]
+"""
+
+from adl._adl import __version__
+from adl._io import DEFAULT_SYMBOL, KIND, SIDE, Market
+from adl.engine import Engine, LiquidationResult
+from adl.errors import (
+    AdlError,
+    InsufficientLiquidityError,
+    InvalidInputError,
+    NotLiquidatableError,
+    SchemaError,
+    UnknownMarketError,
+    UnknownPositionError,
+)
+from adl.stateless import deleverage, rank
+
+__all__ = [
+    "DEFAULT_SYMBOL",
+    "KIND",
+    "SIDE",
+    "AdlError",
+    "Engine",
+    "InsufficientLiquidityError",
+    "InvalidInputError",
+    "LiquidationResult",
+    "Market",
+    "NotLiquidatableError",
+    "SchemaError",
+    "UnknownMarketError",
+    "UnknownPositionError",
+    "__version__",
+    "deleverage",
+    "rank",
+]

@@ -1,0 +1,103 @@
+"""Raw bindings of the Rust core. Use the typed wrappers in :mod:`adl` instead."""
+
+from typing import Any, final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Engine", "__version__", "deleverage", "rank"]
+__version__: str
+
+def rank(
+    account: npt.NDArray[np.uint64],
+    market: npt.NDArray[np.uint32],
+    side: npt.NDArray[np.int8],
+    qty: npt.NDArray[np.float64],
+    entry: npt.NDArray[np.float64],
+    margin: npt.NDArray[np.float64],
+    names: list[str],
+    marks: list[float],
+    qty_decimals: list[int],
+    price_decimals: list[int],
+    cash_decimals: int,
+    policy: str,
+) -> dict[str, Any]: ...
+def deleverage(
+    account: npt.NDArray[np.uint64],
+    market: npt.NDArray[np.uint32],
+    side: npt.NDArray[np.int8],
+    qty: npt.NDArray[np.float64],
+    entry: npt.NDArray[np.float64],
+    margin: npt.NDArray[np.float64],
+    names: list[str],
+    marks: list[float],
+    qty_decimals: list[int],
+    price_decimals: list[int],
+    cash_decimals: int,
+    policy: str,
+    target_market: int,
+    bankrupt_side: int,
+    adl_qty: float,
+    price: float,
+) -> dict[str, Any]: ...
+
+@final
+class Engine:
+    def __new__(
+        cls,
+        policy: str,
+        insurance_fund: float,
+        maintenance_rate: float,
+        cash_decimals: int,
+        qty_decimals: int,
+        price_decimals: int,
+    ) -> Engine: ...
+    def add_market(
+        self,
+        symbol: str,
+        qty_decimals: int | None = None,
+        price_decimals: int | None = None,
+        maintenance_rate: float | None = None,
+    ) -> int: ...
+    def markets(self) -> dict[str, Any]: ...
+    def load(
+        self,
+        account: npt.NDArray[np.uint64],
+        market: npt.NDArray[np.uint32],
+        side: npt.NDArray[np.int8],
+        qty: npt.NDArray[np.float64],
+        entry: npt.NDArray[np.float64],
+        margin: npt.NDArray[np.float64],
+        names: list[str],
+        acc_account: npt.NDArray[np.uint64] | None = None,
+        acc_cash: npt.NDArray[np.float64] | None = None,
+    ) -> None: ...
+    def set_marks(self, names: list[str], prices: list[float], ts: int | None = None) -> None: ...
+    @property
+    def insurance_fund(self) -> float: ...
+    @property
+    def bad_debt(self) -> float: ...
+    def set_insurance_fund(self, amount: float) -> None: ...
+    def totals(self) -> dict[str, int]: ...
+    def liquidate(
+        self,
+        account: int,
+        symbol: str,
+        side: int,
+        fill_price: float | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> dict[str, Any]: ...
+    def liquidate_many(
+        self,
+        account: npt.NDArray[np.uint64],
+        market: npt.NDArray[np.uint32],
+        side: npt.NDArray[np.int8],
+        fill_price: npt.NDArray[np.float64],
+        names: list[str],
+        force: bool = False,
+    ) -> dict[str, Any]: ...
+    def events(self) -> dict[str, Any]: ...
+    def positions(self, which: str = "all") -> dict[str, Any]: ...
+    def accounts(self) -> dict[str, Any]: ...
+    def indicator(self) -> dict[str, Any]: ...

@@ -1,0 +1,203 @@
+"""Polars <-> NumPy for the Rust core.
+
+Columns cross into Rust as read-only NumPy views of single-chunk, null-free Polars columns
+(``to_numpy(allow_copy=False)``: zero-copy, and a hidden copy raises instead of slowing
+us down). Results come back as NumPy arrays that own Rust buffers and are wrapped into
+Polars frames. No ``polars`` crate is compiled into the wheel (see the README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from adl.errors import InvalidInputError, SchemaError, UnknownMarketError
+
+SIDE = pl.Enum(["long", "short"])
+"""Dtype of every ``side`` column the library returns."""
+KIND = pl.Enum(["external", "adl", "bad_debt"])
+DEFAULT_SYMBOL = "default"
+"""Market name used when the positions frame has no ``symbol`` column."""
+
+POSITION_COLUMNS = ("account", "side", "qty", "entry_price", "margin")
+
+Frame = pl.DataFrame | pl.LazyFrame
+
+
+@dataclass(frozen=True)
+class Market:
+    """Fixed-point grid and maintenance rate of a market.
+
+    ``qty_decimals``: one lot is ``10**-qty_decimals`` of the base asset (default 4).
+    ``price_decimals``: prices are held on a grid of ``10**-price_decimals`` (default 4).
+    ``maintenance_rate``: ``None`` = the engine's default.
+    The engine's ``cash_decimals`` must be at least ``qty_decimals + price_decimals``.
+
+    >>> import adl
+    >>> adl.Market(qty_decimals=3, price_decimals=1).qty_decimals
+    3
+    """
+
+    qty_decimals: int = 4
+    price_decimals: int = 4
+    maintenance_rate: float | None = None
+
+
+def collect(frame: Frame, what: str = "positions") -> pl.DataFrame:
+    if isinstance(frame, pl.LazyFrame):
+        return frame.collect()
+    if not isinstance(frame, pl.DataFrame):
+        raise SchemaError(f"{what}: expected a polars DataFrame or LazyFrame, got {type(frame).__name__}", what, None)
+    return frame
+
+
+def _first(mask: pl.Series) -> int:
+    return int(mask.arg_max() or 0)
+
+
+def _no_nulls(s: pl.Series, field: str) -> None:
+    if s.null_count():
+        row = _first(s.is_null())
+        raise SchemaError(f"{field}[row {row}]: null value", field, row)
+
+
+def cast_lossless(s: pl.Series, dtype: pl.DataType, field: str) -> pl.Series:
+    """Casts ``s`` to ``dtype`` or raises SchemaError naming the first row that would change."""
+    _no_nulls(s, field)
+    if s.dtype == dtype:
+        return s
+    if not s.dtype.is_numeric() and s.dtype != pl.Boolean:
+        raise SchemaError(f"{field}: dtype {s.dtype} cannot be cast losslessly to {dtype}", field, None)
+    out = s.cast(dtype, strict=False)
+    changed = out.is_null()
+    if s.dtype.is_float() and dtype.is_integer():
+        changed = changed | (out.cast(s.dtype) != s).fill_null(True)
+    elif s.dtype.is_integer() and dtype.is_float():
+        # Integers beyond 2**53 do not survive the trip to float64.
+        changed = changed | (out.cast(s.dtype, strict=False) != s).fill_null(True)
+    if changed.any():
+        row = _first(changed)
+        raise SchemaError(f"{field}[row {row}]: {s[row]!r} cannot be cast losslessly to {dtype}", field, row)
+    return out
+
+
+def side_codes(s: pl.Series, field: str = "side") -> pl.Series:
+    """Int8 ±1 from Int8/ints or "long"/"short" strings (Enum/Categorical too)."""
+    _no_nulls(s, field)
+    if s.dtype in (pl.String, pl.Categorical) or isinstance(s.dtype, pl.Enum):
+        codes = s.cast(pl.String).str.to_lowercase().replace_strict(
+            {"long": 1, "short": -1}, default=None, return_dtype=pl.Int8
+        )
+        if codes.null_count():
+            row = _first(codes.is_null())
+            raise InvalidInputError(
+                f"{field}[row {row}]: {s[row]!r} is not a side (expected long/short or 1/-1)", field, row
+            )
+        return codes
+    return cast_lossless(s, pl.Int8(), field)
+
+
+def side_value(side: Any) -> int:
+    """A scalar side from 1/-1 or "long"/"short"."""
+    if isinstance(side, str) and side.lower() in ("long", "short"):
+        return 1 if side.lower() == "long" else -1
+    if isinstance(side, (int, np.integer)) and not isinstance(side, bool) and int(side) in (1, -1):
+        return int(side)
+    raise InvalidInputError(f"side: {side!r} is not a side (expected 'long'/'short' or 1/-1)", "side", None)
+
+
+def numpy_view(s: pl.Series) -> np.ndarray[Any, Any]:
+    """Zero-copy read-only NumPy view of a null-free column."""
+    return s.rechunk().to_numpy(allow_copy=False)
+
+
+def symbol_codes(df: pl.DataFrame) -> tuple[np.ndarray[Any, Any], list[str]]:
+    """UInt32 market codes and the symbol of each code (first-appearance order)."""
+    if "symbol" not in df.columns:
+        return np.zeros(df.height, dtype=np.uint32), [DEFAULT_SYMBOL]
+    s = df["symbol"]
+    _no_nulls(s, "symbol")
+    if isinstance(s.dtype, pl.Enum):
+        names = list(s.dtype.categories)
+    else:
+        if s.dtype != pl.String and s.dtype != pl.Categorical:
+            raise SchemaError(f"symbol: dtype {s.dtype} is not a string", "symbol", None)
+        s = s.cast(pl.String)
+        names = s.unique(maintain_order=True).to_list()
+        s = s.cast(pl.Enum(names))
+    return numpy_view(s.to_physical().cast(pl.UInt32)), names
+
+
+@dataclass
+class PositionArrays:
+    account: np.ndarray[Any, Any]
+    market: np.ndarray[Any, Any]
+    side: np.ndarray[Any, Any]
+    qty: np.ndarray[Any, Any]
+    entry: np.ndarray[Any, Any]
+    margin: np.ndarray[Any, Any]
+    names: list[str]
+    has_symbol: bool
+
+    def args(self) -> tuple[
+        np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any],
+        np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any],
+    ]:
+        return (self.account, self.market, self.side, self.qty, self.entry, self.margin)
+
+
+def position_arrays(df: pl.DataFrame) -> PositionArrays:
+    """Validates dtypes and nulls of a positions frame; values are checked in Rust."""
+    missing = [c for c in POSITION_COLUMNS if c not in df.columns]
+    if missing:
+        raise SchemaError(f"positions: missing column(s) {missing}; required {list(POSITION_COLUMNS)}", missing[0], None)
+    market, names = symbol_codes(df)
+    return PositionArrays(
+        account=numpy_view(cast_lossless(df["account"], pl.UInt64(), "account")),
+        market=market,
+        side=numpy_view(side_codes(df["side"])),
+        qty=numpy_view(cast_lossless(df["qty"], pl.Float64(), "qty")),
+        entry=numpy_view(cast_lossless(df["entry_price"], pl.Float64(), "entry_price")),
+        margin=numpy_view(cast_lossless(df["margin"], pl.Float64(), "margin")),
+        names=names,
+        has_symbol="symbol" in df.columns,
+    )
+
+
+def marks_for(names: list[str], mark: float | Mapping[str, float]) -> list[float]:
+    """One mark per market: a float applies to all; a mapping must name every market."""
+    if isinstance(mark, Mapping):
+        out = []
+        for n in names:
+            if n not in mark:
+                raise UnknownMarketError(f"mark: no mark given for symbol {n!r}", n)
+            out.append(float(mark[n]))
+        return out
+    try:
+        value = float(mark)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"mark: {mark!r} is not a price or a mapping symbol -> price", "mark", None) from None
+    return [value] * len(names)
+
+
+def market_specs(
+    names: list[str], markets: Market | Mapping[str, Market] | None
+) -> tuple[list[int], list[int]]:
+    """qty/price decimals per market from a single Market, a mapping, or the defaults."""
+    specs = [
+        (markets.get(n, Market()) if isinstance(markets, Mapping) else (markets or Market())) for n in names
+    ]
+    return [s.qty_decimals for s in specs], [s.price_decimals for s in specs]
+
+
+def side_series(codes: np.ndarray[Any, Any], name: str = "side") -> pl.Series:
+    """Enum long/short from Int8 ±1."""
+    return pl.Series(name, (codes < 0).astype(np.uint8)).cat.to(SIDE)
+
+
+def symbol_series(codes: np.ndarray[Any, Any], names: list[str], name: str = "symbol") -> pl.Series:
+    return pl.Series(name, names, dtype=pl.String).gather(codes.astype(np.uint32, copy=False))

@@ -1,0 +1,447 @@
+"""The stateful engine: a book of isolated positions, account cash, the insurance fund,
+and the liquidation waterfall (DOMAIN.md §2) with ADL against a ranked queue."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from adl import _adl
+from adl._io import (
+    DEFAULT_SYMBOL,
+    KIND,
+    Frame,
+    Market,
+    cast_lossless,
+    collect,
+    numpy_view,
+    position_arrays,
+    side_codes,
+    side_series,
+    side_value,
+    symbol_codes,
+    symbol_series,
+)
+from adl.errors import InvalidInputError, SchemaError
+
+Policy = Literal["bitmex"]
+
+FILL_COLUMNS = (
+    "event", "ts", "symbol", "bankrupt_account", "bankrupt_side",
+    "account", "side", "qty", "price", "rank", "score", "kind",
+)
+
+
+def fills_frame(cols: Mapping[str, Any], names: list[str]) -> pl.DataFrame:
+    """Fill records (DOMAIN.md §5) from the core's columns. ``account``, ``side``, ``rank``
+    and ``score`` are null for book fills (kinds ``external`` and ``bad_debt``)."""
+    kind = pl.Series("kind", cols["kind"]).cat.to(KIND)
+    adl_fill = pl.Series(cols["kind"]) == 1
+    return pl.DataFrame(
+        {
+            "event": pl.Series(cols["event"], dtype=pl.UInt64),
+            "ts": pl.Series(cols["ts"], dtype=pl.Int64),
+            "symbol": symbol_series(cols["market"], names),
+            "bankrupt_account": pl.Series(cols["bankrupt_account"], dtype=pl.UInt64),
+            "bankrupt_side": side_series(cols["bankrupt_side"]),
+            "account": pl.Series(cols["account"], dtype=pl.UInt64),
+            "side": side_series(cols["side"]),
+            "qty": cols["qty"],
+            "price": cols["price"],
+            "rank": pl.Series(cols["rank"], dtype=pl.UInt32),
+            "score": cols["score"],
+            "kind": kind,
+        }
+    ).with_columns(
+        pl.when(pl.Series(cols["has_ts"])).then(pl.col("ts")).alias("ts"),
+        *(pl.when(adl_fill).then(pl.col(c)).alias(c) for c in ("account", "side", "rank", "score")),
+    )
+
+
+class LiquidationResult:
+    """What one liquidation (or a batch) did. Amounts are in quote units.
+
+    ``to_fund``: paid into the insurance fund; ``from_fund``: paid out of it;
+    ``bad_debt``: deficit nobody covered; ``adl_qty`` / ``external_qty``: quantity closed
+    against counterparties / against the book; ``events``: event ids; ``skipped``: batch
+    rows whose position an earlier row had already closed through ADL.
+    ``fills`` and ``cancel_orders`` are Polars frames built on first access.
+    """
+
+    def __init__(self, raw: Mapping[str, Any], names: list[str]) -> None:
+        self._raw = raw
+        self._names = names
+        self.to_fund: float = raw["to_fund"]
+        self.from_fund: float = raw["from_fund"]
+        self.bad_debt: float = raw["bad_debt"]
+        self.adl_qty: float = raw["adl_qty"]
+        self.external_qty: float = raw["external_qty"]
+        self.events: list[int] = raw["events"]
+        self.skipped: list[int] = raw["skipped"]
+
+    @cached_property
+    def fills(self) -> pl.DataFrame:
+        """Fill records in execution order (columns as :data:`FILL_COLUMNS`)."""
+        return fills_frame(self._raw["fills"], self._names)
+
+    @cached_property
+    def cancel_orders(self) -> pl.DataFrame:
+        """Positions whose open orders a venue cancels: the liquidated one and each counterparty."""
+        r = self._raw
+        return pl.DataFrame(
+            {
+                "account": pl.Series(r["cancel_account"], dtype=pl.UInt64),
+                "symbol": symbol_series(r["cancel_market"], self._names),
+                "side": side_series(r["cancel_side"]),
+            }
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"LiquidationResult(events={len(self.events)}, fills={len(self._raw['fills']['event'])}, "
+            f"external_qty={self.external_qty}, "
+            f"adl_qty={self.adl_qty}, to_fund={self.to_fund}, from_fund={self.from_fund}, "
+            f"bad_debt={self.bad_debt})"
+        )
+
+
+class Engine:
+    """An ADL engine holding a book of isolated positions.
+
+    Money is exact: quantities are whole lots, prices and cash fixed point (see the README,
+    "Units and rounding"). ``maintenance_rate`` and the decimals are defaults for markets
+    created implicitly by :meth:`load`; use :meth:`add_market` or ``markets=`` to set them
+    per market.
+
+    >>> import adl, polars as pl
+    >>> eng = adl.Engine(insurance_fund=0.0)
+    >>> eng.load(pl.DataFrame({"account": [1, 2], "side": ["long", "short"],
+    ...     "qty": [10.0, 10.0], "entry_price": [100.0, 100.0], "margin": [44.0, 500.0]}))
+    >>> eng.set_marks(96.0)   # long: equity 44 - 40 = 4 < maintenance 4.8
+    >>> res = eng.liquidate(account=1, side="long", fill_price=95.0)
+    >>> res.fills.select("account", "qty", "price", "kind").rows()
+    [(2, 10.0, 95.6, 'adl')]
+    """
+
+    def __init__(
+        self,
+        policy: Policy = "bitmex",
+        insurance_fund: float = 0.0,
+        maintenance_rate: float = 0.005,
+        *,
+        cash_decimals: int = 8,
+        qty_decimals: int = 4,
+        price_decimals: int = 4,
+        markets: Mapping[str, Market] | None = None,
+    ) -> None:
+        self._core = _adl.Engine(
+            policy, float(insurance_fund), float(maintenance_rate), cash_decimals, qty_decimals, price_decimals
+        )
+        for symbol, m in (markets or {}).items():
+            self.add_market(
+                symbol, qty_decimals=m.qty_decimals, price_decimals=m.price_decimals, maintenance_rate=m.maintenance_rate
+            )
+
+    # ----- markets -----------------------------------------------------------------
+
+    def add_market(
+        self,
+        symbol: str,
+        *,
+        qty_decimals: int | None = None,
+        price_decimals: int | None = None,
+        maintenance_rate: float | None = None,
+    ) -> None:
+        """Adds a market, or redefines one that has no open positions.
+
+        >>> import adl
+        >>> eng = adl.Engine()
+        >>> eng.add_market("BTC-PERP", qty_decimals=3, price_decimals=1, maintenance_rate=0.004)
+        >>> eng.markets().row(0)
+        ('BTC-PERP', 3, 1, 0.004, None)
+        """
+        self._core.add_market(symbol, qty_decimals, price_decimals, maintenance_rate)
+
+    def markets(self) -> pl.DataFrame:
+        """Markets: ``symbol, qty_decimals, price_decimals, maintenance_rate, mark`` (null = no mark).
+
+        >>> import adl
+        >>> adl.Engine().markets().columns
+        ['symbol', 'qty_decimals', 'price_decimals', 'maintenance_rate', 'mark']
+        """
+        m = self._core.markets()
+        return pl.DataFrame(
+            {
+                "symbol": pl.Series(m["symbol"], dtype=pl.String),
+                "qty_decimals": pl.Series(m["qty_decimals"], dtype=pl.UInt32),
+                "price_decimals": pl.Series(m["price_decimals"], dtype=pl.UInt32),
+                "maintenance_rate": pl.Series(m["maintenance_rate"], dtype=pl.Float64),
+                "mark": pl.Series(m["mark"], dtype=pl.Float64).fill_nan(None),
+            }
+        )
+
+    def _names(self) -> list[str]:
+        names: list[str] = self._core.markets()["symbol"]
+        return names
+
+    # ----- book --------------------------------------------------------------------
+
+    def load(self, positions: Frame, accounts: Frame | None = None) -> None:
+        """Replaces the book with ``positions`` (keys (account, symbol, side) must be unique)
+        and account cash with ``accounts`` (columns ``account``, ``cash``; none = zero cash).
+        All or nothing: on error the engine is unchanged.
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine()
+        >>> eng.load(pl.DataFrame({"account": [7], "side": [1], "qty": [2.0],
+        ...     "entry_price": [50.0], "margin": [10.0]}),
+        ...     accounts=pl.DataFrame({"account": [7], "cash": [100.0]}))
+        >>> eng.accounts()["cash"].to_list()
+        [100.0]
+        """
+        a = position_arrays(collect(positions))
+        acc_ids = acc_cash = None
+        if accounts is not None:
+            acc = collect(accounts, "accounts")
+            for c in ("account", "cash"):
+                if c not in acc.columns:
+                    raise SchemaError(f"accounts: missing column {c!r}", c, None)
+            acc_ids = numpy_view(cast_lossless(acc["account"], pl.UInt64(), "account"))
+            acc_cash = numpy_view(cast_lossless(acc["cash"], pl.Float64(), "cash"))
+        self._core.load(*a.args(), a.names, acc_ids, acc_cash)
+
+    def set_marks(self, marks: float | Mapping[str, float], ts: int | None = None) -> None:
+        """Moves marks (all validated first). It liquidates nothing. ``ts`` is the caller's
+        clock (any integer unit), stamped on later fills. A float is allowed when the engine
+        has exactly one market.
+
+        >>> import adl
+        >>> eng = adl.Engine()
+        >>> eng.add_market("BTC-PERP")
+        >>> eng.set_marks({"BTC-PERP": 96.5}, ts=1_700_000_000_000)
+        >>> eng.markets()["mark"].to_list()
+        [96.5]
+        """
+        if isinstance(marks, Mapping):
+            names, prices = list(marks.keys()), [float(v) for v in marks.values()]
+        else:
+            known = self._names()
+            if len(known) != 1:
+                raise InvalidInputError(
+                    f"marks: a single price needs exactly one market, the engine has {len(known)}; pass a mapping",
+                    "marks",
+                    None,
+                )
+            names, prices = known, [float(marks)]
+        self._core.set_marks(names, prices, ts)
+
+    @property
+    def insurance_fund(self) -> float:
+        """Insurance fund balance (quote units)."""
+        return float(self._core.insurance_fund)
+
+    @insurance_fund.setter
+    def insurance_fund(self, amount: float) -> None:
+        self._core.set_insurance_fund(float(amount))
+
+    @property
+    def bad_debt(self) -> float:
+        """Cumulative bad debt (quote units)."""
+        return float(self._core.bad_debt)
+
+    def totals(self) -> dict[str, int]:
+        """Exact ledger totals in cash units (ints) and open interest in lots, for audits:
+        ``cash + position_equity + fund + book_value - bad_debt`` is conserved at fixed marks.
+
+        >>> import adl
+        >>> adl.Engine(insurance_fund=1.5).totals()["fund"]
+        150000000
+        """
+        return dict(self._core.totals())
+
+    # ----- views -------------------------------------------------------------------
+
+    def _positions(self, which: str) -> pl.DataFrame:
+        p = self._core.positions(which)
+        names = self._names()
+        return pl.DataFrame(
+            {
+                "account": pl.Series(p["account"], dtype=pl.UInt64),
+                "symbol": symbol_series(p["market"], names),
+                "side": side_series(p["side"]),
+                "qty": p["qty"],
+                "entry_price": p["entry_price"],
+                "margin": p["margin"],
+                "equity": p["equity"],
+                "maintenance": p["maintenance"],
+                "bankruptcy_price": p["bankruptcy_price"],
+                "liquidation_price": p["liquidation_price"],
+            }
+        ).with_columns(pl.col("equity", "maintenance").fill_nan(None))
+
+    def positions(self) -> pl.DataFrame:
+        """Open positions with equity and maintenance at the marks (null without a mark),
+        bankruptcy and liquidation prices.
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine()
+        >>> eng.load(pl.DataFrame({"account": [1], "side": ["long"], "qty": [10.0],
+        ...     "entry_price": [100.0], "margin": [50.0]}))
+        >>> eng.set_marks(96.0)
+        >>> eng.positions().select("equity", "maintenance", "bankruptcy_price").row(0)
+        (10.0, 4.8, 95.0)
+        """
+        return self._positions("all")
+
+    def liquidatable(self) -> pl.DataFrame:
+        """Positions with equity < maintenance, worst (lowest equity / maintenance) first.
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine()
+        >>> eng.load(pl.DataFrame({"account": [1, 2], "side": ["long", "short"], "qty": [10.0, 10.0],
+        ...     "entry_price": [100.0, 100.0], "margin": [44.0, 50.0]}))
+        >>> eng.set_marks(96.0)
+        >>> eng.liquidatable()["account"].to_list()
+        [1]
+        """
+        return self._positions("liquidatable")
+
+    def accounts(self) -> pl.DataFrame:
+        """Per account: free ``cash``, ``equity`` (cash + isolated position equity at the marks)
+        and the number of open ``positions``.
+
+        >>> import adl
+        >>> adl.Engine().accounts().columns
+        ['account', 'cash', 'equity', 'positions']
+        """
+        a = self._core.accounts()
+        return pl.DataFrame(
+            {
+                "account": pl.Series(a["account"], dtype=pl.UInt64),
+                "cash": a["cash"],
+                "equity": a["equity"],
+                "positions": pl.Series(a["positions"], dtype=pl.UInt32),
+            }
+        )
+
+    def indicator(self) -> pl.DataFrame:
+        """The ADL queue as users see it, for every eligible position of a market with a mark:
+        ``score``, exact ``rank`` in its (symbol, side), ``percentile``, ``lights`` (5 = first
+        20 %), ``quantile`` (lights - 1) and ``notional_ahead`` (quote value queued before it).
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine()
+        >>> eng.load(pl.DataFrame({"account": [1, 2], "side": ["short", "short"], "qty": [10.0, 10.0],
+        ...     "entry_price": [100.0, 100.0], "margin": [20.0, 60.0]}))
+        >>> eng.set_marks(96.0)
+        >>> eng.indicator().select("account", "rank", "lights", "notional_ahead").rows()
+        [(1, 1, 3, 0.0), (2, 2, 1, 960.0)]
+        """
+        d = self._core.indicator()
+        return pl.DataFrame(
+            {
+                "account": pl.Series(d["account"], dtype=pl.UInt64),
+                "symbol": symbol_series(d["market"], self._names()),
+                "side": side_series(d["side"]),
+                "score": d["score"],
+                "rank": pl.Series(d["rank"], dtype=pl.UInt32),
+                "percentile": d["percentile"],
+                "lights": pl.Series(d["lights"], dtype=pl.UInt8),
+                "notional_ahead": d["notional_ahead"],
+            }
+        ).with_columns(quantile=pl.col("lights") - 1)
+
+    def events(self) -> pl.DataFrame:
+        """Audit log: every fill of every liquidation so far (DOMAIN.md §5 records).
+
+        >>> import adl
+        >>> adl.Engine().events().columns[:5]
+        ['event', 'ts', 'symbol', 'bankrupt_account', 'bankrupt_side']
+        """
+        return fills_frame(self._core.events(), self._names())
+
+    # ----- liquidation -------------------------------------------------------------
+
+    def _symbol(self, symbol: str | None) -> str:
+        if symbol is not None:
+            return symbol
+        names = self._names()
+        if len(names) != 1:
+            raise InvalidInputError("symbol: required when the engine has several markets", "symbol", None)
+        return names[0]
+
+    def liquidate(
+        self,
+        account: int,
+        symbol: str | None = None,
+        side: str | int = "long",
+        fill_price: float | None = None,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> LiquidationResult:
+        """Liquidates one position through the waterfall: the book at ``fill_price`` (None =
+        mark) if it pays the bankruptcy price; else the fund covers whole lots, ADL closes the
+        rest at the bankruptcy price, and what no counterparty can take is bad debt.
+        Refuses a position at or above maintenance unless ``force``. ``dry_run`` previews.
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine(insurance_fund=3.0)
+        >>> eng.load(pl.DataFrame({"account": [1, 2], "side": ["long", "short"],
+        ...     "qty": [10.0, 10.0], "entry_price": [100.0, 100.0], "margin": [44.0, 500.0]}))
+        >>> eng.set_marks(96.0)
+        >>> res = eng.liquidate(1, side="long", fill_price=95.0)   # deficit 0.6 per lot
+        >>> (res.from_fund, res.external_qty, res.adl_qty)          # fund covers 5 lots
+        (3.0, 5.0, 5.0)
+        """
+        raw = self._core.liquidate(
+            int(account), self._symbol(symbol), side_value(side),
+            None if fill_price is None else float(fill_price), force, dry_run,
+        )
+        return LiquidationResult(raw, self._names())
+
+    def liquidate_many(self, frame: Frame, *, force: bool = False) -> LiquidationResult:
+        """Liquidates a batch in row order (columns ``account``, ``side``, optional ``symbol``
+        and ``fill_price``; a null fill price means the mark). All rows are validated first:
+        on error nothing is applied. Rows whose position an earlier row already closed
+        through ADL are skipped and listed in ``skipped``.
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine()
+        >>> eng.load(pl.DataFrame({"account": [1, 2, 3], "side": ["long", "long", "short"],
+        ...     "qty": [10.0, 10.0, 30.0], "entry_price": [100.0] * 3, "margin": [44.0, 44.0, 900.0]}))
+        >>> eng.set_marks(96.0)
+        >>> res = eng.liquidate_many(pl.DataFrame({"account": [1, 2], "side": ["long", "long"],
+        ...     "fill_price": [95.0, 95.0]}))
+        >>> (res.events, res.adl_qty)
+        ([0, 1], 20.0)
+        """
+        df = collect(frame, "batch")
+        for c in ("account", "side"):
+            if c not in df.columns:
+                raise SchemaError(f"batch: missing column {c!r}", c, None)
+        if "symbol" in df.columns:
+            market, names = symbol_codes(df)
+        else:
+            market, names = np.zeros(df.height, dtype=np.uint32), [self._symbol(None)]
+        if "fill_price" in df.columns:
+            fp = df["fill_price"]
+            if fp.dtype.is_float() and fp.is_nan().any():
+                row = int(fp.is_nan().arg_max() or 0)
+                raise InvalidInputError(f"fill_price[row {row}]: NaN (use null for the mark)", "fill_price", row)
+            fp = cast_lossless(fp.fill_null(float("nan")), pl.Float64(), "fill_price")
+        else:
+            fp = pl.Series(np.full(df.height, np.nan))
+        raw = self._core.liquidate_many(
+            numpy_view(cast_lossless(df["account"], pl.UInt64(), "account")),
+            market,
+            numpy_view(side_codes(df["side"])),
+            numpy_view(fp),
+            names,
+            force,
+        )
+        return LiquidationResult(raw, self._names())

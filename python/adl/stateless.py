@@ -1,0 +1,104 @@
+"""Stateless calls: rank a book, or deleverage one quantity against it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import polars as pl
+
+from adl import _adl
+from adl._io import Frame, Market, collect, market_specs, marks_for, position_arrays, side_series, side_value
+from adl.errors import InvalidInputError, UnknownMarketError
+
+Policy = Literal["bitmex"]
+CASH_DECIMALS = 8
+
+
+def rank(
+    positions: Frame,
+    mark: float | Mapping[str, float],
+    *,
+    policy: Policy = "bitmex",
+    markets: Market | Mapping[str, Market] | None = None,
+) -> pl.DataFrame:
+    """Ranks every position in its ADL queue (per symbol and side).
+
+    Returns the rows plus ``score`` (Float64, null when not eligible), ``rank`` (UInt32,
+    1 = first to be deleveraged, null when not eligible: bankrupt, equity <= 0),
+    ``percentile`` (rank / n) and ``lights`` (UInt8, ``6 - ceil(5 * rank / n)``; 5 = first 20 %).
+    Ties: ascending account, then row order. Values are rounded to the market grid first.
+
+    >>> import adl, polars as pl
+    >>> book = pl.DataFrame({"account": [1, 2, 3], "side": ["short"] * 3,
+    ...     "qty": [10.0, 10.0, 10.0], "entry_price": [100.0, 100.0, 90.0],
+    ...     "margin": [20.0, 60.0, 10.0]})
+    >>> adl.rank(book, mark=96.0)["rank"].to_list()
+    [1, 2, None]
+    """
+    df = collect(positions)
+    a = position_arrays(df)
+    qd, pd = market_specs(a.names, markets)
+    out = _adl.rank(*a.args(), a.names, marks_for(a.names, mark), qd, pd, CASH_DECIMALS, policy)
+    eligible = pl.Series(out["rank"]) > 0
+    return df.with_columns(
+        pl.Series("score", out["score"]).fill_nan(None),
+        pl.when(eligible).then(pl.Series(out["rank"])).alias("rank"),
+        pl.when(eligible).then(pl.Series(out["percentile"])).alias("percentile"),
+        pl.when(eligible).then(pl.Series(out["lights"])).alias("lights"),
+    )
+
+
+def deleverage(
+    positions: Frame,
+    mark: float | Mapping[str, float],
+    *,
+    side: str | int,
+    qty: float,
+    price: float,
+    symbol: str | None = None,
+    policy: Policy = "bitmex",
+    markets: Market | Mapping[str, Market] | None = None,
+) -> pl.DataFrame:
+    """Closes ``qty`` of a bankrupt ``side`` position against the opposite side's queue.
+
+    Returns the ADL fills in queue order with columns ``account, symbol, side`` (the
+    counterparty's side), ``qty, price, rank, score``; Σ qty = ``qty`` in whole lots.
+    ``price`` is the ADL price (the bankrupt position's bankruptcy price).
+    Raises :class:`adl.InsufficientLiquidityError` when the opposite side holds less.
+
+    >>> import adl, polars as pl
+    >>> book = pl.DataFrame({"account": [1, 2], "side": ["short", "short"],
+    ...     "qty": [10.0, 10.0], "entry_price": [100.0, 100.0], "margin": [20.0, 60.0]})
+    >>> adl.deleverage(book, mark=96.0, side="long", qty=15.0, price=95.0)["qty"].to_list()
+    [10.0, 5.0]
+    """
+    df = collect(positions)
+    a = position_arrays(df)
+    if symbol is None:
+        if len(a.names) > 1:
+            raise InvalidInputError("symbol: required when positions hold several symbols", "symbol", None)
+        target = 0
+    else:
+        if symbol not in a.names:
+            raise UnknownMarketError(f"symbol: {symbol!r} does not occur in positions", symbol)
+        target = a.names.index(symbol)
+    qd, pd = market_specs(a.names, markets)
+    out = _adl.deleverage(
+        *a.args(), a.names, marks_for(a.names, mark), qd, pd, CASH_DECIMALS, policy,
+        target, side_value(side), float(qty), float(price),
+    )
+    rows = pl.Series(out["row"])
+    n = len(rows)
+    sym = a.names[target] if a.has_symbol else None
+    return pl.DataFrame(
+        {
+            "account": pl.Series(a.account).gather(rows),
+            "symbol": pl.Series([sym] * n, dtype=pl.String),
+            "side": side_series(a.side[out["row"]]),
+            "qty": out["qty"],
+            "price": pl.Series([float(price)] * n, dtype=pl.Float64),
+            "rank": pl.Series(out["rank"], dtype=pl.UInt32),
+            "score": out["score"],
+        }
+    )

@@ -1,0 +1,641 @@
+//! The engine: positions, account cash, insurance fund and bad-debt ledgers, and the
+//! liquidation waterfall of DOMAIN.md §2. Every mutating call validates first and then
+//! applies, so an error leaves the engine exactly as it was.
+
+use rustc_hash::FxHashMap;
+
+use crate::core::alloc::{Allocator, OppositeSide, RankedQueue, Take};
+use crate::core::error::{AdlError, Checked, Result};
+use crate::core::fixed::{cash_to_f64, split_ceil, split_floor, Grid};
+use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
+use crate::core::market::{Market, MarketSpec};
+use crate::core::position::{Key, Position, PositionStore, Side, NO_INDEX};
+use crate::core::score::Policy;
+
+/// How a fill was executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FillKind {
+    /// Closed against the external order book at the fill price.
+    External,
+    /// Auto-deleveraged against a counterparty.
+    Adl,
+    /// Closed against the book with no counterparty left; its deficit beyond the fund is bad debt.
+    BadDebt,
+}
+
+impl FillKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FillKind::External => "external",
+            FillKind::Adl => "adl",
+            FillKind::BadDebt => "bad_debt",
+        }
+    }
+}
+
+/// One fill record (DOMAIN.md §5). `account`/`side` are the counterparty's; `None` when the
+/// book took the lots.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fill {
+    pub event: u64,
+    pub ts: Option<i64>,
+    pub market: u32,
+    pub bankrupt_account: u64,
+    pub bankrupt_side: Side,
+    pub account: Option<u64>,
+    pub side: Option<Side>,
+    pub lots: i64,
+    /// Price in quote units (the exact effective price of the transfer).
+    pub price: f64,
+    pub rank: Option<u64>,
+    pub score: Option<f64>,
+    pub kind: FillKind,
+}
+
+/// The outcome of one liquidation. Cash amounts in cash units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Liquidation {
+    pub event: u64,
+    pub key: Key,
+    pub fills: Vec<Fill>,
+    /// Paid into the fund (remaining equity when the book paid at least the bankruptcy price).
+    pub to_fund: i128,
+    /// Paid out of the fund to cover deficits.
+    pub from_fund: i128,
+    pub bad_debt: i128,
+    pub adl_lots: i64,
+    pub external_lots: i64,
+    /// Positions whose open orders a venue would cancel: the liquidated one and every counterparty.
+    pub cancel_orders: Vec<Key>,
+}
+
+/// A liquidation request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Request {
+    pub account: u64,
+    pub market: u32,
+    pub side: Side,
+    /// Price the external book gives for the whole quantity; `None` = mark.
+    pub fill_price: Option<f64>,
+    pub force: bool,
+}
+
+/// Ledger totals, for audits and conservation checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Totals {
+    pub cash: i128,
+    pub position_equity: i128,
+    pub fund: i128,
+    pub bad_debt: i128,
+    /// Value passed to the external book: Σ σ·q·(P − F) over book fills.
+    pub book_value: i128,
+    pub long_lots: i128,
+    pub short_lots: i128,
+}
+
+/// One counterparty transfer, computed before anything is applied.
+struct AdlLeg {
+    take: Take,
+    /// Margin released from the counterparty's position into its cash.
+    released: i64,
+    /// Total credit to the counterparty's cash (released margin + realised PnL at the ADL price).
+    credit: i128,
+}
+
+struct Plan {
+    slot: u32,
+    legs: Vec<AdlLeg>,
+    book_value: i128,
+    outcome: Liquidation,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub policy: Policy,
+    pub cash_decimals: u32,
+    pub default_spec: MarketSpec,
+    markets: Vec<Market>,
+    market_ids: FxHashMap<String, u32>,
+    store: PositionStore,
+    cash: FxHashMap<u64, i128>,
+    fund: i128,
+    bad_debt: i128,
+    book_value: i128,
+    next_event: u64,
+    ts: Option<i64>,
+    events: Vec<Fill>,
+}
+
+impl Engine {
+    pub fn new(policy: Policy, insurance_fund: f64, cash_decimals: u32, default_spec: MarketSpec) -> Result<Engine> {
+        // Validate the defaults once by building a throwaway market.
+        Market::new("", default_spec, cash_decimals)?;
+        let fund = Self::cash_param(insurance_fund, cash_decimals, "insurance_fund")?;
+        Ok(Engine {
+            policy,
+            cash_decimals,
+            default_spec,
+            markets: Vec::new(),
+            market_ids: FxHashMap::default(),
+            store: PositionStore::default(),
+            cash: FxHashMap::default(),
+            fund,
+            bad_debt: 0,
+            book_value: 0,
+            next_event: 0,
+            ts: None,
+            events: Vec::new(),
+        })
+    }
+
+    fn cash_param(x: f64, cash_decimals: u32, field: &str) -> Result<i128> {
+        let g = Grid { qty_decimals: 0, price_decimals: 0, cash_decimals, factor: 1 };
+        match g.cash(x) {
+            Some(v) if v >= 0 => Ok(v),
+            _ => Err(AdlError::config(field, format!("{x} must be a finite amount >= 0 within the fixed-point range"))),
+        }
+    }
+
+    // ----- markets -------------------------------------------------------------------
+
+    /// Adds or redefines a market. Redefining is allowed only while it has no positions.
+    pub fn add_market(&mut self, name: &str, spec: MarketSpec) -> Result<u32> {
+        let m = Market::new(name, spec, self.cash_decimals)?;
+        match self.market_ids.get(name) {
+            Some(&id) => {
+                let old = &self.markets[id as usize];
+                if !old.members[0].is_empty() || !old.members[1].is_empty() {
+                    return Err(AdlError::config("market", format!("market {name:?} has open positions; its grid cannot change")));
+                }
+                let mark = old.mark;
+                self.markets[id as usize] = m;
+                if let Some(t) = mark {
+                    let p = self.markets[id as usize].grid.price_f64(t as f64);
+                    let t2 = parse_mark(&self.markets[id as usize].grid, name, p)?;
+                    self.markets[id as usize].set_mark(t2);
+                }
+                Ok(id)
+            }
+            None => {
+                self.markets.push(m);
+                let id = (self.markets.len() - 1) as u32;
+                self.market_ids.insert(name.to_string(), id);
+                Ok(id)
+            }
+        }
+    }
+
+    pub fn market_id(&self, name: &str) -> Result<u32> {
+        self.market_ids.get(name).copied().ok_or_else(|| AdlError::UnknownMarket { symbol: name.to_string() })
+    }
+    pub fn markets(&self) -> &[Market] {
+        &self.markets
+    }
+    pub fn market(&self, id: u32) -> &Market {
+        &self.markets[id as usize]
+    }
+
+    /// Sets marks (all validated first). Marks of other markets are unchanged.
+    pub fn set_marks(&mut self, marks: &[(String, f64)], ts: Option<i64>) -> Result<()> {
+        let mut parsed = Vec::with_capacity(marks.len());
+        for (name, price) in marks {
+            let id = self.market_id(name)?;
+            parsed.push((id, parse_mark(&self.markets[id as usize].grid, name, *price)?));
+        }
+        for (id, t) in parsed {
+            self.markets[id as usize].set_mark(t);
+        }
+        if ts.is_some() {
+            self.ts = ts;
+        }
+        Ok(())
+    }
+
+    // ----- book ----------------------------------------------------------------------
+
+    /// Replaces the book. `symbols[code]` names the market of each code in `cols.market`;
+    /// unknown markets are created with the default spec. `accounts` (account, cash), when
+    /// given, replaces all account cash; otherwise every account starts at zero cash.
+    pub fn load(&mut self, cols: PositionColumns<'_>, symbols: &[String], accounts: Option<(&[u64], &[f64])>) -> Result<()> {
+        cols.check_shape(symbols.len())?;
+        // Markets are staged so a failure changes nothing.
+        let mut markets = self.markets.clone();
+        let mut ids = self.market_ids.clone();
+        let mut code_to_id = Vec::with_capacity(symbols.len());
+        for name in symbols {
+            let id = match ids.get(name) {
+                Some(&id) => id,
+                None => {
+                    markets.push(Market::new(name, self.default_spec, self.cash_decimals)?);
+                    let id = (markets.len() - 1) as u32;
+                    ids.insert(name.clone(), id);
+                    id
+                }
+            };
+            code_to_id.push(id);
+        }
+        for m in markets.iter_mut() {
+            m.members = [Vec::new(), Vec::new()];
+            m.invalidate();
+        }
+        let cash = match accounts {
+            Some((acc, amounts)) => self.parse_accounts(acc, amounts)?,
+            None => FxHashMap::default(),
+        };
+        let n = cols.len();
+        let mut store = PositionStore::with_capacity(n);
+        for row in 0..n {
+            let id = code_to_id[cols.market[row] as usize];
+            let m = &markets[id as usize];
+            let r = parse_row(&m.grid, row, cols.side[row], cols.qty[row], cols.entry[row], cols.margin[row])?;
+            let key = (cols.account[row], id, r.side);
+            if let Some(first) = store.find(&key) {
+                return Err(AdlError::DuplicateKey {
+                    account: key.0,
+                    symbol: m.name.clone(),
+                    side: r.side,
+                    row,
+                    first_row: first as usize,
+                });
+            }
+            store.insert(Position {
+                account: key.0,
+                qty: r.lots,
+                entry: r.entry,
+                margin: r.margin,
+                market: id,
+                member_pos: 0,
+                index_pos: NO_INDEX,
+                side: r.side,
+            });
+        }
+        for slot in 0..n as u32 {
+            let id = store.get(slot).market;
+            markets[id as usize].add_member(&mut store, slot);
+        }
+        self.markets = markets;
+        self.market_ids = ids;
+        self.store = store;
+        self.cash = cash;
+        Ok(())
+    }
+
+    fn parse_accounts(&self, acc: &[u64], amounts: &[f64]) -> Result<FxHashMap<u64, i128>> {
+        if acc.len() != amounts.len() {
+            return Err(AdlError::config("cash", "accounts and cash columns differ in length"));
+        }
+        let g = Grid { qty_decimals: 0, price_decimals: 0, cash_decimals: self.cash_decimals, factor: 1 };
+        let mut cash = FxHashMap::with_capacity_and_hasher(acc.len(), Default::default());
+        let mut first_row = FxHashMap::default();
+        for (row, (&a, &x)) in acc.iter().zip(amounts).enumerate() {
+            let v = match g.cash(x) {
+                Some(v) if v >= 0 => v,
+                _ => return Err(AdlError::value("cash", row, format!("{x} must be a finite amount >= 0 within the fixed-point range"))),
+            };
+            if let Some(first) = first_row.insert(a, row) {
+                return Err(AdlError::value("account", row, format!("duplicate account {a} (first seen at row {first})")));
+            }
+            cash.insert(a, v);
+        }
+        Ok(cash)
+    }
+
+    pub fn store(&self) -> &PositionStore {
+        &self.store
+    }
+    pub fn fund(&self) -> i128 {
+        self.fund
+    }
+    pub fn bad_debt(&self) -> i128 {
+        self.bad_debt
+    }
+    pub fn ts(&self) -> Option<i64> {
+        self.ts
+    }
+    pub fn events(&self) -> &[Fill] {
+        &self.events
+    }
+    pub fn cash_of(&self, account: u64) -> i128 {
+        self.cash.get(&account).copied().unwrap_or(0)
+    }
+    pub fn accounts_cash(&self) -> &FxHashMap<u64, i128> {
+        &self.cash
+    }
+    pub fn cash_f64(&self, units: i128) -> f64 {
+        cash_to_f64(units, self.cash_decimals)
+    }
+
+    /// Sets the insurance fund balance.
+    pub fn set_fund(&mut self, amount: f64) -> Result<()> {
+        self.fund = Self::cash_param(amount, self.cash_decimals, "insurance_fund")?;
+        Ok(())
+    }
+
+    /// Ledger totals at the current marks (positions in markets without marks count margin only).
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals {
+            cash: self.cash.values().sum(),
+            position_equity: 0,
+            fund: self.fund,
+            bad_debt: self.bad_debt,
+            book_value: self.book_value,
+            long_lots: 0,
+            short_lots: 0,
+        };
+        for (_, p) in self.store.iter() {
+            let m = &self.markets[p.market as usize];
+            t.position_equity += match m.mark {
+                Some(mark) => p.equity(&m.grid, mark),
+                None => p.margin as i128,
+            };
+            if p.side > 0 {
+                t.long_lots += p.qty as i128;
+            } else {
+                t.short_lots += p.qty as i128;
+            }
+        }
+        t
+    }
+
+    // ----- queries -------------------------------------------------------------------
+
+    /// Equity and maintenance of the position at `slot` (requires a mark).
+    pub fn health(&self, slot: u32) -> Result<(i128, i128)> {
+        let p = self.store.get(slot);
+        let m = &self.markets[p.market as usize];
+        let mark = m.mark()?;
+        Ok((p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, m.rate_ppm)))
+    }
+
+    /// Slots of positions with equity < maintenance, worst (lowest equity/maintenance) first.
+    /// Markets without a mark are skipped.
+    pub fn liquidatable(&self) -> Vec<u32> {
+        let mut out: Vec<(f64, u32)> = Vec::new();
+        for (slot, p) in self.store.iter() {
+            let m = &self.markets[p.market as usize];
+            let Some(mark) = m.mark else { continue };
+            let (e, mm) = (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, m.rate_ppm));
+            if e < mm {
+                let ratio = if mm > 0 { e as f64 / mm as f64 } else { f64::NEG_INFINITY };
+                out.push((ratio, slot));
+            }
+        }
+        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        out.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// Ranking queue of one side of a market (rebuilt if stale).
+    pub fn ranking(&mut self, market: u32, side: Side) -> Result<&crate::core::ranking::RankIndex> {
+        let policy = self.policy;
+        self.markets[market as usize].index(&mut self.store, policy, side)
+    }
+
+    // ----- liquidation ---------------------------------------------------------------
+
+    fn find(&self, account: u64, market: u32, side: Side) -> Result<u32> {
+        if market as usize >= self.markets.len() {
+            return Err(AdlError::UnknownMarket { symbol: format!("#{market}") });
+        }
+        self.store.find(&(account, market, side)).ok_or_else(|| AdlError::UnknownPosition {
+            account,
+            symbol: self.markets[market as usize].name.clone(),
+            side,
+        })
+    }
+
+    /// Checks a request without changing anything observable; returns the slot and fill price.
+    fn check(&self, req: &Request, row: usize) -> Result<(u32, Option<i64>)> {
+        if req.side != 1 && req.side != -1 {
+            return Err(AdlError::value("side", row, format!("{} is not a side", req.side)));
+        }
+        let slot = self.find(req.account, req.market, req.side)?;
+        let m = &self.markets[req.market as usize];
+        let mark = m.mark()?;
+        let fill = match req.fill_price {
+            Some(x) => Some(parse_price(&m.grid, "fill_price", row, x)?),
+            None => None,
+        };
+        let p = self.store.get(slot);
+        let (e, mm) = (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, m.rate_ppm));
+        if e >= mm && !req.force {
+            return Err(AdlError::NotLiquidatable {
+                account: req.account,
+                symbol: m.name.clone(),
+                side: req.side,
+                equity: self.cash_f64(e),
+                maintenance: self.cash_f64(mm),
+            });
+        }
+        Ok((slot, fill))
+    }
+
+    /// Liquidates one position through the waterfall. With `dry_run` the result is computed
+    /// and nothing is applied (the ranking index may be rebuilt: a cache, not state).
+    pub fn liquidate(&mut self, req: Request, dry_run: bool) -> Result<Liquidation> {
+        let (slot, fill) = self.check(&req, 0)?;
+        self.opposite_index(req.market, req.side)?;
+        let plan = self.plan(slot, fill)?;
+        if dry_run {
+            return Ok(plan.outcome);
+        }
+        Ok(self.apply(plan))
+    }
+
+    /// Liquidates a batch in order. Every request is validated against the state at the
+    /// start before anything is applied (all or nothing). A position that an earlier
+    /// request of the batch already closed through ADL is skipped (`None`).
+    pub fn liquidate_many(&mut self, reqs: &[Request]) -> Result<Vec<Option<Liquidation>>> {
+        let mut seen = FxHashMap::default();
+        let mut checked = Vec::with_capacity(reqs.len());
+        for (row, req) in reqs.iter().enumerate() {
+            let (slot, fill) = self.check(req, row)?;
+            if let Some(first) = seen.insert(slot, row) {
+                return Err(AdlError::value(
+                    "account",
+                    row,
+                    format!("position (account={}, side={}) is liquidated twice in the batch (first at row {first})", req.account, req.side),
+                ));
+            }
+            checked.push(fill);
+        }
+        let mut out = Vec::with_capacity(reqs.len());
+        for (req, fill) in reqs.iter().zip(checked) {
+            let Some(slot) = self.store.find(&(req.account, req.market, req.side)) else {
+                out.push(None);
+                continue;
+            };
+            self.opposite_index(req.market, req.side)?;
+            let plan = self.plan(slot, fill)?;
+            out.push(Some(self.apply(plan)));
+        }
+        Ok(out)
+    }
+
+    fn opposite_index(&mut self, market: u32, side: Side) -> Result<()> {
+        self.ranking(market, -side).map(|_| ())
+    }
+
+    /// The waterfall of DOMAIN.md §2 in exact integer cash.
+    fn plan(&self, slot: u32, fill: Option<i64>) -> Result<Plan> {
+        let p = *self.store.get(slot);
+        let m = &self.markets[p.market as usize];
+        let g: &Grid = &m.grid;
+        let mark = m.mark()?;
+        let f_px = fill.unwrap_or(mark);
+        let (q, e, mg, s) = (p.qty, p.entry, p.margin as i128, p.side as i128);
+        let event = self.next_event;
+        let key = (p.account, p.market, p.side);
+        let mut out = Liquidation {
+            event,
+            key,
+            fills: Vec::new(),
+            to_fund: 0,
+            from_fund: 0,
+            bad_debt: 0,
+            adl_lots: 0,
+            external_lots: 0,
+            cancel_orders: vec![key],
+        };
+        let book_fill = |lots: i64, kind: FillKind| Fill {
+            event,
+            ts: self.ts,
+            market: p.market,
+            bankrupt_account: p.account,
+            bankrupt_side: p.side,
+            account: None,
+            side: None,
+            lots,
+            price: g.price_f64(f_px as f64),
+            rank: None,
+            score: None,
+            kind,
+        };
+        // Value passed to the book by closing `lots` at F: σ·lots·(P − F).
+        let book_value = |lots: i64| s * g.value(lots, mark - f_px);
+        // Equity of `lots` lots carrying `margin` if closed at F.
+        let at_fill = |lots: i64, margin: i128| margin + s * g.value(lots, f_px - e);
+
+        let whole = at_fill(q, mg);
+        if whole >= 0 {
+            // 1. The book pays at least the bankruptcy price: the rest of the equity goes to the fund.
+            out.fills.push(book_fill(q, FillKind::External));
+            out.to_fund = whole;
+            out.external_lots = q;
+            return Ok(Plan { slot, legs: Vec::new(), book_value: book_value(q), outcome: out });
+        }
+        // 2. The fund covers whole lots: Q_f = max k with pay(k) <= fund, where the covered
+        // lots carry ceil(M·k/Q) of the margin (rounding in the fund's favour).
+        let pay = |k: i64| -at_fill(k, split_ceil(mg, k, q));
+        let fund = self.fund;
+        let covered = max_affordable(q, fund, pay);
+        let mut fund_left = fund;
+        let mut total_book_value = 0i128;
+        if covered > 0 {
+            let paid = pay(covered);
+            out.from_fund = paid;
+            fund_left -= paid;
+            out.external_lots = covered;
+            total_book_value += book_value(covered);
+            out.fills.push(book_fill(covered, FillKind::External));
+        }
+        // 3-4. ADL the rest against the opposite queue at the bankruptcy price.
+        let mut lots_left = q - covered;
+        let mut margin_left = mg - split_ceil(mg, covered, q);
+        let index = m.current_index(-p.side).expect("opposite index built by caller");
+        let takes = RankedQueue.allocate(&OppositeSide { store: &self.store, index }, lots_left, p.account);
+        let mut legs = Vec::with_capacity(takes.len());
+        for take in takes {
+            let c = self.store.get(take.slot);
+            // The bankrupt lots carry their share of the margin to the counterparty, so the
+            // bankrupt account ends at exactly zero and no cash is created or lost.
+            let carried = split_floor(margin_left, take.lots, lots_left);
+            margin_left -= carried;
+            lots_left -= take.lots;
+            let released = split_floor(c.margin as i128, take.lots, c.qty) as i64;
+            let pnl = -s * g.value(take.lots, e - c.entry) + carried;
+            let credit = (released as i128).add_c(pnl, "ADL credit")?;
+            self.cash_of(c.account).add_c(credit, "account cash")?;
+            let price_ticks = e as f64 - s as f64 * carried as f64 / (take.lots as f64 * g.factor as f64);
+            out.fills.push(Fill {
+                event,
+                ts: self.ts,
+                market: p.market,
+                bankrupt_account: p.account,
+                bankrupt_side: p.side,
+                account: Some(c.account),
+                side: Some(c.side),
+                lots: take.lots,
+                price: g.price_f64(price_ticks),
+                rank: Some(take.rank),
+                score: Some(take.score),
+                kind: FillKind::Adl,
+            });
+            out.adl_lots += take.lots;
+            out.cancel_orders.push((c.account, c.market, c.side));
+            legs.push(AdlLeg { take, released, credit });
+        }
+        // 5. Counterparties ran out: the rest closes against the book; the fund's leftover
+        // covers what it can and the remainder is bad debt.
+        if lots_left > 0 {
+            let value = at_fill(lots_left, margin_left);
+            if value >= 0 {
+                out.to_fund += value;
+            } else {
+                let cover = fund_left.min(-value);
+                out.from_fund += cover;
+                out.bad_debt = -value - cover;
+            }
+            out.external_lots += lots_left;
+            total_book_value += book_value(lots_left);
+            out.fills.push(book_fill(lots_left, FillKind::BadDebt));
+        }
+        self.fund.add_c(out.to_fund, "insurance fund")?;
+        self.bad_debt.add_c(out.bad_debt, "bad debt")?;
+        self.book_value.add_c(total_book_value, "book value")?;
+        Ok(Plan { slot, legs, book_value: total_book_value, outcome: out })
+    }
+
+    fn apply(&mut self, plan: Plan) -> Liquidation {
+        let Plan { slot, legs, book_value, outcome } = plan;
+        let market = self.store.get(slot).market as usize;
+        self.markets[market].remove_member(&mut self.store, slot);
+        self.store.remove(slot);
+        for leg in &legs {
+            let lots = leg.take.lots;
+            let c = *self.store.get(leg.take.slot);
+            *self.cash.entry(c.account).or_insert(0) += leg.credit;
+            if lots == c.qty {
+                self.markets[market].remove_member(&mut self.store, leg.take.slot);
+                self.store.remove(leg.take.slot);
+            } else {
+                let cp = self.store.get_mut(leg.take.slot);
+                cp.qty -= lots;
+                cp.margin -= leg.released;
+                self.markets[market].shrink_member(&mut self.store, self.policy, leg.take.slot, lots);
+            }
+        }
+        self.fund += outcome.to_fund - outcome.from_fund;
+        self.bad_debt += outcome.bad_debt;
+        self.book_value += book_value;
+        self.next_event += 1;
+        self.events.extend(outcome.fills.iter().cloned());
+        outcome
+    }
+}
+
+/// The largest `k` in `0..=q` with `pay(k) <= fund`, for `pay` non-decreasing with `pay(0) = 0`.
+fn max_affordable(q: i64, fund: i128, pay: impl Fn(i64) -> i128) -> i64 {
+    if pay(q) <= fund {
+        return q;
+    }
+    let (mut lo, mut hi) = (0i64, q); // pay(lo) <= fund < pay(hi)
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if pay(mid) <= fund {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}

@@ -1,0 +1,212 @@
+//! Fixed-point grids: quantities in whole lots, prices in ticks, cash in cash units.
+//!
+//! A market has `qty_decimals` (lot = 10^-qd of the base asset) and `price_decimals`
+//! (tick = 10^-pd quote). The engine has one `cash_decimals` (cash unit = 10^-cd quote)
+//! with `cd >= qd + pd`, so `lots * ticks * 10^(cd-qd-pd)` is an exact cash amount:
+//! every PnL and margin transfer is an integer and nothing needs rounding except
+//! margin splits (see `split_floor`).
+
+use crate::core::error::{AdlError, Result};
+
+/// Largest quantity (lots) or price (ticks) accepted: 1e15 keeps `lots * ticks * factor`
+/// (factor <= 1e8) below `i128::MAX` (1.7e38).
+pub const MAX_GRID: i64 = 1_000_000_000_000_000;
+/// Largest cash amount (cash units) accepted on input for balances and the fund.
+pub const MAX_CASH: i128 = 1_000_000_000_000_000_000_000_000; // 1e24
+/// Largest isolated margin (cash units): margins are stored as i64 to keep positions small.
+pub const MAX_MARGIN: i64 = 1_000_000_000_000_000_000; // 1e18
+/// Maintenance rates are held in parts per million.
+pub const RATE_SCALE: i64 = 1_000_000;
+/// Largest value factor 10^(cd-qd-pd) allowed.
+pub const MAX_FACTOR_DECIMALS: u32 = 8;
+
+/// 10^n as f64 for n <= 30 (exact for n <= 22; larger values are correctly rounded).
+pub fn pow10f(n: u32) -> f64 {
+    10f64.powi(n as i32)
+}
+
+/// 10^n as i128.
+pub fn pow10i(n: u32) -> i128 {
+    10i128.pow(n)
+}
+
+/// Rounds `x * 10^decimals` to the nearest integer (ties away from zero).
+/// `None` for NaN, infinities and values beyond `limit`.
+pub fn round_to_grid(x: f64, decimals: u32, limit: f64) -> Option<f64> {
+    if !x.is_finite() {
+        return None;
+    }
+    let v = (x * pow10f(decimals)).round();
+    if v.abs() > limit {
+        None
+    } else {
+        Some(v)
+    }
+}
+
+/// The grid of one market inside an engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grid {
+    pub qty_decimals: u32,
+    pub price_decimals: u32,
+    pub cash_decimals: u32,
+    /// Cash units per (lot * tick): 10^(cd - qd - pd).
+    pub factor: i128,
+}
+
+impl Grid {
+    pub fn new(qty_decimals: u32, price_decimals: u32, cash_decimals: u32) -> Result<Grid> {
+        if cash_decimals > 18 || qty_decimals > 18 || price_decimals > 18 {
+            return Err(AdlError::config("decimals", "each of qty/price/cash decimals must be <= 18"));
+        }
+        let sum = qty_decimals + price_decimals;
+        if sum > cash_decimals || cash_decimals - sum > MAX_FACTOR_DECIMALS {
+            return Err(AdlError::config(
+                "cash_decimals",
+                format!(
+                    "cash_decimals ({cash_decimals}) must lie in [qty_decimals + price_decimals, +{MAX_FACTOR_DECIMALS}] = [{sum}, {}] so that lot*tick is an exact cash amount",
+                    sum + MAX_FACTOR_DECIMALS
+                ),
+            ));
+        }
+        Ok(Grid { qty_decimals, price_decimals, cash_decimals, factor: pow10i(cash_decimals - sum) })
+    }
+
+    /// Quantity in lots; `None` when not finite or beyond range.
+    pub fn lots(&self, qty: f64) -> Option<i64> {
+        round_to_grid(qty, self.qty_decimals, MAX_GRID as f64).map(|v| v as i64)
+    }
+    /// Price in ticks; `None` when not finite or beyond range.
+    pub fn ticks(&self, price: f64) -> Option<i64> {
+        round_to_grid(price, self.price_decimals, MAX_GRID as f64).map(|v| v as i64)
+    }
+    /// Cash in cash units; `None` when not finite or beyond range.
+    pub fn cash(&self, amount: f64) -> Option<i128> {
+        round_to_grid(amount, self.cash_decimals, MAX_CASH as f64).map(|v| v as i128)
+    }
+    /// An isolated margin in cash units; `None` when not finite or beyond `MAX_MARGIN`.
+    pub fn margin(&self, amount: f64) -> Option<i64> {
+        round_to_grid(amount, self.cash_decimals, MAX_MARGIN as f64).map(|v| v as i64)
+    }
+
+    /// Exact cash value of `lots * ticks`.
+    #[inline]
+    pub fn value(&self, lots: i64, ticks: i64) -> i128 {
+        lots as i128 * ticks as i128 * self.factor
+    }
+
+    pub fn qty_f64(&self, lots: i64) -> f64 {
+        lots as f64 / pow10f(self.qty_decimals)
+    }
+    pub fn price_f64(&self, ticks: f64) -> f64 {
+        ticks / pow10f(self.price_decimals)
+    }
+    pub fn cash_f64(&self, units: i128) -> f64 {
+        units as f64 / pow10f(self.cash_decimals)
+    }
+}
+
+/// Cash-to-float conversion for engine-wide amounts.
+pub fn cash_to_f64(units: i128, cash_decimals: u32) -> f64 {
+    units as f64 / pow10f(cash_decimals)
+}
+
+/// `floor(a * b / c)` for `a, b >= 0, c > 0` without overflowing the product when it fits i128.
+#[inline]
+pub fn mul_div_floor(a: i128, b: i128, c: i128) -> i128 {
+    debug_assert!(c > 0);
+    (a * b).div_euclid(c)
+}
+
+/// `ceil(a * b / c)` for `c > 0`.
+#[inline]
+pub fn mul_div_ceil(a: i128, b: i128, c: i128) -> i128 {
+    debug_assert!(c > 0);
+    -((-(a * b)).div_euclid(c))
+}
+
+/// The maintenance margin `ceil(notional * rate_ppm / 1e6)` without forming `notional * rate`
+/// (which could exceed i128 for the largest notionals).
+#[inline]
+pub fn maintenance(notional: i128, rate_ppm: i64) -> i128 {
+    let scale = RATE_SCALE as i128;
+    let (q, r) = (notional / scale, notional % scale);
+    q * rate_ppm as i128 + mul_div_ceil(r, rate_ppm as i128, scale)
+}
+
+/// The share of `total` that belongs to `part` of `whole`, rounded down. Splitting a margin
+/// this way step by step (part of what is left) hands the last part exactly what remains,
+/// so the pieces always add up to the total.
+#[inline]
+pub fn split_floor(total: i128, part: i64, whole: i64) -> i128 {
+    if part >= whole {
+        total
+    } else {
+        mul_div_floor(total, part as i128, whole as i128)
+    }
+}
+
+/// Like `split_floor` but rounded up (used where rounding up favours the fund).
+#[inline]
+pub fn split_ceil(total: i128, part: i64, whole: i64) -> i128 {
+    if part >= whole {
+        total
+    } else {
+        mul_div_ceil(total, part as i128, whole as i128)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_to_nearest_not_truncates() {
+        let g = Grid::new(4, 4, 8).unwrap();
+        assert_eq!(g.lots(0.12345), Some(1235)); // 1234.5 rounds away from zero
+        assert_eq!(g.lots(0.29999999), Some(3000)); // truncation would give 2999
+        assert_eq!(g.ticks(96.0), Some(960_000));
+        assert_eq!(g.lots(f64::NAN), None);
+        assert_eq!(g.lots(1e12), None); // 1e16 lots > MAX_GRID
+    }
+
+    #[test]
+    fn value_is_exact_cash() {
+        // 2 lots of 0.0001 at 96.5 quote = 0.0193 quote = 1_930_000 units of 1e-8.
+        let g = Grid::new(4, 4, 8).unwrap();
+        assert_eq!(g.value(2, 965_000), 1_930_000);
+        // 2 lots of 0.01 at 96.50 = 1.93 quote = 193_000_000 units (factor 1e4).
+        let g2 = Grid::new(2, 2, 8).unwrap();
+        assert_eq!(g2.value(2, 9_650), 193_000_000);
+    }
+
+    #[test]
+    fn grid_rejects_inexact_cash() {
+        assert!(Grid::new(6, 6, 8).is_err());
+        assert!(Grid::new(0, 0, 9).is_err()); // factor 1e9 > 1e8
+    }
+
+    #[test]
+    fn maintenance_rounds_up_without_overflow() {
+        // 0.5 % of 1001 units = 5.005 -> 6
+        assert_eq!(maintenance(1001, 5_000), 6);
+        assert_eq!(maintenance(1000, 5_000), 5);
+        let big = 100_000_000_000_000_000_000_000_000_000_000_000i128; // 1e35
+        assert_eq!(maintenance(big, 5_000), big / 200);
+    }
+
+    #[test]
+    fn splits_telescope() {
+        // Splitting 10 units over 3 lots one lot at a time gives 3, 3, 4.
+        let (mut left, mut lots) = (10i128, 3i64);
+        let mut parts = vec![];
+        while lots > 0 {
+            let p = split_floor(left, 1, lots);
+            parts.push(p);
+            left -= p;
+            lots -= 1;
+        }
+        assert_eq!(parts, vec![3, 3, 4]);
+        assert_eq!(split_ceil(10, 1, 3), 4);
+    }
+}

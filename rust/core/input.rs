@@ -1,0 +1,129 @@
+//! Column inputs and their row-by-row validation into fixed point. Shared by the engine
+//! and the stateless calls so that both reject the same rows with the same messages.
+
+use crate::core::error::{AdlError, Result};
+use crate::core::fixed::Grid;
+use crate::core::position::Side;
+
+/// Position columns as borrowed slices. `market` holds codes into a list of symbols.
+#[derive(Clone, Copy)]
+pub struct PositionColumns<'a> {
+    pub account: &'a [u64],
+    pub market: &'a [u32],
+    pub side: &'a [i8],
+    pub qty: &'a [f64],
+    pub entry: &'a [f64],
+    pub margin: &'a [f64],
+}
+
+impl<'a> PositionColumns<'a> {
+    pub fn len(&self) -> usize {
+        self.account.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.account.is_empty()
+    }
+    /// All columns have the same length and every market code is known.
+    pub fn check_shape(&self, n_markets: usize) -> Result<()> {
+        let n = self.len();
+        for (name, len) in [
+            ("market", self.market.len()),
+            ("side", self.side.len()),
+            ("qty", self.qty.len()),
+            ("entry_price", self.entry.len()),
+            ("margin", self.margin.len()),
+        ] {
+            if len != n {
+                return Err(AdlError::config(name, format!("column has {len} rows, account has {n}")));
+            }
+        }
+        if let Some(row) = self.market.iter().position(|&m| m as usize >= n_markets) {
+            return Err(AdlError::value("symbol", row, format!("market code {} out of range", self.market[row])));
+        }
+        Ok(())
+    }
+}
+
+/// A validated row in fixed point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub side: Side,
+    pub lots: i64,
+    pub entry: i64,
+    pub margin: i64,
+}
+
+fn describe(x: f64) -> String {
+    if x.is_nan() {
+        "NaN".into()
+    } else {
+        format!("{x}")
+    }
+}
+
+/// Validates one row: side ±1, qty > 0 (at least one lot after rounding), entry_price > 0,
+/// margin >= 0, all finite and inside the fixed-point range.
+#[inline]
+pub fn parse_row(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin: f64) -> Result<Row> {
+    if side != 1 && side != -1 {
+        return Err(AdlError::value("side", row, format!("{side} is not a side (expected 1/-1 or long/short)")));
+    }
+    let lots = match grid.lots(qty) {
+        Some(l) if l > 0 => l,
+        Some(_) => {
+            return Err(AdlError::value("qty", row, format!("{} must be > 0 (at least one lot of 1e-{})", describe(qty), grid.qty_decimals)))
+        }
+        None => return Err(AdlError::value("qty", row, format!("{} is not finite or exceeds the fixed-point range", describe(qty)))),
+    };
+    let entry_ticks = match grid.ticks(entry) {
+        Some(t) if t > 0 => t,
+        Some(_) => {
+            return Err(AdlError::value("entry_price", row, format!("{} must be > 0 (at least one tick of 1e-{})", describe(entry), grid.price_decimals)))
+        }
+        None => return Err(AdlError::value("entry_price", row, format!("{} is not finite or exceeds the fixed-point range", describe(entry)))),
+    };
+    let margin_units = match grid.margin(margin) {
+        Some(m) if m >= 0 => m,
+        Some(_) => return Err(AdlError::value("margin", row, format!("{} must be >= 0", describe(margin)))),
+        None => return Err(AdlError::value("margin", row, format!("{} is not finite or exceeds the fixed-point range", describe(margin)))),
+    };
+    Ok(Row { side, lots, entry: entry_ticks, margin: margin_units })
+}
+
+/// Validates a mark price into ticks.
+pub fn parse_mark(grid: &Grid, symbol: &str, mark: f64) -> Result<i64> {
+    match grid.ticks(mark) {
+        Some(t) if t > 0 => Ok(t),
+        _ => Err(AdlError::config(
+            "mark",
+            format!("mark for {symbol:?} is {}; it must be a finite price > 0 inside the fixed-point range", describe(mark)),
+        )),
+    }
+}
+
+/// Validates an optional fill/ADL price into ticks.
+pub fn parse_price(grid: &Grid, field: &str, row: usize, price: f64) -> Result<i64> {
+    match grid.ticks(price) {
+        Some(t) if t > 0 => Ok(t),
+        _ => Err(AdlError::value(field, row, format!("{} must be a finite price > 0 inside the fixed-point range", describe(price)))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_each_bad_field_by_name() {
+        let g = Grid::new(4, 4, 8).unwrap();
+        assert!(parse_row(&g, 0, 1, 1.0, 100.0, 0.0).is_ok());
+        let err = |r: Result<Row>| r.unwrap_err().to_string();
+        assert!(err(parse_row(&g, 3, 0, 1.0, 1.0, 1.0)).starts_with("side[row 3]"));
+        assert!(err(parse_row(&g, 4, 1, f64::NAN, 1.0, 1.0)).starts_with("qty[row 4]: NaN"));
+        assert!(err(parse_row(&g, 5, 1, -1.0, 1.0, 1.0)).starts_with("qty[row 5]"));
+        assert!(err(parse_row(&g, 6, 1, 0.00001, 1.0, 1.0)).contains("at least one lot"));
+        assert!(err(parse_row(&g, 7, 1, 1.0, 0.0, 1.0)).starts_with("entry_price[row 7]"));
+        assert!(err(parse_row(&g, 8, 1, 1.0, 1.0, -0.5)).starts_with("margin[row 8]"));
+        assert!(err(parse_row(&g, 9, 1, 1.0, f64::INFINITY, 1.0)).starts_with("entry_price[row 9]"));
+    }
+}

@@ -1,0 +1,17 @@
+//! The pure-Rust ADL core: no Python here. `cargo test` builds and tests it alone.
+
+pub mod alloc;
+pub mod engine;
+pub mod error;
+pub mod fixed;
+pub mod input;
+pub mod market;
+pub mod position;
+pub mod ranking;
+pub mod score;
+pub mod stateless;
+
+pub use engine::{Engine, Fill, FillKind, Liquidation, Request, Totals};
+pub use error::{AdlError, Result};
+pub use market::MarketSpec;
+pub use score::Policy;

@@ -1,0 +1,180 @@
+//! Positions in fixed point and the store that keys them by (account, market, side).
+
+use rustc_hash::FxHashMap;
+
+use crate::core::fixed::{maintenance, Grid};
+
+/// +1 long, -1 short.
+pub type Side = i8;
+pub const LONG: Side = 1;
+pub const SHORT: Side = -1;
+
+/// 0 for long, 1 for short: the slot of a side in per-market arrays.
+#[inline]
+pub fn side_slot(side: Side) -> usize {
+    (side < 0) as usize
+}
+
+pub fn side_name(side: Side) -> &'static str {
+    if side > 0 {
+        "long"
+    } else {
+        "short"
+    }
+}
+
+/// Marker for "not in any ranking index".
+pub const NO_INDEX: u32 = u32::MAX;
+
+/// One isolated position. 48 bytes: the store keeps millions of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub account: u64,
+    /// Whole lots; 0 marks a free slot.
+    pub qty: i64,
+    /// Average entry price in ticks.
+    pub entry: i64,
+    /// Isolated margin in cash units.
+    pub margin: i64,
+    pub market: u32,
+    /// Where this slot sits in its market-side member list.
+    pub member_pos: u32,
+    /// Where this slot sits in its market-side ranking index (`NO_INDEX` if not ranked).
+    pub index_pos: u32,
+    pub side: Side,
+}
+
+impl Position {
+    /// Unrealised PnL at `mark` in cash units: `σ·q·(P − E)`.
+    #[inline]
+    pub fn upnl(&self, grid: &Grid, mark: i64) -> i128 {
+        self.side as i128 * grid.value(self.qty, mark - self.entry)
+    }
+    /// Isolated equity `M + u`.
+    #[inline]
+    pub fn equity(&self, grid: &Grid, mark: i64) -> i128 {
+        self.margin as i128 + self.upnl(grid, mark)
+    }
+    /// Maintenance margin `ceil(mmr·q·P)` in cash units.
+    #[inline]
+    pub fn maintenance(&self, grid: &Grid, mark: i64, rate_ppm: i64) -> i128 {
+        maintenance(grid.value(self.qty, mark), rate_ppm)
+    }
+    /// Bankruptcy price `E − σ·M/q` in ticks (not on the grid in general).
+    pub fn bankruptcy_ticks(&self, grid: &Grid) -> f64 {
+        self.entry as f64 - self.side as f64 * self.margin as f64 / (self.qty as f64 * grid.factor as f64)
+    }
+    /// Liquidation price (equity = maintenance) in ticks:
+    /// long `(q·E − M)/(q·(1 − mmr))`, short `(q·E + M)/(q·(1 + mmr))`.
+    pub fn liquidation_ticks(&self, grid: &Grid, rate_ppm: i64) -> f64 {
+        let q = self.qty as f64 * grid.factor as f64;
+        let mmr = rate_ppm as f64 / 1e6;
+        let s = self.side as f64;
+        let p = (q * self.entry as f64 - s * self.margin as f64) / (q * (1.0 - s * mmr));
+        p.max(0.0)
+    }
+}
+
+/// Key of a position in the engine.
+pub type Key = (u64, u32, Side);
+
+/// Slab of positions with a key map; freed slots are reused.
+#[derive(Default, Clone)]
+pub struct PositionStore {
+    slots: Vec<Position>,
+    free: Vec<u32>,
+    by_key: FxHashMap<Key, u32>,
+}
+
+impl PositionStore {
+    pub fn with_capacity(n: usize) -> Self {
+        PositionStore {
+            slots: Vec::with_capacity(n),
+            free: Vec::new(),
+            by_key: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+    pub fn find(&self, key: &Key) -> Option<u32> {
+        self.by_key.get(key).copied()
+    }
+    #[inline]
+    pub fn get(&self, slot: u32) -> &Position {
+        &self.slots[slot as usize]
+    }
+    #[inline]
+    pub fn get_mut(&mut self, slot: u32) -> &mut Position {
+        &mut self.slots[slot as usize]
+    }
+    /// Inserts a new position; the caller has checked the key is free.
+    pub fn insert(&mut self, p: Position) -> u32 {
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = p;
+                s
+            }
+            None => {
+                self.slots.push(p);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_key.insert((p.account, p.market, p.side), slot);
+        slot
+    }
+    /// Frees a slot (its position is gone).
+    pub fn remove(&mut self, slot: u32) {
+        let p = self.slots[slot as usize];
+        self.by_key.remove(&(p.account, p.market, p.side));
+        self.slots[slot as usize].qty = 0;
+        self.free.push(slot);
+    }
+    /// Live positions with their slots, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Position)> {
+        self.slots.iter().enumerate().filter(|(_, p)| p.qty > 0).map(|(i, p)| (i as u32, p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid() -> Grid {
+        Grid::new(0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn position_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Position>(), 48);
+    }
+
+    #[test]
+    fn equity_and_prices() {
+        // long 10 @ 100 with margin 50; mark 96: u = 10·(96−100) = −40, e = 10.
+        let p = Position { account: 1, qty: 10, entry: 100, margin: 50, market: 0, member_pos: 0, index_pos: NO_INDEX, side: LONG };
+        assert_eq!(p.upnl(&grid(), 96), -40);
+        assert_eq!(p.equity(&grid(), 96), 10);
+        // bankruptcy: 100 − 50/10 = 95
+        assert_eq!(p.bankruptcy_ticks(&grid()), 95.0);
+        // liquidation at mmr 0.5 %: (1000 − 50)/(10·0.995) = 95.477...
+        assert!((p.liquidation_ticks(&grid(), 5_000) - 950.0 / 9.95).abs() < 1e-9);
+        // maintenance at 96: ceil(0.005·960) = ceil(4.8) = 5
+        assert_eq!(p.maintenance(&grid(), 96, 5_000), 5);
+    }
+
+    #[test]
+    fn store_reuses_slots() {
+        let mut s = PositionStore::default();
+        let p = Position { account: 1, qty: 1, entry: 1, margin: 0, market: 0, member_pos: 0, index_pos: NO_INDEX, side: LONG };
+        let a = s.insert(p);
+        s.remove(a);
+        assert!(s.find(&(1, 0, LONG)).is_none());
+        let b = s.insert(Position { account: 2, ..p });
+        assert_eq!(a, b);
+        assert_eq!(s.len(), 1);
+    }
+}

@@ -1,0 +1,445 @@
+//! The `Engine` class: a frozen Python object guarding the core engine with a mutex that
+//! is taken inside the detached section (never lock, then detach).
+
+use std::sync::{Mutex, MutexGuard};
+
+use numpy::{IntoPyArray, PyReadonlyArray1};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use rustc_hash::FxHashMap;
+
+use super::{errors, run, Columns};
+use crate::core::engine::{Engine as CoreEngine, Fill, FillKind, Liquidation, Request};
+use crate::core::error::AdlError;
+use crate::core::market::MarketSpec;
+use crate::core::position::Key;
+use crate::core::score::{lights, Policy};
+
+#[pyclass(frozen, module = "adl._adl")]
+pub struct Engine {
+    inner: Mutex<CoreEngine>,
+}
+
+impl Engine {
+    fn lock(&self) -> MutexGuard<'_, CoreEngine> {
+        // A panic inside a call is caught before it can unwind through a half-applied
+        // mutation (calls validate, then apply), so a poisoned lock still guards a valid state.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Column vectors of fill records.
+#[derive(Default)]
+struct FillColumns {
+    event: Vec<u64>,
+    ts: Vec<i64>,
+    has_ts: Vec<bool>,
+    market: Vec<u32>,
+    bankrupt_account: Vec<u64>,
+    bankrupt_side: Vec<i8>,
+    account: Vec<u64>,
+    side: Vec<i8>,
+    qty: Vec<f64>,
+    price: Vec<f64>,
+    rank: Vec<u32>,
+    score: Vec<f64>,
+    kind: Vec<u8>,
+}
+
+impl FillColumns {
+    fn push(&mut self, e: &CoreEngine, f: &Fill) {
+        self.event.push(f.event);
+        self.ts.push(f.ts.unwrap_or(0));
+        self.has_ts.push(f.ts.is_some());
+        self.market.push(f.market);
+        self.bankrupt_account.push(f.bankrupt_account);
+        self.bankrupt_side.push(f.bankrupt_side);
+        self.account.push(f.account.unwrap_or(0));
+        self.side.push(f.side.unwrap_or(0));
+        self.qty.push(e.market(f.market).grid.qty_f64(f.lots));
+        self.price.push(f.price);
+        self.rank.push(f.rank.unwrap_or(0) as u32);
+        self.score.push(f.score.unwrap_or(f64::NAN));
+        self.kind.push(match f.kind {
+            FillKind::External => 0,
+            FillKind::Adl => 1,
+            FillKind::BadDebt => 2,
+        });
+    }
+
+    fn into_dict<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("event", self.event.into_pyarray(py))?;
+        d.set_item("ts", self.ts.into_pyarray(py))?;
+        d.set_item("has_ts", self.has_ts.into_pyarray(py))?;
+        d.set_item("market", self.market.into_pyarray(py))?;
+        d.set_item("bankrupt_account", self.bankrupt_account.into_pyarray(py))?;
+        d.set_item("bankrupt_side", self.bankrupt_side.into_pyarray(py))?;
+        d.set_item("account", self.account.into_pyarray(py))?;
+        d.set_item("side", self.side.into_pyarray(py))?;
+        d.set_item("qty", self.qty.into_pyarray(py))?;
+        d.set_item("price", self.price.into_pyarray(py))?;
+        d.set_item("rank", self.rank.into_pyarray(py))?;
+        d.set_item("score", self.score.into_pyarray(py))?;
+        d.set_item("kind", self.kind.into_pyarray(py))?;
+        Ok(d)
+    }
+}
+
+/// Summed outcome of one or more liquidations, ready for Python.
+#[derive(Default)]
+struct Outcome {
+    fills: FillColumns,
+    events: Vec<u64>,
+    skipped: Vec<usize>,
+    to_fund: i128,
+    from_fund: i128,
+    bad_debt: i128,
+    adl_qty: f64,
+    external_qty: f64,
+    cancel: Vec<Key>,
+}
+
+impl Outcome {
+    fn add(&mut self, e: &CoreEngine, l: &Liquidation) {
+        for f in &l.fills {
+            self.fills.push(e, f);
+        }
+        let g = &e.market(l.key.1).grid;
+        self.events.push(l.event);
+        self.to_fund += l.to_fund;
+        self.from_fund += l.from_fund;
+        self.bad_debt += l.bad_debt;
+        self.adl_qty += g.qty_f64(l.adl_lots);
+        self.external_qty += g.qty_f64(l.external_lots);
+        self.cancel.extend(l.cancel_orders.iter().copied());
+    }
+
+    fn into_dict<'py>(self, py: Python<'py>, cash: impl Fn(i128) -> f64) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("to_fund", cash(self.to_fund))?;
+        d.set_item("from_fund", cash(self.from_fund))?;
+        d.set_item("bad_debt", cash(self.bad_debt))?;
+        d.set_item("adl_qty", self.adl_qty)?;
+        d.set_item("external_qty", self.external_qty)?;
+        d.set_item("events", self.events)?;
+        d.set_item("skipped", self.skipped)?;
+        d.set_item("cancel_account", self.cancel.iter().map(|k| k.0).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("cancel_market", self.cancel.iter().map(|k| k.1).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("cancel_side", self.cancel.iter().map(|k| k.2).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("fills", self.fills.into_dict(py)?)?;
+        Ok(d)
+    }
+}
+
+fn spec_with(
+    base: MarketSpec,
+    qty_decimals: Option<u32>,
+    price_decimals: Option<u32>,
+    maintenance_rate: Option<f64>,
+) -> MarketSpec {
+    MarketSpec {
+        qty_decimals: qty_decimals.unwrap_or(base.qty_decimals),
+        price_decimals: price_decimals.unwrap_or(base.price_decimals),
+        maintenance_rate: maintenance_rate.unwrap_or(base.maintenance_rate),
+    }
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    #[pyo3(signature = (policy, insurance_fund, maintenance_rate, cash_decimals, qty_decimals, price_decimals))]
+    fn new(
+        policy: &str,
+        insurance_fund: f64,
+        maintenance_rate: f64,
+        cash_decimals: u32,
+        qty_decimals: u32,
+        price_decimals: u32,
+    ) -> PyResult<Self> {
+        let policy = Policy::parse(policy).map_err(errors::to_py)?;
+        let spec = MarketSpec { qty_decimals, price_decimals, maintenance_rate };
+        let e = CoreEngine::new(policy, insurance_fund, cash_decimals, spec).map_err(errors::to_py)?;
+        Ok(Engine { inner: Mutex::new(e) })
+    }
+
+    #[pyo3(signature = (symbol, qty_decimals=None, price_decimals=None, maintenance_rate=None))]
+    fn add_market(
+        &self,
+        py: Python<'_>,
+        symbol: String,
+        qty_decimals: Option<u32>,
+        price_decimals: Option<u32>,
+        maintenance_rate: Option<f64>,
+    ) -> PyResult<u32> {
+        run(py, || {
+            let mut e = self.lock();
+            let spec = spec_with(e.default_spec, qty_decimals, price_decimals, maintenance_rate);
+            e.add_market(&symbol, spec)
+        })
+    }
+
+    /// Markets as columns: symbol, qty_decimals, price_decimals, maintenance_rate, mark (NaN = none).
+    fn markets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let e = self.lock();
+        let d = PyDict::new(py);
+        let ms = e.markets();
+        d.set_item("symbol", ms.iter().map(|m| m.name.clone()).collect::<Vec<_>>())?;
+        d.set_item("qty_decimals", ms.iter().map(|m| m.spec.qty_decimals).collect::<Vec<_>>())?;
+        d.set_item("price_decimals", ms.iter().map(|m| m.spec.price_decimals).collect::<Vec<_>>())?;
+        d.set_item("maintenance_rate", ms.iter().map(|m| m.rate_ppm as f64 / 1e6).collect::<Vec<_>>())?;
+        d.set_item("mark", ms.iter().map(|m| m.mark.map_or(f64::NAN, |t| m.grid.price_f64(t as f64))).collect::<Vec<_>>())?;
+        Ok(d)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (account, market, side, qty, entry, margin, names, acc_account=None, acc_cash=None))]
+    fn load<'py>(
+        &self,
+        py: Python<'py>,
+        account: PyReadonlyArray1<'py, u64>,
+        market: PyReadonlyArray1<'py, u32>,
+        side: PyReadonlyArray1<'py, i8>,
+        qty: PyReadonlyArray1<'py, f64>,
+        entry: PyReadonlyArray1<'py, f64>,
+        margin: PyReadonlyArray1<'py, f64>,
+        names: Vec<String>,
+        acc_account: Option<PyReadonlyArray1<'py, u64>>,
+        acc_cash: Option<PyReadonlyArray1<'py, f64>>,
+    ) -> PyResult<()> {
+        let cols = Columns { account, market, side, qty, entry, margin };
+        let view = cols.view()?;
+        let accounts = match (&acc_account, &acc_cash) {
+            (Some(a), Some(c)) => Some((a.as_slice()?, c.as_slice()?)),
+            _ => None,
+        };
+        run(py, || self.lock().load(view, &names, accounts))
+    }
+
+    #[pyo3(signature = (names, prices, ts=None))]
+    fn set_marks(&self, py: Python<'_>, names: Vec<String>, prices: Vec<f64>, ts: Option<i64>) -> PyResult<()> {
+        let marks: Vec<(String, f64)> = names.into_iter().zip(prices).collect();
+        run(py, || self.lock().set_marks(&marks, ts))
+    }
+
+    #[getter]
+    fn insurance_fund(&self) -> f64 {
+        let e = self.lock();
+        e.cash_f64(e.fund())
+    }
+
+    #[getter]
+    fn bad_debt(&self) -> f64 {
+        let e = self.lock();
+        e.cash_f64(e.bad_debt())
+    }
+
+    fn set_insurance_fund(&self, py: Python<'_>, amount: f64) -> PyResult<()> {
+        run(py, || self.lock().set_fund(amount))
+    }
+
+    /// Exact ledger totals in cash units (as Python ints) plus open interest in lots.
+    fn totals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let t = self.lock().totals();
+        let d = PyDict::new(py);
+        d.set_item("cash", t.cash)?;
+        d.set_item("position_equity", t.position_equity)?;
+        d.set_item("fund", t.fund)?;
+        d.set_item("bad_debt", t.bad_debt)?;
+        d.set_item("book_value", t.book_value)?;
+        d.set_item("long_lots", t.long_lots)?;
+        d.set_item("short_lots", t.short_lots)?;
+        Ok(d)
+    }
+
+    #[pyo3(signature = (account, symbol, side, fill_price=None, force=false, dry_run=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn liquidate<'py>(
+        &self,
+        py: Python<'py>,
+        account: u64,
+        symbol: String,
+        side: i8,
+        fill_price: Option<f64>,
+        force: bool,
+        dry_run: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (out, cd) = run(py, || {
+            let mut e = self.lock();
+            let market = e.market_id(&symbol)?;
+            let l = e.liquidate(Request { account, market, side, fill_price, force }, dry_run)?;
+            let mut out = Outcome::default();
+            out.add(&e, &l);
+            Ok((out, e.cash_decimals))
+        })?;
+        out.into_dict(py, |x| crate::core::fixed::cash_to_f64(x, cd))
+    }
+
+    /// A batch; `fill_price` NaN means "at the mark".
+    #[pyo3(signature = (account, market, side, fill_price, names, force=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn liquidate_many<'py>(
+        &self,
+        py: Python<'py>,
+        account: PyReadonlyArray1<'py, u64>,
+        market: PyReadonlyArray1<'py, u32>,
+        side: PyReadonlyArray1<'py, i8>,
+        fill_price: PyReadonlyArray1<'py, f64>,
+        names: Vec<String>,
+        force: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (account, market, side, fill_price) = (account.as_slice()?, market.as_slice()?, side.as_slice()?, fill_price.as_slice()?);
+        let (out, cd) = run(py, || {
+            let mut e = self.lock();
+            let ids: Vec<u32> = names.iter().map(|n| e.market_id(n)).collect::<Result<_, AdlError>>()?;
+            let mut reqs = Vec::with_capacity(account.len());
+            for row in 0..account.len() {
+                let code = market[row] as usize;
+                let Some(&id) = ids.get(code) else {
+                    return Err(AdlError::value("symbol", row, format!("market code {code} out of range")));
+                };
+                let px = fill_price[row];
+                reqs.push(Request { account: account[row], market: id, side: side[row], fill_price: (!px.is_nan()).then_some(px), force });
+            }
+            let results = e.liquidate_many(&reqs)?;
+            let mut out = Outcome::default();
+            for (row, r) in results.iter().enumerate() {
+                match r {
+                    Some(l) => out.add(&e, l),
+                    None => out.skipped.push(row),
+                }
+            }
+            Ok((out, e.cash_decimals))
+        })?;
+        out.into_dict(py, |x| crate::core::fixed::cash_to_f64(x, cd))
+    }
+
+    /// Fill records of every event so far.
+    fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let cols = {
+            let e = self.lock();
+            let mut c = FillColumns::default();
+            for f in e.events() {
+                c.push(&e, f);
+            }
+            c
+        };
+        cols.into_dict(py)
+    }
+
+    /// Open positions in slot order with equity, maintenance and prices (NaN without a mark).
+    /// `which = "all"` or `"liquidatable"` (then worst first).
+    #[pyo3(signature = (which="all"))]
+    fn positions<'py>(&self, py: Python<'py>, which: &str) -> PyResult<Bound<'py, PyDict>> {
+        let e = self.lock();
+        let slots: Vec<u32> = match which {
+            "liquidatable" => e.liquidatable(),
+            _ => e.store().iter().map(|(s, _)| s).collect(),
+        };
+        let n = slots.len();
+        let (mut account, mut market, mut side) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut qty, mut entry, mut margin) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut equity, mut maint, mut bk, mut liq) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for slot in slots {
+            let p = e.store().get(slot);
+            let m = e.market(p.market);
+            account.push(p.account);
+            market.push(p.market);
+            side.push(p.side);
+            qty.push(m.grid.qty_f64(p.qty));
+            entry.push(m.grid.price_f64(p.entry as f64));
+            margin.push(e.cash_f64(p.margin as i128));
+            match e.health(slot) {
+                Ok((eq, mm)) => {
+                    equity.push(e.cash_f64(eq));
+                    maint.push(e.cash_f64(mm));
+                }
+                Err(_) => {
+                    equity.push(f64::NAN);
+                    maint.push(f64::NAN);
+                }
+            }
+            bk.push(m.grid.price_f64(p.bankruptcy_ticks(&m.grid)));
+            liq.push(m.grid.price_f64(p.liquidation_ticks(&m.grid, m.rate_ppm)));
+        }
+        drop(e);
+        let d = PyDict::new(py);
+        d.set_item("account", account.into_pyarray(py))?;
+        d.set_item("market", market.into_pyarray(py))?;
+        d.set_item("side", side.into_pyarray(py))?;
+        d.set_item("qty", qty.into_pyarray(py))?;
+        d.set_item("entry_price", entry.into_pyarray(py))?;
+        d.set_item("margin", margin.into_pyarray(py))?;
+        d.set_item("equity", equity.into_pyarray(py))?;
+        d.set_item("maintenance", maint.into_pyarray(py))?;
+        d.set_item("bankruptcy_price", bk.into_pyarray(py))?;
+        d.set_item("liquidation_price", liq.into_pyarray(py))?;
+        Ok(d)
+    }
+
+    /// Free cash and equity (cash + Σ isolated position equity at the marks) per account.
+    fn accounts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let e = self.lock();
+        let mut by: FxHashMap<u64, (i128, i128, u32)> = FxHashMap::default();
+        for (&a, &c) in e.accounts_cash() {
+            by.entry(a).or_default().0 = c;
+        }
+        for (slot, p) in e.store().iter() {
+            let eq = e.health(slot).map(|h| h.0).unwrap_or(p.margin as i128);
+            let v = by.entry(p.account).or_default();
+            v.1 += eq;
+            v.2 += 1;
+        }
+        let mut rows: Vec<(u64, (i128, i128, u32))> = by.into_iter().collect();
+        rows.sort_unstable_by_key(|r| r.0);
+        let d = PyDict::new(py);
+        d.set_item("account", rows.iter().map(|r| r.0).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("cash", rows.iter().map(|r| e.cash_f64(r.1 .0)).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("equity", rows.iter().map(|r| e.cash_f64(r.1 .0 + r.1 .1)).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("positions", rows.iter().map(|r| r.1 .2).collect::<Vec<_>>().into_pyarray(py))?;
+        Ok(d)
+    }
+
+    /// Queue indicator for every open position in a market with a mark: exact rank within
+    /// its (market, side), percentile, lights, score and notional queued ahead.
+    fn indicator<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let cols = run(py, || {
+            let mut e = self.lock();
+            let n_markets = e.markets().len() as u32;
+            let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for m in 0..n_markets {
+                let Some(mark) = e.market(m).mark else { continue };
+                for side in [1i8, -1] {
+                    e.ranking(m, side)?;
+                    let mk = e.market(m);
+                    let idx = mk.current_index(side).expect("built");
+                    let total = idx.len() as u64;
+                    let price = mk.grid.price_f64(mark as f64);
+                    for (pos, slot) in idx.queue() {
+                        let p = e.store().get(slot);
+                        let r = idx.rank_at(pos);
+                        out.0.push(p.account);
+                        out.1.push(m);
+                        out.2.push(side);
+                        out.3.push(idx.score_at(pos));
+                        out.4.push(r as u32);
+                        out.5.push(r as f64 / total as f64);
+                        out.6.push(lights(r, total));
+                        out.7.push(mk.grid.qty_f64(idx.lots_ahead(pos)) * price);
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        let d = PyDict::new(py);
+        d.set_item("account", cols.0.into_pyarray(py))?;
+        d.set_item("market", cols.1.into_pyarray(py))?;
+        d.set_item("side", cols.2.into_pyarray(py))?;
+        d.set_item("score", cols.3.into_pyarray(py))?;
+        d.set_item("rank", cols.4.into_pyarray(py))?;
+        d.set_item("percentile", cols.5.into_pyarray(py))?;
+        d.set_item("lights", cols.6.into_pyarray(py))?;
+        d.set_item("notional_ahead", cols.7.into_pyarray(py))?;
+        Ok(d)
+    }
+}

@@ -1,0 +1,205 @@
+//! Hand-computed liquidation cases. Engines here use whole lots and whole-quote ticks with
+//! cash in cents (qty_decimals 0, price_decimals 0, cash_decimals 2), so every number in the
+//! comments is exact. Mark 96, maintenance 0.5 % unless stated.
+
+use _adl::core::{AdlError, Engine, FillKind, MarketSpec, Policy, Request, Totals};
+use _adl::core::input::PositionColumns;
+
+const LONG: i8 = 1;
+const SHORT: i8 = -1;
+
+/// (account, side, qty, entry, margin)
+type Row = (u64, i8, f64, f64, f64);
+
+fn engine(fund: f64, rows: &[Row]) -> Engine {
+    let spec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.005 };
+    let mut e = Engine::new(Policy::Bitmex, fund, 2, spec).unwrap();
+    load(&mut e, rows).unwrap();
+    e.set_marks(&[("X".to_string(), 96.0)], Some(1)).unwrap();
+    e
+}
+
+fn load(e: &mut Engine, rows: &[Row]) -> Result<(), AdlError> {
+    let account: Vec<u64> = rows.iter().map(|r| r.0).collect();
+    let side: Vec<i8> = rows.iter().map(|r| r.1).collect();
+    let qty: Vec<f64> = rows.iter().map(|r| r.2).collect();
+    let entry: Vec<f64> = rows.iter().map(|r| r.3).collect();
+    let margin: Vec<f64> = rows.iter().map(|r| r.4).collect();
+    let market = vec![0u32; rows.len()];
+    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin };
+    e.load(cols, &["X".to_string()], None)
+}
+
+fn req(account: u64, side: i8, fill: Option<f64>) -> Request {
+    Request { account, market: 0, side, fill_price: fill, force: false }
+}
+
+/// Σ cash + Σ position equity + fund + book value − bad debt (DOMAIN.md §2 invariant).
+fn value(t: &Totals) -> i128 {
+    t.cash + t.position_equity + t.fund + t.book_value - t.bad_debt
+}
+
+fn cents(x: f64) -> i128 {
+    (x * 100.0).round() as i128
+}
+
+#[test]
+fn queue_partial_last_fill_and_losers_after_winners() {
+    // Bankrupt long 30 @100, margin 60: equity at 96 = 60 − 120 = −60; P_bk = 100 − 60/30 = 98.
+    // Shorts: #2 10@100 m20: e = 60, ℓ = 960/60 = 16, score 0.04·16 = 0.64      (rank 1)
+    //         #3 10@100 m60: e = 100, ℓ = 9.6, score 0.384                       (rank 2)
+    //         #4 20@95 m100: pnl% = −1/95, e = 100 − 20 = 80, ℓ = 24, score < 0 (rank 3, a loser)
+    let mut e = engine(0.0, &[(1, LONG, 30.0, 100.0, 60.0), (2, SHORT, 10.0, 100.0, 20.0), (3, SHORT, 10.0, 100.0, 60.0), (4, SHORT, 20.0, 95.0, 100.0)]);
+    let before = value(&e.totals());
+    let r = e.liquidate(req(1, LONG, None), false).unwrap();
+    // Fund is empty: all 30 lots go to ADL at 98: 10 + 10 + 10 (partial of #4's 20).
+    let got: Vec<(Option<u64>, i64, f64, Option<u64>)> = r.fills.iter().map(|f| (f.account, f.lots, f.price, f.rank)).collect();
+    assert_eq!(got, vec![(Some(2), 10, 98.0, Some(1)), (Some(3), 10, 98.0, Some(2)), (Some(4), 10, 98.0, Some(3))]);
+    assert!(r.fills.iter().all(|f| f.kind == FillKind::Adl));
+    assert_eq!((r.adl_lots, r.external_lots, r.to_fund, r.from_fund, r.bad_debt), (30, 0, 0, 0, 0));
+    // Cash: #2 gets margin 20 + 10·(100 − 98) = 40; #3: 60 + 20 = 80;
+    // #4: half its margin 50 + 10·(95 − 98) = 20, and keeps 10 @95 with margin 50.
+    assert_eq!(e.cash_of(2), cents(40.0));
+    assert_eq!(e.cash_of(3), cents(80.0));
+    assert_eq!(e.cash_of(4), cents(20.0));
+    assert_eq!(e.cash_of(1), 0);
+    let slot = e.store().find(&(4, 0, SHORT)).unwrap();
+    assert_eq!((e.store().get(slot).qty, e.store().get(slot).margin), (10, 5_000));
+    assert!(e.store().find(&(1, 0, LONG)).is_none());
+    let t = e.totals();
+    assert_eq!(value(&t), before);
+    assert_eq!((t.long_lots, t.short_lots), (0, 10));
+}
+
+#[test]
+fn book_above_bankruptcy_pays_surplus_to_fund() {
+    // Long 10 @100, m44: e = 4 < MM = 0.005·960 = 4.80. Book fills at 97:
+    // d = σ(P_bk − F) = 95.6 − 97 < 0, surplus 44 + 10·(97 − 100) = 14 to the fund.
+    let mut e = engine(0.0, &[(1, LONG, 10.0, 100.0, 44.0), (2, SHORT, 10.0, 100.0, 500.0)]);
+    let before = value(&e.totals());
+    let r = e.liquidate(req(1, LONG, Some(97.0)), false).unwrap();
+    assert_eq!(r.fills.len(), 1);
+    assert_eq!((r.fills[0].kind, r.fills[0].lots, r.fills[0].price), (FillKind::External, 10, 97.0));
+    assert_eq!((r.to_fund, r.from_fund, r.adl_lots), (cents(14.0), 0, 0));
+    assert_eq!(e.fund(), cents(14.0));
+    // The book bought at 97 what was worth 96: value passed to the book = 10·(96 − 97) = −10.
+    assert_eq!(e.totals().book_value, cents(-10.0));
+    assert_eq!(value(&e.totals()), before);
+}
+
+#[test]
+fn fund_covers_whole_lots_and_adl_takes_the_rest() {
+    // Long 10 @100, m44, book at 95: deficit 44 + 10·(95 − 100) = −6, 0.60 per lot.
+    // Fund 3 covers ⌊3/0.6⌋ = 5 lots: pays −(ceil(44·5/10) + 5·(95 − 100)) = −(22 − 25) = 3.
+    // ADL 5 lots at P_bk = 95.6 against #2 (short 10 @100, m500): credit = 250 + 5·4.4 = 272.
+    let mut e = engine(3.0, &[(1, LONG, 10.0, 100.0, 44.0), (2, SHORT, 10.0, 100.0, 500.0)]);
+    let before = value(&e.totals());
+    let r = e.liquidate(req(1, LONG, Some(95.0)), false).unwrap();
+    assert_eq!((r.external_lots, r.adl_lots, r.from_fund, r.to_fund, r.bad_debt), (5, 5, cents(3.0), 0, 0));
+    assert_eq!(r.fills[0].kind, FillKind::External);
+    assert_eq!((r.fills[1].kind, r.fills[1].account, r.fills[1].lots), (FillKind::Adl, Some(2), 5));
+    assert!((r.fills[1].price - 95.6).abs() < 1e-12);
+    assert_eq!(e.fund(), 0);
+    assert_eq!(e.cash_of(2), cents(272.0));
+    assert_eq!(value(&e.totals()), before);
+}
+
+#[test]
+fn bad_debt_when_the_opposite_side_runs_out() {
+    // As above, but the only short holds 2 lots (m100). Fund 3 covers 5 lots (carrying 22 of
+    // margin); ADL 2 of the other 5 carries ⌊22·2/5⌋ = 8.80 → #2 gets 100 + 8.80.
+    // The last 3 lots close on the book at 95 with 13.20 of margin: 13.20 − 15 = −1.80,
+    // the fund has nothing left, so bad debt = 1.80.
+    let mut e = engine(3.0, &[(1, LONG, 10.0, 100.0, 44.0), (2, SHORT, 2.0, 100.0, 100.0)]);
+    let before = value(&e.totals());
+    let r = e.liquidate(req(1, LONG, Some(95.0)), false).unwrap();
+    let kinds: Vec<(FillKind, i64)> = r.fills.iter().map(|f| (f.kind, f.lots)).collect();
+    assert_eq!(kinds, vec![(FillKind::External, 5), (FillKind::Adl, 2), (FillKind::BadDebt, 3)]);
+    assert_eq!((r.from_fund, r.bad_debt), (cents(3.0), cents(1.8)));
+    assert_eq!(e.cash_of(2), cents(108.8));
+    assert_eq!(e.bad_debt(), cents(1.8));
+    assert_eq!(e.fund(), 0);
+    let t = e.totals();
+    assert_eq!(value(&t), before);
+    // OI: ADL removed 2 lots from each side; book fills removed 8 more longs.
+    assert_eq!((t.long_lots, t.short_lots), (0, 0));
+}
+
+#[test]
+fn hedge_mode_account_is_never_matched_against_itself() {
+    // #1 holds long 10 @100 m44 and short 5 @100 m10 (e = 30, ℓ = 16, score 0.64: rank 1).
+    // #2 short 10 @100 m50: e = 90, score 0.04·960/90 = 0.4267: rank 2.
+    let mut e = engine(0.0, &[(1, LONG, 10.0, 100.0, 44.0), (1, SHORT, 5.0, 100.0, 10.0), (2, SHORT, 10.0, 100.0, 50.0)]);
+    let before = value(&e.totals());
+    let r = e.liquidate(req(1, LONG, Some(95.0)), false).unwrap();
+    assert_eq!(r.fills.len(), 1);
+    assert_eq!((r.fills[0].account, r.fills[0].lots, r.fills[0].rank), (Some(2), 10, Some(2)));
+    assert!(e.store().find(&(1, 0, SHORT)).is_some());
+    assert_eq!(value(&e.totals()), before);
+}
+
+#[test]
+fn refuses_healthy_positions_unless_forced() {
+    let mut e = engine(0.0, &[(1, LONG, 10.0, 100.0, 45.0), (2, SHORT, 10.0, 100.0, 500.0)]);
+    // e = 5 >= MM 4.80
+    assert!(matches!(e.liquidate(req(1, LONG, None), false), Err(AdlError::NotLiquidatable { .. })));
+    let r = e.liquidate(Request { force: true, ..req(1, LONG, None) }, false).unwrap();
+    assert_eq!(r.to_fund, cents(5.0));
+}
+
+#[test]
+fn dry_run_equals_real_run_minus_apply() {
+    let rows = [(1, LONG, 30.0, 100.0, 60.0), (2, SHORT, 10.0, 100.0, 20.0), (3, SHORT, 25.0, 100.0, 60.0)];
+    let mut e = engine(1.0, &rows);
+    let t0 = e.totals();
+    let preview = e.liquidate(req(1, LONG, Some(95.5)), true).unwrap();
+    assert_eq!(e.totals(), t0);
+    assert!(e.store().find(&(1, 0, LONG)).is_some());
+    let real = e.liquidate(req(1, LONG, Some(95.5)), false).unwrap();
+    assert_eq!(preview, real);
+}
+
+#[test]
+fn errors_leave_the_engine_unchanged() {
+    let mut e = engine(5.0, &[(1, LONG, 10.0, 100.0, 44.0), (2, SHORT, 10.0, 100.0, 500.0)]);
+    let t0 = e.totals();
+    // Duplicate key in a new book.
+    let err = load(&mut e, &[(7, LONG, 1.0, 1.0, 1.0), (7, LONG, 2.0, 1.0, 1.0)]).unwrap_err();
+    assert!(matches!(err, AdlError::DuplicateKey { row: 1, first_row: 0, .. }));
+    // A bad value in row 1.
+    let err = load(&mut e, &[(7, LONG, 1.0, 1.0, 1.0), (8, SHORT, 1.0, f64::NAN, 1.0)]).unwrap_err();
+    assert!(err.to_string().starts_with("entry_price[row 1]"), "{err}");
+    // Unknown position, bad fill price, NaN mark.
+    assert!(matches!(e.liquidate(req(9, LONG, None), false), Err(AdlError::UnknownPosition { .. })));
+    assert!(e.liquidate(req(1, LONG, Some(-1.0)), false).is_err());
+    assert!(e.set_marks(&[("X".into(), f64::NAN)], None).is_err());
+    assert!(e.set_marks(&[("Y".into(), 1.0)], None).is_err());
+    // A batch with one bad row applies nothing.
+    let batch = [req(1, LONG, Some(95.0)), req(3, LONG, None)];
+    assert!(e.liquidate_many(&batch).is_err());
+    assert_eq!(e.totals(), t0);
+    assert_eq!(e.store().len(), 2);
+    assert!(e.events().is_empty());
+}
+
+#[test]
+fn batch_skips_positions_closed_by_earlier_adl() {
+    // Mark 104. #1 short 10 @100 m30: e = 30 − 40 = −10 (bankrupt).
+    // #2 long 5 @100 m1: e = 21, pnl% 0.04, ℓ = 520/21: score 0.99, first in the long queue.
+    // #3 long 20 @110 m170: e = 50, a loser: second.
+    // The batch liquidates #1 and then #2 (forced: #2 is healthy). #1's ADL closes all of
+    // #2 and 5 lots of #3, so #2's row is skipped.
+    let spec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.005 };
+    let mut e = Engine::new(Policy::Bitmex, 0.0, 2, spec).unwrap();
+    load(&mut e, &[(1, SHORT, 10.0, 100.0, 30.0), (2, LONG, 5.0, 100.0, 1.0), (3, LONG, 20.0, 110.0, 170.0)]).unwrap();
+    e.set_marks(&[("X".into(), 104.0)], None).unwrap();
+    let before = value(&e.totals());
+    let batch = [req(1, SHORT, None), Request { force: true, ..req(2, LONG, None) }];
+    let out = e.liquidate_many(&batch).unwrap();
+    let first = out[0].as_ref().unwrap();
+    let got: Vec<(Option<u64>, i64)> = first.fills.iter().map(|f| (f.account, f.lots)).collect();
+    assert_eq!(got, vec![(Some(2), 5), (Some(3), 5)]);
+    assert!(out[1].is_none(), "#2 was closed by ADL before its turn");
+    assert_eq!(e.events().len(), 2);
+    assert_eq!(value(&e.totals()), before);
+}

@@ -1,0 +1,163 @@
+//! Property tests over random books and liquidation sequences: the DOMAIN.md §2 invariants
+//! hold exactly after every operation, fills follow the queue, ranks match a full sort, and
+//! a dry run equals the real run minus the apply.
+
+use proptest::prelude::*;
+
+use _adl::core::input::PositionColumns;
+use _adl::core::score::desc_key;
+use _adl::core::{Engine, FillKind, MarketSpec, Policy, Request, Totals};
+
+const CASES: u32 = 1_000;
+
+#[derive(Debug, Clone)]
+struct Book {
+    rows: Vec<(u64, i8, f64, f64, f64)>,
+    mark: f64,
+    fund: f64,
+    /// (row to try, fill price offset in ticks, force)
+    ops: Vec<(usize, i64, bool)>,
+}
+
+fn book() -> impl Strategy<Value = Book> {
+    let row = (1u64..12, prop_oneof![Just(1i8), Just(-1i8)], 1u32..60, 80u32..121, 0u32..200_000);
+    (prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, prop::collection::vec((0usize..40, -6i64..7, any::<bool>()), 1..12)).prop_map(
+        |(rows, mark, fund, ops)| {
+            let mut seen = std::collections::HashSet::new();
+            let rows = rows
+                .into_iter()
+                .filter(|r| seen.insert((r.0, r.1)))
+                .map(|(a, s, q, e, m)| (a, s, q as f64, e as f64, m as f64 / 100.0))
+                .collect();
+            Book { rows, mark: mark as f64, fund: fund as f64 / 100.0, ops }
+        },
+    )
+}
+
+fn engine(b: &Book) -> Engine {
+    let spec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.005 };
+    let mut e = Engine::new(Policy::Bitmex, b.fund, 2, spec).unwrap();
+    let account: Vec<u64> = b.rows.iter().map(|r| r.0).collect();
+    let side: Vec<i8> = b.rows.iter().map(|r| r.1).collect();
+    let qty: Vec<f64> = b.rows.iter().map(|r| r.2).collect();
+    let entry: Vec<f64> = b.rows.iter().map(|r| r.3).collect();
+    let margin: Vec<f64> = b.rows.iter().map(|r| r.4).collect();
+    let market = vec![0u32; b.rows.len()];
+    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin };
+    e.load(cols, &["X".to_string()], None).unwrap();
+    e.set_marks(&[("X".to_string(), b.mark)], None).unwrap();
+    e
+}
+
+fn value(t: &Totals) -> i128 {
+    t.cash + t.position_equity + t.fund + t.book_value - t.bad_debt
+}
+
+/// The incrementally updated index holds exactly the live eligible positions, in the order
+/// a full sort of fresh scores gives, with lots-ahead sums matching their sizes.
+fn check_index_is_current(e: &mut Engine, mark: i64) -> Result<(), TestCaseError> {
+    let g = e.market(0).grid;
+    for side in [1i8, -1] {
+        let fresh: std::collections::HashMap<u32, (f64, i64)> = e
+            .store()
+            .iter()
+            .filter(|(_, p)| p.side == side)
+            .filter_map(|(slot, p)| Policy::Bitmex.score(&g, p.side, p.qty, p.entry, p.margin, mark).map(|s| (slot, (s, p.qty))))
+            .collect();
+        let store = e.store().clone();
+        let idx = e.ranking(0, side).unwrap();
+        let queue: Vec<(usize, u32)> = idx.queue().collect();
+        prop_assert_eq!(queue.len(), fresh.len());
+        let mut ahead = 0i64;
+        let mut last = f64::INFINITY;
+        for (i, &(pos, slot)) in queue.iter().enumerate() {
+            let (s, q) = fresh.get(&slot).copied().expect("queued position is live and eligible");
+            let kept = idx.score_at(pos);
+            prop_assert_eq!(kept, s);
+            prop_assert!(kept <= last);
+            last = kept;
+            prop_assert_eq!(idx.rank_at(pos), i as u64 + 1);
+            prop_assert_eq!(idx.lots_ahead(pos), ahead);
+            prop_assert_eq!(store.get(slot).qty, q);
+            ahead += q;
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: CASES, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold_after_every_liquidation(b in book()) {
+        let mut e = engine(&b);
+        let v0 = value(&e.totals());
+        for &(pick, offset, force) in &b.ops {
+            let live: Vec<(u64, i8)> = e.store().iter().map(|(_, p)| (p.account, p.side)).collect();
+            if live.is_empty() { break; }
+            let (account, side) = live[pick % live.len()];
+            let mark = b.mark as i64;
+            let req = Request { account, market: 0, side, fill_price: Some((mark + offset).max(1) as f64), force };
+            let before = e.totals();
+            let held: std::collections::HashMap<(u64, i8), i64> = e.store().iter().map(|(_, p)| ((p.account, p.side), p.qty)).collect();
+            let Ok(preview) = e.liquidate(req, true) else {
+                // Refused (healthy and not forced): nothing changed.
+                prop_assert_eq!(e.totals(), before);
+                continue;
+            };
+            let r = e.liquidate(req, false).unwrap();
+            prop_assert_eq!(&preview, &r);
+            let after = e.totals();
+            // Cash conserved at fixed marks, exactly.
+            prop_assert_eq!(value(&after), v0);
+            prop_assert!(after.fund >= 0);
+            prop_assert!(after.bad_debt >= before.bad_debt);
+            // Contracts: ADL removes equal lots from both sides; book fills only the bankrupt side.
+            let book_lots: i128 = r.fills.iter().filter(|f| f.kind != FillKind::Adl).map(|f| f.lots as i128).sum();
+            let adl_lots: i128 = r.fills.iter().filter(|f| f.kind == FillKind::Adl).map(|f| f.lots as i128).sum();
+            let signed = side as i128 * book_lots;
+            prop_assert_eq!((after.long_lots - after.short_lots) - (before.long_lots - before.short_lots), -signed);
+            prop_assert_eq!(book_lots + adl_lots, held[&(account, side)] as i128);
+            let mut last = f64::INFINITY;
+            for f in r.fills.iter().filter(|f| f.kind == FillKind::Adl) {
+                let cp = f.account.unwrap();
+                prop_assert!(cp != account, "matched against itself");
+                prop_assert_eq!(f.side, Some(-side));
+                prop_assert!(f.lots <= held[&(cp, -side)], "closed more than held");
+                let s = f.score.unwrap();
+                prop_assert!(s <= last, "fills out of score order");
+                last = s;
+            }
+            // Bad debt only when nobody else was left to take the lots.
+            if r.bad_debt > 0 {
+                prop_assert!(r.fills.iter().any(|f| f.kind == FillKind::BadDebt));
+            }
+            check_index_is_current(&mut e, b.mark as i64)?;
+        }
+    }
+
+    #[test]
+    fn ranking_agrees_with_a_full_sort(b in book()) {
+        let mut e = engine(&b);
+        for side in [1i8, -1] {
+            let mark = b.mark as i64;
+            let g = e.market(0).grid;
+            let mut expect: Vec<(u64, u64, u32, i64)> = e
+                .store()
+                .iter()
+                .filter(|(_, p)| p.side == side)
+                .filter_map(|(slot, p)| Policy::Bitmex.score(&g, p.side, p.qty, p.entry, p.margin, mark).map(|s| (desc_key(s), p.account, slot, p.qty)))
+                .collect();
+            expect.sort();
+            let idx = e.ranking(0, side).unwrap();
+            let got: Vec<u32> = idx.queue().map(|(_, s)| s).collect();
+            prop_assert_eq!(got, expect.iter().map(|x| x.2).collect::<Vec<_>>());
+            let mut ahead = 0i64;
+            for (i, (pos, _)) in idx.queue().enumerate() {
+                prop_assert_eq!(idx.rank_at(pos), i as u64 + 1);
+                prop_assert_eq!(idx.lots_ahead(pos), ahead);
+                ahead += expect[i].3;
+            }
+        }
+    }
+}

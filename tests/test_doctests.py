@@ -1,0 +1,17 @@
+"""Every public docstring example runs."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["adl", "adl.engine", "adl.stateless", "adl._io", "adl.errors", "adl.demo"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0
+    assert result.failed == 0
