@@ -1,1 +1,202 @@
-fn main(){}
+//! Criterion benches of the core on seeded synthetic books (see `synth.rs`).
+//!
+//! `cargo bench --bench adl_bench` runs them all (a few minutes on 2 cores); pass a filter,
+//! e.g. `cargo bench --bench adl_bench -- engine/next_event`, to run some. Besides criterion's
+//! estimates, the `engine` group prints per-event latency percentiles of the next-event path.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput};
+
+use _adl::core::fixed::Grid;
+use _adl::core::stateless::{deleverage, rank, MarketTable};
+use _adl::core::{Engine, Policy, Request};
+
+mod synth;
+use synth::{Book, CASH_DECIMALS, MARK, MARK_ALT, SPEC};
+
+const ROWS_1M: usize = 1_000_000;
+const ROWS_10M: usize = 10_000_000;
+/// Bankrupt longs prepared in the 1M book: one per next-event iteration, 1000 per cascade.
+const BANKRUPT: usize = 10_000;
+const SEED: u64 = 0x00AD_1BE7;
+
+fn grid() -> Grid {
+    Grid::new(SPEC.qty_decimals, SPEC.price_decimals, CASH_DECIMALS).expect("grid")
+}
+
+fn stateless(c: &mut Criterion) {
+    let book = Book::generate(ROWS_1M, BANKRUPT, SEED);
+    let grids = [grid()];
+    let names = synth::symbols();
+    let table = MarketTable { grids: &grids, marks: &[MARK], names: &names };
+    let cols = book.cols();
+
+    let mut g = c.benchmark_group("rank");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(8));
+    g.throughput(Throughput::Elements(ROWS_1M as u64));
+    g.bench_function("1M", |b| b.iter(|| black_box(rank(black_box(&cols), &table, Policy::Bitmex).unwrap())));
+    g.finish();
+
+    // A bankrupt long of 1 % of the short open interest, closed against the short queue.
+    let qty = (book.open_interest(-1) * 0.01 * 1e4).round() / 1e4;
+    let fills = deleverage(&cols, &table, Policy::Bitmex, 0, 1, qty, 100.5).unwrap();
+    println!("deleverage/1M: qty {qty:.4} = 1% of short OI, {} fills", fills.len());
+    let mut g = c.benchmark_group("deleverage");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(ROWS_1M as u64));
+    g.bench_function("1M", |b| {
+        b.iter(|| black_box(deleverage(black_box(&cols), &table, Policy::Bitmex, 0, 1, qty, 100.5).unwrap()))
+    });
+    g.finish();
+}
+
+/// The 1M book loaded and marked, with the short-side ranking index built.
+fn prepared_engine(book: &Book) -> Engine {
+    let mut e = synth::loaded_engine(book);
+    e.ranking(0, -1).expect("short index");
+    e
+}
+
+/// Latency of single real liquidations (fresh engine, index built, fixed marks), timed
+/// one by one with `Instant`, printed as percentiles.
+fn next_event_latency(prepared: &Engine, reqs: &[Request]) {
+    let mut eng = prepared.clone();
+    let mut ns = Vec::with_capacity(reqs.len());
+    let mut fills = 0usize;
+    let mut adl_fills = 0usize;
+    for r in reqs {
+        let t = Instant::now();
+        let res = eng.liquidate(*r, false);
+        let dt = t.elapsed();
+        let res = res.expect("liquidate");
+        ns.push(dt.as_nanos() as u64);
+        fills += res.fills.len();
+        adl_fills += res.fills.iter().filter(|f| f.kind == _adl::core::FillKind::Adl).count();
+        drop(black_box(res));
+    }
+    ns.sort_unstable();
+    let pct = |p: f64| ns[((ns.len() as f64 * p).ceil() as usize).clamp(1, ns.len()) - 1] as f64 / 1e3;
+    let mean = ns.iter().sum::<u64>() as f64 / ns.len() as f64 / 1e3;
+    println!(
+        "engine/next_event_same_marks/1M latency over {} events (Instant, per event): \
+         p50 {:.2} µs, p90 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs, max {:.2} µs, mean {:.2} µs; \
+         {:.2} fills/event ({:.2} ADL)",
+        ns.len(),
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        pct(0.999),
+        *ns.last().unwrap() as f64 / 1e3,
+        mean,
+        fills as f64 / reqs.len() as f64,
+        adl_fills as f64 / reqs.len() as f64,
+    );
+}
+
+fn engine_1m(c: &mut Criterion) {
+    let book = Book::generate(ROWS_1M, BANKRUPT, SEED);
+    let reqs = book.bankrupt_requests();
+    let prepared = prepared_engine(&book);
+    next_event_latency(&prepared, &reqs);
+
+    let mut g = c.benchmark_group("engine");
+
+    // 3. A mark change invalidates both indexes; the next liquidation rebuilds the
+    //    opposite side's (500k shorts) and plans the fills. dry_run keeps the book as is.
+    g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(ROWS_1M as u64));
+    {
+        let mut eng = prepared.clone();
+        let (m_a, m_b) = (synth::marks(MARK_ALT), synth::marks(MARK));
+        let req = reqs[0];
+        let mut flip = false;
+        g.bench_function(BenchmarkId::new("first_event_after_mark_change", "1M"), |b| {
+            b.iter(|| {
+                flip = !flip;
+                eng.set_marks(if flip { &m_a } else { &m_b }, None).unwrap();
+                black_box(eng.liquidate(req, true).unwrap())
+            })
+        });
+    }
+
+    // 4. Marks fixed, index built: one real liquidation per iteration, a different bankrupt
+    //    long each time; a fresh copy of the prepared engine (outside the timing) when the
+    //    10k prepared positions run out.
+    g.sample_size(50).sampling_mode(SamplingMode::Auto).warm_up_time(Duration::from_secs(2));
+    g.measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Elements(1));
+    {
+        let mut eng = prepared.clone();
+        let mut next = 0usize;
+        g.bench_function(BenchmarkId::new("next_event_same_marks", "1M"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters as usize;
+                while left > 0 {
+                    if next == reqs.len() {
+                        eng = prepared.clone();
+                        next = 0;
+                    }
+                    let chunk = left.min(reqs.len() - next);
+                    let batch = &reqs[next..next + chunk];
+                    let t = Instant::now();
+                    for r in batch {
+                        black_box(eng.liquidate(*r, false).unwrap());
+                    }
+                    total += t.elapsed();
+                    next += chunk;
+                    left -= chunk;
+                }
+                total
+            })
+        });
+    }
+
+    // 5. A cascade: 1000 liquidations in one batch at fixed marks.
+    g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(4));
+    g.throughput(Throughput::Elements(1000));
+    {
+        let cascade = &reqs[..1000];
+        g.bench_function(BenchmarkId::new("cascade_1000", "1M"), |b| {
+            b.iter_batched(
+                || prepared.clone(),
+                |mut eng| {
+                    let out = eng.liquidate_many(cascade).unwrap();
+                    (eng, out) // dropped outside the timing
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn engine_load_10m(c: &mut Criterion) {
+    let book = Book::generate(ROWS_10M, 0, SEED);
+    let cols = book.cols();
+    let symbols = synth::symbols();
+    let mut g = c.benchmark_group("engine");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(30));
+    g.throughput(Throughput::Elements(ROWS_10M as u64));
+    g.bench_function(BenchmarkId::new("load", "10M"), |b| {
+        b.iter_batched(
+            synth::new_engine,
+            |mut eng| {
+                eng.load(cols, &symbols, None).unwrap();
+                eng // dropped outside the timing
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stateless, engine_1m, engine_load_10m);
+criterion_main!(benches);

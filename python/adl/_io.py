@@ -116,9 +116,10 @@ def numpy_view(s: pl.Series) -> np.ndarray[Any, Any]:
 
 
 def symbol_codes(df: pl.DataFrame) -> tuple[np.ndarray[Any, Any], list[str]]:
-    """UInt32 market codes and the symbol of each code (first-appearance order)."""
+    """UInt32 market codes and the symbol of each code (first-appearance order). Without a
+    ``symbol`` column the codes array is empty: every row is in market 0."""
     if "symbol" not in df.columns:
-        return np.zeros(df.height, dtype=np.uint32), [DEFAULT_SYMBOL]
+        return np.empty(0, dtype=np.uint32), [DEFAULT_SYMBOL]
     s = df["symbol"]
     _no_nulls(s, "symbol")
     if isinstance(s.dtype, pl.Enum):

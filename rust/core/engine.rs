@@ -149,7 +149,7 @@ impl Engine {
     }
 
     fn cash_param(x: f64, cash_decimals: u32, field: &str) -> Result<i128> {
-        let g = Grid { qty_decimals: 0, price_decimals: 0, cash_decimals, factor: 1 };
+        let g = Grid::cash_only(cash_decimals)?;
         match g.cash(x) {
             Some(v) if v >= 0 => Ok(v),
             _ => Err(AdlError::config(field, format!("{x} must be a finite amount >= 0 within the fixed-point range"))),
@@ -245,7 +245,7 @@ impl Engine {
         let n = cols.len();
         let mut store = PositionStore::with_capacity(n);
         for row in 0..n {
-            let id = code_to_id[cols.market[row] as usize];
+            let id = code_to_id[cols.market_of(row) as usize];
             let m = &markets[id as usize];
             let r = parse_row(&m.grid, row, cols.side[row], cols.qty[row], cols.entry[row], cols.margin[row])?;
             let key = (cols.account[row], id, r.side);
@@ -284,7 +284,7 @@ impl Engine {
         if acc.len() != amounts.len() {
             return Err(AdlError::config("cash", "accounts and cash columns differ in length"));
         }
-        let g = Grid { qty_decimals: 0, price_decimals: 0, cash_decimals: self.cash_decimals, factor: 1 };
+        let g = Grid::cash_only(self.cash_decimals)?;
         let mut cash = FxHashMap::with_capacity_and_hasher(acc.len(), Default::default());
         let mut first_row = FxHashMap::default();
         for (row, (&a, &x)) in acc.iter().zip(amounts).enumerate() {

@@ -30,28 +30,47 @@ pub fn pow10i(n: u32) -> i128 {
     10i128.pow(n)
 }
 
-/// Rounds `x * 10^decimals` to the nearest integer (ties away from zero).
+/// Rounds `x * scale` to the nearest integer (ties away from zero).
 /// `None` for NaN, infinities and values beyond `limit`.
-pub fn round_to_grid(x: f64, decimals: u32, limit: f64) -> Option<f64> {
-    if !x.is_finite() {
-        return None;
-    }
-    let v = (x * pow10f(decimals)).round();
-    if v.abs() > limit {
-        None
+#[inline]
+pub fn round_to_grid(x: f64, scale: f64, limit: f64) -> Option<f64> {
+    let v = x * scale;
+    // NaN fails the comparison; infinities exceed the limit.
+    if v.abs() <= limit + 0.5 {
+        let r = round_half_away(v);
+        (r.abs() <= limit).then_some(r)
     } else {
-        Some(v)
+        None
+    }
+}
+
+/// `v.round()` for |v| < 2^63 without the libm call (no SSE4.1 rounding on baseline x86-64):
+/// truncate, then step away from zero when the dropped fraction is at least one half.
+#[inline]
+fn round_half_away(v: f64) -> f64 {
+    let t = v as i64 as f64;
+    let frac = v - t;
+    if frac >= 0.5 {
+        t + 1.0
+    } else if frac <= -0.5 {
+        t - 1.0
+    } else {
+        t
     }
 }
 
 /// The grid of one market inside an engine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Grid {
     pub qty_decimals: u32,
     pub price_decimals: u32,
     pub cash_decimals: u32,
     /// Cash units per (lot * tick): 10^(cd - qd - pd).
     pub factor: i128,
+    /// 10^qd, 10^pd, 10^cd as floats (precomputed: the conversions run per row).
+    pub qty_scale: f64,
+    pub price_scale: f64,
+    pub cash_scale: f64,
 }
 
 impl Grid {
@@ -69,24 +88,37 @@ impl Grid {
                 ),
             ));
         }
-        Ok(Grid { qty_decimals, price_decimals, cash_decimals, factor: pow10i(cash_decimals - sum) })
+        Ok(Grid {
+            qty_decimals,
+            price_decimals,
+            cash_decimals,
+            factor: pow10i(cash_decimals - sum),
+            qty_scale: pow10f(qty_decimals),
+            price_scale: pow10f(price_decimals),
+            cash_scale: pow10f(cash_decimals),
+        })
+    }
+
+    /// A grid for engine-wide cash amounts only.
+    pub fn cash_only(cash_decimals: u32) -> Result<Grid> {
+        Grid::new(0, 0, cash_decimals)
     }
 
     /// Quantity in lots; `None` when not finite or beyond range.
     pub fn lots(&self, qty: f64) -> Option<i64> {
-        round_to_grid(qty, self.qty_decimals, MAX_GRID as f64).map(|v| v as i64)
+        round_to_grid(qty, self.qty_scale, MAX_GRID as f64).map(|v| v as i64)
     }
     /// Price in ticks; `None` when not finite or beyond range.
     pub fn ticks(&self, price: f64) -> Option<i64> {
-        round_to_grid(price, self.price_decimals, MAX_GRID as f64).map(|v| v as i64)
+        round_to_grid(price, self.price_scale, MAX_GRID as f64).map(|v| v as i64)
     }
     /// Cash in cash units; `None` when not finite or beyond range.
     pub fn cash(&self, amount: f64) -> Option<i128> {
-        round_to_grid(amount, self.cash_decimals, MAX_CASH as f64).map(|v| v as i128)
+        round_to_grid(amount, self.cash_scale, MAX_CASH as f64).map(|v| v as i128)
     }
     /// An isolated margin in cash units; `None` when not finite or beyond `MAX_MARGIN`.
     pub fn margin(&self, amount: f64) -> Option<i64> {
-        round_to_grid(amount, self.cash_decimals, MAX_MARGIN as f64).map(|v| v as i64)
+        round_to_grid(amount, self.cash_scale, MAX_MARGIN as f64).map(|v| v as i64)
     }
 
     /// Exact cash value of `lots * ticks`.
@@ -95,14 +127,24 @@ impl Grid {
         lots as i128 * ticks as i128 * self.factor
     }
 
+    /// `value` as f64, through i64 when the product fits (the common case: i128 to f64 is a
+    /// slow software conversion).
+    #[inline]
+    pub fn value_f64(&self, lots: i64, ticks: i64) -> f64 {
+        match lots.checked_mul(ticks).and_then(|v| v.checked_mul(self.factor as i64)) {
+            Some(v) => v as f64,
+            None => self.value(lots, ticks) as f64,
+        }
+    }
+
     pub fn qty_f64(&self, lots: i64) -> f64 {
-        lots as f64 / pow10f(self.qty_decimals)
+        lots as f64 / self.qty_scale
     }
     pub fn price_f64(&self, ticks: f64) -> f64 {
-        ticks / pow10f(self.price_decimals)
+        ticks / self.price_scale
     }
     pub fn cash_f64(&self, units: i128) -> f64 {
-        units as f64 / pow10f(self.cash_decimals)
+        units as f64 / self.cash_scale
     }
 }
 
@@ -168,6 +210,17 @@ mod tests {
         assert_eq!(g.ticks(96.0), Some(960_000));
         assert_eq!(g.lots(f64::NAN), None);
         assert_eq!(g.lots(1e12), None); // 1e16 lots > MAX_GRID
+    }
+
+    #[test]
+    fn fast_rounding_matches_round() {
+        for &v in &[0.5, 1.5, 2.4999999, -0.5, -1.5, -2.6, 1e15, -1e15 + 0.5, 4503599627370495.5, 0.0, -0.0] {
+            assert_eq!(round_half_away(v), v.round(), "{v}");
+        }
+        assert_eq!(round_to_grid(f64::NAN, 1.0, 10.0), None);
+        assert_eq!(round_to_grid(f64::INFINITY, 1.0, 10.0), None);
+        assert_eq!(round_to_grid(10.4, 1.0, 10.0), Some(10.0));
+        assert_eq!(round_to_grid(10.5, 1.0, 10.0), None);
     }
 
     #[test]

@@ -5,7 +5,8 @@ use crate::core::error::{AdlError, Result};
 use crate::core::fixed::Grid;
 use crate::core::position::Side;
 
-/// Position columns as borrowed slices. `market` holds codes into a list of symbols.
+/// Position columns as borrowed slices. `market` holds codes into a list of symbols; an
+/// empty `market` means every row is in market 0.
 #[derive(Clone, Copy)]
 pub struct PositionColumns<'a> {
     pub account: &'a [u64],
@@ -23,11 +24,22 @@ impl<'a> PositionColumns<'a> {
     pub fn is_empty(&self) -> bool {
         self.account.is_empty()
     }
+    #[inline]
+    pub fn market_of(&self, row: usize) -> u32 {
+        if self.market.is_empty() {
+            0
+        } else {
+            self.market[row]
+        }
+    }
     /// All columns have the same length and every market code is known.
     pub fn check_shape(&self, n_markets: usize) -> Result<()> {
         let n = self.len();
+        if n_markets == 0 {
+            return Err(AdlError::config("symbol", "at least one market is required"));
+        }
         for (name, len) in [
-            ("market", self.market.len()),
+            ("market", if self.market.is_empty() { n } else { self.market.len() }),
             ("side", self.side.len()),
             ("qty", self.qty.len()),
             ("entry_price", self.entry.len()),
@@ -63,31 +75,45 @@ fn describe(x: f64) -> String {
 
 /// Validates one row: side ±1, qty > 0 (at least one lot after rounding), entry_price > 0,
 /// margin >= 0, all finite and inside the fixed-point range.
-#[inline]
+#[inline(always)]
 pub fn parse_row(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin: f64) -> Result<Row> {
-    if side != 1 && side != -1 {
-        return Err(AdlError::value("side", row, format!("{side} is not a side (expected 1/-1 or long/short)")));
+    let lots = grid.lots(qty);
+    let ticks = grid.ticks(entry);
+    let units = grid.margin(margin);
+    match (lots, ticks, units) {
+        (Some(l), Some(t), Some(m)) if l > 0 && t > 0 && m >= 0 && (side == 1 || side == -1) => {
+            Ok(Row { side, lots: l, entry: t, margin: m })
+        }
+        _ => Err(row_error(grid, row, side, qty, entry, margin)),
     }
-    let lots = match grid.lots(qty) {
-        Some(l) if l > 0 => l,
-        Some(_) => {
-            return Err(AdlError::value("qty", row, format!("{} must be > 0 (at least one lot of 1e-{})", describe(qty), grid.qty_decimals)))
+}
+
+/// The error for a row that `parse_row` rejected, checked field by field in column order.
+#[cold]
+#[inline(never)]
+fn row_error(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin: f64) -> AdlError {
+    if side != 1 && side != -1 {
+        return AdlError::value("side", row, format!("{side} is not a side (expected 1/-1 or long/short)"));
+    }
+    let range = |field: &str, x: f64| AdlError::value(field, row, format!("{} is not finite or exceeds the fixed-point range", describe(x)));
+    match grid.lots(qty) {
+        None => return range("qty", qty),
+        Some(l) if l <= 0 => {
+            return AdlError::value("qty", row, format!("{} must be > 0 (at least one lot of 1e-{})", describe(qty), grid.qty_decimals))
         }
-        None => return Err(AdlError::value("qty", row, format!("{} is not finite or exceeds the fixed-point range", describe(qty)))),
-    };
-    let entry_ticks = match grid.ticks(entry) {
-        Some(t) if t > 0 => t,
-        Some(_) => {
-            return Err(AdlError::value("entry_price", row, format!("{} must be > 0 (at least one tick of 1e-{})", describe(entry), grid.price_decimals)))
+        _ => {}
+    }
+    match grid.ticks(entry) {
+        None => return range("entry_price", entry),
+        Some(t) if t <= 0 => {
+            return AdlError::value("entry_price", row, format!("{} must be > 0 (at least one tick of 1e-{})", describe(entry), grid.price_decimals))
         }
-        None => return Err(AdlError::value("entry_price", row, format!("{} is not finite or exceeds the fixed-point range", describe(entry)))),
-    };
-    let margin_units = match grid.margin(margin) {
-        Some(m) if m >= 0 => m,
-        Some(_) => return Err(AdlError::value("margin", row, format!("{} must be >= 0", describe(margin)))),
-        None => return Err(AdlError::value("margin", row, format!("{} is not finite or exceeds the fixed-point range", describe(margin)))),
-    };
-    Ok(Row { side, lots, entry: entry_ticks, margin: margin_units })
+        _ => {}
+    }
+    match grid.margin(margin) {
+        None => range("margin", margin),
+        _ => AdlError::value("margin", row, format!("{} must be >= 0", describe(margin))),
+    }
 }
 
 /// Validates a mark price into ticks.

@@ -3,8 +3,26 @@
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::{Grid, RATE_SCALE};
 use crate::core::position::{side_slot, PositionStore, Side, NO_INDEX};
-use crate::core::ranking::{Entry, RankIndex};
-use crate::core::score::Policy;
+use crate::core::ranking::{Entry, QueueOrder, RankIndex};
+use crate::core::score::{Fraction, Policy};
+
+/// Queue order over the positions of one market at its mark.
+struct MarketOrder<'a> {
+    store: &'a PositionStore,
+    grid: &'a Grid,
+    policy: Policy,
+    mark: i64,
+}
+
+impl QueueOrder for MarketOrder<'_> {
+    fn account(&self, slot: u32) -> u64 {
+        self.store.get(slot).account
+    }
+    fn exact(&self, slot: u32) -> Option<Fraction> {
+        let p = self.store.get(slot);
+        self.policy.exact_score(self.grid, p.side, p.qty, p.entry, p.margin, self.mark)
+    }
+}
 
 /// User-facing market parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -110,9 +128,9 @@ impl Market {
         let mark = self.mark.expect("an index exists only with a mark");
         match policy.score(&self.grid, p.side, p.qty, p.entry, p.margin, mark) {
             Some(score) => {
-                let accounts = &*store;
+                let order = MarketOrder { store, grid: &self.grid, policy, mark };
                 let mut moves = Vec::new();
-                idx.rescore(pos, score, |s| accounts.get(s).account, |s, at| moves.push((s, at)));
+                idx.rescore(pos, score, &order, |s, at| moves.push((s, at)));
                 for (s, at) in moves {
                     store.get_mut(s).index_pos = at as u32;
                 }
@@ -137,7 +155,7 @@ impl Market {
                     entries.push(Entry { slot, account: p.account, score, lots: p.qty });
                 }
             }
-            let idx = RankIndex::build(entries);
+            let idx = RankIndex::build(entries, &MarketOrder { store, grid: &self.grid, policy, mark });
             for (pos, slot) in idx.slots() {
                 store.get_mut(slot).index_pos = pos as u32;
             }

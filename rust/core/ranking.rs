@@ -3,44 +3,60 @@
 //! O(log n). Shrinking or closing a position updates the trees in place (no re-sort);
 //! a mark change invalidates the whole index, which the engine rebuilds lazily.
 
-use crate::core::score::desc_key;
+use std::cmp::Ordering;
+
+use crate::core::score::{cmp_desc, Fraction};
 
 /// Marker in `order` for a position that has left the queue.
 const GONE: u32 = u32::MAX;
 
-/// Fenwick (binary indexed) tree over i64.
+/// Fenwick (binary indexed) tree; `T` is i32 for counts and i64 for lots.
 #[derive(Clone, Default, Debug)]
-struct Fenwick {
-    tree: Vec<i64>,
+struct Fenwick<T> {
+    tree: Vec<T>,
 }
 
-impl Fenwick {
+impl<T: Copy + Default + std::ops::AddAssign + std::ops::Add<Output = T>> Fenwick<T> {
     /// O(n) construction from point values.
-    fn from_values(values: impl Iterator<Item = i64>) -> Fenwick {
-        let mut tree: Vec<i64> = values.collect();
+    fn from_values(values: impl Iterator<Item = T>) -> Fenwick<T> {
+        let mut tree: Vec<T> = values.collect();
         let n = tree.len();
         for i in 0..n {
             let parent = i | (i + 1);
             if parent < n {
-                tree[parent] += tree[i];
+                let v = tree[i];
+                tree[parent] += v;
             }
         }
         Fenwick { tree }
     }
-    fn add(&mut self, mut i: usize, delta: i64) {
+    fn add(&mut self, mut i: usize, delta: T) {
         while i < self.tree.len() {
             self.tree[i] += delta;
             i |= i + 1;
         }
     }
     /// Sum of values at positions `< end`.
-    fn prefix(&self, end: usize) -> i64 {
-        let (mut i, mut s) = (end, 0);
+    fn prefix(&self, end: usize) -> T {
+        let (mut i, mut s) = (end, T::default());
         while i > 0 {
-            s += self.tree[i - 1];
+            s = s + self.tree[i - 1];
             i &= i - 1;
         }
         s
+    }
+}
+
+/// What the index needs to know about a slot to order it: higher score first (near-ties
+/// settled by the exact score), then ascending account, then ascending slot.
+pub trait QueueOrder {
+    fn account(&self, slot: u32) -> u64;
+    fn exact(&self, slot: u32) -> Option<Fraction>;
+
+    fn cmp(&self, (score_a, a): (f64, u32), (score_b, b): (f64, u32)) -> Ordering {
+        cmp_desc(score_a, score_b, || Some(self.exact(a)?.cmp_value(&self.exact(b)?)))
+            .then_with(|| self.account(a).cmp(&self.account(b)))
+            .then(a.cmp(&b))
     }
 }
 
@@ -58,20 +74,18 @@ pub struct RankIndex {
     /// Slots in queue order (`GONE` once a position has left).
     order: Vec<u32>,
     scores: Vec<f64>,
-    in_queue: Fenwick,
-    lots: Fenwick,
+    in_queue: Fenwick<i32>,
+    lots: Fenwick<i64>,
     /// First position of `order` that may still be in the queue.
     head: usize,
     len: usize,
 }
 
 impl RankIndex {
-    /// Sorts entries by (score descending, account ascending, slot ascending).
-    /// Returns the index and, for each entry in queue order, its slot and position, so the
-    /// caller can record where each slot sits.
-    pub fn build(mut entries: Vec<Entry>) -> RankIndex {
-        entries.sort_unstable_by_key(|e| (desc_key(e.score), e.account, e.slot));
-        let in_queue = Fenwick::from_values(entries.iter().map(|_| 1));
+    /// Sorts entries into queue order (see `QueueOrder`).
+    pub fn build(mut entries: Vec<Entry>, order: &impl QueueOrder) -> RankIndex {
+        entries.sort_unstable_by(|a, b| order.cmp((a.score, a.slot), (b.score, b.slot)));
+        let in_queue = Fenwick::from_values(entries.iter().map(|_| 1i32));
         let lots = Fenwick::from_values(entries.iter().map(|e| e.lots));
         RankIndex {
             order: entries.iter().map(|e| e.slot).collect(),
@@ -128,14 +142,14 @@ impl RankIndex {
     /// Gives the entry at `pos` a new score and moves it (by swaps with its queued
     /// neighbours) to where (score desc, account, slot) puts it. A partial close changes a
     /// score only by margin rounding, so it rarely moves and then only a few places.
-    /// `account` is the tie-break of a slot; `moved(slot, pos)` reports each new position.
-    pub fn rescore(&mut self, pos: usize, score: f64, account: impl Fn(u32) -> u64, mut moved: impl FnMut(u32, usize)) {
+    /// `moved(slot, pos)` reports each new position.
+    pub fn rescore(&mut self, pos: usize, score: f64, order: &impl QueueOrder, mut moved: impl FnMut(u32, usize)) {
         self.scores[pos] = score;
-        let key = |idx: &RankIndex, p: usize| (desc_key(idx.scores[p]), account(idx.order[p]), idx.order[p]);
+        let cmp = |idx: &RankIndex, a: usize, b: usize| order.cmp((idx.scores[a], idx.order[a]), (idx.scores[b], idx.order[b]));
         let mut cur = pos;
         // Towards the back while the next queued entry sorts first, else towards the front.
         while let Some(next) = (cur + 1..self.order.len()).find(|&i| self.order[i] != GONE) {
-            if key(self, next) >= key(self, cur) {
+            if cmp(self, next, cur) != Ordering::Less {
                 break;
             }
             self.swap(cur, next);
@@ -143,7 +157,7 @@ impl RankIndex {
             cur = next;
         }
         while let Some(prev) = (self.head..cur).rev().find(|&i| self.order[i] != GONE) {
-            if key(self, prev) <= key(self, cur) {
+            if cmp(self, prev, cur) != Ordering::Greater {
                 break;
             }
             self.swap(prev, cur);
@@ -185,9 +199,20 @@ mod tests {
         Entry { slot, account, score, lots }
     }
 
+    /// Accounts by slot; no exact scores.
+    struct Accounts(Vec<u64>);
+    impl QueueOrder for Accounts {
+        fn account(&self, slot: u32) -> u64 {
+            self.0[slot as usize]
+        }
+        fn exact(&self, _: u32) -> Option<Fraction> {
+            None
+        }
+    }
+
     #[test]
     fn orders_by_score_then_account_then_slot() {
-        let idx = RankIndex::build(vec![e(0, 7, 1.0, 5), e(1, 3, 2.0, 1), e(2, 5, 1.0, 2), e(3, 5, 1.0, 4)]);
+        let idx = RankIndex::build(vec![e(0, 7, 1.0, 5), e(1, 3, 2.0, 1), e(2, 5, 1.0, 2), e(3, 5, 1.0, 4)], &Accounts(vec![7, 3, 5, 5]));
         let slots: Vec<u32> = idx.queue().map(|(_, s)| s).collect();
         assert_eq!(slots, vec![1, 2, 3, 0]);
         assert_eq!(idx.rank_at(3), 4);
@@ -196,11 +221,12 @@ mod tests {
 
     #[test]
     fn rescore_moves_an_entry_to_its_place() {
-        let mut idx = RankIndex::build(vec![e(0, 1, 4.0, 1), e(1, 2, 3.0, 2), e(2, 3, 2.0, 3), e(3, 4, 1.0, 4)]);
+        let accounts = Accounts(vec![1, 2, 3, 4]);
+        let mut idx = RankIndex::build(vec![e(0, 1, 4.0, 1), e(1, 2, 3.0, 2), e(2, 3, 2.0, 3), e(3, 4, 1.0, 4)], &accounts);
         idx.remove(2, 3);
         let mut moved = vec![];
         // Slot 0 drops below slot 1 and the removed entry, ahead of slot 3.
-        idx.rescore(0, 1.5, |s| s as u64 + 1, |slot, pos| moved.push((slot, pos)));
+        idx.rescore(0, 1.5, &accounts, |slot, pos| moved.push((slot, pos)));
         let q: Vec<u32> = idx.queue().map(|(_, s)| s).collect();
         assert_eq!(q, vec![1, 0, 3]);
         for (pos, slot) in idx.queue() {
@@ -209,14 +235,14 @@ mod tests {
         assert_eq!(idx.lots_ahead(3), 2 + 1);
         // And back up to the front.
         let (pos0, _) = idx.queue().find(|&(_, s)| s == 0).unwrap();
-        idx.rescore(pos0, 9.0, |s| s as u64 + 1, |_, _| {});
+        idx.rescore(pos0, 9.0, &accounts, |_, _| {});
         assert_eq!(idx.queue().map(|(_, s)| s).collect::<Vec<_>>(), vec![0, 1, 3]);
         assert_eq!(idx.rank_at(idx.queue().nth(2).unwrap().0), 3);
     }
 
     #[test]
     fn remove_and_shrink_update_ranks() {
-        let mut idx = RankIndex::build(vec![e(0, 1, 3.0, 10), e(1, 2, 2.0, 20), e(2, 3, 1.0, 30)]);
+        let mut idx = RankIndex::build(vec![e(0, 1, 3.0, 10), e(1, 2, 2.0, 20), e(2, 3, 1.0, 30)], &Accounts(vec![1, 2, 3]));
         idx.shrink(0, 4);
         assert_eq!(idx.lots_ahead(2), 6 + 20);
         idx.remove(0, 6);

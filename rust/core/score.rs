@@ -1,5 +1,7 @@
 //! Ranking policies: who is deleveraged first (DOMAIN.md §3). Higher score = earlier.
 
+use std::cmp::Ordering;
+
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::Grid;
 
@@ -30,18 +32,105 @@ impl Policy {
             Policy::Bitmex => bitmex_score(grid, side, qty, entry, margin, mark),
         }
     }
+
+    /// The same score as an exact fraction, for ordering near-ties exactly; `None` when the
+    /// position is not eligible or the exact products exceed 128 bits.
+    pub fn exact_score(&self, grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<Fraction> {
+        match self {
+            Policy::Bitmex => bitmex_exact(grid, side, qty, entry, margin, mark),
+        }
+    }
+}
+
+/// A signed fraction `sign · num / den` with `den > 0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fraction {
+    pub sign: i8,
+    pub num: u128,
+    pub den: u128,
+}
+
+impl Fraction {
+    /// Exact comparison (cross-multiplied in 256 bits).
+    pub fn cmp_value(&self, other: &Fraction) -> Ordering {
+        let (a, b) = (self.sign.signum(), other.sign.signum());
+        if a != b || a == 0 {
+            return a.cmp(&b);
+        }
+        let mag = wide_mul(self.num, other.den).cmp(&wide_mul(other.num, self.den));
+        if a > 0 {
+            mag
+        } else {
+            mag.reverse()
+        }
+    }
+}
+
+/// The full 256-bit product `a·b` as (high, low) halves.
+fn wide_mul(a: u128, b: u128) -> (u128, u128) {
+    const MASK: u128 = u64::MAX as u128;
+    let (a1, a0, b1, b0) = (a >> 64, a & MASK, b >> 64, b & MASK);
+    let (p00, p01, p10, p11) = (a0 * b0, a0 * b1, a1 * b0, a1 * b1);
+    let mid = (p00 >> 64) + (p01 & MASK) + (p10 & MASK);
+    let lo = (p00 & MASK) | (mid << 64);
+    let hi = p11 + (p01 >> 64) + (p10 >> 64) + (mid >> 64);
+    (hi, lo)
+}
+
+/// BitMEX score as a fraction: winners `|P−E|·N / (E·e)`, losers `−|P−E|·e / (E·N)`.
+fn bitmex_exact(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<Fraction> {
+    let equity = margin as i128 + side as i128 * grid.value(qty, mark - entry);
+    if equity <= 0 {
+        return None;
+    }
+    let move_ = side as i128 * (mark - entry) as i128;
+    let (e, n, d) = (equity as u128, grid.value(qty, mark) as u128, move_.unsigned_abs());
+    let (num, den) = if move_ > 0 { (d.checked_mul(n)?, (entry as u128).checked_mul(e)?) } else { (d.checked_mul(e)?, (entry as u128).checked_mul(n)?) };
+    Some(Fraction { sign: move_.signum() as i8, num, den: den.max(1) })
+}
+
+/// Two float scores closer than this (relative) are ordered by their exact fractions: the
+/// float evaluation can misorder values a few ulps apart, and equal values must tie exactly
+/// so that the account id decides.
+const NEAR: f64 = 1e-12;
+
+/// Queue order of two scores (higher first). Near-ties are settled by `exact` when it can.
+#[inline]
+pub fn cmp_desc(a: f64, b: f64, exact: impl FnOnce() -> Option<Ordering>) -> Ordering {
+    if (a - b).abs() <= NEAR * a.abs().max(b.abs()) {
+        if let Some(o) = exact() {
+            return o.reverse();
+        }
+    }
+    desc_key(a).cmp(&desc_key(b))
 }
 
 /// BitMEX: `pnl% = σ(P−E)/E`, `ℓ = N/e`; score `pnl%·ℓ` if `pnl% > 0` else `pnl%/ℓ`.
 #[inline]
 pub fn bitmex_score(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<f64> {
-    let equity = margin as i128 + side as i128 * grid.value(qty, mark - entry);
-    if equity <= 0 {
-        return None;
-    }
+    let equity = equity_f64(grid, side, qty, entry, margin, mark)?;
     let pnl_pct = side as f64 * (mark - entry) as f64 / entry as f64;
-    let leverage = grid.value(qty, mark) as f64 / equity as f64;
+    let leverage = grid.value_f64(qty, mark) / equity;
     Some(if pnl_pct > 0.0 { pnl_pct * leverage } else { pnl_pct / leverage })
+}
+
+/// Isolated equity `M + σ·q·(P − E)` as f64, or `None` when it is <= 0 (decided exactly:
+/// in i64 when nothing overflows, else in i128).
+#[inline]
+pub fn equity_f64(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<f64> {
+    let fast = qty
+        .checked_mul(mark - entry)
+        .and_then(|v| v.checked_mul(grid.factor as i64))
+        .and_then(|v| v.checked_mul(side as i64))
+        .and_then(|v| margin.checked_add(v));
+    match fast {
+        Some(e) if e > 0 => Some(e as f64),
+        Some(_) => None,
+        None => {
+            let e = margin as i128 + side as i128 * grid.value(qty, mark - entry);
+            (e > 0).then_some(e as f64)
+        }
+    }
 }
 
 /// Total order key for a score: larger score first. Maps an f64 to a u64 whose ascending
@@ -76,6 +165,30 @@ mod tests {
         assert!((s + 0.04 / 96.0).abs() < 1e-15);
         // bankrupt: margin 40, e = 0
         assert_eq!(bitmex_score(&g, 1, 10, 100, 40, 96), None);
+    }
+
+    #[test]
+    fn exact_ties_are_ties() {
+        // Mark 100. Short 1 @80 m21: pnl% = −1/4, e = 1, ℓ = 100: −1/400.
+        // Short 1 @96 m10: pnl% = −1/24, e = 6, ℓ = 100/6: −1/400. Floats differ by an ulp.
+        let g = Grid::new(0, 0, 0).unwrap();
+        let a = Policy::Bitmex.exact_score(&g, -1, 1, 80, 21, 100).unwrap();
+        let b = Policy::Bitmex.exact_score(&g, -1, 1, 96, 10, 100).unwrap();
+        assert_eq!(a.cmp_value(&b), Ordering::Equal);
+        let (fa, fb) = (bitmex_score(&g, -1, 1, 80, 21, 100).unwrap(), bitmex_score(&g, -1, 1, 96, 10, 100).unwrap());
+        assert_eq!(cmp_desc(fa, fb, || Some(a.cmp_value(&b))), Ordering::Equal);
+        // A winner beats both; a bigger loss ranks after.
+        let w = Policy::Bitmex.exact_score(&g, 1, 1, 80, 21, 100).unwrap();
+        assert_eq!(w.cmp_value(&a), Ordering::Greater);
+        let worse = Policy::Bitmex.exact_score(&g, -1, 1, 80, 30, 100).unwrap(); // e = 10: −1/40
+        assert_eq!(worse.cmp_value(&a), Ordering::Less);
+    }
+
+    #[test]
+    fn wide_mul_is_exact() {
+        assert_eq!(wide_mul(u128::MAX, u128::MAX), (u128::MAX - 1, 1));
+        assert_eq!(wide_mul(1 << 64, 1 << 64), (1, 0));
+        assert_eq!(wide_mul(3, 5), (0, 15));
     }
 
     #[test]

@@ -1,11 +1,18 @@
 //! Stateless calls on columns: rank every row, or deleverage one quantity against a side.
-//! Each validates every row inside the same pass that scores it.
+//! Each validates every row inside the same pass that scores it; large inputs are split
+//! into one chunk per core.
+
+use std::collections::BinaryHeap;
 
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::Grid;
-use crate::core::input::{parse_price, parse_row, PositionColumns};
+use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::position::{side_slot, Side};
-use crate::core::score::{desc_key, lights, Policy};
+use crate::core::ranking::QueueOrder;
+use crate::core::score::{cmp_desc, desc_key, lights, Fraction, Policy};
+
+/// Inputs smaller than this run on one thread (spawning costs more than it saves).
+const PARALLEL_ROWS: usize = 100_000;
 
 /// Per-market parameters for a stateless call, indexed by market code.
 pub struct MarketTable<'a> {
@@ -13,17 +20,6 @@ pub struct MarketTable<'a> {
     /// Mark per market code, as a float price.
     pub marks: &'a [f64],
     pub names: &'a [String],
-}
-
-impl MarketTable<'_> {
-    fn mark_ticks(&self) -> Result<Vec<i64>> {
-        self.grids
-            .iter()
-            .zip(self.marks)
-            .zip(self.names)
-            .map(|((g, &m), name)| crate::core::input::parse_mark(g, name, m))
-            .collect()
-    }
 }
 
 /// Output of `rank`, one value per input row. `rank == 0` means "not eligible" (and then
@@ -36,59 +32,155 @@ pub struct Ranked {
     pub lights: Vec<u8>,
 }
 
-/// Sort key of a candidate: (score descending, account, row).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A candidate's queue key: its score as a total-order key (smaller = earlier), and row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     score: u64,
-    account: u64,
     row: u32,
 }
 
-/// Validates and scores every row; calls `keep(row, side, market, key, lots)` for each
-/// eligible one and returns the scores (NaN when not eligible).
-fn score_rows(
-    cols: &PositionColumns<'_>,
-    markets: &MarketTable<'_>,
+/// An eligible row as seen by `score_rows`.
+#[derive(Clone, Copy, Debug)]
+struct Scored {
+    side: Side,
+    market: u32,
+    key: Key,
+    lots: i64,
+    score: f64,
+}
+
+/// Validated call context: grids and marks in ticks.
+struct Context<'a> {
+    cols: &'a PositionColumns<'a>,
+    grids: &'a [Grid],
+    marks: Vec<i64>,
     policy: Policy,
-    mut keep: impl FnMut(usize, Side, u32, Key, i64),
-) -> Result<Vec<f64>> {
-    cols.check_shape(markets.grids.len())?;
-    if markets.marks.len() != markets.grids.len() || markets.names.len() != markets.grids.len() {
-        return Err(AdlError::config("mark", "one mark per market is required"));
-    }
-    let marks = markets.mark_ticks()?;
-    let mut scores = vec![f64::NAN; cols.len()];
-    for row in 0..cols.len() {
-        let code = cols.market[row];
-        let g = &markets.grids[code as usize];
-        let r = parse_row(g, row, cols.side[row], cols.qty[row], cols.entry[row], cols.margin[row])?;
-        if let Some(score) = policy.score(g, r.side, r.lots, r.entry, r.margin, marks[code as usize]) {
-            scores[row] = score;
-            let key = Key { score: desc_key(score), account: cols.account[row], row: row as u32 };
-            keep(row, r.side, code, key, r.lots);
+}
+
+impl<'a> Context<'a> {
+    fn new(cols: &'a PositionColumns<'a>, markets: &'a MarketTable<'a>, policy: Policy) -> Result<Context<'a>> {
+        cols.check_shape(markets.grids.len())?;
+        if markets.marks.len() != markets.grids.len() || markets.names.len() != markets.grids.len() {
+            return Err(AdlError::config("mark", "one mark per market is required"));
         }
+        if cols.len() > u32::MAX as usize {
+            return Err(AdlError::config("positions", "at most 2^32 - 1 rows"));
+        }
+        let marks = markets.grids.iter().zip(markets.marks).zip(markets.names).map(|((g, &m), name)| parse_mark(g, name, m)).collect::<Result<_>>()?;
+        Ok(Context { cols, grids: markets.grids, marks, policy })
     }
-    Ok(scores)
+
+    /// Validates rows `range`, scores those in a (market, side) that `wanted` accepts, and
+    /// calls `keep` for each eligible one.
+    #[inline]
+    fn score_rows(&self, range: std::ops::Range<usize>, wanted: impl Fn(u32, Side) -> bool, mut keep: impl FnMut(Scored)) -> Result<()> {
+        let c = self.cols;
+        for row in range {
+            let code = c.market_of(row);
+            let g = &self.grids[code as usize];
+            let r = parse_row(g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])?;
+            if !wanted(code, r.side) {
+                continue;
+            }
+            if let Some(score) = self.policy.score(g, r.side, r.lots, r.entry, r.margin, self.marks[code as usize]) {
+                let key = Key { score: desc_key(score), row: row as u32 };
+                keep(Scored { side: r.side, market: code, key, lots: r.lots, score });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Queue order of rows: score (near-ties exactly), then account, then row.
+impl QueueOrder for Context<'_> {
+    fn account(&self, row: u32) -> u64 {
+        self.cols.account[row as usize]
+    }
+    fn exact(&self, row: u32) -> Option<Fraction> {
+        let (c, r) = (self.cols, row as usize);
+        let code = c.market_of(r);
+        let g = &self.grids[code as usize];
+        let p = parse_row(g, r, c.side[r], c.qty[r], c.entry[r], c.margin[r]).ok()?;
+        self.policy.exact_score(g, p.side, p.lots, p.entry, p.margin, self.marks[code as usize])
+    }
+}
+
+/// Runs `work` on consecutive row ranges, one per core for large inputs, and returns the
+/// results in row order (so the first error reported is the one at the lowest row).
+fn in_chunks<T: Send>(n: usize, work: impl Fn(std::ops::Range<usize>) -> T + Sync) -> Vec<T> {
+    let threads = if n < PARALLEL_ROWS { 1 } else { std::thread::available_parallelism().map_or(1, |p| p.get()).min(8) };
+    if threads == 1 {
+        return vec![work(0..n)];
+    }
+    let step = n.div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|i| {
+            let work = &work;
+            s.spawn(move || work(i * step..((i + 1) * step).min(n)))
+        }).collect();
+        handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+    })
 }
 
 /// Ranks every row within its (market, side): exact rank, percentile `r/n` and lights.
 /// Ties: ascending account, then row order.
 pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Policy) -> Result<Ranked> {
-    if cols.len() > u32::MAX as usize {
-        return Err(AdlError::config("positions", "at most 2^32 - 1 rows"));
-    }
-    let mut groups: Vec<Vec<Key>> = vec![Vec::new(); markets.grids.len() * 2];
-    let score = score_rows(cols, markets, policy, |_, side, code, key, _| {
-        groups[code as usize * 2 + side_slot(side)].push(key);
-    })?;
+    let ctx = Context::new(cols, markets, policy)?;
     let n = cols.len();
-    let mut out = Ranked { score, rank: vec![0; n], percentile: vec![f64::NAN; n], lights: vec![0; n] };
-    for mut group in groups {
-        group.sort_unstable();
+    let n_groups = markets.grids.len() * 2;
+    // Each chunk collects (key, score) per group.
+    let parts = in_chunks(n, |range| -> Result<Vec<Vec<(Key, f64)>>> {
+        let mut groups: Vec<Vec<(Key, f64)>> = vec![Vec::new(); n_groups];
+        ctx.score_rows(range, |_, _| true, |s| groups[s.market as usize * 2 + side_slot(s.side)].push((s.key, s.score)))?;
+        Ok(groups)
+    });
+    let mut groups: Vec<Vec<(Key, f64)>> = vec![Vec::new(); n_groups];
+    for part in parts {
+        for (g, mut v) in groups.iter_mut().zip(part?) {
+            if g.is_empty() {
+                *g = v;
+            } else {
+                g.append(&mut v);
+            }
+        }
+    }
+    // Sort the groups, largest first, spreading them over the cores.
+    let mut order: Vec<usize> = (0..n_groups).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(groups[i].len()));
+    let mut slots: Vec<Option<Vec<(Key, f64)>>> = groups.into_iter().map(Some).collect();
+    let sorted: Vec<Vec<(Key, f64)>> = {
+        let jobs: Vec<Vec<(Key, f64)>> = order.iter().map(|&i| slots[i].take().unwrap_or_default()).collect();
+        let big = jobs.iter().filter(|g| g.len() >= PARALLEL_ROWS / 2).count();
+        if big >= 2 {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = jobs
+                    .into_iter()
+                    .map(|mut g| {
+                        let ctx = &ctx;
+                        s.spawn(move || {
+                            g.sort_unstable_by(|a, b| ctx.cmp((a.1, a.0.row), (b.1, b.0.row)));
+                            g
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().expect("sort panicked")).collect()
+            })
+        } else {
+            jobs.into_iter()
+                .map(|mut g| {
+                    g.sort_unstable_by(|a, b| ctx.cmp((a.1, a.0.row), (b.1, b.0.row)));
+                    g
+                })
+                .collect()
+        }
+    };
+    let mut out = Ranked { score: vec![f64::NAN; n], rank: vec![0; n], percentile: vec![f64::NAN; n], lights: vec![0; n] };
+    for group in sorted {
         let total = group.len() as u64;
-        for (i, key) in group.iter().enumerate() {
+        for (i, (key, score)) in group.iter().enumerate() {
             let r = i as u64 + 1;
             let row = key.row as usize;
+            out.score[row] = *score;
             out.rank[row] = r as u32;
             out.percentile[row] = r as f64 / total as f64;
             out.lights[row] = lights(r, total);
@@ -106,9 +198,69 @@ pub struct StatelessFill {
     pub score: f64,
 }
 
+/// The best candidates seen so far that are needed to cover `want` lots, in float-score
+/// order: a max-heap on the key (its top is the worst kept), trimmed whenever the others
+/// already cover `want`. Candidates within a near-tie of the worst kept are never dropped,
+/// so the exact order (see `cmp_desc`) can be settled among them at the end.
+struct TopQueue {
+    heap: BinaryHeap<(Key, i64, u64)>,
+    held: i128,
+    want: i128,
+    available: i128,
+}
+
+fn near(a: f64, b: f64) -> bool {
+    cmp_desc(a, b, || Some(std::cmp::Ordering::Equal)) == std::cmp::Ordering::Equal
+}
+
+impl TopQueue {
+    fn new(want: i64) -> TopQueue {
+        TopQueue { heap: BinaryHeap::new(), held: 0, want: want as i128, available: 0 }
+    }
+
+    #[inline]
+    fn offer(&mut self, key: Key, lots: i64, score: f64) {
+        self.available += lots as i128;
+        if self.held >= self.want {
+            if let Some(top) = self.heap.peek() {
+                if key >= top.0 && !near(score, f64::from_bits(top.2)) {
+                    return;
+                }
+            }
+        }
+        self.heap.push((key, lots, score.to_bits()));
+        self.held += lots as i128;
+        self.trim();
+    }
+
+    /// Drops the worst near-tie cluster while the rest still covers `want`.
+    fn trim(&mut self) {
+        while let Some(&(_, _, top_score)) = self.heap.peek() {
+            let worst = f64::from_bits(top_score);
+            let mut cluster = Vec::new();
+            let mut lots = 0i128;
+            while let Some(&c) = self.heap.peek() {
+                if !near(f64::from_bits(c.2), worst) {
+                    break;
+                }
+                lots += c.1 as i128;
+                cluster.push(c);
+                self.heap.pop();
+            }
+            if self.held - lots >= self.want {
+                self.held -= lots;
+            } else {
+                self.heap.extend(cluster);
+                return;
+            }
+        }
+    }
+}
+
 /// Closes `qty` of a bankrupt `side` position in market `market` against the opposite side,
 /// in queue order (whole positions, partial last). Σ lots = qty in lots exactly.
-/// Only the queue's prefix that is needed gets sorted (expected O(n + k log k)).
+/// One streaming pass keeps only the candidates that can be needed, so the cost is
+/// O(n + k log k) for k fills, with no sort of the whole side.
 pub fn deleverage(
     cols: &PositionColumns<'_>,
     markets: &MarketTable<'_>,
@@ -124,46 +276,38 @@ pub fn deleverage(
     if market as usize >= markets.grids.len() {
         return Err(AdlError::config("symbol", format!("market code {market} out of range")));
     }
-    let g = &markets.grids[market as usize];
+    let g = markets.grids[market as usize];
     let want = match g.lots(qty) {
         Some(l) if l > 0 => l,
         _ => return Err(AdlError::config("qty", format!("{qty} must be > 0 (at least one lot) and finite"))),
     };
-    parse_price(g, "price", 0, price).map_err(|_| AdlError::config("price", format!("{price} must be a finite price > 0")))?;
-    let mut cands: Vec<(Key, i64)> = Vec::new();
-    let mut available: i128 = 0;
-    let scores = score_rows(cols, markets, policy, |_, s, code, key, lots| {
-        if code == market && s == -side {
-            cands.push((key, lots));
-            available += lots as i128;
-        }
-    })?;
+    parse_price(&g, "price", 0, price).map_err(|_| AdlError::config("price", format!("{price} must be a finite price > 0")))?;
+    let ctx = Context::new(cols, markets, policy)?;
+    let parts = in_chunks(cols.len(), |range| -> Result<TopQueue> {
+        let mut top = TopQueue::new(want);
+        ctx.score_rows(range, |m, s| m == market && s == -side, |s| top.offer(s.key, s.lots, s.score))?;
+        Ok(top)
+    });
+    let mut cands = Vec::new();
+    let mut available = 0i128;
+    for part in parts {
+        let part = part?;
+        available += part.available;
+        cands.extend(part.heap.into_vec());
+    }
     if available < want as i128 {
         let (req, avail) = (g.qty_f64(want), g.qty_f64(available as i64));
         return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
     }
-    // Grow the selected prefix until it holds enough lots, then sort just that prefix.
-    let mut k = 64.min(cands.len());
-    loop {
-        if k < cands.len() {
-            cands.select_nth_unstable_by_key(k - 1, |c| c.0);
-        }
-        let held: i128 = cands[..k].iter().map(|c| c.1 as i128).sum();
-        if held >= want as i128 || k == cands.len() {
-            break;
-        }
-        k = (k * 4).min(cands.len());
-    }
-    let prefix = &mut cands[..k];
-    prefix.sort_unstable_by_key(|c| c.0);
+    cands.sort_unstable_by(|a, b| ctx.cmp((f64::from_bits(a.2), a.0.row), (f64::from_bits(b.2), b.0.row)));
     let mut fills = Vec::new();
     let mut left = want;
-    for (i, (key, lots)) in prefix.iter().enumerate() {
+    for (i, &(key, lots, score)) in cands.iter().enumerate() {
         if left == 0 {
             break;
         }
-        let take = left.min(*lots);
-        fills.push(StatelessFill { row: key.row, lots: take, rank: i as u32 + 1, score: scores[key.row as usize] });
+        let take = left.min(lots);
+        fills.push(StatelessFill { row: key.row, lots: take, rank: i as u32 + 1, score: f64::from_bits(score) });
         left -= take;
     }
     Ok(fills)
@@ -173,25 +317,30 @@ pub fn deleverage(
 mod tests {
     use super::*;
 
+    fn table() -> ([Grid; 1], [String; 1]) {
+        ([Grid::new(0, 0, 0).unwrap()], ["X".to_string()])
+    }
+
+    const ACCOUNT: [u64; 4] = [1, 2, 3, 4];
+    const SIDE: [i8; 4] = [-1, -1, -1, 1];
+    const QTY: [f64; 4] = [10.0, 10.0, 10.0, 1.0];
+    const ENTRY: [f64; 4] = [100.0, 100.0, 90.0, 90.0];
+    const MARGIN: [f64; 4] = [20.0, 60.0, 10.0, 5.0];
+
+    fn cols() -> PositionColumns<'static> {
+        PositionColumns { account: &ACCOUNT, market: &[], side: &SIDE, qty: &QTY, entry: &ENTRY, margin: &MARGIN }
+    }
+
     #[test]
     fn rank_hand_computed() {
-        // One market, grid 1/1/1 (lots and ticks are units). Mark 96.
+        // Mark 96, whole units.
         // row0 short 10 @100 margin 20: score 0.64 (see score.rs)
         // row1 short 10 @100 margin 60: e = 100, ℓ = 9.6, score 0.384
-        // row2 short 10 @ 90 margin 10: pnl% = −6/90, e = 10−60 < 0: bankrupt, no rank
-        // row3 long 1 @ 90 margin 5: pnl% = 6/90, e = 11, ℓ = 96/11, score = 0.5818
-        let g = [Grid::new(0, 0, 0).unwrap()];
-        let names = ["X".to_string()];
+        // row2 short 10 @ 90 margin 10: e = 10 − 60 < 0: bankrupt, no rank
+        // row3 long 1 @ 90 margin 5: pnl% = 6/90, e = 11, ℓ = 96/11, score 0.5818
+        let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[96.0], names: &names };
-        let cols = PositionColumns {
-            account: &[1, 2, 3, 4],
-            market: &[0, 0, 0, 0],
-            side: &[-1, -1, -1, 1],
-            qty: &[10.0, 10.0, 10.0, 1.0],
-            entry: &[100.0, 100.0, 90.0, 90.0],
-            margin: &[20.0, 60.0, 10.0, 5.0],
-        };
-        let r = rank(&cols, &t, Policy::Bitmex).unwrap();
+        let r = rank(&cols(), &t, Policy::Bitmex).unwrap();
         assert_eq!(r.rank, vec![1, 2, 0, 1]);
         // lights = 6 − ⌈5·r/n⌉: shorts n = 2 → 3 and 1; the lone long → 1.
         assert_eq!(r.lights, vec![3, 1, 0, 1]);
@@ -201,25 +350,72 @@ mod tests {
 
     #[test]
     fn deleverage_partial_last_and_shortfall() {
-        let g = [Grid::new(0, 0, 0).unwrap()];
-        let names = ["X".to_string()];
+        let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[96.0], names: &names };
-        let cols = PositionColumns {
-            account: &[1, 2, 3, 4],
-            market: &[0, 0, 0, 0],
-            side: &[-1, -1, -1, 1],
-            qty: &[10.0, 10.0, 10.0, 1.0],
-            entry: &[100.0, 100.0, 90.0, 90.0],
-            margin: &[20.0, 60.0, 10.0, 5.0],
-        };
         // A bankrupt long of 15: row0 (rank 1) closes 10, row1 closes 5; row2 is bankrupt.
-        let f = deleverage(&cols, &t, Policy::Bitmex, 0, 1, 15.0, 95.0).unwrap();
+        let f = deleverage(&cols(), &t, Policy::Bitmex, 0, 1, 15.0, 95.0).unwrap();
         let got: Vec<(u32, i64, u32)> = f.iter().map(|x| (x.row, x.lots, x.rank)).collect();
         assert_eq!(got, vec![(0, 10, 1), (1, 5, 2)]);
         // Only 20 lots are eligible.
-        match deleverage(&cols, &t, Policy::Bitmex, 0, 1, 25.0, 95.0) {
+        match deleverage(&cols(), &t, Policy::Bitmex, 0, 1, 25.0, 95.0) {
             Err(AdlError::InsufficientLiquidity { missing, .. }) => assert_eq!(missing, 5.0),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn top_queue_keeps_exactly_what_covers_the_want() {
+        let k = |score: u64, row: u32| Key { score, row };
+        let mut q = TopQueue::new(10);
+        for (i, (score, lots)) in [(5, 4), (1, 3), (9, 100), (2, 5), (3, 1), (0, 2)].into_iter().enumerate() {
+            q.offer(k(score, i as u32), lots, -(score as f64));
+        }
+        // Queue order by key: 0 (2 lots), 1 (3), 2 (5) cover 10; everything else is dropped.
+        let mut kept: Vec<u64> = q.heap.into_vec().into_iter().map(|c| c.0.score).collect();
+        kept.sort();
+        assert_eq!(kept, vec![0, 1, 2]);
+        assert_eq!(q.available, 115);
+    }
+
+    #[test]
+    fn chunked_runs_match_single_thread() {
+        // 250k rows so that two chunks are used; compare against a direct sort.
+        let n = 250_000usize;
+        let account: Vec<u64> = (0..n as u64).map(|i| i % 1000).collect();
+        let side: Vec<i8> = (0..n).map(|i| if i % 3 == 0 { 1 } else { -1 }).collect();
+        let qty: Vec<f64> = (0..n).map(|i| (i % 17 + 1) as f64).collect();
+        let entry: Vec<f64> = (0..n).map(|i| (90 + i % 21) as f64).collect();
+        let margin: Vec<f64> = (0..n).map(|i| (i % 50) as f64).collect();
+        let c = PositionColumns { account: &account, market: &[], side: &side, qty: &qty, entry: &entry, margin: &margin };
+        let (g, names) = table();
+        let t = MarketTable { grids: &g, marks: &[100.0], names: &names };
+        let r = rank(&c, &t, Policy::Bitmex).unwrap();
+        let mut shorts: Vec<((Fraction, u64, usize), usize)> = (0..n)
+            .filter(|&i| side[i] == -1)
+            .filter_map(|i| {
+                let s = Policy::Bitmex.exact_score(&g[0], -1, qty[i] as i64, entry[i] as i64, margin[i] as i64, 100)?;
+                Some(((s, account[i], i), i))
+            })
+            .collect();
+        // Reference order: exact score descending, then account, then row.
+        shorts.sort_by(|a, b| b.0 .0.cmp_value(&a.0 .0).then(a.0 .1.cmp(&b.0 .1)).then(a.0 .2.cmp(&b.0 .2)));
+        for (pos, &(_, row)) in shorts.iter().enumerate() {
+            assert_eq!(r.rank[row] as usize, pos + 1);
+        }
+        let f = deleverage(&c, &t, Policy::Bitmex, 0, 1, 1000.0, 99.0).unwrap();
+        let mut left = 1000i64;
+        for (i, fill) in f.iter().enumerate() {
+            let row = shorts[i].1;
+            assert_eq!(fill.row as usize, row);
+            assert_eq!(fill.lots, left.min(qty[row] as i64));
+            left -= fill.lots;
+        }
+        assert_eq!(left, 0);
+        // A bad value late in the second chunk is reported at its row.
+        let mut bad = qty.clone();
+        bad[240_000] = f64::NAN;
+        bad[200_000] = -1.0;
+        let c2 = PositionColumns { qty: &bad, ..c };
+        assert!(rank(&c2, &t, Policy::Bitmex).unwrap_err().to_string().starts_with("qty[row 200000]"));
     }
 }

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 
 use _adl::core::input::PositionColumns;
-use _adl::core::score::desc_key;
+use _adl::core::score::Fraction;
 use _adl::core::{Engine, FillKind, MarketSpec, Policy, Request, Totals};
 
 const CASES: u32 = 1_000;
@@ -142,13 +142,14 @@ proptest! {
         for side in [1i8, -1] {
             let mark = b.mark as i64;
             let g = e.market(0).grid;
-            let mut expect: Vec<(u64, u64, u32, i64)> = e
+            // Reference: exact score descending, then account, then slot.
+            let mut expect: Vec<(Fraction, u64, u32, i64)> = e
                 .store()
                 .iter()
                 .filter(|(_, p)| p.side == side)
-                .filter_map(|(slot, p)| Policy::Bitmex.score(&g, p.side, p.qty, p.entry, p.margin, mark).map(|s| (desc_key(s), p.account, slot, p.qty)))
+                .filter_map(|(slot, p)| Policy::Bitmex.exact_score(&g, p.side, p.qty, p.entry, p.margin, mark).map(|s| (s, p.account, slot, p.qty)))
                 .collect();
-            expect.sort();
+            expect.sort_by(|a, b| b.0.cmp_value(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
             let idx = e.ranking(0, side).unwrap();
             let got: Vec<u32> = idx.queue().map(|(_, s)| s).collect();
             prop_assert_eq!(got, expect.iter().map(|x| x.2).collect::<Vec<_>>());
