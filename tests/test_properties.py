@@ -318,10 +318,25 @@ def engine_books(draw: st.DrawFn, max_positions: int = 16) -> tuple[dict[tuple[i
             unique=True,
         )
     )
-    book = {}
+    book: dict[tuple[int, str, int], Pos] = {}
     for a, sym, side in keys:
+        kind = draw(st.sampled_from(["random", "random", "random", "copy", "at maintenance"]))
+        same_queue = [p for p in book.values() if (p.symbol, p.side) == (sym, side)]
+        if kind == "copy" and same_queue:
+            # Another account with the same position: equal scores, the account decides.
+            c = draw(st.sampled_from(same_queue))
+            book[(a, sym, side)] = Pos(a, sym, side, c.qty, c.entry, c.margin)
+            continue
         q = draw(st.integers(1, 50))
-        book[(a, sym, side)] = Pos(a, sym, side, q, draw(st.integers(80, 120)), draw(margins(q)))
+        entry = draw(st.integers(80, 120))
+        if kind == "at maintenance":
+            # Equity at the mark within a cent of maintenance (the refusal boundary).
+            mm = ceil_div(q * marks[sym] * ENGINE_FACTOR * MMR_PPM, 10**6)
+            margin = mm - side * q * (marks[sym] - entry) * ENGINE_FACTOR + draw(st.integers(-1, 1))
+            if margin >= 0:
+                book[(a, sym, side)] = Pos(a, sym, side, q, entry, margin)
+                continue
+        book[(a, sym, side)] = Pos(a, sym, side, q, entry, draw(margins(q)))
     return book, marks
 
 
@@ -379,6 +394,12 @@ def test_exact_score_tie_goes_to_lower_account() -> None:
     assert ref_score(to_stateless(rows)[0], 100, STATELESS_FACTOR) == ref_score(to_stateless(rows)[1], 100, STATELESS_FACTOR)
     out = adl.rank(frame(rows), mark=100.0, markets=WHOLE)
     assert out["rank"].to_list() == [1, 2]
+    # The engine's queue too: the indicator, and who a bankrupt long is matched against first.
+    book = {(p.account, p.symbol, p.side): p for p in rows + [Pos(3, "X", 1, 1, 100, 50)]}
+    eng = load_engine(book, {"X": 100}, 0, {})
+    check_indicator(eng, book, {"X": 100})
+    res = eng.liquidate(3, "X", "long", fill_price=99.0, force=True)
+    assert res.fills.select("account", "rank", "kind").rows() == [(1, 1, "adl")]
 
 
 # ----- 2. deleverage -----------------------------------------------------------------------

@@ -141,6 +141,7 @@ class Engine:
         self._core = _adl.Engine(
             policy, float(insurance_fund), float(maintenance_rate), cash_decimals, qty_decimals, price_decimals
         )
+        self._symbols: list[str] | None = None  # cache of market names by code
         for symbol, m in (markets or {}).items():
             self.add_market(
                 symbol, qty_decimals=m.qty_decimals, price_decimals=m.price_decimals, maintenance_rate=m.maintenance_rate
@@ -164,6 +165,7 @@ class Engine:
         >>> eng.markets().row(0)
         ('BTC-PERP', 3, 1, 0.004, None)
         """
+        self._symbols = None
         self._core.add_market(symbol, qty_decimals, price_decimals, maintenance_rate)
 
     def markets(self) -> pl.DataFrame:
@@ -185,8 +187,10 @@ class Engine:
         )
 
     def _names(self) -> list[str]:
-        names: list[str] = self._core.markets()["symbol"]
-        return names
+        # Markets change only in add_market and load, which reset the cache.
+        if self._symbols is None:
+            self._symbols = list(self._core.markets()["symbol"])
+        return self._symbols
 
     # ----- book --------------------------------------------------------------------
 
@@ -212,6 +216,7 @@ class Engine:
                     raise SchemaError(f"accounts: missing column {c!r}", c, None)
             acc_ids = numpy_view(cast_lossless(acc["account"], pl.UInt64(), "account"))
             acc_cash = numpy_view(cast_lossless(acc["cash"], pl.Float64(), "cash"))
+        self._symbols = None
         self._core.load(*a.args(), a.names, acc_ids, acc_cash)
 
     def set_marks(self, marks: float | Mapping[str, float], ts: int | None = None) -> None:

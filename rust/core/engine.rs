@@ -109,6 +109,37 @@ struct Plan {
     outcome: Liquidation,
 }
 
+/// Append-only log of fills, in fixed-size chunks so that appending never copies the
+/// history (a growing Vec would stall one event for milliseconds when it doubles).
+#[derive(Clone, Default)]
+pub struct EventLog {
+    chunks: Vec<Vec<Fill>>,
+}
+
+impl EventLog {
+    const CHUNK: usize = 4096;
+
+    fn push(&mut self, f: Fill) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < Self::CHUNK => c.push(f),
+            _ => {
+                let mut c = Vec::with_capacity(Self::CHUNK);
+                c.push(f);
+                self.chunks.push(c);
+            }
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Fill> {
+        self.chunks.iter().flatten()
+    }
+}
+
 #[derive(Clone)]
 pub struct Engine {
     pub policy: Policy,
@@ -123,7 +154,7 @@ pub struct Engine {
     book_value: i128,
     next_event: u64,
     ts: Option<i64>,
-    events: Vec<Fill>,
+    events: EventLog,
 }
 
 impl Engine {
@@ -144,7 +175,7 @@ impl Engine {
             book_value: 0,
             next_event: 0,
             ts: None,
-            events: Vec::new(),
+            events: EventLog::default(),
         })
     }
 
@@ -248,18 +279,9 @@ impl Engine {
             let id = code_to_id[cols.market_of(row) as usize];
             let m = &markets[id as usize];
             let r = parse_row(&m.grid, row, cols.side[row], cols.qty[row], cols.entry[row], cols.margin[row])?;
-            let key = (cols.account[row], id, r.side);
-            if let Some(first) = store.find(&key) {
-                return Err(AdlError::DuplicateKey {
-                    account: key.0,
-                    symbol: m.name.clone(),
-                    side: r.side,
-                    row,
-                    first_row: first as usize,
-                });
-            }
-            store.insert(Position {
-                account: key.0,
+            let account = cols.account[row];
+            let inserted = store.insert(Position {
+                account,
                 qty: r.lots,
                 entry: r.entry,
                 margin: r.margin,
@@ -268,6 +290,10 @@ impl Engine {
                 index_pos: NO_INDEX,
                 side: r.side,
             });
+            if let Err(first) = inserted {
+                // Slots are handed out in row order while loading, so a slot is its row.
+                return Err(AdlError::DuplicateKey { account, symbol: m.name.clone(), side: r.side, row, first_row: first as usize });
+            }
         }
         for slot in 0..n as u32 {
             let id = store.get(slot).market;
@@ -312,7 +338,7 @@ impl Engine {
     pub fn ts(&self) -> Option<i64> {
         self.ts
     }
-    pub fn events(&self) -> &[Fill] {
+    pub fn events(&self) -> &EventLog {
         &self.events
     }
     pub fn cash_of(&self, account: u64) -> i128 {
@@ -618,7 +644,9 @@ impl Engine {
         self.bad_debt += outcome.bad_debt;
         self.book_value += book_value;
         self.next_event += 1;
-        self.events.extend(outcome.fills.iter().cloned());
+        for f in &outcome.fills {
+            self.events.push(f.clone());
+        }
         outcome
     }
 }

@@ -1,5 +1,7 @@
 //! Positions in fixed point and the store that keys them by (account, market, side).
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 
 use crate::core::fixed::{maintenance, Grid};
@@ -111,20 +113,25 @@ impl PositionStore {
     pub fn get_mut(&mut self, slot: u32) -> &mut Position {
         &mut self.slots[slot as usize]
     }
-    /// Inserts a new position; the caller has checked the key is free.
-    pub fn insert(&mut self, p: Position) -> u32 {
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.slots[s as usize] = p;
-                s
+    /// Inserts a new position, or returns the slot that already holds its key.
+    pub fn insert(&mut self, p: Position) -> Result<u32, u32> {
+        match self.by_key.entry((p.account, p.market, p.side)) {
+            Entry::Occupied(e) => Err(*e.get()),
+            Entry::Vacant(v) => {
+                let slot = match self.free.pop() {
+                    Some(s) => {
+                        self.slots[s as usize] = p;
+                        s
+                    }
+                    None => {
+                        self.slots.push(p);
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                v.insert(slot);
+                Ok(slot)
             }
-            None => {
-                self.slots.push(p);
-                (self.slots.len() - 1) as u32
-            }
-        };
-        self.by_key.insert((p.account, p.market, p.side), slot);
-        slot
+        }
     }
     /// Frees a slot (its position is gone).
     pub fn remove(&mut self, slot: u32) {
@@ -170,10 +177,11 @@ mod tests {
     fn store_reuses_slots() {
         let mut s = PositionStore::default();
         let p = Position { account: 1, qty: 1, entry: 1, margin: 0, market: 0, member_pos: 0, index_pos: NO_INDEX, side: LONG };
-        let a = s.insert(p);
+        let a = s.insert(p).unwrap();
+        assert_eq!(s.insert(p), Err(a));
         s.remove(a);
         assert!(s.find(&(1, 0, LONG)).is_none());
-        let b = s.insert(Position { account: 2, ..p });
+        let b = s.insert(Position { account: 2, ..p }).unwrap();
         assert_eq!(a, b);
         assert_eq!(s.len(), 1);
     }

@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use crate::core::score::{cmp_desc, Fraction};
+use crate::core::score::{cmp_desc, desc_key, near, Fraction};
 
 /// Marker in `order` for a position that has left the queue.
 const GONE: u32 = u32::MAX;
@@ -60,6 +60,29 @@ pub trait QueueOrder {
     }
 }
 
+/// Sorts `items` into queue order. The sort runs on plain integer keys (score as a total
+/// order key, account, id); only runs of near-tied scores, which are rare, are then re-sorted
+/// with the exact comparison. Runs are separated by gaps far larger than the float error,
+/// so across runs the float order is the exact order.
+pub fn sort_queue<T>(items: &mut [T], parts: impl Fn(&T) -> (f64, u64, u32), order: &impl QueueOrder) {
+    items.sort_unstable_by_key(|t| {
+        let (score, account, id) = parts(t);
+        (desc_key(score), account, id)
+    });
+    let mut start = 0;
+    for i in 1..=items.len() {
+        if i == items.len() || !near(parts(&items[i - 1]).0, parts(&items[i]).0) {
+            if i - start > 1 {
+                items[start..i].sort_by(|x, y| {
+                    let (px, py) = (parts(x), parts(y));
+                    order.cmp((px.0, px.2), (py.0, py.2))
+                });
+            }
+            start = i;
+        }
+    }
+}
+
 /// One entry handed to `RankIndex::build`.
 #[derive(Clone, Copy, Debug)]
 pub struct Entry {
@@ -84,7 +107,7 @@ pub struct RankIndex {
 impl RankIndex {
     /// Sorts entries into queue order (see `QueueOrder`).
     pub fn build(mut entries: Vec<Entry>, order: &impl QueueOrder) -> RankIndex {
-        entries.sort_unstable_by(|a, b| order.cmp((a.score, a.slot), (b.score, b.slot)));
+        sort_queue(&mut entries, |e| (e.score, e.account, e.slot), order);
         let in_queue = Fenwick::from_values(entries.iter().map(|_| 1i32));
         let lots = Fenwick::from_values(entries.iter().map(|e| e.lots));
         RankIndex {

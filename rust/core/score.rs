@@ -94,10 +94,16 @@ fn bitmex_exact(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: 
 /// so that the account id decides.
 const NEAR: f64 = 1e-12;
 
+/// Whether two float scores are close enough that only their exact values can order them.
+#[inline]
+pub fn near(a: f64, b: f64) -> bool {
+    (a - b).abs() <= NEAR * a.abs().max(b.abs())
+}
+
 /// Queue order of two scores (higher first). Near-ties are settled by `exact` when it can.
 #[inline]
 pub fn cmp_desc(a: f64, b: f64, exact: impl FnOnce() -> Option<Ordering>) -> Ordering {
-    if (a - b).abs() <= NEAR * a.abs().max(b.abs()) {
+    if near(a, b) {
         if let Some(o) = exact() {
             return o.reverse();
         }

@@ -8,8 +8,8 @@ use crate::core::error::{AdlError, Result};
 use crate::core::fixed::Grid;
 use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::position::{side_slot, Side};
-use crate::core::ranking::QueueOrder;
-use crate::core::score::{cmp_desc, desc_key, lights, Fraction, Policy};
+use crate::core::ranking::{sort_queue, QueueOrder};
+use crate::core::score::{desc_key, lights, near, Fraction, Policy};
 
 /// Inputs smaller than this run on one thread (spawning costs more than it saves).
 const PARALLEL_ROWS: usize = 100_000;
@@ -32,10 +32,11 @@ pub struct Ranked {
     pub lights: Vec<u8>,
 }
 
-/// A candidate's queue key: its score as a total-order key (smaller = earlier), and row.
+/// A candidate's queue key: score as a total-order key (smaller = earlier), account, row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     score: u64,
+    account: u64,
     row: u32,
 }
 
@@ -83,7 +84,7 @@ impl<'a> Context<'a> {
                 continue;
             }
             if let Some(score) = self.policy.score(g, r.side, r.lots, r.entry, r.margin, self.marks[code as usize]) {
-                let key = Key { score: desc_key(score), row: row as u32 };
+                let key = Key { score: desc_key(score), account: c.account[row], row: row as u32 };
                 keep(Scored { side: r.side, market: code, key, lots: r.lots, score });
             }
         }
@@ -102,6 +103,13 @@ impl QueueOrder for Context<'_> {
         let g = &self.grids[code as usize];
         let p = parse_row(g, r, c.side[r], c.qty[r], c.entry[r], c.margin[r]).ok()?;
         self.policy.exact_score(g, p.side, p.lots, p.entry, p.margin, self.marks[code as usize])
+    }
+}
+
+impl Context<'_> {
+    /// Sorts (key, score) pairs of rows into queue order.
+    fn sort(&self, group: &mut [(Key, f64)]) {
+        sort_queue(group, |e| (e.1, e.0.account, e.0.row), self);
     }
 }
 
@@ -158,7 +166,7 @@ pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Polic
                     .map(|mut g| {
                         let ctx = &ctx;
                         s.spawn(move || {
-                            g.sort_unstable_by(|a, b| ctx.cmp((a.1, a.0.row), (b.1, b.0.row)));
+                            ctx.sort(&mut g);
                             g
                         })
                     })
@@ -168,7 +176,7 @@ pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Polic
         } else {
             jobs.into_iter()
                 .map(|mut g| {
-                    g.sort_unstable_by(|a, b| ctx.cmp((a.1, a.0.row), (b.1, b.0.row)));
+                    ctx.sort(&mut g);
                     g
                 })
                 .collect()
@@ -207,10 +215,6 @@ struct TopQueue {
     held: i128,
     want: i128,
     available: i128,
-}
-
-fn near(a: f64, b: f64) -> bool {
-    cmp_desc(a, b, || Some(std::cmp::Ordering::Equal)) == std::cmp::Ordering::Equal
 }
 
 impl TopQueue {
@@ -299,7 +303,7 @@ pub fn deleverage(
         let (req, avail) = (g.qty_f64(want), g.qty_f64(available as i64));
         return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
     }
-    cands.sort_unstable_by(|a, b| ctx.cmp((f64::from_bits(a.2), a.0.row), (f64::from_bits(b.2), b.0.row)));
+    sort_queue(&mut cands, |c| (f64::from_bits(c.2), c.0.account, c.0.row), &ctx);
     let mut fills = Vec::new();
     let mut left = want;
     for (i, &(key, lots, score)) in cands.iter().enumerate() {
@@ -365,7 +369,7 @@ mod tests {
 
     #[test]
     fn top_queue_keeps_exactly_what_covers_the_want() {
-        let k = |score: u64, row: u32| Key { score, row };
+        let k = |score: u64, row: u32| Key { score, account: 0, row };
         let mut q = TopQueue::new(10);
         for (i, (score, lots)) in [(5, 4), (1, 3), (9, 100), (2, 5), (3, 1), (0, 2)].into_iter().enumerate() {
             q.offer(k(score, i as u32), lots, -(score as f64));

@@ -319,7 +319,7 @@ impl Engine {
         let cols = {
             let e = self.lock();
             let mut c = FillColumns::default();
-            for f in e.events() {
+            for f in e.events().iter() {
                 c.push(&e, f);
             }
             c
