@@ -115,9 +115,12 @@ pub fn cmp_desc(a: f64, b: f64, exact: impl FnOnce() -> Option<Ordering>) -> Ord
 #[inline]
 pub fn bitmex_score(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<f64> {
     let equity = equity_f64(grid, side, qty, entry, margin, mark)?;
-    let pnl_pct = side as f64 * (mark - entry) as f64 / entry as f64;
-    let leverage = grid.value_f64(qty, mark) / equity;
-    Some(if pnl_pct > 0.0 { pnl_pct * leverage } else { pnl_pct / leverage })
+    // pnl%·ℓ = d·N/(E·e) for winners and pnl%/ℓ = d·e/(E·N) otherwise (d = σ(P−E)): one
+    // division, and a select instead of a branch on the (unpredictable) sign.
+    let d = side as f64 * (mark - entry) as f64;
+    let notional = grid.value_f64(qty, mark);
+    let (num, den) = if d > 0.0 { (notional, equity) } else { (equity, notional) };
+    Some(d * num / (entry as f64 * den))
 }
 
 /// Isolated equity `M + σ·q·(P − E)` as f64, or `None` when it is <= 0 (decided exactly:
