@@ -106,13 +106,6 @@ impl QueueOrder for Context<'_> {
     }
 }
 
-impl Context<'_> {
-    /// Sorts (key, score) pairs of rows into queue order.
-    fn sort(&self, group: &mut [(Key, f64)]) {
-        sort_queue(group, |e| (e.1, e.0.account, e.0.row), self);
-    }
-}
-
 /// Runs `work` on consecutive row ranges, one per core for large inputs, and returns the
 /// results in row order (so the first error reported is the one at the lowest row).
 fn in_chunks<T: Send>(n: usize, work: impl Fn(std::ops::Range<usize>) -> T + Sync) -> Vec<T> {
@@ -136,65 +129,79 @@ pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Polic
     let ctx = Context::new(cols, markets, policy)?;
     let n = cols.len();
     let n_groups = markets.grids.len() * 2;
-    // Each chunk collects (key, score) per group.
-    let parts = in_chunks(n, |range| -> Result<Vec<Vec<(Key, f64)>>> {
-        let mut groups: Vec<Vec<(Key, f64)>> = vec![Vec::new(); n_groups];
-        ctx.score_rows(range, |_, _| true, |s| groups[s.market as usize * 2 + side_slot(s.side)].push((s.key, s.score)))?;
-        Ok(groups)
+    // Each chunk scores its rows in order and collects packed (score key, row) per group.
+    let parts = in_chunks(n, |range| -> Result<(Vec<f64>, Vec<Vec<u128>>)> {
+        let mut scores = vec![f64::NAN; range.len()];
+        let start = range.start;
+        let mut groups: Vec<Vec<u128>> = vec![Vec::new(); n_groups];
+        if n_groups <= 4 {
+            // Reserve (virtual memory only until touched) so pushes never reallocate.
+            groups.iter_mut().for_each(|g| g.reserve(range.len()));
+        }
+        ctx.score_rows(range, |_, _| true, |s| {
+            scores[s.key.row as usize - start] = s.score;
+            groups[s.market as usize * 2 + side_slot(s.side)].push(((s.key.score as u128) << 32) | s.key.row as u128);
+        })?;
+        Ok((scores, groups))
     });
-    let mut groups: Vec<Vec<(Key, f64)>> = vec![Vec::new(); n_groups];
+    let mut score = Vec::with_capacity(n);
+    let mut groups: Vec<Vec<u128>> = vec![Vec::new(); n_groups];
     for part in parts {
-        for (g, mut v) in groups.iter_mut().zip(part?) {
-            if g.is_empty() {
-                *g = v;
+        let (s, g) = part?;
+        score.extend_from_slice(&s);
+        for (all, mut v) in groups.iter_mut().zip(g) {
+            if all.is_empty() {
+                *all = v;
             } else {
-                g.append(&mut v);
+                all.append(&mut v);
             }
         }
     }
-    // Sort the groups, largest first, spreading them over the cores.
-    let mut order: Vec<usize> = (0..n_groups).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(groups[i].len()));
-    let mut slots: Vec<Option<Vec<(Key, f64)>>> = groups.into_iter().map(Some).collect();
-    let sorted: Vec<Vec<(Key, f64)>> = {
-        let jobs: Vec<Vec<(Key, f64)>> = order.iter().map(|&i| slots[i].take().unwrap_or_default()).collect();
-        let big = jobs.iter().filter(|g| g.len() >= PARALLEL_ROWS / 2).count();
-        if big >= 2 {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = jobs
-                    .into_iter()
-                    .map(|mut g| {
-                        let ctx = &ctx;
-                        s.spawn(move || {
-                            ctx.sort(&mut g);
-                            g
-                        })
-                    })
-                    .collect();
-                handles.into_iter().map(|h| h.join().expect("sort panicked")).collect()
-            })
-        } else {
-            jobs.into_iter()
-                .map(|mut g| {
-                    ctx.sort(&mut g);
-                    g
-                })
-                .collect()
+    // Sort each group on the packed integer key (one group per core), then settle runs of
+    // near-tied scores exactly (score, account, row), as `sort_queue` does.
+    let settle = |g: &mut Vec<u128>| {
+        g.sort_unstable();
+        let row = |x: u128| (x & u32::MAX as u128) as u32;
+        let mut start = 0;
+        for i in 1..=g.len() {
+            if i == g.len() || !near(score[row(g[i - 1]) as usize], score[row(g[i]) as usize]) {
+                if i - start > 1 {
+                    g[start..i].sort_by(|&a, &b| ctx.cmp((score[row(a) as usize], row(a)), (score[row(b) as usize], row(b))));
+                }
+                start = i;
+            }
         }
     };
-    let mut out = Ranked { score: vec![f64::NAN; n], rank: vec![0; n], percentile: vec![f64::NAN; n], lights: vec![0; n] };
-    for group in sorted {
-        let total = group.len() as u64;
-        for (i, (key, score)) in group.iter().enumerate() {
-            let r = i as u64 + 1;
-            let row = key.row as usize;
-            out.score[row] = *score;
-            out.rank[row] = r as u32;
-            out.percentile[row] = r as f64 / total as f64;
-            out.lights[row] = lights(r, total);
+    let big = groups.iter().filter(|g| g.len() >= PARALLEL_ROWS / 2).count();
+    if big >= 2 {
+        std::thread::scope(|s| {
+            for g in groups.iter_mut() {
+                let settle = &settle;
+                s.spawn(move || settle(g));
+            }
+        });
+    } else {
+        groups.iter_mut().for_each(settle);
+    }
+    let mut rank = vec![0u32; n];
+    for g in &groups {
+        for (i, &x) in g.iter().enumerate() {
+            rank[(x & u32::MAX as u128) as usize] = i as u32 + 1;
         }
     }
-    Ok(out)
+    // Percentile and lights in row order (sequential, no second scatter).
+    let sizes: Vec<u64> = groups.iter().map(|g| g.len() as u64).collect();
+    let mut percentile = vec![f64::NAN; n];
+    let mut light = vec![0u8; n];
+    for row in 0..n {
+        let r = rank[row] as u64;
+        if r > 0 {
+            let total = sizes[cols.market_of(row) as usize * 2 + side_slot(cols.side[row])];
+            percentile[row] = r as f64 / total as f64;
+            light[row] = lights(r, total);
+        }
+    }
+    Ok(Ranked { score, rank, percentile, lights: light })
 }
 
 /// One ADL fill of the stateless `deleverage`.
