@@ -2,7 +2,7 @@
 //! and the stateless calls so that both reject the same rows with the same messages.
 
 use crate::core::error::{AdlError, Result};
-use crate::core::fixed::Grid;
+use crate::core::fixed::{Grid, MAX_GRID, MAX_MARGIN};
 use crate::core::position::Side;
 
 /// Position columns as borrowed slices. `market` holds codes into a list of symbols; an
@@ -116,6 +116,22 @@ fn row_error(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin: f6
     }
 }
 
+/// A vectorisable screen of a block of rows on one grid: `true` means every row would pass
+/// `parse_row` (the bounds are the same or tighter), `false` means some row may not, and
+/// the caller then runs `parse_row` row by row for the exact error. Bit-ands instead of
+/// early exits let the compiler vectorise the loop.
+pub fn block_valid(grid: &Grid, side: &[i8], qty: &[f64], entry: &[f64], margin: &[f64]) -> bool {
+    let (lim, mlim) = (MAX_GRID as f64, MAX_MARGIN as f64);
+    let n = side.len().min(qty.len()).min(entry.len()).min(margin.len());
+    let mut ok = true;
+    for i in 0..n {
+        let (s, q, e, m) = (side[i], qty[i] * grid.qty_scale, entry[i] * grid.price_scale, margin[i] * grid.cash_scale);
+        // NaN fails every comparison. q > 0.5 is exactly "rounds to at least one lot".
+        ok &= ((s == 1) | (s == -1)) & (q > 0.5) & (q <= lim) & (e > 0.5) & (e <= lim) & (m >= 0.0) & (m <= mlim);
+    }
+    ok
+}
+
 /// Validates a mark price into ticks.
 pub fn parse_mark(grid: &Grid, symbol: &str, mark: f64) -> Result<i64> {
     match grid.ticks(mark) {
@@ -138,6 +154,27 @@ pub fn parse_price(grid: &Grid, field: &str, row: usize, price: f64) -> Result<i
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_screen_never_passes_a_row_parse_row_rejects() {
+        let g = Grid::new(4, 2, 8).unwrap();
+        let values = [
+            f64::NAN, f64::INFINITY, -f64::INFINITY, -1.0, -1e-9, 0.0, 1e-9, 0.00004, 0.00005, 0.000050001, 0.00006, 0.004, 0.005,
+            0.0051, 1.0, 123.456789, 1e11, 1e11 + 0.00004, 1e11 + 0.0001, 1e13, 1e13 + 0.004, 1e13 + 0.006, 1e20,
+        ];
+        for side in [-2i8, -1, 0, 1] {
+            for &q in &values {
+                for &e in &values {
+                    for &m in &values {
+                        if block_valid(&g, &[side], &[q], &[e], &[m]) {
+                            assert!(parse_row(&g, 0, side, q, e, m).is_ok(), "{side} {q} {e} {m}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(block_valid(&g, &[1, -1], &[1.0, 0.0001], &[96.5, 0.01], &[0.0, 10.0]));
+    }
 
     #[test]
     fn rejects_each_bad_field_by_name() {

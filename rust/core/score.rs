@@ -26,7 +26,7 @@ impl Policy {
 
     /// Score of an isolated position at `mark` (all in fixed point), or `None` when it
     /// cannot be chosen (bankrupt: equity <= 0).
-    #[inline]
+    #[inline(always)]
     pub fn score(&self, grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<f64> {
         match self {
             Policy::Bitmex => bitmex_score(grid, side, qty, entry, margin, mark),
@@ -112,7 +112,7 @@ pub fn cmp_desc(a: f64, b: f64, exact: impl FnOnce() -> Option<Ordering>) -> Ord
 }
 
 /// BitMEX: `pnl% = σ(P−E)/E`, `ℓ = N/e`; score `pnl%·ℓ` if `pnl% > 0` else `pnl%/ℓ`.
-#[inline]
+#[inline(always)]
 pub fn bitmex_score(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<f64> {
     let equity = equity_f64(grid, side, qty, entry, margin, mark)?;
     // pnl%·ℓ = d·N/(E·e) for winners and pnl%/ℓ = d·e/(E·N) otherwise (d = σ(P−E)): one
@@ -150,6 +150,13 @@ pub fn desc_key(score: f64) -> u64 {
     let bits = s.to_bits();
     let asc = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
     !asc
+}
+
+/// The score a `desc_key` came from (0.0 for either zero).
+#[inline]
+pub fn key_score(key: u64) -> f64 {
+    let asc = !key;
+    f64::from_bits(if asc >> 63 == 1 { asc & !(1 << 63) } else { !asc })
 }
 
 /// Lights from an exact rank: `6 − ⌈5·r/n⌉` (5 = first 20 %).
@@ -208,6 +215,9 @@ mod tests {
         assert_eq!(v[0], 3.5);
         assert_eq!(v[6], -1e300);
         assert_eq!(desc_key(0.0), desc_key(-0.0));
+        for x in xs {
+            assert_eq!(key_score(desc_key(x)), if x == 0.0 { 0.0 } else { x });
+        }
         for w in v.windows(2) {
             assert!(w[0] >= w[1]);
         }

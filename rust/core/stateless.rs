@@ -6,13 +6,15 @@ use std::collections::BinaryHeap;
 
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::Grid;
-use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
+use crate::core::input::{block_valid, parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::position::{side_slot, Side};
 use crate::core::ranking::{sort_queue, QueueOrder};
-use crate::core::score::{desc_key, lights, near, Fraction, Policy};
+use crate::core::score::{desc_key, key_score, lights, near, Fraction, Policy};
 
 /// Inputs smaller than this run on one thread (spawning costs more than it saves).
 const PARALLEL_ROWS: usize = 100_000;
+/// Rows screened at a time by `block_valid`.
+const BLOCK: usize = 1024;
 
 /// Per-market parameters for a stateless call, indexed by market code.
 pub struct MarketTable<'a> {
@@ -56,6 +58,8 @@ struct Context<'a> {
     grids: &'a [Grid],
     marks: Vec<i64>,
     policy: Policy,
+    /// The grid shared by every market, if they all have the same one (the fast path).
+    uniform: Option<Grid>,
 }
 
 impl<'a> Context<'a> {
@@ -68,13 +72,48 @@ impl<'a> Context<'a> {
             return Err(AdlError::config("positions", "at most 2^32 - 1 rows"));
         }
         let marks = markets.grids.iter().zip(markets.marks).zip(markets.names).map(|((g, &m), name)| parse_mark(g, name, m)).collect::<Result<_>>()?;
-        Ok(Context { cols, grids: markets.grids, marks, policy })
+        let uniform = markets.grids.iter().all(|g| *g == markets.grids[0]).then(|| markets.grids[0]);
+        Ok(Context { cols, grids: markets.grids, marks, policy, uniform })
     }
 
     /// Validates rows `range`, scores those in a (market, side) that `wanted` accepts, and
-    /// calls `keep` for each eligible one.
+    /// calls `keep` for each eligible one. On one grid, blocks of rows are screened by a
+    /// vectorised check and only the wanted rows are converted and scored.
     #[inline]
     fn score_rows(&self, range: std::ops::Range<usize>, wanted: impl Fn(u32, Side) -> bool, mut keep: impl FnMut(Scored)) -> Result<()> {
+        let Some(g) = self.uniform else { return self.score_rows_scalar(range, wanted, keep) };
+        let c = self.cols;
+        let mut rows = [0u32; BLOCK];
+        let mut start = range.start;
+        while start < range.end {
+            let end = (start + BLOCK).min(range.end);
+            if !block_valid(&g, &c.side[start..end], &c.qty[start..end], &c.entry[start..end], &c.margin[start..end]) {
+                for row in start..end {
+                    parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])?;
+                }
+            }
+            // Collect the wanted rows without a branch per row (sides are random).
+            let mut k = 0;
+            for row in start..end {
+                rows[k] = row as u32;
+                k += wanted(c.market_of(row), c.side[row]) as usize;
+            }
+            for &row in &rows[..k] {
+                let row = row as usize;
+                let code = c.market_of(row);
+                let r = parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])?;
+                if let Some(score) = self.policy.score(&g, r.side, r.lots, r.entry, r.margin, self.marks[code as usize]) {
+                    let key = Key { score: desc_key(score), account: c.account[row], row: row as u32 };
+                    keep(Scored { side: r.side, market: code, key, lots: r.lots, score });
+                }
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// `score_rows` for markets on different grids: row by row.
+    fn score_rows_scalar(&self, range: std::ops::Range<usize>, wanted: impl Fn(u32, Side) -> bool, mut keep: impl FnMut(Scored)) -> Result<()> {
         let c = self.cols;
         for row in range {
             let code = c.market_of(row);
@@ -162,9 +201,11 @@ pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Polic
     let settle = |g: &mut Vec<u128>| {
         g.sort_unstable();
         let row = |x: u128| (x & u32::MAX as u128) as u32;
+        // The key holds the score: no random reads of `score` except inside near-tie runs.
+        let key = |x: u128| key_score((x >> 32) as u64);
         let mut start = 0;
         for i in 1..=g.len() {
-            if i == g.len() || !near(score[row(g[i - 1]) as usize], score[row(g[i]) as usize]) {
+            if i == g.len() || !near(key(g[i - 1]), key(g[i])) {
                 if i - start > 1 {
                     g[start..i].sort_by(|&a, &b| ctx.cmp((score[row(a) as usize], row(a)), (score[row(b) as usize], row(b))));
                 }
@@ -296,7 +337,7 @@ pub fn deleverage(
     let ctx = Context::new(cols, markets, policy)?;
     let parts = in_chunks(cols.len(), |range| -> Result<TopQueue> {
         let mut top = TopQueue::new(want);
-        ctx.score_rows(range, |m, s| m == market && s == -side, |s| top.offer(s.key, s.lots, s.score))?;
+        ctx.score_rows(range, |m, s| (m == market) & (s == -side), |s| top.offer(s.key, s.lots, s.score))?;
         Ok(top)
     });
     let mut cands = Vec::new();
