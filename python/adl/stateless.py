@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
+import numpy as np
 import polars as pl
 
 from adl import _adl
@@ -88,16 +89,15 @@ def deleverage(
         *a.args(), a.names, marks_for(a.names, mark), qd, pd, CASH_DECIMALS, policy,
         target, side_value(side), float(qty), float(price),
     )
-    rows = pl.Series(out["row"])
-    n = len(rows)
+    rows = out["row"]
     sym = a.names[target] if a.has_symbol else None
     return pl.DataFrame(
         {
-            "account": pl.Series(a.account).gather(rows),
-            "symbol": pl.Series([sym] * n, dtype=pl.String),
-            "side": side_series(a.side[out["row"]]),
+            "account": a.account[rows],
+            "symbol": pl.repeat(sym, len(rows), dtype=pl.String, eager=True),
+            "side": side_series(a.side[rows]),
             "qty": out["qty"],
-            "price": pl.Series([float(price)] * n, dtype=pl.Float64),
+            "price": np.full(len(rows), float(price)),
             "rank": pl.Series(out["rank"], dtype=pl.UInt32),
             "score": out["score"],
         }
