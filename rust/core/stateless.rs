@@ -359,6 +359,21 @@ impl TopQueue {
     }
 }
 
+/// Sorts candidates by key and drops those after the prefix that covers `want` lots,
+/// keeping any near-tie of the last needed one (their exact order is settled later).
+fn keep_covering_prefix(cands: &mut Vec<(Key, i64, u64)>, want: i64) {
+    cands.sort_unstable_by_key(|c| c.0);
+    let mut held = 0i128;
+    if let Some(last) = cands.iter().position(|c| {
+        held += c.1 as i128;
+        held >= want as i128
+    }) {
+        let edge = f64::from_bits(cands[last].2);
+        let end = cands[last + 1..].iter().position(|c| !near(f64::from_bits(c.2), edge)).map_or(cands.len(), |p| last + 1 + p);
+        cands.truncate(end);
+    }
+}
+
 /// Closes `qty` of a bankrupt `side` position in market `market` against the opposite side,
 /// in queue order (whole positions, partial last). Σ lots = qty in lots exactly.
 /// One streaming pass keeps only the candidates that can be needed, so the cost is
@@ -399,6 +414,7 @@ pub fn deleverage(
                 }
             })?;
             if held >= want as i128 || held == available {
+                keep_covering_prefix(&mut kept, want);
                 return Ok((kept, available));
             }
         }
