@@ -196,8 +196,17 @@ def market_specs(
 
 
 def side_series(codes: np.ndarray[Any, Any], name: str = "side") -> pl.Series:
-    """Enum long/short from Int8 ±1."""
-    return pl.Series(name, (codes < 0).astype(np.uint8)).cat.to(SIDE)
+    """Enum long/short from Int8 ±1 (a gather from the two categories: no query plan)."""
+    return _SIDES.gather((codes < 0).view(np.uint8)).alias(name)
+
+
+_SIDES = pl.Series("side", ["long", "short"], dtype=SIDE)
+_KINDS = pl.Series("kind", ["external", "adl", "bad_debt"], dtype=KIND)
+
+
+def kind_series(codes: np.ndarray[Any, Any]) -> pl.Series:
+    """Enum external/adl/bad_debt from the core's codes 0/1/2."""
+    return _KINDS.gather(codes)
 
 
 def symbol_series(codes: np.ndarray[Any, Any], names: list[str], name: str = "symbol") -> pl.Series:

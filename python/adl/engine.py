@@ -12,12 +12,11 @@ import polars as pl
 
 from adl import _adl
 from adl._io import (
-    DEFAULT_SYMBOL,
-    KIND,
     Frame,
     Market,
     cast_lossless,
     collect,
+    kind_series,
     numpy_view,
     position_arrays,
     side_codes,
@@ -39,7 +38,7 @@ FILL_COLUMNS = (
 def fills_frame(cols: Mapping[str, Any], names: list[str]) -> pl.DataFrame:
     """Fill records (DOMAIN.md §5) from the core's columns. ``account``, ``side``, ``rank``
     and ``score`` are null for book fills (kinds ``external`` and ``bad_debt``)."""
-    kind = pl.Series("kind", cols["kind"]).cat.to(KIND)
+    kind = kind_series(cols["kind"])
     adl_fill = pl.Series(cols["kind"]) == 1
     return pl.DataFrame(
         {

@@ -94,7 +94,7 @@ def deleverage(
     return pl.DataFrame(
         {
             "account": a.account[rows],
-            "symbol": pl.repeat(sym, len(rows), dtype=pl.String, eager=True),
+            "symbol": pl.Series("symbol", dtype=pl.String).extend_constant(sym, len(rows)),
             "side": side_series(a.side[rows]),
             "qty": out["qty"],
             "price": np.full(len(rows), float(price)),
