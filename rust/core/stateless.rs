@@ -152,7 +152,7 @@ impl<'a> Context<'a> {
 
 impl Context<'_> {
     /// Scores every 64th wanted row of `range` and returns the key below which the sample
-    /// (scaled up) holds about three times `want` lots, or `None` if it holds less. Rows that fail
+    /// (scaled up) holds about twice `want` lots, or `None` if it holds less. Rows that fail
     /// validation are skipped here: the full pass reports them.
     fn sample_cut(&self, range: std::ops::Range<usize>, wanted: &impl Fn(u32, Side) -> bool, want: i64) -> Option<(Key, f64)> {
         const STRIDE: usize = 64;
@@ -170,7 +170,7 @@ impl Context<'_> {
             }
         }
         sample.sort_unstable_by_key(|x| x.0);
-        let target = 3 * want as i128;
+        let target = 2 * want as i128;
         let mut held = 0i128;
         for &(key, lots, score) in &sample {
             held += lots as i128 * STRIDE as i128;
@@ -480,7 +480,7 @@ pub fn deleverage(
     let ctx = Context::new(cols, markets, policy)?;
     let wanted = |m: u32, s: Side| (m == market) & (s == -side);
     let parts = in_chunks(cols.len(), |range| -> Result<(Vec<(Key, i64, u64)>, i128)> {
-        // Fast path: a cut estimated from a sample keeps about 3x what the chunk needs,
+        // Fast path: a cut estimated from a sample keeps about 2x what the chunk needs,
         // in a plain Vec. If the cut proves too strict, the chunk runs again with the heap.
         if let Some(cut) = ctx.sample_cut(range.clone(), &wanted, want) {
             let (mut kept, mut held, mut available) = (Vec::new(), 0i128, 0i128);
