@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from adl import _adl
-from adl._io import Frame, Market, collect, market_specs, marks_for, position_arrays, side_series, side_value
+from adl._io import SIDE, Frame, Market, collect, market_specs, marks_for, position_arrays, side_value
 from adl.errors import InvalidInputError, UnknownMarketError
 
 Policy = Literal["bitmex"]
@@ -90,14 +90,16 @@ def deleverage(
         target, side_value(side), float(qty), float(price),
     )
     rows = out["row"]
+    n = len(rows)
     sym = a.names[target] if a.has_symbol else None
+    # Every fill is on the side opposite the bankrupt one: constant columns, built directly.
     return pl.DataFrame(
         {
             "account": a.account[rows],
-            "symbol": pl.Series("symbol", dtype=pl.String).extend_constant(sym, len(rows)),
-            "side": side_series(a.side[rows]),
+            "symbol": pl.Series("symbol", [sym], dtype=pl.String).new_from_index(0, n),
+            "side": pl.Series("side", ["short" if side_value(side) > 0 else "long"], dtype=SIDE).new_from_index(0, n),
             "qty": out["qty"],
-            "price": np.full(len(rows), float(price)),
+            "price": np.full(n, float(price)),
             "rank": pl.Series(out["rank"], dtype=pl.UInt32),
             "score": out["score"],
         }
