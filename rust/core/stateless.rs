@@ -151,11 +151,11 @@ impl<'a> Context<'a> {
 }
 
 impl Context<'_> {
-    /// Scores every 64th wanted row of `range` and returns the key below which the sample
+    /// Scores every 128th wanted row of `range` and returns the key below which the sample
     /// (scaled up) holds about twice `want` lots, or `None` if it holds less. Rows that fail
     /// validation are skipped here: the full pass reports them.
     fn sample_cut(&self, range: std::ops::Range<usize>, wanted: &impl Fn(u32, Side) -> bool, want: i64) -> Option<(Key, f64)> {
-        const STRIDE: usize = 64;
+        const STRIDE: usize = 128;
         let c = self.cols;
         let mut sample: Vec<(Key, i64, f64)> = Vec::with_capacity(range.len() / STRIDE + 1);
         for row in range.step_by(STRIDE) {
@@ -264,11 +264,16 @@ fn in_chunks<T: Send>(n: usize, work: impl Fn(std::ops::Range<usize>) -> T + Syn
     }
     let step = n.div_ceil(threads);
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads).map(|i| {
-            let work = &work;
-            s.spawn(move || work(i * step..((i + 1) * step).min(n)))
-        }).collect();
-        handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+        // The calling thread takes the first chunk itself.
+        let handles: Vec<_> = (1..threads)
+            .map(|i| {
+                let work = &work;
+                s.spawn(move || work(i * step..((i + 1) * step).min(n)))
+            })
+            .collect();
+        let mut out = vec![work(0..step.min(n))];
+        out.extend(handles.into_iter().map(|h| h.join().expect("worker panicked")));
+        out
     })
 }
 
