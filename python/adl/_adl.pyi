@@ -8,32 +8,21 @@ import numpy.typing as npt
 __all__ = ["Engine", "__version__", "deleverage", "rank"]
 __version__: str
 
-def rank(
-    account: npt.NDArray[np.uint64],
-    market: npt.NDArray[np.uint32],
-    side: npt.NDArray[np.int8],
-    qty: npt.NDArray[np.float64],
-    entry: npt.NDArray[np.float64],
-    margin: npt.NDArray[np.float64],
-    names: list[str],
-    marks: list[float],
-    qty_decimals: list[int],
-    price_decimals: list[int],
-    cash_decimals: int,
-    policy: str,
-) -> dict[str, Any]: ...
+_Columns = tuple[
+    npt.NDArray[np.uint64],  # account
+    npt.NDArray[np.uint32],  # market code (empty: every row in market 0)
+    npt.NDArray[np.int8],  # side ±1
+    npt.NDArray[np.float64],  # qty
+    npt.NDArray[np.float64],  # entry price
+    npt.NDArray[np.float64],  # margin
+]
+# (symbols, marks, qty_decimals, price_decimals, cash_decimals), one entry per market code
+_Markets = tuple[list[str], list[float], list[int], list[int], int]
+
+def rank(columns: _Columns, markets: _Markets, policy: str) -> dict[str, Any]: ...
 def deleverage(
-    account: npt.NDArray[np.uint64],
-    market: npt.NDArray[np.uint32],
-    side: npt.NDArray[np.int8],
-    qty: npt.NDArray[np.float64],
-    entry: npt.NDArray[np.float64],
-    margin: npt.NDArray[np.float64],
-    names: list[str],
-    marks: list[float],
-    qty_decimals: list[int],
-    price_decimals: list[int],
-    cash_decimals: int,
+    columns: _Columns,
+    markets: _Markets,
     policy: str,
     target_market: int,
     bankrupt_side: int,
@@ -62,12 +51,7 @@ class Engine:
     def markets(self) -> dict[str, Any]: ...
     def load(
         self,
-        account: npt.NDArray[np.uint64],
-        market: npt.NDArray[np.uint32],
-        side: npt.NDArray[np.int8],
-        qty: npt.NDArray[np.float64],
-        entry: npt.NDArray[np.float64],
-        margin: npt.NDArray[np.float64],
+        columns: _Columns,
         names: list[str],
         acc_account: npt.NDArray[np.uint64] | None = None,
         acc_cash: npt.NDArray[np.float64] | None = None,

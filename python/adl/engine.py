@@ -216,7 +216,7 @@ class Engine:
             acc_ids = numpy_view(cast_lossless(acc["account"], pl.UInt64(), "account"))
             acc_cash = numpy_view(cast_lossless(acc["cash"], pl.Float64(), "cash"))
         self._symbols = None
-        self._core.load(*a.args(), a.names, acc_ids, acc_cash)
+        self._core.load(a.args(), a.names, acc_ids, acc_cash)
 
     def set_marks(self, marks: float | Mapping[str, float], ts: int | None = None) -> None:
         """Moves marks (all validated first). It liquidates nothing. ``ts`` is the caller's

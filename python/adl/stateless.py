@@ -40,7 +40,7 @@ def rank(
     df = collect(positions)
     a = position_arrays(df)
     qd, pd = market_specs(a.names, markets)
-    out = _adl.rank(*a.args(), a.names, marks_for(a.names, mark), qd, pd, CASH_DECIMALS, policy)
+    out = _adl.rank(a.args(), (a.names, marks_for(a.names, mark), qd, pd, CASH_DECIMALS), policy)
     eligible = pl.Series(out["rank"]) > 0
     return df.with_columns(
         pl.Series("score", out["score"]).fill_nan(None),
@@ -86,7 +86,7 @@ def deleverage(
         target = a.names.index(symbol)
     qd, pd = market_specs(a.names, markets)
     out = _adl.deleverage(
-        *a.args(), a.names, marks_for(a.names, mark), qd, pd, CASH_DECIMALS, policy,
+        a.args(), (a.names, marks_for(a.names, mark), qd, pd, CASH_DECIMALS), policy,
         target, side_value(side), float(qty), float(price),
     )
     rows = out["row"]

@@ -40,7 +40,7 @@ impl<T: Copy + Default + std::ops::AddAssign + std::ops::Add<Output = T>> Fenwic
     fn prefix(&self, end: usize) -> T {
         let (mut i, mut s) = (end, T::default());
         while i > 0 {
-            s = s + self.tree[i - 1];
+            s += self.tree[i - 1];
             i &= i - 1;
         }
         s

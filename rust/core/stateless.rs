@@ -442,9 +442,12 @@ impl TopQueue {
     }
 }
 
+/// Candidates for ADL fills: (queue key, lots, score bits).
+type Candidates = Vec<(Key, i64, u64)>;
+
 /// Sorts candidates by key and drops those after the prefix that covers `want` lots,
 /// keeping any near-tie of the last needed one (their exact order is settled later).
-fn keep_covering_prefix(cands: &mut Vec<(Key, i64, u64)>, want: i64) {
+fn keep_covering_prefix(cands: &mut Candidates, want: i64) {
     cands.sort_unstable_by_key(|c| c.0);
     let mut held = 0i128;
     if let Some(last) = cands.iter().position(|c| {
@@ -484,7 +487,7 @@ pub fn deleverage(
     parse_price(&g, "price", 0, price).map_err(|_| AdlError::config("price", format!("{price} must be a finite price > 0")))?;
     let ctx = Context::new(cols, markets, policy)?;
     let wanted = |m: u32, s: Side| (m == market) & (s == -side);
-    let parts = in_chunks(cols.len(), |range| -> Result<(Vec<(Key, i64, u64)>, i128)> {
+    let parts = in_chunks(cols.len(), |range| -> Result<(Candidates, i128)> {
         // Fast path: a cut estimated from a sample keeps about 2x what the chunk needs,
         // in a plain Vec. If the cut proves too strict, the chunk runs again with the heap.
         if let Some(cut) = ctx.sample_cut(range.clone(), &wanted, want) {

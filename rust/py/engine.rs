@@ -192,23 +192,16 @@ impl Engine {
         Ok(d)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (account, market, side, qty, entry, margin, names, acc_account=None, acc_cash=None))]
+    #[pyo3(signature = (columns, names, acc_account=None, acc_cash=None))]
     fn load<'py>(
         &self,
         py: Python<'py>,
-        account: PyReadonlyArray1<'py, u64>,
-        market: PyReadonlyArray1<'py, u32>,
-        side: PyReadonlyArray1<'py, i8>,
-        qty: PyReadonlyArray1<'py, f64>,
-        entry: PyReadonlyArray1<'py, f64>,
-        margin: PyReadonlyArray1<'py, f64>,
+        columns: Columns<'py>,
         names: Vec<String>,
         acc_account: Option<PyReadonlyArray1<'py, u64>>,
         acc_cash: Option<PyReadonlyArray1<'py, f64>>,
     ) -> PyResult<()> {
-        let cols = Columns { account, market, side, qty, entry, margin };
-        let view = cols.view()?;
+        let view = columns.view()?;
         let accounts = match (&acc_account, &acc_cash) {
             (Some(a), Some(c)) => Some((a.as_slice()?, c.as_slice()?)),
             _ => None,

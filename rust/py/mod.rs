@@ -33,57 +33,49 @@ pub(crate) fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> CoreResult<T> + S
     }
 }
 
-/// Borrowed position columns (read-only NumPy views).
-pub(crate) struct Columns<'py> {
-    account: PyReadonlyArray1<'py, u64>,
-    market: PyReadonlyArray1<'py, u32>,
-    side: PyReadonlyArray1<'py, i8>,
-    qty: PyReadonlyArray1<'py, f64>,
-    entry: PyReadonlyArray1<'py, f64>,
-    margin: PyReadonlyArray1<'py, f64>,
-}
+/// Borrowed position columns, passed from Python as one tuple of read-only NumPy views:
+/// (account u64, market u32, side i8, qty f64, entry f64, margin f64).
+#[derive(FromPyObject)]
+pub(crate) struct Columns<'py>(
+    PyReadonlyArray1<'py, u64>,
+    PyReadonlyArray1<'py, u32>,
+    PyReadonlyArray1<'py, i8>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+    PyReadonlyArray1<'py, f64>,
+);
 
-impl<'py> Columns<'py> {
+impl Columns<'_> {
     pub(crate) fn view(&self) -> PyResult<PositionColumns<'_>> {
         Ok(PositionColumns {
-            account: self.account.as_slice()?,
-            market: self.market.as_slice()?,
-            side: self.side.as_slice()?,
-            qty: self.qty.as_slice()?,
-            entry: self.entry.as_slice()?,
-            margin: self.margin.as_slice()?,
+            account: self.0.as_slice()?,
+            market: self.1.as_slice()?,
+            side: self.2.as_slice()?,
+            qty: self.3.as_slice()?,
+            entry: self.4.as_slice()?,
+            margin: self.5.as_slice()?,
         })
     }
 }
 
-fn grids(qty_decimals: &[u32], price_decimals: &[u32], cash_decimals: u32) -> CoreResult<Vec<Grid>> {
-    qty_decimals.iter().zip(price_decimals).map(|(&q, &p)| Grid::new(q, p, cash_decimals)).collect()
+/// Markets of a stateless call, as one tuple: (symbols, marks, qty_decimals, price_decimals,
+/// cash_decimals), one entry per market code.
+#[derive(FromPyObject)]
+struct Markets(Vec<String>, Vec<f64>, Vec<u32>, Vec<u32>, u32);
+
+impl Markets {
+    fn grids(&self) -> CoreResult<Vec<Grid>> {
+        self.2.iter().zip(&self.3).map(|(&q, &p)| Grid::new(q, p, self.4)).collect()
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
 #[pyfunction]
-#[pyo3(signature = (account, market, side, qty, entry, margin, names, marks, qty_decimals, price_decimals, cash_decimals, policy))]
-fn rank<'py>(
-    py: Python<'py>,
-    account: PyReadonlyArray1<'py, u64>,
-    market: PyReadonlyArray1<'py, u32>,
-    side: PyReadonlyArray1<'py, i8>,
-    qty: PyReadonlyArray1<'py, f64>,
-    entry: PyReadonlyArray1<'py, f64>,
-    margin: PyReadonlyArray1<'py, f64>,
-    names: Vec<String>,
-    marks: Vec<f64>,
-    qty_decimals: Vec<u32>,
-    price_decimals: Vec<u32>,
-    cash_decimals: u32,
-    policy: &str,
-) -> PyResult<Bound<'py, PyDict>> {
-    let cols = Columns { account, market, side, qty, entry, margin };
-    let view = cols.view()?;
+fn rank<'py>(py: Python<'py>, columns: Columns<'py>, markets: Markets, policy: &str) -> PyResult<Bound<'py, PyDict>> {
+    let view = columns.view()?;
     let policy = Policy::parse(policy).map_err(errors::to_py)?;
     let r = run(py, || {
-        let g = grids(&qty_decimals, &price_decimals, cash_decimals)?;
-        stateless::rank(&view, &MarketTable { grids: &g, marks: &marks, names: &names }, policy)
+        let g = markets.grids()?;
+        stateless::rank(&view, &MarketTable { grids: &g, marks: &markets.1, names: &markets.0 }, policy)
     })?;
     let d = PyDict::new(py);
     d.set_item("score", r.score.into_pyarray(py))?;
@@ -95,36 +87,24 @@ fn rank<'py>(
 
 #[allow(clippy::too_many_arguments)]
 #[pyfunction]
-#[pyo3(signature = (account, market, side, qty, entry, margin, names, marks, qty_decimals, price_decimals, cash_decimals, policy, target_market, bankrupt_side, adl_qty, price))]
 fn deleverage<'py>(
     py: Python<'py>,
-    account: PyReadonlyArray1<'py, u64>,
-    market: PyReadonlyArray1<'py, u32>,
-    side: PyReadonlyArray1<'py, i8>,
-    qty: PyReadonlyArray1<'py, f64>,
-    entry: PyReadonlyArray1<'py, f64>,
-    margin: PyReadonlyArray1<'py, f64>,
-    names: Vec<String>,
-    marks: Vec<f64>,
-    qty_decimals: Vec<u32>,
-    price_decimals: Vec<u32>,
-    cash_decimals: u32,
+    columns: Columns<'py>,
+    markets: Markets,
     policy: &str,
     target_market: u32,
     bankrupt_side: i8,
     adl_qty: f64,
     price: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let cols = Columns { account, market, side, qty, entry, margin };
-    let view = cols.view()?;
+    let view = columns.view()?;
     let policy = Policy::parse(policy).map_err(errors::to_py)?;
-    let (fills, qd) = run(py, || {
-        let g = grids(&qty_decimals, &price_decimals, cash_decimals)?;
-        let t = MarketTable { grids: &g, marks: &marks, names: &names };
+    let (fills, g) = run(py, || {
+        let g = markets.grids()?;
+        let t = MarketTable { grids: &g, marks: &markets.1, names: &markets.0 };
         let f = stateless::deleverage(&view, &t, policy, target_market, bankrupt_side, adl_qty, price)?;
-        Ok((f, g.get(target_market as usize).copied()))
+        Ok((f, g[target_market as usize]))
     })?;
-    let g = qd.expect("deleverage checked the market code");
     let d = PyDict::new(py);
     d.set_item("row", fills.iter().map(|f| f.row).collect::<Vec<_>>().into_pyarray(py))?;
     d.set_item("qty", fills.iter().map(|f| g.qty_f64(f.lots)).collect::<Vec<_>>().into_pyarray(py))?;
