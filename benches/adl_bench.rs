@@ -48,9 +48,7 @@ fn stateless(c: &mut Criterion) {
     g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(5));
     g.throughput(Throughput::Elements(ROWS_1M as u64));
-    g.bench_function("1M", |b| {
-        b.iter(|| black_box(deleverage(black_box(&cols), &table, Policy::Bitmex, 0, 1, qty, 100.5).unwrap()))
-    });
+    g.bench_function("1M", |b| b.iter(|| black_box(deleverage(black_box(&cols), &table, Policy::Bitmex, 0, 1, qty, 100.5).unwrap())));
     g.finish();
 }
 

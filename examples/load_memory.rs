@@ -30,11 +30,7 @@ fn main() {
     let after_inputs = status_bytes("VmRSS:");
     println!("rows: {n}");
     println!("baseline RSS:             {:>9.1} MiB", mib(base));
-    println!(
-        "input columns:            {:>9.1} MiB  ({:.1} bytes/row)",
-        mib(after_inputs - base),
-        (after_inputs - base) as f64 / n as f64
-    );
+    println!("input columns:            {:>9.1} MiB  ({:.1} bytes/row)", mib(after_inputs - base), (after_inputs - base) as f64 / n as f64);
 
     let mut eng = synth::new_engine();
     let t = Instant::now();

@@ -479,7 +479,10 @@ impl Engine {
                 return Err(AdlError::value(
                     "account",
                     row,
-                    format!("position (account={}, side={}) is liquidated twice in the batch (first at row {first})", req.account, req.side),
+                    format!(
+                        "position (account={}, side={}) is liquidated twice in the batch (first at row {first})",
+                        req.account, req.side
+                    ),
                 ));
             }
             checked.push(fill);

@@ -95,7 +95,8 @@ fn row_error(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin: f6
     if side != 1 && side != -1 {
         return AdlError::value("side", row, format!("{side} is not a side (expected 1/-1 or long/short)"));
     }
-    let range = |field: &str, x: f64| AdlError::value(field, row, format!("{} is not finite or exceeds the fixed-point range", describe(x)));
+    let range =
+        |field: &str, x: f64| AdlError::value(field, row, format!("{} is not finite or exceeds the fixed-point range", describe(x)));
     match grid.lots(qty) {
         None => return range("qty", qty),
         Some(l) if l <= 0 => {
@@ -106,7 +107,11 @@ fn row_error(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin: f6
     match grid.ticks(entry) {
         None => return range("entry_price", entry),
         Some(t) if t <= 0 => {
-            return AdlError::value("entry_price", row, format!("{} must be > 0 (at least one tick of 1e-{})", describe(entry), grid.price_decimals))
+            return AdlError::value(
+                "entry_price",
+                row,
+                format!("{} must be > 0 (at least one tick of 1e-{})", describe(entry), grid.price_decimals),
+            )
         }
         _ => {}
     }
@@ -159,8 +164,29 @@ mod tests {
     fn block_screen_never_passes_a_row_parse_row_rejects() {
         let g = Grid::new(4, 2, 8).unwrap();
         let values = [
-            f64::NAN, f64::INFINITY, -f64::INFINITY, -1.0, -1e-9, 0.0, 1e-9, 0.00004, 0.00005, 0.000050001, 0.00006, 0.004, 0.005,
-            0.0051, 1.0, 123.456789, 1e11, 1e11 + 0.00004, 1e11 + 0.0001, 1e13, 1e13 + 0.004, 1e13 + 0.006, 1e20,
+            f64::NAN,
+            f64::INFINITY,
+            -f64::INFINITY,
+            -1.0,
+            -1e-9,
+            0.0,
+            1e-9,
+            0.00004,
+            0.00005,
+            0.000050001,
+            0.00006,
+            0.004,
+            0.005,
+            0.0051,
+            1.0,
+            123.456789,
+            1e11,
+            1e11 + 0.00004,
+            1e11 + 0.0001,
+            1e13,
+            1e13 + 0.004,
+            1e13 + 0.006,
+            1e20,
         ];
         for side in [-2i8, -1, 0, 1] {
             for &q in &values {

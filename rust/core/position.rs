@@ -90,11 +90,7 @@ pub struct PositionStore {
 
 impl PositionStore {
     pub fn with_capacity(n: usize) -> Self {
-        PositionStore {
-            slots: Vec::with_capacity(n),
-            free: Vec::new(),
-            by_key: FxHashMap::with_capacity_and_hasher(n, Default::default()),
-        }
+        PositionStore { slots: Vec::with_capacity(n), free: Vec::new(), by_key: FxHashMap::with_capacity_and_hasher(n, Default::default()) }
     }
     pub fn len(&self) -> usize {
         self.by_key.len()

@@ -85,7 +85,8 @@ fn bitmex_exact(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: 
     }
     let move_ = side as i128 * (mark - entry) as i128;
     let (e, n, d) = (equity as u128, grid.value(qty, mark) as u128, move_.unsigned_abs());
-    let (num, den) = if move_ > 0 { (d.checked_mul(n)?, (entry as u128).checked_mul(e)?) } else { (d.checked_mul(e)?, (entry as u128).checked_mul(n)?) };
+    let (num, den) =
+        if move_ > 0 { (d.checked_mul(n)?, (entry as u128).checked_mul(e)?) } else { (d.checked_mul(e)?, (entry as u128).checked_mul(n)?) };
     Some(Fraction { sign: move_.signum() as i8, num, den: den.max(1) })
 }
 

@@ -71,7 +71,13 @@ impl<'a> Context<'a> {
         if cols.len() > u32::MAX as usize {
             return Err(AdlError::config("positions", "at most 2^32 - 1 rows"));
         }
-        let marks = markets.grids.iter().zip(markets.marks).zip(markets.names).map(|((g, &m), name)| parse_mark(g, name, m)).collect::<Result<_>>()?;
+        let marks = markets
+            .grids
+            .iter()
+            .zip(markets.marks)
+            .zip(markets.names)
+            .map(|((g, &m), name)| parse_mark(g, name, m))
+            .collect::<Result<_>>()?;
         let uniform = markets.grids.iter().all(|g| *g == markets.grids[0]).then(|| markets.grids[0]);
         Ok(Context { cols, grids: markets.grids, marks, policy, uniform })
     }
@@ -132,7 +138,12 @@ impl<'a> Context<'a> {
     }
 
     /// `score_rows` for markets on different grids: row by row.
-    fn score_rows_scalar(&self, range: std::ops::Range<usize>, wanted: impl Fn(u32, Side) -> bool, mut keep: impl FnMut(Scored)) -> Result<()> {
+    fn score_rows_scalar(
+        &self,
+        range: std::ops::Range<usize>,
+        wanted: impl Fn(u32, Side) -> bool,
+        mut keep: impl FnMut(Scored),
+    ) -> Result<()> {
         let c = self.cols;
         for row in range {
             let code = c.market_of(row);
@@ -292,10 +303,14 @@ pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Polic
             // Reserve (virtual memory only until touched) so pushes never reallocate.
             groups.iter_mut().for_each(|g| g.reserve(range.len()));
         }
-        ctx.score_rows(range, |_, _| true, |s| {
-            scores[s.key.row as usize - start] = s.score;
-            groups[s.market as usize * 2 + side_slot(s.side)].push(((s.key.score as u128) << 32) | s.key.row as u128);
-        })?;
+        ctx.score_rows(
+            range,
+            |_, _| true,
+            |s| {
+                scores[s.key.row as usize - start] = s.score;
+                groups[s.market as usize * 2 + side_slot(s.side)].push(((s.key.score as u128) << 32) | s.key.row as u128);
+            },
+        )?;
         Ok((scores, groups))
     });
     let mut score = Vec::with_capacity(n);

@@ -132,12 +132,7 @@ impl Outcome {
     }
 }
 
-fn spec_with(
-    base: MarketSpec,
-    qty_decimals: Option<u32>,
-    price_decimals: Option<u32>,
-    maintenance_rate: Option<f64>,
-) -> MarketSpec {
+fn spec_with(base: MarketSpec, qty_decimals: Option<u32>, price_decimals: Option<u32>, maintenance_rate: Option<f64>) -> MarketSpec {
     MarketSpec {
         qty_decimals: qty_decimals.unwrap_or(base.qty_decimals),
         price_decimals: price_decimals.unwrap_or(base.price_decimals),
@@ -332,7 +327,8 @@ impl Engine {
         let n = slots.len();
         let (mut account, mut market, mut side) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
         let (mut qty, mut entry, mut margin) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        let (mut equity, mut maint, mut bk, mut liq) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut equity, mut maint, mut bk, mut liq) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
         for slot in slots {
             let p = e.store().get(slot);
             let m = e.market(p.market);

@@ -2,8 +2,8 @@
 //! cash in cents (qty_decimals 0, price_decimals 0, cash_decimals 2), so every number in the
 //! comments is exact. Mark 96, maintenance 0.5 % unless stated.
 
-use _adl::core::{AdlError, Engine, FillKind, MarketSpec, Policy, Request, Totals};
 use _adl::core::input::PositionColumns;
+use _adl::core::{AdlError, Engine, FillKind, MarketSpec, Policy, Request, Totals};
 
 const LONG: i8 = 1;
 const SHORT: i8 = -1;
@@ -49,7 +49,10 @@ fn queue_partial_last_fill_and_losers_after_winners() {
     // Shorts: #2 10@100 m20: e = 60, ℓ = 960/60 = 16, score 0.04·16 = 0.64      (rank 1)
     //         #3 10@100 m60: e = 100, ℓ = 9.6, score 0.384                       (rank 2)
     //         #4 20@95 m100: pnl% = −1/95, e = 100 − 20 = 80, ℓ = 24, score < 0 (rank 3, a loser)
-    let mut e = engine(0.0, &[(1, LONG, 30.0, 100.0, 60.0), (2, SHORT, 10.0, 100.0, 20.0), (3, SHORT, 10.0, 100.0, 60.0), (4, SHORT, 20.0, 95.0, 100.0)]);
+    let mut e = engine(
+        0.0,
+        &[(1, LONG, 30.0, 100.0, 60.0), (2, SHORT, 10.0, 100.0, 20.0), (3, SHORT, 10.0, 100.0, 60.0), (4, SHORT, 20.0, 95.0, 100.0)],
+    );
     let before = value(&e.totals());
     let r = e.liquidate(req(1, LONG, None), false).unwrap();
     // Fund is empty: all 30 lots go to ADL at 98: 10 + 10 + 10 (partial of #4's 20).

@@ -21,8 +21,8 @@ struct Book {
 
 fn book() -> impl Strategy<Value = Book> {
     let row = (1u64..12, prop_oneof![Just(1i8), Just(-1i8)], 1u32..60, 80u32..121, 0u32..200_000);
-    (prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, prop::collection::vec((0usize..40, -6i64..7, any::<bool>()), 1..12)).prop_map(
-        |(rows, mark, fund, ops)| {
+    (prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, prop::collection::vec((0usize..40, -6i64..7, any::<bool>()), 1..12))
+        .prop_map(|(rows, mark, fund, ops)| {
             let mut seen = std::collections::HashSet::new();
             let rows = rows
                 .into_iter()
@@ -30,8 +30,7 @@ fn book() -> impl Strategy<Value = Book> {
                 .map(|(a, s, q, e, m)| (a, s, q as f64, e as f64, m as f64 / 100.0))
                 .collect();
             Book { rows, mark: mark as f64, fund: fund as f64 / 100.0, ops }
-        },
-    )
+        })
 }
 
 fn engine(b: &Book) -> Engine {
