@@ -20,6 +20,7 @@ from adl.errors import (
     UnknownPositionError,
 )
 from adl.stateless import deleverage, rank
+from adl.wealth import allocate, allocation_metrics
 
 __all__ = [
     "DEFAULT_SYMBOL",
@@ -36,6 +37,8 @@ __all__ = [
     "UnknownMarketError",
     "UnknownPositionError",
     "__version__",
+    "allocate",
+    "allocation_metrics",
     "deleverage",
     "rank",
 ]
