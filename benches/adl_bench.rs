@@ -30,7 +30,7 @@ fn stateless(c: &mut Criterion) {
     let book = Book::generate(ROWS_1M, BANKRUPT, SEED);
     let grids = [grid()];
     let names = synth::symbols();
-    let table = MarketTable { grids: &grids, marks: &[MARK], names: &names };
+    let table = MarketTable { grids: &grids, marks: &[MARK], rates: &[SPEC.maintenance_rate], names: &names };
     let cols = book.cols();
 
     let mut g = c.benchmark_group("rank");

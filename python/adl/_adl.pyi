@@ -16,8 +16,8 @@ _Columns = tuple[
     npt.NDArray[np.float64],  # entry price
     npt.NDArray[np.float64],  # margin
 ]
-# (symbols, marks, qty_decimals, price_decimals, cash_decimals), one entry per market code
-_Markets = tuple[list[str], list[float], list[int], list[int], int]
+# (symbols, marks, qty_decimals, price_decimals, maintenance rates, cash_decimals), per market code
+_Markets = tuple[list[str], list[float], list[int], list[int], list[float], int]
 
 def rank(columns: _Columns, markets: _Markets, policy: str) -> dict[str, Any]: ...
 def deleverage(

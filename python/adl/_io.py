@@ -186,13 +186,15 @@ def marks_for(names: list[str], mark: float | Mapping[str, float]) -> list[float
 
 
 def market_specs(
-    names: list[str], markets: Market | Mapping[str, Market] | None
-) -> tuple[list[int], list[int]]:
-    """qty/price decimals per market from a single Market, a mapping, or the defaults."""
+    names: list[str], markets: Market | Mapping[str, Market] | None, default_rate: float = 0.005
+) -> tuple[list[int], list[int], list[float]]:
+    """qty/price decimals and maintenance rates per market from a single Market, a mapping,
+    or the defaults."""
     specs = [
         (markets.get(n, Market()) if isinstance(markets, Mapping) else (markets or Market())) for n in names
     ]
-    return [s.qty_decimals for s in specs], [s.price_decimals for s in specs]
+    rates = [default_rate if s.maintenance_rate is None else float(s.maintenance_rate) for s in specs]
+    return [s.qty_decimals for s in specs], [s.price_decimals for s in specs], rates
 
 
 def side_series(codes: np.ndarray[Any, Any], name: str = "side") -> pl.Series:

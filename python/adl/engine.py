@@ -27,7 +27,7 @@ from adl._io import (
 )
 from adl.errors import InvalidInputError, SchemaError
 
-Policy = Literal["bitmex"]
+Policy = Literal["bitmex", "binance"]
 
 FILL_COLUMNS = (
     "event", "ts", "symbol", "bankrupt_account", "bankrupt_side",

@@ -12,7 +12,7 @@ from adl import _adl
 from adl._io import SIDE, Frame, Market, collect, market_specs, marks_for, position_arrays, side_value
 from adl.errors import InvalidInputError, UnknownMarketError
 
-Policy = Literal["bitmex"]
+Policy = Literal["bitmex", "binance"]
 CASH_DECIMALS = 8
 
 
@@ -39,8 +39,8 @@ def rank(
     """
     df = collect(positions)
     a = position_arrays(df)
-    qd, pd = market_specs(a.names, markets)
-    out = _adl.rank(a.args(), (a.names, marks_for(a.names, mark), qd, pd, CASH_DECIMALS), policy)
+    qd, pd, rates = market_specs(a.names, markets)
+    out = _adl.rank(a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy)
     eligible = pl.Series(out["rank"]) > 0
     return df.with_columns(
         pl.Series("score", out["score"]).fill_nan(None),
@@ -84,9 +84,9 @@ def deleverage(
         if symbol not in a.names:
             raise UnknownMarketError(f"symbol: {symbol!r} does not occur in positions", symbol)
         target = a.names.index(symbol)
-    qd, pd = market_specs(a.names, markets)
+    qd, pd, rates = market_specs(a.names, markets)
     out = _adl.deleverage(
-        a.args(), (a.names, marks_for(a.names, mark), qd, pd, CASH_DECIMALS), policy,
+        a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy,
         target, side_value(side), float(qty), float(price),
     )
     rows = out["row"]

@@ -10,6 +10,7 @@ use crate::core::score::{Fraction, Policy};
 struct MarketOrder<'a> {
     store: &'a PositionStore,
     grid: &'a Grid,
+    rate_ppm: i64,
     policy: Policy,
     mark: i64,
 }
@@ -20,7 +21,7 @@ impl QueueOrder for MarketOrder<'_> {
     }
     fn exact(&self, slot: u32) -> Option<Fraction> {
         let p = self.store.get(slot);
-        self.policy.exact_score(self.grid, p.side, p.qty, p.entry, p.margin, self.mark)
+        self.policy.exact_score(self.grid, self.rate_ppm, p.side, p.qty, p.entry, p.margin, self.mark)
     }
 }
 
@@ -126,9 +127,9 @@ impl Market {
         let pos = p.index_pos as usize;
         idx.shrink(pos, lots);
         let mark = self.mark.expect("an index exists only with a mark");
-        match policy.score(&self.grid, p.side, p.qty, p.entry, p.margin, mark) {
+        match policy.score(&self.grid, self.rate_ppm, p.side, p.qty, p.entry, p.margin, mark) {
             Some(score) => {
-                let order = MarketOrder { store, grid: &self.grid, policy, mark };
+                let order = MarketOrder { store, grid: &self.grid, rate_ppm: self.rate_ppm, policy, mark };
                 let mut moves = Vec::new();
                 idx.rescore(pos, score, &order, |s, at| moves.push((s, at)));
                 for (s, at) in moves {
@@ -151,11 +152,11 @@ impl Market {
             for &slot in &self.members[s] {
                 let p = store.get_mut(slot);
                 p.index_pos = NO_INDEX;
-                if let Some(score) = policy.score(&self.grid, p.side, p.qty, p.entry, p.margin, mark) {
+                if let Some(score) = policy.score(&self.grid, self.rate_ppm, p.side, p.qty, p.entry, p.margin, mark) {
                     entries.push(Entry { slot, account: p.account, score, lots: p.qty });
                 }
             }
-            let idx = RankIndex::build(entries, &MarketOrder { store, grid: &self.grid, policy, mark });
+            let idx = RankIndex::build(entries, &MarketOrder { store, grid: &self.grid, rate_ppm: self.rate_ppm, policy, mark });
             for (pos, slot) in idx.slots() {
                 store.get_mut(slot).index_pos = pos as u32;
             }

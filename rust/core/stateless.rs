@@ -21,6 +21,8 @@ pub struct MarketTable<'a> {
     pub grids: &'a [Grid],
     /// Mark per market code, as a float price.
     pub marks: &'a [f64],
+    /// Maintenance-margin rate per market code (used by scores that need maintenance).
+    pub rates: &'a [f64],
     pub names: &'a [String],
 }
 
@@ -57,6 +59,7 @@ struct Context<'a> {
     cols: &'a PositionColumns<'a>,
     grids: &'a [Grid],
     marks: Vec<i64>,
+    rates: Vec<i64>,
     policy: Policy,
     /// The grid shared by every market, if they all have the same one (the fast path).
     uniform: Option<Grid>,
@@ -65,9 +68,11 @@ struct Context<'a> {
 impl<'a> Context<'a> {
     fn new(cols: &'a PositionColumns<'a>, markets: &'a MarketTable<'a>, policy: Policy) -> Result<Context<'a>> {
         cols.check_shape(markets.grids.len())?;
-        if markets.marks.len() != markets.grids.len() || markets.names.len() != markets.grids.len() {
-            return Err(AdlError::config("mark", "one mark per market is required"));
+        let n = markets.grids.len();
+        if markets.marks.len() != n || markets.names.len() != n || markets.rates.len() != n {
+            return Err(AdlError::config("mark", "one mark, name and maintenance rate per market are required"));
         }
+        let rates = markets.rates.iter().map(|&r| crate::core::market::rate_ppm(r)).collect::<Result<_>>()?;
         if cols.len() > u32::MAX as usize {
             return Err(AdlError::config("positions", "at most 2^32 - 1 rows"));
         }
@@ -79,7 +84,7 @@ impl<'a> Context<'a> {
             .map(|((g, &m), name)| parse_mark(g, name, m))
             .collect::<Result<_>>()?;
         let uniform = markets.grids.iter().all(|g| *g == markets.grids[0]).then(|| markets.grids[0]);
-        Ok(Context { cols, grids: markets.grids, marks, policy, uniform })
+        Ok(Context { cols, grids: markets.grids, marks, rates, policy, uniform })
     }
 
     /// Validates rows `range`, scores those in a (market, side) that `wanted` accepts, and
@@ -117,6 +122,8 @@ impl<'a> Context<'a> {
             }
             match self.policy {
                 Policy::Bitmex => bitmex_block(&g, k, block),
+                // No branch-free kernel: every row takes the integer path.
+                _ => block.exact[..k].fill(false),
             }
             for (j, &row) in rows[..k].iter().enumerate() {
                 let row = row as usize;
@@ -125,7 +132,7 @@ impl<'a> Context<'a> {
                     (block.lots[j] as i64, block.eligible[j].then_some(block.score[j]))
                 } else {
                     let r = parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])?;
-                    (r.lots, self.policy.score(&g, r.side, r.lots, r.entry, r.margin, self.marks[code as usize]))
+                    (r.lots, self.policy.score(&g, self.rates[code as usize], r.side, r.lots, r.entry, r.margin, self.marks[code as usize]))
                 };
                 if let Some(score) = score {
                     let key = Key { score: desc_key(score), account: c.account[row], row: row as u32 };
@@ -152,7 +159,9 @@ impl<'a> Context<'a> {
             if !wanted(code, r.side) {
                 continue;
             }
-            if let Some(score) = self.policy.score(g, r.side, r.lots, r.entry, r.margin, self.marks[code as usize]) {
+            if let Some(score) =
+                self.policy.score(g, self.rates[code as usize], r.side, r.lots, r.entry, r.margin, self.marks[code as usize])
+            {
                 let key = Key { score: desc_key(score), account: c.account[row], row: row as u32 };
                 keep(Scored { side: r.side, market: code, key, lots: r.lots, score });
             }
@@ -176,7 +185,9 @@ impl Context<'_> {
             if !wanted(code, r.side) {
                 continue;
             }
-            if let Some(score) = self.policy.score(g, r.side, r.lots, r.entry, r.margin, self.marks[code as usize]) {
+            if let Some(score) =
+                self.policy.score(g, self.rates[code as usize], r.side, r.lots, r.entry, r.margin, self.marks[code as usize])
+            {
                 sample.push((Key { score: desc_key(score), account: c.account[row], row: row as u32 }, r.lots, score));
             }
         }
@@ -203,7 +214,7 @@ impl QueueOrder for Context<'_> {
         let code = c.market_of(r);
         let g = &self.grids[code as usize];
         let p = parse_row(g, r, c.side[r], c.qty[r], c.entry[r], c.margin[r]).ok()?;
-        self.policy.exact_score(g, p.side, p.lots, p.entry, p.margin, self.marks[code as usize])
+        self.policy.exact_score(g, self.rates[code as usize], p.side, p.lots, p.entry, p.margin, self.marks[code as usize])
     }
 }
 
@@ -574,7 +585,7 @@ mod tests {
         // row2 short 10 @ 90 margin 10: e = 10 − 60 < 0: bankrupt, no rank
         // row3 long 1 @ 90 margin 5: pnl% = 6/90, e = 11, ℓ = 96/11, score 0.5818
         let (g, names) = table();
-        let t = MarketTable { grids: &g, marks: &[96.0], names: &names };
+        let t = MarketTable { grids: &g, marks: &[96.0], rates: &[0.005], names: &names };
         let r = rank(&cols(), &t, Policy::Bitmex).unwrap();
         assert_eq!(r.rank, vec![1, 2, 0, 1]);
         // lights = 6 − ⌈5·r/n⌉: shorts n = 2 → 3 and 1; the lone long → 1.
@@ -586,7 +597,7 @@ mod tests {
     #[test]
     fn deleverage_partial_last_and_shortfall() {
         let (g, names) = table();
-        let t = MarketTable { grids: &g, marks: &[96.0], names: &names };
+        let t = MarketTable { grids: &g, marks: &[96.0], rates: &[0.005], names: &names };
         // A bankrupt long of 15: row0 (rank 1) closes 10, row1 closes 5; row2 is bankrupt.
         let f = deleverage(&cols(), &t, Policy::Bitmex, 0, 1, 15.0, 95.0).unwrap();
         let got: Vec<(u32, i64, u32)> = f.iter().map(|x| (x.row, x.lots, x.rank)).collect();
@@ -625,7 +636,7 @@ mod tests {
             for i in 0..n {
                 // The block only ever sees validated rows.
                 let Ok(r) = parse_row(&g, i, b.side[i] as i8, b.qty[i], b.entry[i], b.margin[i]) else { continue };
-                let want = Policy::Bitmex.score(&g, r.side, r.lots, r.entry, r.margin, b.mark[i] as i64);
+                let want = Policy::Bitmex.score(&g, 5_000, r.side, r.lots, r.entry, r.margin, b.mark[i] as i64);
                 if b.exact[i] {
                     exact += 1;
                     assert_eq!(b.lots[i] as i64, r.lots);
@@ -661,12 +672,12 @@ mod tests {
         let margin: Vec<f64> = (0..n).map(|i| (i % 50) as f64).collect();
         let c = PositionColumns { account: &account, market: &[], side: &side, qty: &qty, entry: &entry, margin: &margin };
         let (g, names) = table();
-        let t = MarketTable { grids: &g, marks: &[100.0], names: &names };
+        let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };
         let r = rank(&c, &t, Policy::Bitmex).unwrap();
         let mut shorts: Vec<((Fraction, u64, usize), usize)> = (0..n)
             .filter(|&i| side[i] == -1)
             .filter_map(|i| {
-                let s = Policy::Bitmex.exact_score(&g[0], -1, qty[i] as i64, entry[i] as i64, margin[i] as i64, 100)?;
+                let s = Policy::Bitmex.exact_score(&g[0], 5_000, -1, qty[i] as i64, entry[i] as i64, margin[i] as i64, 100)?;
                 Some(((s, account[i], i), i))
             })
             .collect();

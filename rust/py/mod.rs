@@ -59,13 +59,13 @@ impl Columns<'_> {
 }
 
 /// Markets of a stateless call, as one tuple: (symbols, marks, qty_decimals, price_decimals,
-/// cash_decimals), one entry per market code.
+/// maintenance rates, cash_decimals), one entry per market code.
 #[derive(FromPyObject)]
-struct Markets(Vec<String>, Vec<f64>, Vec<u32>, Vec<u32>, u32);
+struct Markets(Vec<String>, Vec<f64>, Vec<u32>, Vec<u32>, Vec<f64>, u32);
 
 impl Markets {
     fn grids(&self) -> CoreResult<Vec<Grid>> {
-        self.2.iter().zip(&self.3).map(|(&q, &p)| Grid::new(q, p, self.4)).collect()
+        self.2.iter().zip(&self.3).map(|(&q, &p)| Grid::new(q, p, self.5)).collect()
     }
 }
 
@@ -75,7 +75,7 @@ fn rank<'py>(py: Python<'py>, columns: Columns<'py>, markets: Markets, policy: &
     let policy = Policy::parse(policy).map_err(errors::to_py)?;
     let r = run(py, || {
         let g = markets.grids()?;
-        stateless::rank(&view, &MarketTable { grids: &g, marks: &markets.1, names: &markets.0 }, policy)
+        stateless::rank(&view, &MarketTable { grids: &g, marks: &markets.1, rates: &markets.4, names: &markets.0 }, policy)
     })?;
     let d = PyDict::new(py);
     d.set_item("score", r.score.into_pyarray(py))?;
@@ -101,7 +101,7 @@ fn deleverage<'py>(
     let policy = Policy::parse(policy).map_err(errors::to_py)?;
     let (fills, g) = run(py, || {
         let g = markets.grids()?;
-        let t = MarketTable { grids: &g, marks: &markets.1, names: &markets.0 };
+        let t = MarketTable { grids: &g, marks: &markets.1, rates: &markets.4, names: &markets.0 };
         let f = stateless::deleverage(&view, &t, policy, target_market, bankrupt_side, adl_qty, price)?;
         Ok((f, g[target_market as usize]))
     })?;

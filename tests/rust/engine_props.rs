@@ -61,7 +61,7 @@ fn check_index_is_current(e: &mut Engine, mark: i64) -> Result<(), TestCaseError
             .store()
             .iter()
             .filter(|(_, p)| p.side == side)
-            .filter_map(|(slot, p)| Policy::Bitmex.score(&g, p.side, p.qty, p.entry, p.margin, mark).map(|s| (slot, (s, p.qty))))
+            .filter_map(|(slot, p)| Policy::Bitmex.score(&g, 5_000, p.side, p.qty, p.entry, p.margin, mark).map(|s| (slot, (s, p.qty))))
             .collect();
         let store = e.store().clone();
         let idx = e.ranking(0, side).unwrap();
@@ -146,7 +146,7 @@ proptest! {
                 .store()
                 .iter()
                 .filter(|(_, p)| p.side == side)
-                .filter_map(|(slot, p)| Policy::Bitmex.exact_score(&g, p.side, p.qty, p.entry, p.margin, mark).map(|s| (s, p.account, slot, p.qty)))
+                .filter_map(|(slot, p)| Policy::Bitmex.exact_score(&g, 5_000, p.side, p.qty, p.entry, p.margin, mark).map(|s| (s, p.account, slot, p.qty)))
                 .collect();
             expect.sort_by(|a, b| b.0.cmp_value(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
             let idx = e.ranking(0, side).unwrap();

@@ -1,0 +1,60 @@
+"""Ranking policies other than BitMEX (issue 3, in progress): hand-computed cases."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from conftest import book
+
+import adl
+
+WHOLE = adl.Market(qty_decimals=0, price_decimals=0)
+
+
+def test_binance_rank_hand_computed() -> None:
+    # Mark 96, mmr 0.5 %: MM = 0.005 · 960 = 4.8 for 10 lots. score = max(0,u)/max(1,W) · MM/(W+u).
+    rows = [
+        (1, "short", 10, 100, 20),   # u 40, W 20, e 60:  2 · 0.08 = 0.16
+        (2, "short", 10, 100, 60),   # u 40, W 60, e 100: (2/3) · 0.048 = 0.032
+        (3, "short", 10, 97, 50),    # u 10, W 50, e 60:  0.2 · 0.08 = 0.016
+        (4, "short", 10, 90, 100),   # u -60, e 40: a loser, score 0, last
+        (5, "short", 10, 90, 50),    # e -10: bankrupt, not eligible
+    ]
+    out = adl.rank(book(rows), mark=96.0, policy="binance", markets=WHOLE)
+    assert out["rank"].to_list() == [1, 2, 3, 4, None]
+    assert out["score"].to_list()[:4] == pytest.approx([0.16, 0.032, 0.016, 0.0], rel=1e-12)
+    assert out["lights"].to_list() == [4, 3, 2, 1, None]   # 6 - ceil(5 r / 4)
+
+
+def test_binance_maintenance_rate_comes_from_the_market() -> None:
+    rows = [(1, "short", 10, 100, 20)]
+    out = adl.rank(book(rows), mark=96.0, policy="binance", markets=adl.Market(0, 0, maintenance_rate=0.01))
+    assert out["score"].to_list() == pytest.approx([2 * 9.6 / 60])
+
+
+def test_engine_queue_follows_the_policy() -> None:
+    # X (account 1): short 10 @200, margin 1000: BitMEX 0.52 · 960/2040 = 0.2447,
+    #   Binance 1040 · 4.8 / (1000 · 2040) = 0.00245.
+    # Y (account 2): short 10 @97, margin 60: BitMEX (1/97) · 960/70 = 0.1414,
+    #   Binance 10 · 4.8 / (60 · 70) = 0.01143.
+    # Bankrupt long 10 @100, margin 30: P_bk = 97; the fund is empty, so all 10 lots are ADL'd
+    # against whoever ranks first: X under BitMEX, Y under Binance.
+    rows = [(9, "long", 10, 100, 30), (1, "short", 10, 200, 1000), (2, "short", 10, 97, 60)]
+    first = {}
+    for policy in ("bitmex", "binance"):
+        eng = adl.Engine(policy=policy, cash_decimals=2, qty_decimals=0, price_decimals=0)  # type: ignore[arg-type]
+        eng.load(book(rows))
+        eng.set_marks(96.0)
+        fills = eng.liquidate(9, side="long").fills
+        assert fills.select("qty", "price", "rank").rows() == [(10.0, 97.0, 1)]
+        first[policy] = fills["account"][0]
+    assert first == {"bitmex": 1, "binance": 2}
+    ind = eng.indicator().filter(pl.col("side") == "short").sort("rank")
+    assert ind["score"].to_list() == pytest.approx([1040 * 4.8 / (1000 * 2040)])
+
+
+def test_unknown_policy() -> None:
+    with pytest.raises(adl.InvalidInputError, match="policy"):
+        adl.rank(book([(1, "short", 1, 1, 1)]), mark=1.0, policy="lottery")  # type: ignore[arg-type]
+    with pytest.raises(adl.InvalidInputError, match="policy"):
+        adl.Engine(policy="lottery")  # type: ignore[arg-type]
