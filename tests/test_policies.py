@@ -58,3 +58,20 @@ def test_unknown_policy() -> None:
         adl.rank(book([(1, "short", 1, 1, 1)]), mark=1.0, policy="lottery")  # type: ignore[arg-type]
     with pytest.raises(adl.InvalidInputError, match="policy"):
         adl.Engine(policy="lottery")  # type: ignore[arg-type]
+
+
+def test_size_pro_rata_stateless_and_engine() -> None:
+    # 7 lots over shorts of 5, 3, 2 (shares 3.5, 2.1, 1.4): 4, 2, 1 by largest remainder.
+    rows = [(1, "short", 5, 100, 50), (2, "short", 3, 100, 30), (3, "short", 2, 100, 20), (4, "short", 1, 90, 1)]
+    fills = adl.deleverage(book(rows), mark=96.0, side="long", qty=7.0, price=96.0, policy="size_pro_rata", markets=WHOLE)
+    assert fills.select("account", "qty", "rank", "score").rows() == [(1, 4.0, None, None), (2, 2.0, None, None), (3, 1.0, None, None)]
+    with pytest.raises(adl.InsufficientLiquidityError):
+        adl.deleverage(book(rows), mark=96.0, side="long", qty=11.0, price=96.0, policy="size_pro_rata", markets=WHOLE)
+    with pytest.raises(adl.InvalidInputError, match="does not rank"):
+        adl.rank(book(rows), mark=96.0, policy="size_pro_rata", markets=WHOLE)
+    eng = adl.Engine(policy="size_pro_rata", cash_decimals=2, qty_decimals=0, price_decimals=0)
+    eng.load(book([(9, "long", 7, 100, 28), *rows]))
+    eng.set_marks(96.0)
+    res = eng.liquidate(9, side="long", fill_price=95.0, force=True)
+    assert res.fills.select("account", "qty", "price", "rank").rows() == [(1, 4.0, 96.0, None), (2, 2.0, 96.0, None), (3, 1.0, 96.0, None)]
+    assert eng.indicator().height == 0

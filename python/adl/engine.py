@@ -27,7 +27,7 @@ from adl._io import (
 )
 from adl.errors import InvalidInputError, SchemaError
 
-Policy = Literal["bitmex", "binance"]
+Policy = Literal["bitmex", "binance", "size_pro_rata"]
 
 FILL_COLUMNS = (
     "event", "ts", "symbol", "bankrupt_account", "bankrupt_side",
@@ -57,7 +57,10 @@ def fills_frame(cols: Mapping[str, Any], names: list[str]) -> pl.DataFrame:
         }
     ).with_columns(
         pl.when(pl.Series(cols["has_ts"])).then(pl.col("ts")).alias("ts"),
-        *(pl.when(adl_fill).then(pl.col(c)).alias(c) for c in ("account", "side", "rank", "score")),
+        *(pl.when(adl_fill).then(pl.col(c)).alias(c) for c in ("account", "side")),
+        # Pro-rata fills are ADL fills with no rank (0) or score (NaN) in the core.
+        pl.when(adl_fill & (pl.col("rank") > 0)).then(pl.col("rank")).alias("rank"),
+        pl.when(adl_fill).then(pl.col("score").fill_nan(None)).alias("score"),
     )
 
 
@@ -333,7 +336,8 @@ class Engine:
         )
 
     def indicator(self) -> pl.DataFrame:
-        """The ADL queue as users see it, for every eligible position of a market with a mark:
+        """The ADL queue as users see it, for every eligible position of a market with a mark
+        (empty under a pro-rata policy, which ranks nobody):
         ``score``, exact ``rank`` in its (symbol, side), ``percentile``, ``lights`` (5 = first
         20 %), ``quantile`` (lights - 1) and ``notional_ahead`` (quote value queued before it).
 

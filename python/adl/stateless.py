@@ -12,7 +12,7 @@ from adl import _adl
 from adl._io import SIDE, Frame, Market, collect, market_specs, marks_for, position_arrays, side_value
 from adl.errors import InvalidInputError, UnknownMarketError
 
-Policy = Literal["bitmex", "binance"]
+Policy = Literal["bitmex", "binance", "size_pro_rata"]
 CASH_DECIMALS = 8
 
 
@@ -103,4 +103,8 @@ def deleverage(
             "rank": pl.Series(out["rank"], dtype=pl.UInt32),
             "score": out["score"],
         }
+    ).with_columns(
+        # Pro-rata policies rank nobody: rank 0 and NaN score from the core become nulls.
+        pl.when(pl.col("rank") > 0).then(pl.col("rank")).alias("rank"),
+        pl.col("score").fill_nan(None),
     )

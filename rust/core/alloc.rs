@@ -11,15 +11,14 @@ pub struct OppositeSide<'a> {
     pub index: &'a RankIndex,
 }
 
-/// One counterparty's share of an ADL event.
+/// One counterparty's share of an ADL event. `rank`/`score` are `None` for policies that
+/// do not rank (pro-rata).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Take {
     pub slot: u32,
-    /// Position of the counterparty in the ranking index.
-    pub index_pos: usize,
     pub lots: i64,
-    pub rank: u64,
-    pub score: f64,
+    pub rank: Option<u64>,
+    pub score: Option<f64>,
 }
 
 pub trait Allocator {
@@ -46,9 +45,67 @@ impl Allocator for RankedQueue {
                 continue;
             }
             let take = left.min(p.qty);
-            takes.push(Take { slot, index_pos: pos, lots: take, rank, score: side.index.score_at(pos) });
+            takes.push(Take { slot, lots: take, rank: Some(rank), score: Some(side.index.score_at(pos)) });
             left -= take;
         }
         takes
+    }
+}
+
+/// Size pro-rata: every eligible opposite position closes `lots·q/Σq`, rounded to whole lots
+/// by largest remainder (ties: lower account first). If the side holds no more than `lots`,
+/// everyone closes fully.
+pub struct SizeProRata;
+
+impl Allocator for SizeProRata {
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take> {
+        let members: Vec<(u32, u64, i64)> = side
+            .index
+            .queue()
+            .map(|(_, slot)| (slot, side.store.get(slot).account, side.store.get(slot).qty))
+            .filter(|m| m.1 != exclude)
+            .collect();
+        let shares = pro_rata_shares(&members.iter().map(|m| (m.1, m.2)).collect::<Vec<_>>(), lots);
+        members
+            .iter()
+            .zip(shares)
+            .filter(|(_, share)| *share > 0)
+            .map(|(m, share)| Take { slot: m.0, lots: share, rank: None, score: None })
+            .collect()
+    }
+}
+
+/// Splits `lots` over holdings `(account, qty)` in proportion to qty: whole lots, largest
+/// remainder first (ties: lower account, then earlier entry). Never more than a holding.
+pub fn pro_rata_shares(holdings: &[(u64, i64)], lots: i64) -> Vec<i64> {
+    let total: i128 = holdings.iter().map(|h| h.1 as i128).sum();
+    if total <= lots as i128 {
+        return holdings.iter().map(|h| h.1).collect();
+    }
+    let want = lots as i128;
+    let mut shares: Vec<i64> = holdings.iter().map(|h| (want * h.1 as i128 / total) as i64).collect();
+    let left = lots - shares.iter().sum::<i64>();
+    let mut order: Vec<usize> = (0..holdings.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(want * holdings[i].1 as i128 % total), holdings[i].0, i));
+    for &i in order.iter().take(left as usize) {
+        shares[i] += 1;
+    }
+    shares
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn largest_remainder_by_hand() {
+        // 10 lots over 3, 3, 4 (Σ 10... = all) and 7 lots over 5, 3, 2: exact 3.5, 2.1, 1.4
+        // -> base 3, 2, 1 (6), one left to the largest remainder (0.5): 4, 2, 1.
+        assert_eq!(pro_rata_shares(&[(1, 3), (2, 3), (3, 4)], 10), vec![3, 3, 4]);
+        assert_eq!(pro_rata_shares(&[(1, 5), (2, 3), (3, 2)], 7), vec![4, 2, 1]);
+        // Equal remainders go to the lower account: 1 lot over 1, 1 (accounts 9 and 4).
+        assert_eq!(pro_rata_shares(&[(9, 1), (4, 1)], 1), vec![0, 1]);
+        // More than the side holds: everyone closes fully.
+        assert_eq!(pro_rata_shares(&[(1, 2), (2, 3)], 9), vec![2, 3]);
     }
 }

@@ -4,7 +4,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::core::alloc::{Allocator, OppositeSide, RankedQueue, Take};
+use crate::core::alloc::{Allocator, OppositeSide, RankedQueue, SizeProRata, Take};
 use crate::core::error::{AdlError, Checked, Result};
 use crate::core::fixed::{cash_to_f64, split_ceil, split_floor, Grid};
 use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
@@ -571,7 +571,11 @@ impl Engine {
         let mut lots_left = q - covered;
         let mut margin_left = mg - split_ceil(mg, covered, q);
         let index = m.current_index(-p.side).expect("opposite index built by caller");
-        let takes = RankedQueue.allocate(&OppositeSide { store: &self.store, index }, lots_left, p.account);
+        let opposite = OppositeSide { store: &self.store, index };
+        let takes = match self.policy {
+            Policy::SizeProRata => SizeProRata.allocate(&opposite, lots_left, p.account),
+            _ => RankedQueue.allocate(&opposite, lots_left, p.account),
+        };
         let mut legs = Vec::with_capacity(takes.len());
         for take in takes {
             let c = self.store.get(take.slot);
@@ -595,8 +599,8 @@ impl Engine {
                 side: Some(c.side),
                 lots: take.lots,
                 price: g.price_f64(price_ticks),
-                rank: Some(take.rank),
-                score: Some(take.score),
+                rank: take.rank,
+                score: take.score,
                 kind: FillKind::Adl,
             });
             out.adl_lots += take.lots;

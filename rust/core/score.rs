@@ -11,6 +11,9 @@ pub enum Policy {
     Bitmex,
     /// Binance (also Aevo): `max(0,u)/max(1,W) · MM/(W+u)`; losers score 0 and come last.
     Binance,
+    /// No ranking: every eligible opposite position closes its share by size
+    /// (the paper's contract pro-rata).
+    SizeProRata,
 }
 
 impl Policy {
@@ -18,14 +21,21 @@ impl Policy {
         match name {
             "bitmex" => Ok(Policy::Bitmex),
             "binance" => Ok(Policy::Binance),
-            other => Err(AdlError::config("policy", format!("unknown policy {other:?}; expected one of: bitmex, binance"))),
+            "size_pro_rata" => Ok(Policy::SizeProRata),
+            other => Err(AdlError::config("policy", format!("unknown policy {other:?}; expected one of: bitmex, binance, size_pro_rata"))),
         }
     }
     pub fn name(&self) -> &'static str {
         match self {
             Policy::Bitmex => "bitmex",
             Policy::Binance => "binance",
+            Policy::SizeProRata => "size_pro_rata",
         }
+    }
+
+    /// Whether the policy orders counterparties by a score (pro-rata policies do not).
+    pub fn is_ranked(&self) -> bool {
+        !matches!(self, Policy::SizeProRata)
     }
 
     /// Score of an isolated position at `mark` (all in fixed point), or `None` when it
@@ -36,6 +46,8 @@ impl Policy {
         match self {
             Policy::Bitmex => bitmex_score(grid, side, qty, entry, margin, mark),
             Policy::Binance => binance_score(grid, rate_ppm, side, qty, entry, margin, mark),
+            // Everyone eligible (not bankrupt) scores the same: the index orders by account.
+            Policy::SizeProRata => equity_f64(grid, side, qty, entry, margin, mark).map(|_| 0.0),
         }
     }
 
@@ -46,6 +58,7 @@ impl Policy {
         match self {
             Policy::Bitmex => bitmex_exact(grid, side, qty, entry, margin, mark),
             Policy::Binance => binance_exact(grid, rate_ppm, side, qty, entry, margin, mark),
+            Policy::SizeProRata => equity_f64(grid, side, qty, entry, margin, mark).map(|_| Fraction { sign: 0, num: 0, den: 1 }),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BinaryHeap;
 
+use crate::core::alloc::pro_rata_shares;
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::Grid;
 use crate::core::input::{block_valid, parse_mark, parse_price, parse_row, PositionColumns};
@@ -302,6 +303,9 @@ fn in_chunks<T: Send>(n: usize, work: impl Fn(std::ops::Range<usize>) -> T + Syn
 /// Ranks every row within its (market, side): exact rank, percentile `r/n` and lights.
 /// Ties: ascending account, then row order.
 pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Policy) -> Result<Ranked> {
+    if !policy.is_ranked() {
+        return Err(AdlError::config("policy", format!("{} does not rank positions", policy.name())));
+    }
     let ctx = Context::new(cols, markets, policy)?;
     let n = cols.len();
     let n_groups = markets.grids.len() * 2;
@@ -513,6 +517,9 @@ pub fn deleverage(
     parse_price(&g, "price", 0, price).map_err(|_| AdlError::config("price", format!("{price} must be a finite price > 0")))?;
     let ctx = Context::new(cols, markets, policy)?;
     let wanted = |m: u32, s: Side| (m == market) & (s == -side);
+    if !policy.is_ranked() {
+        return pro_rata_fills(&ctx, &wanted, want, &g);
+    }
     let parts = in_chunks(cols.len(), |range| -> Result<(Candidates, i128)> {
         // Fast path: a cut estimated from a sample keeps about 2x what the chunk needs,
         // in a plain Vec. If the cut proves too strict, the chunk runs again with the heap.
@@ -557,6 +564,26 @@ pub fn deleverage(
         left -= take;
     }
     Ok(fills)
+}
+
+/// `deleverage` for size pro-rata: every eligible row of the side closes its share
+/// (`rank` 0 and `score` NaN: nobody is ranked). Fills in account order.
+fn pro_rata_fills(ctx: &Context<'_>, wanted: &impl Fn(u32, Side) -> bool, want: i64, g: &Grid) -> Result<Vec<StatelessFill>> {
+    let mut rows: Vec<(u64, u32, i64)> = Vec::new();
+    ctx.score_rows(0..ctx.cols.len(), wanted, |s| rows.push((s.key.account, s.key.row, s.lots)))?;
+    let available: i128 = rows.iter().map(|r| r.2 as i128).sum();
+    if available < want as i128 {
+        let (req, avail) = (g.qty_f64(want), g.qty_f64(available as i64));
+        return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
+    }
+    rows.sort_unstable();
+    let shares = pro_rata_shares(&rows.iter().map(|r| (r.0, r.2)).collect::<Vec<_>>(), want);
+    Ok(rows
+        .iter()
+        .zip(shares)
+        .filter(|(_, lots)| *lots > 0)
+        .map(|(r, lots)| StatelessFill { row: r.1, lots, rank: 0, score: f64::NAN })
+        .collect())
 }
 
 #[cfg(test)]

@@ -394,7 +394,8 @@ impl Engine {
     fn indicator<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let cols = run(py, || {
             let mut e = self.lock();
-            let n_markets = e.markets().len() as u32;
+            // Pro-rata policies rank nobody: no queue to show.
+            let n_markets = if e.policy.is_ranked() { e.markets().len() as u32 } else { 0 };
             let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for m in 0..n_markets {
                 let Some(mark) = e.market(m).mark else { continue };

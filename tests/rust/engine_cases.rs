@@ -12,8 +12,12 @@ const SHORT: i8 = -1;
 type Row = (u64, i8, f64, f64, f64);
 
 fn engine(fund: f64, rows: &[Row]) -> Engine {
+    engine_with(Policy::Bitmex, fund, rows)
+}
+
+fn engine_with(policy: Policy, fund: f64, rows: &[Row]) -> Engine {
     let spec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.005 };
-    let mut e = Engine::new(Policy::Bitmex, fund, 2, spec).unwrap();
+    let mut e = Engine::new(policy, fund, 2, spec).unwrap();
     load(&mut e, rows).unwrap();
     e.set_marks(&[("X".to_string(), 96.0)], Some(1)).unwrap();
     e
@@ -204,5 +208,30 @@ fn batch_skips_positions_closed_by_earlier_adl() {
     assert_eq!(got, vec![(Some(2), 5), (Some(3), 5)]);
     assert!(out[1].is_none(), "#2 was closed by ADL before its turn");
     assert_eq!(e.events().len(), 2);
+    assert_eq!(value(&e.totals()), before);
+}
+
+#[test]
+fn size_pro_rata_splits_by_size_with_largest_remainder() {
+    // Bankrupt long 7 @100, m28: equity at 96 = 0, P_bk = 96. The shorts hold 5, 3 and 2
+    // (#4 short 1 @90 m1 is bankrupt: e = 1 - 6 < 0, never a counterparty; #9 is the
+    // bankrupt account's own short and is excluded). Shares of 7 over 5/3/2 = 3.5, 2.1,
+    // 1.4 -> 3, 2, 1 + the leftover lot to the largest remainder (#1): 4, 2, 1.
+    let rows = [
+        (9, LONG, 7.0, 100.0, 28.0),
+        (9, SHORT, 50.0, 100.0, 500.0),
+        (1, SHORT, 5.0, 100.0, 50.0),
+        (2, SHORT, 3.0, 100.0, 30.0),
+        (3, SHORT, 2.0, 100.0, 20.0),
+        (4, SHORT, 1.0, 90.0, 1.0),
+    ];
+    let mut e = engine_with(Policy::SizeProRata, 0.0, &rows);
+    let before = value(&e.totals());
+    let r = e.liquidate(Request { force: true, ..req(9, LONG, Some(95.0)) }, false).unwrap();
+    let got: Vec<(Option<u64>, i64, Option<u64>)> = r.fills.iter().map(|f| (f.account, f.lots, f.rank)).collect();
+    assert_eq!(got, vec![(Some(1), 4, None), (Some(2), 2, None), (Some(3), 1, None)]);
+    assert!(r.fills.iter().all(|f| f.kind == FillKind::Adl && f.price == 96.0 && f.score.is_none()));
+    // #1 closes 4 of 5 at 96 from 100: released 40 of its 50 margin, + 4·4 = 16 -> 56.
+    assert_eq!(e.cash_of(1), cents(56.0));
     assert_eq!(value(&e.totals()), before);
 }

@@ -12,6 +12,7 @@ const CASES: u32 = 1_000;
 
 #[derive(Debug, Clone)]
 struct Book {
+    policy: Policy,
     rows: Vec<(u64, i8, f64, f64, f64)>,
     mark: f64,
     fund: f64,
@@ -21,21 +22,22 @@ struct Book {
 
 fn book() -> impl Strategy<Value = Book> {
     let row = (1u64..12, prop_oneof![Just(1i8), Just(-1i8)], 1u32..60, 80u32..121, 0u32..200_000);
-    (prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, prop::collection::vec((0usize..40, -6i64..7, any::<bool>()), 1..12))
-        .prop_map(|(rows, mark, fund, ops)| {
-            let mut seen = std::collections::HashSet::new();
-            let rows = rows
-                .into_iter()
-                .filter(|r| seen.insert((r.0, r.1)))
-                .map(|(a, s, q, e, m)| (a, s, q as f64, e as f64, m as f64 / 100.0))
-                .collect();
-            Book { rows, mark: mark as f64, fund: fund as f64 / 100.0, ops }
-        })
+    let policy = prop_oneof![Just(Policy::Bitmex), Just(Policy::Binance), Just(Policy::SizeProRata)];
+    let ops = prop::collection::vec((0usize..40, -6i64..7, any::<bool>()), 1..12);
+    (policy, prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, ops).prop_map(|(policy, rows, mark, fund, ops)| {
+        let mut seen = std::collections::HashSet::new();
+        let rows = rows
+            .into_iter()
+            .filter(|r| seen.insert((r.0, r.1)))
+            .map(|(a, s, q, e, m)| (a, s, q as f64, e as f64, m as f64 / 100.0))
+            .collect();
+        Book { policy, rows, mark: mark as f64, fund: fund as f64 / 100.0, ops }
+    })
 }
 
 fn engine(b: &Book) -> Engine {
     let spec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.005 };
-    let mut e = Engine::new(Policy::Bitmex, b.fund, 2, spec).unwrap();
+    let mut e = Engine::new(b.policy, b.fund, 2, spec).unwrap();
     let account: Vec<u64> = b.rows.iter().map(|r| r.0).collect();
     let side: Vec<i8> = b.rows.iter().map(|r| r.1).collect();
     let qty: Vec<f64> = b.rows.iter().map(|r| r.2).collect();
@@ -54,14 +56,14 @@ fn value(t: &Totals) -> i128 {
 
 /// The incrementally updated index holds exactly the live eligible positions, in the order
 /// a full sort of fresh scores gives, with lots-ahead sums matching their sizes.
-fn check_index_is_current(e: &mut Engine, mark: i64) -> Result<(), TestCaseError> {
+fn check_index_is_current(e: &mut Engine, policy: Policy, mark: i64) -> Result<(), TestCaseError> {
     let g = e.market(0).grid;
     for side in [1i8, -1] {
         let fresh: std::collections::HashMap<u32, (f64, i64)> = e
             .store()
             .iter()
             .filter(|(_, p)| p.side == side)
-            .filter_map(|(slot, p)| Policy::Bitmex.score(&g, 5_000, p.side, p.qty, p.entry, p.margin, mark).map(|s| (slot, (s, p.qty))))
+            .filter_map(|(slot, p)| policy.score(&g, 5_000, p.side, p.qty, p.entry, p.margin, mark).map(|s| (slot, (s, p.qty))))
             .collect();
         let store = e.store().clone();
         let idx = e.ranking(0, side).unwrap();
@@ -123,15 +125,21 @@ proptest! {
                 prop_assert!(cp != account, "matched against itself");
                 prop_assert_eq!(f.side, Some(-side));
                 prop_assert!(f.lots <= held[&(cp, -side)], "closed more than held");
-                let s = f.score.unwrap();
-                prop_assert!(s <= last, "fills out of score order");
-                last = s;
+                // Ranked policies fill in queue order; pro-rata fills carry no rank or score.
+                match (b.policy.is_ranked(), f.score) {
+                    (true, Some(s)) => {
+                        prop_assert!(s <= last, "fills out of score order");
+                        last = s;
+                    }
+                    (false, None) => prop_assert!(f.rank.is_none()),
+                    other => prop_assert!(false, "rank/score {:?} under {:?}", other, b.policy),
+                }
             }
             // Bad debt only when nobody else was left to take the lots.
             if r.bad_debt > 0 {
                 prop_assert!(r.fills.iter().any(|f| f.kind == FillKind::BadDebt));
             }
-            check_index_is_current(&mut e, b.mark as i64)?;
+            check_index_is_current(&mut e, b.policy, b.mark as i64)?;
         }
     }
 
@@ -146,7 +154,7 @@ proptest! {
                 .store()
                 .iter()
                 .filter(|(_, p)| p.side == side)
-                .filter_map(|(slot, p)| Policy::Bitmex.exact_score(&g, 5_000, p.side, p.qty, p.entry, p.margin, mark).map(|s| (s, p.account, slot, p.qty)))
+                .filter_map(|(slot, p)| b.policy.exact_score(&g, 5_000, p.side, p.qty, p.entry, p.margin, mark).map(|s| (s, p.account, slot, p.qty)))
                 .collect();
             expect.sort_by(|a, b| b.0.cmp_value(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
             let idx = e.ranking(0, side).unwrap();
