@@ -75,3 +75,36 @@ def test_size_pro_rata_stateless_and_engine() -> None:
     res = eng.liquidate(9, side="long", fill_price=95.0, force=True)
     assert res.fills.select("account", "qty", "price", "rank").rows() == [(1, 4.0, 96.0, None), (2, 2.0, 96.0, None), (3, 1.0, 96.0, None)]
     assert eng.indicator().height == 0
+
+
+def test_hyperliquid_at_the_mark_in_python() -> None:
+    # Same book as the Rust case: fund 4 covers 2 lots at 95; 8 lots ADL at the mark 96
+    # against the profitable shorts #3 (rank 1) and #1; bad debt = 8 · (97 - 96) = 8.
+    rows = [(9, "long", 10, 100, 30), (1, "short", 10, 100, 20), (2, "short", 10, 95, 50), (3, "short", 5, 98, 10)]
+    eng = adl.Engine(policy="hyperliquid", insurance_fund=4.0, cash_decimals=2, qty_decimals=0, price_decimals=0)
+    eng.load(book(rows))
+    eng.set_marks(96.0)
+    res = eng.liquidate(9, side="long", fill_price=95.0)
+    assert res.fills.select("kind", "account", "qty", "price", "rank").rows() == [
+        ("external", None, 2.0, 95.0, None),
+        ("adl", 3, 5.0, 96.0, 1),
+        ("adl", 1, 3.0, 96.0, 2),
+    ]
+    assert (res.from_fund, res.bad_debt) == (4.0, 8.0)
+    ranked = adl.rank(book(rows[1:]), mark=96.0, policy="hyperliquid", markets=WHOLE)
+    assert ranked["rank"].to_list() == [2, None, 1]          # the losing short is never eligible
+    assert ranked["score"].to_list()[0] == pytest.approx(100 / 96 * 960 / 60)
+
+
+def test_adl_price_override() -> None:
+    # BitMEX queue but filled at the mark: the bankrupt long's 8 ADL lots cost the fund
+    # nothing it does not have; the 8 beyond its margin are bad debt, as above.
+    rows = [(9, "long", 10, 100, 30), (1, "short", 10, 100, 20)]
+    eng = adl.Engine(adl_price="mark", cash_decimals=2, qty_decimals=0, price_decimals=0)
+    eng.load(book(rows))
+    eng.set_marks(96.0)
+    res = eng.liquidate(9, side="long")
+    assert res.fills.select("account", "qty", "price").rows() == [(1, 10.0, 96.0)]
+    assert res.bad_debt == 10.0                      # 10 · (97 - 96)
+    with pytest.raises(adl.InvalidInputError, match="adl_price"):
+        adl.Engine(adl_price="midpoint")  # type: ignore[arg-type]

@@ -40,6 +40,7 @@ class Engine:
         cash_decimals: int,
         qty_decimals: int,
         price_decimals: int,
+        adl_price: str | None = None,
     ) -> Engine: ...
     def add_market(
         self,

@@ -27,7 +27,8 @@ from adl._io import (
 )
 from adl.errors import InvalidInputError, SchemaError
 
-Policy = Literal["bitmex", "binance", "size_pro_rata"]
+Policy = Literal["bitmex", "binance", "hyperliquid", "size_pro_rata"]
+AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
 
 FILL_COLUMNS = (
     "event", "ts", "symbol", "bankrupt_account", "bankrupt_side",
@@ -117,7 +118,10 @@ class Engine:
     Money is exact: quantities are whole lots, prices and cash fixed point (see the README,
     "Units and rounding"). ``maintenance_rate`` and the decimals are defaults for markets
     created implicitly by :meth:`load`; use :meth:`add_market` or ``markets=`` to set them
-    per market.
+    per market. ``adl_price`` overrides the policy's ADL price: ``"bankruptcy"`` (default,
+    ``"mark"`` for hyperliquid), ``"mark"`` or ``"mark_capped"`` (the mark, never better for the
+    bankrupt position than its bankruptcy price). At the mark, the bankrupt lots' loss beyond
+    their margin is paid by the fund as far as it can and the rest is bad debt.
 
     >>> import adl, polars as pl
     >>> eng = adl.Engine(insurance_fund=0.0)
@@ -139,9 +143,10 @@ class Engine:
         qty_decimals: int = 4,
         price_decimals: int = 4,
         markets: Mapping[str, Market] | None = None,
+        adl_price: AdlPrice | None = None,
     ) -> None:
         self._core = _adl.Engine(
-            policy, float(insurance_fund), float(maintenance_rate), cash_decimals, qty_decimals, price_decimals
+            policy, float(insurance_fund), float(maintenance_rate), cash_decimals, qty_decimals, price_decimals, adl_price
         )
         self._symbols: list[str] | None = None  # cache of market names by code
         for symbol, m in (markets or {}).items():

@@ -12,7 +12,7 @@ from adl import _adl
 from adl._io import SIDE, Frame, Market, collect, market_specs, marks_for, position_arrays, side_value
 from adl.errors import InvalidInputError, UnknownMarketError
 
-Policy = Literal["bitmex", "binance", "size_pro_rata"]
+Policy = Literal["bitmex", "binance", "hyperliquid", "size_pro_rata"]
 CASH_DECIMALS = 8
 
 

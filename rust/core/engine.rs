@@ -33,6 +33,29 @@ impl FillKind {
     }
 }
 
+/// The price ADL fills at (DOMAIN.md §2–§3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdlPrice {
+    /// The bankrupt position's bankruptcy price: it ends at exactly zero (most venues).
+    Bankruptcy,
+    /// The mark (Hyperliquid): the bankrupt lots' loss beyond their margin is paid by the
+    /// fund as far as it can, the rest is bad debt; a surplus goes to the fund.
+    Mark,
+    /// The mark, but never better for the bankrupt position than its bankruptcy price.
+    MarkCapped,
+}
+
+impl AdlPrice {
+    pub fn parse(name: &str) -> Result<AdlPrice> {
+        match name {
+            "bankruptcy" => Ok(AdlPrice::Bankruptcy),
+            "mark" => Ok(AdlPrice::Mark),
+            "mark_capped" => Ok(AdlPrice::MarkCapped),
+            other => Err(AdlError::config("adl_price", format!("{other:?} is not one of: bankruptcy, mark, mark_capped"))),
+        }
+    }
+}
+
 /// One fill record (DOMAIN.md §5). `account`/`side` are the counterparty's; `None` when the
 /// book took the lots.
 #[derive(Clone, Debug, PartialEq)]
@@ -143,6 +166,8 @@ impl EventLog {
 #[derive(Clone)]
 pub struct Engine {
     pub policy: Policy,
+    /// Price of ADL fills; defaults to the policy's (`Policy::adl_price`).
+    pub adl_price: AdlPrice,
     pub cash_decimals: u32,
     pub default_spec: MarketSpec,
     markets: Vec<Market>,
@@ -164,6 +189,7 @@ impl Engine {
         let fund = Self::cash_param(insurance_fund, cash_decimals, "insurance_fund")?;
         Ok(Engine {
             policy,
+            adl_price: policy.adl_price(),
             cash_decimals,
             default_spec,
             markets: Vec::new(),
@@ -567,7 +593,13 @@ impl Engine {
             total_book_value += book_value(covered);
             out.fills.push(book_fill(covered, FillKind::External));
         }
-        // 3-4. ADL the rest against the opposite queue at the bankruptcy price.
+        // 3-4. ADL the rest against the opposite queue, at the bankruptcy price or the mark.
+        let at_mark = match self.adl_price {
+            AdlPrice::Bankruptcy => false,
+            AdlPrice::Mark => true,
+            // The mark caps at the bankruptcy price exactly when the position is not bankrupt.
+            AdlPrice::MarkCapped => p.equity(g, mark) <= 0,
+        };
         let mut lots_left = q - covered;
         let mut margin_left = mg - split_ceil(mg, covered, q);
         let index = m.current_index(-p.side).expect("opposite index built by caller");
@@ -577,18 +609,25 @@ impl Engine {
             _ => RankedQueue.allocate(&opposite, lots_left, p.account),
         };
         let mut legs = Vec::with_capacity(takes.len());
+        // At the mark, what the bankrupt lots are worth there (margin + PnL) is settled below.
+        let mut value_at_mark = 0i128;
         for take in takes {
             let c = self.store.get(take.slot);
-            // The bankrupt lots carry their share of the margin to the counterparty, so the
-            // bankrupt account ends at exactly zero and no cash is created or lost.
+            // The bankrupt lots carry their share of the margin. At the bankruptcy price it goes
+            // to the counterparty, so the bankrupt account ends at exactly zero.
             let carried = split_floor(margin_left, take.lots, lots_left);
             margin_left -= carried;
             lots_left -= take.lots;
             let released = split_floor(c.margin as i128, take.lots, c.qty) as i64;
-            let pnl = -s * g.value(take.lots, e - c.entry) + carried;
+            let (pnl, price_ticks) = if at_mark {
+                value_at_mark += carried + s * g.value(take.lots, mark - e);
+                (c.side as i128 * g.value(take.lots, mark - c.entry), mark as f64)
+            } else {
+                let ticks = e as f64 - s as f64 * carried as f64 / (take.lots as f64 * g.factor as f64);
+                (-s * g.value(take.lots, e - c.entry) + carried, ticks)
+            };
             let credit = (released as i128).add_c(pnl, "ADL credit")?;
             self.cash_of(c.account).add_c(credit, "account cash")?;
-            let price_ticks = e as f64 - s as f64 * carried as f64 / (take.lots as f64 * g.factor as f64);
             out.fills.push(Fill {
                 event,
                 ts: self.ts,
@@ -607,6 +646,14 @@ impl Engine {
             out.cancel_orders.push((c.account, c.market, c.side));
             legs.push(AdlLeg { take, released, credit });
         }
+        if value_at_mark >= 0 {
+            out.to_fund += value_at_mark;
+        } else {
+            let cover = fund_left.min(-value_at_mark);
+            out.from_fund += cover;
+            fund_left -= cover;
+            out.bad_debt += -value_at_mark - cover;
+        }
         // 5. Counterparties ran out: the rest closes against the book; the fund's leftover
         // covers what it can and the remainder is bad debt.
         if lots_left > 0 {
@@ -616,7 +663,7 @@ impl Engine {
             } else {
                 let cover = fund_left.min(-value);
                 out.from_fund += cover;
-                out.bad_debt = -value - cover;
+                out.bad_debt += -value - cover;
             }
             out.external_lots += lots_left;
             total_book_value += book_value(lots_left);

@@ -14,6 +14,9 @@ pub enum Policy {
     /// No ranking: every eligible opposite position closes its share by size
     /// (the paper's contract pro-rata).
     SizeProRata,
+    /// Hyperliquid: profitable positions only, `(P/E)·(N/e)` for longs and `(E/P)·(N/e)` for
+    /// shorts (the docs print one form; the inversion for shorts is our reading); fills at mark.
+    Hyperliquid,
 }
 
 impl Policy {
@@ -22,7 +25,11 @@ impl Policy {
             "bitmex" => Ok(Policy::Bitmex),
             "binance" => Ok(Policy::Binance),
             "size_pro_rata" => Ok(Policy::SizeProRata),
-            other => Err(AdlError::config("policy", format!("unknown policy {other:?}; expected one of: bitmex, binance, size_pro_rata"))),
+            "hyperliquid" => Ok(Policy::Hyperliquid),
+            other => Err(AdlError::config(
+                "policy",
+                format!("unknown policy {other:?}; expected one of: bitmex, binance, hyperliquid, size_pro_rata"),
+            )),
         }
     }
     pub fn name(&self) -> &'static str {
@@ -30,6 +37,15 @@ impl Policy {
             Policy::Bitmex => "bitmex",
             Policy::Binance => "binance",
             Policy::SizeProRata => "size_pro_rata",
+            Policy::Hyperliquid => "hyperliquid",
+        }
+    }
+
+    /// The ADL price the venue uses: the mark for Hyperliquid, else the bankruptcy price.
+    pub fn adl_price(&self) -> crate::core::engine::AdlPrice {
+        match self {
+            Policy::Hyperliquid => crate::core::engine::AdlPrice::Mark,
+            _ => crate::core::engine::AdlPrice::Bankruptcy,
         }
     }
 
@@ -48,6 +64,9 @@ impl Policy {
             Policy::Binance => binance_score(grid, rate_ppm, side, qty, entry, margin, mark),
             // Everyone eligible (not bankrupt) scores the same: the index orders by account.
             Policy::SizeProRata => equity_f64(grid, side, qty, entry, margin, mark).map(|_| 0.0),
+            Policy::Hyperliquid => {
+                hyperliquid_terms(grid, side, qty, entry, margin, mark).map(|(a, b, c, d)| a as f64 * b as f64 / (c as f64 * d as f64))
+            }
         }
     }
 
@@ -59,6 +78,10 @@ impl Policy {
             Policy::Bitmex => bitmex_exact(grid, side, qty, entry, margin, mark),
             Policy::Binance => binance_exact(grid, rate_ppm, side, qty, entry, margin, mark),
             Policy::SizeProRata => equity_f64(grid, side, qty, entry, margin, mark).map(|_| Fraction { sign: 0, num: 0, den: 1 }),
+            Policy::Hyperliquid => {
+                let (a, b, c, d) = hyperliquid_terms(grid, side, qty, entry, margin, mark)?;
+                Some(Fraction { sign: 1, num: (a as u128).checked_mul(b as u128)?, den: (c as u128).checked_mul(d as u128)? })
+            }
         }
     }
 }
@@ -169,6 +192,17 @@ fn binance_exact(grid: &Grid, rate_ppm: i64, side: i8, qty: i64, entry: i64, mar
     let num = (gain as u128).checked_mul(mm as u128)?;
     let den = (wallet as u128).checked_mul(equity as u128)?;
     Some(Fraction { sign: (num > 0) as i8, num, den })
+}
+
+/// Hyperliquid's score `a·b / (c·d)` in integers: longs `P·N / (E·e)`, shorts `E·N / (P·e)`;
+/// `None` unless the position is in profit (and so not bankrupt).
+fn hyperliquid_terms(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<(i128, i128, i128, i128)> {
+    let u = side as i128 * grid.value(qty, mark - entry);
+    if u <= 0 {
+        return None;
+    }
+    let (equity, notional) = (margin as i128 + u, grid.value(qty, mark));
+    Some(if side > 0 { (mark as i128, notional, entry as i128, equity) } else { (entry as i128, notional, mark as i128, equity) })
 }
 
 /// Isolated equity `M + σ·q·(P − E)` as f64, or `None` when it is <= 0 (decided exactly:

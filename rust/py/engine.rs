@@ -9,7 +9,7 @@ use pyo3::types::PyDict;
 use rustc_hash::FxHashMap;
 
 use super::{errors, run, Columns};
-use crate::core::engine::{Engine as CoreEngine, Fill, FillKind, Liquidation, Request};
+use crate::core::engine::{AdlPrice, Engine as CoreEngine, Fill, FillKind, Liquidation, Request};
 use crate::core::error::AdlError;
 use crate::core::market::MarketSpec;
 use crate::core::position::Key;
@@ -143,7 +143,7 @@ fn spec_with(base: MarketSpec, qty_decimals: Option<u32>, price_decimals: Option
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (policy, insurance_fund, maintenance_rate, cash_decimals, qty_decimals, price_decimals))]
+    #[pyo3(signature = (policy, insurance_fund, maintenance_rate, cash_decimals, qty_decimals, price_decimals, adl_price=None))]
     fn new(
         policy: &str,
         insurance_fund: f64,
@@ -151,10 +151,14 @@ impl Engine {
         cash_decimals: u32,
         qty_decimals: u32,
         price_decimals: u32,
+        adl_price: Option<&str>,
     ) -> PyResult<Self> {
         let policy = Policy::parse(policy).map_err(errors::to_py)?;
         let spec = MarketSpec { qty_decimals, price_decimals, maintenance_rate };
-        let e = CoreEngine::new(policy, insurance_fund, cash_decimals, spec).map_err(errors::to_py)?;
+        let mut e = CoreEngine::new(policy, insurance_fund, cash_decimals, spec).map_err(errors::to_py)?;
+        if let Some(mode) = adl_price {
+            e.adl_price = AdlPrice::parse(mode).map_err(errors::to_py)?;
+        }
         Ok(Engine { inner: Mutex::new(e) })
     }
 

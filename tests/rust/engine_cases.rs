@@ -235,3 +235,31 @@ fn size_pro_rata_splits_by_size_with_largest_remainder() {
     assert_eq!(e.cash_of(1), cents(56.0));
     assert_eq!(value(&e.totals()), before);
 }
+
+#[test]
+fn hyperliquid_profitable_only_at_the_mark_with_the_loss_beyond_margin_to_fund_then_bad_debt() {
+    // Mark 96. Bankrupt long #9 10 @100, m30: e = -10, P_bk = 97. Book at 95: deficit
+    // 30 - 50 = -20, 2 per lot; fund 4 covers 2 lots (pays -(6 - 10) = 4), leaving 0.
+    // Eligible shorts (in profit only): #3 5 @98 m10: (98/96)·(480/20) = 24.5 (rank 1);
+    // #1 10 @100 m20: (100/96)·(960/60) = 16.67 (rank 2); #2 10 @95 is losing: never.
+    // 8 lots at the mark 96: #3 all 5 (credit 10 + 5·2 = 20), #1 3 (credit 6 + 3·4 = 18).
+    // The bankrupt lots are worth 24 + 8·(96 - 100) = -8 at the mark: the empty fund pays
+    // nothing, bad debt 8 = σ·8·(P_bk - mark).
+    let rows = [(9, LONG, 10.0, 100.0, 30.0), (1, SHORT, 10.0, 100.0, 20.0), (2, SHORT, 10.0, 95.0, 50.0), (3, SHORT, 5.0, 98.0, 10.0)];
+    let mut e = engine_with(Policy::Hyperliquid, 4.0, &rows);
+    let before = value(&e.totals());
+    let r = e.liquidate(req(9, LONG, Some(95.0)), false).unwrap();
+    let got: Vec<(FillKind, Option<u64>, i64, f64, Option<u64>)> =
+        r.fills.iter().map(|f| (f.kind, f.account, f.lots, f.price, f.rank)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (FillKind::External, None, 2, 95.0, None),
+            (FillKind::Adl, Some(3), 5, 96.0, Some(1)),
+            (FillKind::Adl, Some(1), 3, 96.0, Some(2))
+        ]
+    );
+    assert_eq!((r.from_fund, r.bad_debt, r.to_fund), (cents(4.0), cents(8.0), 0));
+    assert_eq!((e.cash_of(3), e.cash_of(1)), (cents(20.0), cents(18.0)));
+    assert_eq!(value(&e.totals()), before);
+}

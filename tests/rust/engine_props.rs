@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 
+use _adl::core::engine::AdlPrice;
 use _adl::core::input::PositionColumns;
 use _adl::core::score::Fraction;
 use _adl::core::{Engine, FillKind, MarketSpec, Policy, Request, Totals};
@@ -13,6 +14,8 @@ const CASES: u32 = 1_000;
 #[derive(Debug, Clone)]
 struct Book {
     policy: Policy,
+    /// An override of the policy's ADL price.
+    adl_price: Option<AdlPrice>,
     rows: Vec<(u64, i8, f64, f64, f64)>,
     mark: f64,
     fund: f64,
@@ -22,22 +25,28 @@ struct Book {
 
 fn book() -> impl Strategy<Value = Book> {
     let row = (1u64..12, prop_oneof![Just(1i8), Just(-1i8)], 1u32..60, 80u32..121, 0u32..200_000);
-    let policy = prop_oneof![Just(Policy::Bitmex), Just(Policy::Binance), Just(Policy::SizeProRata)];
+    let policy = prop_oneof![Just(Policy::Bitmex), Just(Policy::Binance), Just(Policy::SizeProRata), Just(Policy::Hyperliquid)];
     let ops = prop::collection::vec((0usize..40, -6i64..7, any::<bool>()), 1..12);
-    (policy, prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, ops).prop_map(|(policy, rows, mark, fund, ops)| {
-        let mut seen = std::collections::HashSet::new();
-        let rows = rows
-            .into_iter()
-            .filter(|r| seen.insert((r.0, r.1)))
-            .map(|(a, s, q, e, m)| (a, s, q as f64, e as f64, m as f64 / 100.0))
-            .collect();
-        Book { policy, rows, mark: mark as f64, fund: fund as f64 / 100.0, ops }
-    })
+    let price = prop_oneof![Just(None), Just(Some(AdlPrice::Bankruptcy)), Just(Some(AdlPrice::Mark)), Just(Some(AdlPrice::MarkCapped))];
+    (policy, price, prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, ops).prop_map(
+        |(policy, adl_price, rows, mark, fund, ops)| {
+            let mut seen = std::collections::HashSet::new();
+            let rows = rows
+                .into_iter()
+                .filter(|r| seen.insert((r.0, r.1)))
+                .map(|(a, s, q, e, m)| (a, s, q as f64, e as f64, m as f64 / 100.0))
+                .collect();
+            Book { policy, adl_price, rows, mark: mark as f64, fund: fund as f64 / 100.0, ops }
+        },
+    )
 }
 
 fn engine(b: &Book) -> Engine {
     let spec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.005 };
     let mut e = Engine::new(b.policy, b.fund, 2, spec).unwrap();
+    if let Some(price) = b.adl_price {
+        e.adl_price = price;
+    }
     let account: Vec<u64> = b.rows.iter().map(|r| r.0).collect();
     let side: Vec<i8> = b.rows.iter().map(|r| r.1).collect();
     let qty: Vec<f64> = b.rows.iter().map(|r| r.2).collect();
@@ -135,8 +144,8 @@ proptest! {
                     other => prop_assert!(false, "rank/score {:?} under {:?}", other, b.policy),
                 }
             }
-            // Bad debt only when nobody else was left to take the lots.
-            if r.bad_debt > 0 {
+            // At the bankruptcy price, bad debt only when nobody else was left to take the lots.
+            if r.bad_debt > 0 && e.adl_price == AdlPrice::Bankruptcy {
                 prop_assert!(r.fills.iter().any(|f| f.kind == FillKind::BadDebt));
             }
             check_index_is_current(&mut e, b.policy, b.mark as i64)?;
