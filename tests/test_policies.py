@@ -108,3 +108,33 @@ def test_adl_price_override() -> None:
     assert res.bad_debt == 10.0                      # 10 · (97 - 96)
     with pytest.raises(adl.InvalidInputError, match="adl_price"):
         adl.Engine(adl_price="midpoint")  # type: ignore[arg-type]
+
+
+def test_dydx_walk_is_reproducible_and_capped_at_500_accounts() -> None:
+    shorts = [(a, "short", 1 + a % 3, 100, 10) for a in range(1, 21)]
+    f1 = adl.deleverage(book(shorts), mark=96.0, side="long", qty=9.0, price=96.0, policy="dydx", seed=5, markets=WHOLE)
+    f2 = adl.deleverage(book(shorts), mark=96.0, side="long", qty=9.0, price=96.0, policy="dydx", seed=5, markets=WHOLE)
+    assert f1.equals(f2)
+    assert f1["qty"].sum() == 9.0 and f1["rank"].null_count() == f1.height
+    # Consecutive accounts, wrapping around: a walk in account order.
+    accounts = f1["account"].to_list()
+    assert all(b == a % 20 + 1 for a, b in zip(accounts, accounts[1:]))
+    # Some seed starts elsewhere.
+    starts = {
+        adl.deleverage(book(shorts), mark=96.0, side="long", qty=1.0, price=96.0, policy="dydx", seed=s, markets=WHOLE)[
+            "account"
+        ][0]
+        for s in range(10)
+    }
+    assert len(starts) > 1
+    # 600 one-lot shorts: a walk reaches at most 500 accounts.
+    many = [(a, "short", 1, 100, 10) for a in range(1, 601)]
+    with pytest.raises(adl.InsufficientLiquidityError) as info:
+        adl.deleverage(book(many), mark=96.0, side="long", qty=550.0, price=96.0, policy="dydx", markets=WHOLE)
+    assert info.value.missing == 50.0
+    eng = adl.Engine(policy="dydx", seed=3, cash_decimals=2, qty_decimals=0, price_decimals=0)
+    eng.load(book([(9999, "long", 550, 100, 2200), *many]))
+    eng.set_marks(96.0)
+    res = eng.liquidate(9999, side="long", fill_price=95.0, force=True)
+    assert (res.adl_qty, res.external_qty) == (500.0, 50.0)
+    assert res.fills.filter(pl.col("kind") == "bad_debt")["qty"].to_list() == [50.0]

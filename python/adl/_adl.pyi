@@ -28,6 +28,7 @@ def deleverage(
     bankrupt_side: int,
     adl_qty: float,
     price: float,
+    seed: int,
 ) -> dict[str, Any]: ...
 
 @final
@@ -41,6 +42,7 @@ class Engine:
         qty_decimals: int,
         price_decimals: int,
         adl_price: str | None = None,
+        seed: int = 0,
     ) -> Engine: ...
     def add_market(
         self,

@@ -27,7 +27,7 @@ from adl._io import (
 )
 from adl.errors import InvalidInputError, SchemaError
 
-Policy = Literal["bitmex", "binance", "hyperliquid", "size_pro_rata"]
+Policy = Literal["bitmex", "binance", "dydx", "hyperliquid", "size_pro_rata"]
 AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
 
 FILL_COLUMNS = (
@@ -121,7 +121,8 @@ class Engine:
     per market. ``adl_price`` overrides the policy's ADL price: ``"bankruptcy"`` (default,
     ``"mark"`` for hyperliquid), ``"mark"`` or ``"mark_capped"`` (the mark, never better for the
     bankrupt position than its bankruptcy price). At the mark, the bankrupt lots' loss beyond
-    their margin is paid by the fund as far as it can and the rest is bad debt.
+    their margin is paid by the fund as far as it can and the rest is bad debt. ``seed`` draws
+    the start of the ``dydx`` walk (with the event id), so runs are reproducible.
 
     >>> import adl, polars as pl
     >>> eng = adl.Engine(insurance_fund=0.0)
@@ -144,9 +145,11 @@ class Engine:
         price_decimals: int = 4,
         markets: Mapping[str, Market] | None = None,
         adl_price: AdlPrice | None = None,
+        seed: int = 0,
     ) -> None:
         self._core = _adl.Engine(
-            policy, float(insurance_fund), float(maintenance_rate), cash_decimals, qty_decimals, price_decimals, adl_price
+            policy, float(insurance_fund), float(maintenance_rate), cash_decimals, qty_decimals, price_decimals,
+            adl_price, int(seed),
         )
         self._symbols: list[str] | None = None  # cache of market names by code
         for symbol, m in (markets or {}).items():

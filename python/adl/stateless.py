@@ -12,7 +12,7 @@ from adl import _adl
 from adl._io import SIDE, Frame, Market, collect, market_specs, marks_for, position_arrays, side_value
 from adl.errors import InvalidInputError, UnknownMarketError
 
-Policy = Literal["bitmex", "binance", "hyperliquid", "size_pro_rata"]
+Policy = Literal["bitmex", "binance", "dydx", "hyperliquid", "size_pro_rata"]
 CASH_DECIMALS = 8
 
 
@@ -60,12 +60,15 @@ def deleverage(
     symbol: str | None = None,
     policy: Policy = "bitmex",
     markets: Market | Mapping[str, Market] | None = None,
+    seed: int = 0,
 ) -> pl.DataFrame:
     """Closes ``qty`` of a bankrupt ``side`` position against the opposite side's queue.
 
     Returns the ADL fills in queue order with columns ``account, symbol, side`` (the
     counterparty's side), ``qty, price, rank, score``; Σ qty = ``qty`` in whole lots.
-    ``price`` is the ADL price (the bankrupt position's bankruptcy price).
+    ``price`` is the ADL price (the bankrupt position's bankruptcy price). Under ``dydx`` the
+    walk starts at a position drawn from ``seed``; under ``size_pro_rata`` and ``dydx``
+    ``rank`` and ``score`` are null.
     Raises :class:`adl.InsufficientLiquidityError` when the opposite side holds less.
 
     >>> import adl, polars as pl
@@ -87,7 +90,7 @@ def deleverage(
     qd, pd, rates = market_specs(a.names, markets)
     out = _adl.deleverage(
         a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy,
-        target, side_value(side), float(qty), float(price),
+        target, side_value(side), float(qty), float(price), int(seed),
     )
     rows = out["row"]
     n = len(rows)

@@ -4,7 +4,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::core::alloc::{Allocator, OppositeSide, RankedQueue, SizeProRata, Take};
+use crate::core::alloc::{Allocator, DydxWalk, OppositeSide, RankedQueue, SizeProRata, Take};
 use crate::core::error::{AdlError, Checked, Result};
 use crate::core::fixed::{cash_to_f64, split_ceil, split_floor, Grid};
 use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
@@ -168,6 +168,8 @@ pub struct Engine {
     pub policy: Policy,
     /// Price of ADL fills; defaults to the policy's (`Policy::adl_price`).
     pub adl_price: AdlPrice,
+    /// Seed of the `dydx` walk's start (with the event id).
+    pub seed: u64,
     pub cash_decimals: u32,
     pub default_spec: MarketSpec,
     markets: Vec<Market>,
@@ -190,6 +192,7 @@ impl Engine {
         Ok(Engine {
             policy,
             adl_price: policy.adl_price(),
+            seed: 0,
             cash_decimals,
             default_spec,
             markets: Vec::new(),
@@ -606,6 +609,7 @@ impl Engine {
         let opposite = OppositeSide { store: &self.store, index };
         let takes = match self.policy {
             Policy::SizeProRata => SizeProRata.allocate(&opposite, lots_left, p.account),
+            Policy::Dydx => DydxWalk { seed: self.seed, event }.allocate(&opposite, lots_left, p.account),
             _ => RankedQueue.allocate(&opposite, lots_left, p.account),
         };
         let mut legs = Vec::with_capacity(takes.len());

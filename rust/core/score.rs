@@ -14,6 +14,8 @@ pub enum Policy {
     /// No ranking: every eligible opposite position closes its share by size
     /// (the paper's contract pro-rata).
     SizeProRata,
+    /// dYdX: no ranking; a seeded walk in account order (see `alloc::DydxWalk`).
+    Dydx,
     /// Hyperliquid: profitable positions only, `(P/E)·(N/e)` for longs and `(E/P)·(N/e)` for
     /// shorts (the docs print one form; the inversion for shorts is our reading); fills at mark.
     Hyperliquid,
@@ -26,9 +28,10 @@ impl Policy {
             "binance" => Ok(Policy::Binance),
             "size_pro_rata" => Ok(Policy::SizeProRata),
             "hyperliquid" => Ok(Policy::Hyperliquid),
+            "dydx" => Ok(Policy::Dydx),
             other => Err(AdlError::config(
                 "policy",
-                format!("unknown policy {other:?}; expected one of: bitmex, binance, hyperliquid, size_pro_rata"),
+                format!("unknown policy {other:?}; expected one of: bitmex, binance, dydx, hyperliquid, size_pro_rata"),
             )),
         }
     }
@@ -38,6 +41,7 @@ impl Policy {
             Policy::Binance => "binance",
             Policy::SizeProRata => "size_pro_rata",
             Policy::Hyperliquid => "hyperliquid",
+            Policy::Dydx => "dydx",
         }
     }
 
@@ -51,7 +55,7 @@ impl Policy {
 
     /// Whether the policy orders counterparties by a score (pro-rata policies do not).
     pub fn is_ranked(&self) -> bool {
-        !matches!(self, Policy::SizeProRata)
+        !matches!(self, Policy::SizeProRata | Policy::Dydx)
     }
 
     /// Score of an isolated position at `mark` (all in fixed point), or `None` when it
@@ -63,7 +67,7 @@ impl Policy {
             Policy::Bitmex => bitmex_score(grid, side, qty, entry, margin, mark),
             Policy::Binance => binance_score(grid, rate_ppm, side, qty, entry, margin, mark),
             // Everyone eligible (not bankrupt) scores the same: the index orders by account.
-            Policy::SizeProRata => equity_f64(grid, side, qty, entry, margin, mark).map(|_| 0.0),
+            Policy::SizeProRata | Policy::Dydx => equity_f64(grid, side, qty, entry, margin, mark).map(|_| 0.0),
             Policy::Hyperliquid => {
                 hyperliquid_terms(grid, side, qty, entry, margin, mark).map(|(a, b, c, d)| a as f64 * b as f64 / (c as f64 * d as f64))
             }
@@ -77,7 +81,9 @@ impl Policy {
         match self {
             Policy::Bitmex => bitmex_exact(grid, side, qty, entry, margin, mark),
             Policy::Binance => binance_exact(grid, rate_ppm, side, qty, entry, margin, mark),
-            Policy::SizeProRata => equity_f64(grid, side, qty, entry, margin, mark).map(|_| Fraction { sign: 0, num: 0, den: 1 }),
+            Policy::SizeProRata | Policy::Dydx => {
+                equity_f64(grid, side, qty, entry, margin, mark).map(|_| Fraction { sign: 0, num: 0, den: 1 })
+            }
             Policy::Hyperliquid => {
                 let (a, b, c, d) = hyperliquid_terms(grid, side, qty, entry, margin, mark)?;
                 Some(Fraction { sign: 1, num: (a as u128).checked_mul(b as u128)?, den: (c as u128).checked_mul(d as u128)? })

@@ -4,7 +4,7 @@
 
 use std::collections::BinaryHeap;
 
-use crate::core::alloc::pro_rata_shares;
+use crate::core::alloc::{pro_rata_shares, start_of, walk_from, DydxWalk};
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::Grid;
 use crate::core::input::{block_valid, parse_mark, parse_price, parse_row, PositionColumns};
@@ -494,6 +494,7 @@ fn keep_covering_prefix(cands: &mut Candidates, want: i64) {
 /// in queue order (whole positions, partial last). Σ lots = qty in lots exactly.
 /// One streaming pass keeps only the candidates that can be needed, so the cost is
 /// O(n + k log k) for k fills, with no sort of the whole side.
+#[allow(clippy::too_many_arguments)]
 pub fn deleverage(
     cols: &PositionColumns<'_>,
     markets: &MarketTable<'_>,
@@ -502,6 +503,7 @@ pub fn deleverage(
     side: Side,
     qty: f64,
     price: f64,
+    seed: u64,
 ) -> Result<Vec<StatelessFill>> {
     if side != 1 && side != -1 {
         return Err(AdlError::config("side", format!("{side} is not a side (expected long/short)")));
@@ -518,7 +520,7 @@ pub fn deleverage(
     let ctx = Context::new(cols, markets, policy)?;
     let wanted = |m: u32, s: Side| (m == market) & (s == -side);
     if !policy.is_ranked() {
-        return pro_rata_fills(&ctx, &wanted, want, &g);
+        return unranked_fills(&ctx, &wanted, want, &g, seed);
     }
     let parts = in_chunks(cols.len(), |range| -> Result<(Candidates, i128)> {
         // Fast path: a cut estimated from a sample keeps about 2x what the chunk needs,
@@ -566,24 +568,24 @@ pub fn deleverage(
     Ok(fills)
 }
 
-/// `deleverage` for size pro-rata: every eligible row of the side closes its share
-/// (`rank` 0 and `score` NaN: nobody is ranked). Fills in account order.
-fn pro_rata_fills(ctx: &Context<'_>, wanted: &impl Fn(u32, Side) -> bool, want: i64, g: &Grid) -> Result<Vec<StatelessFill>> {
+/// `deleverage` for the policies that rank nobody (`rank` 0 and `score` NaN in the fills):
+/// size pro-rata splits by size, fills in account order; dYdX walks from a seeded start
+/// (event 0) over at most 500 accounts, fills in walk order. Rows are in account order.
+fn unranked_fills(ctx: &Context<'_>, wanted: &impl Fn(u32, Side) -> bool, want: i64, g: &Grid, seed: u64) -> Result<Vec<StatelessFill>> {
     let mut rows: Vec<(u64, u32, i64)> = Vec::new();
     ctx.score_rows(0..ctx.cols.len(), wanted, |s| rows.push((s.key.account, s.key.row, s.lots)))?;
-    let available: i128 = rows.iter().map(|r| r.2 as i128).sum();
-    if available < want as i128 {
-        let (req, avail) = (g.qty_f64(want), g.qty_f64(available as i64));
+    rows.sort_unstable();
+    let holdings: Vec<(u64, i64)> = rows.iter().map(|r| (r.0, r.2)).collect();
+    let takes: Vec<(usize, i64)> = match ctx.policy {
+        Policy::Dydx => walk_from(&holdings, start_of(seed, 0, holdings.len()), want, DydxWalk::MAX_ACCOUNTS),
+        _ => pro_rata_shares(&holdings, want).into_iter().enumerate().filter(|t| t.1 > 0).collect(),
+    };
+    let got: i128 = takes.iter().map(|t| t.1 as i128).sum();
+    if got < want as i128 {
+        let (req, avail) = (g.qty_f64(want), g.qty_f64(got as i64));
         return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
     }
-    rows.sort_unstable();
-    let shares = pro_rata_shares(&rows.iter().map(|r| (r.0, r.2)).collect::<Vec<_>>(), want);
-    Ok(rows
-        .iter()
-        .zip(shares)
-        .filter(|(_, lots)| *lots > 0)
-        .map(|(r, lots)| StatelessFill { row: r.1, lots, rank: 0, score: f64::NAN })
-        .collect())
+    Ok(takes.into_iter().map(|(i, lots)| StatelessFill { row: rows[i].1, lots, rank: 0, score: f64::NAN }).collect())
 }
 
 #[cfg(test)]
@@ -626,11 +628,11 @@ mod tests {
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[96.0], rates: &[0.005], names: &names };
         // A bankrupt long of 15: row0 (rank 1) closes 10, row1 closes 5; row2 is bankrupt.
-        let f = deleverage(&cols(), &t, Policy::Bitmex, 0, 1, 15.0, 95.0).unwrap();
+        let f = deleverage(&cols(), &t, Policy::Bitmex, 0, 1, 15.0, 95.0, 0).unwrap();
         let got: Vec<(u32, i64, u32)> = f.iter().map(|x| (x.row, x.lots, x.rank)).collect();
         assert_eq!(got, vec![(0, 10, 1), (1, 5, 2)]);
         // Only 20 lots are eligible.
-        match deleverage(&cols(), &t, Policy::Bitmex, 0, 1, 25.0, 95.0) {
+        match deleverage(&cols(), &t, Policy::Bitmex, 0, 1, 25.0, 95.0, 0) {
             Err(AdlError::InsufficientLiquidity { missing, .. }) => assert_eq!(missing, 5.0),
             other => panic!("{other:?}"),
         }
@@ -713,7 +715,7 @@ mod tests {
         for (pos, &(_, row)) in shorts.iter().enumerate() {
             assert_eq!(r.rank[row] as usize, pos + 1);
         }
-        let f = deleverage(&c, &t, Policy::Bitmex, 0, 1, 1000.0, 99.0).unwrap();
+        let f = deleverage(&c, &t, Policy::Bitmex, 0, 1, 1000.0, 99.0, 0).unwrap();
         let mut left = 1000i64;
         for (i, fill) in f.iter().enumerate() {
             let row = shorts[i].1;

@@ -143,7 +143,8 @@ fn spec_with(base: MarketSpec, qty_decimals: Option<u32>, price_decimals: Option
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (policy, insurance_fund, maintenance_rate, cash_decimals, qty_decimals, price_decimals, adl_price=None))]
+    #[pyo3(signature = (policy, insurance_fund, maintenance_rate, cash_decimals, qty_decimals, price_decimals, adl_price=None, seed=0))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         policy: &str,
         insurance_fund: f64,
@@ -152,6 +153,7 @@ impl Engine {
         qty_decimals: u32,
         price_decimals: u32,
         adl_price: Option<&str>,
+        seed: u64,
     ) -> PyResult<Self> {
         let policy = Policy::parse(policy).map_err(errors::to_py)?;
         let spec = MarketSpec { qty_decimals, price_decimals, maintenance_rate };
@@ -159,6 +161,7 @@ impl Engine {
         if let Some(mode) = adl_price {
             e.adl_price = AdlPrice::parse(mode).map_err(errors::to_py)?;
         }
+        e.seed = seed;
         Ok(Engine { inner: Mutex::new(e) })
     }
 

@@ -96,13 +96,14 @@ fn deleverage<'py>(
     bankrupt_side: i8,
     adl_qty: f64,
     price: f64,
+    seed: u64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let view = columns.view()?;
     let policy = Policy::parse(policy).map_err(errors::to_py)?;
     let (fills, g) = run(py, || {
         let g = markets.grids()?;
         let t = MarketTable { grids: &g, marks: &markets.1, rates: &markets.4, names: &markets.0 };
-        let f = stateless::deleverage(&view, &t, policy, target_market, bankrupt_side, adl_qty, price)?;
+        let f = stateless::deleverage(&view, &t, policy, target_market, bankrupt_side, adl_qty, price, seed)?;
         Ok((f, g[target_market as usize]))
     })?;
     let d = PyDict::new(py);

@@ -249,8 +249,8 @@ fn hyperliquid_profitable_only_at_the_mark_with_the_loss_beyond_margin_to_fund_t
     let mut e = engine_with(Policy::Hyperliquid, 4.0, &rows);
     let before = value(&e.totals());
     let r = e.liquidate(req(9, LONG, Some(95.0)), false).unwrap();
-    let got: Vec<(FillKind, Option<u64>, i64, f64, Option<u64>)> =
-        r.fills.iter().map(|f| (f.kind, f.account, f.lots, f.price, f.rank)).collect();
+    type Seen = (FillKind, Option<u64>, i64, f64, Option<u64>);
+    let got: Vec<Seen> = r.fills.iter().map(|f| (f.kind, f.account, f.lots, f.price, f.rank)).collect();
     assert_eq!(
         got,
         vec![
@@ -262,4 +262,40 @@ fn hyperliquid_profitable_only_at_the_mark_with_the_loss_beyond_margin_to_fund_t
     assert_eq!((r.from_fund, r.bad_debt, r.to_fund), (cents(4.0), cents(8.0), 0));
     assert_eq!((e.cash_of(3), e.cash_of(1)), (cents(20.0), cents(18.0)));
     assert_eq!(value(&e.totals()), before);
+}
+
+#[test]
+fn dydx_walks_whole_positions_from_a_seeded_start_in_account_order() {
+    // Shorts #1..#4 hold 4, 3, 2, 5 (account order); #9's own short is excluded. A bankrupt
+    // long of 6 lots walks from the seeded start: whole positions, the last one partial.
+    let rows = [
+        (9, LONG, 6.0, 100.0, 24.0),
+        (9, SHORT, 1.0, 100.0, 10.0),
+        (1, SHORT, 4.0, 100.0, 40.0),
+        (2, SHORT, 3.0, 100.0, 30.0),
+        (3, SHORT, 2.0, 100.0, 20.0),
+        (4, SHORT, 5.0, 100.0, 50.0),
+    ];
+    let held = [(1u64, 4i64), (2, 3), (3, 2), (4, 5)];
+    for seed in [0u64, 1, 7, 12345] {
+        let mut e = engine_with(Policy::Dydx, 0.0, &rows);
+        e.seed = seed;
+        let before = value(&e.totals());
+        let r = e.liquidate(Request { force: true, ..req(9, LONG, Some(95.0)) }, false).unwrap();
+        let start = _adl::core::alloc::start_of(seed, 0, held.len());
+        let mut want = vec![];
+        let mut left = 6;
+        for k in 0..held.len() {
+            let (account, qty) = held[(start + k) % held.len()];
+            if left == 0 {
+                break;
+            }
+            want.push((Some(account), qty.min(left)));
+            left -= qty.min(left);
+        }
+        let got: Vec<(Option<u64>, i64)> = r.fills.iter().map(|f| (f.account, f.lots)).collect();
+        assert_eq!(got, want, "seed {seed}");
+        assert!(r.fills.iter().all(|f| f.rank.is_none() && f.price == 96.0));
+        assert_eq!(value(&e.totals()), before);
+    }
 }
