@@ -138,3 +138,30 @@ def test_dydx_walk_is_reproducible_and_capped_at_500_accounts() -> None:
     res = eng.liquidate(9999, side="long", fill_price=95.0, force=True)
     assert (res.adl_qty, res.external_qty) == (500.0, 50.0)
     assert res.fills.filter(pl.col("kind") == "bad_debt")["qty"].to_list() == [50.0]
+
+
+def test_fair_allocators_in_contract_space() -> None:
+    # Mark 96, shorts (profit u = 10·(E - 96)): #1 10 @100 m20 (u 40, e 60, ℓ 16);
+    # #2 10 @98 m20 (u 20, e 40, ℓ 24); #3 10 @95 m50 (a loser: u -10, e 40).
+    rows = [(1, "short", 10, 100, 20), (2, "short", 10, 98, 20), (3, "short", 10, 95, 50)]
+
+    def fills(policy: str, qty: float) -> list[tuple[int, float]]:
+        f = adl.deleverage(book(rows), mark=96.0, side="long", qty=qty, price=96.0, policy=policy, markets=WHOLE)  # type: ignore[arg-type]
+        return sorted(f.select("account", "qty").rows())
+
+    # wealth_pro_rata: lots ∝ u⁺ = 40:20 -> 6 lots = 4 + 2.
+    assert fills("wealth_pro_rata", 6.0) == [(1, 4.0), (2, 2.0)]
+    # levered_pro_rata: ∝ ℓ·u⁺ = 640:480 -> 7 lots = 4 + 3.
+    assert fills("levered_pro_rata", 7.0) == [(1, 4.0), (2, 3.0)]
+    # Winners hold 20; a 25-lot ADL takes them whole and 5 of the loser (by size).
+    assert fills("wealth_pro_rata", 25.0) == [(1, 10.0), (2, 10.0), (3, 5.0)]
+    # min_max_leverage: a queue by leverage among winners: #2 (24) before #1 (16).
+    ranked = adl.rank(book(rows), mark=96.0, policy="min_max_leverage", markets=WHOLE)
+    assert ranked["rank"].to_list() == [2, 1, None]
+    assert ranked["score"].to_list()[:2] == pytest.approx([16.0, 24.0])
+    # The engine does the same.
+    eng = adl.Engine(policy="wealth_pro_rata", cash_decimals=2, qty_decimals=0, price_decimals=0)
+    eng.load(book([(9, "long", 6, 100, 24), *rows]))
+    eng.set_marks(96.0)
+    res = eng.liquidate(9, side="long", fill_price=95.0, force=True)
+    assert sorted(res.fills.select("account", "qty").rows()) == [(1, 4.0), (2, 2.0)]

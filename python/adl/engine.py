@@ -27,7 +27,9 @@ from adl._io import (
 )
 from adl.errors import InvalidInputError, SchemaError
 
-Policy = Literal["bitmex", "binance", "dydx", "hyperliquid", "size_pro_rata"]
+Policy = Literal[
+    "bitmex", "binance", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage", "size_pro_rata", "wealth_pro_rata"
+]
 AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
 
 FILL_COLUMNS = (

@@ -12,7 +12,9 @@ from adl import _adl
 from adl._io import SIDE, Frame, Market, collect, market_specs, marks_for, position_arrays, side_value
 from adl.errors import InvalidInputError, UnknownMarketError
 
-Policy = Literal["bitmex", "binance", "dydx", "hyperliquid", "size_pro_rata"]
+Policy = Literal[
+    "bitmex", "binance", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage", "size_pro_rata", "wealth_pro_rata"
+]
 CASH_DECIMALS = 8
 
 

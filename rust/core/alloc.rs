@@ -1,14 +1,17 @@
 //! The order-book-independent matcher: given the eligible opposite side and a quantity,
 //! choose who closes how much. Policies plug in through `Allocator`.
 
-use crate::core::position::PositionStore;
+use crate::core::fixed::Grid;
+use crate::core::position::{Position, PositionStore};
 use crate::core::ranking::RankIndex;
 
 /// What an allocator sees: the opposite side of one market.
 pub struct OppositeSide<'a> {
     pub store: &'a PositionStore,
-    /// Eligible positions in queue order (ranked policies).
+    /// Eligible positions in queue order (ranked policies; account order for the others).
     pub index: &'a RankIndex,
+    pub grid: &'a Grid,
+    pub mark: i64,
 }
 
 /// One counterparty's share of an ADL event. `rank`/`score` are `None` for policies that
@@ -93,6 +96,109 @@ pub fn pro_rata_shares(holdings: &[(u64, i64)], lots: i64) -> Vec<i64> {
     shares
 }
 
+/// The fair allocators of DOMAIN.md §4 in contract space: profitable positions close lots in
+/// proportion to their unrealised profit (`levered`: leverage × profit), water-filled so no
+/// one closes more than it holds; if they cannot absorb it all, the rest is split by size
+/// over the other opposite positions.
+pub struct WeightedProRata {
+    pub levered: bool,
+}
+
+/// The weight of a position under `WeightedProRata`: u⁺, or ℓ·u⁺ with ℓ = N/e.
+pub fn profit_weight(p: &Position, grid: &Grid, mark: i64, levered: bool) -> f64 {
+    let u = p.side as i128 * grid.value(p.qty, mark - p.entry);
+    if u <= 0 {
+        return 0.0;
+    }
+    let profit = u as f64;
+    if levered {
+        profit * grid.value_f64(p.qty, mark) / (p.margin as i128 + u) as f64
+    } else {
+        profit
+    }
+}
+
+impl Allocator for WeightedProRata {
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take> {
+        let members: Vec<(u32, (u64, i64, f64))> = side
+            .index
+            .queue()
+            .map(|(_, slot)| (slot, side.store.get(slot)))
+            .filter(|(_, p)| p.account != exclude)
+            .map(|(slot, p)| (slot, (p.account, p.qty, profit_weight(p, side.grid, side.mark, self.levered))))
+            .collect();
+        let shares = weighted_then_size(&members.iter().map(|m| m.1).collect::<Vec<_>>(), lots);
+        members
+            .iter()
+            .zip(shares)
+            .filter(|(_, share)| *share > 0)
+            .map(|(m, share)| Take { slot: m.0, lots: share, rank: None, score: None })
+            .collect()
+    }
+}
+
+/// Splits `lots` over holdings `(account, qty, weight)`: those with weight > 0 first, in
+/// proportion to weight and never beyond qty (water-filling), whole lots by largest
+/// remainder (ties: lower account); what they cannot absorb goes to the zero-weight holdings
+/// by size (`pro_rata_shares`).
+pub fn weighted_then_size(holdings: &[(u64, i64, f64)], lots: i64) -> Vec<i64> {
+    let mut shares = vec![0i64; holdings.len()];
+    let weighted: Vec<usize> = (0..holdings.len()).filter(|&i| holdings[i].2 > 0.0).collect();
+    let held: i64 = weighted.iter().map(|&i| holdings[i].1).sum();
+    if held <= lots {
+        for &i in &weighted {
+            shares[i] = holdings[i].1;
+        }
+    } else {
+        // Water level λ: Σ min(q, λ·w) = lots. Saturate in order of q/w.
+        let mut order = weighted.clone();
+        order.sort_by(|&a, &b| (holdings[a].1 as f64 / holdings[a].2).total_cmp(&(holdings[b].1 as f64 / holdings[b].2)));
+        let (mut remaining, mut wsum) = (lots as f64, order.iter().map(|&i| holdings[i].2).sum::<f64>());
+        let mut exact = vec![0f64; holdings.len()];
+        let mut k = 0;
+        while k < order.len() && remaining / wsum >= holdings[order[k]].1 as f64 / holdings[order[k]].2 {
+            let i = order[k];
+            exact[i] = holdings[i].1 as f64;
+            remaining -= exact[i];
+            wsum -= holdings[i].2;
+            k += 1;
+        }
+        for &i in &order[k..] {
+            exact[i] = (remaining * holdings[i].2 / wsum).min(holdings[i].1 as f64);
+        }
+        for &i in &weighted {
+            shares[i] = (exact[i].floor() as i64).min(holdings[i].1);
+        }
+        // Largest remainders get the lots rounding left over (ties: lower account).
+        let mut left = lots - shares.iter().sum::<i64>();
+        let mut by_rest = weighted.clone();
+        by_rest.sort_by(|&a, &b| {
+            (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(holdings[a].0.cmp(&holdings[b].0))
+        });
+        while left > 0 {
+            let before = left;
+            for &i in &by_rest {
+                if left > 0 && shares[i] < holdings[i].1 {
+                    shares[i] += 1;
+                    left -= 1;
+                }
+            }
+            if left == before {
+                break;
+            }
+        }
+    }
+    let left = lots - shares.iter().sum::<i64>();
+    if left > 0 {
+        let rest: Vec<usize> = (0..holdings.len()).filter(|&i| holdings[i].2 <= 0.0).collect();
+        let extra = pro_rata_shares(&rest.iter().map(|&i| (holdings[i].0, holdings[i].1)).collect::<Vec<_>>(), left);
+        for (&i, x) in rest.iter().zip(extra) {
+            shares[i] += x;
+        }
+    }
+    shares
+}
+
 /// dYdX: no ranking. Walk the opposite side in account order from a pseudo-random start
 /// (from `seed` and the event id, so runs are reproducible), whole positions, the last one
 /// partial, at most `MAX_ACCOUNTS` accounts; what they cannot absorb is left over.
@@ -164,6 +270,16 @@ mod tests {
         assert_eq!(pro_rata_shares(&[(9, 1), (4, 1)], 1), vec![0, 1]);
         // More than the side holds: everyone closes fully.
         assert_eq!(pro_rata_shares(&[(1, 2), (2, 3)], 9), vec![2, 3]);
+    }
+
+    #[test]
+    fn weighted_water_fill_by_hand() {
+        // 10 lots, weights 1:1:2 over holdings 10, 10, 3: level λ with 10 = λ + λ + min(3, 2λ)
+        // -> #3 saturates at 3, λ = 3.5: 3.5, 3.5, 3 -> floors 3, 3, 3 and the leftover lot
+        // to the equal remainders' lower account: 4, 3, 3.
+        assert_eq!(weighted_then_size(&[(1, 10, 1.0), (2, 10, 1.0), (3, 3, 2.0)], 10), vec![4, 3, 3]);
+        // Profitable holdings absorb 5 of 8; the other 3 go by size to the zero-weight ones (2:1).
+        assert_eq!(weighted_then_size(&[(1, 5, 2.0), (2, 6, 0.0), (3, 3, 0.0)], 8), vec![5, 2, 1]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::core::alloc::{Allocator, DydxWalk, OppositeSide, RankedQueue, SizeProRata, Take};
+use crate::core::alloc::{Allocator, DydxWalk, OppositeSide, RankedQueue, SizeProRata, Take, WeightedProRata};
 use crate::core::error::{AdlError, Checked, Result};
 use crate::core::fixed::{cash_to_f64, split_ceil, split_floor, Grid};
 use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
@@ -606,9 +606,11 @@ impl Engine {
         let mut lots_left = q - covered;
         let mut margin_left = mg - split_ceil(mg, covered, q);
         let index = m.current_index(-p.side).expect("opposite index built by caller");
-        let opposite = OppositeSide { store: &self.store, index };
+        let opposite = OppositeSide { store: &self.store, index, grid: g, mark };
         let takes = match self.policy {
             Policy::SizeProRata => SizeProRata.allocate(&opposite, lots_left, p.account),
+            Policy::WealthProRata => WeightedProRata { levered: false }.allocate(&opposite, lots_left, p.account),
+            Policy::LeveredProRata => WeightedProRata { levered: true }.allocate(&opposite, lots_left, p.account),
             Policy::Dydx => DydxWalk { seed: self.seed, event }.allocate(&opposite, lots_left, p.account),
             _ => RankedQueue.allocate(&opposite, lots_left, p.account),
         };

@@ -16,6 +16,13 @@ pub enum Policy {
     SizeProRata,
     /// dYdX: no ranking; a seeded walk in account order (see `alloc::DydxWalk`).
     Dydx,
+    /// Lots in proportion to unrealised profit (the paper's pro-rata), then by size.
+    WealthProRata,
+    /// Lots in proportion to leverage × unrealised profit, then by size.
+    LeveredProRata,
+    /// Most levered profitable positions first: under isolated margin a partial close keeps a
+    /// position's leverage, so lowering the maximum leverage is a queue by leverage N/e.
+    MinMaxLeverage,
     /// Hyperliquid: profitable positions only, `(P/E)·(N/e)` for longs and `(E/P)·(N/e)` for
     /// shorts (the docs print one form; the inversion for shorts is our reading); fills at mark.
     Hyperliquid,
@@ -29,9 +36,14 @@ impl Policy {
             "size_pro_rata" => Ok(Policy::SizeProRata),
             "hyperliquid" => Ok(Policy::Hyperliquid),
             "dydx" => Ok(Policy::Dydx),
+            "wealth_pro_rata" => Ok(Policy::WealthProRata),
+            "levered_pro_rata" => Ok(Policy::LeveredProRata),
+            "min_max_leverage" => Ok(Policy::MinMaxLeverage),
             other => Err(AdlError::config(
                 "policy",
-                format!("unknown policy {other:?}; expected one of: bitmex, binance, dydx, hyperliquid, size_pro_rata"),
+                format!(
+                    "unknown policy {other:?}; expected one of: bitmex, binance, dydx, hyperliquid, levered_pro_rata, min_max_leverage, size_pro_rata, wealth_pro_rata"
+                ),
             )),
         }
     }
@@ -42,6 +54,9 @@ impl Policy {
             Policy::SizeProRata => "size_pro_rata",
             Policy::Hyperliquid => "hyperliquid",
             Policy::Dydx => "dydx",
+            Policy::WealthProRata => "wealth_pro_rata",
+            Policy::LeveredProRata => "levered_pro_rata",
+            Policy::MinMaxLeverage => "min_max_leverage",
         }
     }
 
@@ -55,7 +70,7 @@ impl Policy {
 
     /// Whether the policy orders counterparties by a score (pro-rata policies do not).
     pub fn is_ranked(&self) -> bool {
-        !matches!(self, Policy::SizeProRata | Policy::Dydx)
+        !matches!(self, Policy::SizeProRata | Policy::Dydx | Policy::WealthProRata | Policy::LeveredProRata)
     }
 
     /// Score of an isolated position at `mark` (all in fixed point), or `None` when it
@@ -67,7 +82,10 @@ impl Policy {
             Policy::Bitmex => bitmex_score(grid, side, qty, entry, margin, mark),
             Policy::Binance => binance_score(grid, rate_ppm, side, qty, entry, margin, mark),
             // Everyone eligible (not bankrupt) scores the same: the index orders by account.
-            Policy::SizeProRata | Policy::Dydx => equity_f64(grid, side, qty, entry, margin, mark).map(|_| 0.0),
+            Policy::SizeProRata | Policy::Dydx | Policy::WealthProRata | Policy::LeveredProRata => {
+                equity_f64(grid, side, qty, entry, margin, mark).map(|_| 0.0)
+            }
+            Policy::MinMaxLeverage => leverage_terms(grid, side, qty, entry, margin, mark).map(|(n, e)| n as f64 / e as f64),
             Policy::Hyperliquid => {
                 hyperliquid_terms(grid, side, qty, entry, margin, mark).map(|(a, b, c, d)| a as f64 * b as f64 / (c as f64 * d as f64))
             }
@@ -81,8 +99,11 @@ impl Policy {
         match self {
             Policy::Bitmex => bitmex_exact(grid, side, qty, entry, margin, mark),
             Policy::Binance => binance_exact(grid, rate_ppm, side, qty, entry, margin, mark),
-            Policy::SizeProRata | Policy::Dydx => {
+            Policy::SizeProRata | Policy::Dydx | Policy::WealthProRata | Policy::LeveredProRata => {
                 equity_f64(grid, side, qty, entry, margin, mark).map(|_| Fraction { sign: 0, num: 0, den: 1 })
+            }
+            Policy::MinMaxLeverage => {
+                leverage_terms(grid, side, qty, entry, margin, mark).map(|(n, e)| Fraction { sign: 1, num: n as u128, den: e as u128 })
             }
             Policy::Hyperliquid => {
                 let (a, b, c, d) = hyperliquid_terms(grid, side, qty, entry, margin, mark)?;
@@ -198,6 +219,12 @@ fn binance_exact(grid: &Grid, rate_ppm: i64, side: i8, qty: i64, entry: i64, mar
     let num = (gain as u128).checked_mul(mm as u128)?;
     let den = (wallet as u128).checked_mul(equity as u128)?;
     Some(Fraction { sign: (num > 0) as i8, num, den })
+}
+
+/// Leverage `N / e` of a profitable position as integers; `None` unless in profit.
+fn leverage_terms(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<(i128, i128)> {
+    let u = side as i128 * grid.value(qty, mark - entry);
+    (u > 0).then(|| (grid.value(qty, mark), margin as i128 + u))
 }
 
 /// Hyperliquid's score `a·b / (c·d)` in integers: longs `P·N / (E·e)`, shorts `E·N / (P·e)`;

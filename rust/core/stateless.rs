@@ -4,11 +4,11 @@
 
 use std::collections::BinaryHeap;
 
-use crate::core::alloc::{pro_rata_shares, start_of, walk_from, DydxWalk};
+use crate::core::alloc::{pro_rata_shares, profit_weight, start_of, walk_from, weighted_then_size, DydxWalk};
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::Grid;
 use crate::core::input::{block_valid, parse_mark, parse_price, parse_row, PositionColumns};
-use crate::core::position::{side_slot, Side};
+use crate::core::position::{side_slot, Position, Side, NO_INDEX};
 use crate::core::ranking::{sort_queue, QueueOrder};
 use crate::core::score::{desc_key, key_score, lights, near, Fraction, Policy};
 
@@ -172,6 +172,25 @@ impl<'a> Context<'a> {
 }
 
 impl Context<'_> {
+    /// `alloc::profit_weight` of a (validated) row.
+    fn profit_weight(&self, row: usize, levered: bool) -> f64 {
+        let c = self.cols;
+        let code = c.market_of(row);
+        let g = &self.grids[code as usize];
+        let Ok(r) = parse_row(g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row]) else { return 0.0 };
+        let p = Position {
+            account: c.account[row],
+            qty: r.lots,
+            entry: r.entry,
+            margin: r.margin,
+            market: code,
+            member_pos: 0,
+            index_pos: NO_INDEX,
+            side: r.side,
+        };
+        profit_weight(&p, g, self.marks[code as usize], levered)
+    }
+
     /// Scores every 128th wanted row of `range` and returns the key below which the sample
     /// (scaled up) holds about twice `want` lots, or `None` if it holds less. Rows that fail
     /// validation are skipped here: the full pass reports them.
@@ -578,6 +597,11 @@ fn unranked_fills(ctx: &Context<'_>, wanted: &impl Fn(u32, Side) -> bool, want: 
     let holdings: Vec<(u64, i64)> = rows.iter().map(|r| (r.0, r.2)).collect();
     let takes: Vec<(usize, i64)> = match ctx.policy {
         Policy::Dydx => walk_from(&holdings, start_of(seed, 0, holdings.len()), want, DydxWalk::MAX_ACCOUNTS),
+        Policy::WealthProRata | Policy::LeveredProRata => {
+            let levered = ctx.policy == Policy::LeveredProRata;
+            let weighted: Vec<(u64, i64, f64)> = rows.iter().map(|r| (r.0, r.2, ctx.profit_weight(r.1 as usize, levered))).collect();
+            weighted_then_size(&weighted, want).into_iter().enumerate().filter(|t| t.1 > 0).collect()
+        }
         _ => pro_rata_shares(&holdings, want).into_iter().enumerate().filter(|t| t.1 > 0).collect(),
     };
     let got: i128 = takes.iter().map(|t| t.1 as i128).sum();

@@ -25,8 +25,16 @@ struct Book {
 
 fn book() -> impl Strategy<Value = Book> {
     let row = (1u64..12, prop_oneof![Just(1i8), Just(-1i8)], 1u32..60, 80u32..121, 0u32..200_000);
-    let policy =
-        prop_oneof![Just(Policy::Bitmex), Just(Policy::Binance), Just(Policy::SizeProRata), Just(Policy::Hyperliquid), Just(Policy::Dydx)];
+    let policy = prop_oneof![
+        Just(Policy::Bitmex),
+        Just(Policy::Binance),
+        Just(Policy::SizeProRata),
+        Just(Policy::Hyperliquid),
+        Just(Policy::Dydx),
+        Just(Policy::WealthProRata),
+        Just(Policy::LeveredProRata),
+        Just(Policy::MinMaxLeverage)
+    ];
     let ops = prop::collection::vec((0usize..40, -6i64..7, any::<bool>()), 1..12);
     let price = prop_oneof![Just(None), Just(Some(AdlPrice::Bankruptcy)), Just(Some(AdlPrice::Mark)), Just(Some(AdlPrice::MarkCapped))];
     (policy, price, prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, ops).prop_map(
