@@ -165,3 +165,38 @@ def test_fair_allocators_in_contract_space() -> None:
     eng.set_marks(96.0)
     res = eng.liquidate(9, side="long", fill_price=95.0, force=True)
     assert sorted(res.fills.select("account", "qty").rows()) == [(1, 4.0), (2, 2.0)]
+
+
+def test_drawdown_trigger_bypasses_the_fund_while_armed() -> None:
+    # Fund 100 at t = 0. Two bankrupt longs, each 10 @100 m30 at mark 96 (e = -10, P_bk 97),
+    # filled on the book at 95 (deficit 2 per lot); shorts hold plenty.
+    rows = [(1, "long", 10, 100, 30), (2, "long", 10, 100, 30), (3, "short", 100, 100, 1000)]
+    eng = adl.Engine(insurance_fund=100.0, trigger="drawdown", trigger_window=1_000,
+                     cash_decimals=2, qty_decimals=0, price_decimals=0)
+    eng.load(book(rows))
+    eng.set_marks(96.0, ts=0)
+    assert eng.adl_state() == {"trigger": "drawdown", "state": "normal", "armed": False, "level": 0.0}
+    # Not armed: the fund covers all 10 lots (20).
+    r1 = eng.liquidate(1, side="long", fill_price=95.0)
+    assert (r1.from_fund, r1.adl_qty) == (20.0, 0.0)
+    # Draw the fund down to 65 (-35 % from the 8 h maximum 100): armed.
+    eng.insurance_fund = 65.0
+    assert eng.adl_state()["state"] == "armed"
+    r2 = eng.liquidate(2, side="long", fill_price=95.0)
+    assert (r2.from_fund, r2.external_qty, r2.adl_qty) == (0.0, 0.0, 10.0)
+    assert eng.insurance_fund == 65.0
+    # Back to 76 (-24 %): disarmed; 72 (-28 %) is inside the band: "soon".
+    eng.insurance_fund = 76.0
+    assert not eng.adl_state()["armed"]
+    eng.insurance_fund = 72.0
+    assert eng.adl_state()["state"] == "soon"
+    # Past the window the old maximum is forgotten.
+    eng.set_marks(96.0, ts=5_000)
+    assert eng.adl_state()["state"] == "normal"
+
+
+def test_bad_trigger() -> None:
+    with pytest.raises(adl.InvalidInputError, match="trigger"):
+        adl.Engine(trigger="moon")  # type: ignore[arg-type]
+    with pytest.raises(adl.InvalidInputError, match="trigger"):
+        adl.Engine(trigger="fund_drop", trigger_arm=0.95, trigger_disarm=0.9)

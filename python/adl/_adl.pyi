@@ -43,7 +43,12 @@ class Engine:
         price_decimals: int,
         adl_price: str | None = None,
         seed: int = 0,
+        trigger: str = "fund_empty",
+        trigger_window: int | None = None,
+        trigger_arm: float | None = None,
+        trigger_disarm: float | None = None,
     ) -> Engine: ...
+    def adl_state(self) -> dict[str, Any]: ...
     def add_market(
         self,
         symbol: str,

@@ -31,6 +31,7 @@ Policy = Literal[
     "bitmex", "binance", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage", "size_pro_rata", "wealth_pro_rata"
 ]
 AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
+Trigger = Literal["fund_empty", "drawdown", "fund_drop"]
 
 FILL_COLUMNS = (
     "event", "ts", "symbol", "bankrupt_account", "bankrupt_side",
@@ -126,6 +127,13 @@ class Engine:
     their margin is paid by the fund as far as it can and the rest is bad debt. ``seed`` draws
     the start of the ``dydx`` walk (with the event id), so runs are reproducible.
 
+    ``trigger`` decides when ADL bypasses the fund (DOMAIN.md §5): ``"fund_empty"`` (default:
+    the fund covers what it can first), ``"drawdown"`` (Bybit: armed when the fund is more than
+    30 % below its maximum over the last ``trigger_window`` = 8 h of the ``ts`` clock in ms;
+    disarmed above -25 %) or ``"fund_drop"`` (Bitget: armed below 70 % of the fund's peak,
+    disarmed at 90 %); ``trigger_arm``/``trigger_disarm`` override the thresholds. While
+    armed the fund pays nothing. :meth:`adl_state` shows the state.
+
     >>> import adl, polars as pl
     >>> eng = adl.Engine(insurance_fund=0.0)
     >>> eng.load(pl.DataFrame({"account": [1, 2], "side": ["long", "short"],
@@ -148,10 +156,14 @@ class Engine:
         markets: Mapping[str, Market] | None = None,
         adl_price: AdlPrice | None = None,
         seed: int = 0,
+        trigger: Trigger = "fund_empty",
+        trigger_window: int | None = None,
+        trigger_arm: float | None = None,
+        trigger_disarm: float | None = None,
     ) -> None:
         self._core = _adl.Engine(
             policy, float(insurance_fund), float(maintenance_rate), cash_decimals, qty_decimals, price_decimals,
-            adl_price, int(seed),
+            adl_price, int(seed), trigger, trigger_window, trigger_arm, trigger_disarm,
         )
         self._symbols: list[str] | None = None  # cache of market names by code
         for symbol, m in (markets or {}).items():
@@ -264,6 +276,19 @@ class Engine:
     @insurance_fund.setter
     def insurance_fund(self, amount: float) -> None:
         self._core.set_insurance_fund(float(amount))
+
+    def adl_state(self) -> dict[str, Any]:
+        """The ADL trigger as a venue's feed shows it: ``trigger``, ``state`` (``normal``,
+        ``soon`` inside the hysteresis band, ``armed``), ``armed`` and ``level`` (the drawdown
+        ratio, or fund / peak).
+
+        >>> import adl
+        >>> eng = adl.Engine(insurance_fund=100.0, trigger="fund_drop")
+        >>> eng.insurance_fund = 65.0
+        >>> (eng.adl_state()["state"], eng.adl_state()["level"])
+        ('armed', 0.65)
+        """
+        return dict(self._core.adl_state())
 
     @property
     def bad_debt(self) -> float:

@@ -11,6 +11,7 @@ use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::market::{Market, MarketSpec};
 use crate::core::position::{Key, Position, PositionStore, Side, NO_INDEX};
 use crate::core::score::Policy;
+use crate::core::trigger::{AdlState, Trigger, TriggerState};
 
 /// How a fill was executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +171,7 @@ pub struct Engine {
     pub adl_price: AdlPrice,
     /// Seed of the `dydx` walk's start (with the event id).
     pub seed: u64,
+    trigger: TriggerState,
     pub cash_decimals: u32,
     pub default_spec: MarketSpec,
     markets: Vec<Market>,
@@ -193,6 +195,7 @@ impl Engine {
             policy,
             adl_price: policy.adl_price(),
             seed: 0,
+            trigger: TriggerState::new(Trigger::FundEmpty, fund),
             cash_decimals,
             default_spec,
             markets: Vec::new(),
@@ -268,6 +271,7 @@ impl Engine {
         if ts.is_some() {
             self.ts = ts;
         }
+        self.trigger.observe(self.ts, self.fund);
         Ok(())
     }
 
@@ -383,7 +387,20 @@ impl Engine {
     /// Sets the insurance fund balance.
     pub fn set_fund(&mut self, amount: f64) -> Result<()> {
         self.fund = Self::cash_param(amount, self.cash_decimals, "insurance_fund")?;
+        self.trigger.observe(self.ts, self.fund);
         Ok(())
+    }
+
+    /// Sets the ADL trigger (its history starts from the current fund).
+    pub fn set_trigger(&mut self, trigger: Trigger) {
+        self.trigger = TriggerState::new(trigger, self.fund);
+        self.trigger.observe(self.ts, self.fund);
+    }
+
+    /// The trigger's state and measure (drawdown ratio, or fund / peak).
+    pub fn adl_state(&self) -> (Trigger, AdlState, f64) {
+        let (state, level) = self.trigger.state(self.fund);
+        (self.trigger.trigger, state, level)
     }
 
     /// Ledger totals at the current marks (positions in markets without marks count margin only).
@@ -584,7 +601,8 @@ impl Engine {
         // 2. The fund covers whole lots: Q_f = max k with pay(k) <= fund, where the covered
         // lots carry ceil(M·k/Q) of the margin (rounding in the fund's favour).
         let pay = |k: i64| -at_fill(k, split_ceil(mg, k, q));
-        let fund = self.fund;
+        // While a trigger is armed the fund is bypassed: it covers nothing.
+        let fund = if self.trigger.armed { 0 } else { self.fund };
         let covered = max_affordable(q, fund, pay);
         let mut fund_left = fund;
         let mut total_book_value = 0i128;
@@ -704,6 +722,7 @@ impl Engine {
         self.bad_debt += outcome.bad_debt;
         self.book_value += book_value;
         self.next_event += 1;
+        self.trigger.observe(self.ts, self.fund);
         for f in &outcome.fills {
             self.events.push(f.clone());
         }

@@ -10,6 +10,7 @@ pub mod position;
 pub mod ranking;
 pub mod score;
 pub mod stateless;
+pub mod trigger;
 
 pub use engine::{Engine, Fill, FillKind, Liquidation, Request, Totals};
 pub use error::{AdlError, Result};

@@ -14,6 +14,7 @@ use crate::core::error::AdlError;
 use crate::core::market::MarketSpec;
 use crate::core::position::Key;
 use crate::core::score::{lights, Policy};
+use crate::core::trigger::{AdlState, Trigger};
 
 #[pyclass(frozen, module = "adl._adl")]
 pub struct Engine {
@@ -143,7 +144,7 @@ fn spec_with(base: MarketSpec, qty_decimals: Option<u32>, price_decimals: Option
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (policy, insurance_fund, maintenance_rate, cash_decimals, qty_decimals, price_decimals, adl_price=None, seed=0))]
+    #[pyo3(signature = (policy, insurance_fund, maintenance_rate, cash_decimals, qty_decimals, price_decimals, adl_price=None, seed=0, trigger="fund_empty", trigger_window=None, trigger_arm=None, trigger_disarm=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         policy: &str,
@@ -154,6 +155,10 @@ impl Engine {
         price_decimals: u32,
         adl_price: Option<&str>,
         seed: u64,
+        trigger: &str,
+        trigger_window: Option<i64>,
+        trigger_arm: Option<f64>,
+        trigger_disarm: Option<f64>,
     ) -> PyResult<Self> {
         let policy = Policy::parse(policy).map_err(errors::to_py)?;
         let spec = MarketSpec { qty_decimals, price_decimals, maintenance_rate };
@@ -162,6 +167,7 @@ impl Engine {
             e.adl_price = AdlPrice::parse(mode).map_err(errors::to_py)?;
         }
         e.seed = seed;
+        e.set_trigger(Trigger::parse(trigger, trigger_window, trigger_arm, trigger_disarm).map_err(errors::to_py)?);
         Ok(Engine { inner: Mutex::new(e) })
     }
 
@@ -221,6 +227,18 @@ impl Engine {
     fn insurance_fund(&self) -> f64 {
         let e = self.lock();
         e.cash_f64(e.fund())
+    }
+
+    /// The ADL trigger's state: trigger name, state (normal / soon / armed), armed, and its
+    /// measure (drawdown ratio, or fund / peak; 0 for fund_empty).
+    fn adl_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (trigger, state, level) = self.lock().adl_state();
+        let d = PyDict::new(py);
+        d.set_item("trigger", trigger.name())?;
+        d.set_item("state", state.name())?;
+        d.set_item("armed", state == AdlState::Armed)?;
+        d.set_item("level", level)?;
+        Ok(d)
     }
 
     #[getter]

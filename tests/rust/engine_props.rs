@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use _adl::core::engine::AdlPrice;
 use _adl::core::input::PositionColumns;
 use _adl::core::score::Fraction;
+use _adl::core::trigger::Trigger;
 use _adl::core::{Engine, FillKind, MarketSpec, Policy, Request, Totals};
 
 const CASES: u32 = 1_000;
@@ -16,6 +17,8 @@ struct Book {
     policy: Policy,
     /// An override of the policy's ADL price.
     adl_price: Option<AdlPrice>,
+    /// Arm a fund-drop trigger (the fund is then bypassed once it falls below 95 % of its peak).
+    armed_trigger: bool,
     rows: Vec<(u64, i8, f64, f64, f64)>,
     mark: f64,
     fund: f64,
@@ -37,15 +40,15 @@ fn book() -> impl Strategy<Value = Book> {
     ];
     let ops = prop::collection::vec((0usize..40, -6i64..7, any::<bool>()), 1..12);
     let price = prop_oneof![Just(None), Just(Some(AdlPrice::Bankruptcy)), Just(Some(AdlPrice::Mark)), Just(Some(AdlPrice::MarkCapped))];
-    (policy, price, prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, ops).prop_map(
-        |(policy, adl_price, rows, mark, fund, ops)| {
+    (policy, price, any::<bool>(), prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, ops).prop_map(
+        |(policy, adl_price, armed_trigger, rows, mark, fund, ops)| {
             let mut seen = std::collections::HashSet::new();
             let rows = rows
                 .into_iter()
                 .filter(|r| seen.insert((r.0, r.1)))
                 .map(|(a, s, q, e, m)| (a, s, q as f64, e as f64, m as f64 / 100.0))
                 .collect();
-            Book { policy, adl_price, rows, mark: mark as f64, fund: fund as f64 / 100.0, ops }
+            Book { policy, adl_price, armed_trigger, rows, mark: mark as f64, fund: fund as f64 / 100.0, ops }
         },
     )
 }
@@ -55,6 +58,9 @@ fn engine(b: &Book) -> Engine {
     let mut e = Engine::new(b.policy, b.fund, 2, spec).unwrap();
     if let Some(price) = b.adl_price {
         e.adl_price = price;
+    }
+    if b.armed_trigger {
+        e.set_trigger(Trigger::FundDrop { arm: 0.95, disarm: 0.99 });
     }
     let account: Vec<u64> = b.rows.iter().map(|r| r.0).collect();
     let side: Vec<i8> = b.rows.iter().map(|r| r.1).collect();
@@ -155,6 +161,7 @@ proptest! {
             }
             // At the bankruptcy price, bad debt only when nobody else was left to take the lots.
             if r.bad_debt > 0 && e.adl_price == AdlPrice::Bankruptcy {
+                // (An armed trigger does not change that: it only bypasses the fund.)
                 prop_assert!(r.fills.iter().any(|f| f.kind == FillKind::BadDebt));
             }
             check_index_is_current(&mut e, b.policy, b.mark as i64)?;
