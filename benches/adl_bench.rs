@@ -175,6 +175,36 @@ fn engine_1m(c: &mut Criterion) {
     g.finish();
 }
 
+/// Every policy on the same 1M book: one ADL event (a dry run, so every iteration plans the
+/// same event at fixed marks with the index built). Ranked policies walk the queue's head;
+/// pro-rata ones touch every opposite position (the fills per event are printed).
+fn policies_1m(c: &mut Criterion) {
+    let book = Book::generate(ROWS_1M, BANKRUPT, SEED);
+    let req = book.bankrupt_requests()[0];
+    let mut g = c.benchmark_group("policy_event");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    g.throughput(Throughput::Elements(1));
+    for policy in [
+        Policy::Bitmex,
+        Policy::Binance,
+        Policy::Hyperliquid,
+        Policy::MinMaxLeverage,
+        Policy::Dydx,
+        Policy::SizeProRata,
+        Policy::WealthProRata,
+        Policy::LeveredProRata,
+    ] {
+        let mut eng = Engine::new(policy, 0.0, CASH_DECIMALS, SPEC).expect("engine");
+        eng.load(book.cols(), &synth::symbols(), None).expect("load");
+        eng.set_marks(&synth::marks(MARK), None).expect("marks");
+        let fills = eng.liquidate(req, true).expect("event").fills.len();
+        println!("policy_event/{}/1M: {fills} fills per event", policy.name());
+        g.bench_function(BenchmarkId::new(policy.name(), "1M"), |b| b.iter(|| black_box(eng.liquidate(req, true).unwrap())));
+    }
+    g.finish();
+}
+
 fn engine_load_10m(c: &mut Criterion) {
     let book = Book::generate(ROWS_10M, 0, SEED);
     let cols = book.cols();
@@ -196,5 +226,5 @@ fn engine_load_10m(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stateless, engine_1m, engine_load_10m);
+criterion_group!(benches, stateless, engine_1m, policies_1m, engine_load_10m);
 criterion_main!(benches);
