@@ -87,11 +87,15 @@ pub fn pro_rata_shares(holdings: &[(u64, i64)], lots: i64) -> Vec<i64> {
     }
     let want = lots as i128;
     let mut shares: Vec<i64> = holdings.iter().map(|h| (want * h.1 as i128 / total) as i64).collect();
-    let left = lots - shares.iter().sum::<i64>();
-    let mut order: Vec<usize> = (0..holdings.len()).collect();
-    order.sort_by_key(|&i| (std::cmp::Reverse(want * holdings[i].1 as i128 % total), holdings[i].0, i));
-    for &i in order.iter().take(left as usize) {
-        shares[i] += 1;
+    let left = (lots - shares.iter().sum::<i64>()) as usize;
+    if left > 0 {
+        // Only the `left` largest remainders matter: select them, no full sort.
+        let key = |i: usize| (std::cmp::Reverse(want * holdings[i].1 as i128 % total), holdings[i].0, i);
+        let mut order: Vec<usize> = (0..holdings.len()).collect();
+        order.select_nth_unstable_by_key(left - 1, |&i| key(i));
+        for &i in &order[..left] {
+            shares[i] += 1;
+        }
     }
     shares
 }
@@ -213,17 +217,24 @@ impl DydxWalk {
 
 impl Allocator for DydxWalk {
     fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take> {
-        let members: Vec<(u32, i64)> = side
-            .index
-            .queue()
-            .map(|(_, slot)| slot)
-            .filter(|&s| side.store.get(s).account != exclude)
-            .map(|s| (s, side.store.get(s).qty))
-            .collect();
-        walk_from(&members, start_of(self.seed, self.event, members.len()), lots, Self::MAX_ACCOUNTS)
-            .into_iter()
-            .map(|(i, take)| Take { slot: members[i].0, lots: take, rank: None, score: None })
-            .collect()
+        // The start is drawn over the index's raw positions (departed ones are skipped), so
+        // the walk never collects the whole side.
+        let start = start_of(self.seed, self.event, side.index.capacity());
+        let mut takes = Vec::new();
+        let mut left = lots;
+        for (_, slot) in side.index.queue_from(start) {
+            if left == 0 || takes.len() == Self::MAX_ACCOUNTS {
+                break;
+            }
+            let p = side.store.get(slot);
+            if p.account == exclude {
+                continue;
+            }
+            let take = left.min(p.qty);
+            takes.push(Take { slot, lots: take, rank: None, score: None });
+            left -= take;
+        }
+        takes
     }
 }
 

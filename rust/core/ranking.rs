@@ -153,6 +153,19 @@ impl RankIndex {
     pub fn queue(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
         self.order[self.head..].iter().enumerate().filter(|(_, &s)| s != GONE).map(move |(i, &s)| (i + self.head, s))
     }
+    /// Queued (position, slot) pairs circularly from raw position `start` (taken modulo the
+    /// index's size): a walk that may begin anywhere without collecting the queue first.
+    pub fn queue_from(&self, start: usize) -> impl Iterator<Item = (usize, u32)> + '_ {
+        let n = self.order.len();
+        let start = if n == 0 { 0 } else { start % n };
+        (start..n).chain(0..start).filter(move |&i| self.order[i] != GONE).map(move |i| (i, self.order[i]))
+    }
+
+    /// Raw size of the index (queued and departed entries).
+    pub fn capacity(&self) -> usize {
+        self.order.len()
+    }
+
     /// A position at `pos` gave up `lots` lots but stays in the queue.
     pub fn shrink(&mut self, pos: usize, lots: i64) {
         self.lots.add(pos, -lots);
