@@ -154,42 +154,46 @@ pub fn weighted_then_size(holdings: &[(u64, i64, f64)], lots: i64) -> Vec<i64> {
             shares[i] = holdings[i].1;
         }
     } else {
-        // Water level λ: Σ min(q, λ·w) = lots. Saturate in order of q/w.
-        let mut order = weighted.clone();
-        order.sort_by(|&a, &b| (holdings[a].1 as f64 / holdings[a].2).total_cmp(&(holdings[b].1 as f64 / holdings[b].2)));
-        let (mut remaining, mut wsum) = (lots as f64, order.iter().map(|&i| holdings[i].2).sum::<f64>());
+        // Water level λ: Σ min(q, λ·w) = lots. Saturate whoever the level reaches and
+        // recompute it for the rest, until nobody new saturates (a few O(n) rounds).
         let mut exact = vec![0f64; holdings.len()];
-        let mut k = 0;
-        while k < order.len() && remaining / wsum >= holdings[order[k]].1 as f64 / holdings[order[k]].2 {
-            let i = order[k];
-            exact[i] = holdings[i].1 as f64;
-            remaining -= exact[i];
-            wsum -= holdings[i].2;
-            k += 1;
-        }
-        for &i in &order[k..] {
-            exact[i] = (remaining * holdings[i].2 / wsum).min(holdings[i].1 as f64);
+        let mut active = weighted.clone();
+        let mut remaining = lots as f64;
+        loop {
+            let wsum: f64 = active.iter().map(|&i| holdings[i].2).sum();
+            let level = remaining / wsum;
+            let (full, rest): (Vec<usize>, Vec<usize>) = active.iter().partition(|&&i| holdings[i].1 as f64 <= level * holdings[i].2);
+            if full.is_empty() {
+                for &i in &rest {
+                    exact[i] = (level * holdings[i].2).min(holdings[i].1 as f64);
+                }
+                break;
+            }
+            for &i in &full {
+                exact[i] = holdings[i].1 as f64;
+                remaining -= exact[i];
+            }
+            active = rest;
+            if active.is_empty() {
+                break;
+            }
         }
         for &i in &weighted {
             shares[i] = (exact[i].floor() as i64).min(holdings[i].1);
         }
-        // Largest remainders get the lots rounding left over (ties: lower account).
+        // The largest remainders get the lots rounding left over (ties: lower account);
+        // select them rather than sort everyone.
         let mut left = lots - shares.iter().sum::<i64>();
-        let mut by_rest = weighted.clone();
-        by_rest.sort_by(|&a, &b| {
-            (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(holdings[a].0.cmp(&holdings[b].0))
-        });
-        while left > 0 {
-            let before = left;
-            for &i in &by_rest {
-                if left > 0 && shares[i] < holdings[i].1 {
-                    shares[i] += 1;
-                    left -= 1;
-                }
+        let mut open: Vec<usize> = weighted.iter().copied().filter(|&i| shares[i] < holdings[i].1).collect();
+        let key = |i: usize| (std::cmp::Reverse(((exact[i] - exact[i].floor()) * 1e15) as i64), holdings[i].0, i);
+        while left > 0 && !open.is_empty() {
+            let k = (left as usize).min(open.len());
+            open.select_nth_unstable_by_key(k - 1, |&i| key(i));
+            for &i in &open[..k] {
+                shares[i] += 1;
             }
-            if left == before {
-                break;
-            }
+            left -= k as i64;
+            open.retain(|&i| shares[i] < holdings[i].1);
         }
     }
     let left = lots - shares.iter().sum::<i64>();
