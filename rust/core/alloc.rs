@@ -62,20 +62,25 @@ pub struct SizeProRata;
 
 impl Allocator for SizeProRata {
     fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take> {
-        let members: Vec<(u32, u64, i64)> = side
-            .index
-            .queue()
-            .map(|(_, slot)| (slot, side.store.get(slot).account, side.store.get(slot).qty))
-            .filter(|m| m.1 != exclude)
-            .collect();
-        let shares = pro_rata_shares(&members.iter().map(|m| (m.1, m.2)).collect::<Vec<_>>(), lots);
-        members
-            .iter()
-            .zip(shares)
-            .filter(|(_, share)| *share > 0)
-            .map(|(m, share)| Take { slot: m.0, lots: share, rank: None, score: None })
-            .collect()
+        let members = members(side, exclude);
+        let shares = pro_rata_shares(&members.iter().map(|(_, p)| (p.account, p.qty)).collect::<Vec<_>>(), lots);
+        unranked_takes(&members, shares)
     }
+}
+
+/// The opposite side's queued positions, never the account `exclude`, in index order.
+fn members<'a>(side: &'a OppositeSide<'_>, exclude: u64) -> Vec<(u32, &'a Position)> {
+    side.index.queue().map(|(_, slot)| (slot, side.store.get(slot))).filter(|(_, p)| p.account != exclude).collect()
+}
+
+/// Takes of unranked policies from per-member shares (members with no share are left out).
+fn unranked_takes(members: &[(u32, &Position)], shares: Vec<i64>) -> Vec<Take> {
+    members
+        .iter()
+        .zip(shares)
+        .filter(|(_, share)| *share > 0)
+        .map(|(m, share)| Take { slot: m.0, lots: share, rank: None, score: None })
+        .collect()
 }
 
 /// Splits `lots` over holdings `(account, qty)` in proportion to qty: whole lots, largest
@@ -124,20 +129,10 @@ pub fn profit_weight(p: &Position, grid: &Grid, mark: i64, levered: bool) -> f64
 
 impl Allocator for WeightedProRata {
     fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take> {
-        let members: Vec<(u32, (u64, i64, f64))> = side
-            .index
-            .queue()
-            .map(|(_, slot)| (slot, side.store.get(slot)))
-            .filter(|(_, p)| p.account != exclude)
-            .map(|(slot, p)| (slot, (p.account, p.qty, profit_weight(p, side.grid, side.mark, self.levered))))
-            .collect();
-        let shares = weighted_then_size(&members.iter().map(|m| m.1).collect::<Vec<_>>(), lots);
-        members
-            .iter()
-            .zip(shares)
-            .filter(|(_, share)| *share > 0)
-            .map(|(m, share)| Take { slot: m.0, lots: share, rank: None, score: None })
-            .collect()
+        let members = members(side, exclude);
+        let holdings: Vec<(u64, i64, f64)> =
+            members.iter().map(|(_, p)| (p.account, p.qty, profit_weight(p, side.grid, side.mark, self.levered))).collect();
+        unranked_takes(&members, weighted_then_size(&holdings, lots))
     }
 }
 
