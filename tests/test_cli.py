@@ -50,3 +50,12 @@ def test_rank_command_rejects_bad_files(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "margin" in result.output
     result = runner.invoke(app, ["rank", str(tmp_path / "nope.csv"), "--mark", "96"])
     assert result.exit_code == 2
+
+
+def test_demo_under_other_policies() -> None:
+    for policy in ("size_pro_rata", "hyperliquid"):
+        result = runner.invoke(app, ["demo", "--policy", policy])
+        assert result.exit_code == 0, result.output
+        assert "Insurance fund ledger" in result.output
+    result = runner.invoke(app, ["demo", "--policy", "lottery"])
+    assert result.exit_code == 2 and "policy" in result.output

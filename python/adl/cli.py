@@ -28,20 +28,31 @@ def show(frame: pl.DataFrame, title: str, limit: int = 10) -> None:
 
 
 @app.command()
-def demo(insurance_fund: float = typer.Option(300.0, help="Insurance fund at the start (quote).")) -> None:
+def demo(
+    insurance_fund: float = typer.Option(300.0, help="Insurance fund at the start (quote)."),
+    policy: str = typer.Option("bitmex", help="ADL policy: bitmex, binance, hyperliquid, dydx, min_max_leverage, "
+                               "size_pro_rata, wealth_pro_rata, levered_pro_rata."),
+) -> None:
     """Runs the bundled demo: a 2,000-position book, a price shock, the waterfall and ADL.
 
-    Example: adl demo --insurance-fund 100
+    Example: adl demo --insurance-fund 100 --policy size_pro_rata
     """
     from adl.demo import MARKS, SHOCK, SLIPPAGE, run_demo
 
-    run = run_demo(insurance_fund=insurance_fund)
+    try:
+        run = run_demo(insurance_fund=insurance_fund, policy=policy)  # type: ignore[arg-type]
+    except AdlError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(code=2) from None
     eng, res = run.engine, run.result
     console.rule("[bold]adl demo: a price shock through the liquidation waterfall")
     shock = ", ".join(f"{s} {MARKS[s]:g} -> {SHOCK[s]:g}" for s in MARKS)
     console.print(f"Marks move: {shock}. The book fills liquidations {SLIPPAGE:.1%} worse than the mark.")
-    lights = run.before.group_by("symbol", "side", "lights").len().sort("symbol", "side", "lights", descending=[False, False, True])
-    show(lights.pivot(on="lights", index=["symbol", "side"], values="len").fill_null(0), "Queue lights before the shock (positions per light)")
+    if run.before.height:
+        lights = run.before.group_by("symbol", "side", "lights").len().sort("symbol", "side", "lights", descending=[False, False, True])
+        show(lights.pivot(on="lights", index=["symbol", "side"], values="len").fill_null(0), "Queue lights before the shock (positions per light)")
+    else:
+        console.print(f"[dim]{policy} ranks nobody: no queue lights.[/dim]")
     show(run.liquidated.select("account", "symbol", "side", "qty", "equity", "maintenance", "bankruptcy_price"),
          f"{run.liquidated.height} positions below maintenance, worst first")
     fills = res.fills
@@ -63,8 +74,9 @@ def demo(insurance_fund: float = typer.Option(300.0, help="Insurance fund at the
         f"Open interest after: long {t['long_lots']:,} lots, short {t['short_lots']:,} lots "
         f"(ADL closes both sides equally; book fills only the bankrupt side)."
     )
-    show(eng.indicator().group_by("symbol", "side").agg(positions=pl.len(), top_score=pl.col("score").max()).sort("symbol", "side"),
-         "Queues after the cascade")
+    if eng.indicator().height:
+        show(eng.indicator().group_by("symbol", "side").agg(positions=pl.len(), top_score=pl.col("score").max()).sort("symbol", "side"),
+             "Queues after the cascade")
 
 
 @app.command()

@@ -9,7 +9,7 @@ from importlib import resources
 import numpy as np
 import polars as pl
 
-from adl.engine import Engine, LiquidationResult
+from adl.engine import Engine, LiquidationResult, Policy
 
 MARKS = {"BTC-PERP": 100.0, "ETH-PERP": 20.0}
 SHOCK = {"BTC-PERP": 91.0, "ETH-PERP": 18.4}
@@ -69,7 +69,7 @@ class DemoRun:
     fund_start: float
 
 
-def run_demo(book: pl.DataFrame | None = None, insurance_fund: float = 300.0) -> DemoRun:
+def run_demo(book: pl.DataFrame | None = None, insurance_fund: float = 300.0, policy: Policy = "bitmex") -> DemoRun:
     """Loads the book, shocks the marks and liquidates every position below maintenance
     in the engine's order (worst first), filling on the book with slippage.
 
@@ -79,7 +79,7 @@ def run_demo(book: pl.DataFrame | None = None, insurance_fund: float = 300.0) ->
     True
     """
     book = bundled_book() if book is None else book
-    eng = Engine(policy="bitmex", insurance_fund=insurance_fund, maintenance_rate=0.005)
+    eng = Engine(policy=policy, insurance_fund=insurance_fund, maintenance_rate=0.005)
     for symbol in MARKS:
         eng.add_market(symbol, qty_decimals=3, price_decimals=2)
     eng.load(book)
