@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import polars as pl
 import pytest
 from conftest import book
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import adl
 
@@ -200,3 +204,63 @@ def test_bad_trigger() -> None:
         adl.Engine(trigger="moon")  # type: ignore[arg-type]
     with pytest.raises(adl.InvalidInputError, match="trigger"):
         adl.Engine(trigger="fund_drop", trigger_arm=0.95, trigger_disarm=0.9)
+
+
+# ----- every ranked policy against an exact reference -------------------------------------
+
+CENT = Fraction(1, 100)
+
+
+def reference_score(policy: str, side: int, q: int, e: int, m: Fraction, p: int) -> Fraction | None:
+    """Exact DOMAIN.md §3 scores on whole lots and ticks (mmr 0.5 %, one quote unit = 1)."""
+    u = side * q * (p - e)
+    equity = m + u
+    if equity <= 0:
+        return None
+    n = q * p
+    if policy == "bitmex":
+        pnl = Fraction(side * (p - e), e)
+        lev = n / equity
+        return pnl * lev if pnl > 0 else pnl / lev
+    if policy == "binance":
+        mm = Fraction(5, 1000) * n
+        return Fraction(max(u, 0)) / max(Fraction(1), m) * mm / equity
+    if u <= 0:
+        return None
+    if policy == "hyperliquid":
+        return (Fraction(p, e) if side > 0 else Fraction(e, p)) * n / equity
+    return n / equity  # min_max_leverage
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    policy=st.sampled_from(["bitmex", "binance", "hyperliquid", "min_max_leverage"]),
+    rows=st.lists(
+        st.tuples(st.integers(1, 6), st.sampled_from([1, -1]), st.integers(1, 40), st.integers(80, 120), st.integers(0, 3000)),
+        min_size=1,
+        max_size=25,
+    ),
+    mark=st.integers(85, 115),
+)
+def test_ranked_policies_match_an_exact_reference(policy: str, rows: list[tuple[int, int, int, int, int]], mark: int) -> None:
+    frame = pl.DataFrame(
+        {
+            "account": [r[0] for r in rows],
+            "side": pl.Series([r[1] for r in rows], dtype=pl.Int8),
+            "qty": [float(r[2]) for r in rows],
+            "entry_price": [float(r[3]) for r in rows],
+            "margin": [r[4] / 100 for r in rows],
+        }
+    )
+    out = adl.rank(frame, mark=float(mark), policy=policy, markets=WHOLE)  # type: ignore[arg-type]
+    scores = [reference_score(policy, r[1], r[2], r[3], r[4] * CENT, mark) for r in rows]
+    for side in (1, -1):
+        idx = [i for i, r in enumerate(rows) if r[1] == side and scores[i] is not None]
+        # Queue order: exact score descending, then account, then row.
+        idx.sort(key=lambda i: (-scores[i], rows[i][0], i))  # type: ignore[operator]
+        for rank, i in enumerate(idx, start=1):
+            assert out["rank"][i] == rank, (policy, i, rows)
+            assert out["score"][i] == pytest.approx(float(scores[i]), rel=1e-9, abs=1e-300)  # type: ignore[arg-type]
+    for i, s in enumerate(scores):
+        if s is None:
+            assert out["rank"][i] is None
