@@ -37,18 +37,20 @@ fn stateless(c: &mut Criterion) {
     g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(8));
     g.throughput(Throughput::Elements(ROWS_1M as u64));
-    g.bench_function("1M", |b| b.iter(|| black_box(rank(black_box(&cols), &table, Policy::Bitmex).unwrap())));
+    g.bench_function("1M", |b| b.iter(|| black_box(rank(black_box(&cols), &table, Policy::Bitmex, None).unwrap())));
     g.finish();
 
     // A bankrupt long of 1 % of the short open interest, closed against the short queue.
     let qty = (book.open_interest(-1) * 0.01 * 1e4).round() / 1e4;
-    let fills = deleverage(&cols, &table, Policy::Bitmex, 0, 1, qty, 100.5, 0).unwrap();
+    let fills = deleverage(&cols, &table, Policy::Bitmex, 0, 1, qty, 100.5, 0, None).unwrap();
     println!("deleverage/1M: qty {qty:.4} = 1% of short OI, {} fills", fills.len());
     let mut g = c.benchmark_group("deleverage");
     g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(5));
     g.throughput(Throughput::Elements(ROWS_1M as u64));
-    g.bench_function("1M", |b| b.iter(|| black_box(deleverage(black_box(&cols), &table, Policy::Bitmex, 0, 1, qty, 100.5, 0).unwrap())));
+    g.bench_function("1M", |b| {
+        b.iter(|| black_box(deleverage(black_box(&cols), &table, Policy::Bitmex, 0, 1, qty, 100.5, 0, None).unwrap()))
+    });
     g.finish();
 }
 

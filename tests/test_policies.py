@@ -264,3 +264,23 @@ def test_ranked_policies_match_an_exact_reference(policy: str, rows: list[tuple[
     for i, s in enumerate(scores):
         if s is None:
             assert out["rank"][i] is None
+
+
+def test_custom_scores_from_a_column_or_an_expression() -> None:
+    rows = [(1, "short", 10, 100, 20), (2, "short", 10, 100, 60), (3, "short", 10, 90, 10), (4, "short", 10, 99, 50)]
+    df = book(rows).with_columns(my_score=pl.Series([1.0, 3.0, 9.0, 2.0]))
+    out = adl.rank(df, mark=96.0, policy="custom", score="my_score", markets=WHOLE)
+    # #3 is bankrupt (e = 10 - 60): never eligible, whatever its score.
+    assert out["rank"].to_list() == [3, 1, None, 2]
+    assert out["score"].to_list()[:2] == [1.0, 3.0]
+    by_margin = adl.rank(df, mark=96.0, policy="custom", score=-pl.col("margin"), markets=WHOLE)
+    assert by_margin["rank"].to_list() == [1, 3, None, 2]
+    fills = adl.deleverage(df, mark=96.0, side="long", qty=15.0, price=97.0, policy="custom", score="my_score", markets=WHOLE)
+    assert fills.select("account", "qty", "rank").rows() == [(2, 10.0, 1), (4, 5.0, 2)]
+    with pytest.raises(adl.InvalidInputError, match="score"):
+        adl.rank(df, mark=96.0, policy="custom", markets=WHOLE)
+    with pytest.raises(adl.InvalidInputError) as info:
+        adl.rank(df.with_columns(my_score=pl.Series([1.0, float("nan"), 0.0, 0.0])), mark=96.0, policy="custom", score="my_score")
+    assert (info.value.field, info.value.row) == ("score", 1)
+    with pytest.raises(adl.InvalidInputError, match="policy"):
+        adl.Engine(policy="custom")  # type: ignore[arg-type]

@@ -19,7 +19,9 @@ _Columns = tuple[
 # (symbols, marks, qty_decimals, price_decimals, maintenance rates, cash_decimals), per market code
 _Markets = tuple[list[str], list[float], list[int], list[int], list[float], int]
 
-def rank(columns: _Columns, markets: _Markets, policy: str) -> dict[str, Any]: ...
+def rank(
+    columns: _Columns, markets: _Markets, policy: str, scores: npt.NDArray[np.float64] | None = None
+) -> dict[str, Any]: ...
 def deleverage(
     columns: _Columns,
     markets: _Markets,
@@ -29,6 +31,7 @@ def deleverage(
     adl_qty: float,
     price: float,
     seed: int,
+    scores: npt.NDArray[np.float64] | None = None,
 ) -> dict[str, Any]: ...
 
 @final

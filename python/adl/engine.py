@@ -29,7 +29,7 @@ from adl.errors import InvalidInputError, SchemaError
 
 Policy = Literal[
     "bitmex", "binance", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage", "size_pro_rata", "wealth_pro_rata"
-]
+]  # "custom" scores work in rank/deleverage only
 AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
 Trigger = Literal["fund_empty", "drawdown", "fund_drop"]
 

@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 
 from adl import _adl
-from adl._io import SIDE, Frame, Market, collect, market_specs, marks_for, position_arrays, side_value
+from adl._io import SIDE, Frame, Market, collect, market_specs, marks_for, numpy_view, position_arrays, side_value
 from adl.errors import InvalidInputError, UnknownMarketError
 
 Policy = Literal[
-    "bitmex", "binance", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage", "size_pro_rata", "wealth_pro_rata"
+    "bitmex", "binance", "custom", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage", "size_pro_rata",
+    "wealth_pro_rata",
 ]
+ScoreSpec = str | pl.Expr | None
+
+
+def _custom_scores(df: pl.DataFrame, policy: str, score: ScoreSpec) -> np.ndarray[Any, Any] | None:
+    """The ``custom`` policy's scores: a column name or a Polars expression on the positions."""
+    if policy != "custom":
+        if score is not None:
+            raise InvalidInputError("score: only the custom policy takes a score", "score", None)
+        return None
+    if score is None:
+        raise InvalidInputError("score: policy custom needs score= (a column name or an expression)", "score", None)
+    expr = pl.col(score) if isinstance(score, str) else score
+    try:
+        values = df.select(expr.cast(pl.Float64).alias("score"))["score"]
+    except pl.exceptions.PolarsError as e:
+        raise InvalidInputError(f"score: cannot evaluate on the positions: {e}", "score", None) from None
+    if values.null_count():
+        row = int(values.is_null().arg_max() or 0)
+        raise InvalidInputError(f"score[row {row}]: null score", "score", row)
+    return numpy_view(values)
 CASH_DECIMALS = 8
 
 
@@ -24,6 +45,7 @@ def rank(
     *,
     policy: Policy = "bitmex",
     markets: Market | Mapping[str, Market] | None = None,
+    score: ScoreSpec = None,
 ) -> pl.DataFrame:
     """Ranks every position in its ADL queue (per symbol and side).
 
@@ -31,6 +53,8 @@ def rank(
     1 = first to be deleveraged, null when not eligible: bankrupt, equity <= 0),
     ``percentile`` (rank / n) and ``lights`` (UInt8, ``6 - ceil(5 * rank / n)``; 5 = first 20 %).
     Ties: ascending account, then row order. Values are rounded to the market grid first.
+    With ``policy="custom"``, ``score`` (a column name or a Polars expression evaluated on
+    the positions) gives the scores; bankrupt positions are still not eligible.
 
     >>> import adl, polars as pl
     >>> book = pl.DataFrame({"account": [1, 2, 3], "side": ["short"] * 3,
@@ -42,7 +66,8 @@ def rank(
     df = collect(positions)
     a = position_arrays(df)
     qd, pd, rates = market_specs(a.names, markets)
-    out = _adl.rank(a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy)
+    custom = _custom_scores(df, policy, score)
+    out = _adl.rank(a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy, custom)
     eligible = pl.Series(out["rank"]) > 0
     return df.with_columns(
         pl.Series("score", out["score"]).fill_nan(None),
@@ -63,6 +88,7 @@ def deleverage(
     policy: Policy = "bitmex",
     markets: Market | Mapping[str, Market] | None = None,
     seed: int = 0,
+    score: ScoreSpec = None,
 ) -> pl.DataFrame:
     """Closes ``qty`` of a bankrupt ``side`` position against the opposite side's queue.
 
@@ -92,7 +118,7 @@ def deleverage(
     qd, pd, rates = market_specs(a.names, markets)
     out = _adl.deleverage(
         a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy,
-        target, side_value(side), float(qty), float(price), int(seed),
+        target, side_value(side), float(qty), float(price), int(seed), _custom_scores(df, policy, score),
     )
     rows = out["row"]
     n = len(rows)

@@ -188,6 +188,12 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(policy: Policy, insurance_fund: f64, cash_decimals: u32, default_spec: MarketSpec) -> Result<Engine> {
+        if policy == Policy::Custom {
+            return Err(AdlError::config(
+                "policy",
+                "custom scores work in rank and deleverage only (the engine keeps no score column yet)",
+            ));
+        }
         // Validate the defaults once by building a throwaway market.
         Market::new("", default_spec, cash_decimals)?;
         let fund = Self::cash_param(insurance_fund, cash_decimals, "insurance_fund")?;

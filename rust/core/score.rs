@@ -20,6 +20,8 @@ pub enum Policy {
     WealthProRata,
     /// Lots in proportion to leverage × unrealised profit, then by size.
     LeveredProRata,
+    /// The caller's own score column (stateless calls); eligibility as usual (equity > 0).
+    Custom,
     /// Most levered profitable positions first: under isolated margin a partial close keeps a
     /// position's leverage, so lowering the maximum leverage is a queue by leverage N/e.
     MinMaxLeverage,
@@ -39,10 +41,11 @@ impl Policy {
             "wealth_pro_rata" => Ok(Policy::WealthProRata),
             "levered_pro_rata" => Ok(Policy::LeveredProRata),
             "min_max_leverage" => Ok(Policy::MinMaxLeverage),
+            "custom" => Ok(Policy::Custom),
             other => Err(AdlError::config(
                 "policy",
                 format!(
-                    "unknown policy {other:?}; expected one of: bitmex, binance, dydx, hyperliquid, levered_pro_rata, min_max_leverage, size_pro_rata, wealth_pro_rata"
+                    "unknown policy {other:?}; expected one of: bitmex, binance, custom, dydx, hyperliquid, levered_pro_rata, min_max_leverage, size_pro_rata, wealth_pro_rata"
                 ),
             )),
         }
@@ -57,6 +60,7 @@ impl Policy {
             Policy::WealthProRata => "wealth_pro_rata",
             Policy::LeveredProRata => "levered_pro_rata",
             Policy::MinMaxLeverage => "min_max_leverage",
+            Policy::Custom => "custom",
         }
     }
 
@@ -82,7 +86,8 @@ impl Policy {
             Policy::Bitmex => bitmex_score(grid, side, qty, entry, margin, mark),
             Policy::Binance => binance_score(grid, rate_ppm, side, qty, entry, margin, mark),
             // Everyone eligible (not bankrupt) scores the same: the index orders by account.
-            Policy::SizeProRata | Policy::Dydx | Policy::WealthProRata | Policy::LeveredProRata => {
+            // Custom: the caller substitutes its own score for eligible rows.
+            Policy::SizeProRata | Policy::Dydx | Policy::WealthProRata | Policy::LeveredProRata | Policy::Custom => {
                 equity_f64(grid, side, qty, entry, margin, mark).map(|_| 0.0)
             }
             Policy::MinMaxLeverage => leverage_terms(grid, side, qty, entry, margin, mark).map(|(n, e)| n as f64 / e as f64),
@@ -102,6 +107,8 @@ impl Policy {
             Policy::SizeProRata | Policy::Dydx | Policy::WealthProRata | Policy::LeveredProRata => {
                 equity_f64(grid, side, qty, entry, margin, mark).map(|_| Fraction { sign: 0, num: 0, den: 1 })
             }
+            // The caller's floats are the scores: ties are exact float ties.
+            Policy::Custom => None,
             Policy::MinMaxLeverage => {
                 leverage_terms(grid, side, qty, entry, margin, mark).map(|(n, e)| Fraction { sign: 1, num: n as u128, den: e as u128 })
             }

@@ -64,10 +64,25 @@ struct Context<'a> {
     policy: Policy,
     /// The grid shared by every market, if they all have the same one (the fast path).
     uniform: Option<Grid>,
+    /// The caller's scores (policy `custom`), one per row.
+    custom: Option<&'a [f64]>,
 }
 
 impl<'a> Context<'a> {
-    fn new(cols: &'a PositionColumns<'a>, markets: &'a MarketTable<'a>, policy: Policy) -> Result<Context<'a>> {
+    fn new(cols: &'a PositionColumns<'a>, markets: &'a MarketTable<'a>, policy: Policy, custom: Option<&'a [f64]>) -> Result<Context<'a>> {
+        let custom = match (policy, custom) {
+            (Policy::Custom, Some(scores)) => {
+                if scores.len() != cols.len() {
+                    return Err(AdlError::config("score", format!("{} scores for {} rows", scores.len(), cols.len())));
+                }
+                if let Some(row) = scores.iter().position(|s| !s.is_finite()) {
+                    return Err(AdlError::value("score", row, format!("{} is not a finite score", scores[row])));
+                }
+                Some(scores)
+            }
+            (Policy::Custom, None) => return Err(AdlError::config("score", "policy custom needs a score column")),
+            _ => None,
+        };
         cols.check_shape(markets.grids.len())?;
         let n = markets.grids.len();
         if markets.marks.len() != n || markets.names.len() != n || markets.rates.len() != n {
@@ -85,7 +100,7 @@ impl<'a> Context<'a> {
             .map(|((g, &m), name)| parse_mark(g, name, m))
             .collect::<Result<_>>()?;
         let uniform = markets.grids.iter().all(|g| *g == markets.grids[0]).then(|| markets.grids[0]);
-        Ok(Context { cols, grids: markets.grids, marks, rates, policy, uniform })
+        Ok(Context { cols, grids: markets.grids, marks, rates, policy, uniform, custom })
     }
 
     /// Validates rows `range`, scores those in a (market, side) that `wanted` accepts, and
@@ -136,6 +151,7 @@ impl<'a> Context<'a> {
                     (r.lots, self.policy.score(&g, self.rates[code as usize], r.side, r.lots, r.entry, r.margin, self.marks[code as usize]))
                 };
                 if let Some(score) = score {
+                    let score = self.custom.map_or(score, |s| s[row]);
                     let key = Key { score: desc_key(score), account: c.account[row], row: row as u32 };
                     keep(Scored { side: c.side[row], market: code, key, lots, score });
                 }
@@ -163,6 +179,7 @@ impl<'a> Context<'a> {
             if let Some(score) =
                 self.policy.score(g, self.rates[code as usize], r.side, r.lots, r.entry, r.margin, self.marks[code as usize])
             {
+                let score = self.custom.map_or(score, |s| s[row]);
                 let key = Key { score: desc_key(score), account: c.account[row], row: row as u32 };
                 keep(Scored { side: r.side, market: code, key, lots: r.lots, score });
             }
@@ -208,6 +225,7 @@ impl Context<'_> {
             if let Some(score) =
                 self.policy.score(g, self.rates[code as usize], r.side, r.lots, r.entry, r.margin, self.marks[code as usize])
             {
+                let score = self.custom.map_or(score, |s| s[row]);
                 sample.push((Key { score: desc_key(score), account: c.account[row], row: row as u32 }, r.lots, score));
             }
         }
@@ -321,11 +339,11 @@ fn in_chunks<T: Send>(n: usize, work: impl Fn(std::ops::Range<usize>) -> T + Syn
 
 /// Ranks every row within its (market, side): exact rank, percentile `r/n` and lights.
 /// Ties: ascending account, then row order.
-pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Policy) -> Result<Ranked> {
+pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Policy, custom: Option<&[f64]>) -> Result<Ranked> {
     if !policy.is_ranked() {
         return Err(AdlError::config("policy", format!("{} does not rank positions", policy.name())));
     }
-    let ctx = Context::new(cols, markets, policy)?;
+    let ctx = Context::new(cols, markets, policy, custom)?;
     let n = cols.len();
     let n_groups = markets.grids.len() * 2;
     // Each chunk scores its rows in order and collects packed (score key, row) per group.
@@ -523,6 +541,7 @@ pub fn deleverage(
     qty: f64,
     price: f64,
     seed: u64,
+    custom: Option<&[f64]>,
 ) -> Result<Vec<StatelessFill>> {
     if side != 1 && side != -1 {
         return Err(AdlError::config("side", format!("{side} is not a side (expected long/short)")));
@@ -536,7 +555,7 @@ pub fn deleverage(
         _ => return Err(AdlError::config("qty", format!("{qty} must be > 0 (at least one lot) and finite"))),
     };
     parse_price(&g, "price", 0, price).map_err(|_| AdlError::config("price", format!("{price} must be a finite price > 0")))?;
-    let ctx = Context::new(cols, markets, policy)?;
+    let ctx = Context::new(cols, markets, policy, custom)?;
     let wanted = |m: u32, s: Side| (m == market) & (s == -side);
     if !policy.is_ranked() {
         return unranked_fills(&ctx, &wanted, want, &g, seed);
@@ -639,7 +658,7 @@ mod tests {
         // row3 long 1 @ 90 margin 5: pnl% = 6/90, e = 11, ℓ = 96/11, score 0.5818
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[96.0], rates: &[0.005], names: &names };
-        let r = rank(&cols(), &t, Policy::Bitmex).unwrap();
+        let r = rank(&cols(), &t, Policy::Bitmex, None).unwrap();
         assert_eq!(r.rank, vec![1, 2, 0, 1]);
         // lights = 6 − ⌈5·r/n⌉: shorts n = 2 → 3 and 1; the lone long → 1.
         assert_eq!(r.lights, vec![3, 1, 0, 1]);
@@ -652,11 +671,11 @@ mod tests {
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[96.0], rates: &[0.005], names: &names };
         // A bankrupt long of 15: row0 (rank 1) closes 10, row1 closes 5; row2 is bankrupt.
-        let f = deleverage(&cols(), &t, Policy::Bitmex, 0, 1, 15.0, 95.0, 0).unwrap();
+        let f = deleverage(&cols(), &t, Policy::Bitmex, 0, 1, 15.0, 95.0, 0, None).unwrap();
         let got: Vec<(u32, i64, u32)> = f.iter().map(|x| (x.row, x.lots, x.rank)).collect();
         assert_eq!(got, vec![(0, 10, 1), (1, 5, 2)]);
         // Only 20 lots are eligible.
-        match deleverage(&cols(), &t, Policy::Bitmex, 0, 1, 25.0, 95.0, 0) {
+        match deleverage(&cols(), &t, Policy::Bitmex, 0, 1, 25.0, 95.0, 0, None) {
             Err(AdlError::InsufficientLiquidity { missing, .. }) => assert_eq!(missing, 5.0),
             other => panic!("{other:?}"),
         }
@@ -726,7 +745,7 @@ mod tests {
         let c = PositionColumns { account: &account, market: &[], side: &side, qty: &qty, entry: &entry, margin: &margin };
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };
-        let r = rank(&c, &t, Policy::Bitmex).unwrap();
+        let r = rank(&c, &t, Policy::Bitmex, None).unwrap();
         let mut shorts: Vec<((Fraction, u64, usize), usize)> = (0..n)
             .filter(|&i| side[i] == -1)
             .filter_map(|i| {
@@ -739,7 +758,7 @@ mod tests {
         for (pos, &(_, row)) in shorts.iter().enumerate() {
             assert_eq!(r.rank[row] as usize, pos + 1);
         }
-        let f = deleverage(&c, &t, Policy::Bitmex, 0, 1, 1000.0, 99.0, 0).unwrap();
+        let f = deleverage(&c, &t, Policy::Bitmex, 0, 1, 1000.0, 99.0, 0, None).unwrap();
         let mut left = 1000i64;
         for (i, fill) in f.iter().enumerate() {
             let row = shorts[i].1;
@@ -753,6 +772,6 @@ mod tests {
         bad[240_000] = f64::NAN;
         bad[200_000] = -1.0;
         let c2 = PositionColumns { qty: &bad, ..c };
-        assert!(rank(&c2, &t, Policy::Bitmex).unwrap_err().to_string().starts_with("qty[row 200000]"));
+        assert!(rank(&c2, &t, Policy::Bitmex, None).unwrap_err().to_string().starts_with("qty[row 200000]"));
     }
 }

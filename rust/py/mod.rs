@@ -70,12 +70,20 @@ impl Markets {
 }
 
 #[pyfunction]
-fn rank<'py>(py: Python<'py>, columns: Columns<'py>, markets: Markets, policy: &str) -> PyResult<Bound<'py, PyDict>> {
+#[pyo3(signature = (columns, markets, policy, scores=None))]
+fn rank<'py>(
+    py: Python<'py>,
+    columns: Columns<'py>,
+    markets: Markets,
+    policy: &str,
+    scores: Option<PyReadonlyArray1<'py, f64>>,
+) -> PyResult<Bound<'py, PyDict>> {
     let view = columns.view()?;
     let policy = Policy::parse(policy).map_err(errors::to_py)?;
+    let custom = scores.as_ref().map(|s| s.as_slice()).transpose()?;
     let r = run(py, || {
         let g = markets.grids()?;
-        stateless::rank(&view, &MarketTable { grids: &g, marks: &markets.1, rates: &markets.4, names: &markets.0 }, policy)
+        stateless::rank(&view, &MarketTable { grids: &g, marks: &markets.1, rates: &markets.4, names: &markets.0 }, policy, custom)
     })?;
     let d = PyDict::new(py);
     d.set_item("score", r.score.into_pyarray(py))?;
@@ -87,6 +95,7 @@ fn rank<'py>(py: Python<'py>, columns: Columns<'py>, markets: Markets, policy: &
 
 #[allow(clippy::too_many_arguments)]
 #[pyfunction]
+#[pyo3(signature = (columns, markets, policy, target_market, bankrupt_side, adl_qty, price, seed, scores=None))]
 fn deleverage<'py>(
     py: Python<'py>,
     columns: Columns<'py>,
@@ -97,13 +106,15 @@ fn deleverage<'py>(
     adl_qty: f64,
     price: f64,
     seed: u64,
+    scores: Option<PyReadonlyArray1<'py, f64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let view = columns.view()?;
     let policy = Policy::parse(policy).map_err(errors::to_py)?;
+    let custom = scores.as_ref().map(|s| s.as_slice()).transpose()?;
     let (fills, g) = run(py, || {
         let g = markets.grids()?;
         let t = MarketTable { grids: &g, marks: &markets.1, rates: &markets.4, names: &markets.0 };
-        let f = stateless::deleverage(&view, &t, policy, target_market, bankrupt_side, adl_qty, price, seed)?;
+        let f = stateless::deleverage(&view, &t, policy, target_market, bankrupt_side, adl_qty, price, seed, custom)?;
         Ok((f, g[target_market as usize]))
     })?;
     let d = PyDict::new(py);
