@@ -120,6 +120,7 @@ impl Book {
             qty: &self.qty,
             entry: &self.entry,
             margin: &self.margin,
+            adl_cap: &[],
         }
     }
 

@@ -284,3 +284,23 @@ def test_custom_scores_from_a_column_or_an_expression() -> None:
     assert (info.value.field, info.value.row) == ("score", 1)
     with pytest.raises(adl.InvalidInputError, match="policy"):
         adl.Engine(policy="custom")  # type: ignore[arg-type]
+
+
+def test_capped_pro_rata_in_contract_space() -> None:
+    # Mark 96. Winners #1 10 lots (cap 0.2 -> at most 2) and #2 10 lots (no cap); #3 is a loser.
+    # 8 lots: η·10 + min(η, 0.2)·10 = 8 -> #1 capped at 2, #2 closes 6 (η = 0.6).
+    rows = [(1, "short", 10, 100, 20), (2, "short", 10, 98, 20), (3, "short", 10, 95, 50)]
+    df = book(rows).with_columns(adl_cap=pl.Series([0.2, 1.0, 1.0]))
+    f = adl.deleverage(df, mark=96.0, side="long", qty=8.0, price=96.0, policy="capped_pro_rata", markets=WHOLE)
+    assert sorted(f.select("account", "qty").rows()) == [(1, 2.0), (2, 6.0)]
+    # 15 lots: the winners can give 2 + 10; the 3 left go by size to the loser.
+    f = adl.deleverage(df, mark=96.0, side="long", qty=15.0, price=96.0, policy="capped_pro_rata", markets=WHOLE)
+    assert sorted(f.select("account", "qty").rows()) == [(1, 2.0), (2, 10.0), (3, 3.0)]
+    eng = adl.Engine(policy="capped_pro_rata", cash_decimals=2, qty_decimals=0, price_decimals=0)
+    eng.load(book([(9, "long", 8, 100, 32), *rows]).with_columns(adl_cap=pl.Series([1.0, 0.2, 1.0, 1.0])))
+    eng.set_marks(96.0)
+    res = eng.liquidate(9, side="long", fill_price=95.0, force=True)
+    assert sorted(res.fills.select("account", "qty").rows()) == [(1, 2.0), (2, 6.0)]
+    with pytest.raises(adl.InvalidInputError) as info:
+        adl.deleverage(df.with_columns(adl_cap=pl.Series([0.5, 1.5, 1.0])), mark=96.0, side="long", qty=1.0, price=96.0)
+    assert (info.value.field, info.value.row) == ("adl_cap", 1)

@@ -15,6 +15,7 @@ _Columns = tuple[
     npt.NDArray[np.float64],  # qty
     npt.NDArray[np.float64],  # entry price
     npt.NDArray[np.float64],  # margin
+    npt.NDArray[np.float64],  # adl_cap (empty: no caps)
 ]
 # (symbols, marks, qty_decimals, price_decimals, maintenance rates, cash_decimals), per market code
 _Markets = tuple[list[str], list[float], list[int], list[int], list[float], int]

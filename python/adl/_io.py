@@ -143,12 +143,14 @@ class PositionArrays:
     margin: np.ndarray[Any, Any]
     names: list[str]
     has_symbol: bool
+    adl_cap: np.ndarray[Any, Any]
+    """Optional ADL caps in [0, 1] (empty: no caps)."""
 
     def args(self) -> tuple[
-        np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any],
+        np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any],
         np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any],
     ]:
-        return (self.account, self.market, self.side, self.qty, self.entry, self.margin)
+        return (self.account, self.market, self.side, self.qty, self.entry, self.margin, self.adl_cap)
 
 
 def position_arrays(df: pl.DataFrame) -> PositionArrays:
@@ -166,6 +168,11 @@ def position_arrays(df: pl.DataFrame) -> PositionArrays:
         margin=numpy_view(cast_lossless(df["margin"], pl.Float64(), "margin")),
         names=names,
         has_symbol="symbol" in df.columns,
+        adl_cap=(
+            numpy_view(cast_lossless(df["adl_cap"], pl.Float64(), "adl_cap"))
+            if "adl_cap" in df.columns
+            else np.empty(0, dtype=np.float64)
+        ),
     )
 
 

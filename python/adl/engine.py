@@ -28,7 +28,8 @@ from adl._io import (
 from adl.errors import InvalidInputError, SchemaError
 
 Policy = Literal[
-    "bitmex", "binance", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage", "size_pro_rata", "wealth_pro_rata"
+    "bitmex", "binance", "capped_pro_rata", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage", "size_pro_rata",
+    "wealth_pro_rata",
 ]  # "custom" scores work in rank/deleverage only
 AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
 Trigger = Literal["fund_empty", "drawdown", "fund_drop"]

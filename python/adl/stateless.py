@@ -13,7 +13,7 @@ from adl._io import SIDE, Frame, Market, collect, market_specs, marks_for, numpy
 from adl.errors import InvalidInputError, UnknownMarketError
 
 Policy = Literal[
-    "bitmex", "binance", "custom", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage", "size_pro_rata",
+    "bitmex", "binance", "capped_pro_rata", "custom", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage", "size_pro_rata",
     "wealth_pro_rata",
 ]
 ScoreSpec = str | pl.Expr | None

@@ -106,38 +106,47 @@ pub fn pro_rata_shares(holdings: &[(u64, i64)], lots: i64) -> Vec<i64> {
 }
 
 /// The fair allocators of DOMAIN.md §4 in contract space: profitable positions close lots in
-/// proportion to their unrealised profit (`levered`: leverage × profit), water-filled so no
-/// one closes more than it holds; if they cannot absorb it all, the rest is split by size
-/// over the other opposite positions.
+/// proportion to a weight, water-filled so no one closes more than its cap; if they cannot
+/// absorb it all, the rest is split by size over the other opposite positions.
 pub struct WeightedProRata {
-    pub levered: bool,
+    pub weighting: Weighting,
 }
 
-/// The weight of a position under `WeightedProRata`: u⁺, or ℓ·u⁺ with ℓ = N/e.
-pub fn profit_weight(p: &Position, grid: &Grid, mark: i64, levered: bool) -> f64 {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weighting {
+    /// Lots ∝ unrealised profit u⁺ (`wealth_pro_rata`), up to the whole position.
+    Profit,
+    /// Lots ∝ leverage × u⁺ (`levered_pro_rata`), up to the whole position.
+    LeveredProfit,
+    /// Lots ∝ size, up to the fraction `adl_cap` of it (`capped_pro_rata`): every position
+    /// closes the same fraction η, or its cap when that is lower.
+    CappedSize,
+}
+
+/// A position as a holding for `weighted_then_size`: (account, most lots it may close, weight);
+/// weight 0 = not eligible (not in profit).
+pub fn holding(p: &Position, grid: &Grid, mark: i64, weighting: Weighting) -> (u64, i64, f64) {
     let u = p.side as i128 * grid.value(p.qty, mark - p.entry);
     if u <= 0 {
-        return 0.0;
+        return (p.account, p.qty, 0.0);
     }
-    let profit = u as f64;
-    if levered {
-        profit * grid.value_f64(p.qty, mark) / (p.margin as i128 + u) as f64
-    } else {
-        profit
+    match weighting {
+        Weighting::Profit => (p.account, p.qty, u as f64),
+        Weighting::LeveredProfit => (p.account, p.qty, u as f64 * grid.value_f64(p.qty, mark) / (p.margin as i128 + u) as f64),
+        Weighting::CappedSize => (p.account, (p.qty as i128 * p.cap_bp as i128 / 10_000) as i64, p.qty as f64),
     }
 }
 
 impl Allocator for WeightedProRata {
     fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take> {
         let members = members(side, exclude);
-        let holdings: Vec<(u64, i64, f64)> =
-            members.iter().map(|(_, p)| (p.account, p.qty, profit_weight(p, side.grid, side.mark, self.levered))).collect();
+        let holdings: Vec<(u64, i64, f64)> = members.iter().map(|(_, p)| holding(p, side.grid, side.mark, self.weighting)).collect();
         unranked_takes(&members, weighted_then_size(&holdings, lots))
     }
 }
 
-/// Splits `lots` over holdings `(account, qty, weight)`: those with weight > 0 first, in
-/// proportion to weight and never beyond qty (water-filling), whole lots by largest
+/// Splits `lots` over holdings `(account, cap, weight)`: those with weight > 0 first, in
+/// proportion to weight and never beyond their cap (water-filling), whole lots by largest
 /// remainder (ties: lower account); what they cannot absorb goes to the zero-weight holdings
 /// by size (`pro_rata_shares`).
 pub fn weighted_then_size(holdings: &[(u64, i64, f64)], lots: i64) -> Vec<i64> {

@@ -4,7 +4,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::core::alloc::{Allocator, DydxWalk, OppositeSide, RankedQueue, SizeProRata, Take, WeightedProRata};
+use crate::core::alloc::{Allocator, DydxWalk, OppositeSide, RankedQueue, SizeProRata, Take, WeightedProRata, Weighting};
 use crate::core::error::{AdlError, Checked, Result};
 use crate::core::fixed::{cash_to_f64, split_ceil, split_floor, Grid};
 use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
@@ -328,6 +328,7 @@ impl Engine {
                 member_pos: 0,
                 index_pos: NO_INDEX,
                 side: r.side,
+                cap_bp: cols.cap_bp(row),
             });
             if let Err(first) = inserted {
                 // Slots are handed out in row order while loading, so a slot is its row.
@@ -633,8 +634,9 @@ impl Engine {
         let opposite = OppositeSide { store: &self.store, index, grid: g, mark };
         let takes = match self.policy {
             Policy::SizeProRata => SizeProRata.allocate(&opposite, lots_left, p.account),
-            Policy::WealthProRata => WeightedProRata { levered: false }.allocate(&opposite, lots_left, p.account),
-            Policy::LeveredProRata => WeightedProRata { levered: true }.allocate(&opposite, lots_left, p.account),
+            Policy::WealthProRata => WeightedProRata { weighting: Weighting::Profit }.allocate(&opposite, lots_left, p.account),
+            Policy::LeveredProRata => WeightedProRata { weighting: Weighting::LeveredProfit }.allocate(&opposite, lots_left, p.account),
+            Policy::CappedProRata => WeightedProRata { weighting: Weighting::CappedSize }.allocate(&opposite, lots_left, p.account),
             Policy::Dydx => DydxWalk { seed: self.seed, event }.allocate(&opposite, lots_left, p.account),
             _ => RankedQueue.allocate(&opposite, lots_left, p.account),
         };

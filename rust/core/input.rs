@@ -15,6 +15,8 @@ pub struct PositionColumns<'a> {
     pub qty: &'a [f64],
     pub entry: &'a [f64],
     pub margin: &'a [f64],
+    /// Optional ADL caps β in [0, 1] (policy `capped_pro_rata`); empty = 1 for every row.
+    pub adl_cap: &'a [f64],
 }
 
 impl<'a> PositionColumns<'a> {
@@ -24,6 +26,16 @@ impl<'a> PositionColumns<'a> {
     pub fn is_empty(&self) -> bool {
         self.account.is_empty()
     }
+    /// The ADL cap of a row in basis points (10,000 when the column is absent).
+    #[inline]
+    pub fn cap_bp(&self, row: usize) -> u16 {
+        if self.adl_cap.is_empty() {
+            10_000
+        } else {
+            (self.adl_cap[row] * 10_000.0).round() as u16
+        }
+    }
+
     #[inline]
     pub fn market_of(&self, row: usize) -> u32 {
         if self.market.is_empty() {
@@ -47,6 +59,14 @@ impl<'a> PositionColumns<'a> {
         ] {
             if len != n {
                 return Err(AdlError::config(name, format!("column has {len} rows, account has {n}")));
+            }
+        }
+        if !self.adl_cap.is_empty() {
+            if self.adl_cap.len() != n {
+                return Err(AdlError::config("adl_cap", format!("column has {} rows, account has {n}", self.adl_cap.len())));
+            }
+            if let Some(row) = self.adl_cap.iter().position(|c| !(0.0..=1.0).contains(c)) {
+                return Err(AdlError::value("adl_cap", row, format!("{} must be in [0, 1]", self.adl_cap[row])));
             }
         }
         if let Some(row) = self.market.iter().position(|&m| m as usize >= n_markets) {

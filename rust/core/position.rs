@@ -44,6 +44,9 @@ pub struct Position {
     /// Where this slot sits in its market-side ranking index (`NO_INDEX` if not ranked).
     pub index_pos: u32,
     pub side: Side,
+    /// ADL cap β in basis points (policy `capped_pro_rata`; 10,000 = no cap). Fits in the
+    /// struct's padding: positions stay 48 bytes.
+    pub cap_bp: u16,
 }
 
 impl Position {
@@ -158,7 +161,17 @@ mod tests {
     #[test]
     fn equity_and_prices() {
         // long 10 @ 100 with margin 50; mark 96: u = 10·(96−100) = −40, e = 10.
-        let p = Position { account: 1, qty: 10, entry: 100, margin: 50, market: 0, member_pos: 0, index_pos: NO_INDEX, side: LONG };
+        let p = Position {
+            account: 1,
+            qty: 10,
+            entry: 100,
+            margin: 50,
+            market: 0,
+            member_pos: 0,
+            index_pos: NO_INDEX,
+            side: LONG,
+            cap_bp: 10_000,
+        };
         assert_eq!(p.upnl(&grid(), 96), -40);
         assert_eq!(p.equity(&grid(), 96), 10);
         // bankruptcy: 100 − 50/10 = 95
@@ -172,7 +185,8 @@ mod tests {
     #[test]
     fn store_reuses_slots() {
         let mut s = PositionStore::default();
-        let p = Position { account: 1, qty: 1, entry: 1, margin: 0, market: 0, member_pos: 0, index_pos: NO_INDEX, side: LONG };
+        let p =
+            Position { account: 1, qty: 1, entry: 1, margin: 0, market: 0, member_pos: 0, index_pos: NO_INDEX, side: LONG, cap_bp: 10_000 };
         let a = s.insert(p).unwrap();
         assert_eq!(s.insert(p), Err(a));
         s.remove(a);

@@ -20,6 +20,9 @@ pub enum Policy {
     WealthProRata,
     /// Lots in proportion to leverage × unrealised profit, then by size.
     LeveredProRata,
+    /// Every profitable position closes the same fraction η of its size, or its `adl_cap`
+    /// when lower; then by size.
+    CappedProRata,
     /// The caller's own score column (stateless calls); eligibility as usual (equity > 0).
     Custom,
     /// Most levered profitable positions first: under isolated margin a partial close keeps a
@@ -40,12 +43,13 @@ impl Policy {
             "dydx" => Ok(Policy::Dydx),
             "wealth_pro_rata" => Ok(Policy::WealthProRata),
             "levered_pro_rata" => Ok(Policy::LeveredProRata),
+            "capped_pro_rata" => Ok(Policy::CappedProRata),
             "min_max_leverage" => Ok(Policy::MinMaxLeverage),
             "custom" => Ok(Policy::Custom),
             other => Err(AdlError::config(
                 "policy",
                 format!(
-                    "unknown policy {other:?}; expected one of: bitmex, binance, custom, dydx, hyperliquid, levered_pro_rata, min_max_leverage, size_pro_rata, wealth_pro_rata"
+                    "unknown policy {other:?}; expected one of: bitmex, binance, capped_pro_rata, custom, dydx, hyperliquid, levered_pro_rata, min_max_leverage, size_pro_rata, wealth_pro_rata"
                 ),
             )),
         }
@@ -59,6 +63,7 @@ impl Policy {
             Policy::Dydx => "dydx",
             Policy::WealthProRata => "wealth_pro_rata",
             Policy::LeveredProRata => "levered_pro_rata",
+            Policy::CappedProRata => "capped_pro_rata",
             Policy::MinMaxLeverage => "min_max_leverage",
             Policy::Custom => "custom",
         }
@@ -74,7 +79,7 @@ impl Policy {
 
     /// Whether the policy orders counterparties by a score (pro-rata policies do not).
     pub fn is_ranked(&self) -> bool {
-        !matches!(self, Policy::SizeProRata | Policy::Dydx | Policy::WealthProRata | Policy::LeveredProRata)
+        !matches!(self, Policy::SizeProRata | Policy::Dydx | Policy::WealthProRata | Policy::LeveredProRata | Policy::CappedProRata)
     }
 
     /// Score of an isolated position at `mark` (all in fixed point), or `None` when it
@@ -87,9 +92,12 @@ impl Policy {
             Policy::Binance => binance_score(grid, rate_ppm, side, qty, entry, margin, mark),
             // Everyone eligible (not bankrupt) scores the same: the index orders by account.
             // Custom: the caller substitutes its own score for eligible rows.
-            Policy::SizeProRata | Policy::Dydx | Policy::WealthProRata | Policy::LeveredProRata | Policy::Custom => {
-                equity_f64(grid, side, qty, entry, margin, mark).map(|_| 0.0)
-            }
+            Policy::SizeProRata
+            | Policy::Dydx
+            | Policy::WealthProRata
+            | Policy::LeveredProRata
+            | Policy::CappedProRata
+            | Policy::Custom => equity_f64(grid, side, qty, entry, margin, mark).map(|_| 0.0),
             Policy::MinMaxLeverage => leverage_terms(grid, side, qty, entry, margin, mark).map(|(n, e)| n as f64 / e as f64),
             Policy::Hyperliquid => {
                 hyperliquid_terms(grid, side, qty, entry, margin, mark).map(|(a, b, c, d)| a as f64 * b as f64 / (c as f64 * d as f64))
@@ -104,7 +112,7 @@ impl Policy {
         match self {
             Policy::Bitmex => bitmex_exact(grid, side, qty, entry, margin, mark),
             Policy::Binance => binance_exact(grid, rate_ppm, side, qty, entry, margin, mark),
-            Policy::SizeProRata | Policy::Dydx | Policy::WealthProRata | Policy::LeveredProRata => {
+            Policy::SizeProRata | Policy::Dydx | Policy::WealthProRata | Policy::LeveredProRata | Policy::CappedProRata => {
                 equity_f64(grid, side, qty, entry, margin, mark).map(|_| Fraction { sign: 0, num: 0, den: 1 })
             }
             // The caller's floats are the scores: ties are exact float ties.

@@ -4,7 +4,7 @@
 
 use std::collections::BinaryHeap;
 
-use crate::core::alloc::{pro_rata_shares, profit_weight, start_of, walk_from, weighted_then_size, DydxWalk};
+use crate::core::alloc::{holding, pro_rata_shares, start_of, walk_from, weighted_then_size, DydxWalk, Weighting};
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::Grid;
 use crate::core::input::{block_valid, parse_mark, parse_price, parse_row, PositionColumns};
@@ -189,12 +189,12 @@ impl<'a> Context<'a> {
 }
 
 impl Context<'_> {
-    /// `alloc::profit_weight` of a (validated) row.
-    fn profit_weight(&self, row: usize, levered: bool) -> f64 {
+    /// `alloc::holding` of a (validated) row.
+    fn holding(&self, row: usize, weighting: Weighting) -> (u64, i64, f64) {
         let c = self.cols;
         let code = c.market_of(row);
         let g = &self.grids[code as usize];
-        let Ok(r) = parse_row(g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row]) else { return 0.0 };
+        let Ok(r) = parse_row(g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row]) else { return (c.account[row], 0, 0.0) };
         let p = Position {
             account: c.account[row],
             qty: r.lots,
@@ -204,8 +204,9 @@ impl Context<'_> {
             member_pos: 0,
             index_pos: NO_INDEX,
             side: r.side,
+            cap_bp: c.cap_bp(row),
         };
-        profit_weight(&p, g, self.marks[code as usize], levered)
+        holding(&p, g, self.marks[code as usize], weighting)
     }
 
     /// Scores every 128th wanted row of `range` and returns the key below which the sample
@@ -616,9 +617,13 @@ fn unranked_fills(ctx: &Context<'_>, wanted: &impl Fn(u32, Side) -> bool, want: 
     let holdings: Vec<(u64, i64)> = rows.iter().map(|r| (r.0, r.2)).collect();
     let takes: Vec<(usize, i64)> = match ctx.policy {
         Policy::Dydx => walk_from(&holdings, start_of(seed, 0, holdings.len()), want, DydxWalk::MAX_ACCOUNTS),
-        Policy::WealthProRata | Policy::LeveredProRata => {
-            let levered = ctx.policy == Policy::LeveredProRata;
-            let weighted: Vec<(u64, i64, f64)> = rows.iter().map(|r| (r.0, r.2, ctx.profit_weight(r.1 as usize, levered))).collect();
+        Policy::WealthProRata | Policy::LeveredProRata | Policy::CappedProRata => {
+            let weighting = match ctx.policy {
+                Policy::WealthProRata => Weighting::Profit,
+                Policy::LeveredProRata => Weighting::LeveredProfit,
+                _ => Weighting::CappedSize,
+            };
+            let weighted: Vec<(u64, i64, f64)> = rows.iter().map(|r| ctx.holding(r.1 as usize, weighting)).collect();
             weighted_then_size(&weighted, want).into_iter().enumerate().filter(|t| t.1 > 0).collect()
         }
         _ => pro_rata_shares(&holdings, want).into_iter().enumerate().filter(|t| t.1 > 0).collect(),
@@ -646,7 +651,7 @@ mod tests {
     const MARGIN: [f64; 4] = [20.0, 60.0, 10.0, 5.0];
 
     fn cols() -> PositionColumns<'static> {
-        PositionColumns { account: &ACCOUNT, market: &[], side: &SIDE, qty: &QTY, entry: &ENTRY, margin: &MARGIN }
+        PositionColumns { account: &ACCOUNT, market: &[], side: &SIDE, qty: &QTY, entry: &ENTRY, margin: &MARGIN, adl_cap: &[] }
     }
 
     #[test]
@@ -742,7 +747,7 @@ mod tests {
         let qty: Vec<f64> = (0..n).map(|i| (i % 17 + 1) as f64).collect();
         let entry: Vec<f64> = (0..n).map(|i| (90 + i % 21) as f64).collect();
         let margin: Vec<f64> = (0..n).map(|i| (i % 50) as f64).collect();
-        let c = PositionColumns { account: &account, market: &[], side: &side, qty: &qty, entry: &entry, margin: &margin };
+        let c = PositionColumns { account: &account, market: &[], side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[] };
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };
         let r = rank(&c, &t, Policy::Bitmex, None).unwrap();

@@ -34,12 +34,13 @@ pub(crate) fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> CoreResult<T> + S
 }
 
 /// Borrowed position columns, passed from Python as one tuple of read-only NumPy views:
-/// (account u64, market u32, side i8, qty f64, entry f64, margin f64).
+/// (account u64, market u32, side i8, qty f64, entry f64, margin f64, adl_cap f64 (may be empty)).
 #[derive(FromPyObject)]
 pub(crate) struct Columns<'py>(
     PyReadonlyArray1<'py, u64>,
     PyReadonlyArray1<'py, u32>,
     PyReadonlyArray1<'py, i8>,
+    PyReadonlyArray1<'py, f64>,
     PyReadonlyArray1<'py, f64>,
     PyReadonlyArray1<'py, f64>,
     PyReadonlyArray1<'py, f64>,
@@ -54,6 +55,7 @@ impl Columns<'_> {
             qty: self.3.as_slice()?,
             entry: self.4.as_slice()?,
             margin: self.5.as_slice()?,
+            adl_cap: self.6.as_slice()?,
         })
     }
 }

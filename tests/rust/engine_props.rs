@@ -36,7 +36,8 @@ fn book() -> impl Strategy<Value = Book> {
         Just(Policy::Dydx),
         Just(Policy::WealthProRata),
         Just(Policy::LeveredProRata),
-        Just(Policy::MinMaxLeverage)
+        Just(Policy::MinMaxLeverage),
+        Just(Policy::CappedProRata)
     ];
     let ops = prop::collection::vec((0usize..40, -6i64..7, any::<bool>()), 1..12);
     let price = prop_oneof![Just(None), Just(Some(AdlPrice::Bankruptcy)), Just(Some(AdlPrice::Mark)), Just(Some(AdlPrice::MarkCapped))];
@@ -68,7 +69,7 @@ fn engine(b: &Book) -> Engine {
     let entry: Vec<f64> = b.rows.iter().map(|r| r.3).collect();
     let margin: Vec<f64> = b.rows.iter().map(|r| r.4).collect();
     let market = vec![0u32; b.rows.len()];
-    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin };
+    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[] };
     e.load(cols, &["X".to_string()], None).unwrap();
     e.set_marks(&[("X".to_string(), b.mark)], None).unwrap();
     e
