@@ -127,13 +127,6 @@ impl RankIndex {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    /// Slot at queue position `pos`, or `None` if it has left.
-    pub fn slot_at(&self, pos: usize) -> Option<u32> {
-        match self.order[pos] {
-            GONE => None,
-            s => Some(s),
-        }
-    }
     /// (position, slot) pairs in queue order.
     pub fn slots(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
         self.order.iter().enumerate().filter(|(_, &s)| s != GONE).map(|(i, &s)| (i, s))

@@ -148,10 +148,9 @@ impl<'a> Context<'a> {
                     (block.lots[j] as i64, block.eligible[j].then_some(block.score[j]))
                 } else {
                     let r = parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])?;
-                    (r.lots, self.policy.score(&g, self.rates[code as usize], r.side, r.lots, r.entry, r.margin, self.marks[code as usize]))
+                    (r.lots, self.row_score(&g, code, row, r))
                 };
                 if let Some(score) = score {
-                    let score = self.custom.map_or(score, |s| s[row]);
                     let key = Key { score: desc_key(score), account: c.account[row], row: row as u32 };
                     keep(Scored { side: c.side[row], market: code, key, lots, score });
                 }
@@ -159,6 +158,14 @@ impl<'a> Context<'a> {
             start = end;
         }
         Ok(())
+    }
+
+    /// The score of a validated row in market `code` (the caller's own under `custom`), or
+    /// `None` when the policy does not let it be chosen.
+    #[inline]
+    fn row_score(&self, g: &Grid, code: u32, row: usize, r: crate::core::input::Row) -> Option<f64> {
+        let score = self.policy.score(g, self.rates[code as usize], r.side, r.lots, r.entry, r.margin, self.marks[code as usize])?;
+        Some(self.custom.map_or(score, |s| s[row]))
     }
 
     /// `score_rows` for markets on different grids: row by row.
@@ -176,10 +183,7 @@ impl<'a> Context<'a> {
             if !wanted(code, r.side) {
                 continue;
             }
-            if let Some(score) =
-                self.policy.score(g, self.rates[code as usize], r.side, r.lots, r.entry, r.margin, self.marks[code as usize])
-            {
-                let score = self.custom.map_or(score, |s| s[row]);
+            if let Some(score) = self.row_score(g, code, row, r) {
                 let key = Key { score: desc_key(score), account: c.account[row], row: row as u32 };
                 keep(Scored { side: r.side, market: code, key, lots: r.lots, score });
             }
@@ -223,10 +227,7 @@ impl Context<'_> {
             if !wanted(code, r.side) {
                 continue;
             }
-            if let Some(score) =
-                self.policy.score(g, self.rates[code as usize], r.side, r.lots, r.entry, r.margin, self.marks[code as usize])
-            {
-                let score = self.custom.map_or(score, |s| s[row]);
+            if let Some(score) = self.row_score(g, code, row, r) {
                 sample.push((Key { score: desc_key(score), account: c.account[row], row: row as u32 }, r.lots, score));
             }
         }
