@@ -138,3 +138,11 @@ def test_errors_pickle() -> None:
         assert (type(again), again.field, again.row) == (adl.InvalidInputError, "qty", 0)
     else:
         pytest.fail("no error")
+
+
+def test_redefining_a_market_keeps_its_mark_on_the_new_grid() -> None:
+    eng = adl.Engine()
+    eng.add_market("BTC-PERP", price_decimals=4)
+    eng.set_marks({"BTC-PERP": 96.5})
+    eng.add_market("BTC-PERP", price_decimals=1)
+    assert eng.markets()["mark"].to_list() == [96.5]

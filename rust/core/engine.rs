@@ -229,20 +229,18 @@ impl Engine {
 
     /// Adds or redefines a market. Redefining is allowed only while it has no positions.
     pub fn add_market(&mut self, name: &str, spec: MarketSpec) -> Result<u32> {
-        let m = Market::new(name, spec, self.cash_decimals)?;
+        let mut m = Market::new(name, spec, self.cash_decimals)?;
         match self.market_ids.get(name) {
             Some(&id) => {
                 let old = &self.markets[id as usize];
                 if !old.members[0].is_empty() || !old.members[1].is_empty() {
                     return Err(AdlError::config("market", format!("market {name:?} has open positions; its grid cannot change")));
                 }
-                let mark = old.mark;
-                self.markets[id as usize] = m;
-                if let Some(t) = mark {
-                    let p = self.markets[id as usize].grid.price_f64(t as f64);
-                    let t2 = parse_mark(&self.markets[id as usize].grid, name, p)?;
-                    self.markets[id as usize].set_mark(t2);
+                // Keep the mark: the old grid's ticks as a price, on the new grid.
+                if let Some(t) = old.mark {
+                    m.set_mark(parse_mark(&m.grid, name, old.grid.price_f64(t as f64))?);
                 }
+                self.markets[id as usize] = m;
                 Ok(id)
             }
             None => {
