@@ -198,7 +198,7 @@ fn policies_1m(c: &mut Criterion) {
         Policy::LeveredProRata,
     ] {
         let mut eng = Engine::new(policy, 0.0, CASH_DECIMALS, SPEC).expect("engine");
-        eng.load(book.cols(), &synth::symbols(), None).expect("load");
+        eng.load(book.cols(), &synth::symbols(), None, None).expect("load");
         eng.set_marks(&synth::marks(MARK), None).expect("marks");
         let fills = eng.liquidate(req, true).expect("event").fills.len();
         println!("policy_event/{}/1M: {fills} fills per event", policy.name());
@@ -219,7 +219,7 @@ fn engine_load_10m(c: &mut Criterion) {
         b.iter_batched(
             synth::new_engine,
             |mut eng| {
-                eng.load(cols, &symbols, None).unwrap();
+                eng.load(cols, &symbols, None, None).unwrap();
                 eng // dropped outside the timing
             },
             BatchSize::PerIteration,

@@ -121,6 +121,7 @@ impl Book {
             entry: &self.entry,
             margin: &self.margin,
             adl_cap: &[],
+            cross: &[],
         }
     }
 
@@ -151,7 +152,7 @@ pub fn new_engine() -> Engine {
 /// An engine loaded with `book`, marked at `MARK`.
 pub fn loaded_engine(book: &Book) -> Engine {
     let mut e = new_engine();
-    e.load(book.cols(), &symbols(), None).expect("load");
+    e.load(book.cols(), &symbols(), None, None).expect("load");
     e.set_marks(&marks(MARK), None).expect("marks");
     e
 }

@@ -34,7 +34,7 @@ fn main() {
 
     let mut eng = synth::new_engine();
     let t = Instant::now();
-    eng.load(book.cols(), &synth::symbols(), None).expect("load");
+    eng.load(book.cols(), &synth::symbols(), None, None).expect("load");
     let load_s = t.elapsed().as_secs_f64();
     let after_load = status_bytes("VmRSS:");
     let peak_load = status_bytes("VmHWM:");

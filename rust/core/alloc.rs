@@ -4,6 +4,7 @@
 use crate::core::fixed::Grid;
 use crate::core::position::{Position, PositionStore};
 use crate::core::ranking::RankIndex;
+use crate::core::scoring::Scoring;
 
 /// What an allocator sees: the opposite side of one market.
 pub struct OppositeSide<'a> {
@@ -11,7 +12,9 @@ pub struct OppositeSide<'a> {
     /// Eligible positions in queue order (ranked policies; account order for the others).
     pub index: &'a RankIndex,
     pub grid: &'a Grid,
+    pub rate_ppm: i64,
     pub mark: i64,
+    pub scoring: &'a Scoring<'a>,
 }
 
 /// One counterparty's share of an ADL event. `rank`/`score` are `None` for policies that
@@ -124,15 +127,15 @@ pub enum Weighting {
 }
 
 /// A position as a holding for `weighted_then_size`: (account, most lots it may close, weight);
-/// weight 0 = not eligible (not in profit).
-pub fn holding(p: &Position, grid: &Grid, mark: i64, weighting: Weighting) -> (u64, i64, f64) {
+/// weight 0 = not eligible (not in profit). `equity` is the position's (its account share if cross).
+pub fn holding(p: &Position, grid: &Grid, mark: i64, equity: i128, weighting: Weighting) -> (u64, i64, f64) {
     let u = p.side as i128 * grid.value(p.qty, mark - p.entry);
     if u <= 0 {
         return (p.account, p.qty, 0.0);
     }
     match weighting {
         Weighting::Profit => (p.account, p.qty, u as f64),
-        Weighting::LeveredProfit => (p.account, p.qty, u as f64 * grid.value_f64(p.qty, mark) / (p.margin as i128 + u) as f64),
+        Weighting::LeveredProfit => (p.account, p.qty, u as f64 * grid.value_f64(p.qty, mark) / equity as f64),
         Weighting::CappedSize => (p.account, (p.qty as i128 * p.cap_bp as i128 / 10_000) as i64, p.qty as f64),
     }
 }
@@ -140,7 +143,13 @@ pub fn holding(p: &Position, grid: &Grid, mark: i64, weighting: Weighting) -> (u
 impl Allocator for WeightedProRata {
     fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take> {
         let members = members(side, exclude);
-        let holdings: Vec<(u64, i64, f64)> = members.iter().map(|(_, p)| holding(p, side.grid, side.mark, self.weighting)).collect();
+        let holdings: Vec<(u64, i64, f64)> = members
+            .iter()
+            .map(|(_, p)| {
+                let equity = side.scoring.equity(side.grid, side.rate_ppm, side.mark, p);
+                holding(p, side.grid, side.mark, equity, self.weighting)
+            })
+            .collect();
         unranked_takes(&members, weighted_then_size(&holdings, lots))
     }
 }

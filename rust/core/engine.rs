@@ -5,12 +5,14 @@
 use rustc_hash::FxHashMap;
 
 use crate::core::alloc::{Allocator, DydxWalk, OppositeSide, RankedQueue, SizeProRata, Take, WeightedProRata, Weighting};
+use crate::core::cross::CrossBook;
 use crate::core::error::{AdlError, Checked, Result};
 use crate::core::fixed::{cash_to_f64, split_ceil, split_floor, Grid};
 use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::market::{Market, MarketSpec};
 use crate::core::position::{Key, Position, PositionStore, Side, NO_INDEX};
 use crate::core::score::Policy;
+use crate::core::scoring::Scoring;
 use crate::core::trigger::{AdlState, Trigger, TriggerState};
 
 /// How a fill was executed.
@@ -128,6 +130,8 @@ struct AdlLeg {
 
 struct Plan {
     slot: u32,
+    /// Cash moved from a cross account's wallet into the liquidated position (its effective margin).
+    wallet_debit: i128,
     legs: Vec<AdlLeg>,
     book_value: i128,
     outcome: Liquidation,
@@ -178,6 +182,9 @@ pub struct Engine {
     market_ids: FxHashMap<String, u32>,
     store: PositionStore,
     cash: FxHashMap<u64, i128>,
+    cross: CrossBook,
+    /// Caller's scores by slot (policy `custom`).
+    custom: Vec<f64>,
     fund: i128,
     bad_debt: i128,
     book_value: i128,
@@ -188,12 +195,6 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(policy: Policy, insurance_fund: f64, cash_decimals: u32, default_spec: MarketSpec) -> Result<Engine> {
-        if policy == Policy::Custom {
-            return Err(AdlError::config(
-                "policy",
-                "custom scores work in rank and deleverage only (the engine keeps no score column yet)",
-            ));
-        }
         // Validate the defaults once by building a throwaway market.
         Market::new("", default_spec, cash_decimals)?;
         let fund = Self::cash_param(insurance_fund, cash_decimals, "insurance_fund")?;
@@ -208,6 +209,8 @@ impl Engine {
             market_ids: FxHashMap::default(),
             store: PositionStore::default(),
             cash: FxHashMap::default(),
+            cross: CrossBook::default(),
+            custom: Vec::new(),
             fund,
             bad_debt: 0,
             book_value: 0,
@@ -272,6 +275,11 @@ impl Engine {
         for (id, t) in parsed {
             self.markets[id as usize].set_mark(t);
         }
+        if !self.cross.is_empty() {
+            // Cross scores depend on every market of the account: all queues go stale.
+            self.cross.refresh_all(&self.cash, &self.store, &self.markets);
+            self.markets.iter_mut().for_each(Market::invalidate);
+        }
         if ts.is_some() {
             self.ts = ts;
         }
@@ -283,9 +291,17 @@ impl Engine {
 
     /// Replaces the book. `symbols[code]` names the market of each code in `cols.market`;
     /// unknown markets are created with the default spec. `accounts` (account, cash), when
-    /// given, replaces all account cash; otherwise every account starts at zero cash.
-    pub fn load(&mut self, cols: PositionColumns<'_>, symbols: &[String], accounts: Option<(&[u64], &[f64])>) -> Result<()> {
+    /// given, replaces all account cash (a cross account's wallet); otherwise every account
+    /// starts at zero cash. `custom` gives each row's score under policy `custom`.
+    pub fn load(
+        &mut self,
+        cols: PositionColumns<'_>,
+        symbols: &[String],
+        accounts: Option<(&[u64], &[f64])>,
+        custom: Option<&[f64]>,
+    ) -> Result<()> {
         cols.check_shape(symbols.len())?;
+        let custom = self.check_custom(custom, cols.len())?;
         // Markets are staged so a failure changes nothing.
         let mut markets = self.markets.clone();
         let mut ids = self.market_ids.clone();
@@ -327,21 +343,47 @@ impl Engine {
                 index_pos: NO_INDEX,
                 side: r.side,
                 cap_bp: cols.cap_bp(row),
+                cross: cols.is_cross(row),
             });
             if let Err(first) = inserted {
                 // Slots are handed out in row order while loading, so a slot is its row.
                 return Err(AdlError::DuplicateKey { account, symbol: m.name.clone(), side: r.side, row, first_row: first as usize });
             }
         }
+        let mut cross = CrossBook::default();
         for slot in 0..n as u32 {
-            let id = store.get(slot).market;
-            markets[id as usize].add_member(&mut store, slot);
+            let p = *store.get(slot);
+            markets[p.market as usize].add_member(&mut store, slot);
+            if p.cross {
+                cross.add(p.account, slot);
+            }
         }
+        cross.refresh_all(&cash, &store, &markets);
         self.markets = markets;
         self.market_ids = ids;
         self.store = store;
         self.cash = cash;
+        self.cross = cross;
+        self.custom = custom;
         Ok(())
+    }
+
+    /// Custom scores: required (finite, one per row) under policy `custom`, refused otherwise.
+    fn check_custom(&self, custom: Option<&[f64]>, n: usize) -> Result<Vec<f64>> {
+        match (self.policy, custom) {
+            (Policy::Custom, Some(s)) => {
+                if s.len() != n {
+                    return Err(AdlError::config("score", format!("column has {} rows, positions have {n}", s.len())));
+                }
+                if let Some(row) = s.iter().position(|x| !x.is_finite()) {
+                    return Err(AdlError::value("score", row, format!("{} is not a finite score", s[row])));
+                }
+                Ok(s.to_vec())
+            }
+            (Policy::Custom, None) => Err(AdlError::config("score", "policy custom needs a score for every position")),
+            (_, Some(_)) => Err(AdlError::config("score", format!("scores are given but the policy is {}, not custom", self.policy.name()))),
+            (_, None) => Ok(Vec::new()),
+        }
     }
 
     fn parse_accounts(&self, acc: &[u64], amounts: &[f64]) -> Result<FxHashMap<u64, i128>> {
@@ -436,23 +478,56 @@ impl Engine {
 
     // ----- queries -------------------------------------------------------------------
 
-    /// Equity and maintenance of the position at `slot` (requires a mark).
+    fn scoring(&self) -> Scoring<'_> {
+        Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom }
+    }
+
+    /// Equity and maintenance of the position at `slot` (requires a mark). A cross position's
+    /// equity is its share of its account's net collateral (so `equity < maintenance` exactly
+    /// when the account is below maintenance).
     pub fn health(&self, slot: u32) -> Result<(i128, i128)> {
         let p = self.store.get(slot);
         let m = &self.markets[p.market as usize];
         let mark = m.mark()?;
-        Ok((p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, m.rate_ppm)))
+        Ok((self.scoring().equity(&m.grid, m.rate_ppm, mark, p), p.maintenance(&m.grid, mark, m.rate_ppm)))
     }
 
-    /// Slots of positions with equity < maintenance, worst (lowest equity/maintenance) first.
-    /// Markets without a mark are skipped.
+    /// Whether a position is below maintenance, with its equity and maintenance (a cross
+    /// position's are its account's: TNC and TMMR).
+    fn below_maintenance(&self, p: &Position, m: &Market, mark: i64) -> (bool, i128, i128) {
+        let (e, mm) = if p.cross {
+            let t = self.cross.totals(p.account);
+            (t.tnc(), t.maintenance)
+        } else {
+            (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, m.rate_ppm))
+        };
+        (e < mm, e, mm)
+    }
+
+    /// Bankruptcy and liquidation prices of the position at `slot`, in ticks (cross: DOMAIN.md
+    /// §6, the other marks held). `None` for a cross position in a market without a mark.
+    pub fn prices(&self, slot: u32) -> Option<(f64, f64)> {
+        let p = *self.store.get(slot);
+        let m = &self.markets[p.market as usize];
+        if !p.cross {
+            return Some((p.bankruptcy_ticks(&m.grid), p.liquidation_ticks(&m.grid, m.rate_ppm)));
+        }
+        let mark = m.mark?;
+        let clamp = |x: i128| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+        let bk = Position { margin: clamp(self.cross.effective_margin(&p, &m.grid, m.rate_ppm, mark)), ..p };
+        let liq = Position { margin: clamp(self.cross.liquidation_margin(&p, &m.grid, m.rate_ppm, mark)), ..p };
+        Some((bk.bankruptcy_ticks(&m.grid), liq.liquidation_ticks(&m.grid, m.rate_ppm)))
+    }
+
+    /// Slots of positions with equity < maintenance, worst (lowest equity/maintenance) first;
+    /// all cross positions of an account below maintenance. Markets without a mark are skipped.
     pub fn liquidatable(&self) -> Vec<u32> {
         let mut out: Vec<(f64, u32)> = Vec::new();
         for (slot, p) in self.store.iter() {
             let m = &self.markets[p.market as usize];
             let Some(mark) = m.mark else { continue };
-            let (e, mm) = (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, m.rate_ppm));
-            if e < mm {
+            let (below, e, mm) = self.below_maintenance(p, m, mark);
+            if below {
                 let ratio = if mm > 0 { e as f64 / mm as f64 } else { f64::NEG_INFINITY };
                 out.push((ratio, slot));
             }
@@ -463,8 +538,8 @@ impl Engine {
 
     /// Ranking queue of one side of a market (rebuilt if stale).
     pub fn ranking(&mut self, market: u32, side: Side) -> Result<&crate::core::ranking::RankIndex> {
-        let policy = self.policy;
-        self.markets[market as usize].index(&mut self.store, policy, side)
+        let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
+        self.markets[market as usize].index(&mut self.store, &scoring, side)
     }
 
     // ----- liquidation ---------------------------------------------------------------
@@ -492,9 +567,8 @@ impl Engine {
             Some(x) => Some(parse_price(&m.grid, "fill_price", row, x)?),
             None => None,
         };
-        let p = self.store.get(slot);
-        let (e, mm) = (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, m.rate_ppm));
-        if e >= mm && !req.force {
+        let (below, e, mm) = self.below_maintenance(self.store.get(slot), m, mark);
+        if !below && !req.force {
             return Err(AdlError::NotLiquidatable {
                 account: req.account,
                 symbol: m.name.clone(),
@@ -551,16 +625,60 @@ impl Engine {
         Ok(out)
     }
 
+    /// Liquidates every cross position of `account` (DOMAIN.md §6), largest maintenance
+    /// first (then market id, longs first). Each closes at its own cross bankruptcy price;
+    /// closing one at that price leaves the account's `TNC/TMMR` as it was, so the rest stay
+    /// liquidatable and all are closed. Checked first: the account has cross positions, every
+    /// market involved has a mark, and (unless `force`) `TNC < TMMR`.
+    pub fn liquidate_account(&mut self, account: u64, force: bool) -> Result<Vec<Liquidation>> {
+        let slots = self.cross.slots(account).to_vec();
+        if slots.is_empty() {
+            return Err(AdlError::config("account", format!("account {account} has no cross positions")));
+        }
+        let mut keyed = Vec::with_capacity(slots.len());
+        for &slot in &slots {
+            let p = *self.store.get(slot);
+            let m = &self.markets[p.market as usize];
+            let mm = p.maintenance(&m.grid, m.mark()?, m.rate_ppm);
+            keyed.push((std::cmp::Reverse(mm), p.market, -p.side));
+        }
+        let t = self.cross.totals(account);
+        if !force && !t.liquidatable() {
+            let p = self.store.get(slots[0]);
+            return Err(AdlError::NotLiquidatable {
+                account,
+                symbol: self.markets[p.market as usize].name.clone(),
+                side: p.side,
+                equity: self.cash_f64(t.tnc()),
+                maintenance: self.cash_f64(t.maintenance),
+            });
+        }
+        keyed.sort_unstable();
+        let mut out = Vec::with_capacity(keyed.len());
+        for (_, market, neg_side) in keyed {
+            let req = Request { account, market, side: -neg_side, fill_price: None, force: true };
+            out.push(self.liquidate(req, false)?);
+        }
+        Ok(out)
+    }
+
     fn opposite_index(&mut self, market: u32, side: Side) -> Result<()> {
         self.ranking(market, -side).map(|_| ())
     }
 
     /// The waterfall of DOMAIN.md §2 in exact integer cash.
     fn plan(&self, slot: u32, fill: Option<i64>) -> Result<Plan> {
-        let p = *self.store.get(slot);
+        let mut p = *self.store.get(slot);
         let m = &self.markets[p.market as usize];
         let g: &Grid = &m.grid;
         let mark = m.mark()?;
+        // A cross position takes its effective margin out of the wallet and is then
+        // liquidated as an isolated one: at its bankruptcy price it ends at exactly zero.
+        let wallet_debit = if p.cross { self.cross.effective_margin(&p, g, m.rate_ppm, mark) } else { 0 };
+        if p.cross {
+            p.margin = i64::try_from(wallet_debit).map_err(|_| AdlError::overflow("cross margin share"))?;
+            self.cash_of(p.account).add_c(-wallet_debit, "account cash")?;
+        }
         let f_px = fill.unwrap_or(mark);
         let (q, e, mg, s) = (p.qty, p.entry, p.margin as i128, p.side as i128);
         let event = self.next_event;
@@ -601,7 +719,7 @@ impl Engine {
             out.fills.push(book_fill(q, FillKind::External));
             out.to_fund = whole;
             out.external_lots = q;
-            return Ok(Plan { slot, legs: Vec::new(), book_value: book_value(q), outcome: out });
+            return Ok(Plan { slot, wallet_debit, legs: Vec::new(), book_value: book_value(q), outcome: out });
         }
         // 2. The fund covers whole lots: Q_f = max k with pay(k) <= fund, where the covered
         // lots carry ceil(M·k/Q) of the margin (rounding in the fund's favour).
@@ -629,7 +747,8 @@ impl Engine {
         let mut lots_left = q - covered;
         let mut margin_left = mg - split_ceil(mg, covered, q);
         let index = m.current_index(-p.side).expect("opposite index built by caller");
-        let opposite = OppositeSide { store: &self.store, index, grid: g, mark };
+        let scoring = self.scoring();
+        let opposite = OppositeSide { store: &self.store, index, grid: g, rate_ppm: m.rate_ppm, mark, scoring: &scoring };
         let takes = match self.policy {
             Policy::SizeProRata => SizeProRata.allocate(&opposite, lots_left, p.account),
             Policy::WealthProRata => WeightedProRata { weighting: Weighting::Profit }.allocate(&opposite, lots_left, p.account),
@@ -702,27 +821,52 @@ impl Engine {
         self.fund.add_c(out.to_fund, "insurance fund")?;
         self.bad_debt.add_c(out.bad_debt, "bad debt")?;
         self.book_value.add_c(total_book_value, "book value")?;
-        Ok(Plan { slot, legs, book_value: total_book_value, outcome: out })
+        Ok(Plan { slot, wallet_debit, legs, book_value: total_book_value, outcome: out })
     }
 
     fn apply(&mut self, plan: Plan) -> Liquidation {
-        let Plan { slot, legs, book_value, outcome } = plan;
-        let market = self.store.get(slot).market as usize;
+        let Plan { slot, wallet_debit, legs, book_value, outcome } = plan;
+        let p = *self.store.get(slot);
+        let market = p.market as usize;
+        // Cross accounts whose totals change, and positions whose score may move.
+        let mut touched = Vec::new();
+        let mut shrunk = Vec::new();
         self.markets[market].remove_member(&mut self.store, slot);
         self.store.remove(slot);
+        if p.cross {
+            *self.cash.entry(p.account).or_insert(0) -= wallet_debit;
+            self.cross.remove(p.account, slot);
+            touched.push(p.account);
+        }
         for leg in &legs {
             let lots = leg.take.lots;
             let c = *self.store.get(leg.take.slot);
             *self.cash.entry(c.account).or_insert(0) += leg.credit;
+            if c.cross {
+                touched.push(c.account);
+            }
             if lots == c.qty {
                 self.markets[market].remove_member(&mut self.store, leg.take.slot);
                 self.store.remove(leg.take.slot);
+                if c.cross {
+                    self.cross.remove(c.account, leg.take.slot);
+                }
             } else {
                 let cp = self.store.get_mut(leg.take.slot);
                 cp.qty -= lots;
                 cp.margin -= leg.released;
-                self.markets[market].shrink_member(&mut self.store, self.policy, leg.take.slot, lots);
+                self.markets[market].shrink_member(&self.store, leg.take.slot, lots);
+                shrunk.push(leg.take.slot);
             }
+        }
+        for &a in &touched {
+            self.cross.refresh(a, self.cash_of(a), &self.store, &self.markets);
+            shrunk.extend_from_slice(self.cross.slots(a));
+        }
+        let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
+        for s in shrunk {
+            let m = self.store.get(s).market as usize;
+            self.markets[m].rescore_member(&mut self.store, &scoring, s);
         }
         self.fund += outcome.to_fund - outcome.from_fund;
         self.bad_debt += outcome.bad_debt;

@@ -17,6 +17,8 @@ pub struct PositionColumns<'a> {
     pub margin: &'a [f64],
     /// Optional ADL caps β in [0, 1] (policy `capped_pro_rata`); empty = 1 for every row.
     pub adl_cap: &'a [f64],
+    /// Optional margin mode per row: 0 isolated, 1 cross (engine only); empty = all isolated.
+    pub cross: &'a [u8],
 }
 
 impl<'a> PositionColumns<'a> {
@@ -34,6 +36,11 @@ impl<'a> PositionColumns<'a> {
         } else {
             (self.adl_cap[row] * 10_000.0).round() as u16
         }
+    }
+
+    #[inline]
+    pub fn is_cross(&self, row: usize) -> bool {
+        !self.cross.is_empty() && self.cross[row] == 1
     }
 
     #[inline]
@@ -67,6 +74,21 @@ impl<'a> PositionColumns<'a> {
             }
             if let Some(row) = self.adl_cap.iter().position(|c| !(0.0..=1.0).contains(c)) {
                 return Err(AdlError::value("adl_cap", row, format!("{} must be in [0, 1]", self.adl_cap[row])));
+            }
+        }
+        if !self.cross.is_empty() {
+            if self.cross.len() != n {
+                return Err(AdlError::config("margin_mode", format!("column has {} rows, account has {n}", self.cross.len())));
+            }
+            if let Some(row) = self.cross.iter().position(|&c| c > 1) {
+                return Err(AdlError::value("margin_mode", row, format!("code {} is not isolated (0) or cross (1)", self.cross[row])));
+            }
+            if let Some(row) = (0..n).find(|&r| self.cross[r] == 1 && self.margin[r] != 0.0) {
+                return Err(AdlError::value(
+                    "margin",
+                    row,
+                    format!("{} must be 0 for a cross position: its collateral is the account's wallet (accounts frame)", self.margin[row]),
+                ));
             }
         }
         if let Some(row) = self.market.iter().position(|&m| m as usize >= n_markets) {

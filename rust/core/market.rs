@@ -4,14 +4,15 @@ use crate::core::error::{AdlError, Result};
 use crate::core::fixed::{Grid, RATE_SCALE};
 use crate::core::position::{side_slot, PositionStore, Side, NO_INDEX};
 use crate::core::ranking::{Entry, QueueOrder, RankIndex};
-use crate::core::score::{Fraction, Policy};
+use crate::core::score::Fraction;
+use crate::core::scoring::Scoring;
 
 /// Queue order over the positions of one market at its mark.
 struct MarketOrder<'a> {
     store: &'a PositionStore,
     grid: &'a Grid,
     rate_ppm: i64,
-    policy: Policy,
+    scoring: &'a Scoring<'a>,
     mark: i64,
 }
 
@@ -20,8 +21,7 @@ impl QueueOrder for MarketOrder<'_> {
         self.store.get(slot).account
     }
     fn exact(&self, slot: u32) -> Option<Fraction> {
-        let p = self.store.get(slot);
-        self.policy.exact_score(self.grid, self.rate_ppm, p.side, p.qty, p.entry, p.margin, self.mark)
+        self.scoring.exact(self.grid, self.rate_ppm, self.mark, self.store.get(slot))
     }
 }
 
@@ -115,36 +115,44 @@ impl Market {
         }
     }
 
-    /// A position gave up `lots` lots but stays open (the store already holds its new
-    /// size and margin): its lots leave the index and its score is refreshed, since margin
-    /// rounding can move it slightly.
-    pub fn shrink_member(&mut self, store: &mut PositionStore, policy: Policy, slot: u32, lots: i64) {
-        let p = *store.get(slot);
-        let Some(idx) = self.index[side_slot(p.side)].as_mut() else { return };
-        if p.index_pos == NO_INDEX {
-            return;
+    /// A position gave up `lots` lots but stays open (the store already holds its new size
+    /// and margin): its lots leave the index. Its score is refreshed by `rescore_member`.
+    pub fn shrink_member(&mut self, store: &PositionStore, slot: u32, lots: i64) {
+        let p = store.get(slot);
+        if let (Some(idx), true) = (self.index[side_slot(p.side)].as_mut(), p.index_pos != NO_INDEX) {
+            idx.shrink(p.index_pos as usize, lots);
         }
-        let pos = p.index_pos as usize;
-        idx.shrink(pos, lots);
+    }
+
+    /// Moves a position to its current score in its side's index (margin rounding or its
+    /// cross account's totals may have changed it), or out of it when it is no longer
+    /// eligible. A position that became eligible again makes the index stale.
+    pub fn rescore_member(&mut self, store: &mut PositionStore, scoring: &Scoring<'_>, slot: u32) {
+        let p = *store.get(slot);
+        let s = side_slot(p.side);
+        let Some(idx) = self.index[s].as_mut() else { return };
         let mark = self.mark.expect("an index exists only with a mark");
-        match policy.score(&self.grid, self.rate_ppm, p.side, p.qty, p.entry, p.margin, mark) {
-            Some(score) => {
-                let order = MarketOrder { store, grid: &self.grid, rate_ppm: self.rate_ppm, policy, mark };
+        let score = scoring.score(&self.grid, self.rate_ppm, mark, slot, &p);
+        match (score, p.index_pos) {
+            (None, NO_INDEX) => {}
+            (Some(_), NO_INDEX) => self.index[s] = None,
+            (None, pos) => {
+                idx.remove(pos as usize, p.qty);
+                store.get_mut(slot).index_pos = NO_INDEX;
+            }
+            (Some(score), pos) => {
+                let order = MarketOrder { store, grid: &self.grid, rate_ppm: self.rate_ppm, scoring, mark };
                 let mut moves = Vec::new();
-                idx.rescore(pos, score, &order, |s, at| moves.push((s, at)));
+                idx.rescore(pos as usize, score, &order, |s, at| moves.push((s, at)));
                 for (s, at) in moves {
                     store.get_mut(s).index_pos = at as u32;
                 }
-            }
-            None => {
-                idx.remove(pos, p.qty);
-                store.get_mut(slot).index_pos = NO_INDEX;
             }
         }
     }
 
     /// The ranking index of `side`, rebuilt first if stale. Requires a mark.
-    pub fn index(&mut self, store: &mut PositionStore, policy: Policy, side: Side) -> Result<&RankIndex> {
+    pub fn index(&mut self, store: &mut PositionStore, scoring: &Scoring<'_>, side: Side) -> Result<&RankIndex> {
         let s = side_slot(side);
         if self.index[s].is_none() {
             let mark = self.mark()?;
@@ -152,11 +160,11 @@ impl Market {
             for &slot in &self.members[s] {
                 let p = store.get_mut(slot);
                 p.index_pos = NO_INDEX;
-                if let Some(score) = policy.score(&self.grid, self.rate_ppm, p.side, p.qty, p.entry, p.margin, mark) {
+                if let Some(score) = scoring.score(&self.grid, self.rate_ppm, mark, slot, p) {
                     entries.push(Entry { slot, account: p.account, score, lots: p.qty });
                 }
             }
-            let idx = RankIndex::build(entries, &MarketOrder { store, grid: &self.grid, rate_ppm: self.rate_ppm, policy, mark });
+            let idx = RankIndex::build(entries, &MarketOrder { store, grid: &self.grid, rate_ppm: self.rate_ppm, scoring, mark });
             for (pos, slot) in idx.slots() {
                 store.get_mut(slot).index_pos = pos as u32;
             }

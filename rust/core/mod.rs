@@ -1,6 +1,7 @@
 //! The pure-Rust ADL core: no Python here. `cargo test` builds and tests it alone.
 
 pub mod alloc;
+pub mod cross;
 pub mod engine;
 pub mod error;
 pub mod fixed;
@@ -9,6 +10,7 @@ pub mod market;
 pub mod position;
 pub mod ranking;
 pub mod score;
+pub mod scoring;
 pub mod stateless;
 pub mod trigger;
 

@@ -47,6 +47,9 @@ pub struct Position {
     /// ADL cap β in basis points (policy `capped_pro_rata`; 10,000 = no cap). Fits in the
     /// struct's padding: positions stay 48 bytes.
     pub cap_bp: u16,
+    /// Cross margin (DOMAIN.md §6): the position holds no margin of its own (`margin` is 0)
+    /// and shares its account's wallet (the account's free cash). See `cross::CrossBook`.
+    pub cross: bool,
 }
 
 impl Position {
@@ -171,6 +174,7 @@ mod tests {
             index_pos: NO_INDEX,
             side: LONG,
             cap_bp: 10_000,
+            cross: false,
         };
         assert_eq!(p.upnl(&grid(), 96), -40);
         assert_eq!(p.equity(&grid(), 96), 10);
@@ -186,7 +190,7 @@ mod tests {
     fn store_reuses_slots() {
         let mut s = PositionStore::default();
         let p =
-            Position { account: 1, qty: 1, entry: 1, margin: 0, market: 0, member_pos: 0, index_pos: NO_INDEX, side: LONG, cap_bp: 10_000 };
+            Position { account: 1, qty: 1, entry: 1, margin: 0, market: 0, member_pos: 0, index_pos: NO_INDEX, side: LONG, cap_bp: 10_000, cross: false };
         let a = s.insert(p).unwrap();
         assert_eq!(s.insert(p), Err(a));
         s.remove(a);

@@ -209,8 +209,10 @@ impl Context<'_> {
             index_pos: NO_INDEX,
             side: r.side,
             cap_bp: c.cap_bp(row),
+            cross: false,
         };
-        holding(&p, g, self.marks[code as usize], weighting)
+        let mark = self.marks[code as usize];
+        holding(&p, g, mark, p.equity(g, mark), weighting)
     }
 
     /// Scores every 128th wanted row of `range` and returns the key below which the sample
@@ -652,7 +654,7 @@ mod tests {
     const MARGIN: [f64; 4] = [20.0, 60.0, 10.0, 5.0];
 
     fn cols() -> PositionColumns<'static> {
-        PositionColumns { account: &ACCOUNT, market: &[], side: &SIDE, qty: &QTY, entry: &ENTRY, margin: &MARGIN, adl_cap: &[] }
+        PositionColumns { account: &ACCOUNT, market: &[], side: &SIDE, qty: &QTY, entry: &ENTRY, margin: &MARGIN, adl_cap: &[], cross: &[] }
     }
 
     #[test]
@@ -748,7 +750,7 @@ mod tests {
         let qty: Vec<f64> = (0..n).map(|i| (i % 17 + 1) as f64).collect();
         let entry: Vec<f64> = (0..n).map(|i| (90 + i % 21) as f64).collect();
         let margin: Vec<f64> = (0..n).map(|i| (i % 50) as f64).collect();
-        let c = PositionColumns { account: &account, market: &[], side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[] };
+        let c = PositionColumns { account: &account, market: &[], side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &[] };
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };
         let r = rank(&c, &t, Policy::Bitmex, None).unwrap();

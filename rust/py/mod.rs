@@ -56,6 +56,7 @@ impl Columns<'_> {
             entry: self.4.as_slice()?,
             margin: self.5.as_slice()?,
             adl_cap: self.6.as_slice()?,
+            cross: &[],
         })
     }
 }

@@ -30,8 +30,8 @@ fn load(e: &mut Engine, rows: &[Row]) -> Result<(), AdlError> {
     let entry: Vec<f64> = rows.iter().map(|r| r.3).collect();
     let margin: Vec<f64> = rows.iter().map(|r| r.4).collect();
     let market = vec![0u32; rows.len()];
-    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[] };
-    e.load(cols, &["X".to_string()], None)
+    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &[] };
+    e.load(cols, &["X".to_string()], None, None)
 }
 
 fn req(account: u64, side: i8, fill: Option<f64>) -> Request {

@@ -69,8 +69,8 @@ fn engine(b: &Book) -> Engine {
     let entry: Vec<f64> = b.rows.iter().map(|r| r.3).collect();
     let margin: Vec<f64> = b.rows.iter().map(|r| r.4).collect();
     let market = vec![0u32; b.rows.len()];
-    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[] };
-    e.load(cols, &["X".to_string()], None).unwrap();
+    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &[] };
+    e.load(cols, &["X".to_string()], None, None).unwrap();
     e.set_marks(&[("X".to_string(), b.mark)], None).unwrap();
     e
 }
