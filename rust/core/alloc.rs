@@ -2,7 +2,7 @@
 //! choose who closes how much. Policies plug in through `Allocator`.
 
 use crate::core::fixed::Grid;
-use crate::core::position::{Position, PositionStore};
+use crate::core::position::{Position, PositionStore, NO_INDEX};
 use crate::core::ranking::RankIndex;
 use crate::core::scoring::Scoring;
 
@@ -11,6 +11,8 @@ pub struct OppositeSide<'a> {
     pub store: &'a PositionStore,
     /// Eligible positions in queue order (ranked policies; account order for the others).
     pub index: &'a RankIndex,
+    /// Every position of the side, eligible or not (for the size fallback of `LeverageQueue`).
+    pub members: &'a [u32],
     pub grid: &'a Grid,
     pub rate_ppm: i64,
     pub mark: i64,
@@ -53,6 +55,31 @@ impl Allocator for RankedQueue {
             let take = left.min(p.qty);
             takes.push(Take { slot, lots: take, rank: Some(rank), score: Some(side.index.score_at(pos)) });
             left -= take;
+        }
+        takes
+    }
+}
+
+/// `min_max_leverage`: the ranked queue of profitable positions by leverage; if they cannot
+/// absorb it all, the rest is split by size over the other opposite positions that are not
+/// bankrupt (DOMAIN.md §4), and only then is there bad debt.
+pub struct LeverageQueue;
+
+impl Allocator for LeverageQueue {
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take> {
+        let mut takes = RankedQueue.allocate(side, lots, exclude);
+        let left = lots - takes.iter().map(|t| t.lots).sum::<i64>();
+        if left > 0 {
+            let mut rest: Vec<(u32, &Position)> = side
+                .members
+                .iter()
+                .map(|&slot| (slot, side.store.get(slot)))
+                .filter(|(_, p)| p.index_pos == NO_INDEX && p.account != exclude)
+                .filter(|(_, p)| side.scoring.equity(side.grid, side.rate_ppm, side.mark, p) > 0)
+                .collect();
+            rest.sort_unstable_by_key(|(slot, p)| (p.account, *slot));
+            let shares = pro_rata_shares(&rest.iter().map(|(_, p)| (p.account, p.qty)).collect::<Vec<_>>(), left);
+            takes.extend(unranked_takes(&rest, shares));
         }
         takes
     }

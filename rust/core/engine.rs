@@ -4,13 +4,13 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::core::alloc::{Allocator, DydxWalk, OppositeSide, RankedQueue, SizeProRata, Take, WeightedProRata, Weighting};
+use crate::core::alloc::{Allocator, DydxWalk, LeverageQueue, OppositeSide, RankedQueue, SizeProRata, Take, WeightedProRata, Weighting};
 use crate::core::cross::CrossBook;
 use crate::core::error::{AdlError, Checked, Result};
 use crate::core::fixed::{cash_to_f64, split_ceil, split_floor, Grid};
 use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::market::{Market, MarketSpec};
-use crate::core::position::{Key, Position, PositionStore, Side, NO_INDEX};
+use crate::core::position::{side_slot, Key, Position, PositionStore, Side, NO_INDEX};
 use crate::core::score::Policy;
 use crate::core::scoring::Scoring;
 use crate::core::trigger::{AdlState, Trigger, TriggerState};
@@ -748,12 +748,14 @@ impl Engine {
         let mut margin_left = mg - split_ceil(mg, covered, q);
         let index = m.current_index(-p.side).expect("opposite index built by caller");
         let scoring = self.scoring();
-        let opposite = OppositeSide { store: &self.store, index, grid: g, rate_ppm: m.rate_ppm, mark, scoring: &scoring };
+        let members = &m.members[side_slot(-p.side)];
+        let opposite = OppositeSide { store: &self.store, index, members, grid: g, rate_ppm: m.rate_ppm, mark, scoring: &scoring };
         let takes = match self.policy {
             Policy::SizeProRata => SizeProRata.allocate(&opposite, lots_left, p.account),
             Policy::WealthProRata => WeightedProRata { weighting: Weighting::Profit }.allocate(&opposite, lots_left, p.account),
             Policy::LeveredProRata => WeightedProRata { weighting: Weighting::LeveredProfit }.allocate(&opposite, lots_left, p.account),
             Policy::CappedProRata => WeightedProRata { weighting: Weighting::CappedSize }.allocate(&opposite, lots_left, p.account),
+            Policy::MinMaxLeverage => LeverageQueue.allocate(&opposite, lots_left, p.account),
             Policy::Dydx => DydxWalk { seed: self.seed, event }.allocate(&opposite, lots_left, p.account),
             _ => RankedQueue.allocate(&opposite, lots_left, p.account),
         };

@@ -592,7 +592,7 @@ pub fn deleverage(
         available += avail;
         cands.extend(kept);
     }
-    if available < want as i128 {
+    if available < want as i128 && policy != Policy::MinMaxLeverage {
         let (req, avail) = (g.qty_f64(want), g.qty_f64(available as i64));
         return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
     }
@@ -607,7 +607,40 @@ pub fn deleverage(
         fills.push(StatelessFill { row: key.row, lots: take, rank: i as u32 + 1, score: f64::from_bits(score) });
         left -= take;
     }
+    if left > 0 {
+        // min_max_leverage: every profitable row is taken (they were all candidates).
+        let queued: Vec<u32> = cands.iter().map(|c| c.0.row).collect();
+        fills.extend(size_fallback(cols, markets, &wanted, &queued, (want, left), &g)?);
+    }
     Ok(fills)
+}
+
+/// The rest of a `min_max_leverage` event once the profitable queue is used up: split by
+/// size over the other opposite rows that are not bankrupt (DOMAIN.md §4), in account order.
+fn size_fallback(
+    cols: &PositionColumns<'_>,
+    markets: &MarketTable<'_>,
+    wanted: &impl Fn(u32, Side) -> bool,
+    queued: &[u32],
+    (want, left): (i64, i64),
+    g: &Grid,
+) -> Result<Vec<StatelessFill>> {
+    let queued: rustc_hash::FxHashSet<u32> = queued.iter().copied().collect();
+    let ctx = Context::new(cols, markets, Policy::SizeProRata, None)?;
+    let mut rows: Vec<(u64, u32, i64)> = Vec::new();
+    ctx.score_rows(0..cols.len(), wanted, |s| {
+        if !queued.contains(&s.key.row) {
+            rows.push((s.key.account, s.key.row, s.lots));
+        }
+    })?;
+    rows.sort_unstable();
+    let shares = pro_rata_shares(&rows.iter().map(|r| (r.0, r.2)).collect::<Vec<_>>(), left);
+    let got: i64 = shares.iter().sum();
+    if got < left {
+        let (req, avail) = (g.qty_f64(want), g.qty_f64(want - left + got));
+        return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
+    }
+    Ok(rows.iter().zip(shares).filter(|(_, l)| *l > 0).map(|(r, lots)| StatelessFill { row: r.1, lots, rank: 0, score: f64::NAN }).collect())
 }
 
 /// `deleverage` for the policies that rank nobody (`rank` 0 and `score` NaN in the fills):

@@ -303,3 +303,32 @@ fn dydx_walks_whole_positions_from_a_seeded_start_in_account_order() {
         assert_eq!(value(&e.totals()), before);
     }
 }
+
+#[test]
+fn min_max_leverage_queues_winners_by_leverage_then_splits_the_rest_by_size() {
+    // Long 40 @100 m100 at 96: e = −60, P_bk = 97.5. Shorts:
+    //   #2 10 @100 m20: u = 40, e = 60, ℓ = 960/60 = 16        (queue 2nd)
+    //   #3 10 @100 m10: u = 40, e = 50, ℓ = 19.2                (queue 1st)
+    //   #4 30 @95 m60: u = −30, e = 30 (a loser)                (size fallback)
+    //   #5 10 @94 m10: u = −20, e = −10 (bankrupt: never)
+    // The queue takes #3 10 and #2 10; the other 20 lots go by size to #4 alone (20 of 30).
+    let mut e = engine_with(
+        Policy::MinMaxLeverage,
+        0.0,
+        &[
+            (1, LONG, 40.0, 100.0, 100.0),
+            (2, SHORT, 10.0, 100.0, 20.0),
+            (3, SHORT, 10.0, 100.0, 10.0),
+            (4, SHORT, 30.0, 95.0, 60.0),
+            (5, SHORT, 10.0, 94.0, 10.0),
+        ],
+    );
+    let before = value(&e.totals());
+    let r = e.liquidate(req(1, LONG, None), false).unwrap();
+    let got: Vec<(Option<u64>, i64, Option<u64>)> = r.fills.iter().map(|f| (f.account, f.lots, f.rank)).collect();
+    assert_eq!(got, vec![(Some(3), 10, Some(1)), (Some(2), 10, Some(2)), (Some(4), 20, None)]);
+    assert_eq!((r.adl_lots, r.bad_debt), (40, 0));
+    // #4 realises 20·(95 − 97.5) = −50 and gets back 2/3 of its margin, 40: cash −10.
+    assert_eq!(e.cash_of(4), cents(-10.0));
+    assert_eq!(value(&e.totals()), before);
+}

@@ -154,8 +154,11 @@ proptest! {
                 match (b.policy.is_ranked(), f.score) {
                     (true, Some(s)) => {
                         prop_assert!(s <= last, "fills out of score order");
+                        prop_assert!(last != f64::NEG_INFINITY, "a queue fill after the size fallback");
                         last = s;
                     }
+                    // min_max_leverage: once the profitable queue is used up, the rest by size.
+                    (true, None) if b.policy == Policy::MinMaxLeverage => last = f64::NEG_INFINITY,
                     (false, None) => prop_assert!(f.rank.is_none()),
                     other => prop_assert!(false, "rank/score {:?} under {:?}", other, b.policy),
                 }
@@ -192,6 +195,141 @@ proptest! {
                 prop_assert_eq!(idx.lots_ahead(pos), ahead);
                 ahead += expect[i].3;
             }
+        }
+    }
+}
+
+/// A two-market book where some accounts are cross (wallet from the accounts frame, no
+/// position margin) and the rest isolated.
+#[derive(Debug, Clone)]
+struct CrossBookCase {
+    policy: Policy,
+    /// (account, market, side, qty, entry, isolated margin)
+    rows: Vec<(u64, u32, i8, f64, f64, f64)>,
+    /// Accounts 1..=cross_accounts are cross.
+    cross_accounts: u64,
+    wallets: Vec<f64>,
+    marks: (f64, f64),
+    fund: f64,
+    /// (row to try, whole account?, force)
+    ops: Vec<(usize, bool, bool)>,
+}
+
+fn cross_book() -> impl Strategy<Value = CrossBookCase> {
+    let row = (1u64..10, 0u32..2, prop_oneof![Just(1i8), Just(-1i8)], 1u32..40, 80u32..121, 0u32..200_000);
+    let policy = prop_oneof![
+        Just(Policy::Bitmex),
+        Just(Policy::Binance),
+        Just(Policy::Hyperliquid),
+        Just(Policy::MinMaxLeverage),
+        Just(Policy::SizeProRata),
+        Just(Policy::LeveredProRata),
+        Just(Policy::Dydx)
+    ];
+    let ops = prop::collection::vec((0usize..40, any::<bool>(), any::<bool>()), 1..10);
+    (policy, prop::collection::vec(row, 1..30), 0u64..10, prop::collection::vec(0u32..100_000, 9), (85u32..116, 85u32..116), 0u32..3_000, ops)
+        .prop_map(|(policy, rows, cross_accounts, wallets, marks, fund, ops)| {
+            let mut seen = std::collections::HashSet::new();
+            let rows = rows
+                .into_iter()
+                .filter(|r| seen.insert((r.0, r.1, r.2)))
+                .map(|(a, m, s, q, e, mg)| (a, m, s, q as f64, e as f64, if a <= cross_accounts { 0.0 } else { mg as f64 / 100.0 }))
+                .collect();
+            CrossBookCase {
+                policy,
+                rows,
+                cross_accounts,
+                wallets: wallets.into_iter().map(|w| w as f64 / 100.0).collect(),
+                marks: (marks.0 as f64, marks.1 as f64),
+                fund: fund as f64 / 100.0,
+                ops,
+            }
+        })
+}
+
+fn cross_engine(b: &CrossBookCase) -> Engine {
+    let spec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.05 };
+    let mut e = Engine::new(b.policy, b.fund, 2, spec).unwrap();
+    e.add_market("X", spec).unwrap();
+    e.add_market("Y", MarketSpec { maintenance_rate: 0.02, ..spec }).unwrap();
+    let account: Vec<u64> = b.rows.iter().map(|r| r.0).collect();
+    let market: Vec<u32> = b.rows.iter().map(|r| r.1).collect();
+    let side: Vec<i8> = b.rows.iter().map(|r| r.2).collect();
+    let qty: Vec<f64> = b.rows.iter().map(|r| r.3).collect();
+    let entry: Vec<f64> = b.rows.iter().map(|r| r.4).collect();
+    let margin: Vec<f64> = b.rows.iter().map(|r| r.5).collect();
+    let cross: Vec<u8> = b.rows.iter().map(|r| (r.0 <= b.cross_accounts) as u8).collect();
+    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &cross };
+    let accounts: Vec<u64> = (1..=9).collect();
+    e.load(cols, &["X".to_string(), "Y".to_string()], Some((&accounts, &b.wallets)), None).unwrap();
+    e.set_marks(&[("X".to_string(), b.marks.0), ("Y".to_string(), b.marks.1)], None).unwrap();
+    e
+}
+
+/// The incrementally updated queues equal the ones a fresh rebuild gives.
+fn check_queues_match_a_rebuild(e: &mut Engine, marks: (f64, f64)) -> Result<(), TestCaseError> {
+    let mut fresh = e.clone();
+    // With cross accounts present, setting the marks makes every queue stale.
+    fresh.set_marks(&[("X".to_string(), marks.0), ("Y".to_string(), marks.1)], None).unwrap();
+    for market in 0..2 {
+        for side in [1i8, -1] {
+            let a: Vec<(u32, f64)> = {
+                let idx = e.ranking(market, side).unwrap();
+                idx.queue().map(|(pos, s)| (s, idx.score_at(pos))).collect()
+            };
+            let idx = fresh.ranking(market, side).unwrap();
+            let b: Vec<(u32, f64)> = idx.queue().map(|(pos, s)| (s, idx.score_at(pos))).collect();
+            prop_assert_eq!(a, b, "market {} side {}", market, side);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: CASES, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cross_margin_conserves_value_and_keeps_queues_current(b in cross_book()) {
+        let mut e = cross_engine(&b);
+        let v0 = value(&e.totals());
+        for &(pick, whole_account, force) in &b.ops {
+            let live: Vec<(u64, u32, i8, bool)> = e.store().iter().map(|(_, p)| (p.account, p.market, p.side, p.cross)).collect();
+            if live.is_empty() { break; }
+            let (account, market, side, cross) = live[pick % live.len()];
+            let before = e.totals();
+            let held: std::collections::HashMap<(u64, u32, i8), i64> =
+                e.store().iter().map(|(_, p)| ((p.account, p.market, p.side), p.qty)).collect();
+            let results = if whole_account && cross {
+                e.liquidate_account(account, force)
+            } else {
+                e.liquidate(Request { account, market, side, fill_price: None, force }, false).map(|l| vec![l])
+            };
+            let Ok(results) = results else {
+                prop_assert_eq!(e.totals(), before);
+                continue;
+            };
+            let after = e.totals();
+            prop_assert_eq!(value(&after), v0);
+            prop_assert!(after.fund >= 0);
+            let mut adl = 0i128;
+            for r in &results {
+                for f in r.fills.iter().filter(|f| f.kind == FillKind::Adl) {
+                    let cp = f.account.unwrap();
+                    prop_assert!(cp != account, "matched against itself");
+                    prop_assert!(f.lots <= held[&(cp, r.key.1, -r.key.2)], "closed more than held");
+                    adl += f.lots as i128;
+                }
+            }
+            // ADL takes equal lots off both sides; book fills only the liquidated side's.
+            let book: i128 = results.iter().flat_map(|r| r.fills.iter().filter(|f| f.kind != FillKind::Adl).map(move |f| r.key.2 as i128 * f.lots as i128)).sum();
+            let book_lots: i128 = results.iter().flat_map(|r| r.fills.iter().filter(|f| f.kind != FillKind::Adl).map(|f| f.lots as i128)).sum();
+            prop_assert_eq!((before.long_lots + before.short_lots) - (after.long_lots + after.short_lots), 2 * adl + book_lots);
+            prop_assert_eq!((after.long_lots - after.short_lots) - (before.long_lots - before.short_lots), -book);
+            // A liquidated cross account with nothing left holds no wallet.
+            if whole_account && cross {
+                prop_assert_eq!(e.cash_of(account), 0);
+            }
+            check_queues_match_a_rebuild(&mut e, b.marks)?;
         }
     }
 }
