@@ -67,6 +67,8 @@ class Engine:
         names: list[str],
         acc_account: npt.NDArray[np.uint64] | None = None,
         acc_cash: npt.NDArray[np.float64] | None = None,
+        margin_mode: npt.NDArray[np.uint8] | None = None,
+        scores: npt.NDArray[np.float64] | None = None,
     ) -> None: ...
     def set_marks(self, names: list[str], prices: list[float], ts: int | None = None) -> None: ...
     @property
@@ -84,6 +86,7 @@ class Engine:
         force: bool = False,
         dry_run: bool = False,
     ) -> dict[str, Any]: ...
+    def liquidate_account(self, account: int, force: bool = False) -> dict[str, Any]: ...
     def liquidate_many(
         self,
         account: npt.NDArray[np.uint64],

@@ -220,3 +220,53 @@ def kind_series(codes: np.ndarray[Any, Any]) -> pl.Series:
 
 def symbol_series(codes: np.ndarray[Any, Any], names: list[str], name: str = "symbol") -> pl.Series:
     return pl.Series(name, names, dtype=pl.String).gather(codes.astype(np.uint32, copy=False))
+
+
+ScoreSpec = str | pl.Expr | None
+
+
+def custom_scores(df: pl.DataFrame, policy: str, score: ScoreSpec) -> np.ndarray[Any, Any] | None:
+    """The ``custom`` policy's scores: a column name or a Polars expression on the positions."""
+    if policy != "custom":
+        if score is not None:
+            raise InvalidInputError("score: only the custom policy takes a score", "score", None)
+        return None
+    if score is None:
+        raise InvalidInputError("score: policy custom needs score= (a column name or an expression)", "score", None)
+    expr = pl.col(score) if isinstance(score, str) else score
+    try:
+        values = df.select(expr.cast(pl.Float64).alias("score"))["score"]
+    except pl.exceptions.PolarsError as e:
+        raise InvalidInputError(f"score: cannot evaluate on the positions: {e}", "score", None) from None
+    if values.null_count():
+        row = int(values.is_null().arg_max() or 0)
+        raise InvalidInputError(f"score[row {row}]: null score", "score", row)
+    return numpy_view(values)
+
+
+MARGIN_MODES = ("isolated", "cross")
+
+
+def margin_mode_codes(df: pl.DataFrame) -> np.ndarray[Any, Any] | None:
+    """The optional ``margin_mode`` column as codes (0 isolated, 1 cross); None when absent."""
+    if "margin_mode" not in df.columns:
+        return None
+    s = df["margin_mode"]
+    if not (s.dtype == pl.String or isinstance(s.dtype, (pl.Categorical, pl.Enum))):
+        raise InvalidInputError(f"margin_mode: dtype {s.dtype} (expected strings 'isolated'/'cross')", "margin_mode", None)
+    s = s.cast(pl.String)
+    bad = ~s.is_in(MARGIN_MODES) | s.is_null()
+    if bad.any():
+        row = _first(bad)
+        raise InvalidInputError(f"margin_mode[row {row}]: {s[row]!r} is not 'isolated' or 'cross'", "margin_mode", row)
+    return numpy_view((s == "cross").cast(pl.UInt8))
+
+
+def isolated_only(df: pl.DataFrame) -> None:
+    """Stateless calls have no account wallets: cross rows are refused."""
+    codes = margin_mode_codes(df)
+    if codes is not None and codes.any():
+        row = int(codes.argmax())
+        raise InvalidInputError(
+            f"margin_mode[row {row}]: cross positions need account wallets; load them into adl.Engine", "margin_mode", row
+        )

@@ -1,5 +1,5 @@
-"""The stateful engine: a book of isolated positions, account cash, the insurance fund,
-and the liquidation waterfall (DOMAIN.md §2) with ADL against a ranked queue."""
+"""The stateful engine: a book of isolated and cross positions, account cash, the insurance
+fund, and the liquidation waterfall (DOMAIN.md §2) with ADL by the chosen policy."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from adl import _adl
 from adl._io import (
     Frame,
     Market,
+    ScoreSpec,
     cast_lossless,
     collect,
+    custom_scores,
+    margin_mode_codes,
     kind_series,
     numpy_view,
     position_arrays,
@@ -28,11 +31,13 @@ from adl._io import (
 from adl.errors import InvalidInputError, SchemaError
 
 Policy = Literal[
-    "bitmex", "binance", "capped_pro_rata", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage", "size_pro_rata",
-    "wealth_pro_rata",
-]  # "custom" scores work in rank/deleverage only
+    "bitmex", "binance", "capped_pro_rata", "custom", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage",
+    "size_pro_rata", "wealth_pro_rata",
+]
 AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
 Trigger = Literal["fund_empty", "drawdown", "fund_drop"]
+
+MARGIN_MODE = pl.Enum(["isolated", "cross"])
 
 FILL_COLUMNS = (
     "event", "ts", "symbol", "bankrupt_account", "bankrupt_side",
@@ -117,7 +122,7 @@ class LiquidationResult:
 
 
 class Engine:
-    """An ADL engine holding a book of isolated positions.
+    """An ADL engine holding a book of isolated and cross positions.
 
     Money is exact: quantities are whole lots, prices and cash fixed point (see the README,
     "Units and rounding"). ``maintenance_rate`` and the decimals are defaults for markets
@@ -134,6 +139,13 @@ class Engine:
     disarmed above -25 %) or ``"fund_drop"`` (Bitget: armed below 70 % of the fund's peak,
     disarmed at 90 %); ``trigger_arm``/``trigger_disarm`` override the thresholds. While
     armed the fund pays nothing. :meth:`adl_state` shows the state.
+
+    ``policy="custom"`` ranks by the caller's ``score``: a column name or a Polars expression
+    evaluated on the positions frame at each :meth:`load` (bankrupt positions stay out).
+
+    Cross margin (DOMAIN.md §6): rows with ``margin_mode = "cross"`` hold no margin of their
+    own; they share the account's wallet (``cash`` or ``wallet`` in the accounts frame). See
+    :meth:`liquidate_account`.
 
     >>> import adl, polars as pl
     >>> eng = adl.Engine(insurance_fund=0.0)
@@ -161,7 +173,12 @@ class Engine:
         trigger_window: int | None = None,
         trigger_arm: float | None = None,
         trigger_disarm: float | None = None,
+        score: ScoreSpec = None,
     ) -> None:
+        if (policy == "custom") != (score is not None):
+            raise InvalidInputError("score: policy custom needs score= (a column name or an expression), no other policy takes one",
+                                    "score", None)
+        self._policy, self._score = policy, score
         self._core = _adl.Engine(
             policy, float(insurance_fund), float(maintenance_rate), cash_decimals, qty_decimals, price_decimals,
             adl_price, int(seed), trigger, trigger_window, trigger_arm, trigger_disarm,
@@ -221,7 +238,9 @@ class Engine:
 
     def load(self, positions: Frame, accounts: Frame | None = None) -> None:
         """Replaces the book with ``positions`` (keys (account, symbol, side) must be unique)
-        and account cash with ``accounts`` (columns ``account``, ``cash``; none = zero cash).
+        and account cash with ``accounts`` (columns ``account`` and ``cash``, or ``wallet``;
+        none = zero cash). An optional ``margin_mode`` column (``"isolated"``/``"cross"``)
+        marks cross positions: their ``margin`` must be 0, their collateral is the wallet.
         All or nothing: on error the engine is unchanged.
 
         >>> import adl, polars as pl
@@ -232,17 +251,21 @@ class Engine:
         >>> eng.accounts()["cash"].to_list()
         [100.0]
         """
-        a = position_arrays(collect(positions))
+        df = collect(positions)
+        a = position_arrays(df)
+        modes = margin_mode_codes(df)
+        scores = custom_scores(df, self._policy, self._score)
         acc_ids = acc_cash = None
         if accounts is not None:
             acc = collect(accounts, "accounts")
-            for c in ("account", "cash"):
+            cash = "wallet" if "wallet" in acc.columns and "cash" not in acc.columns else "cash"
+            for c in ("account", cash):
                 if c not in acc.columns:
                     raise SchemaError(f"accounts: missing column {c!r}", c, None)
             acc_ids = numpy_view(cast_lossless(acc["account"], pl.UInt64(), "account"))
-            acc_cash = numpy_view(cast_lossless(acc["cash"], pl.Float64(), "cash"))
+            acc_cash = numpy_view(cast_lossless(acc[cash], pl.Float64(), cash))
         self._symbols = None
-        self._core.load(a.args(), a.names, acc_ids, acc_cash)
+        self._core.load(a.args(), a.names, acc_ids, acc_cash, modes, scores)
 
     def set_marks(self, marks: float | Mapping[str, float], ts: int | None = None) -> None:
         """Moves marks (all validated first). It liquidates nothing. ``ts`` is the caller's
@@ -319,16 +342,19 @@ class Engine:
                 "qty": p["qty"],
                 "entry_price": p["entry_price"],
                 "margin": p["margin"],
+                "margin_mode": pl.Series(np.where(p["cross"], "cross", "isolated"), dtype=MARGIN_MODE),
                 "equity": p["equity"],
                 "maintenance": p["maintenance"],
                 "bankruptcy_price": p["bankruptcy_price"],
                 "liquidation_price": p["liquidation_price"],
             }
-        ).with_columns(pl.col("equity", "maintenance").fill_nan(None))
+        ).with_columns(pl.col("equity", "maintenance", "bankruptcy_price", "liquidation_price").fill_nan(None))
 
     def positions(self) -> pl.DataFrame:
         """Open positions with equity and maintenance at the marks (null without a mark),
-        bankruptcy and liquidation prices.
+        bankruptcy and liquidation prices. A cross position's equity is its share of its
+        account's net collateral by maintenance, and its prices are DOMAIN.md §6's with the
+        account's other marks held.
 
         >>> import adl, polars as pl
         >>> eng = adl.Engine()
@@ -354,8 +380,8 @@ class Engine:
         return self._positions("liquidatable")
 
     def accounts(self) -> pl.DataFrame:
-        """Per account: free ``cash``, ``equity`` (cash + isolated position equity at the marks)
-        and the number of open ``positions``.
+        """Per account: free ``cash`` (a cross account's wallet), ``equity`` (cash + Σ position
+        equity ``margin + PnL`` at the marks) and the number of open ``positions``.
 
         >>> import adl
         >>> adl.Engine().accounts().columns
@@ -447,6 +473,27 @@ class Engine:
             None if fill_price is None else float(fill_price), force, dry_run,
         )
         return LiquidationResult(raw, self._names())
+
+    def liquidate_account(self, account: int, *, force: bool = False) -> LiquidationResult:
+        """Liquidates every cross position of ``account`` at the marks, largest maintenance
+        first (then market, longs first). Each takes its share of the account's net collateral
+        (by maintenance) out of the wallet and goes through the waterfall as an isolated
+        position would, so at its cross bankruptcy price ``P - side * TNC_i / q`` the account
+        ends at exactly zero. Refused unless the account's net collateral is below its total
+        maintenance (or ``force``).
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine(markets={"X": adl.Market(0, 0, 0.1), "Y": adl.Market(0, 0, 0.06)})
+        >>> eng.load(pl.DataFrame({"account": [1, 1, 2, 3], "symbol": ["X", "Y", "X", "Y"],
+        ...     "side": ["long", "short", "short", "long"], "qty": [10.0, 5.0, 10.0, 5.0],
+        ...     "entry_price": [100.0, 200.0, 100.0, 190.0], "margin": [0.0, 0.0, 100.0, 100.0],
+        ...     "margin_mode": ["cross", "cross", "isolated", "isolated"]}),
+        ...     accounts=pl.DataFrame({"account": [1], "wallet": [50.0]}))
+        >>> eng.set_marks({"X": 90.0, "Y": 200.0})   # TNC = 50 - 100 = -50, TMMR = 90 + 60
+        >>> eng.liquidate_account(1).fills.select("symbol", "account", "qty", "price").rows()
+        [('X', 2, 10.0, 93.0), ('Y', 3, 5.0, 196.0)]
+        """
+        return LiquidationResult(self._core.liquidate_account(int(account), force), self._names())
 
     def liquidate_many(self, frame: Frame, *, force: bool = False) -> LiquidationResult:
         """Liquidates a batch in row order (columns ``account``, ``side``, optional ``symbol``

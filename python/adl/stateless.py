@@ -9,33 +9,16 @@ import numpy as np
 import polars as pl
 
 from adl import _adl
-from adl._io import SIDE, Frame, Market, collect, market_specs, marks_for, numpy_view, position_arrays, side_value
+from adl._io import (
+    SIDE, Frame, Market, ScoreSpec, collect, custom_scores, isolated_only, market_specs, marks_for, numpy_view, position_arrays,
+    side_value,
+)
 from adl.errors import InvalidInputError, UnknownMarketError
 
 Policy = Literal[
     "bitmex", "binance", "capped_pro_rata", "custom", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage", "size_pro_rata",
     "wealth_pro_rata",
 ]
-ScoreSpec = str | pl.Expr | None
-
-
-def _custom_scores(df: pl.DataFrame, policy: str, score: ScoreSpec) -> np.ndarray[Any, Any] | None:
-    """The ``custom`` policy's scores: a column name or a Polars expression on the positions."""
-    if policy != "custom":
-        if score is not None:
-            raise InvalidInputError("score: only the custom policy takes a score", "score", None)
-        return None
-    if score is None:
-        raise InvalidInputError("score: policy custom needs score= (a column name or an expression)", "score", None)
-    expr = pl.col(score) if isinstance(score, str) else score
-    try:
-        values = df.select(expr.cast(pl.Float64).alias("score"))["score"]
-    except pl.exceptions.PolarsError as e:
-        raise InvalidInputError(f"score: cannot evaluate on the positions: {e}", "score", None) from None
-    if values.null_count():
-        row = int(values.is_null().arg_max() or 0)
-        raise InvalidInputError(f"score[row {row}]: null score", "score", row)
-    return numpy_view(values)
 CASH_DECIMALS = 8
 
 
@@ -64,9 +47,10 @@ def rank(
     [1, 2, None]
     """
     df = collect(positions)
+    isolated_only(df)
     a = position_arrays(df)
     qd, pd, rates = market_specs(a.names, markets)
-    custom = _custom_scores(df, policy, score)
+    custom = custom_scores(df, policy, score)
     out = _adl.rank(a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy, custom)
     eligible = pl.Series(out["rank"]) > 0
     return df.with_columns(
@@ -106,6 +90,7 @@ def deleverage(
     [10.0, 5.0]
     """
     df = collect(positions)
+    isolated_only(df)
     a = position_arrays(df)
     if symbol is None:
         if len(a.names) > 1:
@@ -118,7 +103,7 @@ def deleverage(
     qd, pd, rates = market_specs(a.names, markets)
     out = _adl.deleverage(
         a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy,
-        target, side_value(side), float(qty), float(price), int(seed), _custom_scores(df, policy, score),
+        target, side_value(side), float(qty), float(price), int(seed), custom_scores(df, policy, score),
     )
     rows = out["row"]
     n = len(rows)

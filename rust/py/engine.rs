@@ -200,7 +200,10 @@ impl Engine {
         Ok(d)
     }
 
-    #[pyo3(signature = (columns, names, acc_account=None, acc_cash=None))]
+    /// `margin_mode`: per row 0 isolated / 1 cross (None = all isolated); `scores`: per row
+    /// (policy custom).
+    #[pyo3(signature = (columns, names, acc_account=None, acc_cash=None, margin_mode=None, scores=None))]
+    #[allow(clippy::too_many_arguments)]
     fn load<'py>(
         &self,
         py: Python<'py>,
@@ -208,13 +211,19 @@ impl Engine {
         names: Vec<String>,
         acc_account: Option<PyReadonlyArray1<'py, u64>>,
         acc_cash: Option<PyReadonlyArray1<'py, f64>>,
+        margin_mode: Option<PyReadonlyArray1<'py, u8>>,
+        scores: Option<PyReadonlyArray1<'py, f64>>,
     ) -> PyResult<()> {
-        let view = columns.view()?;
+        let mut view = columns.view()?;
+        if let Some(m) = &margin_mode {
+            view.cross = m.as_slice()?;
+        }
         let accounts = match (&acc_account, &acc_cash) {
             (Some(a), Some(c)) => Some((a.as_slice()?, c.as_slice()?)),
             _ => None,
         };
-        run(py, || self.lock().load(view, &names, accounts))
+        let custom = scores.as_ref().map(|s| s.as_slice()).transpose()?;
+        run(py, || self.lock().load(view, &names, accounts, custom))
     }
 
     #[pyo3(signature = (names, prices, ts=None))]
@@ -288,6 +297,21 @@ impl Engine {
         out.into_dict(py, |x| crate::core::fixed::cash_to_f64(x, cd))
     }
 
+    /// Every cross position of an account, at the marks (see `CoreEngine::liquidate_account`).
+    #[pyo3(signature = (account, force=false))]
+    fn liquidate_account<'py>(&self, py: Python<'py>, account: u64, force: bool) -> PyResult<Bound<'py, PyDict>> {
+        let (out, cd) = run(py, || {
+            let mut e = self.lock();
+            let ls = e.liquidate_account(account, force)?;
+            let mut out = Outcome::default();
+            for l in &ls {
+                out.add(&e, l);
+            }
+            Ok((out, e.cash_decimals))
+        })?;
+        out.into_dict(py, |x| crate::core::fixed::cash_to_f64(x, cd))
+    }
+
     /// A batch; `fill_price` NaN means "at the mark".
     #[pyo3(signature = (account, market, side, fill_price, names, force=false))]
     #[allow(clippy::too_many_arguments)]
@@ -352,6 +376,7 @@ impl Engine {
         let n = slots.len();
         let (mut account, mut market, mut side) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
         let (mut qty, mut entry, mut margin) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut cross = Vec::with_capacity(n);
         let (mut equity, mut maint, mut bk, mut liq) =
             (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
         for slot in slots {
@@ -363,6 +388,7 @@ impl Engine {
             qty.push(m.grid.qty_f64(p.qty));
             entry.push(m.grid.price_f64(p.entry as f64));
             margin.push(e.cash_f64(p.margin as i128));
+            cross.push(p.cross);
             match e.health(slot) {
                 Ok((eq, mm)) => {
                     equity.push(e.cash_f64(eq));
@@ -373,8 +399,9 @@ impl Engine {
                     maint.push(f64::NAN);
                 }
             }
-            bk.push(m.grid.price_f64(p.bankruptcy_ticks(&m.grid)));
-            liq.push(m.grid.price_f64(p.liquidation_ticks(&m.grid, m.rate_ppm)));
+            let (b, l) = e.prices(slot).unwrap_or((f64::NAN, f64::NAN));
+            bk.push(m.grid.price_f64(b));
+            liq.push(m.grid.price_f64(l));
         }
         drop(e);
         let d = PyDict::new(py);
@@ -384,6 +411,7 @@ impl Engine {
         d.set_item("qty", qty.into_pyarray(py))?;
         d.set_item("entry_price", entry.into_pyarray(py))?;
         d.set_item("margin", margin.into_pyarray(py))?;
+        d.set_item("cross", cross.into_pyarray(py))?;
         d.set_item("equity", equity.into_pyarray(py))?;
         d.set_item("maintenance", maint.into_pyarray(py))?;
         d.set_item("bankruptcy_price", bk.into_pyarray(py))?;
@@ -391,15 +419,17 @@ impl Engine {
         Ok(d)
     }
 
-    /// Free cash and equity (cash + Σ isolated position equity at the marks) per account.
+    /// Free cash (a cross account's wallet) and equity (cash + Σ position equity `M + u` at the
+    /// marks; margin only without a mark) per account.
     fn accounts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let e = self.lock();
         let mut by: FxHashMap<u64, (i128, i128, u32)> = FxHashMap::default();
         for (&a, &c) in e.accounts_cash() {
             by.entry(a).or_default().0 = c;
         }
-        for (slot, p) in e.store().iter() {
-            let eq = e.health(slot).map(|h| h.0).unwrap_or(p.margin as i128);
+        for (_, p) in e.store().iter() {
+            let m = e.market(p.market);
+            let eq = m.mark.map_or(p.margin as i128, |mark| p.equity(&m.grid, mark));
             let v = by.entry(p.account).or_default();
             v.1 += eq;
             v.2 += 1;
