@@ -63,7 +63,7 @@ fn prepared_engine(book: &Book) -> Engine {
 
 /// Latency of single real liquidations (fresh engine, index built, fixed marks), timed
 /// one by one with `Instant`, printed as percentiles.
-fn next_event_latency(prepared: &Engine, reqs: &[Request]) {
+fn next_event_latency(label: &str, prepared: &Engine, reqs: &[Request]) {
     let mut eng = prepared.clone();
     let mut ns = Vec::with_capacity(reqs.len());
     let mut fills = 0usize;
@@ -82,7 +82,7 @@ fn next_event_latency(prepared: &Engine, reqs: &[Request]) {
     let pct = |p: f64| ns[((ns.len() as f64 * p).ceil() as usize).clamp(1, ns.len()) - 1] as f64 / 1e3;
     let mean = ns.iter().sum::<u64>() as f64 / ns.len() as f64 / 1e3;
     println!(
-        "engine/next_event_same_marks/1M latency over {} events (Instant, per event): \
+        "{label} latency over {} events (Instant, per event): \
          p50 {:.2} µs, p90 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs, max {:.2} µs, mean {:.2} µs; \
          {:.2} fills/event ({:.2} ADL)",
         ns.len(),
@@ -101,7 +101,28 @@ fn engine_1m(c: &mut Criterion) {
     let book = Book::generate(ROWS_1M, BANKRUPT, SEED);
     let reqs = book.bankrupt_requests();
     let prepared = prepared_engine(&book);
-    next_event_latency(&prepared, &reqs);
+    next_event_latency("engine/next_event_same_marks/1M", &prepared, &reqs);
+    // The same book with every 10th short cross margined (its margin moved to its wallet).
+    let mut cross_eng = synth::new_engine();
+    let cross: Vec<u8> = (0..book.len()).map(|i| (i % 20 == 1) as u8).collect();
+    let margin: Vec<f64> = book.margin.iter().zip(&cross).map(|(&m, &c)| if c == 1 { 0.0 } else { m }).collect();
+    let wallets: (Vec<u64>, Vec<f64>) =
+        (0..book.len()).filter(|&i| cross[i] == 1).map(|i| (book.account[i], book.margin[i])).unzip();
+    let cols = _adl::core::input::PositionColumns { margin: &margin, cross: &cross, ..book.cols() };
+    cross_eng.load(cols, &synth::symbols(), Some((&wallets.0, &wallets.1)), None).expect("load");
+    cross_eng.set_marks(&synth::marks(MARK), None).expect("marks");
+    cross_eng.ranking(0, -1).expect("short index");
+    next_event_latency("engine/next_event_same_marks/1M, 5% of positions cross", &cross_eng, &reqs);
+    let t = Instant::now();
+    cross_eng.set_marks(&synth::marks(MARK_ALT), None).expect("marks");
+    let refresh = t.elapsed();
+    let t = Instant::now();
+    black_box(cross_eng.liquidate(reqs[0], true).expect("event"));
+    println!(
+        "engine/first_event_after_mark_change/1M, 5% cross: set_marks {:.2} ms (refreshes 50k cross accounts), event {:.2} ms (index rebuild)",
+        refresh.as_secs_f64() * 1e3,
+        t.elapsed().as_secs_f64() * 1e3
+    );
 
     let mut g = c.benchmark_group("engine");
 
