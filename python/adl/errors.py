@@ -71,8 +71,27 @@ class InsufficientLiquidityError(AdlError):
         return float(self.args[3])
 
 
+class CorruptDataError(AdlError):
+    """A snapshot or operation log is truncated, corrupted or of an unknown version. ``what``
+    names it (``"snapshot"``, ``"log"``)."""
+
+    @property
+    def what(self) -> str:
+        return str(self.args[1]) if len(self.args) > 1 else ""
+
+
+class StorageError(AdlError, OSError):
+    """Reading or writing a snapshot or log file failed. ``path`` names the file."""
+
+    @property
+    def path(self) -> str:
+        return str(self.args[1]) if len(self.args) > 1 else ""
+
+
 __all__ = [
     "AdlError",
+    "CorruptDataError",
+    "StorageError",
     "InsufficientLiquidityError",
     "InvalidInputError",
     "NotLiquidatableError",

@@ -147,7 +147,7 @@ pub struct EventLog {
 impl EventLog {
     const CHUNK: usize = 4096;
 
-    fn push(&mut self, f: Fill) {
+    pub(crate) fn push(&mut self, f: Fill) {
         match self.chunks.last_mut() {
             Some(c) if c.len() < Self::CHUNK => c.push(f),
             _ => {
@@ -175,22 +175,22 @@ pub struct Engine {
     pub adl_price: AdlPrice,
     /// Seed of the `dydx` walk's start (with the event id).
     pub seed: u64,
-    trigger: TriggerState,
+    pub(crate) trigger: TriggerState,
     pub cash_decimals: u32,
     pub default_spec: MarketSpec,
-    markets: Vec<Market>,
-    market_ids: FxHashMap<String, u32>,
-    store: PositionStore,
-    cash: FxHashMap<u64, i128>,
-    cross: CrossBook,
+    pub(crate) markets: Vec<Market>,
+    pub(crate) market_ids: FxHashMap<String, u32>,
+    pub(crate) store: PositionStore,
+    pub(crate) cash: FxHashMap<u64, i128>,
+    pub(crate) cross: CrossBook,
     /// Caller's scores by slot (policy `custom`).
-    custom: Vec<f64>,
-    fund: i128,
-    bad_debt: i128,
-    book_value: i128,
-    next_event: u64,
-    ts: Option<i64>,
-    events: EventLog,
+    pub(crate) custom: Vec<f64>,
+    pub(crate) fund: i128,
+    pub(crate) bad_debt: i128,
+    pub(crate) book_value: i128,
+    pub(crate) next_event: u64,
+    pub(crate) ts: Option<i64>,
+    pub(crate) events: EventLog,
 }
 
 impl Engine {
@@ -369,7 +369,7 @@ impl Engine {
     }
 
     /// Custom scores: required (finite, one per row) under policy `custom`, refused otherwise.
-    fn check_custom(&self, custom: Option<&[f64]>, n: usize) -> Result<Vec<f64>> {
+    pub(crate) fn check_custom(&self, custom: Option<&[f64]>, n: usize) -> Result<Vec<f64>> {
         match (self.policy, custom) {
             (Policy::Custom, Some(s)) => {
                 if s.len() != n {
@@ -386,7 +386,7 @@ impl Engine {
         }
     }
 
-    fn parse_accounts(&self, acc: &[u64], amounts: &[f64]) -> Result<FxHashMap<u64, i128>> {
+    pub(crate) fn parse_accounts(&self, acc: &[u64], amounts: &[f64]) -> Result<FxHashMap<u64, i128>> {
         if acc.len() != amounts.len() {
             return Err(AdlError::config("cash", "accounts and cash columns differ in length"));
         }
@@ -858,18 +858,18 @@ impl Engine {
                 cp.qty -= lots;
                 cp.margin -= leg.released;
                 self.markets[market].shrink_member(&self.store, leg.take.slot, lots);
-                shrunk.push(leg.take.slot);
+                if !c.cross {
+                    // (Cross positions are rescored with their account's new totals below.)
+                    shrunk.push(leg.take.slot);
+                }
             }
-        }
-        for &a in &touched {
-            self.cross.refresh(a, self.cash_of(a), &self.store, &self.markets);
-            shrunk.extend_from_slice(self.cross.slots(a));
         }
         let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
         for s in shrunk {
             let m = self.store.get(s).market as usize;
             self.markets[m].rescore_member(&mut self.store, &scoring, s);
         }
+        self.refresh_cross(touched.into_iter());
         self.fund += outcome.to_fund - outcome.from_fund;
         self.bad_debt += outcome.bad_debt;
         self.book_value += book_value;

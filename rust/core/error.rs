@@ -28,6 +28,12 @@ pub enum AdlError {
     InsufficientLiquidity { requested: f64, available: f64, missing: f64 },
     #[error("arithmetic overflow in {context}: the values exceed the fixed-point range")]
     Overflow { context: String },
+    /// A snapshot or operation log is truncated, corrupted or of an unknown version.
+    #[error("corrupt {what}: {message}")]
+    Corrupt { what: String, message: String },
+    /// Reading or writing a file failed.
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
 }
 
 impl AdlError {

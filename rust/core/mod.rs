@@ -1,6 +1,7 @@
 //! The pure-Rust ADL core: no Python here. `cargo test` builds and tests it alone.
 
 pub mod alloc;
+pub mod codec;
 pub mod cross;
 pub mod engine;
 pub mod error;
@@ -11,8 +12,10 @@ pub mod position;
 pub mod ranking;
 pub mod score;
 pub mod scoring;
+pub mod snapshot;
 pub mod stateless;
 pub mod trigger;
+pub mod updates;
 
 pub use engine::{Engine, Fill, FillKind, Liquidation, Request, Totals};
 pub use error::{AdlError, Result};

@@ -142,6 +142,28 @@ impl PositionStore {
         self.slots[slot as usize].qty = 0;
         self.free.push(slot);
     }
+    /// Every slot (free ones hold qty 0) and the free list, for snapshots.
+    pub fn raw(&self) -> (&[Position], &[u32]) {
+        (&self.slots, &self.free)
+    }
+    /// Rebuilds a store from `raw()` parts; `None` when two live slots share a key or the free
+    /// list does not name exactly the free slots.
+    pub fn from_raw(slots: Vec<Position>, free: Vec<u32>) -> Option<PositionStore> {
+        let mut by_key = FxHashMap::with_capacity_and_hasher(slots.len(), Default::default());
+        for (i, p) in slots.iter().enumerate().filter(|(_, p)| p.qty > 0) {
+            if by_key.insert((p.account, p.market, p.side), i as u32).is_some() {
+                return None;
+            }
+        }
+        let mut seen = vec![false; slots.len()];
+        for &f in &free {
+            let ok = slots.get(f as usize).is_some_and(|p| p.qty == 0) && !std::mem::replace(&mut seen[f as usize], true);
+            if !ok {
+                return None;
+            }
+        }
+        (free.len() + by_key.len() == slots.len()).then_some(PositionStore { slots, free, by_key })
+    }
     /// Live positions with their slots, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Position)> {
         self.slots.iter().enumerate().filter(|(_, p)| p.qty > 0).map(|(i, p)| (i as u32, p))

@@ -80,9 +80,9 @@ pub struct TriggerState {
     pub trigger: Trigger,
     pub armed: bool,
     /// Fund samples (ts, fund) with decreasing fund: the front is the window's maximum.
-    window_max: VecDeque<(i64, i128)>,
-    peak: i128,
-    last_ts: i64,
+    pub(crate) window_max: VecDeque<(i64, i128)>,
+    pub(crate) peak: i128,
+    pub(crate) last_ts: i64,
 }
 
 impl TriggerState {

@@ -12,6 +12,8 @@ mod exc {
     pyo3::import_exception!(adl.errors, UnknownMarketError);
     pyo3::import_exception!(adl.errors, NotLiquidatableError);
     pyo3::import_exception!(adl.errors, InsufficientLiquidityError);
+    pyo3::import_exception!(adl.errors, CorruptDataError);
+    pyo3::import_exception!(adl.errors, StorageError);
 }
 
 pub fn internal(msg: String) -> PyErr {
@@ -31,6 +33,8 @@ pub fn to_py(e: CoreError) -> PyErr {
         CoreError::UnknownMarket { symbol } => exc::UnknownMarketError::new_err((msg, symbol)),
         CoreError::NoMark { .. } => exc::InvalidInputError::new_err((msg, "mark".to_string(), None::<usize>)),
         CoreError::NotLiquidatable { .. } => exc::NotLiquidatableError::new_err((msg,)),
+        CoreError::Corrupt { what, .. } => exc::CorruptDataError::new_err((msg, what)),
+        CoreError::Io { path, .. } => exc::StorageError::new_err((msg, path)),
         CoreError::InsufficientLiquidity { requested, available, missing } => {
             exc::InsufficientLiquidityError::new_err((msg, requested, available, missing))
         }

@@ -1,0 +1,322 @@
+//! Engine snapshots: the whole state as versioned, checksummed bytes.
+//!
+//! Format (little-endian): magic `ADLSNAP\0`, version `u32`, payload length `u64`, CRC-32 of
+//! the payload `u32`, then the payload: configuration (policy, ADL price, seed, cash decimals,
+//! default market), trigger state, markets (name, grid, rate, mark), the position store
+//! slot by slot (free slots included, so slots and hence tie order survive), account cash,
+//! custom scores, ledgers (fund, bad debt, book value, next event id, clock) and the fill log.
+//! Ranking indexes are caches: they are rebuilt on first use and order exactly as before
+//! (score, then account: one account has one position per market side).
+
+use rustc_hash::FxHashMap;
+
+use crate::core::codec::{crc32, Reader, Writer};
+use crate::core::cross::CrossBook;
+use crate::core::engine::{AdlPrice, Engine, EventLog, Fill, FillKind};
+use crate::core::error::{AdlError, Result};
+use crate::core::market::MarketSpec;
+use crate::core::position::{Position, PositionStore, NO_INDEX};
+use crate::core::score::Policy;
+use crate::core::trigger::{Trigger, TriggerState};
+
+pub const MAGIC: &[u8; 8] = b"ADLSNAP\0";
+pub const VERSION: u32 = 1;
+const HEADER: usize = 8 + 4 + 8 + 4;
+
+/// Wraps a payload with the header.
+pub fn seal(magic: &[u8; 8], version: u32, payload: &[u8]) -> Vec<u8> {
+    let mut w = Writer { buf: Vec::with_capacity(HEADER + payload.len()) };
+    w.buf.extend_from_slice(magic);
+    w.u32(version);
+    w.len(payload.len());
+    w.u32(crc32(payload));
+    w.buf.extend_from_slice(payload);
+    w.buf
+}
+
+/// Checks the header and checksum and returns the payload.
+pub fn unseal<'a>(magic: &[u8; 8], version: u32, data: &'a [u8], what: &'static str) -> Result<&'a [u8]> {
+    let mut r = Reader::new(data, what);
+    if r.bytes(8)? != magic {
+        return Err(r.corrupt("not an adl file (bad magic)"));
+    }
+    let v = r.u32()?;
+    if v != version {
+        return Err(r.corrupt(format!("format version {v}, this build reads version {version}")));
+    }
+    let n = r.u64()? as usize;
+    let crc = r.u32()?;
+    let payload = r.bytes(n)?;
+    if !r.is_empty() {
+        return Err(r.corrupt("trailing bytes after the payload"));
+    }
+    if crc32(payload) != crc {
+        return Err(r.corrupt("checksum mismatch"));
+    }
+    Ok(payload)
+}
+
+fn adl_price_code(p: AdlPrice) -> u8 {
+    match p {
+        AdlPrice::Bankruptcy => 0,
+        AdlPrice::Mark => 1,
+        AdlPrice::MarkCapped => 2,
+    }
+}
+
+fn kind_code(k: FillKind) -> u8 {
+    match k {
+        FillKind::External => 0,
+        FillKind::Adl => 1,
+        FillKind::BadDebt => 2,
+    }
+}
+
+pub fn put_spec(w: &mut Writer, s: &MarketSpec) {
+    w.u32(s.qty_decimals);
+    w.u32(s.price_decimals);
+    w.f64(s.maintenance_rate);
+}
+
+pub fn get_spec(r: &mut Reader<'_>) -> Result<MarketSpec> {
+    Ok(MarketSpec { qty_decimals: r.u32()?, price_decimals: r.u32()?, maintenance_rate: r.f64()? })
+}
+
+fn put_trigger(w: &mut Writer, t: &TriggerState) {
+    match t.trigger {
+        Trigger::FundEmpty => w.u8(0),
+        Trigger::Drawdown { window, arm, disarm } => {
+            w.u8(1);
+            w.i64(window);
+            w.f64(arm);
+            w.f64(disarm);
+        }
+        Trigger::FundDrop { arm, disarm } => {
+            w.u8(2);
+            w.f64(arm);
+            w.f64(disarm);
+        }
+    }
+    w.u8(t.armed as u8);
+    w.len(t.window_max.len());
+    for &(ts, f) in &t.window_max {
+        w.i64(ts);
+        w.i128(f);
+    }
+    w.i128(t.peak);
+    w.i64(t.last_ts);
+}
+
+fn get_trigger(r: &mut Reader<'_>, fund: i128) -> Result<TriggerState> {
+    let trigger = match r.u8()? {
+        0 => Trigger::FundEmpty,
+        1 => Trigger::Drawdown { window: r.i64()?, arm: r.f64()?, disarm: r.f64()? },
+        2 => Trigger::FundDrop { arm: r.f64()?, disarm: r.f64()? },
+        c => return Err(r.corrupt(format!("unknown trigger code {c}"))),
+    };
+    let mut t = TriggerState::new(trigger, fund);
+    t.armed = r.bool()?;
+    let n = r.len(24)?;
+    t.window_max = (0..n).map(|_| Ok((r.i64()?, r.i128()?))).collect::<Result<_>>()?;
+    t.peak = r.i128()?;
+    t.last_ts = r.i64()?;
+    Ok(t)
+}
+
+fn put_fill(w: &mut Writer, f: &Fill) {
+    w.u64(f.event);
+    w.opt_i64(f.ts);
+    w.u32(f.market);
+    w.u64(f.bankrupt_account);
+    w.u8(f.bankrupt_side as u8);
+    w.opt_u64(f.account);
+    w.u8(f.side.unwrap_or(0) as u8);
+    w.i64(f.lots);
+    w.f64(f.price);
+    w.opt_u64(f.rank);
+    w.opt_f64(f.score);
+    w.u8(kind_code(f.kind));
+}
+
+fn get_fill(r: &mut Reader<'_>) -> Result<Fill> {
+    let event = r.u64()?;
+    let ts = r.opt_i64()?;
+    let market = r.u32()?;
+    let bankrupt_account = r.u64()?;
+    let bankrupt_side = r.u8()? as i8;
+    let account = r.opt_u64()?;
+    let side = r.u8()? as i8;
+    let lots = r.i64()?;
+    let price = r.f64()?;
+    let rank = r.opt_u64()?;
+    let score = r.opt_f64()?;
+    let kind = match r.u8()? {
+        0 => FillKind::External,
+        1 => FillKind::Adl,
+        2 => FillKind::BadDebt,
+        c => return Err(r.corrupt(format!("unknown fill kind {c}"))),
+    };
+    Ok(Fill { event, ts, market, bankrupt_account, bankrupt_side, account, side: (side != 0).then_some(side), lots, price, rank, score, kind })
+}
+
+impl Engine {
+    /// The whole state as bytes (see the module doc for the format).
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.str(self.policy.name());
+        w.u8(adl_price_code(self.adl_price));
+        w.u64(self.seed);
+        w.u32(self.cash_decimals);
+        put_spec(&mut w, &self.default_spec);
+        put_trigger(&mut w, &self.trigger);
+        w.len(self.markets.len());
+        for m in &self.markets {
+            w.str(&m.name);
+            put_spec(&mut w, &m.spec);
+            w.opt_i64(m.mark);
+        }
+        let (slots, free) = self.store.raw();
+        w.len(slots.len());
+        for p in slots {
+            w.u64(p.account);
+            w.i64(p.qty);
+            w.i64(p.entry);
+            w.i64(p.margin);
+            w.u32(p.market);
+            w.u8(p.side as u8);
+            w.u16(p.cap_bp);
+            w.u8(p.cross as u8);
+        }
+        w.len(free.len());
+        free.iter().for_each(|&f| w.u32(f));
+        let mut cash: Vec<(u64, i128)> = self.cash.iter().map(|(&a, &c)| (a, c)).collect();
+        cash.sort_unstable();
+        w.len(cash.len());
+        for (a, c) in cash {
+            w.u64(a);
+            w.i128(c);
+        }
+        w.f64s(&self.custom);
+        w.i128(self.fund);
+        w.i128(self.bad_debt);
+        w.i128(self.book_value);
+        w.u64(self.next_event);
+        w.opt_i64(self.ts);
+        w.len(self.events.len());
+        self.events.iter().for_each(|f| put_fill(&mut w, f));
+        seal(MAGIC, VERSION, &w.buf)
+    }
+
+    /// An engine from `snapshot()` bytes. Truncated, corrupted or unknown-version data is
+    /// refused with `AdlError::Corrupt`; nothing is partially built.
+    pub fn restore(data: &[u8]) -> Result<Engine> {
+        let payload = unseal(MAGIC, VERSION, data, "snapshot")?;
+        let mut r = Reader::new(payload, "snapshot");
+        let bad = |r: &Reader<'_>, e: AdlError| r.corrupt(e.to_string());
+        let policy = Policy::parse(&r.str()?).map_err(|e| bad(&r, e))?;
+        let adl_price = match r.u8()? {
+            0 => AdlPrice::Bankruptcy,
+            1 => AdlPrice::Mark,
+            2 => AdlPrice::MarkCapped,
+            c => return Err(r.corrupt(format!("unknown ADL price code {c}"))),
+        };
+        let seed = r.u64()?;
+        let cash_decimals = r.u32()?;
+        let default_spec = get_spec(&mut r)?;
+        let mut e = Engine::new(policy, 0.0, cash_decimals, default_spec).map_err(|e| bad(&r, e))?;
+        e.adl_price = adl_price;
+        e.seed = seed;
+        let trigger = get_trigger(&mut r, 0)?;
+        let n = r.len(8)?;
+        for _ in 0..n {
+            let name = r.str()?;
+            let spec = get_spec(&mut r)?;
+            let mark = r.opt_i64()?;
+            if e.market_ids.contains_key(&name) {
+                return Err(r.corrupt(format!("market {name:?} twice")));
+            }
+            let id = e.add_market(&name, spec).map_err(|err| bad(&r, err))?;
+            if let Some(t) = mark {
+                if t <= 0 {
+                    return Err(r.corrupt(format!("mark {t} of {name:?} is not positive")));
+                }
+                e.markets[id as usize].set_mark(t);
+            }
+        }
+        let n = r.len(36)?;
+        let mut slots = Vec::with_capacity(n);
+        for _ in 0..n {
+            let p = Position {
+                account: r.u64()?,
+                qty: r.i64()?,
+                entry: r.i64()?,
+                margin: r.i64()?,
+                market: r.u32()?,
+                member_pos: 0,
+                index_pos: NO_INDEX,
+                side: r.u8()? as i8,
+                cap_bp: r.u16()?,
+                cross: r.bool()?,
+            };
+            let live = p.qty > 0;
+            if live && ((p.side != 1 && p.side != -1) || p.entry <= 0 || p.market as usize >= e.markets.len() || p.cap_bp > 10_000) {
+                return Err(r.corrupt(format!("invalid position of account {}", p.account)));
+            }
+            if p.qty < 0 || (p.cross && p.margin != 0) || p.margin < 0 && !p.cross {
+                return Err(r.corrupt(format!("invalid size or margin of account {}", p.account)));
+            }
+            slots.push(p);
+        }
+        let n = r.len(4)?;
+        let free = (0..n).map(|_| r.u32()).collect::<Result<Vec<u32>>>()?;
+        e.store = PositionStore::from_raw(slots, free).ok_or_else(|| r.corrupt("duplicate position keys or a bad free list"))?;
+        let n = r.len(24)?;
+        let mut cash = FxHashMap::with_capacity_and_hasher(n, Default::default());
+        for _ in 0..n {
+            let (a, c) = (r.u64()?, r.i128()?);
+            if cash.insert(a, c).is_some() {
+                return Err(r.corrupt(format!("account {a} twice")));
+            }
+        }
+        e.cash = cash;
+        e.custom = r.f64s()?;
+        if (policy == Policy::Custom) != (e.custom.len() == e.store.raw().0.len()) || e.custom.iter().any(|x| !x.is_finite()) {
+            return Err(r.corrupt("custom scores do not match the positions"));
+        }
+        e.fund = r.i128()?;
+        e.bad_debt = r.i128()?;
+        e.book_value = r.i128()?;
+        if e.fund < 0 || e.bad_debt < 0 {
+            return Err(r.corrupt("negative fund or bad debt"));
+        }
+        e.next_event = r.u64()?;
+        e.ts = r.opt_i64()?;
+        let n = r.len(60)?;
+        let mut events = EventLog::default();
+        for _ in 0..n {
+            let f = get_fill(&mut r)?;
+            if f.market as usize >= e.markets.len() {
+                return Err(r.corrupt("fill in an unknown market"));
+            }
+            events.push(f);
+        }
+        e.events = events;
+        if !r.is_empty() {
+            return Err(r.corrupt("trailing bytes in the payload"));
+        }
+        e.trigger = trigger;
+        // Caches: member lists and cross totals; ranking indexes are rebuilt on first use.
+        let live: Vec<u32> = e.store.iter().map(|(s, _)| s).collect();
+        let mut cross = CrossBook::default();
+        for slot in live {
+            let p = *e.store.get(slot);
+            e.markets[p.market as usize].add_member(&mut e.store, slot);
+            if p.cross {
+                cross.add(p.account, slot);
+            }
+        }
+        cross.refresh_all(&e.cash, &e.store, &e.markets);
+        e.cross = cross;
+        Ok(e)
+    }
+}
