@@ -589,7 +589,7 @@ impl Engine {
         if dry_run {
             return Ok(plan.outcome);
         }
-        Ok(self.apply(plan))
+        Ok(self.apply_plan(plan))
     }
 
     /// Liquidates a batch in order. Every request is validated against the state at the
@@ -620,7 +620,7 @@ impl Engine {
             };
             self.opposite_index(req.market, req.side)?;
             let plan = self.plan(slot, fill)?;
-            out.push(Some(self.apply(plan)));
+            out.push(Some(self.apply_plan(plan)));
         }
         Ok(out)
     }
@@ -826,7 +826,7 @@ impl Engine {
         Ok(Plan { slot, wallet_debit, legs, book_value: total_book_value, outcome: out })
     }
 
-    fn apply(&mut self, plan: Plan) -> Liquidation {
+    fn apply_plan(&mut self, plan: Plan) -> Liquidation {
         let Plan { slot, wallet_debit, legs, book_value, outcome } = plan;
         let p = *self.store.get(slot);
         let market = p.market as usize;

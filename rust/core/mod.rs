@@ -8,6 +8,7 @@ pub mod error;
 pub mod fixed;
 pub mod input;
 pub mod market;
+pub mod oplog;
 pub mod position;
 pub mod ranking;
 pub mod score;

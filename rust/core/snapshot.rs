@@ -280,7 +280,8 @@ impl Engine {
         }
         e.cash = cash;
         e.custom = r.f64s()?;
-        if (policy == Policy::Custom) != (e.custom.len() == e.store.raw().0.len()) || e.custom.iter().any(|x| !x.is_finite()) {
+        let expected = if policy == Policy::Custom { e.store.raw().0.len() } else { 0 };
+        if e.custom.len() != expected || e.custom.iter().any(|x| !x.is_finite()) {
             return Err(r.corrupt("custom scores do not match the positions"));
         }
         e.fund = r.i128()?;

@@ -1,0 +1,532 @@
+//! The operation log: every state-changing operation, appended after it succeeded, so that
+//! `replay` rebuilds the same engine after a crash.
+//!
+//! File format (little-endian): magic `ADLLOG\0\0`, version `u32`; then records, each
+//! `len: u32`, `crc32(payload): u32`, `payload` (`len` bytes). The payload's first byte is the
+//! operation tag. The first record is always a full snapshot (tag 0, the state when the log
+//! was opened); the others are operations (`Op`). A record is written with one `write` call.
+//!
+//! Sync policy: `Always` fsyncs after every record before the call returns (acknowledged =
+//! returned); `Group(ms)` fsyncs when the last sync is at least `ms` old, and on `sync()`
+//! (acknowledged = covered by a sync: `durable_seq`); `Never` leaves it to the OS (survives
+//! a process crash, not a power loss).
+//!
+//! Replay: a record cut short at the end of the file, or whose checksum fails and that ends
+//! exactly at the end of the file, is a torn tail (a write that never completed): it is
+//! dropped and reported. A bad record followed by more data is corruption and an error.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::core::codec::{crc32, Reader, Writer};
+use crate::core::engine::{Engine, Liquidation, Request};
+use crate::core::error::{AdlError, Result};
+use crate::core::input::PositionColumns;
+use crate::core::market::MarketSpec;
+use crate::core::snapshot::{get_spec, put_spec};
+use crate::core::trigger::Trigger;
+use crate::core::updates::UpsertStats;
+
+pub const LOG_MAGIC: &[u8; 8] = b"ADLLOG\0\0";
+pub const LOG_VERSION: u32 = 1;
+/// No record is larger than this (a corrupt length cannot make replay allocate more).
+const MAX_RECORD: usize = 1 << 34;
+
+/// Owned position columns (a `Load` or `Upsert` as logged or replayed).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OwnedColumns {
+    pub account: Vec<u64>,
+    pub market: Vec<u32>,
+    pub side: Vec<i8>,
+    pub qty: Vec<f64>,
+    pub entry: Vec<f64>,
+    pub margin: Vec<f64>,
+    pub adl_cap: Vec<f64>,
+    pub cross: Vec<u8>,
+}
+
+impl OwnedColumns {
+    pub fn view(&self) -> PositionColumns<'_> {
+        PositionColumns {
+            account: &self.account,
+            market: &self.market,
+            side: &self.side,
+            qty: &self.qty,
+            entry: &self.entry,
+            margin: &self.margin,
+            adl_cap: &self.adl_cap,
+            cross: &self.cross,
+        }
+    }
+}
+
+/// A state-changing operation, borrowing its inputs.
+#[derive(Clone, Copy)]
+pub enum Op<'a> {
+    AddMarket { name: &'a str, spec: MarketSpec },
+    Load { cols: PositionColumns<'a>, symbols: &'a [String], accounts: Option<(&'a [u64], &'a [f64])>, custom: Option<&'a [f64]> },
+    Upsert { cols: PositionColumns<'a>, symbols: &'a [String], accounts: Option<(&'a [u64], &'a [f64])>, custom: Option<&'a [f64]> },
+    SetMarks { marks: &'a [(String, f64)], ts: Option<i64> },
+    SetFund { amount: f64 },
+    SetTrigger { trigger: Trigger },
+    Liquidate { req: Request },
+    LiquidateMany { reqs: &'a [Request] },
+    LiquidateAccount { account: u64, force: bool },
+    ClosePosition { account: u64, market: u32, side: i8, price: Option<f64> },
+}
+
+/// What an operation returned.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpOutput {
+    Done,
+    MarketId(u32),
+    Upserted(UpsertStats),
+    Liquidated(Liquidation),
+    Batch(Vec<Option<Liquidation>>),
+    Account(Vec<Liquidation>),
+    Closed(i128),
+}
+
+impl Engine {
+    /// Applies one operation (the single entry point the log records and replays).
+    pub fn apply(&mut self, op: Op<'_>) -> Result<OpOutput> {
+        Ok(match op {
+            Op::AddMarket { name, spec } => OpOutput::MarketId(self.add_market(name, spec)?),
+            Op::Load { cols, symbols, accounts, custom } => {
+                self.load(cols, symbols, accounts, custom)?;
+                OpOutput::Done
+            }
+            Op::Upsert { cols, symbols, accounts, custom } => OpOutput::Upserted(self.upsert(cols, symbols, accounts, custom)?),
+            Op::SetMarks { marks, ts } => {
+                self.set_marks(marks, ts)?;
+                OpOutput::Done
+            }
+            Op::SetFund { amount } => {
+                self.set_fund(amount)?;
+                OpOutput::Done
+            }
+            Op::SetTrigger { trigger } => {
+                self.set_trigger(trigger);
+                OpOutput::Done
+            }
+            Op::Liquidate { req } => OpOutput::Liquidated(self.liquidate(req, false)?),
+            Op::LiquidateMany { reqs } => OpOutput::Batch(self.liquidate_many(reqs)?),
+            Op::LiquidateAccount { account, force } => OpOutput::Account(self.liquidate_account(account, force)?),
+            Op::ClosePosition { account, market, side, price } => OpOutput::Closed(self.close_position(account, market, side, price)?),
+        })
+    }
+}
+
+fn put_cols(w: &mut Writer, c: &PositionColumns<'_>) {
+    w.len(c.account.len());
+    c.account.iter().for_each(|&x| w.u64(x));
+    w.len(c.market.len());
+    c.market.iter().for_each(|&x| w.u32(x));
+    w.len(c.side.len());
+    c.side.iter().for_each(|&x| w.u8(x as u8));
+    w.f64s(c.qty);
+    w.f64s(c.entry);
+    w.f64s(c.margin);
+    w.f64s(c.adl_cap);
+    w.len(c.cross.len());
+    c.cross.iter().for_each(|&x| w.u8(x));
+}
+
+fn get_cols(r: &mut Reader<'_>) -> Result<OwnedColumns> {
+    let n = r.len(8)?;
+    let account = (0..n).map(|_| r.u64()).collect::<Result<_>>()?;
+    let n = r.len(4)?;
+    let market = (0..n).map(|_| r.u32()).collect::<Result<_>>()?;
+    let n = r.len(1)?;
+    let side = (0..n).map(|_| r.u8().map(|b| b as i8)).collect::<Result<_>>()?;
+    let (qty, entry, margin, adl_cap) = (r.f64s()?, r.f64s()?, r.f64s()?, r.f64s()?);
+    let n = r.len(1)?;
+    let cross = (0..n).map(|_| r.u8()).collect::<Result<_>>()?;
+    Ok(OwnedColumns { account, market, side, qty, entry, margin, adl_cap, cross })
+}
+
+fn put_strings(w: &mut Writer, v: &[String]) {
+    w.len(v.len());
+    v.iter().for_each(|s| w.str(s));
+}
+
+fn get_strings(r: &mut Reader<'_>) -> Result<Vec<String>> {
+    let n = r.len(8)?;
+    (0..n).map(|_| r.str()).collect()
+}
+
+fn put_accounts(w: &mut Writer, a: Option<(&[u64], &[f64])>) {
+    w.u8(a.is_some() as u8);
+    let (acc, cash) = a.unwrap_or((&[], &[]));
+    w.len(acc.len());
+    acc.iter().for_each(|&x| w.u64(x));
+    w.f64s(cash);
+}
+
+fn get_accounts(r: &mut Reader<'_>) -> Result<Option<(Vec<u64>, Vec<f64>)>> {
+    let some = r.bool()?;
+    let n = r.len(8)?;
+    let acc = (0..n).map(|_| r.u64()).collect::<Result<Vec<u64>>>()?;
+    let cash = r.f64s()?;
+    Ok(some.then_some((acc, cash)))
+}
+
+fn put_opt_f64s(w: &mut Writer, v: Option<&[f64]>) {
+    w.u8(v.is_some() as u8);
+    w.f64s(v.unwrap_or(&[]));
+}
+
+fn get_opt_f64s(r: &mut Reader<'_>) -> Result<Option<Vec<f64>>> {
+    let some = r.bool()?;
+    let v = r.f64s()?;
+    Ok(some.then_some(v))
+}
+
+fn put_request(w: &mut Writer, q: &Request) {
+    w.u64(q.account);
+    w.u32(q.market);
+    w.u8(q.side as u8);
+    w.opt_f64(q.fill_price);
+    w.u8(q.force as u8);
+}
+
+fn get_request(r: &mut Reader<'_>) -> Result<Request> {
+    Ok(Request { account: r.u64()?, market: r.u32()?, side: r.u8()? as i8, fill_price: r.opt_f64()?, force: r.bool()? })
+}
+
+const TAG_SNAPSHOT: u8 = 0;
+
+/// The payload of an operation record.
+pub fn encode(op: &Op<'_>) -> Vec<u8> {
+    let mut w = Writer::default();
+    match op {
+        Op::AddMarket { name, spec } => {
+            w.u8(1);
+            w.str(name);
+            put_spec(&mut w, spec);
+        }
+        Op::Load { cols, symbols, accounts, custom } | Op::Upsert { cols, symbols, accounts, custom } => {
+            w.u8(if matches!(op, Op::Load { .. }) { 2 } else { 3 });
+            put_cols(&mut w, cols);
+            put_strings(&mut w, symbols);
+            put_accounts(&mut w, *accounts);
+            put_opt_f64s(&mut w, *custom);
+        }
+        Op::SetMarks { marks, ts } => {
+            w.u8(4);
+            w.len(marks.len());
+            for (name, price) in marks.iter() {
+                w.str(name);
+                w.f64(*price);
+            }
+            w.opt_i64(*ts);
+        }
+        Op::SetFund { amount } => {
+            w.u8(5);
+            w.f64(*amount);
+        }
+        Op::SetTrigger { trigger } => {
+            w.u8(6);
+            let (code, window, arm, disarm) = match *trigger {
+                Trigger::FundEmpty => (0, 0, 0.0, 0.0),
+                Trigger::Drawdown { window, arm, disarm } => (1, window, arm, disarm),
+                Trigger::FundDrop { arm, disarm } => (2, 0, arm, disarm),
+            };
+            w.u8(code);
+            w.i64(window);
+            w.f64(arm);
+            w.f64(disarm);
+        }
+        Op::Liquidate { req } => {
+            w.u8(7);
+            put_request(&mut w, req);
+        }
+        Op::LiquidateMany { reqs } => {
+            w.u8(8);
+            w.len(reqs.len());
+            reqs.iter().for_each(|q| put_request(&mut w, q));
+        }
+        Op::LiquidateAccount { account, force } => {
+            w.u8(9);
+            w.u64(*account);
+            w.u8(*force as u8);
+        }
+        Op::ClosePosition { account, market, side, price } => {
+            w.u8(10);
+            w.u64(*account);
+            w.u32(*market);
+            w.u8(*side as u8);
+            w.opt_f64(*price);
+        }
+    }
+    w.buf
+}
+
+/// A decoded operation that owns its data; `op()` borrows it back.
+pub enum OwnedOp {
+    AddMarket(String, MarketSpec),
+    Load(OwnedColumns, Vec<String>, Option<(Vec<u64>, Vec<f64>)>, Option<Vec<f64>>),
+    Upsert(OwnedColumns, Vec<String>, Option<(Vec<u64>, Vec<f64>)>, Option<Vec<f64>>),
+    SetMarks(Vec<(String, f64)>, Option<i64>),
+    SetFund(f64),
+    SetTrigger(Trigger),
+    Liquidate(Request),
+    LiquidateMany(Vec<Request>),
+    LiquidateAccount(u64, bool),
+    ClosePosition(u64, u32, i8, Option<f64>),
+}
+
+impl OwnedOp {
+    pub fn op(&self) -> Op<'_> {
+        fn acc(a: &Option<(Vec<u64>, Vec<f64>)>) -> Option<(&[u64], &[f64])> {
+            a.as_ref().map(|(x, y)| (x.as_slice(), y.as_slice()))
+        }
+        match self {
+            OwnedOp::AddMarket(name, spec) => Op::AddMarket { name, spec: *spec },
+            OwnedOp::Load(c, s, a, k) => Op::Load { cols: c.view(), symbols: s, accounts: acc(a), custom: k.as_deref() },
+            OwnedOp::Upsert(c, s, a, k) => Op::Upsert { cols: c.view(), symbols: s, accounts: acc(a), custom: k.as_deref() },
+            OwnedOp::SetMarks(m, ts) => Op::SetMarks { marks: m, ts: *ts },
+            OwnedOp::SetFund(x) => Op::SetFund { amount: *x },
+            OwnedOp::SetTrigger(t) => Op::SetTrigger { trigger: *t },
+            OwnedOp::Liquidate(q) => Op::Liquidate { req: *q },
+            OwnedOp::LiquidateMany(v) => Op::LiquidateMany { reqs: v },
+            OwnedOp::LiquidateAccount(a, f) => Op::LiquidateAccount { account: *a, force: *f },
+            OwnedOp::ClosePosition(a, m, s, p) => Op::ClosePosition { account: *a, market: *m, side: *s, price: *p },
+        }
+    }
+}
+
+pub fn decode(payload: &[u8]) -> Result<OwnedOp> {
+    let mut r = Reader::new(payload, "log record");
+    let op = match r.u8()? {
+        1 => OwnedOp::AddMarket(r.str()?, get_spec(&mut r)?),
+        t @ (2 | 3) => {
+            let (c, s, a, k) = (get_cols(&mut r)?, get_strings(&mut r)?, get_accounts(&mut r)?, get_opt_f64s(&mut r)?);
+            if t == 2 {
+                OwnedOp::Load(c, s, a, k)
+            } else {
+                OwnedOp::Upsert(c, s, a, k)
+            }
+        }
+        4 => {
+            let n = r.len(16)?;
+            let marks = (0..n).map(|_| Ok((r.str()?, r.f64()?))).collect::<Result<_>>()?;
+            OwnedOp::SetMarks(marks, r.opt_i64()?)
+        }
+        5 => OwnedOp::SetFund(r.f64()?),
+        6 => {
+            let (code, window, arm, disarm) = (r.u8()?, r.i64()?, r.f64()?, r.f64()?);
+            OwnedOp::SetTrigger(match code {
+                0 => Trigger::FundEmpty,
+                1 => Trigger::Drawdown { window, arm, disarm },
+                2 => Trigger::FundDrop { arm, disarm },
+                c => return Err(r.corrupt(format!("unknown trigger code {c}"))),
+            })
+        }
+        7 => OwnedOp::Liquidate(get_request(&mut r)?),
+        8 => {
+            let n = r.len(23)?;
+            OwnedOp::LiquidateMany((0..n).map(|_| get_request(&mut r)).collect::<Result<_>>()?)
+        }
+        9 => OwnedOp::LiquidateAccount(r.u64()?, r.bool()?),
+        10 => OwnedOp::ClosePosition(r.u64()?, r.u32()?, r.u8()? as i8, r.opt_f64()?),
+        t => return Err(r.corrupt(format!("unknown operation tag {t}"))),
+    };
+    if !r.is_empty() {
+        return Err(r.corrupt("trailing bytes in a record"));
+    }
+    Ok(op)
+}
+
+/// When appended records are forced to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPolicy {
+    Always,
+    Group(Duration),
+    Never,
+}
+
+impl SyncPolicy {
+    pub fn parse(name: &str, group_ms: u64) -> Result<SyncPolicy> {
+        match name {
+            "always" => Ok(SyncPolicy::Always),
+            "group" => Ok(SyncPolicy::Group(Duration::from_millis(group_ms))),
+            "none" => Ok(SyncPolicy::Never),
+            other => Err(AdlError::config("sync", format!("{other:?} is not one of: always, group, none"))),
+        }
+    }
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> AdlError {
+    AdlError::Io { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// An open log being appended to.
+pub struct OpLog {
+    file: File,
+    path: PathBuf,
+    sync: SyncPolicy,
+    last_sync: Instant,
+    /// Operations appended (the snapshot record not counted).
+    pub seq: u64,
+    /// Operations known to be on disk.
+    pub durable_seq: u64,
+}
+
+fn record(payload: &[u8]) -> Vec<u8> {
+    let mut w = Writer { buf: Vec::with_capacity(8 + payload.len()) };
+    w.u32(payload.len() as u32);
+    w.u32(crc32(payload));
+    w.buf.extend_from_slice(payload);
+    w.buf
+}
+
+impl OpLog {
+    /// Starts a log at `path` holding `engine`'s snapshot. The file is written beside and
+    /// renamed into place, so an existing log is replaced only once the new one is durable.
+    pub fn create(path: &Path, engine: &Engine, sync: SyncPolicy) -> Result<OpLog> {
+        let tmp = path.with_extension("adl-tmp");
+        let mut w = Writer::default();
+        w.buf.extend_from_slice(LOG_MAGIC);
+        w.u32(LOG_VERSION);
+        let mut snap = vec![TAG_SNAPSHOT];
+        snap.extend_from_slice(&engine.snapshot());
+        if snap.len() > MAX_RECORD || snap.len() > u32::MAX as usize {
+            return Err(AdlError::config("log", "the engine snapshot is too large for one log record (4 GiB)"));
+        }
+        w.buf.extend_from_slice(&record(&snap));
+        let write = || -> std::io::Result<File> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&w.buf)?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                File::open(dir)?.sync_all()?;
+            }
+            OpenOptions::new().append(true).open(path)
+        };
+        let file = write().map_err(|e| io_err(path, e))?;
+        Ok(OpLog { file, path: path.to_path_buf(), sync, last_sync: Instant::now(), seq: 0, durable_seq: 0 })
+    }
+
+    /// Appends one operation (already applied successfully) and syncs per the policy.
+    pub fn append(&mut self, op: &Op<'_>) -> Result<()> {
+        let payload = encode(op);
+        if payload.len() > u32::MAX as usize {
+            return Err(AdlError::config("log", "operation too large for one log record (4 GiB)"));
+        }
+        self.file.write_all(&record(&payload)).map_err(|e| io_err(&self.path, e))?;
+        self.seq += 1;
+        match self.sync {
+            SyncPolicy::Always => self.sync()?,
+            SyncPolicy::Group(every) if self.last_sync.elapsed() >= every => self.sync()?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Forces everything appended so far to disk.
+    pub fn sync(&mut self) -> Result<()> {
+        self.file.sync_data().map_err(|e| io_err(&self.path, e))?;
+        self.last_sync = Instant::now();
+        self.durable_seq = self.seq;
+        Ok(())
+    }
+}
+
+/// What a replay found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayInfo {
+    /// Operations replayed after the snapshot.
+    pub ops: u64,
+    /// Bytes of a torn last record that were dropped.
+    pub dropped_bytes: u64,
+}
+
+/// Rebuilds the engine a log describes.
+pub fn replay(path: &Path) -> Result<(Engine, ReplayInfo)> {
+    let data = fs::read(path).map_err(|e| io_err(path, e))?;
+    replay_bytes(&data)
+}
+
+pub fn replay_bytes(data: &[u8]) -> Result<(Engine, ReplayInfo)> {
+    let mut r = Reader::new(data, "log");
+    if r.bytes(8)? != LOG_MAGIC {
+        return Err(r.corrupt("not an adl log (bad magic)"));
+    }
+    let v = r.u32()?;
+    if v != LOG_VERSION {
+        return Err(r.corrupt(format!("log format version {v}, this build reads version {LOG_VERSION}")));
+    }
+    let mut pos = 12usize;
+    let mut engine: Option<Engine> = None;
+    let mut info = ReplayInfo::default();
+    while pos < data.len() {
+        let rest = &data[pos..];
+        let torn = |info: &mut ReplayInfo| info.dropped_bytes = rest.len() as u64;
+        if rest.len() < 8 {
+            torn(&mut info);
+            break;
+        }
+        let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+        if rest.len() < 8 + len {
+            torn(&mut info);
+            break;
+        }
+        let payload = &rest[8..8 + len];
+        if crc32(payload) != crc {
+            if rest.len() == 8 + len {
+                torn(&mut info);
+                break;
+            }
+            return Err(AdlError::Corrupt { what: "log".into(), message: format!("checksum mismatch in the record at byte {pos}, with data after it") });
+        }
+        pos += 8 + len;
+        match engine.as_mut() {
+            None => {
+                if payload.first() != Some(&TAG_SNAPSHOT) {
+                    return Err(AdlError::Corrupt { what: "log".into(), message: "the first record is not a snapshot".into() });
+                }
+                engine = Some(Engine::restore(&payload[1..])?);
+            }
+            Some(e) => {
+                let op = decode(payload)?;
+                e.apply(op.op()).map_err(|err| AdlError::Corrupt {
+                    what: "log".into(),
+                    message: format!("operation {} failed on replay: {err}", info.ops + 1),
+                })?;
+                info.ops += 1;
+            }
+        }
+    }
+    let engine = engine.ok_or_else(|| AdlError::Corrupt { what: "log".into(), message: "no snapshot record".into() })?;
+    Ok((engine, info))
+}
+
+/// An engine with an optional log: every operation through `apply` that succeeds is logged.
+pub struct Journal {
+    pub engine: Engine,
+    pub log: Option<OpLog>,
+}
+
+impl Journal {
+    pub fn new(engine: Engine) -> Journal {
+        Journal { engine, log: None }
+    }
+
+    /// Applies and logs. If the log write fails after the engine changed, the error is
+    /// returned and the log is closed (later operations would not be replayable).
+    pub fn apply(&mut self, op: Op<'_>) -> Result<OpOutput> {
+        let out = self.engine.apply(op)?;
+        if let Some(log) = self.log.as_mut() {
+            if let Err(e) = log.append(&op) {
+                self.log = None;
+                return Err(e);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,225 @@
+//! Snapshots, the operation log, upserts and closes: round trips are exact, damaged bytes are
+//! refused (or, for a torn log tail, dropped), and errors change nothing.
+
+use std::path::PathBuf;
+
+use _adl::core::engine::AdlPrice;
+use _adl::core::error::AdlError;
+use _adl::core::input::PositionColumns;
+use _adl::core::oplog::{replay, replay_bytes, Journal, Op, OpLog, SyncPolicy};
+use _adl::core::trigger::Trigger;
+use _adl::core::{Engine, MarketSpec, Policy, Request};
+
+const SPEC: MarketSpec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.05 };
+
+struct Cols {
+    account: Vec<u64>,
+    market: Vec<u32>,
+    side: Vec<i8>,
+    qty: Vec<f64>,
+    entry: Vec<f64>,
+    margin: Vec<f64>,
+    cross: Vec<u8>,
+}
+
+impl Cols {
+    /// (account, market, side, qty, entry, margin, cross)
+    fn new(rows: &[(u64, u32, i8, f64, f64, f64, bool)]) -> Cols {
+        Cols {
+            account: rows.iter().map(|r| r.0).collect(),
+            market: rows.iter().map(|r| r.1).collect(),
+            side: rows.iter().map(|r| r.2).collect(),
+            qty: rows.iter().map(|r| r.3).collect(),
+            entry: rows.iter().map(|r| r.4).collect(),
+            margin: rows.iter().map(|r| r.5).collect(),
+            cross: rows.iter().map(|r| r.6 as u8).collect(),
+        }
+    }
+    fn view(&self) -> PositionColumns<'_> {
+        PositionColumns {
+            account: &self.account,
+            market: &self.market,
+            side: &self.side,
+            qty: &self.qty,
+            entry: &self.entry,
+            margin: &self.margin,
+            adl_cap: &[],
+            cross: &self.cross,
+        }
+    }
+}
+
+fn symbols() -> Vec<String> {
+    vec!["X".to_string(), "Y".to_string()]
+}
+
+fn book() -> Cols {
+    Cols::new(&[
+        (1, 0, 1, 10.0, 100.0, 30.0, false),
+        (2, 0, -1, 10.0, 100.0, 100.0, false),
+        (3, 0, -1, 5.0, 98.0, 50.0, false),
+        (4, 0, 1, 6.0, 100.0, 0.0, true),
+        (4, 1, -1, 3.0, 50.0, 0.0, true),
+        (5, 1, 1, 8.0, 49.0, 40.0, false),
+        (6, 0, 1, 4.0, 101.0, 12.0, false),
+    ])
+}
+
+/// An engine with markets, a book (isolated and cross), a trigger, marks and one event.
+fn busy_engine() -> Engine {
+    let mut e = Engine::new(Policy::Bitmex, 25.0, 2, SPEC).unwrap();
+    e.adl_price = AdlPrice::MarkCapped;
+    e.seed = 42;
+    e.set_trigger(Trigger::FundDrop { arm: 0.7, disarm: 0.9 });
+    let b = book();
+    e.load(b.view(), &symbols(), Some((&[4, 7], &[60.0, 5.0])), None).unwrap();
+    e.set_marks(&[("X".into(), 96.0), ("Y".into(), 51.0)], Some(1_000)).unwrap();
+    e.liquidate(Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false }, false).unwrap();
+    e
+}
+
+#[test]
+fn snapshot_round_trip_is_exact_and_behaves_the_same() {
+    let mut a = busy_engine();
+    let bytes = a.snapshot();
+    let mut b = Engine::restore(&bytes).unwrap();
+    assert_eq!(b.snapshot(), bytes);
+    assert_eq!(a.totals(), b.totals());
+    assert_eq!(a.events().iter().collect::<Vec<_>>(), b.events().iter().collect::<Vec<_>>());
+    // Same rankings, same next event (id, fills, cash).
+    for (m, s) in [(0, -1i8), (0, 1), (1, 1), (1, -1)] {
+        let qa: Vec<(usize, u32)> = a.ranking(m, s).unwrap().queue().collect();
+        let qb: Vec<(usize, u32)> = b.ranking(m, s).unwrap().queue().collect();
+        assert_eq!(qa, qb);
+    }
+    let req = Request { account: 6, market: 0, side: 1, fill_price: None, force: true };
+    assert_eq!(a.liquidate(req, false).unwrap(), b.liquidate(req, false).unwrap());
+    assert_eq!(a.snapshot(), b.snapshot());
+}
+
+#[test]
+fn damaged_snapshots_are_refused() {
+    let bytes = busy_engine().snapshot();
+    for cut in 0..bytes.len() {
+        assert!(matches!(Engine::restore(&bytes[..cut]), Err(AdlError::Corrupt { .. })), "prefix of {cut} bytes accepted");
+    }
+    for at in (0..bytes.len()).step_by(7) {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x5a;
+        assert!(matches!(Engine::restore(&bad), Err(AdlError::Corrupt { .. })), "flip at byte {at} accepted");
+    }
+    let mut newer = bytes.clone();
+    newer[8] = 99; // version
+    let err = Engine::restore(&newer).err().unwrap().to_string();
+    assert!(err.contains("version 99"), "{err}");
+}
+
+fn temp_log(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("adl-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("engine.log")
+}
+
+/// Runs a fixed sequence of operations through a journal logging to `path`.
+fn logged_run(path: &PathBuf) -> Journal {
+    let mut j = Journal::new(Engine::new(Policy::Bitmex, 25.0, 2, SPEC).unwrap());
+    j.log = Some(OpLog::create(path, &j.engine, SyncPolicy::Never).unwrap());
+    let b = book();
+    let names = symbols();
+    j.apply(Op::Load { cols: b.view(), symbols: &names, accounts: Some((&[4], &[60.0])), custom: None }).unwrap();
+    j.apply(Op::AddMarket { name: "Z", spec: SPEC }).unwrap();
+    j.apply(Op::SetMarks { marks: &[("X".into(), 96.0), ("Y".into(), 51.0)], ts: Some(5) }).unwrap();
+    j.apply(Op::SetTrigger { trigger: Trigger::Drawdown { window: 100, arm: -0.3, disarm: -0.25 } }).unwrap();
+    j.apply(Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false } }).unwrap();
+    // A refused operation is not logged.
+    assert!(j.apply(Op::Liquidate { req: Request { account: 2, market: 0, side: -1, fill_price: None, force: false } }).is_err());
+    let up = Cols::new(&[(8, 0, -1, 7.0, 97.0, 70.0, false), (3, 0, -1, 6.0, 98.0, 60.0, false)]);
+    j.apply(Op::Upsert { cols: up.view(), symbols: &names, accounts: Some((&[8], &[1.0])), custom: None }).unwrap();
+    j.apply(Op::SetFund { amount: 3.0 }).unwrap();
+    j.apply(Op::LiquidateMany { reqs: &[Request { account: 6, market: 0, side: 1, fill_price: None, force: true }] }).unwrap();
+    j.apply(Op::ClosePosition { account: 5, market: 1, side: 1, price: Some(52.0) }).unwrap();
+    j.apply(Op::LiquidateAccount { account: 4, force: true }).unwrap();
+    j
+}
+
+#[test]
+fn replay_rebuilds_the_same_engine() {
+    let path = temp_log("replay");
+    let j = logged_run(&path);
+    assert_eq!(j.log.as_ref().unwrap().seq, 10);
+    let (e, info) = replay(&path).unwrap();
+    assert_eq!(info, _adl::core::oplog::ReplayInfo { ops: 10, dropped_bytes: 0 });
+    assert_eq!(e.snapshot(), j.engine.snapshot());
+}
+
+#[test]
+fn a_torn_tail_is_dropped_and_mid_log_damage_is_an_error() {
+    let path = temp_log("torn");
+    let j = logged_run(&path);
+    let data = std::fs::read(&path).unwrap();
+    // The last record is the 10th operation; find where it starts by replaying prefixes.
+    let full = replay_bytes(&data).unwrap().0.snapshot();
+    assert_eq!(full, j.engine.snapshot());
+    let mut last_start = None;
+    for cut in (0..data.len()).rev() {
+        let (e, info) = replay_bytes(&data[..cut]).unwrap_or_else(|err| panic!("cut at {cut}: {err}"));
+        if info.ops == 9 && info.dropped_bytes == 0 {
+            last_start = Some(cut);
+            break;
+        }
+        assert_eq!(info.ops, 9, "cut at {cut}");
+        assert!(info.dropped_bytes > 0);
+        drop(e);
+    }
+    let start = last_start.expect("a record boundary");
+    // Garbage in the last record's body: dropped as torn.
+    let mut torn = data.clone();
+    let n = torn.len();
+    torn[n - 1] ^= 0xff;
+    assert_eq!(replay_bytes(&torn).unwrap().1.ops, 9);
+    // Damage in an earlier record, with records after it: an error, not a silent drop.
+    let mut bad = data.clone();
+    bad[start - 1] ^= 0xff;
+    assert!(matches!(replay_bytes(&bad), Err(AdlError::Corrupt { .. })));
+}
+
+#[test]
+fn upsert_inserts_replaces_and_refuses_bad_batches_whole() {
+    let mut e = busy_engine();
+    let before = e.snapshot();
+    let names = symbols();
+    // Row 1 repeats row 0's key: the whole batch is refused.
+    let dup = Cols::new(&[(9, 0, -1, 1.0, 100.0, 10.0, false), (9, 0, -1, 2.0, 100.0, 10.0, false)]);
+    assert!(matches!(e.upsert(dup.view(), &names, None, None), Err(AdlError::DuplicateKey { row: 1, .. })));
+    let nan = Cols::new(&[(9, 0, -1, 1.0, 100.0, 10.0, false), (10, 0, -1, f64::NAN, 100.0, 10.0, false)]);
+    assert!(matches!(e.upsert(nan.view(), &names, None, None), Err(AdlError::InvalidValue { row: 1, .. })));
+    assert_eq!(e.snapshot(), before);
+    // Replace #2's short (10 @100 m100) by 4 @99 m20, insert #9 short 2 @97 m5 in a new market.
+    let up = Cols::new(&[(2, 0, -1, 4.0, 99.0, 20.0, false), (9, 2, -1, 2.0, 97.0, 5.0, false)]);
+    let names3 = vec!["X".to_string(), "Y".to_string(), "W".to_string()];
+    let stats = e.upsert(up.view(), &names3, Some((&[2], &[11.0])), None).unwrap();
+    assert_eq!((stats.inserted, stats.replaced, stats.accounts), (1, 1, 1));
+    let p = *e.store().get(e.store().find(&(2, 0, -1)).unwrap());
+    assert_eq!((p.qty, p.entry, p.margin), (4, 99, 2_000));
+    assert_eq!(e.cash_of(2), 1_100);
+    assert_eq!(e.market_id("W").unwrap(), 2);
+    // The queue reflects the new size: X's shorts are #2 (4 lots) and #3 (5 lots).
+    let slots: Vec<u32> = e.ranking(0, -1).unwrap().queue().map(|(_, s)| s).collect();
+    let lots: Vec<(u64, i64)> = slots.iter().map(|&s| (e.store().get(s).account, e.store().get(s).qty)).collect();
+    assert_eq!(lots.iter().map(|l| l.1).sum::<i64>(), 9, "{lots:?}");
+}
+
+#[test]
+fn close_position_settles_at_the_price_and_conserves_value() {
+    let mut e = busy_engine();
+    let t = e.totals();
+    let v0 = t.cash + t.position_equity + t.fund + t.book_value - t.bad_debt;
+    // #5 long 8 @49 m40 closes at 52 with the mark at 51: credit 40 + 8·3 = 64; the book
+    // paid 8·(52 − 51) = 8 more than the mark (book value −8).
+    let cash = e.cash_of(5);
+    assert_eq!(e.close_position(5, 1, 1, Some(52.0)).unwrap(), 6_400);
+    assert_eq!(e.cash_of(5), cash + 6_400);
+    let t = e.totals();
+    assert_eq!(t.cash + t.position_equity + t.fund + t.book_value - t.bad_debt, v0);
+    assert!(matches!(e.close_position(5, 1, 1, None), Err(AdlError::UnknownPosition { .. })));
+}
