@@ -12,11 +12,13 @@ from adl._io import DEFAULT_SYMBOL, KIND, SIDE, Market
 from adl.engine import Engine, LiquidationResult
 from adl.errors import (
     AdlError,
+    CorruptDataError,
     InsufficientLiquidityError,
     InvalidInputError,
     NotLiquidatableError,
     SchemaError,
     UnknownMarketError,
+    StorageError,
     UnknownPositionError,
 )
 from adl.stateless import deleverage, rank
@@ -27,6 +29,7 @@ __all__ = [
     "KIND",
     "SIDE",
     "AdlError",
+    "CorruptDataError",
     "Engine",
     "InsufficientLiquidityError",
     "InvalidInputError",
@@ -34,6 +37,7 @@ __all__ = [
     "Market",
     "NotLiquidatableError",
     "SchemaError",
+    "StorageError",
     "UnknownMarketError",
     "UnknownPositionError",
     "__version__",

@@ -3,6 +3,7 @@ fund, and the liquidation waterfall (DOMAIN.md §2) with ADL by the chosen polic
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, Literal
@@ -35,6 +36,7 @@ Policy = Literal[
     "size_pro_rata", "wealth_pro_rata",
 ]
 AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
+SyncPolicy = Literal["always", "group", "none"]
 Trigger = Literal["fund_empty", "drawdown", "fund_drop"]
 
 MARGIN_MODE = pl.Enum(["isolated", "cross"])
@@ -178,7 +180,9 @@ class Engine:
         if (policy == "custom") != (score is not None):
             raise InvalidInputError("score: policy custom needs score= (a column name or an expression), no other policy takes one",
                                     "score", None)
-        self._policy, self._score = policy, score
+        self._policy: str = policy
+        self._score = score
+        self.replay_info: dict[str, int] | None = None
         self._core = _adl.Engine(
             policy, float(insurance_fund), float(maintenance_rate), cash_decimals, qty_decimals, price_decimals,
             adl_price, int(seed), trigger, trigger_window, trigger_arm, trigger_disarm,
@@ -251,6 +255,11 @@ class Engine:
         >>> eng.accounts()["cash"].to_list()
         [100.0]
         """
+        self._symbols = None
+        self._core.load(*self._book_args(positions, accounts))
+
+    def _book_args(self, positions: Frame, accounts: Frame | None) -> tuple[Any, ...]:
+        """Arguments of the core's load/upsert: columns, market names, accounts, modes, scores."""
         df = collect(positions)
         a = position_arrays(df)
         modes = margin_mode_codes(df)
@@ -264,8 +273,151 @@ class Engine:
                     raise SchemaError(f"accounts: missing column {c!r}", c, None)
             acc_ids = numpy_view(cast_lossless(acc["account"], pl.UInt64(), "account"))
             acc_cash = numpy_view(cast_lossless(acc[cash], pl.Float64(), cash))
+        return (a.args(), a.names, acc_ids, acc_cash, modes, scores)
+
+    def upsert(self, positions: Frame, accounts: Frame | None = None) -> dict[str, int]:
+        """Inserts positions with new keys and replaces the size, entry, margin, margin mode and
+        cap of existing ones (same columns as :meth:`load`); ``accounts`` sets the cash of the
+        accounts it lists. Unknown symbols become markets with the defaults. Validated as a
+        batch: on error nothing changes. Returns the counts.
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine()
+        >>> eng.load(pl.DataFrame({"account": [1], "side": ["long"], "qty": [1.0],
+        ...     "entry_price": [100.0], "margin": [10.0]}))
+        >>> eng.upsert(pl.DataFrame({"account": [1, 2], "side": ["long", "short"], "qty": [3.0, 2.0],
+        ...     "entry_price": [99.0, 101.0], "margin": [30.0, 20.0]}))
+        {'inserted': 1, 'replaced': 1, 'accounts': 0}
+        >>> eng.positions()["qty"].to_list()
+        [3.0, 2.0]
+        """
         self._symbols = None
-        self._core.load(a.args(), a.names, acc_ids, acc_cash, modes, scores)
+        ins, rep, acc = self._core.upsert(*self._book_args(positions, accounts))
+        return {"inserted": ins, "replaced": rep, "accounts": acc}
+
+    def close_position(
+        self, account: int, symbol: str | None = None, side: str | int = "long", price: float | None = None
+    ) -> float:
+        """Closes a position outside ADL (the trader's own close) at ``price`` (None = mark):
+        its margin plus its PnL at that price goes to the account's cash (returned).
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine()
+        >>> eng.load(pl.DataFrame({"account": [1], "side": ["long"], "qty": [2.0],
+        ...     "entry_price": [100.0], "margin": [10.0]}))
+        >>> eng.set_marks(103.0)
+        >>> eng.close_position(1, side="long")          # 10 + 2 * (103 - 100)
+        16.0
+        """
+        return float(self._core.close_position(
+            int(account), self._symbol(symbol), side_value(side), None if price is None else float(price)
+        ))
+
+    # ----- persistence -------------------------------------------------------------
+
+    @classmethod
+    def _from_core(cls, core: _adl.Engine, score: ScoreSpec) -> Engine:
+        eng = cls.__new__(cls)
+        eng._core, eng._policy, eng._score, eng._symbols = core, core.policy, score, None
+        eng.replay_info = None
+        if (eng._policy == "custom") != (score is not None):
+            raise InvalidInputError("score: give score= exactly when the restored engine's policy is custom", "score", None)
+        return eng
+
+    def snapshot(self) -> bytes:
+        """The whole state (positions, accounts, ledgers, markets, trigger, fill log and event
+        ids) as versioned, checksummed bytes; :meth:`restore` rebuilds an identical engine.
+
+        >>> import adl
+        >>> eng = adl.Engine(insurance_fund=5.0)
+        >>> adl.Engine.restore(eng.snapshot()).insurance_fund
+        5.0
+        """
+        return self._core.snapshot()
+
+    @classmethod
+    def restore(cls, data: bytes, *, score: ScoreSpec = None) -> Engine:
+        """An engine from :meth:`snapshot` bytes. Truncated, corrupted or unknown-version data
+        raises :class:`adl.CorruptDataError`. A custom-policy engine needs its ``score`` again
+        (an expression is not stored).
+
+        >>> import adl
+        >>> try:
+        ...     adl.Engine.restore(adl.Engine().snapshot()[:-1])
+        ... except adl.CorruptDataError as e:
+        ...     print(e.what)
+        snapshot
+        """
+        return cls._from_core(_adl.Engine.restore(bytes(data)), score)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes :meth:`snapshot` to ``path`` atomically (temporary file, fsync, rename).
+
+        >>> import adl, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "engine.adl")
+        >>> adl.Engine(insurance_fund=2.5).save(path)
+        >>> adl.Engine.open(path).insurance_fund
+        2.5
+        """
+        self._core.save(os.fspath(path))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, score: ScoreSpec = None) -> Engine:
+        """An engine from a file written by :meth:`save`."""
+        return cls._from_core(_adl.Engine.open(os.fspath(path)), score)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"snapshot": self.snapshot(), "score": self._score}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        other = Engine.restore(state["snapshot"], score=state["score"])
+        self.__dict__.update(other.__dict__)
+
+    def log_to(self, path: str | os.PathLike[str], *, sync: SyncPolicy = "always", group_ms: int = 10) -> None:
+        """Starts an append-only operation log at ``path`` (replacing any file there): a
+        snapshot of the current state, then every state-changing call (load, upsert, marks,
+        fund, liquidations, closes) once it succeeded. ``sync``: ``"always"`` (fsync before
+        each call returns: a returned call is durable), ``"group"`` (fsync when the last one is
+        ``group_ms`` old, and on :meth:`sync`; durable = ``log_status["durable"]``) or
+        ``"none"`` (the OS decides: survives a process crash, not a power loss). The format is
+        in the README. :meth:`replay` rebuilds the engine.
+
+        >>> import adl, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "ops.log")
+        >>> eng = adl.Engine()
+        >>> eng.log_to(path)
+        >>> eng.insurance_fund = 7.0
+        >>> eng.log_status
+        {'logged': 1, 'durable': 1}
+        >>> adl.Engine.replay(path).insurance_fund
+        7.0
+        """
+        self._core.log_to(os.fspath(path), sync, int(group_ms))
+
+    def sync(self) -> None:
+        """Forces the operation log to disk (no-op without a log)."""
+        self._core.sync()
+
+    def close_log(self) -> None:
+        """Syncs and stops the operation log."""
+        self._core.close_log()
+
+    @property
+    def log_status(self) -> dict[str, int] | None:
+        """Operations ``logged`` and known ``durable`` since :meth:`log_to`; None without a log."""
+        s = self._core.log_status()
+        return None if s is None else {"logged": s[0], "durable": s[1]}
+
+    @classmethod
+    def replay(cls, path: str | os.PathLike[str], *, score: ScoreSpec = None) -> Engine:
+        """Rebuilds the engine an operation log describes. A torn last record (a write cut
+        short by a crash) is dropped; ``replay_info`` says how many operations were replayed
+        and how many bytes were dropped. Damage before the end raises
+        :class:`adl.CorruptDataError`. Call :meth:`log_to` on the result to log again."""
+        core, ops, dropped = _adl.Engine.replay(os.fspath(path))
+        eng = cls._from_core(core, score)
+        eng.replay_info = {"ops": ops, "dropped_bytes": dropped}
+        return eng
 
     def set_marks(self, marks: float | Mapping[str, float], ts: int | None = None) -> None:
         """Moves marks (all validated first). It liquidates nothing. ``ts`` is the caller's

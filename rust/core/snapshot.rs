@@ -160,6 +160,31 @@ fn get_fill(r: &mut Reader<'_>) -> Result<Fill> {
 }
 
 impl Engine {
+    /// Writes `snapshot()` to `path` atomically: a temporary file beside it, fsynced, then
+    /// renamed over `path` (a crash leaves the old file or the new one, never a mix).
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        use std::io::Write;
+        let tmp = path.with_extension("adl-tmp");
+        let bytes = self.snapshot();
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| AdlError::Io { path: path.display().to_string(), message: e.to_string() })
+    }
+
+    /// An engine from a file written by `save`.
+    pub fn open(path: &std::path::Path) -> Result<Engine> {
+        let data = std::fs::read(path).map_err(|e| AdlError::Io { path: path.display().to_string(), message: e.to_string() })?;
+        Engine::restore(&data)
+    }
+
     /// The whole state as bytes (see the module doc for the format).
     pub fn snapshot(&self) -> Vec<u8> {
         let mut w = Writer::default();

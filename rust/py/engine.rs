@@ -5,11 +5,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 use rustc_hash::FxHashMap;
 
 use super::{errors, run, Columns};
 use crate::core::engine::{AdlPrice, Engine as CoreEngine, Fill, FillKind, Liquidation, Request};
+use crate::core::oplog::{Journal, Op, OpLog, OpOutput, SyncPolicy};
 use crate::core::error::AdlError;
 use crate::core::market::MarketSpec;
 use crate::core::position::Key;
@@ -18,11 +19,17 @@ use crate::core::trigger::{AdlState, Trigger};
 
 #[pyclass(frozen, module = "adl._adl")]
 pub struct Engine {
-    inner: Mutex<CoreEngine>,
+    /// The engine and its optional operation log: every state change goes through
+    /// `Journal::apply`, so a logged engine logs it.
+    inner: Mutex<Journal>,
 }
 
 impl Engine {
-    fn lock(&self) -> MutexGuard<'_, CoreEngine> {
+    fn wrap(e: CoreEngine) -> Engine {
+        Engine { inner: Mutex::new(Journal::new(e)) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Journal> {
         // A panic inside a call is caught before it can unwind through a half-applied
         // mutation (calls validate, then apply), so a poisoned lock still guards a valid state.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -168,7 +175,7 @@ impl Engine {
         }
         e.seed = seed;
         e.set_trigger(Trigger::parse(trigger, trigger_window, trigger_arm, trigger_disarm).map_err(errors::to_py)?);
-        Ok(Engine { inner: Mutex::new(e) })
+        Ok(Engine::wrap(e))
     }
 
     #[pyo3(signature = (symbol, qty_decimals=None, price_decimals=None, maintenance_rate=None))]
@@ -181,15 +188,19 @@ impl Engine {
         maintenance_rate: Option<f64>,
     ) -> PyResult<u32> {
         run(py, || {
-            let mut e = self.lock();
-            let spec = spec_with(e.default_spec, qty_decimals, price_decimals, maintenance_rate);
-            e.add_market(&symbol, spec)
+            let mut j = self.lock();
+            let spec = spec_with(j.engine.default_spec, qty_decimals, price_decimals, maintenance_rate);
+            match j.apply(Op::AddMarket { name: &symbol, spec })? {
+                OpOutput::MarketId(id) => Ok(id),
+                other => unreachable!("add_market returned {other:?}"),
+            }
         })
     }
 
     /// Markets as columns: symbol, qty_decimals, price_decimals, maintenance_rate, mark (NaN = none).
     fn markets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let e = self.lock();
+        let j = self.lock();
+        let e = &j.engine;
         let d = PyDict::new(py);
         let ms = e.markets();
         d.set_item("symbol", ms.iter().map(|m| m.name.clone()).collect::<Vec<_>>())?;
@@ -223,25 +234,26 @@ impl Engine {
             _ => None,
         };
         let custom = scores.as_ref().map(|s| s.as_slice()).transpose()?;
-        run(py, || self.lock().load(view, &names, accounts, custom))
+        run(py, || self.lock().apply(Op::Load { cols: view, symbols: &names, accounts, custom }).map(drop))
     }
 
     #[pyo3(signature = (names, prices, ts=None))]
     fn set_marks(&self, py: Python<'_>, names: Vec<String>, prices: Vec<f64>, ts: Option<i64>) -> PyResult<()> {
         let marks: Vec<(String, f64)> = names.into_iter().zip(prices).collect();
-        run(py, || self.lock().set_marks(&marks, ts))
+        run(py, || self.lock().apply(Op::SetMarks { marks: &marks, ts }).map(drop))
     }
 
     #[getter]
     fn insurance_fund(&self) -> f64 {
-        let e = self.lock();
+        let j = self.lock();
+        let e = &j.engine;
         e.cash_f64(e.fund())
     }
 
     /// The ADL trigger's state: trigger name, state (normal / soon / armed), armed, and its
     /// measure (drawdown ratio, or fund / peak; 0 for fund_empty).
     fn adl_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (trigger, state, level) = self.lock().adl_state();
+        let (trigger, state, level) = self.lock().engine.adl_state();
         let d = PyDict::new(py);
         d.set_item("trigger", trigger.name())?;
         d.set_item("state", state.name())?;
@@ -252,17 +264,18 @@ impl Engine {
 
     #[getter]
     fn bad_debt(&self) -> f64 {
-        let e = self.lock();
+        let j = self.lock();
+        let e = &j.engine;
         e.cash_f64(e.bad_debt())
     }
 
     fn set_insurance_fund(&self, py: Python<'_>, amount: f64) -> PyResult<()> {
-        run(py, || self.lock().set_fund(amount))
+        run(py, || self.lock().apply(Op::SetFund { amount }).map(drop))
     }
 
     /// Exact ledger totals in cash units (as Python ints) plus open interest in lots.
     fn totals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let t = self.lock().totals();
+        let t = self.lock().engine.totals();
         let d = PyDict::new(py);
         d.set_item("cash", t.cash)?;
         d.set_item("position_equity", t.position_equity)?;
@@ -287,12 +300,21 @@ impl Engine {
         dry_run: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (out, cd) = run(py, || {
-            let mut e = self.lock();
-            let market = e.market_id(&symbol)?;
-            let l = e.liquidate(Request { account, market, side, fill_price, force }, dry_run)?;
+            let mut j = self.lock();
+            let market = j.engine.market_id(&symbol)?;
+            let req = Request { account, market, side, fill_price, force };
+            // A dry run changes nothing, so it is not logged.
+            let l = if dry_run {
+                j.engine.liquidate(req, true)?
+            } else {
+                match j.apply(Op::Liquidate { req })? {
+                    OpOutput::Liquidated(l) => l,
+                    other => unreachable!("liquidate returned {other:?}"),
+                }
+            };
             let mut out = Outcome::default();
-            out.add(&e, &l);
-            Ok((out, e.cash_decimals))
+            out.add(&j.engine, &l);
+            Ok((out, j.engine.cash_decimals))
         })?;
         out.into_dict(py, |x| crate::core::fixed::cash_to_f64(x, cd))
     }
@@ -301,13 +323,13 @@ impl Engine {
     #[pyo3(signature = (account, force=false))]
     fn liquidate_account<'py>(&self, py: Python<'py>, account: u64, force: bool) -> PyResult<Bound<'py, PyDict>> {
         let (out, cd) = run(py, || {
-            let mut e = self.lock();
-            let ls = e.liquidate_account(account, force)?;
+            let mut j = self.lock();
+            let OpOutput::Account(ls) = j.apply(Op::LiquidateAccount { account, force })? else { unreachable!() };
             let mut out = Outcome::default();
             for l in &ls {
-                out.add(&e, l);
+                out.add(&j.engine, l);
             }
-            Ok((out, e.cash_decimals))
+            Ok((out, j.engine.cash_decimals))
         })?;
         out.into_dict(py, |x| crate::core::fixed::cash_to_f64(x, cd))
     }
@@ -327,8 +349,8 @@ impl Engine {
     ) -> PyResult<Bound<'py, PyDict>> {
         let (account, market, side, fill_price) = (account.as_slice()?, market.as_slice()?, side.as_slice()?, fill_price.as_slice()?);
         let (out, cd) = run(py, || {
-            let mut e = self.lock();
-            let ids: Vec<u32> = names.iter().map(|n| e.market_id(n)).collect::<Result<_, AdlError>>()?;
+            let mut j = self.lock();
+            let ids: Vec<u32> = names.iter().map(|n| j.engine.market_id(n)).collect::<Result<_, AdlError>>()?;
             let mut reqs = Vec::with_capacity(account.len());
             for row in 0..account.len() {
                 let code = market[row] as usize;
@@ -338,23 +360,140 @@ impl Engine {
                 let px = fill_price[row];
                 reqs.push(Request { account: account[row], market: id, side: side[row], fill_price: (!px.is_nan()).then_some(px), force });
             }
-            let results = e.liquidate_many(&reqs)?;
+            let OpOutput::Batch(results) = j.apply(Op::LiquidateMany { reqs: &reqs })? else { unreachable!() };
             let mut out = Outcome::default();
             for (row, r) in results.iter().enumerate() {
                 match r {
-                    Some(l) => out.add(&e, l),
+                    Some(l) => out.add(&j.engine, l),
                     None => out.skipped.push(row),
                 }
             }
-            Ok((out, e.cash_decimals))
+            Ok((out, j.engine.cash_decimals))
         })?;
         out.into_dict(py, |x| crate::core::fixed::cash_to_f64(x, cd))
+    }
+
+    /// Inserts or replaces positions and sets listed accounts' cash (all or nothing).
+    #[pyo3(signature = (columns, names, acc_account=None, acc_cash=None, margin_mode=None, scores=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn upsert<'py>(
+        &self,
+        py: Python<'py>,
+        columns: Columns<'py>,
+        names: Vec<String>,
+        acc_account: Option<PyReadonlyArray1<'py, u64>>,
+        acc_cash: Option<PyReadonlyArray1<'py, f64>>,
+        margin_mode: Option<PyReadonlyArray1<'py, u8>>,
+        scores: Option<PyReadonlyArray1<'py, f64>>,
+    ) -> PyResult<(usize, usize, usize)> {
+        let mut view = columns.view()?;
+        if let Some(m) = &margin_mode {
+            view.cross = m.as_slice()?;
+        }
+        let accounts = match (&acc_account, &acc_cash) {
+            (Some(a), Some(c)) => Some((a.as_slice()?, c.as_slice()?)),
+            _ => None,
+        };
+        let custom = scores.as_ref().map(|s| s.as_slice()).transpose()?;
+        run(py, || match self.lock().apply(Op::Upsert { cols: view, symbols: &names, accounts, custom })? {
+            OpOutput::Upserted(s) => Ok((s.inserted, s.replaced, s.accounts)),
+            other => unreachable!("upsert returned {other:?}"),
+        })
+    }
+
+    /// Closes a position at `price` (None = mark); returns the cash credited.
+    #[pyo3(signature = (account, symbol, side, price=None))]
+    fn close_position(&self, py: Python<'_>, account: u64, symbol: String, side: i8, price: Option<f64>) -> PyResult<f64> {
+        run(py, || {
+            let mut j = self.lock();
+            let market = j.engine.market_id(&symbol)?;
+            match j.apply(Op::ClosePosition { account, market, side, price })? {
+                OpOutput::Closed(c) => Ok(j.engine.cash_f64(c)),
+                other => unreachable!("close_position returned {other:?}"),
+            }
+        })
+    }
+
+    #[getter]
+    fn policy(&self) -> &'static str {
+        self.lock().engine.policy.name()
+    }
+
+    /// The whole state as bytes (versioned, checksummed).
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = run(py, || Ok(self.lock().engine.snapshot()))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    #[staticmethod]
+    fn restore(py: Python<'_>, data: &[u8]) -> PyResult<Engine> {
+        let data = data.to_vec();
+        run(py, move || CoreEngine::restore(&data)).map(Engine::wrap)
+    }
+
+    /// Pickle support: the snapshot bytes.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let py = slf.py();
+        let restore = slf.get_type().getattr("restore")?;
+        Ok((restore, (slf.get().snapshot(py)?,)))
+    }
+
+    /// Writes a snapshot to `path` atomically (temporary file, fsync, rename).
+    fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        run(py, || self.lock().engine.save(&path))
+    }
+
+    #[staticmethod]
+    fn open(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Engine> {
+        run(py, move || CoreEngine::open(&path)).map(Engine::wrap)
+    }
+
+    /// Starts an operation log at `path` (replacing any file there) holding the current
+    /// state; `sync`: always / group / none.
+    #[pyo3(signature = (path, sync="always", group_ms=10))]
+    fn log_to(&self, py: Python<'_>, path: std::path::PathBuf, sync: &str, group_ms: u64) -> PyResult<()> {
+        let policy = SyncPolicy::parse(sync, group_ms).map_err(errors::to_py)?;
+        run(py, || {
+            let mut j = self.lock();
+            let log = OpLog::create(&path, &j.engine, policy)?;
+            j.log = Some(log);
+            Ok(())
+        })
+    }
+
+    /// Stops logging (after a final sync).
+    fn close_log(&self, py: Python<'_>) -> PyResult<()> {
+        run(py, || {
+            let mut j = self.lock();
+            if let Some(mut log) = j.log.take() {
+                log.sync()?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Forces the log to disk.
+    fn sync(&self, py: Python<'_>) -> PyResult<()> {
+        run(py, || self.lock().log.as_mut().map_or(Ok(()), |l| l.sync()))
+    }
+
+    /// (operations logged, operations known durable), or None when not logging.
+    fn log_status(&self) -> Option<(u64, u64)> {
+        self.lock().log.as_ref().map(|l| (l.seq, l.durable_seq))
+    }
+
+    /// Rebuilds an engine from a log: (engine, operations replayed, torn bytes dropped).
+    #[staticmethod]
+    fn replay(py: Python<'_>, path: std::path::PathBuf) -> PyResult<(Engine, u64, u64)> {
+        let (e, info) = run(py, move || crate::core::oplog::replay(&path))?;
+        Ok((Engine::wrap(e), info.ops, info.dropped_bytes))
     }
 
     /// Fill records of every event so far.
     fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let cols = {
-            let e = self.lock();
+            let j = self.lock();
+        let e = &j.engine;
             let mut c = FillColumns::default();
             for f in e.events().iter() {
                 c.push(&e, f);
@@ -368,7 +507,8 @@ impl Engine {
     /// `which = "all"` or `"liquidatable"` (then worst first).
     #[pyo3(signature = (which="all"))]
     fn positions<'py>(&self, py: Python<'py>, which: &str) -> PyResult<Bound<'py, PyDict>> {
-        let e = self.lock();
+        let j = self.lock();
+        let e = &j.engine;
         let slots: Vec<u32> = match which {
             "liquidatable" => e.liquidatable(),
             _ => e.store().iter().map(|(s, _)| s).collect(),
@@ -403,7 +543,7 @@ impl Engine {
             bk.push(m.grid.price_f64(b));
             liq.push(m.grid.price_f64(l));
         }
-        drop(e);
+        drop(j);
         let d = PyDict::new(py);
         d.set_item("account", account.into_pyarray(py))?;
         d.set_item("market", market.into_pyarray(py))?;
@@ -422,7 +562,8 @@ impl Engine {
     /// Free cash (a cross account's wallet) and equity (cash + Σ position equity `M + u` at the
     /// marks; margin only without a mark) per account.
     fn accounts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let e = self.lock();
+        let j = self.lock();
+        let e = &j.engine;
         let mut by: FxHashMap<u64, (i128, i128, u32)> = FxHashMap::default();
         for (&a, &c) in e.accounts_cash() {
             by.entry(a).or_default().0 = c;
@@ -448,7 +589,8 @@ impl Engine {
     /// its (market, side), percentile, lights, score and notional queued ahead.
     fn indicator<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let cols = run(py, || {
-            let mut e = self.lock();
+            let mut j = self.lock();
+            let e = &mut j.engine;
             // Pro-rata policies rank nobody: no queue to show.
             let n_markets = if e.policy.is_ranked() { e.markets().len() as u32 } else { 0 };
             let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
