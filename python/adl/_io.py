@@ -70,6 +70,8 @@ def cast_lossless(s: pl.Series, dtype: pl.DataType, field: str) -> pl.Series:
     _no_nulls(s, field)
     if s.dtype == dtype:
         return s
+    if s.dtype == pl.Null and s.len() == 0:   # an empty frame built without a schema
+        return s.cast(dtype)
     if not s.dtype.is_numeric() and s.dtype != pl.Boolean:
         raise SchemaError(f"{field}: dtype {s.dtype} cannot be cast losslessly to {dtype}", field, None)
     out = s.cast(dtype, strict=False)
