@@ -84,7 +84,7 @@ def test_replay_rebuilds_the_logged_engine(tmp_path: Path) -> None:
     assert torn.snapshot() == workload.replay_first(199, seed=11).snapshot()
 
 
-@pytest.mark.parametrize("round_", range(12))
+@pytest.mark.parametrize("round_", range(25))
 def test_sigkill_mid_stream_loses_no_acknowledged_operation(tmp_path: Path, round_: int) -> None:
     path = tmp_path / "ops.log"
     seed = 100 + round_

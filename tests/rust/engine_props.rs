@@ -333,3 +333,34 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    // 10^5 books per run (issue 5): small books, a whole cascade each, exact conservation.
+    #![proptest_config(ProptestConfig { cases: 100_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cascades_conserve_value_exactly_at_scale(b in book()) {
+        let mut e = engine(&b);
+        let v0 = value(&e.totals());
+        let oi0 = e.totals();
+        // The cascade: every position in the book, in the drawn order, forced, as one batch.
+        let mut keys: Vec<(u64, i8)> = e.store().iter().map(|(_, p)| (p.account, p.side)).collect();
+        let shift = b.ops.first().map_or(0, |o| o.0) % keys.len().max(1);
+        keys.rotate_left(shift);
+        let reqs: Vec<Request> = keys
+            .iter()
+            .zip(b.ops.iter().cycle())
+            .map(|(&(account, side), op)| Request { account, market: 0, side, fill_price: Some((b.mark as i64 + op.1).max(1) as f64), force: true })
+            .collect();
+        let out = e.liquidate_many(&reqs).unwrap();
+        let t = e.totals();
+        prop_assert_eq!(value(&t), v0);
+        prop_assert!(t.fund >= 0);
+        let adl: i128 = out.iter().flatten().flat_map(|l| &l.fills).filter(|f| f.kind == FillKind::Adl).map(|f| f.lots as i128).sum();
+        let book: i128 = out.iter().flatten().flat_map(|l| l.fills.iter().filter(|f| f.kind != FillKind::Adl).map(move |f| l.key.2 as i128 * f.lots as i128)).sum();
+        prop_assert_eq!(oi0.long_lots - t.long_lots - (oi0.short_lots - t.short_lots), book);
+        prop_assert_eq!(oi0.long_lots + oi0.short_lots - t.long_lots - t.short_lots, 2 * adl + out.iter().flatten().flat_map(|l| &l.fills).filter(|f| f.kind != FillKind::Adl).map(|f| f.lots as i128).sum::<i128>());
+        // Everything was liquidated (or closed as a counterparty): the book is empty.
+        prop_assert_eq!((t.long_lots, t.short_lots), (0, 0));
+    }
+}

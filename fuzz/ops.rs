@@ -1,0 +1,268 @@
+//! The fuzzed program, shared by the libFuzzer target and `tests/rust/fuzz_corpus.rs` (which
+//! runs it on seeded random inputs under plain `cargo test`).
+//!
+//! After every operation: the fund is never negative and bad debt never falls; a liquidation
+//! or close leaves `cash + position equity + fund + book value − bad debt` exactly unchanged
+//! (marks are fixed within an operation); an ADL fill never matches an account with itself
+//! and never takes more than the counterparty held; each liquidation's fills add up to the
+//! position's size; the snapshot restores byte for byte, and the restored engine's freshly
+//! built queues equal the live, incrementally updated ones.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use _adl::core::engine::{AdlPrice, FillKind, Liquidation};
+use _adl::core::input::PositionColumns;
+use _adl::core::oplog::{Op, OpOutput};
+use _adl::core::trigger::Trigger;
+use _adl::core::{Engine, MarketSpec, Policy, Request, Totals};
+
+/// Operations executed by this process (reported every 2^20).
+pub static OPS: AtomicU64 = AtomicU64::new(0);
+
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn byte(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+    fn below(&mut self, n: u32) -> u32 {
+        (u16::from_le_bytes([self.byte(), self.byte()]) as u32) % n
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+const POLICIES: [Policy; 9] = [
+    Policy::Bitmex,
+    Policy::Binance,
+    Policy::SizeProRata,
+    Policy::Hyperliquid,
+    Policy::Dydx,
+    Policy::WealthProRata,
+    Policy::LeveredProRata,
+    Policy::MinMaxLeverage,
+    Policy::CappedProRata,
+];
+const SPEC: MarketSpec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.05 };
+const ACCOUNTS: u64 = 8;
+
+fn value(t: &Totals) -> i128 {
+    t.cash + t.position_equity + t.fund + t.book_value - t.bad_debt
+}
+
+#[derive(Default)]
+struct Rows {
+    account: Vec<u64>,
+    market: Vec<u32>,
+    side: Vec<i8>,
+    qty: Vec<f64>,
+    entry: Vec<f64>,
+    margin: Vec<f64>,
+    cross: Vec<u8>,
+}
+
+impl Rows {
+    /// `n` rows with distinct keys; accounts up to `n_cross` are cross (no own margin).
+    fn random(u: &mut Bytes<'_>, n: u32, n_cross: u64) -> Rows {
+        let mut r = Rows::default();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..n {
+            let account = 1 + u.below(ACCOUNTS as u32) as u64;
+            let market = u.below(2);
+            let side = if u.byte() % 2 == 0 { 1 } else { -1 };
+            if !seen.insert((account, market, side)) {
+                continue;
+            }
+            let cross = account <= n_cross;
+            r.account.push(account);
+            r.market.push(market);
+            r.side.push(side);
+            r.qty.push(1.0 + u.below(40) as f64);
+            r.entry.push(80.0 + u.below(41) as f64);
+            r.margin.push(if cross { 0.0 } else { u.below(20_000) as f64 / 100.0 });
+            r.cross.push(cross as u8);
+        }
+        r
+    }
+    fn cols(&self) -> PositionColumns<'_> {
+        PositionColumns {
+            account: &self.account,
+            market: &self.market,
+            side: &self.side,
+            qty: &self.qty,
+            entry: &self.entry,
+            margin: &self.margin,
+            adl_cap: &[],
+            cross: &self.cross,
+        }
+    }
+}
+
+fn symbols() -> Vec<String> {
+    vec!["X".to_string(), "Y".to_string()]
+}
+
+fn random_marks(u: &mut Bytes<'_>) -> Vec<(String, f64)> {
+    vec![("X".to_string(), 70.0 + u.below(61) as f64), ("Y".to_string(), 70.0 + u.below(61) as f64)]
+}
+
+/// A live position chosen by the input, as a request.
+fn pick(e: &Engine, u: &mut Bytes<'_>) -> Option<Request> {
+    let live: Vec<(u64, u32, i8)> = e.store().iter().map(|(_, p)| (p.account, p.market, p.side)).collect();
+    if live.is_empty() {
+        return None;
+    }
+    let (account, market, side) = live[u.below(live.len() as u32) as usize];
+    let mark = e.market(market).mark.unwrap_or(100);
+    let offset = u.below(13) as i64 - 6;
+    let fill_price = (u.byte() % 3 != 0).then(|| (mark + offset).max(1) as f64);
+    Some(Request { account, market, side, fill_price, force: u.byte() % 2 == 0 })
+}
+
+/// Fill-level checks of one liquidation against the sizes held before it.
+/// (`exact`: the position was not shrunk by an earlier liquidation of the same batch.)
+fn check_liquidation(l: &Liquidation, held: &std::collections::HashMap<(u64, u32, i8), i64>, exact: bool) {
+    let (account, market, side) = l.key;
+    let total: i64 = l.fills.iter().map(|f| f.lots).sum();
+    let had = held[&(account, market, side)];
+    assert!(if exact { total == had } else { total <= had }, "fills do not add up to the position");
+    for f in l.fills.iter().filter(|f| f.kind == FillKind::Adl) {
+        let cp = f.account.expect("an ADL fill has a counterparty");
+        assert_ne!(cp, account, "matched against itself");
+        assert!(f.lots <= held[&(cp, market, -side)], "closed more than held");
+    }
+}
+
+fn check_state(e: &mut Engine, before: &Totals, conserving: bool) {
+    let t = e.totals();
+    assert!(t.fund >= 0, "negative fund");
+    assert!(t.bad_debt >= before.bad_debt, "bad debt fell");
+    if conserving {
+        assert_eq!(value(&t), value(before), "value not conserved");
+    }
+    for (_, p) in e.store().iter() {
+        assert!(p.qty > 0);
+        assert!(if p.cross { p.margin == 0 } else { p.margin >= 0 }, "bad margin");
+    }
+    let snap = e.snapshot();
+    let mut fresh = Engine::restore(&snap).expect("own snapshot restores");
+    assert_eq!(fresh.snapshot(), snap, "snapshot round trip");
+    for market in 0..e.markets().len() as u32 {
+        if e.market(market).mark.is_none() {
+            continue;
+        }
+        for side in [1i8, -1] {
+            let live: Vec<(u32, f64)> = {
+                let idx = e.ranking(market, side).expect("ranking");
+                idx.queue().map(|(pos, s)| (s, idx.score_at(pos))).collect()
+            };
+            let idx = fresh.ranking(market, side).expect("ranking");
+            let rebuilt: Vec<(u32, f64)> = idx.queue().map(|(pos, s)| (s, idx.score_at(pos))).collect();
+            assert_eq!(live, rebuilt, "incremental queue differs from a rebuild");
+        }
+    }
+}
+
+pub fn run(data: &[u8]) {
+    let mut u = Bytes(data);
+    let policy = POLICIES[u.byte() as usize % POLICIES.len()];
+    let fund = u.below(5_000) as f64 / 100.0;
+    let mut e = Engine::new(policy, fund, 2, SPEC).expect("engine");
+    e.adl_price = match u.byte() % 4 {
+        0 => AdlPrice::Mark,
+        1 => AdlPrice::MarkCapped,
+        _ => AdlPrice::Bankruptcy,
+    };
+    if u.byte() % 3 == 0 {
+        e.set_trigger(Trigger::FundDrop { arm: 0.9, disarm: 0.95 });
+    }
+    e.add_market("X", SPEC).expect("market");
+    e.add_market("Y", MarketSpec { maintenance_rate: 0.02, ..SPEC }).expect("market");
+    let n_cross = u.below(ACCOUNTS as u32 + 1) as u64;
+    let n = u.below(24);
+    let book = Rows::random(&mut u, n, n_cross);
+    let accounts: Vec<u64> = (1..=ACCOUNTS).collect();
+    let wallets: Vec<f64> = (0..ACCOUNTS).map(|_| u.below(30_000) as f64 / 100.0).collect();
+    e.apply(Op::Load { cols: book.cols(), symbols: &symbols(), accounts: Some((&accounts, &wallets)), custom: None }).expect("load");
+    e.apply(Op::SetMarks { marks: &random_marks(&mut u), ts: Some(0) }).expect("marks");
+
+    let mut steps = 0;
+    while !u.is_empty() && steps < 64 {
+        steps += 1;
+        let before = e.totals();
+        let held: std::collections::HashMap<(u64, u32, i8), i64> =
+            e.store().iter().map(|(_, p)| ((p.account, p.market, p.side), p.qty)).collect();
+        let reqs: Vec<Request>;
+        let marks: Vec<(String, f64)>;
+        let extra: Rows;
+        let (op, conserving) = match u.byte() % 8 {
+            0 => {
+                marks = random_marks(&mut u);
+                (Op::SetMarks { marks: &marks, ts: Some(steps) }, false)
+            }
+            1 | 7 => match pick(&e, &mut u) {
+                Some(req) => (Op::Liquidate { req }, true),
+                None => continue,
+            },
+            2 => {
+                let k = 1 + u.below(3);
+                reqs = (0..k).filter_map(|_| pick(&e, &mut u)).collect();
+                (Op::LiquidateMany { reqs: &reqs }, true)
+            }
+            3 => (Op::LiquidateAccount { account: 1 + u.below(ACCOUNTS as u32) as u64, force: u.byte() % 2 == 0 }, true),
+            4 => {
+                let k = 1 + u.below(3);
+                extra = Rows::random(&mut u, k, n_cross);
+                (Op::Upsert { cols: extra.cols(), symbols: &["X".to_string(), "Y".to_string()], accounts: None, custom: None }, false)
+            }
+            5 => match pick(&e, &mut u) {
+                Some(r) => (Op::ClosePosition { account: r.account, market: r.market, side: r.side, price: r.fill_price }, true),
+                None => continue,
+            },
+            _ => (Op::SetFund { amount: u.below(5_000) as f64 / 100.0 }, false),
+        };
+        // A dry run first: it must change nothing and predict the real run exactly.
+        let preview = match op {
+            Op::Liquidate { req } => {
+                let snap = e.snapshot();
+                let p = e.liquidate(req, true).ok();
+                assert_eq!(e.snapshot(), snap, "a dry run changed the engine");
+                p
+            }
+            _ => None,
+        };
+        let snap = e.snapshot();
+        match e.apply(op) {
+            Err(_) => {
+                assert_eq!(e.snapshot(), snap, "a failed operation changed the engine");
+                assert!(preview.is_none(), "the dry run succeeded where the real run failed");
+            }
+            Ok(out) => {
+                OPS.fetch_add(1, Ordering::Relaxed);
+                match &out {
+                    OpOutput::Liquidated(l) => {
+                        check_liquidation(l, &held, true);
+                        assert_eq!(preview.as_ref(), Some(l), "the dry run differs from the real run");
+                    }
+                    OpOutput::Account(ls) => ls.iter().for_each(|l| check_liquidation(l, &held, true)),
+                    OpOutput::Batch(ls) => ls.iter().flatten().for_each(|l| check_liquidation(l, &held, false)),
+                    _ => {}
+                }
+                // Liquidations and closes of a cross account move its wallet into the
+                // position; every other op here is valued at fixed marks too.
+                check_state(&mut e, &before, conserving);
+            }
+        }
+    }
+    let n = OPS.load(Ordering::Relaxed);
+    if n >> 20 != (n.saturating_sub(steps as u64)) >> 20 {
+        eprintln!("adl fuzz: {n} operations checked");
+    }
+}
