@@ -381,7 +381,9 @@ impl Engine {
                 Ok(s.to_vec())
             }
             (Policy::Custom, None) => Err(AdlError::config("score", "policy custom needs a score for every position")),
-            (_, Some(_)) => Err(AdlError::config("score", format!("scores are given but the policy is {}, not custom", self.policy.name()))),
+            (_, Some(_)) => {
+                Err(AdlError::config("score", format!("scores are given but the policy is {}, not custom", self.policy.name())))
+            }
             (_, None) => Ok(Vec::new()),
         }
     }
@@ -584,8 +586,7 @@ impl Engine {
     /// and nothing is applied (the ranking index may be rebuilt: a cache, not state).
     pub fn liquidate(&mut self, req: Request, dry_run: bool) -> Result<Liquidation> {
         let (slot, fill) = self.check(&req, 0)?;
-        self.opposite_index(req.market, req.side)?;
-        let plan = self.plan(slot, fill)?;
+        let plan = self.plan_with_index(slot, fill)?;
         if dry_run {
             return Ok(plan.outcome);
         }
@@ -618,8 +619,7 @@ impl Engine {
                 out.push(None);
                 continue;
             };
-            self.opposite_index(req.market, req.side)?;
-            let plan = self.plan(slot, fill)?;
+            let plan = self.plan_with_index(slot, fill)?;
             out.push(Some(self.apply_plan(plan)));
         }
         Ok(out)
@@ -631,35 +631,58 @@ impl Engine {
     /// liquidatable and all are closed. Checked first: the account has cross positions, every
     /// market involved has a mark, and (unless `force`) `TNC < TMMR`.
     pub fn liquidate_account(&mut self, account: u64, force: bool) -> Result<Vec<Liquidation>> {
-        let slots = self.cross.slots(account).to_vec();
-        if slots.is_empty() {
-            return Err(AdlError::config("account", format!("account {account} has no cross positions")));
-        }
-        let mut keyed = Vec::with_capacity(slots.len());
-        for &slot in &slots {
-            let p = *self.store.get(slot);
-            let m = &self.markets[p.market as usize];
-            let mm = p.maintenance(&m.grid, m.mark()?, m.rate_ppm);
-            keyed.push((std::cmp::Reverse(mm), p.market, -p.side));
-        }
+        let order = self.cross_order(account)?;
         let t = self.cross.totals(account);
         if !force && !t.liquidatable() {
-            let p = self.store.get(slots[0]);
+            let (market, side) = order[0];
             return Err(AdlError::NotLiquidatable {
                 account,
-                symbol: self.markets[p.market as usize].name.clone(),
-                side: p.side,
+                symbol: self.markets[market as usize].name.clone(),
+                side,
                 equity: self.cash_f64(t.tnc()),
                 maintenance: self.cash_f64(t.maintenance),
             });
         }
-        keyed.sort_unstable();
-        let mut out = Vec::with_capacity(keyed.len());
-        for (_, market, neg_side) in keyed {
-            let req = Request { account, market, side: -neg_side, fill_price: None, force: true };
+        let mut out = Vec::with_capacity(order.len());
+        for (market, side) in order {
+            let req = Request { account, market, side, fill_price: None, force: true };
             out.push(self.liquidate(req, false)?);
         }
         Ok(out)
+    }
+
+    /// An account's cross positions in liquidation order: largest maintenance first, then
+    /// market id, longs first. Every market involved must have a mark.
+    pub fn cross_order(&self, account: u64) -> Result<Vec<(u32, Side)>> {
+        let slots = self.cross.slots(account);
+        if slots.is_empty() {
+            return Err(AdlError::config("account", format!("account {account} has no cross positions")));
+        }
+        let mut keyed = Vec::with_capacity(slots.len());
+        for &slot in slots {
+            let p = self.store.get(slot);
+            let m = &self.markets[p.market as usize];
+            let mm = p.maintenance(&m.grid, m.mark()?, m.rate_ppm);
+            keyed.push((std::cmp::Reverse(mm), p.market, -p.side));
+        }
+        keyed.sort_unstable();
+        Ok(keyed.into_iter().map(|(_, m, s)| (m, -s)).collect())
+    }
+
+    /// Cross accounts with their totals at the marks.
+    pub fn cross_accounts(&self) -> impl Iterator<Item = (u64, crate::core::cross::CrossTotals)> + '_ {
+        self.cross.accounts().map(|a| (a, self.cross.totals(a)))
+    }
+
+    /// Plans a liquidation, building the opposite side's ranking index only when the event
+    /// reaches ADL (a mark change leaves it stale; events the book or fund cover skip it).
+    fn plan_with_index(&mut self, slot: u32, fill: Option<i64>) -> Result<Plan> {
+        if let Some(plan) = self.plan(slot, fill)? {
+            return Ok(plan);
+        }
+        let p = *self.store.get(slot);
+        self.opposite_index(p.market, p.side)?;
+        Ok(self.plan(slot, fill)?.expect("the opposite index is built"))
     }
 
     fn opposite_index(&mut self, market: u32, side: Side) -> Result<()> {
@@ -667,7 +690,8 @@ impl Engine {
     }
 
     /// The waterfall of DOMAIN.md §2 in exact integer cash.
-    fn plan(&self, slot: u32, fill: Option<i64>) -> Result<Plan> {
+    /// `None` when the event needs the opposite side's index and it is stale.
+    fn plan(&self, slot: u32, fill: Option<i64>) -> Result<Option<Plan>> {
         let mut p = *self.store.get(slot);
         let m = &self.markets[p.market as usize];
         let g: &Grid = &m.grid;
@@ -719,7 +743,7 @@ impl Engine {
             out.fills.push(book_fill(q, FillKind::External));
             out.to_fund = whole;
             out.external_lots = q;
-            return Ok(Plan { slot, wallet_debit, legs: Vec::new(), book_value: book_value(q), outcome: out });
+            return Ok(Some(Plan { slot, wallet_debit, legs: Vec::new(), book_value: book_value(q), outcome: out }));
         }
         // 2. The fund covers whole lots: Q_f = max k with pay(k) <= fund, where the covered
         // lots carry ceil(M·k/Q) of the margin (rounding in the fund's favour).
@@ -746,18 +770,22 @@ impl Engine {
         };
         let mut lots_left = q - covered;
         let mut margin_left = mg - split_ceil(mg, covered, q);
-        let index = m.current_index(-p.side).expect("opposite index built by caller");
         let scoring = self.scoring();
-        let members = &m.members[side_slot(-p.side)];
-        let opposite = OppositeSide { store: &self.store, index, members, grid: g, rate_ppm: m.rate_ppm, mark, scoring: &scoring };
-        let takes = match self.policy {
-            Policy::SizeProRata => SizeProRata.allocate(&opposite, lots_left, p.account),
-            Policy::WealthProRata => WeightedProRata { weighting: Weighting::Profit }.allocate(&opposite, lots_left, p.account),
-            Policy::LeveredProRata => WeightedProRata { weighting: Weighting::LeveredProfit }.allocate(&opposite, lots_left, p.account),
-            Policy::CappedProRata => WeightedProRata { weighting: Weighting::CappedSize }.allocate(&opposite, lots_left, p.account),
-            Policy::MinMaxLeverage => LeverageQueue.allocate(&opposite, lots_left, p.account),
-            Policy::Dydx => DydxWalk { seed: self.seed, event }.allocate(&opposite, lots_left, p.account),
-            _ => RankedQueue.allocate(&opposite, lots_left, p.account),
+        let takes = if lots_left == 0 {
+            Vec::new()
+        } else {
+            let Some(index) = m.current_index(-p.side) else { return Ok(None) };
+            let members = &m.members[side_slot(-p.side)];
+            let opposite = OppositeSide { store: &self.store, index, members, grid: g, rate_ppm: m.rate_ppm, mark, scoring: &scoring };
+            match self.policy {
+                Policy::SizeProRata => SizeProRata.allocate(&opposite, lots_left, p.account),
+                Policy::WealthProRata => WeightedProRata { weighting: Weighting::Profit }.allocate(&opposite, lots_left, p.account),
+                Policy::LeveredProRata => WeightedProRata { weighting: Weighting::LeveredProfit }.allocate(&opposite, lots_left, p.account),
+                Policy::CappedProRata => WeightedProRata { weighting: Weighting::CappedSize }.allocate(&opposite, lots_left, p.account),
+                Policy::MinMaxLeverage => LeverageQueue.allocate(&opposite, lots_left, p.account),
+                Policy::Dydx => DydxWalk { seed: self.seed, event }.allocate(&opposite, lots_left, p.account),
+                _ => RankedQueue.allocate(&opposite, lots_left, p.account),
+            }
         };
         let mut legs = Vec::with_capacity(takes.len());
         // At the mark, what the bankrupt lots are worth there (margin + PnL) is settled below.
@@ -823,7 +851,7 @@ impl Engine {
         self.fund.add_c(out.to_fund, "insurance fund")?;
         self.bad_debt.add_c(out.bad_debt, "bad debt")?;
         self.book_value.add_c(total_book_value, "book value")?;
-        Ok(Plan { slot, wallet_debit, legs, book_value: total_book_value, outcome: out })
+        Ok(Some(Plan { slot, wallet_debit, legs, book_value: total_book_value, outcome: out }))
     }
 
     fn apply_plan(&mut self, plan: Plan) -> Liquidation {

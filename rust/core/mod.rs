@@ -13,6 +13,7 @@ pub mod position;
 pub mod ranking;
 pub mod score;
 pub mod scoring;
+pub mod simulate;
 pub mod snapshot;
 pub mod stateless;
 pub mod trigger;

@@ -482,7 +482,10 @@ pub fn replay_bytes(data: &[u8]) -> Result<(Engine, ReplayInfo)> {
                 torn(&mut info);
                 break;
             }
-            return Err(AdlError::Corrupt { what: "log".into(), message: format!("checksum mismatch in the record at byte {pos}, with data after it") });
+            return Err(AdlError::Corrupt {
+                what: "log".into(),
+                message: format!("checksum mismatch in the record at byte {pos}, with data after it"),
+            });
         }
         pos += 8 + len;
         match engine.as_mut() {

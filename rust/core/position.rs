@@ -211,8 +211,18 @@ mod tests {
     #[test]
     fn store_reuses_slots() {
         let mut s = PositionStore::default();
-        let p =
-            Position { account: 1, qty: 1, entry: 1, margin: 0, market: 0, member_pos: 0, index_pos: NO_INDEX, side: LONG, cap_bp: 10_000, cross: false };
+        let p = Position {
+            account: 1,
+            qty: 1,
+            entry: 1,
+            margin: 0,
+            market: 0,
+            member_pos: 0,
+            index_pos: NO_INDEX,
+            side: LONG,
+            cap_bp: 10_000,
+            cross: false,
+        };
         let a = s.insert(p).unwrap();
         assert_eq!(s.insert(p), Err(a));
         s.remove(a);

@@ -156,7 +156,20 @@ fn get_fill(r: &mut Reader<'_>) -> Result<Fill> {
         2 => FillKind::BadDebt,
         c => return Err(r.corrupt(format!("unknown fill kind {c}"))),
     };
-    Ok(Fill { event, ts, market, bankrupt_account, bankrupt_side, account, side: (side != 0).then_some(side), lots, price, rank, score, kind })
+    Ok(Fill {
+        event,
+        ts,
+        market,
+        bankrupt_account,
+        bankrupt_side,
+        account,
+        side: (side != 0).then_some(side),
+        lots,
+        price,
+        rank,
+        score,
+        kind,
+    })
 }
 
 impl Engine {

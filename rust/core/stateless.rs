@@ -640,7 +640,12 @@ fn size_fallback(
         let (req, avail) = (g.qty_f64(want), g.qty_f64(want - left + got));
         return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
     }
-    Ok(rows.iter().zip(shares).filter(|(_, l)| *l > 0).map(|(r, lots)| StatelessFill { row: r.1, lots, rank: 0, score: f64::NAN }).collect())
+    Ok(rows
+        .iter()
+        .zip(shares)
+        .filter(|(_, l)| *l > 0)
+        .map(|(r, lots)| StatelessFill { row: r.1, lots, rank: 0, score: f64::NAN })
+        .collect())
 }
 
 /// `deleverage` for the policies that rank nobody (`rank` 0 and `score` NaN in the fills):
@@ -783,7 +788,16 @@ mod tests {
         let qty: Vec<f64> = (0..n).map(|i| (i % 17 + 1) as f64).collect();
         let entry: Vec<f64> = (0..n).map(|i| (90 + i % 21) as f64).collect();
         let margin: Vec<f64> = (0..n).map(|i| (i % 50) as f64).collect();
-        let c = PositionColumns { account: &account, market: &[], side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &[] };
+        let c = PositionColumns {
+            account: &account,
+            market: &[],
+            side: &side,
+            qty: &qty,
+            entry: &entry,
+            margin: &margin,
+            adl_cap: &[],
+            cross: &[],
+        };
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };
         let r = rank(&c, &t, Policy::Bitmex, None).unwrap();

@@ -10,9 +10,9 @@ use rustc_hash::FxHashMap;
 
 use super::{errors, run, Columns};
 use crate::core::engine::{AdlPrice, Engine as CoreEngine, Fill, FillKind, Liquidation, Request};
-use crate::core::oplog::{Journal, Op, OpLog, OpOutput, SyncPolicy};
 use crate::core::error::AdlError;
 use crate::core::market::MarketSpec;
+use crate::core::oplog::{Journal, Op, OpLog, OpOutput, SyncPolicy};
 use crate::core::position::Key;
 use crate::core::score::{lights, Policy};
 use crate::core::trigger::{AdlState, Trigger};
@@ -493,7 +493,7 @@ impl Engine {
     fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let cols = {
             let j = self.lock();
-        let e = &j.engine;
+            let e = &j.engine;
             let mut c = FillColumns::default();
             for f in e.events().iter() {
                 c.push(&e, f);

@@ -24,7 +24,16 @@ fn engine(policy: Policy, rows: &[Row], wallets: &[(u64, f64)], custom: Option<&
     let side: Vec<i8> = rows.iter().map(|r| r.2).collect();
     let (qty, entry, margin) = (col(|r| r.3), col(|r| r.4), col(|r| r.5));
     let cross: Vec<u8> = rows.iter().map(|r| r.6 as u8).collect();
-    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &cross };
+    let cols = PositionColumns {
+        account: &account,
+        market: &market,
+        side: &side,
+        qty: &qty,
+        entry: &entry,
+        margin: &margin,
+        adl_cap: &[],
+        cross: &cross,
+    };
     let acc: Vec<u64> = wallets.iter().map(|w| w.0).collect();
     let cash: Vec<f64> = wallets.iter().map(|w| w.1).collect();
     e.load(cols, &["X".to_string(), "Y".to_string()], Some((&acc, &cash)), custom)?;
@@ -203,16 +212,19 @@ fn custom_scores_order_the_engine_queue_and_bankrupt_positions_stay_out() {
     assert_eq!(short_queue(&mut e), vec![(12, 3.0), (13, 2.0), (11, 1.0)]);
     // Long 25 @100 m100 at 90: e = −150, P_bk = 96. ADL 10 + 10 + 5 in that order.
     let r = e.liquidate(Request { account: 15, market: X, side: LONG, fill_price: None, force: false }, false).unwrap();
-    assert_eq!(r.fills.iter().map(|f| (f.account.unwrap(), f.lots, f.score.unwrap())).collect::<Vec<_>>(), vec![
-        (12, 10, 3.0),
-        (13, 10, 2.0),
-        (11, 5, 1.0)
-    ]);
+    assert_eq!(
+        r.fills.iter().map(|f| (f.account.unwrap(), f.lots, f.score.unwrap())).collect::<Vec<_>>(),
+        vec![(12, 10, 3.0), (13, 10, 2.0), (11, 5, 1.0)]
+    );
     // The caller's scores are required under `custom` and refused otherwise.
     assert!(matches!(engine(Policy::Custom, &rows, &[], None), Err(AdlError::InvalidParameter { ref field, .. }) if field == "score"));
-    assert!(matches!(engine(Policy::Bitmex, &rows, &[], Some(&scores)), Err(AdlError::InvalidParameter { ref field, .. }) if field == "score"));
+    assert!(
+        matches!(engine(Policy::Bitmex, &rows, &[], Some(&scores)), Err(AdlError::InvalidParameter { ref field, .. }) if field == "score")
+    );
     let bad = [1.0, f64::NAN, 2.0, 9.0, 0.0];
-    assert!(matches!(engine(Policy::Custom, &rows, &[], Some(&bad)), Err(AdlError::InvalidValue { ref field, row: 1, .. }) if field == "score"));
+    assert!(
+        matches!(engine(Policy::Custom, &rows, &[], Some(&bad)), Err(AdlError::InvalidValue { ref field, row: 1, .. }) if field == "score")
+    );
 }
 
 #[test]

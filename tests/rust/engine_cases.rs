@@ -30,7 +30,16 @@ fn load(e: &mut Engine, rows: &[Row]) -> Result<(), AdlError> {
     let entry: Vec<f64> = rows.iter().map(|r| r.3).collect();
     let margin: Vec<f64> = rows.iter().map(|r| r.4).collect();
     let market = vec![0u32; rows.len()];
-    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &[] };
+    let cols = PositionColumns {
+        account: &account,
+        market: &market,
+        side: &side,
+        qty: &qty,
+        entry: &entry,
+        margin: &margin,
+        adl_cap: &[],
+        cross: &[],
+    };
     e.load(cols, &["X".to_string()], None, None)
 }
 

@@ -69,7 +69,16 @@ fn engine(b: &Book) -> Engine {
     let entry: Vec<f64> = b.rows.iter().map(|r| r.3).collect();
     let margin: Vec<f64> = b.rows.iter().map(|r| r.4).collect();
     let market = vec![0u32; b.rows.len()];
-    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &[] };
+    let cols = PositionColumns {
+        account: &account,
+        market: &market,
+        side: &side,
+        qty: &qty,
+        entry: &entry,
+        margin: &margin,
+        adl_cap: &[],
+        cross: &[],
+    };
     e.load(cols, &["X".to_string()], None, None).unwrap();
     e.set_marks(&[("X".to_string(), b.mark)], None).unwrap();
     e
@@ -227,7 +236,15 @@ fn cross_book() -> impl Strategy<Value = CrossBookCase> {
         Just(Policy::Dydx)
     ];
     let ops = prop::collection::vec((0usize..40, any::<bool>(), any::<bool>()), 1..10);
-    (policy, prop::collection::vec(row, 1..30), 0u64..10, prop::collection::vec(0u32..100_000, 9), (85u32..116, 85u32..116), 0u32..3_000, ops)
+    (
+        policy,
+        prop::collection::vec(row, 1..30),
+        0u64..10,
+        prop::collection::vec(0u32..100_000, 9),
+        (85u32..116, 85u32..116),
+        0u32..3_000,
+        ops,
+    )
         .prop_map(|(policy, rows, cross_accounts, wallets, marks, fund, ops)| {
             let mut seen = std::collections::HashSet::new();
             let rows = rows
@@ -259,7 +276,16 @@ fn cross_engine(b: &CrossBookCase) -> Engine {
     let entry: Vec<f64> = b.rows.iter().map(|r| r.4).collect();
     let margin: Vec<f64> = b.rows.iter().map(|r| r.5).collect();
     let cross: Vec<u8> = b.rows.iter().map(|r| (r.0 <= b.cross_accounts) as u8).collect();
-    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &cross };
+    let cols = PositionColumns {
+        account: &account,
+        market: &market,
+        side: &side,
+        qty: &qty,
+        entry: &entry,
+        margin: &margin,
+        adl_cap: &[],
+        cross: &cross,
+    };
     let accounts: Vec<u64> = (1..=9).collect();
     e.load(cols, &["X".to_string(), "Y".to_string()], Some((&accounts, &b.wallets)), None).unwrap();
     e.set_marks(&[("X".to_string(), b.marks.0), ("Y".to_string(), b.marks.1)], None).unwrap();

@@ -1,0 +1,178 @@
+//! Liquidation cascades over a price path. Each step moves marks, finds the positions that
+//! became liquidatable, and liquidates them worst first (lowest equity / maintenance, then
+//! slot) through the engine's waterfall at a fill price from the slippage model.
+//!
+//! Finding them does not rescan the book. An isolated position's liquidation price
+//! `(q·E − σ·M)/(q·(1 − σ·mmr))` does not move with the mark, and an ADL partial close keeps
+//! it (margin and size shrink together; margin rounding moves it by less than one cash unit
+//! over the position). So each (market, side) keeps its positions sorted by that price, and a
+//! step only advances a cursor: longs from the highest price down while it is ≥ the mark,
+//! shorts from the lowest up while it is ≤ the mark. Every candidate is confirmed with the
+//! exact integer health check. Cross accounts depend on every mark of the account: each step
+//! checks all of them (their totals are refreshed by `set_marks` anyway).
+
+use std::collections::VecDeque;
+
+use crate::core::engine::{Engine, Liquidation, Request};
+use crate::core::error::{AdlError, Result};
+use crate::core::position::{side_slot, Side};
+
+/// The external book's fill price for a liquidation: the mark moved against the liquidated
+/// side by `bps_per_million` basis points per million of quote notional. The notional is the
+/// liquidation's own plus what was liquidated in the same market within `window` before it
+/// (in the price path's time unit). Capped at `max_bps`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Slippage {
+    pub bps_per_million: f64,
+    pub window: i64,
+    pub max_bps: f64,
+}
+
+impl Slippage {
+    pub fn check(&self) -> Result<()> {
+        if !(self.bps_per_million.is_finite() && self.bps_per_million >= 0.0) {
+            return Err(AdlError::config("bps_per_million", format!("{} must be finite and >= 0", self.bps_per_million)));
+        }
+        if !(self.max_bps.is_finite() && (0.0..10_000.0).contains(&self.max_bps)) {
+            return Err(AdlError::config("max_bps", format!("{} must be in [0, 10000)", self.max_bps)));
+        }
+        if self.window < 0 {
+            return Err(AdlError::config("window", format!("{} must be >= 0", self.window)));
+        }
+        Ok(())
+    }
+
+    /// Fill price (quote units) for selling (`side` = 1, a long) or buying back (−1) `notional`
+    /// at `mark` with `recent` notional liquidated just before.
+    pub fn fill_price(&self, mark: f64, side: Side, notional: f64, recent: f64) -> f64 {
+        let bps = (self.bps_per_million * (notional + recent) / 1e6).min(self.max_bps);
+        mark * (1.0 - side as f64 * bps / 1e4)
+    }
+}
+
+/// One market side's positions in the order the mark reaches their liquidation price.
+#[derive(Clone, Default)]
+struct Queue {
+    /// (liquidation price in ticks, slot, account): longs descending, shorts ascending.
+    order: Vec<(f64, u32, u64)>,
+    next: usize,
+}
+
+/// A cascade simulation over an engine.
+pub struct Simulation {
+    pub engine: Engine,
+    pub slippage: Slippage,
+    /// Per market: [longs, shorts].
+    queues: Vec<[Queue; 2]>,
+    /// Per market: liquidated notional by time, for the slippage's recent volume.
+    recent: Vec<VecDeque<(i64, f64)>>,
+}
+
+/// What one step did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepOutcome {
+    pub liquidations: Vec<(Liquidation, f64, f64)>,
+}
+
+impl Simulation {
+    /// Takes the engine (marks need not be set yet) and orders its isolated positions.
+    pub fn new(engine: Engine, slippage: Slippage) -> Result<Simulation> {
+        slippage.check()?;
+        let n = engine.markets().len();
+        let mut queues = vec![<[Queue; 2]>::default(); n];
+        for (slot, p) in engine.store().iter() {
+            if p.cross {
+                continue;
+            }
+            let m = engine.market(p.market);
+            queues[p.market as usize][side_slot(p.side)].order.push((p.liquidation_ticks(&m.grid, m.rate_ppm), slot, p.account));
+        }
+        for q in queues.iter_mut() {
+            q[0].order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            q[1].order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        }
+        Ok(Simulation { engine, slippage, queues, recent: vec![VecDeque::new(); n] })
+    }
+
+    /// Candidates whose liquidation price the mark has reached, confirmed exactly: (ratio,
+    /// slot). A candidate not (yet) below maintenance stops its queue's cursor.
+    fn candidates(&mut self) -> Vec<(f64, u32)> {
+        let mut out = Vec::new();
+        for (mi, sides) in self.queues.iter_mut().enumerate() {
+            let m = self.engine.market(mi as u32);
+            let Some(mark) = m.mark else { continue };
+            for (si, q) in sides.iter_mut().enumerate() {
+                while let Some(&(liq, slot, account)) = q.order.get(q.next) {
+                    let reached = if si == 0 { mark as f64 <= liq } else { mark as f64 >= liq };
+                    if !reached {
+                        break;
+                    }
+                    let p = self.engine.store().get(slot);
+                    // Gone (closed by ADL or liquidated): the slot is free or reused.
+                    if p.qty == 0 || p.account != account || p.market != mi as u32 || side_slot(p.side) != si {
+                        q.next += 1;
+                        continue;
+                    }
+                    let (e, mm) = (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, m.rate_ppm));
+                    if e >= mm {
+                        break;
+                    }
+                    out.push((if mm > 0 { e as f64 / mm as f64 } else { f64::NEG_INFINITY }, slot));
+                    q.next += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// Moves the marks (market id, price) at `ts` and liquidates what became liquidatable:
+    /// isolated positions worst first, then cross accounts below maintenance (largest
+    /// shortfall first). Returns each liquidation with its mark and fill price.
+    pub fn step(&mut self, marks: &[(u32, f64)], ts: i64) -> Result<StepOutcome> {
+        let named: Vec<(String, f64)> = marks.iter().map(|&(m, p)| (self.engine.market(m).name.clone(), p)).collect();
+        self.engine.set_marks(&named, Some(ts))?;
+        let mut cands = self.candidates();
+        cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut out = StepOutcome::default();
+        for (_, slot) in cands {
+            let p = *self.engine.store().get(slot);
+            if p.qty == 0 {
+                continue; // closed by an earlier ADL in this step
+            }
+            self.liquidate_one(p.account, p.market, p.side, ts, &mut out)?;
+        }
+        let mut cross: Vec<(i128, u64)> =
+            self.engine.cross_accounts().filter(|t| t.1.liquidatable()).map(|(a, t)| (t.tnc() - t.maintenance, a)).collect();
+        cross.sort_unstable();
+        for (_, account) in cross {
+            // Largest maintenance first, like `liquidate_account`, each at its own fill price.
+            for (market, side) in self.engine.cross_order(account)? {
+                self.liquidate_one(account, market, side, ts, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn liquidate_one(&mut self, account: u64, market: u32, side: Side, ts: i64, out: &mut StepOutcome) -> Result<()> {
+        let m = self.engine.market(market);
+        let mark_ticks = m.mark()?;
+        let mark = m.grid.price_f64(mark_ticks as f64);
+        let Some(slot) = self.engine.store().find(&(account, market, side)) else { return Ok(()) };
+        let p = self.engine.store().get(slot);
+        let notional = m.grid.qty_f64(p.qty) * mark;
+        let recent = &mut self.recent[market as usize];
+        while recent.front().is_some_and(|&(t, _)| t < ts - self.slippage.window) {
+            recent.pop_front();
+        }
+        let before: f64 = recent.iter().map(|r| r.1).sum();
+        let raw = self.slippage.fill_price(mark, side, notional, before);
+        // On the grid and positive: a long sells at or below the mark, a short buys at or above.
+        let scale = m.grid.price_scale;
+        let ticks = if side > 0 { (raw * scale).floor() } else { (raw * scale).ceil() };
+        let fill = (ticks.max(1.0)) / scale;
+        let l = self.engine.liquidate(Request { account, market, side, fill_price: Some(fill), force: true }, false)?;
+        recent.push_back((ts, notional));
+        out.liquidations.push((l, mark, fill));
+        Ok(())
+    }
+}
