@@ -21,6 +21,8 @@ from adl.errors import (
     StorageError,
     UnknownPositionError,
 )
+from adl.cascade import SimulationResult, Slippage, compare, simulate
+from adl.scenario import crash_path, read_positions, read_prices, synthetic_book
 from adl.stateless import deleverage, rank
 from adl.wealth import allocate, allocation_metrics
 
@@ -37,12 +39,20 @@ __all__ = [
     "Market",
     "NotLiquidatableError",
     "SchemaError",
+    "SimulationResult",
+    "Slippage",
     "StorageError",
     "UnknownMarketError",
     "UnknownPositionError",
     "__version__",
     "allocate",
     "allocation_metrics",
+    "compare",
+    "crash_path",
     "deleverage",
     "rank",
+    "read_positions",
+    "read_prices",
+    "simulate",
+    "synthetic_book",
 ]

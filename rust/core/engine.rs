@@ -76,6 +76,9 @@ pub struct Fill {
     pub rank: Option<u64>,
     pub score: Option<f64>,
     pub kind: FillKind,
+    /// The counterparty's entry price (quote units) for ADL fills: with `price` it gives the
+    /// profit the counterparty gave up.
+    pub entry: Option<f64>,
 }
 
 /// The outcome of one liquidation. Cash amounts in cash units.
@@ -128,6 +131,14 @@ struct AdlLeg {
     credit: i128,
 }
 
+/// A planned liquidation, or the opposite-side index it needs first.
+enum Planned {
+    Done(Plan),
+    /// An index holding at least the head of the queue with this many lots.
+    NeedHead(i64),
+    NeedComplete,
+}
+
 struct Plan {
     slot: u32,
     /// Cash moved from a cross account's wallet into the liquidated position (its effective margin).
@@ -175,6 +186,9 @@ pub struct Engine {
     pub adl_price: AdlPrice,
     /// Seed of the `dydx` walk's start (with the event id).
     pub seed: u64,
+    /// Whether fills are kept in the event log (`events()`); simulations that only need
+    /// aggregates turn it off. Not part of snapshots.
+    pub record_fills: bool,
     pub(crate) trigger: TriggerState,
     pub cash_decimals: u32,
     pub default_spec: MarketSpec,
@@ -202,6 +216,7 @@ impl Engine {
             policy,
             adl_price: policy.adl_price(),
             seed: 0,
+            record_fills: true,
             trigger: TriggerState::new(Trigger::FundEmpty, fund),
             cash_decimals,
             default_spec,
@@ -676,22 +691,31 @@ impl Engine {
 
     /// Plans a liquidation, building the opposite side's ranking index only when the event
     /// reaches ADL (a mark change leaves it stale; events the book or fund cover skip it).
+    /// Ranked policies first get an index of the queue's head only (see
+    /// `Market::head_index`), and a complete one if the head does not hold enough lots.
     fn plan_with_index(&mut self, slot: u32, fill: Option<i64>) -> Result<Plan> {
-        if let Some(plan) = self.plan(slot, fill)? {
-            return Ok(plan);
+        let (market, side) = {
+            let p = self.store.get(slot);
+            (p.market as usize, -p.side)
+        };
+        for _ in 0..3 {
+            let need = match self.plan(slot, fill)? {
+                Planned::Done(plan) => return Ok(plan),
+                Planned::NeedHead(lots) => Some(lots),
+                Planned::NeedComplete => None,
+            };
+            let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
+            let m = &mut self.markets[market];
+            match need {
+                Some(lots) => m.head_index(&mut self.store, &scoring, side, lots)?,
+                None => m.index(&mut self.store, &scoring, side)?,
+            };
         }
-        let p = *self.store.get(slot);
-        self.opposite_index(p.market, p.side)?;
-        Ok(self.plan(slot, fill)?.expect("the opposite index is built"))
-    }
-
-    fn opposite_index(&mut self, market: u32, side: Side) -> Result<()> {
-        self.ranking(market, -side).map(|_| ())
+        unreachable!("a complete opposite index satisfies every plan")
     }
 
     /// The waterfall of DOMAIN.md §2 in exact integer cash.
-    /// `None` when the event needs the opposite side's index and it is stale.
-    fn plan(&self, slot: u32, fill: Option<i64>) -> Result<Option<Plan>> {
+    fn plan(&self, slot: u32, fill: Option<i64>) -> Result<Planned> {
         let mut p = *self.store.get(slot);
         let m = &self.markets[p.market as usize];
         let g: &Grid = &m.grid;
@@ -731,6 +755,7 @@ impl Engine {
             rank: None,
             score: None,
             kind,
+            entry: None,
         };
         // Value passed to the book by closing `lots` at F: σ·lots·(P − F).
         let book_value = |lots: i64| s * g.value(lots, mark - f_px);
@@ -743,7 +768,7 @@ impl Engine {
             out.fills.push(book_fill(q, FillKind::External));
             out.to_fund = whole;
             out.external_lots = q;
-            return Ok(Some(Plan { slot, wallet_debit, legs: Vec::new(), book_value: book_value(q), outcome: out }));
+            return Ok(Planned::Done(Plan { slot, wallet_debit, legs: Vec::new(), book_value: book_value(q), outcome: out }));
         }
         // 2. The fund covers whole lots: Q_f = max k with pay(k) <= fund, where the covered
         // lots carry ceil(M·k/Q) of the margin (rounding in the fund's favour).
@@ -774,18 +799,31 @@ impl Engine {
         let takes = if lots_left == 0 {
             Vec::new()
         } else {
-            let Some(index) = m.current_index(-p.side) else { return Ok(None) };
+            // Queue policies can start from the head of the queue; the others see everyone.
+            let head_ok = matches!(self.policy, Policy::Bitmex | Policy::Binance | Policy::Hyperliquid | Policy::Custom | Policy::MinMaxLeverage);
+            let head_only = m.is_head_only(-p.side);
+            let index = match m.current_index(-p.side) {
+                Some(index) if head_ok || !head_only => index,
+                Some(_) => return Ok(Planned::NeedComplete),
+                None => return Ok(if head_ok { Planned::NeedHead(lots_left) } else { Planned::NeedComplete }),
+            };
             let members = &m.members[side_slot(-p.side)];
             let opposite = OppositeSide { store: &self.store, index, members, grid: g, rate_ppm: m.rate_ppm, mark, scoring: &scoring };
-            match self.policy {
+            let takes = match self.policy {
                 Policy::SizeProRata => SizeProRata.allocate(&opposite, lots_left, p.account),
                 Policy::WealthProRata => WeightedProRata { weighting: Weighting::Profit }.allocate(&opposite, lots_left, p.account),
                 Policy::LeveredProRata => WeightedProRata { weighting: Weighting::LeveredProfit }.allocate(&opposite, lots_left, p.account),
                 Policy::CappedProRata => WeightedProRata { weighting: Weighting::CappedSize }.allocate(&opposite, lots_left, p.account),
+                Policy::MinMaxLeverage if head_only => RankedQueue.allocate(&opposite, lots_left, p.account),
                 Policy::MinMaxLeverage => LeverageQueue.allocate(&opposite, lots_left, p.account),
                 Policy::Dydx => DydxWalk { seed: self.seed, event }.allocate(&opposite, lots_left, p.account),
                 _ => RankedQueue.allocate(&opposite, lots_left, p.account),
+            };
+            // The head ran out before the lots did: the whole side is needed.
+            if head_only && takes.iter().map(|t| t.lots).sum::<i64>() < lots_left {
+                return Ok(Planned::NeedComplete);
             }
+            takes
         };
         let mut legs = Vec::with_capacity(takes.len());
         // At the mark, what the bankrupt lots are worth there (margin + PnL) is settled below.
@@ -820,6 +858,7 @@ impl Engine {
                 rank: take.rank,
                 score: take.score,
                 kind: FillKind::Adl,
+                entry: Some(g.price_f64(c.entry as f64)),
             });
             out.adl_lots += take.lots;
             out.cancel_orders.push((c.account, c.market, c.side));
@@ -851,7 +890,7 @@ impl Engine {
         self.fund.add_c(out.to_fund, "insurance fund")?;
         self.bad_debt.add_c(out.bad_debt, "bad debt")?;
         self.book_value.add_c(total_book_value, "book value")?;
-        Ok(Some(Plan { slot, wallet_debit, legs, book_value: total_book_value, outcome: out }))
+        Ok(Planned::Done(Plan { slot, wallet_debit, legs, book_value: total_book_value, outcome: out }))
     }
 
     fn apply_plan(&mut self, plan: Plan) -> Liquidation {
@@ -903,7 +942,7 @@ impl Engine {
         self.book_value += book_value;
         self.next_event += 1;
         self.trigger.observe(self.ts, self.fund);
-        for f in &outcome.fills {
+        for f in outcome.fills.iter().filter(|_| self.record_fills) {
             self.events.push(f.clone());
         }
         outcome

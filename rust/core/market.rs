@@ -4,7 +4,7 @@ use crate::core::error::{AdlError, Result};
 use crate::core::fixed::{Grid, RATE_SCALE};
 use crate::core::position::{side_slot, PositionStore, Side, NO_INDEX};
 use crate::core::ranking::{Entry, QueueOrder, RankIndex};
-use crate::core::score::Fraction;
+use crate::core::score::{desc_key, near, Fraction};
 use crate::core::scoring::Scoring;
 
 /// Queue order over the positions of one market at its mark.
@@ -61,6 +61,9 @@ pub struct Market {
     pub members: [Vec<u32>; 2],
     /// Ranking index per side; `None` when stale (marks moved or the book was replaced).
     index: [Option<RankIndex>; 2],
+    /// Per side: `Some(cut)` when the index holds only the head of the queue (every eligible
+    /// position whose score is above `cut`, and those near it); `None` when it is complete.
+    cut: [Option<f64>; 2],
 }
 
 impl Market {
@@ -73,6 +76,7 @@ impl Market {
             mark: None,
             members: [Vec::new(), Vec::new()],
             index: [None, None],
+            cut: [None, None],
         })
     }
 
@@ -135,7 +139,12 @@ impl Market {
         let score = scoring.score(&self.grid, self.rate_ppm, mark, slot, &p);
         match (score, p.index_pos) {
             (None, NO_INDEX) => {}
-            (Some(_), NO_INDEX) => self.index[s] = None,
+            // Below the cut of a head-only index it stays out; otherwise the index is stale.
+            (Some(score), NO_INDEX) => {
+                if !matches!(self.cut[s], Some(cut) if score < cut && !near(score, cut)) {
+                    self.index[s] = None;
+                }
+            }
             (None, pos) => {
                 idx.remove(pos as usize, p.qty);
                 store.get_mut(slot).index_pos = NO_INDEX;
@@ -151,30 +160,92 @@ impl Market {
         }
     }
 
-    /// The ranking index of `side`, rebuilt first if stale. Requires a mark.
+    /// The complete ranking index of `side`, rebuilt first if stale or head-only. Requires a mark.
     pub fn index(&mut self, store: &mut PositionStore, scoring: &Scoring<'_>, side: Side) -> Result<&RankIndex> {
         let s = side_slot(side);
-        if self.index[s].is_none() {
-            let mark = self.mark()?;
-            let mut entries = Vec::with_capacity(self.members[s].len());
-            for &slot in &self.members[s] {
-                let p = store.get_mut(slot);
-                p.index_pos = NO_INDEX;
-                if let Some(score) = scoring.score(&self.grid, self.rate_ppm, mark, slot, p) {
-                    entries.push(Entry { slot, account: p.account, score, lots: p.qty });
-                }
-            }
-            let idx = RankIndex::build(entries, &MarketOrder { store, grid: &self.grid, rate_ppm: self.rate_ppm, scoring, mark });
-            for (pos, slot) in idx.slots() {
-                store.get_mut(slot).index_pos = pos as u32;
-            }
-            self.index[s] = Some(idx);
+        if self.index[s].is_none() || self.cut[s].is_some() {
+            self.build(store, scoring, side, None)?;
         }
         Ok(self.index[s].as_ref().expect("built above"))
     }
 
-    /// The index of `side` if it is current.
+    /// An index of `side` holding at least the head of the queue with `lots` lots (any
+    /// current index will do; a new one keeps only about the best `4·lots` lots). Scoring
+    /// every position is O(n); sorting only the head avoids the O(n log n) full sort that a
+    /// mark change would otherwise cost the next event.
+    pub fn head_index(&mut self, store: &mut PositionStore, scoring: &Scoring<'_>, side: Side, lots: i64) -> Result<&RankIndex> {
+        let s = side_slot(side);
+        if self.index[s].is_none() {
+            self.build(store, scoring, side, Some(lots))?;
+        }
+        Ok(self.index[s].as_ref().expect("built above"))
+    }
+
+    /// Whether the index of `side` holds only the head of the queue.
+    pub fn is_head_only(&self, side: Side) -> bool {
+        self.cut[side_slot(side)].is_some()
+    }
+
+    fn build(&mut self, store: &mut PositionStore, scoring: &Scoring<'_>, side: Side, head_lots: Option<i64>) -> Result<()> {
+        let s = side_slot(side);
+        let mark = self.mark()?;
+        let mut entries = Vec::with_capacity(self.members[s].len());
+        for &slot in &self.members[s] {
+            let p = store.get_mut(slot);
+            p.index_pos = NO_INDEX;
+            if let Some(score) = scoring.score(&self.grid, self.rate_ppm, mark, slot, p) {
+                entries.push(Entry { slot, account: p.account, score, lots: p.qty });
+            }
+        }
+        self.cut[s] = None;
+        if let Some(lots) = head_lots {
+            if let Some(cut) = keep_head(&mut entries, lots) {
+                self.cut[s] = Some(cut);
+            }
+        }
+        let idx = RankIndex::build(entries, &MarketOrder { store, grid: &self.grid, rate_ppm: self.rate_ppm, scoring, mark });
+        for (pos, slot) in idx.slots() {
+            store.get_mut(slot).index_pos = pos as u32;
+        }
+        self.index[s] = Some(idx);
+        Ok(())
+    }
+
+    /// The index of `side` if it is current (possibly head-only: see `is_head_only`).
     pub fn current_index(&self, side: Side) -> Option<&RankIndex> {
         self.index[side_slot(side)].as_ref()
     }
+}
+
+/// Keeps the best entries holding at least `4·lots` lots (and at least 1,024 of them) plus
+/// every entry whose score is near the worst kept one (only the exact comparison can order
+/// those). Returns the lowest kept score, or `None` when everything is kept.
+fn keep_head(entries: &mut Vec<Entry>, lots: i64) -> Option<f64> {
+    const MIN_KEEP: usize = 1_024;
+    let n = entries.len();
+    let want = lots.saturating_mul(4);
+    let total: i64 = entries.iter().map(|e| e.lots).sum();
+    if n <= 4 * MIN_KEEP || total <= want {
+        return None;
+    }
+    let key = |e: &Entry| (desc_key(e.score), e.account, e.slot);
+    let avg = (total as f64 / n as f64).max(1.0);
+    let mut k = ((want as f64 / avg) * 2.0) as usize;
+    k = k.clamp(MIN_KEEP, n);
+    loop {
+        entries.select_nth_unstable_by_key(k - 1, key);
+        let held: i64 = entries[..k].iter().map(|e| e.lots).sum();
+        if held >= want || k == n {
+            break;
+        }
+        k = (k * 2).min(n);
+    }
+    if k * 2 > n {
+        return None; // most of the side: a complete index costs little more
+    }
+    let cut = entries[..k].iter().map(|e| e.score).fold(f64::INFINITY, f64::min);
+    let mut rest = entries.split_off(k);
+    rest.retain(|e| near(e.score, cut));
+    entries.extend(rest);
+    Some(entries.iter().map(|e| e.score).fold(f64::INFINITY, f64::min))
 }

@@ -58,10 +58,27 @@ struct Queue {
     next: usize,
 }
 
+/// What the ADL fills of a run took from one counterparty account (quote units).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Tally {
+    /// Base quantity closed by ADL (summed across markets).
+    pub qty: f64,
+    /// Σ qty · mark at the event.
+    pub notional: f64,
+    /// Σ (σ·qty·(mark − entry))⁺: the profit the closed lots had at the event.
+    pub profit_taken: f64,
+    /// Σ σ·qty·(mark − P_ADL): the loss against the mark at the event (the deficit covered).
+    pub need: f64,
+    /// Σ σ·qty·(P_{t+Δ} − P_ADL): the haircut valued Δ later.
+    pub haircut: f64,
+}
+
 /// A cascade simulation over an engine.
 pub struct Simulation {
     pub engine: Engine,
     pub slippage: Slippage,
+    /// Per counterparty account, what ADL took (see `Tally`).
+    pub tally: rustc_hash::FxHashMap<u64, Tally>,
     /// Per market: [longs, shorts].
     queues: Vec<[Queue; 2]>,
     /// Per market: liquidated notional by time, for the slippage's recent volume.
@@ -71,6 +88,7 @@ pub struct Simulation {
 /// What one step did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StepOutcome {
+    /// (liquidation without its fills, mark, fill price).
     pub liquidations: Vec<(Liquidation, f64, f64)>,
 }
 
@@ -91,7 +109,7 @@ impl Simulation {
             q[0].order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             q[1].order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         }
-        Ok(Simulation { engine, slippage, queues, recent: vec![VecDeque::new(); n] })
+        Ok(Simulation { engine, slippage, tally: Default::default(), queues, recent: vec![VecDeque::new(); n] })
     }
 
     /// Candidates whose liquidation price the mark has reached, confirmed exactly: (ratio,
@@ -127,8 +145,9 @@ impl Simulation {
 
     /// Moves the marks (market id, price) at `ts` and liquidates what became liquidatable:
     /// isolated positions worst first, then cross accounts below maintenance (largest
-    /// shortfall first). Returns each liquidation with its mark and fill price.
-    pub fn step(&mut self, marks: &[(u32, f64)], ts: i64) -> Result<StepOutcome> {
+    /// shortfall first). Returns each liquidation with its mark and fill price. `later[m]` is
+    /// market m's mark Δ later (NaN: unknown, the event's mark is used), for the haircuts.
+    pub fn step(&mut self, marks: &[(u32, f64)], ts: i64, later: &[f64]) -> Result<StepOutcome> {
         let named: Vec<(String, f64)> = marks.iter().map(|&(m, p)| (self.engine.market(m).name.clone(), p)).collect();
         self.engine.set_marks(&named, Some(ts))?;
         let mut cands = self.candidates();
@@ -149,6 +168,23 @@ impl Simulation {
             for (market, side) in self.engine.cross_order(account)? {
                 self.liquidate_one(account, market, side, ts, &mut out)?;
             }
+        }
+        for (l, mark, _) in out.liquidations.iter_mut() {
+            let later = later.get(l.key.1 as usize).copied().filter(|x| x.is_finite()).unwrap_or(*mark);
+            let g = &self.engine.market(l.key.1).grid;
+            for f in l.fills.iter().filter(|f| f.kind == crate::core::engine::FillKind::Adl) {
+                let (Some(account), Some(side)) = (f.account, f.side) else { continue };
+                let (q, s) = (g.qty_f64(f.lots), side as f64);
+                let t = self.tally.entry(account).or_default();
+                t.qty += q;
+                t.notional += q * *mark;
+                t.profit_taken += (s * q * (*mark - f.entry.unwrap_or(f.price))).max(0.0);
+                t.need += s * q * (*mark - f.price);
+                t.haircut += s * q * (later - f.price);
+            }
+            // Tallied (and in the engine's log if kept): pro-rata events hold a fill per
+            // opposite position, too many to keep per step.
+            l.fills = Vec::new();
         }
         Ok(out)
     }

@@ -136,6 +136,7 @@ fn put_fill(w: &mut Writer, f: &Fill) {
     w.opt_u64(f.rank);
     w.opt_f64(f.score);
     w.u8(kind_code(f.kind));
+    w.opt_f64(f.entry);
 }
 
 fn get_fill(r: &mut Reader<'_>) -> Result<Fill> {
@@ -156,6 +157,7 @@ fn get_fill(r: &mut Reader<'_>) -> Result<Fill> {
         2 => FillKind::BadDebt,
         c => return Err(r.corrupt(format!("unknown fill kind {c}"))),
     };
+    let entry = r.opt_f64()?;
     Ok(Fill {
         event,
         ts,
@@ -169,6 +171,7 @@ fn get_fill(r: &mut Reader<'_>) -> Result<Fill> {
         rank,
         score,
         kind,
+        entry,
     })
 }
 

@@ -29,6 +29,15 @@ impl Engine {
         Engine { inner: Mutex::new(Journal::new(e)) }
     }
 
+    pub(crate) fn from_core(e: CoreEngine) -> Engine {
+        Engine::wrap(e)
+    }
+
+    /// A copy of the core engine (without the log).
+    pub(crate) fn core_clone(&self) -> CoreEngine {
+        self.lock().engine.clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Journal> {
         // A panic inside a call is caught before it can unwind through a half-applied
         // mutation (calls validate, then apply), so a poisoned lock still guards a valid state.

@@ -5,6 +5,7 @@
 
 mod engine;
 mod errors;
+mod simulate;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -136,6 +137,8 @@ mod _adl {
     use super::engine::Engine;
     #[pymodule_export]
     use super::rank;
+    #[pymodule_export]
+    use super::simulate::Simulation;
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

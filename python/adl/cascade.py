@@ -1,0 +1,291 @@
+"""Liquidation cascades over a price path, and the same book under several policies.
+
+The loop runs in Rust (``adl._adl.Simulation``): each step moves the marks, takes the positions
+the mark has pushed past their liquidation price (kept sorted, no rescans), and liquidates
+them worst first through the engine's waterfall at the slippage model's fill price. Python
+only shapes the frames and computes the haircut statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from adl import _adl
+from adl._io import Frame, Market, collect, numpy_view, side_series, symbol_series
+from adl.engine import AdlPrice, Engine, Policy, Trigger
+from adl.errors import InvalidInputError, SchemaError
+
+
+@dataclass(frozen=True)
+class Slippage:
+    """The external book's fill price for a liquidation of notional ``N`` (quote units):
+    the mark moved against the liquidated side by ``bps_per_million`` basis points per
+    million of ``N + R``, where ``R`` is the notional liquidated in the same market within
+    the last ``window`` time units, capped at ``max_bps``. Rounded to the price grid away
+    from the liquidated side (a long sells at or below the mark).
+
+    >>> import adl
+    >>> adl.Slippage(bps_per_million=5.0).bps_per_million
+    5.0
+    """
+
+    bps_per_million: float = 5.0
+    window: int = 60_000
+    max_bps: float = 500.0
+
+
+def _prices_frame(prices: Frame) -> pl.DataFrame:
+    df = collect(prices, "prices")
+    missing = [c for c in ("ts", "symbol", "mark") if c not in df.columns]
+    if missing:
+        raise SchemaError(f"prices: missing column(s) {missing}; required ['ts', 'symbol', 'mark']", missing[0], None)
+    if not df["ts"].dtype.is_integer():
+        raise SchemaError(f"prices: ts has dtype {df['ts'].dtype}, expected integers (your clock's unit)", "ts", None)
+    if not df["mark"].dtype.is_numeric():
+        raise SchemaError(f"prices: mark has dtype {df['mark'].dtype}, expected numbers", "mark", None)
+    for c in ("ts", "symbol", "mark"):
+        if df[c].null_count():
+            row = int(df[c].is_null().arg_max() or 0)
+            raise InvalidInputError(f"prices: {c}[row {row}] is null", c, row)
+    mark = df["mark"].cast(pl.Float64)
+    bad = ~(mark.is_finite() & (mark > 0))
+    if bad.any():
+        row = int(bad.arg_max() or 0)
+        raise InvalidInputError(f"prices: mark[row {row}] = {mark[row]} must be finite and > 0", "mark", row)
+    return df.select(pl.col("ts").cast(pl.Int64), pl.col("symbol").cast(pl.String), mark.alias("mark")).sort("ts", maintain_order=True)
+
+
+def _num(x: Any) -> float:
+    """A Polars scalar aggregate as a float (0.0 for null)."""
+    return 0.0 if x is None else float(x)
+
+
+class SimulationResult:
+    """Frames of one simulated cascade (all Polars):
+
+    - ``liquidations``: one row per liquidation (``ts, event, symbol, account, side, qty, mark,
+      fill_price, to_fund, from_fund, bad_debt, adl_qty, external_qty``);
+    - ``fills``: the engine's fill records (DOMAIN.md §5; empty with ``keep_fills=False``);
+    - ``fund``: per step ``ts, fund, bad_debt, liquidations, liquidated_notional, adl_notional``;
+    - ``accounts``: per ADL counterparty ``adl_qty, adl_notional, profit_taken`` (its lots'
+      profit at the event's mark), ``need`` (its loss against the mark at the event),
+      ``haircut`` (``x(Δ) = σ·q·(P_{t+Δ} − P_ADL)`` summed), ``equity_start`` and
+      ``haircut_pct`` of it (computed in Rust as the run goes, so they need no fill log);
+    - ``summary``: one row of totals (see :func:`simulate`).
+    """
+
+    def __init__(self, policy: str, steps: pl.DataFrame, liquidations: pl.DataFrame, engine: Engine,
+                 prices: pl.DataFrame, tally: pl.DataFrame, equity_start: pl.DataFrame,
+                 fund_start: float, horizon: int) -> None:
+        self.policy = policy
+        self.fund = steps
+        self.liquidations = liquidations
+        self.engine = engine
+        self._prices = prices
+        self._tally = tally
+        self._equity_start = equity_start
+        self._fund_start = fund_start
+        self.horizon = horizon
+
+    @cached_property
+    def fills(self) -> pl.DataFrame:
+        return self.engine.events()
+
+    @cached_property
+    def accounts(self) -> pl.DataFrame:
+        per = self._tally.join(self._equity_start, on="account", how="left")
+        return per.with_columns(
+            haircut_pct=pl.when(pl.col("equity_start") > 0).then(100.0 * pl.col("haircut") / pl.col("equity_start"))
+        ).sort("haircut", "account", descending=[True, False])
+
+    @cached_property
+    def summary(self) -> pl.DataFrame:
+        """One row. ``need`` = the deficit ADL covered (the counterparties' loss against the
+        mark at the event time); ``haircut`` = Σ x(Δ); ``overshoot`` = haircut − need;
+        ``residual`` = bad debt; ``ptsr``/``pmr`` as DOMAIN.md §4 with ``w`` = each account's
+        profit on the lots taken and ``D`` = need + residual (NaN when residual = 0)."""
+        acc, liq = self.accounts, self.liquidations
+        need = float(acc["need"].sum()) if acc.height else 0.0
+        haircut = float(acc["haircut"].sum()) if acc.height else 0.0
+        residual = float(self.engine.bad_debt)
+        kept = _num((acc["profit_taken"] - acc["haircut"].clip(0.0)).clip(0.0).max()) if acc.height else 0.0
+        deficit = need + residual
+        max_loss = _num((liq["from_fund"] + liq["bad_debt"]).max()) if liq.height else 0.0
+        ptsr = kept / residual if residual > 0 else math.nan
+        pmr = kept / ((residual / deficit) * max_loss) if residual > 0 and deficit > 0 and max_loss > 0 else math.nan
+        fund = self.fund["fund"]
+        return pl.DataFrame({
+            "policy": [self.policy],
+            "steps": [self.fund.height],
+            "liquidations": [liq.height],
+            "liquidated_notional": [float(self.fund["liquidated_notional"].sum())],
+            "adl_events": [int((liq["adl_qty"] > 0).sum()) if liq.height else 0],
+            "adl_notional": [float(self.fund["adl_notional"].sum())],
+            "accounts_hit": [acc.height],
+            "bad_debt": [residual],
+            "fund_start": [self._fund_start],
+            "fund_min": [min(self._fund_start, _num(fund.min())) if fund.len() else self._fund_start],
+            "fund_end": [float(fund[-1]) if fund.len() else self._fund_start],
+            "need": [need],
+            "haircut": [haircut],
+            "overshoot": [haircut - need],
+            "max_haircut_pct": [_num(acc["haircut_pct"].max()) if acc.height else 0.0],
+            "residual": [residual],
+            "ptsr": [ptsr],
+            "pmr": [pmr],
+            "horizon": [self.horizon],
+        })
+
+    def report(self, path: str | Path) -> Path:
+        """Writes a self-contained HTML report (needs the ``report`` extra); see :mod:`adl.report`."""
+        from adl.report import write_report
+
+        return write_report([self], path)
+
+    def __repr__(self) -> str:
+        s = self.summary.row(0, named=True)
+        return (f"SimulationResult(policy={s['policy']!r}, liquidations={s['liquidations']}, "
+                f"bad_debt={s['bad_debt']:.2f}, fund_min={s['fund_min']:.2f}, accounts_hit={s['accounts_hit']})")
+
+
+def simulate(
+    positions: Frame,
+    prices: Frame,
+    *,
+    policy: Policy = "bitmex",
+    insurance_fund: float = 1e6,
+    maintenance_rate: float = 0.005,
+    liquidation: Slippage = Slippage(),
+    accounts: Frame | None = None,
+    markets: Mapping[str, Market] | None = None,
+    horizon: int = 0,
+    cash_decimals: int = 8,
+    qty_decimals: int = 4,
+    price_decimals: int = 4,
+    adl_price: AdlPrice | None = None,
+    seed: int = 0,
+    trigger: Trigger = "fund_empty",
+    keep_fills: bool = True,
+    chunk: int = 100,
+    progress: Any = None,
+) -> SimulationResult:
+    """Runs a liquidation cascade of ``positions`` along ``prices`` (``ts, symbol, mark``).
+
+    Every distinct ``ts`` is a step: its marks are set, the positions below maintenance are
+    liquidated worst first (lowest equity / maintenance) through the waterfall at the
+    ``liquidation`` model's fill price, then cross accounts below maintenance (largest
+    shortfall first). Closed and deleveraged positions leave the book. ``horizon`` (Δ, in
+    ``ts`` units) is how much later the haircuts ``x(Δ) = σ·q·(P_{t+Δ} − P_ADL)`` are valued;
+    at Δ = 0 with ADL at the bankruptcy price the haircut equals the covered deficit.
+    ``progress`` is called with (steps done, steps) after each chunk of ``chunk`` steps.
+    ``keep_fills=False`` keeps no fill log (pro-rata policies close a share of every opposite
+    position at every event: tens of millions of fills, ~120 bytes each); the frames of
+    liquidations, fund and accounts and the summary do not need it.
+
+    >>> import adl, polars as pl
+    >>> book = pl.DataFrame({"account": [1, 2, 3], "side": ["long", "short", "short"],
+    ...     "qty": [10.0, 6.0, 6.0], "entry_price": [100.0, 100.0, 100.0],
+    ...     "margin": [50.0, 100.0, 300.0]})
+    >>> path = pl.DataFrame({"ts": [0, 1, 2], "symbol": ["default"] * 3, "mark": [100.0, 97.0, 94.0]})
+    >>> res = adl.simulate(book, path, insurance_fund=0.0, liquidation=adl.Slippage(0.0))
+    >>> res.liquidations.select("ts", "account", "adl_qty").rows()
+    [(2, 1, 10.0)]
+    >>> res.fills.select("account", "qty", "price").rows()    # P_bk = 100 - 50/10 = 95
+    [(2, 6.0, 95.0), (3, 4.0, 95.0)]
+    """
+    eng = Engine(
+        policy, insurance_fund, maintenance_rate, cash_decimals=cash_decimals, qty_decimals=qty_decimals,
+        price_decimals=price_decimals, markets=markets, adl_price=adl_price, seed=seed, trigger=trigger,
+    )
+    pos = collect(positions)
+    eng.load(pos, accounts)
+    px = _prices_frame(prices)
+    names = eng._names()
+    unknown = px.filter(~pl.col("symbol").is_in(names))
+    if unknown.height:
+        raise InvalidInputError(f"prices: symbol {unknown['symbol'][0]!r} is not in the positions or markets", "symbol", None)
+    # Equity at the first marks: the base of haircut percentages.
+    first = px.group_by("symbol").agg(pl.col("mark").first())
+    if first.height == len(names):
+        eng.set_marks(dict(first.iter_rows()))
+    equity_start = eng.accounts().select("account", pl.col("equity").alias("equity_start"))
+    fund_start = eng.insurance_fund
+    sim = _adl.Simulation(eng._core, liquidation.bps_per_million, int(liquidation.window), liquidation.max_bps, keep_fills)
+    codes = px["symbol"].cast(pl.Enum(names)).to_physical().cast(pl.UInt32)
+    ts = px["ts"]
+    step_ts = ts.unique(maintain_order=True)
+    later = _later_marks(px, step_ts, names, int(horizon))
+    offsets = np.concatenate([[0], np.cumsum(ts.unique_counts().to_numpy())]).astype(np.uint64)
+    mark, code = numpy_view(px["mark"]), numpy_view(codes)
+    step_cols: list[dict[str, Any]] = []
+    liq_cols: list[dict[str, Any]] = []
+    n = step_ts.len()
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        lo, hi = int(offsets[a]), int(offsets[b])
+        nm = len(names)
+        out = sim.run(numpy_view(step_ts[a:b]), offsets[a:b + 1] - offsets[a], code[lo:hi], mark[lo:hi], later[a * nm:b * nm])
+        step_cols.append(out["steps"])
+        liq_cols.append(out["liquidations"])
+        if progress is not None:
+            progress(b, n)
+    steps = pl.concat([pl.DataFrame(c) for c in step_cols]) if step_cols else pl.DataFrame(
+        schema={"ts": pl.Int64, "fund": pl.Float64, "bad_debt": pl.Float64, "liquidations": pl.UInt32,
+                "liquidated_notional": pl.Float64, "adl_notional": pl.Float64})
+    liq = pl.concat([pl.DataFrame(c) for c in liq_cols]) if liq_cols else None
+    liquidations = _liquidations_frame(liq, names)
+    final = Engine._from_core(sim.engine(), eng._score)
+    tally = pl.DataFrame(sim.tally()).with_columns(pl.col("account").cast(pl.UInt64))
+    return SimulationResult(str(policy), steps, liquidations, final, px, tally, equity_start, fund_start, int(horizon))
+
+
+def _later_marks(px: pl.DataFrame, step_ts: pl.Series, names: list[str], horizon: int) -> np.ndarray[Any, Any]:
+    """For each step and market (row-major), the market's mark ``horizon`` after the step: the
+    first price at or after ``ts + horizon``, else its last price; NaN for a market with none."""
+    grid = pl.DataFrame({"ts_later": step_ts + horizon}).with_row_index("step").join(
+        pl.DataFrame({"symbol": names}).with_row_index("market"), how="cross"
+    ).sort("ts_later")
+    later = px.rename({"ts": "ts_later"}).sort("ts_later")
+    joined = grid.join_asof(later, on="ts_later", by="symbol", strategy="forward", check_sortedness=False)
+    last = px.group_by("symbol").agg(pl.col("mark").last().alias("last"))
+    joined = joined.join(last, on="symbol", how="left").with_columns(pl.col("mark").fill_null(pl.col("last")))
+    return joined.sort("step", "market")["mark"].fill_null(float("nan")).to_numpy().astype(np.float64)
+
+
+def _liquidations_frame(liq: pl.DataFrame | None, names: list[str]) -> pl.DataFrame:
+    cols = ["ts", "event", "symbol", "account", "side", "qty", "mark", "fill_price", "to_fund", "from_fund",
+            "bad_debt", "adl_qty", "external_qty"]
+    if liq is None or liq.height == 0:
+        return pl.DataFrame(schema={
+            "ts": pl.Int64, "event": pl.UInt64, "symbol": pl.String, "account": pl.UInt64, "side": pl.String,
+            "qty": pl.Float64, "mark": pl.Float64, "fill_price": pl.Float64, "to_fund": pl.Float64,
+            "from_fund": pl.Float64, "bad_debt": pl.Float64, "adl_qty": pl.Float64, "external_qty": pl.Float64,
+        })
+    return liq.with_columns(
+        symbol=symbol_series(liq["market"].to_numpy(), names).cast(pl.String),
+        side=side_series(liq["side"].to_numpy()).cast(pl.String),
+    ).select(cols)
+
+
+def compare(positions: Frame, prices: Frame, *, policies: Sequence[Policy] = ("bitmex", "size_pro_rata", "min_max_leverage"),
+            **kwargs: Any) -> pl.DataFrame:
+    """Runs :func:`simulate` once per policy on the same book and path (same other arguments;
+    no fill log unless ``keep_fills=True``) and returns the summaries, one row per policy.
+
+    >>> import adl, polars as pl
+    >>> book = pl.DataFrame({"account": [1, 2, 3], "side": ["long", "short", "short"],
+    ...     "qty": [10.0, 6.0, 6.0], "entry_price": [100.0] * 3, "margin": [50.0, 100.0, 300.0]})
+    >>> path = pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [100.0, 94.0]})
+    >>> adl.compare(book, path, policies=["bitmex", "size_pro_rata"], insurance_fund=0.0)["accounts_hit"].to_list()
+    [2, 2]
+    """
+    kwargs.setdefault("keep_fills", False)
+    return pl.concat([simulate(positions, prices, policy=p, **kwargs).summary for p in policies], how="vertical_relaxed")

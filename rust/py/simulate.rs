@@ -1,0 +1,168 @@
+//! The `Simulation` class: a cascade over a price path on a copy of an engine.
+
+use std::sync::Mutex;
+
+use numpy::{IntoPyArray, PyReadonlyArray1};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::engine::Engine;
+use super::run;
+use crate::core::error::AdlError;
+use crate::core::simulate::{Simulation as CoreSimulation, Slippage};
+
+#[pyclass(frozen, module = "adl._adl")]
+pub struct Simulation {
+    inner: Mutex<CoreSimulation>,
+}
+
+/// Per-step and per-liquidation columns of a run.
+#[derive(Default)]
+struct RunColumns {
+    step_ts: Vec<i64>,
+    step_fund: Vec<f64>,
+    step_bad_debt: Vec<f64>,
+    step_liquidations: Vec<u32>,
+    step_liquidated_notional: Vec<f64>,
+    step_adl_notional: Vec<f64>,
+    ts: Vec<i64>,
+    event: Vec<u64>,
+    market: Vec<u32>,
+    account: Vec<u64>,
+    side: Vec<i8>,
+    qty: Vec<f64>,
+    mark: Vec<f64>,
+    fill_price: Vec<f64>,
+    to_fund: Vec<f64>,
+    from_fund: Vec<f64>,
+    bad_debt: Vec<f64>,
+    adl_qty: Vec<f64>,
+    external_qty: Vec<f64>,
+}
+
+#[pymethods]
+impl Simulation {
+    /// A simulation on a copy of `engine` (its book, accounts, fund and policy).
+    #[new]
+    #[pyo3(signature = (engine, bps_per_million, window, max_bps, keep_fills=true))]
+    fn new(py: Python<'_>, engine: &Engine, bps_per_million: f64, window: i64, max_bps: f64, keep_fills: bool) -> PyResult<Self> {
+        let mut core = engine.core_clone();
+        core.record_fills = keep_fills;
+        let sim = run(py, move || CoreSimulation::new(core, Slippage { bps_per_million, window, max_bps }))?;
+        Ok(Simulation { inner: Mutex::new(sim) })
+    }
+
+    /// Runs steps: `step_ts[i]` with the marks `market[offsets[i]..offsets[i+1]]`,
+    /// `mark[...]` (market ids of the engine); `later[i·n_markets + m]` is market m's mark Δ
+    /// after step i (NaN: unknown).
+    #[allow(clippy::too_many_arguments)]
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        step_ts: PyReadonlyArray1<'py, i64>,
+        offsets: PyReadonlyArray1<'py, u64>,
+        market: PyReadonlyArray1<'py, u32>,
+        mark: PyReadonlyArray1<'py, f64>,
+        later: PyReadonlyArray1<'py, f64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (step_ts, offsets, market, mark, later) =
+            (step_ts.as_slice()?, offsets.as_slice()?, market.as_slice()?, mark.as_slice()?, later.as_slice()?);
+        let c = run(py, || {
+            if offsets.len() != step_ts.len() + 1 || offsets.last().is_some_and(|&o| o as usize != market.len()) || market.len() != mark.len() {
+                return Err(AdlError::config("prices", "step offsets do not match the price columns"));
+            }
+            let mut sim = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let n_markets = sim.engine.markets().len() as u32;
+            if later.len() != step_ts.len() * n_markets as usize {
+                return Err(AdlError::config("horizon", "later marks must give one mark per step and market"));
+            }
+            let mut c = RunColumns::default();
+            for (i, &ts) in step_ts.iter().enumerate() {
+                let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+                if a > b {
+                    return Err(AdlError::config("prices", "step offsets are not increasing"));
+                }
+                let marks: Vec<(u32, f64)> = market[a..b].iter().copied().zip(mark[a..b].iter().copied()).collect();
+                if let Some(&(m, _)) = marks.iter().find(|m| m.0 >= n_markets) {
+                    return Err(AdlError::config("symbol", format!("market code {m} out of range")));
+                }
+                let nm = n_markets as usize;
+                let out = sim.step(&marks, ts, &later[i * nm..(i + 1) * nm])?;
+                let e = &sim.engine;
+                let (mut liquidated, mut adl) = (0.0, 0.0);
+                for (l, mk, fill) in &out.liquidations {
+                    let g = &e.market(l.key.1).grid;
+                    let qty = g.qty_f64(l.adl_lots + l.external_lots);
+                    liquidated += qty * mk;
+                    adl += g.qty_f64(l.adl_lots) * mk;
+                    c.ts.push(ts);
+                    c.event.push(l.event);
+                    c.market.push(l.key.1);
+                    c.account.push(l.key.0);
+                    c.side.push(l.key.2);
+                    c.qty.push(qty);
+                    c.mark.push(*mk);
+                    c.fill_price.push(*fill);
+                    c.to_fund.push(e.cash_f64(l.to_fund));
+                    c.from_fund.push(e.cash_f64(l.from_fund));
+                    c.bad_debt.push(e.cash_f64(l.bad_debt));
+                    c.adl_qty.push(g.qty_f64(l.adl_lots));
+                    c.external_qty.push(g.qty_f64(l.external_lots));
+                }
+                c.step_ts.push(ts);
+                c.step_fund.push(e.cash_f64(e.fund()));
+                c.step_bad_debt.push(e.cash_f64(e.bad_debt()));
+                c.step_liquidations.push(out.liquidations.len() as u32);
+                c.step_liquidated_notional.push(liquidated);
+                c.step_adl_notional.push(adl);
+            }
+            Ok(c)
+        })?;
+        let d = PyDict::new(py);
+        let steps = PyDict::new(py);
+        steps.set_item("ts", c.step_ts.into_pyarray(py))?;
+        steps.set_item("fund", c.step_fund.into_pyarray(py))?;
+        steps.set_item("bad_debt", c.step_bad_debt.into_pyarray(py))?;
+        steps.set_item("liquidations", c.step_liquidations.into_pyarray(py))?;
+        steps.set_item("liquidated_notional", c.step_liquidated_notional.into_pyarray(py))?;
+        steps.set_item("adl_notional", c.step_adl_notional.into_pyarray(py))?;
+        d.set_item("steps", steps)?;
+        let l = PyDict::new(py);
+        l.set_item("ts", c.ts.into_pyarray(py))?;
+        l.set_item("event", c.event.into_pyarray(py))?;
+        l.set_item("market", c.market.into_pyarray(py))?;
+        l.set_item("account", c.account.into_pyarray(py))?;
+        l.set_item("side", c.side.into_pyarray(py))?;
+        l.set_item("qty", c.qty.into_pyarray(py))?;
+        l.set_item("mark", c.mark.into_pyarray(py))?;
+        l.set_item("fill_price", c.fill_price.into_pyarray(py))?;
+        l.set_item("to_fund", c.to_fund.into_pyarray(py))?;
+        l.set_item("from_fund", c.from_fund.into_pyarray(py))?;
+        l.set_item("bad_debt", c.bad_debt.into_pyarray(py))?;
+        l.set_item("adl_qty", c.adl_qty.into_pyarray(py))?;
+        l.set_item("external_qty", c.external_qty.into_pyarray(py))?;
+        d.set_item("liquidations", l)?;
+        Ok(d)
+    }
+
+    /// Per counterparty account: what ADL took so far (see `core::simulate::Tally`).
+    fn tally<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let sim = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows: Vec<(u64, crate::core::simulate::Tally)> = sim.tally.iter().map(|(&a, &t)| (a, t)).collect();
+        drop(sim);
+        rows.sort_unstable_by_key(|r| r.0);
+        let d = PyDict::new(py);
+        d.set_item("account", rows.iter().map(|r| r.0).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("adl_qty", rows.iter().map(|r| r.1.qty).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("adl_notional", rows.iter().map(|r| r.1.notional).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("profit_taken", rows.iter().map(|r| r.1.profit_taken).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("need", rows.iter().map(|r| r.1.need).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("haircut", rows.iter().map(|r| r.1.haircut).collect::<Vec<_>>().into_pyarray(py))?;
+        Ok(d)
+    }
+
+    /// A copy of the simulated engine, for its fills, positions and accounts.
+    fn engine(&self) -> Engine {
+        Engine::from_core(self.inner.lock().unwrap_or_else(|p| p.into_inner()).engine.clone())
+    }
+}
