@@ -5,7 +5,7 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Engine", "__version__", "deleverage", "rank"]
+__all__ = ["Engine", "Simulation", "__version__", "deleverage", "rank"]
 __version__: str
 
 _Columns = tuple[
@@ -126,6 +126,7 @@ class Engine:
     def accounts(self) -> dict[str, Any]: ...
     def indicator(self) -> dict[str, Any]: ...
 
+@final
 class Simulation:
     def __new__(
         cls, engine: Engine, bps_per_million: float, window: int, max_bps: float, keep_fills: bool = True

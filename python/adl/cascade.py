@@ -21,7 +21,7 @@ import polars as pl
 from adl import _adl
 from adl._io import Frame, Market, collect, numpy_view, side_series, symbol_series
 from adl.engine import AdlPrice, Engine, Policy, Trigger
-from adl.errors import InvalidInputError, SchemaError
+from adl.errors import InvalidInputError, SchemaError, UnknownPositionError
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,8 @@ class SimulationResult:
     - ``liquidations``: one row per liquidation (``ts, event, symbol, account, side, qty, mark,
       fill_price, to_fund, from_fund, bad_debt, adl_qty, external_qty``);
     - ``fills``: the engine's fill records (DOMAIN.md §5; empty with ``keep_fills=False``);
-    - ``fund``: per step ``ts, fund, bad_debt, liquidations, liquidated_notional, adl_notional``;
+    - ``fund``: per step ``ts, fund`` (at the step's end), ``fund_min`` (its low within the
+      step), ``bad_debt, liquidations, liquidated_notional, adl_notional``;
     - ``accounts``: per ADL counterparty ``adl_qty, adl_notional, profit_taken`` (its lots'
       profit at the event's mark), ``need`` (its loss against the mark at the event),
       ``haircut`` (``x(Δ) = σ·q·(P_{t+Δ} − P_ADL)`` summed), ``equity_start`` and
@@ -132,7 +133,7 @@ class SimulationResult:
             "accounts_hit": [acc.height],
             "bad_debt": [residual],
             "fund_start": [self._fund_start],
-            "fund_min": [min(self._fund_start, _num(fund.min())) if fund.len() else self._fund_start],
+            "fund_min": [min(self._fund_start, _num(self.fund["fund_min"].min())) if fund.len() else self._fund_start],
             "fund_end": [float(fund[-1]) if fund.len() else self._fund_start],
             "need": [need],
             "haircut": [haircut],
@@ -238,7 +239,7 @@ def simulate(
         if progress is not None:
             progress(b, n)
     steps = pl.concat([pl.DataFrame(c) for c in step_cols]) if step_cols else pl.DataFrame(
-        schema={"ts": pl.Int64, "fund": pl.Float64, "bad_debt": pl.Float64, "liquidations": pl.UInt32,
+        schema={"ts": pl.Int64, "fund": pl.Float64, "fund_min": pl.Float64, "bad_debt": pl.Float64, "liquidations": pl.UInt32,
                 "liquidated_notional": pl.Float64, "adl_notional": pl.Float64})
     liq = pl.concat([pl.DataFrame(c) for c in liq_cols]) if liq_cols else None
     liquidations = _liquidations_frame(liq, names)
@@ -289,3 +290,58 @@ def compare(positions: Frame, prices: Frame, *, policies: Sequence[Policy] = ("b
     """
     kwargs.setdefault("keep_fills", False)
     return pl.concat([simulate(positions, prices, policy=p, **kwargs).summary for p in policies], how="vertical_relaxed")
+
+
+def simulate_naive(
+    positions: Frame,
+    prices: Frame,
+    *,
+    policy: Policy = "bitmex",
+    insurance_fund: float = 1e6,
+    maintenance_rate: float = 0.005,
+    liquidation: Slippage = Slippage(),
+    cash_decimals: int = 8,
+    qty_decimals: int = 4,
+    price_decimals: int = 4,
+) -> pl.DataFrame:
+    """The same cascade as :func:`simulate` for isolated books, written the plain way: every
+    step rescans the whole book (``Engine.liquidatable``) and liquidates from Python. It is
+    the reference the tests compare :func:`simulate` with, and the baseline of
+    ``benches/simulate_vs_naive.py``. Returns the liquidations frame.
+
+    >>> import adl, polars as pl
+    >>> book = pl.DataFrame({"account": [1, 2], "side": ["long", "short"], "qty": [10.0, 10.0],
+    ...     "entry_price": [100.0, 100.0], "margin": [50.0, 300.0]})
+    >>> path = pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [100.0, 94.0]})
+    >>> adl.cascade.simulate_naive(book, path, insurance_fund=0.0)["account"].to_list()
+    [1]
+    """
+    eng = Engine(policy, insurance_fund, maintenance_rate, cash_decimals=cash_decimals, qty_decimals=qty_decimals,
+                 price_decimals=price_decimals)
+    eng.load(positions)
+    px = _prices_frame(prices)
+    scale = 10.0 ** price_decimals
+    recent: dict[str, list[tuple[int, float]]] = {}
+    rows: list[dict[str, Any]] = []
+    for (ts,), step in px.group_by("ts", maintain_order=True):
+        marks = dict(zip(step["symbol"], step["mark"]))
+        eng.set_marks(marks, ts=int(ts))  # type: ignore[call-overload]
+        current = dict(zip(eng.markets()["symbol"], eng.markets()["mark"]))
+        for r in eng.liquidatable().iter_rows(named=True):
+            sym, side, mark = r["symbol"], r["side"], current[r["symbol"]]
+            window = [x for x in recent.get(sym, []) if x[0] >= int(ts) - liquidation.window]
+            try:  # its size now: an earlier ADL in this step may have shrunk or closed it
+                now = eng.liquidate(r["account"], sym, side, force=True, dry_run=True)
+            except UnknownPositionError:
+                continue
+            qty = now.adl_qty + now.external_qty
+            notional = qty * mark
+            bps = min(liquidation.bps_per_million * (notional + sum(n for _, n in window)) / 1e6, liquidation.max_bps)
+            raw = mark * (1.0 - (1 if side == "long" else -1) * bps / 1e4)
+            fill = max(math.floor(raw * scale) if side == "long" else math.ceil(raw * scale), 1) / scale
+            res = eng.liquidate(r["account"], sym, side, fill_price=fill, force=True)
+            recent[sym] = window + [(int(ts), notional)]
+            rows.append({"ts": int(ts), "account": r["account"], "symbol": sym, "side": str(side), "qty": qty,
+                         "fill_price": fill, "adl_qty": res.adl_qty, "bad_debt": res.bad_debt})
+    return pl.DataFrame(rows, schema={"ts": pl.Int64, "account": pl.UInt64, "symbol": pl.String, "side": pl.String,
+                                      "qty": pl.Float64, "fill_price": pl.Float64, "adl_qty": pl.Float64, "bad_debt": pl.Float64})

@@ -1,8 +1,9 @@
-"""Command line: ``adl demo`` and ``adl rank``."""
+"""Command line: ``adl demo``, ``rank``, ``scenario``, ``simulate``, ``compare`` and ``report``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import typer
@@ -10,6 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from adl.errors import AdlError
+
+if TYPE_CHECKING:
+    from adl.cascade import SimulationResult
 
 app = typer.Typer(help="Exchange auto-deleveraging (ADL) engine.", no_args_is_help=True, add_completion=False)
 console = Console()
@@ -101,6 +105,154 @@ def rank(
     if out is not None:
         ranked.write_parquet(out)
         console.print(f"wrote {out}")
+
+
+def _fail(e: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {e}")
+    return typer.Exit(code=2)
+
+
+def _load(positions: Path, prices: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    import adl
+
+    return adl.read_positions(positions), adl.read_prices(prices)
+
+
+def _run(positions: Path, prices: Path, policies: list[str], fund: float, mmr: float, bps: float,
+         horizon: int, keep_fills: bool) -> list[SimulationResult]:
+    """Simulations with a rich progress bar (one task per policy)."""
+    from rich.progress import Progress
+
+    import adl
+
+    book, path = _load(positions, prices)
+    results = []
+    with Progress(console=console, transient=True) as bar:
+        for p in policies:
+            task = bar.add_task(f"simulating {p}", total=None)
+
+            def tick(done: int, total: int, task: Any = task) -> None:
+                bar.update(task, completed=done, total=total)
+
+            results.append(adl.simulate(
+                book, path, policy=p, insurance_fund=fund, maintenance_rate=mmr,  # type: ignore[arg-type]
+                liquidation=adl.Slippage(bps_per_million=bps), horizon=horizon, keep_fills=keep_fills, progress=tick,
+            ))
+    return results
+
+
+FUND = typer.Option(1e6, "--insurance-fund", help="Insurance fund at the start (quote).")
+MMR = typer.Option(0.005, "--maintenance-rate", help="Maintenance-margin rate of every market.")
+BPS = typer.Option(5.0, "--bps-per-million", help="Liquidation slippage: basis points per million of quote notional.")
+HORIZON = typer.Option(0, "--horizon", help="Δ for the haircuts x(Δ), in the prices' ts unit.")
+
+
+@app.command()
+def scenario(
+    out: Path = typer.Argument(..., help="Directory for positions.parquet and prices.parquet."),
+    positions: int = typer.Option(100_000, help="Number of positions."),
+    drop: float = typer.Option(0.15, help="Fall of the crash (0.15 = 15 %)."),
+    steps: int = typer.Option(1_000, help="Price steps (one per second of ts in ms)."),
+    seed: int = typer.Option(0, help="Seed of the book and the path."),
+) -> None:
+    """Writes a seeded synthetic book and crash path.
+
+    Example: adl scenario run1 --positions 1000000 --drop 0.2
+    """
+    import adl
+
+    out.mkdir(parents=True, exist_ok=True)
+    adl.synthetic_book(positions, seed=seed).write_parquet(out / "positions.parquet")
+    adl.crash_path(drop=drop, steps=steps, duration=min(600, steps), seed=seed).write_parquet(out / "prices.parquet")
+    console.print(f"wrote {out / 'positions.parquet'} and {out / 'prices.parquet'}")
+
+
+@app.command()
+def simulate(
+    positions: Path = typer.Argument(..., help="Positions (Parquet or CSV)."),
+    prices: Path = typer.Argument(..., help="Price path with ts, symbol, mark (Parquet or CSV)."),
+    policy: str = typer.Option("bitmex", help="ADL policy."),
+    insurance_fund: float = FUND,
+    maintenance_rate: float = MMR,
+    bps_per_million: float = BPS,
+    horizon: int = HORIZON,
+    out: Path = typer.Option(None, help="Directory for liquidations, fund, accounts, fills and summary Parquet files."),
+) -> None:
+    """Runs a liquidation cascade along a price path and prints who paid.
+
+    Example: adl simulate run1/positions.parquet run1/prices.parquet --policy bitmex --insurance-fund 0 --out res
+    """
+    try:
+        (res,) = _run(positions, prices, [policy], insurance_fund, maintenance_rate, bps_per_million, horizon, out is not None)
+    except (AdlError, OSError, ValueError, pl.exceptions.PolarsError) as e:
+        raise _fail(e) from None
+    r = res
+    show(r.summary.transpose(include_header=True, column_names=["value"]), f"{policy}: summary", limit=30)
+    show(r.accounts.head(10), "Most-hit accounts")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("liquidations", "fund", "accounts", "fills", "summary"):
+            getattr(r, name).write_parquet(out / f"{name}.parquet")
+        console.print(f"wrote {out}/{{liquidations,fund,accounts,fills,summary}}.parquet")
+
+
+@app.command()
+def compare(
+    positions: Path = typer.Argument(..., help="Positions (Parquet or CSV)."),
+    prices: Path = typer.Argument(..., help="Price path with ts, symbol, mark (Parquet or CSV)."),
+    policies: str = typer.Option("bitmex,size_pro_rata,min_max_leverage", help="Comma-separated policies."),
+    insurance_fund: float = FUND,
+    maintenance_rate: float = MMR,
+    bps_per_million: float = BPS,
+    horizon: int = HORIZON,
+    out: Path = typer.Option(None, help="Write the comparison as Parquet here."),
+    report: Path = typer.Option(None, help="Also write an HTML report here (needs the report extra)."),
+) -> None:
+    """Runs the same cascade under several policies and compares who paid.
+
+    Example: adl compare run1/positions.parquet run1/prices.parquet --policies bitmex,size_pro_rata --report r.html
+    """
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    try:
+        results = _run(positions, prices, names, insurance_fund, maintenance_rate, bps_per_million, horizon, False)
+    except (AdlError, OSError, ValueError, pl.exceptions.PolarsError) as e:
+        raise _fail(e) from None
+    table = pl.concat([r.summary for r in results], how="vertical_relaxed")
+    show(table.select("policy", "liquidations", "bad_debt", "fund_min", "adl_notional", "accounts_hit", "need",
+                      "haircut", "max_haircut_pct"), "Policies compared")
+    if out is not None:
+        table.write_parquet(out)
+        console.print(f"wrote {out}")
+    if report is not None:
+        from adl.report import write_report
+
+        console.print(f"wrote {write_report(results, report)}")
+
+
+@app.command()
+def report(
+    positions: Path = typer.Argument(..., help="Positions (Parquet or CSV)."),
+    prices: Path = typer.Argument(..., help="Price path with ts, symbol, mark (Parquet or CSV)."),
+    out: Path = typer.Option(Path("adl-report.html"), help="HTML file to write."),
+    policies: str = typer.Option("bitmex,size_pro_rata,min_max_leverage", help="Comma-separated policies."),
+    insurance_fund: float = FUND,
+    maintenance_rate: float = MMR,
+    bps_per_million: float = BPS,
+    horizon: int = HORIZON,
+) -> None:
+    """Writes a self-contained HTML report: price path, fund, liquidation and ADL volume, who paid.
+
+    Example: adl report run1/positions.parquet run1/prices.parquet --out report.html
+    """
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    try:
+        from adl.report import write_report
+
+        results = _run(positions, prices, names, insurance_fund, maintenance_rate, bps_per_million, horizon, False)
+        path = write_report(results, out)
+    except (AdlError, OSError, ValueError, ImportError, pl.exceptions.PolarsError) as e:
+        raise _fail(e) from None
+    console.print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def synthetic_book(
     median_notional: float = 2_000.0,
     leverage: tuple[float, float] = (2.0, 50.0),
     high_leverage_share: float = 0.2,
-    entry_sigma: float = 0.03,
+    entry_sigma: float = 0.01,
     hedged_share: float = 0.05,
 ) -> pl.DataFrame:
     """``n`` isolated positions, half long and half short per symbol:

@@ -21,6 +21,7 @@ pub struct Simulation {
 struct RunColumns {
     step_ts: Vec<i64>,
     step_fund: Vec<f64>,
+    step_fund_min: Vec<f64>,
     step_bad_debt: Vec<f64>,
     step_liquidations: Vec<u32>,
     step_liquidated_notional: Vec<f64>,
@@ -87,9 +88,12 @@ impl Simulation {
                     return Err(AdlError::config("symbol", format!("market code {m} out of range")));
                 }
                 let nm = n_markets as usize;
+                let mut running = sim.engine.fund();
                 let out = sim.step(&marks, ts, &later[i * nm..(i + 1) * nm])?;
                 let e = &sim.engine;
                 let (mut liquidated, mut adl) = (0.0, 0.0);
+                // The fund's low point within the step: payouts come before surpluses.
+                let mut low = running;
                 for (l, mk, fill) in &out.liquidations {
                     let g = &e.market(l.key.1).grid;
                     let qty = g.qty_f64(l.adl_lots + l.external_lots);
@@ -108,9 +112,12 @@ impl Simulation {
                     c.bad_debt.push(e.cash_f64(l.bad_debt));
                     c.adl_qty.push(g.qty_f64(l.adl_lots));
                     c.external_qty.push(g.qty_f64(l.external_lots));
+                    low = low.min(running - l.from_fund);
+                    running += l.to_fund - l.from_fund;
                 }
                 c.step_ts.push(ts);
                 c.step_fund.push(e.cash_f64(e.fund()));
+                c.step_fund_min.push(e.cash_f64(low));
                 c.step_bad_debt.push(e.cash_f64(e.bad_debt()));
                 c.step_liquidations.push(out.liquidations.len() as u32);
                 c.step_liquidated_notional.push(liquidated);
@@ -122,6 +129,7 @@ impl Simulation {
         let steps = PyDict::new(py);
         steps.set_item("ts", c.step_ts.into_pyarray(py))?;
         steps.set_item("fund", c.step_fund.into_pyarray(py))?;
+        steps.set_item("fund_min", c.step_fund_min.into_pyarray(py))?;
         steps.set_item("bad_debt", c.step_bad_debt.into_pyarray(py))?;
         steps.set_item("liquidations", c.step_liquidations.into_pyarray(py))?;
         steps.set_item("liquidated_notional", c.step_liquidated_notional.into_pyarray(py))?;

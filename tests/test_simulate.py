@@ -1,0 +1,155 @@
+"""The cascade simulator: hand-computed steps, agreement with the naive full-rescan loop,
+the summary identities, and the CLI and report around it."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import adl
+from adl.cascade import simulate_naive
+from adl.cli import app
+
+WHOLE = {"cash_decimals": 2, "qty_decimals": 0, "price_decimals": 0}
+
+
+def test_one_step_by_hand() -> None:
+    # Long 10 @100 m50 (P_bk 95); shorts 6 @100 m100 and 6 @100 m300. Mark 97: equity
+    # 50 − 30 = 20 ≥ 4.85, nothing. Mark 94: equity −10, the fund is empty, the book fill is
+    # the mark (no slippage): ADL 10 lots at 95, the more levered short first (6), then 4.
+    book = pl.DataFrame({"account": [1, 2, 3], "side": ["long", "short", "short"], "qty": [10.0, 6.0, 6.0],
+                         "entry_price": [100.0] * 3, "margin": [50.0, 100.0, 300.0]})
+    path = pl.DataFrame({"ts": [0, 10, 20, 30], "symbol": ["default"] * 4, "mark": [100.0, 97.0, 94.0, 90.0]})
+    res = adl.simulate(book, path, insurance_fund=0.0, liquidation=adl.Slippage(0.0), horizon=10, **WHOLE)
+    assert res.liquidations.select("ts", "account", "qty", "fill_price", "adl_qty").rows() == [(20, 1, 10.0, 94.0, 10.0)]
+    assert res.fills.select("account", "qty", "price").rows() == [(2, 6.0, 95.0), (3, 4.0, 95.0)]
+    assert res.fund["liquidations"].to_list() == [0, 0, 1, 0]
+    acc = dict((r["account"], r) for r in res.accounts.iter_rows(named=True))
+    # need: loss against the mark at the event, σ·q·(94 − 95) for shorts = q; haircut Δ = 10
+    # later (mark 90): −q·(90 − 95) = 5q; profit taken: q·(100 − 94) = 6q.
+    assert (acc[2]["need"], acc[2]["haircut"], acc[2]["profit_taken"]) == (6.0, 30.0, 36.0)
+    assert (acc[3]["need"], acc[3]["haircut"], acc[3]["profit_taken"]) == (4.0, 20.0, 24.0)
+    s = res.summary.row(0, named=True)
+    # The deficit ADL covered equals the bankrupt equity −10; the haircut 10 later is 50.
+    assert (s["need"], s["haircut"], s["overshoot"], s["residual"], s["accounts_hit"]) == (10.0, 50.0, 40.0, 0.0, 2)
+    assert math.isnan(s["ptsr"])                    # no residual: undefined
+    assert res.engine.liquidatable().height == 0
+
+
+def test_slippage_grows_with_size_and_recent_volume() -> None:
+    m = adl.Slippage(bps_per_million=10.0, window=60, max_bps=50.0)
+    # 1M of notional: 10 bps; with 2M liquidated just before: 30 bps; capped at 50.
+    book = pl.DataFrame({"account": [1, 2, 3, 9], "side": ["long", "long", "long", "short"],
+                         "qty": [10_000.0, 20_000.0, 100_000.0, 200_000.0], "entry_price": [100.0] * 4,
+                         "margin": [50_000.0, 99_000.0, 500_000.0, 1e7]})
+    path = pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [100.0, 94.0]})
+    res = adl.simulate(book, path, insurance_fund=1e9, liquidation=m)
+    fills = dict(zip(res.liquidations["account"], res.liquidations["fill_price"]))
+    # Worst first: #2 (2M notional at 94 = 1.88M: 18.8 bps), then #1 (0.94M + 1.88M: 28.2 bps), then #3 (capped).
+    assert fills[2] == pytest.approx(94.0 * (1 - 18.8e-4), abs=1e-4)
+    assert fills[1] == pytest.approx(94.0 * (1 - 28.2e-4), abs=1e-4)
+    assert fills[3] == pytest.approx(94.0 * (1 - 50e-4), abs=1e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(50, 400),
+    policy=st.sampled_from(["bitmex", "binance", "size_pro_rata", "min_max_leverage", "hyperliquid"]),
+    fund=st.sampled_from([0.0, 200.0, 1e6]),
+    bps=st.sampled_from([0.0, 50.0]),
+)
+def test_simulate_matches_the_naive_rescan_loop(seed: int, n: int, policy: str, fund: float, bps: float) -> None:
+    book = adl.synthetic_book(n, seed=seed, symbols=("X", "Y"), median_notional=500.0)
+    path = adl.crash_path(symbols=("X", "Y"), steps=40, duration=25, drop=0.2, rebound=0.3, dt=1, noise=0.003, seed=seed)
+    model = adl.Slippage(bps_per_million=bps, window=5)
+    fast = adl.simulate(book, path, policy=policy, insurance_fund=fund, liquidation=model)  # type: ignore[arg-type]
+    slow = simulate_naive(book, path, policy=policy, insurance_fund=fund, liquidation=model)  # type: ignore[arg-type]
+    cols = ["ts", "account", "symbol", "side", "qty", "fill_price", "adl_qty", "bad_debt"]
+    # (qty on the naive side is a sum of two floats: compared to 1e-8, far below a lot.)
+    rounded = [pl.col(c).round(8) if c in ("qty", "fill_price", "adl_qty", "bad_debt") else pl.col(c) for c in cols]
+    assert fast.liquidations.select(rounded).equals(slow.select(rounded))
+    # Every step ends with nobody below maintenance.
+    assert fast.engine.liquidatable().height == 0
+
+
+def test_compare_runs_each_policy_on_the_same_book() -> None:
+    book = adl.synthetic_book(3_000, seed=4)
+    path = adl.crash_path(steps=60, duration=40, dt=1_000, seed=4)
+    table = adl.compare(book, path, policies=["bitmex", "size_pro_rata", "min_max_leverage"], insurance_fund=100.0,
+                        horizon=5_000)
+    assert table["policy"].to_list() == ["bitmex", "size_pro_rata", "min_max_leverage"]
+    # Same book, same path: the same liquidations happen before ADL changes anything; the
+    # deficit ADL covered is close across policies and pro-rata touches the most accounts.
+    assert table["accounts_hit"][1] == table["accounts_hit"].max()
+    assert (table["fund_min"] <= 100.0).all() and (table["need"] > 0).all()
+
+
+def test_bad_price_files_fail_clearly(tmp_path: Path) -> None:
+    book = adl.synthetic_book(100, seed=1)
+    with pytest.raises(adl.SchemaError):
+        adl.simulate(book, pl.DataFrame({"ts": [0], "mark": [1.0]}))
+    with pytest.raises(adl.InvalidInputError) as e:
+        adl.simulate(book, pl.DataFrame({"ts": [0, 1], "symbol": ["BTC-PERP"] * 2, "mark": [100.0, float("nan")]}))
+    assert (e.value.field, e.value.row) == ("mark", 1)
+    with pytest.raises(adl.InvalidInputError):
+        adl.simulate(book, pl.DataFrame({"ts": [0], "symbol": ["ETH"], "mark": [1.0]}))
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(adl.SchemaError):
+        adl.read_prices(tmp_path / "bad.csv")
+    with pytest.raises(adl.StorageError):
+        adl.read_positions(tmp_path / "none.parquet")
+
+
+def test_cli_scenario_simulate_compare_report(tmp_path: Path) -> None:
+    runner = CliRunner()
+    r = runner.invoke(app, ["scenario", str(tmp_path / "s"), "--positions", "2000", "--steps", "50"])
+    assert r.exit_code == 0, r.output
+    pos, px = str(tmp_path / "s" / "positions.parquet"), str(tmp_path / "s" / "prices.parquet")
+    r = runner.invoke(app, ["simulate", pos, px, "--insurance-fund", "50", "--out", str(tmp_path / "res")])
+    assert r.exit_code == 0, r.output
+    assert pl.read_parquet(tmp_path / "res" / "summary.parquet")["policy"].to_list() == ["bitmex"]
+    r = runner.invoke(app, ["compare", pos, px, "--policies", "bitmex,size_pro_rata", "--out", str(tmp_path / "c.parquet")])
+    assert r.exit_code == 0, r.output
+    assert pl.read_parquet(tmp_path / "c.parquet").height == 2
+    r = runner.invoke(app, ["simulate", str(tmp_path / "missing.parquet"), px])
+    assert r.exit_code == 2 and "does not exist" in r.output
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet")
+    r = runner.invoke(app, ["compare", str(tmp_path / "broken.parquet"), px])
+    assert r.exit_code == 2 and "cannot read" in r.output
+    r = runner.invoke(app, ["simulate", "--help"])
+    assert "Example" in r.output
+
+
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (.ci/run installs it)")
+    book = adl.synthetic_book(3_000, seed=2)
+    path = adl.crash_path(steps=80, duration=50, seed=2)
+    results = [adl.simulate(book, path, policy=p, insurance_fund=100.0, horizon=10_000)  # type: ignore[arg-type]
+               for p in ("bitmex", "size_pro_rata")]
+    page = results[0].report(tmp_path / "one.html")
+    from adl.report import write_report
+
+    page = write_report(results, tmp_path / "report.html")
+    text = page.read_text()
+    assert text.count("<img") == 4 and "Most-hit accounts: size_pro_rata" in text
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                    "--window-size=1000,1400", page.as_uri()], check=True, capture_output=True, timeout=120)
+    from PIL import Image  # matplotlib's dependency
+
+    img = Image.open(shot).convert("L")
+    lo, hi = img.getextrema()
+    colours = len(set(img.getdata()))
+    assert hi - lo > 100 and colours > 20, "the screenshot is blank"
