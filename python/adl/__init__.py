@@ -24,6 +24,7 @@ from adl.errors import (
 from adl.cascade import SimulationResult, Slippage, compare, simulate
 from adl.scenario import crash_path, read_positions, read_prices, synthetic_book
 from adl.stateless import deleverage, rank
+from adl.sweeps import sweep
 from adl.wealth import allocate, allocation_metrics
 
 __all__ = [
@@ -54,5 +55,6 @@ __all__ = [
     "read_positions",
     "read_prices",
     "simulate",
+    "sweep",
     "synthetic_book",
 ]

@@ -321,11 +321,12 @@ def simulate_naive(
     eng.load(positions)
     px = _prices_frame(prices)
     scale = 10.0 ** price_decimals
-    recent: dict[str, list[tuple[int, float]]] = {}
+    units = 10 ** (cash_decimals - qty_decimals - price_decimals)   # cash units per lot·tick
+    recent: dict[str, list[tuple[int, int]]] = {}
     rows: list[dict[str, Any]] = []
     for (ts,), step in px.group_by("ts", maintain_order=True):
         marks = dict(zip(step["symbol"], step["mark"]))
-        eng.set_marks(marks, ts=int(ts))  # type: ignore[call-overload]
+        eng.set_marks(marks, ts=int(ts))
         current = dict(zip(eng.markets()["symbol"], eng.markets()["mark"]))
         for r in eng.liquidatable().iter_rows(named=True):
             sym, side, mark = r["symbol"], r["side"], current[r["symbol"]]
@@ -335,8 +336,10 @@ def simulate_naive(
             except UnknownPositionError:
                 continue
             qty = now.adl_qty + now.external_qty
-            notional = qty * mark
-            bps = min(liquidation.bps_per_million * (notional + sum(n for _, n in window)) / 1e6, liquidation.max_bps)
+            # Notional in exact cash units, as the engine sums it.
+            notional = round(qty * 10**qty_decimals) * round(mark * 10**price_decimals) * units
+            volume = float(notional + sum(n for _, n in window)) / float(10**cash_decimals)
+            bps = min(liquidation.bps_per_million * volume / 1e6, liquidation.max_bps)
             raw = mark * (1.0 - (1 if side == "long" else -1) * bps / 1e4)
             fill = max(math.floor(raw * scale) if side == "long" else math.ceil(raw * scale), 1) / scale
             res = eng.liquidate(r["account"], sym, side, fill_price=fill, force=True)

@@ -20,7 +20,8 @@ use crate::core::position::{side_slot, Side};
 /// The external book's fill price for a liquidation: the mark moved against the liquidated
 /// side by `bps_per_million` basis points per million of quote notional. The notional is the
 /// liquidation's own plus what was liquidated in the same market within `window` before it
-/// (in the price path's time unit). Capped at `max_bps`.
+/// (in the price path's time unit), summed exactly in cash units. Capped at `max_bps`, then
+/// rounded to the price grid away from the liquidated side.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Slippage {
     pub bps_per_million: f64,
@@ -42,10 +43,10 @@ impl Slippage {
         Ok(())
     }
 
-    /// Fill price (quote units) for selling (`side` = 1, a long) or buying back (−1) `notional`
-    /// at `mark` with `recent` notional liquidated just before.
-    pub fn fill_price(&self, mark: f64, side: Side, notional: f64, recent: f64) -> f64 {
-        let bps = (self.bps_per_million * (notional + recent) / 1e6).min(self.max_bps);
+    /// Fill price (quote units) for selling (`side` = 1, a long) or buying back (−1) at `mark`
+    /// when `volume` (quote units: this liquidation's notional plus the recent one) trades.
+    pub fn fill_price(&self, mark: f64, side: Side, volume: f64) -> f64 {
+        let bps = (self.bps_per_million * volume / 1e6).min(self.max_bps);
         mark * (1.0 - side as f64 * bps / 1e4)
     }
 }
@@ -81,8 +82,9 @@ pub struct Simulation {
     pub tally: rustc_hash::FxHashMap<u64, Tally>,
     /// Per market: [longs, shorts].
     queues: Vec<[Queue; 2]>,
-    /// Per market: liquidated notional by time, for the slippage's recent volume.
-    recent: Vec<VecDeque<(i64, f64)>>,
+    /// Per market: liquidated notional (exact cash units) by time, and its running sum, for
+    /// the slippage's recent volume.
+    recent: Vec<(VecDeque<(i64, i128)>, i128)>,
 }
 
 /// What one step did.
@@ -109,7 +111,7 @@ impl Simulation {
             q[0].order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             q[1].order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         }
-        Ok(Simulation { engine, slippage, tally: Default::default(), queues, recent: vec![VecDeque::new(); n] })
+        Ok(Simulation { engine, slippage, tally: Default::default(), queues, recent: vec![(VecDeque::new(), 0); n] })
     }
 
     /// Candidates whose liquidation price the mark has reached, confirmed exactly: (ratio,
@@ -195,19 +197,21 @@ impl Simulation {
         let mark = m.grid.price_f64(mark_ticks as f64);
         let Some(slot) = self.engine.store().find(&(account, market, side)) else { return Ok(()) };
         let p = self.engine.store().get(slot);
-        let notional = m.grid.qty_f64(p.qty) * mark;
-        let recent = &mut self.recent[market as usize];
-        while recent.front().is_some_and(|&(t, _)| t < ts - self.slippage.window) {
-            recent.pop_front();
+        let notional = m.grid.value(p.qty, mark_ticks);
+        let (recent, sum) = &mut self.recent[market as usize];
+        let window = self.slippage.window;
+        while recent.front().is_some_and(|&(t, _)| t < ts - window) {
+            let (_, v) = recent.pop_front().expect("front exists");
+            *sum -= v;
         }
-        let before: f64 = recent.iter().map(|r| r.1).sum();
-        let raw = self.slippage.fill_price(mark, side, notional, before);
+        let raw = self.slippage.fill_price(mark, side, (notional + *sum) as f64 / m.grid.cash_scale);
         // On the grid and positive: a long sells at or below the mark, a short buys at or above.
         let scale = m.grid.price_scale;
         let ticks = if side > 0 { (raw * scale).floor() } else { (raw * scale).ceil() };
         let fill = (ticks.max(1.0)) / scale;
         let l = self.engine.liquidate(Request { account, market, side, fill_price: Some(fill), force: true }, false)?;
         recent.push_back((ts, notional));
+        *sum += notional;
         out.liquidations.push((l, mark, fill));
         Ok(())
     }
