@@ -134,7 +134,8 @@ struct AdlLeg {
 /// A planned liquidation, or the opposite-side index it needs first.
 enum Planned {
     Done(Plan),
-    /// An index holding at least the head of the queue with this many lots.
+    /// An index holding at least the head of the queue with this many lots (rebuilt deeper
+    /// if the current one is a shallower head).
     NeedHead(i64),
     NeedComplete,
 }
@@ -698,7 +699,8 @@ impl Engine {
             let p = self.store.get(slot);
             (p.market as usize, -p.side)
         };
-        for _ in 0..3 {
+        // Each retry builds a deeper head, up to the complete index, which satisfies any plan.
+        loop {
             let need = match self.plan(slot, fill)? {
                 Planned::Done(plan) => return Ok(plan),
                 Planned::NeedHead(lots) => Some(lots),
@@ -711,7 +713,6 @@ impl Engine {
                 None => m.index(&mut self.store, &scoring, side)?,
             };
         }
-        unreachable!("a complete opposite index satisfies every plan")
     }
 
     /// The waterfall of DOMAIN.md §2 in exact integer cash.
@@ -819,9 +820,14 @@ impl Engine {
                 Policy::Dydx => DydxWalk { seed: self.seed, event }.allocate(&opposite, lots_left, p.account),
                 _ => RankedQueue.allocate(&opposite, lots_left, p.account),
             };
-            // The head ran out before the lots did: the whole side is needed.
+            // The head ran out before the lots did: a head twice as deep (min_max_leverage
+            // needs the whole side for its size fallback).
             if head_only && takes.iter().map(|t| t.lots).sum::<i64>() < lots_left {
-                return Ok(Planned::NeedComplete);
+                return Ok(if self.policy == Policy::MinMaxLeverage {
+                    Planned::NeedComplete
+                } else {
+                    Planned::NeedHead(index.total_lots().saturating_add(lots_left).saturating_mul(2))
+                });
             }
             takes
         };

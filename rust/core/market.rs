@@ -169,13 +169,15 @@ impl Market {
         Ok(self.index[s].as_ref().expect("built above"))
     }
 
-    /// An index of `side` holding at least the head of the queue with `lots` lots (any
-    /// current index will do; a new one keeps only about the best `4·lots` lots). Scoring
+    /// An index of `side` holding at least the head of the queue with `lots` lots (a current
+    /// index will do unless it is a head holding fewer lots; a new one keeps only about the
+    /// best `4·lots` lots). Scoring
     /// every position is O(n); sorting only the head avoids the O(n log n) full sort that a
     /// mark change would otherwise cost the next event.
     pub fn head_index(&mut self, store: &mut PositionStore, scoring: &Scoring<'_>, side: Side, lots: i64) -> Result<&RankIndex> {
         let s = side_slot(side);
-        if self.index[s].is_none() {
+        let shallow = self.cut[s].is_some() && self.index[s].as_ref().is_some_and(|i| i.total_lots() < lots);
+        if self.index[s].is_none() || shallow {
             self.build(store, scoring, side, Some(lots))?;
         }
         Ok(self.index[s].as_ref().expect("built above"))
@@ -217,7 +219,8 @@ impl Market {
     }
 }
 
-/// Keeps the best entries holding at least `4·lots` lots (and at least 1,024 of them) plus
+/// Keeps the best entries holding at least `4·lots` lots (and at least a sixteenth of them,
+/// so that a cascade of events at the same marks rarely needs a deeper head) plus
 /// every entry whose score is near the worst kept one (only the exact comparison can order
 /// those). Returns the lowest kept score, or `None` when everything is kept.
 fn keep_head(entries: &mut Vec<Entry>, lots: i64) -> Option<f64> {
@@ -231,7 +234,7 @@ fn keep_head(entries: &mut Vec<Entry>, lots: i64) -> Option<f64> {
     let key = |e: &Entry| (desc_key(e.score), e.account, e.slot);
     let avg = (total as f64 / n as f64).max(1.0);
     let mut k = ((want as f64 / avg) * 2.0) as usize;
-    k = k.clamp(MIN_KEEP, n);
+    k = k.clamp(MIN_KEEP.max(n / 16), n);
     loop {
         entries.select_nth_unstable_by_key(k - 1, key);
         let held: i64 = entries[..k].iter().map(|e| e.lots).sum();

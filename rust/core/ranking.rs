@@ -138,6 +138,10 @@ impl RankIndex {
     pub fn rank_at(&self, pos: usize) -> u64 {
         self.in_queue.prefix(pos) as u64 + 1
     }
+    /// Lots held by everyone still queued.
+    pub fn total_lots(&self) -> i64 {
+        self.lots.prefix(self.order.len())
+    }
     /// Lots held by everyone ahead of `pos`.
     pub fn lots_ahead(&self, pos: usize) -> i64 {
         self.lots.prefix(pos)
