@@ -4,6 +4,7 @@ the summary identities, and the CLI and report around it."""
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -133,6 +134,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
+        assert not os.environ.get("ADL_REQUIRE_CHROMIUM"), "chromium is required here"
         pytest.skip("chromium is not installed (.ci/run installs it)")
     book = adl.synthetic_book(3_000, seed=2)
     path = adl.crash_path(steps=80, duration=50, seed=2)
@@ -153,3 +155,32 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     lo, hi = img.getextrema()
     colours = len(set(img.getdata()))
     assert hi - lo > 100 and colours > 20, "the screenshot is blank"
+
+
+def sweep_runs() -> list[dict[str, object]]:
+    return [{"positions": 800, "seed": s, "steps": 40, "duration": 25, "drop": 0.25, "insurance_fund": f, "horizon": 5_000}
+            for s in (1, 2) for f in (0.0, 50.0)]
+
+
+def test_local_sweep_equals_single_runs() -> None:
+    table = adl.sweep(sweep_runs(), ["bitmex", "size_pro_rata"], backend="local", workers=2)
+    assert table.height == 8
+    assert table.select("scenario_seed", "scenario_insurance_fund", "policy").rows()[:3] == [
+        (1, 0.0, "bitmex"), (1, 0.0, "size_pro_rata"), (1, 50.0, "bitmex")]
+    one = adl.simulate(adl.synthetic_book(800, seed=2), adl.crash_path(steps=40, duration=25, drop=0.25, seed=2),
+                       policy="size_pro_rata", insurance_fund=50.0, horizon=5_000)
+    row = table.filter((pl.col("scenario_seed") == 2) & (pl.col("scenario_insurance_fund") == 50.0)
+                       & (pl.col("policy") == "size_pro_rata"))
+    assert row.drop([c for c in row.columns if c.startswith("scenario_")]).equals(one.summary)
+    with pytest.raises(adl.InvalidInputError):
+        adl.sweep(sweep_runs(), ["bitmex"], backend="spark")  # type: ignore[arg-type]
+
+
+def test_ray_sweep_on_a_local_instance() -> None:
+    ray = pytest.importorskip("ray")
+    try:
+        table = adl.sweep(sweep_runs(), ["bitmex", "min_max_leverage"], backend="ray")
+    finally:
+        ray.shutdown()
+    local = adl.sweep(sweep_runs(), ["bitmex", "min_max_leverage"], backend="local")
+    assert table.equals(local)
