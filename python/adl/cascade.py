@@ -9,6 +9,7 @@ only shapes the frames and computes the haircut statistics.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -322,7 +323,7 @@ def simulate_naive(
     px = _prices_frame(prices)
     scale = 10.0 ** price_decimals
     units = 10 ** (cash_decimals - qty_decimals - price_decimals)   # cash units per lot·tick
-    recent: dict[str, list[tuple[int, int]]] = {}
+    recent: dict[str, tuple[deque[tuple[int, int]], list[int]]] = {}   # per symbol: window, [its sum]
     rows: list[dict[str, Any]] = []
     for (ts,), step in px.group_by("ts", maintain_order=True):
         marks = dict(zip(step["symbol"], step["mark"]))
@@ -330,7 +331,9 @@ def simulate_naive(
         current = dict(zip(eng.markets()["symbol"], eng.markets()["mark"]))
         for r in eng.liquidatable().iter_rows(named=True):
             sym, side, mark = r["symbol"], r["side"], current[r["symbol"]]
-            window = [x for x in recent.get(sym, []) if x[0] >= int(ts) - liquidation.window]
+            window, total = recent.setdefault(sym, (deque(), [0]))
+            while window and window[0][0] < int(ts) - liquidation.window:
+                total[0] -= window.popleft()[1]
             try:  # its size now: an earlier ADL in this step may have shrunk or closed it
                 now = eng.liquidate(r["account"], sym, side, force=True, dry_run=True)
             except UnknownPositionError:
@@ -338,12 +341,13 @@ def simulate_naive(
             qty = now.adl_qty + now.external_qty
             # Notional in exact cash units, as the engine sums it.
             notional = round(qty * 10**qty_decimals) * round(mark * 10**price_decimals) * units
-            volume = float(notional + sum(n for _, n in window)) / float(10**cash_decimals)
+            volume = float(notional + total[0]) / float(10**cash_decimals)
             bps = min(liquidation.bps_per_million * volume / 1e6, liquidation.max_bps)
             raw = mark * (1.0 - (1 if side == "long" else -1) * bps / 1e4)
             fill = max(math.floor(raw * scale) if side == "long" else math.ceil(raw * scale), 1) / scale
             res = eng.liquidate(r["account"], sym, side, fill_price=fill, force=True)
-            recent[sym] = window + [(int(ts), notional)]
+            window.append((int(ts), notional))
+            total[0] += notional
             rows.append({"ts": int(ts), "account": r["account"], "symbol": sym, "side": str(side), "qty": qty,
                          "fill_price": fill, "adl_qty": res.adl_qty, "bad_debt": res.bad_debt})
     return pl.DataFrame(rows, schema={"ts": pl.Int64, "account": pl.UInt64, "symbol": pl.String, "side": pl.String,
