@@ -115,30 +115,39 @@ impl Simulation {
     }
 
     /// Candidates whose liquidation price the mark has reached, confirmed exactly: (ratio,
-    /// slot). A candidate not (yet) below maintenance stops its queue's cursor.
+    /// slot). The float liquidation price can differ from the exact test (maintenance is
+    /// rounded up to the cash unit, margin split by ADL rounds down) by a hair, so entries
+    /// within two ticks past the mark are checked too; the cursor only moves over entries
+    /// that are done (liquidated now or gone), never past one still open.
     fn candidates(&mut self) -> Vec<(f64, u32)> {
+        const TOLERANCE_TICKS: f64 = 2.0;
         let mut out = Vec::new();
         for (mi, sides) in self.queues.iter_mut().enumerate() {
             let m = self.engine.market(mi as u32);
             let Some(mark) = m.mark else { continue };
             for (si, q) in sides.iter_mut().enumerate() {
-                while let Some(&(liq, slot, account)) = q.order.get(q.next) {
-                    let reached = if si == 0 { mark as f64 <= liq } else { mark as f64 >= liq };
+                let (mut j, mut advance) = (q.next, true);
+                while let Some(&(liq, slot, account)) = q.order.get(j) {
+                    let tol = TOLERANCE_TICKS + liq.abs() * 1e-12;
+                    let reached = if si == 0 { liq >= mark as f64 - tol } else { liq <= mark as f64 + tol };
                     if !reached {
                         break;
                     }
+                    j += 1;
                     let p = self.engine.store().get(slot);
-                    // Gone (closed by ADL or liquidated): the slot is free or reused.
-                    if p.qty == 0 || p.account != account || p.market != mi as u32 || side_slot(p.side) != si {
-                        q.next += 1;
-                        continue;
+                    // Gone (closed by ADL or liquidated): the slot is free.
+                    let gone = p.qty == 0 || p.account != account || p.market != mi as u32 || side_slot(p.side) != si;
+                    if !gone {
+                        let (e, mm) = (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, m.rate_ppm));
+                        if e >= mm {
+                            advance = false;
+                            continue;
+                        }
+                        out.push((if mm > 0 { e as f64 / mm as f64 } else { f64::NEG_INFINITY }, slot));
                     }
-                    let (e, mm) = (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, m.rate_ppm));
-                    if e >= mm {
-                        break;
+                    if advance {
+                        q.next = j;
                     }
-                    out.push((if mm > 0 { e as f64 / mm as f64 } else { f64::NEG_INFINITY }, slot));
-                    q.next += 1;
                 }
             }
         }
