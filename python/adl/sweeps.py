@@ -16,7 +16,7 @@ from adl.scenario import crash_path, synthetic_book
 
 BOOK_KEYS = ("positions", "seed", "symbols", "mark", "size_sigma", "median_notional", "leverage", "high_leverage_share",
              "entry_sigma", "hedged_share")
-PATH_KEYS = ("drop", "duration", "rebound", "steps", "dt", "noise")
+PATH_KEYS = ("start", "drop", "duration", "rebound", "steps", "dt", "noise")
 
 
 def run_scenario(scenario: Mapping[str, Any], policy: str) -> dict[str, Any]:
@@ -29,6 +29,7 @@ def run_scenario(scenario: Mapping[str, Any], policy: str) -> dict[str, Any]:
     path_args = {k: s.pop(k) for k in PATH_KEYS if k in s}
     seed = int(book_args.get("seed", 0))
     symbols = book_args.get("symbols", ("BTC-PERP",))
+    path_args.setdefault("start", book_args.get("mark", 100.0))   # the path starts at the book's mark
     book = synthetic_book(n, **book_args)
     path = crash_path(symbols=symbols, seed=seed, **path_args)
     s.setdefault("keep_fills", False)

@@ -917,7 +917,9 @@ impl Engine {
             let lots = leg.take.lots;
             let c = *self.store.get(leg.take.slot);
             *self.cash.entry(c.account).or_insert(0) += leg.credit;
-            if c.cross {
+            // Any credit to an account with cross positions moves its wallet, even when this
+            // position is isolated.
+            if c.cross || !self.cross.slots(c.account).is_empty() {
                 touched.push(c.account);
             }
             if lots == c.qty {

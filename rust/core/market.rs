@@ -149,6 +149,11 @@ impl Market {
                 idx.remove(pos as usize, p.qty);
                 store.get_mut(slot).index_pos = NO_INDEX;
             }
+            // Below the cut of a head-only index: positions left out may now rank before it.
+            (Some(score), pos) if matches!(self.cut[s], Some(cut) if score < cut && !near(score, cut)) => {
+                idx.remove(pos as usize, p.qty);
+                store.get_mut(slot).index_pos = NO_INDEX;
+            }
             (Some(score), pos) => {
                 let order = MarketOrder { store, grid: &self.grid, rate_ppm: self.rate_ppm, scoring, mark };
                 let mut moves = Vec::new();

@@ -318,12 +318,13 @@ pub fn decode(payload: &[u8]) -> Result<OwnedOp> {
         5 => OwnedOp::SetFund(r.f64()?),
         6 => {
             let (code, window, arm, disarm) = (r.u8()?, r.i64()?, r.f64()?, r.f64()?);
-            OwnedOp::SetTrigger(match code {
+            let t = match code {
                 0 => Trigger::FundEmpty,
                 1 => Trigger::Drawdown { window, arm, disarm },
                 2 => Trigger::FundDrop { arm, disarm },
                 c => return Err(r.corrupt(format!("unknown trigger code {c}"))),
-            })
+            };
+            OwnedOp::SetTrigger(t.validated().map_err(|e| r.corrupt(e.to_string()))?)
         }
         7 => OwnedOp::Liquidate(get_request(&mut r)?),
         8 => {
@@ -477,6 +478,15 @@ pub fn replay_bytes(data: &[u8]) -> Result<(Engine, ReplayInfo)> {
             break;
         }
         let payload = &rest[8..8 + len];
+        // No record is empty: a zero length is a torn tail (zeros a crash left behind) when
+        // only zeros follow, and damage otherwise.
+        if len == 0 {
+            if rest.iter().all(|&b| b == 0) {
+                torn(&mut info);
+                break;
+            }
+            return Err(AdlError::Corrupt { what: "log".into(), message: format!("empty record at byte {pos}") });
+        }
         if crc32(payload) != crc {
             if rest.len() == 8 + len {
                 torn(&mut info);

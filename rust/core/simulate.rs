@@ -171,10 +171,16 @@ impl Simulation {
             }
             self.liquidate_one(p.account, p.market, p.side, ts, &mut out)?;
         }
-        let mut cross: Vec<(i128, u64)> =
-            self.engine.cross_accounts().filter(|t| t.1.liquidatable()).map(|(a, t)| (t.tnc() - t.maintenance, a)).collect();
-        cross.sort_unstable();
-        for (_, account) in cross {
+        // Cross accounts, largest shortfall first. ADL in one can close another's positions or
+        // push it below maintenance, so each is re-checked just before, until none is left.
+        loop {
+            let worst = self
+                .engine
+                .cross_accounts()
+                .filter(|t| t.1.liquidatable())
+                .map(|(a, t)| (t.tnc() - t.maintenance, a))
+                .min();
+            let Some((_, account)) = worst else { break };
             // Largest maintenance first, like `liquidate_account`, each at its own fill price.
             for (market, side) in self.engine.cross_order(account)? {
                 self.liquidate_one(account, market, side, ts, &mut out)?;

@@ -11,6 +11,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::core::codec::{crc32, Reader, Writer};
+use crate::core::fixed::{MAX_CASH, MAX_GRID, MAX_MARGIN};
 use crate::core::cross::CrossBook;
 use crate::core::engine::{AdlPrice, Engine, EventLog, Fill, FillKind};
 use crate::core::error::{AdlError, Result};
@@ -20,6 +21,9 @@ use crate::core::score::Policy;
 use crate::core::trigger::{Trigger, TriggerState};
 
 pub const MAGIC: &[u8; 8] = b"ADLSNAP\0";
+/// Ledger amounts beyond this (10^6 × the largest cash amount the input accepts) can only
+/// come from damaged bytes.
+const LEDGER_LIMIT: i128 = MAX_CASH * 1_000_000;
 pub const VERSION: u32 = 1;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
@@ -114,6 +118,7 @@ fn get_trigger(r: &mut Reader<'_>, fund: i128) -> Result<TriggerState> {
         2 => Trigger::FundDrop { arm: r.f64()?, disarm: r.f64()? },
         c => return Err(r.corrupt(format!("unknown trigger code {c}"))),
     };
+    let trigger = trigger.validated().map_err(|e| r.corrupt(e.to_string()))?;
     let mut t = TriggerState::new(trigger, fund);
     t.armed = r.bool()?;
     let n = r.len(24)?;
@@ -278,7 +283,7 @@ impl Engine {
             }
             let id = e.add_market(&name, spec).map_err(|err| bad(&r, err))?;
             if let Some(t) = mark {
-                if t <= 0 {
+                if t <= 0 || t > MAX_GRID {
                     return Err(r.corrupt(format!("mark {t} of {name:?} is not positive")));
                 }
                 e.markets[id as usize].set_mark(t);
@@ -303,7 +308,9 @@ impl Engine {
             if live && ((p.side != 1 && p.side != -1) || p.entry <= 0 || p.market as usize >= e.markets.len() || p.cap_bp > 10_000) {
                 return Err(r.corrupt(format!("invalid position of account {}", p.account)));
             }
-            if p.qty < 0 || (p.cross && p.margin != 0) || p.margin < 0 && !p.cross {
+            // The ranges input parsing enforces, so that restored values cannot overflow later.
+            let in_range = p.qty <= MAX_GRID && p.entry <= MAX_GRID && p.margin <= MAX_MARGIN;
+            if p.qty < 0 || !in_range || (p.cross && p.margin != 0) || p.margin < 0 && !p.cross {
                 return Err(r.corrupt(format!("invalid size or margin of account {}", p.account)));
             }
             slots.push(p);
@@ -315,6 +322,9 @@ impl Engine {
         let mut cash = FxHashMap::with_capacity_and_hasher(n, Default::default());
         for _ in 0..n {
             let (a, c) = (r.u64()?, r.i128()?);
+            if c.abs() > LEDGER_LIMIT {
+                return Err(r.corrupt(format!("cash of account {a} out of range")));
+            }
             if cash.insert(a, c).is_some() {
                 return Err(r.corrupt(format!("account {a} twice")));
             }
@@ -328,7 +338,7 @@ impl Engine {
         e.fund = r.i128()?;
         e.bad_debt = r.i128()?;
         e.book_value = r.i128()?;
-        if e.fund < 0 || e.bad_debt < 0 {
+        if e.fund < 0 || e.bad_debt < 0 || [e.fund, e.bad_debt, e.book_value].iter().any(|x| x.abs() > LEDGER_LIMIT) {
             return Err(r.corrupt("negative fund or bad debt"));
         }
         e.next_event = r.u64()?;

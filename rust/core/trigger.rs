@@ -36,7 +36,13 @@ impl Trigger {
             "fund_drop" => Trigger::FundDrop { arm: arm.unwrap_or(0.70), disarm: disarm.unwrap_or(0.90) },
             other => return Err(bad(format!("{other:?} is not one of: fund_empty, drawdown, fund_drop"))),
         };
-        match t {
+        t.validated()
+    }
+
+    /// The trigger if its parameters are usable (also for triggers read back from bytes).
+    pub fn validated(self) -> crate::core::error::Result<Trigger> {
+        let bad = |msg: String| crate::core::error::AdlError::config("trigger", msg);
+        match self {
             Trigger::Drawdown { window, arm, disarm } if !(window > 0 && arm < disarm && (-1.0..0.0).contains(&arm)) => {
                 Err(bad(format!("drawdown needs window > 0 and -1 <= arm ({arm}) < disarm ({disarm}) < 0; window {window}")))
             }
@@ -102,7 +108,7 @@ impl TriggerState {
         }
         self.window_max.push_back((ts, fund));
         if let Trigger::Drawdown { window, .. } = self.trigger {
-            while self.window_max.front().is_some_and(|&(t, _)| t < ts - window) {
+            while self.window_max.front().is_some_and(|&(t, _)| t < ts.saturating_sub(window)) {
                 self.window_max.pop_front();
             }
         }

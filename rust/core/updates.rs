@@ -174,8 +174,9 @@ impl Engine {
         self.book_value = book_value;
         if p.cross {
             self.cross.remove(account, slot);
-            self.refresh_cross(std::iter::once(account));
         }
+        // The credit moved the wallet of any cross positions the account still holds.
+        self.refresh_cross(std::iter::once(account));
         Ok(credit)
     }
 

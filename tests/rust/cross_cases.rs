@@ -233,3 +233,24 @@ fn a_cross_row_with_its_own_margin_is_rejected() {
     let err = engine(Policy::Bitmex, &rows, &[(1, 50.0)], None).err().unwrap();
     assert!(matches!(err, AdlError::InvalidValue { ref field, row: 1, .. } if field == "margin"), "{err}");
 }
+
+#[test]
+fn an_isolated_credit_refreshes_the_wallet_of_cross_positions() {
+    // #5 is cross (short 10 X @100 with wallet 110) and also isolated short 5 Y @210 m50.
+    // #7 bankrupt long 10 Y @205 m20 at mark 200: ADL at P_bk = 203 against #5's Y short,
+    // credit 50 + 5·(210 − 203) = 85 and then the rest (5 lots) is bad debt. The credit is
+    // in #5's wallet, so its cross totals must show it at once.
+    let rows = [
+        (5, X, SHORT, 10.0, 100.0, 0.0, true),
+        (5, Y, SHORT, 5.0, 210.0, 50.0, false),
+        (7, Y, LONG, 10.0, 205.0, 20.0, false),
+    ];
+    let mut e = engine(Policy::Bitmex, &rows, &[(5, 110.0)], None).unwrap();
+    let x = e.store().find(&(5, X, SHORT)).unwrap();
+    let before = e.health(x).unwrap().0;
+    e.liquidate(Request { account: 7, market: Y, side: LONG, fill_price: None, force: false }, false).unwrap();
+    assert_eq!(e.cash_of(5), cents(110.0 + 85.0));
+    // X's share of TNC is the whole TNC now (the Y position is isolated): 195 + 100 = 295.
+    assert_eq!(e.health(x).unwrap().0, cents(295.0));
+    assert!(e.health(x).unwrap().0 > before);
+}

@@ -40,10 +40,18 @@ fn engine(policy: Policy) -> (Engine, Vec<Request>) {
             margin.push(qty[i] * entry[i] / (2.0 + (r >> 16) as f64 % 40.0));
         }
     }
+    // Every 7th account is cross: its margin becomes its wallet. A partly closed cross
+    // counterparty's score drops (its leverage falls), possibly below a head's cut.
+    let cross: Vec<u8> = (0..n).map(|i| (i >= 40 && i % 7 == 0) as u8).collect();
+    let wallets: Vec<(u64, f64)> = (0..n).filter(|&i| cross[i] == 1).map(|i| (account[i], margin[i])).collect();
+    for i in (0..n).filter(|&i| cross[i] == 1) {
+        margin[i] = 0.0;
+    }
+    let (acc, cash): (Vec<u64>, Vec<f64>) = wallets.into_iter().unzip();
     let market = vec![0u32; n];
-    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &[] };
+    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &cross };
     let mut e = Engine::new(policy, 0.0, 2, SPEC).unwrap();
-    e.load(cols, &["X".to_string()], None, None).unwrap();
+    e.load(cols, &["X".to_string()], Some((&acc, &cash)), None).unwrap();
     (e, reqs)
 }
 

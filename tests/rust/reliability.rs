@@ -177,6 +177,14 @@ fn a_torn_tail_is_dropped_and_mid_log_damage_is_an_error() {
     let n = torn.len();
     torn[n - 1] ^= 0xff;
     assert_eq!(replay_bytes(&torn).unwrap().1.ops, 9);
+    // Zeros a crash left after the last record (length 0, CRC 0 would pass a CRC check):
+    // a torn tail, dropped; zeros followed by data are damage.
+    let mut zeros = data.clone();
+    zeros.extend_from_slice(&[0u8; 64]);
+    let (_, info) = replay_bytes(&zeros).unwrap();
+    assert_eq!((info.ops, info.dropped_bytes), (10, 64));
+    zeros.push(1);
+    assert!(matches!(replay_bytes(&zeros), Err(AdlError::Corrupt { .. })));
     // Damage in an earlier record, with records after it: an error, not a silent drop.
     let mut bad = data.clone();
     bad[start - 1] ^= 0xff;
