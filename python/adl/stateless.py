@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import polars as pl
 
 from adl import _adl
 from adl._io import (
-    SIDE, Frame, Market, ScoreSpec, collect, custom_scores, isolated_only, market_specs, marks_for, numpy_view, position_arrays,
+    SIDE, Frame, Market, ScoreSpec, collect, custom_scores, isolated_only, market_specs, marks_for, position_arrays,
     side_value,
 )
 from adl.errors import InvalidInputError, UnknownMarketError
