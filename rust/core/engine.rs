@@ -801,7 +801,8 @@ impl Engine {
             Vec::new()
         } else {
             // Queue policies can start from the head of the queue; the others see everyone.
-            let head_ok = matches!(self.policy, Policy::Bitmex | Policy::Binance | Policy::Hyperliquid | Policy::Custom | Policy::MinMaxLeverage);
+            let head_ok =
+                matches!(self.policy, Policy::Bitmex | Policy::Binance | Policy::Hyperliquid | Policy::Custom | Policy::MinMaxLeverage);
             let head_only = m.is_head_only(-p.side);
             let index = match m.current_index(-p.side) {
                 Some(index) if head_ok || !head_only => index,

@@ -174,12 +174,7 @@ impl Simulation {
         // Cross accounts, largest shortfall first. ADL in one can close another's positions or
         // push it below maintenance, so each is re-checked just before, until none is left.
         loop {
-            let worst = self
-                .engine
-                .cross_accounts()
-                .filter(|t| t.1.liquidatable())
-                .map(|(a, t)| (t.tnc() - t.maintenance, a))
-                .min();
+            let worst = self.engine.cross_accounts().filter(|t| t.1.liquidatable()).map(|(a, t)| (t.tnc() - t.maintenance, a)).min();
             let Some((_, account)) = worst else { break };
             // Largest maintenance first, like `liquidate_account`, each at its own fill price.
             for (market, side) in self.engine.cross_order(account)? {

@@ -11,10 +11,10 @@
 use rustc_hash::FxHashMap;
 
 use crate::core::codec::{crc32, Reader, Writer};
-use crate::core::fixed::{MAX_CASH, MAX_GRID, MAX_MARGIN};
 use crate::core::cross::CrossBook;
 use crate::core::engine::{AdlPrice, Engine, EventLog, Fill, FillKind};
 use crate::core::error::{AdlError, Result};
+use crate::core::fixed::{MAX_CASH, MAX_GRID, MAX_MARGIN};
 use crate::core::market::MarketSpec;
 use crate::core::position::{Position, PositionStore, NO_INDEX};
 use crate::core::score::Policy;

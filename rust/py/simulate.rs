@@ -69,7 +69,10 @@ impl Simulation {
         let (step_ts, offsets, market, mark, later) =
             (step_ts.as_slice()?, offsets.as_slice()?, market.as_slice()?, mark.as_slice()?, later.as_slice()?);
         let c = run(py, || {
-            if offsets.len() != step_ts.len() + 1 || offsets.last().is_some_and(|&o| o as usize != market.len()) || market.len() != mark.len() {
+            if offsets.len() != step_ts.len() + 1
+                || offsets.last().is_some_and(|&o| o as usize != market.len())
+                || market.len() != mark.len()
+            {
                 return Err(AdlError::config("prices", "step offsets do not match the price columns"));
             }
             let mut sim = self.inner.lock().unwrap_or_else(|p| p.into_inner());

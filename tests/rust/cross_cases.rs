@@ -240,11 +240,7 @@ fn an_isolated_credit_refreshes_the_wallet_of_cross_positions() {
     // #7 bankrupt long 10 Y @205 m20 at mark 200: ADL at P_bk = 203 against #5's Y short,
     // credit 50 + 5·(210 − 203) = 85 and then the rest (5 lots) is bad debt. The credit is
     // in #5's wallet, so its cross totals must show it at once.
-    let rows = [
-        (5, X, SHORT, 10.0, 100.0, 0.0, true),
-        (5, Y, SHORT, 5.0, 210.0, 50.0, false),
-        (7, Y, LONG, 10.0, 205.0, 20.0, false),
-    ];
+    let rows = [(5, X, SHORT, 10.0, 100.0, 0.0, true), (5, Y, SHORT, 5.0, 210.0, 50.0, false), (7, Y, LONG, 10.0, 205.0, 20.0, false)];
     let mut e = engine(Policy::Bitmex, &rows, &[(5, 110.0)], None).unwrap();
     let x = e.store().find(&(5, X, SHORT)).unwrap();
     let before = e.health(x).unwrap().0;

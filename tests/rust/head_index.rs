@@ -49,7 +49,16 @@ fn engine(policy: Policy) -> (Engine, Vec<Request>) {
     }
     let (acc, cash): (Vec<u64>, Vec<f64>) = wallets.into_iter().unzip();
     let market = vec![0u32; n];
-    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &cross };
+    let cols = PositionColumns {
+        account: &account,
+        market: &market,
+        side: &side,
+        qty: &qty,
+        entry: &entry,
+        margin: &margin,
+        adl_cap: &[],
+        cross: &cross,
+    };
     let mut e = Engine::new(policy, 0.0, 2, SPEC).unwrap();
     e.load(cols, &["X".to_string()], Some((&acc, &cash)), None).unwrap();
     (e, reqs)
@@ -77,4 +86,59 @@ fn head_only_indexes_fill_exactly_like_complete_ones() {
         assert_eq!(head_only_seen, policy.is_ranked(), "{policy:?}: head-only index used");
         assert_eq!(fast.snapshot(), slow.snapshot(), "{policy:?}");
     }
+}
+
+/// A cross counterparty partly closed by one event falls below the cut of the head-only
+/// index; the next event at the same marks must still reach the better positions that the
+/// head left out before it (review finding: it used to stay at the end of the head).
+#[test]
+fn a_counterparty_rescored_below_the_head_cut_leaves_the_head() {
+    let n = 20_000usize;
+    // Isolated shorts, 1 lot @110 at mark 100 (pnl% 1/11, u = 10), margin m from 5 to 105:
+    // score (1/11)·100/(m + 10), from 0.079 to 0.606.
+    let mut account: Vec<u64> = (0..n as u64).map(|i| 1_000 + i).collect();
+    let mut side = vec![-1i8; n];
+    let mut qty = vec![1.0; n];
+    let mut entry = vec![110.0; n];
+    // Distinct margins (no score ties), so the head built for the first event holds exactly
+    // 7,543 entries (#1 and the 7,542 best isolated: 2·4·990 lots / the 1.05 average).
+    let mut margin: Vec<f64> = (0..n).map(|i| 5.0 + i as f64 * 0.005).collect();
+    let mut cross = vec![0u8; n];
+    // Cross #1: short 1,000 @110, wallet 0: TNC = 10,000, ℓ = 10, score 0.909 (first).
+    // Longs #2 (990 lots) and #3 (7,547 lots) @110 with 1 per lot: P_bk = 109, bankrupt.
+    for (a, s, q, m, c) in [(1u64, -1i8, 1_000.0, 0.0, 1u8), (2, 1, 990.0, 990.0, 0), (3, 1, 7_547.0, 7_547.0, 0)] {
+        account.push(a);
+        side.push(s);
+        qty.push(q);
+        entry.push(110.0);
+        margin.push(m);
+        cross.push(c);
+    }
+    let market = vec![0u32; account.len()];
+    let cols = PositionColumns {
+        account: &account,
+        market: &market,
+        side: &side,
+        qty: &qty,
+        entry: &entry,
+        margin: &margin,
+        adl_cap: &[],
+        cross: &cross,
+    };
+    let make = || {
+        let mut e = Engine::new(Policy::Bitmex, 0.0, 2, SPEC).unwrap();
+        e.load(cols, &["X".to_string()], Some((&[1], &[0.0])), None).unwrap();
+        e.set_marks(&[("X".to_string(), 100.0)], None).unwrap();
+        e
+    };
+    let (mut fast, mut slow) = (make(), make());
+    for account in [2u64, 3] {
+        let req = Request { account, market: 0, side: 1, fill_price: None, force: false };
+        slow.ranking(0, -1).unwrap();
+        let (a, b) = (fast.liquidate(req, false).unwrap(), slow.liquidate(req, false).unwrap());
+        assert_eq!(a, b, "event of #{account}");
+    }
+    // #1 kept 10 lots after the first event and is now near the bottom of the queue: the
+    // second event (7,547 lots) never reaches it.
+    assert_eq!(fast.store().get(fast.store().find(&(1, 0, -1)).unwrap()).qty, 10);
 }

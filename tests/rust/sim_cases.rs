@@ -18,12 +18,18 @@ fn run(policy: Policy, seed: u64) {
     let mut rng = seed;
     let spec = MarketSpec { qty_decimals: 2, price_decimals: 2, maintenance_rate: 0.01 };
     let n = 3_000usize;
-    let (mut account, mut market, mut side, mut qty, mut entry, mut margin, mut cross) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut account, mut market, mut side, mut qty, mut entry, mut margin, mut cross) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut wallets = std::collections::BTreeMap::new();
     for i in 0..n {
         let r = splitmix(&mut rng);
         let acc = 1 + (r % 2_500);
-        if account.iter().zip(&market).zip(&side).any(|((&a, &m), &s)| a == acc && m == (r >> 20) as u32 % 2 && s == if i % 2 == 0 { 1 } else { -1 }) {
+        if account
+            .iter()
+            .zip(&market)
+            .zip(&side)
+            .any(|((&a, &m), &s)| a == acc && m == (r >> 20) as u32 % 2 && s == if i % 2 == 0 { 1 } else { -1 })
+        {
             continue;
         }
         let is_cross = acc % 10 == 0;
@@ -41,7 +47,16 @@ fn run(policy: Policy, seed: u64) {
             *wallets.entry(acc).or_insert(0.0) += ((q * e / lev) * 100.0).round() / 100.0;
         }
     }
-    let cols = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &cross };
+    let cols = PositionColumns {
+        account: &account,
+        market: &market,
+        side: &side,
+        qty: &qty,
+        entry: &entry,
+        margin: &margin,
+        adl_cap: &[],
+        cross: &cross,
+    };
     let mut e = Engine::new(policy, 100.0, 6, spec).unwrap();
     let acc: Vec<u64> = wallets.keys().copied().collect();
     let cash: Vec<f64> = wallets.values().copied().collect();
