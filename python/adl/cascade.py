@@ -214,9 +214,10 @@ def simulate(
     unknown = px.filter(~pl.col("symbol").is_in(names))
     if unknown.height:
         raise InvalidInputError(f"prices: symbol {unknown['symbol'][0]!r} is not in the positions or markets", "symbol", None)
-    # Equity at the first marks: the base of haircut percentages.
-    first = px.group_by("symbol").agg(pl.col("mark").first())
-    if first.height == len(names):
+    # Equity at each market's first mark: the base of haircut percentages (a market the path
+    # never prices counts its positions' margin only).
+    first = px.group_by("symbol", maintain_order=True).agg(pl.col("mark").first())
+    if first.height:
         eng.set_marks(dict(first.iter_rows()))
     equity_start = eng.accounts().select("account", pl.col("equity").alias("equity_start"))
     fund_start = eng.insurance_fund
