@@ -105,8 +105,9 @@ fn engine_1m(c: &mut Criterion) {
     // The same book with every 10th short cross margined (its margin moved to its wallet).
     let mut cross_eng = synth::new_engine();
     let cross: Vec<u8> = (0..book.len()).map(|i| (i % 20 == 1) as u8).collect();
-    let margin: Vec<f64> = book.margin.iter().zip(&cross).map(|(&m, &c)| if c == 1 { 0.0 } else { m }).collect();
-    let wallets: (Vec<u64>, Vec<f64>) = (0..book.len()).filter(|&i| cross[i] == 1).map(|i| (book.account[i], book.margin[i])).unzip();
+    let margin: Vec<f64> = book.columns.margin.iter().zip(&cross).map(|(&m, &c)| if c == 1 { 0.0 } else { m }).collect();
+    let wallets: (Vec<u64>, Vec<f64>) =
+        (0..book.len()).filter(|&i| cross[i] == 1).map(|i| (book.columns.account[i], book.columns.margin[i])).unzip();
     let cols = _adl::core::input::PositionColumns { margin: &margin, cross: &cross, ..book.cols() };
     cross_eng.load(cols, &synth::symbols(), Some((&wallets.0, &wallets.1)), None).expect("load");
     cross_eng.set_marks(&synth::marks(MARK), None).expect("marks");

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 use _adl::core::input::PositionColumns;
+use _adl::core::oplog::OwnedColumns;
 use _adl::core::{Engine, MarketSpec, Policy, Request};
 
 pub const SYMBOL: &str = "BTC-PERP";
@@ -62,14 +63,9 @@ fn round_to(x: f64, decimals: i32) -> f64 {
     (x * s).round() / s
 }
 
-/// Column storage of a synthetic book (all rows in market code 0).
+/// A synthetic book (all rows in market code 0).
 pub struct Book {
-    pub account: Vec<u64>,
-    pub market: Vec<u32>,
-    pub side: Vec<i8>,
-    pub qty: Vec<f64>,
-    pub entry: Vec<f64>,
-    pub margin: Vec<f64>,
+    pub columns: OwnedColumns,
     /// Accounts of the bankrupt longs (rows 0, 2, 4, …).
     pub bankrupt: Vec<u64>,
 }
@@ -80,12 +76,16 @@ impl Book {
         assert!(n_bankrupt <= n / 2);
         let mut rng = Rng::new(seed);
         let mut b = Book {
-            account: Vec::with_capacity(n),
-            market: vec![0; n],
-            side: Vec::with_capacity(n),
-            qty: Vec::with_capacity(n),
-            entry: Vec::with_capacity(n),
-            margin: Vec::with_capacity(n),
+            columns: OwnedColumns {
+                account: Vec::with_capacity(n),
+                market: vec![0; n],
+                side: Vec::with_capacity(n),
+                qty: Vec::with_capacity(n),
+                entry: Vec::with_capacity(n),
+                margin: Vec::with_capacity(n),
+                adl_cap: Vec::new(),
+                cross: Vec::new(),
+            },
             bankrupt: Vec::with_capacity(n_bankrupt),
         };
         for i in 0..n {
@@ -99,35 +99,26 @@ impl Book {
                 let entry = round_to(MARK * (0.01 * rng.normal()).exp(), 2).max(0.01);
                 (qty, entry, 2.0 + 48.0 * rng.uniform())
             };
-            b.account.push(account);
-            b.side.push(side);
-            b.qty.push(qty);
-            b.entry.push(entry);
-            b.margin.push(qty * entry / lev);
+            b.columns.account.push(account);
+            b.columns.side.push(side);
+            b.columns.qty.push(qty);
+            b.columns.entry.push(entry);
+            b.columns.margin.push(qty * entry / lev);
         }
         b
     }
 
     pub fn len(&self) -> usize {
-        self.account.len()
+        self.columns.account.len()
     }
 
     pub fn cols(&self) -> PositionColumns<'_> {
-        PositionColumns {
-            account: &self.account,
-            market: &self.market,
-            side: &self.side,
-            qty: &self.qty,
-            entry: &self.entry,
-            margin: &self.margin,
-            adl_cap: &[],
-            cross: &[],
-        }
+        self.columns.view()
     }
 
     /// Σ qty of one side.
     pub fn open_interest(&self, side: i8) -> f64 {
-        self.side.iter().zip(&self.qty).filter(|(&s, _)| s == side).map(|(_, &q)| q).sum()
+        self.columns.side.iter().zip(&self.columns.qty).filter(|(&s, _)| s == side).map(|(_, &q)| q).sum()
     }
 
     /// Liquidation requests for the bankrupt longs, fill at the mark.

@@ -11,8 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use _adl::core::engine::{AdlPrice, FillKind, Liquidation};
-use _adl::core::input::PositionColumns;
-use _adl::core::oplog::{Op, OpOutput};
+use _adl::core::oplog::{Op, OpOutput, OwnedColumns};
 use _adl::core::trigger::Trigger;
 use _adl::core::{Engine, MarketSpec, Policy, Request, Totals};
 
@@ -57,52 +56,27 @@ fn value(t: &Totals) -> i128 {
     t.cash + t.position_equity + t.fund + t.book_value - t.bad_debt
 }
 
-#[derive(Default)]
-struct Rows {
-    account: Vec<u64>,
-    market: Vec<u32>,
-    side: Vec<i8>,
-    qty: Vec<f64>,
-    entry: Vec<f64>,
-    margin: Vec<f64>,
-    cross: Vec<u8>,
-}
-
-impl Rows {
-    /// `n` rows with distinct keys; accounts up to `n_cross` are cross (no own margin).
-    fn random(u: &mut Bytes<'_>, n: u32, n_cross: u64) -> Rows {
-        let mut r = Rows::default();
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..n {
-            let account = 1 + u.below(ACCOUNTS as u32) as u64;
-            let market = u.below(2);
-            let side = if u.byte() % 2 == 0 { 1 } else { -1 };
-            if !seen.insert((account, market, side)) {
-                continue;
-            }
-            let cross = account <= n_cross;
-            r.account.push(account);
-            r.market.push(market);
-            r.side.push(side);
-            r.qty.push(1.0 + u.below(40) as f64);
-            r.entry.push(80.0 + u.below(41) as f64);
-            r.margin.push(if cross { 0.0 } else { u.below(20_000) as f64 / 100.0 });
-            r.cross.push(cross as u8);
+/// `n` rows with distinct keys; accounts up to `n_cross` are cross (no own margin).
+fn random_rows(u: &mut Bytes<'_>, n: u32, n_cross: u64) -> OwnedColumns {
+    let mut r = OwnedColumns::default();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..n {
+        let account = 1 + u.below(ACCOUNTS as u32) as u64;
+        let market = u.below(2);
+        let side = if u.byte() % 2 == 0 { 1 } else { -1 };
+        if !seen.insert((account, market, side)) {
+            continue;
         }
-        r
+        let cross = account <= n_cross;
+        r.account.push(account);
+        r.market.push(market);
+        r.side.push(side);
+        r.qty.push(1.0 + u.below(40) as f64);
+        r.entry.push(80.0 + u.below(41) as f64);
+        r.margin.push(if cross { 0.0 } else { u.below(20_000) as f64 / 100.0 });
+        r.cross.push(cross as u8);
     }
-    fn cols(&self) -> PositionColumns<'_> {
-        PositionColumns {
-            account: &self.account,
-            market: &self.market,
-            side: &self.side,
-            qty: &self.qty,
-            entry: &self.entry,
-            margin: &self.margin,
-            adl_cap: &[],
-            cross: &self.cross,
-        }
-    }
+    r
 }
 
 fn symbols() -> Vec<String> {
@@ -187,10 +161,10 @@ pub fn run(data: &[u8]) {
     e.add_market("Y", MarketSpec { maintenance_rate: 0.02, ..SPEC }).expect("market");
     let n_cross = u.below(ACCOUNTS as u32 + 1) as u64;
     let n = u.below(24);
-    let book = Rows::random(&mut u, n, n_cross);
+    let book = random_rows(&mut u, n, n_cross);
     let accounts: Vec<u64> = (1..=ACCOUNTS).collect();
     let wallets: Vec<f64> = (0..ACCOUNTS).map(|_| u.below(30_000) as f64 / 100.0).collect();
-    e.apply(Op::Load { cols: book.cols(), symbols: &symbols(), accounts: Some((&accounts, &wallets)), custom: None }).expect("load");
+    e.apply(Op::Load { cols: book.view(), symbols: &symbols(), accounts: Some((&accounts, &wallets)), custom: None }).expect("load");
     e.apply(Op::SetMarks { marks: &random_marks(&mut u), ts: Some(0) }).expect("marks");
 
     let mut steps = 0;
@@ -201,7 +175,7 @@ pub fn run(data: &[u8]) {
             e.store().iter().map(|(_, p)| ((p.account, p.market, p.side), p.qty)).collect();
         let reqs: Vec<Request>;
         let marks: Vec<(String, f64)>;
-        let extra: Rows;
+        let extra: OwnedColumns;
         let (op, conserving) = match u.byte() % 8 {
             0 => {
                 marks = random_marks(&mut u);
@@ -219,8 +193,8 @@ pub fn run(data: &[u8]) {
             3 => (Op::LiquidateAccount { account: 1 + u.below(ACCOUNTS as u32) as u64, force: u.byte() % 2 == 0 }, true),
             4 => {
                 let k = 1 + u.below(3);
-                extra = Rows::random(&mut u, k, n_cross);
-                (Op::Upsert { cols: extra.cols(), symbols: &["X".to_string(), "Y".to_string()], accounts: None, custom: None }, false)
+                extra = random_rows(&mut u, k, n_cross);
+                (Op::Upsert { cols: extra.view(), symbols: &["X".to_string(), "Y".to_string()], accounts: None, custom: None }, false)
             }
             5 => match pick(&e, &mut u) {
                 Some(r) => (Op::ClosePosition { account: r.account, market: r.market, side: r.side, price: r.fill_price }, true),

@@ -19,6 +19,15 @@ app = typer.Typer(help="Exchange auto-deleveraging (ADL) engine.", no_args_is_he
 console = Console()
 
 
+# What bad files and arguments raise: a message and exit code 2, not a traceback.
+BAD_INPUT = (AdlError, OSError, ValueError, pl.exceptions.PolarsError)
+
+
+def _fail(e: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {e}")
+    return typer.Exit(code=2)
+
+
 def show(frame: pl.DataFrame, title: str, limit: int = 10) -> None:
     """Prints a frame as a rich table (first ``limit`` rows)."""
     table = Table(title=title, title_justify="left")
@@ -46,8 +55,7 @@ def demo(
     try:
         run = run_demo(insurance_fund=insurance_fund, policy=policy)  # type: ignore[arg-type]
     except AdlError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(code=2) from None
+        raise _fail(e) from None
     eng, res = run.engine, run.result
     console.rule("[bold]adl demo: a price shock through the liquidation waterfall")
     shock = ", ".join(f"{s} {MARKS[s]:g} -> {SHOCK[s]:g}" for s in MARKS)
@@ -96,20 +104,18 @@ def rank(
     import adl
 
     try:
-        book = pl.read_parquet(positions) if positions.suffix == ".parquet" else pl.read_csv(positions)
-        ranked = adl.rank(book, mark=mark)
-    except (AdlError, OSError, pl.exceptions.PolarsError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(code=2) from None
+        ranked = adl.rank(adl.read_positions(positions), mark=mark)
+    except BAD_INPUT as e:
+        raise _fail(e) from None
     show(ranked.filter(pl.col("rank").is_not_null()).sort("rank"), f"{positions.name}: ranked at mark {mark:g}")
     if out is not None:
         ranked.write_parquet(out)
         console.print(f"wrote {out}")
 
 
-def _fail(e: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {e}")
-    return typer.Exit(code=2)
+def _names(policies: str) -> list[str]:
+    """Policies from a comma-separated option."""
+    return [p.strip() for p in policies.split(",") if p.strip()]
 
 
 def _load(positions: Path, prices: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -184,15 +190,14 @@ def simulate(
     """
     try:
         (res,) = _run(positions, prices, [policy], insurance_fund, maintenance_rate, bps_per_million, horizon, out is not None)
-    except (AdlError, OSError, ValueError, pl.exceptions.PolarsError) as e:
+    except BAD_INPUT as e:
         raise _fail(e) from None
-    r = res
-    show(r.summary.transpose(include_header=True, column_names=["value"]), f"{policy}: summary", limit=30)
-    show(r.accounts.head(10), "Most-hit accounts")
+    show(res.summary.transpose(include_header=True, column_names=["value"]), f"{policy}: summary", limit=30)
+    show(res.accounts.head(10), "Most-hit accounts")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for name in ("liquidations", "fund", "accounts", "fills", "summary"):
-            getattr(r, name).write_parquet(out / f"{name}.parquet")
+            getattr(res, name).write_parquet(out / f"{name}.parquet")
         console.print(f"wrote {out}/{{liquidations,fund,accounts,fills,summary}}.parquet")
 
 
@@ -212,10 +217,9 @@ def compare(
 
     Example: adl compare run1/positions.parquet run1/prices.parquet --policies bitmex,size_pro_rata --report r.html
     """
-    names = [p.strip() for p in policies.split(",") if p.strip()]
     try:
-        results = _run(positions, prices, names, insurance_fund, maintenance_rate, bps_per_million, horizon, False)
-    except (AdlError, OSError, ValueError, pl.exceptions.PolarsError) as e:
+        results = _run(positions, prices, _names(policies), insurance_fund, maintenance_rate, bps_per_million, horizon, False)
+    except BAD_INPUT as e:
         raise _fail(e) from None
     table = pl.concat([r.summary for r in results], how="vertical_relaxed")
     show(table.select("policy", "liquidations", "bad_debt", "fund_min", "adl_notional", "accounts_hit", "need",
@@ -244,13 +248,12 @@ def report(
 
     Example: adl report run1/positions.parquet run1/prices.parquet --out report.html
     """
-    names = [p.strip() for p in policies.split(",") if p.strip()]
     try:
         from adl.report import write_report
 
-        results = _run(positions, prices, names, insurance_fund, maintenance_rate, bps_per_million, horizon, False)
+        results = _run(positions, prices, _names(policies), insurance_fund, maintenance_rate, bps_per_million, horizon, False)
         path = write_report(results, out)
-    except (AdlError, OSError, ValueError, ImportError, pl.exceptions.PolarsError) as e:
+    except (*BAD_INPUT, ImportError) as e:
         raise _fail(e) from None
     console.print(f"wrote {path}")
 

@@ -10,7 +10,7 @@ use crate::core::error::{AdlError, Checked, Result};
 use crate::core::fixed::{cash_to_f64, split_ceil, split_floor, Grid};
 use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::market::{Market, MarketSpec};
-use crate::core::position::{side_slot, Key, Position, PositionStore, Side, NO_INDEX};
+use crate::core::position::{side_slot, Key, Position, PositionStore, Side};
 use crate::core::score::Policy;
 use crate::core::scoring::Scoring;
 use crate::core::trigger::{AdlState, Trigger, TriggerState};
@@ -349,18 +349,7 @@ impl Engine {
             let m = &markets[id as usize];
             let r = parse_row(&m.grid, row, cols.side[row], cols.qty[row], cols.entry[row], cols.margin[row])?;
             let account = cols.account[row];
-            let inserted = store.insert(Position {
-                account,
-                qty: r.lots,
-                entry: r.entry,
-                margin: r.margin,
-                market: id,
-                member_pos: 0,
-                index_pos: NO_INDEX,
-                side: r.side,
-                cap_bp: cols.cap_bp(row),
-                cross: cols.is_cross(row),
-            });
+            let inserted = store.insert(cols.position(row, r, id));
             if let Err(first) = inserted {
                 // Slots are handed out in row order while loading, so a slot is its row.
                 return Err(AdlError::DuplicateKey { account, symbol: m.name.clone(), side: r.side, row, first_row: first as usize });
@@ -918,9 +907,8 @@ impl Engine {
             let lots = leg.take.lots;
             let c = *self.store.get(leg.take.slot);
             *self.cash.entry(c.account).or_insert(0) += leg.credit;
-            // Any credit to an account with cross positions moves its wallet, even when this
-            // position is isolated.
-            if c.cross || !self.cross.slots(c.account).is_empty() {
+            // Any credit to an account with cross positions (this one or others) moves its wallet.
+            if !self.cross.slots(c.account).is_empty() {
                 touched.push(c.account);
             }
             if lots == c.qty {

@@ -3,7 +3,7 @@
 
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::{Grid, MAX_GRID, MAX_MARGIN};
-use crate::core::position::Side;
+use crate::core::position::{Position, Side, NO_INDEX};
 
 /// Position columns as borrowed slices. `market` holds codes into a list of symbols; an
 /// empty `market` means every row is in market 0.
@@ -41,6 +41,22 @@ impl<'a> PositionColumns<'a> {
     #[inline]
     pub fn is_cross(&self, row: usize) -> bool {
         !self.cross.is_empty() && self.cross[row] == 1
+    }
+
+    /// The position of a validated `row` (`r` from `parse_row`) in market `market`.
+    pub fn position(&self, row: usize, r: Row, market: u32) -> Position {
+        Position {
+            account: self.account[row],
+            qty: r.lots,
+            entry: r.entry,
+            margin: r.margin,
+            market,
+            member_pos: 0,
+            index_pos: NO_INDEX,
+            side: r.side,
+            cap_bp: self.cap_bp(row),
+            cross: self.is_cross(row),
+        }
     }
 
     #[inline]

@@ -8,7 +8,7 @@ use crate::core::alloc::{holding, pro_rata_shares, start_of, walk_from, weighted
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::Grid;
 use crate::core::input::{block_valid, parse_mark, parse_price, parse_row, PositionColumns};
-use crate::core::position::{side_slot, Position, Side, NO_INDEX};
+use crate::core::position::{side_slot, Side};
 use crate::core::ranking::{sort_queue, QueueOrder};
 use crate::core::score::{desc_key, key_score, lights, near, Fraction, Policy};
 
@@ -199,18 +199,7 @@ impl Context<'_> {
         let code = c.market_of(row);
         let g = &self.grids[code as usize];
         let Ok(r) = parse_row(g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row]) else { return (c.account[row], 0, 0.0) };
-        let p = Position {
-            account: c.account[row],
-            qty: r.lots,
-            entry: r.entry,
-            margin: r.margin,
-            market: code,
-            member_pos: 0,
-            index_pos: NO_INDEX,
-            side: r.side,
-            cap_bp: c.cap_bp(row),
-            cross: false,
-        };
+        let p = c.position(row, r, code);
         let mark = self.marks[code as usize];
         holding(&p, g, mark, p.equity(g, mark), weighting)
     }

@@ -8,7 +8,7 @@ use crate::core::engine::Engine;
 use crate::core::error::{AdlError, Checked, Result};
 use crate::core::input::{parse_price, parse_row, PositionColumns, Row};
 use crate::core::market::Market;
-use crate::core::position::{Position, Side, NO_INDEX};
+use crate::core::position::Side;
 use crate::core::scoring::Scoring;
 
 /// What an upsert did.
@@ -91,18 +91,7 @@ impl Engine {
         let mut touched: FxHashSet<u64> = FxHashSet::default();
         for (row, (id, r)) in rows.into_iter().enumerate() {
             let account = cols.account[row];
-            let fresh = Position {
-                account,
-                qty: r.lots,
-                entry: r.entry,
-                margin: r.margin,
-                market: id,
-                member_pos: 0,
-                index_pos: NO_INDEX,
-                side: r.side,
-                cap_bp: cols.cap_bp(row),
-                cross: cols.is_cross(row),
-            };
+            let fresh = cols.position(row, r, id);
             let slot = match self.store.find(&(account, id, r.side)) {
                 Some(slot) => {
                     let old = *self.store.get(slot);

@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use super::{errors, run, Columns};
 use crate::core::engine::{AdlPrice, Engine as CoreEngine, Fill, FillKind, Liquidation, Request};
 use crate::core::error::AdlError;
+use crate::core::input::PositionColumns;
 use crate::core::market::MarketSpec;
 use crate::core::oplog::{Journal, Op, OpLog, OpOutput, SyncPolicy};
 use crate::core::position::Key;
@@ -149,6 +150,29 @@ impl Outcome {
     }
 }
 
+type Array<'py, T> = Option<PyReadonlyArray1<'py, T>>;
+type BookInputs<'a> = (PositionColumns<'a>, Option<(&'a [u64], &'a [f64])>, Option<&'a [f64]>);
+
+/// The borrowed inputs of `load` and `upsert`: position columns (with their margin modes),
+/// accounts (account, cash) and custom scores.
+fn book_inputs<'a>(
+    columns: &'a Columns<'_>,
+    acc_account: &'a Array<'_, u64>,
+    acc_cash: &'a Array<'_, f64>,
+    margin_mode: &'a Array<'_, u8>,
+    scores: &'a Array<'_, f64>,
+) -> PyResult<BookInputs<'a>> {
+    let mut view = columns.view()?;
+    if let Some(m) = margin_mode {
+        view.cross = m.as_slice()?;
+    }
+    let accounts = match (acc_account, acc_cash) {
+        (Some(a), Some(c)) => Some((a.as_slice()?, c.as_slice()?)),
+        _ => None,
+    };
+    Ok((view, accounts, scores.as_ref().map(|s| s.as_slice()).transpose()?))
+}
+
 fn spec_with(base: MarketSpec, qty_decimals: Option<u32>, price_decimals: Option<u32>, maintenance_rate: Option<f64>) -> MarketSpec {
     MarketSpec {
         qty_decimals: qty_decimals.unwrap_or(base.qty_decimals),
@@ -234,15 +258,7 @@ impl Engine {
         margin_mode: Option<PyReadonlyArray1<'py, u8>>,
         scores: Option<PyReadonlyArray1<'py, f64>>,
     ) -> PyResult<()> {
-        let mut view = columns.view()?;
-        if let Some(m) = &margin_mode {
-            view.cross = m.as_slice()?;
-        }
-        let accounts = match (&acc_account, &acc_cash) {
-            (Some(a), Some(c)) => Some((a.as_slice()?, c.as_slice()?)),
-            _ => None,
-        };
-        let custom = scores.as_ref().map(|s| s.as_slice()).transpose()?;
+        let (view, accounts, custom) = book_inputs(&columns, &acc_account, &acc_cash, &margin_mode, &scores)?;
         run(py, || self.lock().apply(Op::Load { cols: view, symbols: &names, accounts, custom }).map(drop))
     }
 
@@ -395,15 +411,7 @@ impl Engine {
         margin_mode: Option<PyReadonlyArray1<'py, u8>>,
         scores: Option<PyReadonlyArray1<'py, f64>>,
     ) -> PyResult<(usize, usize, usize)> {
-        let mut view = columns.view()?;
-        if let Some(m) = &margin_mode {
-            view.cross = m.as_slice()?;
-        }
-        let accounts = match (&acc_account, &acc_cash) {
-            (Some(a), Some(c)) => Some((a.as_slice()?, c.as_slice()?)),
-            _ => None,
-        };
-        let custom = scores.as_ref().map(|s| s.as_slice()).transpose()?;
+        let (view, accounts, custom) = book_inputs(&columns, &acc_account, &acc_cash, &margin_mode, &scores)?;
         run(py, || match self.lock().apply(Op::Upsert { cols: view, symbols: &names, accounts, custom })? {
             OpOutput::Upserted(s) => Ok((s.inserted, s.replaced, s.accounts)),
             other => unreachable!("upsert returned {other:?}"),

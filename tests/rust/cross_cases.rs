@@ -2,7 +2,6 @@
 //! ticks, cash in cents. Market X: maintenance 10 %, mark 90. Market Y: maintenance 6 %,
 //! mark 200. Every number in the comments is exact.
 
-use _adl::core::input::PositionColumns;
 use _adl::core::{AdlError, Engine, FillKind, MarketSpec, Policy, Request, Totals};
 
 const LONG: i8 = 1;
@@ -10,33 +9,19 @@ const SHORT: i8 = -1;
 const X: u32 = 0;
 const Y: u32 = 1;
 
-/// (account, market, side, qty, entry, margin, cross)
-type Row = (u64, u32, i8, f64, f64, f64, bool);
+#[path = "common.rs"]
+mod common;
+use common::{columns, Row};
 
 fn engine(policy: Policy, rows: &[Row], wallets: &[(u64, f64)], custom: Option<&[f64]>) -> Result<Engine, AdlError> {
     let spec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.1 };
     let mut e = Engine::new(policy, 0.0, 2, spec).unwrap();
     e.add_market("X", spec).unwrap();
     e.add_market("Y", MarketSpec { maintenance_rate: 0.06, ..spec }).unwrap();
-    let col = |f: fn(&Row) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
-    let account: Vec<u64> = rows.iter().map(|r| r.0).collect();
-    let market: Vec<u32> = rows.iter().map(|r| r.1).collect();
-    let side: Vec<i8> = rows.iter().map(|r| r.2).collect();
-    let (qty, entry, margin) = (col(|r| r.3), col(|r| r.4), col(|r| r.5));
-    let cross: Vec<u8> = rows.iter().map(|r| r.6 as u8).collect();
-    let cols = PositionColumns {
-        account: &account,
-        market: &market,
-        side: &side,
-        qty: &qty,
-        entry: &entry,
-        margin: &margin,
-        adl_cap: &[],
-        cross: &cross,
-    };
+    let cols = columns(rows);
     let acc: Vec<u64> = wallets.iter().map(|w| w.0).collect();
     let cash: Vec<f64> = wallets.iter().map(|w| w.1).collect();
-    e.load(cols, &["X".to_string(), "Y".to_string()], Some((&acc, &cash)), custom)?;
+    e.load(cols.view(), &["X".to_string(), "Y".to_string()], Some((&acc, &cash)), custom)?;
     e.set_marks(&[("X".to_string(), 90.0), ("Y".to_string(), 200.0)], Some(1))?;
     Ok(e)
 }

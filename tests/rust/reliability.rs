@@ -5,56 +5,22 @@ use std::path::PathBuf;
 
 use _adl::core::engine::AdlPrice;
 use _adl::core::error::AdlError;
-use _adl::core::input::PositionColumns;
-use _adl::core::oplog::{replay, replay_bytes, Journal, Op, OpLog, SyncPolicy};
+use _adl::core::oplog::{replay, replay_bytes, Journal, Op, OpLog, OwnedColumns, SyncPolicy};
 use _adl::core::trigger::Trigger;
 use _adl::core::{Engine, MarketSpec, Policy, Request};
 
 const SPEC: MarketSpec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.05 };
 
-struct Cols {
-    account: Vec<u64>,
-    market: Vec<u32>,
-    side: Vec<i8>,
-    qty: Vec<f64>,
-    entry: Vec<f64>,
-    margin: Vec<f64>,
-    cross: Vec<u8>,
-}
-
-impl Cols {
-    /// (account, market, side, qty, entry, margin, cross)
-    fn new(rows: &[(u64, u32, i8, f64, f64, f64, bool)]) -> Cols {
-        Cols {
-            account: rows.iter().map(|r| r.0).collect(),
-            market: rows.iter().map(|r| r.1).collect(),
-            side: rows.iter().map(|r| r.2).collect(),
-            qty: rows.iter().map(|r| r.3).collect(),
-            entry: rows.iter().map(|r| r.4).collect(),
-            margin: rows.iter().map(|r| r.5).collect(),
-            cross: rows.iter().map(|r| r.6 as u8).collect(),
-        }
-    }
-    fn view(&self) -> PositionColumns<'_> {
-        PositionColumns {
-            account: &self.account,
-            market: &self.market,
-            side: &self.side,
-            qty: &self.qty,
-            entry: &self.entry,
-            margin: &self.margin,
-            adl_cap: &[],
-            cross: &self.cross,
-        }
-    }
-}
+#[path = "common.rs"]
+mod common;
+use common::columns as cols;
 
 fn symbols() -> Vec<String> {
     vec!["X".to_string(), "Y".to_string()]
 }
 
-fn book() -> Cols {
-    Cols::new(&[
+fn book() -> OwnedColumns {
+    cols(&[
         (1, 0, 1, 10.0, 100.0, 30.0, false),
         (2, 0, -1, 10.0, 100.0, 100.0, false),
         (3, 0, -1, 5.0, 98.0, 50.0, false),
@@ -133,7 +99,7 @@ fn logged_run(path: &PathBuf) -> Journal {
     j.apply(Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false } }).unwrap();
     // A refused operation is not logged.
     assert!(j.apply(Op::Liquidate { req: Request { account: 2, market: 0, side: -1, fill_price: None, force: false } }).is_err());
-    let up = Cols::new(&[(8, 0, -1, 7.0, 97.0, 70.0, false), (3, 0, -1, 6.0, 98.0, 60.0, false)]);
+    let up = cols(&[(8, 0, -1, 7.0, 97.0, 70.0, false), (3, 0, -1, 6.0, 98.0, 60.0, false)]);
     j.apply(Op::Upsert { cols: up.view(), symbols: &names, accounts: Some((&[8], &[1.0])), custom: None }).unwrap();
     j.apply(Op::SetFund { amount: 3.0 }).unwrap();
     j.apply(Op::LiquidateMany { reqs: &[Request { account: 6, market: 0, side: 1, fill_price: None, force: true }] }).unwrap();
@@ -197,13 +163,13 @@ fn upsert_inserts_replaces_and_refuses_bad_batches_whole() {
     let before = e.snapshot();
     let names = symbols();
     // Row 1 repeats row 0's key: the whole batch is refused.
-    let dup = Cols::new(&[(9, 0, -1, 1.0, 100.0, 10.0, false), (9, 0, -1, 2.0, 100.0, 10.0, false)]);
+    let dup = cols(&[(9, 0, -1, 1.0, 100.0, 10.0, false), (9, 0, -1, 2.0, 100.0, 10.0, false)]);
     assert!(matches!(e.upsert(dup.view(), &names, None, None), Err(AdlError::DuplicateKey { row: 1, .. })));
-    let nan = Cols::new(&[(9, 0, -1, 1.0, 100.0, 10.0, false), (10, 0, -1, f64::NAN, 100.0, 10.0, false)]);
+    let nan = cols(&[(9, 0, -1, 1.0, 100.0, 10.0, false), (10, 0, -1, f64::NAN, 100.0, 10.0, false)]);
     assert!(matches!(e.upsert(nan.view(), &names, None, None), Err(AdlError::InvalidValue { row: 1, .. })));
     assert_eq!(e.snapshot(), before);
     // Replace #2's short (10 @100 m100) by 4 @99 m20, insert #9 short 2 @97 m5 in a new market.
-    let up = Cols::new(&[(2, 0, -1, 4.0, 99.0, 20.0, false), (9, 2, -1, 2.0, 97.0, 5.0, false)]);
+    let up = cols(&[(2, 0, -1, 4.0, 99.0, 20.0, false), (9, 2, -1, 2.0, 97.0, 5.0, false)]);
     let names3 = vec!["X".to_string(), "Y".to_string(), "W".to_string()];
     let stats = e.upsert(up.view(), &names3, Some((&[2], &[11.0])), None).unwrap();
     assert_eq!((stats.inserted, stats.replaced, stats.accounts), (1, 1, 1));
