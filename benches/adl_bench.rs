@@ -218,7 +218,7 @@ fn policies_1m(c: &mut Criterion) {
         Policy::WealthProRata,
         Policy::LeveredProRata,
     ] {
-        let mut eng = Engine::new(policy, 0.0, CASH_DECIMALS, SPEC).expect("engine");
+        let mut eng = Engine::new(policy, 0.0, CASH_DECIMALS, SPEC.clone()).expect("engine");
         eng.load(book.cols(), &synth::symbols(), None, None).expect("load");
         eng.set_marks(&synth::marks(MARK), None).expect("marks");
         let fills = eng.liquidate(req, true).expect("event").fills.len();

@@ -18,7 +18,7 @@ pub const MARK: f64 = 100.0;
 /// Second mark used to invalidate the ranking index; every synthetic bankrupt row is
 /// bankrupt at both marks.
 pub const MARK_ALT: f64 = 100.01;
-pub const SPEC: MarketSpec = MarketSpec { qty_decimals: 4, price_decimals: 2, maintenance_rate: 0.005 };
+pub const SPEC: MarketSpec = MarketSpec::linear(4, 2, 0.005);
 pub const CASH_DECIMALS: u32 = 8;
 /// Quantity of each synthetic bankrupt long (about five average short positions).
 pub const BANKRUPT_QTY: f64 = 1.5;
@@ -123,7 +123,10 @@ impl Book {
 
     /// Liquidation requests for the bankrupt longs, fill at the mark.
     pub fn bankrupt_requests(&self) -> Vec<Request> {
-        self.bankrupt.iter().map(|&account| Request { account, market: 0, side: 1, fill_price: None, force: false }).collect()
+        self.bankrupt
+            .iter()
+            .map(|&account| Request { account, market: 0, side: 1, fill_price: None, force: false, partial: false })
+            .collect()
     }
 }
 
@@ -137,7 +140,7 @@ pub fn marks(mark: f64) -> Vec<(String, f64)> {
 
 /// An empty engine: BitMEX ranking, empty insurance fund (so bankrupt positions go to ADL).
 pub fn new_engine() -> Engine {
-    Engine::new(Policy::Bitmex, 0.0, CASH_DECIMALS, SPEC).expect("engine")
+    Engine::new(Policy::Bitmex, 0.0, CASH_DECIMALS, SPEC.clone()).expect("engine")
 }
 
 /// An engine loaded with `book`, marked at `MARK`.

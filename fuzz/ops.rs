@@ -49,11 +49,11 @@ const POLICIES: [Policy; 9] = [
     Policy::MinMaxLeverage,
     Policy::CappedProRata,
 ];
-const SPEC: MarketSpec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.05 };
+const SPEC: MarketSpec = MarketSpec::linear(0, 0, 0.05);
 const ACCOUNTS: u64 = 8;
 
 fn value(t: &Totals) -> i128 {
-    t.cash + t.position_equity + t.fund + t.book_value - t.bad_debt
+    t.value()
 }
 
 /// `n` rows with distinct keys; accounts up to `n_cross` are cross (no own margin).
@@ -97,7 +97,7 @@ fn pick(e: &Engine, u: &mut Bytes<'_>) -> Option<Request> {
     let mark = e.market(market).mark.unwrap_or(100);
     let offset = u.below(13) as i64 - 6;
     let fill_price = (u.byte() % 3 != 0).then(|| (mark + offset).max(1) as f64);
-    Some(Request { account, market, side, fill_price, force: u.byte() % 2 == 0 })
+    Some(Request { account, market, side, fill_price, force: u.byte() % 2 == 0, partial: false })
 }
 
 /// Fill-level checks of one liquidation against the sizes held before it.
@@ -148,7 +148,7 @@ pub fn run(data: &[u8]) {
     let mut u = Bytes(data);
     let policy = POLICIES[u.byte() as usize % POLICIES.len()];
     let fund = u.below(5_000) as f64 / 100.0;
-    let mut e = Engine::new(policy, fund, 2, SPEC).expect("engine");
+    let mut e = Engine::new(policy, fund, 2, SPEC.clone()).expect("engine");
     e.adl_price = match u.byte() % 4 {
         0 => AdlPrice::Mark,
         1 => AdlPrice::MarkCapped,
@@ -157,8 +157,8 @@ pub fn run(data: &[u8]) {
     if u.byte() % 3 == 0 {
         e.set_trigger(Trigger::FundDrop { arm: 0.9, disarm: 0.95 });
     }
-    e.add_market("X", SPEC).expect("market");
-    e.add_market("Y", MarketSpec { maintenance_rate: 0.02, ..SPEC }).expect("market");
+    e.add_market("X", SPEC.clone()).expect("market");
+    e.add_market("Y", MarketSpec { maintenance_rate: 0.02, ..SPEC.clone() }).expect("market");
     let n_cross = u.below(ACCOUNTS as u32 + 1) as u64;
     let n = u.below(24);
     let book = random_rows(&mut u, n, n_cross);

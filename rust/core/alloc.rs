@@ -5,6 +5,7 @@ use crate::core::fixed::Grid;
 use crate::core::position::{Position, PositionStore, NO_INDEX};
 use crate::core::ranking::RankIndex;
 use crate::core::scoring::Scoring;
+use crate::core::tiers::Tiers;
 
 /// What an allocator sees: the opposite side of one market.
 pub struct OppositeSide<'a> {
@@ -14,7 +15,7 @@ pub struct OppositeSide<'a> {
     /// Every position of the side, eligible or not (for the size fallback of `LeverageQueue`).
     pub members: &'a [u32],
     pub grid: &'a Grid,
-    pub rate_ppm: i64,
+    pub tiers: &'a Tiers,
     pub mark: i64,
     pub scoring: &'a Scoring<'a>,
 }
@@ -75,7 +76,7 @@ impl Allocator for LeverageQueue {
                 .iter()
                 .map(|&slot| (slot, side.store.get(slot)))
                 .filter(|(_, p)| p.index_pos == NO_INDEX && p.account != exclude)
-                .filter(|(_, p)| side.scoring.equity(side.grid, side.rate_ppm, side.mark, p) > 0)
+                .filter(|(_, p)| side.scoring.equity(side.grid, side.tiers, side.mark, p) > 0)
                 .collect();
             rest.sort_unstable_by_key(|(slot, p)| (p.account, *slot));
             let shares = pro_rata_shares(&rest.iter().map(|(_, p)| (p.account, p.qty)).collect::<Vec<_>>(), left);
@@ -173,7 +174,7 @@ impl Allocator for WeightedProRata {
         let holdings: Vec<(u64, i64, f64)> = members
             .iter()
             .map(|(_, p)| {
-                let equity = side.scoring.equity(side.grid, side.rate_ppm, side.mark, p);
+                let equity = side.scoring.equity(side.grid, side.tiers, side.mark, p);
                 holding(p, side.grid, side.mark, equity, self.weighting)
             })
             .collect();

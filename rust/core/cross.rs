@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 use crate::core::fixed::Grid;
 use crate::core::market::Market;
 use crate::core::position::{Position, PositionStore};
+use crate::core::tiers::Tiers;
 
 /// An account's cross totals at the current marks, in cash units.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,9 +50,9 @@ impl CrossTotals {
 
 /// PnL, maintenance and notional of a position in cash units. A market without a mark yet
 /// counts the entry price (no PnL).
-pub fn terms(p: &Position, grid: &Grid, rate_ppm: i64, mark: Option<i64>) -> (i128, i128, i128) {
+pub fn terms(p: &Position, grid: &Grid, tiers: &Tiers, mark: Option<i64>) -> (i128, i128, i128) {
     let mark = mark.unwrap_or(p.entry);
-    (p.upnl(grid, mark), p.maintenance(grid, mark, rate_ppm), grid.value(p.qty, mark))
+    (p.upnl(grid, mark), p.maintenance(grid, mark, tiers), grid.value(p.qty, mark))
 }
 
 #[derive(Clone, Default)]
@@ -101,7 +102,7 @@ impl CrossBook {
         for &slot in &a.slots {
             let p = store.get(slot);
             let m = &markets[p.market as usize];
-            let (u, mm, n) = terms(p, &m.grid, m.rate_ppm, m.mark);
+            let (u, mm, n) = terms(p, &m.grid, &m.tiers, m.mark);
             t.upnl += u;
             t.maintenance += mm;
             t.notional += n;
@@ -117,22 +118,22 @@ impl CrossBook {
     }
 
     /// A cross position's equity: its share of the account's net collateral.
-    pub fn equity(&self, p: &Position, grid: &Grid, rate_ppm: i64, mark: i64) -> i128 {
-        let (_, mm, n) = terms(p, grid, rate_ppm, Some(mark));
+    pub fn equity(&self, p: &Position, grid: &Grid, tiers: &Tiers, mark: i64) -> i128 {
+        let (_, mm, n) = terms(p, grid, tiers, Some(mark));
         self.totals(p.account).share(mm, n)
     }
 
     /// A cross position's effective margin: its equity share less its own PnL.
-    pub fn effective_margin(&self, p: &Position, grid: &Grid, rate_ppm: i64, mark: i64) -> i128 {
-        self.equity(p, grid, rate_ppm, mark) - p.upnl(grid, mark)
+    pub fn effective_margin(&self, p: &Position, grid: &Grid, tiers: &Tiers, mark: i64) -> i128 {
+        self.equity(p, grid, tiers, mark) - p.upnl(grid, mark)
     }
 
     /// The margin that, put in the isolated liquidation-price formula, gives the mark of this
     /// position's market at which its account reaches `TNC = TMMR`, other marks held:
     /// `W + Σ_other u − Σ_other MM`.
-    pub fn liquidation_margin(&self, p: &Position, grid: &Grid, rate_ppm: i64, mark: i64) -> i128 {
+    pub fn liquidation_margin(&self, p: &Position, grid: &Grid, tiers: &Tiers, mark: i64) -> i128 {
         let t = self.totals(p.account);
-        let (u, mm, _) = terms(p, grid, rate_ppm, Some(mark));
+        let (u, mm, _) = terms(p, grid, tiers, Some(mark));
         t.tnc() - u - (t.maintenance - mm)
     }
 }

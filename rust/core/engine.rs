@@ -7,9 +7,11 @@ use rustc_hash::FxHashMap;
 use crate::core::alloc::{Allocator, DydxWalk, LeverageQueue, OppositeSide, RankedQueue, SizeProRata, Take, WeightedProRata, Weighting};
 use crate::core::cross::CrossBook;
 use crate::core::error::{AdlError, Checked, Result};
+use crate::core::fees::{fee_on, reserved_fee};
 use crate::core::fixed::{cash_to_f64, split_ceil, split_floor, Grid};
 use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
-use crate::core::market::{Market, MarketSpec};
+use crate::core::market::{FeeConvention, Market, MarketSpec};
+use crate::core::partial::partial_close;
 use crate::core::position::{side_slot, Key, Position, PositionStore, Side};
 use crate::core::score::Policy;
 use crate::core::scoring::Scoring;
@@ -96,6 +98,14 @@ pub struct Liquidation {
     pub external_lots: i64,
     /// Positions whose open orders a venue would cancel: the liquidated one and every counterparty.
     pub cancel_orders: Vec<Key>,
+    /// The liquidation fee (part of `to_fund`).
+    pub fee: i128,
+    /// What was left after the close, returned to the trader's cash (`surplus_to_fund = false`).
+    pub returned: i128,
+    /// ADL fees the counterparties paid to the venue.
+    pub adl_fees: i128,
+    /// Lots the position still holds (> 0 after a partial liquidation).
+    pub remaining_lots: i64,
 }
 
 /// A liquidation request.
@@ -107,6 +117,9 @@ pub struct Request {
     /// Price the external book gives for the whole quantity; `None` = mark.
     pub fill_price: Option<f64>,
     pub force: bool,
+    /// Close only the fewest lots that bring an isolated position back to maintenance
+    /// (`partial::partial_close`); the whole position when no part will do.
+    pub partial: bool,
 }
 
 /// Ledger totals, for audits and conservation checks.
@@ -120,6 +133,16 @@ pub struct Totals {
     pub book_value: i128,
     pub long_lots: i128,
     pub short_lots: i128,
+    /// ADL fees paid to the venue.
+    pub fees: i128,
+}
+
+impl Totals {
+    /// What the invariant of DOMAIN.md §2 conserves at fixed marks (fees paid to the venue
+    /// included): cash + position equity + fund + book value + fees − bad debt.
+    pub fn value(&self) -> i128 {
+        self.cash + self.position_equity + self.fund + self.book_value + self.fees - self.bad_debt
+    }
 }
 
 /// One counterparty transfer, computed before anything is applied.
@@ -146,6 +169,8 @@ struct Plan {
     wallet_debit: i128,
     legs: Vec<AdlLeg>,
     book_value: i128,
+    /// A partial close: the position keeps what the close left (lots closed, margin after).
+    partial: Option<(i64, i64)>,
     outcome: Liquidation,
 }
 
@@ -203,6 +228,8 @@ pub struct Engine {
     pub(crate) fund: i128,
     pub(crate) bad_debt: i128,
     pub(crate) book_value: i128,
+    /// ADL fees paid to the venue.
+    pub(crate) fees: i128,
     pub(crate) next_event: u64,
     pub(crate) ts: Option<i64>,
     pub(crate) events: EventLog,
@@ -211,7 +238,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(policy: Policy, insurance_fund: f64, cash_decimals: u32, default_spec: MarketSpec) -> Result<Engine> {
         // Validate the defaults once by building a throwaway market.
-        Market::new("", default_spec, cash_decimals)?;
+        Market::new("", default_spec.clone(), cash_decimals)?;
         let fund = Self::cash_param(insurance_fund, cash_decimals, "insurance_fund")?;
         Ok(Engine {
             policy,
@@ -230,6 +257,7 @@ impl Engine {
             fund,
             bad_debt: 0,
             book_value: 0,
+            fees: 0,
             next_event: 0,
             ts: None,
             events: EventLog::default(),
@@ -326,7 +354,7 @@ impl Engine {
             let id = match ids.get(name) {
                 Some(&id) => id,
                 None => {
-                    markets.push(Market::new(name, self.default_spec, self.cash_decimals)?);
+                    markets.push(Market::new(name, self.default_spec.clone(), self.cash_decimals)?);
                     let id = (markets.len() - 1) as u32;
                     ids.insert(name.clone(), id);
                     id
@@ -467,6 +495,7 @@ impl Engine {
             book_value: self.book_value,
             long_lots: 0,
             short_lots: 0,
+            fees: self.fees,
         };
         for (_, p) in self.store.iter() {
             let m = &self.markets[p.market as usize];
@@ -496,7 +525,7 @@ impl Engine {
         let p = self.store.get(slot);
         let m = &self.markets[p.market as usize];
         let mark = m.mark()?;
-        Ok((self.scoring().equity(&m.grid, m.rate_ppm, mark, p), p.maintenance(&m.grid, mark, m.rate_ppm)))
+        Ok((self.scoring().equity(&m.grid, &m.tiers, mark, p), p.maintenance(&m.grid, mark, &m.tiers)))
     }
 
     /// Whether a position is below maintenance, with its equity and maintenance (a cross
@@ -506,7 +535,7 @@ impl Engine {
             let t = self.cross.totals(p.account);
             (t.tnc(), t.maintenance)
         } else {
-            (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, m.rate_ppm))
+            (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, &m.tiers))
         };
         (e < mm, e, mm)
     }
@@ -516,14 +545,23 @@ impl Engine {
     pub fn prices(&self, slot: u32) -> Option<(f64, f64)> {
         let p = *self.store.get(slot);
         let m = &self.markets[p.market as usize];
+        let clamp = |x: i128| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+        let bankrupt_at = |margin: i128| Position { margin: clamp(margin - self.reserved_fee(m, &p, margin)), ..p };
         if !p.cross {
-            return Some((p.bankruptcy_ticks(&m.grid), p.liquidation_ticks(&m.grid, m.rate_ppm)));
+            return Some((bankrupt_at(p.margin as i128).bankruptcy_ticks(&m.grid), p.liquidation_ticks(&m.grid, &m.tiers)));
         }
         let mark = m.mark?;
-        let clamp = |x: i128| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
-        let bk = Position { margin: clamp(self.cross.effective_margin(&p, &m.grid, m.rate_ppm, mark)), ..p };
-        let liq = Position { margin: clamp(self.cross.liquidation_margin(&p, &m.grid, m.rate_ppm, mark)), ..p };
-        Some((bk.bankruptcy_ticks(&m.grid), liq.liquidation_ticks(&m.grid, m.rate_ppm)))
+        let bk = bankrupt_at(self.cross.effective_margin(&p, &m.grid, &m.tiers, mark));
+        let liq = Position { margin: clamp(self.cross.liquidation_margin(&p, &m.grid, &m.tiers, mark)), ..p };
+        Some((bk.bankruptcy_ticks(&m.grid), liq.liquidation_ticks(&m.grid, &m.tiers)))
+    }
+
+    /// The liquidation fee reserved out of `margin` under `FeeConvention::Bankruptcy` (0 otherwise).
+    fn reserved_fee(&self, m: &Market, p: &Position, margin: i128) -> i128 {
+        match m.spec.fee_convention {
+            FeeConvention::Bankruptcy => reserved_fee(&m.grid, p.side, p.qty, p.entry, margin, m.liquidation_fee_ppm),
+            FeeConvention::Surplus => 0,
+        }
     }
 
     /// Slots of positions with equity < maintenance, worst (lowest equity/maintenance) first;
@@ -591,7 +629,7 @@ impl Engine {
     /// and nothing is applied (the ranking index may be rebuilt: a cache, not state).
     pub fn liquidate(&mut self, req: Request, dry_run: bool) -> Result<Liquidation> {
         let (slot, fill) = self.check(&req, 0)?;
-        let plan = self.plan_with_index(slot, fill)?;
+        let plan = self.plan_with_index(slot, fill, req.partial)?;
         if dry_run {
             return Ok(plan.outcome);
         }
@@ -624,7 +662,7 @@ impl Engine {
                 out.push(None);
                 continue;
             };
-            let plan = self.plan_with_index(slot, fill)?;
+            let plan = self.plan_with_index(slot, fill, req.partial)?;
             out.push(Some(self.apply_plan(plan)));
         }
         Ok(out)
@@ -650,7 +688,7 @@ impl Engine {
         }
         let mut out = Vec::with_capacity(order.len());
         for (market, side) in order {
-            let req = Request { account, market, side, fill_price: None, force: true };
+            let req = Request { account, market, side, fill_price: None, force: true, partial: false };
             out.push(self.liquidate(req, false)?);
         }
         Ok(out)
@@ -667,7 +705,7 @@ impl Engine {
         for &slot in slots {
             let p = self.store.get(slot);
             let m = &self.markets[p.market as usize];
-            let mm = p.maintenance(&m.grid, m.mark()?, m.rate_ppm);
+            let mm = p.maintenance(&m.grid, m.mark()?, &m.tiers);
             keyed.push((std::cmp::Reverse(mm), p.market, -p.side));
         }
         keyed.sort_unstable();
@@ -683,14 +721,14 @@ impl Engine {
     /// reaches ADL (a mark change leaves it stale; events the book or fund cover skip it).
     /// Ranked policies first get an index of the queue's head only (see
     /// `Market::head_index`), and a complete one if the head does not hold enough lots.
-    fn plan_with_index(&mut self, slot: u32, fill: Option<i64>) -> Result<Plan> {
+    fn plan_with_index(&mut self, slot: u32, fill: Option<i64>, partial: bool) -> Result<Plan> {
         let (market, side) = {
             let p = self.store.get(slot);
             (p.market as usize, -p.side)
         };
         // Each retry builds a deeper head, up to the complete index, which satisfies any plan.
         loop {
-            let need = match self.plan(slot, fill)? {
+            let need = match self.plan(slot, fill, partial)? {
                 Planned::Done(plan) => return Ok(plan),
                 Planned::NeedHead(lots) => Some(lots),
                 Planned::NeedComplete => None,
@@ -705,20 +743,20 @@ impl Engine {
     }
 
     /// The waterfall of DOMAIN.md §2 in exact integer cash.
-    fn plan(&self, slot: u32, fill: Option<i64>) -> Result<Planned> {
+    fn plan(&self, slot: u32, fill: Option<i64>, partial: bool) -> Result<Planned> {
         let mut p = *self.store.get(slot);
         let m = &self.markets[p.market as usize];
         let g: &Grid = &m.grid;
         let mark = m.mark()?;
+        let f_px = fill.unwrap_or(mark);
         // A cross position takes its effective margin out of the wallet and is then
         // liquidated as an isolated one: at its bankruptcy price it ends at exactly zero.
-        let wallet_debit = if p.cross { self.cross.effective_margin(&p, g, m.rate_ppm, mark) } else { 0 };
+        let wallet_debit = if p.cross { self.cross.effective_margin(&p, g, &m.tiers, mark) } else { 0 };
         if p.cross {
             p.margin = i64::try_from(wallet_debit).map_err(|_| AdlError::overflow("cross margin share"))?;
             self.cash_of(p.account).add_c(-wallet_debit, "account cash")?;
         }
-        let f_px = fill.unwrap_or(mark);
-        let (q, e, mg, s) = (p.qty, p.entry, p.margin as i128, p.side as i128);
+        let (q, e, s) = (p.qty, p.entry, p.side as i128);
         let event = self.next_event;
         let key = (p.account, p.market, p.side);
         let mut out = Liquidation {
@@ -731,6 +769,10 @@ impl Engine {
             adl_lots: 0,
             external_lots: 0,
             cancel_orders: vec![key],
+            fee: 0,
+            returned: 0,
+            adl_fees: 0,
+            remaining_lots: 0,
         };
         let book_fill = |lots: i64, kind: FillKind| Fill {
             event,
@@ -751,14 +793,47 @@ impl Engine {
         let book_value = |lots: i64| s * g.value(lots, mark - f_px);
         // Equity of `lots` lots carrying `margin` if closed at F.
         let at_fill = |lots: i64, margin: i128| margin + s * g.value(lots, f_px - e);
+        let done = |legs, book_value, partial, out| Ok(Planned::Done(Plan { slot, wallet_debit, legs, book_value, partial, outcome: out }));
+
+        // 0. A partial close through the book, when asked for and enough.
+        if partial && !p.cross {
+            if let Some((lots, margin_after)) = partial_close(&p, g, &m.tiers, m.liquidation_fee_ppm, mark, f_px) {
+                out.fee = fee_on(g.value(lots, f_px), m.liquidation_fee_ppm);
+                out.to_fund = out.fee;
+                out.external_lots = lots;
+                out.remaining_lots = q - lots;
+                out.fills.push(book_fill(lots, FillKind::External));
+                self.fund.add_c(out.to_fund, "insurance fund")?;
+                return done(Vec::new(), book_value(lots), Some((lots, margin_after)), out);
+            }
+        }
+        // Under `FeeConvention::Bankruptcy` the fee is taken out of the margin first: the rest
+        // of the waterfall sees the margin less the fee, so the bankruptcy price includes it.
+        out.fee = self.reserved_fee(m, &p, p.margin as i128);
+        p.margin -= out.fee as i64;
+        out.to_fund = out.fee;
+        let mg = p.margin as i128;
 
         let whole = at_fill(q, mg);
         if whole >= 0 {
-            // 1. The book pays at least the bankruptcy price: the rest of the equity goes to the fund.
+            // 1. The book pays at least the bankruptcy price: the fee (`Surplus` convention) goes
+            // to the fund, and the rest to the fund or back to the trader.
             out.fills.push(book_fill(q, FillKind::External));
-            out.to_fund = whole;
+            let fee = match m.spec.fee_convention {
+                FeeConvention::Surplus => fee_on(g.value(q, f_px), m.liquidation_fee_ppm).min(whole),
+                FeeConvention::Bankruptcy => 0,
+            };
+            out.fee += fee;
+            out.to_fund += fee;
+            if m.spec.surplus_to_fund {
+                out.to_fund += whole - fee;
+            } else {
+                out.returned = whole - fee;
+                self.cash_of(p.account).add_c(out.returned, "account cash")?;
+            }
             out.external_lots = q;
-            return Ok(Planned::Done(Plan { slot, wallet_debit, legs: Vec::new(), book_value: book_value(q), outcome: out }));
+            self.fund.add_c(out.to_fund, "insurance fund")?;
+            return done(Vec::new(), book_value(q), None, out);
         }
         // 2. The fund covers whole lots: Q_f = max k with pay(k) <= fund, where the covered
         // lots carry ceil(M·k/Q) of the margin (rounding in the fund's favour).
@@ -799,7 +874,7 @@ impl Engine {
                 None => return Ok(if head_ok { Planned::NeedHead(lots_left) } else { Planned::NeedComplete }),
             };
             let members = &m.members[side_slot(-p.side)];
-            let opposite = OppositeSide { store: &self.store, index, members, grid: g, rate_ppm: m.rate_ppm, mark, scoring: &scoring };
+            let opposite = OppositeSide { store: &self.store, index, members, grid: g, tiers: &m.tiers, mark, scoring: &scoring };
             let takes = match self.policy {
                 Policy::SizeProRata => SizeProRata.allocate(&opposite, lots_left, p.account),
                 Policy::WealthProRata => WeightedProRata { weighting: Weighting::Profit }.allocate(&opposite, lots_left, p.account),
@@ -840,6 +915,12 @@ impl Engine {
                 (-s * g.value(take.lots, e - c.entry) + carried, ticks)
             };
             let credit = (released as i128).add_c(pnl, "ADL credit")?;
+            // The ADL fee on the notional closed at the ADL price (lots·P_bk = lots·E − σ·carried),
+            // never more than the credit.
+            let notional = if at_mark { g.value(take.lots, mark) } else { g.value(take.lots, e) - s * carried };
+            let adl_fee = fee_on(notional, m.adl_fee_ppm).min(credit.max(0));
+            out.adl_fees += adl_fee;
+            let credit = credit - adl_fee;
             self.cash_of(c.account).add_c(credit, "account cash")?;
             out.fills.push(Fill {
                 event,
@@ -886,13 +967,23 @@ impl Engine {
         self.fund.add_c(out.to_fund, "insurance fund")?;
         self.bad_debt.add_c(out.bad_debt, "bad debt")?;
         self.book_value.add_c(total_book_value, "book value")?;
-        Ok(Planned::Done(Plan { slot, wallet_debit, legs, book_value: total_book_value, outcome: out }))
+        self.fees.add_c(out.adl_fees, "fees")?;
+        done(legs, total_book_value, None, out)
     }
 
     fn apply_plan(&mut self, plan: Plan) -> Liquidation {
-        let Plan { slot, wallet_debit, legs, book_value, outcome } = plan;
+        let Plan { slot, wallet_debit, legs, book_value, partial, outcome } = plan;
         let p = *self.store.get(slot);
         let market = p.market as usize;
+        if let Some((lots, margin_after)) = partial {
+            let kept = self.store.get_mut(slot);
+            kept.qty -= lots;
+            kept.margin = margin_after;
+            self.markets[market].shrink_member(&self.store, slot, lots);
+            let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
+            self.markets[market].rescore_member(&mut self.store, &scoring, slot);
+            return self.settle(outcome, book_value);
+        }
         // Cross accounts whose totals change, and positions whose score may move.
         let mut touched = Vec::new();
         let mut shrunk = Vec::new();
@@ -933,10 +1024,22 @@ impl Engine {
             let m = self.store.get(s).market as usize;
             self.markets[m].rescore_member(&mut self.store, &scoring, s);
         }
+        if outcome.returned != 0 {
+            *self.cash.entry(p.account).or_insert(0) += outcome.returned;
+            if !self.cross.slots(p.account).is_empty() {
+                touched.push(p.account);
+            }
+        }
         self.refresh_cross(touched.into_iter());
+        self.settle(outcome, book_value)
+    }
+
+    /// Books an applied liquidation's ledger amounts and fills.
+    fn settle(&mut self, outcome: Liquidation, book_value: i128) -> Liquidation {
         self.fund += outcome.to_fund - outcome.from_fund;
         self.bad_debt += outcome.bad_debt;
         self.book_value += book_value;
+        self.fees += outcome.adl_fees;
         self.next_event += 1;
         self.trigger.observe(self.ts, self.fund);
         for f in outcome.fills.iter().filter(|_| self.record_fills) {

@@ -78,24 +78,38 @@ pub struct Grid {
 
 impl Grid {
     pub fn new(qty_decimals: u32, price_decimals: u32, cash_decimals: u32) -> Result<Grid> {
+        Grid::with_multiplier(qty_decimals, price_decimals, cash_decimals, 1.0)
+    }
+
+    /// A grid whose contract is `multiplier` units of the base asset (a linear contract:
+    /// value `q·multiplier·P`). The multiplier must be `m·10^-md` with a whole `m` and
+    /// `md <= 8`, and `lot·tick·multiplier` an exact cash amount of at most 10^8 units.
+    pub fn with_multiplier(qty_decimals: u32, price_decimals: u32, cash_decimals: u32, multiplier: f64) -> Result<Grid> {
         if cash_decimals > 18 || qty_decimals > 18 || price_decimals > 18 {
             return Err(AdlError::config("decimals", "each of qty/price/cash decimals must be <= 18"));
         }
-        let sum = qty_decimals + price_decimals;
-        if sum > cash_decimals || cash_decimals - sum > MAX_FACTOR_DECIMALS {
+        let (m, md) = decimal_parts(multiplier).ok_or_else(|| {
+            AdlError::config("multiplier", format!("{multiplier} must be > 0 with at most {MAX_FACTOR_DECIMALS} decimals"))
+        })?;
+        let sum = qty_decimals + price_decimals + md;
+        let factor = match cash_decimals.checked_sub(sum) {
+            Some(d) if d <= MAX_FACTOR_DECIMALS => m.checked_mul(pow10i(d)).filter(|&f| f <= pow10i(MAX_FACTOR_DECIMALS)),
+            _ => None,
+        };
+        let Some(factor) = factor else {
             return Err(AdlError::config(
                 "cash_decimals",
                 format!(
-                    "cash_decimals ({cash_decimals}) must lie in [qty_decimals + price_decimals, +{MAX_FACTOR_DECIMALS}] = [{sum}, {}] so that lot*tick is an exact cash amount",
+                    "cash_decimals ({cash_decimals}) must lie in [qty_decimals + price_decimals + multiplier decimals, +{MAX_FACTOR_DECIMALS}] = [{sum}, {}], and lot*tick*multiplier be at most 10^{MAX_FACTOR_DECIMALS} cash units, so that it is an exact cash amount",
                     sum + MAX_FACTOR_DECIMALS
                 ),
             ));
-        }
+        };
         Ok(Grid {
             qty_decimals,
             price_decimals,
             cash_decimals,
-            factor: pow10i(cash_decimals - sum),
+            factor,
             qty_scale: pow10f(qty_decimals),
             price_scale: pow10f(price_decimals),
             cash_scale: pow10f(cash_decimals),
@@ -149,6 +163,18 @@ impl Grid {
     pub fn cash_f64(&self, units: i128) -> f64 {
         units as f64 / self.cash_scale
     }
+}
+
+/// `x = m·10^-d` with whole `m > 0` and the fewest decimals `d <= 8`; `None` if there is none.
+fn decimal_parts(x: f64) -> Option<(i128, u32)> {
+    if !(x.is_finite() && x > 0.0 && x <= 1e12) {
+        return None;
+    }
+    (0..=MAX_FACTOR_DECIMALS).find_map(|d| {
+        let scaled = x * pow10f(d);
+        let m = scaled.round();
+        ((scaled - m).abs() <= 1e-9 * scaled.max(1.0) && m >= 1.0).then_some((m as i128, d))
+    })
 }
 
 /// Cash-to-float conversion for engine-wide amounts.
@@ -248,6 +274,21 @@ mod tests {
         // 2 lots of 0.01 at 96.50 = 1.93 quote = 193_000_000 units (factor 1e4).
         let g2 = Grid::new(2, 2, 8).unwrap();
         assert_eq!(g2.value(2, 9_650), 193_000_000);
+    }
+
+    #[test]
+    fn multiplier_scales_the_value() {
+        // 3 contracts of 0.001 BTC at 60,000.0 = 180 quote = 18,000,000 units of 1e-5 (qd 0, pd 1).
+        let g = Grid::with_multiplier(0, 1, 5, 0.001).unwrap();
+        assert_eq!(g.factor, 10); // lot·tick·multiplier = 0.1·0.001 = 1e-4 quote = 10 units
+        assert_eq!(g.value(3, 600_000), 18_000_000);
+        // A multiplier of 100 (an index contract): 2 lots at 50.00 = 10,000 quote.
+        let g = Grid::with_multiplier(0, 2, 2, 100.0).unwrap();
+        assert_eq!(g.value(2, 5_000), 1_000_000);
+        assert!(Grid::with_multiplier(0, 1, 3, 0.001).is_err()); // 0.0001 quote is not a cash amount
+        assert!(Grid::with_multiplier(0, 0, 0, 0.0).is_err());
+        assert!(Grid::with_multiplier(0, 0, 8, 1e-9).is_err());
+        assert!(Grid::with_multiplier(0, 0, 0, 1e9).is_err()); // factor above 10^8
     }
 
     #[test]

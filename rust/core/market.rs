@@ -1,17 +1,18 @@
 //! Markets: grid, maintenance rate, mark, and the per-side member lists and ranking indexes.
 
 use crate::core::error::{AdlError, Result};
-use crate::core::fixed::{Grid, RATE_SCALE};
+use crate::core::fixed::Grid;
 use crate::core::position::{side_slot, PositionStore, Side, NO_INDEX};
 use crate::core::ranking::{Entry, QueueOrder, RankIndex};
 use crate::core::score::{desc_key, near, Fraction};
 use crate::core::scoring::Scoring;
+use crate::core::tiers::{rate_ppm, TierSpec, Tiers};
 
 /// Queue order over the positions of one market at its mark.
 struct MarketOrder<'a> {
     store: &'a PositionStore,
     grid: &'a Grid,
-    rate_ppm: i64,
+    tiers: &'a Tiers,
     scoring: &'a Scoring<'a>,
     mark: i64,
 }
@@ -21,33 +22,85 @@ impl QueueOrder for MarketOrder<'_> {
         self.store.get(slot).account
     }
     fn exact(&self, slot: u32) -> Option<Fraction> {
-        self.scoring.exact(self.grid, self.rate_ppm, self.mark, self.store.get(slot))
+        self.scoring.exact(self.grid, self.tiers, self.mark, self.store.get(slot))
     }
 }
 
-/// User-facing market parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// User-facing market parameters. `MarketSpec::linear` gives the textbook market: a flat
+/// maintenance rate, contract = one unit of the base asset, no fees.
+#[derive(Clone, Debug, PartialEq)]
 pub struct MarketSpec {
-    /// Lot = 10^-qty_decimals of the base asset. Default 4 (0.0001).
+    /// Lot = 10^-qty_decimals contracts. Default 4 (0.0001).
     pub qty_decimals: u32,
     /// Price grid = 10^-price_decimals of the quote. Default 4 (0.0001).
     pub price_decimals: u32,
-    /// Maintenance-margin rate, e.g. 0.005.
+    /// Maintenance-margin rate, e.g. 0.005 (used when `tiers` is empty).
     pub maintenance_rate: f64,
+    /// Base-asset units per contract (a linear contract's value is `q·multiplier·P`).
+    pub multiplier: f64,
+    /// Risk-limit tiers by notional; empty: one tier at `maintenance_rate`.
+    pub tiers: Vec<TierSpec>,
+    /// Liquidation fee: a rate on the liquidated notional, paid to the insurance fund.
+    pub liquidation_fee: f64,
+    /// Where the liquidation fee comes from (see `FeeConvention`).
+    pub fee_convention: FeeConvention,
+    /// Whether what is left after a close at or better than the bankruptcy price (less the
+    /// liquidation fee) goes to the insurance fund (BitMEX, Binance, Bybit) or back to the trader.
+    pub surplus_to_fund: bool,
+    /// ADL fee: a rate on the notional each counterparty closes at the ADL price, charged to
+    /// the counterparty and paid to the venue (0 on Binance and Bitget; taker fee on Bybit).
+    pub adl_fee: f64,
+}
+
+/// How a venue takes its liquidation fee (DOMAIN.md §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeeConvention {
+    /// Out of what is left after the close (BitMEX, Binance): when the book pays at least the
+    /// bankruptcy price the fund takes `min(surplus, fee·N_F)`; otherwise there is no fee.
+    Surplus,
+    /// In the bankruptcy price (Bybit): the fee to close at the bankruptcy price is reserved
+    /// out of the margin first, so the position is bankrupt while it still holds the fee:
+    /// long `P_bk = (q·E − M)/(q·(1 − fee))`, short `(q·E + M)/(q·(1 + fee))`.
+    Bankruptcy,
+}
+
+impl FeeConvention {
+    pub fn parse(name: &str) -> Result<FeeConvention> {
+        match name {
+            "surplus" => Ok(FeeConvention::Surplus),
+            "bankruptcy" => Ok(FeeConvention::Bankruptcy),
+            other => Err(AdlError::config("fee_convention", format!("{other:?} is not one of: surplus, bankruptcy"))),
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            FeeConvention::Surplus => "surplus",
+            FeeConvention::Bankruptcy => "bankruptcy",
+        }
+    }
+}
+
+impl MarketSpec {
+    /// A linear market with a flat maintenance rate and no fees.
+    pub const fn linear(qty_decimals: u32, price_decimals: u32, maintenance_rate: f64) -> MarketSpec {
+        MarketSpec {
+            qty_decimals,
+            price_decimals,
+            maintenance_rate,
+            multiplier: 1.0,
+            tiers: Vec::new(),
+            liquidation_fee: 0.0,
+            fee_convention: FeeConvention::Surplus,
+            surplus_to_fund: true,
+            adl_fee: 0.0,
+        }
+    }
 }
 
 impl Default for MarketSpec {
     fn default() -> Self {
-        MarketSpec { qty_decimals: 4, price_decimals: 4, maintenance_rate: 0.005 }
+        MarketSpec::linear(4, 4, 0.005)
     }
-}
-
-/// Maintenance rate in ppm, rounded to the nearest ppm.
-pub fn rate_ppm(rate: f64) -> Result<i64> {
-    if !rate.is_finite() || !(0.0..1.0).contains(&rate) {
-        return Err(AdlError::config("maintenance_rate", format!("{rate} must be in [0, 1)")));
-    }
-    Ok((rate * RATE_SCALE as f64).round() as i64)
 }
 
 #[derive(Clone)]
@@ -55,7 +108,11 @@ pub struct Market {
     pub name: String,
     pub spec: MarketSpec,
     pub grid: Grid,
-    pub rate_ppm: i64,
+    /// Maintenance margin by tier.
+    pub tiers: Tiers,
+    /// Fee rates in ppm.
+    pub liquidation_fee_ppm: i64,
+    pub adl_fee_ppm: i64,
     pub mark: Option<i64>,
     /// Slots of the live positions per side (0 long, 1 short).
     pub members: [Vec<u32>; 2],
@@ -68,11 +125,14 @@ pub struct Market {
 
 impl Market {
     pub fn new(name: &str, spec: MarketSpec, cash_decimals: u32) -> Result<Market> {
+        let grid = Grid::with_multiplier(spec.qty_decimals, spec.price_decimals, cash_decimals, spec.multiplier)?;
         Ok(Market {
             name: name.to_string(),
+            tiers: Tiers::new(spec.maintenance_rate, &spec.tiers, &Grid::cash_only(cash_decimals)?)?,
+            liquidation_fee_ppm: rate_ppm("liquidation_fee", spec.liquidation_fee)?,
+            adl_fee_ppm: rate_ppm("adl_fee", spec.adl_fee)?,
             spec,
-            grid: Grid::new(spec.qty_decimals, spec.price_decimals, cash_decimals)?,
-            rate_ppm: rate_ppm(spec.maintenance_rate)?,
+            grid,
             mark: None,
             members: [Vec::new(), Vec::new()],
             index: [None, None],
@@ -136,7 +196,7 @@ impl Market {
         let s = side_slot(p.side);
         let Some(idx) = self.index[s].as_mut() else { return };
         let mark = self.mark.expect("an index exists only with a mark");
-        let score = scoring.score(&self.grid, self.rate_ppm, mark, slot, &p);
+        let score = scoring.score(&self.grid, &self.tiers, mark, slot, &p);
         match (score, p.index_pos) {
             (None, NO_INDEX) => {}
             // Below the cut of a head-only index it stays out; otherwise the index is stale.
@@ -155,7 +215,7 @@ impl Market {
                 store.get_mut(slot).index_pos = NO_INDEX;
             }
             (Some(score), pos) => {
-                let order = MarketOrder { store, grid: &self.grid, rate_ppm: self.rate_ppm, scoring, mark };
+                let order = MarketOrder { store, grid: &self.grid, tiers: &self.tiers, scoring, mark };
                 let mut moves = Vec::new();
                 idx.rescore(pos as usize, score, &order, |s, at| moves.push((s, at)));
                 for (s, at) in moves {
@@ -200,7 +260,7 @@ impl Market {
         for &slot in &self.members[s] {
             let p = store.get_mut(slot);
             p.index_pos = NO_INDEX;
-            if let Some(score) = scoring.score(&self.grid, self.rate_ppm, mark, slot, p) {
+            if let Some(score) = scoring.score(&self.grid, &self.tiers, mark, slot, p) {
                 entries.push(Entry { slot, account: p.account, score, lots: p.qty });
             }
         }
@@ -210,7 +270,7 @@ impl Market {
                 self.cut[s] = Some(cut);
             }
         }
-        let idx = RankIndex::build(entries, &MarketOrder { store, grid: &self.grid, rate_ppm: self.rate_ppm, scoring, mark });
+        let idx = RankIndex::build(entries, &MarketOrder { store, grid: &self.grid, tiers: &self.tiers, scoring, mark });
         for (pos, slot) in idx.slots() {
             store.get_mut(slot).index_pos = pos as u32;
         }

@@ -30,7 +30,7 @@ use crate::core::trigger::Trigger;
 use crate::core::updates::UpsertStats;
 
 pub const LOG_MAGIC: &[u8; 8] = b"ADLLOG\0\0";
-pub const LOG_VERSION: u32 = 1;
+pub const LOG_VERSION: u32 = 2;
 /// No record is larger than this (a corrupt length cannot make replay allocate more).
 const MAX_RECORD: usize = 1 << 34;
 
@@ -65,7 +65,7 @@ impl OwnedColumns {
 /// A state-changing operation, borrowing its inputs.
 #[derive(Clone, Copy)]
 pub enum Op<'a> {
-    AddMarket { name: &'a str, spec: MarketSpec },
+    AddMarket { name: &'a str, spec: &'a MarketSpec },
     Load { cols: PositionColumns<'a>, symbols: &'a [String], accounts: Option<(&'a [u64], &'a [f64])>, custom: Option<&'a [f64]> },
     Upsert { cols: PositionColumns<'a>, symbols: &'a [String], accounts: Option<(&'a [u64], &'a [f64])>, custom: Option<&'a [f64]> },
     SetMarks { marks: &'a [(String, f64)], ts: Option<i64> },
@@ -93,7 +93,7 @@ impl Engine {
     /// Applies one operation (the single entry point the log records and replays).
     pub fn apply(&mut self, op: Op<'_>) -> Result<OpOutput> {
         Ok(match op {
-            Op::AddMarket { name, spec } => OpOutput::MarketId(self.add_market(name, spec)?),
+            Op::AddMarket { name, spec } => OpOutput::MarketId(self.add_market(name, spec.clone())?),
             Op::Load { cols, symbols, accounts, custom } => {
                 self.load(cols, symbols, accounts, custom)?;
                 OpOutput::Done
@@ -190,10 +190,11 @@ fn put_request(w: &mut Writer, q: &Request) {
     w.u8(q.side as u8);
     w.opt_f64(q.fill_price);
     w.u8(q.force as u8);
+    w.u8(q.partial as u8);
 }
 
 fn get_request(r: &mut Reader<'_>) -> Result<Request> {
-    Ok(Request { account: r.u64()?, market: r.u32()?, side: r.u8()? as i8, fill_price: r.opt_f64()?, force: r.bool()? })
+    Ok(Request { account: r.u64()?, market: r.u32()?, side: r.u8()? as i8, fill_price: r.opt_f64()?, force: r.bool()?, partial: r.bool()? })
 }
 
 const TAG_SNAPSHOT: u8 = 0;
@@ -284,7 +285,7 @@ impl OwnedOp {
             a.as_ref().map(|(x, y)| (x.as_slice(), y.as_slice()))
         }
         match self {
-            OwnedOp::AddMarket(name, spec) => Op::AddMarket { name, spec: *spec },
+            OwnedOp::AddMarket(name, spec) => Op::AddMarket { name, spec },
             OwnedOp::Load(c, s, a, k) => Op::Load { cols: c.view(), symbols: s, accounts: acc(a), custom: k.as_deref() },
             OwnedOp::Upsert(c, s, a, k) => Op::Upsert { cols: c.view(), symbols: s, accounts: acc(a), custom: k.as_deref() },
             OwnedOp::SetMarks(m, ts) => Op::SetMarks { marks: m, ts: *ts },

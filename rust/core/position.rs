@@ -4,7 +4,8 @@ use std::collections::hash_map::Entry;
 
 use rustc_hash::FxHashMap;
 
-use crate::core::fixed::{maintenance, Grid};
+use crate::core::fixed::Grid;
+use crate::core::tiers::Tiers;
 
 /// +1 long, -1 short.
 pub type Side = i8;
@@ -63,23 +64,19 @@ impl Position {
     pub fn equity(&self, grid: &Grid, mark: i64) -> i128 {
         self.margin as i128 + self.upnl(grid, mark)
     }
-    /// Maintenance margin `ceil(mmr·q·P)` in cash units.
+    /// Maintenance margin of the position's notional `q·P` (by tier), in cash units.
     #[inline]
-    pub fn maintenance(&self, grid: &Grid, mark: i64, rate_ppm: i64) -> i128 {
-        maintenance(grid.value(self.qty, mark), rate_ppm)
+    pub fn maintenance(&self, grid: &Grid, mark: i64, tiers: &Tiers) -> i128 {
+        tiers.maintenance(grid.value(self.qty, mark))
     }
     /// Bankruptcy price `E − σ·M/q` in ticks (not on the grid in general).
     pub fn bankruptcy_ticks(&self, grid: &Grid) -> f64 {
         self.entry as f64 - self.side as f64 * self.margin as f64 / (self.qty as f64 * grid.factor as f64)
     }
-    /// Liquidation price (equity = maintenance) in ticks:
+    /// Liquidation price (equity = maintenance) in ticks; with one tier at rate `mmr`:
     /// long `(q·E − M)/(q·(1 − mmr))`, short `(q·E + M)/(q·(1 + mmr))`.
-    pub fn liquidation_ticks(&self, grid: &Grid, rate_ppm: i64) -> f64 {
-        let q = self.qty as f64 * grid.factor as f64;
-        let mmr = rate_ppm as f64 / 1e6;
-        let s = self.side as f64;
-        let p = (q * self.entry as f64 - s * self.margin as f64) / (q * (1.0 - s * mmr));
-        p.max(0.0)
+    pub fn liquidation_ticks(&self, grid: &Grid, tiers: &Tiers) -> f64 {
+        tiers.liquidation_ticks(grid, self.side, self.qty, self.entry, self.margin as f64)
     }
 }
 
@@ -203,9 +200,9 @@ mod tests {
         // bankruptcy: 100 − 50/10 = 95
         assert_eq!(p.bankruptcy_ticks(&grid()), 95.0);
         // liquidation at mmr 0.5 %: (1000 − 50)/(10·0.995) = 95.477...
-        assert!((p.liquidation_ticks(&grid(), 5_000) - 950.0 / 9.95).abs() < 1e-9);
+        assert!((p.liquidation_ticks(&grid(), &Tiers::flat(5_000)) - 950.0 / 9.95).abs() < 1e-9);
         // maintenance at 96: ceil(0.005·960) = ceil(4.8) = 5
-        assert_eq!(p.maintenance(&grid(), 96, 5_000), 5);
+        assert_eq!(p.maintenance(&grid(), 96, &Tiers::flat(5_000)), 5);
     }
 
     #[test]

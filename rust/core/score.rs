@@ -3,7 +3,8 @@
 use std::cmp::Ordering;
 
 use crate::core::error::{AdlError, Result};
-use crate::core::fixed::{maintenance, Grid};
+use crate::core::fixed::Grid;
+use crate::core::tiers::Tiers;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
@@ -86,10 +87,10 @@ impl Policy {
     /// cannot be chosen (bankrupt: equity <= 0).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub fn score(&self, grid: &Grid, rate_ppm: i64, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<f64> {
+    pub fn score(&self, grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<f64> {
         match self {
             Policy::Bitmex => bitmex_score(grid, side, qty, entry, margin, mark),
-            Policy::Binance => binance_score(grid, rate_ppm, side, qty, entry, margin, mark),
+            Policy::Binance => binance_score(grid, tiers, side, qty, entry, margin, mark),
             // Everyone eligible (not bankrupt) scores the same: the index orders by account.
             // Custom: the caller substitutes its own score for eligible rows.
             Policy::SizeProRata
@@ -108,10 +109,10 @@ impl Policy {
     /// The same score as an exact fraction, for ordering near-ties exactly; `None` when the
     /// position is not eligible or the exact products exceed 128 bits.
     #[allow(clippy::too_many_arguments)]
-    pub fn exact_score(&self, grid: &Grid, rate_ppm: i64, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<Fraction> {
+    pub fn exact_score(&self, grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<Fraction> {
         match self {
             Policy::Bitmex => bitmex_exact(grid, side, qty, entry, margin, mark),
-            Policy::Binance => binance_exact(grid, rate_ppm, side, qty, entry, margin, mark),
+            Policy::Binance => binance_exact(grid, tiers, side, qty, entry, margin, mark),
             Policy::SizeProRata | Policy::Dydx | Policy::WealthProRata | Policy::LeveredProRata | Policy::CappedProRata => {
                 equity_f64(grid, side, qty, entry, margin, mark).map(|_| Fraction { sign: 0, num: 0, den: 1 })
             }
@@ -212,25 +213,25 @@ pub fn bitmex_score(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, ma
 
 /// Binance's terms for an isolated position (wallet W = margin M, in cash units):
 /// (u⁺, max(one quote unit, W), MM, e = W + u), or `None` when bankrupt (e <= 0).
-fn binance_terms(grid: &Grid, rate_ppm: i64, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<(i128, i128, i128, i128)> {
+fn binance_terms(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<(i128, i128, i128, i128)> {
     let u = side as i128 * grid.value(qty, mark - entry);
     let equity = margin as i128 + u;
     if equity <= 0 {
         return None;
     }
     let one = crate::core::fixed::pow10i(grid.cash_decimals);
-    Some((u.max(0), (margin as i128).max(one), maintenance(grid.value(qty, mark), rate_ppm), equity))
+    Some((u.max(0), (margin as i128).max(one), tiers.maintenance(grid.value(qty, mark)), equity))
 }
 
 /// Binance: `pnl% = max(0,u)/max(1,W)`, `ratio = MM/(W+u)`, score `pnl%·ratio`.
 #[inline]
-pub fn binance_score(grid: &Grid, rate_ppm: i64, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<f64> {
-    let (gain, wallet, mm, equity) = binance_terms(grid, rate_ppm, side, qty, entry, margin, mark)?;
+pub fn binance_score(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<f64> {
+    let (gain, wallet, mm, equity) = binance_terms(grid, tiers, side, qty, entry, margin, mark)?;
     Some(gain as f64 * mm as f64 / (wallet as f64 * equity as f64))
 }
 
-fn binance_exact(grid: &Grid, rate_ppm: i64, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<Fraction> {
-    let (gain, wallet, mm, equity) = binance_terms(grid, rate_ppm, side, qty, entry, margin, mark)?;
+fn binance_exact(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<Fraction> {
+    let (gain, wallet, mm, equity) = binance_terms(grid, tiers, side, qty, entry, margin, mark)?;
     let num = (gain as u128).checked_mul(mm as u128)?;
     let den = (wallet as u128).checked_mul(equity as u128)?;
     Some(Fraction { sign: (num > 0) as i8, num, den })
@@ -318,15 +319,15 @@ mod tests {
         // Mark 100. Short 1 @80 m21: pnl% = −1/4, e = 1, ℓ = 100: −1/400.
         // Short 1 @96 m10: pnl% = −1/24, e = 6, ℓ = 100/6: −1/400. Floats differ by an ulp.
         let g = Grid::new(0, 0, 0).unwrap();
-        let a = Policy::Bitmex.exact_score(&g, 5_000, -1, 1, 80, 21, 100).unwrap();
-        let b = Policy::Bitmex.exact_score(&g, 5_000, -1, 1, 96, 10, 100).unwrap();
+        let a = Policy::Bitmex.exact_score(&g, &Tiers::flat(5_000), -1, 1, 80, 21, 100).unwrap();
+        let b = Policy::Bitmex.exact_score(&g, &Tiers::flat(5_000), -1, 1, 96, 10, 100).unwrap();
         assert_eq!(a.cmp_value(&b), Ordering::Equal);
         let (fa, fb) = (bitmex_score(&g, -1, 1, 80, 21, 100).unwrap(), bitmex_score(&g, -1, 1, 96, 10, 100).unwrap());
         assert_eq!(cmp_desc(fa, fb, || Some(a.cmp_value(&b))), Ordering::Equal);
         // A winner beats both; a bigger loss ranks after.
-        let w = Policy::Bitmex.exact_score(&g, 5_000, 1, 1, 80, 21, 100).unwrap();
+        let w = Policy::Bitmex.exact_score(&g, &Tiers::flat(5_000), 1, 1, 80, 21, 100).unwrap();
         assert_eq!(w.cmp_value(&a), Ordering::Greater);
-        let worse = Policy::Bitmex.exact_score(&g, 5_000, -1, 1, 80, 30, 100).unwrap(); // e = 10: −1/40
+        let worse = Policy::Bitmex.exact_score(&g, &Tiers::flat(5_000), -1, 1, 80, 30, 100).unwrap(); // e = 10: −1/40
         assert_eq!(worse.cmp_value(&a), Ordering::Less);
     }
 
@@ -336,16 +337,16 @@ mod tests {
         // Short 10 @100, margin 20: u = 40, W = 20, e = 60, MM = 0.005·960 = 4.80.
         // pnl% = 40/20 = 2, ratio = 4.8/60 = 0.08, score 0.16.
         let g = Grid::new(0, 0, 2).unwrap();
-        let s = Policy::Binance.score(&g, 5_000, -1, 10, 100, 2_000, 96).unwrap();
+        let s = Policy::Binance.score(&g, &Tiers::flat(5_000), -1, 10, 100, 2_000, 96).unwrap();
         assert!((s - 0.16).abs() < 1e-12, "{s}");
         // Margin 0.50 < one quote unit: pnl% = 40/max(1, 0.5) = 40, e = 40.50: score 40·4.8/40.5.
-        let s = Policy::Binance.score(&g, 5_000, -1, 10, 100, 50, 96).unwrap();
+        let s = Policy::Binance.score(&g, &Tiers::flat(5_000), -1, 10, 100, 50, 96).unwrap();
         assert!((s - 40.0 * 4.8 / 40.5).abs() < 1e-12, "{s}");
         // A loser scores 0; a bankrupt position is not eligible.
-        assert_eq!(Policy::Binance.score(&g, 5_000, 1, 10, 100, 5_000, 96), Some(0.0));
-        assert_eq!(Policy::Binance.score(&g, 5_000, 1, 10, 100, 4_100, 96), Some(0.0));
-        assert_eq!(Policy::Binance.score(&g, 5_000, 1, 10, 100, 3_000, 96), None);
-        let zero = Policy::Binance.exact_score(&g, 5_000, 1, 10, 100, 4_100, 96).unwrap();
+        assert_eq!(Policy::Binance.score(&g, &Tiers::flat(5_000), 1, 10, 100, 5_000, 96), Some(0.0));
+        assert_eq!(Policy::Binance.score(&g, &Tiers::flat(5_000), 1, 10, 100, 4_100, 96), Some(0.0));
+        assert_eq!(Policy::Binance.score(&g, &Tiers::flat(5_000), 1, 10, 100, 3_000, 96), None);
+        let zero = Policy::Binance.exact_score(&g, &Tiers::flat(5_000), 1, 10, 100, 4_100, 96).unwrap();
         assert_eq!(zero.sign, 0);
     }
 

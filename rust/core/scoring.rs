@@ -6,6 +6,7 @@ use crate::core::cross::CrossBook;
 use crate::core::fixed::{pow10i, Grid};
 use crate::core::position::Position;
 use crate::core::score::{Fraction, Policy};
+use crate::core::tiers::Tiers;
 
 /// What scoring an engine position needs beyond the position and its market.
 #[derive(Clone, Copy)]
@@ -29,7 +30,7 @@ fn clamp_i64(x: i128) -> i64 {
 }
 
 impl Scoring<'_> {
-    fn cross_terms(&self, grid: &Grid, rate_ppm: i64, mark: i64, p: &Position) -> CrossTerms {
+    fn cross_terms(&self, grid: &Grid, tiers: &Tiers, mark: i64, p: &Position) -> CrossTerms {
         let t = self.cross.totals(p.account);
         let tnc = t.tnc();
         let u = p.upnl(grid, mark);
@@ -44,29 +45,29 @@ impl Scoring<'_> {
             // N / account value: a margin that makes the equity the whole TNC.
             Policy::Hyperliquid => CrossTerms::Margin(clamp_i64(tnc - u)),
             // BitMEX's ℓ = mark value / (mark value − bankrupt value) = N/TNC_i, eligibility.
-            _ => CrossTerms::Margin(clamp_i64(self.cross.effective_margin(p, grid, rate_ppm, mark))),
+            _ => CrossTerms::Margin(clamp_i64(self.cross.effective_margin(p, grid, tiers, mark))),
         }
     }
 
     /// The queue score of the position at `slot`, or `None` when it cannot be chosen.
     #[inline]
-    pub fn score(&self, grid: &Grid, rate_ppm: i64, mark: i64, slot: u32, p: &Position) -> Option<f64> {
+    pub fn score(&self, grid: &Grid, tiers: &Tiers, mark: i64, slot: u32, p: &Position) -> Option<f64> {
         let margin = if p.cross {
-            match self.cross_terms(grid, rate_ppm, mark, p) {
+            match self.cross_terms(grid, tiers, mark, p) {
                 CrossTerms::Margin(m) => m,
                 CrossTerms::Ratio(r) => return r.map(|(n, d)| n as f64 / d as f64),
             }
         } else {
             p.margin
         };
-        let s = self.policy.score(grid, rate_ppm, p.side, p.qty, p.entry, margin, mark)?;
+        let s = self.policy.score(grid, tiers, p.side, p.qty, p.entry, margin, mark)?;
         Some(if self.policy == Policy::Custom { self.custom[slot as usize] } else { s })
     }
 
     /// The same score as an exact fraction (for near-ties), when it has one.
-    pub fn exact(&self, grid: &Grid, rate_ppm: i64, mark: i64, p: &Position) -> Option<Fraction> {
+    pub fn exact(&self, grid: &Grid, tiers: &Tiers, mark: i64, p: &Position) -> Option<Fraction> {
         let margin = if p.cross {
-            match self.cross_terms(grid, rate_ppm, mark, p) {
+            match self.cross_terms(grid, tiers, mark, p) {
                 CrossTerms::Margin(m) => m,
                 CrossTerms::Ratio(r) => {
                     let (n, d) = r?;
@@ -76,13 +77,13 @@ impl Scoring<'_> {
         } else {
             p.margin
         };
-        self.policy.exact_score(grid, rate_ppm, p.side, p.qty, p.entry, margin, mark)
+        self.policy.exact_score(grid, tiers, p.side, p.qty, p.entry, margin, mark)
     }
 
     /// Equity of a position at `mark`: `M + u` isolated, the account share cross.
-    pub fn equity(&self, grid: &Grid, rate_ppm: i64, mark: i64, p: &Position) -> i128 {
+    pub fn equity(&self, grid: &Grid, tiers: &Tiers, mark: i64, p: &Position) -> i128 {
         if p.cross {
-            self.cross.equity(p, grid, rate_ppm, mark)
+            self.cross.equity(p, grid, tiers, mark)
         } else {
             p.equity(grid, mark)
         }

@@ -105,7 +105,7 @@ impl Simulation {
                 continue;
             }
             let m = engine.market(p.market);
-            queues[p.market as usize][side_slot(p.side)].order.push((p.liquidation_ticks(&m.grid, m.rate_ppm), slot, p.account));
+            queues[p.market as usize][side_slot(p.side)].order.push((p.liquidation_ticks(&m.grid, &m.tiers), slot, p.account));
         }
         for q in queues.iter_mut() {
             q[0].order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -138,7 +138,7 @@ impl Simulation {
                     // Gone (closed by ADL or liquidated): the slot is free.
                     let gone = p.qty == 0 || p.account != account || p.market != mi as u32 || side_slot(p.side) != si;
                     if !gone {
-                        let (e, mm) = (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, m.rate_ppm));
+                        let (e, mm) = (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, &m.tiers));
                         if e >= mm {
                             advance = false;
                             continue;
@@ -219,7 +219,7 @@ impl Simulation {
         let scale = m.grid.price_scale;
         let ticks = if side > 0 { (raw * scale).floor() } else { (raw * scale).ceil() };
         let fill = (ticks.max(1.0)) / scale;
-        let l = self.engine.liquidate(Request { account, market, side, fill_price: Some(fill), force: true }, false)?;
+        let l = self.engine.liquidate(Request { account, market, side, fill_price: Some(fill), force: true, partial: false }, false)?;
         recent.push_back((ts, notional));
         *sum += notional;
         out.liquidations.push((l, mark, fill));

@@ -15,16 +15,17 @@ use crate::core::cross::CrossBook;
 use crate::core::engine::{AdlPrice, Engine, EventLog, Fill, FillKind};
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::{MAX_CASH, MAX_GRID, MAX_MARGIN};
-use crate::core::market::MarketSpec;
+use crate::core::market::{FeeConvention, MarketSpec};
 use crate::core::position::{Position, PositionStore, NO_INDEX};
 use crate::core::score::Policy;
+use crate::core::tiers::TierSpec;
 use crate::core::trigger::{Trigger, TriggerState};
 
 pub const MAGIC: &[u8; 8] = b"ADLSNAP\0";
 /// Ledger amounts beyond this (10^6 × the largest cash amount the input accepts) can only
 /// come from damaged bytes.
 const LEDGER_LIMIT: i128 = MAX_CASH * 1_000_000;
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 /// Wraps a payload with the header.
@@ -80,10 +81,43 @@ pub fn put_spec(w: &mut Writer, s: &MarketSpec) {
     w.u32(s.qty_decimals);
     w.u32(s.price_decimals);
     w.f64(s.maintenance_rate);
+    w.f64(s.multiplier);
+    w.len(s.tiers.len());
+    for t in &s.tiers {
+        w.f64(t.floor);
+        w.f64(t.rate);
+        w.u8(t.amount.is_some() as u8);
+        w.f64(t.amount.unwrap_or(0.0));
+    }
+    w.f64(s.liquidation_fee);
+    w.u8((s.fee_convention == FeeConvention::Bankruptcy) as u8);
+    w.u8(s.surplus_to_fund as u8);
+    w.f64(s.adl_fee);
 }
 
 pub fn get_spec(r: &mut Reader<'_>) -> Result<MarketSpec> {
-    Ok(MarketSpec { qty_decimals: r.u32()?, price_decimals: r.u32()?, maintenance_rate: r.f64()? })
+    let (qty_decimals, price_decimals, maintenance_rate, multiplier) = (r.u32()?, r.u32()?, r.f64()?, r.f64()?);
+    let n = r.len(25)?;
+    let tiers = (0..n)
+        .map(|_| {
+            let (floor, rate, has, amount) = (r.f64()?, r.f64()?, r.bool()?, r.f64()?);
+            Ok(TierSpec { floor, rate, amount: has.then_some(amount) })
+        })
+        .collect::<Result<_>>()?;
+    let liquidation_fee = r.f64()?;
+    let fee_convention = if r.bool()? { FeeConvention::Bankruptcy } else { FeeConvention::Surplus };
+    let (surplus_to_fund, adl_fee) = (r.bool()?, r.f64()?);
+    Ok(MarketSpec {
+        qty_decimals,
+        price_decimals,
+        maintenance_rate,
+        multiplier,
+        tiers,
+        liquidation_fee,
+        fee_convention,
+        surplus_to_fund,
+        adl_fee,
+    })
 }
 
 fn put_trigger(w: &mut Writer, t: &TriggerState) {
@@ -246,6 +280,7 @@ impl Engine {
         w.i128(self.fund);
         w.i128(self.bad_debt);
         w.i128(self.book_value);
+        w.i128(self.fees);
         w.u64(self.next_event);
         w.opt_i64(self.ts);
         w.len(self.events.len());
@@ -338,7 +373,8 @@ impl Engine {
         e.fund = r.i128()?;
         e.bad_debt = r.i128()?;
         e.book_value = r.i128()?;
-        if e.fund < 0 || e.bad_debt < 0 || [e.fund, e.bad_debt, e.book_value].iter().any(|x| x.abs() > LEDGER_LIMIT) {
+        e.fees = r.i128()?;
+        if e.fund < 0 || e.bad_debt < 0 || e.fees < 0 || [e.fund, e.bad_debt, e.book_value, e.fees].iter().any(|x| x.abs() > LEDGER_LIMIT) {
             return Err(r.corrupt("negative fund or bad debt"));
         }
         e.next_event = r.u64()?;

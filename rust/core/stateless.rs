@@ -11,6 +11,7 @@ use crate::core::input::{block_valid, parse_mark, parse_price, parse_row, Positi
 use crate::core::position::{side_slot, Side};
 use crate::core::ranking::{sort_queue, QueueOrder};
 use crate::core::score::{desc_key, key_score, lights, near, Fraction, Policy};
+use crate::core::tiers::{rate_ppm, Tiers};
 
 /// Inputs smaller than this run on one thread (spawning costs more than it saves).
 const PARALLEL_ROWS: usize = 100_000;
@@ -60,7 +61,7 @@ struct Context<'a> {
     cols: &'a PositionColumns<'a>,
     grids: &'a [Grid],
     marks: Vec<i64>,
-    rates: Vec<i64>,
+    rates: Vec<Tiers>,
     policy: Policy,
     /// The grid shared by every market, if they all have the same one (the fast path).
     uniform: Option<Grid>,
@@ -88,7 +89,7 @@ impl<'a> Context<'a> {
         if markets.marks.len() != n || markets.names.len() != n || markets.rates.len() != n {
             return Err(AdlError::config("mark", "one mark, name and maintenance rate per market are required"));
         }
-        let rates = markets.rates.iter().map(|&r| crate::core::market::rate_ppm(r)).collect::<Result<_>>()?;
+        let rates = markets.rates.iter().map(|&r| rate_ppm("maintenance_rate", r).map(Tiers::flat)).collect::<Result<_>>()?;
         if cols.len() > u32::MAX as usize {
             return Err(AdlError::config("positions", "at most 2^32 - 1 rows"));
         }
@@ -164,7 +165,7 @@ impl<'a> Context<'a> {
     /// `None` when the policy does not let it be chosen.
     #[inline]
     fn row_score(&self, g: &Grid, code: u32, row: usize, r: crate::core::input::Row) -> Option<f64> {
-        let score = self.policy.score(g, self.rates[code as usize], r.side, r.lots, r.entry, r.margin, self.marks[code as usize])?;
+        let score = self.policy.score(g, &self.rates[code as usize], r.side, r.lots, r.entry, r.margin, self.marks[code as usize])?;
         Some(self.custom.map_or(score, |s| s[row]))
     }
 
@@ -245,7 +246,7 @@ impl QueueOrder for Context<'_> {
         let code = c.market_of(r);
         let g = &self.grids[code as usize];
         let p = parse_row(g, r, c.side[r], c.qty[r], c.entry[r], c.margin[r]).ok()?;
-        self.policy.exact_score(g, self.rates[code as usize], p.side, p.lots, p.entry, p.margin, self.marks[code as usize])
+        self.policy.exact_score(g, &self.rates[code as usize], p.side, p.lots, p.entry, p.margin, self.marks[code as usize])
     }
 }
 
@@ -743,7 +744,7 @@ mod tests {
             for i in 0..n {
                 // The block only ever sees validated rows.
                 let Ok(r) = parse_row(&g, i, b.side[i] as i8, b.qty[i], b.entry[i], b.margin[i]) else { continue };
-                let want = Policy::Bitmex.score(&g, 5_000, r.side, r.lots, r.entry, r.margin, b.mark[i] as i64);
+                let want = Policy::Bitmex.score(&g, &Tiers::flat(5_000), r.side, r.lots, r.entry, r.margin, b.mark[i] as i64);
                 if b.exact[i] {
                     exact += 1;
                     assert_eq!(b.lots[i] as i64, r.lots);
@@ -793,7 +794,8 @@ mod tests {
         let mut shorts: Vec<((Fraction, u64, usize), usize)> = (0..n)
             .filter(|&i| side[i] == -1)
             .filter_map(|i| {
-                let s = Policy::Bitmex.exact_score(&g[0], 5_000, -1, qty[i] as i64, entry[i] as i64, margin[i] as i64, 100)?;
+                let s =
+                    Policy::Bitmex.exact_score(&g[0], &Tiers::flat(5_000), -1, qty[i] as i64, entry[i] as i64, margin[i] as i64, 100)?;
                 Some(((s, account[i], i), i))
             })
             .collect();

@@ -42,7 +42,7 @@ impl Engine {
                 None => match new_markets.iter().position(|m: &Market| &m.name == name) {
                     Some(i) => (self.markets.len() + i) as u32,
                     None => {
-                        new_markets.push(Market::new(name, self.default_spec, self.cash_decimals)?);
+                        new_markets.push(Market::new(name, self.default_spec.clone(), self.cash_decimals)?);
                         (self.markets.len() + new_markets.len() - 1) as u32
                     }
                 },

@@ -239,7 +239,7 @@ impl Engine {
         d.set_item("symbol", ms.iter().map(|m| m.name.clone()).collect::<Vec<_>>())?;
         d.set_item("qty_decimals", ms.iter().map(|m| m.spec.qty_decimals).collect::<Vec<_>>())?;
         d.set_item("price_decimals", ms.iter().map(|m| m.spec.price_decimals).collect::<Vec<_>>())?;
-        d.set_item("maintenance_rate", ms.iter().map(|m| m.rate_ppm as f64 / 1e6).collect::<Vec<_>>())?;
+        d.set_item("maintenance_rate", ms.iter().map(|m| m.tiers.base_rate_ppm() as f64 / 1e6).collect::<Vec<_>>())?;
         d.set_item("mark", ms.iter().map(|m| m.mark.map_or(f64::NAN, |t| m.grid.price_f64(t as f64))).collect::<Vec<_>>())?;
         Ok(d)
     }
@@ -327,7 +327,7 @@ impl Engine {
         let (out, cd) = run(py, || {
             let mut j = self.lock();
             let market = j.engine.market_id(&symbol)?;
-            let req = Request { account, market, side, fill_price, force };
+            let req = Request { account, market, side, fill_price, force, partial: false };
             // A dry run changes nothing, so it is not logged.
             let l = if dry_run {
                 j.engine.liquidate(req, true)?
@@ -383,7 +383,14 @@ impl Engine {
                     return Err(AdlError::value("symbol", row, format!("market code {code} out of range")));
                 };
                 let px = fill_price[row];
-                reqs.push(Request { account: account[row], market: id, side: side[row], fill_price: (!px.is_nan()).then_some(px), force });
+                reqs.push(Request {
+                    account: account[row],
+                    market: id,
+                    side: side[row],
+                    fill_price: (!px.is_nan()).then_some(px),
+                    force,
+                    partial: false,
+                });
             }
             let OpOutput::Batch(results) = j.apply(Op::LiquidateMany { reqs: &reqs })? else { unreachable!() };
             let mut out = Outcome::default();

@@ -14,10 +14,10 @@ mod common;
 use common::{columns, Row};
 
 fn engine(policy: Policy, rows: &[Row], wallets: &[(u64, f64)], custom: Option<&[f64]>) -> Result<Engine, AdlError> {
-    let spec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.1 };
-    let mut e = Engine::new(policy, 0.0, 2, spec).unwrap();
-    e.add_market("X", spec).unwrap();
-    e.add_market("Y", MarketSpec { maintenance_rate: 0.06, ..spec }).unwrap();
+    let spec = MarketSpec::linear(0, 0, 0.1);
+    let mut e = Engine::new(policy, 0.0, 2, spec.clone()).unwrap();
+    e.add_market("X", spec.clone()).unwrap();
+    e.add_market("Y", MarketSpec { maintenance_rate: 0.06, ..spec.clone() }).unwrap();
     let cols = columns(rows);
     let acc: Vec<u64> = wallets.iter().map(|w| w.0).collect();
     let cash: Vec<f64> = wallets.iter().map(|w| w.1).collect();
@@ -27,7 +27,7 @@ fn engine(policy: Policy, rows: &[Row], wallets: &[(u64, f64)], custom: Option<&
 }
 
 fn value(t: &Totals) -> i128 {
-    t.cash + t.position_equity + t.fund + t.book_value - t.bad_debt
+    t.value()
 }
 
 fn cents(x: f64) -> i128 {
@@ -106,7 +106,8 @@ fn a_healthy_cross_account_is_refused_unless_forced() {
     // Wallet 175: TNC = 75 < TMMR = 150 is liquidatable; wallet 300: TNC = 200 is not.
     let rows = [(1, X, LONG, 10.0, 100.0, 0.0, true), (1, Y, SHORT, 5.0, 200.0, 0.0, true), (2, X, SHORT, 10.0, 100.0, 100.0, false)];
     let mut e = engine(Policy::Bitmex, &rows, &[(1, 300.0)], None).unwrap();
-    let err = e.liquidate(Request { account: 1, market: X, side: LONG, fill_price: None, force: false }, false).unwrap_err();
+    let err =
+        e.liquidate(Request { account: 1, market: X, side: LONG, fill_price: None, force: false, partial: false }, false).unwrap_err();
     assert!(matches!(err, AdlError::NotLiquidatable { equity, maintenance, .. } if equity == 200.0 && maintenance == 150.0), "{err}");
     assert!(e.liquidate_account(1, false).is_err());
     // Liquidatable but solvent: shares X 75·90/150 = 45, Y 30. At the marks the book pays
@@ -168,7 +169,7 @@ fn cross_scores_use_account_values() {
 fn a_cross_counterparty_is_paid_into_its_wallet_and_rescored() {
     let mut e = engine(Policy::Bitmex, &queue_rows(), &[(5, 110.0)], None).unwrap();
     let before = value(&e.totals());
-    let r = e.liquidate(Request { account: 7, market: X, side: LONG, fill_price: None, force: false }, false).unwrap();
+    let r = e.liquidate(Request { account: 7, market: X, side: LONG, fill_price: None, force: false, partial: false }, false).unwrap();
     // 10 lots at 95 against #5 (first): no margin of its own, PnL 10·(100 − 95) = 50 to the wallet.
     assert_eq!(r.fills.iter().map(|f| (f.account, f.lots)).collect::<Vec<_>>(), vec![(Some(5), 10)]);
     assert_eq!(e.cash_of(5), cents(160.0));
@@ -196,7 +197,7 @@ fn custom_scores_order_the_engine_queue_and_bankrupt_positions_stay_out() {
     let mut e = engine(Policy::Custom, &rows, &[], Some(&scores)).unwrap();
     assert_eq!(short_queue(&mut e), vec![(12, 3.0), (13, 2.0), (11, 1.0)]);
     // Long 25 @100 m100 at 90: e = −150, P_bk = 96. ADL 10 + 10 + 5 in that order.
-    let r = e.liquidate(Request { account: 15, market: X, side: LONG, fill_price: None, force: false }, false).unwrap();
+    let r = e.liquidate(Request { account: 15, market: X, side: LONG, fill_price: None, force: false, partial: false }, false).unwrap();
     assert_eq!(
         r.fills.iter().map(|f| (f.account.unwrap(), f.lots, f.score.unwrap())).collect::<Vec<_>>(),
         vec![(12, 10, 3.0), (13, 10, 2.0), (11, 5, 1.0)]
@@ -229,7 +230,7 @@ fn an_isolated_credit_refreshes_the_wallet_of_cross_positions() {
     let mut e = engine(Policy::Bitmex, &rows, &[(5, 110.0)], None).unwrap();
     let x = e.store().find(&(5, X, SHORT)).unwrap();
     let before = e.health(x).unwrap().0;
-    e.liquidate(Request { account: 7, market: Y, side: LONG, fill_price: None, force: false }, false).unwrap();
+    e.liquidate(Request { account: 7, market: Y, side: LONG, fill_price: None, force: false, partial: false }, false).unwrap();
     assert_eq!(e.cash_of(5), cents(110.0 + 85.0));
     // X's share of TNC is the whole TNC now (the Y position is isolated): 195 + 100 = 295.
     assert_eq!(e.health(x).unwrap().0, cents(295.0));

@@ -16,8 +16,8 @@ fn engine(fund: f64, rows: &[Row]) -> Engine {
 }
 
 fn engine_with(policy: Policy, fund: f64, rows: &[Row]) -> Engine {
-    let spec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.005 };
-    let mut e = Engine::new(policy, fund, 2, spec).unwrap();
+    let spec = MarketSpec::linear(0, 0, 0.005);
+    let mut e = Engine::new(policy, fund, 2, spec.clone()).unwrap();
     load(&mut e, rows).unwrap();
     e.set_marks(&[("X".to_string(), 96.0)], Some(1)).unwrap();
     e
@@ -44,12 +44,12 @@ fn load(e: &mut Engine, rows: &[Row]) -> Result<(), AdlError> {
 }
 
 fn req(account: u64, side: i8, fill: Option<f64>) -> Request {
-    Request { account, market: 0, side, fill_price: fill, force: false }
+    Request { account, market: 0, side, fill_price: fill, force: false, partial: false }
 }
 
 /// Σ cash + Σ position equity + fund + book value − bad debt (DOMAIN.md §2 invariant).
 fn value(t: &Totals) -> i128 {
-    t.cash + t.position_equity + t.fund + t.book_value - t.bad_debt
+    t.value()
 }
 
 fn cents(x: f64) -> i128 {
@@ -205,8 +205,8 @@ fn batch_skips_positions_closed_by_earlier_adl() {
     // #3 long 20 @110 m170: e = 50, a loser: second.
     // The batch liquidates #1 and then #2 (forced: #2 is healthy). #1's ADL closes all of
     // #2 and 5 lots of #3, so #2's row is skipped.
-    let spec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.005 };
-    let mut e = Engine::new(Policy::Bitmex, 0.0, 2, spec).unwrap();
+    let spec = MarketSpec::linear(0, 0, 0.005);
+    let mut e = Engine::new(Policy::Bitmex, 0.0, 2, spec.clone()).unwrap();
     load(&mut e, &[(1, SHORT, 10.0, 100.0, 30.0), (2, LONG, 5.0, 100.0, 1.0), (3, LONG, 20.0, 110.0, 170.0)]).unwrap();
     e.set_marks(&[("X".into(), 104.0)], None).unwrap();
     let before = value(&e.totals());

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use _adl::core::engine::AdlPrice;
 use _adl::core::input::PositionColumns;
 use _adl::core::score::Fraction;
+use _adl::core::tiers::Tiers;
 use _adl::core::trigger::Trigger;
 use _adl::core::{Engine, FillKind, MarketSpec, Policy, Request, Totals};
 
@@ -55,8 +56,8 @@ fn book() -> impl Strategy<Value = Book> {
 }
 
 fn engine(b: &Book) -> Engine {
-    let spec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.005 };
-    let mut e = Engine::new(b.policy, b.fund, 2, spec).unwrap();
+    let spec = MarketSpec::linear(0, 0, 0.005);
+    let mut e = Engine::new(b.policy, b.fund, 2, spec.clone()).unwrap();
     if let Some(price) = b.adl_price {
         e.adl_price = price;
     }
@@ -85,7 +86,7 @@ fn engine(b: &Book) -> Engine {
 }
 
 fn value(t: &Totals) -> i128 {
-    t.cash + t.position_equity + t.fund + t.book_value - t.bad_debt
+    t.value()
 }
 
 /// The incrementally updated index holds exactly the live eligible positions, in the order
@@ -97,7 +98,9 @@ fn check_index_is_current(e: &mut Engine, policy: Policy, mark: i64) -> Result<(
             .store()
             .iter()
             .filter(|(_, p)| p.side == side)
-            .filter_map(|(slot, p)| policy.score(&g, 5_000, p.side, p.qty, p.entry, p.margin, mark).map(|s| (slot, (s, p.qty))))
+            .filter_map(|(slot, p)| {
+                policy.score(&g, &Tiers::flat(5_000), p.side, p.qty, p.entry, p.margin, mark).map(|s| (slot, (s, p.qty)))
+            })
             .collect();
         let store = e.store().clone();
         let idx = e.ranking(0, side).unwrap();
@@ -132,7 +135,7 @@ proptest! {
             if live.is_empty() { break; }
             let (account, side) = live[pick % live.len()];
             let mark = b.mark as i64;
-            let req = Request { account, market: 0, side, fill_price: Some((mark + offset).max(1) as f64), force };
+            let req = Request { account, market: 0, side, fill_price: Some((mark + offset).max(1) as f64), force, partial: false };
             let before = e.totals();
             let held: std::collections::HashMap<(u64, i8), i64> = e.store().iter().map(|(_, p)| ((p.account, p.side), p.qty)).collect();
             let Ok(preview) = e.liquidate(req, true) else {
@@ -192,7 +195,7 @@ proptest! {
                 .store()
                 .iter()
                 .filter(|(_, p)| p.side == side)
-                .filter_map(|(slot, p)| b.policy.exact_score(&g, 5_000, p.side, p.qty, p.entry, p.margin, mark).map(|s| (s, p.account, slot, p.qty)))
+                .filter_map(|(slot, p)| b.policy.exact_score(&g, &Tiers::flat(5_000), p.side, p.qty, p.entry, p.margin, mark).map(|s| (s, p.account, slot, p.qty)))
                 .collect();
             expect.sort_by(|a, b| b.0.cmp_value(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
             let idx = e.ranking(0, side).unwrap();
@@ -265,10 +268,10 @@ fn cross_book() -> impl Strategy<Value = CrossBookCase> {
 }
 
 fn cross_engine(b: &CrossBookCase) -> Engine {
-    let spec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.05 };
-    let mut e = Engine::new(b.policy, b.fund, 2, spec).unwrap();
-    e.add_market("X", spec).unwrap();
-    e.add_market("Y", MarketSpec { maintenance_rate: 0.02, ..spec }).unwrap();
+    let spec = MarketSpec::linear(0, 0, 0.05);
+    let mut e = Engine::new(b.policy, b.fund, 2, spec.clone()).unwrap();
+    e.add_market("X", spec.clone()).unwrap();
+    e.add_market("Y", MarketSpec { maintenance_rate: 0.02, ..spec.clone() }).unwrap();
     let account: Vec<u64> = b.rows.iter().map(|r| r.0).collect();
     let market: Vec<u32> = b.rows.iter().map(|r| r.1).collect();
     let side: Vec<i8> = b.rows.iter().map(|r| r.2).collect();
@@ -328,7 +331,7 @@ proptest! {
             let results = if whole_account && cross {
                 e.liquidate_account(account, force)
             } else {
-                e.liquidate(Request { account, market, side, fill_price: None, force }, false).map(|l| vec![l])
+                e.liquidate(Request { account, market, side, fill_price: None, force, partial: false }, false).map(|l| vec![l])
             };
             let Ok(results) = results else {
                 prop_assert_eq!(e.totals(), before);
@@ -376,7 +379,7 @@ proptest! {
         let reqs: Vec<Request> = keys
             .iter()
             .zip(b.ops.iter().cycle())
-            .map(|(&(account, side), op)| Request { account, market: 0, side, fill_price: Some((b.mark as i64 + op.1).max(1) as f64), force: true })
+            .map(|(&(account, side), op)| Request { account, market: 0, side, fill_price: Some((b.mark as i64 + op.1).max(1) as f64), force: true, partial: false })
             .collect();
         let out = e.liquidate_many(&reqs).unwrap();
         let t = e.totals();

@@ -5,7 +5,7 @@
 use _adl::core::input::PositionColumns;
 use _adl::core::{Engine, MarketSpec, Policy, Request};
 
-const SPEC: MarketSpec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.005 };
+const SPEC: MarketSpec = MarketSpec::linear(0, 0, 0.005);
 
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -32,7 +32,7 @@ fn engine(policy: Policy) -> (Engine, Vec<Request>) {
             qty.push(q);
             entry.push(110.0);
             margin.push(q * 110.0 * 0.02);
-            reqs.push(Request { account: i as u64 + 1, market: 0, side: 1, fill_price: None, force: false });
+            reqs.push(Request { account: i as u64 + 1, market: 0, side: 1, fill_price: None, force: false, partial: false });
         } else {
             side.push(if i % 2 == 0 { 1 } else { -1 });
             qty.push(1.0 + (r % 40) as f64);
@@ -59,7 +59,7 @@ fn engine(policy: Policy) -> (Engine, Vec<Request>) {
         adl_cap: &[],
         cross: &cross,
     };
-    let mut e = Engine::new(policy, 0.0, 2, SPEC).unwrap();
+    let mut e = Engine::new(policy, 0.0, 2, SPEC.clone()).unwrap();
     e.load(cols, &["X".to_string()], Some((&acc, &cash)), None).unwrap();
     (e, reqs)
 }
@@ -126,14 +126,14 @@ fn a_counterparty_rescored_below_the_head_cut_leaves_the_head() {
         cross: &cross,
     };
     let make = || {
-        let mut e = Engine::new(Policy::Bitmex, 0.0, 2, SPEC).unwrap();
+        let mut e = Engine::new(Policy::Bitmex, 0.0, 2, SPEC.clone()).unwrap();
         e.load(cols, &["X".to_string()], Some((&[1], &[0.0])), None).unwrap();
         e.set_marks(&[("X".to_string(), 100.0)], None).unwrap();
         e
     };
     let (mut fast, mut slow) = (make(), make());
     for account in [2u64, 3] {
-        let req = Request { account, market: 0, side: 1, fill_price: None, force: false };
+        let req = Request { account, market: 0, side: 1, fill_price: None, force: false, partial: false };
         slow.ranking(0, -1).unwrap();
         let (a, b) = (fast.liquidate(req, false).unwrap(), slow.liquidate(req, false).unwrap());
         assert_eq!(a, b, "event of #{account}");

@@ -9,7 +9,7 @@ use _adl::core::oplog::{replay, replay_bytes, Journal, Op, OpLog, OwnedColumns, 
 use _adl::core::trigger::Trigger;
 use _adl::core::{Engine, MarketSpec, Policy, Request};
 
-const SPEC: MarketSpec = MarketSpec { qty_decimals: 0, price_decimals: 0, maintenance_rate: 0.05 };
+const SPEC: MarketSpec = MarketSpec::linear(0, 0, 0.05);
 
 #[path = "common.rs"]
 mod common;
@@ -33,14 +33,14 @@ fn book() -> OwnedColumns {
 
 /// An engine with markets, a book (isolated and cross), a trigger, marks and one event.
 fn busy_engine() -> Engine {
-    let mut e = Engine::new(Policy::Bitmex, 25.0, 2, SPEC).unwrap();
+    let mut e = Engine::new(Policy::Bitmex, 25.0, 2, SPEC.clone()).unwrap();
     e.adl_price = AdlPrice::MarkCapped;
     e.seed = 42;
     e.set_trigger(Trigger::FundDrop { arm: 0.7, disarm: 0.9 });
     let b = book();
     e.load(b.view(), &symbols(), Some((&[4, 7], &[60.0, 5.0])), None).unwrap();
     e.set_marks(&[("X".into(), 96.0), ("Y".into(), 51.0)], Some(1_000)).unwrap();
-    e.liquidate(Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false }, false).unwrap();
+    e.liquidate(Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false }, false).unwrap();
     e
 }
 
@@ -58,7 +58,7 @@ fn snapshot_round_trip_is_exact_and_behaves_the_same() {
         let qb: Vec<(usize, u32)> = b.ranking(m, s).unwrap().queue().collect();
         assert_eq!(qa, qb);
     }
-    let req = Request { account: 6, market: 0, side: 1, fill_price: None, force: true };
+    let req = Request { account: 6, market: 0, side: 1, fill_price: None, force: true, partial: false };
     assert_eq!(a.liquidate(req, false).unwrap(), b.liquidate(req, false).unwrap());
     assert_eq!(a.snapshot(), b.snapshot());
 }
@@ -88,21 +88,25 @@ fn temp_log(name: &str) -> PathBuf {
 
 /// Runs a fixed sequence of operations through a journal logging to `path`.
 fn logged_run(path: &PathBuf) -> Journal {
-    let mut j = Journal::new(Engine::new(Policy::Bitmex, 25.0, 2, SPEC).unwrap());
+    let mut j = Journal::new(Engine::new(Policy::Bitmex, 25.0, 2, SPEC.clone()).unwrap());
     j.log = Some(OpLog::create(path, &j.engine, SyncPolicy::Never).unwrap());
     let b = book();
     let names = symbols();
     j.apply(Op::Load { cols: b.view(), symbols: &names, accounts: Some((&[4], &[60.0])), custom: None }).unwrap();
-    j.apply(Op::AddMarket { name: "Z", spec: SPEC }).unwrap();
+    j.apply(Op::AddMarket { name: "Z", spec: &SPEC }).unwrap();
     j.apply(Op::SetMarks { marks: &[("X".into(), 96.0), ("Y".into(), 51.0)], ts: Some(5) }).unwrap();
     j.apply(Op::SetTrigger { trigger: Trigger::Drawdown { window: 100, arm: -0.3, disarm: -0.25 } }).unwrap();
-    j.apply(Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false } }).unwrap();
+    j.apply(Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false } })
+        .unwrap();
     // A refused operation is not logged.
-    assert!(j.apply(Op::Liquidate { req: Request { account: 2, market: 0, side: -1, fill_price: None, force: false } }).is_err());
+    assert!(j
+        .apply(Op::Liquidate { req: Request { account: 2, market: 0, side: -1, fill_price: None, force: false, partial: false } })
+        .is_err());
     let up = cols(&[(8, 0, -1, 7.0, 97.0, 70.0, false), (3, 0, -1, 6.0, 98.0, 60.0, false)]);
     j.apply(Op::Upsert { cols: up.view(), symbols: &names, accounts: Some((&[8], &[1.0])), custom: None }).unwrap();
     j.apply(Op::SetFund { amount: 3.0 }).unwrap();
-    j.apply(Op::LiquidateMany { reqs: &[Request { account: 6, market: 0, side: 1, fill_price: None, force: true }] }).unwrap();
+    j.apply(Op::LiquidateMany { reqs: &[Request { account: 6, market: 0, side: 1, fill_price: None, force: true, partial: false }] })
+        .unwrap();
     j.apply(Op::ClosePosition { account: 5, market: 1, side: 1, price: Some(52.0) }).unwrap();
     j.apply(Op::LiquidateAccount { account: 4, force: true }).unwrap();
     j
@@ -187,13 +191,13 @@ fn upsert_inserts_replaces_and_refuses_bad_batches_whole() {
 fn close_position_settles_at_the_price_and_conserves_value() {
     let mut e = busy_engine();
     let t = e.totals();
-    let v0 = t.cash + t.position_equity + t.fund + t.book_value - t.bad_debt;
+    let v0 = t.value();
     // #5 long 8 @49 m40 closes at 52 with the mark at 51: credit 40 + 8·3 = 64; the book
     // paid 8·(52 − 51) = 8 more than the mark (book value −8).
     let cash = e.cash_of(5);
     assert_eq!(e.close_position(5, 1, 1, Some(52.0)).unwrap(), 6_400);
     assert_eq!(e.cash_of(5), cash + 6_400);
     let t = e.totals();
-    assert_eq!(t.cash + t.position_equity + t.fund + t.book_value - t.bad_debt, v0);
+    assert_eq!(t.value(), v0);
     assert!(matches!(e.close_position(5, 1, 1, None), Err(AdlError::UnknownPosition { .. })));
 }

@@ -16,7 +16,7 @@ fn splitmix(state: &mut u64) -> u64 {
 
 fn run(policy: Policy, seed: u64) {
     let mut rng = seed;
-    let spec = MarketSpec { qty_decimals: 2, price_decimals: 2, maintenance_rate: 0.01 };
+    let spec = MarketSpec::linear(2, 2, 0.01);
     let n = 3_000usize;
     let (mut account, mut market, mut side, mut qty, mut entry, mut margin, mut cross) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
@@ -57,7 +57,7 @@ fn run(policy: Policy, seed: u64) {
         adl_cap: &[],
         cross: &cross,
     };
-    let mut e = Engine::new(policy, 100.0, 6, spec).unwrap();
+    let mut e = Engine::new(policy, 100.0, 6, spec.clone()).unwrap();
     let acc: Vec<u64> = wallets.keys().copied().collect();
     let cash: Vec<f64> = wallets.values().copied().collect();
     e.load(cols, &["X".to_string(), "Y".to_string()], Some((&acc, &cash)), None).unwrap();

@@ -1,0 +1,187 @@
+//! Hand-computed venue-realism cases (DOMAIN.md §7): liquidation fees under both
+//! conventions, ADL fees, tiered maintenance, contract multipliers and partial liquidation.
+//! Whole lots and whole-quote ticks; cash in cents unless stated, so every number in the
+//! comments is exact.
+
+#[path = "common.rs"]
+mod common;
+
+use _adl::core::tiers::{TierSpec, Tiers};
+use _adl::core::{Engine, FeeConvention, FillKind, Liquidation, MarketSpec, Policy, Request};
+use common::{columns, Row};
+
+const LONG: i8 = 1;
+const SHORT: i8 = -1;
+
+fn engine(spec: MarketSpec, cash_decimals: u32, fund: f64, rows: &[Row], mark: f64) -> Engine {
+    let mut e = Engine::new(Policy::Bitmex, fund, cash_decimals, spec.clone()).unwrap();
+    e.add_market("X", spec).unwrap();
+    e.load(columns(rows).view(), &["X".to_string()], None, None).unwrap();
+    e.set_marks(&[("X".to_string(), mark)], Some(1)).unwrap();
+    e
+}
+
+fn liquidate(e: &mut Engine, account: u64, side: i8, fill: Option<f64>, partial: bool) -> Liquidation {
+    let before = e.totals().value();
+    let req = Request { account, market: 0, side, fill_price: fill, force: true, partial };
+    let l = e.liquidate(req, false).unwrap();
+    // DOMAIN.md §2 conservation at fixed marks, fees included.
+    assert_eq!(e.totals().value(), before);
+    l
+}
+
+fn slot(e: &Engine, account: u64, side: i8) -> u32 {
+    e.store().find(&(account, 0, side)).unwrap()
+}
+
+/// Long 10 @ 100 with margin 100 (bankrupt at 90); a short counterparty 10 @ 100, margin 1,000.
+const BOOK: [Row; 2] = [(1, 0, LONG, 10.0, 100.0, 100.0, false), (2, 0, SHORT, 10.0, 100.0, 1_000.0, false)];
+
+#[test]
+fn surplus_fee_to_fund_and_rest_to_trader() {
+    // Mark 94: e = 100 − 60 = 40 < MM ceil(0.05·940) = 47. The book fills at 94: the surplus is
+    // 40 and the 1 % fee on N_F = 940 is 9.40; the trader gets back 30.60.
+    let spec = MarketSpec { liquidation_fee: 0.01, surplus_to_fund: false, ..MarketSpec::linear(0, 0, 0.05) };
+    let mut e = engine(spec.clone(), 2, 0.0, &BOOK, 94.0);
+    let l = liquidate(&mut e, 1, LONG, None, false);
+    assert_eq!((l.fee, l.to_fund, l.returned), (940, 940, 3_060));
+    assert_eq!(e.cash_of(1), 3_060);
+    // The venue keeps the surplus (BitMEX): all 40 to the fund, of which 9.40 is the fee.
+    let mut e = engine(MarketSpec { surplus_to_fund: true, ..spec.clone() }, 2, 0.0, &BOOK, 94.0);
+    let l = liquidate(&mut e, 1, LONG, None, false);
+    assert_eq!((l.fee, l.to_fund, l.returned), (940, 4_000, 0));
+    // A 5 % fee (47) is capped at the surplus (40); nothing is left to return.
+    let mut e = engine(MarketSpec { liquidation_fee: 0.05, ..spec }, 2, 0.0, &BOOK, 94.0);
+    let l = liquidate(&mut e, 1, LONG, None, false);
+    assert_eq!((l.fee, l.to_fund, l.returned), (4_000, 4_000, 0));
+}
+
+#[test]
+fn fee_in_the_bankruptcy_price() {
+    // Fee 1 %, included in the bankruptcy price: reserved fee ceil(0.01·(1,000 − 100)/0.99)
+    // = ceil(9.0909) = 9.10, so P_bk = 100 − (100 − 9.10)/10 = 90.91 (the formula
+    // (q·E − M)/(q·(1 − r)) = 900/9.9 = 90.909 rounded up to the cent in the fund's favour).
+    let spec = MarketSpec { liquidation_fee: 0.01, fee_convention: FeeConvention::Bankruptcy, ..MarketSpec::linear(0, 0, 0.05) };
+    let mut e = engine(spec, 2, 0.0, &BOOK, 90.0);
+    let (bk, _) = e.prices(slot(&e, 1, LONG)).unwrap();
+    assert!((bk - 90.91).abs() < 1e-9, "{bk}");
+    // Mark 90, empty fund: all 10 lots are deleveraged at 90.91. The counterparty gains
+    // 10·(100 − 90.91) = 90.90 plus its released margin 1,000; the fund gets the fee 9.10 and
+    // the bankrupt account ends at 0.
+    let l = liquidate(&mut e, 1, LONG, None, false);
+    assert_eq!((l.fee, l.to_fund, l.from_fund, l.bad_debt, l.adl_lots), (910, 910, 0, 0, 10));
+    let adl = l.fills.iter().find(|f| f.kind == FillKind::Adl).unwrap();
+    assert!((adl.price - 90.91).abs() < 1e-9);
+    assert_eq!(e.cash_of(2), 109_090);
+    assert_eq!(e.cash_of(1), 0);
+    assert_eq!(e.fund(), 910);
+}
+
+#[test]
+fn adl_fee_is_charged_to_the_counterparty() {
+    // No liquidation fee; ADL fee 0.1 % (Bybit's taker fee, say). Mark 89, bankruptcy 90: the
+    // counterparty closes 10 lots at 90, notional 900, fee 0.90. It gets 1,000 + 100 − 0.90.
+    let spec = MarketSpec { adl_fee: 0.001, ..MarketSpec::linear(0, 0, 0.05) };
+    let mut e = engine(spec, 2, 0.0, &BOOK, 89.0);
+    let l = liquidate(&mut e, 1, LONG, None, false);
+    assert_eq!((l.adl_fees, l.adl_lots), (90, 10));
+    assert_eq!(e.cash_of(2), 109_910);
+    assert_eq!(e.totals().fees, 90);
+}
+
+/// Binance BTCUSDT's first brackets: 0.4 % to 50k, 0.5 % (amount 50) to 500k, then 1 %.
+fn binance_tiers() -> Vec<TierSpec> {
+    vec![
+        TierSpec { floor: 0.0, rate: 0.004, amount: None },
+        TierSpec { floor: 50_000.0, rate: 0.005, amount: Some(50.0) },
+        TierSpec { floor: 500_000.0, rate: 0.01, amount: None },
+    ]
+}
+
+#[test]
+fn tiered_maintenance_liquidation_price_and_health() {
+    let spec = MarketSpec { tiers: binance_tiers(), ..MarketSpec::linear(0, 0, 0.005) };
+    // Long 2 @ 50,000 with margin 5,000: N = 95,400 at 47,700 is in the second tier.
+    let rows = [(1, 0, LONG, 2.0, 50_000.0, 5_000.0, false), (2, 0, SHORT, 2.0, 50_000.0, 20_000.0, false)];
+    let mut e = engine(spec, 2, 0.0, &rows, 47_700.0);
+    // Liquidation price (2·50,000 − 5,000 − 50)/(2·(1 − 0.005)) = 94,950/1.99 = 47,713.57.
+    let (_, liq) = e.prices(slot(&e, 1, LONG)).unwrap();
+    assert!((liq - 94_950.0 / 1.99).abs() < 1e-6, "{liq}");
+    // At 47,700: e = 5,000 − 4,600 = 400 < MM = 0.005·95,400 − 50 = 427.
+    assert_eq!(e.health(slot(&e, 1, LONG)).unwrap(), (40_000, 42_700));
+    assert_eq!(e.liquidatable(), vec![slot(&e, 1, LONG)]);
+    // At 47,720: e = 440 >= MM = 477.20 − 50 = 427.20.
+    e.set_marks(&[("X".to_string(), 47_720.0)], Some(2)).unwrap();
+    assert!(e.liquidatable().is_empty());
+}
+
+#[test]
+fn tiered_maintenance_in_the_binance_score() {
+    let g = _adl::core::fixed::Grid::new(0, 0, 2).unwrap();
+    let tiers = Tiers::new(0.0, &binance_tiers(), &_adl::core::fixed::Grid::cash_only(2).unwrap()).unwrap();
+    // Short 2 @ 50,000, margin 10,000, mark 47,700: u = 4,600, e = 14,600, N = 95,400 and
+    // MM = 427 (second tier; a flat 0.5 % would say 477). Score u·MM/(W·e) = 4,600·427/(10,000·14,600).
+    let s = Policy::Binance.score(&g, &tiers, SHORT, 2, 50_000, 1_000_000, 47_700).unwrap();
+    assert!((s - 4_600.0 * 427.0 / (10_000.0 * 14_600.0)).abs() < 1e-15, "{s}");
+    let flat = Policy::Binance.score(&g, &Tiers::flat(5_000), SHORT, 2, 50_000, 1_000_000, 47_700).unwrap();
+    assert!((flat - 4_600.0 * 477.0 / (10_000.0 * 14_600.0)).abs() < 1e-15, "{flat}");
+}
+
+#[test]
+fn multiplier_contracts() {
+    // 1,000 contracts of 0.001 BTC (1 BTC) long @ 60,000.0 with margin 6,000; prices in
+    // tenths, cash in 1e-4 quote (0 + 1 + 3 decimals: lot·tick·multiplier = 1e-4 quote).
+    let spec = MarketSpec { multiplier: 0.001, ..MarketSpec::linear(0, 1, 0.005) };
+    let rows = [(1, 0, LONG, 1_000.0, 60_000.0, 6_000.0, false), (2, 0, SHORT, 1_000.0, 60_000.0, 20_000.0, false)];
+    let mut e = engine(spec, 4, 0.0, &rows, 54_500.0);
+    // Bankruptcy 60,000 − 6,000/1 = 54,000; liquidation (60,000 − 6,000)/0.995 = 54,271.36.
+    let (bk, liq) = e.prices(slot(&e, 1, LONG)).map(|(b, l)| (b / 10.0, l / 10.0)).unwrap(); // ticks of 0.1
+    assert!((bk - 54_000.0).abs() < 1e-9 && (liq - 54_000.0 / 0.995).abs() < 1e-6, "{bk} {liq}");
+    // At 54,500: u = 1·(54,500 − 60,000) = −5,500, e = 500, MM = 0.005·54,500 = 272.50.
+    assert_eq!(e.health(slot(&e, 1, LONG)).unwrap(), (5_000_000, 2_725_000));
+    // At 53,900 the book fills at the mark, 100 below bankruptcy: the deficit 1·100 = 100 is
+    // deleveraged: the short gains 1·(60,000 − 54,000) = 6,000 on top of its margin.
+    e.set_marks(&[("X".to_string(), 53_900.0)], Some(2)).unwrap();
+    let l = liquidate(&mut e, 1, LONG, None, false);
+    assert_eq!(l.adl_lots, 1_000);
+    assert_eq!(e.cash_of(2), 260_000_000);
+}
+
+#[test]
+fn partial_liquidation_closes_the_fewest_lots() {
+    // Long 100 @ 100, margin 600, mmr 5 %, mark 95: e = 100 < MM = 475. Closing 79 at the
+    // mark keeps e = 100 and leaves MM = ceil(0.05·95·21) = 100; the margin drops by the
+    // realised loss 5·79 to 205. Cash in whole quote units.
+    let rows = [(1, 0, LONG, 100.0, 100.0, 600.0, false), (2, 0, SHORT, 100.0, 100.0, 10_000.0, false)];
+    let mut e = engine(MarketSpec::linear(0, 0, 0.05), 0, 0.0, &rows, 95.0);
+    let l = liquidate(&mut e, 1, LONG, None, true);
+    assert_eq!((l.external_lots, l.remaining_lots, l.adl_lots, l.to_fund), (79, 21, 0, 0));
+    let p = *e.store().get(slot(&e, 1, LONG));
+    assert_eq!((p.qty, p.margin), (21, 205));
+    assert!(e.liquidatable().is_empty());
+    // With a 1 % liquidation fee the fee must fit too: 99 lots (fee ceil(94.05) = 95, margin
+    // left 600 − 495 − 95 = 10 = MM of the last lot).
+    let spec = MarketSpec { liquidation_fee: 0.01, ..MarketSpec::linear(0, 0, 0.05) };
+    let mut e = engine(spec, 0, 0.0, &rows, 95.0);
+    let l = liquidate(&mut e, 1, LONG, None, true);
+    assert_eq!((l.external_lots, l.remaining_lots, l.fee, l.to_fund), (99, 1, 95, 95));
+    assert_eq!(e.store().get(slot(&e, 1, LONG)).margin, 10);
+    // A bankrupt position (e <= 0) cannot be saved by a partial close: the whole waterfall runs.
+    let mut e = engine(MarketSpec::linear(0, 0, 0.05), 0, 0.0, &rows, 80.0);
+    let l = liquidate(&mut e, 1, LONG, None, true);
+    assert_eq!((l.remaining_lots, l.adl_lots), (0, 100));
+}
+
+#[test]
+fn partial_liquidation_down_to_a_lower_tier() {
+    // 1 % to 5,000 notional, 10 % above. Long 100 @ 100, margin 600, mark 98: e = 400 < MM =
+    // 980 − 450 = 530. Closing 14 leaves N = 8,428 and MM = ceil(842.8) − 450 = 393 <= 400
+    // (13 would leave MM 403).
+    let tiers = vec![TierSpec { floor: 0.0, rate: 0.01, amount: None }, TierSpec { floor: 5_000.0, rate: 0.10, amount: None }];
+    let spec = MarketSpec { tiers, ..MarketSpec::linear(0, 0, 0.01) };
+    let rows = [(1, 0, LONG, 100.0, 100.0, 600.0, false), (2, 0, SHORT, 100.0, 100.0, 10_000.0, false)];
+    let mut e = engine(spec, 0, 0.0, &rows, 98.0);
+    let l = liquidate(&mut e, 1, LONG, None, true);
+    assert_eq!((l.external_lots, l.remaining_lots), (14, 86));
+    assert_eq!(e.health(slot(&e, 1, LONG)).unwrap(), (400, 393));
+}
