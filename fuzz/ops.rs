@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use _adl::core::engine::{AdlPrice, FillKind, Liquidation};
 use _adl::core::oplog::{Op, OpOutput, OwnedColumns};
 use _adl::core::trigger::Trigger;
-use _adl::core::{Engine, MarketSpec, Policy, Request, Totals};
+use _adl::core::{Engine, FeeConvention, MarketSpec, Policy, Request, TierSpec, Totals};
 
 /// Operations executed by this process (reported every 2^20).
 pub static OPS: AtomicU64 = AtomicU64::new(0);
@@ -54,6 +54,29 @@ const ACCOUNTS: u64 = 8;
 
 fn value(t: &Totals) -> i128 {
     t.value()
+}
+
+/// A market with fees, tiers and a multiplier chosen by the input (DOMAIN.md §7).
+fn venue_spec(u: &mut Bytes<'_>, base: MarketSpec) -> MarketSpec {
+    let b = u.byte();
+    let tiers = match b % 3 {
+        0 => Vec::new(),
+        1 => vec![TierSpec { floor: 0.0, rate: 0.01, amount: None }, TierSpec { floor: 1_000.0, rate: 0.05, amount: None }],
+        _ => vec![
+            TierSpec { floor: 0.0, rate: 0.02, amount: None },
+            TierSpec { floor: 500.0, rate: 0.04, amount: Some(5.0) },
+            TierSpec { floor: 3_000.0, rate: 0.10, amount: None },
+        ],
+    };
+    MarketSpec {
+        multiplier: [1.0, 0.1, 10.0][(b / 3 % 3) as usize],
+        tiers,
+        liquidation_fee: [0.0, 0.005, 0.02][(b / 9 % 3) as usize],
+        fee_convention: if b & 32 != 0 { FeeConvention::Bankruptcy } else { FeeConvention::Surplus },
+        surplus_to_fund: b & 64 == 0,
+        adl_fee: if b & 128 != 0 { 0.001 } else { 0.0 },
+        ..base
+    }
 }
 
 /// `n` rows with distinct keys; accounts up to `n_cross` are cross (no own margin).
@@ -97,16 +120,18 @@ fn pick(e: &Engine, u: &mut Bytes<'_>) -> Option<Request> {
     let mark = e.market(market).mark.unwrap_or(100);
     let offset = u.below(13) as i64 - 6;
     let fill_price = (u.byte() % 3 != 0).then(|| (mark + offset).max(1) as f64);
-    Some(Request { account, market, side, fill_price, force: u.byte() % 2 == 0, partial: false })
+    let flags = u.byte();
+    Some(Request { account, market, side, fill_price, force: flags % 2 == 0, partial: flags & 2 != 0 })
 }
 
 /// Fill-level checks of one liquidation against the sizes held before it.
 /// (`exact`: the position was not shrunk by an earlier liquidation of the same batch.)
 fn check_liquidation(l: &Liquidation, held: &std::collections::HashMap<(u64, u32, i8), i64>, exact: bool) {
     let (account, market, side) = l.key;
-    let total: i64 = l.fills.iter().map(|f| f.lots).sum();
+    let total: i64 = l.fills.iter().map(|f| f.lots).sum::<i64>() + l.remaining_lots;
     let had = held[&(account, market, side)];
     assert!(if exact { total == had } else { total <= had }, "fills do not add up to the position");
+    assert!(l.remaining_lots == 0 || l.fills.iter().all(|f| f.kind == FillKind::External), "a partial close went past the book");
     for f in l.fills.iter().filter(|f| f.kind == FillKind::Adl) {
         let cp = f.account.expect("an ADL fill has a counterparty");
         assert_ne!(cp, account, "matched against itself");
@@ -157,8 +182,8 @@ pub fn run(data: &[u8]) {
     if u.byte() % 3 == 0 {
         e.set_trigger(Trigger::FundDrop { arm: 0.9, disarm: 0.95 });
     }
-    e.add_market("X", SPEC.clone()).expect("market");
-    e.add_market("Y", MarketSpec { maintenance_rate: 0.02, ..SPEC.clone() }).expect("market");
+    e.add_market("X", venue_spec(&mut u, SPEC.clone())).expect("market");
+    e.add_market("Y", venue_spec(&mut u, MarketSpec { maintenance_rate: 0.02, ..SPEC.clone() })).expect("market");
     let n_cross = u.below(ACCOUNTS as u32 + 1) as u64;
     let n = u.below(24);
     let book = random_rows(&mut u, n, n_cross);
@@ -223,6 +248,11 @@ pub fn run(data: &[u8]) {
                 match &out {
                     OpOutput::Liquidated(l) => {
                         check_liquidation(l, &held, true);
+                        if l.remaining_lots > 0 {
+                            let (account, market, side) = l.key;
+                            let (eq, mm) = e.health(e.store().find(&(account, market, side)).expect("kept")).expect("health");
+                            assert!(eq >= mm, "a partial close left the position below maintenance");
+                        }
                         assert_eq!(preview.as_ref(), Some(l), "the dry run differs from the real run");
                     }
                     OpOutput::Account(ls) => ls.iter().for_each(|l| check_liquidation(l, &held, true)),

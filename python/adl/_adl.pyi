@@ -41,10 +41,8 @@ class Engine:
         cls,
         policy: str,
         insurance_fund: float,
-        maintenance_rate: float,
         cash_decimals: int,
-        qty_decimals: int,
-        price_decimals: int,
+        spec: dict[str, Any],
         adl_price: str | None = None,
         seed: int = 0,
         trigger: str = "fund_empty",
@@ -53,14 +51,9 @@ class Engine:
         trigger_disarm: float | None = None,
     ) -> Engine: ...
     def adl_state(self) -> dict[str, Any]: ...
-    def add_market(
-        self,
-        symbol: str,
-        qty_decimals: int | None = None,
-        price_decimals: int | None = None,
-        maintenance_rate: float | None = None,
-    ) -> int: ...
+    def add_market(self, symbol: str, spec: dict[str, Any] | None = None) -> int: ...
     def markets(self) -> dict[str, Any]: ...
+    def tiers(self, symbol: str) -> dict[str, Any]: ...
     def load(
         self,
         columns: _Columns,
@@ -110,6 +103,7 @@ class Engine:
         fill_price: float | None = None,
         force: bool = False,
         dry_run: bool = False,
+        partial: bool = False,
     ) -> dict[str, Any]: ...
     def liquidate_account(self, account: int, force: bool = False) -> dict[str, Any]: ...
     def liquidate_many(
@@ -120,6 +114,7 @@ class Engine:
         fill_price: npt.NDArray[np.float64],
         names: list[str],
         force: bool = False,
+        partial: bool = False,
     ) -> dict[str, Any]: ...
     def events(self) -> dict[str, Any]: ...
     def positions(self, which: str = "all") -> dict[str, Any]: ...

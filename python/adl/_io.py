@@ -8,9 +8,9 @@ Polars frames. No ``polars`` crate is compiled into the wheel (see the README).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -28,23 +28,62 @@ POSITION_COLUMNS = ("account", "side", "qty", "entry_price", "margin")
 Frame = pl.DataFrame | pl.LazyFrame
 
 
+FeeConvention = Literal["surplus", "bankruptcy"]
+TierRow = tuple[float, float] | tuple[float, float, float | None]
+"""A risk-limit tier: ``(notional_floor, rate)`` or ``(notional_floor, rate, maintenance_amount)``."""
+
+
 @dataclass(frozen=True)
 class Market:
-    """Fixed-point grid and maintenance rate of a market.
+    """A market's grid, maintenance margin and venue parameters (DOMAIN.md §7).
 
-    ``qty_decimals``: one lot is ``10**-qty_decimals`` of the base asset (default 4).
+    ``qty_decimals``: one lot is ``10**-qty_decimals`` contracts (default 4).
     ``price_decimals``: prices are held on a grid of ``10**-price_decimals`` (default 4).
     ``maintenance_rate``: ``None`` = the engine's default.
-    The engine's ``cash_decimals`` must be at least ``qty_decimals + price_decimals``.
+    ``multiplier``: base-asset units per contract (a linear contract is worth
+    ``qty * multiplier * price``). The engine's ``cash_decimals`` must be at least
+    ``qty_decimals + price_decimals`` + the multiplier's decimals.
+    ``tiers``: risk-limit tiers ``(notional_floor, rate)`` or ``(notional_floor, rate,
+    maintenance_amount)`` as Binance publishes them; maintenance is ``rate * notional -
+    amount`` in the tier holding the notional (the amount defaults to the one that keeps it
+    continuous). ``None``: one tier at ``maintenance_rate``.
+    ``liquidation_fee``: rate on the liquidated notional, paid to the insurance fund;
+    ``fee_convention``: ``"surplus"`` (taken from what is left after the close, when the
+    book pays at least the bankruptcy price: BitMEX, Binance) or ``"bankruptcy"`` (reserved
+    in the bankruptcy price: Bybit). ``surplus_to_fund``: what is left after the fee goes to
+    the fund (default) or back to the trader. ``adl_fee``: rate on the notional each ADL
+    counterparty closes, paid to the venue (0 on Binance and Bitget).
+    The stateless :func:`adl.rank` and :func:`adl.deleverage` use the grid and the flat rate only.
 
     >>> import adl
     >>> adl.Market(qty_decimals=3, price_decimals=1).qty_decimals
     3
+    >>> adl.Market(0, 1, tiers=[(0, 0.004), (50_000, 0.005, 50.0)]).tiers[1]
+    (50000, 0.005, 50.0)
     """
 
     qty_decimals: int = 4
     price_decimals: int = 4
     maintenance_rate: float | None = None
+    multiplier: float = 1.0
+    tiers: Sequence[TierRow] | None = None
+    liquidation_fee: float = 0.0
+    fee_convention: FeeConvention = "surplus"
+    surplus_to_fund: bool = True
+    adl_fee: float = 0.0
+
+    def spec(self) -> dict[str, Any]:
+        """The parameters for the core engine (``maintenance_rate`` only when set)."""
+        out: dict[str, Any] = {
+            "qty_decimals": self.qty_decimals, "price_decimals": self.price_decimals, "multiplier": float(self.multiplier),
+            "liquidation_fee": float(self.liquidation_fee), "fee_convention": self.fee_convention,
+            "surplus_to_fund": bool(self.surplus_to_fund), "adl_fee": float(self.adl_fee),
+            "tiers": [(float(t[0]), float(t[1]), None if len(t) < 3 or t[2] is None else float(t[2]))
+                      for t in (self.tiers or [])],
+        }
+        if self.maintenance_rate is not None:
+            out["maintenance_rate"] = float(self.maintenance_rate)
+        return out
 
 
 def collect(frame: Frame, what: str = "positions") -> pl.DataFrame:

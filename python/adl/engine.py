@@ -4,7 +4,7 @@ fund, and the liquidation waterfall (DOMAIN.md §2) with ADL by the chosen polic
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any, Literal
 
@@ -14,8 +14,10 @@ import polars as pl
 from adl import _adl
 from adl._io import (
     Frame,
+    FeeConvention,
     Market,
     ScoreSpec,
+    TierRow,
     cast_lossless,
     collect,
     custom_scores,
@@ -81,7 +83,10 @@ class LiquidationResult:
 
     ``to_fund``: paid into the insurance fund; ``from_fund``: paid out of it;
     ``bad_debt``: deficit nobody covered; ``adl_qty`` / ``external_qty``: quantity closed
-    against counterparties / against the book; ``events``: event ids; ``skipped``: batch
+    against counterparties / against the book; ``remaining_qty``: what a partial liquidation
+    left open; ``fee``: liquidation fee (part of ``to_fund``); ``returned``: what was left
+    after the close and went back to the trader (``surplus_to_fund=False``); ``adl_fees``:
+    ADL fees the counterparties paid to the venue; ``events``: event ids; ``skipped``: batch
     rows whose position an earlier row had already closed through ADL.
     ``fills`` and ``cancel_orders`` are Polars frames built on first access.
     """
@@ -94,6 +99,10 @@ class LiquidationResult:
         self.bad_debt: float = raw["bad_debt"]
         self.adl_qty: float = raw["adl_qty"]
         self.external_qty: float = raw["external_qty"]
+        self.remaining_qty: float = raw["remaining_qty"]
+        self.fee: float = raw["fee"]
+        self.returned: float = raw["returned"]
+        self.adl_fees: float = raw["adl_fees"]
         self.events: list[int] = raw["events"]
         self.skipped: list[int] = raw["skipped"]
 
@@ -168,6 +177,12 @@ class Engine:
         cash_decimals: int = 8,
         qty_decimals: int = 4,
         price_decimals: int = 4,
+        multiplier: float = 1.0,
+        tiers: Sequence[TierRow] | None = None,
+        liquidation_fee: float = 0.0,
+        fee_convention: FeeConvention = "surplus",
+        surplus_to_fund: bool = True,
+        adl_fee: float = 0.0,
         markets: Mapping[str, Market] | None = None,
         adl_price: AdlPrice | None = None,
         seed: int = 0,
@@ -183,15 +198,18 @@ class Engine:
         self._policy: str = policy
         self._score = score
         self.replay_info: dict[str, int] | None = None
+        defaults = Market(
+            qty_decimals, price_decimals, maintenance_rate, multiplier, tiers, liquidation_fee, fee_convention,
+            surplus_to_fund, adl_fee,
+        )
         self._core = _adl.Engine(
-            policy, float(insurance_fund), float(maintenance_rate), cash_decimals, qty_decimals, price_decimals,
+            policy, float(insurance_fund), cash_decimals, defaults.spec(),
             adl_price, int(seed), trigger, trigger_window, trigger_arm, trigger_disarm,
         )
         self._symbols: list[str] | None = None  # cache of market names by code
         for symbol, m in (markets or {}).items():
-            self.add_market(
-                symbol, qty_decimals=m.qty_decimals, price_decimals=m.price_decimals, maintenance_rate=m.maintenance_rate
-            )
+            self._symbols = None
+            self._core.add_market(symbol, m.spec())
 
     # ----- markets -----------------------------------------------------------------
 
@@ -202,24 +220,45 @@ class Engine:
         qty_decimals: int | None = None,
         price_decimals: int | None = None,
         maintenance_rate: float | None = None,
+        multiplier: float | None = None,
+        tiers: Sequence[TierRow] | None = None,
+        liquidation_fee: float | None = None,
+        fee_convention: FeeConvention | None = None,
+        surplus_to_fund: bool | None = None,
+        adl_fee: float | None = None,
     ) -> None:
-        """Adds a market, or redefines one that has no open positions.
+        """Adds a market, or redefines one that has no open positions. Parameters not given
+        take the engine's defaults; see :class:`adl.Market` for their meaning.
 
         >>> import adl
         >>> eng = adl.Engine()
         >>> eng.add_market("BTC-PERP", qty_decimals=3, price_decimals=1, maintenance_rate=0.004)
-        >>> eng.markets().row(0)
-        ('BTC-PERP', 3, 1, 0.004, None)
+        >>> eng.markets().select("symbol", "qty_decimals", "price_decimals", "maintenance_rate").row(0)
+        ('BTC-PERP', 3, 1, 0.004)
+        >>> eng.add_market("BTCUSDT", qty_decimals=3, price_decimals=1, tiers=[(0, 0.004), (50_000, 0.005)],
+        ...                liquidation_fee=0.0005, fee_convention="bankruptcy")
+        >>> eng.tiers("BTCUSDT").rows()
+        [(0.0, 0.004, 0.0), (50000.0, 0.005, 50.0)]
         """
+        given = {
+            "qty_decimals": qty_decimals, "price_decimals": price_decimals, "maintenance_rate": maintenance_rate,
+            "multiplier": multiplier, "liquidation_fee": liquidation_fee, "fee_convention": fee_convention,
+            "surplus_to_fund": surplus_to_fund, "adl_fee": adl_fee,
+        }
+        spec = {k: v for k, v in given.items() if v is not None}
+        if tiers is not None:
+            spec["tiers"] = Market(tiers=tiers).spec()["tiers"]
         self._symbols = None
-        self._core.add_market(symbol, qty_decimals, price_decimals, maintenance_rate)
+        self._core.add_market(symbol, spec)
 
     def markets(self) -> pl.DataFrame:
-        """Markets: ``symbol, qty_decimals, price_decimals, maintenance_rate, mark`` (null = no mark).
+        """Markets: ``symbol, qty_decimals, price_decimals, maintenance_rate`` (the first
+        tier's), ``multiplier, tiers`` (how many), ``liquidation_fee, fee_convention,
+        surplus_to_fund, adl_fee, mark`` (null = no mark).
 
         >>> import adl
-        >>> adl.Engine().markets().columns
-        ['symbol', 'qty_decimals', 'price_decimals', 'maintenance_rate', 'mark']
+        >>> adl.Engine().markets().columns[:5]
+        ['symbol', 'qty_decimals', 'price_decimals', 'maintenance_rate', 'multiplier']
         """
         m = self._core.markets()
         return pl.DataFrame(
@@ -228,9 +267,29 @@ class Engine:
                 "qty_decimals": pl.Series(m["qty_decimals"], dtype=pl.UInt32),
                 "price_decimals": pl.Series(m["price_decimals"], dtype=pl.UInt32),
                 "maintenance_rate": pl.Series(m["maintenance_rate"], dtype=pl.Float64),
+                "multiplier": pl.Series(m["multiplier"], dtype=pl.Float64),
+                "tiers": pl.Series(m["tiers"], dtype=pl.UInt32),
+                "liquidation_fee": pl.Series(m["liquidation_fee"], dtype=pl.Float64),
+                "fee_convention": pl.Series(m["fee_convention"], dtype=pl.String),
+                "surplus_to_fund": pl.Series(m["surplus_to_fund"], dtype=pl.Boolean),
+                "adl_fee": pl.Series(m["adl_fee"], dtype=pl.Float64),
                 "mark": pl.Series(m["mark"], dtype=pl.Float64).fill_nan(None),
             }
         )
+
+    def tiers(self, symbol: str) -> pl.DataFrame:
+        """A market's maintenance tiers: ``floor`` (notional, quote units), ``rate`` and
+        ``maintenance_amount``; maintenance is ``rate * notional - maintenance_amount`` in the
+        tier holding the notional.
+
+        >>> import adl
+        >>> eng = adl.Engine(maintenance_rate=0.01)
+        >>> eng.add_market("X")
+        >>> eng.tiers("X").rows()
+        [(0.0, 0.01, 0.0)]
+        """
+        t = self._core.tiers(symbol)
+        return pl.DataFrame({"floor": t["floor"], "rate": t["rate"], "maintenance_amount": t["maintenance_amount"]})
 
     def _names(self) -> list[str]:
         # Markets change only in add_market and load, which reset the cache.
@@ -473,7 +532,8 @@ class Engine:
 
     def totals(self) -> dict[str, int]:
         """Exact ledger totals in cash units (ints) and open interest in lots, for audits:
-        ``cash + position_equity + fund + book_value - bad_debt`` is conserved at fixed marks.
+        ``cash + position_equity + fund + book_value + fees - bad_debt`` is conserved at fixed
+        marks (``fees``: ADL fees paid to the venue).
 
         >>> import adl
         >>> adl.Engine(insurance_fund=1.5).totals()["fund"]
@@ -605,11 +665,16 @@ class Engine:
         *,
         force: bool = False,
         dry_run: bool = False,
+        partial: bool = False,
     ) -> LiquidationResult:
         """Liquidates one position through the waterfall: the book at ``fill_price`` (None =
         mark) if it pays the bankruptcy price; else the fund covers whole lots, ADL closes the
         rest at the bankruptcy price, and what no counterparty can take is bad debt.
         Refuses a position at or above maintenance unless ``force``. ``dry_run`` previews.
+        ``partial`` (isolated positions) first tries to close only the fewest lots, at
+        ``fill_price`` through the book, that bring the position back to maintenance (with
+        tiers, often by dropping it to a lower tier); the closed lots' loss and the fee come
+        out of its margin. Only when no part will do is the whole position liquidated.
 
         >>> import adl, polars as pl
         >>> eng = adl.Engine(insurance_fund=3.0)
@@ -622,7 +687,7 @@ class Engine:
         """
         raw = self._core.liquidate(
             int(account), self._symbol(symbol), side_value(side),
-            None if fill_price is None else float(fill_price), force, dry_run,
+            None if fill_price is None else float(fill_price), force, dry_run, partial,
         )
         return LiquidationResult(raw, self._names())
 
@@ -647,11 +712,11 @@ class Engine:
         """
         return LiquidationResult(self._core.liquidate_account(int(account), force), self._names())
 
-    def liquidate_many(self, frame: Frame, *, force: bool = False) -> LiquidationResult:
+    def liquidate_many(self, frame: Frame, *, force: bool = False, partial: bool = False) -> LiquidationResult:
         """Liquidates a batch in row order (columns ``account``, ``side``, optional ``symbol``
         and ``fill_price``; a null fill price means the mark). All rows are validated first:
         on error nothing is applied. Rows whose position an earlier row already closed
-        through ADL are skipped and listed in ``skipped``.
+        through ADL are skipped and listed in ``skipped``. ``partial`` as in :meth:`liquidate`.
 
         >>> import adl, polars as pl
         >>> eng = adl.Engine()
@@ -686,5 +751,6 @@ class Engine:
             numpy_view(fp),
             names,
             force,
+            partial,
         )
         return LiquidationResult(raw, self._names())

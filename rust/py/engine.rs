@@ -12,10 +12,11 @@ use super::{errors, run, Columns};
 use crate::core::engine::{AdlPrice, Engine as CoreEngine, Fill, FillKind, Liquidation, Request};
 use crate::core::error::AdlError;
 use crate::core::input::PositionColumns;
-use crate::core::market::MarketSpec;
+use crate::core::market::{FeeConvention, MarketSpec};
 use crate::core::oplog::{Journal, Op, OpLog, OpOutput, SyncPolicy};
 use crate::core::position::Key;
 use crate::core::score::{lights, Policy};
+use crate::core::tiers::TierSpec;
 use crate::core::trigger::{AdlState, Trigger};
 
 #[pyclass(frozen, module = "adl._adl")]
@@ -115,6 +116,10 @@ struct Outcome {
     bad_debt: i128,
     adl_qty: f64,
     external_qty: f64,
+    remaining_qty: f64,
+    fee: i128,
+    returned: i128,
+    adl_fees: i128,
     cancel: Vec<Key>,
 }
 
@@ -130,6 +135,10 @@ impl Outcome {
         self.bad_debt += l.bad_debt;
         self.adl_qty += g.qty_f64(l.adl_lots);
         self.external_qty += g.qty_f64(l.external_lots);
+        self.remaining_qty += g.qty_f64(l.remaining_lots);
+        self.fee += l.fee;
+        self.returned += l.returned;
+        self.adl_fees += l.adl_fees;
         self.cancel.extend(l.cancel_orders.iter().copied());
     }
 
@@ -140,6 +149,10 @@ impl Outcome {
         d.set_item("bad_debt", cash(self.bad_debt))?;
         d.set_item("adl_qty", self.adl_qty)?;
         d.set_item("external_qty", self.external_qty)?;
+        d.set_item("remaining_qty", self.remaining_qty)?;
+        d.set_item("fee", cash(self.fee))?;
+        d.set_item("returned", cash(self.returned))?;
+        d.set_item("adl_fees", cash(self.adl_fees))?;
         d.set_item("events", self.events)?;
         d.set_item("skipped", self.skipped)?;
         d.set_item("cancel_account", self.cancel.iter().map(|k| k.0).collect::<Vec<_>>().into_pyarray(py))?;
@@ -173,26 +186,42 @@ fn book_inputs<'a>(
     Ok((view, accounts, scores.as_ref().map(|s| s.as_slice()).transpose()?))
 }
 
-fn spec_with(base: MarketSpec, qty_decimals: Option<u32>, price_decimals: Option<u32>, maintenance_rate: Option<f64>) -> MarketSpec {
-    MarketSpec {
-        qty_decimals: qty_decimals.unwrap_or(base.qty_decimals),
-        price_decimals: price_decimals.unwrap_or(base.price_decimals),
-        maintenance_rate: maintenance_rate.unwrap_or(base.maintenance_rate),
+/// `base` with the venue parameters given in `spec` (keys as in `MarketSpec`; `tiers` is a
+/// list of `(floor, rate, amount or None)`).
+fn spec_from(base: &MarketSpec, spec: Option<&Bound<'_, PyDict>>) -> PyResult<MarketSpec> {
+    let mut out = base.clone();
+    let Some(d) = spec else { return Ok(out) };
+    for (key, value) in d.iter() {
+        let key: String = key.extract()?;
+        match key.as_str() {
+            "qty_decimals" => out.qty_decimals = value.extract()?,
+            "price_decimals" => out.price_decimals = value.extract()?,
+            "maintenance_rate" => out.maintenance_rate = value.extract()?,
+            "multiplier" => out.multiplier = value.extract()?,
+            "liquidation_fee" => out.liquidation_fee = value.extract()?,
+            "fee_convention" => out.fee_convention = FeeConvention::parse(&value.extract::<String>()?).map_err(errors::to_py)?,
+            "surplus_to_fund" => out.surplus_to_fund = value.extract()?,
+            "adl_fee" => out.adl_fee = value.extract()?,
+            "tiers" => {
+                let rows: Vec<(f64, f64, Option<f64>)> = value.extract()?;
+                out.tiers = rows.into_iter().map(|(floor, rate, amount)| TierSpec { floor, rate, amount }).collect();
+            }
+            other => return Err(errors::to_py(AdlError::config(other, "is not a market parameter"))),
+        }
     }
+    Ok(out)
 }
 
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (policy, insurance_fund, maintenance_rate, cash_decimals, qty_decimals, price_decimals, adl_price=None, seed=0, trigger="fund_empty", trigger_window=None, trigger_arm=None, trigger_disarm=None))]
+    #[pyo3(signature = (policy, insurance_fund, cash_decimals, spec, adl_price=None, seed=0, trigger="fund_empty", trigger_window=None, trigger_arm=None, trigger_disarm=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         policy: &str,
         insurance_fund: f64,
-        maintenance_rate: f64,
         cash_decimals: u32,
-        qty_decimals: u32,
-        price_decimals: u32,
+        spec: &Bound<'_, PyDict>,
         adl_price: Option<&str>,
         seed: u64,
         trigger: &str,
@@ -201,7 +230,7 @@ impl Engine {
         trigger_disarm: Option<f64>,
     ) -> PyResult<Self> {
         let policy = Policy::parse(policy).map_err(errors::to_py)?;
-        let spec = MarketSpec { qty_decimals, price_decimals, maintenance_rate };
+        let spec = spec_from(&MarketSpec::default(), Some(spec))?;
         let mut e = CoreEngine::new(policy, insurance_fund, cash_decimals, spec).map_err(errors::to_py)?;
         if let Some(mode) = adl_price {
             e.adl_price = AdlPrice::parse(mode).map_err(errors::to_py)?;
@@ -211,19 +240,13 @@ impl Engine {
         Ok(Engine::wrap(e))
     }
 
-    #[pyo3(signature = (symbol, qty_decimals=None, price_decimals=None, maintenance_rate=None))]
-    fn add_market(
-        &self,
-        py: Python<'_>,
-        symbol: String,
-        qty_decimals: Option<u32>,
-        price_decimals: Option<u32>,
-        maintenance_rate: Option<f64>,
-    ) -> PyResult<u32> {
+    /// A market: the engine's defaults with the parameters given in `spec`.
+    #[pyo3(signature = (symbol, spec=None))]
+    fn add_market(&self, py: Python<'_>, symbol: String, spec: Option<&Bound<'_, PyDict>>) -> PyResult<u32> {
+        let spec = spec_from(&self.lock().engine.default_spec, spec)?;
         run(py, || {
             let mut j = self.lock();
-            let spec = spec_with(j.engine.default_spec, qty_decimals, price_decimals, maintenance_rate);
-            match j.apply(Op::AddMarket { name: &symbol, spec })? {
+            match j.apply(Op::AddMarket { name: &symbol, spec: &spec })? {
                 OpOutput::MarketId(id) => Ok(id),
                 other => unreachable!("add_market returned {other:?}"),
             }
@@ -240,7 +263,26 @@ impl Engine {
         d.set_item("qty_decimals", ms.iter().map(|m| m.spec.qty_decimals).collect::<Vec<_>>())?;
         d.set_item("price_decimals", ms.iter().map(|m| m.spec.price_decimals).collect::<Vec<_>>())?;
         d.set_item("maintenance_rate", ms.iter().map(|m| m.tiers.base_rate_ppm() as f64 / 1e6).collect::<Vec<_>>())?;
+        d.set_item("multiplier", ms.iter().map(|m| m.spec.multiplier).collect::<Vec<_>>())?;
+        d.set_item("tiers", ms.iter().map(|m| m.tiers.tiers().len()).collect::<Vec<_>>())?;
+        d.set_item("liquidation_fee", ms.iter().map(|m| m.liquidation_fee_ppm as f64 / 1e6).collect::<Vec<_>>())?;
+        d.set_item("fee_convention", ms.iter().map(|m| m.spec.fee_convention.name()).collect::<Vec<_>>())?;
+        d.set_item("surplus_to_fund", ms.iter().map(|m| m.spec.surplus_to_fund).collect::<Vec<_>>())?;
+        d.set_item("adl_fee", ms.iter().map(|m| m.adl_fee_ppm as f64 / 1e6).collect::<Vec<_>>())?;
         d.set_item("mark", ms.iter().map(|m| m.mark.map_or(f64::NAN, |t| m.grid.price_f64(t as f64))).collect::<Vec<_>>())?;
+        Ok(d)
+    }
+
+    /// A market's maintenance tiers in quote units: floor, rate, maintenance amount.
+    fn tiers<'py>(&self, py: Python<'py>, symbol: String) -> PyResult<Bound<'py, PyDict>> {
+        let j = self.lock();
+        let e = &j.engine;
+        let m = e.market(e.market_id(&symbol).map_err(errors::to_py)?);
+        let t = m.tiers.tiers();
+        let d = PyDict::new(py);
+        d.set_item("floor", t.iter().map(|t| e.cash_f64(t.floor)).collect::<Vec<_>>())?;
+        d.set_item("rate", t.iter().map(|t| t.rate_ppm as f64 / 1e6).collect::<Vec<_>>())?;
+        d.set_item("maintenance_amount", t.iter().map(|t| e.cash_f64(t.amount)).collect::<Vec<_>>())?;
         Ok(d)
     }
 
@@ -307,12 +349,13 @@ impl Engine {
         d.set_item("fund", t.fund)?;
         d.set_item("bad_debt", t.bad_debt)?;
         d.set_item("book_value", t.book_value)?;
+        d.set_item("fees", t.fees)?;
         d.set_item("long_lots", t.long_lots)?;
         d.set_item("short_lots", t.short_lots)?;
         Ok(d)
     }
 
-    #[pyo3(signature = (account, symbol, side, fill_price=None, force=false, dry_run=false))]
+    #[pyo3(signature = (account, symbol, side, fill_price=None, force=false, dry_run=false, partial=false))]
     #[allow(clippy::too_many_arguments)]
     fn liquidate<'py>(
         &self,
@@ -323,11 +366,12 @@ impl Engine {
         fill_price: Option<f64>,
         force: bool,
         dry_run: bool,
+        partial: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (out, cd) = run(py, || {
             let mut j = self.lock();
             let market = j.engine.market_id(&symbol)?;
-            let req = Request { account, market, side, fill_price, force, partial: false };
+            let req = Request { account, market, side, fill_price, force, partial };
             // A dry run changes nothing, so it is not logged.
             let l = if dry_run {
                 j.engine.liquidate(req, true)?
@@ -360,7 +404,7 @@ impl Engine {
     }
 
     /// A batch; `fill_price` NaN means "at the mark".
-    #[pyo3(signature = (account, market, side, fill_price, names, force=false))]
+    #[pyo3(signature = (account, market, side, fill_price, names, force=false, partial=false))]
     #[allow(clippy::too_many_arguments)]
     fn liquidate_many<'py>(
         &self,
@@ -371,6 +415,7 @@ impl Engine {
         fill_price: PyReadonlyArray1<'py, f64>,
         names: Vec<String>,
         force: bool,
+        partial: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (account, market, side, fill_price) = (account.as_slice()?, market.as_slice()?, side.as_slice()?, fill_price.as_slice()?);
         let (out, cd) = run(py, || {
@@ -389,7 +434,7 @@ impl Engine {
                     side: side[row],
                     fill_price: (!px.is_nan()).then_some(px),
                     force,
-                    partial: false,
+                    partial,
                 });
             }
             let OpOutput::Batch(results) = j.apply(Op::LiquidateMany { reqs: &reqs })? else { unreachable!() };
