@@ -78,12 +78,28 @@ class Market:
             "qty_decimals": self.qty_decimals, "price_decimals": self.price_decimals, "multiplier": float(self.multiplier),
             "liquidation_fee": float(self.liquidation_fee), "fee_convention": self.fee_convention,
             "surplus_to_fund": bool(self.surplus_to_fund), "adl_fee": float(self.adl_fee),
-            "tiers": [(float(t[0]), float(t[1]), None if len(t) < 3 or t[2] is None else float(t[2]))
-                      for t in (self.tiers or [])],
+            "tiers": tier_rows(self.tiers),
         }
         if self.maintenance_rate is not None:
             out["maintenance_rate"] = float(self.maintenance_rate)
         return out
+
+
+def tier_rows(tiers: Sequence[TierRow] | None) -> list[tuple[float, float, float | None]]:
+    """Tiers as ``(floor, rate, amount or None)`` floats; a clear error for anything else."""
+    if tiers is None:
+        return []
+    if isinstance(tiers, (str, bytes)) or not isinstance(tiers, Sequence):
+        raise InvalidInputError(f"tiers: expected a list of (notional_floor, rate[, amount]), got {tiers!r}", "tiers", None)
+    out = []
+    for k, t in enumerate(tiers):
+        try:
+            if not 2 <= len(t) <= 3:
+                raise ValueError
+            out.append((float(t[0]), float(t[1]), None if len(t) < 3 or t[2] is None else float(t[2])))
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"tiers: tier {k} is {t!r}, not (notional_floor, rate[, amount])", "tiers", None) from None
+    return out
 
 
 def collect(frame: Frame, what: str = "positions") -> pl.DataFrame:

@@ -30,6 +30,7 @@ from adl._io import (
     side_value,
     symbol_codes,
     symbol_series,
+    tier_rows,
 )
 from adl.errors import InvalidInputError, SchemaError
 
@@ -247,7 +248,7 @@ class Engine:
         }
         spec = {k: v for k, v in given.items() if v is not None}
         if tiers is not None:
-            spec["tiers"] = Market(tiers=tiers).spec()["tiers"]
+            spec["tiers"] = tier_rows(tiers)
         self._symbols = None
         self._core.add_market(symbol, spec)
 

@@ -193,21 +193,30 @@ fn spec_from(base: &MarketSpec, spec: Option<&Bound<'_, PyDict>>) -> PyResult<Ma
     let Some(d) = spec else { return Ok(out) };
     for (key, value) in d.iter() {
         let key: String = key.extract()?;
-        match key.as_str() {
-            "qty_decimals" => out.qty_decimals = value.extract()?,
-            "price_decimals" => out.price_decimals = value.extract()?,
-            "maintenance_rate" => out.maintenance_rate = value.extract()?,
-            "multiplier" => out.multiplier = value.extract()?,
-            "liquidation_fee" => out.liquidation_fee = value.extract()?,
-            "fee_convention" => out.fee_convention = FeeConvention::parse(&value.extract::<String>()?).map_err(errors::to_py)?,
-            "surplus_to_fund" => out.surplus_to_fund = value.extract()?,
-            "adl_fee" => out.adl_fee = value.extract()?,
-            "tiers" => {
-                let rows: Vec<(f64, f64, Option<f64>)> = value.extract()?;
-                out.tiers = rows.into_iter().map(|(floor, rate, amount)| TierSpec { floor, rate, amount }).collect();
+        // A value of the wrong type is reported under its parameter's name.
+        let set = |out: &mut MarketSpec| -> PyResult<()> {
+            match key.as_str() {
+                "qty_decimals" => out.qty_decimals = value.extract()?,
+                "price_decimals" => out.price_decimals = value.extract()?,
+                "maintenance_rate" => out.maintenance_rate = value.extract()?,
+                "multiplier" => out.multiplier = value.extract()?,
+                "liquidation_fee" => out.liquidation_fee = value.extract()?,
+                "fee_convention" => out.fee_convention = FeeConvention::parse(&value.extract::<String>()?).map_err(errors::to_py)?,
+                "surplus_to_fund" => out.surplus_to_fund = value.extract()?,
+                "adl_fee" => out.adl_fee = value.extract()?,
+                "tiers" => {
+                    let rows: Vec<(f64, f64, Option<f64>)> = value.extract()?;
+                    out.tiers = rows.into_iter().map(|(floor, rate, amount)| TierSpec { floor, rate, amount }).collect();
+                }
+                _ => return Err(errors::to_py(AdlError::config(&key, "is not a market parameter"))),
             }
-            other => return Err(errors::to_py(AdlError::config(other, "is not a market parameter"))),
-        }
+            Ok(())
+        };
+        set(&mut out).map_err(|e| if e.is_instance_of::<pyo3::exceptions::PyTypeError>(d.py()) {
+            errors::to_py(AdlError::config(&key, e.to_string()))
+        } else {
+            e
+        })?;
     }
     Ok(out)
 }

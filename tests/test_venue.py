@@ -1,0 +1,196 @@
+"""Venue realism through the Python API (DOMAIN.md §7): fees under both conventions, ADL
+fees, tiered maintenance, multipliers and partial liquidation, with hand-computed numbers,
+bad parameters, snapshots, and conservation over random venues (hypothesis)."""
+
+from __future__ import annotations
+
+import pickle
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import adl
+from adl.errors import InvalidInputError
+
+WHOLE = dict(qty_decimals=0, price_decimals=0)
+
+
+def book(rows: list[tuple[int, str, float, float, float]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=["account", "side", "qty", "entry_price", "margin"], orient="row")
+
+
+# Long 10 @ 100 with margin 100 (bankrupt at 90); a short counterparty with margin 1,000.
+BOOK = book([(1, "long", 10.0, 100.0, 100.0), (2, "short", 10.0, 100.0, 1_000.0)])
+
+
+def conserved(eng: adl.Engine) -> int:
+    t = eng.totals()
+    return t["cash"] + t["position_equity"] + t["fund"] + t["book_value"] + t["fees"] - t["bad_debt"]
+
+
+def cash(eng: adl.Engine, account: int) -> float:
+    return eng.accounts().filter(pl.col("account") == account)["cash"].item()
+
+
+def test_surplus_fee_and_the_rest_back_to_the_trader() -> None:
+    # Mark 94: equity 40 < maintenance 47. The 1 % fee on the 940 closed is 9.40; 30.60 returns.
+    eng = adl.Engine(maintenance_rate=0.05, cash_decimals=2, liquidation_fee=0.01, surplus_to_fund=False, **WHOLE)
+    eng.load(BOOK)
+    eng.set_marks(94.0)
+    before = conserved(eng)
+    res = eng.liquidate(1, side="long")
+    assert (res.fee, res.to_fund, res.returned) == (9.4, 9.4, 30.6)
+    assert cash(eng, 1) == 30.6
+    assert conserved(eng) == before
+
+
+def test_fee_in_the_bankruptcy_price() -> None:
+    # Reserved fee ceil(0.01 * 900 / 0.99) = 9.10: bankruptcy 100 - 90.90/10 = 90.91.
+    eng = adl.Engine(maintenance_rate=0.05, cash_decimals=2, liquidation_fee=0.01, fee_convention="bankruptcy", **WHOLE)
+    eng.load(BOOK)
+    eng.set_marks(90.0)
+    assert eng.positions().filter(pl.col("account") == 1)["bankruptcy_price"].item() == pytest.approx(90.91, abs=1e-9)
+    res = eng.liquidate(1, side="long")
+    assert (res.fee, res.to_fund, res.adl_qty) == (9.1, 9.1, 10.0)
+    assert res.fills.filter(pl.col("kind") == "adl")["price"].item() == pytest.approx(90.91, abs=1e-9)
+    assert cash(eng, 2) == 1_090.9
+
+
+def test_adl_fee_paid_by_the_counterparty() -> None:
+    # ADL at 90 (mark 89): notional 900, fee 0.1 % = 0.90 out of the counterparty's 1,100.
+    eng = adl.Engine(maintenance_rate=0.05, cash_decimals=2, adl_fee=0.001, **WHOLE)
+    eng.load(BOOK)
+    eng.set_marks(89.0)
+    before = conserved(eng)
+    res = eng.liquidate(1, side="long")
+    assert res.adl_fees == 0.9
+    assert cash(eng, 2) == 1_099.1
+    assert eng.totals()["fees"] == 90
+    assert conserved(eng) == before
+
+
+def test_binance_tiers_maintenance_and_liquidation_price() -> None:
+    tiers = [(0, 0.004), (50_000, 0.005, 50.0), (500_000, 0.01)]
+    eng = adl.Engine(cash_decimals=2, tiers=tiers, **WHOLE)
+    eng.load(book([(1, "long", 2.0, 50_000.0, 5_000.0), (2, "short", 2.0, 50_000.0, 20_000.0)]))
+    eng.set_marks(47_700.0)
+    assert eng.tiers("default").rows() == [(0.0, 0.004, 0.0), (50_000.0, 0.005, 50.0), (500_000.0, 0.01, 2_550.0)]
+    long = eng.positions().filter(pl.col("account") == 1)
+    # e = 400 < MM = 0.5 % * 95,400 - 50 = 427; liquidation at 94,950 / 1.99.
+    assert long.select("equity", "maintenance").row(0) == (400.0, 427.0)
+    assert long["liquidation_price"].item() == pytest.approx(94_950 / 1.99, abs=1e-6)
+    assert eng.liquidatable()["account"].to_list() == [1]
+
+
+def test_partial_liquidation_keeps_what_it_can() -> None:
+    # Long 100 @ 100, margin 600, 5 %, mark 95: closing 79 leaves 21 lots, margin 205.
+    eng = adl.Engine(maintenance_rate=0.05, cash_decimals=0, **WHOLE)
+    eng.load(book([(1, "long", 100.0, 100.0, 600.0), (2, "short", 100.0, 100.0, 10_000.0)]))
+    eng.set_marks(95.0)
+    dry = eng.liquidate(1, side="long", partial=True, dry_run=True)
+    res = eng.liquidate(1, side="long", partial=True)
+    assert (dry.external_qty, dry.remaining_qty) == (res.external_qty, res.remaining_qty) == (79.0, 21.0)
+    assert eng.positions().filter(pl.col("account") == 1).select("qty", "margin").row(0) == (21.0, 205.0)
+    assert eng.liquidatable().is_empty()
+    batch = adl.Engine(maintenance_rate=0.05, cash_decimals=0, **WHOLE)
+    batch.load(book([(1, "long", 100.0, 100.0, 600.0), (2, "short", 100.0, 100.0, 10_000.0)]))
+    batch.set_marks(95.0)
+    assert batch.liquidate_many(pl.DataFrame({"account": [1], "side": ["long"]}), partial=True).remaining_qty == 21.0
+
+
+def test_multiplier_contract_values() -> None:
+    # 1,000 contracts of 0.001 BTC long @ 60,000: one BTC; bankrupt at 60,000 - 6,000 = 54,000.
+    eng = adl.Engine(cash_decimals=4, qty_decimals=0, price_decimals=1, markets={"BTC": adl.Market(0, 1, 0.005, multiplier=0.001)})
+    eng.load(pl.DataFrame({"account": [1], "symbol": ["BTC"], "side": ["long"], "qty": [1_000.0],
+                           "entry_price": [60_000.0], "margin": [6_000.0]}))
+    eng.set_marks({"BTC": 54_500.0})
+    p = eng.positions()
+    assert p.select("equity", "maintenance", "bankruptcy_price").row(0) == (500.0, 272.5, 54_000.0)
+    assert eng.markets()["multiplier"].to_list() == [0.001]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"tiers": [(10, 0.01)]}, "tiers"),  # does not start at 0
+        ({"tiers": [(0, 0.02), (100, 0.01)]}, "tiers"),  # rate falls
+        ({"tiers": [(0, 0.01), (100, 0.02, 5.0)]}, "tiers"),  # maintenance falls at the floor
+        ({"tiers": "0.01"}, "tiers"),  # not a table
+        ({"liquidation_fee": float("nan")}, "liquidation_fee"),
+        ({"adl_fee": 1.5}, "adl_fee"),
+        ({"fee_convention": "maker"}, "fee_convention"),
+        ({"multiplier": 0.0}, "multiplier"),
+        ({"multiplier": 0.001, "cash_decimals": 2}, "cash_decimals"),  # 1e-4·1e-4·1e-3 is not a cent
+    ],
+)
+def test_bad_venue_parameters_name_the_field(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidInputError) as err:
+        adl.Engine(**kwargs)  # type: ignore[arg-type]
+    assert err.value.field == field
+    eng = adl.Engine()
+    eng.add_market("X", maintenance_rate=0.01)
+    before = eng.markets()
+    with pytest.raises(InvalidInputError):  # (a multiplier of 0.001 needs 11 decimals here too)
+        eng.add_market("X", **{k: v for k, v in kwargs.items() if k != "cash_decimals"})  # type: ignore[arg-type]
+    assert eng.markets().equals(before)
+
+
+def test_snapshot_keeps_venue_parameters() -> None:
+    eng = adl.Engine(cash_decimals=2, liquidation_fee=0.001, fee_convention="bankruptcy", adl_fee=0.0005,
+                     surplus_to_fund=False, tiers=[(0, 0.01), (1_000, 0.02)], **WHOLE)
+    eng.add_market("Y", multiplier=10.0)
+    eng.load(BOOK)
+    eng.set_marks({"default": 95.0, "Y": 10.0})
+    copy = pickle.loads(pickle.dumps(eng))
+    assert copy.markets().equals(eng.markets())
+    assert copy.tiers("Y").equals(eng.tiers("Y"))
+    assert copy.positions().equals(eng.positions())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(1, 8), st.sampled_from(["long", "short"]), st.integers(1, 50),
+                            st.integers(80, 120), st.integers(0, 2_000)), min_size=2, max_size=25,
+                  unique_by=lambda r: (r[0], r[1])),
+    mark=st.integers(80, 120),
+    fee=st.sampled_from([0.0, 0.005, 0.02]),
+    convention=st.sampled_from(["surplus", "bankruptcy"]),
+    to_fund=st.booleans(),
+    adl_fee=st.sampled_from([0.0, 0.001]),
+    tiered=st.booleans(),
+    multiplier=st.sampled_from([1.0, 0.1, 10.0]),
+    partial=st.booleans(),
+    fund=st.integers(0, 50),
+)
+def test_conservation_with_fees_tiers_and_multipliers(
+    rows: list[tuple[int, str, int, int, int]], mark: int, fee: float, convention: str, to_fund: bool,
+    adl_fee: float, tiered: bool, multiplier: float, partial: bool, fund: int,
+) -> None:
+    tiers = [(0, 0.01), (500, 0.03), (5_000, 0.1)] if tiered else None
+    eng = adl.Engine(
+        insurance_fund=fund, maintenance_rate=0.02, cash_decimals=2, multiplier=multiplier, tiers=tiers,
+        liquidation_fee=fee, fee_convention=convention, surplus_to_fund=to_fund, adl_fee=adl_fee,  # type: ignore[arg-type]
+        **WHOLE,
+    )
+    eng.load(book([(a, s, float(q), float(e), m / 10) for a, s, q, e, m in rows]))
+    eng.set_marks(float(mark))
+    start = conserved(eng)
+    lots = eng.totals()["long_lots"] - eng.totals()["short_lots"]
+    for _ in range(3):
+        todo = eng.liquidatable()
+        if todo.is_empty():
+            break
+        account, side = todo.select("account", "side").row(0)
+        res = eng.liquidate(account, side=side, partial=partial)
+        assert conserved(eng) == start
+        assert eng.totals()["fund"] >= 0
+        book_qty = res.fills.filter(pl.col("kind") != "adl")["qty"].sum()
+        signed = book_qty if side == "long" else -book_qty
+        new_lots = eng.totals()["long_lots"] - eng.totals()["short_lots"]
+        assert new_lots == lots - signed
+        lots = new_lots
+        if res.remaining_qty > 0:
+            kept = eng.positions().filter((pl.col("account") == account) & (pl.col("side") == side))
+            assert kept["equity"].item() >= kept["maintenance"].item()
