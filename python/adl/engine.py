@@ -246,7 +246,7 @@ class Engine:
             "multiplier": multiplier, "liquidation_fee": liquidation_fee, "fee_convention": fee_convention,
             "surplus_to_fund": surplus_to_fund, "adl_fee": adl_fee,
         }
-        spec = {k: v for k, v in given.items() if v is not None}
+        spec: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         if tiers is not None:
             spec["tiers"] = tier_rows(tiers)
         self._symbols = None
