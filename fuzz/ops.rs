@@ -75,6 +75,8 @@ fn venue_spec(u: &mut Bytes<'_>, base: MarketSpec) -> MarketSpec {
         fee_convention: if b & 32 != 0 { FeeConvention::Bankruptcy } else { FeeConvention::Surplus },
         surplus_to_fund: b & 64 == 0,
         adl_fee: if b & 128 != 0 { 0.001 } else { 0.0 },
+        // The default pool or pool "Y": shared by both markets, or one each.
+        fund_pool: if u.byte().is_multiple_of(2) { String::new() } else { "Y".to_string() },
         ..base
     }
 }
@@ -225,7 +227,7 @@ pub fn run(data: &[u8]) {
                 Some(r) => (Op::ClosePosition { account: r.account, market: r.market, side: r.side, price: r.fill_price }, true),
                 None => continue,
             },
-            _ => (Op::SetFund { amount: u.below(5_000) as f64 / 100.0 }, false),
+            _ => (Op::SetFund { amount: u.below(5_000) as f64 / 100.0, pool: ["default", "Y"][u.below(2) as usize] }, false),
         };
         // A dry run first: it must change nothing and predict the real run exactly.
         let preview = match op {

@@ -194,3 +194,26 @@ def test_conservation_with_fees_tiers_and_multipliers(
         if res.remaining_qty > 0:
             kept = eng.positions().filter((pl.col("account") == account) & (pl.col("side") == side))
             assert kept["equity"].item() >= kept["maintenance"].item()
+
+
+def test_fund_pools_and_history() -> None:
+    # BTC has its own pool of 100; ETH draws on the empty default pool. Each liquidation at
+    # mark 89 has a deficit of 1 per lot (bankruptcy 90).
+    eng = adl.Engine(maintenance_rate=0.05, cash_decimals=2, **WHOLE)
+    eng.add_market("BTC", fund_pool="BTC")
+    eng.add_market("ETH")
+    eng.set_fund(100.0, pool="BTC")
+    rows = [(1, "BTC", "long", 10.0, 100.0, 100.0), (2, "BTC", "short", 10.0, 100.0, 1_000.0),
+            (3, "ETH", "long", 10.0, 100.0, 100.0), (4, "ETH", "short", 10.0, 100.0, 1_000.0)]
+    eng.load(pl.DataFrame(rows, schema=["account", "symbol", "side", "qty", "entry_price", "margin"], orient="row"))
+    eng.set_marks({"BTC": 89.0, "ETH": 89.0}, ts=7)
+    assert eng.liquidate(1, "BTC", "long").from_fund == 10.0
+    assert eng.liquidate(3, "ETH", "long").adl_qty == 10.0
+    assert eng.funds().select("pool", "balance").rows() == [("default", 0.0), ("BTC", 90.0)]
+    assert eng.markets()["fund_pool"].to_list() == ["BTC", "default"]
+    assert eng.fund_history().rows() == [
+        (None, None, "BTC", "set", 100.0), (7, 0, "BTC", "liquidation", 90.0), (7, 1, "default", "liquidation", 0.0),
+    ]
+    assert eng.insurance_fund == 90.0
+    with pytest.raises(InvalidInputError):
+        eng.adl_state("nope")

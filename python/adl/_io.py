@@ -52,7 +52,8 @@ class Market:
     book pays at least the bankruptcy price: BitMEX, Binance) or ``"bankruptcy"`` (reserved
     in the bankruptcy price: Bybit). ``surplus_to_fund``: what is left after the fee goes to
     the fund (default) or back to the trader. ``adl_fee``: rate on the notional each ADL
-    counterparty closes, paid to the venue (0 on Binance and Bitget).
+    counterparty closes, paid to the venue (0 on Binance and Bitget). ``fund_pool``: the
+    insurance-fund pool the market draws on (``None``: the shared ``"default"`` pool).
     The stateless :func:`adl.rank` and :func:`adl.deleverage` use the grid and the flat rate only.
 
     >>> import adl
@@ -71,6 +72,7 @@ class Market:
     fee_convention: FeeConvention = "surplus"
     surplus_to_fund: bool = True
     adl_fee: float = 0.0
+    fund_pool: str | None = None
 
     def spec(self) -> dict[str, Any]:
         """The parameters for the core engine (``maintenance_rate`` only when set)."""
@@ -80,6 +82,8 @@ class Market:
             "surplus_to_fund": bool(self.surplus_to_fund), "adl_fee": float(self.adl_fee),
             "tiers": tier_rows(self.tiers),
         }
+        if self.fund_pool is not None:
+            out["fund_pool"] = self.fund_pool
         if self.maintenance_rate is not None:
             out["maintenance_rate"] = float(self.maintenance_rate)
         return out

@@ -227,6 +227,7 @@ class Engine:
         fee_convention: FeeConvention | None = None,
         surplus_to_fund: bool | None = None,
         adl_fee: float | None = None,
+        fund_pool: str | None = None,
     ) -> None:
         """Adds a market, or redefines one that has no open positions. Parameters not given
         take the engine's defaults; see :class:`adl.Market` for their meaning.
@@ -244,7 +245,7 @@ class Engine:
         given = {
             "qty_decimals": qty_decimals, "price_decimals": price_decimals, "maintenance_rate": maintenance_rate,
             "multiplier": multiplier, "liquidation_fee": liquidation_fee, "fee_convention": fee_convention,
-            "surplus_to_fund": surplus_to_fund, "adl_fee": adl_fee,
+            "surplus_to_fund": surplus_to_fund, "adl_fee": adl_fee, "fund_pool": fund_pool,
         }
         spec: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         if tiers is not None:
@@ -255,7 +256,7 @@ class Engine:
     def markets(self) -> pl.DataFrame:
         """Markets: ``symbol, qty_decimals, price_decimals, maintenance_rate`` (the first
         tier's), ``multiplier, tiers`` (how many), ``liquidation_fee, fee_convention,
-        surplus_to_fund, adl_fee, mark`` (null = no mark).
+        surplus_to_fund, adl_fee, fund_pool, mark`` (null = no mark).
 
         >>> import adl
         >>> adl.Engine().markets().columns[:5]
@@ -274,6 +275,7 @@ class Engine:
                 "fee_convention": pl.Series(m["fee_convention"], dtype=pl.String),
                 "surplus_to_fund": pl.Series(m["surplus_to_fund"], dtype=pl.Boolean),
                 "adl_fee": pl.Series(m["adl_fee"], dtype=pl.Float64),
+                "fund_pool": pl.Series(m["fund_pool"], dtype=pl.String),
                 "mark": pl.Series(m["mark"], dtype=pl.Float64).fill_nan(None),
             }
         )
@@ -506,17 +508,74 @@ class Engine:
 
     @property
     def insurance_fund(self) -> float:
-        """Insurance fund balance (quote units)."""
+        """Insurance fund balance (quote units): the sum over every pool. Setting it sets the
+        ``"default"`` pool (see :meth:`set_fund`)."""
         return float(self._core.insurance_fund)
 
     @insurance_fund.setter
     def insurance_fund(self, amount: float) -> None:
         self._core.set_insurance_fund(float(amount))
 
-    def adl_state(self) -> dict[str, Any]:
-        """The ADL trigger as a venue's feed shows it: ``trigger``, ``state`` (``normal``,
-        ``soon`` inside the hysteresis band, ``armed``), ``armed`` and ``level`` (the drawdown
-        ratio, or fund / peak).
+    def set_fund(self, amount: float, pool: str = "default") -> None:
+        """Sets the balance of an insurance-fund pool (created if new). Markets draw on the
+        ``"default"`` pool unless given ``fund_pool=`` (one pool per market, or one shared by
+        a group of markets as Bybit does); each pool covers only its own markets' deficits
+        and has its own ADL trigger.
+
+        >>> import adl
+        >>> eng = adl.Engine(insurance_fund=10.0)
+        >>> eng.add_market("BTC", fund_pool="BTC")
+        >>> eng.set_fund(250.0, pool="BTC")
+        >>> eng.funds().select("pool", "balance").rows()
+        [('default', 10.0), ('BTC', 250.0)]
+        """
+        self._core.set_insurance_fund(float(amount), pool)
+
+    def funds(self) -> pl.DataFrame:
+        """Fund pools: ``pool``, ``balance`` (quote units), trigger ``state`` and ``level``.
+
+        >>> import adl
+        >>> adl.Engine(insurance_fund=5.0).funds().rows()
+        [('default', 5.0, 'normal', 0.0)]
+        """
+        f = self._core.funds()
+        return pl.DataFrame({"pool": f["pool"], "balance": f["balance"], "state": f["state"], "level": f["level"]},
+                            schema={"pool": pl.String, "balance": pl.Float64, "state": pl.String, "level": pl.Float64})
+
+    def fund_history(self) -> pl.DataFrame:
+        """Every change of a pool's balance, in order: ``ts`` (the clock of the marks; null
+        before any), ``event`` (the liquidation; null when set by the caller), ``pool``,
+        ``change`` (``set`` or ``liquidation``) and ``balance`` after it. The drawdown trigger
+        and the cascade reports read the fund's path from here.
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine(insurance_fund=3.0)
+        >>> eng.load(pl.DataFrame({"account": [1, 2], "side": ["long", "short"],
+        ...     "qty": [10.0, 10.0], "entry_price": [100.0, 100.0], "margin": [44.0, 500.0]}))
+        >>> eng.set_marks(96.0, ts=5)
+        >>> _ = eng.liquidate(1, side="long", fill_price=95.0)
+        >>> eng.fund_history().rows()
+        [(5, 0, 'default', 'liquidation', 0.0)]
+        """
+        h = self._core.fund_history()
+        names = pl.Series(h["names"], dtype=pl.String)
+        return pl.DataFrame(
+            {
+                "ts": pl.Series(h["ts"], dtype=pl.Int64),
+                "event": pl.Series(h["event"], dtype=pl.Int64),
+                "pool": names.gather(pl.Series(h["pool"], dtype=pl.UInt32)),
+                "change": pl.Series(["set", "liquidation"], dtype=pl.String).gather(pl.Series(h["change"], dtype=pl.UInt32)),
+                "balance": pl.Series(h["balance"], dtype=pl.Float64),
+            }
+        ).with_columns(
+            pl.when(pl.Series(h["has_ts"])).then(pl.col("ts")).alias("ts"),
+            pl.when(pl.col("event") >= 0).then(pl.col("event").cast(pl.UInt64)).alias("event"),
+        )
+
+    def adl_state(self, pool: str = "default") -> dict[str, Any]:
+        """The ADL trigger of a fund pool as a venue's feed shows it: ``trigger``, ``state``
+        (``normal``, ``soon`` inside the hysteresis band, ``armed``), ``armed`` and ``level``
+        (the drawdown ratio, or fund / peak).
 
         >>> import adl
         >>> eng = adl.Engine(insurance_fund=100.0, trigger="fund_drop")
@@ -524,7 +583,7 @@ class Engine:
         >>> (eng.adl_state()["state"], eng.adl_state()["level"])
         ('armed', 0.65)
         """
-        return dict(self._core.adl_state())
+        return dict(self._core.adl_state(pool))
 
     @property
     def bad_debt(self) -> float:

@@ -9,13 +9,14 @@ use crate::core::cross::CrossBook;
 use crate::core::error::{AdlError, Checked, Result};
 use crate::core::fees::{fee_on, reserved_fee};
 use crate::core::fixed::{cash_to_f64, split_ceil, split_floor, Grid};
+use crate::core::funds::Funds;
 use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
-use crate::core::market::{FeeConvention, Market, MarketSpec};
+use crate::core::market::{FeeConvention, Market, MarketSpec, NO_POOL};
 use crate::core::partial::partial_close;
 use crate::core::position::{side_slot, Key, Position, PositionStore, Side};
 use crate::core::score::Policy;
 use crate::core::scoring::Scoring;
-use crate::core::trigger::{AdlState, Trigger, TriggerState};
+use crate::core::trigger::{AdlState, Trigger};
 
 /// How a fill was executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,7 +157,7 @@ struct AdlLeg {
 
 /// A planned liquidation, or the opposite-side index it needs first.
 enum Planned {
-    Done(Plan),
+    Done(Box<Plan>),
     /// An index holding at least the head of the queue with this many lots (rebuilt deeper
     /// if the current one is a shallower head).
     NeedHead(i64),
@@ -215,7 +216,7 @@ pub struct Engine {
     /// Whether fills are kept in the event log (`events()`); simulations that only need
     /// aggregates turn it off. Not part of snapshots.
     pub record_fills: bool,
-    pub(crate) trigger: TriggerState,
+    pub(crate) funds: Funds,
     pub cash_decimals: u32,
     pub default_spec: MarketSpec,
     pub(crate) markets: Vec<Market>,
@@ -225,7 +226,6 @@ pub struct Engine {
     pub(crate) cross: CrossBook,
     /// Caller's scores by slot (policy `custom`).
     pub(crate) custom: Vec<f64>,
-    pub(crate) fund: i128,
     pub(crate) bad_debt: i128,
     pub(crate) book_value: i128,
     /// ADL fees paid to the venue.
@@ -245,7 +245,7 @@ impl Engine {
             adl_price: policy.adl_price(),
             seed: 0,
             record_fills: true,
-            trigger: TriggerState::new(Trigger::FundEmpty, fund),
+            funds: Funds::new(Trigger::FundEmpty, fund),
             cash_decimals,
             default_spec,
             markets: Vec::new(),
@@ -254,7 +254,6 @@ impl Engine {
             cash: FxHashMap::default(),
             cross: CrossBook::default(),
             custom: Vec::new(),
-            fund,
             bad_debt: 0,
             book_value: 0,
             fees: 0,
@@ -288,14 +287,24 @@ impl Engine {
                     m.set_mark(parse_mark(&m.grid, name, old.grid.price_f64(t as f64))?);
                 }
                 self.markets[id as usize] = m;
+                self.resolve_pools();
                 Ok(id)
             }
             None => {
                 self.markets.push(m);
                 let id = (self.markets.len() - 1) as u32;
                 self.market_ids.insert(name.to_string(), id);
+                self.resolve_pools();
                 Ok(id)
             }
+        }
+    }
+
+    /// Points new markets at their fund pools, adding (empty) pools that do not exist yet.
+    pub(crate) fn resolve_pools(&mut self) {
+        let trigger = self.funds.pool(0).trigger.trigger;
+        for m in self.markets.iter_mut().filter(|m| m.pool == NO_POOL) {
+            m.pool = self.funds.add(m.pool_name(), trigger, 0);
         }
     }
 
@@ -327,7 +336,7 @@ impl Engine {
         if ts.is_some() {
             self.ts = ts;
         }
-        self.trigger.observe(self.ts, self.fund);
+        self.funds.observe(self.ts);
         Ok(())
     }
 
@@ -394,6 +403,7 @@ impl Engine {
         cross.refresh_all(&cash, &store, &markets);
         self.markets = markets;
         self.market_ids = ids;
+        self.resolve_pools();
         self.store = store;
         self.cash = cash;
         self.cross = cross;
@@ -444,8 +454,12 @@ impl Engine {
     pub fn store(&self) -> &PositionStore {
         &self.store
     }
+    /// Σ of every fund pool.
     pub fn fund(&self) -> i128 {
-        self.fund
+        self.funds.total()
+    }
+    pub fn funds(&self) -> &Funds {
+        &self.funds
     }
     pub fn bad_debt(&self) -> i128 {
         self.bad_debt
@@ -466,23 +480,27 @@ impl Engine {
         cash_to_f64(units, self.cash_decimals)
     }
 
-    /// Sets the insurance fund balance.
-    pub fn set_fund(&mut self, amount: f64) -> Result<()> {
-        self.fund = Self::cash_param(amount, self.cash_decimals, "insurance_fund")?;
-        self.trigger.observe(self.ts, self.fund);
+    /// Sets the balance of fund pool `pool` (added if new; markets name theirs in
+    /// `MarketSpec::fund_pool`).
+    pub fn set_fund(&mut self, amount: f64, pool: &str) -> Result<()> {
+        let amount = Self::cash_param(amount, self.cash_decimals, "insurance_fund")?;
+        let trigger = self.funds.pool(0).trigger.trigger;
+        let id = self.funds.add(pool, trigger, 0);
+        self.funds.set(id, amount, self.ts);
         Ok(())
     }
 
-    /// Sets the ADL trigger (its history starts from the current fund).
+    /// Sets the ADL trigger of every pool (its history starts from the pool's balance).
     pub fn set_trigger(&mut self, trigger: Trigger) {
-        self.trigger = TriggerState::new(trigger, self.fund);
-        self.trigger.observe(self.ts, self.fund);
+        self.funds.set_trigger(trigger, self.ts);
     }
 
-    /// The trigger's state and measure (drawdown ratio, or fund / peak).
-    pub fn adl_state(&self) -> (Trigger, AdlState, f64) {
-        let (state, level) = self.trigger.state(self.fund);
-        (self.trigger.trigger, state, level)
+    /// A pool's trigger state and measure (drawdown ratio, or fund / peak).
+    pub fn adl_state(&self, pool: &str) -> Result<(Trigger, AdlState, f64)> {
+        let id = self.funds.id(pool).ok_or_else(|| AdlError::config("pool", format!("no fund pool {pool:?}")))?;
+        let p = self.funds.pool(id);
+        let (state, level) = p.trigger.state(p.balance);
+        Ok((p.trigger.trigger, state, level))
     }
 
     /// Ledger totals at the current marks (positions in markets without marks count margin only).
@@ -490,7 +508,7 @@ impl Engine {
         let mut t = Totals {
             cash: self.cash.values().sum(),
             position_equity: 0,
-            fund: self.fund,
+            fund: self.funds.total(),
             bad_debt: self.bad_debt,
             book_value: self.book_value,
             long_lots: 0,
@@ -729,7 +747,7 @@ impl Engine {
         // Each retry builds a deeper head, up to the complete index, which satisfies any plan.
         loop {
             let need = match self.plan(slot, fill, partial)? {
-                Planned::Done(plan) => return Ok(plan),
+                Planned::Done(plan) => return Ok(*plan),
                 Planned::NeedHead(lots) => Some(lots),
                 Planned::NeedComplete => None,
             };
@@ -793,7 +811,9 @@ impl Engine {
         let book_value = |lots: i64| s * g.value(lots, mark - f_px);
         // Equity of `lots` lots carrying `margin` if closed at F.
         let at_fill = |lots: i64, margin: i128| margin + s * g.value(lots, f_px - e);
-        let done = |legs, book_value, partial, out| Ok(Planned::Done(Plan { slot, wallet_debit, legs, book_value, partial, outcome: out }));
+        let done = |legs, book_value, partial, out| {
+            Ok(Planned::Done(Box::new(Plan { slot, wallet_debit, legs, book_value, partial, outcome: out })))
+        };
 
         // 0. A partial close through the book, when asked for and enough.
         if partial && !p.cross {
@@ -803,7 +823,7 @@ impl Engine {
                 out.external_lots = lots;
                 out.remaining_lots = q - lots;
                 out.fills.push(book_fill(lots, FillKind::External));
-                self.fund.add_c(out.to_fund, "insurance fund")?;
+                self.funds.pool(m.pool).balance.add_c(out.to_fund, "insurance fund")?;
                 return done(Vec::new(), book_value(lots), Some((lots, margin_after)), out);
             }
         }
@@ -832,14 +852,14 @@ impl Engine {
                 self.cash_of(p.account).add_c(out.returned, "account cash")?;
             }
             out.external_lots = q;
-            self.fund.add_c(out.to_fund, "insurance fund")?;
+            self.funds.pool(m.pool).balance.add_c(out.to_fund, "insurance fund")?;
             return done(Vec::new(), book_value(q), None, out);
         }
         // 2. The fund covers whole lots: Q_f = max k with pay(k) <= fund, where the covered
         // lots carry ceil(M·k/Q) of the margin (rounding in the fund's favour).
         let pay = |k: i64| -at_fill(k, split_ceil(mg, k, q));
-        // While a trigger is armed the fund is bypassed: it covers nothing.
-        let fund = if self.trigger.armed { 0 } else { self.fund };
+        // The market's pool; while its trigger is armed it is bypassed: it covers nothing.
+        let fund = self.funds.available(m.pool);
         let covered = max_affordable(q, fund, pay);
         let mut fund_left = fund;
         let mut total_book_value = 0i128;
@@ -964,7 +984,7 @@ impl Engine {
             total_book_value += book_value(lots_left);
             out.fills.push(book_fill(lots_left, FillKind::BadDebt));
         }
-        self.fund.add_c(out.to_fund, "insurance fund")?;
+        self.funds.pool(m.pool).balance.add_c(out.to_fund, "insurance fund")?;
         self.bad_debt.add_c(out.bad_debt, "bad debt")?;
         self.book_value.add_c(total_book_value, "book value")?;
         self.fees.add_c(out.adl_fees, "fees")?;
@@ -1036,12 +1056,12 @@ impl Engine {
 
     /// Books an applied liquidation's ledger amounts and fills.
     fn settle(&mut self, outcome: Liquidation, book_value: i128) -> Liquidation {
-        self.fund += outcome.to_fund - outcome.from_fund;
+        let pool = self.markets[outcome.key.1 as usize].pool;
+        self.funds.credit(pool, outcome.to_fund - outcome.from_fund, self.ts, outcome.event);
         self.bad_debt += outcome.bad_debt;
         self.book_value += book_value;
         self.fees += outcome.adl_fees;
         self.next_event += 1;
-        self.trigger.observe(self.ts, self.fund);
         for f in outcome.fills.iter().filter(|_| self.record_fills) {
             self.events.push(f.clone());
         }

@@ -50,6 +50,8 @@ pub struct MarketSpec {
     /// ADL fee: a rate on the notional each counterparty closes at the ADL price, charged to
     /// the counterparty and paid to the venue (0 on Binance and Bitget; taker fee on Bybit).
     pub adl_fee: f64,
+    /// The insurance-fund pool the market draws on (`funds::Funds`); empty: the default pool.
+    pub fund_pool: String,
 }
 
 /// How a venue takes its liquidation fee (DOMAIN.md §7).
@@ -93,6 +95,7 @@ impl MarketSpec {
             fee_convention: FeeConvention::Surplus,
             surplus_to_fund: true,
             adl_fee: 0.0,
+            fund_pool: String::new(),
         }
     }
 }
@@ -102,6 +105,9 @@ impl Default for MarketSpec {
         MarketSpec::linear(4, 4, 0.005)
     }
 }
+
+/// A market whose pool is not resolved yet.
+pub const NO_POOL: u32 = u32::MAX;
 
 #[derive(Clone)]
 pub struct Market {
@@ -113,6 +119,8 @@ pub struct Market {
     /// Fee rates in ppm.
     pub liquidation_fee_ppm: i64,
     pub adl_fee_ppm: i64,
+    /// Its insurance-fund pool (`NO_POOL` until the engine resolves `spec.fund_pool`).
+    pub pool: u32,
     pub mark: Option<i64>,
     /// Slots of the live positions per side (0 long, 1 short).
     pub members: [Vec<u32>; 2],
@@ -131,6 +139,7 @@ impl Market {
             tiers: Tiers::new(spec.maintenance_rate, &spec.tiers, &Grid::cash_only(cash_decimals)?)?,
             liquidation_fee_ppm: rate_ppm("liquidation_fee", spec.liquidation_fee)?,
             adl_fee_ppm: rate_ppm("adl_fee", spec.adl_fee)?,
+            pool: NO_POOL,
             spec,
             grid,
             mark: None,
@@ -138,6 +147,15 @@ impl Market {
             index: [None, None],
             cut: [None, None],
         })
+    }
+
+    /// The pool name this market draws on.
+    pub fn pool_name(&self) -> &str {
+        if self.spec.fund_pool.is_empty() {
+            crate::core::funds::DEFAULT_POOL
+        } else {
+            &self.spec.fund_pool
+        }
     }
 
     pub fn mark(&self) -> Result<i64> {

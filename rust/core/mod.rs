@@ -7,6 +7,7 @@ pub mod engine;
 pub mod error;
 pub mod fees;
 pub mod fixed;
+pub mod funds;
 pub mod input;
 pub mod market;
 pub mod oplog;

@@ -69,7 +69,7 @@ pub enum Op<'a> {
     Load { cols: PositionColumns<'a>, symbols: &'a [String], accounts: Option<(&'a [u64], &'a [f64])>, custom: Option<&'a [f64]> },
     Upsert { cols: PositionColumns<'a>, symbols: &'a [String], accounts: Option<(&'a [u64], &'a [f64])>, custom: Option<&'a [f64]> },
     SetMarks { marks: &'a [(String, f64)], ts: Option<i64> },
-    SetFund { amount: f64 },
+    SetFund { amount: f64, pool: &'a str },
     SetTrigger { trigger: Trigger },
     Liquidate { req: Request },
     LiquidateMany { reqs: &'a [Request] },
@@ -103,8 +103,8 @@ impl Engine {
                 self.set_marks(marks, ts)?;
                 OpOutput::Done
             }
-            Op::SetFund { amount } => {
-                self.set_fund(amount)?;
+            Op::SetFund { amount, pool } => {
+                self.set_fund(amount, pool)?;
                 OpOutput::Done
             }
             Op::SetTrigger { trigger } => {
@@ -224,9 +224,10 @@ pub fn encode(op: &Op<'_>) -> Vec<u8> {
             }
             w.opt_i64(*ts);
         }
-        Op::SetFund { amount } => {
+        Op::SetFund { amount, pool } => {
             w.u8(5);
             w.f64(*amount);
+            w.str(pool);
         }
         Op::SetTrigger { trigger } => {
             w.u8(6);
@@ -271,7 +272,7 @@ pub enum OwnedOp {
     Load(OwnedColumns, Vec<String>, Option<(Vec<u64>, Vec<f64>)>, Option<Vec<f64>>),
     Upsert(OwnedColumns, Vec<String>, Option<(Vec<u64>, Vec<f64>)>, Option<Vec<f64>>),
     SetMarks(Vec<(String, f64)>, Option<i64>),
-    SetFund(f64),
+    SetFund(f64, String),
     SetTrigger(Trigger),
     Liquidate(Request),
     LiquidateMany(Vec<Request>),
@@ -289,7 +290,7 @@ impl OwnedOp {
             OwnedOp::Load(c, s, a, k) => Op::Load { cols: c.view(), symbols: s, accounts: acc(a), custom: k.as_deref() },
             OwnedOp::Upsert(c, s, a, k) => Op::Upsert { cols: c.view(), symbols: s, accounts: acc(a), custom: k.as_deref() },
             OwnedOp::SetMarks(m, ts) => Op::SetMarks { marks: m, ts: *ts },
-            OwnedOp::SetFund(x) => Op::SetFund { amount: *x },
+            OwnedOp::SetFund(x, pool) => Op::SetFund { amount: *x, pool },
             OwnedOp::SetTrigger(t) => Op::SetTrigger { trigger: *t },
             OwnedOp::Liquidate(q) => Op::Liquidate { req: *q },
             OwnedOp::LiquidateMany(v) => Op::LiquidateMany { reqs: v },
@@ -316,7 +317,7 @@ pub fn decode(payload: &[u8]) -> Result<OwnedOp> {
             let marks = (0..n).map(|_| Ok((r.str()?, r.f64()?))).collect::<Result<_>>()?;
             OwnedOp::SetMarks(marks, r.opt_i64()?)
         }
-        5 => OwnedOp::SetFund(r.f64()?),
+        5 => OwnedOp::SetFund(r.f64()?, r.str()?),
         6 => {
             let (code, window, arm, disarm) = (r.u8()?, r.i64()?, r.f64()?, r.f64()?);
             let t = match code {

@@ -15,6 +15,7 @@ use crate::core::cross::CrossBook;
 use crate::core::engine::{AdlPrice, Engine, EventLog, Fill, FillKind};
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::{MAX_CASH, MAX_GRID, MAX_MARGIN};
+use crate::core::funds::{Change, Funds, Pool, Record, DEFAULT_POOL};
 use crate::core::market::{FeeConvention, MarketSpec};
 use crate::core::position::{Position, PositionStore, NO_INDEX};
 use crate::core::score::Policy;
@@ -93,6 +94,7 @@ pub fn put_spec(w: &mut Writer, s: &MarketSpec) {
     w.u8((s.fee_convention == FeeConvention::Bankruptcy) as u8);
     w.u8(s.surplus_to_fund as u8);
     w.f64(s.adl_fee);
+    w.str(&s.fund_pool);
 }
 
 pub fn get_spec(r: &mut Reader<'_>) -> Result<MarketSpec> {
@@ -106,7 +108,7 @@ pub fn get_spec(r: &mut Reader<'_>) -> Result<MarketSpec> {
         .collect::<Result<_>>()?;
     let liquidation_fee = r.f64()?;
     let fee_convention = if r.bool()? { FeeConvention::Bankruptcy } else { FeeConvention::Surplus };
-    let (surplus_to_fund, adl_fee) = (r.bool()?, r.f64()?);
+    let (surplus_to_fund, adl_fee, fund_pool) = (r.bool()?, r.f64()?, r.str()?);
     Ok(MarketSpec {
         qty_decimals,
         price_decimals,
@@ -117,6 +119,7 @@ pub fn get_spec(r: &mut Reader<'_>) -> Result<MarketSpec> {
         fee_convention,
         surplus_to_fund,
         adl_fee,
+        fund_pool,
     })
 }
 
@@ -160,6 +163,54 @@ fn get_trigger(r: &mut Reader<'_>, fund: i128) -> Result<TriggerState> {
     t.peak = r.i128()?;
     t.last_ts = r.i64()?;
     Ok(t)
+}
+
+fn put_funds(w: &mut Writer, f: &Funds) {
+    w.len(f.pools().len());
+    for p in f.pools() {
+        w.str(&p.name);
+        w.i128(p.balance);
+        put_trigger(w, &p.trigger);
+    }
+    w.len(f.history().len());
+    for h in f.history() {
+        w.opt_i64(h.ts);
+        w.opt_u64(h.event);
+        w.u32(h.pool);
+        w.u8((h.change == Change::Liquidation) as u8);
+        w.i128(h.balance);
+    }
+}
+
+fn get_funds(r: &mut Reader<'_>) -> Result<Funds> {
+    let n = r.len(40)?;
+    let mut pools: Vec<Pool> = Vec::with_capacity(n);
+    for k in 0..n {
+        let (name, balance) = (r.str()?, r.i128()?);
+        if !(0..=LEDGER_LIMIT).contains(&balance) {
+            return Err(r.corrupt(format!("fund pool {name:?} holds {balance}")));
+        }
+        if (k == 0) != (name == DEFAULT_POOL) || pools.iter().any(|p| p.name == name) {
+            return Err(r.corrupt(format!("fund pool {name:?} out of place or twice")));
+        }
+        let trigger = get_trigger(r, balance)?;
+        pools.push(Pool { name, balance, trigger });
+    }
+    if pools.is_empty() {
+        return Err(r.corrupt("no default fund pool"));
+    }
+    let m = r.len(40)?;
+    let mut history = Vec::with_capacity(m);
+    for _ in 0..m {
+        let (ts, event, pool) = (r.opt_i64()?, r.opt_u64()?, r.u32()?);
+        let change = if r.bool()? { Change::Liquidation } else { Change::Set };
+        let balance = r.i128()?;
+        if pool as usize >= pools.len() || !(0..=LEDGER_LIMIT).contains(&balance) {
+            return Err(r.corrupt("fund history names an unknown pool or a bad balance"));
+        }
+        history.push(Record { ts, event, pool, change, balance });
+    }
+    Ok(Funds::from_parts(pools, history))
 }
 
 fn put_fill(w: &mut Writer, f: &Fill) {
@@ -248,7 +299,7 @@ impl Engine {
         w.u64(self.seed);
         w.u32(self.cash_decimals);
         put_spec(&mut w, &self.default_spec);
-        put_trigger(&mut w, &self.trigger);
+        put_funds(&mut w, &self.funds);
         w.len(self.markets.len());
         for m in &self.markets {
             w.str(&m.name);
@@ -277,7 +328,6 @@ impl Engine {
             w.i128(c);
         }
         w.f64s(&self.custom);
-        w.i128(self.fund);
         w.i128(self.bad_debt);
         w.i128(self.book_value);
         w.i128(self.fees);
@@ -307,7 +357,7 @@ impl Engine {
         let mut e = Engine::new(policy, 0.0, cash_decimals, default_spec).map_err(|e| bad(&r, e))?;
         e.adl_price = adl_price;
         e.seed = seed;
-        let trigger = get_trigger(&mut r, 0)?;
+        e.funds = get_funds(&mut r)?;
         let n = r.len(8)?;
         for _ in 0..n {
             let name = r.str()?;
@@ -370,12 +420,11 @@ impl Engine {
         if e.custom.len() != expected || e.custom.iter().any(|x| !x.is_finite()) {
             return Err(r.corrupt("custom scores do not match the positions"));
         }
-        e.fund = r.i128()?;
         e.bad_debt = r.i128()?;
         e.book_value = r.i128()?;
         e.fees = r.i128()?;
-        if e.fund < 0 || e.bad_debt < 0 || e.fees < 0 || [e.fund, e.bad_debt, e.book_value, e.fees].iter().any(|x| x.abs() > LEDGER_LIMIT) {
-            return Err(r.corrupt("negative fund or bad debt"));
+        if e.bad_debt < 0 || e.fees < 0 || [e.bad_debt, e.book_value, e.fees].iter().any(|x| x.abs() > LEDGER_LIMIT) {
+            return Err(r.corrupt("negative bad debt or fees"));
         }
         e.next_event = r.u64()?;
         e.ts = r.opt_i64()?;
@@ -392,7 +441,6 @@ impl Engine {
         if !r.is_empty() {
             return Err(r.corrupt("trailing bytes in the payload"));
         }
-        e.trigger = trigger;
         // Caches: member lists and cross totals; ranking indexes are rebuilt on first use.
         let live: Vec<u32> = e.store.iter().map(|(s, _)| s).collect();
         let mut cross = CrossBook::default();

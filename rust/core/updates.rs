@@ -85,6 +85,7 @@ impl Engine {
         let mut stats = UpsertStats { accounts: cash.len(), ..UpsertStats::default() };
         let first_new = self.markets.len();
         self.markets.extend(new_markets);
+        self.resolve_pools();
         for i in first_new..self.markets.len() {
             self.market_ids.insert(self.markets[i].name.clone(), i as u32);
         }

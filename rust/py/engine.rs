@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 use super::{errors, run, Columns};
 use crate::core::engine::{AdlPrice, Engine as CoreEngine, Fill, FillKind, Liquidation, Request};
 use crate::core::error::AdlError;
+use crate::core::funds::Change;
 use crate::core::input::PositionColumns;
 use crate::core::market::{FeeConvention, MarketSpec};
 use crate::core::oplog::{Journal, Op, OpLog, OpOutput, SyncPolicy};
@@ -204,6 +205,7 @@ fn spec_from(base: &MarketSpec, spec: Option<&Bound<'_, PyDict>>) -> PyResult<Ma
                 "fee_convention" => out.fee_convention = FeeConvention::parse(&value.extract::<String>()?).map_err(errors::to_py)?,
                 "surplus_to_fund" => out.surplus_to_fund = value.extract()?,
                 "adl_fee" => out.adl_fee = value.extract()?,
+                "fund_pool" => out.fund_pool = value.extract()?,
                 "tiers" => {
                     let rows: Vec<(f64, f64, Option<f64>)> = value.extract()?;
                     out.tiers = rows.into_iter().map(|(floor, rate, amount)| TierSpec { floor, rate, amount }).collect();
@@ -212,10 +214,12 @@ fn spec_from(base: &MarketSpec, spec: Option<&Bound<'_, PyDict>>) -> PyResult<Ma
             }
             Ok(())
         };
-        set(&mut out).map_err(|e| if e.is_instance_of::<pyo3::exceptions::PyTypeError>(d.py()) {
-            errors::to_py(AdlError::config(&key, e.to_string()))
-        } else {
-            e
+        set(&mut out).map_err(|e| {
+            if e.is_instance_of::<pyo3::exceptions::PyTypeError>(d.py()) {
+                errors::to_py(AdlError::config(&key, e.to_string()))
+            } else {
+                e
+            }
         })?;
     }
     Ok(out)
@@ -278,6 +282,7 @@ impl Engine {
         d.set_item("fee_convention", ms.iter().map(|m| m.spec.fee_convention.name()).collect::<Vec<_>>())?;
         d.set_item("surplus_to_fund", ms.iter().map(|m| m.spec.surplus_to_fund).collect::<Vec<_>>())?;
         d.set_item("adl_fee", ms.iter().map(|m| m.adl_fee_ppm as f64 / 1e6).collect::<Vec<_>>())?;
+        d.set_item("fund_pool", ms.iter().map(|m| m.pool_name().to_string()).collect::<Vec<_>>())?;
         d.set_item("mark", ms.iter().map(|m| m.mark.map_or(f64::NAN, |t| m.grid.price_f64(t as f64))).collect::<Vec<_>>())?;
         Ok(d)
     }
@@ -328,8 +333,9 @@ impl Engine {
 
     /// The ADL trigger's state: trigger name, state (normal / soon / armed), armed, and its
     /// measure (drawdown ratio, or fund / peak; 0 for fund_empty).
-    fn adl_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (trigger, state, level) = self.lock().engine.adl_state();
+    #[pyo3(signature = (pool="default"))]
+    fn adl_state<'py>(&self, py: Python<'py>, pool: &str) -> PyResult<Bound<'py, PyDict>> {
+        let (trigger, state, level) = self.lock().engine.adl_state(pool).map_err(errors::to_py)?;
         let d = PyDict::new(py);
         d.set_item("trigger", trigger.name())?;
         d.set_item("state", state.name())?;
@@ -345,8 +351,40 @@ impl Engine {
         e.cash_f64(e.bad_debt())
     }
 
-    fn set_insurance_fund(&self, py: Python<'_>, amount: f64) -> PyResult<()> {
-        run(py, || self.lock().apply(Op::SetFund { amount }).map(drop))
+    #[pyo3(signature = (amount, pool="default"))]
+    fn set_insurance_fund(&self, py: Python<'_>, amount: f64, pool: &str) -> PyResult<()> {
+        run(py, || self.lock().apply(Op::SetFund { amount, pool }).map(drop))
+    }
+
+    /// Fund pools: name, balance, trigger state (normal / soon / armed) and measure.
+    fn funds<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let j = self.lock();
+        let e = &j.engine;
+        let pools = e.funds().pools();
+        let states: Vec<_> = pools.iter().map(|p| p.trigger.state(p.balance)).collect();
+        let d = PyDict::new(py);
+        d.set_item("pool", pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>())?;
+        d.set_item("balance", pools.iter().map(|p| e.cash_f64(p.balance)).collect::<Vec<_>>())?;
+        d.set_item("state", states.iter().map(|s| s.0.name()).collect::<Vec<_>>())?;
+        d.set_item("level", states.iter().map(|s| s.1).collect::<Vec<_>>())?;
+        Ok(d)
+    }
+
+    /// Every change of a fund pool's balance: ts (has_ts), event (-1 = set by the caller),
+    /// pool id, change (0 set, 1 liquidation), balance.
+    fn fund_history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let j = self.lock();
+        let e = &j.engine;
+        let h = e.funds().history();
+        let d = PyDict::new(py);
+        d.set_item("ts", h.iter().map(|r| r.ts.unwrap_or(0)).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("has_ts", h.iter().map(|r| r.ts.is_some()).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("event", h.iter().map(|r| r.event.map_or(-1, |v| v as i64)).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("pool", h.iter().map(|r| r.pool).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("change", h.iter().map(|r| (r.change == Change::Liquidation) as u8).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("balance", h.iter().map(|r| e.cash_f64(r.balance)).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("names", e.funds().pools().iter().map(|p| p.name.clone()).collect::<Vec<_>>())?;
+        Ok(d)
     }
 
     /// Exact ledger totals in cash units (as Python ints) plus open interest in lots.
@@ -574,7 +612,7 @@ impl Engine {
             let e = &j.engine;
             let mut c = FillColumns::default();
             for f in e.events().iter() {
-                c.push(&e, f);
+                c.push(e, f);
             }
             c
         };

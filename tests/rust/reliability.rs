@@ -104,7 +104,7 @@ fn logged_run(path: &PathBuf) -> Journal {
         .is_err());
     let up = cols(&[(8, 0, -1, 7.0, 97.0, 70.0, false), (3, 0, -1, 6.0, 98.0, 60.0, false)]);
     j.apply(Op::Upsert { cols: up.view(), symbols: &names, accounts: Some((&[8], &[1.0])), custom: None }).unwrap();
-    j.apply(Op::SetFund { amount: 3.0 }).unwrap();
+    j.apply(Op::SetFund { amount: 3.0, pool: "default" }).unwrap();
     j.apply(Op::LiquidateMany { reqs: &[Request { account: 6, market: 0, side: 1, fill_price: None, force: true, partial: false }] })
         .unwrap();
     j.apply(Op::ClosePosition { account: 5, market: 1, side: 1, price: Some(52.0) }).unwrap();

@@ -32,7 +32,7 @@ fn run(policy: Policy, seed: u64) {
         {
             continue;
         }
-        let is_cross = acc % 10 == 0;
+        let is_cross = acc.is_multiple_of(10);
         account.push(acc);
         market.push((r >> 20) as u32 % 2);
         side.push(if i % 2 == 0 { 1i8 } else { -1 });

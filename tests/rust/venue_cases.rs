@@ -185,3 +185,79 @@ fn partial_liquidation_down_to_a_lower_tier() {
     assert_eq!((l.external_lots, l.remaining_lots), (14, 86));
     assert_eq!(e.health(slot(&e, 1, LONG)).unwrap(), (400, 393));
 }
+
+/// Markets X and Y with their fund pools; in each a long 10 @ 100 with margin 100 (bankrupt
+/// at 90) and a short counterparty; marks 89, so each liquidation at the mark has a deficit
+/// of 1 per lot.
+fn pooled(x_pool: &str, y_pool: &str) -> Engine {
+    let spec = MarketSpec::linear(0, 0, 0.05);
+    let mut e = Engine::new(Policy::Bitmex, 0.0, 2, spec.clone()).unwrap();
+    e.add_market("X", MarketSpec { fund_pool: x_pool.to_string(), ..spec.clone() }).unwrap();
+    e.add_market("Y", MarketSpec { fund_pool: y_pool.to_string(), ..spec }).unwrap();
+    let rows = [
+        (1, 0, LONG, 10.0, 100.0, 100.0, false),
+        (2, 0, SHORT, 10.0, 100.0, 1_000.0, false),
+        (3, 1, LONG, 10.0, 100.0, 100.0, false),
+        (4, 1, SHORT, 10.0, 100.0, 1_000.0, false),
+    ];
+    e.load(columns(&rows).view(), &["X".to_string(), "Y".to_string()], None, None).unwrap();
+    e.set_marks(&[("X".to_string(), 89.0), ("Y".to_string(), 89.0)], Some(7)).unwrap();
+    e
+}
+
+fn liquidate_in(e: &mut Engine, account: u64, market: u32) -> Liquidation {
+    let before = e.totals().value();
+    let l = e.liquidate(Request { account, market, side: LONG, fill_price: None, force: false, partial: false }, false).unwrap();
+    assert_eq!(e.totals().value(), before);
+    l
+}
+
+#[test]
+fn each_pool_covers_only_its_own_markets() {
+    use _adl::core::funds::Change;
+    // X has its own pool of 100; Y draws on the empty default pool.
+    let mut e = pooled("X", "");
+    e.set_fund(100.0, "X").unwrap();
+    let x = liquidate_in(&mut e, 1, 0);
+    assert_eq!((x.from_fund, x.external_lots, x.adl_lots), (1_000, 10, 0));
+    let y = liquidate_in(&mut e, 3, 1);
+    assert_eq!((y.from_fund, y.adl_lots), (0, 10));
+    let pools: Vec<(&str, i128)> = e.funds().pools().iter().map(|p| (p.name.as_str(), p.balance)).collect();
+    assert_eq!(pools, vec![("default", 0), ("X", 9_000)]);
+    // History: the caller's set, then one record per liquidation with the balance after it.
+    let h: Vec<(u32, Change, Option<u64>, i128)> = e.funds().history().iter().map(|r| (r.pool, r.change, r.event, r.balance)).collect();
+    assert_eq!(h, vec![(1, Change::Set, None, 10_000), (1, Change::Liquidation, Some(0), 9_000), (0, Change::Liquidation, Some(1), 0)]);
+    assert!(e.funds().history().iter().all(|r| r.ts == Some(7)));
+}
+
+#[test]
+fn a_shared_pool_is_drawn_down_by_every_market_in_it() {
+    // Both markets share pool "S" holding 15: X takes 10, Y then gets 5 lots covered and
+    // deleverages the other 5.
+    let mut e = pooled("S", "S");
+    e.set_fund(15.0, "S").unwrap();
+    liquidate_in(&mut e, 1, 0);
+    let y = liquidate_in(&mut e, 3, 1);
+    assert_eq!((y.from_fund, y.external_lots, y.adl_lots), (500, 5, 5));
+    assert_eq!(e.fund(), 0);
+    // The pools and their history survive a snapshot.
+    let copy = Engine::restore(&e.snapshot()).unwrap();
+    assert_eq!(copy.funds().history(), e.funds().history());
+    assert_eq!(copy.market(1).pool, e.market(1).pool);
+}
+
+#[test]
+fn each_pool_has_its_own_trigger() {
+    use _adl::core::trigger::Trigger;
+    // Fund-drop triggers (arm below 70 % of the peak): pool X falls to 60 % and is bypassed,
+    // the default pool (untouched) still pays.
+    let mut e = pooled("X", "");
+    e.set_trigger(Trigger::FundDrop { arm: 0.7, disarm: 0.9 });
+    e.set_fund(100.0, "X").unwrap();
+    e.set_fund(100.0, "default").unwrap();
+    e.set_fund(60.0, "X").unwrap();
+    let x = liquidate_in(&mut e, 1, 0);
+    assert_eq!((x.from_fund, x.adl_lots), (0, 10));
+    let y = liquidate_in(&mut e, 3, 1);
+    assert_eq!((y.from_fund, y.adl_lots), (1_000, 0));
+}
