@@ -217,3 +217,26 @@ def test_fund_pools_and_history() -> None:
     assert eng.insurance_fund == 90.0
     with pytest.raises(InvalidInputError):
         eng.adl_state("nope")
+
+
+def test_preview_positions_screen() -> None:
+    # Shorts A (bankrupt at 110) and B (at 120); longs L2 (10 @ 90, ranks first) and L1.
+    eng = adl.Engine(maintenance_rate=0.05, qty_decimals=0, price_decimals=1, cash_decimals=3)
+    eng.load(book([(1, "short", 10.0, 100.0, 100.0), (2, "short", 10.0, 100.0, 200.0),
+                   (11, "long", 10.0, 100.0, 1_000.0), (12, "long", 10.0, 90.0, 100.0)]))
+    eng.set_marks(100.0)
+    before = eng.snapshot()
+    view = eng.preview(step=0.01).sort("account")
+    assert view.columns == ["account", "symbol", "side", "qty", "liquidation_price", "bankruptcy_price", "rank",
+                            "lights", "adl_mark"]
+    # Longs: L2 at 111 (A's deficit), L1 at 121 (B's); shorts: A at 79 (L2 bankrupt below 80).
+    assert view.select("account", "rank", "adl_mark").rows() == [(1, 1, 79.0), (2, 2, None), (11, 2, 121.0),
+                                                                   (12, 1, 111.0)]
+    assert view.filter(pl.col("account") == 1)["bankruptcy_price"].item() == 110.0
+    assert eng.preview(side="long", account=11, step=0.01)["adl_mark"].item() == 120.1
+    assert eng.snapshot() == before
+    with pytest.raises(InvalidInputError) as err:
+        eng.preview(step=0.0)
+    assert err.value.field == "step"
+    with pytest.raises(InvalidInputError):
+        eng.preview(account=99)

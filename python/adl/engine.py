@@ -28,6 +28,7 @@ from adl._io import (
     side_codes,
     side_series,
     side_value,
+    SIDE,
     symbol_codes,
     symbol_series,
     tier_rows,
@@ -637,6 +638,71 @@ class Engine:
         (10.0, 4.8, 95.0)
         """
         return self._positions("all")
+
+    def preview(
+        self,
+        symbol: str | None = None,
+        side: str | int | None = None,
+        *,
+        account: int | None = None,
+        step: float = 0.005,
+        max_move: float = 0.5,
+    ) -> pl.DataFrame:
+        """What a user's position screen shows: per position, its ``liquidation_price``,
+        ``bankruptcy_price``, ADL ``rank`` and ``lights`` (null when not eligible: bankrupt,
+        or a pro-rata policy) and ``adl_mark``, the mark at which it would start being
+        deleveraged under the current book.
+
+        ``adl_mark`` comes from a gap model: the market's mark jumps from where it is to ``P``
+        and every position then below maintenance is liquidated at ``P`` through the
+        waterfall (current fund pools and triggers; other markets keep their marks).
+        ``adl_mark`` is the nearest ``P`` on the grid ``mark * (1 ± k * step)``, moving in the
+        position's favour (its counterparties' loss), at which the gap gives it an ADL fill;
+        null if none within ``max_move``. With ``account`` the grid bracket is narrowed to
+        one tick. Every trial runs on a copy of the engine (a few per cent of a second for
+        10k positions; it grows with the book): nothing changes.
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine(maintenance_rate=0.05, qty_decimals=0, price_decimals=1, cash_decimals=3)
+        >>> eng.load(pl.DataFrame({"account": [1, 11, 12], "side": ["short", "long", "long"],
+        ...     "qty": [10.0] * 3, "entry_price": [100.0, 100.0, 90.0], "margin": [100.0, 1_000.0, 100.0]}))
+        >>> eng.set_marks(100.0)   # the short is bankrupt at 110; the 90 long ranks first
+        >>> eng.preview(side="long", step=0.01).select("account", "rank", "adl_mark").sort("account").rows()
+        [(11, 2, None), (12, 1, 111.0)]
+        >>> eng.preview(side="long", account=12, step=0.01)["adl_mark"].item()
+        110.1
+        """
+        names = [symbol] if symbol is not None else list(self.markets().filter(pl.col("mark").is_not_null())["symbol"])
+        sides = [side_value(side)] if side is not None else [1, -1]
+        found = []
+        for name in names:
+            for s in sides:
+                if account is not None and not self._has_position(account, name, s):
+                    continue
+                d = self._core.adl_marks(name, s, float(step), float(max_move), None if account is None else int(account))
+                found.append(pl.DataFrame({
+                    "account": pl.Series(d["account"], dtype=pl.UInt64),
+                    "symbol": pl.Series([name] * len(d["account"]), dtype=pl.String),
+                    "side": pl.Series(["long" if s > 0 else "short"] * len(d["account"]), dtype=SIDE),
+                    "adl_mark": pl.Series(d["mark"], dtype=pl.Float64).fill_nan(None),
+                }))
+        keys = ["account", "symbol", "side"]
+        marks = pl.concat(found) if found else pl.DataFrame(schema={"account": pl.UInt64, "symbol": pl.String, "side": SIDE,
+                                                                    "adl_mark": pl.Float64})
+        if account is not None and marks.is_empty():
+            raise InvalidInputError(f"account: {account} has no open position to preview here", "account", None)
+        queue = self.indicator().select(*keys, "rank", "lights")
+        return (
+            self.positions()
+            .join(marks, on=keys, how="inner")
+            .join(queue, on=keys, how="left")
+            .select(*keys, "qty", "liquidation_price", "bankruptcy_price", "rank", "lights", "adl_mark")
+        )
+
+    def _has_position(self, account: int, symbol: str, side: int) -> bool:
+        p = self.positions()
+        return not p.filter((pl.col("account") == account) & (pl.col("symbol") == symbol)
+                            & (pl.col("side") == ("long" if side > 0 else "short"))).is_empty()
 
     def liquidatable(self) -> pl.DataFrame:
         """Positions with equity < maintenance, worst (lowest equity / maintenance) first.

@@ -13,6 +13,7 @@ pub mod market;
 pub mod oplog;
 pub mod partial;
 pub mod position;
+pub mod preview;
 pub mod ranking;
 pub mod score;
 pub mod scoring;

@@ -287,6 +287,45 @@ impl Engine {
         Ok(d)
     }
 
+    /// Gap marks that start deleveraging the positions of one market side (see
+    /// `CoreEngine::adl_marks`): account and mark (NaN = none within `max_move`).
+    #[pyo3(signature = (symbol, side, step, max_move, account=None))]
+    fn adl_marks<'py>(
+        &self,
+        py: Python<'py>,
+        symbol: String,
+        side: i8,
+        step: f64,
+        max_move: f64,
+        account: Option<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (accounts, marks) = run(py, || {
+            let mut j = self.lock();
+            let e = &mut j.engine;
+            if side != 1 && side != -1 {
+                return Err(AdlError::config("side", format!("{side} is not a side")));
+            }
+            let market = e.market_id(&symbol)?;
+            let only = match account {
+                Some(a) => Some(e.store().find(&(a, market, side)).ok_or(AdlError::UnknownPosition {
+                    account: a,
+                    symbol: symbol.clone(),
+                    side,
+                })?),
+                None => None,
+            };
+            let found = e.adl_marks(market, side, step, max_move, only)?;
+            let g = e.market(market).grid;
+            let accounts: Vec<u64> = found.iter().map(|&(slot, _)| e.store().get(slot).account).collect();
+            let marks: Vec<f64> = found.iter().map(|&(_, m)| m.map_or(f64::NAN, |t| g.price_f64(t as f64))).collect();
+            Ok((accounts, marks))
+        })?;
+        let d = PyDict::new(py);
+        d.set_item("account", accounts.into_pyarray(py))?;
+        d.set_item("mark", marks.into_pyarray(py))?;
+        Ok(d)
+    }
+
     /// A market's maintenance tiers in quote units: floor, rate, maintenance amount.
     fn tiers<'py>(&self, py: Python<'py>, symbol: String) -> PyResult<Bound<'py, PyDict>> {
         let j = self.lock();

@@ -261,3 +261,39 @@ fn each_pool_has_its_own_trigger() {
     let y = liquidate_in(&mut e, 3, 1);
     assert_eq!((y.from_fund, y.adl_lots), (1_000, 0));
 }
+
+#[test]
+fn preview_finds_the_mark_that_starts_deleveraging() {
+    // Prices in tenths, cash in thousandths; mark 100, empty fund, mmr 5 %.
+    // Shorts: A 10 @ 100 margin 100 (bankrupt at 110), B 10 @ 100 margin 200 (bankrupt at 120).
+    // Longs: L2 10 @ 90 margin 100 ranks first (at 111: pnl% 21/90, leverage 1,110/310:
+    // score 0.84), L1 10 @ 100 margin 1,000 second (0.11·1,110/1,110 = 0.11).
+    let rows = [
+        (1, 0, SHORT, 10.0, 100.0, 100.0, false),
+        (2, 0, SHORT, 10.0, 100.0, 200.0, false),
+        (11, 0, LONG, 10.0, 100.0, 1_000.0, false),
+        (12, 0, LONG, 10.0, 90.0, 100.0, false),
+    ];
+    let mut e = engine(MarketSpec::linear(0, 1, 0.05), 3, 0.0, &rows, 100.0);
+    let before = e.snapshot();
+    // A gap to 110 closes A at its bankruptcy price (no deficit); any mark above deleverages
+    // its 10 lots, all against L2. B's 10 more lots reach L1 only above 120. On the 1 % grid:
+    // L2 at 111, L1 at 121 (ticks of 0.1).
+    let mut got = e.adl_marks(0, LONG, 0.01, 0.5, None).unwrap();
+    got.sort();
+    let (l1, l2) = (slot(&e, 11, LONG), slot(&e, 12, LONG));
+    let mut want = vec![(l1, Some(1_210)), (l2, Some(1_110))];
+    want.sort();
+    assert_eq!(got, want);
+    // Narrowed for one position: the first tick above 110.
+    assert_eq!(e.adl_marks(0, LONG, 0.01, 0.5, Some(l2)).unwrap(), vec![(l2, Some(1_101))]);
+    // Shorts: L2 is bankrupt below 80 (L1 only at 0), so on the grid at 79 its 10 lots go to
+    // the first short: A (pnl% 0.21, leverage 790/310) before B (790/410). B is never reached.
+    let mut shorts = e.adl_marks(0, SHORT, 0.01, 0.5, None).unwrap();
+    shorts.sort();
+    let mut want = vec![(slot(&e, 1, SHORT), Some(790)), (slot(&e, 2, SHORT), None)];
+    want.sort();
+    assert_eq!(shorts, want);
+    // Nothing observable changed.
+    assert_eq!(e.snapshot(), before);
+}

@@ -1,0 +1,129 @@
+//! Preview for users (DOMAIN.md §7): the mark at which a position would start being
+//! deleveraged under the current book.
+//!
+//! The model is a gap: the mark of the position's market jumps from where it is to `P`, and
+//! every position then below maintenance is liquidated at `P` through the waterfall (worst
+//! first, with the current fund pools and triggers; other markets keep their marks). A
+//! position's ADL mark is the nearest `P`, on a grid of relative moves in its favour (a
+//! long's counterparties are shorts, who lose as the mark rises), at which that jump gives it
+//! an ADL fill. Each trial runs on a copy of the engine: nothing observable changes.
+
+use rustc_hash::FxHashSet;
+
+use crate::core::engine::{Engine, FillKind, Request};
+use crate::core::error::{AdlError, Result};
+use crate::core::position::Side;
+
+impl Engine {
+    /// Slots of the positions of `(market, side)` that an ADL fill reaches when the mark of
+    /// `market` jumps to `mark` (ticks) and everything below maintenance is liquidated there.
+    fn gap_hits(&self, market: u32, side: Side, mark: i64) -> Result<FxHashSet<u32>> {
+        let mut e = self.clone();
+        e.record_fills = false;
+        e.markets[market as usize].set_mark(mark);
+        if !e.cross.is_empty() {
+            e.cross.refresh_all(&e.cash, &e.store, &e.markets);
+            e.markets.iter_mut().for_each(|m| m.invalidate());
+        }
+        let mut hits = FxHashSet::default();
+        // ADL credits can only help counterparties, so a few passes settle every cascade.
+        loop {
+            let todo = e.liquidatable();
+            if todo.is_empty() {
+                break;
+            }
+            for slot in todo {
+                let p = *e.store.get(slot);
+                // Closed or cured by an earlier liquidation of this pass?
+                let live = e.store.find(&(p.account, p.market, p.side)) == Some(slot);
+                let below = if p.cross { e.cross.totals(p.account).liquidatable() } else { e.health(slot).is_ok_and(|(eq, mm)| eq < mm) };
+                if !(live && below) {
+                    continue;
+                }
+                let outcomes = if p.cross {
+                    e.liquidate_account(p.account, false)?
+                } else {
+                    vec![e.liquidate(
+                        Request { account: p.account, market: p.market, side: p.side, fill_price: None, force: false, partial: false },
+                        false,
+                    )?]
+                };
+                for f in outcomes.iter().flat_map(|l| &l.fills).filter(|f| f.kind == FillKind::Adl && f.market == market) {
+                    if let (Some(account), Some(s)) = (f.account, f.side) {
+                        if s == side {
+                            if let Some(orig) = self.store.find(&(account, market, side)) {
+                                hits.insert(orig);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(hits)
+    }
+
+    /// For every position of `(market, side)` (or only `only`), the first mark on the grid
+    /// `P0·(1 ± k·step)`, `k = 1, 2, …` up to a move of `max_move`, at which a gap deleverages
+    /// it (`None`: no such mark within `max_move`). With `only`, the bracket found is then
+    /// narrowed by bisection to one tick (assuming one crossing inside it). Marks in ticks.
+    pub fn adl_marks(&mut self, market: u32, side: Side, step: f64, max_move: f64, only: Option<u32>) -> Result<Vec<(u32, Option<i64>)>> {
+        if !(step.is_finite() && step > 0.0 && step <= max_move) {
+            return Err(AdlError::config("step", format!("{step} must be > 0 and at most max_move")));
+        }
+        if !(max_move.is_finite() && max_move > 0.0 && (side < 0 || max_move < 1.0) && max_move <= 10.0) {
+            return Err(AdlError::config(
+                "max_move",
+                format!("{max_move} must be > 0 (below 1 for shorts' counterparties) and at most 10"),
+            ));
+        }
+        let m = self.markets.get(market as usize).ok_or_else(|| AdlError::UnknownMarket { symbol: format!("#{market}") })?;
+        let start = m.mark()?;
+        let members: Vec<u32> = match only {
+            Some(slot) => vec![slot],
+            None => m.members[crate::core::position::side_slot(side)].clone(),
+        };
+        // Longs are deleveraged when shorts go bankrupt: the mark rising. Shorts: it falling.
+        let dir = side as f64;
+        let steps = (max_move / step).floor() as i64;
+        let at = |k: i64| ((start as f64) * (1.0 + dir * k as f64 * step)).round().max(1.0) as i64;
+        // The fill log is not needed in the copies: move it out while they are made.
+        let log = std::mem::take(&mut self.events);
+        let result = (|| {
+            let mut first: Vec<Option<i64>> = vec![None; members.len()];
+            let mut left = members.len();
+            let mut last_miss = start;
+            for k in 1..=steps {
+                if left == 0 {
+                    break;
+                }
+                let mark = at(k);
+                let hits = self.gap_hits(market, side, mark)?;
+                for (i, slot) in members.iter().enumerate() {
+                    if first[i].is_none() && hits.contains(slot) {
+                        first[i] = Some(mark);
+                        left -= 1;
+                    }
+                }
+                if first.iter().all(Option::is_none) {
+                    last_miss = mark;
+                }
+            }
+            if let (Some(slot), Some(Some(hit))) = (only, first.first().copied()) {
+                // Bisection between the last grid mark that missed and the first that hit.
+                let (mut miss, mut hit) = (last_miss, hit);
+                while (hit - miss).abs() > 1 {
+                    let mid = miss + (hit - miss) / 2;
+                    if self.gap_hits(market, side, mid)?.contains(&slot) {
+                        hit = mid;
+                    } else {
+                        miss = mid;
+                    }
+                }
+                first[0] = Some(hit);
+            }
+            Ok(members.iter().copied().zip(first).collect())
+        })();
+        self.events = log;
+        result
+    }
+}
