@@ -56,20 +56,21 @@ fn value(t: &Totals) -> i128 {
     t.value()
 }
 
-/// A market with fees, tiers and a multiplier chosen by the input (DOMAIN.md §7).
-fn venue_spec(u: &mut Bytes<'_>, base: MarketSpec) -> MarketSpec {
+/// A market with fees, tiers and a multiplier chosen by the input (DOMAIN.md §7). `unit`
+/// scales cash amounts (1 quote unit linear, 0.01 coin in the inverse world).
+fn venue_spec(u: &mut Bytes<'_>, base: MarketSpec, unit: f64) -> MarketSpec {
     let b = u.byte();
     let tiers = match b % 3 {
         0 => Vec::new(),
-        1 => vec![TierSpec { floor: 0.0, rate: 0.01, amount: None }, TierSpec { floor: 1_000.0, rate: 0.05, amount: None }],
+        1 => vec![TierSpec { floor: 0.0, rate: 0.01, amount: None }, TierSpec { floor: 1_000.0 * unit, rate: 0.05, amount: None }],
         _ => vec![
             TierSpec { floor: 0.0, rate: 0.02, amount: None },
-            TierSpec { floor: 500.0, rate: 0.04, amount: Some(5.0) },
-            TierSpec { floor: 3_000.0, rate: 0.10, amount: None },
+            TierSpec { floor: 500.0 * unit, rate: 0.04, amount: Some(5.0 * unit) },
+            TierSpec { floor: 3_000.0 * unit, rate: 0.10, amount: None },
         ],
     };
     MarketSpec {
-        multiplier: [1.0, 0.1, 10.0][(b / 3 % 3) as usize],
+        multiplier: base.multiplier * [1.0, 0.1, 10.0][(b / 3 % 3) as usize],
         tiers,
         liquidation_fee: [0.0, 0.005, 0.02][(b / 9 % 3) as usize],
         fee_convention: if b & 32 != 0 { FeeConvention::Bankruptcy } else { FeeConvention::Surplus },
@@ -82,7 +83,7 @@ fn venue_spec(u: &mut Bytes<'_>, base: MarketSpec) -> MarketSpec {
 }
 
 /// `n` rows with distinct keys; accounts up to `n_cross` are cross (no own margin).
-fn random_rows(u: &mut Bytes<'_>, n: u32, n_cross: u64) -> OwnedColumns {
+fn random_rows(u: &mut Bytes<'_>, n: u32, n_cross: u64, unit: f64) -> OwnedColumns {
     let mut r = OwnedColumns::default();
     let mut seen = std::collections::HashSet::new();
     for _ in 0..n {
@@ -98,7 +99,7 @@ fn random_rows(u: &mut Bytes<'_>, n: u32, n_cross: u64) -> OwnedColumns {
         r.side.push(side);
         r.qty.push(1.0 + u.below(40) as f64);
         r.entry.push(80.0 + u.below(41) as f64);
-        r.margin.push(if cross { 0.0 } else { u.below(20_000) as f64 / 100.0 });
+        r.margin.push(if cross { 0.0 } else { u.below(20_000) as f64 / 100.0 * unit });
         r.cross.push(cross as u8);
     }
     r
@@ -119,9 +120,12 @@ fn pick(e: &Engine, u: &mut Bytes<'_>) -> Option<Request> {
         return None;
     }
     let (account, market, side) = live[u.below(live.len() as u32) as usize];
-    let mark = e.market(market).mark.unwrap_or(100);
-    let offset = u.below(13) as i64 - 6;
-    let fill_price = (u.byte() % 3 != 0).then(|| (mark + offset).max(1) as f64);
+    let g = e.market(market).grid;
+    let mark = e.market(market).mark.unwrap_or_else(|| g.ticks(100.0).expect("a price"));
+    // Up to ±6 % around a mark of about 100 (an inverse tick of 1e-6 is 0.01 % of 1/100).
+    let offset = (u.below(13) as i64 - 6) * if g.inverse { 100 } else { 1 };
+    let ticks = mark + offset;
+    let fill_price = (u.byte() % 3 != 0 && g.is_price(ticks)).then(|| g.price_f64(ticks as f64));
     let flags = u.byte();
     Some(Request { account, market, side, fill_price, force: flags % 2 == 0, partial: flags & 2 != 0 })
 }
@@ -174,8 +178,13 @@ fn check_state(e: &mut Engine, before: &Totals, conserving: bool) {
 pub fn run(data: &[u8]) {
     let mut u = Bytes(data);
     let policy = POLICIES[u.byte() as usize % POLICIES.len()];
-    let fund = u.below(5_000) as f64 / 100.0;
-    let mut e = Engine::new(policy, fund, 2, SPEC.clone()).expect("engine");
+    // One world in four is inverse: coin-margined markets, cash in 1e-8 coin, reciprocal
+    // prices on a 1e-6 grid and 100 quote units a contract (about one coin at prices near 100).
+    let inverse = u.byte().is_multiple_of(4);
+    let (cash_decimals, unit) = if inverse { (8, 0.01) } else { (2, 1.0) };
+    let spec = if inverse { MarketSpec { inverse: true, price_decimals: 6, multiplier: 100.0, ..SPEC.clone() } } else { SPEC.clone() };
+    let fund = u.below(5_000) as f64 / 100.0 * unit;
+    let mut e = Engine::new(policy, fund, cash_decimals, spec.clone()).expect("engine");
     e.adl_price = match u.byte() % 4 {
         0 => AdlPrice::Mark,
         1 => AdlPrice::MarkCapped,
@@ -184,13 +193,13 @@ pub fn run(data: &[u8]) {
     if u.byte() % 3 == 0 {
         e.set_trigger(Trigger::FundDrop { arm: 0.9, disarm: 0.95 });
     }
-    e.add_market("X", venue_spec(&mut u, SPEC.clone())).expect("market");
-    e.add_market("Y", venue_spec(&mut u, MarketSpec { maintenance_rate: 0.02, ..SPEC.clone() })).expect("market");
+    e.add_market("X", venue_spec(&mut u, spec.clone(), unit)).expect("market");
+    e.add_market("Y", venue_spec(&mut u, MarketSpec { maintenance_rate: 0.02, ..spec.clone() }, unit)).expect("market");
     let n_cross = u.below(ACCOUNTS as u32 + 1) as u64;
     let n = u.below(24);
-    let book = random_rows(&mut u, n, n_cross);
+    let book = random_rows(&mut u, n, n_cross, unit);
     let accounts: Vec<u64> = (1..=ACCOUNTS).collect();
-    let wallets: Vec<f64> = (0..ACCOUNTS).map(|_| u.below(30_000) as f64 / 100.0).collect();
+    let wallets: Vec<f64> = (0..ACCOUNTS).map(|_| u.below(30_000) as f64 / 100.0 * unit).collect();
     e.apply(Op::Load { cols: book.view(), symbols: &symbols(), accounts: Some((&accounts, &wallets)), custom: None }).expect("load");
     e.apply(Op::SetMarks { marks: &random_marks(&mut u), ts: Some(0) }).expect("marks");
 
@@ -220,14 +229,14 @@ pub fn run(data: &[u8]) {
             3 => (Op::LiquidateAccount { account: 1 + u.below(ACCOUNTS as u32) as u64, force: u.byte() % 2 == 0 }, true),
             4 => {
                 let k = 1 + u.below(3);
-                extra = random_rows(&mut u, k, n_cross);
+                extra = random_rows(&mut u, k, n_cross, unit);
                 (Op::Upsert { cols: extra.view(), symbols: &["X".to_string(), "Y".to_string()], accounts: None, custom: None }, false)
             }
             5 => match pick(&e, &mut u) {
                 Some(r) => (Op::ClosePosition { account: r.account, market: r.market, side: r.side, price: r.fill_price }, true),
                 None => continue,
             },
-            _ => (Op::SetFund { amount: u.below(5_000) as f64 / 100.0, pool: ["default", "Y"][u.below(2) as usize] }, false),
+            _ => (Op::SetFund { amount: u.below(5_000) as f64 / 100.0 * unit, pool: ["default", "Y"][u.below(2) as usize] }, false),
         };
         // A dry run first: it must change nothing and predict the real run exactly.
         let preview = match op {

@@ -163,18 +163,23 @@ def test_snapshot_keeps_venue_parameters() -> None:
     multiplier=st.sampled_from([1.0, 0.1, 10.0]),
     partial=st.booleans(),
     fund=st.integers(0, 50),
+    inverse=st.booleans(),
 )
-def test_conservation_with_fees_tiers_and_multipliers(
+def test_conservation_with_fees_tiers_multipliers_and_inverse_markets(
     rows: list[tuple[int, str, int, int, int]], mark: int, fee: float, convention: str, to_fund: bool,
-    adl_fee: float, tiered: bool, multiplier: float, partial: bool, fund: int,
+    adl_fee: float, tiered: bool, multiplier: float, partial: bool, fund: int, inverse: bool,
 ) -> None:
-    tiers = [(0, 0.01), (500, 0.03), (5_000, 0.1)] if tiered else None
+    # Inverse: coin-margined, 100 quote units a contract (about one coin near 100), amounts
+    # in hundredths of what they are in the linear book; cash exact to 1e-8 coin.
+    unit = 0.01 if inverse else 1.0
+    tiers = [(0, 0.01), (500 * unit, 0.03), (5_000 * unit, 0.1)] if tiered else None
+    grid = dict(cash_decimals=8, qty_decimals=0, price_decimals=6, inverse=True) if inverse else dict(cash_decimals=2, **WHOLE)
     eng = adl.Engine(
-        insurance_fund=fund, maintenance_rate=0.02, cash_decimals=2, multiplier=multiplier, tiers=tiers,
+        insurance_fund=fund * unit, maintenance_rate=0.02, multiplier=multiplier * (100 if inverse else 1), tiers=tiers,
         liquidation_fee=fee, fee_convention=convention, surplus_to_fund=to_fund, adl_fee=adl_fee,  # type: ignore[arg-type]
-        **WHOLE,
+        **grid,  # type: ignore[arg-type]
     )
-    eng.load(book([(a, s, float(q), float(e), m / 10) for a, s, q, e, m in rows]))
+    eng.load(book([(a, s, float(q), float(e), m / 10 * unit) for a, s, q, e, m in rows]))
     eng.set_marks(float(mark))
     start = conserved(eng)
     lots = eng.totals()["long_lots"] - eng.totals()["short_lots"]
@@ -240,3 +245,27 @@ def test_preview_positions_screen() -> None:
     assert err.value.field == "step"
     with pytest.raises(InvalidInputError):
         eng.preview(account=99)
+
+
+def test_inverse_contracts() -> None:
+    # XBTUSD-like: 1 USD a contract, cash in satoshis, 1/price on a 1e-8 grid. Long 10,000
+    # contracts @ 50,000 (0.2 BTC) with 0.02 BTC margin; a short the same size with 0.1 BTC.
+    eng = adl.Engine(cash_decimals=8, qty_decimals=0, price_decimals=8, inverse=True)
+    eng.load(book([(1, "long", 10_000.0, 50_000.0, 0.02), (2, "short", 10_000.0, 50_000.0, 0.1)]))
+    eng.set_marks(40_000.0)
+    long = eng.positions().filter(pl.col("account") == 1)
+    # PnL 10,000 * (1/50,000 - 1/40,000) = -0.05 BTC; maintenance 0.5 % of 0.25 BTC.
+    assert long.select("equity", "maintenance").row(0) == pytest.approx((-0.03, 0.00125))
+    assert long["bankruptcy_price"].item() == pytest.approx(1e5 / 2.2)
+    assert long["liquidation_price"].item() == pytest.approx(10_050 / 0.22)
+    assert eng.markets()["inverse"].to_list() == [True]
+    before = conserved(eng)
+    res = eng.liquidate(1, side="long")
+    assert res.adl_qty == 10_000.0
+    assert res.fills.filter(pl.col("kind") == "adl")["price"].item() == pytest.approx(1e5 / 2.2)
+    assert cash(eng, 2) == 0.12  # margin back + 10,000 * (1/45,454.5 - 1/50,000) = 0.02 BTC
+    assert conserved(eng) == before
+    # The cascade simulator models linear markets only, and says so.
+    with pytest.raises(InvalidInputError, match="inverse"):
+        adl.simulate(BOOK, pl.DataFrame({"ts": [1], "symbol": ["default"], "mark": [39_000.0]}), cash_decimals=8,
+                     qty_decimals=0, price_decimals=8, markets={"default": adl.Market(0, 8, inverse=True)})

@@ -43,6 +43,12 @@ class Market:
     ``multiplier``: base-asset units per contract (a linear contract is worth
     ``qty * multiplier * price``). The engine's ``cash_decimals`` must be at least
     ``qty_decimals + price_decimals`` + the multiplier's decimals.
+    ``inverse``: an inverse contract (BitMEX's XBTUSD): a contract is ``multiplier`` quote
+    units, worth ``qty * multiplier / price`` of the base coin, and margin, PnL and the
+    engine's cash are in that coin (so an engine holds inverse markets of one coin). Prices
+    are held as ``-1/price`` on a grid of ``10**-price_decimals`` (e.g. 8 for 1/50,000 =
+    2e-5 to four digits, more for finer), where PnL ``qty * multiplier * (1/entry - 1/mark)``
+    is exact; a price that is never reached (a short that cannot go bankrupt) is ``inf``.
     ``tiers``: risk-limit tiers ``(notional_floor, rate)`` or ``(notional_floor, rate,
     maintenance_amount)`` as Binance publishes them; maintenance is ``rate * notional -
     amount`` in the tier holding the notional (the amount defaults to the one that keeps it
@@ -67,6 +73,7 @@ class Market:
     price_decimals: int = 4
     maintenance_rate: float | None = None
     multiplier: float = 1.0
+    inverse: bool = False
     tiers: Sequence[TierRow] | None = None
     liquidation_fee: float = 0.0
     fee_convention: FeeConvention = "surplus"
@@ -77,7 +84,7 @@ class Market:
     def spec(self) -> dict[str, Any]:
         """The parameters for the core engine (``maintenance_rate`` only when set)."""
         out: dict[str, Any] = {
-            "qty_decimals": self.qty_decimals, "price_decimals": self.price_decimals, "multiplier": float(self.multiplier),
+            "qty_decimals": self.qty_decimals, "price_decimals": self.price_decimals, "multiplier": float(self.multiplier), "inverse": bool(self.inverse),
             "liquidation_fee": float(self.liquidation_fee), "fee_convention": self.fee_convention,
             "surplus_to_fund": bool(self.surplus_to_fund), "adl_fee": float(self.adl_fee),
             "tiers": tier_rows(self.tiers),

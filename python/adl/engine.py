@@ -156,6 +156,13 @@ class Engine:
     ``policy="custom"`` ranks by the caller's ``score``: a column name or a Polars expression
     evaluated on the positions frame at each :meth:`load` (bankrupt positions stay out).
 
+    Venue parameters (DOMAIN.md §7): ``multiplier``, ``inverse``, ``tiers`` (risk-limit
+    tiers), ``liquidation_fee`` with its ``fee_convention``, ``surplus_to_fund`` and
+    ``adl_fee`` are defaults for the markets, as described for :class:`adl.Market`; each
+    market may override them (:meth:`add_market`) and draw on its own insurance-fund pool
+    (:meth:`set_fund`). ``liquidate(..., partial=True)`` closes only what brings a position
+    back to maintenance; :meth:`preview` shows users their prices, rank and ADL mark.
+
     Cross margin (DOMAIN.md §6): rows with ``margin_mode = "cross"`` hold no margin of their
     own; they share the account's wallet (``cash`` or ``wallet`` in the accounts frame). See
     :meth:`liquidate_account`.
@@ -180,6 +187,7 @@ class Engine:
         qty_decimals: int = 4,
         price_decimals: int = 4,
         multiplier: float = 1.0,
+        inverse: bool = False,
         tiers: Sequence[TierRow] | None = None,
         liquidation_fee: float = 0.0,
         fee_convention: FeeConvention = "surplus",
@@ -201,7 +209,7 @@ class Engine:
         self._score = score
         self.replay_info: dict[str, int] | None = None
         defaults = Market(
-            qty_decimals, price_decimals, maintenance_rate, multiplier, tiers, liquidation_fee, fee_convention,
+            qty_decimals, price_decimals, maintenance_rate, multiplier, inverse, tiers, liquidation_fee, fee_convention,
             surplus_to_fund, adl_fee,
         )
         self._core = _adl.Engine(
@@ -223,6 +231,7 @@ class Engine:
         price_decimals: int | None = None,
         maintenance_rate: float | None = None,
         multiplier: float | None = None,
+        inverse: bool | None = None,
         tiers: Sequence[TierRow] | None = None,
         liquidation_fee: float | None = None,
         fee_convention: FeeConvention | None = None,
@@ -245,7 +254,7 @@ class Engine:
         """
         given = {
             "qty_decimals": qty_decimals, "price_decimals": price_decimals, "maintenance_rate": maintenance_rate,
-            "multiplier": multiplier, "liquidation_fee": liquidation_fee, "fee_convention": fee_convention,
+            "multiplier": multiplier, "inverse": inverse, "liquidation_fee": liquidation_fee, "fee_convention": fee_convention,
             "surplus_to_fund": surplus_to_fund, "adl_fee": adl_fee, "fund_pool": fund_pool,
         }
         spec: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
@@ -256,7 +265,7 @@ class Engine:
 
     def markets(self) -> pl.DataFrame:
         """Markets: ``symbol, qty_decimals, price_decimals, maintenance_rate`` (the first
-        tier's), ``multiplier, tiers`` (how many), ``liquidation_fee, fee_convention,
+        tier's), ``multiplier, inverse, tiers`` (how many), ``liquidation_fee, fee_convention,
         surplus_to_fund, adl_fee, fund_pool, mark`` (null = no mark).
 
         >>> import adl
@@ -271,6 +280,7 @@ class Engine:
                 "price_decimals": pl.Series(m["price_decimals"], dtype=pl.UInt32),
                 "maintenance_rate": pl.Series(m["maintenance_rate"], dtype=pl.Float64),
                 "multiplier": pl.Series(m["multiplier"], dtype=pl.Float64),
+                "inverse": pl.Series(m["inverse"], dtype=pl.Boolean),
                 "tiers": pl.Series(m["tiers"], dtype=pl.UInt32),
                 "liquidation_fee": pl.Series(m["liquidation_fee"], dtype=pl.Float64),
                 "fee_convention": pl.Series(m["fee_convention"], dtype=pl.String),
@@ -739,7 +749,7 @@ class Engine:
         """The ADL queue as users see it, for every eligible position of a market with a mark
         (empty under a pro-rata policy, which ranks nobody):
         ``score``, exact ``rank`` in its (symbol, side), ``percentile``, ``lights`` (5 = first
-        20 %), ``quantile`` (lights - 1) and ``notional_ahead`` (quote value queued before it).
+        20 %), ``quantile`` (lights - 1) and ``notional_ahead`` (value queued before it, in the settlement currency).
 
         >>> import adl, polars as pl
         >>> eng = adl.Engine()

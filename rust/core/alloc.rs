@@ -163,7 +163,7 @@ pub fn holding(p: &Position, grid: &Grid, mark: i64, equity: i128, weighting: We
     }
     match weighting {
         Weighting::Profit => (p.account, p.qty, u as f64),
-        Weighting::LeveredProfit => (p.account, p.qty, u as f64 * grid.value_f64(p.qty, mark) / equity as f64),
+        Weighting::LeveredProfit => (p.account, p.qty, u as f64 * grid.notional_f64(p.qty, mark) / equity as f64),
         Weighting::CappedSize => (p.account, (p.qty as i128 * p.cap_bp as i128 / 10_000) as i64, p.qty as f64),
     }
 }

@@ -52,7 +52,7 @@ impl CrossTotals {
 /// counts the entry price (no PnL).
 pub fn terms(p: &Position, grid: &Grid, tiers: &Tiers, mark: Option<i64>) -> (i128, i128, i128) {
     let mark = mark.unwrap_or(p.entry);
-    (p.upnl(grid, mark), p.maintenance(grid, mark, tiers), grid.value(p.qty, mark))
+    (p.upnl(grid, mark), p.maintenance(grid, mark, tiers), grid.notional(p.qty, mark))
 }
 
 #[derive(Clone, Default)]

@@ -818,7 +818,7 @@ impl Engine {
         // 0. A partial close through the book, when asked for and enough.
         if partial && !p.cross {
             if let Some((lots, margin_after)) = partial_close(&p, g, &m.tiers, m.liquidation_fee_ppm, mark, f_px) {
-                out.fee = fee_on(g.value(lots, f_px), m.liquidation_fee_ppm);
+                out.fee = fee_on(g.notional(lots, f_px), m.liquidation_fee_ppm);
                 out.to_fund = out.fee;
                 out.external_lots = lots;
                 out.remaining_lots = q - lots;
@@ -840,7 +840,7 @@ impl Engine {
             // to the fund, and the rest to the fund or back to the trader.
             out.fills.push(book_fill(q, FillKind::External));
             let fee = match m.spec.fee_convention {
-                FeeConvention::Surplus => fee_on(g.value(q, f_px), m.liquidation_fee_ppm).min(whole),
+                FeeConvention::Surplus => fee_on(g.notional(q, f_px), m.liquidation_fee_ppm).min(whole),
                 FeeConvention::Bankruptcy => 0,
             };
             out.fee += fee;
@@ -937,7 +937,7 @@ impl Engine {
             let credit = (released as i128).add_c(pnl, "ADL credit")?;
             // The ADL fee on the notional closed at the ADL price (lots·P_bk = lots·E − σ·carried),
             // never more than the credit.
-            let notional = if at_mark { g.value(take.lots, mark) } else { g.value(take.lots, e) - s * carried };
+            let notional = if at_mark { g.notional(take.lots, mark) } else { (g.value(take.lots, e) - s * carried).abs() };
             let adl_fee = fee_on(notional, m.adl_fee_ppm).min(credit.max(0));
             out.adl_fees += adl_fee;
             let credit = credit - adl_fee;

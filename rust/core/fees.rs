@@ -16,14 +16,16 @@ pub fn fee_on(amount: i128, rate_ppm: i64) -> i128 {
 
 /// The fee reserved out of an isolated margin when the fee is part of the bankruptcy price
 /// (`FeeConvention::Bankruptcy`): the fee to close `qty` lots at the price where margin less
-/// fee is exactly lost, `r·q·P_bk = r·(N_E − σM)/(1 − σr)`, rounded up and capped at the
-/// margin. Then `E − σ(M − fee)/q` is long `(q·E − M)/(q·(1 − r))`, short `(q·E + M)/(q·(1 + r))`.
+/// fee is exactly lost, `r·N_bk = r·(N_E − πσM)/(1 − πσr)` with `π` the grid's price sign
+/// (+1 linear: `N = q·P`; −1 inverse: `N = −q·y`), rounded up and capped at the margin.
+/// Linear, `E − σ(M − fee)/q` is then long `(q·E − M)/(q·(1 − r))`, short `(q·E + M)/(q·(1 + r))`.
 pub fn reserved_fee(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, rate_ppm: i64) -> i128 {
-    let num = grid.value(qty, entry) - side as i128 * margin;
+    let ps = grid.price_sign() * side as i128;
+    let num = grid.notional(qty, entry) - ps * margin;
     if rate_ppm == 0 || num <= 0 || margin <= 0 {
         return 0;
     }
-    let den = (RATE_SCALE - side as i64 * rate_ppm) as i128;
+    let den = RATE_SCALE as i128 - ps * rate_ppm as i128;
     let r = rate_ppm as i128;
     // ceil(num·r/den) without forming num·r when it would not fit.
     let fee = match num.checked_mul(r) {

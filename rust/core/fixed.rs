@@ -63,11 +63,20 @@ fn round_half_even(v: f64) -> f64 {
 }
 
 /// The grid of one market inside an engine.
+///
+/// An *inverse* market (BitMEX's XBTUSD: a contract is `multiplier` quote units, worth
+/// `q·multiplier/P` of the base coin, in which margin and PnL settle) holds prices as ticks of
+/// `y = −1/P` on a grid of `10^-price_decimals`. `y` rises with `P`, so a long still gains
+/// `σ·q·(y − y_E)` and every linear formula (PnL, bankruptcy and liquidation prices, queue
+/// order, the waterfall) holds unchanged; only notionals are `|q·y|` and the conversion of
+/// prices at the boundary differs. Valuation in `y` ticks is exact, so conservation stays
+/// exact; the one rounding is of each price to the `y` grid, as linear prices round to ticks.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Grid {
     pub qty_decimals: u32,
     pub price_decimals: u32,
     pub cash_decimals: u32,
+    pub inverse: bool,
     /// Cash units per (lot * tick): 10^(cd - qd - pd).
     pub factor: i128,
     /// 10^qd, 10^pd, 10^cd as floats (precomputed: the conversions run per row).
@@ -79,6 +88,11 @@ pub struct Grid {
 impl Grid {
     pub fn new(qty_decimals: u32, price_decimals: u32, cash_decimals: u32) -> Result<Grid> {
         Grid::with_multiplier(qty_decimals, price_decimals, cash_decimals, 1.0)
+    }
+
+    /// An inverse market's grid (see the type's doc): `price_decimals` are those of `1/P`.
+    pub fn inverse(qty_decimals: u32, price_decimals: u32, cash_decimals: u32, multiplier: f64) -> Result<Grid> {
+        Ok(Grid { inverse: true, ..Grid::with_multiplier(qty_decimals, price_decimals, cash_decimals, multiplier)? })
     }
 
     /// A grid whose contract is `multiplier` units of the base asset (a linear contract:
@@ -109,6 +123,7 @@ impl Grid {
             qty_decimals,
             price_decimals,
             cash_decimals,
+            inverse: false,
             factor,
             qty_scale: pow10f(qty_decimals),
             price_scale: pow10f(price_decimals),
@@ -125,9 +140,39 @@ impl Grid {
     pub fn lots(&self, qty: f64) -> Option<i64> {
         round_to_grid(qty, self.qty_scale, MAX_GRID as f64).map(|v| v as i64)
     }
-    /// Price in ticks; `None` when not finite or beyond range.
+    /// Price in ticks (of `−1/P` in an inverse market); `None` when not finite or beyond
+    /// range. A price that is no price (<= 0, or too large for an inverse grid) gives ticks
+    /// that `is_price` rejects.
     pub fn ticks(&self, price: f64) -> Option<i64> {
-        round_to_grid(price, self.price_scale, MAX_GRID as f64).map(|v| v as i64)
+        if !self.inverse {
+            return round_to_grid(price, self.price_scale, MAX_GRID as f64).map(|v| v as i64);
+        }
+        if price.is_nan() {
+            return None;
+        }
+        if price <= 0.0 {
+            return Some(0);
+        }
+        round_to_grid(-1.0 / price, self.price_scale, MAX_GRID as f64).map(|v| v as i64)
+    }
+    /// Whether ticks stand for a price: > 0 (linear), < 0 (inverse).
+    #[inline]
+    pub fn is_price(&self, ticks: i64) -> bool {
+        if self.inverse {
+            ticks < 0
+        } else {
+            ticks > 0
+        }
+    }
+    /// A price-space bound in ticks clamped to the prices there are (a liquidation price
+    /// below 0, or beyond an infinite price in an inverse market).
+    #[inline]
+    pub fn clamp_price(&self, ticks: f64) -> f64 {
+        if self.inverse {
+            ticks.min(0.0)
+        } else {
+            ticks.max(0.0)
+        }
     }
     /// Cash in cash units; `None` when not finite or beyond range.
     pub fn cash(&self, amount: f64) -> Option<i128> {
@@ -144,6 +189,21 @@ impl Grid {
         lots as i128 * ticks as i128 * self.factor
     }
 
+    /// Notional `|q·P|` (linear) or `|q·y| = q/P` (inverse) in cash units.
+    #[inline]
+    pub fn notional(&self, lots: i64, ticks: i64) -> i128 {
+        self.value(lots, ticks).abs()
+    }
+    /// +1 linear, −1 inverse: the sign of `value(q, P)` for a price.
+    #[inline]
+    pub fn price_sign(&self) -> i128 {
+        if self.inverse {
+            -1
+        } else {
+            1
+        }
+    }
+
     /// `value` as f64, through i64 when the product fits (the common case: i128 to f64 is a
     /// slow software conversion).
     #[inline]
@@ -154,11 +214,25 @@ impl Grid {
         }
     }
 
+    /// `notional` as f64.
+    #[inline]
+    pub fn notional_f64(&self, lots: i64, ticks: i64) -> f64 {
+        self.value_f64(lots, ticks).abs()
+    }
+
     pub fn qty_f64(&self, lots: i64) -> f64 {
         lots as f64 / self.qty_scale
     }
+    /// The price that `ticks` (possibly fractional) stand for; an inverse market's ticks
+    /// at or above 0 are an infinite price.
     pub fn price_f64(&self, ticks: f64) -> f64 {
-        ticks / self.price_scale
+        if !self.inverse {
+            ticks / self.price_scale
+        } else if ticks >= 0.0 {
+            f64::INFINITY
+        } else {
+            -self.price_scale / ticks
+        }
     }
     pub fn cash_f64(&self, units: i128) -> f64 {
         units as f64 / self.cash_scale

@@ -139,7 +139,7 @@ pub fn parse_row(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin
     let ticks = grid.ticks(entry);
     let units = grid.margin(margin);
     match (lots, ticks, units) {
-        (Some(l), Some(t), Some(m)) if l > 0 && t > 0 && m >= 0 && (side == 1 || side == -1) => {
+        (Some(l), Some(t), Some(m)) if l > 0 && grid.is_price(t) && m >= 0 && (side == 1 || side == -1) => {
             Ok(Row { side, lots: l, entry: t, margin: m })
         }
         _ => Err(row_error(grid, row, side, qty, entry, margin)),
@@ -164,11 +164,15 @@ fn row_error(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin: f6
     }
     match grid.ticks(entry) {
         None => return range("entry_price", entry),
-        Some(t) if t <= 0 => {
+        Some(t) if !grid.is_price(t) => {
             return AdlError::value(
                 "entry_price",
                 row,
-                format!("{} must be > 0 (at least one tick of 1e-{})", describe(entry), grid.price_decimals),
+                if grid.inverse {
+                    format!("{} must be > 0 with 1/price at least one tick of 1e-{}", describe(entry), grid.price_decimals)
+                } else {
+                    format!("{} must be > 0 (at least one tick of 1e-{})", describe(entry), grid.price_decimals)
+                },
             )
         }
         _ => {}
@@ -198,7 +202,7 @@ pub fn block_valid(grid: &Grid, side: &[i8], qty: &[f64], entry: &[f64], margin:
 /// Validates a mark price into ticks.
 pub fn parse_mark(grid: &Grid, symbol: &str, mark: f64) -> Result<i64> {
     match grid.ticks(mark) {
-        Some(t) if t > 0 => Ok(t),
+        Some(t) if grid.is_price(t) => Ok(t),
         _ => Err(AdlError::config(
             "mark",
             format!("mark for {symbol:?} is {}; it must be a finite price > 0 inside the fixed-point range", describe(mark)),
@@ -209,7 +213,7 @@ pub fn parse_mark(grid: &Grid, symbol: &str, mark: f64) -> Result<i64> {
 /// Validates an optional fill/ADL price into ticks.
 pub fn parse_price(grid: &Grid, field: &str, row: usize, price: f64) -> Result<i64> {
     match grid.ticks(price) {
-        Some(t) if t > 0 => Ok(t),
+        Some(t) if grid.is_price(t) => Ok(t),
         _ => Err(AdlError::value(field, row, format!("{} must be a finite price > 0 inside the fixed-point range", describe(price)))),
     }
 }

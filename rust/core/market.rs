@@ -36,8 +36,12 @@ pub struct MarketSpec {
     pub price_decimals: u32,
     /// Maintenance-margin rate, e.g. 0.005 (used when `tiers` is empty).
     pub maintenance_rate: f64,
-    /// Base-asset units per contract (a linear contract's value is `q·multiplier·P`).
+    /// Base-asset units per contract (a linear contract's value is `q·multiplier·P`); in an
+    /// inverse market, quote units per contract (value `q·multiplier/P` of the base coin).
     pub multiplier: f64,
+    /// An inverse contract (BitMEX's XBTUSD): margin, PnL and cash in the base coin, prices
+    /// held as `−1/P` on a grid of `10^-price_decimals` (see `fixed::Grid`).
+    pub inverse: bool,
     /// Risk-limit tiers by notional; empty: one tier at `maintenance_rate`.
     pub tiers: Vec<TierSpec>,
     /// Liquidation fee: a rate on the liquidated notional, paid to the insurance fund.
@@ -90,6 +94,7 @@ impl MarketSpec {
             price_decimals,
             maintenance_rate,
             multiplier: 1.0,
+            inverse: false,
             tiers: Vec::new(),
             liquidation_fee: 0.0,
             fee_convention: FeeConvention::Surplus,
@@ -133,7 +138,11 @@ pub struct Market {
 
 impl Market {
     pub fn new(name: &str, spec: MarketSpec, cash_decimals: u32) -> Result<Market> {
-        let grid = Grid::with_multiplier(spec.qty_decimals, spec.price_decimals, cash_decimals, spec.multiplier)?;
+        let grid = if spec.inverse {
+            Grid::inverse(spec.qty_decimals, spec.price_decimals, cash_decimals, spec.multiplier)?
+        } else {
+            Grid::with_multiplier(spec.qty_decimals, spec.price_decimals, cash_decimals, spec.multiplier)?
+        };
         Ok(Market {
             name: name.to_string(),
             tiers: Tiers::new(spec.maintenance_rate, &spec.tiers, &Grid::cash_only(cash_decimals)?)?,

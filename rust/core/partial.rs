@@ -17,11 +17,11 @@ pub fn partial_close(p: &Position, grid: &Grid, tiers: &Tiers, fee_ppm: i64, mar
         return None;
     }
     let s = p.side as i128;
-    let margin_after = |k: i64| p.margin as i128 + s * grid.value(k, fill - p.entry) - fee_on(grid.value(k, fill), fee_ppm);
+    let margin_after = |k: i64| p.margin as i128 + s * grid.value(k, fill - p.entry) - fee_on(grid.notional(k, fill), fee_ppm);
     // min(equity − maintenance, margin) of what is left after closing k lots.
     let slack = |k: i64| {
         let (rest, margin) = (q - k, margin_after(k));
-        let excess = margin + s * grid.value(rest, mark - p.entry) - tiers.maintenance(grid.value(rest, mark));
+        let excess = margin + s * grid.value(rest, mark - p.entry) - tiers.maintenance(grid.notional(rest, mark));
         excess.min(margin)
     };
     // Maintenance is convex in the notional (rates never fall), so `slack` is concave in k:

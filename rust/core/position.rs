@@ -67,7 +67,7 @@ impl Position {
     /// Maintenance margin of the position's notional `q·P` (by tier), in cash units.
     #[inline]
     pub fn maintenance(&self, grid: &Grid, mark: i64, tiers: &Tiers) -> i128 {
-        tiers.maintenance(grid.value(self.qty, mark))
+        tiers.maintenance(grid.notional(self.qty, mark))
     }
     /// Bankruptcy price `E − σ·M/q` in ticks (not on the grid in general).
     pub fn bankruptcy_ticks(&self, grid: &Grid) -> f64 {

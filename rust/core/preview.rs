@@ -85,7 +85,10 @@ impl Engine {
         // Longs are deleveraged when shorts go bankrupt: the mark rising. Shorts: it falling.
         let dir = side as f64;
         let steps = (max_move / step).floor() as i64;
-        let at = |k: i64| ((start as f64) * (1.0 + dir * k as f64 * step)).round().max(1.0) as i64;
+        // The grid is of prices (an inverse market's ticks are of −1/P); a price off the
+        // grid's range ends the search.
+        let (grid, p0) = (m.grid, m.grid.price_f64(start as f64));
+        let at = |k: i64| grid.ticks(p0 * (1.0 + dir * k as f64 * step)).filter(|&t| grid.is_price(t));
         // The fill log is not needed in the copies: move it out while they are made.
         let log = std::mem::take(&mut self.events);
         let result = (|| {
@@ -96,7 +99,7 @@ impl Engine {
                 if left == 0 {
                     break;
                 }
-                let mark = at(k);
+                let Some(mark) = at(k) else { break };
                 let hits = self.gap_hits(market, side, mark)?;
                 for (i, slot) in members.iter().enumerate() {
                     if first[i].is_none() && hits.contains(slot) {

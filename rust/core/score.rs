@@ -164,16 +164,18 @@ fn wide_mul(a: u128, b: u128) -> (u128, u128) {
     (hi, lo)
 }
 
-/// BitMEX score as a fraction: winners `|P−E|·N / (E·e)`, losers `−|P−E|·e / (E·N)`.
+/// BitMEX score as a fraction: winners `|P−E|·N / (E·e)`, losers `−|P−E|·e / (E·N)` (an
+/// inverse market's `P`, `E` are `y = −1/P` ticks: `|y − y_E|/|y_E| = |1 − E/P|`, BitMEX's
+/// inverse PnL %).
 fn bitmex_exact(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<Fraction> {
     let equity = margin as i128 + side as i128 * grid.value(qty, mark - entry);
     if equity <= 0 {
         return None;
     }
     let move_ = side as i128 * (mark - entry) as i128;
-    let (e, n, d) = (equity as u128, grid.value(qty, mark) as u128, move_.unsigned_abs());
-    let (num, den) =
-        if move_ > 0 { (d.checked_mul(n)?, (entry as u128).checked_mul(e)?) } else { (d.checked_mul(e)?, (entry as u128).checked_mul(n)?) };
+    let (e, n, d) = (equity as u128, grid.notional(qty, mark) as u128, move_.unsigned_abs());
+    let entry = entry.unsigned_abs() as u128;
+    let (num, den) = if move_ > 0 { (d.checked_mul(n)?, entry.checked_mul(e)?) } else { (d.checked_mul(e)?, entry.checked_mul(n)?) };
     Some(Fraction { sign: move_.signum() as i8, num, den: den.max(1) })
 }
 
@@ -206,9 +208,9 @@ pub fn bitmex_score(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, ma
     // pnl%·ℓ = d·N/(E·e) for winners and pnl%/ℓ = d·e/(E·N) otherwise (d = σ(P−E)): one
     // division, and a select instead of a branch on the (unpredictable) sign.
     let d = side as f64 * (mark - entry) as f64;
-    let notional = grid.value_f64(qty, mark);
+    let notional = grid.notional_f64(qty, mark);
     let (num, den) = if d > 0.0 { (notional, equity) } else { (equity, notional) };
-    Some(d * num / (entry as f64 * den))
+    Some(d * num / ((entry as f64).abs() * den))
 }
 
 /// Binance's terms for an isolated position (wallet W = margin M, in cash units):
@@ -220,7 +222,7 @@ fn binance_terms(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, mar
         return None;
     }
     let one = crate::core::fixed::pow10i(grid.cash_decimals);
-    Some((u.max(0), (margin as i128).max(one), tiers.maintenance(grid.value(qty, mark)), equity))
+    Some((u.max(0), (margin as i128).max(one), tiers.maintenance(grid.notional(qty, mark)), equity))
 }
 
 /// Binance: `pnl% = max(0,u)/max(1,W)`, `ratio = MM/(W+u)`, score `pnl%·ratio`.
@@ -240,18 +242,20 @@ fn binance_exact(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, mar
 /// Leverage `N / e` of a profitable position as integers; `None` unless in profit.
 fn leverage_terms(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<(i128, i128)> {
     let u = side as i128 * grid.value(qty, mark - entry);
-    (u > 0).then(|| (grid.value(qty, mark), margin as i128 + u))
+    (u > 0).then(|| (grid.notional(qty, mark), margin as i128 + u))
 }
 
 /// Hyperliquid's score `a·b / (c·d)` in integers: longs `P·N / (E·e)`, shorts `E·N / (P·e)`;
-/// `None` unless the position is in profit (and so not bankrupt).
+/// `None` unless the position is in profit (and so not bankrupt). In an inverse market
+/// `P/E = |y_E|/|y|`.
 fn hyperliquid_terms(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<(i128, i128, i128, i128)> {
     let u = side as i128 * grid.value(qty, mark - entry);
     if u <= 0 {
         return None;
     }
-    let (equity, notional) = (margin as i128 + u, grid.value(qty, mark));
-    Some(if side > 0 { (mark as i128, notional, entry as i128, equity) } else { (entry as i128, notional, mark as i128, equity) })
+    let (equity, notional) = (margin as i128 + u, grid.notional(qty, mark));
+    let (p, e) = if grid.inverse { (entry.abs() as i128, mark.abs() as i128) } else { (mark as i128, entry as i128) };
+    Some(if side > 0 { (p, notional, e, equity) } else { (e, notional, p, equity) })
 }
 
 /// Isolated equity `M + σ·q·(P − E)` as f64, or `None` when it is <= 0 (decided exactly:

@@ -98,6 +98,10 @@ impl Simulation {
     /// Takes the engine (marks need not be set yet) and orders its isolated positions.
     pub fn new(engine: Engine, slippage: Slippage) -> Result<Simulation> {
         slippage.check()?;
+        // The slippage model and the per-account tallies are in quote terms (linear PnL).
+        if let Some(m) = engine.markets().iter().find(|m| m.grid.inverse) {
+            return Err(AdlError::config("market", format!("{:?} is inverse; the simulator models linear markets only", m.name)));
+        }
         let n = engine.markets().len();
         let mut queues = vec![<[Queue; 2]>::default(); n];
         for (slot, p) in engine.store().iter() {
@@ -207,7 +211,7 @@ impl Simulation {
         let mark = m.grid.price_f64(mark_ticks as f64);
         let Some(slot) = self.engine.store().find(&(account, market, side)) else { return Ok(()) };
         let p = self.engine.store().get(slot);
-        let notional = m.grid.value(p.qty, mark_ticks);
+        let notional = m.grid.notional(p.qty, mark_ticks);
         let (recent, sum) = &mut self.recent[market as usize];
         let window = self.slippage.window;
         while recent.front().is_some_and(|&(t, _)| t < ts - window) {

@@ -83,6 +83,7 @@ pub fn put_spec(w: &mut Writer, s: &MarketSpec) {
     w.u32(s.price_decimals);
     w.f64(s.maintenance_rate);
     w.f64(s.multiplier);
+    w.u8(s.inverse as u8);
     w.len(s.tiers.len());
     for t in &s.tiers {
         w.f64(t.floor);
@@ -98,7 +99,7 @@ pub fn put_spec(w: &mut Writer, s: &MarketSpec) {
 }
 
 pub fn get_spec(r: &mut Reader<'_>) -> Result<MarketSpec> {
-    let (qty_decimals, price_decimals, maintenance_rate, multiplier) = (r.u32()?, r.u32()?, r.f64()?, r.f64()?);
+    let (qty_decimals, price_decimals, maintenance_rate, multiplier, inverse) = (r.u32()?, r.u32()?, r.f64()?, r.f64()?, r.bool()?);
     let n = r.len(25)?;
     let tiers = (0..n)
         .map(|_| {
@@ -114,6 +115,7 @@ pub fn get_spec(r: &mut Reader<'_>) -> Result<MarketSpec> {
         price_decimals,
         maintenance_rate,
         multiplier,
+        inverse,
         tiers,
         liquidation_fee,
         fee_convention,
@@ -368,8 +370,8 @@ impl Engine {
             }
             let id = e.add_market(&name, spec).map_err(|err| bad(&r, err))?;
             if let Some(t) = mark {
-                if t <= 0 || t > MAX_GRID {
-                    return Err(r.corrupt(format!("mark {t} of {name:?} is not positive")));
+                if !e.markets[id as usize].grid.is_price(t) || t.unsigned_abs() > MAX_GRID as u64 {
+                    return Err(r.corrupt(format!("mark {t} of {name:?} is not a price")));
                 }
                 e.markets[id as usize].set_mark(t);
             }
@@ -390,11 +392,12 @@ impl Engine {
                 cross: r.bool()?,
             };
             let live = p.qty > 0;
-            if live && ((p.side != 1 && p.side != -1) || p.entry <= 0 || p.market as usize >= e.markets.len() || p.cap_bp > 10_000) {
+            let priced = |p: &Position| e.markets.get(p.market as usize).is_some_and(|m| m.grid.is_price(p.entry));
+            if live && ((p.side != 1 && p.side != -1) || !priced(&p) || p.cap_bp > 10_000) {
                 return Err(r.corrupt(format!("invalid position of account {}", p.account)));
             }
             // The ranges input parsing enforces, so that restored values cannot overflow later.
-            let in_range = p.qty <= MAX_GRID && p.entry <= MAX_GRID && p.margin <= MAX_MARGIN;
+            let in_range = p.qty <= MAX_GRID && p.entry.unsigned_abs() <= MAX_GRID as u64 && p.margin <= MAX_MARGIN;
             if p.qty < 0 || !in_range || (p.cross && p.margin != 0) || p.margin < 0 && !p.cross {
                 return Err(r.corrupt(format!("invalid size or margin of account {}", p.account)));
             }

@@ -111,26 +111,28 @@ impl Tiers {
     }
 
     /// Liquidation price in ticks (equity = maintenance) of an isolated position with margin
-    /// `margin` (cash units): in tier `(r, c)`, `P = (σ·N_E − M − c) / (q·f·(σ − r))` with
-    /// `N_E = q·f·E`; the tier is the one whose notional range holds `q·f·P`.
+    /// `margin` (cash units): in tier `(r, c)`, `M + σ·q·f·(P − E) = r·π·q·f·P − c` with `π`
+    /// the grid's price sign (notional `π·q·f·P`), so `P = (σ·q·f·E − M − c) / (q·f·(σ − π·r))`;
+    /// the tier is the one whose notional range holds the notional at `P`.
     pub fn liquidation_ticks(&self, grid: &Grid, side: i8, qty: i64, entry: i64, margin: f64) -> f64 {
         let s = side as f64;
+        let pi = grid.price_sign() as f64;
         let qf = qty as f64 * grid.factor as f64;
         let solve = |t: &Tier| {
             let r = t.rate_ppm as f64 / RATE_SCALE as f64;
-            (s * qf * entry as f64 - margin - t.amount as f64) / (qf * (s - r))
+            (s * qf * entry as f64 - margin - t.amount as f64) / (qf * (s - pi * r))
         };
         let n = self.0.len();
         for (k, t) in self.0.iter().enumerate() {
-            let p = solve(t).max(0.0);
-            let notional = qf * p;
+            let p = grid.clamp_price(solve(t));
+            let notional = pi * qf * p;
             let below_next = k + 1 == n || notional < self.0[k + 1].floor as f64;
             if notional >= t.floor as f64 && below_next {
                 return p;
             }
         }
         // Only float rounding at a floor gets here: that floor's price solves both tiers.
-        solve(self.tier((qf * solve(&self.0[0]).max(0.0)) as i128)).max(0.0)
+        grid.clamp_price(solve(self.tier((pi * qf * grid.clamp_price(solve(&self.0[0]))) as i128)))
     }
 }
 

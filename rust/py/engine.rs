@@ -201,6 +201,7 @@ fn spec_from(base: &MarketSpec, spec: Option<&Bound<'_, PyDict>>) -> PyResult<Ma
                 "price_decimals" => out.price_decimals = value.extract()?,
                 "maintenance_rate" => out.maintenance_rate = value.extract()?,
                 "multiplier" => out.multiplier = value.extract()?,
+                "inverse" => out.inverse = value.extract()?,
                 "liquidation_fee" => out.liquidation_fee = value.extract()?,
                 "fee_convention" => out.fee_convention = FeeConvention::parse(&value.extract::<String>()?).map_err(errors::to_py)?,
                 "surplus_to_fund" => out.surplus_to_fund = value.extract()?,
@@ -277,6 +278,7 @@ impl Engine {
         d.set_item("price_decimals", ms.iter().map(|m| m.spec.price_decimals).collect::<Vec<_>>())?;
         d.set_item("maintenance_rate", ms.iter().map(|m| m.tiers.base_rate_ppm() as f64 / 1e6).collect::<Vec<_>>())?;
         d.set_item("multiplier", ms.iter().map(|m| m.spec.multiplier).collect::<Vec<_>>())?;
+        d.set_item("inverse", ms.iter().map(|m| m.spec.inverse).collect::<Vec<_>>())?;
         d.set_item("tiers", ms.iter().map(|m| m.tiers.tiers().len()).collect::<Vec<_>>())?;
         d.set_item("liquidation_fee", ms.iter().map(|m| m.liquidation_fee_ppm as f64 / 1e6).collect::<Vec<_>>())?;
         d.set_item("fee_convention", ms.iter().map(|m| m.spec.fee_convention.name()).collect::<Vec<_>>())?;
@@ -756,7 +758,6 @@ impl Engine {
                     let mk = e.market(m);
                     let idx = mk.current_index(side).expect("built");
                     let total = idx.len() as u64;
-                    let price = mk.grid.price_f64(mark as f64);
                     for (pos, slot) in idx.queue() {
                         let p = e.store().get(slot);
                         let r = idx.rank_at(pos);
@@ -767,7 +768,7 @@ impl Engine {
                         out.4.push(r as u32);
                         out.5.push(r as f64 / total as f64);
                         out.6.push(lights(r, total));
-                        out.7.push(mk.grid.qty_f64(idx.lots_ahead(pos)) * price);
+                        out.7.push(e.cash_f64(mk.grid.notional(idx.lots_ahead(pos), mark)));
                     }
                 }
             }

@@ -297,3 +297,50 @@ fn preview_finds_the_mark_that_starts_deleveraging() {
     // Nothing observable changed.
     assert_eq!(e.snapshot(), before);
 }
+
+/// XBTUSD-like inverse market: a contract is 1 USD (multiplier 1), worth 1/P BTC; cash in
+/// satoshis (8 decimals) and reciprocal prices on a 1e-8 grid, so 1/50,000 = 2,000 ticks.
+fn inverse_spec(multiplier: f64) -> MarketSpec {
+    MarketSpec { inverse: true, multiplier, ..MarketSpec::linear(0, 8, 0.005) }
+}
+
+#[test]
+fn inverse_contract_prices_pnl_and_adl() {
+    // Long 10,000 contracts @ 50,000 (0.2 BTC) with margin 0.02 BTC; a short the same size
+    // with margin 0.1 BTC. All amounts in satoshis below.
+    let rows = [(1, 0, LONG, 10_000.0, 50_000.0, 0.02, false), (2, 0, SHORT, 10_000.0, 50_000.0, 0.1, false)];
+    let mut e = engine(inverse_spec(1.0), 8, 0.0, &rows, 40_000.0);
+    let long = slot(&e, 1, LONG);
+    // Bankruptcy 1/P = 1/E + M/q = 2e-5 + 2e-6: P = 45,454.5454…; liquidation (BitMEX)
+    // M + q(1/E − 1/P) = mmr·q/P: P = 10,050/0.22 = 45,681.8181….
+    let (bk, liq) = e.prices(long).map(|(b, l)| (e.market(0).grid.price_f64(b), e.market(0).grid.price_f64(l))).unwrap();
+    assert!((bk - 1e5 / 2.2).abs() < 1e-6 && (liq - 10_050.0 / 0.22).abs() < 1e-6, "{bk} {liq}");
+    // At 40,000: PnL q(1/E − 1/P) = 10,000·(2e-5 − 2.5e-5) = −0.05 BTC; equity −0.03 BTC;
+    // maintenance 0.5 % of q/P = 0.25 BTC.
+    assert_eq!(e.health(long).unwrap(), (-3_000_000, 125_000));
+    // The short's BitMEX score: PnL % q(1/P − 1/E)/(q/E) = 25 %, leverage N/e = 0.25/0.15
+    // (equity 0.1 + 0.05 BTC): score 0.25·5/3.
+    let idx = e.ranking(0, SHORT).unwrap();
+    let score = idx.score_at(idx.queue().next().unwrap().0);
+    assert!((score - 0.25 * 25.0 / 15.0).abs() < 1e-12, "{score}");
+    // Empty fund, fill at the mark: all 10,000 contracts are deleveraged at the bankruptcy
+    // price. The short gains q(1/P_bk − 1/E) = 0.02 BTC, plus its margin back.
+    let l = liquidate(&mut e, 1, LONG, None, false);
+    assert_eq!(l.adl_lots, 10_000);
+    let adl = l.fills.iter().find(|f| f.kind == FillKind::Adl).unwrap();
+    assert!((adl.price - 1e5 / 2.2).abs() < 1e-6, "{}", adl.price);
+    assert_eq!(e.cash_of(2), 12_000_000);
+    assert_eq!(e.cash_of(1), 0);
+}
+
+#[test]
+fn inverse_multiplier_and_unreachable_prices() {
+    // 100 contracts of 100 USD are the same 10,000 USD: the same equity and maintenance.
+    let rows = [(1, 0, LONG, 100.0, 50_000.0, 0.02, false), (2, 0, SHORT, 100.0, 50_000.0, 0.5, false)];
+    let e = engine(inverse_spec(100.0), 8, 0.0, &rows, 40_000.0);
+    assert_eq!(e.health(slot(&e, 1, LONG)).unwrap(), (-3_000_000, 125_000));
+    // A short with 0.5 BTC of margin can lose at most q/E = 0.2 BTC however high the price:
+    // its bankruptcy price is infinite.
+    let (bk, _) = e.prices(slot(&e, 2, SHORT)).unwrap();
+    assert_eq!(e.market(0).grid.price_f64(bk), f64::INFINITY);
+}
