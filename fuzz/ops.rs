@@ -226,7 +226,10 @@ pub fn run(data: &[u8]) {
                 reqs = (0..k).filter_map(|_| pick(&e, &mut u)).collect();
                 (Op::LiquidateMany { reqs: &reqs }, true)
             }
-            3 => (Op::LiquidateAccount { account: 1 + u.below(ACCOUNTS as u32) as u64, force: u.byte() % 2 == 0 }, true),
+            3 => {
+                let (account, flags) = (1 + u.below(ACCOUNTS as u32) as u64, u.byte());
+                (Op::LiquidateAccount { account, force: flags % 2 == 0, partial: flags & 2 != 0 }, true)
+            }
             4 => {
                 let k = 1 + u.below(3);
                 extra = random_rows(&mut u, k, n_cross, unit);

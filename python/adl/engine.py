@@ -827,13 +827,15 @@ class Engine:
         )
         return LiquidationResult(raw, self._names())
 
-    def liquidate_account(self, account: int, *, force: bool = False) -> LiquidationResult:
+    def liquidate_account(self, account: int, *, force: bool = False, partial: bool = False) -> LiquidationResult:
         """Liquidates every cross position of ``account`` at the marks, largest maintenance
         first (then market, longs first). Each takes its share of the account's net collateral
         (by maintenance) out of the wallet and goes through the waterfall as an isolated
         position would, so at its cross bankruptcy price ``P - side * TNC_i / q`` the account
         ends at exactly zero. Refused unless the account's net collateral is below its total
-        maintenance (or ``force``).
+        maintenance (or ``force``). With ``partial``, each position in that order is first
+        closed only as far as brings the account back to maintenance (its loss and fee out of
+        the wallet), and the rest stay open once it is.
 
         >>> import adl, polars as pl
         >>> eng = adl.Engine(markets={"X": adl.Market(0, 0, 0.1), "Y": adl.Market(0, 0, 0.06)})
@@ -846,7 +848,7 @@ class Engine:
         >>> eng.liquidate_account(1).fills.select("symbol", "account", "qty", "price").rows()
         [('X', 2, 10.0, 93.0), ('Y', 3, 5.0, 196.0)]
         """
-        return LiquidationResult(self._core.liquidate_account(int(account), force), self._names())
+        return LiquidationResult(self._core.liquidate_account(int(account), force, partial), self._names())
 
     def liquidate_many(self, frame: Frame, *, force: bool = False, partial: bool = False) -> LiquidationResult:
         """Liquidates a batch in row order (columns ``account``, ``side``, optional ``symbol``

@@ -691,7 +691,11 @@ impl Engine {
     /// closing one at that price leaves the account's `TNC/TMMR` as it was, so the rest stay
     /// liquidatable and all are closed. Checked first: the account has cross positions, every
     /// market involved has a mark, and (unless `force`) `TNC < TMMR`.
-    pub fn liquidate_account(&mut self, account: u64, force: bool) -> Result<Vec<Liquidation>> {
+    ///
+    /// With `partial`, each position in that order is first closed only as far as brings the
+    /// account back to `TNC >= TMMR` (`partial::partial_close`), and the rest are left open
+    /// once it is; a position no partial close can cure is closed whole.
+    pub fn liquidate_account(&mut self, account: u64, force: bool, partial: bool) -> Result<Vec<Liquidation>> {
         let order = self.cross_order(account)?;
         let t = self.cross.totals(account);
         if !force && !t.liquidatable() {
@@ -706,7 +710,10 @@ impl Engine {
         }
         let mut out = Vec::with_capacity(order.len());
         for (market, side) in order {
-            let req = Request { account, market, side, fill_price: None, force: true, partial: false };
+            if partial && !out.is_empty() && !self.cross.totals(account).liquidatable() {
+                break;
+            }
+            let req = Request { account, market, side, fill_price: None, force: true, partial };
             out.push(self.liquidate(req, false)?);
         }
         Ok(out)
@@ -816,15 +823,23 @@ impl Engine {
         };
 
         // 0. A partial close through the book, when asked for and enough.
-        if partial && !p.cross {
-            if let Some((lots, margin_after)) = partial_close(&p, g, &m.tiers, m.liquidation_fee_ppm, mark, f_px) {
+        if partial {
+            if let Some((lots, kept_margin, wallet_change)) = self.partial_plan(&p, m, mark, f_px) {
                 out.fee = fee_on(g.notional(lots, f_px), m.liquidation_fee_ppm);
                 out.to_fund = out.fee;
                 out.external_lots = lots;
                 out.remaining_lots = q - lots;
                 out.fills.push(book_fill(lots, FillKind::External));
                 self.funds.pool(m.pool).balance.add_c(out.to_fund, "insurance fund")?;
-                return done(Vec::new(), book_value(lots), Some((lots, margin_after)), out);
+                let plan = Plan {
+                    slot,
+                    wallet_debit: -wallet_change,
+                    legs: Vec::new(),
+                    book_value: book_value(lots),
+                    partial: Some((lots, kept_margin)),
+                    outcome: out,
+                };
+                return Ok(Planned::Done(Box::new(plan)));
             }
         }
         // Under `FeeConvention::Bankruptcy` the fee is taken out of the margin first: the rest
@@ -991,6 +1006,22 @@ impl Engine {
         done(legs, total_book_value, None, out)
     }
 
+    /// A partial close of `p` (`partial::partial_close`): lots to close, the margin the
+    /// position keeps and the change of its account's wallet. An isolated position keeps
+    /// its margin less the loss and fee; a cross one keeps none and its wallet takes them,
+    /// which must leave the wallet >= 0.
+    fn partial_plan(&self, p: &Position, m: &Market, mark: i64, fill: i64) -> Option<(i64, i64, i128)> {
+        let fee = m.liquidation_fee_ppm;
+        if !p.cross {
+            let (lots, kept) = partial_close(p, &m.grid, &m.tiers, fee, mark, fill, true)?;
+            return Some((lots, kept, 0));
+        }
+        let margin = i64::try_from(self.cross.liquidation_margin(p, &m.grid, &m.tiers, mark)).ok()?;
+        let (lots, after) = partial_close(&Position { margin, ..*p }, &m.grid, &m.tiers, fee, mark, fill, false)?;
+        let change = after as i128 - margin as i128;
+        (self.cash_of(p.account) + change >= 0).then_some((lots, 0, change))
+    }
+
     fn apply_plan(&mut self, plan: Plan) -> Liquidation {
         let Plan { slot, wallet_debit, legs, book_value, partial, outcome } = plan;
         let p = *self.store.get(slot);
@@ -1000,8 +1031,13 @@ impl Engine {
             kept.qty -= lots;
             kept.margin = margin_after;
             self.markets[market].shrink_member(&self.store, slot, lots);
-            let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
-            self.markets[market].rescore_member(&mut self.store, &scoring, slot);
+            if p.cross {
+                *self.cash.entry(p.account).or_insert(0) -= wallet_debit;
+                self.refresh_cross(std::iter::once(p.account));
+            } else {
+                let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
+                self.markets[market].rescore_member(&mut self.store, &scoring, slot);
+            }
             return self.settle(outcome, book_value);
         }
         // Cross accounts whose totals change, and positions whose score may move.

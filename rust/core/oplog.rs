@@ -73,7 +73,7 @@ pub enum Op<'a> {
     SetTrigger { trigger: Trigger },
     Liquidate { req: Request },
     LiquidateMany { reqs: &'a [Request] },
-    LiquidateAccount { account: u64, force: bool },
+    LiquidateAccount { account: u64, force: bool, partial: bool },
     ClosePosition { account: u64, market: u32, side: i8, price: Option<f64> },
 }
 
@@ -113,7 +113,7 @@ impl Engine {
             }
             Op::Liquidate { req } => OpOutput::Liquidated(self.liquidate(req, false)?),
             Op::LiquidateMany { reqs } => OpOutput::Batch(self.liquidate_many(reqs)?),
-            Op::LiquidateAccount { account, force } => OpOutput::Account(self.liquidate_account(account, force)?),
+            Op::LiquidateAccount { account, force, partial } => OpOutput::Account(self.liquidate_account(account, force, partial)?),
             Op::ClosePosition { account, market, side, price } => OpOutput::Closed(self.close_position(account, market, side, price)?),
         })
     }
@@ -250,10 +250,11 @@ pub fn encode(op: &Op<'_>) -> Vec<u8> {
             w.len(reqs.len());
             reqs.iter().for_each(|q| put_request(&mut w, q));
         }
-        Op::LiquidateAccount { account, force } => {
+        Op::LiquidateAccount { account, force, partial } => {
             w.u8(9);
             w.u64(*account);
             w.u8(*force as u8);
+            w.u8(*partial as u8);
         }
         Op::ClosePosition { account, market, side, price } => {
             w.u8(10);
@@ -276,7 +277,7 @@ pub enum OwnedOp {
     SetTrigger(Trigger),
     Liquidate(Request),
     LiquidateMany(Vec<Request>),
-    LiquidateAccount(u64, bool),
+    LiquidateAccount(u64, bool, bool),
     ClosePosition(u64, u32, i8, Option<f64>),
 }
 
@@ -294,7 +295,7 @@ impl OwnedOp {
             OwnedOp::SetTrigger(t) => Op::SetTrigger { trigger: *t },
             OwnedOp::Liquidate(q) => Op::Liquidate { req: *q },
             OwnedOp::LiquidateMany(v) => Op::LiquidateMany { reqs: v },
-            OwnedOp::LiquidateAccount(a, f) => Op::LiquidateAccount { account: *a, force: *f },
+            OwnedOp::LiquidateAccount(a, f, p) => Op::LiquidateAccount { account: *a, force: *f, partial: *p },
             OwnedOp::ClosePosition(a, m, s, p) => Op::ClosePosition { account: *a, market: *m, side: *s, price: *p },
         }
     }
@@ -333,7 +334,7 @@ pub fn decode(payload: &[u8]) -> Result<OwnedOp> {
             let n = r.len(23)?;
             OwnedOp::LiquidateMany((0..n).map(|_| get_request(&mut r)).collect::<Result<_>>()?)
         }
-        9 => OwnedOp::LiquidateAccount(r.u64()?, r.bool()?),
+        9 => OwnedOp::LiquidateAccount(r.u64()?, r.bool()?, r.bool()?),
         10 => OwnedOp::ClosePosition(r.u64()?, r.u32()?, r.u8()? as i8, r.opt_f64()?),
         t => return Err(r.corrupt(format!("unknown operation tag {t}"))),
     };

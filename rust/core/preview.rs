@@ -41,7 +41,7 @@ impl Engine {
                     continue;
                 }
                 let outcomes = if p.cross {
-                    e.liquidate_account(p.account, false)?
+                    e.liquidate_account(p.account, false, false)?
                 } else {
                     vec![e.liquidate(
                         Request { account: p.account, market: p.market, side: p.side, fill_price: None, force: false, partial: false },

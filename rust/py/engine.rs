@@ -477,11 +477,11 @@ impl Engine {
     }
 
     /// Every cross position of an account, at the marks (see `CoreEngine::liquidate_account`).
-    #[pyo3(signature = (account, force=false))]
-    fn liquidate_account<'py>(&self, py: Python<'py>, account: u64, force: bool) -> PyResult<Bound<'py, PyDict>> {
+    #[pyo3(signature = (account, force=false, partial=false))]
+    fn liquidate_account<'py>(&self, py: Python<'py>, account: u64, force: bool, partial: bool) -> PyResult<Bound<'py, PyDict>> {
         let (out, cd) = run(py, || {
             let mut j = self.lock();
-            let OpOutput::Account(ls) = j.apply(Op::LiquidateAccount { account, force })? else { unreachable!() };
+            let OpOutput::Account(ls) = j.apply(Op::LiquidateAccount { account, force, partial })? else { unreachable!() };
             let mut out = Outcome::default();
             for l in &ls {
                 out.add(&j.engine, l);

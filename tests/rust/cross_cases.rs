@@ -81,7 +81,7 @@ fn cross_health_and_prices_spread_net_collateral_by_maintenance() {
 fn liquidating_a_cross_account_closes_each_position_at_its_cross_bankruptcy_price() {
     let mut e = bankrupt_cross_account();
     let before = value(&e.totals());
-    let out = e.liquidate_account(1, false).unwrap();
+    let out = e.liquidate_account(1, false, false).unwrap();
     // X first (maintenance 90 > 60): 70 leaves the wallet (50 → −20); ADL 10 lots at 93
     // against #2, who gets margin 100 + 10·(100 − 93) = 170.
     assert_eq!(out.len(), 2);
@@ -98,7 +98,7 @@ fn liquidating_a_cross_account_closes_each_position_at_its_cross_bankruptcy_pric
     let t = e.totals();
     assert_eq!(value(&t), before);
     assert_eq!((t.long_lots, t.short_lots), (0, 0));
-    assert!(e.liquidate_account(1, false).is_err(), "no cross position left");
+    assert!(e.liquidate_account(1, false, false).is_err(), "no cross position left");
 }
 
 #[test]
@@ -109,12 +109,12 @@ fn a_healthy_cross_account_is_refused_unless_forced() {
     let err =
         e.liquidate(Request { account: 1, market: X, side: LONG, fill_price: None, force: false, partial: false }, false).unwrap_err();
     assert!(matches!(err, AdlError::NotLiquidatable { equity, maintenance, .. } if equity == 200.0 && maintenance == 150.0), "{err}");
-    assert!(e.liquidate_account(1, false).is_err());
+    assert!(e.liquidate_account(1, false, false).is_err());
     // Liquidatable but solvent: shares X 75·90/150 = 45, Y 30. At the marks the book pays
     // more than the bankruptcy prices, so both close there and 45 + 30 goes to the fund.
     let mut e = engine(Policy::Bitmex, &rows, &[(1, 175.0)], None).unwrap();
     let before = value(&e.totals());
-    let out = e.liquidate_account(1, false).unwrap();
+    let out = e.liquidate_account(1, false, false).unwrap();
     assert_eq!(out.iter().map(|l| l.to_fund).collect::<Vec<_>>(), vec![cents(45.0), cents(30.0)]);
     assert!(out.iter().all(|l| l.fills.len() == 1 && l.fills[0].kind == FillKind::External));
     assert_eq!((e.cash_of(1), e.fund()), (0, cents(75.0)));

@@ -329,7 +329,7 @@ proptest! {
             let held: std::collections::HashMap<(u64, u32, i8), i64> =
                 e.store().iter().map(|(_, p)| ((p.account, p.market, p.side), p.qty)).collect();
             let results = if whole_account && cross {
-                e.liquidate_account(account, force)
+                e.liquidate_account(account, force, false)
             } else {
                 e.liquidate(Request { account, market, side, fill_price: None, force, partial: false }, false).map(|l| vec![l])
             };

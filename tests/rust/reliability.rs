@@ -108,7 +108,7 @@ fn logged_run(path: &PathBuf) -> Journal {
     j.apply(Op::LiquidateMany { reqs: &[Request { account: 6, market: 0, side: 1, fill_price: None, force: true, partial: false }] })
         .unwrap();
     j.apply(Op::ClosePosition { account: 5, market: 1, side: 1, price: Some(52.0) }).unwrap();
-    j.apply(Op::LiquidateAccount { account: 4, force: true }).unwrap();
+    j.apply(Op::LiquidateAccount { account: 4, force: true, partial: false }).unwrap();
     j
 }
 

@@ -344,3 +344,22 @@ fn inverse_multiplier_and_unreachable_prices() {
     let (bk, _) = e.prices(slot(&e, 2, SHORT)).unwrap();
     assert_eq!(e.market(0).grid.price_f64(bk), f64::INFINITY);
 }
+
+#[test]
+fn partial_liquidation_of_a_cross_account() {
+    // Account 1 is cross: wallet 600, long 100 @ 100 at mark 95 (5 %): TNC = 600 − 500 = 100
+    // < TMMR = 475, as the isolated case with margin 600. Closing 79 at the mark takes the
+    // loss 5·79 out of the wallet (205 left): TNC = 205 − 105 = 100 >= TMMR = ceil(99.75).
+    let rows = [(1, 0, LONG, 100.0, 100.0, 0.0, true), (2, 0, SHORT, 100.0, 100.0, 10_000.0, false)];
+    let mut e = Engine::new(Policy::Bitmex, 0.0, 0, MarketSpec::linear(0, 0, 0.05)).unwrap();
+    e.load(columns(&rows).view(), &["X".to_string()], Some((&[1], &[600.0])), None).unwrap();
+    e.set_marks(&[("X".to_string(), 95.0)], Some(1)).unwrap();
+    let before = e.totals().value();
+    let out = e.liquidate_account(1, false, true).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].external_lots, out[0].remaining_lots), (79, 21));
+    assert_eq!(e.cash_of(1), 205);
+    assert_eq!(e.store().get(slot(&e, 1, LONG)).qty, 21);
+    assert!(e.liquidatable().is_empty());
+    assert_eq!(e.totals().value(), before);
+}
