@@ -131,9 +131,13 @@ impl Grid {
         })
     }
 
-    /// A grid for engine-wide cash amounts only.
+    /// A grid for engine-wide cash amounts only (its lots and ticks are never valued, so
+    /// the factor limit of market grids does not apply).
     pub fn cash_only(cash_decimals: u32) -> Result<Grid> {
-        Grid::new(0, 0, cash_decimals)
+        if cash_decimals > 18 {
+            return Err(AdlError::config("cash_decimals", "must be <= 18"));
+        }
+        Ok(Grid { factor: pow10i(cash_decimals), cash_decimals, cash_scale: pow10f(cash_decimals), ..Grid::new(0, 0, 0)? })
     }
 
     /// Quantity in lots; `None` when not finite or beyond range.
