@@ -65,7 +65,7 @@ fn venue_spec(u: &mut Bytes<'_>, base: MarketSpec, unit: f64) -> MarketSpec {
         1 => vec![TierSpec { floor: 0.0, rate: 0.01, amount: None }, TierSpec { floor: 1_000.0 * unit, rate: 0.05, amount: None }],
         _ => vec![
             TierSpec { floor: 0.0, rate: 0.02, amount: None },
-            TierSpec { floor: 500.0 * unit, rate: 0.04, amount: Some(5.0 * unit) },
+            TierSpec { floor: 500.0 * unit, rate: 0.04, amount: Some(10.0 * unit) }, // the continuous amount, given
             TierSpec { floor: 3_000.0 * unit, rate: 0.10, amount: None },
         ],
     };

@@ -269,3 +269,39 @@ def test_inverse_contracts() -> None:
     with pytest.raises(InvalidInputError, match="inverse"):
         adl.simulate(BOOK, pl.DataFrame({"ts": [1], "symbol": ["default"], "mark": [39_000.0]}), cash_decimals=8,
                      qty_decimals=0, price_decimals=8, markets={"default": adl.Market(0, 8, inverse=True)})
+
+
+def test_review_findings_stay_fixed() -> None:
+    # Market() leaves unset parameters to the engine's defaults.
+    eng = adl.Engine(liquidation_fee=0.01, fee_convention="bankruptcy", adl_fee=0.001, tiers=[(0, 0.01), (1_000, 0.02)],
+                     markets={"X": adl.Market(0, 1)})
+    x = eng.markets().row(0, named=True)
+    assert (x["liquidation_fee"], x["fee_convention"], x["adl_fee"], x["tiers"]) == (0.01, "bankruptcy", 0.001, 2)
+    # A flat rate given alone replaces inherited tiers.
+    eng.add_market("Y", maintenance_rate=0.05)
+    assert eng.tiers("Y").rows() == [(0.0, 0.05, 0.0)]
+    # Several pools: the sum cannot be set, and an unknown pool is refused (a typo).
+    eng.add_market("Z", fund_pool="Z")
+    with pytest.raises(InvalidInputError):
+        eng.insurance_fund = 5.0
+    with pytest.raises(InvalidInputError) as err:
+        eng.set_fund(5.0, pool="z")
+    assert err.value.field == "pool"
+    assert eng.funds()["pool"].to_list() == ["default", "Z"]
+    # A rate that rounds to 100 % in ppm is refused, not a division by zero later.
+    with pytest.raises(InvalidInputError) as err:
+        adl.Engine(liquidation_fee=0.9999996, fee_convention="bankruptcy")
+    assert err.value.field == "liquidation_fee"
+    # The stateless functions model linear markets only.
+    with pytest.raises(InvalidInputError):
+        adl.rank(BOOK, mark=95.0, markets=adl.Market(0, 8, inverse=True))
+
+
+def test_preview_move_limits_by_side() -> None:
+    eng = adl.Engine(maintenance_rate=0.05, cash_decimals=2, **WHOLE)
+    eng.load(BOOK)
+    eng.set_marks(100.0)
+    assert eng.preview(side="long", max_move=1.5).height == 1  # the mark may more than double
+    with pytest.raises(InvalidInputError) as err:
+        eng.preview(side="short", max_move=1.5)  # but cannot fall 150 %
+    assert err.value.field == "max_move"

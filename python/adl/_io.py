@@ -39,7 +39,8 @@ class Market:
 
     ``qty_decimals``: one lot is ``10**-qty_decimals`` contracts (default 4).
     ``price_decimals``: prices are held on a grid of ``10**-price_decimals`` (default 4).
-    ``maintenance_rate``: ``None`` = the engine's default.
+    Every parameter left ``None`` takes the engine's default (its constructor's arguments).
+    ``maintenance_rate``: a flat rate (given alone, it replaces tiers the engine has).
     ``multiplier``: base-asset units per contract (a linear contract is worth
     ``qty * multiplier * price``). The engine's ``cash_decimals`` must be at least
     ``qty_decimals + price_decimals`` + the multiplier's decimals.
@@ -50,9 +51,10 @@ class Market:
     2e-5 to four digits, more for finer), where PnL ``qty * multiplier * (1/entry - 1/mark)``
     is exact; a price that is never reached (a short that cannot go bankrupt) is ``inf``.
     ``tiers``: risk-limit tiers ``(notional_floor, rate)`` or ``(notional_floor, rate,
-    maintenance_amount)`` as Binance publishes them; maintenance is ``rate * notional -
-    amount`` in the tier holding the notional (the amount defaults to the one that keeps it
-    continuous). ``None``: one tier at ``maintenance_rate``.
+    maintenance_amount)`` as Binance publishes them, notionals in the settlement currency
+    (the coin for inverse markets); maintenance is ``rate * notional - amount`` in the tier
+    holding the notional (the amount defaults to the one that keeps it continuous; a given
+    one must be within one cash unit of it). ``[]``: one tier at ``maintenance_rate``.
     ``liquidation_fee``: rate on the liquidated notional, paid to the insurance fund;
     ``fee_convention``: ``"surplus"`` (taken from what is left after the close, when the
     book pays at least the bankruptcy price: BitMEX, Binance) or ``"bankruptcy"`` (reserved
@@ -60,7 +62,8 @@ class Market:
     the fund (default) or back to the trader. ``adl_fee``: rate on the notional each ADL
     counterparty closes, paid to the venue (0 on Binance and Bitget). ``fund_pool``: the
     insurance-fund pool the market draws on (``None``: the shared ``"default"`` pool).
-    The stateless :func:`adl.rank` and :func:`adl.deleverage` use the grid and the flat rate only.
+    The stateless :func:`adl.rank` and :func:`adl.deleverage` use the grid and the flat rate
+    only, and refuse inverse markets, multipliers and tiers.
 
     >>> import adl
     >>> adl.Market(qty_decimals=3, price_decimals=1).qty_decimals
@@ -72,27 +75,29 @@ class Market:
     qty_decimals: int = 4
     price_decimals: int = 4
     maintenance_rate: float | None = None
-    multiplier: float = 1.0
-    inverse: bool = False
+    multiplier: float | None = None
+    inverse: bool | None = None
     tiers: Sequence[TierRow] | None = None
-    liquidation_fee: float = 0.0
-    fee_convention: FeeConvention = "surplus"
-    surplus_to_fund: bool = True
-    adl_fee: float = 0.0
+    liquidation_fee: float | None = None
+    fee_convention: FeeConvention | None = None
+    surplus_to_fund: bool | None = None
+    adl_fee: float | None = None
     fund_pool: str | None = None
 
     def spec(self) -> dict[str, Any]:
-        """The parameters for the core engine (``maintenance_rate`` only when set)."""
-        out: dict[str, Any] = {
-            "qty_decimals": self.qty_decimals, "price_decimals": self.price_decimals, "multiplier": float(self.multiplier), "inverse": bool(self.inverse),
-            "liquidation_fee": float(self.liquidation_fee), "fee_convention": self.fee_convention,
-            "surplus_to_fund": bool(self.surplus_to_fund), "adl_fee": float(self.adl_fee),
-            "tiers": tier_rows(self.tiers),
-        }
-        if self.fund_pool is not None:
-            out["fund_pool"] = self.fund_pool
-        if self.maintenance_rate is not None:
-            out["maintenance_rate"] = float(self.maintenance_rate)
+        """The parameters for the core engine: the grid, and every other one that is set."""
+        out: dict[str, Any] = {"qty_decimals": self.qty_decimals, "price_decimals": self.price_decimals}
+        for key in ("maintenance_rate", "multiplier", "liquidation_fee", "adl_fee"):
+            if getattr(self, key) is not None:
+                out[key] = float(getattr(self, key))
+        for key in ("inverse", "surplus_to_fund"):
+            if getattr(self, key) is not None:
+                out[key] = bool(getattr(self, key))
+        for key in ("fee_convention", "fund_pool"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.tiers is not None:
+            out["tiers"] = tier_rows(self.tiers)
         return out
 
 
@@ -268,6 +273,12 @@ def market_specs(
     specs = [
         (markets.get(n, Market()) if isinstance(markets, Mapping) else (markets or Market())) for n in names
     ]
+    for name, s in zip(names, specs):
+        if s.inverse or (s.multiplier not in (None, 1.0)) or s.tiers:
+            raise InvalidInputError(
+                f"markets: {name!r} is inverse, has a multiplier or tiers; the stateless functions model linear "
+                "markets with a flat rate (use adl.Engine)", "markets", None,
+            )
     rates = [default_rate if s.maintenance_rate is None else float(s.maintenance_rate) for s in specs]
     return [s.qty_decimals for s in specs], [s.price_decimals for s in specs], rates
 

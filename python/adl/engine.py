@@ -519,16 +519,21 @@ class Engine:
 
     @property
     def insurance_fund(self) -> float:
-        """Insurance fund balance (quote units): the sum over every pool. Setting it sets the
-        ``"default"`` pool (see :meth:`set_fund`)."""
+        """Insurance fund balance (settlement currency): the sum over every pool. Setting it
+        sets the ``"default"`` pool and is refused when there are others (see :meth:`set_fund`)."""
         return float(self._core.insurance_fund)
 
     @insurance_fund.setter
     def insurance_fund(self, amount: float) -> None:
+        # The sum cannot be set when there are several pools: say which one.
+        if len(self._core.funds()["pool"]) > 1:
+            raise InvalidInputError("insurance_fund: the engine has several fund pools; use set_fund(amount, pool=...)",
+                                    "insurance_fund", None)
         self._core.set_insurance_fund(float(amount))
 
     def set_fund(self, amount: float, pool: str = "default") -> None:
-        """Sets the balance of an insurance-fund pool (created if new). Markets draw on the
+        """Sets the balance of an insurance-fund pool: ``"default"`` or one that a market names
+        with ``fund_pool`` (an unknown name is refused). Markets draw on the
         ``"default"`` pool unless given ``fund_pool=`` (one pool per market, or one shared by
         a group of markets as Bybit does); each pool covers only its own markets' deficits
         and has its own ADL trigger.

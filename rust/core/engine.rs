@@ -480,12 +480,14 @@ impl Engine {
         cash_to_f64(units, self.cash_decimals)
     }
 
-    /// Sets the balance of fund pool `pool` (added if new; markets name theirs in
-    /// `MarketSpec::fund_pool`).
+    /// Sets the balance of fund pool `pool`: `"default"`, or one a market names in
+    /// `MarketSpec::fund_pool` (an unknown name is refused: a typo would fund nobody).
     pub fn set_fund(&mut self, amount: f64, pool: &str) -> Result<()> {
         let amount = Self::cash_param(amount, self.cash_decimals, "insurance_fund")?;
-        let trigger = self.funds.pool(0).trigger.trigger;
-        let id = self.funds.add(pool, trigger, 0);
+        let id = self.funds.id(pool).ok_or_else(|| {
+            let known: Vec<&str> = self.funds.pools().iter().map(|p| p.name.as_str()).collect();
+            AdlError::config("pool", format!("no fund pool {pool:?} (pools: {known:?}; a market names its pool with fund_pool)"))
+        })?;
         self.funds.set(id, amount, self.ts);
         Ok(())
     }

@@ -26,13 +26,12 @@ impl Engine {
             e.markets.iter_mut().for_each(|m| m.invalidate());
         }
         let mut hits = FxHashSet::default();
-        // ADL credits can only help counterparties, so a few passes settle every cascade.
-        loop {
-            let todo = e.liquidatable();
-            if todo.is_empty() {
-                break;
-            }
-            for slot in todo {
+        // ADL credits can only help counterparties, so a few passes settle every cascade; a
+        // pass that liquidates nothing (only unvaluable cross accounts left) ends it.
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for slot in e.liquidatable() {
                 let p = *e.store.get(slot);
                 // Closed or cured by an earlier liquidation of this pass?
                 let live = e.store.find(&(p.account, p.market, p.side)) == Some(slot);
@@ -41,8 +40,17 @@ impl Engine {
                     continue;
                 }
                 let outcomes = if p.cross {
-                    e.liquidate_account(p.account, false, false)?
+                    match e.liquidate_account(p.account, false, false) {
+                        // A cross account with a position in a market without a mark cannot
+                        // be valued, so the venue could not liquidate it either: it stays.
+                        Err(AdlError::NoMark { .. }) => continue,
+                        other => {
+                            progressed = true;
+                            other?
+                        }
+                    }
                 } else {
+                    progressed = true;
                     vec![e.liquidate(
                         Request { account: p.account, market: p.market, side: p.side, fill_price: None, force: false, partial: false },
                         false,
@@ -70,10 +78,11 @@ impl Engine {
         if !(step.is_finite() && step > 0.0 && step <= max_move) {
             return Err(AdlError::config("step", format!("{step} must be > 0 and at most max_move")));
         }
-        if !(max_move.is_finite() && max_move > 0.0 && (side < 0 || max_move < 1.0) && max_move <= 10.0) {
+        // Longs are reached as the mark rises (any move), shorts as it falls (below 100 %).
+        if !(max_move.is_finite() && max_move > 0.0 && (side > 0 || max_move < 1.0) && max_move <= 10.0) {
             return Err(AdlError::config(
                 "max_move",
-                format!("{max_move} must be > 0 (below 1 for shorts' counterparties) and at most 10"),
+                format!("{max_move} must be > 0, at most 10, and below 1 for shorts (the mark falls)"),
             ));
         }
         let m = self.markets.get(market as usize).ok_or_else(|| AdlError::UnknownMarket { symbol: format!("#{market}") })?;

@@ -33,10 +33,12 @@ pub struct Tiers(Vec<Tier>);
 
 /// A rate in ppm, rounded to the nearest ppm; `field` names it in the error.
 pub fn rate_ppm(field: &str, rate: f64) -> Result<i64> {
-    if !rate.is_finite() || !(0.0..1.0).contains(&rate) {
-        return Err(AdlError::config(field, format!("{rate} must be in [0, 1)")));
+    // Checked after rounding: 0.9999996 would round to 1,000,000 ppm, a 100 % rate.
+    let ppm = (rate * RATE_SCALE as f64).round();
+    if !rate.is_finite() || rate < 0.0 || ppm >= RATE_SCALE as f64 {
+        return Err(AdlError::config(field, format!("{rate} must be in [0, 1) (below 0.9999995 in ppm)")));
     }
-    Ok((rate * RATE_SCALE as f64).round() as i64)
+    Ok(ppm as i64)
 }
 
 impl Tiers {
@@ -49,8 +51,9 @@ impl Tiers {
     /// floors increase, rates do not decrease (so `MM` is convex and every liquidation
     /// price is unique), and `MM` never falls at a floor.
     pub fn new(rate: f64, specs: &[TierSpec], cash: &Grid) -> Result<Tiers> {
+        let flat = rate_ppm("maintenance_rate", rate)?;
         if specs.is_empty() {
-            return Ok(Tiers::flat(rate_ppm("maintenance_rate", rate)?));
+            return Ok(Tiers::flat(flat));
         }
         let bad = |k: usize, msg: String| AdlError::config("tiers", format!("tier {k}: {msg}"));
         let mut tiers: Vec<Tier> = Vec::with_capacity(specs.len());
@@ -70,11 +73,14 @@ impl Tiers {
                 None if floor != 0 || amount != 0 => return Err(bad(0, "the first tier starts at notional 0 with amount 0".into())),
                 Some(prev) if floor <= prev.floor => return Err(bad(k, "floors must increase".into())),
                 Some(prev) if rate_ppm < prev.rate_ppm => return Err(bad(k, "rates must not decrease".into())),
-                Some(_) if amount > continuous => {
+                // Within one cash unit of continuous (published amounts are rounded): a fall
+                // would make maintenance non-monotone, a jump up non-convex (liquidation
+                // prices would not be unique, nor the fewest lots of a partial close).
+                Some(_) if (amount - continuous).abs() > 1 => {
                     return Err(bad(
                         k,
                         format!(
-                            "amount {} makes maintenance fall at the floor (at most {})",
+                            "amount {} breaks the continuity of maintenance at the floor (expected {})",
                             s.amount.unwrap_or(0.0),
                             cash.cash_f64(continuous)
                         ),
@@ -191,6 +197,9 @@ mod tests {
         assert!(t(vec![(0.0, 0.02, None), (100.0, 0.01, None)]).is_err()); // rate falls
         assert!(t(vec![(0.0, 0.01, None), (100.0, 0.02, Some(5.0))]).is_err()); // MM drops 2 → −3
         assert!(t(vec![(0.0, f64::NAN, None)]).is_err());
+        assert!(t(vec![(0.0, 0.01, None), (1_000.0, 0.02, Some(0.0))]).is_err()); // MM jumps 10 → 20
+        assert!(t(vec![(0.0, 0.9999996, None)]).is_err()); // rounds to 100 %
+        assert!(rate_ppm("x", 0.9999994).is_ok());
         assert!(t(vec![(0.0, 0.01, None), (100.0, 0.02, Some(0.5))]).is_ok());
     }
 }

@@ -223,6 +223,10 @@ fn spec_from(base: &MarketSpec, spec: Option<&Bound<'_, PyDict>>) -> PyResult<Ma
             }
         })?;
     }
+    // A flat rate given on its own replaces inherited tiers (the rate would be ignored).
+    if d.contains("maintenance_rate")? && !d.contains("tiers")? {
+        out.tiers.clear();
+    }
     Ok(out)
 }
 

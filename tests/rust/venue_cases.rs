@@ -363,3 +363,15 @@ fn partial_liquidation_of_a_cross_account() {
     assert!(e.liquidatable().is_empty());
     assert_eq!(e.totals().value(), before);
 }
+
+#[test]
+fn preview_skips_cross_accounts_it_cannot_value() {
+    // Account 1 is cross in X (marked) and Y (no mark yet): a venue could not liquidate it, so
+    // the gap trials leave it alone instead of failing.
+    let rows = [(1, 0, LONG, 10.0, 100.0, 0.0, true), (1, 1, LONG, 1.0, 100.0, 0.0, true), (2, 0, SHORT, 10.0, 100.0, 1_000.0, false)];
+    let mut e = Engine::new(Policy::Bitmex, 0.0, 2, MarketSpec::linear(0, 0, 0.05)).unwrap();
+    e.load(columns(&rows).view(), &["X".to_string(), "Y".to_string()], Some((&[1], &[60.0])), None).unwrap();
+    e.set_marks(&[("X".to_string(), 100.0)], Some(1)).unwrap();
+    let got = e.adl_marks(0, SHORT, 0.01, 0.5, None).unwrap();
+    assert_eq!(got, vec![(slot(&e, 2, SHORT), None)]);
+}
