@@ -265,10 +265,15 @@ def test_inverse_contracts() -> None:
     assert res.fills.filter(pl.col("kind") == "adl")["price"].item() == pytest.approx(1e5 / 2.2)
     assert cash(eng, 2) == 0.12  # margin back + 10,000 * (1/45,454.5 - 1/50,000) = 0.02 BTC
     assert conserved(eng) == before
-    # The cascade simulator models linear markets only, and says so.
-    with pytest.raises(InvalidInputError, match="inverse"):
-        adl.simulate(BOOK, pl.DataFrame({"ts": [1], "symbol": ["default"], "mark": [39_000.0]}), cash_decimals=8,
-                     qty_decimals=0, price_decimals=8, markets={"default": adl.Market(0, 8, inverse=True)})
+    # The cascade simulator values inverse markets in the coin: at Δ = 0 the short's haircut
+    # is the deficit it covered, 10,000 * (1/40,000 - 1/45,454.5) = 0.03 BTC; the profit its
+    # lots had, 10,000 * (1/40,000 - 1/50,000) = 0.05; their notional 0.25 BTC.
+    xbt = book([(1, "long", 10_000.0, 50_000.0, 0.02), (2, "short", 10_000.0, 50_000.0, 0.1)])
+    res = adl.simulate(xbt, pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [50_000.0, 40_000.0]}),
+                       insurance_fund=0.0, liquidation=adl.Slippage(0.0), cash_decimals=8, qty_decimals=0,
+                       price_decimals=8, markets={"default": adl.Market(0, 8, inverse=True)})
+    row = res.accounts.select("account", "adl_notional", "profit_taken", "need", "haircut").row(0)
+    assert row == pytest.approx((2, 0.25, 0.05, 0.03, 0.03))
 
 
 def test_review_findings_stay_fixed() -> None:

@@ -27,7 +27,8 @@ from adl.errors import InvalidInputError, SchemaError, UnknownPositionError
 
 @dataclass(frozen=True)
 class Slippage:
-    """The external book's fill price for a liquidation of notional ``N`` (quote units):
+    """The external book's fill price for a liquidation of notional ``N`` (settlement
+    currency: the quote, or the coin of an inverse market):
     the mark moved against the liquidated side by ``bps_per_million`` basis points per
     million of ``N + R``, where ``R`` is the notional liquidated in the same market within
     the last ``window`` time units, capped at ``max_bps``. Rounded to the price grid away

@@ -159,6 +159,21 @@ impl Grid {
         }
         round_to_grid(-1.0 / price, self.price_scale, MAX_GRID as f64).map(|v| v as i64)
     }
+    /// `ticks` before rounding: `P·10^pd` (linear), `−10^pd/P` (inverse).
+    #[inline]
+    pub fn ticks_f64(&self, price: f64) -> f64 {
+        if self.inverse {
+            -self.price_scale / price
+        } else {
+            price * self.price_scale
+        }
+    }
+    /// The signed value of `lots` at a price, in the settlement currency: `q·m·P` (linear),
+    /// `−q·m/P` (inverse). Its differences are PnL; its magnitude is the notional.
+    #[inline]
+    pub fn value_at_f64(&self, lots: i64, price: f64) -> f64 {
+        lots as f64 * self.ticks_f64(price) * self.factor as f64 / self.cash_scale
+    }
     /// Whether ticks stand for a price: > 0 (linear), < 0 (inverse).
     #[inline]
     pub fn is_price(&self, ticks: i64) -> bool {

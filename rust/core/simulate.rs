@@ -59,18 +59,20 @@ struct Queue {
     next: usize,
 }
 
-/// What the ADL fills of a run took from one counterparty account (quote units).
+/// What the ADL fills of a run took from one counterparty account, in the settlement
+/// currency. `V(P)` is the value of the closed lots at price `P`: `q·m·P`, or `−q·m/P` in an
+/// inverse market.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Tally {
-    /// Base quantity closed by ADL (summed across markets).
+    /// Contracts closed by ADL (summed across markets).
     pub qty: f64,
-    /// Σ qty · mark at the event.
+    /// Σ |V(mark)| at the event.
     pub notional: f64,
-    /// Σ (σ·qty·(mark − entry))⁺: the profit the closed lots had at the event.
+    /// Σ (σ·(V(mark) − V(entry)))⁺: the profit the closed lots had at the event.
     pub profit_taken: f64,
-    /// Σ σ·qty·(mark − P_ADL): the loss against the mark at the event (the deficit covered).
+    /// Σ σ·(V(mark) − V(P_ADL)): the loss against the mark at the event (the deficit covered).
     pub need: f64,
-    /// Σ σ·qty·(P_{t+Δ} − P_ADL): the haircut valued Δ later.
+    /// Σ σ·(V(P_{t+Δ}) − V(P_ADL)): the haircut valued Δ later.
     pub haircut: f64,
 }
 
@@ -98,10 +100,6 @@ impl Simulation {
     /// Takes the engine (marks need not be set yet) and orders its isolated positions.
     pub fn new(engine: Engine, slippage: Slippage) -> Result<Simulation> {
         slippage.check()?;
-        // The slippage model and the per-account tallies are in quote terms (linear PnL).
-        if let Some(m) = engine.markets().iter().find(|m| m.grid.inverse) {
-            return Err(AdlError::config("market", format!("{:?} is inverse; the simulator models linear markets only", m.name)));
-        }
         let n = engine.markets().len();
         let mut queues = vec![<[Queue; 2]>::default(); n];
         for (slot, p) in engine.store().iter() {
@@ -190,13 +188,14 @@ impl Simulation {
             let g = &self.engine.market(l.key.1).grid;
             for f in l.fills.iter().filter(|f| f.kind == crate::core::engine::FillKind::Adl) {
                 let (Some(account), Some(side)) = (f.account, f.side) else { continue };
-                let (q, s) = (g.qty_f64(f.lots), side as f64);
+                // Values in the settlement currency (multipliers and inverse markets included).
+                let (s, at) = (side as f64, |price: f64| g.value_at_f64(f.lots, price));
                 let t = self.tally.entry(account).or_default();
-                t.qty += q;
-                t.notional += q * *mark;
-                t.profit_taken += (s * q * (*mark - f.entry.unwrap_or(f.price))).max(0.0);
-                t.need += s * q * (*mark - f.price);
-                t.haircut += s * q * (later - f.price);
+                t.qty += g.qty_f64(f.lots);
+                t.notional += at(*mark).abs();
+                t.profit_taken += (s * (at(*mark) - at(f.entry.unwrap_or(f.price)))).max(0.0);
+                t.need += s * (at(*mark) - at(f.price));
+                t.haircut += s * (at(later) - at(f.price));
             }
             // Tallied (and in the engine's log if kept): pro-rata events hold a fill per
             // opposite position, too many to keep per step.
@@ -219,10 +218,11 @@ impl Simulation {
             *sum -= v;
         }
         let raw = self.slippage.fill_price(mark, side, (notional + *sum) as f64 / m.grid.cash_scale);
-        // On the grid and positive: a long sells at or below the mark, a short buys at or above.
-        let scale = m.grid.price_scale;
-        let ticks = if side > 0 { (raw * scale).floor() } else { (raw * scale).ceil() };
-        let fill = (ticks.max(1.0)) / scale;
+        // On the grid and a price: a long sells at or below the mark, a short buys at or above
+        // (ticks rise with the price in inverse markets too).
+        let g = &m.grid;
+        let ticks = if side > 0 { g.ticks_f64(raw).floor() } else { g.ticks_f64(raw).ceil() };
+        let fill = g.price_f64(if g.inverse { ticks.min(-1.0) } else { ticks.max(1.0) });
         let l = self.engine.liquidate(Request { account, market, side, fill_price: Some(fill), force: true, partial: false }, false)?;
         recent.push_back((ts, notional));
         *sum += notional;

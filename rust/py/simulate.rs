@@ -100,8 +100,8 @@ impl Simulation {
                 for (l, mk, fill) in &out.liquidations {
                     let g = &e.market(l.key.1).grid;
                     let qty = g.qty_f64(l.adl_lots + l.external_lots);
-                    liquidated += qty * mk;
-                    adl += g.qty_f64(l.adl_lots) * mk;
+                    liquidated += g.value_at_f64(l.adl_lots + l.external_lots, *mk).abs();
+                    adl += g.value_at_f64(l.adl_lots, *mk).abs();
                     c.ts.push(ts);
                     c.event.push(l.event);
                     c.market.push(l.key.1);
