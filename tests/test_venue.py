@@ -310,3 +310,14 @@ def test_preview_move_limits_by_side() -> None:
     with pytest.raises(InvalidInputError) as err:
         eng.preview(side="short", max_move=1.5)  # but cannot fall 150 %
     assert err.value.field == "max_move"
+
+
+def test_simulator_values_multiplier_contracts() -> None:
+    # 100 contracts of 0.1 unit (10 units) long @ 100 with margin 50: bankrupt at 95. At 94 the
+    # short covers the deficit 10 * (95 - 94) = 10; its lots' profit 10 * 6 = 60, notional 940.
+    contracts = book([(1, "long", 100.0, 100.0, 50.0), (2, "short", 100.0, 100.0, 500.0)])
+    res = adl.simulate(contracts, pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [100.0, 94.0]}),
+                       insurance_fund=0.0, liquidation=adl.Slippage(0.0), cash_decimals=2,
+                       markets={"default": adl.Market(0, 0, 0.005, multiplier=0.1)})
+    assert res.accounts.select("adl_notional", "profit_taken", "need").row(0) == pytest.approx((940.0, 60.0, 10.0))
+    assert res.fund["liquidated_notional"].to_list() == pytest.approx([0.0, 940.0])
