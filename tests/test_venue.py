@@ -317,7 +317,7 @@ def test_simulator_values_multiplier_contracts() -> None:
     # short covers the deficit 10 * (95 - 94) = 10; its lots' profit 10 * 6 = 60, notional 940.
     contracts = book([(1, "long", 100.0, 100.0, 50.0), (2, "short", 100.0, 100.0, 500.0)])
     res = adl.simulate(contracts, pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [100.0, 94.0]}),
-                       insurance_fund=0.0, liquidation=adl.Slippage(0.0), cash_decimals=2,
-                       markets={"default": adl.Market(0, 0, 0.005, multiplier=0.1)})
+                       insurance_fund=0.0, liquidation=adl.Slippage(0.0), cash_decimals=2, qty_decimals=0,
+                       price_decimals=0, markets={"default": adl.Market(0, 0, 0.005, multiplier=0.1)})
     assert res.accounts.select("adl_notional", "profit_taken", "need").row(0) == pytest.approx((940.0, 60.0, 10.0))
     assert res.fund["liquidated_notional"].to_list() == pytest.approx([0.0, 940.0])
