@@ -107,6 +107,10 @@ impl Tiers {
     /// Maintenance margin of a notional, in cash units (never negative).
     #[inline]
     pub fn maintenance(&self, notional: i128) -> i128 {
+        // A flat rate (the common case, on every score and health check): no search.
+        if let [only] = self.0.as_slice() {
+            return maintenance(notional, only.rate_ppm);
+        }
         let t = self.tier(notional);
         (maintenance(notional, t.rate_ppm) - t.amount).max(0)
     }
