@@ -122,6 +122,7 @@ def test_multiplier_contract_values() -> None:
         ({"adl_fee": 1.5}, "adl_fee"),
         ({"fee_convention": "maker"}, "fee_convention"),
         ({"multiplier": 0.0}, "multiplier"),
+        ({"multiplier": "ten"}, "multiplier"),
         ({"multiplier": 0.001, "cash_decimals": 2}, "cash_decimals"),  # 1e-4·1e-4·1e-3 is not a cent
     ],
 )

@@ -88,8 +88,12 @@ class Market:
         """The parameters for the core engine: the grid, and every other one that is set."""
         out: dict[str, Any] = {"qty_decimals": self.qty_decimals, "price_decimals": self.price_decimals}
         for key in ("maintenance_rate", "multiplier", "liquidation_fee", "adl_fee"):
-            if getattr(self, key) is not None:
-                out[key] = float(getattr(self, key))
+            value = getattr(self, key)
+            if value is not None:
+                try:
+                    out[key] = float(value)
+                except (TypeError, ValueError):
+                    raise InvalidInputError(f"{key}: {value!r} is not a number", key, None) from None
         for key in ("inverse", "surplus_to_fund"):
             if getattr(self, key) is not None:
                 out[key] = bool(getattr(self, key))
