@@ -689,10 +689,14 @@ class Engine:
         """
         names = [symbol] if symbol is not None else list(self.markets().filter(pl.col("mark").is_not_null())["symbol"])
         sides = [side_value(side)] if side is not None else [1, -1]
+        positions = self.positions()
+        # With an account, only the market sides where it holds a position.
+        held = None if account is None else set(positions.filter(pl.col("account") == account).select(
+            "symbol", pl.col("side").cast(pl.String)).iter_rows())
         found = []
         for name in names:
             for s in sides:
-                if account is not None and not self._has_position(account, name, s):
+                if held is not None and (name, "long" if s > 0 else "short") not in held:
                     continue
                 d = self._core.adl_marks(name, s, float(step), float(max_move), None if account is None else int(account))
                 found.append(pl.DataFrame({
@@ -708,16 +712,11 @@ class Engine:
             raise InvalidInputError(f"account: {account} has no open position to preview here", "account", None)
         queue = self.indicator().select(*keys, "rank", "lights")
         return (
-            self.positions()
+            positions
             .join(marks, on=keys, how="inner")
             .join(queue, on=keys, how="left")
             .select(*keys, "qty", "liquidation_price", "bankruptcy_price", "rank", "lights", "adl_mark")
         )
-
-    def _has_position(self, account: int, symbol: str, side: int) -> bool:
-        p = self.positions()
-        return not p.filter((pl.col("account") == account) & (pl.col("symbol") == symbol)
-                            & (pl.col("side") == ("long" if side > 0 else "short"))).is_empty()
 
     def liquidatable(self) -> pl.DataFrame:
         """Positions with equity < maintenance, worst (lowest equity / maintenance) first.

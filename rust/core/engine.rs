@@ -325,7 +325,13 @@ impl Engine {
             let id = self.market_id(name)?;
             parsed.push((id, parse_mark(&self.markets[id as usize].grid, name, *price)?));
         }
-        for (id, t) in parsed {
+        self.set_mark_ticks(&parsed, ts);
+        Ok(())
+    }
+
+    /// Sets validated marks (market id, ticks): what `set_marks` does after parsing.
+    pub(crate) fn set_mark_ticks(&mut self, marks: &[(u32, i64)], ts: Option<i64>) {
+        for &(id, t) in marks {
             self.markets[id as usize].set_mark(t);
         }
         if !self.cross.is_empty() {
@@ -337,7 +343,6 @@ impl Engine {
             self.ts = ts;
         }
         self.funds.observe(self.ts);
-        Ok(())
     }
 
     // ----- book ----------------------------------------------------------------------

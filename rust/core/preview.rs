@@ -20,11 +20,7 @@ impl Engine {
     fn gap_hits(&self, market: u32, side: Side, mark: i64) -> Result<FxHashSet<u32>> {
         let mut e = self.clone();
         e.record_fills = false;
-        e.markets[market as usize].set_mark(mark);
-        if !e.cross.is_empty() {
-            e.cross.refresh_all(&e.cash, &e.store, &e.markets);
-            e.markets.iter_mut().for_each(|m| m.invalidate());
-        }
+        e.set_mark_ticks(&[(market, mark)], None);
         let mut hits = FxHashSet::default();
         // ADL credits can only help counterparties, so a few passes settle every cascade; a
         // pass that liquidates nothing (only unvaluable cross accounts left) ends it.
