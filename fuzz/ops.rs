@@ -52,10 +52,6 @@ const POLICIES: [Policy; 9] = [
 const SPEC: MarketSpec = MarketSpec::linear(0, 0, 0.05);
 const ACCOUNTS: u64 = 8;
 
-fn value(t: &Totals) -> i128 {
-    t.value()
-}
-
 /// A market with fees, tiers and a multiplier chosen by the input (DOMAIN.md §7). `unit`
 /// scales cash amounts (1 quote unit linear, 0.01 coin in the inverse world).
 fn venue_spec(u: &mut Bytes<'_>, base: MarketSpec, unit: f64) -> MarketSpec {
@@ -150,7 +146,7 @@ fn check_state(e: &mut Engine, before: &Totals, conserving: bool) {
     assert!(t.fund >= 0, "negative fund");
     assert!(t.bad_debt >= before.bad_debt, "bad debt fell");
     if conserving {
-        assert_eq!(value(&t), value(before), "value not conserved");
+        assert_eq!(t.value(), before.value(), "value not conserved");
     }
     for (_, p) in e.store().iter() {
         assert!(p.qty > 0);

@@ -2,8 +2,10 @@
 //! cash in cents (qty_decimals 0, price_decimals 0, cash_decimals 2), so every number in the
 //! comments is exact. Mark 96, maintenance 0.5 % unless stated.
 
-use _adl::core::input::PositionColumns;
-use _adl::core::{AdlError, Engine, FillKind, MarketSpec, Policy, Request, Totals};
+#[path = "common.rs"]
+mod common;
+
+use _adl::core::{AdlError, Engine, FillKind, MarketSpec, Policy, Request};
 
 const LONG: i8 = 1;
 const SHORT: i8 = -1;
@@ -24,32 +26,12 @@ fn engine_with(policy: Policy, fund: f64, rows: &[Row]) -> Engine {
 }
 
 fn load(e: &mut Engine, rows: &[Row]) -> Result<(), AdlError> {
-    let account: Vec<u64> = rows.iter().map(|r| r.0).collect();
-    let side: Vec<i8> = rows.iter().map(|r| r.1).collect();
-    let qty: Vec<f64> = rows.iter().map(|r| r.2).collect();
-    let entry: Vec<f64> = rows.iter().map(|r| r.3).collect();
-    let margin: Vec<f64> = rows.iter().map(|r| r.4).collect();
-    let market = vec![0u32; rows.len()];
-    let cols = PositionColumns {
-        account: &account,
-        market: &market,
-        side: &side,
-        qty: &qty,
-        entry: &entry,
-        margin: &margin,
-        adl_cap: &[],
-        cross: &[],
-    };
-    e.load(cols, &["X".to_string()], None, None)
+    let rows: Vec<common::Row> = rows.iter().map(|&(a, s, q, en, m)| (a, 0, s, q, en, m, false)).collect();
+    e.load(common::columns(&rows).view(), &["X".to_string()], None, None)
 }
 
 fn req(account: u64, side: i8, fill: Option<f64>) -> Request {
     Request { account, market: 0, side, fill_price: fill, force: false, partial: false }
-}
-
-/// Σ cash + Σ position equity + fund + book value − bad debt (DOMAIN.md §2 invariant).
-fn value(t: &Totals) -> i128 {
-    t.value()
 }
 
 fn cents(x: f64) -> i128 {
@@ -66,7 +48,7 @@ fn queue_partial_last_fill_and_losers_after_winners() {
         0.0,
         &[(1, LONG, 30.0, 100.0, 60.0), (2, SHORT, 10.0, 100.0, 20.0), (3, SHORT, 10.0, 100.0, 60.0), (4, SHORT, 20.0, 95.0, 100.0)],
     );
-    let before = value(&e.totals());
+    let before = e.totals().value();
     let r = e.liquidate(req(1, LONG, None), false).unwrap();
     // Fund is empty: all 30 lots go to ADL at 98: 10 + 10 + 10 (partial of #4's 20).
     let got: Vec<(Option<u64>, i64, f64, Option<u64>)> = r.fills.iter().map(|f| (f.account, f.lots, f.price, f.rank)).collect();
@@ -83,7 +65,7 @@ fn queue_partial_last_fill_and_losers_after_winners() {
     assert_eq!((e.store().get(slot).qty, e.store().get(slot).margin), (10, 5_000));
     assert!(e.store().find(&(1, 0, LONG)).is_none());
     let t = e.totals();
-    assert_eq!(value(&t), before);
+    assert_eq!(t.value(), before);
     assert_eq!((t.long_lots, t.short_lots), (0, 10));
 }
 
@@ -92,7 +74,7 @@ fn book_above_bankruptcy_pays_surplus_to_fund() {
     // Long 10 @100, m44: e = 4 < MM = 0.005·960 = 4.80. Book fills at 97:
     // d = σ(P_bk − F) = 95.6 − 97 < 0, surplus 44 + 10·(97 − 100) = 14 to the fund.
     let mut e = engine(0.0, &[(1, LONG, 10.0, 100.0, 44.0), (2, SHORT, 10.0, 100.0, 500.0)]);
-    let before = value(&e.totals());
+    let before = e.totals().value();
     let r = e.liquidate(req(1, LONG, Some(97.0)), false).unwrap();
     assert_eq!(r.fills.len(), 1);
     assert_eq!((r.fills[0].kind, r.fills[0].lots, r.fills[0].price), (FillKind::External, 10, 97.0));
@@ -100,7 +82,7 @@ fn book_above_bankruptcy_pays_surplus_to_fund() {
     assert_eq!(e.fund(), cents(14.0));
     // The book bought at 97 what was worth 96: value passed to the book = 10·(96 − 97) = −10.
     assert_eq!(e.totals().book_value, cents(-10.0));
-    assert_eq!(value(&e.totals()), before);
+    assert_eq!(e.totals().value(), before);
 }
 
 #[test]
@@ -109,7 +91,7 @@ fn fund_covers_whole_lots_and_adl_takes_the_rest() {
     // Fund 3 covers ⌊3/0.6⌋ = 5 lots: pays −(ceil(44·5/10) + 5·(95 − 100)) = −(22 − 25) = 3.
     // ADL 5 lots at P_bk = 95.6 against #2 (short 10 @100, m500): credit = 250 + 5·4.4 = 272.
     let mut e = engine(3.0, &[(1, LONG, 10.0, 100.0, 44.0), (2, SHORT, 10.0, 100.0, 500.0)]);
-    let before = value(&e.totals());
+    let before = e.totals().value();
     let r = e.liquidate(req(1, LONG, Some(95.0)), false).unwrap();
     assert_eq!((r.external_lots, r.adl_lots, r.from_fund, r.to_fund, r.bad_debt), (5, 5, cents(3.0), 0, 0));
     assert_eq!(r.fills[0].kind, FillKind::External);
@@ -117,7 +99,7 @@ fn fund_covers_whole_lots_and_adl_takes_the_rest() {
     assert!((r.fills[1].price - 95.6).abs() < 1e-12);
     assert_eq!(e.fund(), 0);
     assert_eq!(e.cash_of(2), cents(272.0));
-    assert_eq!(value(&e.totals()), before);
+    assert_eq!(e.totals().value(), before);
 }
 
 #[test]
@@ -127,7 +109,7 @@ fn bad_debt_when_the_opposite_side_runs_out() {
     // The last 3 lots close on the book at 95 with 13.20 of margin: 13.20 − 15 = −1.80,
     // the fund has nothing left, so bad debt = 1.80.
     let mut e = engine(3.0, &[(1, LONG, 10.0, 100.0, 44.0), (2, SHORT, 2.0, 100.0, 100.0)]);
-    let before = value(&e.totals());
+    let before = e.totals().value();
     let r = e.liquidate(req(1, LONG, Some(95.0)), false).unwrap();
     let kinds: Vec<(FillKind, i64)> = r.fills.iter().map(|f| (f.kind, f.lots)).collect();
     assert_eq!(kinds, vec![(FillKind::External, 5), (FillKind::Adl, 2), (FillKind::BadDebt, 3)]);
@@ -136,7 +118,7 @@ fn bad_debt_when_the_opposite_side_runs_out() {
     assert_eq!(e.bad_debt(), cents(1.8));
     assert_eq!(e.fund(), 0);
     let t = e.totals();
-    assert_eq!(value(&t), before);
+    assert_eq!(t.value(), before);
     // OI: ADL removed 2 lots from each side; book fills removed 8 more longs.
     assert_eq!((t.long_lots, t.short_lots), (0, 0));
 }
@@ -146,12 +128,12 @@ fn hedge_mode_account_is_never_matched_against_itself() {
     // #1 holds long 10 @100 m44 and short 5 @100 m10 (e = 30, ℓ = 16, score 0.64: rank 1).
     // #2 short 10 @100 m50: e = 90, score 0.04·960/90 = 0.4267: rank 2.
     let mut e = engine(0.0, &[(1, LONG, 10.0, 100.0, 44.0), (1, SHORT, 5.0, 100.0, 10.0), (2, SHORT, 10.0, 100.0, 50.0)]);
-    let before = value(&e.totals());
+    let before = e.totals().value();
     let r = e.liquidate(req(1, LONG, Some(95.0)), false).unwrap();
     assert_eq!(r.fills.len(), 1);
     assert_eq!((r.fills[0].account, r.fills[0].lots, r.fills[0].rank), (Some(2), 10, Some(2)));
     assert!(e.store().find(&(1, 0, SHORT)).is_some());
-    assert_eq!(value(&e.totals()), before);
+    assert_eq!(e.totals().value(), before);
 }
 
 #[test]
@@ -209,7 +191,7 @@ fn batch_skips_positions_closed_by_earlier_adl() {
     let mut e = Engine::new(Policy::Bitmex, 0.0, 2, spec.clone()).unwrap();
     load(&mut e, &[(1, SHORT, 10.0, 100.0, 30.0), (2, LONG, 5.0, 100.0, 1.0), (3, LONG, 20.0, 110.0, 170.0)]).unwrap();
     e.set_marks(&[("X".into(), 104.0)], None).unwrap();
-    let before = value(&e.totals());
+    let before = e.totals().value();
     let batch = [req(1, SHORT, None), Request { force: true, ..req(2, LONG, None) }];
     let out = e.liquidate_many(&batch).unwrap();
     let first = out[0].as_ref().unwrap();
@@ -217,7 +199,7 @@ fn batch_skips_positions_closed_by_earlier_adl() {
     assert_eq!(got, vec![(Some(2), 5), (Some(3), 5)]);
     assert!(out[1].is_none(), "#2 was closed by ADL before its turn");
     assert_eq!(e.events().len(), 2);
-    assert_eq!(value(&e.totals()), before);
+    assert_eq!(e.totals().value(), before);
 }
 
 #[test]
@@ -235,14 +217,14 @@ fn size_pro_rata_splits_by_size_with_largest_remainder() {
         (4, SHORT, 1.0, 90.0, 1.0),
     ];
     let mut e = engine_with(Policy::SizeProRata, 0.0, &rows);
-    let before = value(&e.totals());
+    let before = e.totals().value();
     let r = e.liquidate(Request { force: true, ..req(9, LONG, Some(95.0)) }, false).unwrap();
     let got: Vec<(Option<u64>, i64, Option<u64>)> = r.fills.iter().map(|f| (f.account, f.lots, f.rank)).collect();
     assert_eq!(got, vec![(Some(1), 4, None), (Some(2), 2, None), (Some(3), 1, None)]);
     assert!(r.fills.iter().all(|f| f.kind == FillKind::Adl && f.price == 96.0 && f.score.is_none()));
     // #1 closes 4 of 5 at 96 from 100: released 40 of its 50 margin, + 4·4 = 16 -> 56.
     assert_eq!(e.cash_of(1), cents(56.0));
-    assert_eq!(value(&e.totals()), before);
+    assert_eq!(e.totals().value(), before);
 }
 
 #[test]
@@ -256,7 +238,7 @@ fn hyperliquid_profitable_only_at_the_mark_with_the_loss_beyond_margin_to_fund_t
     // nothing, bad debt 8 = σ·8·(P_bk - mark).
     let rows = [(9, LONG, 10.0, 100.0, 30.0), (1, SHORT, 10.0, 100.0, 20.0), (2, SHORT, 10.0, 95.0, 50.0), (3, SHORT, 5.0, 98.0, 10.0)];
     let mut e = engine_with(Policy::Hyperliquid, 4.0, &rows);
-    let before = value(&e.totals());
+    let before = e.totals().value();
     let r = e.liquidate(req(9, LONG, Some(95.0)), false).unwrap();
     type Seen = (FillKind, Option<u64>, i64, f64, Option<u64>);
     let got: Vec<Seen> = r.fills.iter().map(|f| (f.kind, f.account, f.lots, f.price, f.rank)).collect();
@@ -270,7 +252,7 @@ fn hyperliquid_profitable_only_at_the_mark_with_the_loss_beyond_margin_to_fund_t
     );
     assert_eq!((r.from_fund, r.bad_debt, r.to_fund), (cents(4.0), cents(8.0), 0));
     assert_eq!((e.cash_of(3), e.cash_of(1)), (cents(20.0), cents(18.0)));
-    assert_eq!(value(&e.totals()), before);
+    assert_eq!(e.totals().value(), before);
 }
 
 #[test]
@@ -290,7 +272,7 @@ fn dydx_walks_whole_positions_from_a_seeded_start_in_account_order() {
     for seed in [0u64, 1, 7, 12345] {
         let mut e = engine_with(Policy::Dydx, 0.0, &rows);
         e.seed = seed;
-        let before = value(&e.totals());
+        let before = e.totals().value();
         let r = e.liquidate(Request { force: true, ..req(9, LONG, Some(95.0)) }, false).unwrap();
         let start = _adl::core::alloc::start_of(seed, 0, queue.len());
         let mut want = vec![];
@@ -309,7 +291,7 @@ fn dydx_walks_whole_positions_from_a_seeded_start_in_account_order() {
         let got: Vec<(Option<u64>, i64)> = r.fills.iter().map(|f| (f.account, f.lots)).collect();
         assert_eq!(got, want, "seed {seed}");
         assert!(r.fills.iter().all(|f| f.rank.is_none() && f.price == 96.0));
-        assert_eq!(value(&e.totals()), before);
+        assert_eq!(e.totals().value(), before);
     }
 }
 
@@ -332,12 +314,12 @@ fn min_max_leverage_queues_winners_by_leverage_then_splits_the_rest_by_size() {
             (5, SHORT, 10.0, 94.0, 10.0),
         ],
     );
-    let before = value(&e.totals());
+    let before = e.totals().value();
     let r = e.liquidate(req(1, LONG, None), false).unwrap();
     let got: Vec<(Option<u64>, i64, Option<u64>)> = r.fills.iter().map(|f| (f.account, f.lots, f.rank)).collect();
     assert_eq!(got, vec![(Some(3), 10, Some(1)), (Some(2), 10, Some(2)), (Some(4), 20, None)]);
     assert_eq!((r.adl_lots, r.bad_debt), (40, 0));
     // #4 realises 20·(95 − 97.5) = −50 and gets back 2/3 of its margin, 40: cash −10.
     assert_eq!(e.cash_of(4), cents(-10.0));
-    assert_eq!(value(&e.totals()), before);
+    assert_eq!(e.totals().value(), before);
 }

@@ -5,11 +5,13 @@
 use proptest::prelude::*;
 
 use _adl::core::engine::AdlPrice;
-use _adl::core::input::PositionColumns;
+#[path = "common.rs"]
+mod common;
+
 use _adl::core::score::Fraction;
 use _adl::core::tiers::Tiers;
 use _adl::core::trigger::Trigger;
-use _adl::core::{Engine, FillKind, MarketSpec, Policy, Request, Totals};
+use _adl::core::{Engine, FillKind, MarketSpec, Policy, Request};
 
 const CASES: u32 = 1_000;
 
@@ -64,29 +66,10 @@ fn engine(b: &Book) -> Engine {
     if b.armed_trigger {
         e.set_trigger(Trigger::FundDrop { arm: 0.95, disarm: 0.99 });
     }
-    let account: Vec<u64> = b.rows.iter().map(|r| r.0).collect();
-    let side: Vec<i8> = b.rows.iter().map(|r| r.1).collect();
-    let qty: Vec<f64> = b.rows.iter().map(|r| r.2).collect();
-    let entry: Vec<f64> = b.rows.iter().map(|r| r.3).collect();
-    let margin: Vec<f64> = b.rows.iter().map(|r| r.4).collect();
-    let market = vec![0u32; b.rows.len()];
-    let cols = PositionColumns {
-        account: &account,
-        market: &market,
-        side: &side,
-        qty: &qty,
-        entry: &entry,
-        margin: &margin,
-        adl_cap: &[],
-        cross: &[],
-    };
-    e.load(cols, &["X".to_string()], None, None).unwrap();
+    let rows: Vec<common::Row> = b.rows.iter().map(|&(a, s, q, en, m)| (a, 0, s, q, en, m, false)).collect();
+    e.load(common::columns(&rows).view(), &["X".to_string()], None, None).unwrap();
     e.set_marks(&[("X".to_string(), b.mark)], None).unwrap();
     e
-}
-
-fn value(t: &Totals) -> i128 {
-    t.value()
 }
 
 /// The incrementally updated index holds exactly the live eligible positions, in the order
@@ -129,7 +112,7 @@ proptest! {
     #[test]
     fn invariants_hold_after_every_liquidation(b in book()) {
         let mut e = engine(&b);
-        let v0 = value(&e.totals());
+        let v0 = e.totals().value();
         for &(pick, offset, force) in &b.ops {
             let live: Vec<(u64, i8)> = e.store().iter().map(|(_, p)| (p.account, p.side)).collect();
             if live.is_empty() { break; }
@@ -147,7 +130,7 @@ proptest! {
             prop_assert_eq!(&preview, &r);
             let after = e.totals();
             // Cash conserved at fixed marks, exactly.
-            prop_assert_eq!(value(&after), v0);
+            prop_assert_eq!(after.value(), v0);
             prop_assert!(after.fund >= 0);
             prop_assert!(after.bad_debt >= before.bad_debt);
             // Contracts: ADL removes equal lots from both sides; book fills only the bankrupt side.
@@ -272,25 +255,9 @@ fn cross_engine(b: &CrossBookCase) -> Engine {
     let mut e = Engine::new(b.policy, b.fund, 2, spec.clone()).unwrap();
     e.add_market("X", spec.clone()).unwrap();
     e.add_market("Y", MarketSpec { maintenance_rate: 0.02, ..spec.clone() }).unwrap();
-    let account: Vec<u64> = b.rows.iter().map(|r| r.0).collect();
-    let market: Vec<u32> = b.rows.iter().map(|r| r.1).collect();
-    let side: Vec<i8> = b.rows.iter().map(|r| r.2).collect();
-    let qty: Vec<f64> = b.rows.iter().map(|r| r.3).collect();
-    let entry: Vec<f64> = b.rows.iter().map(|r| r.4).collect();
-    let margin: Vec<f64> = b.rows.iter().map(|r| r.5).collect();
-    let cross: Vec<u8> = b.rows.iter().map(|r| (r.0 <= b.cross_accounts) as u8).collect();
-    let cols = PositionColumns {
-        account: &account,
-        market: &market,
-        side: &side,
-        qty: &qty,
-        entry: &entry,
-        margin: &margin,
-        adl_cap: &[],
-        cross: &cross,
-    };
+    let rows: Vec<common::Row> = b.rows.iter().map(|&(a, m, s, q, en, mg)| (a, m, s, q, en, mg, a <= b.cross_accounts)).collect();
     let accounts: Vec<u64> = (1..=9).collect();
-    e.load(cols, &["X".to_string(), "Y".to_string()], Some((&accounts, &b.wallets)), None).unwrap();
+    e.load(common::columns(&rows).view(), &["X".to_string(), "Y".to_string()], Some((&accounts, &b.wallets)), None).unwrap();
     e.set_marks(&[("X".to_string(), b.marks.0), ("Y".to_string(), b.marks.1)], None).unwrap();
     e
 }
@@ -320,7 +287,7 @@ proptest! {
     #[test]
     fn cross_margin_conserves_value_and_keeps_queues_current(b in cross_book()) {
         let mut e = cross_engine(&b);
-        let v0 = value(&e.totals());
+        let v0 = e.totals().value();
         for &(pick, whole_account, force) in &b.ops {
             let live: Vec<(u64, u32, i8, bool)> = e.store().iter().map(|(_, p)| (p.account, p.market, p.side, p.cross)).collect();
             if live.is_empty() { break; }
@@ -338,7 +305,7 @@ proptest! {
                 continue;
             };
             let after = e.totals();
-            prop_assert_eq!(value(&after), v0);
+            prop_assert_eq!(after.value(), v0);
             prop_assert!(after.fund >= 0);
             let mut adl = 0i128;
             for r in &results {
@@ -370,7 +337,7 @@ proptest! {
     #[test]
     fn cascades_conserve_value_exactly_at_scale(b in book()) {
         let mut e = engine(&b);
-        let v0 = value(&e.totals());
+        let v0 = e.totals().value();
         let oi0 = e.totals();
         // The cascade: every position in the book, in the drawn order, forced, as one batch.
         let mut keys: Vec<(u64, i8)> = e.store().iter().map(|(_, p)| (p.account, p.side)).collect();
@@ -383,7 +350,7 @@ proptest! {
             .collect();
         let out = e.liquidate_many(&reqs).unwrap();
         let t = e.totals();
-        prop_assert_eq!(value(&t), v0);
+        prop_assert_eq!(t.value(), v0);
         prop_assert!(t.fund >= 0);
         let adl: i128 = out.iter().flatten().flat_map(|l| &l.fills).filter(|f| f.kind == FillKind::Adl).map(|f| f.lots as i128).sum();
         let book: i128 = out.iter().flatten().flat_map(|l| l.fills.iter().filter(|f| f.kind != FillKind::Adl).map(move |f| l.key.2 as i128 * f.lots as i128)).sum();

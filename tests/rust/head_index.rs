@@ -2,7 +2,7 @@
 //! exactly the fills of a complete index, under every policy, including when the head runs
 //! out and the engine must fall back to the complete queue.
 
-use _adl::core::input::PositionColumns;
+use _adl::core::oplog::OwnedColumns;
 use _adl::core::{Engine, MarketSpec, Policy, Request};
 
 const SPEC: MarketSpec = MarketSpec::linear(0, 0, 0.005);
@@ -48,19 +48,9 @@ fn engine(policy: Policy) -> (Engine, Vec<Request>) {
         margin[i] = 0.0;
     }
     let (acc, cash): (Vec<u64>, Vec<f64>) = wallets.into_iter().unzip();
-    let market = vec![0u32; n];
-    let cols = PositionColumns {
-        account: &account,
-        market: &market,
-        side: &side,
-        qty: &qty,
-        entry: &entry,
-        margin: &margin,
-        adl_cap: &[],
-        cross: &cross,
-    };
+    let cols = OwnedColumns { account, market: vec![0; n], side, qty, entry, margin, adl_cap: Vec::new(), cross };
     let mut e = Engine::new(policy, 0.0, 2, SPEC.clone()).unwrap();
-    e.load(cols, &["X".to_string()], Some((&acc, &cash)), None).unwrap();
+    e.load(cols.view(), &["X".to_string()], Some((&acc, &cash)), None).unwrap();
     (e, reqs)
 }
 
@@ -114,20 +104,11 @@ fn a_counterparty_rescored_below_the_head_cut_leaves_the_head() {
         margin.push(m);
         cross.push(c);
     }
-    let market = vec![0u32; account.len()];
-    let cols = PositionColumns {
-        account: &account,
-        market: &market,
-        side: &side,
-        qty: &qty,
-        entry: &entry,
-        margin: &margin,
-        adl_cap: &[],
-        cross: &cross,
-    };
+    let market = vec![0; account.len()];
+    let cols = OwnedColumns { account, market, side, qty, entry, margin, adl_cap: Vec::new(), cross };
     let make = || {
         let mut e = Engine::new(Policy::Bitmex, 0.0, 2, SPEC.clone()).unwrap();
-        e.load(cols, &["X".to_string()], Some((&[1], &[0.0])), None).unwrap();
+        e.load(cols.view(), &["X".to_string()], Some((&[1], &[0.0])), None).unwrap();
         e.set_marks(&[("X".to_string(), 100.0)], None).unwrap();
         e
     };

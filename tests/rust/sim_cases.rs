@@ -2,7 +2,7 @@
 //! engine's full scan (`liquidatable`) finds nothing, along random walks with rebounds, with
 //! isolated and cross accounts, under several policies.
 
-use _adl::core::input::PositionColumns;
+use _adl::core::oplog::OwnedColumns;
 use _adl::core::simulate::{Simulation, Slippage};
 use _adl::core::{Engine, MarketSpec, Policy};
 
@@ -47,20 +47,11 @@ fn run(policy: Policy, seed: u64) {
             *wallets.entry(acc).or_insert(0.0) += ((q * e / lev) * 100.0).round() / 100.0;
         }
     }
-    let cols = PositionColumns {
-        account: &account,
-        market: &market,
-        side: &side,
-        qty: &qty,
-        entry: &entry,
-        margin: &margin,
-        adl_cap: &[],
-        cross: &cross,
-    };
+    let cols = OwnedColumns { account, market, side, qty, entry, margin, adl_cap: Vec::new(), cross };
     let mut e = Engine::new(policy, 100.0, 6, spec.clone()).unwrap();
     let acc: Vec<u64> = wallets.keys().copied().collect();
     let cash: Vec<f64> = wallets.values().copied().collect();
-    e.load(cols, &["X".to_string(), "Y".to_string()], Some((&acc, &cash)), None).unwrap();
+    e.load(cols.view(), &["X".to_string(), "Y".to_string()], Some((&acc, &cash)), None).unwrap();
     let mut sim = Simulation::new(e, Slippage { bps_per_million: 50.0, window: 5, max_bps: 200.0 }).unwrap();
     let mut marks = [100.0f64, 100.0];
     for step in 0..300i64 {
