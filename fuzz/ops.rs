@@ -52,7 +52,7 @@ const POLICIES: [Policy; 9] = [
 const SPEC: MarketSpec = MarketSpec::linear(0, 0, 0.05);
 const ACCOUNTS: u64 = 8;
 
-/// A market with fees, tiers and a multiplier chosen by the input (DOMAIN.md §7). `unit`
+/// A market with fees, tiers and a multiplier chosen by the input (docs/model.md §7). `unit`
 /// scales cash amounts (1 quote unit linear, 0.01 coin in the inverse world).
 fn venue_spec(u: &mut Bytes<'_>, base: MarketSpec, unit: f64) -> MarketSpec {
     let b = u.byte();

@@ -1,4 +1,4 @@
-"""Cross margin (DOMAIN.md §6) and custom scores in the engine, through the Python API.
+"""Cross margin (docs/model.md §6) and custom scores in the engine, through the Python API.
 
 Markets X (maintenance 10 %, mark 90) and Y (6 %, mark 200) on whole lots and ticks with
 cash in cents, so every number below is exact (see tests/rust/cross_cases.rs for the

@@ -212,7 +212,7 @@ CENT = Fraction(1, 100)
 
 
 def reference_score(policy: str, side: int, q: int, e: int, m: Fraction, p: int) -> Fraction | None:
-    """Exact DOMAIN.md §3 scores on whole lots and ticks (mmr 0.5 %, one quote unit = 1)."""
+    """Exact docs/model.md §3 scores on whole lots and ticks (mmr 0.5 %, one quote unit = 1)."""
     u = side * q * (p - e)
     equity = m + u
     if equity <= 0:

@@ -1,11 +1,11 @@
-"""Property tests: adl against a slow pure-Python reference of DOMAIN.md §1-§3.
+"""Property tests: adl against a slow pure-Python reference of docs/model.md §1-§3.
 
 Every book lives on the whole-units grid (whole lots, whole-quote prices) so the reference can
 work in exact integers: cash is in cents in the engine (``whole_units_engine``: cash_decimals 2)
 and in units of 1e-8 in the stateless calls (``adl.stateless.CASH_DECIMALS`` = 8). The value of
 ``lots * ticks`` in cash units is ``lots * ticks * FACTOR``.
 
-Scores. The reference score is the exact rational (``Fraction``) of DOMAIN.md §3 (BitMEX):
+Scores. The reference score is the exact rational (``Fraction``) of docs/model.md §3 (BitMEX):
 ``pnl% = σ(P−E)/E``, ``e = M + σq(P−E)``, ``ℓ = qP/e``, score ``pnl%·ℓ`` or ``pnl%/ℓ``. adl
 evaluates it in f64 (one division for pnl%, one for ℓ, one product or quotient, each correctly
 rounded), so its score is within a few ulps of the exact value: scores are compared with a
@@ -14,7 +14,7 @@ far below any error in the formula). The queue order is checked separately and e
 lights, quantities and every cash amount are compared exactly.
 
 Queue order. The reference orders by the exact score (descending), then account, then row
-(DOMAIN.md §3: "Ties: ascending account id, then input row order"). Two positions whose exact
+(docs/model.md §3: "Ties: ascending account id, then input row order"). Two positions whose exact
 scores are equal but whose f64 scores differ in the last bit are therefore ordered by account
 here; ``test_exact_score_tie_goes_to_lower_account`` pins the minimal such case.
 
@@ -137,7 +137,7 @@ class Outcome:
 
 def ref_liquidate(book: dict[tuple[int, str, int], Pos], key: tuple[int, str, int], mark: int,
                   fill: int, fund: int, factor: int = ENGINE_FACTOR) -> Outcome:
-    """The waterfall of DOMAIN.md §2 and README "Units and rounding", in exact integers."""
+    """The waterfall of docs/model.md §2 and README "Units and rounding", in exact integers."""
     p = book[key]
     s, q, e, m = p.side, p.qty, p.entry, p.margin
     out = Outcome()
@@ -392,7 +392,7 @@ def test_rank_matches_reference(data: tuple[list[Pos], dict[str, int]]) -> None:
 def test_exact_score_tie_goes_to_lower_account() -> None:
     # Mark 100. Account 1: short 1 @80, margin 21: pnl% = -1/4, e = 1, ℓ = 100, score -1/400.
     # Account 2: short 1 @96, margin 10: pnl% = -1/24, e = 6, ℓ = 100/6, score -1/400.
-    # Equal scores: DOMAIN.md §3 puts the lower account first. In f64 the first evaluates to
+    # Equal scores: docs/model.md §3 puts the lower account first. In f64 the first evaluates to
     # -0.0025 and the second to -0.0024999999999999996.
     rows = [Pos(1, "X", -1, 1, 80, 2_100), Pos(2, "X", -1, 1, 96, 1_000)]
     assert ref_score(to_stateless(rows)[0], 100, STATELESS_FACTOR) == ref_score(to_stateless(rows)[1], 100, STATELESS_FACTOR)

@@ -1,4 +1,4 @@
-"""Venue realism through the Python API (DOMAIN.md §7): fees under both conventions, ADL
+"""Venue realism through the Python API (docs/model.md §7): fees under both conventions, ADL
 fees, tiered maintenance, multipliers and partial liquidation, with hand-computed numbers,
 bad parameters, snapshots, and conservation over random venues (hypothesis)."""
 

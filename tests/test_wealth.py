@@ -1,4 +1,4 @@
-"""The wealth-space model (DOMAIN.md §4): hand-computed allocations, properties, and the
+"""The wealth-space model (docs/model.md §4): hand-computed allocations, properties, and the
 identities of the 10 Oct 2025 Hyperliquid per-wave tables."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import adl
 BOOK = pl.DataFrame(
     {"account": [1, 2, 3, 4], "cash": [0.0, 10.0, 10.0, 5.0], "pnl": [-30.0, 40.0, 10.0, 0.0]}
 )
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hl-oct10-adl-chitra"
+DATA = Path(adl.__file__).resolve().parent / "data" / "hl_oct10"
 
 
 def seized(frame: pl.DataFrame, policy: str, **kw: object) -> list[float]:

@@ -35,7 +35,7 @@ TierRow = tuple[float, float] | tuple[float, float, float | None]
 
 @dataclass(frozen=True)
 class Market:
-    """A market's grid, maintenance margin and venue parameters (DOMAIN.md §7).
+    """A market's grid, maintenance margin and venue parameters (docs/model.md §7).
 
     ``qty_decimals``: one lot is ``10**-qty_decimals`` contracts (default 4).
     ``price_decimals``: prices are held on a grid of ``10**-price_decimals`` (default 4).

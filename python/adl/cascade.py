@@ -75,7 +75,7 @@ class SimulationResult:
 
     - ``liquidations``: one row per liquidation (``ts, event, symbol, account, side, qty, mark,
       fill_price, to_fund, from_fund, bad_debt, adl_qty, external_qty``);
-    - ``fills``: the engine's fill records (DOMAIN.md §5; empty with ``keep_fills=False``);
+    - ``fills``: the engine's fill records (docs/model.md §5; empty with ``keep_fills=False``);
     - ``fund``: per step ``ts, fund`` (at the step's end), ``fund_min`` (its low within the
       step), ``bad_debt, liquidations, liquidated_notional, adl_notional``;
     - ``accounts``: per ADL counterparty ``adl_qty, adl_notional, profit_taken`` (its lots'
@@ -113,7 +113,7 @@ class SimulationResult:
     def summary(self) -> pl.DataFrame:
         """One row. ``need`` = the deficit ADL covered (the counterparties' loss against the
         mark at the event time); ``haircut`` = Σ x(Δ); ``overshoot`` = haircut − need;
-        ``residual`` = bad debt; ``ptsr``/``pmr`` as DOMAIN.md §4 with ``w`` = each account's
+        ``residual`` = bad debt; ``ptsr``/``pmr`` as docs/model.md §4 with ``w`` = each account's
         profit on the lots taken and ``D`` = need + residual (NaN when residual = 0)."""
         acc, liq = self.accounts, self.liquidations
         need = float(acc["need"].sum()) if acc.height else 0.0

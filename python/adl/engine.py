@@ -1,5 +1,5 @@
 """The stateful engine: a book of isolated and cross positions, account cash, the insurance
-fund, and the liquidation waterfall (DOMAIN.md §2) with ADL by the chosen policy."""
+fund, and the liquidation waterfall (docs/model.md §2) with ADL by the chosen policy."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ FILL_COLUMNS = (
 
 
 def fills_frame(cols: Mapping[str, Any], names: list[str]) -> pl.DataFrame:
-    """Fill records (DOMAIN.md §5) from the core's columns. ``account``, ``side``, ``rank``
+    """Fill records (docs/model.md §5) from the core's columns. ``account``, ``side``, ``rank``
     and ``score`` are null for book fills (kinds ``external`` and ``bad_debt``)."""
     kind = kind_series(cols["kind"])
     adl_fill = pl.Series(cols["kind"]) == 1
@@ -146,7 +146,7 @@ class Engine:
     their margin is paid by the fund as far as it can and the rest is bad debt. ``seed`` draws
     the start of the ``dydx`` walk (with the event id), so runs are reproducible.
 
-    ``trigger`` decides when ADL bypasses the fund (DOMAIN.md §5): ``"fund_empty"`` (default:
+    ``trigger`` decides when ADL bypasses the fund (docs/model.md §5): ``"fund_empty"`` (default:
     the fund covers what it can first), ``"drawdown"`` (Bybit: armed when the fund is more than
     30 % below its maximum over the last ``trigger_window`` = 8 h of the ``ts`` clock in ms;
     disarmed above -25 %) or ``"fund_drop"`` (Bitget: armed below 70 % of the fund's peak,
@@ -156,14 +156,14 @@ class Engine:
     ``policy="custom"`` ranks by the caller's ``score``: a column name or a Polars expression
     evaluated on the positions frame at each :meth:`load` (bankrupt positions stay out).
 
-    Venue parameters (DOMAIN.md §7): ``multiplier``, ``inverse``, ``tiers`` (risk-limit
+    Venue parameters (docs/model.md §7): ``multiplier``, ``inverse``, ``tiers`` (risk-limit
     tiers), ``liquidation_fee`` with its ``fee_convention``, ``surplus_to_fund`` and
     ``adl_fee`` are defaults for the markets, as described for :class:`adl.Market`; each
     market may override them (:meth:`add_market`) and draw on its own insurance-fund pool
     (:meth:`set_fund`). ``liquidate(..., partial=True)`` closes only what brings a position
     back to maintenance; :meth:`preview` shows users their prices, rank and ADL mark.
 
-    Cross margin (DOMAIN.md §6): rows with ``margin_mode = "cross"`` hold no margin of their
+    Cross margin (docs/model.md §6): rows with ``margin_mode = "cross"`` hold no margin of their
     own; they share the account's wallet (``cash`` or ``wallet`` in the accounts frame). See
     :meth:`liquidate_account`.
 
@@ -641,7 +641,7 @@ class Engine:
     def positions(self) -> pl.DataFrame:
         """Open positions with equity and maintenance at the marks (null without a mark),
         bankruptcy and liquidation prices. A cross position's equity is its share of its
-        account's net collateral by maintenance, and its prices are DOMAIN.md §6's with the
+        account's net collateral by maintenance, and its prices are docs/model.md §6's with the
         account's other marks held.
 
         >>> import adl, polars as pl
@@ -778,7 +778,7 @@ class Engine:
         ).with_columns(quantile=pl.col("lights") - 1)
 
     def events(self) -> pl.DataFrame:
-        """Audit log: every fill of every liquidation so far (DOMAIN.md §5 records).
+        """Audit log: every fill of every liquidation so far (docs/model.md §5 records).
 
         >>> import adl
         >>> adl.Engine().events().columns[:5]

@@ -1,4 +1,4 @@
-"""The wealth-space model of ADL (Chitra, arXiv:2512.01112; DOMAIN.md §4).
+"""The wealth-space model of ADL (Chitra, arXiv:2512.01112; docs/model.md §4).
 
 Account ``i`` has protected ``cash`` c_i >= 0 and ``pnl``; only its profit w_i = max(pnl_i, 0)
 can be haircut. Equity e_i = c_i + pnl_i, deficit D = Σ max(-e_i, 0), capacity U = Σ w_i,
@@ -171,7 +171,7 @@ def allocate(
 
 
 def allocation_metrics(result: pl.DataFrame, *, need: float | None = None) -> dict[str, float]:
-    """Metrics of an :func:`allocate` result (DOMAIN.md §4): ``deficit`` D, ``seized`` H,
+    """Metrics of an :func:`allocate` result (docs/model.md §4): ``deficit`` D, ``seized`` H,
     ``need`` (default: the budget B the allocation aimed at), ``overshoot`` = H - need,
     ``residual`` = D - H, ``max_haircut``, ``max_seized_pct_equity`` (max x/e over e > 0),
     ``accounts_hit``, ``ptsr`` = max(w - x)+ / (D - H) and ``pmr`` = max(w - x)+ /

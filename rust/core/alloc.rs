@@ -63,7 +63,7 @@ impl Allocator for RankedQueue {
 
 /// `min_max_leverage`: the ranked queue of profitable positions by leverage; if they cannot
 /// absorb it all, the rest is split by size over the other opposite positions that are not
-/// bankrupt (DOMAIN.md §4), and only then is there bad debt.
+/// bankrupt (docs/model.md §4), and only then is there bad debt.
 pub struct LeverageQueue;
 
 impl Allocator for LeverageQueue {
@@ -136,7 +136,7 @@ pub fn pro_rata_shares(holdings: &[(u64, i64)], lots: i64) -> Vec<i64> {
     shares
 }
 
-/// The fair allocators of DOMAIN.md §4 in contract space: profitable positions close lots in
+/// The fair allocators of docs/model.md §4 in contract space: profitable positions close lots in
 /// proportion to a weight, water-filled so no one closes more than its cap; if they cannot
 /// absorb it all, the rest is split by size over the other opposite positions.
 pub struct WeightedProRata {

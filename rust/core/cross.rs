@@ -1,4 +1,4 @@
-//! Cross margin (DOMAIN.md §6). An account's cross positions hold no margin of their own:
+//! Cross margin (docs/model.md §6). An account's cross positions hold no margin of their own:
 //! they share the account's wallet `W`, which is its free cash. Net collateral is
 //! `TNC = W + Σu` and maintenance `TMMR = Σ MM_i` over the account's cross positions.
 //!

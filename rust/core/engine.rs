@@ -1,5 +1,5 @@
 //! The engine: positions, account cash, insurance fund and bad-debt ledgers, and the
-//! liquidation waterfall of DOMAIN.md §2. Every mutating call validates first and then
+//! liquidation waterfall of docs/model.md §2. Every mutating call validates first and then
 //! applies, so an error leaves the engine exactly as it was.
 
 use rustc_hash::FxHashMap;
@@ -39,7 +39,7 @@ impl FillKind {
     }
 }
 
-/// The price ADL fills at (DOMAIN.md §2–§3).
+/// The price ADL fills at (docs/model.md §2–§3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AdlPrice {
     /// The bankrupt position's bankruptcy price: it ends at exactly zero (most venues).
@@ -62,7 +62,7 @@ impl AdlPrice {
     }
 }
 
-/// One fill record (DOMAIN.md §5). `account`/`side` are the counterparty's; `None` when the
+/// One fill record (docs/model.md §5). `account`/`side` are the counterparty's; `None` when the
 /// book took the lots.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fill {
@@ -139,7 +139,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// What the invariant of DOMAIN.md §2 conserves at fixed marks (fees paid to the venue
+    /// What the invariant of docs/model.md §2 conserves at fixed marks (fees paid to the venue
     /// included): cash + position equity + fund + book value + fees − bad debt.
     pub fn value(&self) -> i128 {
         self.cash + self.position_equity + self.fund + self.book_value + self.fees - self.bad_debt
@@ -565,7 +565,7 @@ impl Engine {
         (e < mm, e, mm)
     }
 
-    /// Bankruptcy and liquidation prices of the position at `slot`, in ticks (cross: DOMAIN.md
+    /// Bankruptcy and liquidation prices of the position at `slot`, in ticks (cross: docs/model.md
     /// §6, the other marks held). `None` for a cross position in a market without a mark.
     pub fn prices(&self, slot: u32) -> Option<(f64, f64)> {
         let p = *self.store.get(slot);
@@ -693,7 +693,7 @@ impl Engine {
         Ok(out)
     }
 
-    /// Liquidates every cross position of `account` (DOMAIN.md §6), largest maintenance
+    /// Liquidates every cross position of `account` (docs/model.md §6), largest maintenance
     /// first (then market id, longs first). Each closes at its own cross bankruptcy price;
     /// closing one at that price leaves the account's `TNC/TMMR` as it was, so the rest stay
     /// liquidatable and all are closed. Checked first: the account has cross positions, every
@@ -774,7 +774,7 @@ impl Engine {
         }
     }
 
-    /// The waterfall of DOMAIN.md §2 in exact integer cash.
+    /// The waterfall of docs/model.md §2 in exact integer cash.
     fn plan(&self, slot: u32, fill: Option<i64>, partial: bool) -> Result<Planned> {
         let mut p = *self.store.get(slot);
         let m = &self.markets[p.market as usize];

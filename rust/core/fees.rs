@@ -1,4 +1,4 @@
-//! Liquidation and ADL fees (DOMAIN.md §7). Rates are in ppm; every fee is rounded up (in
+//! Liquidation and ADL fees (docs/model.md §7). Rates are in ppm; every fee is rounded up (in
 //! the favour of the fund or the venue, like every other rounding) and never exceeds what
 //! the payer has.
 

@@ -1,4 +1,4 @@
-//! Insurance funds (DOMAIN.md §7): by default one fund shared by every market; a market may
+//! Insurance funds (docs/model.md §7): by default one fund shared by every market; a market may
 //! instead draw on a named pool (one per market, or one per group of markets, like Bybit's
 //! shared pools). Each pool has its own ADL trigger state and a history of its balance
 //! (for the drawdown trigger and for reports).

@@ -58,7 +58,7 @@ pub struct MarketSpec {
     pub fund_pool: String,
 }
 
-/// How a venue takes its liquidation fee (DOMAIN.md §7).
+/// How a venue takes its liquidation fee (docs/model.md §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FeeConvention {
     /// Out of what is left after the close (BitMEX, Binance): when the book pays at least the

@@ -1,4 +1,4 @@
-//! Partial liquidation (DOMAIN.md §7): venues first close only part of a position, enough to
+//! Partial liquidation (docs/model.md §7): venues first close only part of a position, enough to
 //! bring it back to maintenance (usually by dropping it to a lower risk-limit tier), and
 //! close it whole only when no part will do. The closed lots' PnL at the fill price and
 //! the liquidation fee are charged to the position's own margin, which it keeps (a cross

@@ -48,7 +48,7 @@ pub struct Position {
     /// ADL cap β in basis points (policy `capped_pro_rata`; 10,000 = no cap). Fits in the
     /// struct's padding: positions stay 48 bytes.
     pub cap_bp: u16,
-    /// Cross margin (DOMAIN.md §6): the position holds no margin of its own (`margin` is 0)
+    /// Cross margin (docs/model.md §6): the position holds no margin of its own (`margin` is 0)
     /// and shares its account's wallet (the account's free cash). See `cross::CrossBook`.
     pub cross: bool,
 }

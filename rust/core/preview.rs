@@ -1,4 +1,4 @@
-//! Preview for users (DOMAIN.md §7): the mark at which a position would start being
+//! Preview for users (docs/model.md §7): the mark at which a position would start being
 //! deleveraged under the current book.
 //!
 //! The model is a gap: the mark of the position's market jumps from where it is to `P`, and

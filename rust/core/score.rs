@@ -1,4 +1,4 @@
-//! Ranking policies: who is deleveraged first (DOMAIN.md §3). Higher score = earlier.
+//! Ranking policies: who is deleveraged first (docs/model.md §3). Higher score = earlier.
 
 use std::cmp::Ordering;
 

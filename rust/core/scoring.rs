@@ -1,5 +1,5 @@
 //! Scores of the engine's positions. Isolated positions use `Policy::score` as it is; cross
-//! positions use their account's values (DOMAIN.md §3, §6); `custom` takes the caller's
+//! positions use their account's values (docs/model.md §3, §6); `custom` takes the caller's
 //! score of each position (eligibility stays "not bankrupt").
 
 use crate::core::cross::CrossBook;

@@ -606,7 +606,7 @@ pub fn deleverage(
 }
 
 /// The rest of a `min_max_leverage` event once the profitable queue is used up: split by
-/// size over the other opposite rows that are not bankrupt (DOMAIN.md §4), in account order.
+/// size over the other opposite rows that are not bankrupt (docs/model.md §4), in account order.
 fn size_fallback(
     cols: &PositionColumns<'_>,
     markets: &MarketTable<'_>,

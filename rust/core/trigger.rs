@@ -1,4 +1,4 @@
-//! When ADL bypasses the insurance fund (DOMAIN.md §5). `FundEmpty` (most venues) never
+//! When ADL bypasses the insurance fund (docs/model.md §5). `FundEmpty` (most venues) never
 //! arms: ADL starts when the fund cannot cover a deficit. `Drawdown` (Bybit) and `FundDrop`
 //! (Bitget) arm on the fund's history with hysteresis; while armed, the fund pays nothing.
 //! Time is the caller's (`ts` given with marks), never the wall clock.

@@ -1,4 +1,4 @@
-//! Hand-computed cross-margin (DOMAIN.md §6) and custom-score cases. Whole lots, whole-quote
+//! Hand-computed cross-margin (docs/model.md §6) and custom-score cases. Whole lots, whole-quote
 //! ticks, cash in cents. Market X: maintenance 10 %, mark 90. Market Y: maintenance 6 %,
 //! mark 200. Every number in the comments is exact.
 

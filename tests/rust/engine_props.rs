@@ -1,4 +1,4 @@
-//! Property tests over random books and liquidation sequences: the DOMAIN.md §2 invariants
+//! Property tests over random books and liquidation sequences: the docs/model.md §2 invariants
 //! hold exactly after every operation, fills follow the queue, ranks match a full sort, and
 //! a dry run equals the real run minus the apply.
 

@@ -1,4 +1,4 @@
-//! Hand-computed venue-realism cases (DOMAIN.md §7): liquidation fees under both
+//! Hand-computed venue-realism cases (docs/model.md §7): liquidation fees under both
 //! conventions, ADL fees, tiered maintenance, contract multipliers and partial liquidation.
 //! Whole lots and whole-quote ticks; cash in cents unless stated, so every number in the
 //! comments is exact.
@@ -25,7 +25,7 @@ fn liquidate(e: &mut Engine, account: u64, side: i8, fill: Option<f64>, partial:
     let before = e.totals().value();
     let req = Request { account, market: 0, side, fill_price: fill, force: true, partial };
     let l = e.liquidate(req, false).unwrap();
-    // DOMAIN.md §2 conservation at fixed marks, fees included.
+    // docs/model.md §2 conservation at fixed marks, fees included.
     assert_eq!(e.totals().value(), before);
     l
 }
