@@ -125,6 +125,7 @@ class Outcome:
     surplus_external: int = 0  # lots closed on the book in case 1 (d <= 0)
     leftover: int = 0  # lots with no counterparty (bad_debt fill)
     legs: list[AdlLeg] = field(default_factory=list)
+    passed: list[int] = field(default_factory=list)  # counterparties that could not pay
 
     @property
     def adl_qty(self) -> int:
@@ -168,10 +169,16 @@ def ref_liquidate(book: dict[tuple[int, str, int], Pos], key: tuple[int, str, in
             if sc is not None:
                 queue.append((sc, c.account, c))
     queue.sort(key=lambda t: (-t[0], t[1]))
+    # The ADL price, exactly: P_bk = E - s*M/(L*factor) of the lots left after the fund.
+    p_adl = e - Fraction(s * margin_left, lots_left * factor) if lots_left else Fraction(e)
     for rank, (sc, _, c) in enumerate(queue, start=1):  # our own entry counts for rank
         if lots_left == 0:
             break
         if c.account == p.account:
+            continue
+        # Solvency (docs/model.md §2 step 4): the cash it receives at P_ADL must be >= 0.
+        if c.margin + c.side * c.qty * (p_adl - c.entry) * factor < 0:
+            out.passed.append(c.account)
             continue
         take = min(lots_left, c.qty)
         carried = margin_left * take // lots_left
@@ -179,6 +186,9 @@ def ref_liquidate(book: dict[tuple[int, str, int], Pos], key: tuple[int, str, in
         lots_left -= take
         released = c.margin * take // c.qty if take < c.qty else c.margin
         credit = released - s * take * (e - c.entry) * factor + carried
+        if credit < 0:  # rounding only: the margin is released rounded up instead
+            released = ceil_div(c.margin * take, c.qty)
+            credit = released - s * take * (e - c.entry) * factor + carried
         out.legs.append(AdlLeg(c.account, take, rank, sc, carried, released, credit))
     if lots_left > 0:
         out.leftover = lots_left
@@ -420,8 +430,11 @@ def test_deleverage_matches_reference_queue(
     side = more.draw(st.sampled_from(sorted({-p.side for p in rows if p.symbol == symbol})), label="side")
     srows = to_stateless(rows)
     queue = ref_queue(srows, marks, STATELESS_FACTOR)
+    # Rows that cannot pay at the ADL price (cash M + s*q*(price - E) < 0) keep their rank
+    # but are passed over.
     opposite = sorted(
-        (queue[i][0], i) for i, p in enumerate(srows) if i in queue and p.symbol == symbol and p.side == -side
+        (queue[i][0], i) for i, p in enumerate(srows)
+        if i in queue and p.symbol == symbol and p.side == -side and p.equity(price, STATELESS_FACTOR) >= 0
     )
     available = sum(rows[i].qty for _, i in opposite)
     qty = more.draw(st.one_of(st.integers(1, max(1, available)), st.integers(available + 1, available + 30)), label="qty")
@@ -645,9 +658,13 @@ def test_waterfall_amounts_match_reference(data: tuple[Book, dict[str, int], tup
         return -(ceil_div(p.margin * k, p.qty) + side * k * (f_px - p.entry) * ENGINE_FACTOR)
 
     q_f = max(k for k in range(p.qty + 1) if pay(k) <= fund)
+    # Counterparties must be able to pay at the ADL price P_bk of the lots left (exact).
+    lots_left, margin_left = p.qty - q_f, p.margin - ceil_div(p.margin * q_f, p.qty)
+    p_adl = p.entry - Fraction(side * margin_left, max(1, lots_left) * ENGINE_FACTOR)
     eligible = sum(
         c.qty for c in book.values()
         if c.symbol == symbol and c.side == -side and c.account != account and c.equity(mark, ENGINE_FACTOR) > 0
+        and c.margin + c.side * c.qty * (p_adl - c.entry) * ENGINE_FACTOR >= 0
     )
     adl_qty = min(p.qty - q_f, eligible)
     leftover = p.qty - q_f - adl_qty

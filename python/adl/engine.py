@@ -44,6 +44,7 @@ SyncPolicy = Literal["always", "group", "none"]
 Trigger = Literal["fund_empty", "drawdown", "fund_drop"]
 
 MARGIN_MODE = pl.Enum(["isolated", "cross"])
+PASS_REASON = pl.Enum(["beyond_bankruptcy", "collateral"])
 
 FILL_COLUMNS = (
     "event", "ts", "symbol", "bankrupt_account", "bankrupt_side",
@@ -90,7 +91,7 @@ class LiquidationResult:
     after the close and went back to the trader (``surplus_to_fund=False``); ``adl_fees``:
     ADL fees the counterparties paid to the venue; ``events``: event ids; ``skipped``: batch
     rows whose position an earlier row had already closed through ADL.
-    ``fills`` and ``cancel_orders`` are Polars frames built on first access.
+    ``fills``, ``cancel_orders`` and ``passed_over`` are Polars frames built on first access.
     """
 
     def __init__(self, raw: Mapping[str, Any], names: list[str]) -> None:
@@ -122,6 +123,24 @@ class LiquidationResult:
                 "account": pl.Series(r["cancel_account"], dtype=pl.UInt64),
                 "symbol": symbol_series(r["cancel_market"], self._names),
                 "side": side_series(r["cancel_side"]),
+            }
+        )
+
+    @cached_property
+    def passed_over(self) -> pl.DataFrame:
+        """Counterparties the queue passed over because they could not pay at the ADL price
+        (docs/model.md §2 step 4): ``event, account, symbol, side, reason`` in the order met.
+        ``reason``: ``beyond_bankruptcy`` (isolated: the ADL price lies beyond its own
+        bankruptcy price) or ``collateral`` (cross: its account's TNC cannot pay for a lot).
+        They keep their place in the queue for later events."""
+        rows = self._raw["passed"]
+        return pl.DataFrame(
+            {
+                "event": pl.Series([r[0] for r in rows], dtype=pl.UInt64),
+                "account": pl.Series([r[1] for r in rows], dtype=pl.UInt64),
+                "symbol": symbol_series(np.array([r[2] for r in rows], dtype=np.uint32), self._names),
+                "side": side_series(np.array([r[3] for r in rows], dtype=np.int8)),
+                "reason": pl.Series([r[4] for r in rows], dtype=PASS_REASON),
             }
         )
 

@@ -1,7 +1,9 @@
 //! The order-book-independent matcher: given the eligible opposite side and a quantity,
 //! choose who closes how much. Policies plug in through `Allocator`.
 
-use crate::core::fixed::Grid;
+use ethnum::U256;
+
+use crate::core::fixed::{mul_div_floor, Grid};
 use crate::core::position::{Position, PositionStore, NO_INDEX};
 use crate::core::ranking::RankIndex;
 use crate::core::scoring::Scoring;
@@ -18,6 +20,103 @@ pub struct OppositeSide<'a> {
     pub tiers: &'a Tiers,
     pub mark: i64,
     pub scoring: &'a Scoring<'a>,
+    /// The event's ADL price: what each counterparty must be able to pay for.
+    pub terms: AdlTerms,
+}
+
+/// The ADL price of an event, as the terms a counterparty's solvency is checked against
+/// (docs/model.md §2 step 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdlTerms {
+    /// At the mark: closing at the mark costs an eligible (solvent) counterparty nothing.
+    Mark,
+    /// At the bankruptcy price of `lots` bankrupt lots of `side` entered at `entry` ticks
+    /// and carrying `margin` cash units: `P_bk = entry − side·margin/(lots·factor)` ticks.
+    Bankruptcy { side: i8, entry: i64, lots: i64, margin: i128 },
+}
+
+/// Why a counterparty in the way of the queue was passed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassReason {
+    /// Isolated: the ADL price lies beyond its own bankruptcy price, so closing would pay it
+    /// negative cash (dYdX's "non-overlapping bankruptcy prices").
+    BeyondBankruptcy,
+    /// Cross: its account's net collateral (TNC) cannot pay for one lot at the ADL price.
+    Collateral,
+}
+
+impl PassReason {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PassReason::BeyondBankruptcy => "beyond_bankruptcy",
+            PassReason::Collateral => "collateral",
+        }
+    }
+}
+
+/// A counterparty passed over in an event; it keeps its place for later events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Passed {
+    pub slot: u32,
+    pub reason: PassReason,
+}
+
+/// What an allocator chose: the takes, and the counterparties it passed over on the way.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Allocation {
+    pub takes: Vec<Take>,
+    pub passed: Vec<Passed>,
+}
+
+impl Allocation {
+    pub fn lots(&self) -> i64 {
+        self.takes.iter().map(|t| t.lots).sum()
+    }
+}
+
+impl OppositeSide<'_> {
+    /// The most lots of `p` its holder can pay for at the ADL price (docs/model.md §2 step 4).
+    ///
+    /// Isolated, all lots or none: the cash it receives, `M_c + σ_c·q_c·(P_bk − E_c)`, must be
+    /// >= 0. `P_bk` is off the grid; with the engine's margin split (the lots carry
+    /// `⌊q_c·M/L⌋` or more) this is exactly `M_c + σ_c·value(q_c, E − E_c) + ⌊q_c·M/L⌋ >= 0`.
+    ///
+    /// Cross: each lot costs the account `D/L` against the mark, where `D` is the deficit at
+    /// the mark of the `L` bankrupt lots, so at most `⌊TNC·L/D⌋` lots keep `TNC >= 0`. (The
+    /// carried margin is rounded down, so k lots cost at most `⌈k·D/L⌉`, and an integer TNC
+    /// covers that exactly when it covers `k·D/L`.)
+    pub fn affordable(&self, p: &Position) -> Result<i64, PassReason> {
+        let AdlTerms::Bankruptcy { side, entry, lots, margin } = self.terms else { return Ok(p.qty) };
+        if p.cross {
+            let deficit = -(margin + side as i128 * self.grid.value(lots, self.mark - entry));
+            if deficit <= 0 {
+                return Ok(p.qty);
+            }
+            let tnc = self.scoring.cross.totals(p.account).tnc();
+            let cap = match tnc.checked_mul(lots as i128) {
+                Some(x) => x.div_euclid(deficit),
+                // Beyond 128 bits: a cost per lot rounded up never overstates what TNC pays for.
+                None => tnc / (deficit / lots as i128 + 1),
+            };
+            return if cap > 0 { Ok(cap.min(p.qty as i128) as i64) } else { Err(PassReason::Collateral) };
+        }
+        let cash = p.margin as i128
+            + p.side as i128 * self.grid.value(p.qty, entry - p.entry)
+            + mul_div_floor(p.qty as i128, margin, lots as i128);
+        if cash >= 0 {
+            Ok(p.qty)
+        } else {
+            Err(PassReason::BeyondBankruptcy)
+        }
+    }
+
+    /// `affordable` as a cap, recording the pass in `passed`.
+    fn cap(&self, slot: u32, p: &Position, passed: &mut Vec<Passed>) -> i64 {
+        self.affordable(p).unwrap_or_else(|reason| {
+            passed.push(Passed { slot, reason });
+            0
+        })
+    }
 }
 
 /// One counterparty's share of an ADL event. `rank`/`score` are `None` for policies that
@@ -32,17 +131,18 @@ pub struct Take {
 
 pub trait Allocator {
     /// Chooses counterparties for up to `lots` lots, never the account `exclude`
-    /// (no account is matched against itself). Σ take.lots <= lots; less only when the
-    /// opposite side cannot absorb it all.
-    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take>;
+    /// (no account is matched against itself), and none beyond what it can pay for
+    /// (`OppositeSide::affordable`). Σ take.lots <= lots; less only when the opposite side
+    /// cannot absorb (or pay for) it all.
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation;
 }
 
 /// Ranked queue (BitMEX-style): highest score first, whole positions, partial last.
 pub struct RankedQueue;
 
 impl Allocator for RankedQueue {
-    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take> {
-        let mut takes = Vec::new();
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation {
+        let mut out = Allocation::default();
         let mut left = lots;
         // The head of the queue has rank 1; every entry still queued counts, even ours.
         for (rank, (pos, slot)) in (1u64..).zip(side.index.queue()) {
@@ -53,11 +153,13 @@ impl Allocator for RankedQueue {
             if p.account == exclude {
                 continue;
             }
-            let take = left.min(p.qty);
-            takes.push(Take { slot, lots: take, rank: Some(rank), score: Some(side.index.score_at(pos)) });
-            left -= take;
+            let take = left.min(side.cap(slot, p, &mut out.passed));
+            if take > 0 {
+                out.takes.push(Take { slot, lots: take, rank: Some(rank), score: Some(side.index.score_at(pos)) });
+                left -= take;
+            }
         }
-        takes
+        out
     }
 }
 
@@ -67,22 +169,23 @@ impl Allocator for RankedQueue {
 pub struct LeverageQueue;
 
 impl Allocator for LeverageQueue {
-    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take> {
-        let mut takes = RankedQueue.allocate(side, lots, exclude);
-        let left = lots - takes.iter().map(|t| t.lots).sum::<i64>();
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation {
+        let mut out = RankedQueue.allocate(side, lots, exclude);
+        let left = lots - out.lots();
         if left > 0 {
             let mut rest: Vec<(u32, &Position)> = side
                 .members
                 .iter()
                 .map(|&slot| (slot, side.store.get(slot)))
                 .filter(|(_, p)| p.index_pos == NO_INDEX && p.account != exclude)
-                .filter(|(_, p)| side.scoring.equity(side.grid, side.tiers, side.mark, p) > 0)
+                .filter(|(_, p)| side.scoring.eligible(side.grid, side.tiers, side.mark, p))
                 .collect();
             rest.sort_unstable_by_key(|(slot, p)| (p.account, *slot));
-            let shares = pro_rata_shares(&rest.iter().map(|(_, p)| (p.account, p.qty)).collect::<Vec<_>>(), left);
-            takes.extend(unranked_takes(&rest, shares));
+            let holdings: Vec<Holding> =
+                rest.iter().map(|&(slot, p)| Holding::by_size(p.account, p.qty, side.cap(slot, p, &mut out.passed))).collect();
+            out.takes.extend(unranked_takes(&rest, pro_rata_shares(&holdings, left)));
         }
-        takes
+        out
     }
 }
 
@@ -92,10 +195,12 @@ impl Allocator for LeverageQueue {
 pub struct SizeProRata;
 
 impl Allocator for SizeProRata {
-    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take> {
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation {
         let members = members(side, exclude);
-        let shares = pro_rata_shares(&members.iter().map(|(_, p)| (p.account, p.qty)).collect::<Vec<_>>(), lots);
-        unranked_takes(&members, shares)
+        let mut passed = Vec::new();
+        let holdings: Vec<Holding> =
+            members.iter().map(|&(slot, p)| Holding::by_size(p.account, p.qty, side.cap(slot, p, &mut passed))).collect();
+        Allocation { takes: unranked_takes(&members, pro_rata_shares(&holdings, lots)), passed }
     }
 }
 
@@ -114,23 +219,83 @@ fn unranked_takes(members: &[(u32, &Position)], shares: Vec<i64>) -> Vec<Take> {
         .collect()
 }
 
-/// Splits `lots` over holdings `(account, qty)` in proportion to qty: whole lots, largest
-/// remainder first (ties: lower account, then earlier entry). Never more than a holding.
-pub fn pro_rata_shares(holdings: &[(u64, i64)], lots: i64) -> Vec<i64> {
-    let total: i128 = holdings.iter().map(|h| h.1 as i128).sum();
-    if total <= lots as i128 {
-        return holdings.iter().map(|h| h.1).collect();
+/// A counterparty as the pro-rata kernels see it: it may close up to `cap` lots, in
+/// proportion to `weight` (an integer: lots, or cash units), or by `size` in the fallback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holding {
+    pub account: u64,
+    pub cap: i64,
+    /// 0 = not eligible for the weighted pass (only for the size fallback).
+    pub weight: u128,
+    pub size: i64,
+}
+
+impl Holding {
+    /// A holding split by size: `size` lots, of which it can pay for `cap`.
+    pub fn by_size(account: u64, size: i64, cap: i64) -> Holding {
+        Holding { account, cap: cap.min(size), weight: size as u128, size }
     }
-    let want = lots as i128;
-    let mut shares: Vec<i64> = holdings.iter().map(|h| (want * h.1 as i128 / total) as i64).collect();
-    let left = (lots - shares.iter().sum::<i64>()) as usize;
+}
+
+/// Splits `lots` over holdings in proportion to their size (`Holding::by_size`): whole lots,
+/// largest remainder first (ties: lower account, then earlier entry), never beyond a cap
+/// (the excess is water-filled to the others). Everyone fills its cap when they hold no more.
+pub fn pro_rata_shares(holdings: &[Holding], lots: i64) -> Vec<i64> {
+    water_fill(holdings, lots)
+}
+
+/// The exact water-filling behind every pro-rata split: find the level `λ` with
+/// `Σ min(cap_i, λ·w_i) = lots`, give each holding `⌊λ·w_i⌋`, and the lots rounding leaves to
+/// the largest remainders (ties: lower account, then earlier entry). `λ = R/W` with `R` the
+/// lots not taken by saturated holdings and `W` the others' weight, so every share is the
+/// fraction `R·w_i/W`: comparisons and remainders are integers (256-bit), decided exactly.
+/// Holdings with weight 0 or cap 0 get nothing.
+pub fn water_fill(holdings: &[Holding], lots: i64) -> Vec<i64> {
+    let mut shares = vec![0i64; holdings.len()];
+    let mut active: Vec<usize> = (0..holdings.len()).filter(|&i| holdings[i].weight > 0 && holdings[i].cap > 0).collect();
+    let held: i128 = active.iter().map(|&i| holdings[i].cap as i128).sum();
+    if held <= lots as i128 {
+        for &i in &active {
+            shares[i] = holdings[i].cap;
+        }
+        return shares;
+    }
+    let wide = |x: i64| U256::from(x as u128);
+    // Saturate whoever the level reaches (`cap·W <= R·w`) and recompute it for the rest,
+    // until nobody new saturates (a few O(n) rounds). Some holding stays unsaturated since
+    // the caps hold more than `lots`.
+    let mut remaining = lots;
+    let weight_of = |active: &[usize]| active.iter().fold(U256::ZERO, |acc, &i| acc + U256::from(holdings[i].weight));
+    let mut wsum = weight_of(&active);
+    loop {
+        let r = wide(remaining);
+        let (full, rest): (Vec<usize>, Vec<usize>) =
+            active.iter().partition(|&&i| wide(holdings[i].cap) * wsum <= r * U256::from(holdings[i].weight));
+        if full.is_empty() {
+            break;
+        }
+        for &i in &full {
+            shares[i] = holdings[i].cap;
+            remaining -= holdings[i].cap;
+        }
+        active = rest;
+        wsum = weight_of(&active);
+    }
+    let r = wide(remaining);
+    let mut remainders = Vec::with_capacity(active.len());
+    for &i in &active {
+        let x = r * U256::from(holdings[i].weight);
+        // < cap (not saturated), so one more lot never exceeds the cap.
+        shares[i] = (x / wsum).as_i64();
+        remainders.push(x % wsum);
+    }
+    let left = (remaining - active.iter().map(|&i| shares[i]).sum::<i64>()) as usize;
     if left > 0 {
         // Only the `left` largest remainders matter: select them, no full sort.
-        let key = |i: usize| (std::cmp::Reverse(want * holdings[i].1 as i128 % total), holdings[i].0, i);
-        let mut order: Vec<usize> = (0..holdings.len()).collect();
-        order.select_nth_unstable_by_key(left - 1, |&i| key(i));
-        for &i in &order[..left] {
-            shares[i] += 1;
+        let mut order: Vec<usize> = (0..active.len()).collect();
+        order.select_nth_unstable_by_key(left - 1, |&k| (std::cmp::Reverse(remainders[k]), holdings[active[k]].account, active[k]));
+        for &k in &order[..left] {
+            shares[active[k]] += 1;
         }
     }
     shares
@@ -154,94 +319,53 @@ pub enum Weighting {
     CappedSize,
 }
 
-/// A position as a holding for `weighted_then_size`: (account, most lots it may close, weight);
-/// weight 0 = not eligible (not in profit). `equity` is the position's (its account share if cross).
-pub fn holding(p: &Position, grid: &Grid, mark: i64, equity: i128, weighting: Weighting) -> (u64, i64, f64) {
+/// A position as a holding for `weighted_then_size`, able to pay for `affordable` lots. The
+/// weight is 0 (not eligible: not in profit) or: u⁺ in cash units (`Profit`);
+/// `⌊u⁺·N/e⌋`, at least 1, with `N` the notional and `e` the equity (its account share if
+/// cross) in cash units (`LeveredProfit`); the size in lots (`CappedSize`).
+pub fn holding(p: &Position, grid: &Grid, mark: i64, equity: i128, weighting: Weighting, affordable: i64) -> Holding {
     let u = p.side as i128 * grid.value(p.qty, mark - p.entry);
-    if u <= 0 {
-        return (p.account, p.qty, 0.0);
+    let cap = affordable.min(p.qty);
+    if u <= 0 || equity <= 0 {
+        return Holding { account: p.account, cap, weight: 0, size: p.qty };
     }
-    match weighting {
-        Weighting::Profit => (p.account, p.qty, u as f64),
-        Weighting::LeveredProfit => (p.account, p.qty, u as f64 * grid.notional_f64(p.qty, mark) / equity as f64),
-        Weighting::CappedSize => (p.account, (p.qty as i128 * p.cap_bp as i128 / 10_000) as i64, p.qty as f64),
-    }
+    let (cap, weight) = match weighting {
+        Weighting::Profit => (cap, u as u128),
+        Weighting::LeveredProfit => {
+            let levered = U256::from(u as u128) * U256::from(grid.notional(p.qty, mark) as u128) / U256::from(equity as u128);
+            (cap, levered.max(U256::ONE).min(U256::from(u128::MAX)).as_u128())
+        }
+        Weighting::CappedSize => (cap.min((p.qty as i128 * p.cap_bp as i128 / 10_000) as i64), p.qty as u128),
+    };
+    Holding { account: p.account, cap, weight, size: p.qty }
 }
 
 impl Allocator for WeightedProRata {
-    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take> {
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation {
         let members = members(side, exclude);
-        let holdings: Vec<(u64, i64, f64)> = members
+        let mut passed = Vec::new();
+        let holdings: Vec<Holding> = members
             .iter()
-            .map(|(_, p)| {
+            .map(|&(slot, p)| {
                 let equity = side.scoring.equity(side.grid, side.tiers, side.mark, p);
-                holding(p, side.grid, side.mark, equity, self.weighting)
+                holding(p, side.grid, side.mark, equity, self.weighting, side.cap(slot, p, &mut passed))
             })
             .collect();
-        unranked_takes(&members, weighted_then_size(&holdings, lots))
+        Allocation { takes: unranked_takes(&members, weighted_then_size(&holdings, lots)), passed }
     }
 }
 
-/// Splits `lots` over holdings `(account, cap, weight)`: those with weight > 0 first, in
-/// proportion to weight and never beyond their cap (water-filling), whole lots by largest
-/// remainder (ties: lower account); what they cannot absorb goes to the zero-weight holdings
-/// by size (`pro_rata_shares`).
-pub fn weighted_then_size(holdings: &[(u64, i64, f64)], lots: i64) -> Vec<i64> {
-    let mut shares = vec![0i64; holdings.len()];
-    let weighted: Vec<usize> = (0..holdings.len()).filter(|&i| holdings[i].2 > 0.0).collect();
-    let held: i64 = weighted.iter().map(|&i| holdings[i].1).sum();
-    if held <= lots {
-        for &i in &weighted {
-            shares[i] = holdings[i].1;
-        }
-    } else {
-        // Water level λ: Σ min(q, λ·w) = lots. Saturate whoever the level reaches and
-        // recompute it for the rest, until nobody new saturates (a few O(n) rounds).
-        let mut exact = vec![0f64; holdings.len()];
-        let mut active = weighted.clone();
-        let mut remaining = lots as f64;
-        loop {
-            let wsum: f64 = active.iter().map(|&i| holdings[i].2).sum();
-            let level = remaining / wsum;
-            let (full, rest): (Vec<usize>, Vec<usize>) = active.iter().partition(|&&i| holdings[i].1 as f64 <= level * holdings[i].2);
-            if full.is_empty() {
-                for &i in &rest {
-                    exact[i] = (level * holdings[i].2).min(holdings[i].1 as f64);
-                }
-                break;
-            }
-            for &i in &full {
-                exact[i] = holdings[i].1 as f64;
-                remaining -= exact[i];
-            }
-            active = rest;
-            if active.is_empty() {
-                break;
-            }
-        }
-        for &i in &weighted {
-            shares[i] = (exact[i].floor() as i64).min(holdings[i].1);
-        }
-        // The largest remainders get the lots rounding left over (ties: lower account);
-        // select them rather than sort everyone.
-        let mut left = lots - shares.iter().sum::<i64>();
-        let mut open: Vec<usize> = weighted.iter().copied().filter(|&i| shares[i] < holdings[i].1).collect();
-        let key = |i: usize| (std::cmp::Reverse(((exact[i] - exact[i].floor()) * 1e15) as i64), holdings[i].0, i);
-        while left > 0 && !open.is_empty() {
-            let k = (left as usize).min(open.len());
-            open.select_nth_unstable_by_key(k - 1, |&i| key(i));
-            for &i in &open[..k] {
-                shares[i] += 1;
-            }
-            left -= k as i64;
-            open.retain(|&i| shares[i] < holdings[i].1);
-        }
-    }
+/// Splits `lots` over holdings: those with weight > 0 first, in proportion to weight and
+/// never beyond their cap (exact water-filling, `water_fill`); what they cannot absorb goes
+/// to the zero-weight holdings by size (`pro_rata_shares`).
+pub fn weighted_then_size(holdings: &[Holding], lots: i64) -> Vec<i64> {
+    let mut shares = water_fill(holdings, lots);
     let left = lots - shares.iter().sum::<i64>();
     if left > 0 {
-        let rest: Vec<usize> = (0..holdings.len()).filter(|&i| holdings[i].2 <= 0.0).collect();
-        let extra = pro_rata_shares(&rest.iter().map(|&i| (holdings[i].0, holdings[i].1)).collect::<Vec<_>>(), left);
-        for (&i, x) in rest.iter().zip(extra) {
+        let rest: Vec<usize> = (0..holdings.len()).filter(|&i| holdings[i].weight == 0).collect();
+        let by_size: Vec<Holding> =
+            rest.iter().map(|&i| Holding::by_size(holdings[i].account, holdings[i].size, holdings[i].cap)).collect();
+        for (&i, x) in rest.iter().zip(pro_rata_shares(&by_size, left)) {
             shares[i] += x;
         }
     }
@@ -261,25 +385,28 @@ impl DydxWalk {
 }
 
 impl Allocator for DydxWalk {
-    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Vec<Take> {
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation {
         // The start is drawn over the index's raw positions (departed ones are skipped), so
         // the walk never collects the whole side.
         let start = start_of(self.seed, self.event, side.index.capacity());
-        let mut takes = Vec::new();
+        let mut out = Allocation::default();
         let mut left = lots;
         for (_, slot) in side.index.queue_from(start) {
-            if left == 0 || takes.len() == Self::MAX_ACCOUNTS {
+            if left == 0 || out.takes.len() == Self::MAX_ACCOUNTS {
                 break;
             }
             let p = side.store.get(slot);
             if p.account == exclude {
                 continue;
             }
-            let take = left.min(p.qty);
-            takes.push(Take { slot, lots: take, rank: None, score: None });
-            left -= take;
+            // dYdX skips offsetting subaccounts that cannot pay at the bankruptcy price.
+            let take = left.min(side.cap(slot, p, &mut out.passed));
+            if take > 0 {
+                out.takes.push(Take { slot, lots: take, rank: None, score: None });
+                left -= take;
+            }
         }
-        takes
+        out
     }
 }
 
@@ -320,12 +447,29 @@ mod tests {
     fn largest_remainder_by_hand() {
         // 10 lots over 3, 3, 4 (Σ 10... = all) and 7 lots over 5, 3, 2: exact 3.5, 2.1, 1.4
         // -> base 3, 2, 1 (6), one left to the largest remainder (0.5): 4, 2, 1.
-        assert_eq!(pro_rata_shares(&[(1, 3), (2, 3), (3, 4)], 10), vec![3, 3, 4]);
-        assert_eq!(pro_rata_shares(&[(1, 5), (2, 3), (3, 2)], 7), vec![4, 2, 1]);
+        let size = |h: &[(u64, i64)]| h.iter().map(|&(a, q)| Holding::by_size(a, q, q)).collect::<Vec<_>>();
+        assert_eq!(pro_rata_shares(&size(&[(1, 3), (2, 3), (3, 4)]), 10), vec![3, 3, 4]);
+        assert_eq!(pro_rata_shares(&size(&[(1, 5), (2, 3), (3, 2)]), 7), vec![4, 2, 1]);
         // Equal remainders go to the lower account: 1 lot over 1, 1 (accounts 9 and 4).
-        assert_eq!(pro_rata_shares(&[(9, 1), (4, 1)], 1), vec![0, 1]);
+        assert_eq!(pro_rata_shares(&size(&[(9, 1), (4, 1)]), 1), vec![0, 1]);
         // More than the side holds: everyone closes fully.
-        assert_eq!(pro_rata_shares(&[(1, 2), (2, 3)], 9), vec![2, 3]);
+        assert_eq!(pro_rata_shares(&size(&[(1, 2), (2, 3)]), 9), vec![2, 3]);
+        // A cap below the size (what a cross account can pay for): 7 lots over 5, 3, 2 with
+        // #1 capped at 2 -> #1 saturates (7·5/10 = 3.5 > 2); 5 lots over 3:2 = 3, 2.
+        let capped = [Holding::by_size(1, 5, 2), Holding::by_size(2, 3, 3), Holding::by_size(3, 2, 2)];
+        assert_eq!(pro_rata_shares(&capped, 7), vec![2, 3, 2]);
+        // A holding that can pay for nothing gets nothing: 4 lots over 0-capped 5 and 3, 2.
+        let passed = [Holding::by_size(1, 5, 0), Holding::by_size(2, 3, 3), Holding::by_size(3, 2, 2)];
+        assert_eq!(pro_rata_shares(&passed, 4), vec![0, 2, 2]);
+    }
+
+    #[test]
+    fn equal_remainders_are_decided_exactly() {
+        // Weights 8, 24, 48 (profits) for accounts 9, 6, 5 and 6 lots: exact shares 0.6,
+        // 1.8, 3.6 -> floors 0, 1, 3 and two lots to the remainders .8 (account 6) and the
+        // exact tie .6 = .6 -> the lower account, 5: 0, 2, 4. (Floats made .6 != .6.)
+        let h = |a, q, w| Holding { account: a, cap: q, weight: w, size: q };
+        assert_eq!(water_fill(&[h(9, 2, 8), h(6, 4, 24), h(5, 6, 48)], 6), vec![0, 2, 4]);
     }
 
     #[test]
@@ -333,9 +477,10 @@ mod tests {
         // 10 lots, weights 1:1:2 over holdings 10, 10, 3: level λ with 10 = λ + λ + min(3, 2λ)
         // -> #3 saturates at 3, λ = 3.5: 3.5, 3.5, 3 -> floors 3, 3, 3 and the leftover lot
         // to the equal remainders' lower account: 4, 3, 3.
-        assert_eq!(weighted_then_size(&[(1, 10, 1.0), (2, 10, 1.0), (3, 3, 2.0)], 10), vec![4, 3, 3]);
+        let h = |a, q, w| Holding { account: a, cap: q, weight: w, size: q };
+        assert_eq!(weighted_then_size(&[h(1, 10, 1), h(2, 10, 1), h(3, 3, 2)], 10), vec![4, 3, 3]);
         // Profitable holdings absorb 5 of 8; the other 3 go by size to the zero-weight ones (2:1).
-        assert_eq!(weighted_then_size(&[(1, 5, 2.0), (2, 6, 0.0), (3, 3, 0.0)], 8), vec![5, 2, 1]);
+        assert_eq!(weighted_then_size(&[h(1, 5, 2), h(2, 6, 0), h(3, 3, 0)], 8), vec![5, 2, 1]);
     }
 
     #[test]

@@ -4,7 +4,10 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::core::alloc::{Allocator, DydxWalk, LeverageQueue, OppositeSide, RankedQueue, SizeProRata, Take, WeightedProRata, Weighting};
+use crate::core::alloc::{
+    AdlTerms, Allocation, Allocator, DydxWalk, LeverageQueue, OppositeSide, PassReason, RankedQueue, SizeProRata, Take, WeightedProRata,
+    Weighting,
+};
 use crate::core::cross::CrossBook;
 use crate::core::error::{AdlError, Checked, Result};
 use crate::core::fees::{fee_on, reserved_fee};
@@ -107,6 +110,17 @@ pub struct Liquidation {
     pub adl_fees: i128,
     /// Lots the position still holds (> 0 after a partial liquidation).
     pub remaining_lots: i64,
+    /// Counterparties the queue passed over because they could not pay at the ADL price
+    /// (docs/model.md §2 step 4), in the order they were met. They keep their place.
+    pub passed: Vec<PassedOver>,
+}
+
+/// A counterparty passed over in an event: its position and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PassedOver {
+    pub account: u64,
+    pub side: Side,
+    pub reason: PassReason,
 }
 
 /// A liquidation request.
@@ -805,6 +819,7 @@ impl Engine {
             returned: 0,
             adl_fees: 0,
             remaining_lots: 0,
+            passed: Vec::new(),
         };
         let book_fill = |lots: i64, kind: FillKind| Fill {
             event,
@@ -883,7 +898,9 @@ impl Engine {
         // The market's pool; while its trigger is armed it is bypassed: it covers nothing.
         let fund = self.funds.available(m.pool);
         let covered = max_affordable(q, fund, pay);
-        let mut fund_left = fund;
+        // An armed trigger stops the fund from sparing counterparties, not from paying for
+        // what no counterparty takes (step 5): the leftover is the whole balance.
+        let mut fund_left = self.funds.pool(m.pool).balance;
         let mut total_book_value = 0i128;
         if covered > 0 {
             let paid = pay(covered);
@@ -903,8 +920,10 @@ impl Engine {
         let mut lots_left = q - covered;
         let mut margin_left = mg - split_ceil(mg, covered, q);
         let scoring = self.scoring();
-        let takes = if lots_left == 0 {
-            Vec::new()
+        let terms =
+            if at_mark { AdlTerms::Mark } else { AdlTerms::Bankruptcy { side: p.side, entry: e, lots: lots_left, margin: margin_left } };
+        let allocation = if lots_left == 0 {
+            Allocation::default()
         } else {
             // Queue policies can start from the head of the queue; the others see everyone.
             let head_ok =
@@ -916,8 +935,8 @@ impl Engine {
                 None => return Ok(if head_ok { Planned::NeedHead(lots_left) } else { Planned::NeedComplete }),
             };
             let members = &m.members[side_slot(-p.side)];
-            let opposite = OppositeSide { store: &self.store, index, members, grid: g, tiers: &m.tiers, mark, scoring: &scoring };
-            let takes = match self.policy {
+            let opposite = OppositeSide { store: &self.store, index, members, grid: g, tiers: &m.tiers, mark, scoring: &scoring, terms };
+            let allocation = match self.policy {
                 Policy::SizeProRata => SizeProRata.allocate(&opposite, lots_left, p.account),
                 Policy::WealthProRata => WeightedProRata { weighting: Weighting::Profit }.allocate(&opposite, lots_left, p.account),
                 Policy::LeveredProRata => WeightedProRata { weighting: Weighting::LeveredProfit }.allocate(&opposite, lots_left, p.account),
@@ -929,26 +948,34 @@ impl Engine {
             };
             // The head ran out before the lots did: a head twice as deep (min_max_leverage
             // needs the whole side for its size fallback).
-            if head_only && takes.iter().map(|t| t.lots).sum::<i64>() < lots_left {
+            if head_only && allocation.lots() < lots_left {
                 return Ok(if self.policy == Policy::MinMaxLeverage {
                     Planned::NeedComplete
                 } else {
                     Planned::NeedHead(index.total_lots().saturating_add(lots_left).saturating_mul(2))
                 });
             }
-            takes
+            allocation
         };
-        let mut legs = Vec::with_capacity(takes.len());
+        out.passed = allocation
+            .passed
+            .iter()
+            .map(|x| {
+                let c = self.store.get(x.slot);
+                PassedOver { account: c.account, side: c.side, reason: x.reason }
+            })
+            .collect();
+        let mut legs = Vec::with_capacity(allocation.takes.len());
         // At the mark, what the bankrupt lots are worth there (margin + PnL) is settled below.
         let mut value_at_mark = 0i128;
-        for take in takes {
+        for take in allocation.takes {
             let c = self.store.get(take.slot);
             // The bankrupt lots carry their share of the margin. At the bankruptcy price it goes
             // to the counterparty, so the bankrupt account ends at exactly zero.
             let carried = split_floor(margin_left, take.lots, lots_left);
             margin_left -= carried;
             lots_left -= take.lots;
-            let released = split_floor(c.margin as i128, take.lots, c.qty) as i64;
+            let mut released = split_floor(c.margin as i128, take.lots, c.qty) as i64;
             let (pnl, price_ticks) = if at_mark {
                 value_at_mark += carried + s * g.value(take.lots, mark - e);
                 (c.side as i128 * g.value(take.lots, mark - c.entry), mark as f64)
@@ -956,11 +983,24 @@ impl Engine {
                 let ticks = e as f64 - s as f64 * carried as f64 / (take.lots as f64 * g.factor as f64);
                 (-s * g.value(take.lots, e - c.entry) + carried, ticks)
             };
-            let credit = (released as i128).add_c(pnl, "ADL credit")?;
+            let mut credit = (released as i128).add_c(pnl, "ADL credit")?;
+            if credit < 0 {
+                // Only rounding can get here (the allocator checked the exact cash): release the
+                // margin rounded up instead, within the counterparty's own account.
+                released = split_ceil(c.margin as i128, take.lots, c.qty) as i64;
+                credit = (released as i128).add_c(pnl, "ADL credit")?;
+            }
+            debug_assert!(c.cross || credit >= 0, "an isolated counterparty receives {credit} from an ADL fill");
+            // What the account's TNC is left with (cross): the fee never takes it below zero.
+            let headroom = if c.cross {
+                self.cross.totals(c.account).tnc() + credit - c.side as i128 * g.value(take.lots, mark - c.entry)
+            } else {
+                credit
+            };
             // The ADL fee on the notional closed at the ADL price (lots·P_bk = lots·E − σ·carried),
             // never more than the credit.
             let notional = if at_mark { g.notional(take.lots, mark) } else { (g.value(take.lots, e) - s * carried).abs() };
-            let adl_fee = fee_on(notional, m.adl_fee_ppm).min(credit.max(0));
+            let adl_fee = fee_on(notional, m.adl_fee_ppm).min(credit.max(0)).min(headroom.max(0));
             out.adl_fees += adl_fee;
             let credit = credit - adl_fee;
             self.cash_of(c.account).add_c(credit, "account cash")?;

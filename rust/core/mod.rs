@@ -24,7 +24,8 @@ pub mod tiers;
 pub mod trigger;
 pub mod updates;
 
-pub use engine::{Engine, Fill, FillKind, Liquidation, Request, Totals};
+pub use alloc::PassReason;
+pub use engine::{Engine, Fill, FillKind, Liquidation, PassedOver, Request, Totals};
 pub use error::{AdlError, Result};
 pub use market::{FeeConvention, MarketSpec};
 pub use score::Policy;

@@ -254,6 +254,9 @@ fn hyperliquid_terms(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, m
         return None;
     }
     let (equity, notional) = (margin as i128 + u, grid.notional(qty, mark));
+    if equity <= 0 {
+        return None;
+    }
     let (p, e) = if grid.inverse { (entry.abs() as i128, mark.abs() as i128) } else { (mark as i128, entry as i128) };
     Some(if side > 0 { (p, notional, e, equity) } else { (e, notional, p, equity) })
 }

@@ -30,9 +30,14 @@ fn clamp_i64(x: i128) -> i64 {
 }
 
 impl Scoring<'_> {
+    /// A cross position's account terms; a cross account is eligible only while its TNC > 0,
+    /// under every policy (docs/model.md §3).
     fn cross_terms(&self, grid: &Grid, tiers: &Tiers, mark: i64, p: &Position) -> CrossTerms {
         let t = self.cross.totals(p.account);
         let tnc = t.tnc();
+        if tnc <= 0 {
+            return CrossTerms::Ratio(None);
+        }
         let u = p.upnl(grid, mark);
         match self.policy {
             // Account level: pnl% = max(0, Σu)/max(1, W), ratio = TMMR/TNC.
@@ -78,6 +83,12 @@ impl Scoring<'_> {
             p.margin
         };
         self.policy.exact_score(grid, tiers, p.side, p.qty, p.entry, margin, mark)
+    }
+
+    /// Whether the position can be a counterparty at all: not bankrupt, and (cross) its
+    /// account's TNC > 0.
+    pub fn eligible(&self, grid: &Grid, tiers: &Tiers, mark: i64, p: &Position) -> bool {
+        self.equity(grid, tiers, mark, p) > 0 && (!p.cross || self.cross.totals(p.account).tnc() > 0)
     }
 
     /// Equity of a position at `mark`: `M + u` isolated, the account share cross.

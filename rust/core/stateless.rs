@@ -4,7 +4,7 @@
 
 use std::collections::BinaryHeap;
 
-use crate::core::alloc::{holding, pro_rata_shares, start_of, walk_from, weighted_then_size, DydxWalk, Weighting};
+use crate::core::alloc::{holding, pro_rata_shares, start_of, walk_from, weighted_then_size, DydxWalk, Holding, Weighting};
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::Grid;
 use crate::core::input::{block_valid, parse_mark, parse_price, parse_row, PositionColumns};
@@ -194,15 +194,27 @@ impl<'a> Context<'a> {
 }
 
 impl Context<'_> {
-    /// `alloc::holding` of a (validated) row.
-    fn holding(&self, row: usize, weighting: Weighting) -> (u64, i64, f64) {
+    /// `alloc::holding` of a (validated) row that can pay at the ADL price.
+    fn holding(&self, row: usize, weighting: Weighting) -> Holding {
         let c = self.cols;
         let code = c.market_of(row);
         let g = &self.grids[code as usize];
-        let Ok(r) = parse_row(g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row]) else { return (c.account[row], 0, 0.0) };
+        let Ok(r) = parse_row(g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row]) else {
+            return Holding { account: c.account[row], cap: 0, weight: 0, size: 0 };
+        };
         let p = c.position(row, r, code);
         let mark = self.marks[code as usize];
-        holding(&p, g, mark, p.equity(g, mark), weighting)
+        holding(&p, g, mark, p.equity(g, mark), weighting, p.qty)
+    }
+
+    /// Whether a (validated) row can pay for its lots at the ADL price `adl` (ticks of its
+    /// market): the cash it would receive, `M + σ·q·(P_ADL − E)`, is >= 0 (docs/model.md §2
+    /// step 4; every row is isolated here).
+    fn pays(&self, row: usize, adl: i64) -> bool {
+        let c = self.cols;
+        let g = &self.grids[c.market_of(row) as usize];
+        parse_row(g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])
+            .is_ok_and(|r| r.margin as i128 + r.side as i128 * g.value(r.lots, adl - r.entry) >= 0)
     }
 
     /// Scores every 128th wanted row of `range` and returns the key below which the sample
@@ -548,11 +560,11 @@ pub fn deleverage(
         Some(l) if l > 0 => l,
         _ => return Err(AdlError::config("qty", format!("{qty} must be > 0 (at least one lot) and finite"))),
     };
-    parse_price(&g, "price", 0, price).map_err(|_| AdlError::config("price", format!("{price} must be a finite price > 0")))?;
+    let adl = parse_price(&g, "price", 0, price).map_err(|_| AdlError::config("price", format!("{price} must be a finite price > 0")))?;
     let ctx = Context::new(cols, markets, policy, custom)?;
     let wanted = |m: u32, s: Side| (m == market) & (s == -side);
     if !policy.is_ranked() {
-        return unranked_fills(&ctx, &wanted, want, &g, seed);
+        return unranked_fills(&ctx, &wanted, want, &g, seed, adl);
     }
     let parts = in_chunks(cols.len(), |range| -> Result<(Candidates, i128)> {
         // Fast path: a cut estimated from a sample keeps about 2x what the chunk needs,
@@ -583,26 +595,54 @@ pub fn deleverage(
         cands.extend(kept);
     }
     if available < want as i128 && policy != Policy::MinMaxLeverage {
-        let (req, avail) = (g.qty_f64(want), g.qty_f64(available as i64));
+        // Short even counting everyone: report what the rows that can pay hold.
+        let mut payers = 0i64;
+        ctx.score_rows(0..cols.len(), wanted, |s| payers += if ctx.pays(s.key.row as usize, adl) { s.lots } else { 0 })?;
+        let (req, avail) = (g.qty_f64(want), g.qty_f64(payers));
         return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
     }
     sort_queue(&mut cands, |c| (f64::from_bits(c.2), c.0.account, c.0.row), &ctx);
+    let (mut fills, mut left, passed) = queue_fills(&ctx, &cands, want, adl);
+    if left > 0 && passed {
+        // Rows that cannot pay at the ADL price were passed over, and the kept prefix may
+        // not cover the rest: walk the whole side (rare; O(n log n)).
+        cands.clear();
+        ctx.score_rows(0..cols.len(), wanted, |s| cands.push((s.key, s.lots, s.score.to_bits())))?;
+        sort_queue(&mut cands, |c| (f64::from_bits(c.2), c.0.account, c.0.row), &ctx);
+        (fills, left, _) = queue_fills(&ctx, &cands, want, adl);
+    }
+    if left > 0 {
+        if policy != Policy::MinMaxLeverage {
+            let (req, avail) = (g.qty_f64(want), g.qty_f64(want - left));
+            return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
+        }
+        // min_max_leverage: every profitable row that can pay is taken (all were candidates).
+        let queued: Vec<u32> = cands.iter().map(|c| c.0.row).collect();
+        fills.extend(size_fallback(cols, markets, &wanted, &queued, (want, left), &g, adl)?);
+    }
+    Ok(fills)
+}
+
+/// Fills of the sorted candidates in queue order (whole rows, partial last), passing over
+/// rows that cannot pay at the ADL price; the rank counts every queued row. Returns the
+/// fills, the lots left and whether any row was passed over.
+fn queue_fills(ctx: &Context<'_>, cands: &Candidates, want: i64, adl: i64) -> (Vec<StatelessFill>, i64, bool) {
     let mut fills = Vec::new();
     let mut left = want;
+    let mut passed = false;
     for (i, &(key, lots, score)) in cands.iter().enumerate() {
         if left == 0 {
             break;
+        }
+        if !ctx.pays(key.row as usize, adl) {
+            passed = true;
+            continue;
         }
         let take = left.min(lots);
         fills.push(StatelessFill { row: key.row, lots: take, rank: i as u32 + 1, score: f64::from_bits(score) });
         left -= take;
     }
-    if left > 0 {
-        // min_max_leverage: every profitable row is taken (they were all candidates).
-        let queued: Vec<u32> = cands.iter().map(|c| c.0.row).collect();
-        fills.extend(size_fallback(cols, markets, &wanted, &queued, (want, left), &g)?);
-    }
-    Ok(fills)
+    (fills, left, passed)
 }
 
 /// The rest of a `min_max_leverage` event once the profitable queue is used up: split by
@@ -614,17 +654,18 @@ fn size_fallback(
     queued: &[u32],
     (want, left): (i64, i64),
     g: &Grid,
+    adl: i64,
 ) -> Result<Vec<StatelessFill>> {
     let queued: rustc_hash::FxHashSet<u32> = queued.iter().copied().collect();
     let ctx = Context::new(cols, markets, Policy::SizeProRata, None)?;
     let mut rows: Vec<(u64, u32, i64)> = Vec::new();
     ctx.score_rows(0..cols.len(), wanted, |s| {
-        if !queued.contains(&s.key.row) {
+        if !queued.contains(&s.key.row) && ctx.pays(s.key.row as usize, adl) {
             rows.push((s.key.account, s.key.row, s.lots));
         }
     })?;
     rows.sort_unstable();
-    let shares = pro_rata_shares(&rows.iter().map(|r| (r.0, r.2)).collect::<Vec<_>>(), left);
+    let shares = pro_rata_shares(&rows.iter().map(|r| Holding::by_size(r.0, r.2, r.2)).collect::<Vec<_>>(), left);
     let got: i64 = shares.iter().sum();
     if got < left {
         let (req, avail) = (g.qty_f64(want), g.qty_f64(want - left + got));
@@ -641,9 +682,20 @@ fn size_fallback(
 /// `deleverage` for the policies that rank nobody (`rank` 0 and `score` NaN in the fills):
 /// size pro-rata splits by size, fills in account order; dYdX walks from a seeded start
 /// (event 0) over at most 500 accounts, fills in walk order. Rows are in account order.
-fn unranked_fills(ctx: &Context<'_>, wanted: &impl Fn(u32, Side) -> bool, want: i64, g: &Grid, seed: u64) -> Result<Vec<StatelessFill>> {
+fn unranked_fills(
+    ctx: &Context<'_>,
+    wanted: &impl Fn(u32, Side) -> bool,
+    want: i64,
+    g: &Grid,
+    seed: u64,
+    adl: i64,
+) -> Result<Vec<StatelessFill>> {
     let mut rows: Vec<(u64, u32, i64)> = Vec::new();
-    ctx.score_rows(0..ctx.cols.len(), wanted, |s| rows.push((s.key.account, s.key.row, s.lots)))?;
+    ctx.score_rows(0..ctx.cols.len(), wanted, |s| {
+        if ctx.pays(s.key.row as usize, adl) {
+            rows.push((s.key.account, s.key.row, s.lots));
+        }
+    })?;
     rows.sort_unstable();
     let holdings: Vec<(u64, i64)> = rows.iter().map(|r| (r.0, r.2)).collect();
     let takes: Vec<(usize, i64)> = match ctx.policy {
@@ -654,10 +706,13 @@ fn unranked_fills(ctx: &Context<'_>, wanted: &impl Fn(u32, Side) -> bool, want: 
                 Policy::LeveredProRata => Weighting::LeveredProfit,
                 _ => Weighting::CappedSize,
             };
-            let weighted: Vec<(u64, i64, f64)> = rows.iter().map(|r| ctx.holding(r.1 as usize, weighting)).collect();
+            let weighted: Vec<Holding> = rows.iter().map(|r| ctx.holding(r.1 as usize, weighting)).collect();
             weighted_then_size(&weighted, want).into_iter().enumerate().filter(|t| t.1 > 0).collect()
         }
-        _ => pro_rata_shares(&holdings, want).into_iter().enumerate().filter(|t| t.1 > 0).collect(),
+        _ => {
+            let by_size: Vec<Holding> = holdings.iter().map(|&(a, q)| Holding::by_size(a, q, q)).collect();
+            pro_rata_shares(&by_size, want).into_iter().enumerate().filter(|t| t.1 > 0).collect()
+        }
     };
     let got: i128 = takes.iter().map(|t| t.1 as i128).sum();
     if got < want as i128 {

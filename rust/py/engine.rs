@@ -122,6 +122,8 @@ struct Outcome {
     returned: i128,
     adl_fees: i128,
     cancel: Vec<Key>,
+    /// Counterparties passed over: (event, account, market, side, reason).
+    passed: Vec<(u64, u64, u32, i8, &'static str)>,
 }
 
 impl Outcome {
@@ -141,6 +143,7 @@ impl Outcome {
         self.returned += l.returned;
         self.adl_fees += l.adl_fees;
         self.cancel.extend(l.cancel_orders.iter().copied());
+        self.passed.extend(l.passed.iter().map(|x| (l.event, x.account, l.key.1, x.side, x.reason.name())));
     }
 
     fn into_dict<'py>(self, py: Python<'py>, cash: impl Fn(i128) -> f64) -> PyResult<Bound<'py, PyDict>> {
@@ -160,6 +163,7 @@ impl Outcome {
         d.set_item("cancel_market", self.cancel.iter().map(|k| k.1).collect::<Vec<_>>().into_pyarray(py))?;
         d.set_item("cancel_side", self.cancel.iter().map(|k| k.2).collect::<Vec<_>>().into_pyarray(py))?;
         d.set_item("fills", self.fills.into_dict(py)?)?;
+        d.set_item("passed", self.passed)?;
         Ok(d)
     }
 }

@@ -5,7 +5,7 @@
 #[path = "common.rs"]
 mod common;
 
-use _adl::core::{AdlError, Engine, FillKind, MarketSpec, Policy, Request};
+use _adl::core::{AdlError, Engine, FillKind, MarketSpec, PassReason, PassedOver, Policy, Request};
 
 const LONG: i8 = 1;
 const SHORT: i8 = -1;
@@ -302,7 +302,10 @@ fn min_max_leverage_queues_winners_by_leverage_then_splits_the_rest_by_size() {
     //   #3 10 @100 m10: u = 40, e = 50, ℓ = 19.2                (queue 1st)
     //   #4 30 @95 m60: u = −30, e = 30 (a loser)                (size fallback)
     //   #5 10 @94 m10: u = −20, e = −10 (bankrupt: never)
-    // The queue takes #3 10 and #2 10; the other 20 lots go by size to #4 alone (20 of 30).
+    // The queue takes #3 10 and #2 10; the other 20 lots would go by size to #4, but #4's own
+    // bankruptcy price is 95 + 60/30 = 97 < 97.5: closing there would pay it 20·(95 − 97.5)
+    // + 40 = −10. It is passed over and the 20 lots close on the book at 96 with their
+    // margin 50: 50 + 20·(96 − 100) = −30 of bad debt (the fund is empty).
     let mut e = engine_with(
         Policy::MinMaxLeverage,
         0.0,
@@ -317,9 +320,9 @@ fn min_max_leverage_queues_winners_by_leverage_then_splits_the_rest_by_size() {
     let before = e.totals().value();
     let r = e.liquidate(req(1, LONG, None), false).unwrap();
     let got: Vec<(Option<u64>, i64, Option<u64>)> = r.fills.iter().map(|f| (f.account, f.lots, f.rank)).collect();
-    assert_eq!(got, vec![(Some(3), 10, Some(1)), (Some(2), 10, Some(2)), (Some(4), 20, None)]);
-    assert_eq!((r.adl_lots, r.bad_debt), (40, 0));
-    // #4 realises 20·(95 − 97.5) = −50 and gets back 2/3 of its margin, 40: cash −10.
-    assert_eq!(e.cash_of(4), cents(-10.0));
+    assert_eq!(got, vec![(Some(3), 10, Some(1)), (Some(2), 10, Some(2)), (None, 20, None)]);
+    assert_eq!((r.adl_lots, r.bad_debt), (20, cents(30.0)));
+    assert_eq!(r.passed, vec![PassedOver { account: 4, side: SHORT, reason: PassReason::BeyondBankruptcy }]);
+    assert_eq!(e.cash_of(4), 0);
     assert_eq!(e.totals().value(), before);
 }

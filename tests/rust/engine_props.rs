@@ -22,16 +22,17 @@ struct Book {
     adl_price: Option<AdlPrice>,
     /// Arm a fund-drop trigger (the fund is then bypassed once it falls below 95 % of its peak).
     armed_trigger: bool,
+    /// (qty_decimals, price_decimals, cash_decimals)
+    grid: (u32, u32, u32),
     rows: Vec<(u64, i8, f64, f64, f64)>,
     mark: f64,
     fund: f64,
-    /// (row to try, fill price offset in ticks, force)
-    ops: Vec<(usize, i64, bool)>,
+    /// (row to try, fill price, force)
+    ops: Vec<(usize, f64, bool)>,
 }
 
-fn book() -> impl Strategy<Value = Book> {
-    let row = (1u64..12, prop_oneof![Just(1i8), Just(-1i8)], 1u32..60, 80u32..121, 0u32..200_000);
-    let policy = prop_oneof![
+fn policy() -> impl Strategy<Value = Policy> {
+    prop_oneof![
         Just(Policy::Bitmex),
         Just(Policy::Binance),
         Just(Policy::SizeProRata),
@@ -41,25 +42,67 @@ fn book() -> impl Strategy<Value = Book> {
         Just(Policy::LeveredProRata),
         Just(Policy::MinMaxLeverage),
         Just(Policy::CappedProRata)
-    ];
+    ]
+}
+
+fn adl_price() -> impl Strategy<Value = Option<AdlPrice>> {
+    prop_oneof![Just(None), Just(Some(AdlPrice::Bankruptcy)), Just(Some(AdlPrice::Mark)), Just(Some(AdlPrice::MarkCapped))]
+}
+
+/// Distinct (account, side) rows.
+fn unique<T>(rows: Vec<(u64, i8, T)>) -> impl Iterator<Item = (u64, i8, T)> {
+    let mut seen = std::collections::HashSet::new();
+    rows.into_iter().filter(move |r| seen.insert((r.0, r.1)))
+}
+
+/// A textbook book: whole lots and ticks, entries 80–120, marks 85–115, margins 0–2,000.
+fn textbook() -> impl Strategy<Value = Book> {
+    let row = (1u64..12, prop_oneof![Just(1i8), Just(-1i8)], (1u32..60, 80u32..121, 0u32..200_000));
     let ops = prop::collection::vec((0usize..40, -6i64..7, any::<bool>()), 1..12);
-    let price = prop_oneof![Just(None), Just(Some(AdlPrice::Bankruptcy)), Just(Some(AdlPrice::Mark)), Just(Some(AdlPrice::MarkCapped))];
-    (policy, price, any::<bool>(), prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, ops).prop_map(
+    (policy(), adl_price(), any::<bool>(), prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, ops).prop_map(
         |(policy, adl_price, armed_trigger, rows, mark, fund, ops)| {
-            let mut seen = std::collections::HashSet::new();
-            let rows = rows
-                .into_iter()
-                .filter(|r| seen.insert((r.0, r.1)))
-                .map(|(a, s, q, e, m)| (a, s, q as f64, e as f64, m as f64 / 100.0))
-                .collect();
-            Book { policy, adl_price, armed_trigger, rows, mark: mark as f64, fund: fund as f64 / 100.0, ops }
+            let rows = unique(rows).map(|(a, s, (q, e, m))| (a, s, q as f64, e as f64, m as f64 / 100.0)).collect();
+            let ops = ops.into_iter().map(|(pick, off, force)| (pick, (mark as i64 + off).max(1) as f64, force)).collect();
+            Book { policy, adl_price, armed_trigger, grid: (0, 0, 2), rows, mark: mark as f64, fund: fund as f64 / 100.0, ops }
         },
     )
 }
 
+/// Leverage settings venues offer.
+const LEVERAGE: [f64; 11] = [1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 25.0, 50.0, 75.0, 100.0, 125.0];
+
+/// A venue-like gapped book: a real price level (BTC 60,000 … 0.5) with its grid, entries
+/// within ±10 % of it, margins from leverage 1–125×, and a mark that jumps 5–30 % up or down
+/// (the case where the ADL price lies beyond solvent counterparties' own bankruptcy prices).
+fn gapped() -> impl Strategy<Value = Book> {
+    let level = prop_oneof![Just((60_000.0, 3u32, 1u32)), Just((3_000.0, 2, 2)), Just((150.0, 1, 3)), Just((0.5, 0, 5))];
+    let row = (1u64..12, prop_oneof![Just(1i8), Just(-1i8)], (1u32..60, 90u32..111, 0usize..LEVERAGE.len()));
+    let ops = prop::collection::vec((0usize..40, -6i32..7, any::<bool>()), 1..12);
+    let gap = (5u32..31, any::<bool>());
+    (policy(), adl_price(), any::<bool>(), level, prop::collection::vec(row, 1..40), gap, 0u32..5_000, ops).prop_map(
+        |(policy, adl_price, armed_trigger, (base, qd, pd), rows, (gap, up), fund, ops)| {
+            let round = |x: f64, d: u32| (x * 10f64.powi(d as i32)).round() / 10f64.powi(d as i32);
+            let rows = unique(rows)
+                .map(|(a, s, (lots, pct, lev))| {
+                    let (qty, entry) = (lots as f64 / 10f64.powi(qd as i32), round(base * pct as f64 / 100.0, pd));
+                    (a, s, qty, entry, round(qty * entry / LEVERAGE[lev], 8))
+                })
+                .collect();
+            let mark = round(base * if up { 1.0 + gap as f64 / 100.0 } else { 1.0 - gap as f64 / 100.0 }, pd);
+            let ops = ops.into_iter().map(|(pick, off, force)| (pick, round(mark * (1.0 + off as f64 / 100.0), pd), force)).collect();
+            Book { policy, adl_price, armed_trigger, grid: (qd, pd, 8), rows, mark, fund: fund as f64 * base / 10_000.0, ops }
+        },
+    )
+}
+
+fn book() -> impl Strategy<Value = Book> {
+    prop_oneof![textbook(), gapped()]
+}
+
 fn engine(b: &Book) -> Engine {
-    let spec = MarketSpec::linear(0, 0, 0.005);
-    let mut e = Engine::new(b.policy, b.fund, 2, spec.clone()).unwrap();
+    let (qd, pd, cd) = b.grid;
+    let spec = MarketSpec::linear(qd, pd, 0.005);
+    let mut e = Engine::new(b.policy, b.fund, cd, spec.clone()).unwrap();
     if let Some(price) = b.adl_price {
         e.adl_price = price;
     }
@@ -72,10 +115,30 @@ fn engine(b: &Book) -> Engine {
     e
 }
 
+/// docs/model.md §2 "no one is made insolvent by ADL": every ADL counterparty of `results`
+/// that held an isolated position received cash >= 0 (its free cash did not fall), and every
+/// cross counterparty's account keeps TNC >= 0 (its wallet >= 0 once it holds nothing cross).
+fn check_nobody_made_insolvent(before: &Engine, after: &Engine, results: &[_adl::core::Liquidation]) -> Result<(), TestCaseError> {
+    for r in results {
+        for f in r.fills.iter().filter(|f| f.kind == FillKind::Adl) {
+            let cp = f.account.unwrap();
+            let cross = before.store().iter().any(|(_, p)| p.account == cp && p.market == r.key.1 && p.side == f.side.unwrap() && p.cross);
+            if cross {
+                let tnc = after.cross_accounts().find(|(a, _)| *a == cp).map_or(after.cash_of(cp), |(_, t)| t.tnc());
+                prop_assert!(tnc >= 0, "ADL left cross account {} with TNC {}", cp, tnc);
+            } else {
+                prop_assert!(after.cash_of(cp) >= before.cash_of(cp), "ADL paid isolated account {} negative cash", cp);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The incrementally updated index holds exactly the live eligible positions, in the order
 /// a full sort of fresh scores gives, with lots-ahead sums matching their sizes.
-fn check_index_is_current(e: &mut Engine, policy: Policy, mark: i64) -> Result<(), TestCaseError> {
+fn check_index_is_current(e: &mut Engine, policy: Policy) -> Result<(), TestCaseError> {
     let g = e.market(0).grid;
+    let mark = e.market(0).mark().unwrap();
     for side in [1i8, -1] {
         let fresh: std::collections::HashMap<u32, (f64, i64)> = e
             .store()
@@ -113,12 +176,11 @@ proptest! {
     fn invariants_hold_after_every_liquidation(b in book()) {
         let mut e = engine(&b);
         let v0 = e.totals().value();
-        for &(pick, offset, force) in &b.ops {
+        for &(pick, fill, force) in &b.ops {
             let live: Vec<(u64, i8)> = e.store().iter().map(|(_, p)| (p.account, p.side)).collect();
             if live.is_empty() { break; }
             let (account, side) = live[pick % live.len()];
-            let mark = b.mark as i64;
-            let req = Request { account, market: 0, side, fill_price: Some((mark + offset).max(1) as f64), force, partial: false };
+            let req = Request { account, market: 0, side, fill_price: Some(fill), force, partial: false };
             let before = e.totals();
             let held: std::collections::HashMap<(u64, i8), i64> = e.store().iter().map(|(_, p)| ((p.account, p.side), p.qty)).collect();
             let Ok(preview) = e.liquidate(req, true) else {
@@ -126,8 +188,10 @@ proptest! {
                 prop_assert_eq!(e.totals(), before);
                 continue;
             };
+            let pre = e.clone();
             let r = e.liquidate(req, false).unwrap();
             prop_assert_eq!(&preview, &r);
+            check_nobody_made_insolvent(&pre, &e, std::slice::from_ref(&r))?;
             let after = e.totals();
             // Cash conserved at fixed marks, exactly.
             prop_assert_eq!(after.value(), v0);
@@ -163,7 +227,7 @@ proptest! {
                 // (An armed trigger does not change that: it only bypasses the fund.)
                 prop_assert!(r.fills.iter().any(|f| f.kind == FillKind::BadDebt));
             }
-            check_index_is_current(&mut e, b.policy, b.mark as i64)?;
+            check_index_is_current(&mut e, b.policy)?;
         }
     }
 
@@ -171,7 +235,7 @@ proptest! {
     fn ranking_agrees_with_a_full_sort(b in book()) {
         let mut e = engine(&b);
         for side in [1i8, -1] {
-            let mark = b.mark as i64;
+            let mark = e.market(0).mark().unwrap();
             let g = e.market(0).grid;
             // Reference: exact score descending, then account, then slot.
             let mut expect: Vec<(Fraction, u64, u32, i64)> = e
@@ -295,6 +359,7 @@ proptest! {
             let before = e.totals();
             let held: std::collections::HashMap<(u64, u32, i8), i64> =
                 e.store().iter().map(|(_, p)| ((p.account, p.market, p.side), p.qty)).collect();
+            let pre = e.clone();
             let results = if whole_account && cross {
                 e.liquidate_account(account, force, false)
             } else {
@@ -307,6 +372,7 @@ proptest! {
             let after = e.totals();
             prop_assert_eq!(after.value(), v0);
             prop_assert!(after.fund >= 0);
+            check_nobody_made_insolvent(&pre, &e, &results)?;
             let mut adl = 0i128;
             for r in &results {
                 for f in r.fills.iter().filter(|f| f.kind == FillKind::Adl) {
@@ -346,9 +412,23 @@ proptest! {
         let reqs: Vec<Request> = keys
             .iter()
             .zip(b.ops.iter().cycle())
-            .map(|(&(account, side), op)| Request { account, market: 0, side, fill_price: Some((b.mark as i64 + op.1).max(1) as f64), force: true, partial: false })
+            .map(|(&(account, side), op)| Request { account, market: 0, side, fill_price: Some(op.1), force: true, partial: false })
             .collect();
-        let out = e.liquidate_many(&reqs).unwrap();
+        // One liquidation at a time, so each event's counterparties are checked against the
+        // state it started from (equal to the batch: liquidate_many applies them in order).
+        let batch = e.clone().liquidate_many(&reqs).unwrap();
+        let mut out = Vec::with_capacity(reqs.len());
+        for req in &reqs {
+            if e.store().find(&(req.account, 0, req.side)).is_none() {
+                out.push(None);
+                continue;
+            }
+            let pre = e.clone();
+            let r = e.liquidate(*req, false).unwrap();
+            check_nobody_made_insolvent(&pre, &e, std::slice::from_ref(&r))?;
+            out.push(Some(r));
+        }
+        prop_assert_eq!(&out, &batch);
         let t = e.totals();
         prop_assert_eq!(t.value(), v0);
         prop_assert!(t.fund >= 0);
