@@ -334,7 +334,7 @@ def engine_books(draw: st.DrawFn, max_positions: int = 16) -> tuple[dict[tuple[i
     )
     book: dict[tuple[int, str, int], Pos] = {}
     for a, sym, side in keys:
-        kind = draw(st.sampled_from(["random", "random", "random", "copy", "at maintenance"]))
+        kind = draw(st.sampled_from(["random", "random", "levered", "copy", "at maintenance"]))
         same_queue = [p for p in book.values() if (p.symbol, p.side) == (sym, side)]
         if kind == "copy" and same_queue:
             # Another account with the same position: equal scores, the account decides.
@@ -350,6 +350,12 @@ def engine_books(draw: st.DrawFn, max_positions: int = 16) -> tuple[dict[tuple[i
             if margin >= 0:
                 book[(a, sym, side)] = Pos(a, sym, side, q, entry, margin)
                 continue
+        if kind == "levered":
+            # A venue's leverage setting (1-125x) on the entry notional; marks 85-115 against
+            # entries 80-120 are gaps of up to ~30 %.
+            lev = draw(st.sampled_from([1, 2, 3, 5, 10, 20, 25, 50, 75, 100, 125]))
+            book[(a, sym, side)] = Pos(a, sym, side, q, entry, q * entry * ENGINE_FACTOR // lev)
+            continue
         book[(a, sym, side)] = Pos(a, sym, side, q, entry, draw(margins(q)))
     return book, marks
 
@@ -599,6 +605,12 @@ def test_engine_sequences_keep_the_invariants(
         kinds = ["external"] if want.surplus_external or want.covered else []
         kinds += ["adl"] * len(want.legs) + (["bad_debt"] if want.leftover else [])
         assert f["kind"].to_list() == kinds
+        # Nobody is made insolvent by ADL: every counterparty (all isolated here) receives
+        # cash >= 0, and the passed-over ones are reported.
+        assert all(leg.credit >= 0 for leg in want.legs), want.legs
+        assert res.passed_over["account"].to_list() == want.passed
+        if want.passed:
+            event("a counterparty that cannot pay is passed over")
         # The state after the event, position by position and account by account.
         apply_outcome(book, cash, key, want)
         assert engine_book(eng) == book

@@ -254,7 +254,8 @@ def position_arrays(df: pl.DataFrame) -> PositionArrays:
 
 
 def marks_for(names: list[str], mark: float | Mapping[str, float]) -> list[float]:
-    """One mark per market: a float applies to all; a mapping must name every market."""
+    """One mark per market: a mapping must name every market; a float only prices a book of
+    one symbol (pricing BTC and DOGE at one number is never meant, so it is refused)."""
     if isinstance(mark, Mapping):
         out = []
         for n in names:
@@ -266,6 +267,13 @@ def marks_for(names: list[str], mark: float | Mapping[str, float]) -> list[float
         value = float(mark)
     except (TypeError, ValueError):
         raise InvalidInputError(f"mark: {mark!r} is not a price or a mapping symbol -> price", "mark", None) from None
+    if len(names) > 1:
+        raise InvalidInputError(
+            f"mark: one price for {len(names)} symbols ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}); "
+            "give a mapping symbol -> price",
+            "mark",
+            None,
+        )
     return [value] * len(names)
 
 

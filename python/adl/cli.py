@@ -94,7 +94,7 @@ def demo(
 @app.command()
 def rank(
     positions: Path = typer.Argument(..., help="Parquet or CSV with account, [symbol], side, qty, entry_price, margin."),
-    mark: float = typer.Option(..., help="Mark price (one market) or the price for every symbol."),
+    mark: float = typer.Option(..., help="Mark price of a one-symbol book (a book of several symbols is refused)."),
     out: Path = typer.Option(None, help="Write the ranked book as Parquet here."),
 ) -> None:
     """Ranks a book in its ADL queues and prints the head of each queue.

@@ -159,6 +159,20 @@ impl Grid {
         }
         round_to_grid(-1.0 / price, self.price_scale, MAX_GRID as f64).map(|v| v as i64)
     }
+    /// Whether `ticks` (from `ticks(price)`) stand for `price` within 1 bp. Always on a linear
+    /// grid; on an inverse grid a coarse `price_decimals` moves prices (41,000 at 6 decimals
+    /// is −24 ticks of 1e-6, i.e. 41,666.67), which must be refused, not silently used.
+    #[inline]
+    pub fn resolves(&self, price: f64, ticks: i64) -> bool {
+        !self.inverse || ticks == 0 || ((-self.price_scale / ticks as f64) - price).abs() <= 1e-4 * price
+    }
+
+    /// The least `price_decimals` that resolves `price` on an inverse grid within 1 bp: the
+    /// rounding moves `1/P` by at most half a tick, `0.5·P/10^pd <= 1e-4`.
+    pub fn inverse_decimals_for(price: f64) -> u32 {
+        (5_000.0 * price).log10().ceil().max(0.0) as u32
+    }
+
     /// `ticks` before rounding: `P·10^pd` (linear), `−10^pd/P` (inverse).
     #[inline]
     pub fn ticks_f64(&self, price: f64) -> f64 {

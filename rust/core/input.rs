@@ -139,7 +139,7 @@ pub fn parse_row(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin
     let ticks = grid.ticks(entry);
     let units = grid.margin(margin);
     match (lots, ticks, units) {
-        (Some(l), Some(t), Some(m)) if l > 0 && grid.is_price(t) && m >= 0 && (side == 1 || side == -1) => {
+        (Some(l), Some(t), Some(m)) if l > 0 && grid.is_price(t) && grid.resolves(entry, t) && m >= 0 && (side == 1 || side == -1) => {
             Ok(Row { side, lots: l, entry: t, margin: m })
         }
         _ => Err(row_error(grid, row, side, qty, entry, margin)),
@@ -175,6 +175,7 @@ fn row_error(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin: f6
                 },
             )
         }
+        Some(t) if !grid.resolves(entry, t) => return coarse_inverse(grid, "entry_price", Some(row), entry, t),
         _ => {}
     }
     match grid.margin(margin) {
@@ -199,9 +200,26 @@ pub fn block_valid(grid: &Grid, side: &[i8], qty: &[f64], entry: &[f64], margin:
     ok
 }
 
+/// The error for a price an inverse grid's `price_decimals` cannot resolve within 1 bp.
+#[cold]
+fn coarse_inverse(grid: &Grid, field: &str, row: Option<usize>, price: f64, ticks: i64) -> AdlError {
+    let msg = format!(
+        "{} becomes {} on the 1/price grid of 1e-{} of an inverse market; price_decimals must be at least {} to hold it within 1 bp",
+        describe(price),
+        grid.price_f64(ticks as f64),
+        grid.price_decimals,
+        Grid::inverse_decimals_for(price)
+    );
+    match row {
+        Some(row) => AdlError::value(field, row, msg),
+        None => AdlError::config(field, msg),
+    }
+}
+
 /// Validates a mark price into ticks.
 pub fn parse_mark(grid: &Grid, symbol: &str, mark: f64) -> Result<i64> {
     match grid.ticks(mark) {
+        Some(t) if grid.is_price(t) && !grid.resolves(mark, t) => Err(coarse_inverse(grid, "mark", None, mark, t)),
         Some(t) if grid.is_price(t) => Ok(t),
         _ => Err(AdlError::config(
             "mark",
@@ -213,6 +231,7 @@ pub fn parse_mark(grid: &Grid, symbol: &str, mark: f64) -> Result<i64> {
 /// Validates an optional fill/ADL price into ticks.
 pub fn parse_price(grid: &Grid, field: &str, row: usize, price: f64) -> Result<i64> {
     match grid.ticks(price) {
+        Some(t) if grid.is_price(t) && !grid.resolves(price, t) => Err(coarse_inverse(grid, field, Some(row), price, t)),
         Some(t) if grid.is_price(t) => Ok(t),
         _ => Err(AdlError::value(field, row, format!("{} must be a finite price > 0 inside the fixed-point range", describe(price)))),
     }

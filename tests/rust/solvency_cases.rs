@@ -157,11 +157,7 @@ fn a_cross_counterparty_takes_only_what_its_collateral_pays_for() {
     let (_, t) = e.cross_accounts().find(|(a, _)| *a == 5).unwrap();
     assert_eq!((t.wallet, t.tnc()), (cents(-11.0), cents(4.0)));
     // With wallet 0 and a loss on Y it cannot pay for a lot: TNC = 0 + 50 − 45 = 5 < 8.
-    let rows = [
-        (1, 0, LONG, 10.0, 100.0, 20.0, false),
-        (5, 0, SHORT, 10.0, 95.0, 0.0, true),
-        (5, 1, LONG, 1.0, 145.0, 0.0, true),
-    ];
+    let rows = [(1, 0, LONG, 10.0, 100.0, 20.0, false), (5, 0, SHORT, 10.0, 95.0, 0.0, true), (5, 1, LONG, 1.0, 145.0, 0.0, true)];
     let mut e = engine(Policy::Bitmex, 0.0, &rows, &[(5, 0.0)], &[("X", 90.0), ("Y", 100.0)]);
     let r = liquidate_long_1(&mut e);
     assert_eq!(r.passed, vec![PassedOver { account: 5, side: SHORT, reason: PassReason::Collateral }]);
