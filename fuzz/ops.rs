@@ -5,8 +5,9 @@
 //! or close leaves `cash + position equity + fund + book value − bad debt` exactly unchanged
 //! (marks are fixed within an operation); an ADL fill never matches an account with itself
 //! and never takes more than the counterparty held; each liquidation's fills add up to the
-//! position's size; the snapshot restores byte for byte, and the restored engine's freshly
-//! built queues equal the live, incrementally updated ones.
+//! position's size; nobody is made insolvent by ADL (an isolated counterparty's cash never
+//! falls, a cross counterparty's TNC stays >= 0); the snapshot restores byte for byte, and the
+//! restored engine's freshly built queues equal the live, incrementally updated ones.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -141,6 +142,31 @@ fn check_liquidation(l: &Liquidation, held: &std::collections::HashMap<(u64, u32
     }
 }
 
+/// docs/model.md §2: no one is made insolvent by ADL. Accounts that were only counterparties in
+/// `ls` (never liquidated there): isolated ones received cash >= 0, cross ones keep TNC >= 0.
+fn check_solvency(
+    e: &Engine,
+    ls: &[&Liquidation],
+    cash_before: &std::collections::HashMap<u64, i128>,
+    cross: &std::collections::HashSet<(u64, u32, i8)>,
+) {
+    let liquidated: std::collections::HashSet<u64> = ls.iter().map(|l| l.key.0).collect();
+    for l in ls {
+        for f in l.fills.iter().filter(|f| f.kind == FillKind::Adl) {
+            let cp = f.account.expect("an ADL fill has a counterparty");
+            if liquidated.contains(&cp) {
+                continue;
+            }
+            if cross.contains(&(cp, l.key.1, -l.key.2)) {
+                let tnc = e.cross_accounts().find(|(a, _)| *a == cp).map_or(e.cash_of(cp), |(_, t)| t.tnc());
+                assert!(tnc >= 0, "ADL left cross account {cp} with TNC {tnc}");
+            } else {
+                assert!(e.cash_of(cp) >= cash_before.get(&cp).copied().unwrap_or(0), "ADL paid account {cp} negative cash");
+            }
+        }
+    }
+}
+
 fn check_state(e: &mut Engine, before: &Totals, conserving: bool) {
     let t = e.totals();
     assert!(t.fund >= 0, "negative fund");
@@ -205,6 +231,9 @@ pub fn run(data: &[u8]) {
         let before = e.totals();
         let held: std::collections::HashMap<(u64, u32, i8), i64> =
             e.store().iter().map(|(_, p)| ((p.account, p.market, p.side), p.qty)).collect();
+        let cross: std::collections::HashSet<(u64, u32, i8)> =
+            e.store().iter().filter(|(_, p)| p.cross).map(|(_, p)| (p.account, p.market, p.side)).collect();
+        let cash_before: std::collections::HashMap<u64, i128> = e.accounts_cash().iter().map(|(a, c)| (*a, *c)).collect();
         let reqs: Vec<Request>;
         let marks: Vec<(String, f64)>;
         let extra: OwnedColumns;
@@ -269,6 +298,13 @@ pub fn run(data: &[u8]) {
                     OpOutput::Batch(ls) => ls.iter().flatten().for_each(|l| check_liquidation(l, &held, false)),
                     _ => {}
                 }
+                let ls: Vec<&Liquidation> = match &out {
+                    OpOutput::Liquidated(l) => vec![l],
+                    OpOutput::Account(ls) => ls.iter().collect(),
+                    OpOutput::Batch(ls) => ls.iter().flatten().collect(),
+                    _ => Vec::new(),
+                };
+                check_solvency(&e, &ls, &cash_before, &cross);
                 // Liquidations and closes of a cross account move its wallet into the
                 // position; every other op here is valued at fixed marks too.
                 check_state(&mut e, &before, conserving);
