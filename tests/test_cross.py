@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adl
+from invariants import check_no_isolated_counterparty_paid, isolated_cash
 
 MARKETS = {"X": adl.Market(0, 0, 0.1), "Y": adl.Market(0, 0, 0.06)}
 MARKS = {"X": 90.0, "Y": 200.0}
@@ -151,7 +152,9 @@ def test_liquidating_every_liquidatable_cross_account_conserves_value(
     before = conserved_value(eng)
     for account in range(1, n_cross + 1):
         if account in eng.liquidatable().filter(pl.col("margin_mode") == "cross")["account"].to_list():
-            eng.liquidate_account(account)
+            cash = isolated_cash(eng)
+            res = eng.liquidate_account(account)
+            check_no_isolated_counterparty_paid(cash, eng, res, frozenset(range(1, n_cross + 1)))
             assert eng.positions().filter(pl.col("account") == account).height == 0
             assert eng.accounts().filter(pl.col("account") == account)["cash"].to_list() == [0.0]
         assert conserved_value(eng) == before

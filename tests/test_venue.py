@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adl
+from invariants import check_no_isolated_counterparty_paid, isolated_cash
 from adl.errors import InvalidInputError
 
 WHOLE = dict(qty_decimals=0, price_decimals=0)
@@ -189,7 +190,9 @@ def test_conservation_with_fees_tiers_multipliers_and_inverse_markets(
         if todo.is_empty():
             break
         account, side = todo.select("account", "side").row(0)
+        cash = isolated_cash(eng)
         res = eng.liquidate(account, side=side, partial=partial)
+        check_no_isolated_counterparty_paid(cash, eng, res)
         assert conserved(eng) == start
         assert eng.totals()["fund"] >= 0
         book_qty = res.fills.filter(pl.col("kind") != "adl")["qty"].sum()
