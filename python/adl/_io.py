@@ -25,7 +25,9 @@ DEFAULT_SYMBOL = "default"
 
 POSITION_COLUMNS = ("account", "side", "qty", "entry_price", "margin")
 
-Frame = pl.DataFrame | pl.LazyFrame
+Frame = pl.DataFrame | pl.LazyFrame | Mapping[str, Any] | Any
+"""A table: a Polars DataFrame or LazyFrame, a pandas DataFrame, a pyarrow Table or
+RecordBatch, any object with the Arrow PyCapsule stream interface, or a dict of columns."""
 
 
 FeeConvention = Literal["surplus", "bankruptcy"]
@@ -123,11 +125,31 @@ def tier_rows(tiers: Sequence[TierRow] | None) -> list[tuple[float, float, float
 
 
 def collect(frame: Frame, what: str = "positions") -> pl.DataFrame:
+    """Any supported table as a Polars DataFrame. Other libraries' tables go through Polars'
+    own converters (``pl.from_pandas``, ``pl.from_arrow``, the Arrow C stream interface):
+    the core reads Polars columns zero-copy anyway, so a dataframe-agnostic layer (narwhals)
+    would add a dependency without saving the conversion."""
     if isinstance(frame, pl.LazyFrame):
         return frame.collect()
-    if not isinstance(frame, pl.DataFrame):
-        raise SchemaError(f"{what}: expected a polars DataFrame or LazyFrame, got {type(frame).__name__}", what, None)
-    return frame
+    if isinstance(frame, pl.DataFrame):
+        return frame
+    module = type(frame).__module__.split(".")[0]
+    try:
+        if isinstance(frame, Mapping):
+            return pl.DataFrame(dict(frame))
+        if module == "pandas":
+            return pl.from_pandas(frame)
+        if module == "pyarrow" or hasattr(frame, "__arrow_c_stream__"):
+            out = pl.from_arrow(frame) if module == "pyarrow" else pl.DataFrame(frame)
+            if isinstance(out, pl.DataFrame):
+                return out
+    except (TypeError, ValueError, pl.exceptions.PolarsError) as e:
+        raise SchemaError(f"{what}: cannot read this {type(frame).__name__} as a table: {e}", what, None) from None
+    raise SchemaError(
+        f"{what}: expected a table (Polars, pandas, pyarrow, or a dict of columns), got {module}.{type(frame).__name__}",
+        what,
+        None,
+    )
 
 
 def _first(mask: pl.Series) -> int:
@@ -163,25 +185,28 @@ def cast_lossless(s: pl.Series, dtype: pl.DataType, field: str) -> pl.Series:
 
 
 def side_codes(s: pl.Series, field: str = "side") -> pl.Series:
-    """Int8 ±1 from Int8/ints or "long"/"short" strings (Enum/Categorical too)."""
+    """Int8 ±1 from Int8/ints or strings ("long"/"short", or a fill's "buy"/"sell" as most
+    vendors write them; any case; Enum/Categorical too)."""
     _no_nulls(s, field)
     if s.dtype in (pl.String, pl.Categorical) or isinstance(s.dtype, pl.Enum):
-        codes = s.cast(pl.String).str.to_lowercase().replace_strict(
-            {"long": 1, "short": -1}, default=None, return_dtype=pl.Int8
-        )
+        codes = s.cast(pl.String).str.to_lowercase().replace_strict(SIDE_NAMES, default=None, return_dtype=pl.Int8)
         if codes.null_count():
             row = _first(codes.is_null())
             raise InvalidInputError(
-                f"{field}[row {row}]: {s[row]!r} is not a side (expected long/short or 1/-1)", field, row
+                f"{field}[row {row}]: {s[row]!r} is not a side (expected long/short, buy/sell or 1/-1)", field, row
             )
         return codes
     return cast_lossless(s, pl.Int8(), field)
 
 
+SIDE_NAMES = {"long": 1, "buy": 1, "short": -1, "sell": -1}
+"""Side names accepted on input (a long position is a net buy)."""
+
+
 def side_value(side: Any) -> int:
-    """A scalar side from 1/-1 or "long"/"short"."""
-    if isinstance(side, str) and side.lower() in ("long", "short"):
-        return 1 if side.lower() == "long" else -1
+    """A scalar side from 1/-1 or "long"/"short" ("buy"/"sell")."""
+    if isinstance(side, str) and side.lower() in SIDE_NAMES:
+        return SIDE_NAMES[side.lower()]
     if isinstance(side, (int, np.integer)) and not isinstance(side, bool) and int(side) in (1, -1):
         return int(side)
     raise InvalidInputError(f"side: {side!r} is not a side (expected 'long'/'short' or 1/-1)", "side", None)

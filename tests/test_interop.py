@@ -1,0 +1,42 @@
+"""Real data in: pandas, pyarrow and dict tables, buy/sell sides."""
+
+from __future__ import annotations
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import adl
+
+COLUMNS = {"account": [1, 2, 3], "side": ["long", "short", "short"], "qty": [30.0, 10.0, 25.0],
+           "entry_price": [100.0, 100.0, 100.0], "margin": [60.0, 20.0, 60.0]}
+
+
+@pytest.mark.parametrize("make", [pl.DataFrame, pd.DataFrame, pa.table, dict, lambda c: pl.DataFrame(c).lazy()],
+                         ids=["polars", "pandas", "pyarrow", "dict", "lazy"])
+def test_every_table_kind_gives_the_same_answer(make: object) -> None:
+    table = make(COLUMNS)  # type: ignore[operator]
+    ranked = adl.rank(table, mark=96.0)
+    assert ranked.equals(adl.rank(pl.DataFrame(COLUMNS), mark=96.0))
+    eng = adl.Engine(qty_decimals=0, price_decimals=0, cash_decimals=2)
+    eng.load(table)
+    eng.set_marks(96.0)
+    # Long 30 @100 m60 at 96: e = -60, P_bk = 98; shorts #2 (rank 1, 10) and #3 (20 of 25).
+    res = eng.liquidate(1, side="long")
+    assert res.fills.select("account", "qty").rows() == [(2, 10.0), (3, 20.0)]
+
+
+def test_buy_and_sell_are_sides() -> None:
+    book = pl.DataFrame({**COLUMNS, "side": ["BUY", "sell", "Sell"]})
+    # rank keeps the caller's columns as they are and ranks the sells as shorts.
+    assert adl.rank(book, mark=96.0)["rank"].equals(adl.rank(pl.DataFrame(COLUMNS), mark=96.0)["rank"])
+    fills = adl.deleverage(book, mark=96.0, side="buy", qty=30.0, price=98.0)
+    assert fills["account"].to_list() == [2, 3]
+
+
+def test_an_unreadable_object_names_what_it_got() -> None:
+    with pytest.raises(adl.SchemaError, match=r"expected a table .* got builtins.list"):
+        adl.rank([1, 2, 3], mark=96.0)  # type: ignore[arg-type]
+    with pytest.raises(adl.SchemaError, match="positions"):
+        adl.rank({"account": [1, 2], "qty": [1.0]}, mark=96.0)
