@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import polars as pl
@@ -59,3 +60,76 @@ def test_demo_under_other_policies() -> None:
         assert "Insurance fund ledger" in result.output
     result = runner.invoke(app, ["demo", "--policy", "lottery"])
     assert result.exit_code == 2 and "policy" in result.output
+
+
+def test_version_and_help() -> None:
+    import adl
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"adl {adl.__version__}"
+    r = runner.invoke(app, ["rank", "--help"])
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", r.output).split())
+    assert "account, symbol (optional), side" in text
+    wide = runner.invoke(app, ["simulate", "--help"], env={"COLUMNS": "400"}).output
+    for policy in ("capped_pro_rata", "wealth_pro_rata", "dydx"):  # the choices: every policy
+        assert policy in wide
+
+
+def test_rank_formats_and_marks_file(tmp_path: Path) -> None:
+    src = tmp_path / "book.csv"
+    pl.DataFrame({"account": [1, 2, 3], "symbol": ["BTC", "BTC", "DOGE"], "side": ["short", "short", "long"],
+                  "qty": [1.0, 1.0, 1000.0], "entry_price": [60_000.0, 60_000.0, 0.15],
+                  "margin": [600.0, 1_200.0, 30.0]}).write_csv(src)
+    marks = tmp_path / "marks.csv"
+    pl.DataFrame({"symbol": ["BTC", "DOGE"], "mark": [57_600.0, 0.16]}).write_csv(marks)
+    r = runner.invoke(app, ["rank", str(src), "--marks", str(marks), "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    out = pl.read_csv(r.output.encode())
+    # BTC shorts at 57,600: pnl% 4 %, leverage 57,600/3,000 = 19.2 and 57,600/3,600 = 16.
+    assert out.filter(pl.col("symbol") == "BTC").sort("account")["rank"].to_list() == [1, 2]
+    r = runner.invoke(app, ["rank", str(src), "--marks", str(marks), "--format", "json"])
+    assert r.exit_code == 0 and pl.read_json(r.output.encode()).height == 3
+    # One scalar mark for two symbols: refused, exit 2, the field named.
+    r = runner.invoke(app, ["rank", str(src), "--mark", "100"])
+    assert r.exit_code == 2 and "one price for 2 symbols" in r.output
+    r = runner.invoke(app, ["rank", str(src)])
+    assert r.exit_code == 2 and "--marks" in r.output
+
+
+def test_errors_keep_their_row_numbers_and_bad_options_exit_2(tmp_path: Path) -> None:
+    src = tmp_path / "book.csv"
+    book([(1, "short", 10, 100, 20), (2, "short", -10, 100, 60)]).write_csv(src)
+    r = runner.invoke(app, ["rank", str(src), "--mark", "96"])
+    assert r.exit_code == 2 and "[row 1]" in r.output, r.output
+    r = runner.invoke(app, ["scenario", str(tmp_path / "s"), "--drop", "1.2"])
+    assert r.exit_code == 2 and "below 0" in r.output and not (tmp_path / "s").exists()
+    r = runner.invoke(app, ["compare", str(src), str(src), "--policies", "bitmex,lottery"])
+    assert r.exit_code == 2 and "lottery" in r.output
+    # --out is checked before any work is done.
+    r = runner.invoke(app, ["compare", str(src), str(src), "--out", str(tmp_path / "no" / "such" / "c.parquet")])
+    assert r.exit_code == 2 and "not a writable directory" in r.output
+
+
+def test_simulate_reads_wallets_and_a_markets_file(tmp_path: Path) -> None:
+    import adl
+
+    r = runner.invoke(app, ["scenario", str(tmp_path / "s"), "--positions", "500", "--steps", "30"])
+    assert r.exit_code == 0, r.output
+    pos, px = tmp_path / "s" / "positions.parquet", tmp_path / "s" / "prices.parquet"
+    markets = tmp_path / "markets.toml"
+    markets.write_text('[engine]\ntrigger = "fund_drop"\n[markets.BTC-PERP]\nqty_decimals = 3\nprice_decimals = 2\n'
+                       'liquidation_fee = 0.001\n')
+    wallets = tmp_path / "wallets.csv"
+    pl.DataFrame({"account": [1, 2], "cash": [10.0, 20.0]}).write_csv(wallets)
+    r = runner.invoke(app, ["simulate", str(pos), str(px), "--insurance-fund", "5", "--markets", str(markets),
+                            "--accounts", str(wallets), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    got = pl.read_json(r.output.encode())
+    want = adl.simulate(adl.read_positions(pos), adl.read_prices(px), insurance_fund=5.0, trigger="fund_drop",
+                        markets={"BTC-PERP": adl.Market(3, 2, liquidation_fee=0.001)},
+                        accounts=pl.DataFrame({"account": [1, 2], "cash": [10.0, 20.0]}),
+                        liquidation=adl.Slippage(bps_per_million=5.0)).summary
+    assert got.select("liquidations", "bad_debt").rows() == want.select("liquidations", "bad_debt").rows()
+    markets.write_text("[markets.BTC-PERP]\nqty_decimal = 3\n")
+    r = runner.invoke(app, ["simulate", str(pos), str(px), "--markets", str(markets)])
+    assert r.exit_code == 2 and "qty_decimal" in r.output

@@ -22,7 +22,8 @@ from adl.errors import (
     UnknownPositionError,
 )
 from adl.cascade import SimulationResult, Slippage, compare, simulate
-from adl.scenario import crash_path, read_positions, read_prices, synthetic_book
+from adl.files import read_accounts, read_marks, read_markets, read_positions, read_prices
+from adl.scenario import crash_path, synthetic_book
 from adl.stateless import deleverage, rank
 from adl.sweeps import sweep
 from adl.wealth import allocate, allocation_metrics
@@ -52,6 +53,9 @@ __all__ = [
     "crash_path",
     "deleverage",
     "rank",
+    "read_accounts",
+    "read_marks",
+    "read_markets",
     "read_positions",
     "read_prices",
     "simulate",

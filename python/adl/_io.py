@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import polars as pl
@@ -24,6 +24,13 @@ DEFAULT_SYMBOL = "default"
 """Market name used when the positions frame has no ``symbol`` column."""
 
 POSITION_COLUMNS = ("account", "side", "qty", "entry_price", "margin")
+
+Policy = Literal[
+    "bitmex", "binance", "capped_pro_rata", "custom", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage",
+    "size_pro_rata", "wealth_pro_rata",
+]
+"""The ADL policies (README "Policies"): the one list the API, the stubs and the CLI use."""
+POLICIES: tuple[str, ...] = get_args(Policy)
 
 Frame = pl.DataFrame | pl.LazyFrame | Mapping[str, Any] | Any
 """A table: a Polars DataFrame or LazyFrame, a pandas DataFrame, a pyarrow Table or

@@ -20,8 +20,8 @@ import numpy as np
 import polars as pl
 
 from adl import _adl
-from adl._io import Frame, Market, collect, numpy_view, side_series, symbol_series
-from adl.engine import AdlPrice, Engine, Policy, Trigger
+from adl._io import Frame, Market, Policy, collect, numpy_view, side_series, symbol_series
+from adl.engine import AdlPrice, Engine, Trigger
 from adl.errors import InvalidInputError, SchemaError, UnknownPositionError
 
 

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from adl._io import POLICIES
 from adl.errors import AdlError
 
 if TYPE_CHECKING:
     from adl.cascade import SimulationResult
 
-app = typer.Typer(help="Exchange auto-deleveraging (ADL) engine.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="Exchange auto-deleveraging (ADL) engine.", no_args_is_help=True)
 console = Console()
+
+PolicyName = Enum("PolicyName", {p: p for p in POLICIES}, type=str)  # type: ignore[misc]
+"""The policies as typer choices (with shell completion), from the one list in adl._io."""
+
+
+class Format(str, Enum):
+    """How a command prints its result: a rich table, or JSON / CSV on stdout, or Parquet
+    (to ``--out``)."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+    parquet = "parquet"
 
 
 # What bad files and arguments raise: a message and exit code 2, not a traceback.
@@ -24,17 +42,70 @@ BAD_INPUT = (AdlError, OSError, ValueError, pl.exceptions.PolarsError)
 
 
 def _fail(e: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {e}")
+    # Escaped: messages hold "[row 3]" and file names that rich would read as markup.
+    console.print(f"[red]error:[/red] {escape(str(e))}")
     return typer.Exit(code=2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from adl import __version__
+
+        console.print(f"adl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Exchange auto-deleveraging (ADL) engine."""
+
+
+def _policies(text: str) -> list[str]:
+    """Policies from a comma-separated option, each one known."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in names if p not in POLICIES]
+    if not names or unknown:
+        raise typer.BadParameter(f"unknown policy {unknown or text!r}; expected some of: {', '.join(POLICIES)}")
+    return names
+
+
+def _writable(out: Path | None, option: str = "--out") -> Path | None:
+    """Checks before any work that ``out`` can be written (its directory exists and is writable)."""
+    if out is None:
+        return None
+    parent = out.resolve().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise typer.BadParameter(f"cannot write {out}: {parent} is not a writable directory", param_hint=option)
+    if out.is_dir() and option != "--out-dir":
+        raise typer.BadParameter(f"{out} is a directory", param_hint=option)
+    return out
+
+
+def emit(frame: pl.DataFrame, title: str, fmt: Format, out: Path | None = None, limit: int = 10) -> None:
+    """Prints ``frame`` in ``fmt`` (JSON and CSV go to stdout whole), or writes Parquet to ``out``."""
+    if fmt is Format.table:
+        show(frame, title, limit)
+    elif fmt is Format.json:
+        sys.stdout.write(frame.write_json() + "\n")
+    elif fmt is Format.csv:
+        sys.stdout.write(frame.write_csv())
+    elif out is None:
+        raise typer.BadParameter("--format parquet needs --out", param_hint="--format")
+    if out is not None:
+        frame.write_parquet(out)
+        if fmt is Format.table:
+            console.print(f"wrote {escape(str(out))}")
 
 
 def show(frame: pl.DataFrame, title: str, limit: int = 10) -> None:
     """Prints a frame as a rich table (first ``limit`` rows)."""
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     for c in frame.columns:
         table.add_column(c, justify="right" if frame[c].dtype.is_numeric() else "left")
     for row in frame.head(limit).iter_rows():
-        table.add_row(*("" if v is None else f"{v:,.4f}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*("" if v is None else f"{v:,.4f}" if isinstance(v, float) else escape(str(v)) for v in row))
     console.print(table)
     if frame.height > limit:
         console.print(f"[dim]... {frame.height - limit} more rows[/dim]")
@@ -43,8 +114,7 @@ def show(frame: pl.DataFrame, title: str, limit: int = 10) -> None:
 @app.command()
 def demo(
     insurance_fund: float = typer.Option(300.0, help="Insurance fund at the start (quote)."),
-    policy: str = typer.Option("bitmex", help="ADL policy: bitmex, binance, hyperliquid, dydx, min_max_leverage, "
-                               "size_pro_rata, wealth_pro_rata, levered_pro_rata."),
+    policy: PolicyName = typer.Option(PolicyName("bitmex"), help="ADL policy."),
 ) -> None:
     """Runs the bundled demo: a 2,000-position book, a price shock, the waterfall and ADL.
 
@@ -53,7 +123,7 @@ def demo(
     from adl.demo import MARKS, SHOCK, SLIPPAGE, run_demo
 
     try:
-        run = run_demo(insurance_fund=insurance_fund, policy=policy)  # type: ignore[arg-type]
+        run = run_demo(insurance_fund=insurance_fund, policy=policy.value)
     except AdlError as e:
         raise _fail(e) from None
     eng, res = run.engine, run.result
@@ -64,7 +134,7 @@ def demo(
         lights = run.before.group_by("symbol", "side", "lights").len().sort("symbol", "side", "lights", descending=[False, False, True])
         show(lights.pivot(on="lights", index=["symbol", "side"], values="len").fill_null(0), "Queue lights before the shock (positions per light)")
     else:
-        console.print(f"[dim]{policy} ranks nobody: no queue lights.[/dim]")
+        console.print(f"[dim]{policy.value} ranks nobody: no queue lights.[/dim]")
     show(run.liquidated.select("account", "symbol", "side", "qty", "equity", "maintenance", "bankruptcy_price"),
          f"{run.liquidated.height} positions below maintenance, worst first")
     fills = res.fills
@@ -93,56 +163,65 @@ def demo(
 
 @app.command()
 def rank(
-    positions: Path = typer.Argument(..., help="Parquet or CSV with account, [symbol], side, qty, entry_price, margin."),
-    mark: float = typer.Option(..., help="Mark price of a one-symbol book (a book of several symbols is refused)."),
+    positions: Path = typer.Argument(..., help="Parquet or CSV: account, symbol (optional), side, qty, entry_price, margin."),
+    mark: float = typer.Option(None, help="Mark price of a one-symbol book."),
+    marks: Path = typer.Option(None, help="Marks per symbol: Parquet or CSV with symbol, mark."),
+    policy: PolicyName = typer.Option(PolicyName("bitmex"), help="ADL policy (one that ranks)."),
+    fmt: Format = typer.Option(Format.table, "--format", help="Output: table, json, csv or parquet (with --out)."),
     out: Path = typer.Option(None, help="Write the ranked book as Parquet here."),
 ) -> None:
     """Ranks a book in its ADL queues and prints the head of each queue.
 
-    Example: adl rank book.parquet --mark 96 --out ranked.parquet
+    Example: adl rank book.parquet --marks marks.csv --out ranked.parquet
     """
     import adl
 
+    _writable(out)
+    if (mark is None) == (marks is None):
+        raise typer.BadParameter("give --mark (one-symbol book) or --marks (a file of symbol, mark)", param_hint="--mark")
     try:
-        ranked = adl.rank(adl.read_positions(positions), mark=mark)
+        at: float | dict[str, float] = mark if marks is None else adl.read_marks(marks)
+        ranked = adl.rank(adl.read_positions(positions), mark=at, policy=policy.value)
     except BAD_INPUT as e:
         raise _fail(e) from None
-    show(ranked.filter(pl.col("rank").is_not_null()).sort("rank"), f"{positions.name}: ranked at mark {mark:g}")
-    if out is not None:
-        ranked.write_parquet(out)
-        console.print(f"wrote {out}")
+    label = f"mark {mark:g}" if mark is not None else f"the marks of {marks}"
+    emit(ranked.filter(pl.col("rank").is_not_null()).sort("rank") if fmt is Format.table else ranked,
+         f"{positions.name}: ranked at {label}", fmt, out)
 
 
-def _names(policies: str) -> list[str]:
-    """Policies from a comma-separated option."""
-    return [p.strip() for p in policies.split(",") if p.strip()]
-
-
-def _load(positions: Path, prices: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    import adl
-
-    return adl.read_positions(positions), adl.read_prices(prices)
+# Pro-rata events touch every opposite position: on big books a cascade takes minutes.
+PRO_RATA = ("size_pro_rata", "wealth_pro_rata", "levered_pro_rata", "capped_pro_rata")
+SLOW_BOOK = 200_000
 
 
 def _run(positions: Path, prices: Path, policies: list[str], fund: float, mmr: float, bps: float,
-         horizon: int, keep_fills: bool) -> list[SimulationResult]:
-    """Simulations with a rich progress bar (one task per policy)."""
-    from rich.progress import Progress
+         horizon: int, keep_fills: bool, accounts: Path | None = None, markets: Path | None = None) -> list[SimulationResult]:
+    """Simulations with a rich progress bar and time estimate (one task per policy)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     import adl
 
-    book, path = _load(positions, prices)
+    book, path = adl.read_positions(positions), adl.read_prices(prices)
+    wallets = None if accounts is None else adl.read_accounts(accounts)
+    specs, engine = ({}, {}) if markets is None else adl.read_markets(markets)
+    slow = [p for p in policies if p in PRO_RATA]
+    if slow and book.height >= SLOW_BOOK:
+        console.print(f"[yellow]note:[/yellow] {', '.join(slow)} on {book.height:,} positions: every ADL event splits "
+                      "over the whole opposite side, so this may take minutes (the bar estimates the time left).")
     results = []
-    with Progress(console=console, transient=True) as bar:
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
         for p in policies:
             task = bar.add_task(f"simulating {p}", total=None)
 
             def tick(done: int, total: int, task: Any = task) -> None:
                 bar.update(task, completed=done, total=total)
 
+            settings: dict[str, Any] = {"maintenance_rate": mmr, **engine}
             results.append(adl.simulate(
-                book, path, policy=p, insurance_fund=fund, maintenance_rate=mmr,  # type: ignore[arg-type]
+                book, path, policy=p, insurance_fund=fund,  # type: ignore[arg-type]
                 liquidation=adl.Slippage(bps_per_million=bps), horizon=horizon, keep_fills=keep_fills, progress=tick,
+                accounts=wallets, markets=specs or None, **settings,
             ))
     return results
 
@@ -151,6 +230,9 @@ FUND = typer.Option(1e6, "--insurance-fund", help="Insurance fund at the start (
 MMR = typer.Option(0.005, "--maintenance-rate", help="Maintenance-margin rate of every market.")
 BPS = typer.Option(5.0, "--bps-per-million", help="Liquidation slippage: basis points per million of quote notional.")
 HORIZON = typer.Option(0, "--horizon", help="Δ for the haircuts x(Δ), in the prices' ts unit.")
+ACCOUNTS = typer.Option(None, "--accounts", help="Account wallets for cross margin: Parquet or CSV with account, cash.")
+MARKETS = typer.Option(None, "--markets", help="Market parameters (grids, tiers, fees, pools, trigger) as TOML.")
+FORMAT = typer.Option(Format.table, "--format", help="Output: table, json, csv or parquet (with --out).")
 
 
 @app.command()
@@ -167,38 +249,52 @@ def scenario(
     """
     import adl
 
+    if not 0.0 <= drop < 1.0:
+        raise typer.BadParameter(f"{drop} would take prices to or below 0; a fall is in [0, 1)", param_hint="--drop")
+    if positions < 1 or steps < 2:
+        raise typer.BadParameter("need at least 1 position and 2 steps", param_hint="--positions/--steps")
     out.mkdir(parents=True, exist_ok=True)
     adl.synthetic_book(positions, seed=seed).write_parquet(out / "positions.parquet")
     adl.crash_path(drop=drop, steps=steps, duration=min(600, steps), seed=seed).write_parquet(out / "prices.parquet")
-    console.print(f"wrote {out / 'positions.parquet'} and {out / 'prices.parquet'}")
+    console.print(f"wrote {escape(str(out / 'positions.parquet'))} and {escape(str(out / 'prices.parquet'))}")
 
 
 @app.command()
 def simulate(
     positions: Path = typer.Argument(..., help="Positions (Parquet or CSV)."),
     prices: Path = typer.Argument(..., help="Price path with ts, symbol, mark (Parquet or CSV)."),
-    policy: str = typer.Option("bitmex", help="ADL policy."),
+    policy: PolicyName = typer.Option(PolicyName("bitmex"), help="ADL policy."),
     insurance_fund: float = FUND,
     maintenance_rate: float = MMR,
     bps_per_million: float = BPS,
     horizon: int = HORIZON,
+    accounts: Path = ACCOUNTS,
+    markets: Path = MARKETS,
+    fmt: Format = FORMAT,
     out: Path = typer.Option(None, help="Directory for liquidations, fund, accounts, fills and summary Parquet files."),
 ) -> None:
     """Runs a liquidation cascade along a price path and prints who paid.
 
     Example: adl simulate run1/positions.parquet run1/prices.parquet --policy bitmex --insurance-fund 0 --out res
     """
+    if out is not None and out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out} is a file; --out is a directory", param_hint="--out")
+    _writable(out, "--out-dir")
     try:
-        (res,) = _run(positions, prices, [policy], insurance_fund, maintenance_rate, bps_per_million, horizon, out is not None)
+        (res,) = _run(positions, prices, [policy.value], insurance_fund, maintenance_rate, bps_per_million, horizon,
+                      out is not None, accounts, markets)
     except BAD_INPUT as e:
         raise _fail(e) from None
-    show(res.summary.transpose(include_header=True, column_names=["value"]), f"{policy}: summary", limit=30)
-    show(res.accounts.head(10), "Most-hit accounts")
+    if fmt is Format.table:
+        show(res.summary.transpose(include_header=True, column_names=["value"]), f"{policy.value}: summary", limit=30)
+        show(res.accounts.head(10), "Most-hit accounts")
+    elif fmt is not Format.parquet:
+        emit(res.summary, "summary", fmt)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for name in ("liquidations", "fund", "accounts", "fills", "summary"):
             getattr(res, name).write_parquet(out / f"{name}.parquet")
-        console.print(f"wrote {out}/{{liquidations,fund,accounts,fills,summary}}.parquet")
+        console.print(f"wrote {escape(str(out))}/{{liquidations,fund,accounts,fills,summary}}.parquet")
 
 
 @app.command()
@@ -210,6 +306,9 @@ def compare(
     maintenance_rate: float = MMR,
     bps_per_million: float = BPS,
     horizon: int = HORIZON,
+    accounts: Path = ACCOUNTS,
+    markets: Path = MARKETS,
+    fmt: Format = FORMAT,
     out: Path = typer.Option(None, help="Write the comparison as Parquet here."),
     report: Path = typer.Option(None, help="Also write an HTML report here (needs the report extra)."),
 ) -> None:
@@ -217,20 +316,22 @@ def compare(
 
     Example: adl compare run1/positions.parquet run1/prices.parquet --policies bitmex,size_pro_rata --report r.html
     """
+    names = _policies(policies)
+    _writable(out)
+    _writable(report, "--report")
     try:
-        results = _run(positions, prices, _names(policies), insurance_fund, maintenance_rate, bps_per_million, horizon, False)
+        results = _run(positions, prices, names, insurance_fund, maintenance_rate, bps_per_million, horizon, False,
+                       accounts, markets)
     except BAD_INPUT as e:
         raise _fail(e) from None
     table = pl.concat([r.summary for r in results], how="vertical_relaxed")
-    show(table.select("policy", "liquidations", "bad_debt", "fund_min", "adl_notional", "accounts_hit", "need",
-                      "haircut", "max_haircut_pct"), "Policies compared")
-    if out is not None:
-        table.write_parquet(out)
-        console.print(f"wrote {out}")
+    shown = table.select("policy", "liquidations", "bad_debt", "fund_min", "adl_notional", "accounts_hit", "need",
+                         "haircut", "max_haircut_pct") if fmt is Format.table else table
+    emit(shown, "Policies compared", fmt, out)
     if report is not None:
         from adl.report import write_report
 
-        console.print(f"wrote {write_report(results, report)}")
+        console.print(f"wrote {escape(str(write_report(results, report)))}")
 
 
 @app.command()
@@ -243,19 +344,24 @@ def report(
     maintenance_rate: float = MMR,
     bps_per_million: float = BPS,
     horizon: int = HORIZON,
+    accounts: Path = ACCOUNTS,
+    markets: Path = MARKETS,
 ) -> None:
     """Writes a self-contained HTML report: price path, fund, liquidation and ADL volume, who paid.
 
     Example: adl report run1/positions.parquet run1/prices.parquet --out report.html
     """
+    names = _policies(policies)
+    _writable(out)
     try:
         from adl.report import write_report
 
-        results = _run(positions, prices, _names(policies), insurance_fund, maintenance_rate, bps_per_million, horizon, False)
+        results = _run(positions, prices, names, insurance_fund, maintenance_rate, bps_per_million, horizon, False,
+                       accounts, markets)
         path = write_report(results, out)
     except (*BAD_INPUT, ImportError) as e:
         raise _fail(e) from None
-    console.print(f"wrote {path}")
+    console.print(f"wrote {escape(str(path))}")
 
 
 if __name__ == "__main__":

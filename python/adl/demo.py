@@ -9,7 +9,8 @@ from importlib import resources
 import numpy as np
 import polars as pl
 
-from adl.engine import Engine, LiquidationResult, Policy
+from adl._io import Policy
+from adl.engine import Engine, LiquidationResult
 
 MARKS = {"BTC-PERP": 100.0, "ETH-PERP": 20.0}
 SHOCK = {"BTC-PERP": 91.0, "ETH-PERP": 18.4}

@@ -13,6 +13,7 @@ import polars as pl
 
 from adl import _adl
 from adl._io import (
+    Policy,
     Frame,
     FeeConvention,
     Market,
@@ -35,10 +36,6 @@ from adl._io import (
 )
 from adl.errors import InvalidInputError, SchemaError
 
-Policy = Literal[
-    "bitmex", "binance", "capped_pro_rata", "custom", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage",
-    "size_pro_rata", "wealth_pro_rata",
-]
 AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
 SyncPolicy = Literal["always", "group", "none"]
 Trigger = Literal["fund_empty", "drawdown", "fund_drop"]

@@ -1,15 +1,13 @@
-"""Scenarios for :func:`adl.simulate`: a seeded synthetic book, crash paths, and loading
-positions and prices from Parquet or CSV with clear errors."""
+"""Scenarios for :func:`adl.simulate`: a seeded synthetic book and crash paths (files are
+read by :mod:`adl.files`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from adl.errors import SchemaError, StorageError
 
 
 def synthetic_book(
@@ -92,30 +90,3 @@ def crash_path(
         shock[0] = 1.0
         frames.append(pl.DataFrame({"ts": (t * dt).astype(np.int64), "symbol": s, "mark": np.round(start * level * shock, 4)}))
     return pl.concat(frames).sort("ts", "symbol")
-
-
-def read_table(path: str | Path, what: str, required: Sequence[str]) -> pl.DataFrame:
-    """Reads a Parquet or CSV file (by extension) and checks its columns; errors name the
-    file, the missing column, or the reason it cannot be read."""
-    p = Path(path)
-    if not p.exists():
-        raise StorageError(f"{what}: {p} does not exist", str(p))
-    try:
-        df = pl.read_parquet(p) if p.suffix.lower() in (".parquet", ".pq") else pl.read_csv(p)
-    except (pl.exceptions.PolarsError, OSError, ValueError) as e:
-        raise StorageError(f"{what}: cannot read {p}: {e}", str(p)) from None
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise SchemaError(f"{what}: {p} lacks column(s) {missing}; required {list(required)}", missing[0], None)
-    return df
-
-
-def read_positions(path: str | Path) -> pl.DataFrame:
-    """Positions from Parquet or CSV (``account, side, qty, entry_price, margin``, optional
-    ``symbol``, ``margin_mode``, ``adl_cap``)."""
-    return read_table(path, "positions", ("account", "side", "qty", "entry_price", "margin"))
-
-
-def read_prices(path: str | Path) -> pl.DataFrame:
-    """A price path from Parquet or CSV (``ts, symbol, mark``)."""
-    return read_table(path, "prices", ("ts", "symbol", "mark"))

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
 
 import numpy as np
 import polars as pl
 
 from adl import _adl
 from adl._io import (
-    SIDE, Frame, Market, ScoreSpec, collect, custom_scores, isolated_only, market_specs, marks_for, position_arrays,
+    SIDE, Frame, Market, Policy, ScoreSpec, collect, custom_scores, isolated_only, market_specs, marks_for, position_arrays,
     side_value,
 )
 from adl.errors import InvalidInputError, UnknownMarketError
 
-Policy = Literal[
-    "bitmex", "binance", "capped_pro_rata", "custom", "dydx", "hyperliquid", "levered_pro_rata", "min_max_leverage", "size_pro_rata",
-    "wealth_pro_rata",
-]
 CASH_DECIMALS = 8
 
 

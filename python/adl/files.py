@@ -1,0 +1,115 @@
+"""Reading the user's files: positions, prices, account wallets and marks from Parquet or
+CSV (CSV with an explicit schema, so an id never becomes a float), and market parameters
+from TOML. Errors name the file and the column, row or key."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from adl._io import Market
+from adl.errors import InvalidInputError, SchemaError, StorageError
+
+# CSV dtypes of the columns the library knows; other columns are inferred.
+CSV_SCHEMA: dict[str, pl.DataType] = {
+    "account": pl.UInt64(), "symbol": pl.String(), "side": pl.String(), "qty": pl.Float64(),
+    "entry_price": pl.Float64(), "margin": pl.Float64(), "margin_mode": pl.String(), "adl_cap": pl.Float64(),
+    "ts": pl.Int64(), "mark": pl.Float64(), "cash": pl.Float64(), "wallet": pl.Float64(),
+}
+
+
+def read_table(path: str | Path, what: str, required: Sequence[str]) -> pl.DataFrame:
+    """Reads a Parquet or CSV file (by extension) and checks its columns; errors name the
+    file, the missing column, or the reason it cannot be read."""
+    p = Path(path)
+    if not p.exists():
+        raise StorageError(f"{what}: {p} does not exist", str(p))
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            df = pl.read_parquet(p)
+        else:
+            header = pl.read_csv(p, n_rows=0).columns
+            df = pl.read_csv(p, schema_overrides={c: t for c, t in CSV_SCHEMA.items() if c in header})
+    except (pl.exceptions.PolarsError, OSError, ValueError) as e:
+        raise StorageError(f"{what}: cannot read {p}: {e}", str(p)) from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{what}: {p} lacks column(s) {missing}; required {list(required)}", missing[0], None)
+    return df
+
+
+def read_positions(path: str | Path) -> pl.DataFrame:
+    """Positions from Parquet or CSV (``account, side, qty, entry_price, margin``, optional
+    ``symbol``, ``margin_mode``, ``adl_cap``)."""
+    return read_table(path, "positions", ("account", "side", "qty", "entry_price", "margin"))
+
+
+def read_prices(path: str | Path) -> pl.DataFrame:
+    """A price path from Parquet or CSV (``ts, symbol, mark``)."""
+    return read_table(path, "prices", ("ts", "symbol", "mark"))
+
+
+def read_accounts(path: str | Path) -> pl.DataFrame:
+    """Account wallets from Parquet or CSV (``account`` and ``cash`` or ``wallet``)."""
+    df = read_table(path, "accounts", ("account",))
+    if "cash" not in df.columns and "wallet" not in df.columns:
+        raise SchemaError(f"accounts: {path} needs a cash or wallet column", "cash", None)
+    return df
+
+
+def read_marks(path: str | Path) -> dict[str, float]:
+    """Marks per symbol from Parquet or CSV (``symbol, mark``; one row per symbol)."""
+    df = read_table(path, "marks", ("symbol", "mark"))
+    dup = df["symbol"].is_duplicated()
+    if dup.any():
+        row = int(dup.arg_max() or 0)
+        raise InvalidInputError(f"marks: symbol {df['symbol'][row]!r} appears twice (row {row})", "symbol", row)
+    return dict(zip(df["symbol"].cast(pl.String).to_list(), df["mark"].cast(pl.Float64).to_list(), strict=True))
+
+
+ENGINE_KEYS = ("cash_decimals", "qty_decimals", "price_decimals", "maintenance_rate", "trigger", "adl_price", "seed")
+"""Keys of a markets file's ``[engine]`` table: engine-wide settings for :func:`adl.simulate`."""
+
+
+def read_markets(path: str | Path) -> tuple[dict[str, Market], dict[str, Any]]:
+    """Market parameters from TOML: one ``[markets.SYMBOL]`` table per market with the fields
+    of :class:`adl.Market` (grids, tiers, fees, fund pool), and an optional ``[engine]`` table
+    (``ENGINE_KEYS``). Returns (markets by symbol, engine settings).
+
+    >>> import adl.files, tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "m.toml"
+    >>> _ = f.write_text('[engine]\\ntrigger = "drawdown"\\n[markets.BTC]\\nqty_decimals = 3\\nprice_decimals = 1\\n'
+    ...                  'tiers = [[0, 0.004], [50000, 0.005, 50.0]]\\n')
+    >>> markets, engine = adl.files.read_markets(f)
+    >>> markets["BTC"].tiers[1], engine
+    ([50000, 0.005, 50.0], {'trigger': 'drawdown'})
+    """
+    p = Path(path)
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StorageError(f"markets: {p} does not exist", str(p)) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise StorageError(f"markets: cannot read {p}: {e}", str(p)) from None
+    unknown = sorted(set(doc) - {"engine", "markets"})
+    if unknown:
+        raise InvalidInputError(f"markets: {p}: unknown table(s) {unknown}; expected [engine] and [markets.SYMBOL]", unknown[0], None)
+    engine = doc.get("engine", {})
+    bad = sorted(set(engine) - set(ENGINE_KEYS))
+    if bad:
+        raise InvalidInputError(f"markets: {p}: [engine] has unknown key(s) {bad}; expected {list(ENGINE_KEYS)}", bad[0], None)
+    fields = set(Market.__dataclass_fields__)
+    markets = {}
+    for symbol, spec in doc.get("markets", {}).items():
+        if not isinstance(spec, dict):
+            raise InvalidInputError(f"markets: {p}: markets.{symbol} must be a table", symbol, None)
+        bad = sorted(set(spec) - fields)
+        if bad:
+            raise InvalidInputError(f"markets: {p}: [markets.{symbol}] has unknown key(s) {bad}; expected {sorted(fields)}",
+                                    bad[0], None)
+        markets[symbol] = Market(**spec)
+    return markets, dict(engine)
