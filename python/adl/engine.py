@@ -284,6 +284,8 @@ class Engine:
         tier's), ``multiplier, inverse, tiers`` (how many), ``liquidation_fee, fee_convention,
         surplus_to_fund, adl_fee, fund_pool, mark`` (null = no mark).
 
+        Examples
+        --------
         >>> import adl
         >>> adl.Engine().markets().columns[:5]
         ['symbol', 'qty_decimals', 'price_decimals', 'maintenance_rate', 'multiplier']
@@ -796,6 +798,8 @@ class Engine:
     def events(self) -> pl.DataFrame:
         """Audit log: every fill of every liquidation so far (docs/model.md §5 records).
 
+        Examples
+        --------
         >>> import adl
         >>> adl.Engine().events().columns[:5]
         ['event', 'ts', 'symbol', 'bankrupt_account', 'bankrupt_side']

@@ -73,6 +73,8 @@ def crash_path(
     a rebound of ``rebound`` of the fall over the rest, with multiplicative noise. Symbols
     share the path, each with its own noise.
 
+    Examples
+    --------
     >>> import adl
     >>> p = adl.crash_path(drop=0.2, steps=100, duration=50, rebound=0.0, noise=0.0)
     >>> round(p["mark"][0], 4), round(p["mark"].min(), 4)

@@ -55,6 +55,8 @@ def sweep(
     ``backend="ray"`` sends each run to Ray (``pip install 'adl[ray]'``; it connects to a
     running cluster or starts a local one). ``progress=True`` shows a progress bar.
 
+    Examples
+    --------
     >>> import adl
     >>> runs = [{"positions": 500, "seed": s, "steps": 30, "duration": 20, "insurance_fund": f}
     ...         for s in (1, 2) for f in (0.0, 1e6)]
