@@ -1,18 +1,16 @@
-"""Size your insurance fund: the smallest fund (on a grid) for which no scenario of a crash
-sweep reaches ADL or bad debt (run: python examples/size_fund.py)."""
-
-import polars as pl
+"""Size your insurance fund: the smallest fund (on a grid) for which the share of crash
+scenarios that reach ADL or bad debt stays below a target (run: python examples/size_fund.py)."""
 
 import adl
 
-runs = [{"positions": 2_000, "seed": s, "steps": 60, "duration": 40, "drop": d, "insurance_fund": f, "horizon": 0}
-        for s in (1, 2) for d in (0.15, 0.25) for f in (0.0, 100.0, 1_000.0, 10_000.0)]
-table = adl.sweep(runs, ["bitmex"], backend="local", workers=1)
-hit = table.group_by("scenario_insurance_fund").agg(
-    p_adl=((pl.col("adl_notional") > 0) | (pl.col("bad_debt") > 0)).mean()
-).sort("scenario_insurance_fund")
-print(hit)
-enough = hit.filter(pl.col("p_adl") == 0.0)
-print("smallest fund with no ADL in any scenario:",
-      enough["scenario_insurance_fund"].min() if enough.height else "none on this grid")
-assert hit["p_adl"].to_list() == sorted(hit["p_adl"].to_list(), reverse=True)  # more fund, less ADL
+# Your own book (adl.read_positions("book.parquet")) and price paths (replayed histories,
+# adl.read_prices(...), or generated crashes, as here: one symbol, 10-30 % falls).
+book = adl.synthetic_book(2_000, seed=1)
+paths = {f"fall {d:.0%} seed {s}": adl.crash_path(steps=60, duration=40, drop=d, seed=s)
+         for d in (0.1, 0.2, 0.3) for s in (1, 2)}
+answer = adl.size_fund(book, paths, funds=[0.0, 100.0, 1_000.0, 10_000.0, 100_000.0], max_probability=0.2)
+print(answer.table)
+print("smallest fund with P(ADL or bad debt) < 20 %:", answer.fund)
+# More fund never means more scenarios with ADL on this grid.
+probabilities = answer.table["probability"].to_list()
+assert probabilities == sorted(probabilities, reverse=True)

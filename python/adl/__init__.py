@@ -25,11 +25,12 @@ from adl.cascade import SimulationResult, Slippage, compare, simulate
 from adl.files import read_accounts, read_marks, read_markets, read_positions, read_prices
 from adl.scenario import crash_path, synthetic_book
 from adl.stateless import deleverage, rank
-from adl.sweeps import sweep
+from adl.sweeps import FundSizing, scenario_grid, size_fund, sweep
 from adl.wealth import allocate, allocation_metrics
 
 __all__ = [
     "DEFAULT_SYMBOL",
+    "FundSizing",
     "KIND",
     "SIDE",
     "AdlError",
@@ -59,6 +60,8 @@ __all__ = [
     "read_positions",
     "read_prices",
     "simulate",
+    "scenario_grid",
+    "size_fund",
     "sweep",
     "synthetic_book",
 ]

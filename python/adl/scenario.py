@@ -3,10 +3,12 @@ read by :mod:`adl.files`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
+
+from adl.errors import InvalidInputError
 
 
 
@@ -59,7 +61,7 @@ def synthetic_book(
 def crash_path(
     *,
     symbols: Sequence[str] = ("BTC-PERP",),
-    start: float = 100.0,
+    start: float | Mapping[str, float] = 100.0,
     drop: float = 0.15,
     duration: int = 600,
     rebound: float = 0.5,
@@ -71,7 +73,8 @@ def crash_path(
     """A price path (``ts, symbol, mark``) of ``steps`` steps ``dt`` apart (ms by default):
     a fall of ``drop`` (0.15 = 15 %) over the first ``duration`` steps (faster at first), then
     a rebound of ``rebound`` of the fall over the rest, with multiplicative noise. Symbols
-    share the path, each with its own noise.
+    share the path, each with its own noise. ``start``: the first mark of every symbol, or
+    one per symbol (``{"BTC": 60_000, "DOGE": 0.15}``; the symbols default to its keys).
 
     Examples
     --------
@@ -79,7 +82,24 @@ def crash_path(
     >>> p = adl.crash_path(drop=0.2, steps=100, duration=50, rebound=0.0, noise=0.0)
     >>> round(p["mark"][0], 4), round(p["mark"].min(), 4)
     (100.0, 80.0)
+    >>> venue = adl.crash_path(start={"BTC": 60_000.0, "DOGE": 0.15}, drop=0.2, steps=10, duration=5, noise=0.0)
+    >>> venue.filter(venue["ts"] == 0)["mark"].to_list()
+    [60000.0, 0.15]
     """
+    if isinstance(start, Mapping):
+        if tuple(symbols) == ("BTC-PERP",):
+            symbols = tuple(start)
+        missing = [s for s in symbols if s not in start]
+        if missing:
+            raise InvalidInputError(f"start: no first mark for symbol(s) {missing}", "start", None)
+        starts = {s: float(start[s]) for s in symbols}
+    else:
+        starts = {s: float(start) for s in symbols}
+    bad = [s for s, p in starts.items() if not (np.isfinite(p) and p > 0)]
+    if bad:
+        raise InvalidInputError(f"start: the first mark of {bad[0]!r} must be a finite price > 0", "start", None)
+    if not 0.0 <= drop < 1.0:
+        raise InvalidInputError(f"drop: {drop} would take prices to or below 0; a fall is in [0, 1)", "drop", None)
     rng = np.random.default_rng(seed)
     t = np.arange(steps)
     fall = np.minimum(t / max(duration, 1), 1.0)
@@ -90,5 +110,5 @@ def crash_path(
     for s in symbols:
         shock = np.exp(noise * rng.standard_normal(steps))
         shock[0] = 1.0
-        frames.append(pl.DataFrame({"ts": (t * dt).astype(np.int64), "symbol": s, "mark": np.round(start * level * shock, 4)}))
+        frames.append(pl.DataFrame({"ts": (t * dt).astype(np.int64), "symbol": s, "mark": np.round(starts[s] * level * shock, 4)}))
     return pl.concat(frames).sort("ts", "symbol")
