@@ -40,3 +40,12 @@ def test_an_unreadable_object_names_what_it_got() -> None:
         adl.rank([1, 2, 3], mark=96.0)  # type: ignore[arg-type]
     with pytest.raises(adl.SchemaError, match="positions"):
         adl.rank({"account": [1, 2], "qty": [1.0]}, mark=96.0)
+
+
+def test_marks_as_a_symbol_mark_table() -> None:
+    book = pl.DataFrame({**COLUMNS, "symbol": ["BTC", "BTC", "ETH"]})
+    marks = pd.DataFrame({"symbol": ["ETH", "BTC"], "mark": [3_000.0, 96.0]})
+    assert adl.rank(book, mark=marks).equals(adl.rank(book, mark={"BTC": 96.0, "ETH": 3_000.0}))
+    with pytest.raises(adl.InvalidInputError) as info:
+        adl.rank(book, mark=pl.DataFrame({"symbol": ["BTC", "BTC"], "mark": [1.0, 2.0]}))
+    assert (info.value.field, info.value.row) == ("symbol", 1)

@@ -285,9 +285,28 @@ def position_arrays(df: pl.DataFrame) -> PositionArrays:
     )
 
 
-def marks_for(names: list[str], mark: float | Mapping[str, float]) -> list[float]:
-    """One mark per market: a mapping must name every market; a float only prices a book of
-    one symbol (pricing BTC and DOGE at one number is never meant, so it is refused)."""
+def marks_mapping(marks: Any) -> Any:
+    """A ``(symbol, mark)`` table (Polars, pandas, pyarrow) as a mapping symbol -> mark; any
+    other value as it is."""
+    if isinstance(marks, (int, float, np.number, Mapping)) or marks is None:
+        return marks
+    df = collect(marks, "marks")
+    missing = [c for c in ("symbol", "mark") if c not in df.columns]
+    if missing:
+        raise SchemaError(f"marks: a marks table needs columns symbol and mark; missing {missing}", missing[0], None)
+    again = ~df["symbol"].is_first_distinct()
+    if again.any():
+        row = _first(again)
+        raise InvalidInputError(f"marks[row {row}]: symbol {df['symbol'][row]!r} appears twice", "symbol", row)
+    _no_nulls(df["mark"], "mark")
+    return dict(zip(df["symbol"].cast(pl.String).to_list(), df["mark"].cast(pl.Float64).to_list(), strict=True))
+
+
+def marks_for(names: list[str], mark: float | Mapping[str, float] | Frame) -> list[float]:
+    """One mark per market: a mapping (or a ``symbol, mark`` table) must name every market; a
+    float only prices a book of one symbol (pricing BTC and DOGE at one number is never
+    meant, so it is refused)."""
+    mark = marks_mapping(mark)
     if isinstance(mark, Mapping):
         out = []
         for n in names:

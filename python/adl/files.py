@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from adl._io import Market
+from adl._io import Market, marks_mapping
 from adl.errors import InvalidInputError, SchemaError, StorageError
 
 # CSV dtypes of the columns the library knows; other columns are inferred.
@@ -63,12 +63,8 @@ def read_accounts(path: str | Path) -> pl.DataFrame:
 
 def read_marks(path: str | Path) -> dict[str, float]:
     """Marks per symbol from Parquet or CSV (``symbol, mark``; one row per symbol)."""
-    df = read_table(path, "marks", ("symbol", "mark"))
-    dup = df["symbol"].is_duplicated()
-    if dup.any():
-        row = int(dup.arg_max() or 0)
-        raise InvalidInputError(f"marks: symbol {df['symbol'][row]!r} appears twice (row {row})", "symbol", row)
-    return dict(zip(df["symbol"].cast(pl.String).to_list(), df["mark"].cast(pl.Float64).to_list(), strict=True))
+    marks: dict[str, float] = marks_mapping(read_table(path, "marks", ("symbol", "mark")))
+    return marks
 
 
 ENGINE_KEYS = ("cash_decimals", "qty_decimals", "price_decimals", "maintenance_rate", "trigger", "adl_price", "seed")

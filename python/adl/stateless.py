@@ -19,7 +19,7 @@ CASH_DECIMALS = 8
 
 def rank(
     positions: Frame,
-    mark: float | Mapping[str, float],
+    mark: float | Mapping[str, float] | Frame,
     *,
     policy: Policy = "bitmex",
     markets: Market | Mapping[str, Market] | None = None,
@@ -58,7 +58,7 @@ def rank(
 
 def deleverage(
     positions: Frame,
-    mark: float | Mapping[str, float],
+    mark: float | Mapping[str, float] | Frame,
     *,
     side: str | int,
     qty: float,
