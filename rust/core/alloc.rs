@@ -252,7 +252,7 @@ pub fn pro_rata_shares(holdings: &[Holding], lots: i64) -> Vec<i64> {
 /// Holdings with weight 0 or cap 0 get nothing.
 pub fn water_fill(holdings: &[Holding], lots: i64) -> Vec<i64> {
     let mut shares = vec![0i64; holdings.len()];
-    let mut active: Vec<usize> = (0..holdings.len()).filter(|&i| holdings[i].weight > 0 && holdings[i].cap > 0).collect();
+    let active: Vec<usize> = (0..holdings.len()).filter(|&i| holdings[i].weight > 0 && holdings[i].cap > 0).collect();
     let held: i128 = active.iter().map(|&i| holdings[i].cap as i128).sum();
     if held <= lots as i128 {
         for &i in &active {
@@ -260,17 +260,63 @@ pub fn water_fill(holdings: &[Holding], lots: i64) -> Vec<i64> {
         }
         return shares;
     }
-    let wide = |x: i64| U256::from(x as u128);
+    // Every product below is at most max(cap)·W or lots·max(w) (saturation only lowers W and
+    // R): in u128 when those fit, as they do for any real book, else in 256 bits.
+    let weights = active.iter().try_fold(0u128, |acc, &i| acc.checked_add(holdings[i].weight));
+    let max_cap = active.iter().map(|&i| holdings[i].cap as u128).max().unwrap_or(0);
+    let max_weight = active.iter().map(|&i| holdings[i].weight).max().unwrap_or(0);
+    let fits = weights.and_then(|w| w.checked_mul(max_cap)).is_some() && (lots as u128).checked_mul(max_weight).is_some();
+    if fits {
+        fill::<u128>(holdings, lots, active, &mut shares);
+    } else {
+        fill::<U256>(holdings, lots, active, &mut shares);
+    }
+    shares
+}
+
+/// Unsigned integers for `water_fill`'s exact products.
+trait Wide:
+    Copy + Ord + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + std::ops::Div<Output = Self> + std::ops::Rem<Output = Self>
+{
+    const ZERO: Self;
+    fn of(x: u128) -> Self;
+    /// The value, known to be below 2^63.
+    fn small(self) -> i64;
+}
+
+impl Wide for u128 {
+    const ZERO: Self = 0;
+    fn of(x: u128) -> Self {
+        x
+    }
+    fn small(self) -> i64 {
+        self as i64
+    }
+}
+
+impl Wide for U256 {
+    const ZERO: Self = U256::ZERO;
+    fn of(x: u128) -> Self {
+        U256::from(x)
+    }
+    fn small(self) -> i64 {
+        self.as_i64()
+    }
+}
+
+/// `water_fill` on `active` holdings (weight > 0, cap > 0, caps holding more than `lots`).
+fn fill<T: Wide>(holdings: &[Holding], lots: i64, mut active: Vec<usize>, shares: &mut [i64]) {
+    let wide = |x: i64| T::of(x as u128);
+    let weight_of = |active: &[usize]| active.iter().fold(T::ZERO, |acc, &i| acc + T::of(holdings[i].weight));
     // Saturate whoever the level reaches (`cap·W <= R·w`) and recompute it for the rest,
     // until nobody new saturates (a few O(n) rounds). Some holding stays unsaturated since
     // the caps hold more than `lots`.
     let mut remaining = lots;
-    let weight_of = |active: &[usize]| active.iter().fold(U256::ZERO, |acc, &i| acc + U256::from(holdings[i].weight));
     let mut wsum = weight_of(&active);
     loop {
         let r = wide(remaining);
         let (full, rest): (Vec<usize>, Vec<usize>) =
-            active.iter().partition(|&&i| wide(holdings[i].cap) * wsum <= r * U256::from(holdings[i].weight));
+            active.iter().partition(|&&i| wide(holdings[i].cap) * wsum <= r * T::of(holdings[i].weight));
         if full.is_empty() {
             break;
         }
@@ -284,9 +330,9 @@ pub fn water_fill(holdings: &[Holding], lots: i64) -> Vec<i64> {
     let r = wide(remaining);
     let mut remainders = Vec::with_capacity(active.len());
     for &i in &active {
-        let x = r * U256::from(holdings[i].weight);
+        let x = r * T::of(holdings[i].weight);
         // < cap (not saturated), so one more lot never exceeds the cap.
-        shares[i] = (x / wsum).as_i64();
+        shares[i] = (x / wsum).small();
         remainders.push(x % wsum);
     }
     let left = (remaining - active.iter().map(|&i| shares[i]).sum::<i64>()) as usize;
@@ -298,7 +344,6 @@ pub fn water_fill(holdings: &[Holding], lots: i64) -> Vec<i64> {
             shares[active[k]] += 1;
         }
     }
-    shares
 }
 
 /// The fair allocators of docs/model.md §4 in contract space: profitable positions close lots in
@@ -461,6 +506,19 @@ mod tests {
         // A holding that can pay for nothing gets nothing: 4 lots over 0-capped 5 and 3, 2.
         let passed = [Holding::by_size(1, 5, 0), Holding::by_size(2, 3, 3), Holding::by_size(3, 2, 2)];
         assert_eq!(pro_rata_shares(&passed, 4), vec![0, 2, 2]);
+    }
+
+    #[test]
+    fn the_wide_path_agrees_with_the_u128_path() {
+        // Weights near 2^122 (W·cap ~ 2^130) force 256-bit products; scaled down by 2^112
+        // they fit u128. The same proportions give the same split.
+        let h = |a, q, w: u128| Holding { account: a, cap: q, weight: w, size: q };
+        let big = [h(1, 70, 3 << 122), h(2, 90, 5 << 122), h(3, 40, 1 << 122), h(4, 60, 5 << 122)];
+        assert!(big.iter().map(|x| x.weight).sum::<u128>().checked_mul(90).is_none(), "the wide path is taken");
+        let small: Vec<Holding> = big.iter().map(|x| Holding { weight: x.weight >> 112, ..*x }).collect();
+        for lots in 1..260 {
+            assert_eq!(water_fill(&big, lots), water_fill(&small, lots), "lots {lots}");
+        }
     }
 
     #[test]
