@@ -49,3 +49,18 @@ def test_marks_as_a_symbol_mark_table() -> None:
     with pytest.raises(adl.InvalidInputError) as info:
         adl.rank(book, mark=pl.DataFrame({"symbol": ["BTC", "BTC"], "mark": [1.0, 2.0]}))
     assert (info.value.field, info.value.row) == ("symbol", 1)
+
+
+def test_string_account_ids_and_the_input_symbol_dtype_survive() -> None:
+    # Same book as COLUMNS with ids "carol" < "dave" < "erin" in the same order as 1 < 2 < 3.
+    book = pl.DataFrame({**COLUMNS, "account": ["carol", "dave", "erin"]}).with_columns(
+        symbol=pl.lit("BTC").cast(pl.Categorical))
+    fills = adl.deleverage(book, mark=96.0, side="long", qty=30.0, price=98.0)
+    assert fills.select("account", "qty").rows() == [("dave", 10.0), ("erin", 20.0)]
+    assert fills.schema["symbol"] == pl.Categorical
+    assert fills.join(book, on=["account", "symbol"]).height == 2   # joins back to the book
+    ranked = adl.rank(book, mark=96.0)
+    assert ranked["rank"].to_list() == adl.rank(pl.DataFrame(COLUMNS), mark=96.0)["rank"].to_list()
+    eng = adl.Engine()
+    with pytest.raises(adl.SchemaError, match="integer ids"):
+        eng.load(book)

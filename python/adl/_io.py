@@ -254,6 +254,9 @@ class PositionArrays:
     has_symbol: bool
     adl_cap: np.ndarray[Any, Any]
     """Optional ADL caps in [0, 1] (empty: no caps)."""
+    account_ids: pl.Series | None = None
+    """The caller's account ids when they are not integers (strings, UUIDs): ``account``
+    then holds their codes, in the ids' sorted order (so ties still go to the lower id)."""
 
     def args(self) -> tuple[
         np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any],
@@ -262,14 +265,28 @@ class PositionArrays:
         return (self.account, self.market, self.side, self.qty, self.entry, self.margin, self.adl_cap)
 
 
-def position_arrays(df: pl.DataFrame) -> PositionArrays:
+def account_codes(s: pl.Series, text_ids: bool) -> tuple[np.ndarray[Any, Any], pl.Series | None]:
+    """UInt64 account ids; with ``text_ids``, string ids (String, Categorical, Enum) become
+    codes 0..n-1 in their sorted order and are returned to be mapped back."""
+    if not (s.dtype in (pl.String, pl.Categorical) or isinstance(s.dtype, pl.Enum)):
+        return numpy_view(cast_lossless(s, pl.UInt64(), "account")), None
+    if not text_ids:
+        raise SchemaError("account: the engine keys accounts by integer ids (UInt64); string ids are accepted by "
+                          "adl.rank and adl.deleverage", "account", None)
+    _no_nulls(s, "account")
+    ids = s.cast(pl.String)
+    return numpy_view((ids.rank("dense") - 1).cast(pl.UInt64)), ids
+
+
+def position_arrays(df: pl.DataFrame, text_ids: bool = False) -> PositionArrays:
     """Validates dtypes and nulls of a positions frame; values are checked in Rust."""
     missing = [c for c in POSITION_COLUMNS if c not in df.columns]
     if missing:
         raise SchemaError(f"positions: missing column(s) {missing}; required {list(POSITION_COLUMNS)}", missing[0], None)
     market, names = symbol_codes(df)
+    account, account_ids = account_codes(df["account"], text_ids)
     return PositionArrays(
-        account=numpy_view(cast_lossless(df["account"], pl.UInt64(), "account")),
+        account=account,
         market=market,
         side=numpy_view(side_codes(df["side"])),
         qty=numpy_view(cast_lossless(df["qty"], pl.Float64(), "qty")),
@@ -282,6 +299,7 @@ def position_arrays(df: pl.DataFrame) -> PositionArrays:
             if "adl_cap" in df.columns
             else np.empty(0, dtype=np.float64)
         ),
+        account_ids=account_ids,
     )
 
 

@@ -43,7 +43,7 @@ def rank(
     """
     df = collect(positions)
     isolated_only(df)
-    a = position_arrays(df)
+    a = position_arrays(df, text_ids=True)
     qd, pd, rates = market_specs(a.names, markets)
     custom = custom_scores(df, policy, score)
     out = _adl.rank(a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy, custom)
@@ -86,7 +86,7 @@ def deleverage(
     """
     df = collect(positions)
     isolated_only(df)
-    a = position_arrays(df)
+    a = position_arrays(df, text_ids=True)
     if symbol is None:
         if len(a.names) > 1:
             raise InvalidInputError("symbol: required when positions hold several symbols", "symbol", None)
@@ -102,12 +102,13 @@ def deleverage(
     )
     rows = out["row"]
     n = len(rows)
-    sym = a.names[target] if a.has_symbol else None
     # Every fill is on the side opposite the bankrupt one: constant columns, built directly.
+    # Account ids (when not integers) and symbols keep the input's dtype, so fills join back.
     return pl.DataFrame(
         {
-            "account": a.account[rows],
-            "symbol": pl.Series("symbol", [sym], dtype=pl.String).new_from_index(0, n),
+            "account": a.account[rows] if a.account_ids is None else df["account"].gather(rows),
+            "symbol": (df["symbol"].gather(rows) if a.has_symbol
+                       else pl.Series("symbol", [None], dtype=pl.String).new_from_index(0, n)),
             "side": pl.Series("side", ["short" if side_value(side) > 0 else "long"], dtype=SIDE).new_from_index(0, n),
             "qty": out["qty"],
             "price": np.full(n, float(price)),
