@@ -143,12 +143,14 @@ fn check_liquidation(l: &Liquidation, held: &std::collections::HashMap<(u64, u32
 }
 
 /// docs/model.md §2: no one is made insolvent by ADL. Accounts that were only counterparties in
-/// `ls` (never liquidated there): isolated ones received cash >= 0, cross ones keep TNC >= 0.
+/// `ls` (never liquidated there): one without cross positions received cash >= 0 (its cash did
+/// not fall); one with cross positions keeps TNC >= min(its TNC before, 0) (cross fills keep
+/// it >= 0, isolated credits only raise it).
 fn check_solvency(
     e: &Engine,
     ls: &[&Liquidation],
     cash_before: &std::collections::HashMap<u64, i128>,
-    cross: &std::collections::HashSet<(u64, u32, i8)>,
+    tnc_before: &std::collections::HashMap<u64, i128>,
 ) {
     let liquidated: std::collections::HashSet<u64> = ls.iter().map(|l| l.key.0).collect();
     for l in ls {
@@ -157,11 +159,12 @@ fn check_solvency(
             if liquidated.contains(&cp) {
                 continue;
             }
-            if cross.contains(&(cp, l.key.1, -l.key.2)) {
-                let tnc = e.cross_accounts().find(|(a, _)| *a == cp).map_or(e.cash_of(cp), |(_, t)| t.tnc());
-                assert!(tnc >= 0, "ADL left cross account {cp} with TNC {tnc}");
-            } else {
-                assert!(e.cash_of(cp) >= cash_before.get(&cp).copied().unwrap_or(0), "ADL paid account {cp} negative cash");
+            match tnc_before.get(&cp) {
+                Some(&before) => {
+                    let after = e.cross_accounts().find(|(a, _)| *a == cp).map_or(e.cash_of(cp), |(_, t)| t.tnc());
+                    assert!(after >= before.min(0), "ADL took cross account {cp} from TNC {before} to {after}");
+                }
+                None => assert!(e.cash_of(cp) >= cash_before.get(&cp).copied().unwrap_or(0), "ADL paid account {cp} negative cash"),
             }
         }
     }
@@ -231,8 +234,7 @@ pub fn run(data: &[u8]) {
         let before = e.totals();
         let held: std::collections::HashMap<(u64, u32, i8), i64> =
             e.store().iter().map(|(_, p)| ((p.account, p.market, p.side), p.qty)).collect();
-        let cross: std::collections::HashSet<(u64, u32, i8)> =
-            e.store().iter().filter(|(_, p)| p.cross).map(|(_, p)| (p.account, p.market, p.side)).collect();
+        let tnc_before: std::collections::HashMap<u64, i128> = e.cross_accounts().map(|(a, t)| (a, t.tnc())).collect();
         let cash_before: std::collections::HashMap<u64, i128> = e.accounts_cash().iter().map(|(a, c)| (*a, *c)).collect();
         let reqs: Vec<Request>;
         let marks: Vec<(String, f64)>;
@@ -304,7 +306,7 @@ pub fn run(data: &[u8]) {
                     OpOutput::Batch(ls) => ls.iter().flatten().collect(),
                     _ => Vec::new(),
                 };
-                check_solvency(&e, &ls, &cash_before, &cross);
+                check_solvency(&e, &ls, &cash_before, &tnc_before);
                 // Liquidations and closes of a cross account move its wallet into the
                 // position; every other op here is valued at fixed marks too.
                 check_state(&mut e, &before, conserving);

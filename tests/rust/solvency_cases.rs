@@ -217,3 +217,24 @@ fn equal_pro_rata_remainders_go_to_the_lower_account_exactly() {
     got.sort();
     assert_eq!(got, vec![(5, 4), (6, 2)]);
 }
+
+#[test]
+fn a_partial_take_at_exactly_zero_cash_releases_its_margin_rounded_up() {
+    // Cash in whole quote units (factor 1), mark 98. Long #1 2 @100 m1: e = 1 − 4 = −3,
+    // P_bk = 100 − 1/2 = 99.5. Short #a 2 @99 m1 has own P_bk 99 + 1/2 = 99.5 = P_ADL: it
+    // receives exactly 0 per lot, so it may take lots. Pro-rata gives it 1 of the 2 lots:
+    // carried ⌊1·1/2⌋ = 0 and PnL 99 − 100 = −1, so released margin ⌊1/2⌋ = 0 would pay it −1;
+    // released ⌈1/2⌉ = 1 pays it 0 (the unit moves within its own account).
+    for policy in [Policy::SizeProRata, Policy::WealthProRata, Policy::CappedProRata, Policy::LeveredProRata] {
+        for (a, b) in [(2u64, 3u64), (3, 2)] {
+            let spec = MarketSpec::linear(0, 0, 0.005);
+            let mut e = Engine::new(policy, 0.0, 0, spec.clone()).unwrap();
+            let rows = [(1, 0, LONG, 2.0, 100.0, 1.0, false), (a, 0, SHORT, 2.0, 99.0, 1.0, false), (b, 0, SHORT, 2.0, 99.0, 100.0, false)];
+            e.load(common::columns(&rows).view(), &["X".to_string()], None, None).unwrap();
+            e.set_marks(&[("X".to_string(), 98.0)], None).unwrap();
+            let r = liquidate_long_1(&mut e);
+            assert_eq!(r.adl_lots, 2, "{policy:?}");
+            assert!(e.cash_of(a) >= 0 && e.cash_of(b) >= 0, "{policy:?} a={a}: {} {}", e.cash_of(a), e.cash_of(b));
+        }
+    }
+}
