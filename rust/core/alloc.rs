@@ -100,10 +100,14 @@ impl OppositeSide<'_> {
             };
             return if cap > 0 { Ok(cap.min(p.qty as i128) as i64) } else { Err(PassReason::Collateral) };
         }
-        let cash = p.margin as i128
-            + p.side as i128 * self.grid.value(p.qty, entry - p.entry)
-            + mul_div_floor(p.qty as i128, margin, lots as i128);
-        if cash >= 0 {
+        // X + ⌊q_c·M/L⌋ >= 0 with X an integer is X·L + q_c·M >= 0: no division on this
+        // per-counterparty path (the products fit i128 for any real book; else divide).
+        let own = p.margin as i128 + p.side as i128 * self.grid.value(p.qty, entry - p.entry);
+        let pays = match own.checked_mul(lots as i128).and_then(|x| x.checked_add(p.qty as i128 * margin)) {
+            Some(cash_times_lots) => cash_times_lots >= 0,
+            None => own + mul_div_floor(p.qty as i128, margin, lots as i128) >= 0,
+        };
+        if pays {
             Ok(p.qty)
         } else {
             Err(PassReason::BeyondBankruptcy)
@@ -265,8 +269,13 @@ pub fn water_fill(holdings: &[Holding], lots: i64) -> Vec<i64> {
     let weights = active.iter().try_fold(0u128, |acc, &i| acc.checked_add(holdings[i].weight));
     let max_cap = active.iter().map(|&i| holdings[i].cap as u128).max().unwrap_or(0);
     let max_weight = active.iter().map(|&i| holdings[i].weight).max().unwrap_or(0);
-    let fits = weights.and_then(|w| w.checked_mul(max_cap)).is_some() && (lots as u128).checked_mul(max_weight).is_some();
-    if fits {
+    let bound = |limit: u128| {
+        weights.and_then(|w| w.checked_mul(max_cap)).is_some_and(|x| x <= limit)
+            && (lots as u128).checked_mul(max_weight).is_some_and(|x| x <= limit)
+    };
+    if bound(u64::MAX as u128) {
+        fill::<u64>(holdings, lots, active, &mut shares);
+    } else if bound(u128::MAX) {
         fill::<u128>(holdings, lots, active, &mut shares);
     } else {
         fill::<U256>(holdings, lots, active, &mut shares);
@@ -276,12 +285,22 @@ pub fn water_fill(holdings: &[Holding], lots: i64) -> Vec<i64> {
 
 /// Unsigned integers for `water_fill`'s exact products.
 trait Wide:
-    Copy + Ord + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + std::ops::Div<Output = Self> + std::ops::Rem<Output = Self>
+    Copy + Ord + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> + std::ops::Div<Output = Self>
 {
     const ZERO: Self;
     fn of(x: u128) -> Self;
     /// The value, known to be below 2^63.
     fn small(self) -> i64;
+}
+
+impl Wide for u64 {
+    const ZERO: Self = 0;
+    fn of(x: u128) -> Self {
+        x as u64
+    }
+    fn small(self) -> i64 {
+        self as i64
+    }
 }
 
 impl Wide for u128 {
@@ -315,11 +334,12 @@ fn fill<T: Wide>(holdings: &[Holding], lots: i64, mut active: Vec<usize>, shares
     let mut wsum = weight_of(&active);
     loop {
         let r = wide(remaining);
-        let (full, rest): (Vec<usize>, Vec<usize>) =
-            active.iter().partition(|&&i| wide(holdings[i].cap) * wsum <= r * T::of(holdings[i].weight));
-        if full.is_empty() {
+        let saturates = |i: usize| wide(holdings[i].cap) * wsum <= r * T::of(holdings[i].weight);
+        // A pass that allocates nothing first: usually nobody saturates (size splits never do).
+        if !active.iter().any(|&i| saturates(i)) {
             break;
         }
+        let (full, rest): (Vec<usize>, Vec<usize>) = active.iter().partition(|&&i| saturates(i));
         for &i in &full {
             shares[i] = holdings[i].cap;
             remaining -= holdings[i].cap;
@@ -332,8 +352,9 @@ fn fill<T: Wide>(holdings: &[Holding], lots: i64, mut active: Vec<usize>, shares
     for &i in &active {
         let x = r * T::of(holdings[i].weight);
         // < cap (not saturated), so one more lot never exceeds the cap.
-        shares[i] = (x / wsum).small();
-        remainders.push(x % wsum);
+        let q = x / wsum;
+        shares[i] = q.small();
+        remainders.push(x - q * wsum);
     }
     let left = (remaining - active.iter().map(|&i| shares[i]).sum::<i64>()) as usize;
     if left > 0 {
@@ -377,8 +398,12 @@ pub fn holding(p: &Position, grid: &Grid, mark: i64, equity: i128, weighting: We
     let (cap, weight) = match weighting {
         Weighting::Profit => (cap, u as u128),
         Weighting::LeveredProfit => {
-            let levered = U256::from(u as u128) * U256::from(grid.notional(p.qty, mark) as u128) / U256::from(equity as u128);
-            (cap, levered.max(U256::ONE).min(U256::from(u128::MAX)).as_u128())
+            let (u, n, e) = (u as u128, grid.notional(p.qty, mark) as u128, equity as u128);
+            let levered = match u.checked_mul(n) {
+                Some(x) => x / e,
+                None => (U256::from(u) * U256::from(n) / U256::from(e)).min(U256::from(u128::MAX)).as_u128(),
+            };
+            (cap, levered.max(1))
         }
         Weighting::CappedSize => (cap.min((p.qty as i128 * p.cap_bp as i128 / 10_000) as i64), p.qty as u128),
     };
@@ -516,8 +541,11 @@ mod tests {
         let big = [h(1, 70, 3 << 122), h(2, 90, 5 << 122), h(3, 40, 1 << 122), h(4, 60, 5 << 122)];
         assert!(big.iter().map(|x| x.weight).sum::<u128>().checked_mul(90).is_none(), "the wide path is taken");
         let small: Vec<Holding> = big.iter().map(|x| Holding { weight: x.weight >> 112, ..*x }).collect();
+        let mid: Vec<Holding> = big.iter().map(|x| Holding { weight: x.weight >> 60, ..*x }).collect();
+        assert!(mid.iter().map(|x| x.weight).sum::<u128>() * 90 > u64::MAX as u128, "the u128 path is taken");
         for lots in 1..260 {
             assert_eq!(water_fill(&big, lots), water_fill(&small, lots), "lots {lots}");
+            assert_eq!(water_fill(&mid, lots), water_fill(&small, lots), "lots {lots}");
         }
     }
 
