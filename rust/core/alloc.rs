@@ -85,23 +85,15 @@ impl OppositeSide<'_> {
     /// the mark of the `L` bankrupt lots, so at most `⌊TNC·L/D⌋` lots keep `TNC >= 0`. (The
     /// carried margin is rounded down, so k lots cost at most `⌈k·D/L⌉`, and an integer TNC
     /// covers that exactly when it covers `k·D/L`.)
+    #[inline]
     pub fn affordable(&self, p: &Position) -> Result<i64, PassReason> {
         let AdlTerms::Bankruptcy { side, entry, lots, margin } = self.terms else { return Ok(p.qty) };
         if p.cross {
-            let deficit = -(margin + side as i128 * self.grid.value(lots, self.mark - entry));
-            if deficit <= 0 {
-                return Ok(p.qty);
-            }
-            let tnc = self.scoring.cross.totals(p.account).tnc();
-            let cap = match tnc.checked_mul(lots as i128) {
-                Some(x) => x.div_euclid(deficit),
-                // Beyond 128 bits: a cost per lot rounded up never overstates what TNC pays for.
-                None => tnc / (deficit / lots as i128 + 1),
-            };
-            return if cap > 0 { Ok(cap.min(p.qty as i128) as i64) } else { Err(PassReason::Collateral) };
+            return self.cross_affordable(p, side, entry, lots, margin);
         }
         // X + ⌊q_c·M/L⌋ >= 0 with X an integer is X·L + q_c·M >= 0: no division on this
-        // per-counterparty path (the products fit i128 for any real book; else divide).
+        // per-counterparty path (the products fit i128 for any real book; else divide). Kept
+        // small and inline: the pro-rata loops run it once per opposite position.
         let own = p.margin as i128 + p.side as i128 * self.grid.value(p.qty, entry - p.entry);
         let pays = match own.checked_mul(lots as i128).and_then(|x| x.checked_add(p.qty as i128 * margin)) {
             Some(cash_times_lots) => cash_times_lots >= 0,
@@ -114,7 +106,29 @@ impl OppositeSide<'_> {
         }
     }
 
+    /// `affordable` of a cross position: at most `⌊TNC·L/D⌋` lots.
+    #[cold]
+    #[inline(never)]
+    fn cross_affordable(&self, p: &Position, side: i8, entry: i64, lots: i64, margin: i128) -> Result<i64, PassReason> {
+        let deficit = -(margin + side as i128 * self.grid.value(lots, self.mark - entry));
+        if deficit <= 0 {
+            return Ok(p.qty);
+        }
+        let tnc = self.scoring.cross.totals(p.account).tnc();
+        let cap = match tnc.checked_mul(lots as i128) {
+            Some(x) => x.div_euclid(deficit),
+            // Beyond 128 bits: a cost per lot rounded up never overstates what TNC pays for.
+            None => tnc / (deficit / lots as i128 + 1),
+        };
+        if cap > 0 {
+            Ok(cap.min(p.qty as i128) as i64)
+        } else {
+            Err(PassReason::Collateral)
+        }
+    }
+
     /// `affordable` as a cap, recording the pass in `passed`.
+    #[inline]
     fn cap(&self, slot: u32, p: &Position, passed: &mut Vec<Passed>) -> i64 {
         self.affordable(p).unwrap_or_else(|reason| {
             passed.push(Passed { slot, reason });
