@@ -85,7 +85,7 @@ impl OppositeSide<'_> {
     /// the mark of the `L` bankrupt lots, so at most `⌊TNC·L/D⌋` lots keep `TNC >= 0`. (The
     /// carried margin is rounded down, so k lots cost at most `⌈k·D/L⌉`, and an integer TNC
     /// covers that exactly when it covers `k·D/L`.)
-    #[inline]
+    #[inline(always)]
     pub fn affordable(&self, p: &Position) -> Result<i64, PassReason> {
         let AdlTerms::Bankruptcy { side, entry, lots, margin } = self.terms else { return Ok(p.qty) };
         if p.cross {
@@ -128,7 +128,7 @@ impl OppositeSide<'_> {
     }
 
     /// `affordable` as a cap, recording the pass in `passed`.
-    #[inline]
+    #[inline(always)]
     fn cap(&self, slot: u32, p: &Position, passed: &mut Vec<Passed>) -> i64 {
         self.affordable(p).unwrap_or_else(|reason| {
             passed.push(Passed { slot, reason });
@@ -201,7 +201,8 @@ impl Allocator for LeverageQueue {
             rest.sort_unstable_by_key(|(slot, p)| (p.account, *slot));
             let holdings: Vec<Holding> =
                 rest.iter().map(|&(slot, p)| Holding::by_size(p.account, p.qty, side.cap(slot, p, &mut out.passed))).collect();
-            out.takes.extend(unranked_takes(&rest, pro_rata_shares(&holdings, left)));
+            let slots: Vec<u32> = rest.iter().map(|r| r.0).collect();
+            out.takes.extend(unranked_takes(&slots, pro_rata_shares(&holdings, left)));
         }
         out
     }
@@ -214,27 +215,31 @@ pub struct SizeProRata;
 
 impl Allocator for SizeProRata {
     fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation {
-        let members = members(side, exclude);
-        let mut passed = Vec::new();
-        let holdings: Vec<Holding> =
-            members.iter().map(|&(slot, p)| Holding::by_size(p.account, p.qty, side.cap(slot, p, &mut passed))).collect();
-        Allocation { takes: unranked_takes(&members, pro_rata_shares(&holdings, lots)), passed }
+        let (slots, holdings, passed) = holdings(side, exclude, |p, cap| Holding::by_size(p.account, p.qty, cap));
+        Allocation { takes: unranked_takes(&slots, pro_rata_shares(&holdings, lots)), passed }
     }
 }
 
 /// The opposite side's queued positions, never the account `exclude`, in index order.
-fn members<'a>(side: &'a OppositeSide<'_>, exclude: u64) -> Vec<(u32, &'a Position)> {
-    side.index.queue().map(|(_, slot)| (slot, side.store.get(slot))).filter(|(_, p)| p.account != exclude).collect()
+/// The opposite side's queued positions (never the account `exclude`) in index order, as
+/// slots and the holdings `make` builds from each position and the lots it can pay for, and
+/// the ones passed over. One pass: each position is read once (the pass is memory-bound).
+fn holdings(side: &OppositeSide<'_>, exclude: u64, make: impl Fn(&Position, i64) -> Holding) -> (Vec<u32>, Vec<Holding>, Vec<Passed>) {
+    let n = side.index.len();
+    let (mut slots, mut holdings, mut passed) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
+    for (_, slot) in side.index.queue() {
+        let p = side.store.get(slot);
+        if p.account != exclude {
+            slots.push(slot);
+            holdings.push(make(p, side.cap(slot, p, &mut passed)));
+        }
+    }
+    (slots, holdings, passed)
 }
 
 /// Takes of unranked policies from per-member shares (members with no share are left out).
-fn unranked_takes(members: &[(u32, &Position)], shares: Vec<i64>) -> Vec<Take> {
-    members
-        .iter()
-        .zip(shares)
-        .filter(|(_, share)| *share > 0)
-        .map(|(m, share)| Take { slot: m.0, lots: share, rank: None, score: None })
-        .collect()
+fn unranked_takes(slots: &[u32], shares: Vec<i64>) -> Vec<Take> {
+    slots.iter().zip(shares).filter(|(_, share)| *share > 0).map(|(&slot, lots)| Take { slot, lots, rank: None, score: None }).collect()
 }
 
 /// A counterparty as the pro-rata kernels see it: it may close up to `cap` lots, in
@@ -426,16 +431,11 @@ pub fn holding(p: &Position, grid: &Grid, mark: i64, equity: i128, weighting: We
 
 impl Allocator for WeightedProRata {
     fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation {
-        let members = members(side, exclude);
-        let mut passed = Vec::new();
-        let holdings: Vec<Holding> = members
-            .iter()
-            .map(|&(slot, p)| {
-                let equity = side.scoring.equity(side.grid, side.tiers, side.mark, p);
-                holding(p, side.grid, side.mark, equity, self.weighting, side.cap(slot, p, &mut passed))
-            })
-            .collect();
-        Allocation { takes: unranked_takes(&members, weighted_then_size(&holdings, lots)), passed }
+        let (slots, holdings, passed) = holdings(side, exclude, |p, cap| {
+            let equity = side.scoring.equity(side.grid, side.tiers, side.mark, p);
+            holding(p, side.grid, side.mark, equity, self.weighting, cap)
+        });
+        Allocation { takes: unranked_takes(&slots, weighted_then_size(&holdings, lots)), passed }
     }
 }
 
