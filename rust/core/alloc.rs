@@ -95,9 +95,10 @@ impl OppositeSide<'_> {
         // per-counterparty path (the products fit i128 for any real book; else divide). Kept
         // small and inline: the pro-rata loops run it once per opposite position.
         let own = p.margin as i128 + p.side as i128 * self.grid.value(p.qty, entry - p.entry);
-        let pays = match own.checked_mul(lots as i128).and_then(|x| x.checked_add(p.qty as i128 * margin)) {
-            Some(cash_times_lots) => cash_times_lots >= 0,
-            None => own + mul_div_floor(p.qty as i128, margin, lots as i128) >= 0,
+        let pays = match (i64::try_from(own), i64::try_from(margin)) {
+            // Products of i64s are exact in i128 and their sum cannot overflow (< 2^127).
+            (Ok(own), Ok(margin)) => own as i128 * lots as i128 + p.qty as i128 * margin as i128 >= 0,
+            _ => own + mul_div_floor(p.qty as i128, margin, lots as i128) >= 0,
         };
         if pays {
             Ok(p.qty)
