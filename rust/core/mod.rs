@@ -6,6 +6,7 @@ pub mod cross;
 pub mod engine;
 pub mod error;
 pub mod fees;
+pub mod files;
 pub mod fixed;
 pub mod funds;
 pub mod input;

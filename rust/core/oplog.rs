@@ -1,28 +1,35 @@
-//! The operation log: every state-changing operation, appended after it succeeded, so that
-//! `replay` rebuilds the same engine after a crash.
+//! The operation log: every state-changing operation that returned, so that `replay`
+//! rebuilds the same engine after a crash.
 //!
-//! File format (little-endian): magic `ADLLOG\0\0`, version `u32`; then records, each
-//! `len: u32`, `crc32(payload): u32`, `payload` (`len` bytes). The payload's first byte is the
-//! operation tag. The first record is always a full snapshot (tag 0, the state when the log
-//! was opened); the others are operations (`Op`). A record is written with one `write` call.
+//! File format (little-endian): magic `ADLLOG\0\0`, version `u32`; then records, each a
+//! 12-byte header `len: u32`, `crc32(payload): u32`, `crc32(the 8 bytes before): u32`, then
+//! `payload` (`len` bytes). The payload's first byte is the operation tag. The first record is
+//! always a full snapshot (tag 0, the state when the log was opened); the others are
+//! operations (`Op`). A record is written with one `write` call, before its operation runs;
+//! if the operation fails the record is cut off again (`Journal::apply`).
 //!
-//! Sync policy: `Always` fsyncs after every record before the call returns (acknowledged =
+//! Sync policy: `Always` fsyncs every record before its operation runs (acknowledged =
 //! returned); `Group(ms)` fsyncs when the last sync is at least `ms` old, and on `sync()`
 //! (acknowledged = covered by a sync: `durable_seq`); `Never` leaves it to the OS (survives
 //! a process crash, not a power loss).
 //!
-//! Replay: a record cut short at the end of the file, or whose checksum fails and that ends
-//! exactly at the end of the file, is a torn tail (a write that never completed): it is
-//! dropped and reported. A bad record followed by more data is corruption and an error.
+//! Replay: the header checksum makes every record self-checking, so damage anywhere before
+//! the last record is an error (`Corrupt`). Only the end may be dropped, and is reported:
+//! a record cut short (its header intact, or fewer than 12 bytes left), a last record whose
+//! payload fails its checksum, zeros after the last record, or a last operation that fails
+//! (the process died between writing it and cutting it off).
+//!
+//! One writer per log: the file is locked (`flock`, exclusive) while an `OpLog` holds it.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, File};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::core::codec::{crc32, Reader, Writer};
 use crate::core::engine::{Engine, Liquidation, Request};
 use crate::core::error::{AdlError, Result};
+use crate::core::files;
 use crate::core::input::PositionColumns;
 use crate::core::market::MarketSpec;
 use crate::core::snapshot::{get_spec, put_spec};
@@ -30,7 +37,7 @@ use crate::core::trigger::Trigger;
 use crate::core::updates::UpsertStats;
 
 pub const LOG_MAGIC: &[u8; 8] = b"ADLLOG\0\0";
-pub const LOG_VERSION: u32 = 2;
+pub const LOG_VERSION: u32 = 3;
 /// No record is larger than this (a corrupt length cannot make replay allocate more).
 const MAX_RECORD: usize = 1 << 34;
 
@@ -363,35 +370,49 @@ impl SyncPolicy {
     }
 }
 
-fn io_err(path: &Path, e: std::io::Error) -> AdlError {
-    AdlError::Io { path: path.display().to_string(), message: e.to_string() }
-}
-
-/// An open log being appended to.
+/// An open log being appended to. The file is locked (`flock`, exclusive) for as long as
+/// this value lives: one writer per log.
 pub struct OpLog {
     file: File,
     path: PathBuf,
     sync: SyncPolicy,
     last_sync: Instant,
+    /// Bytes in the file (where the next record starts).
+    len: u64,
     /// Operations appended (the snapshot record not counted).
     pub seq: u64,
     /// Operations known to be on disk.
     pub durable_seq: u64,
+    /// Why the log can no longer be trusted to hold every operation (a write, sync or
+    /// rollback failed); while set, the journal refuses operations until a new log is started.
+    pub failed: Option<String>,
 }
 
+/// Header of a record: `len: u32`, `crc32(payload): u32`, `crc32(len, payload crc): u32`.
+pub const RECORD_HEADER: usize = 12;
+
 fn record(payload: &[u8]) -> Vec<u8> {
-    let mut w = Writer { buf: Vec::with_capacity(8 + payload.len()) };
+    let mut w = Writer { buf: Vec::with_capacity(RECORD_HEADER + payload.len()) };
     w.u32(payload.len() as u32);
     w.u32(crc32(payload));
+    let head = crc32(&w.buf);
+    w.u32(head);
     w.buf.extend_from_slice(payload);
     w.buf
+}
+
+/// An appended record not yet known to be applied (see `Journal::apply`).
+pub struct Pending {
+    start: u64,
+    synced: bool,
 }
 
 impl OpLog {
     /// Starts a log at `path` holding `engine`'s snapshot. The file is written beside and
     /// renamed into place, so an existing log is replaced only once the new one is durable.
-    pub fn create(path: &Path, engine: &Engine, sync: SyncPolicy) -> Result<OpLog> {
-        let tmp = path.with_extension("adl-tmp");
+    /// Refused when `path` is not a regular file or another engine holds its lock; `held` is
+    /// the caller's current log (its own lock does not count against it).
+    pub fn create(path: &Path, engine: &Engine, sync: SyncPolicy, held: Option<&OpLog>) -> Result<OpLog> {
         let mut w = Writer::default();
         w.buf.extend_from_slice(LOG_MAGIC);
         w.u32(LOG_VERSION);
@@ -401,42 +422,99 @@ impl OpLog {
             return Err(AdlError::config("log", "the engine snapshot is too large for one log record (4 GiB)"));
         }
         w.buf.extend_from_slice(&record(&snap));
-        let write = || -> std::io::Result<File> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&w.buf)?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                File::open(dir)?.sync_all()?;
-            }
-            OpenOptions::new().append(true).open(path)
-        };
-        let file = write().map_err(|e| io_err(path, e))?;
-        Ok(OpLog { file, path: path.to_path_buf(), sync, last_sync: Instant::now(), seq: 0, durable_seq: 0 })
+        let file = files::replace(path, &w.buf, true, held.map(|l| &l.file))?;
+        Ok(OpLog {
+            file,
+            path: path.to_path_buf(),
+            sync,
+            last_sync: Instant::now(),
+            len: w.buf.len() as u64,
+            seq: 0,
+            durable_seq: 0,
+            failed: None,
+        })
     }
 
-    /// Appends one operation (already applied successfully) and syncs per the policy.
-    pub fn append(&mut self, op: &Op<'_>) -> Result<()> {
+    fn refused(&self) -> Result<()> {
+        match &self.failed {
+            None => Ok(()),
+            Some(why) => Err(AdlError::Io {
+                path: self.path.display().to_string(),
+                message: format!("the log failed earlier ({why}); operations are refused until log_to starts a new log"),
+            }),
+        }
+    }
+
+    /// Writes one operation's record (before the operation is applied) and syncs per the
+    /// policy. On failure nothing of the record is left in the file and the log is marked
+    /// failed (an fsync error may have lost earlier unsynced records too).
+    pub fn append(&mut self, op: &Op<'_>) -> Result<Pending> {
+        self.refused()?;
         let payload = encode(op);
         if payload.len() > u32::MAX as usize {
             return Err(AdlError::config("log", "operation too large for one log record (4 GiB)"));
         }
-        self.file.write_all(&record(&payload)).map_err(|e| io_err(&self.path, e))?;
-        self.seq += 1;
-        match self.sync {
-            SyncPolicy::Always => self.sync()?,
-            SyncPolicy::Group(every) if self.last_sync.elapsed() >= every => self.sync()?,
-            _ => {}
+        let start = self.len;
+        let written = self.file.write_all(&record(&payload));
+        let synced = match self.sync {
+            SyncPolicy::Always => true,
+            SyncPolicy::Group(every) => self.last_sync.elapsed() >= every,
+            SyncPolicy::Never => false,
+        };
+        let result = written.and_then(|()| if synced { self.file.sync_data() } else { Ok(()) });
+        if let Err(e) = result {
+            let err = files::io_err(&self.path, e);
+            self.failed = Some(err.to_string());
+            self.rollback(start);
+            return Err(err);
         }
-        Ok(())
+        self.len = start + RECORD_HEADER as u64 + payload.len() as u64;
+        if synced {
+            self.last_sync = Instant::now();
+        }
+        Ok(Pending { start, synced })
+    }
+
+    /// The operation of `p` was applied: it counts as logged (and durable if synced).
+    pub fn commit(&mut self, p: Pending) {
+        self.seq += 1;
+        if p.synced {
+            self.durable_seq = self.seq;
+        }
+    }
+
+    /// Removes a record whose operation was refused (or a partly written one). If that
+    /// fails the log is marked failed: the next record would follow a failed operation.
+    pub fn rollback(&mut self, start: u64) {
+        let cut = self.file.set_len(start).and_then(|()| self.file.seek(SeekFrom::Start(start)).map(drop));
+        match cut {
+            Ok(()) => self.len = start,
+            Err(e) => {
+                self.failed.get_or_insert_with(|| format!("could not remove a refused operation's record: {e}"));
+            }
+        }
+    }
+
+    /// Undoes `p` (its operation failed).
+    pub fn abort(&mut self, p: Pending) {
+        self.rollback(p.start);
     }
 
     /// Forces everything appended so far to disk.
     pub fn sync(&mut self) -> Result<()> {
-        self.file.sync_data().map_err(|e| io_err(&self.path, e))?;
+        self.refused()?;
+        if let Err(e) = self.file.sync_data() {
+            let err = files::io_err(&self.path, e);
+            self.failed = Some(err.to_string());
+            return Err(err);
+        }
         self.last_sync = Instant::now();
         self.durable_seq = self.seq;
         Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -451,7 +529,7 @@ pub struct ReplayInfo {
 
 /// Rebuilds the engine a log describes.
 pub fn replay(path: &Path) -> Result<(Engine, ReplayInfo)> {
-    let data = fs::read(path).map_err(|e| io_err(path, e))?;
+    let data = fs::read(path).map_err(|e| files::io_err(path, e))?;
     replay_bytes(&data)
 }
 
@@ -464,61 +542,70 @@ pub fn replay_bytes(data: &[u8]) -> Result<(Engine, ReplayInfo)> {
     if v != LOG_VERSION {
         return Err(r.corrupt(format!("log format version {v}, this build reads version {LOG_VERSION}")));
     }
+    let corrupt = |message: String| AdlError::Corrupt { what: "log".into(), message };
     let mut pos = 12usize;
     let mut engine: Option<Engine> = None;
     let mut info = ReplayInfo::default();
     while pos < data.len() {
         let rest = &data[pos..];
+        // Only the end of the file may be dropped: a record cut short, a last record whose
+        // payload fails its checksum, or zeros a crash left after the last record.
         let torn = |info: &mut ReplayInfo| info.dropped_bytes = rest.len() as u64;
-        if rest.len() < 8 {
+        if rest.len() < RECORD_HEADER {
             torn(&mut info);
             break;
         }
-        let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
-        if rest.len() < 8 + len {
-            torn(&mut info);
-            break;
-        }
-        let payload = &rest[8..8 + len];
-        // No record is empty: a zero length is a torn tail (zeros a crash left behind) when
-        // only zeros follow, and damage otherwise.
-        if len == 0 {
+        let word = |i: usize| u32::from_le_bytes(rest[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+        let (len, crc, head) = (word(0) as usize, word(1), word(2));
+        // The header checks itself, so a damaged length cannot pass for a cut-short record.
+        if crc32(&rest[..8]) != head {
             if rest.iter().all(|&b| b == 0) {
                 torn(&mut info);
                 break;
             }
-            return Err(AdlError::Corrupt { what: "log".into(), message: format!("empty record at byte {pos}") });
+            return Err(corrupt(format!("damaged record header at byte {pos}")));
         }
+        if len == 0 {
+            return Err(corrupt(format!("empty record at byte {pos}")));
+        }
+        let end = RECORD_HEADER + len;
+        if rest.len() < end {
+            torn(&mut info);
+            break;
+        }
+        let payload = &rest[RECORD_HEADER..end];
+        let last = rest.len() == end;
         if crc32(payload) != crc {
-            if rest.len() == 8 + len {
+            if last {
                 torn(&mut info);
                 break;
             }
-            return Err(AdlError::Corrupt {
-                what: "log".into(),
-                message: format!("checksum mismatch in the record at byte {pos}, with data after it"),
-            });
+            return Err(corrupt(format!("checksum mismatch in the record at byte {pos}, with data after it")));
         }
-        pos += 8 + len;
         match engine.as_mut() {
             None => {
                 if payload.first() != Some(&TAG_SNAPSHOT) {
-                    return Err(AdlError::Corrupt { what: "log".into(), message: "the first record is not a snapshot".into() });
+                    return Err(corrupt("the first record is not a snapshot".into()));
                 }
                 engine = Some(Engine::restore(&payload[1..])?);
             }
             Some(e) => {
                 let op = decode(payload)?;
-                e.apply(op.op()).map_err(|err| AdlError::Corrupt {
-                    what: "log".into(),
-                    message: format!("operation {} failed on replay: {err}", info.ops + 1),
-                })?;
-                info.ops += 1;
+                // Records are written before their operation runs and removed if it fails;
+                // a crash in between leaves a failing operation as the last record.
+                match e.apply(op.op()) {
+                    Ok(_) => info.ops += 1,
+                    Err(_) if last => {
+                        torn(&mut info);
+                        break;
+                    }
+                    Err(err) => return Err(corrupt(format!("operation {} failed on replay: {err}", info.ops + 1))),
+                }
             }
         }
+        pos += end;
     }
-    let engine = engine.ok_or_else(|| AdlError::Corrupt { what: "log".into(), message: "no snapshot record".into() })?;
+    let engine = engine.ok_or_else(|| corrupt("no snapshot record".into()))?;
     Ok((engine, info))
 }
 
@@ -533,16 +620,22 @@ impl Journal {
         Journal { engine, log: None }
     }
 
-    /// Applies and logs. If the log write fails after the engine changed, the error is
-    /// returned and the log is closed (later operations would not be replayable).
+    /// Logs, then applies. The record is written (and synced per the policy) before the
+    /// operation runs, and removed if the operation fails, so the log holds exactly the
+    /// operations that returned: a failed write changes nothing and raises, and a log that
+    /// failed refuses every later operation until a new one is started.
     pub fn apply(&mut self, op: Op<'_>) -> Result<OpOutput> {
-        let out = self.engine.apply(op)?;
-        if let Some(log) = self.log.as_mut() {
-            if let Err(e) = log.append(&op) {
-                self.log = None;
-                return Err(e);
+        let Some(log) = self.log.as_mut() else { return self.engine.apply(op) };
+        let pending = log.append(&op)?;
+        match self.engine.apply(op) {
+            Ok(out) => {
+                log.commit(pending);
+                Ok(out)
+            }
+            Err(e) => {
+                log.abort(pending);
+                Err(e)
             }
         }
-        Ok(out)
     }
 }

@@ -268,23 +268,12 @@ fn get_fill(r: &mut Reader<'_>) -> Result<Fill> {
 }
 
 impl Engine {
-    /// Writes `snapshot()` to `path` atomically: a temporary file beside it, fsynced, then
-    /// renamed over `path` (a crash leaves the old file or the new one, never a mix).
+    /// Writes `snapshot()` to `path` atomically: a temporary file with a unique name beside
+    /// it, fsynced, then renamed over `path`, then the directory fsynced (a crash leaves the
+    /// old file or the new one, never a mix; concurrent saves never share a temporary file).
+    /// A `path` that is a symlink or not a regular file is refused.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        use std::io::Write;
-        let tmp = path.with_extension("adl-tmp");
-        let bytes = self.snapshot();
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        write().map_err(|e| AdlError::Io { path: path.display().to_string(), message: e.to_string() })
+        crate::core::files::replace(path, &self.snapshot(), false, None).map(drop)
     }
 
     /// An engine from a file written by `save`.

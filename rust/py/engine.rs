@@ -620,7 +620,7 @@ impl Engine {
         let policy = SyncPolicy::parse(sync, group_ms).map_err(errors::to_py)?;
         run(py, || {
             let mut j = self.lock();
-            let log = OpLog::create(&path, &j.engine, policy)?;
+            let log = OpLog::create(&path, &j.engine, policy, j.log.as_ref())?;
             j.log = Some(log);
             Ok(())
         })
@@ -630,10 +630,11 @@ impl Engine {
     fn close_log(&self, py: Python<'_>) -> PyResult<()> {
         run(py, || {
             let mut j = self.lock();
-            if let Some(mut log) = j.log.take() {
-                log.sync()?;
+            // A failed log has already reported its error; closing it just detaches it.
+            match j.log.take() {
+                Some(mut log) if log.failed.is_none() => log.sync(),
+                _ => Ok(()),
             }
-            Ok(())
         })
     }
 

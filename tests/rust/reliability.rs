@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use _adl::core::engine::AdlPrice;
 use _adl::core::error::AdlError;
-use _adl::core::oplog::{replay, replay_bytes, Journal, Op, OpLog, OwnedColumns, SyncPolicy};
+use _adl::core::oplog::{replay, replay_bytes, Journal, Op, OpLog, OwnedColumns, SyncPolicy, RECORD_HEADER};
 use _adl::core::trigger::Trigger;
 use _adl::core::{Engine, MarketSpec, Policy, Request};
 
@@ -89,7 +89,7 @@ fn temp_log(name: &str) -> PathBuf {
 /// Runs a fixed sequence of operations through a journal logging to `path`.
 fn logged_run(path: &PathBuf) -> Journal {
     let mut j = Journal::new(Engine::new(Policy::Bitmex, 25.0, 2, SPEC.clone()).unwrap());
-    j.log = Some(OpLog::create(path, &j.engine, SyncPolicy::Never).unwrap());
+    j.log = Some(OpLog::create(path, &j.engine, SyncPolicy::Never, None).unwrap());
     let b = book();
     let names = symbols();
     j.apply(Op::Load { cols: b.view(), symbols: &names, accounts: Some((&[4], &[60.0])), custom: None }).unwrap();
@@ -159,6 +159,119 @@ fn a_torn_tail_is_dropped_and_mid_log_damage_is_an_error() {
     let mut bad = data.clone();
     bad[start - 1] ^= 0xff;
     assert!(matches!(replay_bytes(&bad), Err(AdlError::Corrupt { .. })));
+}
+
+/// Start offsets of the records of a log (after the 12-byte file header), read from the
+/// length fields.
+fn record_starts(data: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut pos = 12;
+    while pos < data.len() {
+        starts.push(pos);
+        pos += RECORD_HEADER + u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+    }
+    assert_eq!(pos, data.len());
+    starts
+}
+
+#[test]
+fn every_single_bit_flip_of_a_header_is_an_error_or_a_reported_torn_tail() {
+    let path = temp_log("flips");
+    let j = logged_run(&path);
+    let data = std::fs::read(&path).unwrap();
+    let starts = record_starts(&data);
+    assert_eq!(starts.len(), 11, "a snapshot and 10 operations");
+    let last = *starts.last().unwrap();
+    let nine = replay_bytes(&data[..last]).unwrap().0.snapshot();
+    assert_eq!(replay_bytes(&data).unwrap().0.snapshot(), j.engine.snapshot());
+    let (mut errors, mut torn) = (0, 0);
+    // The file header, then each record header: 12 bytes × 8 bits each.
+    for &start in std::iter::once(&0).chain(&starts) {
+        for bit in 0..12 * 8 {
+            let mut bad = data.clone();
+            bad[start + bit / 8] ^= 1 << (bit % 8);
+            match replay_bytes(&bad) {
+                Err(AdlError::Corrupt { .. }) => errors += 1,
+                Ok((e, info)) if start == last => {
+                    // Only the last record may go, reported, leaving the first nine operations.
+                    assert_eq!((info.ops, info.dropped_bytes), (9, (data.len() - last) as u64), "bit {bit} of the last header");
+                    assert_eq!(e.snapshot(), nine);
+                    torn += 1;
+                }
+                other => panic!("bit {bit} of the header at byte {start}: {:?}", other.map(|(_, i)| i)),
+            }
+        }
+    }
+    // CRC-32 over the 8 header bytes detects every single-bit error, the header's own CRC
+    // included, so every flip is an error: (1 + 11) headers × 96 bits.
+    assert_eq!((errors, torn), (12 * 96, 0));
+    // A flipped bit in a payload: an error unless the record is the last (then torn).
+    for at in (12..data.len()).filter(|&at| !starts.iter().any(|&s| (s..s + RECORD_HEADER).contains(&at))) {
+        let mut bad = data.clone();
+        bad[at] ^= 1 << (at % 8);
+        match replay_bytes(&bad) {
+            Err(AdlError::Corrupt { .. }) => assert!(at < last, "byte {at} of the last record is an error"),
+            Ok((e, info)) => {
+                assert!(at >= last, "byte {at} dropped");
+                assert_eq!((info.ops, e.snapshot()), (9, nine.clone()));
+            }
+            Err(other) => panic!("byte {at}: {other}"),
+        }
+    }
+}
+
+#[test]
+fn a_failed_last_operation_is_dropped_on_replay_only_at_the_end() {
+    // A record written before its operation ran, left by a crash before it was cut off.
+    let path = temp_log("aborted");
+    let mut j = logged_run(&path);
+    let good = std::fs::read(&path).unwrap();
+    let refused = Op::Liquidate { req: Request { account: 2, market: 0, side: -1, fill_price: None, force: false, partial: false } };
+    assert!(j.apply(refused).is_err());
+    // The journal cut the refused operation's record off again.
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+    let payload = _adl::core::oplog::encode(&refused);
+    let mut rec = Vec::new();
+    rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    rec.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    let head = crc32fast::hash(&rec);
+    rec.extend_from_slice(&head.to_le_bytes());
+    rec.extend_from_slice(&payload);
+    let mut crashed = good.clone();
+    crashed.extend_from_slice(&rec);
+    let (e, info) = replay_bytes(&crashed).unwrap();
+    assert_eq!((info.ops, info.dropped_bytes), (10, rec.len() as u64));
+    assert_eq!(e.snapshot(), j.engine.snapshot());
+    // In the middle it is damage.
+    let mut middle = crashed.clone();
+    middle.extend_from_slice(&good[record_starts(&good)[10]..]);
+    assert!(matches!(replay_bytes(&middle), Err(AdlError::Corrupt { .. })));
+}
+
+#[test]
+fn one_writer_per_log_and_no_special_files() {
+    let path = temp_log("lock");
+    let a = Engine::new(Policy::Bitmex, 1.0, 2, SPEC.clone()).unwrap();
+    let log = OpLog::create(&path, &a, SyncPolicy::Always, None).unwrap();
+    let busy = OpLog::create(&path, &a, SyncPolicy::Always, None).err().unwrap().to_string();
+    assert!(busy.contains("locked by another engine"), "{busy}");
+    // Its own holder may start it again at the same path.
+    let again = OpLog::create(&path, &a, SyncPolicy::Always, Some(&log)).unwrap();
+    drop(log);
+    assert!(OpLog::create(&path, &a, SyncPolicy::Always, None).is_err());
+    drop(again);
+    OpLog::create(&path, &a, SyncPolicy::Always, None).unwrap();
+    let link = path.with_file_name("link.log");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let err = OpLog::create(&link, &a, SyncPolicy::Always, None).err().unwrap().to_string();
+    assert!(err.contains("symbolic link"), "{err}");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    for special in ["/dev/null", "/tmp"] {
+        let err = OpLog::create(std::path::Path::new(special), &a, SyncPolicy::Always, None).err().unwrap().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(a.save(std::path::Path::new(special)).is_err());
+    }
 }
 
 #[test]
