@@ -232,9 +232,7 @@ class Engine:
             policy, float(insurance_fund), cash_decimals, defaults.spec(),
             adl_price, int(seed), trigger, trigger_window, trigger_arm, trigger_disarm,
         )
-        self._symbols: list[str] | None = None  # cache of market names by code
         for symbol, m in (markets or {}).items():
-            self._symbols = None
             self._core.add_market(symbol, m.spec())
 
     # ----- markets -----------------------------------------------------------------
@@ -276,7 +274,6 @@ class Engine:
         spec: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         if tiers is not None:
             spec["tiers"] = tier_rows(tiers)
-        self._symbols = None
         self._core.add_market(symbol, spec)
 
     def markets(self) -> pl.DataFrame:
@@ -324,10 +321,9 @@ class Engine:
         return pl.DataFrame({"floor": t["floor"], "rate": t["rate"], "maintenance_amount": t["maintenance_amount"]})
 
     def _names(self) -> list[str]:
-        # Markets change only in add_market and load, which reset the cache.
-        if self._symbols is None:
-            self._symbols = list(self._core.markets()["symbol"])
-        return self._symbols
+        # Not cached: another thread may add markets at any time. Frames of market codes
+        # come with the names read under the same lock instead.
+        return list(self._core.symbols())
 
     # ----- book --------------------------------------------------------------------
 
@@ -346,7 +342,6 @@ class Engine:
         >>> eng.accounts()["cash"].to_list()
         [100.0]
         """
-        self._symbols = None
         self._core.load(*self._book_args(positions, accounts))
 
     def _book_args(self, positions: Frame, accounts: Frame | None) -> tuple[Any, ...]:
@@ -382,7 +377,6 @@ class Engine:
         >>> eng.positions()["qty"].to_list()
         [3.0, 2.0]
         """
-        self._symbols = None
         ins, rep, acc = self._core.upsert(*self._book_args(positions, accounts))
         return {"inserted": ins, "replaced": rep, "accounts": acc}
 
@@ -409,7 +403,7 @@ class Engine:
     @classmethod
     def _from_core(cls, core: _adl.Engine, score: ScoreSpec) -> Engine:
         eng = cls.__new__(cls)
-        eng._core, eng._policy, eng._score, eng._symbols = core, core.policy, score, None
+        eng._core, eng._policy, eng._score = core, core.policy, score
         eng.replay_info = None
         if (eng._policy == "custom") != (score is not None):
             raise InvalidInputError("score: give score= exactly when the restored engine's policy is custom", "score", None)
@@ -639,7 +633,7 @@ class Engine:
 
     def _positions(self, which: str) -> pl.DataFrame:
         p = self._core.positions(which)
-        names = self._names()
+        names = p["names"]
         return pl.DataFrame(
             {
                 "account": pl.Series(p["account"], dtype=pl.UInt64),
@@ -785,7 +779,7 @@ class Engine:
         return pl.DataFrame(
             {
                 "account": pl.Series(d["account"], dtype=pl.UInt64),
-                "symbol": symbol_series(d["market"], self._names()),
+                "symbol": symbol_series(d["market"], d["names"]),
                 "side": side_series(d["side"]),
                 "score": d["score"],
                 "rank": pl.Series(d["rank"], dtype=pl.UInt32),
@@ -804,7 +798,8 @@ class Engine:
         >>> adl.Engine().events().columns[:5]
         ['event', 'ts', 'symbol', 'bankrupt_account', 'bankrupt_side']
         """
-        return fills_frame(self._core.events(), self._names())
+        cols = self._core.events()
+        return fills_frame(cols, cols["names"])
 
     # ----- liquidation -------------------------------------------------------------
 
@@ -849,7 +844,7 @@ class Engine:
             int(account), self._symbol(symbol), side_value(side),
             None if fill_price is None else float(fill_price), force, dry_run, partial,
         )
-        return LiquidationResult(raw, self._names())
+        return LiquidationResult(raw, raw["names"])
 
     def liquidate_account(self, account: int, *, force: bool = False, partial: bool = False) -> LiquidationResult:
         """Liquidates every cross position of ``account`` at the marks, largest maintenance
@@ -872,7 +867,8 @@ class Engine:
         >>> eng.liquidate_account(1).fills.select("symbol", "account", "qty", "price").rows()
         [('X', 2, 10.0, 93.0), ('Y', 3, 5.0, 196.0)]
         """
-        return LiquidationResult(self._core.liquidate_account(int(account), force, partial), self._names())
+        raw = self._core.liquidate_account(int(account), force, partial)
+        return LiquidationResult(raw, raw["names"])
 
     def liquidate_many(self, frame: Frame, *, force: bool = False, partial: bool = False) -> LiquidationResult:
         """Liquidates a batch in row order (columns ``account``, ``side``, optional ``symbol``
@@ -915,4 +911,4 @@ class Engine:
             force,
             partial,
         )
-        return LiquidationResult(raw, self._names())
+        return LiquidationResult(raw, raw["names"])

@@ -41,11 +41,22 @@ impl Engine {
         self.lock().engine.clone()
     }
 
+    /// Runs a read-only `f` on the engine with the GIL released (the lock may be held by a
+    /// long call in another thread; other Python threads keep running meanwhile).
+    fn read<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&Journal) -> Result<T, AdlError> + Send) -> PyResult<T> {
+        run(py, || f(&self.lock()))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Journal> {
         // A panic inside a call is caught before it can unwind through a half-applied
         // mutation (calls validate, then apply), so a poisoned lock still guards a valid state.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Market names by code.
+fn market_names(e: &CoreEngine) -> Vec<String> {
+    e.markets().iter().map(|m| m.name.clone()).collect()
 }
 
 /// Column vectors of fill records.
@@ -124,6 +135,8 @@ struct Outcome {
     cancel: Vec<Key>,
     /// Counterparties passed over: (event, account, market, side, reason).
     passed: Vec<(u64, u64, u32, i8, &'static str)>,
+    /// Market names by code, read under the same lock as the outcome.
+    names: Vec<String>,
 }
 
 impl Outcome {
@@ -164,11 +177,38 @@ impl Outcome {
         d.set_item("cancel_side", self.cancel.iter().map(|k| k.2).collect::<Vec<_>>().into_pyarray(py))?;
         d.set_item("fills", self.fills.into_dict(py)?)?;
         d.set_item("passed", self.passed)?;
+        d.set_item("names", self.names)?;
         Ok(d)
     }
 }
 
 type Array<'py, T> = Option<PyReadonlyArray1<'py, T>>;
+
+type Setter = Box<dyn for<'py> FnOnce(&Bound<'py, PyDict>) -> PyResult<()> + Send>;
+
+/// A result dict built in two steps: values computed under the engine lock with the GIL
+/// released, then turned into Python objects once the lock is gone.
+#[derive(Default)]
+struct Dict(Vec<Setter>);
+
+impl Dict {
+    fn item<V>(&mut self, key: &'static str, v: V)
+    where
+        V: for<'py> IntoPyObject<'py> + Send + 'static,
+    {
+        self.0.push(Box::new(move |d| d.set_item(key, v)));
+    }
+    fn array<T: numpy::Element + Send + 'static>(&mut self, key: &'static str, v: Vec<T>) {
+        self.0.push(Box::new(move |d| d.set_item(key, v.into_pyarray(d.py()))));
+    }
+    fn build(self, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        let d = PyDict::new(py);
+        for set in self.0 {
+            set(&d)?;
+        }
+        Ok(d)
+    }
+}
 type BookInputs<'a> = (PositionColumns<'a>, Option<(&'a [u64], &'a [f64])>, Option<&'a [f64]>);
 
 /// The borrowed inputs of `load` and `upsert`: position columns (with their margin modes),
@@ -265,7 +305,8 @@ impl Engine {
     /// A market: the engine's defaults with the parameters given in `spec`.
     #[pyo3(signature = (symbol, spec=None))]
     fn add_market(&self, py: Python<'_>, symbol: String, spec: Option<&Bound<'_, PyDict>>) -> PyResult<u32> {
-        let spec = spec_from(&self.lock().engine.default_spec, spec)?;
+        let base = self.read(py, |j| Ok(j.engine.default_spec.clone()))?;
+        let spec = spec_from(&base, spec)?;
         run(py, || {
             let mut j = self.lock();
             match j.apply(Op::AddMarket { name: &symbol, spec: &spec })? {
@@ -277,24 +318,30 @@ impl Engine {
 
     /// Markets as columns: symbol, qty_decimals, price_decimals, maintenance_rate, mark (NaN = none).
     fn markets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let j = self.lock();
-        let e = &j.engine;
-        let d = PyDict::new(py);
-        let ms = e.markets();
-        d.set_item("symbol", ms.iter().map(|m| m.name.clone()).collect::<Vec<_>>())?;
-        d.set_item("qty_decimals", ms.iter().map(|m| m.spec.qty_decimals).collect::<Vec<_>>())?;
-        d.set_item("price_decimals", ms.iter().map(|m| m.spec.price_decimals).collect::<Vec<_>>())?;
-        d.set_item("maintenance_rate", ms.iter().map(|m| m.tiers.base_rate_ppm() as f64 / 1e6).collect::<Vec<_>>())?;
-        d.set_item("multiplier", ms.iter().map(|m| m.spec.multiplier).collect::<Vec<_>>())?;
-        d.set_item("inverse", ms.iter().map(|m| m.spec.inverse).collect::<Vec<_>>())?;
-        d.set_item("tiers", ms.iter().map(|m| m.tiers.tiers().len()).collect::<Vec<_>>())?;
-        d.set_item("liquidation_fee", ms.iter().map(|m| m.liquidation_fee_ppm as f64 / 1e6).collect::<Vec<_>>())?;
-        d.set_item("fee_convention", ms.iter().map(|m| m.spec.fee_convention.name()).collect::<Vec<_>>())?;
-        d.set_item("surplus_to_fund", ms.iter().map(|m| m.spec.surplus_to_fund).collect::<Vec<_>>())?;
-        d.set_item("adl_fee", ms.iter().map(|m| m.adl_fee_ppm as f64 / 1e6).collect::<Vec<_>>())?;
-        d.set_item("fund_pool", ms.iter().map(|m| m.pool_name().to_string()).collect::<Vec<_>>())?;
-        d.set_item("mark", ms.iter().map(|m| m.mark.map_or(f64::NAN, |t| m.grid.price_f64(t as f64))).collect::<Vec<_>>())?;
-        Ok(d)
+        self.read(py, |j| {
+            let ms = j.engine.markets();
+            let mut d = Dict::default();
+            d.item("symbol", ms.iter().map(|m| m.name.clone()).collect::<Vec<_>>());
+            d.item("qty_decimals", ms.iter().map(|m| m.spec.qty_decimals).collect::<Vec<_>>());
+            d.item("price_decimals", ms.iter().map(|m| m.spec.price_decimals).collect::<Vec<_>>());
+            d.item("maintenance_rate", ms.iter().map(|m| m.tiers.base_rate_ppm() as f64 / 1e6).collect::<Vec<_>>());
+            d.item("multiplier", ms.iter().map(|m| m.spec.multiplier).collect::<Vec<_>>());
+            d.item("inverse", ms.iter().map(|m| m.spec.inverse).collect::<Vec<_>>());
+            d.item("tiers", ms.iter().map(|m| m.tiers.tiers().len()).collect::<Vec<_>>());
+            d.item("liquidation_fee", ms.iter().map(|m| m.liquidation_fee_ppm as f64 / 1e6).collect::<Vec<_>>());
+            d.item("fee_convention", ms.iter().map(|m| m.spec.fee_convention.name()).collect::<Vec<_>>());
+            d.item("surplus_to_fund", ms.iter().map(|m| m.spec.surplus_to_fund).collect::<Vec<_>>());
+            d.item("adl_fee", ms.iter().map(|m| m.adl_fee_ppm as f64 / 1e6).collect::<Vec<_>>());
+            d.item("fund_pool", ms.iter().map(|m| m.pool_name().to_string()).collect::<Vec<_>>());
+            d.item("mark", ms.iter().map(|m| m.mark.map_or(f64::NAN, |t| m.grid.price_f64(t as f64))).collect::<Vec<_>>());
+            Ok(d)
+        })?
+        .build(py)
+    }
+
+    /// Market names by code (the codes of every frame the engine returns).
+    fn symbols(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.read(py, |j| Ok(market_names(&j.engine)))
     }
 
     /// Gap marks that start deleveraging the positions of one market side (see
@@ -338,15 +385,16 @@ impl Engine {
 
     /// A market's maintenance tiers in quote units: floor, rate, maintenance amount.
     fn tiers<'py>(&self, py: Python<'py>, symbol: String) -> PyResult<Bound<'py, PyDict>> {
-        let j = self.lock();
-        let e = &j.engine;
-        let m = e.market(e.market_id(&symbol).map_err(errors::to_py)?);
-        let t = m.tiers.tiers();
-        let d = PyDict::new(py);
-        d.set_item("floor", t.iter().map(|t| e.cash_f64(t.floor)).collect::<Vec<_>>())?;
-        d.set_item("rate", t.iter().map(|t| t.rate_ppm as f64 / 1e6).collect::<Vec<_>>())?;
-        d.set_item("maintenance_amount", t.iter().map(|t| e.cash_f64(t.amount)).collect::<Vec<_>>())?;
-        Ok(d)
+        self.read(py, |j| {
+            let e = &j.engine;
+            let t = e.market(e.market_id(&symbol)?).tiers.tiers();
+            let mut d = Dict::default();
+            d.item("floor", t.iter().map(|t| e.cash_f64(t.floor)).collect::<Vec<_>>());
+            d.item("rate", t.iter().map(|t| t.rate_ppm as f64 / 1e6).collect::<Vec<_>>());
+            d.item("maintenance_amount", t.iter().map(|t| e.cash_f64(t.amount)).collect::<Vec<_>>());
+            Ok(d)
+        })?
+        .build(py)
     }
 
     /// `margin_mode`: per row 0 isolated / 1 cross (None = all isolated); `scores`: per row
@@ -374,17 +422,15 @@ impl Engine {
     }
 
     #[getter]
-    fn insurance_fund(&self) -> f64 {
-        let j = self.lock();
-        let e = &j.engine;
-        e.cash_f64(e.fund())
+    fn insurance_fund(&self, py: Python<'_>) -> PyResult<f64> {
+        self.read(py, |j| Ok(j.engine.cash_f64(j.engine.fund())))
     }
 
     /// The ADL trigger's state: trigger name, state (normal / soon / armed), armed, and its
     /// measure (drawdown ratio, or fund / peak; 0 for fund_empty).
     #[pyo3(signature = (pool="default"))]
     fn adl_state<'py>(&self, py: Python<'py>, pool: &str) -> PyResult<Bound<'py, PyDict>> {
-        let (trigger, state, level) = self.lock().engine.adl_state(pool).map_err(errors::to_py)?;
+        let (trigger, state, level) = self.read(py, |j| j.engine.adl_state(pool))?;
         let d = PyDict::new(py);
         d.set_item("trigger", trigger.name())?;
         d.set_item("state", state.name())?;
@@ -394,10 +440,8 @@ impl Engine {
     }
 
     #[getter]
-    fn bad_debt(&self) -> f64 {
-        let j = self.lock();
-        let e = &j.engine;
-        e.cash_f64(e.bad_debt())
+    fn bad_debt(&self, py: Python<'_>) -> PyResult<f64> {
+        self.read(py, |j| Ok(j.engine.cash_f64(j.engine.bad_debt())))
     }
 
     #[pyo3(signature = (amount, pool="default"))]
@@ -407,38 +451,42 @@ impl Engine {
 
     /// Fund pools: name, balance, trigger state (normal / soon / armed) and measure.
     fn funds<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let j = self.lock();
-        let e = &j.engine;
-        let pools = e.funds().pools();
-        let states: Vec<_> = pools.iter().map(|p| p.trigger.state(p.balance)).collect();
-        let d = PyDict::new(py);
-        d.set_item("pool", pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>())?;
-        d.set_item("balance", pools.iter().map(|p| e.cash_f64(p.balance)).collect::<Vec<_>>())?;
-        d.set_item("state", states.iter().map(|s| s.0.name()).collect::<Vec<_>>())?;
-        d.set_item("level", states.iter().map(|s| s.1).collect::<Vec<_>>())?;
-        Ok(d)
+        self.read(py, |j| {
+            let e = &j.engine;
+            let pools = e.funds().pools();
+            let states: Vec<_> = pools.iter().map(|p| p.trigger.state(p.balance)).collect();
+            let mut d = Dict::default();
+            d.item("pool", pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>());
+            d.item("balance", pools.iter().map(|p| e.cash_f64(p.balance)).collect::<Vec<_>>());
+            d.item("state", states.iter().map(|s| s.0.name()).collect::<Vec<_>>());
+            d.item("level", states.iter().map(|s| s.1).collect::<Vec<_>>());
+            Ok(d)
+        })?
+        .build(py)
     }
 
     /// Every change of a fund pool's balance: ts (has_ts), event (-1 = set by the caller),
     /// pool id, change (0 set, 1 liquidation), balance.
     fn fund_history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let j = self.lock();
-        let e = &j.engine;
-        let h = e.funds().history();
-        let d = PyDict::new(py);
-        d.set_item("ts", h.iter().map(|r| r.ts.unwrap_or(0)).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("has_ts", h.iter().map(|r| r.ts.is_some()).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("event", h.iter().map(|r| r.event.map_or(-1, |v| v as i64)).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("pool", h.iter().map(|r| r.pool).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("change", h.iter().map(|r| (r.change == Change::Liquidation) as u8).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("balance", h.iter().map(|r| e.cash_f64(r.balance)).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("names", e.funds().pools().iter().map(|p| p.name.clone()).collect::<Vec<_>>())?;
-        Ok(d)
+        self.read(py, |j| {
+            let e = &j.engine;
+            let h = e.funds().history();
+            let mut d = Dict::default();
+            d.array("ts", h.iter().map(|r| r.ts.unwrap_or(0)).collect());
+            d.array("has_ts", h.iter().map(|r| r.ts.is_some()).collect());
+            d.array("event", h.iter().map(|r| r.event.map_or(-1, |v| v as i64)).collect());
+            d.array("pool", h.iter().map(|r| r.pool).collect());
+            d.array("change", h.iter().map(|r| (r.change == Change::Liquidation) as u8).collect());
+            d.array("balance", h.iter().map(|r| e.cash_f64(r.balance)).collect());
+            d.item("names", e.funds().pools().iter().map(|p| p.name.clone()).collect::<Vec<_>>());
+            Ok(d)
+        })?
+        .build(py)
     }
 
     /// Exact ledger totals in cash units (as Python ints) plus open interest in lots.
     fn totals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let t = self.lock().engine.totals();
+        let t = self.read(py, |j| Ok(j.engine.totals()))?;
         let d = PyDict::new(py);
         d.set_item("cash", t.cash)?;
         d.set_item("position_equity", t.position_equity)?;
@@ -479,6 +527,7 @@ impl Engine {
             };
             let mut out = Outcome::default();
             out.add(&j.engine, &l);
+            out.names = market_names(&j.engine);
             Ok((out, j.engine.cash_decimals))
         })?;
         out.into_dict(py, |x| crate::core::fixed::cash_to_f64(x, cd))
@@ -494,6 +543,7 @@ impl Engine {
             for l in &ls {
                 out.add(&j.engine, l);
             }
+            out.names = market_names(&j.engine);
             Ok((out, j.engine.cash_decimals))
         })?;
         out.into_dict(py, |x| crate::core::fixed::cash_to_f64(x, cd))
@@ -541,6 +591,7 @@ impl Engine {
                     None => out.skipped.push(row),
                 }
             }
+            out.names = market_names(&j.engine);
             Ok((out, j.engine.cash_decimals))
         })?;
         out.into_dict(py, |x| crate::core::fixed::cash_to_f64(x, cd))
@@ -580,13 +631,13 @@ impl Engine {
     }
 
     #[getter]
-    fn policy(&self) -> &'static str {
-        self.lock().engine.policy.name()
+    fn policy(&self, py: Python<'_>) -> PyResult<&'static str> {
+        self.read(py, |j| Ok(j.engine.policy.name()))
     }
 
     /// The whole state as bytes (versioned, checksummed).
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let bytes = run(py, || Ok(self.lock().engine.snapshot()))?;
+        let bytes = self.read(py, |j| Ok(j.engine.snapshot()))?;
         Ok(PyBytes::new(py, &bytes))
     }
 
@@ -605,7 +656,7 @@ impl Engine {
 
     /// Writes a snapshot to `path` atomically (temporary file, fsync, rename).
     fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
-        run(py, || self.lock().engine.save(&path))
+        self.read(py, |j| j.engine.save(&path))
     }
 
     #[staticmethod]
@@ -644,8 +695,8 @@ impl Engine {
     }
 
     /// (operations logged, operations known durable), or None when not logging.
-    fn log_status(&self) -> Option<(u64, u64)> {
-        self.lock().log.as_ref().map(|l| (l.seq, l.durable_seq))
+    fn log_status(&self, py: Python<'_>) -> PyResult<Option<(u64, u64)>> {
+        self.read(py, |j| Ok(j.log.as_ref().map(|l| (l.seq, l.durable_seq))))
     }
 
     /// Rebuilds an engine from a log: (engine, operations replayed, torn bytes dropped).
@@ -657,98 +708,105 @@ impl Engine {
 
     /// Fill records of every event so far.
     fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let cols = {
-            let j = self.lock();
+        let (cols, names) = self.read(py, |j| {
             let e = &j.engine;
             let mut c = FillColumns::default();
             for f in e.events().iter() {
                 c.push(e, f);
             }
-            c
-        };
-        cols.into_dict(py)
+            Ok((c, market_names(e)))
+        })?;
+        let d = cols.into_dict(py)?;
+        d.set_item("names", names)?;
+        Ok(d)
     }
 
     /// Open positions in slot order with equity, maintenance and prices (NaN without a mark).
     /// `which = "all"` or `"liquidatable"` (then worst first).
     #[pyo3(signature = (which="all"))]
     fn positions<'py>(&self, py: Python<'py>, which: &str) -> PyResult<Bound<'py, PyDict>> {
-        let j = self.lock();
-        let e = &j.engine;
-        let slots: Vec<u32> = match which {
-            "liquidatable" => e.liquidatable(),
-            _ => e.store().iter().map(|(s, _)| s).collect(),
-        };
-        let n = slots.len();
-        let (mut account, mut market, mut side) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        let (mut qty, mut entry, mut margin) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        let mut cross = Vec::with_capacity(n);
-        let (mut equity, mut maint, mut bk, mut liq) =
-            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        for slot in slots {
-            let p = e.store().get(slot);
-            let m = e.market(p.market);
-            account.push(p.account);
-            market.push(p.market);
-            side.push(p.side);
-            qty.push(m.grid.qty_f64(p.qty));
-            entry.push(m.grid.price_f64(p.entry as f64));
-            margin.push(e.cash_f64(p.margin as i128));
-            cross.push(p.cross);
-            match e.health(slot) {
-                Ok((eq, mm)) => {
-                    equity.push(e.cash_f64(eq));
-                    maint.push(e.cash_f64(mm));
+        self.read(py, |j| {
+            let e = &j.engine;
+            let slots: Vec<u32> = match which {
+                "all" => e.store().iter().map(|(s, _)| s).collect(),
+                "liquidatable" => e.liquidatable(),
+                other => return Err(AdlError::config("which", format!("{other:?} is not one of: all, liquidatable"))),
+            };
+            let n = slots.len();
+            let (mut account, mut market, mut side) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+            let (mut qty, mut entry, mut margin) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+            let mut cross = Vec::with_capacity(n);
+            let (mut equity, mut maint, mut bk, mut liq) =
+                (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+            for slot in slots {
+                let p = e.store().get(slot);
+                let m = e.market(p.market);
+                account.push(p.account);
+                market.push(p.market);
+                side.push(p.side);
+                qty.push(m.grid.qty_f64(p.qty));
+                entry.push(m.grid.price_f64(p.entry as f64));
+                margin.push(e.cash_f64(p.margin as i128));
+                cross.push(p.cross);
+                match e.health(slot) {
+                    Ok((eq, mm)) => {
+                        equity.push(e.cash_f64(eq));
+                        maint.push(e.cash_f64(mm));
+                    }
+                    Err(_) => {
+                        equity.push(f64::NAN);
+                        maint.push(f64::NAN);
+                    }
                 }
-                Err(_) => {
-                    equity.push(f64::NAN);
-                    maint.push(f64::NAN);
-                }
+                let (b, l) = e.prices(slot).unwrap_or((f64::NAN, f64::NAN));
+                bk.push(m.grid.price_f64(b));
+                liq.push(m.grid.price_f64(l));
             }
-            let (b, l) = e.prices(slot).unwrap_or((f64::NAN, f64::NAN));
-            bk.push(m.grid.price_f64(b));
-            liq.push(m.grid.price_f64(l));
-        }
-        drop(j);
-        let d = PyDict::new(py);
-        d.set_item("account", account.into_pyarray(py))?;
-        d.set_item("market", market.into_pyarray(py))?;
-        d.set_item("side", side.into_pyarray(py))?;
-        d.set_item("qty", qty.into_pyarray(py))?;
-        d.set_item("entry_price", entry.into_pyarray(py))?;
-        d.set_item("margin", margin.into_pyarray(py))?;
-        d.set_item("cross", cross.into_pyarray(py))?;
-        d.set_item("equity", equity.into_pyarray(py))?;
-        d.set_item("maintenance", maint.into_pyarray(py))?;
-        d.set_item("bankruptcy_price", bk.into_pyarray(py))?;
-        d.set_item("liquidation_price", liq.into_pyarray(py))?;
-        Ok(d)
+            let mut d = Dict::default();
+            d.array("account", account);
+            d.array("market", market);
+            d.array("side", side);
+            d.array("qty", qty);
+            d.array("entry_price", entry);
+            d.array("margin", margin);
+            d.array("cross", cross);
+            d.array("equity", equity);
+            d.array("maintenance", maint);
+            d.array("bankruptcy_price", bk);
+            d.array("liquidation_price", liq);
+            // The names of the market codes above, read under the same lock.
+            d.item("names", market_names(e));
+            Ok(d)
+        })?
+        .build(py)
     }
 
     /// Free cash (a cross account's wallet) and equity (cash + Σ position equity `M + u` at the
     /// marks; margin only without a mark) per account.
     fn accounts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let j = self.lock();
-        let e = &j.engine;
-        let mut by: FxHashMap<u64, (i128, i128, u32)> = FxHashMap::default();
-        for (&a, &c) in e.accounts_cash() {
-            by.entry(a).or_default().0 = c;
-        }
-        for (_, p) in e.store().iter() {
-            let m = e.market(p.market);
-            let eq = m.mark.map_or(p.margin as i128, |mark| p.equity(&m.grid, mark));
-            let v = by.entry(p.account).or_default();
-            v.1 += eq;
-            v.2 += 1;
-        }
-        let mut rows: Vec<(u64, (i128, i128, u32))> = by.into_iter().collect();
-        rows.sort_unstable_by_key(|r| r.0);
-        let d = PyDict::new(py);
-        d.set_item("account", rows.iter().map(|r| r.0).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("cash", rows.iter().map(|r| e.cash_f64(r.1 .0)).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("equity", rows.iter().map(|r| e.cash_f64(r.1 .0 + r.1 .1)).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("positions", rows.iter().map(|r| r.1 .2).collect::<Vec<_>>().into_pyarray(py))?;
-        Ok(d)
+        self.read(py, |j| {
+            let e = &j.engine;
+            let mut by: FxHashMap<u64, (i128, i128, u32)> = FxHashMap::default();
+            for (&a, &c) in e.accounts_cash() {
+                by.entry(a).or_default().0 = c;
+            }
+            for (_, p) in e.store().iter() {
+                let m = e.market(p.market);
+                let eq = m.mark.map_or(p.margin as i128, |mark| p.equity(&m.grid, mark));
+                let v = by.entry(p.account).or_default();
+                v.1 += eq;
+                v.2 += 1;
+            }
+            let mut rows: Vec<(u64, (i128, i128, u32))> = by.into_iter().collect();
+            rows.sort_unstable_by_key(|r| r.0);
+            let mut d = Dict::default();
+            d.array("account", rows.iter().map(|r| r.0).collect());
+            d.array("cash", rows.iter().map(|r| e.cash_f64(r.1 .0)).collect());
+            d.array("equity", rows.iter().map(|r| e.cash_f64(r.1 .0 + r.1 .1)).collect());
+            d.array("positions", rows.iter().map(|r| r.1 .2).collect());
+            Ok(d)
+        })?
+        .build(py)
     }
 
     /// Queue indicator for every open position in a market with a mark: exact rank within
@@ -781,9 +839,11 @@ impl Engine {
                     }
                 }
             }
-            Ok(out)
+            Ok((out, market_names(e)))
         })?;
+        let (cols, names) = cols;
         let d = PyDict::new(py);
+        d.set_item("names", names)?;
         d.set_item("account", cols.0.into_pyarray(py))?;
         d.set_item("market", cols.1.into_pyarray(py))?;
         d.set_item("side", cols.2.into_pyarray(py))?;

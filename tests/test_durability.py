@@ -1,0 +1,249 @@
+"""Durability under an operator's abuse: concurrent saves, a full disk, two writers on one
+log, special files, threads reading during long calls and racing market creation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import book
+
+import adl
+
+
+def small_engine(fund: float) -> adl.Engine:
+    eng = adl.Engine(insurance_fund=fund, qty_decimals=0, price_decimals=0, cash_decimals=2)
+    eng.load(book([(1, "long", 10.0, 100.0, 44.0), (2, "short", 10.0, 100.0, 500.0)]))
+    return eng
+
+
+def test_concurrent_saves_in_one_directory_never_swap_snapshots(tmp_path: Path) -> None:
+    # Names that differ only by extension: the old fixed temporary name ("book.adl-tmp") was
+    # shared by all of them. 8 engines, each saving 15 times to its own file, and all to one
+    # shared file.
+    engines = [small_engine(float(i + 1)) for i in range(8)]
+    snaps = [e.snapshot() for e in engines]
+    errors: list[BaseException] = []
+
+    def saver(i: int) -> None:
+        try:
+            for _ in range(15):
+                engines[i].save(tmp_path / f"book.v{i}")
+                engines[i].save(tmp_path / "book.shared")
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=saver, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for i in range(8):
+        assert (tmp_path / f"book.v{i}").read_bytes() == snaps[i]
+        assert adl.Engine.open(tmp_path / f"book.v{i}").insurance_fund == float(i + 1)
+    # The shared file is one whole snapshot of one of them; no temporary file is left.
+    assert (tmp_path / "book.shared").read_bytes() in snaps
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"book.v{i}" for i in range(8)] + ["book.shared"])
+
+
+def test_concurrent_saving_processes(tmp_path: Path) -> None:
+    script = textwrap.dedent("""
+        import sys, adl
+        eng = adl.Engine(insurance_fund=float(sys.argv[2]))
+        for _ in range(30):
+            eng.save(sys.argv[1] + "." + sys.argv[2])
+            eng.save(sys.argv[1] + ".shared")
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "book"), str(i)]) for i in range(1, 5)]
+    assert [p.wait() for p in procs] == [0] * 4
+    for i in range(1, 5):
+        assert adl.Engine.open(tmp_path / f"book.{i}").insurance_fund == float(i)
+    assert adl.Engine.open(tmp_path / "book.shared").insurance_fund in {1.0, 2.0, 3.0, 4.0}
+    assert len(list(tmp_path.iterdir())) == 5
+
+
+FULL_DISK = textwrap.dedent("""
+    import json, os, resource, sys
+    import polars as pl
+    import adl
+    path, fresh = sys.argv[1], sys.argv[2]
+    eng = adl.Engine(insurance_fund=1.0, qty_decimals=0, price_decimals=0, cash_decimals=2)
+    eng.load(pl.DataFrame({"account": [1, 2], "side": ["long", "short"], "qty": [10.0, 10.0],
+                           "entry_price": [100.0, 100.0], "margin": [44.0, 500.0]}))
+    eng.log_to(path)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    # Room for a few small records; then an upsert of 400 rows is cut off mid-record.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 200, hard))
+    out = {"acked": 0}
+    n = 0
+    while True:
+        before, size = eng.snapshot(), os.path.getsize(path)
+        try:
+            if n < 3:
+                eng.set_fund(float(n + 2))
+            else:
+                eng.upsert(pl.DataFrame({"account": list(range(10, 410)), "side": ["short"] * 400,
+                                         "qty": [1.0] * 400, "entry_price": [100.0] * 400, "margin": [50.0] * 400}))
+            n += 1
+            out["acked"] = n
+        except adl.StorageError as e:
+            out["error"] = str(e)
+            break
+    out["unchanged"] = eng.snapshot() == before
+    out["size_kept"] = os.path.getsize(path) == size
+    # Every later mutation is refused, and changes nothing, until a new log is started.
+    refused = 0
+    for call in (lambda: eng.set_fund(99.0), lambda: eng.set_marks(101.0), lambda: eng.close_position(1, side="long")):
+        try:
+            call()
+        except adl.StorageError:
+            refused += 1
+    out["refused"] = refused
+    out["still_unchanged"] = eng.snapshot() == before
+    out["replay_equals_live"] = adl.Engine.replay(path).snapshot() == eng.snapshot()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    eng.log_to(fresh)
+    eng.set_fund(7.0)
+    out["after_relog"] = adl.Engine.replay(fresh).insurance_fund
+    print(json.dumps(out))
+""")
+
+
+def test_a_failed_log_write_changes_nothing_and_refuses_later_calls(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path / "ops.log"), str(tmp_path / "fresh.log")],
+                         capture_output=True, text=True, check=True)
+    out = json.loads(res.stdout)
+    # 3 set_fund records fit in 200 bytes (about 30 each), an upsert of 400 rows (~17 kB) does not.
+    assert out["acked"] == 3
+    assert "File too large" in out["error"]
+    assert out["unchanged"] and out["size_kept"] and out["still_unchanged"]
+    assert out["refused"] == 3
+    assert out["replay_equals_live"]
+    assert out["after_relog"] == 7.0
+
+
+def test_one_writer_per_log(tmp_path: Path) -> None:
+    path = tmp_path / "ops.log"
+    a, b = small_engine(1.0), small_engine(2.0)
+    a.log_to(path)
+    with pytest.raises(adl.StorageError, match="locked by another engine"):
+        b.log_to(path)
+    a.set_fund(5.0)
+    a.log_to(path)  # its holder may restart it (a fresh compacted log)
+    a.set_fund(6.0)
+    with pytest.raises(adl.StorageError):
+        b.log_to(path)
+    assert adl.Engine.replay(path).insurance_fund == 6.0
+    # Held by another process: refused too.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import adl, sys; e = adl.Engine(); e.log_to(sys.argv[1]); print('ok', flush=True); sys.stdin.read()",
+         str(tmp_path / "other.log")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
+    with pytest.raises(adl.StorageError, match="locked"):
+        b.log_to(tmp_path / "other.log")
+    holder.communicate("")
+    b.log_to(tmp_path / "other.log")  # released when its holder exited
+    a.close_log()
+    b.log_to(path)  # released by close_log
+    b.set_fund(3.0)
+    assert adl.Engine.replay(path).insurance_fund == 3.0
+
+
+def test_special_targets_are_refused(tmp_path: Path) -> None:
+    eng = small_engine(1.0)
+    target = tmp_path / "real.log"
+    target.write_bytes(b"keep")
+    link = tmp_path / "link.log"
+    link.symlink_to(target)
+    for call in (eng.log_to, eng.save):
+        with pytest.raises(adl.StorageError, match="symbolic link"):
+            call(link)
+        with pytest.raises(adl.StorageError, match="not a regular file"):
+            call("/dev/null")
+        with pytest.raises(adl.StorageError, match="not a regular file"):
+            call(tmp_path)
+    assert link.is_symlink() and target.read_bytes() == b"keep"
+    assert Path("/dev/null").is_char_device()
+
+
+def test_other_threads_run_while_a_long_load_holds_the_engine() -> None:
+    n = 600_000
+    big = pl.DataFrame({
+        "account": np.arange(n, dtype=np.uint64), "side": np.where(np.arange(n) % 2 == 0, "long", "short"),
+        "qty": np.ones(n), "entry_price": np.full(n, 100.0), "margin": np.full(n, 10.0),
+    })
+    eng = adl.Engine()
+    done = threading.Event()
+
+    def loader() -> None:
+        eng.load(big)
+        done.set()
+
+    def reader() -> None:
+        while not done.is_set():
+            _ = eng.insurance_fund, eng.bad_debt, eng.totals(), eng.log_status
+
+    threads = [threading.Thread(target=loader), threading.Thread(target=reader)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    gaps, last = [], time.perf_counter()
+    while not done.is_set():
+        time.sleep(0.002)
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+    for t in threads:
+        t.join()
+    took = time.perf_counter() - start
+    assert took > 0.3, f"the load took {took:.2f} s: too short to tell"
+    # The main thread kept ticking: no pause near the load's length (a getter waiting for the
+    # lock with the GIL held froze every thread until the load ended).
+    assert max(gaps) < took / 3, (max(gaps), took)
+    assert eng.totals()["long_lots"] == n // 2 * 10_000  # qty_decimals 4: 1.0 = 10^4 lots
+
+
+def test_upserting_new_markets_while_reading_positions() -> None:
+    eng = adl.Engine(qty_decimals=0, price_decimals=0, cash_decimals=2)
+    eng.load(book([(1, "long", 1.0, 100.0, 50.0)], symbol="S0"))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        try:
+            for i in range(1, 150):
+                eng.upsert(book([(i, "short", 1.0, 100.0, 50.0)], symbol=f"S{i}"))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+        finally:
+            stop.set()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                p = eng.positions()
+                assert p["symbol"].null_count() == 0
+                eng.events(), eng.indicator(), eng.markets()
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    p = eng.positions()
+    assert p.height == 150 and set(p["symbol"]) == {f"S{i}" for i in range(150)}
