@@ -301,16 +301,25 @@ impl Engine {
                     m.set_mark(parse_mark(&m.grid, name, old.grid.price_f64(t as f64))?);
                 }
                 self.markets[id as usize] = m;
-                self.resolve_pools();
+                self.resolve_pool(id);
                 Ok(id)
             }
             None => {
                 self.markets.push(m);
                 let id = (self.markets.len() - 1) as u32;
                 self.market_ids.insert(name.to_string(), id);
-                self.resolve_pools();
+                self.resolve_pool(id);
                 Ok(id)
             }
+        }
+    }
+
+    /// Points one market at its fund pool (constant time: `restore` adds markets one by one).
+    fn resolve_pool(&mut self, id: u32) {
+        let trigger = self.funds.pool(0).trigger.trigger;
+        let m = &mut self.markets[id as usize];
+        if m.pool == NO_POOL {
+            m.pool = self.funds.add(m.pool_name(), trigger, 0);
         }
     }
 

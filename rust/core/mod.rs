@@ -1,6 +1,7 @@
 //! The pure-Rust ADL core: no Python here. `cargo test` builds and tests it alone.
 
 pub mod alloc;
+pub mod audit;
 pub mod codec;
 pub mod cross;
 pub mod engine;

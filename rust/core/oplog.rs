@@ -613,28 +613,71 @@ pub fn replay_bytes(data: &[u8]) -> Result<(Engine, ReplayInfo)> {
 pub struct Journal {
     pub engine: Engine,
     pub log: Option<OpLog>,
+    /// Set when an operation panicked and the state before it could not be recovered
+    /// (no log to replay): every later operation is refused.
+    pub poisoned: Option<String>,
+}
+
+/// The message of a caught panic.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".to_string())
 }
 
 impl Journal {
     pub fn new(engine: Engine) -> Journal {
-        Journal { engine, log: None }
+        Journal { engine, log: None, poisoned: None }
     }
 
     /// Logs, then applies. The record is written (and synced per the policy) before the
     /// operation runs, and removed if the operation fails, so the log holds exactly the
     /// operations that returned: a failed write changes nothing and raises, and a log that
     /// failed refuses every later operation until a new one is started.
+    ///
+    /// A panic inside the operation (a bug) is caught: with a log, the engine is rebuilt
+    /// from it (the state before the call); without one, the engine refuses every later
+    /// operation. Either way the call returns `Internal`.
     pub fn apply(&mut self, op: Op<'_>) -> Result<OpOutput> {
-        let Some(log) = self.log.as_mut() else { return self.engine.apply(op) };
-        let pending = log.append(&op)?;
-        match self.engine.apply(op) {
-            Ok(out) => {
-                log.commit(pending);
+        if let Some(why) = &self.poisoned {
+            return Err(AdlError::Internal {
+                message: format!("an earlier operation panicked ({why}); restore a snapshot or replay a log"),
+            });
+        }
+        let pending = match self.log.as_mut() {
+            Some(log) => Some(log.append(&op)?),
+            None => None,
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.engine.apply(op)));
+        match (result, self.log.as_mut(), pending) {
+            (Ok(Ok(out)), Some(log), Some(p)) => {
+                log.commit(p);
                 Ok(out)
             }
-            Err(e) => {
-                log.abort(pending);
+            (Ok(Ok(out)), _, _) => Ok(out),
+            (Ok(Err(e)), log, p) => {
+                if let (Some(log), Some(p)) = (log, p) {
+                    log.abort(p);
+                }
                 Err(e)
+            }
+            (Err(panic), log, p) => {
+                let message = panic_message(panic.as_ref());
+                let recovered = match (log, p) {
+                    (Some(log), Some(p)) => {
+                        log.abort(p);
+                        let again = if log.failed.is_none() { replay(log.path()).ok() } else { None };
+                        again.map(|(e, _)| self.engine = e).is_some()
+                    }
+                    _ => false,
+                };
+                if !recovered {
+                    self.poisoned = Some(message.clone());
+                }
+                let outcome = if recovered { "the state before the call was rebuilt from the log" } else { "the engine refuses further operations" };
+                Err(AdlError::Internal { message: format!("{message}; {outcome}") })
             }
         }
     }

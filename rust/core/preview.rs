@@ -14,6 +14,9 @@ use crate::core::engine::{Engine, FillKind, Request};
 use crate::core::error::{AdlError, Result};
 use crate::core::position::Side;
 
+/// Most grid points `adl_marks` tries (each runs the gap on a copy of the engine).
+pub const MAX_TRIALS: u32 = 10_000;
+
 impl Engine {
     /// Slots of the positions of `(market, side)` that an ADL fill reaches when the mark of
     /// `market` jumps to `mark` (ticks) and everything below maintenance is liquidated there.
@@ -74,6 +77,10 @@ impl Engine {
         if !(step.is_finite() && step > 0.0 && step <= max_move) {
             return Err(AdlError::config("step", format!("{step} must be > 0 and at most max_move")));
         }
+        // Each grid point is a trial on a copy of the engine: bound how many there are.
+        if max_move / step > MAX_TRIALS as f64 {
+            return Err(AdlError::config("step", format!("{step} gives more than {MAX_TRIALS} trials up to max_move {max_move}; use at least max_move / {MAX_TRIALS}")));
+        }
         // Longs are reached as the mark rises (any move), shorts as it falls (below 100 %).
         if !(max_move.is_finite() && max_move > 0.0 && (side > 0 || max_move < 1.0) && max_move <= 10.0) {
             return Err(AdlError::config(
@@ -96,15 +103,22 @@ impl Engine {
         let at = |k: i64| grid.ticks(p0 * (1.0 + dir * k as f64 * step)).filter(|&t| grid.is_price(t));
         // The fill log is not needed in the copies: move it out while they are made.
         let log = std::mem::take(&mut self.events);
-        let result = (|| {
+        // The fill log goes back even if a trial panics (the panic is then re-raised).
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut first: Vec<Option<i64>> = vec![None; members.len()];
             let mut left = members.len();
             let mut last_miss = start;
+            let mut last_tried = start;
             for k in 1..=steps {
                 if left == 0 {
                     break;
                 }
                 let Some(mark) = at(k) else { break };
+                // Steps finer than a tick land on the same mark: one trial per mark.
+                if mark == last_tried {
+                    continue;
+                }
+                last_tried = mark;
                 let hits = self.gap_hits(market, side, mark)?;
                 for (i, slot) in members.iter().enumerate() {
                     if first[i].is_none() && hits.contains(slot) {
@@ -130,8 +144,8 @@ impl Engine {
                 first[0] = Some(hit);
             }
             Ok(members.iter().copied().zip(first).collect())
-        })();
+        }));
         self.events = log;
-        result
+        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 }

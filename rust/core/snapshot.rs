@@ -419,6 +419,10 @@ impl Engine {
             return Err(r.corrupt("negative bad debt or fees"));
         }
         e.next_event = r.u64()?;
+        // Event ids are shown as i64 and counted up by one per event: an id this far is damage.
+        if e.next_event > i64::MAX as u64 {
+            return Err(r.corrupt(format!("next event id {} out of range", e.next_event)));
+        }
         e.ts = r.opt_i64()?;
         let n = r.len(60)?;
         let mut events = EventLog::default();

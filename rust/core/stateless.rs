@@ -403,10 +403,18 @@ pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Polic
     };
     let big = groups.iter().filter(|g| g.len() >= PARALLEL_ROWS / 2).count();
     if big >= 2 {
+        // A bounded pool: at most one worker per core, each taking the next group.
+        let workers = std::thread::available_parallelism().map_or(1, |p| p.get()).min(8).min(big);
+        let queue = std::sync::Mutex::new(groups.iter_mut());
         std::thread::scope(|s| {
-            for g in groups.iter_mut() {
-                let settle = &settle;
-                s.spawn(move || settle(g));
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                    match next {
+                        Some(g) => settle(g),
+                        None => break,
+                    }
+                });
             }
         });
     } else {

@@ -9,6 +9,7 @@ use pyo3::types::{PyBytes, PyDict};
 use rustc_hash::FxHashMap;
 
 use super::{errors, run, Columns};
+use crate::core::audit::Wide;
 use crate::core::engine::{AdlPrice, Engine as CoreEngine, Fill, FillKind, Liquidation, Request};
 use crate::core::error::AdlError;
 use crate::core::funds::Change;
@@ -484,18 +485,22 @@ impl Engine {
         .build(py)
     }
 
-    /// Exact ledger totals in cash units (as Python ints) plus open interest in lots.
+    /// Exact ledger totals in cash units (as Python ints, however large) plus open interest in lots.
     fn totals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let t = self.read(py, |j| Ok(j.engine.totals()))?;
+        let t = self.read(py, |j| Ok(j.engine.wide_totals()))?;
+        // hi·2^64 + lo as a Python int.
+        let int = |w: Wide| -> PyResult<Bound<'py, PyAny>> {
+            Ok(w.hi.into_pyobject(py)?.into_any().call_method1("__lshift__", (64,))?.call_method1("__add__", (w.lo,))?)
+        };
         let d = PyDict::new(py);
-        d.set_item("cash", t.cash)?;
-        d.set_item("position_equity", t.position_equity)?;
-        d.set_item("fund", t.fund)?;
-        d.set_item("bad_debt", t.bad_debt)?;
-        d.set_item("book_value", t.book_value)?;
-        d.set_item("fees", t.fees)?;
-        d.set_item("long_lots", t.long_lots)?;
-        d.set_item("short_lots", t.short_lots)?;
+        d.set_item("cash", int(t.cash)?)?;
+        d.set_item("position_equity", int(t.position_equity)?)?;
+        d.set_item("fund", int(t.fund)?)?;
+        d.set_item("bad_debt", int(t.bad_debt)?)?;
+        d.set_item("book_value", int(t.book_value)?)?;
+        d.set_item("fees", int(t.fees)?)?;
+        d.set_item("long_lots", int(t.long_lots)?)?;
+        d.set_item("short_lots", int(t.short_lots)?)?;
         Ok(d)
     }
 

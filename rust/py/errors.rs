@@ -35,6 +35,7 @@ pub fn to_py(e: CoreError) -> PyErr {
         CoreError::NotLiquidatable { .. } => exc::NotLiquidatableError::new_err((msg,)),
         CoreError::Corrupt { what, .. } => exc::CorruptDataError::new_err((msg, what)),
         CoreError::Io { path, .. } => exc::StorageError::new_err((msg, path)),
+        CoreError::Internal { .. } => exc::AdlError::new_err((msg,)),
         CoreError::InsufficientLiquidity { requested, available, missing } => {
             exc::InsufficientLiquidityError::new_err((msg, requested, available, missing))
         }

@@ -23,14 +23,7 @@ use crate::core::stateless::{self, MarketTable};
 pub(crate) fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> CoreResult<T> + Send) -> PyResult<T> {
     match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
         Ok(r) => r.map_err(errors::to_py),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".to_string());
-            Err(errors::internal(msg))
-        }
+        Err(panic) => Err(errors::internal(crate::core::oplog::panic_message(panic.as_ref()))),
     }
 }
 
