@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import polars as pl
 
+from adl._args import flag, integer, number, text
 from adl.errors import InvalidInputError, SchemaError, UnknownMarketError
 
 SIDE = pl.Enum(["long", "short"])
@@ -92,6 +93,19 @@ class Market:
     surplus_to_fund: bool | None = None
     adl_fee: float | None = None
     fund_pool: str | None = None
+
+    def __post_init__(self) -> None:
+        checks = {
+            "qty_decimals": integer(0, 18), "price_decimals": integer(0, 18),
+            "maintenance_rate": number(0.0, 1.0, optional=True), "multiplier": number(above=0.0, optional=True),
+            "inverse": flag(optional=True), "liquidation_fee": number(0.0, 1.0, optional=True),
+            "fee_convention": text(optional=True, choices=("surplus", "bankruptcy")),
+            "surplus_to_fund": flag(optional=True), "adl_fee": number(0.0, 1.0, optional=True),
+            "fund_pool": text(optional=True),
+        }
+        for name, check in checks.items():
+            object.__setattr__(self, name, check(name, getattr(self, name)))
+        tier_rows(self.tiers)
 
     def spec(self) -> dict[str, Any]:
         """The parameters for the core engine: the grid, and every other one that is set."""

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from adl import _adl
+from adl._args import I64, checked, flag, instance, integer, number, optional_callable
 from adl._io import Frame, Market, Policy, collect, numpy_view, side_series, symbol_series
 from adl.engine import AdlPrice, Engine, Trigger
 from adl.errors import InvalidInputError, SchemaError, UnknownPositionError
@@ -42,6 +43,10 @@ class Slippage:
     bps_per_million: float = 5.0
     window: int = 60_000
     max_bps: float = 500.0
+
+    def __post_init__(self) -> None:
+        for name, check in (("bps_per_million", number(0.0)), ("window", integer(0, I64)), ("max_bps", number(0.0))):
+            object.__setattr__(self, name, check(name, getattr(self, name)))
 
 
 def _prices_frame(prices: Frame) -> pl.DataFrame:
@@ -159,6 +164,8 @@ class SimulationResult:
                 f"bad_debt={s['bad_debt']:.2f}, fund_min={s['fund_min']:.2f}, accounts_hit={s['accounts_hit']})")
 
 
+@checked(liquidation=instance(Slippage), horizon=integer(0, I64), keep_fills=flag(), chunk=integer(1, I64),
+         progress=optional_callable())
 def simulate(
     positions: Frame,
     prices: Frame,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import polars as pl
@@ -34,6 +34,8 @@ from adl._io import (
     symbol_series,
     tier_rows,
 )
+from adl._args import I64, U64, blob, checked, flag, integer, number, price_or_mapping, text
+from adl._args import path as fs_path
 from adl.errors import InvalidInputError, SchemaError
 
 AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
@@ -42,6 +44,24 @@ Trigger = Literal["fund_empty", "drawdown", "fund_drop"]
 
 MARGIN_MODE = pl.Enum(["isolated", "cross"])
 PASS_REASON = pl.Enum(["beyond_bankruptcy", "collateral"])
+
+# Checks of the scalar parameters shared by several methods.
+DECIMALS = integer(0, 18)
+RATE = number(0.0, 1.0)
+MARKET_ARGS = {
+    "qty_decimals": DECIMALS, "price_decimals": DECIMALS, "multiplier": number(above=0.0),
+    "inverse": flag(), "liquidation_fee": RATE, "fee_convention": text(choices=get_args(FeeConvention)),
+    "surplus_to_fund": flag(), "adl_fee": RATE,
+}
+OPTIONAL_MARKET_ARGS = {
+    "qty_decimals": integer(0, 18, optional=True), "price_decimals": integer(0, 18, optional=True),
+    "maintenance_rate": number(0.0, 1.0, optional=True), "multiplier": number(above=0.0, optional=True),
+    "inverse": flag(optional=True), "liquidation_fee": number(0.0, 1.0, optional=True),
+    "fee_convention": text(optional=True, choices=get_args(FeeConvention)), "surplus_to_fund": flag(optional=True),
+    "adl_fee": number(0.0, 1.0, optional=True), "fund_pool": text(optional=True),
+}
+ACCOUNT = integer(0, U64)
+FUND = number(0.0)
 
 FILL_COLUMNS = (
     "event", "ts", "symbol", "bankrupt_account", "bankrupt_side",
@@ -193,6 +213,12 @@ class Engine:
     [(2, 10.0, 95.6, 'adl')]
     """
 
+    @checked(
+        policy=text(choices=get_args(Policy)), insurance_fund=FUND, maintenance_rate=RATE, cash_decimals=DECIMALS,
+        adl_price=text(optional=True, choices=get_args(AdlPrice)), seed=integer(0, U64),
+        trigger=text(choices=get_args(Trigger)), trigger_window=integer(1, I64, optional=True),
+        trigger_arm=number(optional=True), trigger_disarm=number(optional=True), **MARKET_ARGS,
+    )
     def __init__(
         self,
         policy: Policy = "bitmex",
@@ -237,6 +263,7 @@ class Engine:
 
     # ----- markets -----------------------------------------------------------------
 
+    @checked(symbol=text(), **OPTIONAL_MARKET_ARGS)
     def add_market(
         self,
         symbol: str,
@@ -306,6 +333,7 @@ class Engine:
             }
         )
 
+    @checked(symbol=text())
     def tiers(self, symbol: str) -> pl.DataFrame:
         """A market's maintenance tiers: ``floor`` (notional, quote units), ``rate`` and
         ``maintenance_amount``; maintenance is ``rate * notional - maintenance_amount`` in the
@@ -380,6 +408,7 @@ class Engine:
         ins, rep, acc = self._core.upsert(*self._book_args(positions, accounts))
         return {"inserted": ins, "replaced": rep, "accounts": acc}
 
+    @checked(account=ACCOUNT, symbol=text(optional=True), price=number(above=0.0, optional=True))
     def close_position(
         self, account: int, symbol: str | None = None, side: str | int = "long", price: float | None = None
     ) -> float:
@@ -421,6 +450,7 @@ class Engine:
         return self._core.snapshot()
 
     @classmethod
+    @checked(data=blob())
     def restore(cls, data: bytes, *, score: ScoreSpec = None) -> Engine:
         """An engine from :meth:`snapshot` bytes. Truncated, corrupted or unknown-version data
         raises :class:`adl.CorruptDataError`. A custom-policy engine needs its ``score`` again
@@ -435,6 +465,7 @@ class Engine:
         """
         return cls._from_core(_adl.Engine.restore(bytes(data)), score)
 
+    @checked(path=fs_path())
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes :meth:`snapshot` to ``path`` atomically (temporary file, fsync, rename).
 
@@ -447,6 +478,7 @@ class Engine:
         self._core.save(os.fspath(path))
 
     @classmethod
+    @checked(path=fs_path())
     def open(cls, path: str | os.PathLike[str], *, score: ScoreSpec = None) -> Engine:
         """An engine from a file written by :meth:`save`."""
         return cls._from_core(_adl.Engine.open(os.fspath(path)), score)
@@ -458,6 +490,7 @@ class Engine:
         other = Engine.restore(state["snapshot"], score=state["score"])
         self.__dict__.update(other.__dict__)
 
+    @checked(path=fs_path(), sync=text(choices=get_args(SyncPolicy)), group_ms=integer(0, I64))
     def log_to(self, path: str | os.PathLike[str], *, sync: SyncPolicy = "always", group_ms: int = 10) -> None:
         """Starts an append-only operation log at ``path`` (replacing any file there): a
         snapshot of the current state, then every state-changing call (load, upsert, marks,
@@ -494,6 +527,7 @@ class Engine:
         return None if s is None else {"logged": s[0], "durable": s[1]}
 
     @classmethod
+    @checked(path=fs_path())
     def replay(cls, path: str | os.PathLike[str], *, score: ScoreSpec = None) -> Engine:
         """Rebuilds the engine an operation log describes. A torn last record (a write cut
         short by a crash) is dropped; ``replay_info`` says how many operations were replayed
@@ -504,6 +538,7 @@ class Engine:
         eng.replay_info = {"ops": ops, "dropped_bytes": dropped}
         return eng
 
+    @checked(marks=price_or_mapping(), ts=integer(-I64 - 1, I64, optional=True))
     def set_marks(self, marks: float | Mapping[str, float], ts: int | None = None) -> None:
         """Moves marks (all validated first). It liquidates nothing. ``ts`` is the caller's
         clock (any integer unit), stamped on later fills. A float is allowed when the engine
@@ -536,6 +571,7 @@ class Engine:
         return float(self._core.insurance_fund)
 
     @insurance_fund.setter
+    @checked(amount=FUND)
     def insurance_fund(self, amount: float) -> None:
         # The sum cannot be set when there are several pools: say which one.
         if len(self._core.funds()["pool"]) > 1:
@@ -543,6 +579,7 @@ class Engine:
                                     "insurance_fund", None)
         self._core.set_insurance_fund(float(amount))
 
+    @checked(amount=FUND, pool=text())
     def set_fund(self, amount: float, pool: str = "default") -> None:
         """Sets the balance of an insurance-fund pool: ``"default"`` or one that a market names
         with ``fund_pool`` (an unknown name is refused). Markets draw on the
@@ -600,6 +637,7 @@ class Engine:
             pl.when(pl.col("event") >= 0).then(pl.col("event").cast(pl.UInt64)).alias("event"),
         )
 
+    @checked(pool=text())
     def adl_state(self, pool: str = "default") -> dict[str, Any]:
         """The ADL trigger of a fund pool as a venue's feed shows it: ``trigger``, ``state``
         (``normal``, ``soon`` inside the hysteresis band, ``armed``), ``armed`` and ``level``
@@ -666,6 +704,8 @@ class Engine:
         """
         return self._positions("all")
 
+    @checked(symbol=text(optional=True), account=integer(0, U64, optional=True), step=number(above=0.0),
+             max_move=number(above=0.0))
     def preview(
         self,
         symbol: str | None = None,
@@ -811,6 +851,8 @@ class Engine:
             raise InvalidInputError("symbol: required when the engine has several markets", "symbol", None)
         return names[0]
 
+    @checked(account=ACCOUNT, symbol=text(optional=True), fill_price=number(above=0.0, optional=True), force=flag(),
+             dry_run=flag(), partial=flag())
     def liquidate(
         self,
         account: int,
@@ -846,6 +888,7 @@ class Engine:
         )
         return LiquidationResult(raw, raw["names"])
 
+    @checked(account=ACCOUNT, force=flag(), partial=flag())
     def liquidate_account(self, account: int, *, force: bool = False, partial: bool = False) -> LiquidationResult:
         """Liquidates every cross position of ``account`` at the marks, largest maintenance
         first (then market, longs first). Each takes its share of the account's net collateral
@@ -870,6 +913,7 @@ class Engine:
         raw = self._core.liquidate_account(int(account), force, partial)
         return LiquidationResult(raw, raw["names"])
 
+    @checked(force=flag(), partial=flag())
     def liquidate_many(self, frame: Frame, *, force: bool = False, partial: bool = False) -> LiquidationResult:
         """Liquidates a batch in row order (columns ``account``, ``side``, optional ``symbol``
         and ``fill_price``; a null fill price means the mark). All rows are validated first:

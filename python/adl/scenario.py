@@ -8,10 +8,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
+from adl._args import I64, U64, checked, integer, number, symbols as symbol_list
 from adl.errors import InvalidInputError
 
 
-
+@checked(n=integer(0, 100_000_000), symbols=symbol_list(), mark=number(above=0.0), seed=integer(0, U64),
+         size_sigma=number(0.0, 10.0), median_notional=number(above=0.0), high_leverage_share=number(0.0, 1.0),
+         entry_sigma=number(0.0, 10.0), hedged_share=number(0.0, 1.0))
 def synthetic_book(
     n: int,
     *,
@@ -38,6 +41,10 @@ def synthetic_book(
     >>> book.height, book["side"].value_counts().height, book["margin"].min() > 0
     (1000, 2, True)
     """
+    lev_ok = isinstance(leverage, (tuple, list)) and len(leverage) == 2 and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) and x >= 1 for x in leverage)
+    if not lev_ok or leverage[0] > leverage[1]:
+        raise InvalidInputError(f"leverage: {leverage!r} is not a (low, high) pair with 1 <= low <= high", "leverage", None)
     rng = np.random.default_rng(seed)
     sym = np.array(symbols)[rng.integers(0, len(symbols), n)]
     side = np.where(np.arange(n) % 2 == 0, "long", "short")
@@ -58,6 +65,9 @@ def synthetic_book(
     })
 
 
+@checked(symbols=symbol_list(), start=number(above=0.0), drop=number(0.0, 1.0, below=1.0), duration=integer(0, I64),
+         rebound=number(0.0, 1.0), steps=integer(1, 100_000_000), dt=integer(1, I64), noise=number(0.0, 1.0),
+         seed=integer(0, U64))
 def crash_path(
     *,
     symbols: Sequence[str] = ("BTC-PERP",),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import get_args
 
 import numpy as np
 import polars as pl
@@ -12,11 +13,13 @@ from adl._io import (
     SIDE, Frame, Market, Policy, ScoreSpec, collect, custom_scores, isolated_only, market_specs, marks_for, position_arrays,
     side_value,
 )
+from adl._args import U64, checked, integer, number, price_or_mapping, text
 from adl.errors import InvalidInputError, UnknownMarketError
 
 CASH_DECIMALS = 8
 
 
+@checked(mark=price_or_mapping(), policy=text(choices=get_args(Policy)))
 def rank(
     positions: Frame,
     mark: float | Mapping[str, float] | Frame,
@@ -56,6 +59,8 @@ def rank(
     )
 
 
+@checked(mark=price_or_mapping(), qty=number(above=0.0), price=number(above=0.0), symbol=text(optional=True),
+         policy=text(choices=get_args(Policy)), seed=integer(0, U64))
 def deleverage(
     positions: Frame,
     mark: float | Mapping[str, float] | Frame,

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from adl._args import checked, integer, text
 from adl.cascade import simulate
 from adl.errors import InvalidInputError
 from adl.scenario import crash_path, synthetic_book
@@ -128,6 +129,7 @@ def size_fund(
     return FundSizing(fund=ok["insurance_fund"].min() if ok.height else None, table=per_fund)  # type: ignore[arg-type]
 
 
+@checked(backend=text(choices=("local", "ray")), workers=integer(1, 4096, optional=True))
 def sweep(
     scenarios: Sequence[Mapping[str, Any]],
     policies: Sequence[str] = ("bitmex", "size_pro_rata", "min_max_leverage"),
@@ -156,8 +158,8 @@ def sweep(
     >>> table.select("scenario_seed", "scenario_insurance_fund", "policy").rows()[:2]
     [(1, 0.0, 'bitmex'), (1, 1000000.0, 'bitmex')]
     """
-    if backend not in ("local", "ray"):
-        raise InvalidInputError(f"backend: {backend!r} is not 'local' or 'ray'", "backend", None)
+    if not (isinstance(progress, bool) or callable(progress)):
+        raise InvalidInputError(f"progress: {progress!r} is not True, False or a callable", "progress", None)
     jobs = [(i, dict(s), p) for i, s in enumerate(scenarios) for p in policies]
     rows: list[tuple[int, int, dict[str, Any]]] = []
     report = _progress(progress, len(jobs))

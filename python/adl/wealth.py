@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import polars as pl
 
+from adl._args import checked, number, text
 from adl._io import Frame, cast_lossless, collect
 from adl.errors import InvalidInputError, SchemaError
 
@@ -112,6 +113,7 @@ def _min_max_leverage(w: Array, e: Array, lev: Array, account: Array, target: fl
     return x
 
 
+@checked(policy=text(choices=get_args(WealthPolicy)), theta=number(0.0, 1.0), budget=number(0.0, optional=True))
 def allocate(
     accounts: Frame,
     *,
@@ -144,7 +146,15 @@ def allocate(
     pnl = _column(df, "pnl")
     w = np.maximum(pnl, 0.0)
     e = cash + pnl
+    # Amounts near the float limit would turn sums into inf and haircuts into NaN: refuse.
+    big = ~np.isfinite(e)
+    if big.any():
+        row = int(np.argmax(big))
+        raise InvalidInputError(f"pnl[row {row}]: cash + pnl = {cash[row]!r} + {pnl[row]!r} overflows", "pnl", row)
     deficit = float(np.maximum(-e, 0.0).sum())
+    for name, total in (("pnl", float(w.sum())), ("cash", deficit), ("cash", float(np.abs(e).sum()))):
+        if not math.isfinite(total):
+            raise InvalidInputError(f"{name}: the amounts are too large to sum in floating point", name, None)
     need = deficit * theta if budget is None else float(budget)
 
     fills: dict[str, Callable[[float], Array]] = {
@@ -170,6 +180,7 @@ def allocate(
     )
 
 
+@checked(need=number(optional=True))
 def allocation_metrics(result: pl.DataFrame, *, need: float | None = None) -> dict[str, float]:
     """Metrics of an :func:`allocate` result (docs/model.md §4): ``deficit`` D, ``seized`` H,
     ``need`` (default: the budget B the allocation aimed at), ``overshoot`` = H - need,

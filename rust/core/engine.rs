@@ -343,6 +343,12 @@ impl Engine {
 
     /// Sets marks (all validated first). Marks of other markets are unchanged.
     pub fn set_marks(&mut self, marks: &[(String, f64)], ts: Option<i64>) -> Result<()> {
+        // The clock only moves forward (the drawdown window and fill stamps read it).
+        if let (Some(new), Some(now)) = (ts, self.ts) {
+            if new < now {
+                return Err(AdlError::config("ts", format!("{new} is before the engine's clock {now}; ts must not go backwards")));
+            }
+        }
         let mut parsed = Vec::with_capacity(marks.len());
         for (name, price) in marks {
             let id = self.market_id(name)?;
@@ -649,7 +655,7 @@ impl Engine {
     }
 
     /// Checks a request without changing anything observable; returns the slot and fill price.
-    fn check(&self, req: &Request, row: usize) -> Result<(u32, Option<i64>)> {
+    pub(crate) fn check(&self, req: &Request, row: usize) -> Result<(u32, Option<i64>)> {
         if req.side != 1 && req.side != -1 {
             return Err(AdlError::value("side", row, format!("{} is not a side", req.side)));
         }

@@ -34,6 +34,9 @@ pub enum AdlError {
     /// Reading or writing a file failed.
     #[error("{path}: {message}")]
     Io { path: String, message: String },
+    /// An error about one row of a batch whose own error does not name the row.
+    #[error("row {row}: {source}")]
+    Row { row: usize, source: Box<AdlError> },
     /// A bug: a panic inside the core, caught before it could leave a half-applied state.
     #[error("internal error (please report): {message}")]
     Internal { message: String },

@@ -55,6 +55,18 @@ impl Engine {
     }
 }
 
+/// A batch error that does not name its row (unknown position, no mark, not liquidatable)
+/// with the first row that fails the same checks.
+fn in_row(e: &CoreEngine, reqs: &[Request], err: AdlError) -> AdlError {
+    if matches!(err, AdlError::InvalidValue { .. } | AdlError::DuplicateKey { .. } | AdlError::Row { .. }) {
+        return err;
+    }
+    match reqs.iter().enumerate().find(|(row, q)| e.check(q, *row).is_err()) {
+        Some((row, _)) => AdlError::Row { row, source: Box::new(err) },
+        None => err,
+    }
+}
+
 /// Market names by code.
 fn market_names(e: &CoreEngine) -> Vec<String> {
     e.markets().iter().map(|m| m.name.clone()).collect()
@@ -588,7 +600,11 @@ impl Engine {
                     partial,
                 });
             }
-            let OpOutput::Batch(results) = j.apply(Op::LiquidateMany { reqs: &reqs })? else { unreachable!() };
+            let results = match j.apply(Op::LiquidateMany { reqs: &reqs }) {
+                Ok(OpOutput::Batch(results)) => results,
+                Ok(other) => unreachable!("liquidate_many returned {other:?}"),
+                Err(e) => return Err(in_row(&j.engine, &reqs, e)),
+            };
             let mut out = Outcome::default();
             for (row, r) in results.iter().enumerate() {
                 match r {

@@ -1,5 +1,7 @@
 //! Core errors become the Python classes of `adl.errors` (one mapping, here).
 
+use pyo3::types::PyAnyMethods;
+use pyo3::IntoPyObject;
 use pyo3::PyErr;
 
 use crate::core::error::AdlError as CoreError;
@@ -36,6 +38,26 @@ pub fn to_py(e: CoreError) -> PyErr {
         CoreError::Corrupt { what, .. } => exc::CorruptDataError::new_err((msg, what)),
         CoreError::Io { path, .. } => exc::StorageError::new_err((msg, path)),
         CoreError::Internal { .. } => exc::AdlError::new_err((msg,)),
+        CoreError::Row { row, source } => {
+            // The row's own error class, its message prefixed with the row, and `row` set.
+            let err = to_py(*source);
+            pyo3::Python::attach(|py| {
+                let v = err.value(py);
+                let mut args: Vec<pyo3::Bound<'_, pyo3::PyAny>> = v.getattr("args").and_then(|a| a.extract()).unwrap_or_default();
+                if let Some(first) = args.first_mut() {
+                    *first = pyo3::types::PyString::new(py, &msg).into_any();
+                }
+                // InvalidInputError reads its row from args[2]; the others get an attribute.
+                if v.setattr("row", row).is_err() && args.len() > 2 {
+                    let Ok(r) = row.into_pyobject(py);
+                    args[2] = r.into_any();
+                }
+                if let Ok(t) = pyo3::types::PyTuple::new(py, args) {
+                    let _ = v.setattr("args", t);
+                }
+            });
+            err
+        }
         CoreError::InsufficientLiquidity { requested, available, missing } => {
             exc::InsufficientLiquidityError::new_err((msg, requested, available, missing))
         }

@@ -1,0 +1,201 @@
+"""Scalar arguments of the public API: wrong types and ranges raise
+:class:`adl.InvalidInputError` naming the parameter, before anything runs.
+
+:func:`checked` declares the checks of a function's parameters; each check converts an
+accepted value to its plain Python type (``numpy.int64(3)`` → ``3``). Integers are not
+booleans and not floats (``account=1.7`` or ``account=True`` is refused, never read as 1);
+numbers are finite unless said otherwise; flags are booleans only.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import os
+from collections.abc import Callable, Collection
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+
+from adl.errors import InvalidInputError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+U64 = 2**64 - 1
+I64 = 2**63 - 1
+
+Check = Callable[[str, Any], Any]
+
+
+def _fail(name: str, value: Any, expected: str) -> InvalidInputError:
+    return InvalidInputError(f"{name}: {value!r} is not {expected}", name, None)
+
+
+def integer(lo: int | None = None, hi: int | None = None, *, optional: bool = False) -> Check:
+    """A whole number (int or NumPy integer, not bool or float) in [lo, hi]."""
+
+    def check(name: str, value: Any) -> int | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise _fail(name, value, "an integer")
+        v = int(value)
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise InvalidInputError(f"{name}: {v} is out of range [{lo}, {hi}]", name, None)
+        return v
+
+    return check
+
+
+def number(lo: float | None = None, hi: float | None = None, *, above: float | None = None,
+           below: float | None = None, optional: bool = False) -> Check:
+    """A finite real number (int, float or NumPy number, not bool) in [lo, hi] (> above,
+    < below)."""
+
+    def check(name: str, value: Any) -> float | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise _fail(name, value, "a number")
+        try:
+            v = float(value)
+        except OverflowError:
+            raise _fail(name, value, "a finite number") from None
+        if not math.isfinite(v):
+            raise _fail(name, value, "a finite number")
+        if (lo is not None and v < lo) or (hi is not None and v > hi) or (above is not None and v <= above) or (
+                below is not None and v >= below):
+            low = f"({above}" if above is not None else f"[{lo}"
+            high = f"{below})" if below is not None else f"{hi}]"
+            raise InvalidInputError(f"{name}: {v} is out of range {low}, {high}", name, None)
+        return v
+
+    return check
+
+
+def flag(*, optional: bool = False) -> Check:
+    """True or False (a NumPy bool too); 1, 0, "yes" are refused."""
+
+    def check(name: str, value: Any) -> bool | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, (bool, np.bool_)):
+            raise _fail(name, value, "True or False")
+        return bool(value)
+
+    return check
+
+
+def text(*, optional: bool = False, choices: Collection[str] | None = None) -> Check:
+    """A string (one of ``choices`` when given)."""
+
+    def check(name: str, value: Any) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise _fail(name, value, "a string")
+        if choices is not None and value not in choices:
+            raise InvalidInputError(f"{name}: {value!r} is not one of {sorted(choices)}", name, None)
+        return value
+
+    return check
+
+
+def path() -> Check:
+    """A file system path (str or os.PathLike), returned as str."""
+
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, (str, os.PathLike)):
+            raise _fail(name, value, "a path")
+        p = os.fspath(value)
+        if not isinstance(p, str) or not p or "\0" in p:
+            raise _fail(name, value, "a path")
+        return p
+
+    return check
+
+
+def blob() -> Check:
+    """Bytes (bytes, bytearray or memoryview), returned as bytes."""
+
+    def check(name: str, value: Any) -> bytes:
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise _fail(name, value, "bytes")
+        return bytes(value)
+
+    return check
+
+
+def price_or_mapping(lo_open: float = 0.0) -> Check:
+    """A price > 0, or a mapping symbol -> price > 0 (the marks of several markets)."""
+    price = number(above=lo_open)
+
+    def check(name: str, value: Any) -> Any:
+        if isinstance(value, dict) or hasattr(value, "keys") and hasattr(value, "__getitem__"):
+            out = {}
+            for k in value.keys():
+                if not isinstance(k, str):
+                    raise _fail(name, k, "a symbol (str)")
+                out[k] = price(f"{name}[{k!r}]", value[k])
+            return out
+        return price(name, value)
+
+    return check
+
+
+def instance(cls: type) -> Check:
+    """An instance of ``cls``."""
+
+    def check(name: str, value: Any) -> Any:
+        if not isinstance(value, cls):
+            raise _fail(name, value, f"a {cls.__name__}")
+        return value
+
+    return check
+
+
+def symbols() -> Check:
+    """A non-empty sequence of symbol strings (a bare string is refused: it is not a list)."""
+
+    def check(name: str, value: Any) -> list[str]:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+            raise _fail(name, value, "a non-empty list of symbols")
+        for v in value:
+            if not isinstance(v, str):
+                raise _fail(name, v, "a symbol (str)")
+        return list(value)
+
+    return check
+
+
+def optional_callable() -> Check:
+    def check(name: str, value: Any) -> Any:
+        if value is not None and not callable(value):
+            raise _fail(name, value, "callable or None")
+        return value
+
+    return check
+
+
+def checked(**checks: Check) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Checks (and converts) the named parameters of the decorated function on every call."""
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        sig = inspect.signature(fn)
+        unknown = set(checks) - set(sig.parameters)
+        if unknown:
+            raise TypeError(f"{fn.__qualname__} has no parameter(s) {sorted(unknown)}")
+
+        @functools.wraps(fn)
+        def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+            bound = sig.bind(*args, **kwargs)
+            for name, check in checks.items():
+                if name in bound.arguments:
+                    bound.arguments[name] = check(name, bound.arguments[name])
+            return fn(*bound.args, **bound.kwargs)
+
+        return inner
+
+    return wrap
