@@ -247,3 +247,96 @@ def test_upserting_new_markets_while_reading_positions() -> None:
     assert errors == []
     p = eng.positions()
     assert p.height == 150 and set(p["symbol"]) == {f"S{i}" for i in range(150)}
+
+
+def test_extreme_accepted_values_compute_exact_totals() -> None:
+    # 10^15 lots at 10^15 (qty and price decimals 0, cash decimals 8: a lot·tick is 10^8 cash
+    # units). Two longs bought at 1 and marked at 10^15 each hold upnl 10^15·(10^15 − 1)·10^8
+    # = 10^38 − 10^23 cash units: their sum is beyond i128 (1.7·10^38).
+    eng = adl.Engine(qty_decimals=0, price_decimals=0, cash_decimals=8)
+    eng.load(pl.DataFrame({"account": [1, 2, 3], "side": ["long", "long", "short"], "qty": [1e15] * 3,
+                           "entry_price": [1.0, 1.0, 1e15], "margin": [1e9, 1e9, 1e9]}))
+    eng.set_marks(1e15)
+    t = eng.totals()
+    margin = 10**9 * 10**8  # 10^9 quote in cash units
+    assert t["position_equity"] == 2 * (10**38 - 10**23 + margin) + margin
+    assert (t["long_lots"], t["short_lots"]) == (2 * 10**15, 10**15)
+    assert t["position_equity"] > 2**127  # really beyond i128
+
+
+def test_a_crafted_snapshot_with_the_last_event_id_is_refused() -> None:
+    import struct
+    import zlib
+
+    snap = adl.Engine(insurance_fund=1.0).snapshot()
+    # Layout: magic 8, version 4, payload length 8, CRC 4, payload. An engine with no events
+    # and no clock ends its payload with next_event u64, ts (flag 1 + i64 8), events count u64.
+    head, payload = snap[:24], bytearray(snap[24:])
+    assert struct.unpack("<Q", payload[-25:-17])[0] == 0
+
+    def with_next_event(v: int) -> bytes:
+        payload[-25:-17] = struct.pack("<Q", v)
+        return head[:20] + struct.pack("<I", zlib.crc32(bytes(payload))) + bytes(payload)
+
+    with pytest.raises(adl.CorruptDataError, match="next event id"):
+        adl.Engine.restore(with_next_event(2**64 - 1))
+    with pytest.raises(adl.CorruptDataError, match="next event id"):
+        adl.Engine.restore(with_next_event(2**63))
+    eng = adl.Engine.restore(with_next_event(2**63 - 2))  # the largest accepted, and one event fits
+    eng.load(book([(1, "long", 10.0, 100.0, 44.0), (2, "short", 10.0, 100.0, 500.0)]))
+    eng.set_marks(96.0)
+    assert eng.liquidate(1, side="long", fill_price=95.0).events == [2**63 - 2]
+
+
+def test_preview_bounds_its_trials() -> None:
+    eng = small_engine(0.0)
+    eng.set_marks(100.0)
+    start = time.perf_counter()
+    with pytest.raises(adl.InvalidInputError, match="step") as e:
+        eng.preview(step=1e-12)
+    assert e.value.field == "step" and time.perf_counter() - start < 5
+    # 0.5 / 10,000 = 5e-5 is the finest step; steps finer than a tick try each tick once.
+    assert eng.preview(side="long", step=5e-5).height == 1
+
+
+def test_restore_is_linear_in_the_number_of_markets() -> None:
+    def timed(n: int) -> float:
+        eng = adl.Engine(markets={f"M{i}": adl.Market() for i in range(n)})
+        snap = eng.snapshot()
+        start = time.perf_counter()
+        assert len(adl.Engine.restore(snap).markets()) == n
+        return time.perf_counter() - start
+
+    timed(500)  # warm up
+    small, large = min(timed(2_000) for _ in range(2)), min(timed(16_000) for _ in range(2))
+    # 8 times the markets: about 8 times the time when linear, 64 when quadratic.
+    assert large / small < 24, (small, large)
+
+
+def test_rank_uses_a_bounded_pool_of_threads() -> None:
+    # Two big queues (50,000 rows each) make rank settle queues in parallel; 2,000 one-row
+    # markets beside them used to get an OS thread each.
+    n = 50_000
+    big = pl.DataFrame({"account": np.arange(2 * n, dtype=np.uint64), "symbol": ["A"] * n + ["B"] * n,
+                        "side": ["long"] * (2 * n), "qty": np.ones(2 * n), "entry_price": np.full(2 * n, 100.0),
+                        "margin": np.full(2 * n, 10.0)})
+    tiny = pl.DataFrame({"account": np.arange(2 * n, 2 * n + 2_000, dtype=np.uint64),
+                         "symbol": [f"S{i}" for i in range(2_000)], "side": ["long"] * 2_000, "qty": np.ones(2_000),
+                         "entry_price": np.full(2_000, 100.0), "margin": np.full(2_000, 10.0)})
+    book_ = pl.concat([big, tiny])
+    peak, done = [0], threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], len(os.listdir("/proc/self/task")))
+
+    base = len(os.listdir("/proc/self/task"))
+    w = threading.Thread(target=watch)
+    w.start()
+    for _ in range(3):
+        out = adl.rank(book_, mark=100.0)
+    done.set()
+    w.join()
+    assert out["rank"].max() == n
+    # The watcher thread itself, plus at most 8 workers.
+    assert peak[0] <= base + 1 + 8, (base, peak[0])
