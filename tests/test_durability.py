@@ -340,3 +340,36 @@ def test_rank_uses_a_bounded_pool_of_threads() -> None:
     assert out["rank"].max() == n
     # The watcher thread itself, plus at most 8 workers.
     assert peak[0] <= base + 1 + 8, (base, peak[0])
+
+
+SAVER = textwrap.dedent("""
+    import sys, adl
+    eng = adl.Engine(insurance_fund=float(sys.argv[2]))
+    print("ready", flush=True)
+    while True:
+        eng.save(sys.argv[1] + "." + sys.argv[2])
+        eng.save(sys.argv[1] + ".shared")
+""")
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_sigkill_during_concurrent_saves_leaves_whole_snapshots(tmp_path: Path, round_: int) -> None:
+    import random
+    import signal
+
+    procs = [subprocess.Popen([sys.executable, "-c", SAVER, str(tmp_path / "book"), str(i)], stdout=subprocess.PIPE, text=True)
+             for i in range(1, 4)]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    rng = random.Random(round_)
+    for p in procs:
+        time.sleep(rng.random() * 0.05)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    for i in range(1, 4):
+        if (tmp_path / f"book.{i}").exists():
+            assert adl.Engine.open(tmp_path / f"book.{i}").insurance_fund == float(i)
+    assert adl.Engine.open(tmp_path / "book.shared").insurance_fund in {1.0, 2.0, 3.0}
+    # Anything else is a temporary file a killed saver left.
+    others = {p.name for p in tmp_path.iterdir()} - {f"book.{i}" for i in range(1, 4)} - {"book.shared"}
+    assert all(n.startswith(".adl-") and n.endswith(".tmp") for n in others), others
