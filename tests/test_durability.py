@@ -333,8 +333,9 @@ def test_rank_uses_a_bounded_pool_of_threads() -> None:
     base = len(os.listdir("/proc/self/task"))
     w = threading.Thread(target=watch)
     w.start()
+    marks = dict.fromkeys(book_["symbol"].unique().to_list(), 100.0)
     for _ in range(3):
-        out = adl.rank(book_, mark=100.0)
+        out = adl.rank(book_, mark=marks)
     done.set()
     w.join()
     assert out["rank"].max() == n
