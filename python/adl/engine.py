@@ -467,7 +467,9 @@ class Engine:
 
     @checked(path=fs_path())
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Writes :meth:`snapshot` to ``path`` atomically (temporary file, fsync, rename).
+        """Writes :meth:`snapshot` to ``path`` atomically: a temporary file with a unique name
+        in the same directory, fsync, rename, fsync of the directory (concurrent saves never
+        mix; symlinks and other non-regular targets are refused).
 
         >>> import adl, tempfile, os
         >>> path = os.path.join(tempfile.mkdtemp(), "engine.adl")
@@ -494,11 +496,16 @@ class Engine:
     def log_to(self, path: str | os.PathLike[str], *, sync: SyncPolicy = "always", group_ms: int = 10) -> None:
         """Starts an append-only operation log at ``path`` (replacing any file there): a
         snapshot of the current state, then every state-changing call (load, upsert, marks,
-        fund, liquidations, closes) once it succeeded. ``sync``: ``"always"`` (fsync before
-        each call returns: a returned call is durable), ``"group"`` (fsync when the last one is
-        ``group_ms`` old, and on :meth:`sync`; durable = ``log_status["durable"]``) or
-        ``"none"`` (the OS decides: survives a process crash, not a power loss). The format is
-        in the README. :meth:`replay` rebuilds the engine.
+        fund, liquidations, closes) that returns; a call that raises is not in it. ``sync``:
+        ``"always"`` (fsync before the call takes effect: a returned call is durable),
+        ``"group"`` (fsync when the last one is ``group_ms`` old, and on :meth:`sync`; durable
+        = ``log_status["durable"]``) or ``"none"`` (the OS decides: survives a process crash,
+        not a power loss). The file is locked while the engine logs to it: another engine's
+        ``log_to`` of the same path raises :class:`adl.StorageError`, as do symlinks and other
+        non-regular files. If writing the log fails, the call raises ``StorageError`` and
+        changes nothing, and every later state-changing call raises ``StorageError`` until
+        ``log_to`` starts a new log. The format is in the README. :meth:`replay` rebuilds the
+        engine.
 
         >>> import adl, tempfile, os
         >>> path = os.path.join(tempfile.mkdtemp(), "ops.log")
@@ -530,9 +537,10 @@ class Engine:
     @checked(path=fs_path())
     def replay(cls, path: str | os.PathLike[str], *, score: ScoreSpec = None) -> Engine:
         """Rebuilds the engine an operation log describes. A torn last record (a write cut
-        short by a crash) is dropped; ``replay_info`` says how many operations were replayed
-        and how many bytes were dropped. Damage before the end raises
-        :class:`adl.CorruptDataError`. Call :meth:`log_to` on the result to log again."""
+        short by a crash, or an operation the crash interrupted) is dropped; ``replay_info``
+        says how many operations were replayed and how many bytes were dropped. Damage
+        anywhere before the last record raises :class:`adl.CorruptDataError` (every record
+        header is checksummed). Call :meth:`log_to` on the result to log again."""
         core, ops, dropped = _adl.Engine.replay(os.fspath(path))
         eng = cls._from_core(core, score)
         eng.replay_info = {"ops": ops, "dropped_bytes": dropped}
