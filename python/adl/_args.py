@@ -43,7 +43,8 @@ def integer(lo: int | None = None, hi: int | None = None, *, optional: bool = Fa
             raise _fail(name, value, "an integer")
         v = int(value)
         if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise InvalidInputError(f"{name}: {v} is out of range [{lo}, {hi}]", name, None)
+            bounds = [f"{op} {b}" for op, b in ((">=", lo), ("<=", hi)) if b is not None]
+            raise InvalidInputError(f"{name}: {v} is out of range (must be {' and '.join(bounds)})", name, None)
         return v
 
     return check
@@ -67,9 +68,8 @@ def number(lo: float | None = None, hi: float | None = None, *, above: float | N
             raise _fail(name, value, "a finite number")
         if (lo is not None and v < lo) or (hi is not None and v > hi) or (above is not None and v <= above) or (
                 below is not None and v >= below):
-            low = f"({above}" if above is not None else f"[{lo}"
-            high = f"{below})" if below is not None else f"{hi}]"
-            raise InvalidInputError(f"{name}: {v} is out of range {low}, {high}", name, None)
+            bounds = [f"{op} {b}" for op, b in ((">=", lo), (">", above), ("<=", hi), ("<", below)) if b is not None]
+            raise InvalidInputError(f"{name}: {v} is out of range (must be {' and '.join(bounds)})", name, None)
         return v
 
     return check

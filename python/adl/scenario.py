@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from adl._args import I64, U64, checked, integer, number, symbols as symbol_list
+from adl._args import I64, U64, checked, integer, number, price_or_mapping, symbols as symbol_list
 from adl.errors import InvalidInputError
 
 
@@ -65,7 +65,7 @@ def synthetic_book(
     })
 
 
-@checked(symbols=symbol_list(), start=number(above=0.0), drop=number(0.0, 1.0, below=1.0), duration=integer(0, I64),
+@checked(symbols=symbol_list(), start=price_or_mapping(), drop=number(0.0, 1.0, below=1.0), duration=integer(0, I64),
          rebound=number(0.0, 1.0), steps=integer(1, 100_000_000), dt=integer(1, I64), noise=number(0.0, 1.0),
          seed=integer(0, U64))
 def crash_path(
