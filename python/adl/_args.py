@@ -13,7 +13,7 @@ import functools
 import inspect
 import math
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
@@ -128,18 +128,22 @@ def blob() -> Check:
     return check
 
 
-def price_or_mapping(lo_open: float = 0.0) -> Check:
-    """A price > 0, or a mapping symbol -> price > 0 (the marks of several markets)."""
+def price_or_mapping(lo_open: float = 0.0, *, tables: bool = False) -> Check:
+    """A price > 0, or a mapping symbol -> price > 0 (the marks of several markets); with
+    ``tables``, a ``symbol, mark`` table (a frame) passes through to the function's reader."""
     price = number(above=lo_open)
 
     def check(name: str, value: Any) -> Any:
-        if isinstance(value, dict) or hasattr(value, "keys") and hasattr(value, "__getitem__"):
+        if isinstance(value, Mapping):
             out = {}
             for k in value.keys():
                 if not isinstance(k, str):
                     raise _fail(name, k, "a symbol (str)")
                 out[k] = price(f"{name}[{k!r}]", value[k])
             return out
+        plain = (int, float, complex, str, bytes, bytearray, list, tuple, np.number, np.bool_)
+        if tables and value is not None and not isinstance(value, plain):
+            return value
         return price(name, value)
 
     return check

@@ -19,7 +19,7 @@ from adl.errors import InvalidInputError, UnknownMarketError
 CASH_DECIMALS = 8
 
 
-@checked(mark=price_or_mapping(), policy=text(choices=get_args(Policy)))
+@checked(mark=price_or_mapping(tables=True), policy=text(choices=get_args(Policy)))
 def rank(
     positions: Frame,
     mark: float | Mapping[str, float] | Frame,
@@ -59,7 +59,7 @@ def rank(
     )
 
 
-@checked(mark=price_or_mapping(), qty=number(above=0.0), price=number(above=0.0), symbol=text(optional=True),
+@checked(mark=price_or_mapping(tables=True), qty=number(above=0.0), price=number(above=0.0), symbol=text(optional=True),
          policy=text(choices=get_args(Policy)), seed=integer(0, U64))
 def deleverage(
     positions: Frame,
