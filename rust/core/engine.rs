@@ -579,7 +579,8 @@ impl Engine {
         let p = self.store.get(slot);
         let m = &self.markets[p.market as usize];
         let mark = m.mark()?;
-        Ok((self.scoring().equity(&m.grid, &m.tiers, mark, p), p.maintenance(&m.grid, mark, &m.tiers)))
+        let mm = if p.cross { p.maintenance(&m.grid, mark, &m.tiers) } else { m.maintenance(p, mark) };
+        Ok((self.scoring().equity(&m.grid, &m.tiers, mark, p), mm))
     }
 
     /// Whether a position is below maintenance, with its equity and maintenance (a cross
@@ -589,7 +590,7 @@ impl Engine {
             let t = self.cross.totals(p.account);
             (t.tnc(), t.maintenance)
         } else {
-            (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, &m.tiers))
+            (p.equity(&m.grid, mark), m.maintenance(p, mark))
         };
         (e < mm, e, mm)
     }
@@ -602,7 +603,7 @@ impl Engine {
         let clamp = |x: i128| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         let bankrupt_at = |margin: i128| Position { margin: clamp(margin - self.reserved_fee(m, &p, margin)), ..p };
         if !p.cross {
-            return Some((bankrupt_at(p.margin as i128).bankruptcy_ticks(&m.grid), p.liquidation_ticks(&m.grid, &m.tiers)));
+            return Some((bankrupt_at(p.margin as i128).bankruptcy_ticks(&m.grid), m.liquidation_ticks(&p)));
         }
         let mark = m.mark?;
         let bk = bankrupt_at(self.cross.effective_margin(&p, &m.grid, &m.tiers, mark));
@@ -1075,11 +1076,12 @@ impl Engine {
     fn partial_plan(&self, p: &Position, m: &Market, mark: i64, fill: i64) -> Option<(i64, i64, i128)> {
         let fee = m.liquidation_fee_ppm;
         if !p.cross {
-            let (lots, kept) = partial_close(p, &m.grid, &m.tiers, fee, mark, fill, true)?;
+            let reserve = m.spec.fee_convention == FeeConvention::Bankruptcy;
+            let (lots, kept) = partial_close(p, &m.grid, &m.tiers, fee, mark, fill, true, reserve)?;
             return Some((lots, kept, 0));
         }
         let margin = i64::try_from(self.cross.liquidation_margin(p, &m.grid, &m.tiers, mark)).ok()?;
-        let (lots, after) = partial_close(&Position { margin, ..*p }, &m.grid, &m.tiers, fee, mark, fill, false)?;
+        let (lots, after) = partial_close(&Position { margin, ..*p }, &m.grid, &m.tiers, fee, mark, fill, false, false)?;
         let change = after as i128 - margin as i128;
         (self.cash_of(p.account) + change >= 0).then_some((lots, 0, change))
     }

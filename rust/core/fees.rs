@@ -20,19 +20,29 @@ pub fn fee_on(amount: i128, rate_ppm: i64) -> i128 {
 /// (+1 linear: `N = q·P`; −1 inverse: `N = −q·y`), rounded up and capped at the margin.
 /// Linear, `E − σ(M − fee)/q` is then long `(q·E − M)/(q·(1 − r))`, short `(q·E + M)/(q·(1 + r))`.
 pub fn reserved_fee(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, rate_ppm: i64) -> i128 {
+    if margin <= 0 {
+        return 0;
+    }
+    close_fee(grid, side, qty, entry, margin, rate_ppm).min(margin)
+}
+
+/// The estimated fee to close at the bankruptcy price, `ceil(r·N_bk)` with
+/// `N_bk = max(0, N_E − πσM)/(1 − πσr)`, not capped at the margin: the part of maintenance
+/// that the fee-at-bankruptcy convention (Bybit) adds, so a position is liquidatable no later
+/// than it is bankrupt (`reserved_fee <= close_fee`).
+pub fn close_fee(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, rate_ppm: i64) -> i128 {
     let ps = grid.price_sign() * side as i128;
     let num = grid.notional(qty, entry) - ps * margin;
-    if rate_ppm == 0 || num <= 0 || margin <= 0 {
+    if rate_ppm == 0 || num <= 0 {
         return 0;
     }
     let den = RATE_SCALE as i128 - ps * rate_ppm as i128;
     let r = rate_ppm as i128;
     // ceil(num·r/den) without forming num·r when it would not fit.
-    let fee = match num.checked_mul(r) {
+    match num.checked_mul(r) {
         Some(x) => -((-x).div_euclid(den)),
         None => (num as f64 * r as f64 / den as f64).ceil() as i128,
-    };
-    fee.min(margin)
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Markets: grid, maintenance rate, mark, and the per-side member lists and ranking indexes.
 
 use crate::core::error::{AdlError, Result};
+use crate::core::fees::close_fee;
 use crate::core::fixed::Grid;
-use crate::core::position::{side_slot, PositionStore, Side, NO_INDEX};
+use crate::core::position::{side_slot, Position, PositionStore, Side, NO_INDEX};
 use crate::core::ranking::{Entry, QueueOrder, RankIndex};
 use crate::core::score::{desc_key, near, Fraction};
 use crate::core::scoring::Scoring;
@@ -52,7 +53,7 @@ pub struct MarketSpec {
     /// liquidation fee) goes to the insurance fund (BitMEX, Binance, Bybit) or back to the trader.
     pub surplus_to_fund: bool,
     /// ADL fee: a rate on the notional each counterparty closes at the ADL price, charged to
-    /// the counterparty and paid to the venue (0 on Binance and Bitget; taker fee on Bybit).
+    /// the counterparty and paid to the venue (0 on Binance and Bitget; the maker fee on Bybit).
     pub adl_fee: f64,
     /// The insurance-fund pool the market draws on (`funds::Funds`); empty: the default pool.
     pub fund_pool: String,
@@ -165,6 +166,32 @@ impl Market {
         } else {
             &self.spec.fund_pool
         }
+    }
+
+    /// The estimated fee to close an isolated position at its bankruptcy price (`fees::close_fee`),
+    /// part of its maintenance under `FeeConvention::Bankruptcy` (Bybit); 0 under `Surplus` and
+    /// for cross positions (their maintenance is the account's TMMR by tier only).
+    pub fn close_fee(&self, p: &Position) -> i128 {
+        match self.spec.fee_convention {
+            FeeConvention::Bankruptcy if !p.cross => {
+                close_fee(&self.grid, p.side, p.qty, p.entry, p.margin as i128, self.liquidation_fee_ppm)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Maintenance of an isolated position at `mark`: by tier, plus the estimated fee to
+    /// close under `FeeConvention::Bankruptcy`, so that it is liquidatable (`e < MM + fee`)
+    /// no later than bankrupt (`e <= fee`; Bybit's "maintenance includes the fee to close").
+    pub fn maintenance(&self, p: &Position, mark: i64) -> i128 {
+        p.maintenance(&self.grid, mark, &self.tiers) + self.close_fee(p)
+    }
+
+    /// Liquidation price of an isolated position in ticks (`e = maintenance`): the fee to
+    /// close is constant in the mark, so it is the price of the margin less that fee.
+    pub fn liquidation_ticks(&self, p: &Position) -> f64 {
+        let fee = self.close_fee(p) as f64;
+        self.tiers.liquidation_ticks(&self.grid, p.side, p.qty, p.entry, p.margin as f64 - fee)
     }
 
     pub fn mark(&self) -> Result<i64> {

@@ -6,14 +6,16 @@
 //! liquidation margin, `CrossBook::liquidation_margin`, so that "equity >= maintenance" is
 //! the account's `TNC >= TMMR`).
 
-use crate::core::fees::fee_on;
+use crate::core::fees::{close_fee, fee_on};
 use crate::core::fixed::Grid;
 use crate::core::position::Position;
 use crate::core::tiers::Tiers;
 
 /// The fewest lots `k` (`1 <= k < q`) whose close at `fill` leaves a position at or above
 /// maintenance at `mark` (with a margin `>= 0` if `keep_margin`), and the margin after it;
-/// `None` when only a full close will do.
+/// `None` when only a full close will do. With `reserve` (the fee-at-bankruptcy convention)
+/// the rest's maintenance includes its estimated fee to close (`fees::close_fee`).
+#[allow(clippy::too_many_arguments)]
 pub fn partial_close(
     p: &Position,
     grid: &Grid,
@@ -22,6 +24,7 @@ pub fn partial_close(
     mark: i64,
     fill: i64,
     keep_margin: bool,
+    reserve: bool,
 ) -> Option<(i64, i64)> {
     let q = p.qty;
     if q < 2 {
@@ -32,11 +35,24 @@ pub fn partial_close(
     // min(equity − maintenance, margin) of what is left after closing k lots, exactly.
     let slack = |k: i64| {
         let (rest, margin) = (q - k, margin_after(k));
-        let excess = margin + s * grid.value(rest, mark - p.entry) - tiers.maintenance(grid.notional(rest, mark));
+        let close_fee = if reserve { close_fee(grid, p.side, rest, p.entry, margin, fee_ppm) } else { 0 };
+        let excess = margin + s * grid.value(rest, mark - p.entry) - tiers.maintenance(grid.notional(rest, mark)) - close_fee;
         if keep_margin {
             excess.min(margin)
         } else {
             excess
+        }
+    };
+    // `close_fee` without rounding: r·max(0, N_E − πσM)/(1 − πσr), convex in k (so the
+    // envelope below stays concave).
+    let ps = (grid.price_sign() * s) as f64;
+    let r = fee_ppm as f64 / 1e6;
+    let close_fee_f = |rest: i64, margin: f64| {
+        let num = grid.notional(rest, p.entry) as f64 - ps * margin;
+        if reserve {
+            r * num.max(0.0) / (1.0 - ps * r)
+        } else {
+            0.0
         }
     };
     // The same without rounding the fee and the maintenance up: `slack <= envelope <= slack + 2`.
@@ -50,7 +66,7 @@ pub fn partial_close(
         let n = grid.notional(rest, mark);
         let t = tiers.tier(n);
         let mm = (t.rate_ppm as f64 / 1e6 * n as f64 - t.amount as f64).max(0.0);
-        let excess = margin + (s * grid.value(rest, mark - p.entry)) as f64 - mm;
+        let excess = margin + (s * grid.value(rest, mark - p.entry)) as f64 - mm - close_fee_f(rest, margin);
         if keep_margin {
             excess.min(margin)
         } else {
@@ -127,13 +143,13 @@ mod tests {
         // Closing k at 95 keeps e = 100 and needs 0.05·95·(100 − k) <= 100: k >= 78.95 → 79
         // (MM of 21 lots = ceil(99.75) = 100). Margin left 600 − 5·79 = 205.
         let t = Tiers::flat(50_000);
-        assert_eq!(partial_close(&long(100, 100, 600), &g, &t, 0, 95, 95, true), Some((79, 205)));
+        assert_eq!(partial_close(&long(100, 100, 600), &g, &t, 0, 95, 95, true, false), Some((79, 205)));
         // With a 1 % fee on the closed notional each lot closed costs 0.95 and saves 4.75 of
         // maintenance: 100 − ceil(0.95k) >= ceil(4.75(100 − k)) first at k = 99 (fee 95 leaves
         // equity 5 = MM of the last lot; at 98 the fee 94 leaves 6 < 10). Margin left
         // 600 − 5·99 − 95 = 10. The brute force over every k agrees.
         let p = long(100, 100, 600);
-        let got = partial_close(&p, &g, &t, 10_000, 95, 95, true).unwrap();
+        let got = partial_close(&p, &g, &t, 10_000, 95, 95, true, false).unwrap();
         let brute = (1..100)
             .find(|&k| {
                 let m = 600 - 5 * k as i128 - fee_on(95 * k as i128, 10_000);
@@ -144,13 +160,14 @@ mod tests {
         assert_eq!(got, (99, 10));
         assert_eq!(got.0, brute);
         // Bankrupt (e <= 0): no partial close helps.
-        assert_eq!(partial_close(&long(100, 100, 400), &g, &t, 0, 95, 95, true), None);
+        assert_eq!(partial_close(&long(100, 100, 400), &g, &t, 0, 95, 95, true, false), None);
         // One lot: nothing to keep.
-        assert_eq!(partial_close(&long(1, 100, 6), &g, &t, 0, 95, 95, true), None);
+        assert_eq!(partial_close(&long(1, 100, 6), &g, &t, 0, 95, 95, true, false), None);
     }
 
     /// Every k by brute force on small random positions: tiers (with a maintenance amount),
-    /// fees, slippage both ways, both margin modes. Rounding plateaus once fooled a search for
+    /// fees (with and without the fee to close in maintenance), slippage both ways, both
+    /// margin modes. Rounding plateaus once fooled a search for
     /// the peak of the rounded slack (a review found 0.06 % of cases wrong).
     #[test]
     fn agrees_with_brute_force() {
@@ -181,16 +198,18 @@ mod tests {
             let margin = rnd(q as u64 * 15) as i64;
             let fee = [0, 500, 5_000, 20_000][rnd(4) as usize];
             let keep = rnd(3) != 0;
+            let reserve = rnd(2) == 0;
             let p = Position { side, ..long(q, entry, margin) };
-            let got = partial_close(&p, &g, &tiers, fee, mark, fill, keep);
+            let got = partial_close(&p, &g, &tiers, fee, mark, fill, keep, reserve);
             let s = side as i128;
             let brute = (1..q).find(|&k| {
                 let m = margin as i128 + s * g.value(k, fill - entry) - fee_on(g.notional(k, fill), fee);
                 let rest = q - k;
-                let excess = m + s * g.value(rest, mark - entry) - tiers.maintenance(g.notional(rest, mark));
+                let close_fee = if reserve { close_fee(&g, side, rest, entry, m, fee) } else { 0 };
+                let excess = m + s * g.value(rest, mark - entry) - tiers.maintenance(g.notional(rest, mark)) - close_fee;
                 excess >= 0 && (!keep || m >= 0)
             });
-            assert_eq!(got.map(|x| x.0), brute, "{p:?} tiers {tiers:?} fee {fee} mark {mark} fill {fill} keep {keep}");
+            assert_eq!(got.map(|x| x.0), brute, "{p:?} tiers {tiers:?} fee {fee} mark {mark} fill {fill} keep {keep} reserve {reserve}");
             partial += got.is_some() as u32;
             checked += 1;
         }
@@ -211,7 +230,7 @@ mod tests {
             TierSpec { floor: 20_000.0, rate: 0.05, amount: None },
         ];
         let t = Tiers::new(0.0, &spec, &Grid::cash_only(0).unwrap()).unwrap();
-        assert_eq!(partial_close(&long(68, 100, 133), &g, &t, 0, 99, 98, true).map(|x| x.0), Some(54));
+        assert_eq!(partial_close(&long(68, 100, 133), &g, &t, 0, 99, 98, true, false).map(|x| x.0), Some(54));
     }
 
     #[test]
@@ -224,6 +243,6 @@ mod tests {
         // Long 100 @ 100, margin 600, mark 98: e = 400, N = 9,800, MM = 980 − 450 = 530 > 400.
         // Closing 8 leaves N = 9,016, MM 451.6 → 452 > 400; closing 11 leaves 8,722: MM 423 > 400;
         // 14 leaves 8,428: MM 393 <= 400. So k = 14 (13 leaves 8,526: MM 403 > 400).
-        assert_eq!(partial_close(&long(100, 100, 600), &g, &t, 0, 98, 98, true), Some((14, 600 - 2 * 14)));
+        assert_eq!(partial_close(&long(100, 100, 600), &g, &t, 0, 98, 98, true, false), Some((14, 600 - 2 * 14)));
     }
 }

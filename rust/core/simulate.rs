@@ -107,7 +107,7 @@ impl Simulation {
                 continue;
             }
             let m = engine.market(p.market);
-            queues[p.market as usize][side_slot(p.side)].order.push((p.liquidation_ticks(&m.grid, &m.tiers), slot, p.account));
+            queues[p.market as usize][side_slot(p.side)].order.push((m.liquidation_ticks(p), slot, p.account));
         }
         for q in queues.iter_mut() {
             q[0].order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -140,7 +140,7 @@ impl Simulation {
                     // Gone (closed by ADL or liquidated): the slot is free.
                     let gone = p.qty == 0 || p.account != account || p.market != mi as u32 || side_slot(p.side) != si;
                     if !gone {
-                        let (e, mm) = (p.equity(&m.grid, mark), p.maintenance(&m.grid, mark, &m.tiers));
+                        let (e, mm) = (p.equity(&m.grid, mark), m.maintenance(p, mark));
                         if e >= mm {
                             advance = false;
                             continue;

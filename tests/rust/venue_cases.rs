@@ -78,6 +78,35 @@ fn fee_in_the_bankruptcy_price() {
 }
 
 #[test]
+fn maintenance_includes_the_fee_to_close_under_the_bankruptcy_convention() {
+    // Bybit: maintenance = MM by tier + the estimated fee to close at the bankruptcy price, so
+    // a position is liquidatable no later than bankrupt. Long 10 @ 100, margin 100, MMR 0.5 %,
+    // fee 1 %: fee to close ceil(0.01·(1,000 − 100)/0.99) = ceil(9.0909) = 9.10, so
+    // P_bk = (1,000 − 100)/(10·0.99) = 90.909 → 90.91.
+    let spec = MarketSpec { liquidation_fee: 0.01, fee_convention: FeeConvention::Bankruptcy, ..MarketSpec::linear(0, 1, 0.005) };
+    let mut e = engine(spec.clone(), 2, 0.0, &BOOK, 90.9);
+    let s = slot(&e, 1, LONG);
+    // Mark 90.9 is below P_bk: e = 100 − 10·9.1 = 9.00 <= fee 9.10. MM by tier alone is
+    // ceil(0.005·909) = 4.55 <= 9.00 (not liquidatable: the defect); with the fee 4.55 + 9.10
+    // = 13.65 > 9.00.
+    assert_eq!(e.health(s).unwrap(), (900, 455 + 910));
+    assert_eq!(e.liquidatable(), vec![s]);
+    // Liquidation price: the margin less the fee, (1,000 − 90.90)/(10·0.995) = 91.3668 (above
+    // P_bk = 90.91; without the fee it would be 900/9.95 = 90.452, below P_bk).
+    let (bk, liq) = e.prices(s).unwrap();
+    assert!((bk - 909.1).abs() < 1e-9 && (liq - 913.668_341_708_5).abs() < 1e-6, "{bk} {liq}");
+    // At mark 91.4 (above the liquidation price): e = 14.00 >= 4.57 + 9.10 = 13.67.
+    e.set_marks(&[("X".to_string(), 91.4)], Some(2)).unwrap();
+    assert_eq!(e.health(s).unwrap(), (1_400, 457 + 910));
+    assert!(e.liquidatable().is_empty());
+    // The surplus convention keeps maintenance by tier only: 900/9.95 = 90.452.
+    let e = engine(MarketSpec { fee_convention: FeeConvention::Surplus, ..spec }, 2, 0.0, &BOOK, 90.9);
+    let s = slot(&e, 1, LONG);
+    assert_eq!(e.health(s).unwrap(), (900, 455));
+    assert!((e.prices(s).unwrap().1 - 904.522_613_065_3).abs() < 1e-6);
+}
+
+#[test]
 fn adl_fee_is_charged_to_the_counterparty() {
     // No liquidation fee; ADL fee 0.1 % (Bybit's taker fee, say). Mark 89, bankruptcy 90: the
     // counterparty closes 10 lots at 90, notional 900, fee 0.90. It gets 1,000 + 100 − 0.90.
