@@ -215,8 +215,13 @@ pub fn run(data: &[u8]) {
         1 => AdlPrice::MarkCapped,
         _ => AdlPrice::Bankruptcy,
     };
-    if u.byte() % 3 == 0 {
-        e.set_trigger(Trigger::FundDrop { arm: 0.9, disarm: 0.95 });
+    match u.byte() % 6 {
+        0 | 1 => e.set_trigger(Trigger::FundDrop { arm: 0.9, disarm: 0.95 }),
+        // Drawdown triggers cap the fund within an event (pool-wide, or per symbol above a
+        // minimum pool balance).
+        2 => e.set_trigger(Trigger::Drawdown { window: 50, arm: -0.3, disarm: -0.25 }),
+        3 => e.set_trigger(Trigger::SymbolDrawdown { window: 50, arm: -0.3, disarm: -0.25, min_balance: u.below(2_000) as i128 }),
+        _ => {}
     }
     e.add_market("X", venue_spec(&mut u, spec.clone(), unit)).expect("market");
     e.add_market("Y", venue_spec(&mut u, MarketSpec { maintenance_rate: 0.02, ..spec.clone() }, unit)).expect("market");

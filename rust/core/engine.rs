@@ -912,7 +912,7 @@ impl Engine {
         // lots carry ceil(M·k/Q) of the margin (rounding in the fund's favour).
         let pay = |k: i64| -at_fill(k, split_ceil(mg, k, q));
         // The market's pool; while its trigger is armed it is bypassed: it covers nothing.
-        let fund = self.funds.available(m.pool);
+        let fund = self.funds.available(m.pool, p.market);
         let covered = max_affordable(q, fund, pay);
         // An armed trigger stops the fund from sparing counterparties, not from paying for
         // what no counterparty takes (step 5): the leftover is the whole balance.
@@ -1157,7 +1157,8 @@ impl Engine {
     /// Books an applied liquidation's ledger amounts and fills.
     fn settle(&mut self, outcome: Liquidation, book_value: i128) -> Liquidation {
         let pool = self.markets[outcome.key.1 as usize].pool;
-        self.funds.credit(pool, outcome.to_fund - outcome.from_fund, self.ts, outcome.event);
+        let needed_adl = outcome.adl_lots > 0 || outcome.bad_debt > 0;
+        self.funds.credit(pool, outcome.key.1, outcome.to_fund - outcome.from_fund, self.ts, outcome.event, needed_adl);
         self.bad_debt += outcome.bad_debt;
         self.book_value += book_value;
         self.fees += outcome.adl_fees;

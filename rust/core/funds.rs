@@ -90,14 +90,12 @@ impl Funds {
     pub fn total(&self) -> i128 {
         self.pools.iter().map(|p| p.balance).sum()
     }
-    /// What the pool can pay now: nothing while its trigger is armed (ADL bypasses it).
-    pub fn available(&self, id: u32) -> i128 {
+    /// What the pool can pay for one liquidation in market `market`: nothing while its
+    /// trigger is armed (ADL bypasses it), and under a drawdown trigger at most down to the
+    /// arming level (`TriggerState::available`).
+    pub fn available(&self, id: u32, market: u32) -> i128 {
         let p = &self.pools[id as usize];
-        if p.trigger.armed {
-            0
-        } else {
-            p.balance
-        }
+        p.trigger.available(p.balance, market)
     }
 
     /// Sets a pool's balance (`amount >= 0`, checked by the caller) and records it.
@@ -105,10 +103,15 @@ impl Funds {
         self.apply(id, amount, ts, None, Change::Set);
     }
 
-    /// Adds `delta` (the caller has checked it leaves the pool >= 0) after a liquidation.
-    pub fn credit(&mut self, id: u32, delta: i128, ts: Option<i64>, event: u64) {
-        let balance = self.pools[id as usize].balance + delta;
-        self.apply(id, balance, ts, Some(event), Change::Liquidation);
+    /// Adds `delta` (the caller has checked it leaves the pool >= 0) after a liquidation in
+    /// market `market`. `needed_adl`: the fund did not cover the whole event (ADL fills or
+    /// bad debt); if the drawdown cap held it back, the trigger arms.
+    pub fn credit(&mut self, id: u32, market: u32, delta: i128, ts: Option<i64>, event: u64, needed_adl: bool) {
+        let p = &mut self.pools[id as usize];
+        let capped = needed_adl && p.trigger.available(p.balance, market) < p.balance;
+        p.balance += delta;
+        p.trigger.observe_event(ts, p.balance, market, delta, capped);
+        self.history.push(Record { ts, event: Some(event), pool: id, change: Change::Liquidation, balance: p.balance });
     }
 
     fn apply(&mut self, id: u32, balance: i128, ts: Option<i64>, event: Option<u64>, change: Change) {
@@ -150,7 +153,7 @@ mod tests {
         let btc = f.add("BTC", Trigger::FundEmpty, 0);
         assert_eq!(f.add("BTC", Trigger::FundEmpty, 5), btc); // already there: unchanged
         f.set(btc, 50, Some(1));
-        f.credit(0, -30, Some(2), 7);
+        f.credit(0, 0, -30, Some(2), 7, false);
         assert_eq!((f.pool(0).balance, f.pool(btc).balance, f.total()), (70, 50, 120));
         let h = f.history();
         assert_eq!(h.len(), 2);
@@ -161,7 +164,7 @@ mod tests {
     fn an_armed_pool_pays_nothing_and_the_others_still_do() {
         let mut f = Funds::new(Trigger::FundDrop { arm: 0.7, disarm: 0.9 }, 100);
         let eth = f.add("ETH", Trigger::FundDrop { arm: 0.7, disarm: 0.9 }, 100);
-        f.credit(eth, -40, None, 0); // 60 % of its peak
-        assert_eq!((f.available(0), f.available(eth)), (100, 0));
+        f.credit(eth, 0, -40, None, 0, false); // 60 % of its peak
+        assert_eq!((f.available(0, 0), f.available(eth, 0)), (100, 0));
     }
 }

@@ -242,11 +242,15 @@ pub fn encode(op: &Op<'_>) -> Vec<u8> {
                 Trigger::FundEmpty => (0, 0, 0.0, 0.0),
                 Trigger::Drawdown { window, arm, disarm } => (1, window, arm, disarm),
                 Trigger::FundDrop { arm, disarm } => (2, 0, arm, disarm),
+                Trigger::SymbolDrawdown { window, arm, disarm, .. } => (3, window, arm, disarm),
             };
             w.u8(code);
             w.i64(window);
             w.f64(arm);
             w.f64(disarm);
+            if let Trigger::SymbolDrawdown { min_balance, .. } = *trigger {
+                w.i128(min_balance);
+            }
         }
         Op::Liquidate { req } => {
             w.u8(7);
@@ -332,6 +336,7 @@ pub fn decode(payload: &[u8]) -> Result<OwnedOp> {
                 0 => Trigger::FundEmpty,
                 1 => Trigger::Drawdown { window, arm, disarm },
                 2 => Trigger::FundDrop { arm, disarm },
+                3 => Trigger::SymbolDrawdown { window, arm, disarm, min_balance: r.i128()? },
                 c => return Err(r.corrupt(format!("unknown trigger code {c}"))),
             };
             OwnedOp::SetTrigger(t.validated().map_err(|e| r.corrupt(e.to_string()))?)

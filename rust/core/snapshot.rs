@@ -20,13 +20,13 @@ use crate::core::market::{FeeConvention, MarketSpec};
 use crate::core::position::{Position, PositionStore, NO_INDEX};
 use crate::core::score::Policy;
 use crate::core::tiers::TierSpec;
-use crate::core::trigger::{Trigger, TriggerState};
+use crate::core::trigger::{SymbolState, Trigger, TriggerState, WindowMax};
 
 pub const MAGIC: &[u8; 8] = b"ADLSNAP\0";
 /// Ledger amounts beyond this (10^6 × the largest cash amount the input accepts) can only
 /// come from damaged bytes.
 const LEDGER_LIMIT: i128 = MAX_CASH * 1_000_000;
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 /// Wraps a payload with the header.
@@ -139,15 +139,42 @@ fn put_trigger(w: &mut Writer, t: &TriggerState) {
             w.f64(arm);
             w.f64(disarm);
         }
+        Trigger::SymbolDrawdown { window, arm, disarm, min_balance } => {
+            w.u8(3);
+            w.i64(window);
+            w.f64(arm);
+            w.f64(disarm);
+            w.i128(min_balance);
+        }
     }
     w.u8(t.armed as u8);
-    w.len(t.window_max.len());
-    for &(ts, f) in &t.window_max {
+    put_window(w, &t.window_max);
+    w.i128(t.peak);
+    w.i64(t.last_ts);
+    if let Trigger::SymbolDrawdown { .. } = t.trigger {
+        let mut symbols: Vec<(&u32, &SymbolState)> = t.symbols.iter().collect();
+        symbols.sort_unstable_by_key(|s| *s.0);
+        w.len(symbols.len());
+        for (&market, s) in symbols {
+            w.u32(market);
+            w.i128(s.pnl);
+            w.u8(s.armed as u8);
+            put_window(w, &s.window_max);
+        }
+    }
+}
+
+fn put_window(w: &mut Writer, m: &WindowMax) {
+    w.len(m.0.len());
+    for &(ts, f) in &m.0 {
         w.i64(ts);
         w.i128(f);
     }
-    w.i128(t.peak);
-    w.i64(t.last_ts);
+}
+
+fn get_window(r: &mut Reader<'_>) -> Result<WindowMax> {
+    let n = r.len(24)?;
+    Ok(WindowMax((0..n).map(|_| Ok((r.i64()?, r.i128()?))).collect::<Result<_>>()?))
 }
 
 fn get_trigger(r: &mut Reader<'_>, fund: i128) -> Result<TriggerState> {
@@ -155,15 +182,25 @@ fn get_trigger(r: &mut Reader<'_>, fund: i128) -> Result<TriggerState> {
         0 => Trigger::FundEmpty,
         1 => Trigger::Drawdown { window: r.i64()?, arm: r.f64()?, disarm: r.f64()? },
         2 => Trigger::FundDrop { arm: r.f64()?, disarm: r.f64()? },
+        3 => Trigger::SymbolDrawdown { window: r.i64()?, arm: r.f64()?, disarm: r.f64()?, min_balance: r.i128()? },
         c => return Err(r.corrupt(format!("unknown trigger code {c}"))),
     };
     let trigger = trigger.validated().map_err(|e| r.corrupt(e.to_string()))?;
     let mut t = TriggerState::new(trigger, fund);
     t.armed = r.bool()?;
-    let n = r.len(24)?;
-    t.window_max = (0..n).map(|_| Ok((r.i64()?, r.i128()?))).collect::<Result<_>>()?;
+    t.window_max = get_window(r)?;
     t.peak = r.i128()?;
     t.last_ts = r.i64()?;
+    if let Trigger::SymbolDrawdown { .. } = trigger {
+        let n = r.len(45)?;
+        for _ in 0..n {
+            let market = r.u32()?;
+            let s = SymbolState { pnl: r.i128()?, armed: r.bool()?, window_max: get_window(r)? };
+            if t.symbols.insert(market, s).is_some() {
+                return Err(r.corrupt(format!("trigger state of market {market} twice")));
+            }
+        }
+    }
     Ok(t)
 }
 

@@ -105,6 +105,8 @@ fn logged_run(path: &PathBuf) -> Journal {
     let up = cols(&[(8, 0, -1, 7.0, 97.0, 70.0, false), (3, 0, -1, 6.0, 98.0, 60.0, false)]);
     j.apply(Op::Upsert { cols: up.view(), symbols: &names, accounts: Some((&[8], &[1.0])), custom: None }).unwrap();
     j.apply(Op::SetFund { amount: 3.0, pool: "default" }).unwrap();
+    let symbol_drawdown = Trigger::SymbolDrawdown { window: 100, arm: -0.3, disarm: -0.25, min_balance: 100 };
+    j.apply(Op::SetTrigger { trigger: symbol_drawdown }).unwrap();
     j.apply(Op::LiquidateMany { reqs: &[Request { account: 6, market: 0, side: 1, fill_price: None, force: true, partial: false }] })
         .unwrap();
     j.apply(Op::ClosePosition { account: 5, market: 1, side: 1, price: Some(52.0) }).unwrap();
@@ -116,9 +118,9 @@ fn logged_run(path: &PathBuf) -> Journal {
 fn replay_rebuilds_the_same_engine() {
     let path = temp_log("replay");
     let j = logged_run(&path);
-    assert_eq!(j.log.as_ref().unwrap().seq, 10);
+    assert_eq!(j.log.as_ref().unwrap().seq, 11);
     let (e, info) = replay(&path).unwrap();
-    assert_eq!(info, _adl::core::oplog::ReplayInfo { ops: 10, dropped_bytes: 0 });
+    assert_eq!(info, _adl::core::oplog::ReplayInfo { ops: 11, dropped_bytes: 0 });
     assert_eq!(e.snapshot(), j.engine.snapshot());
 }
 
@@ -127,17 +129,17 @@ fn a_torn_tail_is_dropped_and_mid_log_damage_is_an_error() {
     let path = temp_log("torn");
     let j = logged_run(&path);
     let data = std::fs::read(&path).unwrap();
-    // The last record is the 10th operation; find where it starts by replaying prefixes.
+    // The last record is the 11th operation; find where it starts by replaying prefixes.
     let full = replay_bytes(&data).unwrap().0.snapshot();
     assert_eq!(full, j.engine.snapshot());
     let mut last_start = None;
     for cut in (0..data.len()).rev() {
         let (e, info) = replay_bytes(&data[..cut]).unwrap_or_else(|err| panic!("cut at {cut}: {err}"));
-        if info.ops == 9 && info.dropped_bytes == 0 {
+        if info.ops == 10 && info.dropped_bytes == 0 {
             last_start = Some(cut);
             break;
         }
-        assert_eq!(info.ops, 9, "cut at {cut}");
+        assert_eq!(info.ops, 10, "cut at {cut}");
         assert!(info.dropped_bytes > 0);
         drop(e);
     }
@@ -146,13 +148,13 @@ fn a_torn_tail_is_dropped_and_mid_log_damage_is_an_error() {
     let mut torn = data.clone();
     let n = torn.len();
     torn[n - 1] ^= 0xff;
-    assert_eq!(replay_bytes(&torn).unwrap().1.ops, 9);
+    assert_eq!(replay_bytes(&torn).unwrap().1.ops, 10);
     // Zeros a crash left after the last record (length 0, CRC 0 would pass a CRC check):
     // a torn tail, dropped; zeros followed by data are damage.
     let mut zeros = data.clone();
     zeros.extend_from_slice(&[0u8; 64]);
     let (_, info) = replay_bytes(&zeros).unwrap();
-    assert_eq!((info.ops, info.dropped_bytes), (10, 64));
+    assert_eq!((info.ops, info.dropped_bytes), (11, 64));
     zeros.push(1);
     assert!(matches!(replay_bytes(&zeros), Err(AdlError::Corrupt { .. })));
     // Damage in an earlier record, with records after it: an error, not a silent drop.

@@ -404,3 +404,91 @@ fn preview_skips_cross_accounts_it_cannot_value() {
     let got = e.adl_marks(0, SHORT, 0.01, 0.5, None).unwrap();
     assert_eq!(got, vec![(slot(&e, 2, SHORT), None)]);
 }
+
+/// Pool "P" shared by X and Y; whole units (cash decimals 0). Longs at 10 with margin equal to
+/// their size (bankrupt at 9) and a solvent short counterparty per market; marks 8, so each
+/// liquidation at the mark has a deficit of exactly 1 per lot: its loss is its size.
+fn drawdown_book(trigger: _adl::core::trigger::Trigger, longs: &[(u64, u32, f64)]) -> Engine {
+    let spec = MarketSpec { fund_pool: "P".to_string(), ..MarketSpec::linear(0, 0, 0.005) };
+    let mut e = Engine::new(Policy::Bitmex, 0.0, 0, spec.clone()).unwrap();
+    e.add_market("X", spec.clone()).unwrap();
+    e.add_market("Y", spec).unwrap();
+    e.set_trigger(trigger);
+    let mut rows: Vec<Row> = longs.iter().map(|&(a, m, q)| (a, m, LONG, q, 10.0, q, false)).collect();
+    rows.push((90, 0, SHORT, 1e6, 10.0, 1e6, false));
+    rows.push((91, 1, SHORT, 1e6, 10.0, 1e6, false));
+    e.load(columns(&rows).view(), &["X".to_string(), "Y".to_string()], None, None).unwrap();
+    e.set_marks(&[("X".to_string(), 8.0), ("Y".to_string(), 8.0)], Some(1_000)).unwrap();
+    e.set_fund(1_000_000.0, "P").unwrap();
+    e
+}
+
+fn pool_armed(e: &Engine) -> bool {
+    e.adl_state("P").unwrap().1 == _adl::core::trigger::AdlState::Armed
+}
+
+#[test]
+fn drawdown_caps_the_fund_within_one_event() {
+    use _adl::core::trigger::Trigger;
+    let dd = Trigger::parse("drawdown", None, None, None, None).unwrap();
+    // Bybit's example: a 350K loss against a fund of 1M at its 8 h maximum. The fund pays
+    // down to the -30 % level, 1M − ⌈0.7·1M⌉ = 300K (300,000 lots at 1 each), and ADL covers
+    // the other 50,000 lots; the cap arms the trigger.
+    let mut e = drawdown_book(dd, &[(1, 0, 350_000.0), (2, 0, 10.0)]);
+    let l = liquidate_in(&mut e, 1, 0);
+    assert_eq!((l.from_fund, l.external_lots, l.adl_lots, l.bad_debt), (300_000, 300_000, 50_000, 0));
+    assert_eq!(e.fund(), 700_000);
+    assert!(pool_armed(&e));
+    // Armed: the next event is deleveraged whole.
+    let l = liquidate_in(&mut e, 2, 0);
+    assert_eq!((l.from_fund, l.adl_lots), (0, 10));
+    // Without the cap (fund_empty) the fund pays all 350K.
+    let mut e = drawdown_book(Trigger::FundEmpty, &[(1, 0, 350_000.0)]);
+    let l = liquidate_in(&mut e, 1, 0);
+    assert_eq!((l.from_fund, l.adl_lots), (350_000, 0));
+    // A loss within the cap is paid in full and does not arm: 250K leaves 750K (-25 %).
+    let mut e = drawdown_book(dd, &[(1, 0, 250_000.0)]);
+    let l = liquidate_in(&mut e, 1, 0);
+    assert_eq!((l.from_fund, l.adl_lots), (250_000, 0));
+    assert!(!pool_armed(&e));
+    // One event can no longer drain 89 % of the fund: an 890K loss gets 300K.
+    let mut e = drawdown_book(dd, &[(1, 0, 890_000.0)]);
+    let l = liquidate_in(&mut e, 1, 0);
+    assert_eq!((l.from_fund, l.adl_lots), (300_000, 590_000));
+}
+
+#[test]
+fn symbol_drawdown_measures_each_symbol_against_the_pool_maximum() {
+    use _adl::core::trigger::Trigger;
+    // Bybit per symbol: ratio = (symbol PnL − its 8 h max) / pool 8 h max balance (1M here);
+    // a symbol may draw on the pool down to ratio −30 %, i.e. 300K of its own drawdown.
+    let sd = Trigger::parse("symbol_drawdown", None, None, None, Some(0)).unwrap();
+    let book = [(1, 0, 200_000.0), (2, 1, 250_000.0), (3, 0, 150_000.0)];
+    let mut e = drawdown_book(sd, &book);
+    // X loses 200K: room 0 + 300K; paid in full (X ratio −20 %), fund 800K.
+    let l = liquidate_in(&mut e, 1, 0);
+    assert_eq!((l.from_fund, l.adl_lots), (200_000, 0));
+    // Y loses 250K: its own room is 300K, so it is paid in full although the pool is now 45 %
+    // below its maximum (the pool-wide form would have paid 800K − 700K = 100K). Fund 550K.
+    let l = liquidate_in(&mut e, 2, 1);
+    assert_eq!((l.from_fund, l.adl_lots), (250_000, 0));
+    assert!(!pool_armed(&e));
+    // X loses 150K more: room (−200K − 0) + 300K = 100K; ADL covers 50K and X arms.
+    let l = liquidate_in(&mut e, 3, 0);
+    assert_eq!((l.from_fund, l.external_lots, l.adl_lots), (100_000, 100_000, 50_000));
+    assert_eq!(e.fund(), 450_000);
+    assert!(pool_armed(&e));
+    assert!((e.adl_state("P").unwrap().2 + 0.3).abs() < 1e-12); // X: −300K / 1M
+                                                                // The state survives a snapshot.
+    let copy = Engine::restore(&e.snapshot()).unwrap();
+    assert_eq!(copy.adl_state("P").unwrap(), e.adl_state("P").unwrap());
+    // Only while the pool holds more than the minimum balance (adlTriggerThreshold): with 600K,
+    // the third event finds 550K in the pool, so the fund pays all 150K (fund empty rule).
+    let sd = Trigger::parse("symbol_drawdown", None, None, None, Some(600_000)).unwrap();
+    let mut e = drawdown_book(sd, &book);
+    liquidate_in(&mut e, 1, 0);
+    liquidate_in(&mut e, 2, 1);
+    let l = liquidate_in(&mut e, 3, 0);
+    assert_eq!((l.from_fund, l.adl_lots), (150_000, 0));
+    assert_eq!(e.fund(), 400_000);
+}
