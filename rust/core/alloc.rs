@@ -9,6 +9,8 @@ use crate::core::ranking::RankIndex;
 use crate::core::scoring::Scoring;
 use crate::core::tiers::Tiers;
 
+pub use crate::core::dydx::DydxWalk;
+
 /// What an allocator sees: the opposite side of one market.
 pub struct OppositeSide<'a> {
     pub store: &'a PositionStore,
@@ -457,73 +459,6 @@ pub fn weighted_then_size(holdings: &[Holding], lots: i64) -> Vec<i64> {
     shares
 }
 
-/// dYdX: no ranking. Walk the opposite side in account order from a pseudo-random start
-/// (from `seed` and the event id, so runs are reproducible), whole positions, the last one
-/// partial, at most `MAX_ACCOUNTS` accounts; what they cannot absorb is left over.
-pub struct DydxWalk {
-    pub seed: u64,
-    pub event: u64,
-}
-
-impl DydxWalk {
-    pub const MAX_ACCOUNTS: usize = 500;
-}
-
-impl Allocator for DydxWalk {
-    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation {
-        // The start is drawn over the index's raw positions (departed ones are skipped), so
-        // the walk never collects the whole side.
-        let start = start_of(self.seed, self.event, side.index.capacity());
-        let mut out = Allocation::default();
-        let mut left = lots;
-        for (_, slot) in side.index.queue_from(start) {
-            if left == 0 || out.takes.len() == Self::MAX_ACCOUNTS {
-                break;
-            }
-            let p = side.store.get(slot);
-            if p.account == exclude {
-                continue;
-            }
-            // dYdX skips offsetting subaccounts that cannot pay at the bankruptcy price.
-            let take = left.min(side.cap(slot, p, &mut out.passed));
-            if take > 0 {
-                out.takes.push(Take { slot, lots: take, rank: None, score: None });
-                left -= take;
-            }
-        }
-        out
-    }
-}
-
-/// A reproducible start in `0..n` (splitmix64 of seed and event).
-pub fn start_of(seed: u64, event: u64, n: usize) -> usize {
-    if n == 0 {
-        return 0;
-    }
-    let mut z = seed ^ event.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) % n as u64) as usize
-}
-
-/// Takes whole holdings `(id, qty)` circularly from `start` until `lots` are covered or
-/// `max` holdings are used: (index, lots taken) in walk order.
-pub fn walk_from<T>(holdings: &[(T, i64)], start: usize, lots: i64, max: usize) -> Vec<(usize, i64)> {
-    let n = holdings.len();
-    let mut left = lots;
-    let mut out = Vec::new();
-    for k in 0..n.min(max) {
-        if left == 0 {
-            break;
-        }
-        let i = (start + k) % n;
-        let take = left.min(holdings[i].1);
-        out.push((i, take));
-        left -= take;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,18 +517,5 @@ mod tests {
         assert_eq!(weighted_then_size(&[h(1, 10, 1), h(2, 10, 1), h(3, 3, 2)], 10), vec![4, 3, 3]);
         // Profitable holdings absorb 5 of 8; the other 3 go by size to the zero-weight ones (2:1).
         assert_eq!(weighted_then_size(&[h(1, 5, 2), h(2, 6, 0), h(3, 3, 0)], 8), vec![5, 2, 1]);
-    }
-
-    #[test]
-    fn walk_wraps_and_stops_at_the_account_limit() {
-        let h = [(1, 5), (2, 3), (3, 4)];
-        // From index 1: 3 of #2, then 4 of #3, then 1 of #1 (wrapped).
-        assert_eq!(walk_from(&h, 1, 8, 500), vec![(1, 3), (2, 4), (0, 1)]);
-        // At most two accounts: 3 + 4 = 7 of 8; the last lot is left over.
-        assert_eq!(walk_from(&h, 1, 8, 2), vec![(1, 3), (2, 4)]);
-        // The start is reproducible and in range.
-        assert_eq!(start_of(7, 3, 10), start_of(7, 3, 10));
-        assert!((0..100).all(|e| start_of(42, e, 7) < 7));
-        assert_ne!((0..20).map(|e| start_of(42, e, 1000)).collect::<Vec<_>>(), vec![start_of(42, 0, 1000); 20]);
     }
 }

@@ -4,6 +4,7 @@ pub mod alloc;
 pub mod audit;
 pub mod codec;
 pub mod cross;
+pub mod dydx;
 pub mod engine;
 pub mod error;
 pub mod fees;

@@ -47,6 +47,24 @@ impl<T: Copy + Default + std::ops::AddAssign + std::ops::Add<Output = T>> Fenwic
     }
 }
 
+impl Fenwick<i32> {
+    /// The smallest `end` with `prefix(end) > k`, minus one: the position of the `k`-th
+    /// (0-based) unit, for non-negative values. `None` when the total is `<= k`.
+    fn select(&self, k: i32) -> Option<usize> {
+        let n = self.tree.len();
+        let (mut pos, mut left) = (0usize, k + 1);
+        let mut step = if n == 0 { 0 } else { 1 << (usize::BITS - 1 - n.leading_zeros()) };
+        while step > 0 {
+            if pos + step <= n && self.tree[pos + step - 1] < left {
+                pos += step;
+                left -= self.tree[pos - 1];
+            }
+            step >>= 1;
+        }
+        (pos < n).then_some(pos)
+    }
+}
+
 /// What the index needs to know about a slot to order it: higher score first (near-ties
 /// settled by the exact score), then ascending account, then ascending slot.
 pub trait QueueOrder {
@@ -156,6 +174,11 @@ impl RankIndex {
         let n = self.order.len();
         let start = if n == 0 { 0 } else { start % n };
         (start..n).chain(0..start).filter(move |&i| self.order[i] != GONE).map(move |i| (i, self.order[i]))
+    }
+
+    /// Raw position of the `k`-th (0-based) entry still queued, in O(log n).
+    pub fn nth_queued(&self, k: usize) -> Option<usize> {
+        self.in_queue.select(i32::try_from(k).ok()?)
     }
 
     /// Raw size of the index (queued and departed entries).
@@ -271,6 +294,20 @@ mod tests {
         idx.rescore(pos0, 9.0, &accounts, |_, _| {});
         assert_eq!(idx.queue().map(|(_, s)| s).collect::<Vec<_>>(), vec![0, 1, 3]);
         assert_eq!(idx.rank_at(idx.queue().nth(2).unwrap().0), 3);
+    }
+
+    #[test]
+    fn nth_queued_skips_departed_entries() {
+        let mut idx = RankIndex::build((0..7).map(|i| e(i, i as u64, 10.0 - i as f64, 1)).collect(), &Accounts((0..7).collect()));
+        idx.remove(0, 1);
+        idx.remove(3, 1);
+        idx.remove(4, 1);
+        // Queued raw positions: 1, 2, 5, 6.
+        let got: Vec<Option<usize>> = (0..5).map(|k| idx.nth_queued(k)).collect();
+        assert_eq!(got, vec![Some(1), Some(2), Some(5), Some(6), None]);
+        for (k, (pos, _)) in idx.queue().enumerate() {
+            assert_eq!(idx.rank_at(pos), k as u64 + 1);
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 
 use std::collections::BinaryHeap;
 
-use crate::core::alloc::{holding, pro_rata_shares, start_of, walk_from, weighted_then_size, DydxWalk, Holding, Weighting};
+use crate::core::alloc::{holding, pro_rata_shares, weighted_then_size, Holding, Weighting};
+use crate::core::dydx::{distinct_accounts, start_of, walk_from, DydxWalk};
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::Grid;
 use crate::core::input::{block_valid, parse_mark, parse_price, parse_row, PositionColumns};
@@ -688,8 +689,10 @@ fn size_fallback(
 }
 
 /// `deleverage` for the policies that rank nobody (`rank` 0 and `score` NaN in the fills):
-/// size pro-rata splits by size, fills in account order; dYdX walks from a seeded start
-/// (event 0) over at most 500 accounts, fills in walk order. Rows are in account order.
+/// size pro-rata splits by size, fills in account order, over the rows that can pay at the
+/// ADL price; dYdX walks from a start drawn from the seed (event 0) uniformly over the
+/// accounts on the side, visiting at most 500 of them, those that cannot pay skipped but
+/// counted; fills in walk order. Rows are in account order.
 fn unranked_fills(
     ctx: &Context<'_>,
     wanted: &impl Fn(u32, Side) -> bool,
@@ -698,16 +701,26 @@ fn unranked_fills(
     seed: u64,
     adl: i64,
 ) -> Result<Vec<StatelessFill>> {
+    let dydx = ctx.policy == Policy::Dydx;
     let mut rows: Vec<(u64, u32, i64)> = Vec::new();
+    let mut pays = rustc_hash::FxHashSet::default();
     ctx.score_rows(0..ctx.cols.len(), wanted, |s| {
-        if ctx.pays(s.key.row as usize, adl) {
+        // dYdX's candidates include those that cannot pay (skipped in the walk, counted).
+        let can = ctx.pays(s.key.row as usize, adl);
+        if can || dydx {
             rows.push((s.key.account, s.key.row, s.lots));
+        }
+        if can && dydx {
+            pays.insert(s.key.row);
         }
     })?;
     rows.sort_unstable();
     let holdings: Vec<(u64, i64)> = rows.iter().map(|r| (r.0, r.2)).collect();
     let takes: Vec<(usize, i64)> = match ctx.policy {
-        Policy::Dydx => walk_from(&holdings, start_of(seed, 0, holdings.len()), want, DydxWalk::MAX_ACCOUNTS),
+        Policy::Dydx => {
+            let start = start_of(seed, 0, distinct_accounts(&holdings));
+            walk_from(&holdings, start, want, DydxWalk::MAX_ACCOUNTS, |i| pays.contains(&rows[i].1))
+        }
         Policy::WealthProRata | Policy::LeveredProRata | Policy::CappedProRata => {
             let weighting = match ctx.policy {
                 Policy::WealthProRata => Weighting::Profit,

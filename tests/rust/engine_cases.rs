@@ -257,8 +257,9 @@ fn hyperliquid_profitable_only_at_the_mark_with_the_loss_beyond_margin_to_fund_t
 
 #[test]
 fn dydx_walks_whole_positions_from_a_seeded_start_in_account_order() {
-    // Shorts #1..#4 hold 4, 3, 2, 5 (account order); #9's own short is excluded. A bankrupt
-    // long of 6 lots walks from the seeded start: whole positions, the last one partial.
+    // Shorts #1..#4 hold 4, 3, 2, 5 (account order); #9's own short is not a candidate (dYdX
+    // lists other subaccounts only). A bankrupt long of 6 lots walks from the seeded start,
+    // drawn over the 4 candidates: whole positions, the last one partial.
     let rows = [
         (9, LONG, 6.0, 100.0, 24.0),
         (9, SHORT, 1.0, 100.0, 10.0),
@@ -267,23 +268,20 @@ fn dydx_walks_whole_positions_from_a_seeded_start_in_account_order() {
         (3, SHORT, 2.0, 100.0, 20.0),
         (4, SHORT, 5.0, 100.0, 50.0),
     ];
-    // The short queue in account order, #9's own short included (it is skipped, not removed).
-    let queue = [(1u64, 4i64), (2, 3), (3, 2), (4, 5), (9, 1)];
+    // The candidates in account order.
+    let queue = [(1u64, 4i64), (2, 3), (3, 2), (4, 5)];
     for seed in [0u64, 1, 7, 12345] {
         let mut e = engine_with(Policy::Dydx, 0.0, &rows);
         e.seed = seed;
         let before = e.totals().value();
         let r = e.liquidate(Request { force: true, ..req(9, LONG, Some(95.0)) }, false).unwrap();
-        let start = _adl::core::alloc::start_of(seed, 0, queue.len());
+        let start = _adl::core::dydx::start_of(seed, 0, queue.len());
         let mut want = vec![];
         let mut left = 6;
         for k in 0..queue.len() {
             let (account, qty) = queue[(start + k) % queue.len()];
             if left == 0 {
                 break;
-            }
-            if account == 9 {
-                continue;
             }
             want.push((Some(account), qty.min(left)));
             left -= qty.min(left);
@@ -293,6 +291,33 @@ fn dydx_walks_whole_positions_from_a_seeded_start_in_account_order() {
         assert!(r.fills.iter().all(|f| f.rank.is_none() && f.price == 96.0));
         assert_eq!(e.totals().value(), before);
     }
+}
+
+#[test]
+fn dydx_start_is_uniform_over_live_candidates() {
+    // Shorts #1..#6 hold one lot each and #9 (the bankrupt long's own hedge leg) one. A first
+    // bankrupt long (#8, 3 lots) closes three shorts whole: they leave the index, which is
+    // kept (same marks). #9's long (2 lots) then starts at each of the 3 live candidates other
+    // than #9's own leg equally often; the old draw over the index's raw size (7, with the
+    // departed entries and #9's leg) gave the entry after a gap 2 to 4 times its share.
+    let mut rows = vec![(8, LONG, 3.0, 100.0, 12.0), (9, LONG, 2.0, 100.0, 8.0), (9, SHORT, 1.0, 100.0, 10.0)];
+    rows.extend((1..=6).map(|a| (a, SHORT, 1.0, 100.0, 10.0)));
+    let mut e = engine_with(Policy::Dydx, 0.0, &rows);
+    e.liquidate(Request { force: true, ..req(8, LONG, Some(95.0)) }, false).unwrap();
+    let live: Vec<u64> = (1..=6).filter(|&a| e.store().find(&(a, 0, SHORT)).is_some()).collect();
+    assert_eq!(live.len(), 3);
+    let mut first = std::collections::BTreeMap::new();
+    for seed in 0..3_000u64 {
+        e.seed = seed;
+        let r = e.liquidate(Request { force: true, ..req(9, LONG, Some(95.0)) }, true).unwrap();
+        let f = r.fills.iter().find(|f| f.kind == FillKind::Adl).unwrap();
+        assert_ne!(f.account, Some(9));
+        *first.entry(f.account.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(first.keys().copied().collect::<Vec<_>>(), live);
+    // 1,000 expected each; ±100 is 3.9 standard deviations of a fair draw (σ = 25.8), and
+    // far inside the old skew (a third of the draws or more moved between candidates).
+    assert!(first.values().all(|&c| (900..=1_100).contains(&c)), "{first:?}");
 }
 
 #[test]
