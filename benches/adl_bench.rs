@@ -37,7 +37,9 @@ fn stateless(c: &mut Criterion) {
     g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(8));
     g.throughput(Throughput::Elements(ROWS_1M as u64));
-    g.bench_function("1M", |b| b.iter(|| black_box(rank(black_box(&cols), &table, Policy::Bitmex, None).unwrap())));
+    g.bench_function("1M", |b| {
+        b.iter(|| black_box(rank(black_box(&cols), &table, Policy::Bitmex, None, Policy::Bitmex.lights()).unwrap()))
+    });
     g.finish();
 
     // A bankrupt long of 1 % of the short open interest, closed against the short queue.

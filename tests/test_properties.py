@@ -89,6 +89,21 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def quantity_lights(queue: list[tuple[Fraction, int]]) -> list[tuple[float, int]]:
+    """(percentile, lights) by cumulative quantity for a queue of (exact score, qty) in queue
+    order (docs/model.md §3): lots up to the end of the position's group of exactly equal
+    scores over the queue's total; lights 6 - ceil(5·cum/total)."""
+    total = sum(q for _, q in queue)
+    out: list[tuple[float, int]] = []
+    start, cum = 0, 0
+    for i, (s, q) in enumerate(queue):
+        cum += q
+        if i + 1 == len(queue) or queue[i + 1][0] != s:
+            out.extend([(cum / total, 6 - ceil_div(5 * cum, total))] * (i + 1 - start))
+            start = i + 1
+    return out
+
+
 def ref_queue(rows: list[Pos], marks: dict[str, int], factor: int) -> dict[int, tuple[int, int, Fraction]]:
     """Row index -> (rank, n, exact score) per (symbol, side), by score desc, account, row."""
     groups: dict[tuple[str, int], list[tuple[Fraction, int, int]]] = {}
@@ -270,8 +285,10 @@ def check_indicator(eng: adl.Engine, book: dict[tuple[int, str, int], Pos], mark
         for (r, a, score, pct, li, quant, ahead), (s, acc, _) in zip(rows, members, strict=True):
             assert close(score, s), (grp, r, a, score, float(s))
         ahead = 0
-        for (r, a, score, pct, li, quant, got_ahead), (s, acc, p) in zip(rows, members, strict=True):
-            assert (a, pct, li, quant) == (acc, r / n, lights(r, n), lights(r, n) - 1), (grp, rows, members)
+        # The engine's preset (bitmex) buckets lights by cumulative quantity.
+        by_qty = quantity_lights([(s, p.qty) for s, _, p in members])
+        for (r, a, score, pct, li, quant, got_ahead), (s, acc, p), (wpct, wli) in zip(rows, members, by_qty, strict=True):
+            assert (a, pct, li, quant) == (acc, wpct, wli, wli - 1), (grp, rows, members)
             assert got_ahead == ahead * marks[grp[0]], (grp, r, got_ahead, ahead)
             ahead += p.qty
 
@@ -383,7 +400,7 @@ def load_engine(book: dict[tuple[int, str, int], Pos], marks: dict[str, int], fu
 @given(stateless_books())
 def test_rank_matches_reference(data: tuple[list[Pos], dict[str, int]]) -> None:
     rows, marks = data
-    out = adl.rank(frame(rows), mark={s: float(m) for s, m in marks.items()}, markets=WHOLE)
+    out = adl.rank(frame(rows), mark={s: float(m) for s, m in marks.items()}, markets=WHOLE, lights="count")
     want = ref_queue(to_stateless(rows), marks, STATELESS_FACTOR)
     event(f"rows: {'1' if len(rows) == 1 else '2-5' if len(rows) <= 5 else '6+'}")
     event("some row not eligible" if len(want) < len(rows) else "every row eligible")
@@ -403,6 +420,17 @@ def test_rank_matches_reference(data: tuple[list[Pos], dict[str, int]]) -> None:
         if i in want:
             wr, n, _ = want[i]
             assert (r, pct, li) == (wr, wr / n, lights(wr, n)), (i, got[i], want[i])
+    # The bitmex preset: by cumulative quantity, exact ties sharing their group's end.
+    by_qty = adl.rank(frame(rows), mark={s: float(m) for s, m in marks.items()}, markets=WHOLE)
+    assert by_qty["rank"].to_list() == out["rank"].to_list()
+    queues: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for i, (r, _, _) in want.items():
+        queues.setdefault((rows[i].symbol, rows[i].side), []).append((r, i))
+    got_qty = by_qty.select("percentile", "lights").rows()
+    for queue in queues.values():
+        order = [i for _, i in sorted(queue)]
+        ref = quantity_lights([(want[i][2], rows[i].qty) for i in order])
+        assert [got_qty[i] for i in order] == ref, (order, ref)
 
 
 def test_exact_score_tie_goes_to_lower_account() -> None:

@@ -21,7 +21,11 @@ _Columns = tuple[
 _Markets = tuple[list[str], list[float], list[int], list[int], list[float], int]
 
 def rank(
-    columns: _Columns, markets: _Markets, policy: str, scores: npt.NDArray[np.float64] | None = None
+    columns: _Columns,
+    markets: _Markets,
+    policy: str,
+    scores: npt.NDArray[np.float64] | None = None,
+    lights: str | None = None,
 ) -> dict[str, Any]: ...
 def deleverage(
     columns: _Columns,
@@ -49,6 +53,8 @@ class Engine:
         trigger_window: int | None = None,
         trigger_arm: float | None = None,
         trigger_disarm: float | None = None,
+        trigger_min_balance: float | None = None,
+        lights: str | None = None,
     ) -> Engine: ...
     def adl_state(self, pool: str = "default") -> dict[str, Any]: ...
     def add_market(self, symbol: str, spec: dict[str, Any] | None = None) -> int: ...
@@ -79,6 +85,8 @@ class Engine:
     def close_position(self, account: int, symbol: str, side: int, price: float | None = None) -> float: ...
     @property
     def policy(self) -> str: ...
+    @property
+    def lights(self) -> str: ...
     def snapshot(self) -> bytes: ...
     @staticmethod
     def restore(data: bytes) -> Engine: ...

@@ -39,6 +39,7 @@ RecordBatch, any object with the Arrow PyCapsule stream interface, or a dict of 
 
 
 FeeConvention = Literal["surplus", "bankruptcy"]
+LightsMethod = Literal["count", "quantity"]
 TierRow = tuple[float, float] | tuple[float, float, float | None]
 """A risk-limit tier: ``(notional_floor, rate)`` or ``(notional_floor, rate, maintenance_amount)``."""
 

@@ -16,6 +16,7 @@ from adl._io import (
     Policy,
     Frame,
     FeeConvention,
+    LightsMethod,
     Market,
     ScoreSpec,
     TierRow,
@@ -40,7 +41,7 @@ from adl.errors import InvalidInputError, SchemaError
 
 AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
 SyncPolicy = Literal["always", "group", "none"]
-Trigger = Literal["fund_empty", "drawdown", "fund_drop"]
+Trigger = Literal["fund_empty", "drawdown", "symbol_drawdown", "fund_drop"]
 
 MARGIN_MODE = pl.Enum(["isolated", "cross"])
 PASS_REASON = pl.Enum(["beyond_bankruptcy", "collateral"])
@@ -183,11 +184,19 @@ class Engine:
     the start of the ``dydx`` walk (with the event id), so runs are reproducible.
 
     ``trigger`` decides when ADL bypasses the fund (docs/model.md §5): ``"fund_empty"`` (default:
-    the fund covers what it can first), ``"drawdown"`` (Bybit: armed when the fund is more than
+    the fund covers what it can first), ``"drawdown"`` (armed when the fund is more than
     30 % below its maximum over the last ``trigger_window`` = 8 h of the ``ts`` clock in ms;
-    disarmed above -25 %) or ``"fund_drop"`` (Bitget: armed below 70 % of the fund's peak,
+    disarmed above -25 %), ``"symbol_drawdown"`` (Bybit's form: each symbol's PnL drawdown
+    against the pool's 8 h maximum balance, only while the pool holds more than
+    ``trigger_min_balance``) or ``"fund_drop"`` (Bitget: armed below 70 % of the fund's peak,
     disarmed at 90 %); ``trigger_arm``/``trigger_disarm`` override the thresholds. While
-    armed the fund pays nothing. :meth:`adl_state` shows the state.
+    armed the fund pays nothing, and the drawdown triggers cap the fund within one event at
+    the arming level: it pays down to -30 % and ADL covers the rest. :meth:`adl_state` shows
+    the state.
+
+    ``lights`` buckets the queue indicator (docs/model.md §3): ``"count"`` (percentile = rank / n)
+    or ``"quantity"`` (BitMEX: the cumulative quantity of the queue up to the position over the
+    queue's total); default: ``"quantity"`` for ``bitmex``, ``"count"`` for the others.
 
     ``policy="custom"`` ranks by the caller's ``score``: a column name or a Polars expression
     evaluated on the positions frame at each :meth:`load` (bankrupt positions stay out).
@@ -242,6 +251,8 @@ class Engine:
         trigger_window: int | None = None,
         trigger_arm: float | None = None,
         trigger_disarm: float | None = None,
+        trigger_min_balance: float | None = None,
+        lights: LightsMethod | None = None,
         score: ScoreSpec = None,
     ) -> None:
         if (policy == "custom") != (score is not None):
@@ -256,7 +267,7 @@ class Engine:
         )
         self._core = _adl.Engine(
             policy, float(insurance_fund), cash_decimals, defaults.spec(),
-            adl_price, int(seed), trigger, trigger_window, trigger_arm, trigger_disarm,
+            adl_price, int(seed), trigger, trigger_window, trigger_arm, trigger_disarm, trigger_min_balance, lights,
         )
         for symbol, m in (markets or {}).items():
             self._core.add_market(symbol, m.spec())
@@ -573,6 +584,16 @@ class Engine:
         self._core.set_marks(names, prices, ts)
 
     @property
+    def lights(self) -> str:
+        """How the queue indicator buckets lights: ``"count"`` or ``"quantity"``.
+
+        >>> import adl
+        >>> adl.Engine("bitmex").lights, adl.Engine("binance").lights
+        ('quantity', 'count')
+        """
+        return str(self._core.lights)
+
+    @property
     def insurance_fund(self) -> float:
         """Insurance fund balance (settlement currency): the sum over every pool. Setting it
         sets the ``"default"`` pool and is refused when there are others (see :meth:`set_fund`)."""
@@ -812,8 +833,9 @@ class Engine:
     def indicator(self) -> pl.DataFrame:
         """The ADL queue as users see it, for every eligible position of a market with a mark
         (empty under a pro-rata policy, which ranks nobody):
-        ``score``, exact ``rank`` in its (symbol, side), ``percentile``, ``lights`` (5 = first
-        20 %), ``quantile`` (lights - 1) and ``notional_ahead`` (value queued before it, in the settlement currency).
+        ``score``, exact ``rank`` in its (symbol, side), ``percentile`` and ``lights`` (5 = first
+        20 %) by the engine's ``lights`` method (by count or by cumulative quantity),
+        ``quantile`` (lights - 1) and ``notional_ahead`` (value queued before it, in the settlement currency).
 
         >>> import adl, polars as pl
         >>> eng = adl.Engine()

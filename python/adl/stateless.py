@@ -10,7 +10,7 @@ import polars as pl
 
 from adl import _adl
 from adl._io import (
-    SIDE, Frame, Market, Policy, ScoreSpec, collect, custom_scores, isolated_only, market_specs, marks_for, position_arrays,
+    SIDE, Frame, LightsMethod, Market, Policy, ScoreSpec, collect, custom_scores, isolated_only, market_specs, marks_for, position_arrays,
     side_value,
 )
 from adl._args import U64, checked, integer, number, price_or_mapping, text
@@ -27,12 +27,16 @@ def rank(
     policy: Policy = "bitmex",
     markets: Market | Mapping[str, Market] | None = None,
     score: ScoreSpec = None,
+    lights: LightsMethod | None = None,
 ) -> pl.DataFrame:
     """Ranks every position in its ADL queue (per symbol and side).
 
     Returns the rows plus ``score`` (Float64, null when not eligible), ``rank`` (UInt32,
     1 = first to be deleveraged, null when not eligible: bankrupt, equity <= 0),
-    ``percentile`` (rank / n) and ``lights`` (UInt8, ``6 - ceil(5 * rank / n)``; 5 = first 20 %).
+    ``percentile`` and ``lights`` (UInt8, ``6 - ceil(5 * percentile)``; 5 = first 20 %).
+    ``lights="count"``: percentile = rank / n; ``"quantity"`` (BitMEX, the default for
+    ``bitmex``; ``"count"`` for the others): the queue's quantity up to and including the
+    position over its total, positions with exactly equal scores sharing their group's end.
     Ties: ascending account, then row order. Values are rounded to the market grid first.
     With ``policy="custom"``, ``score`` (a column name or a Polars expression evaluated on
     the positions) gives the scores; bankrupt positions are still not eligible.
@@ -49,7 +53,7 @@ def rank(
     a = position_arrays(df, text_ids=True)
     qd, pd, rates = market_specs(a.names, markets)
     custom = custom_scores(df, policy, score)
-    out = _adl.rank(a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy, custom)
+    out = _adl.rank(a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy, custom, lights)
     eligible = pl.Series(out["rank"]) > 0
     return df.with_columns(
         pl.Series("score", out["score"]).fill_nan(None),

@@ -17,7 +17,7 @@ use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::market::{FeeConvention, Market, MarketSpec, NO_POOL};
 use crate::core::partial::partial_close;
 use crate::core::position::{side_slot, Key, Position, PositionStore, Side};
-use crate::core::score::Policy;
+use crate::core::score::{Lights, Policy};
 use crate::core::scoring::Scoring;
 use crate::core::trigger::{AdlState, Trigger};
 
@@ -227,6 +227,8 @@ pub struct Engine {
     pub adl_price: AdlPrice,
     /// Seed of the `dydx` walk's start (with the event id).
     pub seed: u64,
+    /// How queue lights are bucketed; defaults to the policy's (`Policy::lights`).
+    pub lights: Lights,
     /// Whether fills are kept in the event log (`events()`); simulations that only need
     /// aggregates turn it off. Not part of snapshots.
     pub record_fills: bool,
@@ -258,6 +260,7 @@ impl Engine {
             policy,
             adl_price: policy.adl_price(),
             seed: 0,
+            lights: policy.lights(),
             record_fills: true,
             funds: Funds::new(Trigger::FundEmpty, fund),
             cash_decimals,
@@ -277,7 +280,8 @@ impl Engine {
         })
     }
 
-    fn cash_param(x: f64, cash_decimals: u32, field: &str) -> Result<i128> {
+    /// An amount `>= 0` in cash units (`field` names it in the error).
+    pub(crate) fn cash_param(x: f64, cash_decimals: u32, field: &str) -> Result<i128> {
         let g = Grid::cash_only(cash_decimals)?;
         match g.cash(x) {
             Some(v) if v >= 0 => Ok(v),
@@ -634,6 +638,17 @@ impl Engine {
         }
         out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         out.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// The queue indicator of one side of a market (docs/model.md §3), in queue order, with
+    /// the engine's `lights` method; empty under policies that rank nobody.
+    pub fn indicator(&mut self, market: u32, side: Side) -> Result<Vec<crate::core::market::QueueRow>> {
+        if !self.policy.is_ranked() {
+            return Ok(Vec::new());
+        }
+        self.ranking(market, side)?;
+        let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
+        Ok(self.markets[market as usize].indicator(&self.store, &scoring, side, self.lights).expect("built"))
     }
 
     /// Ranking queue of one side of a market (rebuilt if stale).

@@ -5,7 +5,7 @@ use crate::core::fees::close_fee;
 use crate::core::fixed::Grid;
 use crate::core::position::{side_slot, Position, PositionStore, Side, NO_INDEX};
 use crate::core::ranking::{Entry, QueueOrder, RankIndex};
-use crate::core::score::{desc_key, near, Fraction};
+use crate::core::score::{desc_key, near, Fraction, Lights};
 use crate::core::scoring::Scoring;
 use crate::core::tiers::{rate_ppm, TierSpec, Tiers};
 
@@ -25,6 +25,17 @@ impl QueueOrder for MarketOrder<'_> {
     fn exact(&self, slot: u32) -> Option<Fraction> {
         self.scoring.exact(self.grid, self.tiers, self.mark, self.store.get(slot))
     }
+}
+
+/// One position of a queue indicator (docs/model.md §3).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QueueRow {
+    pub slot: u32,
+    pub rank: u64,
+    pub percentile: f64,
+    pub lights: u8,
+    pub score: f64,
+    pub lots_ahead: i64,
 }
 
 /// User-facing market parameters. `MarketSpec::linear` gives the textbook market: a flat
@@ -277,6 +288,21 @@ impl Market {
                 }
             }
         }
+    }
+
+    /// The queue indicator of `side` from its current index, in queue order: (slot, rank,
+    /// percentile, lights, score, lots queued ahead); `None` without an index or a mark.
+    pub fn indicator(&self, store: &PositionStore, scoring: &Scoring<'_>, side: Side, method: Lights) -> Option<Vec<QueueRow>> {
+        let (idx, mark) = (self.index[side_slot(side)].as_ref()?, self.mark?);
+        let order = MarketOrder { store, grid: &self.grid, tiers: &self.tiers, scoring, mark };
+        let rows = idx.lights(method, &order).into_iter();
+        Some(
+            rows.map(|(pos, rank, percentile, lights)| {
+                let slot = idx.slot_at(pos);
+                QueueRow { slot, rank, percentile, lights, score: idx.score_at(pos), lots_ahead: idx.lots_ahead(pos) }
+            })
+            .collect(),
+        )
     }
 
     /// The complete ranking index of `side`, rebuilt first if stale or head-only. Requires a mark.

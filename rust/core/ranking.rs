@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use crate::core::score::{cmp_desc, desc_key, near, Fraction};
+use crate::core::score::{cmp_desc, desc_key, near, queue_lights, Fraction, Lights};
 
 /// Marker in `order` for a position that has left the queue.
 const GONE: u32 = u32::MAX;
@@ -75,6 +75,11 @@ pub trait QueueOrder {
         cmp_desc(score_a, score_b, || Some(self.exact(a)?.cmp_value(&self.exact(b)?)))
             .then_with(|| self.account(a).cmp(&self.account(b)))
             .then(a.cmp(&b))
+    }
+
+    /// Whether two scores are exactly equal (as fractions where the policy has them).
+    fn same_score(&self, (score_a, a): (f64, u32), (score_b, b): (f64, u32)) -> bool {
+        cmp_desc(score_a, score_b, || Some(self.exact(a)?.cmp_value(&self.exact(b)?))) == Ordering::Equal
     }
 }
 
@@ -149,6 +154,10 @@ impl RankIndex {
     pub fn slots(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
         self.order.iter().enumerate().filter(|(_, &s)| s != GONE).map(|(i, &s)| (i, s))
     }
+    /// The slot at raw position `pos`.
+    pub fn slot_at(&self, pos: usize) -> u32 {
+        self.order[pos]
+    }
     pub fn score_at(&self, pos: usize) -> f64 {
         self.scores[pos]
     }
@@ -164,6 +173,19 @@ impl RankIndex {
     pub fn lots_ahead(&self, pos: usize) -> i64 {
         self.lots.prefix(pos)
     }
+    /// Rank, percentile and lights of every queued position, in queue order (docs/model.md
+    /// §3): (raw position, rank, percentile, lights).
+    pub fn lights(&self, method: Lights, order: &impl QueueOrder) -> Vec<(usize, u64, f64, u8)> {
+        let queued: Vec<(usize, u32)> = self.queue().collect();
+        let lots: Vec<i64> = queued.iter().map(|&(pos, _)| self.lots_at(pos)).collect();
+        let tie = |i: usize| {
+            let ((a, sa), (b, sb)) = (queued[i], queued[i + 1]);
+            order.same_score((self.scores[a], sa), (self.scores[b], sb))
+        };
+        let out = queue_lights(method, &lots, tie);
+        queued.iter().zip(out).enumerate().map(|(i, (&(pos, _), (pct, l)))| (pos, i as u64 + 1, pct, l)).collect()
+    }
+
     /// Positions in queue order from the head.
     pub fn queue(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
         self.order[self.head..].iter().enumerate().filter(|(_, &s)| s != GONE).map(move |(i, &s)| (i + self.head, s))

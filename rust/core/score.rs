@@ -70,6 +70,15 @@ impl Policy {
         }
     }
 
+    /// How the venue buckets its queue lights: BitMEX by cumulative quantity (its worked
+    /// example), every other policy by count.
+    pub fn lights(&self) -> Lights {
+        match self {
+            Policy::Bitmex => Lights::Quantity,
+            _ => Lights::Count,
+        }
+    }
+
     /// The ADL price the venue uses: the mark for Hyperliquid, else the bankruptcy price.
     pub fn adl_price(&self) -> crate::core::engine::AdlPrice {
         match self {
@@ -303,6 +312,62 @@ pub fn lights(rank: u64, n: u64) -> u8 {
     (6 - (5 * rank).div_ceil(n)) as u8
 }
 
+/// Lights from a cumulative quantity: `6 − ⌈5·cum/total⌉` for `0 < cum <= total`, exactly.
+#[inline]
+pub fn lights_by_quantity(cum: i128, total: i128) -> u8 {
+    (6 - (5 * cum + total - 1) / total) as u8
+}
+
+/// How a queue's percentile and lights are computed (docs/model.md §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lights {
+    /// By count: percentile `r/n` of the rank `r` among `n` queued positions.
+    Count,
+    /// By cumulative quantity (BitMEX's worked example): percentile = lots of the queue up to
+    /// and including this position / lots of the whole queue; positions with exactly equal
+    /// scores share the percentile at the end of their tie group.
+    Quantity,
+}
+
+impl Lights {
+    pub fn parse(name: &str) -> Result<Lights> {
+        match name {
+            "count" => Ok(Lights::Count),
+            "quantity" => Ok(Lights::Quantity),
+            other => Err(AdlError::config("lights", format!("{other:?} is not one of: count, quantity"))),
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Lights::Count => "count",
+            Lights::Quantity => "quantity",
+        }
+    }
+}
+
+/// Percentile and lights of each position of one queue, in queue order: `lots[i]` is what
+/// the `i`-th holds and `tie(i)` says whether it has exactly the score of the `(i+1)`-th.
+pub fn queue_lights(method: Lights, lots: &[i64], tie: impl Fn(usize) -> bool) -> Vec<(f64, u8)> {
+    let n = lots.len();
+    match method {
+        Lights::Count => (1..=n as u64).map(|r| (r as f64 / n as f64, lights(r, n as u64))).collect(),
+        Lights::Quantity => {
+            let total: i128 = lots.iter().map(|&l| l as i128).sum();
+            let mut out = Vec::with_capacity(n);
+            let (mut start, mut cum) = (0, 0i128);
+            for i in 0..n {
+                cum += lots[i] as i128;
+                if i + 1 == n || !tie(i) {
+                    let v = (cum as f64 / total as f64, lights_by_quantity(cum, total));
+                    out.extend(std::iter::repeat_n(v, i + 1 - start));
+                    start = i + 1;
+                }
+            }
+            out
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +443,25 @@ mod tests {
         for w in v.windows(2) {
             assert!(w[0] >= w[1]);
         }
+    }
+
+    #[test]
+    fn lights_by_quantity_hand_computed() {
+        // Six longs holding 10, 20, 30, 10, 10, 20 (total 100) in queue order: cumulative
+        // 10, 30, 60, 70, 80, 100 → 6 − ⌈5·cum/100⌉ = 6 − ⌈0.5, 1.5, 3, 3.5, 4, 5⌉ = 5,4,3,2,2,1.
+        let lots = [10, 20, 30, 10, 10, 20];
+        let q: Vec<u8> = queue_lights(Lights::Quantity, &lots, |_| false).iter().map(|x| x.1).collect();
+        assert_eq!(q, vec![5, 4, 3, 2, 2, 1]);
+        // By count: 6 − ⌈5·r/6⌉ = 6 − ⌈0.83, 1.67, 2.5, 3.33, 4.17, 5⌉ = 5,4,3,2,1,1.
+        let c: Vec<u8> = queue_lights(Lights::Count, &lots, |_| false).iter().map(|x| x.1).collect();
+        assert_eq!(c, vec![5, 4, 3, 2, 1, 1]);
+        // The 2nd and 3rd tie: both take the end of their group, cum 60 → 3 (percentile 0.6).
+        let t = queue_lights(Lights::Quantity, &lots, |i| i == 1);
+        assert_eq!(t.iter().map(|x| x.1).collect::<Vec<_>>(), vec![5, 3, 3, 2, 2, 1]);
+        assert_eq!((t[1].0, t[2].0), (0.6, 0.6));
+        // Boundaries are exact: cum 20 of 100 is 6 − 1 = 5, 21 of 100 is 4.
+        assert_eq!((lights_by_quantity(20, 100), lights_by_quantity(21, 100)), (5, 4));
+        assert_eq!((Policy::Bitmex.lights(), Policy::Binance.lights()), (Lights::Quantity, Lights::Count));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Engine snapshots: the whole state as versioned, checksummed bytes.
 //!
 //! Format (little-endian): magic `ADLSNAP\0`, version `u32`, payload length `u64`, CRC-32 of
-//! the payload `u32`, then the payload: configuration (policy, ADL price, seed, cash decimals,
+//! the payload `u32`, then the payload: configuration (policy, ADL price, seed, lights, cash decimals,
 //! default market), trigger state, markets (name, grid, rate, mark), the position store
 //! slot by slot (free slots included, so slots and hence tie order survive), account cash,
 //! custom scores, ledgers (fund, bad debt, book value, next event id, clock) and the fill log.
@@ -18,7 +18,7 @@ use crate::core::fixed::{MAX_CASH, MAX_GRID, MAX_MARGIN};
 use crate::core::funds::{Change, Funds, Pool, Record, DEFAULT_POOL};
 use crate::core::market::{FeeConvention, MarketSpec};
 use crate::core::position::{Position, PositionStore, NO_INDEX};
-use crate::core::score::Policy;
+use crate::core::score::{Lights, Policy};
 use crate::core::tiers::TierSpec;
 use crate::core::trigger::{SymbolState, Trigger, TriggerState, WindowMax};
 
@@ -325,6 +325,7 @@ impl Engine {
         w.str(self.policy.name());
         w.u8(adl_price_code(self.adl_price));
         w.u64(self.seed);
+        w.u8((self.lights == Lights::Quantity) as u8);
         w.u32(self.cash_decimals);
         put_spec(&mut w, &self.default_spec);
         put_funds(&mut w, &self.funds);
@@ -380,11 +381,17 @@ impl Engine {
             c => return Err(r.corrupt(format!("unknown ADL price code {c}"))),
         };
         let seed = r.u64()?;
+        let lights = match r.u8()? {
+            0 => Lights::Count,
+            1 => Lights::Quantity,
+            c => return Err(r.corrupt(format!("unknown lights code {c}"))),
+        };
         let cash_decimals = r.u32()?;
         let default_spec = get_spec(&mut r)?;
         let mut e = Engine::new(policy, 0.0, cash_decimals, default_spec).map_err(|e| bad(&r, e))?;
         e.adl_price = adl_price;
         e.seed = seed;
+        e.lights = lights;
         e.funds = get_funds(&mut r)?;
         let n = r.len(8)?;
         for _ in 0..n {

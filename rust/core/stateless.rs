@@ -11,7 +11,7 @@ use crate::core::fixed::Grid;
 use crate::core::input::{block_valid, parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::position::{side_slot, Side};
 use crate::core::ranking::{sort_queue, QueueOrder};
-use crate::core::score::{desc_key, key_score, lights, near, Fraction, Policy};
+use crate::core::score::{desc_key, key_score, lights, near, queue_lights, Fraction, Lights, Policy};
 use crate::core::tiers::{rate_ppm, Tiers};
 
 /// Inputs smaller than this run on one thread (spawning costs more than it saves).
@@ -344,9 +344,15 @@ fn in_chunks<T: Send>(n: usize, work: impl Fn(std::ops::Range<usize>) -> T + Syn
     })
 }
 
-/// Ranks every row within its (market, side): exact rank, percentile `r/n` and lights.
-/// Ties: ascending account, then row order.
-pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Policy, custom: Option<&[f64]>) -> Result<Ranked> {
+/// Ranks every row within its (market, side): exact rank, percentile and lights by count
+/// (`r/n`) or by cumulative quantity (`score::Lights`). Ties: ascending account, then row order.
+pub fn rank(
+    cols: &PositionColumns<'_>,
+    markets: &MarketTable<'_>,
+    policy: Policy,
+    custom: Option<&[f64]>,
+    method: Lights,
+) -> Result<Ranked> {
     if !policy.is_ranked() {
         return Err(AdlError::config("policy", format!("{} does not rank positions", policy.name())));
     }
@@ -354,8 +360,11 @@ pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Polic
     let n = cols.len();
     let n_groups = markets.grids.len() * 2;
     // Each chunk scores its rows in order and collects packed (score key, row) per group.
-    let parts = in_chunks(n, |range| -> Result<(Vec<f64>, Vec<Vec<u128>>)> {
+    // Lots per row are kept only when lights go by quantity.
+    let by_qty = method == Lights::Quantity;
+    let parts = in_chunks(n, |range| -> Result<(Vec<f64>, Vec<i64>, Vec<Vec<u128>>)> {
         let mut scores = vec![f64::NAN; range.len()];
+        let mut lots = if by_qty { vec![0i64; range.len()] } else { Vec::new() };
         let start = range.start;
         let mut groups: Vec<Vec<u128>> = vec![Vec::new(); n_groups];
         if n_groups <= 4 {
@@ -367,16 +376,21 @@ pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Polic
             |_, _| true,
             |s| {
                 scores[s.key.row as usize - start] = s.score;
+                if by_qty {
+                    lots[s.key.row as usize - start] = s.lots;
+                }
                 groups[s.market as usize * 2 + side_slot(s.side)].push(((s.key.score as u128) << 32) | s.key.row as u128);
             },
         )?;
-        Ok((scores, groups))
+        Ok((scores, lots, groups))
     });
     let mut score = Vec::with_capacity(n);
+    let mut lots = Vec::new();
     let mut groups: Vec<Vec<u128>> = vec![Vec::new(); n_groups];
     for part in parts {
-        let (s, g) = part?;
+        let (s, l, g) = part?;
         score.extend_from_slice(&s);
+        lots.extend_from_slice(&l);
         for (all, mut v) in groups.iter_mut().zip(g) {
             if all.is_empty() {
                 *all = v;
@@ -427,10 +441,23 @@ pub fn rank(cols: &PositionColumns<'_>, markets: &MarketTable<'_>, policy: Polic
             rank[(x & u32::MAX as u128) as usize] = i as u32 + 1;
         }
     }
-    // Percentile and lights in row order (sequential, no second scatter).
-    let sizes: Vec<u64> = groups.iter().map(|g| g.len() as u64).collect();
     let mut percentile = vec![f64::NAN; n];
     let mut light = vec![0u8; n];
+    if by_qty {
+        // By quantity: walk each queue in order (exact ties share their group's end).
+        let row = |x: u128| (x & u32::MAX as u128) as usize;
+        for g in &groups {
+            let held: Vec<i64> = g.iter().map(|&x| lots[row(x)]).collect();
+            let tie = |i: usize| ctx.same_score((score[row(g[i])], row(g[i]) as u32), (score[row(g[i + 1])], row(g[i + 1]) as u32));
+            for (&x, (pct, l)) in g.iter().zip(queue_lights(method, &held, tie)) {
+                percentile[row(x)] = pct;
+                light[row(x)] = l;
+            }
+        }
+        return Ok(Ranked { score, rank, percentile, lights: light });
+    }
+    // By count: percentile and lights in row order (sequential, no second scatter).
+    let sizes: Vec<u64> = groups.iter().map(|g| g.len() as u64).collect();
     for row in 0..n {
         let r = rank[row] as u64;
         if r > 0 {
@@ -770,12 +797,47 @@ mod tests {
         // row3 long 1 @ 90 margin 5: pnl% = 6/90, e = 11, ℓ = 96/11, score 0.5818
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[96.0], rates: &[0.005], names: &names };
-        let r = rank(&cols(), &t, Policy::Bitmex, None).unwrap();
+        let r = rank(&cols(), &t, Policy::Bitmex, None, Lights::Count).unwrap();
         assert_eq!(r.rank, vec![1, 2, 0, 1]);
         // lights = 6 − ⌈5·r/n⌉: shorts n = 2 → 3 and 1; the lone long → 1.
         assert_eq!(r.lights, vec![3, 1, 0, 1]);
         assert_eq!(r.percentile[1], 1.0);
         assert!(r.score[2].is_nan());
+    }
+
+    #[test]
+    fn rank_lights_by_quantity_hand_computed() {
+        // Six longs holding 10, 20, 30, 10, 10, 20, queued by the caller's scores 6..1.
+        let account = [1u64, 2, 3, 4, 5, 6];
+        let side = [1i8; 6];
+        let qty = [10.0, 20.0, 30.0, 10.0, 10.0, 20.0];
+        let (entry, margin) = ([100.0; 6], [100.0; 6]);
+        let c = PositionColumns {
+            account: &account,
+            market: &[],
+            side: &side,
+            qty: &qty,
+            entry: &entry,
+            margin: &margin,
+            adl_cap: &[],
+            cross: &[],
+        };
+        let (g, names) = table();
+        let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };
+        let scores = [6.0, 5.0, 4.0, 3.0, 2.0, 1.0];
+        // Cumulative 10, 30, 60, 70, 80, 100 of 100: 6 − ⌈0.5, 1.5, 3, 3.5, 4, 5⌉.
+        let q = rank(&c, &t, Policy::Custom, Some(&scores), Lights::Quantity).unwrap();
+        assert_eq!(q.lights, vec![5, 4, 3, 2, 2, 1]);
+        assert_eq!(q.percentile, vec![0.1, 0.3, 0.6, 0.7, 0.8, 1.0]);
+        // By count: 6 − ⌈5·r/6⌉ = 5, 4, 3, 2, 1, 1.
+        let n = rank(&c, &t, Policy::Custom, Some(&scores), Lights::Count).unwrap();
+        assert_eq!(n.lights, vec![5, 4, 3, 2, 1, 1]);
+        // Accounts 2 and 3 tie exactly (score 5): ranks 2 and 3 by account, and both take the
+        // end of their group, cumulative 60 → lights 3, percentile 0.6.
+        let tied = rank(&c, &t, Policy::Custom, Some(&[6.0, 5.0, 5.0, 3.0, 2.0, 1.0]), Lights::Quantity).unwrap();
+        assert_eq!(tied.rank, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(tied.lights, vec![5, 3, 3, 2, 2, 1]);
+        assert_eq!((tied.percentile[1], tied.percentile[2]), (0.6, 0.6));
     }
 
     #[test]
@@ -866,7 +928,7 @@ mod tests {
         };
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };
-        let r = rank(&c, &t, Policy::Bitmex, None).unwrap();
+        let r = rank(&c, &t, Policy::Bitmex, None, Lights::Count).unwrap();
         let mut shorts: Vec<((Fraction, u64, usize), usize)> = (0..n)
             .filter(|&i| side[i] == -1)
             .filter_map(|i| {
@@ -894,6 +956,6 @@ mod tests {
         bad[240_000] = f64::NAN;
         bad[200_000] = -1.0;
         let c2 = PositionColumns { qty: &bad, ..c };
-        assert!(rank(&c2, &t, Policy::Bitmex, None).unwrap_err().to_string().starts_with("qty[row 200000]"));
+        assert!(rank(&c2, &t, Policy::Bitmex, None, Lights::Count).unwrap_err().to_string().starts_with("qty[row 200000]"));
     }
 }

@@ -17,7 +17,7 @@ use crate::core::input::PositionColumns;
 use crate::core::market::{FeeConvention, MarketSpec};
 use crate::core::oplog::{Journal, Op, OpLog, OpOutput, SyncPolicy};
 use crate::core::position::Key;
-use crate::core::score::{lights, Policy};
+use crate::core::score::{Lights, Policy};
 use crate::core::tiers::TierSpec;
 use crate::core::trigger::{AdlState, Trigger};
 
@@ -290,7 +290,7 @@ fn spec_from(base: &MarketSpec, spec: Option<&Bound<'_, PyDict>>) -> PyResult<Ma
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (policy, insurance_fund, cash_decimals, spec, adl_price=None, seed=0, trigger="fund_empty", trigger_window=None, trigger_arm=None, trigger_disarm=None))]
+    #[pyo3(signature = (policy, insurance_fund, cash_decimals, spec, adl_price=None, seed=0, trigger="fund_empty", trigger_window=None, trigger_arm=None, trigger_disarm=None, trigger_min_balance=None, lights=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         policy: &str,
@@ -303,6 +303,8 @@ impl Engine {
         trigger_window: Option<i64>,
         trigger_arm: Option<f64>,
         trigger_disarm: Option<f64>,
+        trigger_min_balance: Option<f64>,
+        lights: Option<&str>,
     ) -> PyResult<Self> {
         let policy = Policy::parse(policy).map_err(errors::to_py)?;
         let spec = spec_from(&MarketSpec::default(), Some(spec))?;
@@ -310,9 +312,22 @@ impl Engine {
         if let Some(mode) = adl_price {
             e.adl_price = AdlPrice::parse(mode).map_err(errors::to_py)?;
         }
+        if let Some(method) = lights {
+            e.lights = Lights::parse(method).map_err(errors::to_py)?;
+        }
         e.seed = seed;
-        e.set_trigger(Trigger::parse(trigger, trigger_window, trigger_arm, trigger_disarm).map_err(errors::to_py)?);
+        let min_balance = trigger_min_balance
+            .map(|x| CoreEngine::cash_param(x, cash_decimals, "trigger_min_balance"))
+            .transpose()
+            .map_err(errors::to_py)?;
+        e.set_trigger(Trigger::parse(trigger, trigger_window, trigger_arm, trigger_disarm, min_balance).map_err(errors::to_py)?);
         Ok(Engine::wrap(e))
+    }
+
+    /// How queue lights are bucketed: "count" or "quantity".
+    #[getter]
+    fn lights(&self) -> &'static str {
+        self.lock().engine.lights.name()
     }
 
     /// A market: the engine's defaults with the parameters given in `spec`.
@@ -842,21 +857,15 @@ impl Engine {
             for m in 0..n_markets {
                 let Some(mark) = e.market(m).mark else { continue };
                 for side in [1i8, -1] {
-                    e.ranking(m, side)?;
-                    let mk = e.market(m);
-                    let idx = mk.current_index(side).expect("built");
-                    let total = idx.len() as u64;
-                    for (pos, slot) in idx.queue() {
-                        let p = e.store().get(slot);
-                        let r = idx.rank_at(pos);
-                        out.0.push(p.account);
+                    for row in e.indicator(m, side)? {
+                        out.0.push(e.store().get(row.slot).account);
                         out.1.push(m);
                         out.2.push(side);
-                        out.3.push(idx.score_at(pos));
-                        out.4.push(r as u32);
-                        out.5.push(r as f64 / total as f64);
-                        out.6.push(lights(r, total));
-                        out.7.push(e.cash_f64(mk.grid.notional(idx.lots_ahead(pos), mark)));
+                        out.3.push(row.score);
+                        out.4.push(row.rank as u32);
+                        out.5.push(row.percentile);
+                        out.6.push(row.lights);
+                        out.7.push(e.cash_f64(e.market(m).grid.notional(row.lots_ahead, mark)));
                     }
                 }
             }

@@ -16,7 +16,7 @@ use pyo3::types::PyDict;
 use crate::core::error::Result as CoreResult;
 use crate::core::fixed::Grid;
 use crate::core::input::PositionColumns;
-use crate::core::score::Policy;
+use crate::core::score::{Lights, Policy};
 use crate::core::stateless::{self, MarketTable};
 
 /// Runs `f` without the GIL; maps core errors and panics to Python exceptions.
@@ -67,20 +67,23 @@ impl Markets {
 }
 
 #[pyfunction]
-#[pyo3(signature = (columns, markets, policy, scores=None))]
+#[pyo3(signature = (columns, markets, policy, scores=None, lights=None))]
 fn rank<'py>(
     py: Python<'py>,
     columns: Columns<'py>,
     markets: Markets,
     policy: &str,
     scores: Option<PyReadonlyArray1<'py, f64>>,
+    lights: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let view = columns.view()?;
     let policy = Policy::parse(policy).map_err(errors::to_py)?;
+    let method = lights.map(Lights::parse).transpose().map_err(errors::to_py)?.unwrap_or(policy.lights());
     let custom = scores.as_ref().map(|s| s.as_slice()).transpose()?;
     let r = run(py, || {
         let g = markets.grids()?;
-        stateless::rank(&view, &MarketTable { grids: &g, marks: &markets.1, rates: &markets.4, names: &markets.0 }, policy, custom)
+        let table = MarketTable { grids: &g, marks: &markets.1, rates: &markets.4, names: &markets.0 };
+        stateless::rank(&view, &table, policy, custom, method)
     })?;
     let d = PyDict::new(py);
     d.set_item("score", r.score.into_pyarray(py))?;

@@ -351,3 +351,28 @@ fn min_max_leverage_queues_winners_by_leverage_then_splits_the_rest_by_size() {
     assert_eq!(e.cash_of(4), 0);
     assert_eq!(e.totals().value(), before);
 }
+
+#[test]
+fn indicator_lights_by_count_or_by_quantity() {
+    use _adl::core::score::Lights;
+    // Six longs holding 10, 20, 30, 10, 10, 20, queued by the caller's scores 6..1 (accounts
+    // 1..6). By quantity: cumulative 10, 30, 60, 70, 80, 100 of 100 → 5, 4, 3, 2, 2, 1; by count
+    // 6 − ⌈5·r/6⌉ → 5, 4, 3, 2, 1, 1.
+    let rows: Vec<Row> =
+        [10.0, 20.0, 30.0, 10.0, 10.0, 20.0].iter().enumerate().map(|(i, &q)| (i as u64 + 1, LONG, q, 100.0, 100.0)).collect();
+    let mut e = Engine::new(Policy::Custom, 0.0, 2, MarketSpec::linear(0, 0, 0.005)).unwrap();
+    assert_eq!(e.lights, Lights::Count);
+    let cols = common::columns(&rows.iter().map(|&(a, s, q, en, m)| (a, 0, s, q, en, m, false)).collect::<Vec<_>>());
+    e.load(cols.view(), &["X".to_string()], None, Some(&[6.0, 5.0, 4.0, 3.0, 2.0, 1.0])).unwrap();
+    e.set_marks(&[("X".to_string(), 100.0)], None).unwrap();
+    let lights = |e: &mut Engine| e.indicator(0, LONG).unwrap().iter().map(|r| r.lights).collect::<Vec<u8>>();
+    assert_eq!(lights(&mut e), vec![5, 4, 3, 2, 1, 1]);
+    e.lights = Lights::Quantity;
+    assert_eq!(lights(&mut e), vec![5, 4, 3, 2, 2, 1]);
+    let rows = e.indicator(0, LONG).unwrap();
+    assert_eq!(rows.iter().map(|r| (r.rank, r.lots_ahead)).collect::<Vec<_>>(), vec![(1, 0), (2, 10), (3, 30), (4, 60), (5, 70), (6, 80)]);
+    assert_eq!(rows[2].percentile, 0.6);
+    // The method survives a snapshot; the bitmex preset buckets by quantity.
+    assert_eq!(Engine::restore(&e.snapshot()).unwrap().lights, Lights::Quantity);
+    assert_eq!(Engine::new(Policy::Bitmex, 0.0, 2, MarketSpec::linear(0, 0, 0.005)).unwrap().lights, Lights::Quantity);
+}
