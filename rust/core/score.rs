@@ -355,8 +355,8 @@ pub fn queue_lights(method: Lights, lots: &[i64], tie: impl Fn(usize) -> bool) -
             let total: i128 = lots.iter().map(|&l| l as i128).sum();
             let mut out = Vec::with_capacity(n);
             let (mut start, mut cum) = (0, 0i128);
-            for i in 0..n {
-                cum += lots[i] as i128;
+            for (i, &held) in lots.iter().enumerate() {
+                cum += held as i128;
                 if i + 1 == n || !tie(i) {
                     let v = (cum as f64 / total as f64, lights_by_quantity(cum, total));
                     out.extend(std::iter::repeat_n(v, i + 1 - start));

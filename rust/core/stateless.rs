@@ -362,7 +362,9 @@ pub fn rank(
     // Each chunk scores its rows in order and collects packed (score key, row) per group.
     // Lots per row are kept only when lights go by quantity.
     let by_qty = method == Lights::Quantity;
-    let parts = in_chunks(n, |range| -> Result<(Vec<f64>, Vec<i64>, Vec<Vec<u128>>)> {
+    // Per chunk: scores and lots by row, and packed (score key, row) per group.
+    type Part = (Vec<f64>, Vec<i64>, Vec<Vec<u128>>);
+    let parts = in_chunks(n, |range| -> Result<Part> {
         let mut scores = vec![f64::NAN; range.len()];
         let mut lots = if by_qty { vec![0i64; range.len()] } else { Vec::new() };
         let start = range.start;
