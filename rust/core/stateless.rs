@@ -11,7 +11,7 @@ use crate::core::fixed::Grid;
 use crate::core::input::{block_valid, parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::position::{side_slot, Side};
 use crate::core::ranking::{sort_queue, QueueOrder};
-use crate::core::score::{desc_key, key_score, lights, near, queue_lights, Fraction, Lights, Policy};
+use crate::core::score::{desc_key, key_score, lights, lights_by_quantity, near, Fraction, Lights, Policy};
 use crate::core::tiers::{rate_ppm, Tiers};
 
 /// Inputs smaller than this run on one thread (spawning costs more than it saves).
@@ -362,11 +362,12 @@ pub fn rank(
     // Each chunk scores its rows in order and collects packed (score key, row) per group.
     // Lots per row are kept only when lights go by quantity.
     let by_qty = method == Lights::Quantity;
-    // Per chunk: scores and lots by row, and packed (score key, row) per group.
-    type Part = (Vec<f64>, Vec<i64>, Vec<Vec<u128>>);
+    // Per chunk: scores and lots by row, packed (score key, row) and lots held per group.
+    type Part = (Vec<f64>, Vec<i64>, Vec<Vec<u128>>, Vec<i128>);
     let parts = in_chunks(n, |range| -> Result<Part> {
         let mut scores = vec![f64::NAN; range.len()];
         let mut lots = if by_qty { vec![0i64; range.len()] } else { Vec::new() };
+        let mut held = vec![0i128; n_groups];
         let start = range.start;
         let mut groups: Vec<Vec<u128>> = vec![Vec::new(); n_groups];
         if n_groups <= 4 {
@@ -378,21 +379,25 @@ pub fn rank(
             |_, _| true,
             |s| {
                 scores[s.key.row as usize - start] = s.score;
+                let group = s.market as usize * 2 + side_slot(s.side);
                 if by_qty {
                     lots[s.key.row as usize - start] = s.lots;
+                    held[group] += s.lots as i128;
                 }
-                groups[s.market as usize * 2 + side_slot(s.side)].push(((s.key.score as u128) << 32) | s.key.row as u128);
+                groups[group].push(((s.key.score as u128) << 32) | s.key.row as u128);
             },
         )?;
-        Ok((scores, lots, groups))
+        Ok((scores, lots, groups, held))
     });
     let mut score = Vec::with_capacity(n);
     let mut lots = Vec::new();
+    let mut totals = vec![0i128; n_groups];
     let mut groups: Vec<Vec<u128>> = vec![Vec::new(); n_groups];
     for part in parts {
-        let (s, l, g) = part?;
+        let (s, l, g, h) = part?;
         score.extend_from_slice(&s);
         lots.extend_from_slice(&l);
+        totals.iter_mut().zip(h).for_each(|(t, h)| *t += h);
         for (all, mut v) in groups.iter_mut().zip(g) {
             if all.is_empty() {
                 *all = v;
@@ -438,25 +443,39 @@ pub fn rank(
         groups.iter_mut().for_each(settle);
     }
     let mut rank = vec![0u32; n];
+    let mut percentile = vec![f64::NAN; n];
+    let mut light = vec![0u8; n];
+    if by_qty {
+        // By quantity, in one pass per queue: ranks, and the lots up to the end of each run
+        // of exactly equal scores (near-ties by the packed key first, then exactly).
+        let row = |x: u128| (x & u32::MAX as u128) as usize;
+        let key = |x: u128| key_score((x >> 32) as u64);
+        for (g, &total) in groups.iter().zip(&totals) {
+            let (mut start, mut cum) = (0, 0i128);
+            for i in 0..g.len() {
+                let r = row(g[i]);
+                rank[r] = i as u32 + 1;
+                cum += lots[r] as i128;
+                let tie = i + 1 < g.len() && near(key(g[i]), key(g[i + 1])) && {
+                    let next = row(g[i + 1]);
+                    ctx.same_score((score[r], r as u32), (score[next], next as u32))
+                };
+                if !tie {
+                    let (pct, l) = (cum as f64 / total as f64, lights_by_quantity(cum, total));
+                    for &x in &g[start..=i] {
+                        percentile[row(x)] = pct;
+                        light[row(x)] = l;
+                    }
+                    start = i + 1;
+                }
+            }
+        }
+        return Ok(Ranked { score, rank, percentile, lights: light });
+    }
     for g in &groups {
         for (i, &x) in g.iter().enumerate() {
             rank[(x & u32::MAX as u128) as usize] = i as u32 + 1;
         }
-    }
-    let mut percentile = vec![f64::NAN; n];
-    let mut light = vec![0u8; n];
-    if by_qty {
-        // By quantity: walk each queue in order (exact ties share their group's end).
-        let row = |x: u128| (x & u32::MAX as u128) as usize;
-        for g in &groups {
-            let held: Vec<i64> = g.iter().map(|&x| lots[row(x)]).collect();
-            let tie = |i: usize| ctx.same_score((score[row(g[i])], row(g[i]) as u32), (score[row(g[i + 1])], row(g[i + 1]) as u32));
-            for (&x, (pct, l)) in g.iter().zip(queue_lights(method, &held, tie)) {
-                percentile[row(x)] = pct;
-                light[row(x)] = l;
-            }
-        }
-        return Ok(Ranked { score, rank, percentile, lights: light });
     }
     // By count: percentile and lights in row order (sequential, no second scatter).
     let sizes: Vec<u64> = groups.iter().map(|g| g.len() as u64).collect();
