@@ -321,6 +321,24 @@ fn dydx_start_is_uniform_over_live_candidates() {
 }
 
 #[test]
+fn dydx_visits_at_most_500_accounts_skipped_ones_included() {
+    // Long #1000 1,000 @ 100 margin 2,000: P_bk = 98; the book fills at 95 and the fund is
+    // empty, so ADL closes at 98. Shorts #1..#600 hold one lot each; odd accounts @ 100 margin
+    // 10 gain 2 at 98 (they can pay), even ones @ 90 margin 7 (equity 1 at mark 96, own
+    // P_bk 97) would receive 7 + (90 − 98) = −1 (passed over). Visiting 500 accounts in a row
+    // from any start meets 250 of each: 250 ADL lots, 250 passed over, 750 lots to the book.
+    let mut rows = vec![(1000, LONG, 1000.0, 100.0, 2000.0)];
+    rows.extend((1..=600u64).map(|a| if a % 2 == 1 { (a, SHORT, 1.0, 100.0, 10.0) } else { (a, SHORT, 1.0, 90.0, 7.0) }));
+    for seed in [0u64, 1, 2, 99] {
+        let mut e = engine_with(Policy::Dydx, 0.0, &rows);
+        e.seed = seed;
+        let r = e.liquidate(Request { force: true, ..req(1000, LONG, Some(95.0)) }, false).unwrap();
+        assert_eq!((r.adl_lots, r.passed.len(), r.external_lots), (250, 250, 750), "seed {seed}");
+        assert!(r.passed.iter().all(|p| p.account % 2 == 0));
+    }
+}
+
+#[test]
 fn min_max_leverage_queues_winners_by_leverage_then_splits_the_rest_by_size() {
     // Long 40 @100 m100 at 96: e = −60, P_bk = 97.5. Shorts:
     //   #2 10 @100 m20: u = 40, e = 60, ℓ = 960/60 = 16        (queue 2nd)
