@@ -69,9 +69,11 @@ class Market:
     ``liquidation_fee``: rate on the liquidated notional, paid to the insurance fund;
     ``fee_convention``: ``"surplus"`` (taken from what is left after the close, when the
     book pays at least the bankruptcy price: BitMEX, Binance) or ``"bankruptcy"`` (reserved
-    in the bankruptcy price: Bybit). ``surplus_to_fund``: what is left after the fee goes to
-    the fund (default) or back to the trader. ``adl_fee``: rate on the notional each ADL
-    counterparty closes, paid to the venue (0 on Binance and Bitget). ``fund_pool``: the
+    in the bankruptcy price, and an isolated position's maintenance includes this estimated
+    fee to close, so it is liquidatable no later than bankrupt: Bybit). ``surplus_to_fund``:
+    what is left after the fee goes to the fund (default) or back to the trader. ``adl_fee``:
+    rate on the notional each ADL counterparty closes, paid to the venue (0 on Binance and
+    Bitget; Bybit charges its maker fee). ``fund_pool``: the
     insurance-fund pool the market draws on (``None``: the shared ``"default"`` pool).
     The stateless :func:`adl.rank` and :func:`adl.deleverage` use the grid and the flat rate
     only, and refuse inverse markets, multipliers and tiers.
