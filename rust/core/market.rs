@@ -297,9 +297,13 @@ impl Market {
         let order = MarketOrder { store, grid: &self.grid, tiers: &self.tiers, scoring, mark };
         let rows = idx.lights(method, &order).into_iter();
         Some(
-            rows.map(|(pos, rank, percentile, lights)| {
-                let slot = idx.slot_at(pos);
-                QueueRow { slot, rank, percentile, lights, score: idx.score_at(pos), lots_ahead: idx.lots_ahead(pos) }
+            rows.map(|(pos, rank, percentile, lights, lots_ahead)| QueueRow {
+                slot: idx.slot_at(pos),
+                rank,
+                percentile,
+                lights,
+                score: idx.score_at(pos),
+                lots_ahead,
             })
             .collect(),
         )

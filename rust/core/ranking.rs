@@ -174,16 +174,18 @@ impl RankIndex {
         self.lots.prefix(pos)
     }
     /// Rank, percentile and lights of every queued position, in queue order (docs/model.md
-    /// §3): (raw position, rank, percentile, lights).
-    pub fn lights(&self, method: Lights, order: &impl QueueOrder) -> Vec<(usize, u64, f64, u8)> {
+    /// §3): (raw position, rank, percentile, lights, lots queued ahead).
+    pub fn lights(&self, method: Lights, order: &impl QueueOrder) -> Vec<(usize, u64, f64, u8, i64)> {
         let queued: Vec<(usize, u32)> = self.queue().collect();
-        let lots: Vec<i64> = queued.iter().map(|&(pos, _)| self.lots_at(pos)).collect();
+        // One prefix query per position: its lots are the next one's lots ahead less its own.
+        let ahead: Vec<i64> = queued.iter().map(|&(pos, _)| self.lots.prefix(pos)).chain([self.total_lots()]).collect();
+        let lots: Vec<i64> = ahead.windows(2).map(|w| w[1] - w[0]).collect();
         let tie = |i: usize| {
             let ((a, sa), (b, sb)) = (queued[i], queued[i + 1]);
             order.same_score((self.scores[a], sa), (self.scores[b], sb))
         };
         let out = queue_lights(method, &lots, tie);
-        queued.iter().zip(out).enumerate().map(|(i, (&(pos, _), (pct, l)))| (pos, i as u64 + 1, pct, l)).collect()
+        queued.iter().zip(out).enumerate().map(|(i, (&(pos, _), (pct, l)))| (pos, i as u64 + 1, pct, l, ahead[i])).collect()
     }
 
     /// Positions in queue order from the head.
