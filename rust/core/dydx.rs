@@ -12,7 +12,7 @@
 //! market, so it is never in its own list). The start is drawn over exactly those, so neither
 //! positions that have left the index nor that leg skew it.
 
-use crate::core::alloc::{Allocation, Allocator, OppositeSide, Passed, Take};
+use crate::core::alloc::{Allocation, Allocator, OppositeSide, PassReason, Passed, Take};
 use crate::core::position::NO_INDEX;
 use crate::core::ranking::RankIndex;
 
@@ -46,12 +46,14 @@ impl Allocator for DydxWalk {
             (slot, p.account, p.qty)
         });
         // Offsetting accounts that cannot pay at the ADL price are skipped (dYdX's
-        // "bankruptcy prices do not overlap"), and still count as visited.
+        // "bankruptcy prices do not overlap"), and still count as visited. dYdX offsets
+        // min(remaining, position) or nothing: a cross account whose collateral pays for
+        // only part of that is skipped too.
         let mut passed = Vec::new();
         let takes = walk_candidates(walk, lots, Self::MAX_ACCOUNTS, |slot, want| match side.affordable(side.store.get(slot)) {
-            Ok(cap) => want.min(cap),
-            Err(reason) => {
-                passed.push(Passed { slot, reason });
+            Ok(cap) if cap >= want => want,
+            other => {
+                passed.push(Passed { slot, reason: other.err().unwrap_or(PassReason::Collateral) });
                 0
             }
         });

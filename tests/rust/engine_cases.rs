@@ -339,6 +339,27 @@ fn dydx_visits_at_most_500_accounts_skipped_ones_included() {
 }
 
 #[test]
+fn dydx_offsets_the_whole_amount_or_skips() {
+    use _adl::core::alloc::PassReason;
+    // #1 long 10 @ 100 margin 20 at mark 90: P_bk = 98. #5 cross short 10 @ 95, wallet 10:
+    // TNC = 10 + 50 = 60, and each lot closed at 98 instead of 90 costs it 8, so it can pay
+    // for 7 of the 10 lots. A ranked queue takes 7; dYdX offsets min(remaining, position) = 10
+    // or nothing (the subaccount update would fail), so it skips #5 and the 10 lots go to the
+    // book: 20 + 10·(90 − 100) = −80 of bad debt.
+    let rows = [(1, 0, LONG, 10.0, 100.0, 20.0, false), (5, 0, SHORT, 10.0, 95.0, 0.0, true)];
+    for (policy, adl, bad) in [(Policy::Bitmex, 7, 24.0), (Policy::Dydx, 0, 80.0)] {
+        let mut e = Engine::new(policy, 0.0, 2, MarketSpec::linear(0, 0, 0.005)).unwrap();
+        e.load(common::columns(&rows).view(), &["X".to_string()], Some((&[5], &[10.0])), None).unwrap();
+        e.set_marks(&[("X".to_string(), 90.0)], Some(1)).unwrap();
+        let r = e.liquidate(req(1, LONG, None), false).unwrap();
+        assert_eq!((r.adl_lots, r.bad_debt), (adl, cents(bad)), "{policy:?}");
+        if policy == Policy::Dydx {
+            assert_eq!(r.passed.iter().map(|p| (p.account, p.reason)).collect::<Vec<_>>(), vec![(5, PassReason::Collateral)]);
+        }
+    }
+}
+
+#[test]
 fn min_max_leverage_queues_winners_by_leverage_then_splits_the_rest_by_size() {
     // Long 40 @100 m100 at 96: e = −60, P_bk = 97.5. Shorts:
     //   #2 10 @100 m20: u = 40, e = 60, ℓ = 960/60 = 16        (queue 2nd)
