@@ -182,9 +182,9 @@ fn every_single_bit_flip_of_a_header_is_an_error_or_a_reported_torn_tail() {
     let j = logged_run(&path);
     let data = std::fs::read(&path).unwrap();
     let starts = record_starts(&data);
-    assert_eq!(starts.len(), 11, "a snapshot and 10 operations");
+    assert_eq!(starts.len(), 12, "a snapshot and 11 operations");
     let last = *starts.last().unwrap();
-    let nine = replay_bytes(&data[..last]).unwrap().0.snapshot();
+    let all_but_last = replay_bytes(&data[..last]).unwrap().0.snapshot();
     assert_eq!(replay_bytes(&data).unwrap().0.snapshot(), j.engine.snapshot());
     let (mut errors, mut torn) = (0, 0);
     // The file header, then each record header: 12 bytes × 8 bits each.
@@ -195,9 +195,9 @@ fn every_single_bit_flip_of_a_header_is_an_error_or_a_reported_torn_tail() {
             match replay_bytes(&bad) {
                 Err(AdlError::Corrupt { .. }) => errors += 1,
                 Ok((e, info)) if start == last => {
-                    // Only the last record may go, reported, leaving the first nine operations.
-                    assert_eq!((info.ops, info.dropped_bytes), (9, (data.len() - last) as u64), "bit {bit} of the last header");
-                    assert_eq!(e.snapshot(), nine);
+                    // Only the last record may go, reported, leaving the first ten operations.
+                    assert_eq!((info.ops, info.dropped_bytes), (10, (data.len() - last) as u64), "bit {bit} of the last header");
+                    assert_eq!(e.snapshot(), all_but_last);
                     torn += 1;
                 }
                 other => panic!("bit {bit} of the header at byte {start}: {:?}", other.map(|(_, i)| i)),
@@ -205,8 +205,8 @@ fn every_single_bit_flip_of_a_header_is_an_error_or_a_reported_torn_tail() {
         }
     }
     // CRC-32 over the 8 header bytes detects every single-bit error, the header's own CRC
-    // included, so every flip is an error: (1 + 11) headers × 96 bits.
-    assert_eq!((errors, torn), (12 * 96, 0));
+    // included, so every flip is an error: (1 + 12) headers × 96 bits.
+    assert_eq!((errors, torn), (13 * 96, 0));
     // A flipped bit in a payload: an error unless the record is the last (then torn).
     let mut payload_flips = 0;
     for at in (12..data.len()).filter(|&at| !starts.iter().any(|&s| (s..s + RECORD_HEADER).contains(&at))) {
@@ -216,7 +216,7 @@ fn every_single_bit_flip_of_a_header_is_an_error_or_a_reported_torn_tail() {
             Err(AdlError::Corrupt { .. }) => assert!(at < last, "byte {at} of the last record is an error"),
             Ok((e, info)) => {
                 assert!(at >= last, "byte {at} dropped");
-                assert_eq!((info.ops, e.snapshot()), (9, nine.clone()));
+                assert_eq!((info.ops, e.snapshot()), (10, all_but_last.clone()));
             }
             Err(other) => panic!("byte {at}: {other}"),
         }
@@ -245,7 +245,7 @@ fn a_failed_last_operation_is_dropped_on_replay_only_at_the_end() {
     let mut crashed = good.clone();
     crashed.extend_from_slice(&rec);
     let (e, info) = replay_bytes(&crashed).unwrap();
-    assert_eq!((info.ops, info.dropped_bytes), (10, rec.len() as u64));
+    assert_eq!((info.ops, info.dropped_bytes), (11, rec.len() as u64));
     assert_eq!(e.snapshot(), j.engine.snapshot());
     // In the middle it is damage.
     let mut middle = crashed.clone();
