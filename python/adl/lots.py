@@ -221,7 +221,12 @@ def min_max_level(q: list[int], v: list[int], budget: int) -> Fraction:
                 break
             pick -= c
         if pivot == hi:
-            continue
+            # Several accounts may share the level hi: step to the largest candidate below it.
+            below = [Fraction(-(-hi.numerator * qi // hi.denominator) - 1, qi) for qi in q if qi > 0]
+            inside = [c for c in below if c > lo]
+            if not inside:
+                return hi
+            pivot = max(inside)
         if _taken(pivot, q, v) >= budget:
             hi = pivot
         else:
@@ -246,7 +251,7 @@ def min_max_lots(book: Frame, budget: int) -> pl.DataFrame:
     q, v, acct = df["lots"].to_list(), df["lot_value"].to_list(), df["account"].to_list()
     m = min_max_level(q, v, budget)
     closed = [m.numerator * qi // m.denominator for qi in q]
-    if 0 < m < 1:
+    if 0 < budget < sum(qi * vi for qi, vi in zip(q, v)):
         edge = [i for i, qi in enumerate(q) if qi > 0 and (m.numerator * qi) % m.denominator == 0 and v[i] > 0]
         for i in edge:
             closed[i] -= 1

@@ -566,7 +566,8 @@ def ex_post_references(rounds: Rounds, theta0: float = 0.5, lam: float = 1.0) ->
 def lab(rounds: Rounds, *, lam: float = 1.0, theta0: float = 0.5) -> pl.DataFrame:
     """Every policy on ``rounds`` in one table: the recorded ones (production and the paper's
     ex-post allocators), the online controllers and the ex-post controllers; with ``gap`` =
-    total minus the best ex-post total (the cost of not knowing the need).
+    total minus the best ex-post total, and ``gap_oracle`` = total minus the oracle θ* with the
+    same (pro-rata) allocation: the cost of not knowing the need.
 
     >>> t = lab(hl_oct10())
     >>> t.filter(pl.col("policy") == "production")["pct_envelope"].round(1).item()
@@ -576,7 +577,8 @@ def lab(rounds: Rounds, *, lam: float = 1.0, theta0: float = 0.5) -> pl.DataFram
     decisions = pl.concat([rounds.recorded] + [run(rounds, c) for c in controllers])
     s = summary(rounds, decisions, lam=lam)
     best = s.filter(~pl.col("online"))["total"].min()
-    return s.with_columns(gap=pl.col("total") - (best if best is not None else 0.0))
+    oracle = s.filter(pl.col("policy") == "oracle_theta_star")["total"].item()
+    return s.with_columns(gap=pl.col("total") - (best if best is not None else 0.0), gap_oracle=pl.col("total") - oracle)
 
 
 # --- instability diagnostics (per-account books) -------------------------------------------
