@@ -633,8 +633,36 @@ def burden_rank_correlation(burdens: Frame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"round": df["round"].dtype, "accounts": pl.Int64, "spearman": pl.Float64})
 
 
+def cascade_burdens(fills: Frame, positions: Frame) -> pl.DataFrame:
+    """Per-account burdens of a simulated cascade, one round per time step with ADL fills:
+    burden = the contracts ADL closed on the account in that step / the contracts it held at
+    the start (all its positions), 0 for accounts not hit. ``fills`` is
+    :attr:`adl.SimulationResult.fills` (``ts``, ``account``, ``qty``, ``kind``); ``positions``
+    the starting book (``account``, ``qty``). Feed it to :func:`burden_rank_correlation`.
+
+    >>> fills = pl.DataFrame({"ts": [5, 5, 9], "account": [2, 3, 2], "qty": [1.0, 2.0, 3.0], "kind": ["adl"] * 3})
+    >>> book = pl.DataFrame({"account": [1, 2, 3], "qty": [4.0, 4.0, 8.0]})
+    >>> cascade_burdens(fills, book).sort("round", "account")["burden"].to_list()
+    [0.0, 0.25, 0.25, 0.0, 0.75, 0.0]
+    """
+    f, p = collect(fills, "fills"), collect(positions, "positions")
+    for frame, what, cols in ((f, "fills", ("ts", "account", "qty", "kind")), (p, "positions", ("account", "qty"))):
+        for c in cols:
+            if c not in frame.columns:
+                raise SchemaError(f"{what}: missing column {c!r}", c, None)
+    held = p.group_by("account").agg(held=pl.col("qty").cast(pl.Float64).sum()).with_columns(pl.col("account").cast(pl.UInt64))
+    adl = (f.filter(pl.col("kind").cast(pl.String) == "adl")
+           .group_by(pl.col("ts").alias("round"), pl.col("account").cast(pl.UInt64))
+           .agg(closed=pl.col("qty").cast(pl.Float64).sum()))
+    grid = adl.select("round").unique().join(held, how="cross")
+    return (grid.join(adl, on=["round", "account"], how="left")
+            .select("round", "account", burden=pl.when(pl.col("held") > 0)
+                    .then(pl.col("closed").fill_null(0.0) / pl.col("held")).otherwise(0.0))
+            .sort("round", "account"))
+
+
 __all__ = [
-    "Controller", "DoublingOGD", "FixedTheta", "ImpactSlope", "LastTheta", "MeanTheta", "NeedRatio", "OGD", "Oracle",
+    "Controller", "cascade_burdens", "DoublingOGD", "FixedTheta", "ImpactSlope", "LastTheta", "MeanTheta", "NeedRatio", "OGD", "Oracle",
     "RoundOutcome", "RoundStart", "Rounds", "burden_rank_correlation", "ex_post_references", "hl_oct10", "lab",
     "losses", "online_baselines", "order_inversions", "run", "summary",
 ]
