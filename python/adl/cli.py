@@ -370,6 +370,7 @@ def severity(
     theta0: float = typer.Option(0.5, help="First-round θ of the online controllers."),
     rounds: bool = typer.Option(False, "--rounds", help="Also print need and budget per round."),
     out: Path = typer.Option(None, help="Write every policy's per-round losses as Parquet here."),
+    chart: Path = typer.Option(None, help="Write a per-round PNG chart here (needs the report extra)."),
 ) -> None:
     """The severity lab on Hyperliquid's 10 Oct 2025 ADL (16 waves, docs/severity.md): each
     policy's tracking, fairness and total loss and its share of B_inst; online policies never
@@ -387,9 +388,14 @@ def severity(
     console.print(f"16 waves, λ = {lam}: P = {data.path_length():.4f}, B_inst = {data.envelope():,.0f} USD")
     show(table.select("policy", "online", "tracking", "fairness", "total", "pct_envelope", "gap", "gap_oracle"),
          "Policies (USD; pct_envelope = % of B_inst; gap = total - best ex-post; gap_oracle = total - oracle θ*)", limit=table.height)
-    if rounds or out is not None:
+    if rounds or out is not None or chart is not None:
         decisions = pl.concat([data.recorded.filter(pl.col("policy") == "production")]
                               + [sv.run(data, c) for c in sv.online_baselines(theta0, lam)])
+        if chart is not None:
+            try:
+                console.print(f"wrote {sv.chart(data, decisions, chart)}")
+            except (ImportError, OSError) as e:
+                raise _fail(e) from None
         per = sv.losses(data, decisions, lam=lam)
         if rounds:
             wide = per.pivot(on="policy", index=["round", "label", "deficit", "need"], values="seized")

@@ -581,6 +581,30 @@ def lab(rounds: Rounds, *, lam: float = 1.0, theta0: float = 0.5) -> pl.DataFram
     return s.with_columns(gap=pl.col("total") - (best if best is not None else 0.0), gap_oracle=pl.col("total") - oracle)
 
 
+def chart(rounds: Rounds, decisions: pl.DataFrame, path: str | Path) -> Path:
+    """Writes a PNG (needs the ``report`` extra): per round, the need and what each policy in
+    ``decisions`` seized, on a log scale. Returns the path."""
+    from adl.report import _figure
+
+    plt, (fig, ax) = _figure()
+    x = rounds.table["label"].to_list()
+    ax.plot(x, rounds.table["need"].to_list(), "k-", linewidth=2.5, label="need (ex-post)")
+    for (policy,), d in decisions.group_by("policy", maintain_order=True):
+        d = d.sort("round")
+        ax.plot([x[i] for i in d["round"].to_list()], [max(v, 1.0) for v in d["seized"].to_list()],
+                marker="o", markersize=3, linewidth=1, label=str(policy))
+    ax.set_yscale("log")
+    ax.set_xlabel("round (wave)")
+    ax.set_ylabel("USD")
+    ax.set_title("Need and budget seized per round")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 # --- instability diagnostics (per-account books) -------------------------------------------
 
 
@@ -662,7 +686,7 @@ def cascade_burdens(fills: Frame, positions: Frame) -> pl.DataFrame:
 
 
 __all__ = [
-    "Controller", "cascade_burdens", "DoublingOGD", "FixedTheta", "ImpactSlope", "LastTheta", "MeanTheta", "NeedRatio", "OGD", "Oracle",
+    "Controller", "cascade_burdens", "chart", "DoublingOGD", "FixedTheta", "ImpactSlope", "LastTheta", "MeanTheta", "NeedRatio", "OGD", "Oracle",
     "RoundOutcome", "RoundStart", "Rounds", "burden_rank_correlation", "ex_post_references", "hl_oct10", "lab",
     "losses", "online_baselines", "order_inversions", "run", "summary",
 ]
