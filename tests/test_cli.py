@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import polars as pl
+import pytest
 from conftest import book
 from typer.testing import CliRunner
 
@@ -133,3 +134,19 @@ def test_simulate_reads_wallets_and_a_markets_file(tmp_path: Path) -> None:
     markets.write_text("[markets.BTC-PERP]\nqty_decimal = 3\n")
     r = runner.invoke(app, ["simulate", str(pos), str(px), "--markets", str(markets)])
     assert r.exit_code == 2 and "qty_decimal" in r.output
+
+
+def test_severity_command_prints_the_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "per_round.parquet"
+    from adl.cli import console
+
+    monkeypatch.setattr(console, "_width", 250)  # rich wraps the policy names on the runner's narrow terminal
+    png = tmp_path / "rounds.png"
+    result = runner.invoke(app, ["severity", "--lam", "1", "--rounds", "--out", str(out), "--chart", str(png)])
+    assert result.exit_code == 0, result.output
+    for text in ("ours_impact_slope", "production", "min_max_ilp", "B_inst", "Per round"):
+        assert text in result.output
+    per = pl.read_parquet(out)
+    assert per["round"].n_unique() == 16 and {"tracking", "fairness", "total"} <= set(per.columns)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert runner.invoke(app, ["severity", "--lam", "-1"]).exit_code == 2

@@ -27,6 +27,7 @@ from adl.scenario import crash_path, synthetic_book
 from adl.stateless import deleverage, rank
 from adl.sweeps import FundSizing, scenario_grid, size_fund, sweep
 from adl.wealth import allocate, allocation_metrics
+from adl import lots, severity
 
 __all__ = [
     "DEFAULT_SYMBOL",
@@ -53,6 +54,7 @@ __all__ = [
     "compare",
     "crash_path",
     "deleverage",
+    "lots",
     "rank",
     "read_accounts",
     "read_marks",
@@ -61,6 +63,7 @@ __all__ = [
     "read_prices",
     "simulate",
     "scenario_grid",
+    "severity",
     "size_fund",
     "sweep",
     "synthetic_book",

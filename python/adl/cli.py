@@ -1,4 +1,4 @@
-"""Command line: ``adl demo``, ``rank``, ``scenario``, ``simulate``, ``compare`` and ``report``."""
+"""Command line: ``adl demo``, ``rank``, ``scenario``, ``simulate``, ``compare``, ``report`` and ``severity``."""
 
 from __future__ import annotations
 
@@ -362,6 +362,47 @@ def report(
     except (*BAD_INPUT, ImportError) as e:
         raise _fail(e) from None
     console.print(f"wrote {escape(str(path))}")
+
+
+@app.command()
+def severity(
+    lam: float = typer.Option(1.0, "--lam", help="Weight λ of the fairness term."),
+    theta0: float = typer.Option(0.5, help="First-round θ of the online controllers."),
+    rounds: bool = typer.Option(False, "--rounds", help="Also print need and budget per round."),
+    out: Path = typer.Option(None, help="Write every policy's per-round losses as Parquet here."),
+    chart: Path = typer.Option(None, help="Write a per-round PNG chart here (needs the report extra)."),
+) -> None:
+    """The severity lab on Hyperliquid's 10 Oct 2025 ADL (16 waves, docs/severity.md): each
+    policy's tracking, fairness and total loss and its share of B_inst; online policies never
+    see a round's need before deciding.
+
+    Example: adl severity --lam 2 --rounds
+    """
+    from adl import severity as sv
+
+    try:
+        data = sv.hl_oct10()
+        table = sv.lab(data, lam=lam, theta0=theta0).sort("online", "total", descending=[True, False])
+    except BAD_INPUT as e:
+        raise _fail(e) from None
+    console.print(f"16 waves, λ = {lam}: P = {data.path_length():.4f}, B_inst = {data.envelope():,.0f} USD")
+    show(table.select("policy", "online", "tracking", "fairness", "total", "pct_envelope", "gap", "gap_oracle"),
+         "Policies (USD; pct_envelope = % of B_inst; gap = total - best ex-post; gap_oracle = total - oracle θ*)", limit=table.height)
+    if rounds or out is not None or chart is not None:
+        decisions = pl.concat([data.recorded.filter(pl.col("policy") == "production")]
+                              + [sv.run(data, c) for c in sv.online_baselines(theta0, lam)])
+        if chart is not None:
+            try:
+                console.print(f"wrote {sv.chart(data, decisions, chart)}")
+            except (ImportError, OSError) as e:
+                raise _fail(e) from None
+        per = sv.losses(data, decisions, lam=lam)
+        if rounds:
+            wide = per.pivot(on="policy", index=["round", "label", "deficit", "need"], values="seized")
+            show(wide, "Per round: need and the budget each online policy seized (USD)", limit=wide.height)
+        if out is not None:
+            per.write_parquet(out)
+            console.print(f"wrote {out}")
 
 
 if __name__ == "__main__":
