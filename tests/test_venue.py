@@ -276,8 +276,9 @@ def test_inverse_contracts() -> None:
     res = adl.simulate(xbt, pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [50_000.0, 40_000.0]}),
                        insurance_fund=0.0, liquidation=adl.Slippage(0.0), cash_decimals=8, qty_decimals=0,
                        price_decimals=8, markets={"default": adl.Market(0, 8, inverse=True)})
-    row = res.accounts.select("account", "adl_notional", "profit_taken", "need", "haircut").row(0)
+    row = res.accounts.select("account", "adl_notional", "profit_taken", "loss_vs_mark", "haircut").row(0)
     assert row == pytest.approx((2, 0.25, 0.05, 0.03, 0.03))
+    assert res.summary["deficit_covered"].item() == pytest.approx(0.03)   # the book filled at the mark
 
 
 def test_review_findings_stay_fixed() -> None:
@@ -323,5 +324,6 @@ def test_simulator_values_multiplier_contracts() -> None:
     res = adl.simulate(contracts, pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [100.0, 94.0]}),
                        insurance_fund=0.0, liquidation=adl.Slippage(0.0), cash_decimals=2, qty_decimals=0,
                        price_decimals=0, markets={"default": adl.Market(0, 0, 0.005, multiplier=0.1)})
-    assert res.accounts.select("adl_notional", "profit_taken", "need").row(0) == pytest.approx((940.0, 60.0, 10.0))
+    assert res.accounts.select("adl_notional", "profit_taken", "loss_vs_mark").row(0) == pytest.approx((940.0, 60.0, 10.0))
+    assert res.summary["deficit_covered"].item() == pytest.approx(10.0)
     assert res.fund["liquidated_notional"].to_list() == pytest.approx([0.0, 940.0])
