@@ -211,8 +211,8 @@ class SimulationResult:
             hit = f.filter(cond)
             return (int(hit["ts"][0]), int(hit["step"][0])) if hit.height else (None, None)
 
-        peak = (None, None)
-        if f.height and float(f["liquidated_notional"].max() or 0.0) > 0:
+        peak: tuple[int | None, int | None] = (None, None)
+        if f.height and _num(f["liquidated_notional"].max()) > 0:
             i = int(f["liquidated_notional"].arg_max() or 0)
             peak = (int(f["ts"][i]), i)
         moments = {

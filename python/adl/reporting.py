@@ -287,7 +287,7 @@ def _fund(results: Sequence[SimulationResult], labels: Sequence[str], ts0: int) 
                                  text=[m.replace("_", " ") for m in at["moment"].to_list()],
                                  hovertemplate="%{text}<br>fund %{y:,.2f}<extra>" + html.escape(name) + "</extra>"),
                       row=1, col=1)
-    fig.update_yaxes(title_text="quote", tickformat=",.0f")
+    fig.update_yaxes(title_text="quote", tickformat=",~f")
     fig.update_xaxes(title_text=xtitle, row=3)
     fig.update_layout(height=760, title="Fund, liquidations and ADL over time",
                       legend={"orientation": "h", "y": -0.12})
