@@ -397,7 +397,7 @@ def report(results: SimulationResult | Sequence[SimulationResult], path: str | P
     labels = _labels(runs)
     first = runs[0]
     ts0 = int(first._prices["ts"].min()) if first._prices.height else 0  # type: ignore[arg-type]
-    axis = "time (UTC)" if is_epoch_ms(ts0) else "seconds from the path's start (ts read as ms)"
+    axis = "UTC (ts read as epoch ms)" if is_epoch_ms(ts0) else "seconds from the path's start (ts read as ms)"
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p class='note'>{len(runs)} run(s) of the same book and price path; times are {axis}. Charts are "
