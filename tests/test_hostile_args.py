@@ -160,7 +160,7 @@ def constructor_targets(tmp: Path) -> list[Target]:
                {"policy": Param("text", bad=["nope"]), "theta": Param("num", bad=[-0.1, 1.5]),
                 "budget": Param("num", optional=True, bad=[-1.0])}),
         Target("allocation_metrics", adl.allocation_metrics,
-               {"result": adl.allocate(ACCOUNTS, policy="pro_rata")}, {"need": Param("num", optional=True)}),
+               {"result": adl.allocate(ACCOUNTS, policy="pro_rata")}, {"b_needed": Param("num", optional=True), "need": Param("num", optional=True)}),
         Target("synthetic_book", adl.synthetic_book, {"n": 10},
                {"n": Param("int", bad=[-1, BIG]), "symbols": Param("symbols"),
                 "mark": Param("num", bad=[0.0, -1.0]), "seed": SEED, "size_sigma": Param("num", bad=[-1.0]),

@@ -276,8 +276,9 @@ def test_inverse_contracts() -> None:
     res = adl.simulate(xbt, pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [50_000.0, 40_000.0]}),
                        insurance_fund=0.0, liquidation=adl.Slippage(0.0), cash_decimals=8, qty_decimals=0,
                        price_decimals=8, markets={"default": adl.Market(0, 8, inverse=True)})
-    row = res.accounts.select("account", "adl_notional", "profit_taken", "need", "haircut").row(0)
+    row = res.accounts.select("account", "adl_notional", "profit_taken", "loss_vs_mark", "haircut").row(0)
     assert row == pytest.approx((2, 0.25, 0.05, 0.03, 0.03))
+    assert res.summary["deficit_covered"].item() == pytest.approx(0.03)   # the book filled at the mark
 
 
 def test_review_findings_stay_fixed() -> None:
@@ -323,5 +324,28 @@ def test_simulator_values_multiplier_contracts() -> None:
     res = adl.simulate(contracts, pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [100.0, 94.0]}),
                        insurance_fund=0.0, liquidation=adl.Slippage(0.0), cash_decimals=2, qty_decimals=0,
                        price_decimals=0, markets={"default": adl.Market(0, 0, 0.005, multiplier=0.1)})
-    assert res.accounts.select("adl_notional", "profit_taken", "need").row(0) == pytest.approx((940.0, 60.0, 10.0))
+    assert res.accounts.select("adl_notional", "profit_taken", "loss_vs_mark").row(0) == pytest.approx((940.0, 60.0, 10.0))
+    assert res.summary["deficit_covered"].item() == pytest.approx(10.0)
     assert res.fund["liquidated_notional"].to_list() == pytest.approx([0.0, 940.0])
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_deficit_covered_is_the_adl_lots_loss_at_the_book_price(inverse: bool) -> None:
+    # deficit_covered is computed from the liquidations (loss against the mark plus the book's
+    # slippage on the ADL lots); check it against the fills: Σ over ADL fills of
+    # σ_c·(V(F) − V(P_ADL)) with F the liquidation's book price, V = q·m·P or −q·m/P.
+    m = 2.0
+    book = adl.synthetic_book(400, seed=5, mark=50.0, median_notional=2_000.0).with_columns(pl.col("qty").round(2))
+    if inverse:   # contracts of m quote each, margin in the coin: the same book at the mark 50
+        book = book.with_columns((pl.col("qty") * 50.0 / m).round(2), pl.col("margin") / 50.0)
+    path = adl.crash_path(steps=40, duration=30, drop=0.3, start=50.0, seed=5)
+    res = adl.simulate(book, path, insurance_fund=0.0, liquidation=adl.Slippage(bps_per_million=2_000.0),
+                       markets={"BTC-PERP": adl.Market(2, 8 if inverse else 4, multiplier=m, inverse=inverse)},
+                       cash_decimals=10, qty_decimals=2, price_decimals=8 if inverse else 4)
+    fills = res.fills.filter(pl.col("kind") == "adl").join(res.liquidations.select("event", "fill_price"), on="event")
+    assert fills.height > 0
+    sign = pl.when(pl.col("side") == "long").then(1.0).otherwise(-1.0)
+    value = (lambda p: -pl.col("qty") * m / p) if inverse else (lambda p: pl.col("qty") * m * p)
+    expected = fills.select((sign * (value(pl.col("fill_price")) - value(pl.col("price")))).sum()).item()
+    assert res.summary["deficit_covered"].item() == pytest.approx(expected, rel=1e-9)
+    assert expected > 0

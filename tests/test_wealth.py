@@ -82,14 +82,18 @@ def test_metrics_by_hand() -> None:
     # Queue, θ = 1/2: B = 15 from account 2. Kept profit max(w - x)+ = 25, residual 15,
     # max loss 30: PTSR = 25/15, PMR = 25 / (15/30 · 30) = 25/15.
     m = adl.allocation_metrics(adl.allocate(BOOK, policy="queue", theta=0.5))
-    assert (m["deficit"], m["seized"], m["need"], m["residual"], m["accounts_hit"]) == (30, 15, 15, 15, 1)
-    assert m["overshoot"] == 0
+    assert (m["deficit"], m["seized"], m["budget"], m["residual"], m["accounts_hit"]) == (30, 15, 15, 15, 1)
+    assert m["overshoot"] == 0 and math.isnan(m["b_needed"])   # no B_t^needed given: against B
     assert m["max_haircut"] == pytest.approx(15 / 40)
     assert m["max_seized_pct_equity"] == pytest.approx(15 / 50)
     assert m["ptsr"] == pytest.approx(25 / 15) and m["pmr"] == pytest.approx(25 / 15)
-    full = adl.allocation_metrics(adl.allocate(BOOK, policy="pro_rata"), need=20.0)
+    full = adl.allocation_metrics(adl.allocate(BOOK, policy="pro_rata"), b_needed=20.0)
     assert math.isnan(full["ptsr"]) and math.isnan(full["pmr"])  # D - H = 0
-    assert full["overshoot"] == pytest.approx(10.0)
+    # H = B = D = 30 against an ex-post need of 20: overshoot 10.
+    assert (full["budget"], full["b_needed"], full["overshoot"]) == pytest.approx((30.0, 20.0, 10.0))
+    with pytest.warns(DeprecationWarning):
+        old = adl.allocation_metrics(adl.allocate(BOOK, policy="pro_rata"), need=20.0)
+    assert old["overshoot"] == pytest.approx(10.0)
 
 
 def test_bad_input() -> None:

@@ -23,6 +23,7 @@ from adl.errors import (
 )
 from adl.cascade import SimulationResult, Slippage, compare, simulate
 from adl.files import read_accounts, read_marks, read_markets, read_positions, read_prices
+from adl.reporting import report
 from adl.scenario import crash_path, synthetic_book
 from adl.stateless import deleverage, rank
 from adl.sweeps import FundSizing, scenario_grid, size_fund, sweep
@@ -60,6 +61,7 @@ __all__ = [
     "read_marks",
     "read_markets",
     "read_positions",
+    "report",
     "read_prices",
     "simulate",
     "scenario_grid",

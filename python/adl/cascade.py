@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import polars as pl
@@ -84,15 +84,20 @@ class SimulationResult:
     - ``fund``: per step ``ts, fund`` (at the step's end), ``fund_min`` (its low within the
       step), ``bad_debt, liquidations, liquidated_notional, adl_notional``;
     - ``accounts``: per ADL counterparty ``adl_qty, adl_notional, profit_taken`` (its lots'
-      profit at the event's mark), ``need`` (its loss against the mark at the event),
+      profit at the event's mark), ``loss_vs_mark`` (``σ·q·(P_mark − P_ADL)`` summed: what closing
+      at the ADL price instead of the mark cost it; negative when the ADL price was better for
+      it than the mark, the usual case in a cascade, see :attr:`summary`),
       ``haircut`` (``x(Δ) = σ·q·(P_{t+Δ} − P_ADL)`` summed), ``equity_start`` and
       ``haircut_pct`` of it (computed in Rust as the run goes, so they need no fill log);
-    - ``summary``: one row of totals (see :func:`simulate`).
+    - ``summary``: one row of totals (see :attr:`summary`); ``timeline``: when the cascade
+      turned (see :attr:`timeline`); ``params``: the arguments of the run.
+
+    The report's glossary (:data:`adl.report.GLOSSARY`) defines every column with its unit and sign.
     """
 
     def __init__(self, policy: str, steps: pl.DataFrame, liquidations: pl.DataFrame, engine: Engine,
                  prices: pl.DataFrame, tally: pl.DataFrame, equity_start: pl.DataFrame,
-                 fund_start: float, horizon: int) -> None:
+                 fund_start: float, horizon: int, params: Mapping[str, Any] | None = None) -> None:
         self.policy = policy
         self.fund = steps
         self.liquidations = liquidations
@@ -102,6 +107,7 @@ class SimulationResult:
         self._equity_start = equity_start
         self._fund_start = fund_start
         self.horizon = horizon
+        self.params: dict[str, Any] = dict(params or {})
 
     @cached_property
     def fills(self) -> pl.DataFrame:
@@ -109,23 +115,36 @@ class SimulationResult:
 
     @cached_property
     def accounts(self) -> pl.DataFrame:
-        per = self._tally.join(self._equity_start, on="account", how="left")
+        per = self._tally.rename({"need": "loss_vs_mark"}).join(self._equity_start, on="account", how="left")
         return per.with_columns(
             haircut_pct=pl.when(pl.col("equity_start") > 0).then(100.0 * pl.col("haircut") / pl.col("equity_start"))
         ).sort("haircut", "account", descending=[True, False])
 
     @cached_property
     def summary(self) -> pl.DataFrame:
-        """One row. ``need`` = the deficit ADL covered (the counterparties' loss against the
-        mark at the event time); ``haircut`` = Σ x(Δ); ``overshoot`` = haircut − need;
-        ``residual`` = bad debt; ``ptsr``/``pmr`` as docs/model.md §4 with ``w`` = each account's
-        profit on the lots taken and ``D`` = need + residual (NaN when residual = 0)."""
+        """One row of totals (quote units unless said; the glossary in :mod:`adl.report`):
+
+        - ``loss_vs_mark`` = Σ σ·q·(P_mark − P_ADL) over the ADL fills: the counterparties' loss
+          against the mark at the event. Negative when they were closed at a better price than
+          the mark: a position is liquidated at its *liquidation* price, before it reaches its
+          bankruptcy price, so ADL at P_bk buys its counterparties out inside the mark; it is
+          positive only when the mark gapped past P_bk;
+        - ``deficit_covered`` = Σ σ_b·q·(P_ADL − F) over the ADL lots (σ_b the bankrupt side, F the
+          book's fill price): the loss those lots would have left at the book's price, that ADL
+          took over (>= 0); = ``loss_vs_mark`` + the book's slippage on the ADL lots;
+        - ``haircut`` = Σ x(Δ) = Σ σ·q·(P_{t+Δ} − P_ADL): the profit the counterparties gave up,
+          valued ``horizon`` later; ``overshoot`` = haircut − deficit_covered;
+        - ``bad_debt`` (= ``residual``): the deficit nobody covered;
+        - ``ptsr``/``pmr`` as docs/model.md §4 with ``w`` = each account's profit on the lots
+          taken and ``D`` = deficit_covered + bad_debt (NaN when bad_debt = 0).
+        """
         acc, liq = self.accounts, self.liquidations
-        need = float(acc["need"].sum()) if acc.height else 0.0
+        loss_vs_mark = float(acc["loss_vs_mark"].sum()) if acc.height else 0.0
         haircut = float(acc["haircut"].sum()) if acc.height else 0.0
+        covered = loss_vs_mark + self._adl_slippage()
         residual = float(self.engine.bad_debt)
         kept = _num((acc["profit_taken"] - acc["haircut"].clip(0.0)).clip(0.0).max()) if acc.height else 0.0
-        deficit = need + residual
+        deficit = covered + residual
         max_loss = _num((liq["from_fund"] + liq["bad_debt"]).max()) if liq.height else 0.0
         ptsr = kept / residual if residual > 0 else math.nan
         pmr = kept / ((residual / deficit) * max_loss) if residual > 0 and deficit > 0 and max_loss > 0 else math.nan
@@ -142,9 +161,10 @@ class SimulationResult:
             "fund_start": [self._fund_start],
             "fund_min": [min(self._fund_start, _num(self.fund["fund_min"].min())) if fund.len() else self._fund_start],
             "fund_end": [float(fund[-1]) if fund.len() else self._fund_start],
-            "need": [need],
+            "loss_vs_mark": [loss_vs_mark],
+            "deficit_covered": [covered],
             "haircut": [haircut],
-            "overshoot": [haircut - need],
+            "overshoot": [haircut - covered],
             "max_haircut_pct": [_num(acc["haircut_pct"].max()) if acc.height else 0.0],
             "residual": [residual],
             "ptsr": [ptsr],
@@ -152,11 +172,73 @@ class SimulationResult:
             "horizon": [self.horizon],
         })
 
-    def report(self, path: str | Path) -> Path:
-        """Writes a self-contained HTML report (needs the ``report`` extra); see :mod:`adl.report`."""
-        from adl.report import write_report
+    def _adl_slippage(self) -> float:
+        """Σ σ_b·(V(P_mark) − V(F)) over the ADL lots of each liquidation: what the book's fill
+        price F would have cost them against the mark (V as in the Rust tally: ``q·m·P``, or
+        ``−q·m/P`` in an inverse market)."""
+        liq = self.liquidations.filter(pl.col("adl_qty") > 0)
+        if not liq.height:
+            return 0.0
+        spec = self.engine.markets().select("symbol", "multiplier", "inverse")
+        liq = liq.join(spec, on="symbol", how="left")
+        sign = pl.when(pl.col("side") == "long").then(1.0).otherwise(-1.0)
 
-        return write_report([self], path)
+        def value(price: str) -> pl.Expr:
+            q = pl.col("adl_qty") * pl.col("multiplier")
+            return pl.when(pl.col("inverse")).then(-q / pl.col(price)).otherwise(q * pl.col(price))
+
+        return _num(liq.select((sign * (value("mark") - value("fill_price"))).sum()).item())
+
+    @cached_property
+    def timeline(self) -> pl.DataFrame:
+        """When the cascade turned, one row per moment (``moment, ts, step``; step counts from
+        0; null ts and step when it never happened): ``first_liquidation``, ``fund_exhausted``
+        (the first step whose fund low is at most 0.1 % of the starting fund: a fund is seldom
+        left at exactly 0, it keeps less than one lot's deficit), ``first_adl`` (the first step with ADL notional),
+        ``first_bad_debt`` and ``peak`` (the step with the most liquidated notional; the
+        first on ties; null when nothing was liquidated).
+
+        >>> import adl, polars as pl
+        >>> book = pl.DataFrame({"account": [1, 2], "side": ["long", "short"], "qty": [10.0, 10.0],
+        ...     "entry_price": [100.0, 100.0], "margin": [50.0, 300.0]})
+        >>> path = pl.DataFrame({"ts": [0, 5, 9], "symbol": ["default"] * 3, "mark": [100.0, 98.0, 94.0]})
+        >>> adl.simulate(book, path, insurance_fund=0.0).timeline.filter(pl.col("moment") == "first_adl").row(0)
+        ('first_adl', 9, 2)
+        """
+        f = self.fund.with_row_index("step")
+
+        def first(cond: pl.Expr) -> tuple[int | None, int | None]:
+            hit = f.filter(cond)
+            return (int(hit["ts"][0]), int(hit["step"][0])) if hit.height else (None, None)
+
+        peak: tuple[int | None, int | None] = (None, None)
+        if f.height and _num(f["liquidated_notional"].max()) > 0:
+            i = int(f["liquidated_notional"].arg_max() or 0)
+            peak = (int(f["ts"][i]), i)
+        moments = {
+            "first_liquidation": first(pl.col("liquidations") > 0),
+            "fund_exhausted": first(pl.col("fund_min") <= 0.001 * self._fund_start),
+            "first_adl": first(pl.col("adl_notional") > 0),
+            "first_bad_debt": first(pl.col("bad_debt") > 0),
+            "peak": peak,
+        }
+        return pl.DataFrame({"moment": list(moments), "ts": [v[0] for v in moments.values()],
+                             "step": [v[1] for v in moments.values()]},
+                            schema={"moment": pl.String, "ts": pl.Int64, "step": pl.Int64})
+
+    def report(self, path: str | Path) -> Path:
+        """Writes a self-contained HTML report (needs the ``report`` extra); see :func:`adl.report`."""
+        from adl.reporting import report
+
+        return report([self], path)
+
+    def _repr_html_(self) -> str:
+        """Notebooks show the main totals as a small table (all of them: :attr:`summary`)."""
+        cols = ["policy", "liquidations", "adl_events", "accounts_hit", "bad_debt", "fund_start", "fund_min",
+                "deficit_covered", "haircut", "max_haircut_pct"]
+        row = self.summary.select(cols).with_columns(pl.selectors.float().round(2))
+        return str(row.transpose(include_header=True, header_name="metric", column_names=["value"])
+                   .with_columns(pl.col("value").cast(pl.String))._repr_html_())
 
     def __repr__(self) -> str:
         s = self.summary.row(0, named=True)
@@ -255,7 +337,15 @@ def simulate(
     liquidations = _liquidations_frame(liq, names)
     final = Engine._from_core(sim.engine(), eng._score)
     tally = pl.DataFrame(sim.tally()).with_columns(pl.col("account").cast(pl.UInt64))
-    return SimulationResult(str(policy), steps, liquidations, final, px, tally, equity_start, fund_start, int(horizon))
+    params = {
+        "policy": str(policy), "insurance_fund": fund_start, "maintenance_rate": maintenance_rate,
+        "slippage": liquidation, "horizon": int(horizon), "trigger": str(trigger),
+        "adl_price": str(adl_price) if adl_price is not None else ("mark" if policy == "hyperliquid" else "bankruptcy"),
+        "positions": pos.height, "accounts": int(pos["account"].n_unique()) if "account" in pos.columns else 0,
+        "symbols": names, "price_rows": px.height, "steps": n, "seed": seed,
+        "decimals": {"cash": cash_decimals, "qty": qty_decimals, "price": price_decimals},
+    }
+    return SimulationResult(str(policy), steps, liquidations, final, px, tally, equity_start, fund_start, int(horizon), params)
 
 
 def _later_marks(px: pl.DataFrame, step_ts: pl.Series, names: list[str], horizon: int) -> np.ndarray[Any, Any]:
@@ -286,10 +376,17 @@ def _liquidations_frame(liq: pl.DataFrame | None, names: list[str]) -> pl.DataFr
     ).select(cols)
 
 
+@overload
+def compare(positions: Frame, prices: Frame, *, policies: Sequence[Policy] = ...,
+            return_results: Literal[False] = ..., **kwargs: Any) -> pl.DataFrame: ...
+@overload
+def compare(positions: Frame, prices: Frame, *, policies: Sequence[Policy] = ...,
+            return_results: Literal[True], **kwargs: Any) -> tuple[pl.DataFrame, list[SimulationResult]]: ...
 def compare(positions: Frame, prices: Frame, *, policies: Sequence[Policy] = ("bitmex", "size_pro_rata", "min_max_leverage"),
-            **kwargs: Any) -> pl.DataFrame:
+            return_results: bool = False, **kwargs: Any) -> pl.DataFrame | tuple[pl.DataFrame, list[SimulationResult]]:
     """Runs :func:`simulate` once per policy on the same book and path (same other arguments;
-    no fill log unless ``keep_fills=True``) and returns the summaries, one row per policy.
+    no fill log unless ``keep_fills=True``) and returns the summaries, one row per policy;
+    with ``return_results=True``, ``(summaries, results)``, the results ready for :func:`adl.report`.
 
     >>> import adl, polars as pl
     >>> book = pl.DataFrame({"account": [1, 2, 3], "side": ["long", "short", "short"],
@@ -297,9 +394,14 @@ def compare(positions: Frame, prices: Frame, *, policies: Sequence[Policy] = ("b
     >>> path = pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [100.0, 94.0]})
     >>> adl.compare(book, path, policies=["bitmex", "size_pro_rata"], insurance_fund=0.0)["accounts_hit"].to_list()
     [2, 2]
+    >>> table, results = adl.compare(book, path, policies=["bitmex"], insurance_fund=0.0, return_results=True)
+    >>> results[0].policy
+    'bitmex'
     """
     kwargs.setdefault("keep_fills", False)
-    return pl.concat([simulate(positions, prices, policy=p, **kwargs).summary for p in policies], how="vertical_relaxed")
+    results = [simulate(positions, prices, policy=p, **kwargs) for p in policies]
+    table = pl.concat([r.summary for r in results], how="vertical_relaxed")
+    return (table, results) if return_results else table
 
 
 def simulate_naive(

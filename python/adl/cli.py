@@ -325,11 +325,11 @@ def compare(
     except BAD_INPUT as e:
         raise _fail(e) from None
     table = pl.concat([r.summary for r in results], how="vertical_relaxed")
-    shown = table.select("policy", "liquidations", "bad_debt", "fund_min", "adl_notional", "accounts_hit", "need",
+    shown = table.select("policy", "liquidations", "bad_debt", "fund_min", "adl_notional", "accounts_hit", "deficit_covered",
                          "haircut", "max_haircut_pct") if fmt is Format.table else table
     emit(shown, "Policies compared", fmt, out)
     if report is not None:
-        from adl.report import write_report
+        from adl.reporting import write_report
 
         console.print(f"wrote {escape(str(write_report(results, report)))}")
 
@@ -354,7 +354,7 @@ def report(
     names = _policies(policies)
     _writable(out)
     try:
-        from adl.report import write_report
+        from adl.reporting import write_report
 
         results = _run(positions, prices, names, insurance_fund, maintenance_rate, bps_per_million, horizon, False,
                        accounts, markets)

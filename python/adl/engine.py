@@ -272,6 +272,19 @@ class Engine:
         for symbol, m in (markets or {}).items():
             self._core.add_market(symbol, m.spec())
 
+    def __repr__(self) -> str:
+        """The policy, markets, book size, fund and bad debt, for a REPL or a log line.
+
+        >>> import adl
+        >>> adl.Engine("size_pro_rata", insurance_fund=1_500.0)
+        Engine(policy='size_pro_rata', markets=[], positions=0, insurance_fund=1,500.00, bad_debt=0.00)
+        """
+        names = self._names()
+        shown = names if len(names) <= 5 else [*names[:5], f"... {len(names) - 5} more"]
+        positions = len(self._core.positions("all")["account"])
+        return (f"Engine(policy={self._policy!r}, markets={shown}, positions={positions:,}, "
+                f"insurance_fund={self.insurance_fund:,.2f}, bad_debt={self.bad_debt:,.2f})")
+
     # ----- markets -----------------------------------------------------------------
 
     @checked(symbol=text(), **OPTIONAL_MARKET_ARGS)

@@ -155,7 +155,7 @@ def allocate(
     for name, total in (("pnl", float(w.sum())), ("cash", deficit), ("cash", float(np.abs(e).sum()))):
         if not math.isfinite(total):
             raise InvalidInputError(f"{name}: the amounts are too large to sum in floating point", name, None)
-    need = deficit * theta if budget is None else float(budget)
+    target = deficit * theta if budget is None else float(budget)   # B
 
     fills: dict[str, Callable[[float], Array]] = {
         "queue": lambda t: _queue(w, _column(df, "score") if "score" in df.columns else pnl, account, t),
@@ -170,30 +170,39 @@ def allocate(
         raise SchemaError(f"accounts: policy {policy!r} needs a 'leverage' column", "leverage", None)
     cap = _column(df, "adl_cap", low=0.0, high=1.0) if "adl_cap" in df.columns else np.ones_like(w)
     capacity = float((w * cap).sum()) if policy == "capped_pro_rata" else float(w.sum())
-    seized = fills[policy](min(need, capacity))
+    seized = fills[policy](min(target, capacity))
     haircut = np.divide(seized, w, out=np.zeros_like(w), where=w > 0)
     return df.with_columns(
         haircut=pl.Series(haircut),
         seized=pl.Series(seized),
         equity_after=pl.Series(e - seized),
-        budget=pl.lit(need, dtype=pl.Float64),
+        budget=pl.lit(target, dtype=pl.Float64),
     )
 
 
-@checked(need=number(optional=True))
-def allocation_metrics(result: pl.DataFrame, *, need: float | None = None) -> dict[str, float]:
+@checked(b_needed=number(optional=True), need=number(optional=True))
+def allocation_metrics(result: pl.DataFrame, *, b_needed: float | None = None,
+                       need: float | None = None) -> dict[str, float]:
     """Metrics of an :func:`allocate` result (docs/model.md §4): ``deficit`` D, ``seized`` H,
-    ``need`` (default: the budget B the allocation aimed at), ``overshoot`` = H - need,
-    ``residual`` = D - H, ``max_haircut``, ``max_seized_pct_equity`` (max x/e over e > 0),
-    ``accounts_hit``, ``ptsr`` = max(w - x)+ / (D - H) and ``pmr`` = max(w - x)+ /
-    ((D - H)/D · max loss); NaN where a ratio is undefined.
+    ``budget`` (B, the amount the allocation aimed at: the frame's ``budget`` column, else D),
+    ``b_needed`` (the research model's ex-post need B_t^needed, docs/model.md §8, when given;
+    NaN otherwise), ``overshoot`` = H − b_needed (H − budget when b_needed is not given),
+    ``residual`` = D − H, ``max_haircut``, ``max_seized_pct_equity`` (max x/e over e > 0),
+    ``accounts_hit``, ``ptsr`` = max(w − x)+ / (D − H) and ``pmr`` = max(w − x)+ /
+    ((D − H)/D · max loss); NaN where a ratio is undefined. ``need`` is the deprecated name of
+    ``b_needed``.
 
     >>> import adl, polars as pl
     >>> acc = pl.DataFrame({"account": [1, 2, 3], "cash": [0.0, 10.0, 10.0], "pnl": [-30.0, 40.0, 10.0]})
     >>> m = adl.allocation_metrics(adl.allocate(acc, policy="queue", theta=0.5))   # B = 15
-    >>> (m["seized"], m["residual"], m["accounts_hit"], round(m["ptsr"], 4))    # 25 kept / 15
-    (15.0, 15.0, 1.0, 1.6667)
+    >>> (m["budget"], m["seized"], m["residual"], m["accounts_hit"], round(m["ptsr"], 4))    # 25 kept / 15
+    (15.0, 15.0, 15.0, 1.0, 1.6667)
     """
+    if need is not None:
+        import warnings
+
+        warnings.warn("allocation_metrics(need=...) is now b_needed=...", DeprecationWarning, stacklevel=2)
+        b_needed = need if b_needed is None else b_needed
     for name in ("cash", "pnl", "seized", "haircut"):
         if name not in result.columns:
             raise SchemaError(f"result: missing column {name!r} (pass the frame allocate returned)", name, None)
@@ -205,8 +214,7 @@ def allocation_metrics(result: pl.DataFrame, *, need: float | None = None) -> di
     e = cash + pnl
     deficit = float(np.maximum(-e, 0.0).sum())
     seized = float(x.sum())
-    if need is None:
-        need = float(result["budget"][0]) if "budget" in result.columns and result.height else deficit
+    budget = float(result["budget"][0]) if "budget" in result.columns and result.height else deficit
     residual = deficit - seized
     kept = float(np.maximum(w - x, 0.0).max()) if len(w) else 0.0
     max_loss = float(np.maximum(-e, 0.0).max()) if len(e) else 0.0
@@ -215,8 +223,9 @@ def allocation_metrics(result: pl.DataFrame, *, need: float | None = None) -> di
     return {
         "deficit": deficit,
         "seized": seized,
-        "need": float(need),
-        "overshoot": seized - float(need),
+        "budget": budget,
+        "b_needed": nan if b_needed is None else float(b_needed),
+        "overshoot": seized - (budget if b_needed is None else float(b_needed)),
         "residual": residual,
         "max_haircut": float(h.max()) if len(h) else nan,
         "max_seized_pct_equity": float((x[positive] / e[positive]).max()) if positive.any() else nan,
