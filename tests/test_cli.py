@@ -141,12 +141,13 @@ def test_severity_command_prints_the_lab(tmp_path: Path, monkeypatch: pytest.Mon
     from adl.cli import console
 
     monkeypatch.setattr(console, "_width", 250)  # rich wraps the policy names on the runner's narrow terminal
-    png = tmp_path / "rounds.png"
-    result = runner.invoke(app, ["severity", "--lam", "1", "--rounds", "--out", str(out), "--chart", str(png)])
+    page = tmp_path / "rounds.html"
+    result = runner.invoke(app, ["severity", "--lam", "1", "--rounds", "--out", str(out), "--chart", str(page)])
     assert result.exit_code == 0, result.output
     for text in ("ours_impact_slope", "production", "min_max_ilp", "B_inst", "Per round"):
         assert text in result.output
     per = pl.read_parquet(out)
     assert per["round"].n_unique() == 16 and {"tracking", "fairness", "total"} <= set(per.columns)
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = page.read_text()
+    assert "need (ex-post)" in text and "<script src=" not in text   # plotly.js inlined
     assert runner.invoke(app, ["severity", "--lam", "-1"]).exit_code == 2

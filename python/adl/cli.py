@@ -370,7 +370,7 @@ def severity(
     theta0: float = typer.Option(0.5, help="First-round θ of the online controllers."),
     rounds: bool = typer.Option(False, "--rounds", help="Also print need and budget per round."),
     out: Path = typer.Option(None, help="Write every policy's per-round losses as Parquet here."),
-    chart: Path = typer.Option(None, help="Write a per-round PNG chart here (needs the report extra)."),
+    chart: Path = typer.Option(None, help="Write a per-round chart here: one self-contained HTML file (needs the report extra)."),
 ) -> None:
     """The severity lab on Hyperliquid's 10 Oct 2025 ADL (16 waves, docs/severity.md): each
     policy's tracking, fairness and total loss and its share of B_inst; online policies never

@@ -582,26 +582,24 @@ def lab(rounds: Rounds, *, lam: float = 1.0, theta0: float = 0.5) -> pl.DataFram
 
 
 def chart(rounds: Rounds, decisions: pl.DataFrame, path: str | Path) -> Path:
-    """Writes a PNG (needs the ``report`` extra): per round, the need and what each policy in
-    ``decisions`` seized, on a log scale. Returns the path."""
-    from adl.report import _figure
+    """Writes an interactive, self-contained HTML chart (needs the ``report`` extra: plotly,
+    its JS inlined): per round, the need and what each policy in ``decisions`` seized, on a
+    log scale. Returns the path."""
+    from adl.reporting import _plotly
 
-    plt, (fig, ax) = _figure()
+    go, _, _ = _plotly()
     x = rounds.table["label"].to_list()
-    ax.plot(x, rounds.table["need"].to_list(), "k-", linewidth=2.5, label="need (ex-post)")
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=rounds.table["need"].to_list(), name="need (ex-post)",
+                             line={"color": "black", "width": 3}))
     for (policy,), d in decisions.group_by("policy", maintain_order=True):
         d = d.sort("round")
-        ax.plot([x[i] for i in d["round"].to_list()], [max(v, 1.0) for v in d["seized"].to_list()],
-                marker="o", markersize=3, linewidth=1, label=str(policy))
-    ax.set_yscale("log")
-    ax.set_xlabel("round (wave)")
-    ax.set_ylabel("USD")
-    ax.set_title("Need and budget seized per round")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+        fig.add_trace(go.Scatter(x=[x[i] for i in d["round"].to_list()], y=[max(v, 1.0) for v in d["seized"].to_list()],
+                                 name=str(policy), mode="lines+markers", marker={"size": 4}))
+    fig.update_layout(title="Need and budget seized per round", xaxis_title="round (wave)", yaxis_title="USD (log)",
+                      yaxis_type="log", template="plotly_white")
     out = Path(path)
-    fig.savefig(out)
-    plt.close(fig)
+    fig.write_html(out, include_plotlyjs=True, full_html=True)
     return out
 
 
