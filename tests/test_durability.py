@@ -179,11 +179,22 @@ def test_special_targets_are_refused(tmp_path: Path) -> None:
 
 
 def test_other_threads_run_while_a_long_load_holds_the_engine() -> None:
+    def book_of(n: int) -> pl.DataFrame:
+        return pl.DataFrame({
+            "account": np.arange(n, dtype=np.uint64), "side": np.where(np.arange(n) % 2 == 0, "long", "short"),
+            "qty": np.ones(n), "entry_price": np.full(n, 100.0), "margin": np.full(n, 10.0),
+        })
+
+    # A load long enough to tell on this build (debug or release): double the book until a
+    # plain load takes half a second.
     n = 600_000
-    big = pl.DataFrame({
-        "account": np.arange(n, dtype=np.uint64), "side": np.where(np.arange(n) % 2 == 0, "long", "short"),
-        "qty": np.ones(n), "entry_price": np.full(n, 100.0), "margin": np.full(n, 10.0),
-    })
+    while True:
+        big = book_of(n)
+        t0 = time.perf_counter()
+        adl.Engine().load(big)
+        if time.perf_counter() - t0 > 0.5 or n >= 16_000_000:
+            break
+        n *= 2
     eng = adl.Engine()
     done = threading.Event()
 
