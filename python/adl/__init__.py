@@ -24,7 +24,7 @@ from adl.errors import (
 from adl.cascade import SimulationResult, Slippage, compare, simulate
 from adl.files import read_accounts, read_marks, read_markets, read_positions, read_prices
 from adl.reporting import report
-from adl.scenario import crash_path, synthetic_book
+from adl.scenario import VenueBook, crash_path, synthetic_book, venue_book
 from adl.stateless import deleverage, rank
 from adl.sweeps import FundSizing, scenario_grid, size_fund, sweep
 from adl.wealth import allocate, allocation_metrics
@@ -49,6 +49,7 @@ __all__ = [
     "StorageError",
     "UnknownMarketError",
     "UnknownPositionError",
+    "VenueBook",
     "__version__",
     "allocate",
     "allocation_metrics",
@@ -69,4 +70,5 @@ __all__ = [
     "size_fund",
     "sweep",
     "synthetic_book",
+    "venue_book",
 ]

@@ -4,11 +4,13 @@ read by :mod:`adl.files`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
 
 from adl._args import I64, U64, checked, integer, number, price_or_mapping, symbols as symbol_list
+from adl._io import Market
 from adl.errors import InvalidInputError
 
 
@@ -63,6 +65,141 @@ def synthetic_book(
     return pl.DataFrame({
         "account": account, "symbol": sym, "side": side, "qty": qty, "entry_price": entry, "margin": margin,
     })
+
+
+class VenueSymbol(NamedTuple):
+    """A listed market of :func:`venue_book`: its mark, its grid, and how often an account
+    picks it (``weight``; the listing's weights need not sum to 1)."""
+
+    mark: float
+    qty_decimals: int
+    price_decimals: int
+    weight: float
+
+
+VENUE_SYMBOLS: dict[str, VenueSymbol] = {
+    "BTC": VenueSymbol(60_000.0, 3, 1, 0.570),
+    "ETH": VenueSymbol(3_000.0, 3, 2, 0.226),
+    "SOL": VenueSymbol(150.0, 2, 3, 0.097),
+    "DOGE": VenueSymbol(0.15, 0, 5, 0.0535),
+    "XRP": VenueSymbol(0.5, 0, 4, 0.0535),
+}
+"""The default listing: real price levels, each on a grid a venue would use. The weights are
+calibrated so that BTC holds 40 % of the positions, ETH 25 %, SOL 15 %, DOGE and XRP 10 %
+each (an account trading k markets draws k distinct ones, which flattens the weights)."""
+
+# The leverage settings traders pick (a venue's slider stops) and how often, in percent.
+LEVERAGE_SETTINGS = np.array([1, 2, 3, 5, 10, 20, 25, 50, 75, 100, 125], dtype=np.float64)
+LEVERAGE_WEIGHTS = np.array([4, 7, 6, 14, 24, 18, 8, 10, 4, 3, 2], dtype=np.float64)
+# How many markets an account trades: 1 for most, up to every listed one (skewed).
+POSITIONS_PER_ACCOUNT = np.array([55, 22, 12, 7, 4], dtype=np.float64)
+
+
+class VenueBook(NamedTuple):
+    """A venue's book for :class:`adl.Engine` / :func:`adl.simulate`: ``positions`` (with
+    ``margin_mode``), the cross accounts' wallets (``accounts``: ``account, cash``), the
+    ``markets`` (grids) and the ``marks`` the book was drawn at."""
+
+    positions: pl.DataFrame
+    accounts: pl.DataFrame
+    markets: dict[str, Market]
+    marks: dict[str, float]
+
+
+@checked(n=integer(1, 100_000_000), cross_share=number(0.0, 1.0), seed=integer(0, U64),
+         median_notional=number(above=0.0), size_sigma=number(0.0, 10.0), entry_sigma=number(0.0, 1.0),
+         maintenance_rate=number(0.0, 0.5))
+def venue_book(
+    n: int,
+    *,
+    cross_share: float = 0.35,
+    seed: int = 0,
+    median_notional: float = 2_000.0,
+    size_sigma: float = 1.2,
+    entry_sigma: float = 0.02,
+    maintenance_rate: float = 0.005,
+    symbols: Mapping[str, VenueSymbol] | None = None,
+) -> VenueBook:
+    """About ``n`` positions as a real venue holds them (issue: venue-scale books):
+
+    - several symbols at real price levels (:data:`VENUE_SYMBOLS`: BTC 60,000 … DOGE 0.15),
+      each on its own grid (by default BTC holds 40 % of the positions, DOGE 10 %), long or
+      short with equal odds;
+    - accounts trading 1 to 5 markets (skewed: 55 % one, 4 % five), one position per market;
+    - a ``cross_share`` of the accounts in cross margin, with a wallet of 1.2–3× their
+      positions' initial margin; the others isolated, margin = notional / leverage;
+    - leverage from the settings traders pick, 1× to 125× (:data:`LEVERAGE_SETTINGS`);
+    - notionals lognormal around ``median_notional`` (σ = ``size_sigma``), at least one lot;
+    - entries lognormal around the mark (σ = ``entry_sigma``), but never so far against the
+      position that it starts within 30 % of its distance to maintenance (a 125× position
+      at ``maintenance_rate`` 0.5 % sits within 0.2 % of the mark): nobody is liquidatable
+      at the marks the book is drawn at.
+
+    Cash is in quote units to 6 decimals; use an engine with ``cash_decimals >= 6`` and
+    ``maintenance_rate`` as here, and pass ``markets`` (the grids).
+
+    >>> import adl
+    >>> v = adl.venue_book(2_000, seed=1)
+    >>> eng = adl.Engine(insurance_fund=0.0, markets=v.markets)
+    >>> eng.load(v.positions, accounts=v.accounts)
+    >>> eng.set_marks(v.marks)
+    >>> eng.liquidatable().height, sorted(v.marks)
+    (0, ['BTC', 'DOGE', 'ETH', 'SOL', 'XRP'])
+    """
+    listing = dict(symbols if symbols is not None else VENUE_SYMBOLS)
+    if not listing or any(not (np.isfinite(v.mark) and v.mark > 0 and v.weight > 0) for v in listing.values()):
+        raise InvalidInputError("symbols: each needs a mark > 0 and a weight > 0", "symbols", None)
+    rng = np.random.default_rng(seed)
+    names = list(listing)
+    k_max = min(len(names), len(POSITIONS_PER_ACCOUNT))
+    per_account = POSITIONS_PER_ACCOUNT[:k_max] / POSITIONS_PER_ACCOUNT[:k_max].sum()
+    # Accounts until n positions are held; the last account may hold fewer than it drew.
+    mean = float(per_account @ np.arange(1, k_max + 1))
+    counts = rng.choice(np.arange(1, k_max + 1), size=int(n / mean * 1.1) + k_max, p=per_account)
+    counts = counts[: int(np.searchsorted(np.cumsum(counts), n)) + 1]
+    counts[-1] -= int(counts.sum()) - n
+    accounts = len(counts)
+    # Each account's markets: weighted sampling without replacement (Gumbel top-k).
+    weight = np.array([listing[s].weight for s in names])
+    keys = np.log(weight / weight.sum()) + rng.gumbel(size=(accounts, len(names)))
+    order = np.argsort(-keys, axis=1)
+    owner = np.repeat(np.arange(accounts), counts)
+    nth = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+    sym_idx = order[owner, nth]
+    cross_acc = rng.random(accounts) < cross_share
+    cross = cross_acc[owner]
+    # One leverage setting per account (cross accounts use it for their whole wallet).
+    lev = rng.choice(LEVERAGE_SETTINGS, size=accounts, p=LEVERAGE_WEIGHTS / LEVERAGE_WEIGHTS.sum())[owner]
+    long = rng.random(n) < 0.5
+    mark = np.array([listing[s].mark for s in names])[sym_idx]
+    qd = np.array([listing[s].qty_decimals for s in names])[sym_idx]
+    pd = np.array([listing[s].price_decimals for s in names])[sym_idx]
+    lot, tick = 10.0 ** -qd, 10.0 ** -pd
+    notional = median_notional * np.exp(size_sigma * rng.standard_normal(n))
+    qty = np.maximum(np.round(notional / mark / lot), 1) * lot
+    # Entry drift: free in the position's favour, capped against it at 70 % of the way from
+    # initial margin (1/lev) to maintenance.
+    drift = entry_sigma * rng.standard_normal(n)
+    room = 0.7 * np.maximum(1.0 / lev - maintenance_rate, 0.0)
+    sigma = np.where(long, 1.0, -1.0)
+    against = sigma * drift                # > 0 when the entry is worse than the mark
+    drift = np.where(against > room, sigma * room, drift)
+    entry = np.maximum(np.round(mark * np.exp(drift) / tick), 1) * tick
+    initial = qty * entry / lev
+    margin = np.where(cross, 0.0, np.ceil(initial * 1e6) / 1e6)
+    positions = pl.DataFrame({
+        "account": (owner + 1).astype(np.uint64), "symbol": np.array(names)[sym_idx],
+        "side": np.where(long, "long", "short"), "qty": qty, "entry_price": entry, "margin": margin,
+        "margin_mode": np.where(cross, "cross", "isolated"),
+    })
+    # Cross wallets: 1.2–3× the account's initial margin, plus what its entries lost at the mark.
+    loss = np.maximum(sigma * qty * (entry - mark), 0.0)
+    need = np.bincount(owner, weights=np.where(cross, initial + loss, 0.0), minlength=accounts)
+    ids = np.flatnonzero(cross_acc)
+    wallet = np.ceil(need[ids] * rng.uniform(1.2, 3.0, ids.size) * 1e6) / 1e6
+    wallets = pl.DataFrame({"account": (ids + 1).astype(np.uint64), "cash": wallet})
+    markets = {s: Market(listing[s].qty_decimals, listing[s].price_decimals) for s in names}
+    return VenueBook(positions, wallets, markets, {s: listing[s].mark for s in names})
 
 
 @checked(symbols=symbol_list(), start=price_or_mapping(), drop=number(0.0, 1.0, below=1.0), duration=integer(0, I64),
