@@ -11,6 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use _adl::core::audit::SolvencyBaseline;
 use _adl::core::engine::{AdlPrice, FillKind, Liquidation};
 use _adl::core::oplog::{Op, OpOutput, OwnedColumns};
 use _adl::core::trigger::Trigger;
@@ -142,34 +143,6 @@ fn check_liquidation(l: &Liquidation, held: &std::collections::HashMap<(u64, u32
     }
 }
 
-/// docs/model.md §2: no one is made insolvent by ADL. Accounts that were only counterparties in
-/// `ls` (never liquidated there): one without cross positions received cash >= 0 (its cash did
-/// not fall); one with cross positions keeps TNC >= min(its TNC before, 0) (cross fills keep
-/// it >= 0, isolated credits only raise it).
-fn check_solvency(
-    e: &Engine,
-    ls: &[&Liquidation],
-    cash_before: &std::collections::HashMap<u64, i128>,
-    tnc_before: &std::collections::HashMap<u64, i128>,
-) {
-    let liquidated: std::collections::HashSet<u64> = ls.iter().map(|l| l.key.0).collect();
-    for l in ls {
-        for f in l.fills.iter().filter(|f| f.kind == FillKind::Adl) {
-            let cp = f.account.expect("an ADL fill has a counterparty");
-            if liquidated.contains(&cp) {
-                continue;
-            }
-            match tnc_before.get(&cp) {
-                Some(&before) => {
-                    let after = e.cross_accounts().find(|(a, _)| *a == cp).map_or(e.cash_of(cp), |(_, t)| t.tnc());
-                    assert!(after >= before.min(0), "ADL took cross account {cp} from TNC {before} to {after}");
-                }
-                None => assert!(e.cash_of(cp) >= cash_before.get(&cp).copied().unwrap_or(0), "ADL paid account {cp} negative cash"),
-            }
-        }
-    }
-}
-
 fn check_state(e: &mut Engine, before: &Totals, conserving: bool) {
     let t = e.totals();
     assert!(t.fund >= 0, "negative fund");
@@ -239,8 +212,7 @@ pub fn run(data: &[u8]) {
         let before = e.totals();
         let held: std::collections::HashMap<(u64, u32, i8), i64> =
             e.store().iter().map(|(_, p)| ((p.account, p.market, p.side), p.qty)).collect();
-        let tnc_before: std::collections::HashMap<u64, i128> = e.cross_accounts().map(|(a, t)| (a, t.tnc())).collect();
-        let cash_before: std::collections::HashMap<u64, i128> = e.accounts_cash().iter().map(|(a, c)| (*a, *c)).collect();
+        let solvency = SolvencyBaseline::of(&e);
         let reqs: Vec<Request>;
         let marks: Vec<(String, f64)>;
         let extra: OwnedColumns;
@@ -311,7 +283,9 @@ pub fn run(data: &[u8]) {
                     OpOutput::Batch(ls) => ls.iter().flatten().collect(),
                     _ => Vec::new(),
                 };
-                check_solvency(&e, &ls, &cash_before, &tnc_before);
+                if let Err(broken) = solvency.check(&e, ls.iter().copied()) {
+                    panic!("{broken}");
+                }
                 // Liquidations and closes of a cross account move its wallet into the
                 // position; every other op here is valued at fixed marks too.
                 check_state(&mut e, &before, conserving);

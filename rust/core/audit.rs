@@ -2,7 +2,9 @@
 //! 10^15 lots × 10^15 ticks × 10^8 = 10^38 cash units), but a sum over many positions or
 //! accounts need not, so the sums are kept in a 192-bit accumulator: `hi·2^64 + lo`.
 
-use crate::core::engine::Engine;
+use rustc_hash::FxHashMap;
+
+use crate::core::engine::{Engine, FillKind, Liquidation};
 
 /// A sum of i128 terms that cannot overflow (for up to 2^63 terms).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,6 +72,49 @@ impl Engine {
             if p.side > 0 { &mut t.long_lots } else { &mut t.short_lots }.add(p.qty as i128);
         }
         t
+    }
+}
+
+/// Every account's cash and every cross account's TNC before an operation, to check that the
+/// operation made nobody insolvent (docs/model.md §2, step 4).
+#[derive(Clone, Debug, Default)]
+pub struct SolvencyBaseline {
+    cash: FxHashMap<u64, i128>,
+    tnc: FxHashMap<u64, i128>,
+}
+
+impl SolvencyBaseline {
+    pub fn of(e: &Engine) -> SolvencyBaseline {
+        SolvencyBaseline { cash: e.accounts_cash().clone(), tnc: e.cross_accounts().map(|(a, t)| (a, t.tnc())).collect() }
+    }
+
+    /// Checks every ADL counterparty of `results` (accounts liquidated in them excepted): an
+    /// isolated one received cash >= 0 (its free cash did not fall); a cross one keeps
+    /// `TNC >= min(TNC before, 0)` (its wallet once it holds nothing cross): cross fills keep it
+    /// >= 0 and isolated credits only raise it, so an account holding both is checked on its
+    /// TNC. The error names the first account that breaks this.
+    pub fn check<'a>(&self, after: &Engine, results: impl IntoIterator<Item = &'a Liquidation> + Clone) -> Result<(), String> {
+        let liquidated: Vec<u64> = results.clone().into_iter().map(|l| l.key.0).collect();
+        let tnc_after: FxHashMap<u64, i128> = after.cross_accounts().map(|(a, t)| (a, t.tnc())).collect();
+        for l in results {
+            for f in l.fills.iter().filter(|f| f.kind == FillKind::Adl) {
+                let Some(cp) = f.account.filter(|a| !liquidated.contains(a)) else { continue };
+                let cash = |a| self.cash.get(&a).copied().unwrap_or(0);
+                match self.tnc.get(&cp) {
+                    Some(&before) => {
+                        let now = tnc_after.get(&cp).copied().unwrap_or_else(|| after.cash_of(cp));
+                        if now < before.min(0) {
+                            return Err(format!("ADL took cross account {cp} from TNC {before} to {now}"));
+                        }
+                    }
+                    None if after.cash_of(cp) < cash(cp) => {
+                        return Err(format!("ADL paid account {cp} negative cash: {} -> {}", cash(cp), after.cash_of(cp)));
+                    }
+                    None => {}
+                }
+            }
+        }
+        Ok(())
     }
 }
 

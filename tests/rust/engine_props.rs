@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 
+use _adl::core::audit::SolvencyBaseline;
 use _adl::core::engine::AdlPrice;
 #[path = "common.rs"]
 mod common;
@@ -115,23 +116,9 @@ fn engine(b: &Book) -> Engine {
     e
 }
 
-/// docs/model.md §2 "no one is made insolvent by ADL": every ADL counterparty of `results`
-/// that held an isolated position received cash >= 0 (its free cash did not fall), and every
-/// cross counterparty's account keeps TNC >= 0 (its wallet >= 0 once it holds nothing cross).
+/// docs/model.md §2 "no one is made insolvent by ADL" (`SolvencyBaseline::check`).
 fn check_nobody_made_insolvent(before: &Engine, after: &Engine, results: &[_adl::core::Liquidation]) -> Result<(), TestCaseError> {
-    for r in results {
-        for f in r.fills.iter().filter(|f| f.kind == FillKind::Adl) {
-            let cp = f.account.unwrap();
-            let cross = before.store().iter().any(|(_, p)| p.account == cp && p.market == r.key.1 && p.side == f.side.unwrap() && p.cross);
-            if cross {
-                let tnc = after.cross_accounts().find(|(a, _)| *a == cp).map_or(after.cash_of(cp), |(_, t)| t.tnc());
-                prop_assert!(tnc >= 0, "ADL left cross account {} with TNC {}", cp, tnc);
-            } else {
-                prop_assert!(after.cash_of(cp) >= before.cash_of(cp), "ADL paid isolated account {} negative cash", cp);
-            }
-        }
-    }
-    Ok(())
+    SolvencyBaseline::of(before).check(after, results).map_err(TestCaseError::fail)
 }
 
 /// The incrementally updated index holds exactly the live eligible positions, in the order
@@ -541,10 +528,6 @@ fn fee_engine(b: &FeeBook) -> Option<Engine> {
     Some(e)
 }
 
-fn tnc_of(e: &Engine, account: u64) -> Option<i128> {
-    e.cross_accounts().find(|(a, _)| *a == account).map(|(_, t)| t.tnc())
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3_000, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -580,20 +563,7 @@ proptest! {
             };
             let Ok(results) = results else { continue };
             prop_assert_eq!(e.totals().value(), pre.totals().value());
-            let liquidated: std::collections::HashSet<u64> = results.iter().map(|l| l.key.0).collect();
-            for r in &results {
-                for f in r.fills.iter().filter(|f| f.kind == FillKind::Adl) {
-                    let cp = f.account.unwrap();
-                    if liquidated.contains(&cp) { continue; }
-                    match tnc_of(&pre, cp) {
-                        Some(before) => {
-                            let after = tnc_of(&e, cp).unwrap_or(e.cash_of(cp));
-                            prop_assert!(after >= before.min(0), "cross account {} TNC {} -> {}", cp, before, after);
-                        }
-                        None => prop_assert!(e.cash_of(cp) >= pre.cash_of(cp), "isolated account {} cash {} -> {}", cp, pre.cash_of(cp), e.cash_of(cp)),
-                    }
-                }
-            }
+            check_nobody_made_insolvent(&pre, &e, &results)?;
         }
         let _ = v0;
     }
