@@ -7,7 +7,8 @@ run:
   (b) an interleaved workload: one symbol's mark moves, then ten liquidations in that symbol,
       repeated, for the symbol with 10 % of the positions (DOGE) and the largest (BTC, 40 %):
       ``set_marks`` p50, ``set_marks`` + the first liquidation p50, the other liquidations p99;
-  (c) ``preview(account=...)`` p50, and one account's rows ("my position screen") p50;
+  (c) one account's screen (``Engine.account``: its positions with their queue places) p50,
+      against filtering whole-book frames, and ``preview(account=...)`` p50;
   (d) engine memory per position (resident set growth over the load, divided by positions).
 The stateless ``deleverage`` against NumPy and Polars is in ``benches/vs_polars.py``.
 
@@ -105,14 +106,18 @@ def interleaved(v: adl.VenueBook, symbol: str, rounds: int, budget: float, seed:
 
 
 def per_account(v: adl.VenueBook, trials: int, budget: float, seed: int) -> dict[str, Any]:
+    """An exchange's position screen for random accounts: the account and its positions with
+    their queue places (``Engine.account``), the same from whole-book frames, and preview."""
     eng = engine(v)
     accounts = v.positions["account"].unique().sample(trials, seed=seed).to_list()
 
-    def screen(a: int) -> Any:
+    def frames(a: int) -> Any:
         return eng.positions().filter(pl.col("account") == a), eng.indicator().filter(pl.col("account") == a)
 
+    eng.account(accounts[0])            # the first read after the marks ranks the queues
     out: dict[str, Any] = {}
-    for name, fn in (("one account's rows p50 (whole-book frames, filtered)", screen),
+    for name, fn in (("one account's screen p50: Engine.account", eng.account),
+                     ("one account's screen p50: whole-book frames, filtered", frames),
                      ("preview(account=...) p50", lambda a: eng.preview(account=a))):
         ts: list[float] = []
         t_end = time.perf_counter() + budget
@@ -169,7 +174,7 @@ def run(n: int, steps: int, budget: float, policies: tuple[str, ...], seed: int)
             rows.append((f"{symbol} ({share:.0%} of positions): {k}", fmt_t(r[k]) if r[k] is not None else "–",
                          f"{r['rounds']} rounds"))
 
-    for k, (t, runs) in per_account(v, trials=20, budget=budget, seed=seed).items():
+    for k, (t, runs) in per_account(v, trials=200, budget=budget, seed=seed).items():
         rows.append((k, fmt_t(t), f"{runs} accounts"))
     rows.append(("engine memory per position (RSS growth over the load)", f"{memory(n, seed):.0f} B", ""))
     return rows

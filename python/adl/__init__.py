@@ -27,6 +27,7 @@ from adl.reporting import report
 from adl.scenario import VenueBook, crash_path, synthetic_book, venue_book
 from adl.stateless import deleverage, rank
 from adl.sweeps import FundSizing, scenario_grid, size_fund, sweep
+from adl.views import AccountView, PositionView, QueuePlace
 from adl.wealth import allocate, allocation_metrics
 from adl import lots, severity
 
@@ -35,6 +36,7 @@ __all__ = [
     "FundSizing",
     "KIND",
     "SIDE",
+    "AccountView",
     "AdlError",
     "CorruptDataError",
     "Engine",
@@ -43,6 +45,8 @@ __all__ = [
     "LiquidationResult",
     "Market",
     "NotLiquidatableError",
+    "PositionView",
+    "QueuePlace",
     "SchemaError",
     "SimulationResult",
     "Slippage",

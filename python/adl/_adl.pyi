@@ -4,6 +4,7 @@ from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
+from adl.views import RawView
 
 __all__ = ["Engine", "Simulation", "__version__", "deleverage", "rank"]
 __version__: str
@@ -134,6 +135,8 @@ class Engine:
     def positions(self, which: str = "all") -> dict[str, Any]: ...
     def accounts(self) -> dict[str, Any]: ...
     def indicator(self) -> dict[str, Any]: ...
+    def position_view(self, account: int, symbol: str, side: int) -> RawView: ...
+    def account_view(self, account: int) -> tuple[float, float, tuple[float, float] | None, list[RawView]]: ...
 
 @final
 class Simulation:

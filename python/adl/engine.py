@@ -38,6 +38,7 @@ from adl._io import (
 from adl._args import I64, U64, blob, checked, flag, integer, number, price_or_mapping, text
 from adl._args import path as fs_path
 from adl.errors import InvalidInputError, SchemaError
+from adl.views import AccountView, PositionView, position_view
 
 AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
 SyncPolicy = Literal["always", "group", "none"]
@@ -842,6 +843,40 @@ class Engine:
                 "positions": pl.Series(a["positions"], dtype=pl.UInt32),
             }
         )
+
+    @checked(account=ACCOUNT, symbol=text(optional=True))
+    def position(self, account: int, symbol: str | None = None, side: str | int = "long") -> PositionView:
+        """One position as its holder's screen shows it, without whole-book frames: the
+        columns of :meth:`positions` and its place in the ADL queue (``queue``, as
+        :meth:`indicator` gives it). The first read after a mark change ranks that side again.
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine()
+        >>> eng.load(pl.DataFrame({"account": [1, 2], "side": ["short", "short"], "qty": [10.0, 10.0],
+        ...     "entry_price": [100.0, 100.0], "margin": [20.0, 60.0]}))
+        >>> eng.set_marks(96.0)
+        >>> v = eng.position(2, side="short")      # equity 60 + 10·(100 − 96) = 100
+        >>> (v.equity, v.bankruptcy_price, v.queue.rank, v.queue.lights, v.queue.notional_ahead)
+        (100.0, 106.0, 2, 1, 960.0)
+        """
+        return position_view(self._core.position_view(int(account), self._symbol(symbol), side_value(side)))
+
+    @checked(account=ACCOUNT)
+    def account(self, account: int) -> AccountView:
+        """One account: cash, equity, cross totals and every position (as :meth:`position`).
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine()
+        >>> eng.load(pl.DataFrame({"account": [7], "side": ["long"], "qty": [1.0], "entry_price": [100.0],
+        ...     "margin": [0.0], "margin_mode": ["cross"]}), accounts=pl.DataFrame({"account": [7], "cash": [30.0]}))
+        >>> eng.set_marks(90.0)
+        >>> a = eng.account(7)                      # TNC = 30 + (90 − 100) = 20
+        >>> (a.cash, a.equity, a.tnc, len(a.positions))
+        (30.0, 20.0, 20.0, 1)
+        """
+        cash, equity, cross, rows = self._core.account_view(int(account))
+        tnc, tmmr = cross if cross is not None else (None, None)
+        return AccountView(int(account), cash, equity, tnc, tmmr, tuple(position_view(r) for r in rows))
 
     def indicator(self) -> pl.DataFrame:
         """The ADL queue as users see it, for every eligible position of a market with a mark

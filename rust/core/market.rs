@@ -309,6 +309,15 @@ impl Market {
         )
     }
 
+    /// The queue indicator of the position at ranking position `pos` of `side` (as
+    /// `indicator` gives it); `None` without an index or a mark.
+    pub fn queue_place(&self, store: &PositionStore, scoring: &Scoring<'_>, side: Side, pos: usize, method: Lights) -> Option<QueueRow> {
+        let (idx, mark) = (self.index[side_slot(side)].as_ref()?, self.mark?);
+        let order = MarketOrder { store, grid: &self.grid, tiers: &self.tiers, scoring, mark };
+        let (rank, percentile, lights, lots_ahead) = idx.place(pos, method, &order);
+        Some(QueueRow { slot: idx.slot_at(pos), rank, percentile, lights, score: idx.score_at(pos), lots_ahead })
+    }
+
     /// The complete ranking index of `side`, rebuilt first if stale or head-only. Requires a mark.
     pub fn index(&mut self, store: &mut PositionStore, scoring: &Scoring<'_>, side: Side) -> Result<&RankIndex> {
         let s = side_slot(side);

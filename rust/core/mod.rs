@@ -26,6 +26,7 @@ pub mod stateless;
 pub mod tiers;
 pub mod trigger;
 pub mod updates;
+pub mod views;
 
 pub use alloc::PassReason;
 pub use engine::{Engine, Fill, FillKind, Liquidation, PassedOver, Request, Totals};

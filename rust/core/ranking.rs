@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use crate::core::score::{cmp_desc, desc_key, near, queue_lights, Fraction, Lights};
+use crate::core::score::{cmp_desc, desc_key, lights, lights_by_quantity, near, queue_lights, Fraction, Lights};
 
 /// Marker in `order` for a position that has left the queue.
 const GONE: u32 = u32::MAX;
@@ -186,6 +186,27 @@ impl RankIndex {
         };
         let out = queue_lights(method, &lots, tie);
         queued.iter().zip(out).enumerate().map(|(i, (&(pos, _), (pct, l)))| (pos, i as u64 + 1, pct, l, ahead[i])).collect()
+    }
+
+    /// Rank, percentile, lights and lots queued ahead of the one queued position at `pos`,
+    /// as `lights` gives them for the whole queue, in O(log n) (plus its exact-tie group).
+    pub fn place(&self, pos: usize, method: Lights, order: &impl QueueOrder) -> (u64, f64, u8, i64) {
+        let (rank, n, ahead) = (self.rank_at(pos), self.len as u64, self.lots.prefix(pos));
+        match method {
+            Lights::Count => (rank, rank as f64 / n as f64, lights(rank, n), ahead),
+            Lights::Quantity => {
+                // A tie group shares the light of its cumulative quantity through its last member.
+                let mut last = pos;
+                for next in (pos + 1..self.order.len()).filter(|&i| self.order[i] != GONE) {
+                    if !order.same_score((self.scores[last], self.order[last]), (self.scores[next], self.order[next])) {
+                        break;
+                    }
+                    last = next;
+                }
+                let (cum, total) = (self.lots.prefix(last + 1) as i128, self.total_lots() as i128);
+                (rank, cum as f64 / total as f64, lights_by_quantity(cum, total), ahead)
+            }
+        }
     }
 
     /// Positions in queue order from the head.

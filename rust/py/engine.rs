@@ -20,6 +20,7 @@ use crate::core::position::Key;
 use crate::core::score::{Lights, Policy};
 use crate::core::tiers::TierSpec;
 use crate::core::trigger::{AdlState, Trigger};
+use crate::core::views::PositionView;
 
 #[pyclass(frozen, module = "adl._adl")]
 pub struct Engine {
@@ -884,4 +885,56 @@ impl Engine {
         d.set_item("notional_ahead", cols.7.into_pyarray(py))?;
         Ok(d)
     }
+
+    /// One position as its holder sees it (`Engine.position`), as a tuple `adl.engine` names:
+    /// (account, symbol, side, qty, entry, margin, cross, equity, maintenance, bankruptcy
+    /// price, liquidation price, (rank, percentile, lights, score, notional ahead) or None).
+    fn position_view(&self, py: Python<'_>, account: u64, symbol: String, side: i8) -> PyResult<ViewRow> {
+        run(py, || {
+            let mut j = self.lock();
+            let market = j.engine.market_id(&symbol)?;
+            let v = j.engine.position_view(account, market, side)?;
+            Ok(view_row(&j.engine, &v))
+        })
+    }
+
+    /// One account (`Engine.account`): (cash, equity, (TNC, TMMR) or None, position rows).
+    fn account_view(&self, py: Python<'_>, account: u64) -> PyResult<AccountRow> {
+        run(py, || {
+            let mut j = self.lock();
+            let a = j.engine.account_view(account)?;
+            let e = &j.engine;
+            let cross = a.cross.map(|t| (e.cash_f64(t.tnc()), e.cash_f64(t.maintenance)));
+            Ok((e.cash_f64(a.cash), e.cash_f64(a.equity), cross, a.positions.iter().map(|v| view_row(e, v)).collect()))
+        })
+    }
+}
+
+/// A position's place in the ADL queue: rank, percentile, lights, score, notional queued ahead.
+type QueuePlace = (u64, f64, u8, f64, f64);
+/// See `Engine::position_view` (Python).
+type ViewRow = (u64, String, i8, f64, f64, f64, bool, Option<f64>, Option<f64>, Option<f64>, Option<f64>, Option<QueuePlace>);
+type AccountRow = (f64, f64, Option<(f64, f64)>, Vec<ViewRow>);
+
+fn view_row(e: &CoreEngine, v: &PositionView) -> ViewRow {
+    let (p, m) = (&v.position, e.market(v.position.market));
+    let price = |x: f64| m.grid.price_f64(x);
+    let queue = v.queue.and_then(|q| {
+        let ahead = e.cash_f64(m.grid.notional(q.lots_ahead, m.mark?));
+        Some((q.rank, q.percentile, q.lights, q.score, ahead))
+    });
+    (
+        p.account,
+        m.name.clone(),
+        p.side,
+        m.grid.qty_f64(p.qty),
+        m.grid.price_f64(p.entry as f64),
+        e.cash_f64(p.margin as i128),
+        p.cross,
+        v.health.map(|h| e.cash_f64(h.0)),
+        v.health.map(|h| e.cash_f64(h.1)),
+        v.prices.map(|x| price(x.0)),
+        v.prices.map(|x| price(x.1)),
+        queue,
+    )
 }

@@ -415,3 +415,57 @@ fn indicator_lights_by_count_or_by_quantity() {
     assert_eq!(Engine::restore(&e.snapshot()).unwrap().lights, Lights::Quantity);
     assert_eq!(Engine::new(Policy::Bitmex, 0.0, 2, MarketSpec::linear(0, 0, 0.005)).unwrap().lights, Lights::Quantity);
 }
+
+#[test]
+fn one_position_and_one_account_reads_by_hand() {
+    // The book of the first case at mark 96. Short queue (bitmex, lights by quantity): #2 (10
+    // lots, score 0.64), #3 (10, 0.384), #4 (20, < 0); total 40 lots. #3: rank 2, 10 lots
+    // ahead, cumulative 20/40 = 0.5, lights 6 − ⌈5·20/40⌉ = 3.
+    let rows = [(1, LONG, 30.0, 100.0, 60.0), (2, SHORT, 10.0, 100.0, 20.0), (3, SHORT, 10.0, 100.0, 60.0), (4, SHORT, 20.0, 95.0, 100.0)];
+    let mut e = engine(0.0, &rows);
+    let v = e.position_view(3, 0, SHORT).unwrap();
+    let q = v.queue.unwrap();
+    assert_eq!((q.rank, q.percentile, q.lights, q.lots_ahead), (2, 0.5, 3, 10));
+    // equity 60 + 10·(100 − 96) = 100; maintenance 0.5 %·960 = 4.80; P_bk = 100 + 60/10 = 106;
+    // liquidation: 60 + 10·(100 − P) = 0.05·P, P = 1060/10.05.
+    assert_eq!(v.health, Some((cents(100.0), cents(4.8))));
+    let (bk, liq) = v.prices.unwrap();
+    assert_eq!(bk, 106.0);
+    assert!((liq - 1060.0 / 10.05).abs() < 1e-9);
+    // The bankrupt long (equity 60 − 120 = −60) is not queued.
+    let v = e.position_view(1, 0, LONG).unwrap();
+    assert_eq!((v.queue, v.health), (None, Some((cents(-60.0), cents(14.4)))));
+    // #4: no free cash; equity 100 + 20·(95 − 96) = 80; lights 6 − ⌈5·40/40⌉ = 1.
+    let a = e.account_view(4).unwrap();
+    assert_eq!((a.cash, a.equity, a.cross, a.positions.len()), (0, cents(80.0), None, 1));
+    assert_eq!(a.positions[0].queue.unwrap().lights, 1);
+    assert!(matches!(e.position_view(4, 0, LONG), Err(AdlError::UnknownPosition { .. })));
+    assert!(e.account_view(99).is_err());
+}
+
+#[test]
+fn one_position_reads_agree_with_the_whole_queue_indicator() {
+    // Ties included: #5 and #6 hold the same position, so they share a light by quantity.
+    let rows = [
+        (1, LONG, 30.0, 100.0, 60.0),
+        (2, SHORT, 10.0, 100.0, 20.0),
+        (3, SHORT, 10.0, 100.0, 60.0),
+        (4, SHORT, 20.0, 95.0, 100.0),
+        (5, SHORT, 7.0, 99.0, 30.0),
+        (6, SHORT, 7.0, 99.0, 30.0),
+        (7, LONG, 5.0, 90.0, 40.0),
+        (8, LONG, 9.0, 93.0, 80.0),
+    ];
+    for policy in [Policy::Bitmex, Policy::Binance, Policy::Hyperliquid, Policy::MinMaxLeverage] {
+        let mut e = engine_with(policy, 0.0, &rows);
+        for side in [LONG, SHORT] {
+            let rows = e.indicator(0, side).unwrap();
+            for row in rows {
+                let p = *e.store().get(row.slot);
+                assert_eq!(e.position_view(p.account, 0, side).unwrap().queue, Some(row), "{policy:?}");
+            }
+        }
+    }
+    let mut e = engine_with(Policy::SizeProRata, 0.0, &rows);
+    assert_eq!(e.position_view(2, 0, SHORT).unwrap().queue, None);
+}

@@ -1,0 +1,65 @@
+"""One-position and one-account reads (`Engine.position`, `Engine.account`) agree with the
+whole-book frames they replace on a request path."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+import adl
+
+
+def _same(a: float | None, b: float) -> bool:
+    return (a is None and math.isnan(b)) or (a is not None and (a == b or abs(a - b) <= 1e-9 * max(1.0, abs(b))))
+
+
+@pytest.mark.parametrize("policy", ["bitmex", "binance", "hyperliquid", "size_pro_rata"])
+def test_reads_agree_with_the_book_frames(policy: str) -> None:
+    v = adl.venue_book(4_000, seed=5)
+    eng = adl.Engine(policy, insurance_fund=0.0, markets=v.markets)  # type: ignore[arg-type]
+    eng.load(v.positions, accounts=v.accounts)
+    eng.set_marks({s: m * (0.93 if s in ("BTC", "SOL") else 1.04) for s, m in v.marks.items()})   # a gap each way
+    book = eng.positions()
+    queue = {(a, s, d): r for a, s, d, *r in eng.indicator().select(
+        "account", "symbol", "side", "rank", "percentile", "lights", "score", "notional_ahead").iter_rows()}
+    accounts = {a: (c, e) for a, c, e, _ in eng.accounts().iter_rows()}
+    assert policy == "size_pro_rata" or len(queue) > 1_000
+    for row in book.sample(600, seed=1).iter_rows(named=True):
+        p = eng.position(row["account"], row["symbol"], row["side"])
+        assert (p.account, p.symbol, p.side, p.qty, p.entry_price, p.margin, p.margin_mode) == (
+            row["account"], row["symbol"], row["side"], row["qty"], row["entry_price"], row["margin"], row["margin_mode"])
+        for field in ("equity", "maintenance", "bankruptcy_price", "liquidation_price"):
+            assert _same(getattr(p, field), row[field]), (field, getattr(p, field), row[field])
+        want = queue.get((row["account"], row["symbol"], row["side"]))
+        got = None if p.queue is None else [p.queue.rank, p.queue.percentile, p.queue.lights, p.queue.score,
+                                            p.queue.notional_ahead]
+        assert got == want
+        a = eng.account(row["account"])
+        assert (a.cash, a.equity) == pytest.approx(accounts[row["account"]], abs=1e-6)
+        assert p in a.positions and len(a.positions) == book.filter(pl.col("account") == row["account"]).height
+        assert (a.tnc is None) == (row["margin_mode"] == "isolated")
+
+
+def test_reads_by_hand_and_bad_requests() -> None:
+    # Shorts 10 @ 100 with margins 20 and 60, mark 96 (bitmex, lights by quantity, 20 lots):
+    # #1 equity 20 + 40 = 60, score 0.04 · 960/60 = 0.64, rank 1, lights 6 − ⌈5·10/20⌉ = 3;
+    # #2 equity 100, rank 2, 960 queued ahead, lights 6 − ⌈5·20/20⌉ = 1.
+    eng = adl.Engine()
+    eng.load(pl.DataFrame({"account": [1, 2], "side": ["short", "short"], "qty": [10.0, 10.0],
+                           "entry_price": [100.0, 100.0], "margin": [20.0, 60.0]}))
+    assert eng.position(1, side="short").queue is None            # no mark yet: no queue, no equity
+    eng.set_marks(96.0)
+    p = eng.position(1, side="short")
+    assert (p.equity, p.maintenance, p.bankruptcy_price) == (60.0, 4.8, 102.0)
+    assert p.queue == adl.QueuePlace(1, 0.5, 3, pytest.approx(0.64), 0.0)  # type: ignore[arg-type]
+    assert eng.account(2) == adl.AccountView(2, 0.0, 100.0, None, None, (eng.position(2, side="short"),))
+    with pytest.raises(adl.UnknownPositionError):
+        eng.position(1, side="long")
+    with pytest.raises(adl.AdlError, match="account"):
+        eng.account(3)
+    with pytest.raises(adl.AdlError, match="side"):
+        eng.position(1, side="up")
+    with pytest.raises(adl.AdlError, match="account"):
+        eng.position(-1, side="short")
