@@ -1,5 +1,5 @@
 """adl.simulate against the naive loop (every step rescans the whole book and liquidates from
-Python: adl.cascade.simulate_naive), on the same seeded book and crash path, in one run.
+Python: tests/naive.py, the tests' oracle), on the same seeded book and crash path, in one run.
 
     python benches/simulate_vs_naive.py [--positions 1000000] [--steps 1000]
 
@@ -8,12 +8,16 @@ Both give the same liquidations (checked before the ratio is printed)."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import polars as pl
 
 import adl
-from adl.cascade import simulate_naive
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from naive import simulate_naive  # noqa: E402  (the tests' oracle, not part of the package)
 
 
 def main() -> None:

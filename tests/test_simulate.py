@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import adl
-from adl.cascade import simulate_naive
+from naive import simulate_naive
 from adl.cli import app
 
 WHOLE = {"cash_decimals": 2, "qty_decimals": 0, "price_decimals": 0}
@@ -305,3 +305,12 @@ def test_ray_sweep_on_a_local_instance() -> None:
         ray.shutdown()
     local = adl.sweep(sweep_runs(), ["bitmex", "min_max_leverage"], backend="local")
     assert table.equals(local)
+
+
+def test_the_oracles_own_example() -> None:
+    import doctest
+
+    import naive
+
+    result = doctest.testmod(naive)
+    assert result.attempted > 0 and result.failed == 0
