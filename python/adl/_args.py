@@ -9,6 +9,7 @@ numbers are finite unless said otherwise; flags are booleans only.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import inspect
 import math
@@ -170,6 +171,35 @@ def symbols() -> Check:
             if not isinstance(v, str):
                 raise _fail(name, v, "a symbol (str)")
         return list(value)
+
+    return check
+
+
+def account_id(*, optional: bool = False) -> Check:
+    """An account id: an integer in [0, 2**64 - 1] or a non-empty string (an engine holding
+    string ids maps it to its code)."""
+    whole = integer(0, U64, optional=optional)
+
+    def check(name: str, value: Any) -> int | str | None:
+        if isinstance(value, str):
+            if not value:
+                raise _fail(name, value, "an account id (an integer or a non-empty string)")
+            return value
+        out: int | None = whole(name, value)
+        return out
+
+    return check
+
+
+def timestamp(*, optional: bool = False) -> Check:
+    """A ``ts``: an integer (the caller's clock) or a ``datetime`` (NumPy/pandas ones too),
+    returned as is (``adl._io.ts_value`` converts a datetime to ms)."""
+    whole = integer(-I64 - 1, I64, optional=optional)
+
+    def check(name: str, value: Any) -> Any:
+        if isinstance(value, (dt.datetime, np.datetime64)) or type(value).__name__ == "Timestamp":
+            return value
+        return whole(name, value)
 
     return check
 

@@ -176,6 +176,124 @@ def collect(frame: Frame, what: str = "positions") -> pl.DataFrame:
     )
 
 
+LIBRARY_COLUMNS = (
+    "account", "symbol", "side", "qty", "entry_price", "margin", "margin_mode", "adl_cap", "ts", "mark", "cash", "wallet",
+    "fill_price",
+)
+"""Every column name the library reads: the targets a ``columns=`` mapping may name."""
+
+ColumnMap = Mapping[str, str] | None
+"""``columns=``: the caller's column name -> the library's (``{"size": "qty", "user": "account"}``)."""
+
+
+def column_map(columns: ColumnMap) -> dict[str, str]:
+    """Checks a ``columns=`` mapping: string keys and values, known targets, one source per
+    target."""
+    if columns is None:
+        return {}
+    if not isinstance(columns, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items()):
+        raise InvalidInputError(f"columns: {columns!r} is not a mapping of column names (yours -> the library's)", "columns", None)
+    unknown = sorted({v for v in columns.values() if v not in LIBRARY_COLUMNS})
+    if unknown:
+        raise InvalidInputError(f"columns: unknown target(s) {unknown}; the library's columns are {list(LIBRARY_COLUMNS)}",
+                                "columns", None)
+    targets = list(columns.values())
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise InvalidInputError(f"columns: several columns map to {twice}", "columns", None)
+    return dict(columns)
+
+
+def mapped(columns: ColumnMap, *frames: tuple[str, Frame | None]) -> list[pl.DataFrame | None]:
+    """Collects each ``(what, frame)`` and renames the columns ``columns`` names (a frame
+    without a source column keeps its columns; a source that no frame has is an error, as is a
+    frame that already holds the target)."""
+    cols = column_map(columns)
+    out: list[pl.DataFrame | None] = []
+    used: set[str] = set()
+    for what, frame in frames:
+        if frame is None:
+            out.append(None)
+            continue
+        df = collect(frame, what)
+        rename = {k: v for k, v in cols.items() if k in df.columns and k != v}
+        clash = [v for v in rename.values() if v in df.columns and v not in rename]
+        if clash:
+            raise SchemaError(f"{what}: columns maps a column to {clash[0]!r}, which the table already has", clash[0], None)
+        used.update(k for k in cols if k in df.columns)
+        out.append(df.rename(rename) if rename else df)
+    absent = [k for k in cols if k not in used]
+    if absent:
+        names = ", ".join(w for w, f in frames if f is not None)
+        raise SchemaError(f"columns: {absent} is not a column of the {names} table", absent[0], None)
+    return out
+
+
+def is_text(dtype: pl.DataType) -> bool:
+    """String, Categorical or Enum: ids and names given as text."""
+    return dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum))
+
+
+Zone = str | None
+"""A clock: ``None`` for integer timestamps, else the time zone of datetimes (``""`` naive)."""
+
+
+def ts_column(s: pl.Series, field: str = "ts") -> tuple[pl.Series, Zone]:
+    """Int64 timestamps from integers (kept as they are: the caller's clock) or from Datetime
+    of any unit and zone (ms since the Unix epoch, sub-ms parts truncated; naive datetimes
+    read as UTC), with the clock they came in."""
+    if isinstance(s.dtype, pl.Datetime):
+        _no_nulls(s, field)
+        return s.dt.epoch("ms").cast(pl.Int64).alias(s.name), s.dtype.time_zone or ""
+    if s.dtype == pl.Date:
+        return ts_column(s.cast(pl.Datetime("ms")), field)
+    if not (s.dtype.is_integer() or s.dtype == pl.Null):
+        raise SchemaError(f"{field}: dtype {s.dtype} is not a timestamp (integers or Datetime)", field, None)
+    return cast_lossless(s, pl.Int64(), field), None
+
+
+def ts_value(ts: Any, field: str = "ts") -> tuple[int | None, Zone]:
+    """A scalar ``ts`` (int, ``datetime``, NumPy ``datetime64``, pandas ``Timestamp``) as
+    integer ms (datetimes) or as given (ints), with its clock as :func:`ts_column`."""
+    if ts is None:
+        return None, None
+    if isinstance(ts, (int, np.integer)) and not isinstance(ts, bool):
+        return int(ts), None
+    if hasattr(ts, "to_pydatetime"):
+        ts = ts.to_pydatetime()
+    try:
+        s = pl.Series(field, np.array([ts])) if isinstance(ts, np.datetime64) else pl.Series(field, [ts])
+    except (TypeError, ValueError, pl.exceptions.PolarsError):
+        raise InvalidInputError(f"{field}: {ts!r} is not a timestamp (an integer or a datetime)", field, None) from None
+    if not isinstance(s.dtype, pl.Datetime):
+        raise InvalidInputError(f"{field}: {ts!r} is not a timestamp (an integer or a datetime)", field, None)
+    out, zone = ts_column(s, field)
+    return int(out.item()), zone
+
+
+def ts_series(values: Any, zone: Zone, name: str = "ts") -> pl.Series:
+    """Int64 ms (or the caller's integers) back as the caller gave them: Int64 for an integer
+    clock, else ``Datetime("ms")`` in the clock's zone (naive for ``""``)."""
+    s = values.cast(pl.Int64).alias(name) if isinstance(values, pl.Series) else pl.Series(name, values, dtype=pl.Int64)
+    if zone is None:
+        return s
+    out = s.cast(pl.Datetime("ms"))
+    return out if zone == "" else out.dt.replace_time_zone("UTC").dt.convert_time_zone(zone)
+
+
+def symbol_like(s: pl.Series, dtype: pl.DataType | None) -> pl.Series:
+    """A String symbol column in the dtype of the caller's symbol column (so results join back
+    to the input): Categorical, or the same Enum when it lists every symbol; else String."""
+    if dtype is None or dtype == pl.String:
+        return s
+    if isinstance(dtype, pl.Enum):
+        cats = set(dtype.categories.to_list())
+        return s.cast(dtype) if s.drop_nulls().is_in(list(cats)).all() else s
+    if isinstance(dtype, pl.Categorical):
+        return s.cast(pl.Categorical())
+    return s
+
+
 def _first(mask: pl.Series) -> int:
     return int(mask.arg_max() or 0)
 
@@ -285,11 +403,10 @@ class PositionArrays:
 def account_codes(s: pl.Series, text_ids: bool) -> tuple[np.ndarray[Any, Any], pl.Series | None]:
     """UInt64 account ids; with ``text_ids``, string ids (String, Categorical, Enum) become
     codes 0..n-1 in their sorted order and are returned to be mapped back."""
-    if not (s.dtype in (pl.String, pl.Categorical) or isinstance(s.dtype, pl.Enum)):
+    if not is_text(s.dtype):
         return numpy_view(cast_lossless(s, pl.UInt64(), "account")), None
     if not text_ids:
-        raise SchemaError("account: the engine keys accounts by integer ids (UInt64); string ids are accepted by "
-                          "adl.rank and adl.deleverage", "account", None)
+        raise SchemaError("account: string ids need the engine's label table (adl.Engine maps them)", "account", None)
     _no_nulls(s, "account")
     ids = s.cast(pl.String)
     return numpy_view((ids.rank("dense") - 1).cast(pl.UInt64)), ids

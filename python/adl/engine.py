@@ -4,7 +4,10 @@ fund, and the liquidation waterfall (docs/model.md §2) with ADL by the chosen p
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal, get_args
 
@@ -13,6 +16,7 @@ import polars as pl
 
 from adl import _adl
 from adl._io import (
+    ColumnMap,
     Policy,
     Frame,
     FeeConvention,
@@ -34,10 +38,18 @@ from adl._io import (
     symbol_codes,
     symbol_series,
     tier_rows,
+    Zone,
+    _no_nulls,
+    is_text,
+    mapped,
+    marks_mapping,
+    symbol_like,
+    ts_series,
+    ts_value,
 )
-from adl._args import I64, U64, blob, checked, flag, integer, number, price_or_mapping, text
+from adl._args import I64, U64, account_id, blob, checked, flag, integer, number, price_or_mapping, text, timestamp
 from adl._args import path as fs_path
-from adl.errors import InvalidInputError, SchemaError
+from adl.errors import AdlError, InvalidInputError, SchemaError, UnknownPositionError
 from adl.views import AccountView, PositionView, position_view
 
 AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
@@ -62,7 +74,7 @@ OPTIONAL_MARKET_ARGS = {
     "fee_convention": text(optional=True, choices=get_args(FeeConvention)), "surplus_to_fund": flag(optional=True),
     "adl_fee": number(0.0, 1.0, optional=True), "fund_pool": text(optional=True),
 }
-ACCOUNT = integer(0, U64)
+ACCOUNT = account_id()
 FUND = number(0.0)
 
 FILL_COLUMNS = (
@@ -71,7 +83,50 @@ FILL_COLUMNS = (
 )
 
 
-def fills_frame(cols: Mapping[str, Any], names: list[str]) -> pl.DataFrame:
+@dataclass(frozen=True)
+class Shown:
+    """How the engine's integer keys are shown to the caller: account ``labels`` (String, the
+    label of code i at row i; empty for integer ids), the clock's ``zone`` (None: integer
+    ``ts``) and the dtype of the caller's ``symbol`` column (None: String)."""
+
+    labels: pl.Series
+    zone: Zone
+    symbol_dtype: pl.DataType | None = None
+
+    def account(self, codes: Any, name: str = "account") -> pl.Series:
+        """Account ids: UInt64, or the labels (String) of a labelled engine."""
+        s = pl.Series(name, codes, dtype=pl.UInt64)
+        return s if self.labels.is_empty() else self.labels.gather(s).alias(name)
+
+    def ts(self, values: Any, name: str = "ts") -> pl.Series:
+        return ts_series(values, self.zone, name)
+
+    def symbol(self, codes: Any, names: list[str], name: str = "symbol") -> pl.Series:
+        return symbol_like(symbol_series(codes, names, name), self.symbol_dtype)
+
+    def account_dtype(self) -> pl.DataType:
+        return pl.UInt64() if self.labels.is_empty() else pl.String()
+
+    def error(self, e: AdlError) -> AdlError:
+        """``e`` with the account codes its message names replaced by their labels."""
+        if self.labels.is_empty():
+            return e
+        n = self.labels.len()
+
+        def label(m: re.Match[str]) -> str:
+            code = int(m.group(1))
+            return f"account={self.labels[code]!r}" if code < n else m.group(0)
+
+        args = list(e.args)
+        if args and isinstance(args[0], str):
+            args[0] = re.sub(r"account=(\d+)", label, args[0])
+        if isinstance(e, UnknownPositionError) and len(args) > 1 and isinstance(args[1], int) and args[1] < n:
+            args[1] = self.labels[args[1]]
+        e.args = tuple(args)
+        return e
+
+
+def fills_frame(cols: Mapping[str, Any], names: list[str], shown: Shown) -> pl.DataFrame:
     """Fill records (docs/model.md §5) from the core's columns. ``account``, ``side``, ``rank``
     and ``score`` are null for book fills (kinds ``external`` and ``bad_debt``)."""
     kind = kind_series(cols["kind"])
@@ -79,11 +134,11 @@ def fills_frame(cols: Mapping[str, Any], names: list[str]) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "event": pl.Series(cols["event"], dtype=pl.UInt64),
-            "ts": pl.Series(cols["ts"], dtype=pl.Int64),
-            "symbol": symbol_series(cols["market"], names),
-            "bankrupt_account": pl.Series(cols["bankrupt_account"], dtype=pl.UInt64),
+            "ts": shown.ts(cols["ts"]),
+            "symbol": shown.symbol(cols["market"], names),
+            "bankrupt_account": shown.account(cols["bankrupt_account"], "bankrupt_account"),
             "bankrupt_side": side_series(cols["bankrupt_side"]),
-            "account": pl.Series(cols["account"], dtype=pl.UInt64),
+            "account": shown.account(cols["account"]),
             "side": side_series(cols["side"]),
             "qty": cols["qty"],
             "price": cols["price"],
@@ -113,9 +168,10 @@ class LiquidationResult:
     ``fills``, ``cancel_orders`` and ``passed_over`` are Polars frames built on first access.
     """
 
-    def __init__(self, raw: Mapping[str, Any], names: list[str]) -> None:
+    def __init__(self, raw: Mapping[str, Any], names: list[str], shown: Shown) -> None:
         self._raw = raw
         self._names = names
+        self._shown = shown
         self.to_fund: float = raw["to_fund"]
         self.from_fund: float = raw["from_fund"]
         self.bad_debt: float = raw["bad_debt"]
@@ -131,7 +187,7 @@ class LiquidationResult:
     @cached_property
     def fills(self) -> pl.DataFrame:
         """Fill records in execution order (columns as :data:`FILL_COLUMNS`)."""
-        return fills_frame(self._raw["fills"], self._names)
+        return fills_frame(self._raw["fills"], self._names, self._shown)
 
     @cached_property
     def cancel_orders(self) -> pl.DataFrame:
@@ -139,8 +195,8 @@ class LiquidationResult:
         r = self._raw
         return pl.DataFrame(
             {
-                "account": pl.Series(r["cancel_account"], dtype=pl.UInt64),
-                "symbol": symbol_series(r["cancel_market"], self._names),
+                "account": self._shown.account(r["cancel_account"]),
+                "symbol": self._shown.symbol(r["cancel_market"], self._names),
                 "side": side_series(r["cancel_side"]),
             }
         )
@@ -156,8 +212,8 @@ class LiquidationResult:
         return pl.DataFrame(
             {
                 "event": pl.Series([r[0] for r in rows], dtype=pl.UInt64),
-                "account": pl.Series([r[1] for r in rows], dtype=pl.UInt64),
-                "symbol": symbol_series(np.array([r[2] for r in rows], dtype=np.uint32), self._names),
+                "account": self._shown.account([r[1] for r in rows]),
+                "symbol": self._shown.symbol(np.array([r[2] for r in rows], dtype=np.uint32), self._names),
                 "side": side_series(np.array([r[3] for r in rows], dtype=np.int8)),
                 "reason": pl.Series([r[4] for r in rows], dtype=PASS_REASON),
             }
@@ -261,6 +317,7 @@ class Engine:
                                     "score", None)
         self._policy: str = policy
         self._score = score
+        self._symbol_dtype: pl.DataType | None = None
         self.replay_info: dict[str, int] | None = None
         defaults = Market(
             qty_decimals, price_decimals, maintenance_rate, multiplier, inverse, tiers, liquidation_fee, fee_convention,
@@ -342,7 +399,7 @@ class Engine:
         m = self._core.markets()
         return pl.DataFrame(
             {
-                "symbol": pl.Series(m["symbol"], dtype=pl.String),
+                "symbol": symbol_like(pl.Series(m["symbol"], dtype=pl.String), self._symbol_dtype),
                 "qty_decimals": pl.Series(m["qty_decimals"], dtype=pl.UInt32),
                 "price_decimals": pl.Series(m["price_decimals"], dtype=pl.UInt32),
                 "maintenance_rate": pl.Series(m["maintenance_rate"], dtype=pl.Float64),
@@ -378,14 +435,88 @@ class Engine:
         # come with the names read under the same lock instead.
         return list(self._core.symbols())
 
+    # ----- account ids and clock (how the caller's values map to the core's) ---------
+
+    def _labels(self) -> pl.Series:
+        """The label table (String; code i at row i). Labels are only ever appended, so the
+        cache is extended, never rebuilt."""
+        cache: pl.Series | None = self.__dict__.get("_label_cache")
+        n = self._core.label_count()
+        if cache is None or cache.len() < n:
+            start = 0 if cache is None else cache.len()
+            new = pl.Series("account", self._core.labels(start), dtype=pl.String)
+            cache = new if cache is None else pl.concat([cache, new])
+            self._label_cache = cache
+        return cache
+
+    def _shown(self) -> Shown:
+        """Read after the core call whose codes it maps (labels only grow)."""
+        return Shown(self._labels(), self._core.clock(), self._symbol_dtype)
+
+    @contextmanager
+    def _labelled_errors(self) -> Iterator[None]:
+        """Core errors name accounts by code: a labelled engine names them by label."""
+        try:
+            yield
+        except AdlError as e:
+            raise self._shown().error(e) from None
+
+    def _account_codes(self, columns: Sequence[tuple[str, pl.Series]]) -> tuple[list[pl.Series], list[str] | None]:
+        """UInt64 account codes for the ``(field, column)`` pairs of one operation, and the
+        labels it adds (None for integer ids). String ids (String, Categorical, Enum) map
+        through the label table; ids it does not hold yet get the next codes in order of
+        first appearance (positions first, then the accounts table). Integer and string ids
+        are never mixed: an engine's ids are of the kind it first held."""
+        text_ids = [is_text(s.dtype) for _, s in columns]
+        held = self._core.label_count()
+        if not any(text_ids):
+            if held:
+                field = columns[0][0] if columns else "account"
+                raise SchemaError(f"{field}: this engine's account ids are strings; got integers", field, None)
+            return [cast_lossless(s, pl.UInt64(), f) for f, s in columns], None
+        if not all(text_ids):
+            field = columns[text_ids.index(False)][0]
+            raise SchemaError(f"{field}: integer account ids in a book of string ids", field, None)
+        for f, s in columns:
+            _no_nulls(s, f)
+        table = self._labels()
+        ids = [s.cast(pl.String) for _, s in columns]
+        every = pl.concat(ids) if ids else pl.Series(dtype=pl.String)
+        new = every.filter(~every.is_in(table)).unique(maintain_order=True)
+        codes = pl.DataFrame({"account": pl.concat([table, new])}).with_row_index("code")
+        out = [pl.DataFrame({"account": s}).join(codes, on="account", how="left", maintain_order="left")["code"]
+               .cast(pl.UInt64) for s in ids]
+        return out, new.to_list()
+
+    def _account_in(self, account: int | str) -> int:
+        """The core's code of a scalar account id."""
+        held = self._core.label_count()
+        if isinstance(account, str):
+            code = self._labels().index_of(account) if held else None
+            if code is None:
+                raise UnknownPositionError(f"account: {account!r} is not an account of this engine", account, None, None)
+            return int(code)
+        if held:
+            raise InvalidInputError(f"account: this engine's account ids are strings; got {account!r}", "account", None)
+        return int(account)
+
     # ----- book --------------------------------------------------------------------
 
-    def load(self, positions: Frame, accounts: Frame | None = None) -> None:
+    def load(self, positions: Frame, accounts: Frame | None = None, *, columns: ColumnMap = None) -> None:
         """Replaces the book with ``positions`` (keys (account, symbol, side) must be unique)
         and account cash with ``accounts`` (columns ``account`` and ``cash``, or ``wallet``;
         none = zero cash). An optional ``margin_mode`` column (``"isolated"``/``"cross"``)
         marks cross positions: their ``margin`` must be 0, their collateral is the wallet.
         All or nothing: on error the engine is unchanged.
+
+        Account ids are integers (UInt64) or strings (String, Categorical, Enum: UUIDs,
+        names). String ids get codes in the order they first appear (positions, then
+        ``accounts``), kept in a label table that snapshots and logs carry; every frame
+        gives them back as strings. An engine's ids are all of one kind, the kind it first
+        held: the other is refused (:class:`adl.SchemaError` naming the column). ``columns``
+        renames the caller's columns (``{"size": "qty", "user": "account"}``) in both tables.
+        The ``symbol`` column's dtype (Categorical, Enum) is kept in the frames this engine
+        returns, so they join back to the book.
 
         >>> import adl, polars as pl
         >>> eng = adl.Engine()
@@ -395,30 +526,45 @@ class Engine:
         >>> eng.accounts()["cash"].to_list()
         [100.0]
         """
-        self._core.load(*self._book_args(positions, accounts))
+        args, dtype = self._book_args(positions, accounts, columns)
+        with self._labelled_errors():
+            self._core.load(*args)
+        self._keep_symbol_dtype(dtype)
 
-    def _book_args(self, positions: Frame, accounts: Frame | None) -> tuple[Any, ...]:
-        """Arguments of the core's load/upsert: columns, market names, accounts, modes, scores."""
-        df = collect(positions)
-        a = position_arrays(df)
-        modes = margin_mode_codes(df)
-        scores = custom_scores(df, self._policy, self._score)
-        acc_ids = acc_cash = None
-        if accounts is not None:
-            acc = collect(accounts, "accounts")
+    def _keep_symbol_dtype(self, dtype: pl.DataType | None) -> None:
+        if dtype is not None and dtype != pl.String:
+            self._symbol_dtype = dtype
+
+    def _book_args(self, positions: Frame, accounts: Frame | None, columns: ColumnMap) -> tuple[tuple[Any, ...], Any]:
+        """Arguments of the core's load/upsert (columns, market names, accounts, modes, scores,
+        new labels) and the dtype of the positions' symbol column."""
+        df, acc = mapped(columns, ("positions", positions), ("accounts", accounts))
+        assert df is not None
+        if "account" not in df.columns:
+            raise SchemaError("positions: missing column 'account'", "account", None)
+        cash = ""
+        if acc is not None:
             cash = "wallet" if "wallet" in acc.columns and "cash" not in acc.columns else "cash"
             for c in ("account", cash):
                 if c not in acc.columns:
                     raise SchemaError(f"accounts: missing column {c!r}", c, None)
-            acc_ids = numpy_view(cast_lossless(acc["account"], pl.UInt64(), "account"))
+        pairs = [("account", df["account"])] + ([("accounts.account", acc["account"])] if acc is not None else [])
+        codes, labels = self._account_codes(pairs)
+        a = position_arrays(df.with_columns(codes[0].alias("account")))
+        modes = margin_mode_codes(df)
+        scores = custom_scores(df, self._policy, self._score)
+        acc_ids = acc_cash = None
+        if acc is not None:
+            acc_ids = numpy_view(codes[1])
             acc_cash = numpy_view(cast_lossless(acc[cash], pl.Float64(), cash))
-        return (a.args(), a.names, acc_ids, acc_cash, modes, scores)
+        dtype = df["symbol"].dtype if "symbol" in df.columns else None
+        return (a.args(), a.names, acc_ids, acc_cash, modes, scores, labels), dtype
 
-    def upsert(self, positions: Frame, accounts: Frame | None = None) -> dict[str, int]:
+    def upsert(self, positions: Frame, accounts: Frame | None = None, *, columns: ColumnMap = None) -> dict[str, int]:
         """Inserts positions with new keys and replaces the size, entry, margin, margin mode and
-        cap of existing ones (same columns as :meth:`load`); ``accounts`` sets the cash of the
-        accounts it lists. Unknown symbols become markets with the defaults. Validated as a
-        batch: on error nothing changes. Returns the counts.
+        cap of existing ones (same columns, ids and ``columns`` mapping as :meth:`load`);
+        ``accounts`` sets the cash of the accounts it lists. Unknown symbols become markets
+        with the defaults. Validated as a batch: on error nothing changes. Returns the counts.
 
         >>> import adl, polars as pl
         >>> eng = adl.Engine()
@@ -430,12 +576,15 @@ class Engine:
         >>> eng.positions()["qty"].to_list()
         [3.0, 2.0]
         """
-        ins, rep, acc = self._core.upsert(*self._book_args(positions, accounts))
+        args, dtype = self._book_args(positions, accounts, columns)
+        with self._labelled_errors():
+            ins, rep, acc = self._core.upsert(*args)
+        self._keep_symbol_dtype(dtype)
         return {"inserted": ins, "replaced": rep, "accounts": acc}
 
     @checked(account=ACCOUNT, symbol=text(optional=True), price=number(above=0.0, optional=True))
     def close_position(
-        self, account: int, symbol: str | None = None, side: str | int = "long", price: float | None = None
+        self, account: int | str, symbol: str | None = None, side: str | int = "long", price: float | None = None
     ) -> float:
         """Closes a position outside ADL (the trader's own close) at ``price`` (None = mark):
         its margin plus its PnL at that price goes to the account's cash (returned).
@@ -448,9 +597,11 @@ class Engine:
         >>> eng.close_position(1, side="long")          # 10 + 2 * (103 - 100)
         16.0
         """
-        return float(self._core.close_position(
-            int(account), self._symbol(symbol), side_value(side), None if price is None else float(price)
-        ))
+        code = self._account_in(account)
+        with self._labelled_errors():
+            return float(self._core.close_position(
+                code, self._symbol(symbol), side_value(side), None if price is None else float(price)
+            ))
 
     # ----- persistence -------------------------------------------------------------
 
@@ -458,6 +609,7 @@ class Engine:
     def _from_core(cls, core: _adl.Engine, score: ScoreSpec) -> Engine:
         eng = cls.__new__(cls)
         eng._core, eng._policy, eng._score = core, core.policy, score
+        eng._symbol_dtype = None
         eng.replay_info = None
         if (eng._policy == "custom") != (score is not None):
             raise InvalidInputError("score: give score= exactly when the restored engine's policy is custom", "score", None)
@@ -511,10 +663,11 @@ class Engine:
         return cls._from_core(_adl.Engine.open(os.fspath(path)), score)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"snapshot": self.snapshot(), "score": self._score}
+        return {"snapshot": self.snapshot(), "score": self._score, "symbol_dtype": self._symbol_dtype}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         other = Engine.restore(state["snapshot"], score=state["score"])
+        other._symbol_dtype = state.get("symbol_dtype")
         self.__dict__.update(other.__dict__)
 
     @checked(path=fs_path(), sync=text(choices=get_args(SyncPolicy)), group_ms=integer(0, I64))
@@ -571,11 +724,16 @@ class Engine:
         eng.replay_info = {"ops": ops, "dropped_bytes": dropped}
         return eng
 
-    @checked(marks=price_or_mapping(), ts=integer(-I64 - 1, I64, optional=True))
-    def set_marks(self, marks: float | Mapping[str, float], ts: int | None = None) -> None:
-        """Moves marks (all validated first). It liquidates nothing. ``ts`` is the caller's
-        clock (any integer unit), stamped on later fills. A float is allowed when the engine
-        has exactly one market.
+    @checked(marks=price_or_mapping(tables=True), ts=timestamp(optional=True))
+    def set_marks(self, marks: float | Mapping[str, float] | Frame, ts: int | Any | None = None) -> None:
+        """Moves marks (all validated first). It liquidates nothing. ``marks``: a price (when
+        the engine has exactly one market), a mapping symbol -> price, or a ``(symbol, mark)``
+        table. ``ts`` is the caller's clock, stamped on later fills: an integer (any unit),
+        or a ``datetime`` (Python, NumPy, pandas), stored as ms since the Unix epoch (naive
+        ones read as UTC). The first datetime sets the engine's clock: from then on the
+        ``ts`` columns of :meth:`events` and :meth:`fund_history` are ``Datetime("ms")`` in its
+        time zone (integers given later are read as ms); the clock survives save, restore
+        and replay.
 
         >>> import adl
         >>> eng = adl.Engine()
@@ -584,6 +742,8 @@ class Engine:
         >>> eng.markets()["mark"].to_list()
         [96.5]
         """
+        marks = marks_mapping(marks)
+        ms, zone = ts_value(ts)
         if isinstance(marks, Mapping):
             names, prices = list(marks.keys()), [float(v) for v in marks.values()]
         else:
@@ -595,7 +755,7 @@ class Engine:
                     None,
                 )
             names, prices = known, [float(marks)]
-        self._core.set_marks(names, prices, ts)
+        self._core.set_marks(names, prices, ms, zone)
 
     @property
     def lights(self) -> str:
@@ -669,7 +829,7 @@ class Engine:
         names = pl.Series(h["names"], dtype=pl.String)
         return pl.DataFrame(
             {
-                "ts": pl.Series(h["ts"], dtype=pl.Int64),
+                "ts": self._shown().ts(h["ts"]),
                 "event": pl.Series(h["event"], dtype=pl.Int64),
                 "pool": names.gather(pl.Series(h["pool"], dtype=pl.UInt32)),
                 "change": pl.Series(["set", "liquidation"], dtype=pl.String).gather(pl.Series(h["change"], dtype=pl.UInt32)),
@@ -714,11 +874,11 @@ class Engine:
 
     def _positions(self, which: str) -> pl.DataFrame:
         p = self._core.positions(which)
-        names = p["names"]
+        names, shown = p["names"], self._shown()
         return pl.DataFrame(
             {
-                "account": pl.Series(p["account"], dtype=pl.UInt64),
-                "symbol": symbol_series(p["market"], names),
+                "account": shown.account(p["account"]),
+                "symbol": shown.symbol(p["market"], names),
                 "side": side_series(p["side"]),
                 "qty": p["qty"],
                 "entry_price": p["entry_price"],
@@ -747,14 +907,14 @@ class Engine:
         """
         return self._positions("all")
 
-    @checked(symbol=text(optional=True), account=integer(0, U64, optional=True), step=number(above=0.0),
+    @checked(symbol=text(optional=True), account=account_id(optional=True), step=number(above=0.0),
              max_move=number(above=0.0))
     def preview(
         self,
         symbol: str | None = None,
         side: str | int | None = None,
         *,
-        account: int | None = None,
+        account: int | str | None = None,
         step: float = 0.005,
         max_move: float = 0.5,
     ) -> pl.DataFrame:
@@ -784,6 +944,7 @@ class Engine:
         """
         names = [symbol] if symbol is not None else list(self.markets().filter(pl.col("mark").is_not_null())["symbol"])
         sides = [side_value(side)] if side is not None else [1, -1]
+        code = None if account is None else self._account_in(account)
         positions = self.positions()
         # With an account, only the market sides where it holds a position.
         held = None if account is None else set(positions.filter(pl.col("account") == account).select(
@@ -793,16 +954,20 @@ class Engine:
             for s in sides:
                 if held is not None and (name, "long" if s > 0 else "short") not in held:
                     continue
-                d = self._core.adl_marks(name, s, float(step), float(max_move), None if account is None else int(account))
+                with self._labelled_errors():
+                    d = self._core.adl_marks(name, s, float(step), float(max_move), code)
+                shown = self._shown()
                 found.append(pl.DataFrame({
-                    "account": pl.Series(d["account"], dtype=pl.UInt64),
-                    "symbol": pl.Series([name] * len(d["account"]), dtype=pl.String),
+                    "account": shown.account(d["account"]),
+                    "symbol": symbol_like(pl.Series("symbol", [name] * len(d["account"]), dtype=pl.String),
+                                          self._symbol_dtype),
                     "side": pl.Series(["long" if s > 0 else "short"] * len(d["account"]), dtype=SIDE),
                     "adl_mark": pl.Series(d["mark"], dtype=pl.Float64).fill_nan(None),
                 }))
         keys = ["account", "symbol", "side"]
-        marks = pl.concat(found) if found else pl.DataFrame(schema={"account": pl.UInt64, "symbol": pl.String, "side": SIDE,
-                                                                    "adl_mark": pl.Float64})
+        empty = {"account": self._shown().account_dtype(), "symbol": positions["symbol"].dtype, "side": SIDE,
+                 "adl_mark": pl.Float64}
+        marks = pl.concat(found) if found else pl.DataFrame(schema=empty)
         if account is not None and marks.is_empty():
             raise InvalidInputError(f"account: {account} has no open position to preview here", "account", None)
         queue = self.indicator().select(*keys, "rank", "lights")
@@ -837,7 +1002,7 @@ class Engine:
         a = self._core.accounts()
         return pl.DataFrame(
             {
-                "account": pl.Series(a["account"], dtype=pl.UInt64),
+                "account": self._shown().account(a["account"]),
                 "cash": a["cash"],
                 "equity": a["equity"],
                 "positions": pl.Series(a["positions"], dtype=pl.UInt32),
@@ -894,10 +1059,11 @@ class Engine:
         [(1, 1, 3, 0.0), (2, 2, 1, 960.0)]
         """
         d = self._core.indicator()
+        shown = self._shown()
         return pl.DataFrame(
             {
-                "account": pl.Series(d["account"], dtype=pl.UInt64),
-                "symbol": symbol_series(d["market"], d["names"]),
+                "account": shown.account(d["account"]),
+                "symbol": shown.symbol(d["market"], d["names"]),
                 "side": side_series(d["side"]),
                 "score": d["score"],
                 "rank": pl.Series(d["rank"], dtype=pl.UInt32),
@@ -917,7 +1083,7 @@ class Engine:
         ['event', 'ts', 'symbol', 'bankrupt_account', 'bankrupt_side']
         """
         cols = self._core.events()
-        return fills_frame(cols, cols["names"])
+        return fills_frame(cols, cols["names"], self._shown())
 
     # ----- liquidation -------------------------------------------------------------
 
@@ -933,7 +1099,7 @@ class Engine:
              dry_run=flag(), partial=flag())
     def liquidate(
         self,
-        account: int,
+        account: int | str,
         symbol: str | None = None,
         side: str | int = "long",
         fill_price: float | None = None,
@@ -960,14 +1126,16 @@ class Engine:
         >>> (res.from_fund, res.external_qty, res.adl_qty)          # fund covers 5 lots
         (3.0, 5.0, 5.0)
         """
-        raw = self._core.liquidate(
-            int(account), self._symbol(symbol), side_value(side),
-            None if fill_price is None else float(fill_price), force, dry_run, partial,
-        )
-        return LiquidationResult(raw, raw["names"])
+        code = self._account_in(account)
+        with self._labelled_errors():
+            raw = self._core.liquidate(
+                code, self._symbol(symbol), side_value(side),
+                None if fill_price is None else float(fill_price), force, dry_run, partial,
+            )
+        return LiquidationResult(raw, raw["names"], self._shown())
 
     @checked(account=ACCOUNT, force=flag(), partial=flag())
-    def liquidate_account(self, account: int, *, force: bool = False, partial: bool = False) -> LiquidationResult:
+    def liquidate_account(self, account: int | str, *, force: bool = False, partial: bool = False) -> LiquidationResult:
         """Liquidates every cross position of ``account`` at the marks, largest maintenance
         first (then market, longs first). Each takes its share of the account's net collateral
         (by maintenance) out of the wallet and goes through the waterfall as an isolated
@@ -988,13 +1156,17 @@ class Engine:
         >>> eng.liquidate_account(1).fills.select("symbol", "account", "qty", "price").rows()
         [('X', 2, 10.0, 93.0), ('Y', 3, 5.0, 196.0)]
         """
-        raw = self._core.liquidate_account(int(account), force, partial)
-        return LiquidationResult(raw, raw["names"])
+        code = self._account_in(account)
+        with self._labelled_errors():
+            raw = self._core.liquidate_account(code, force, partial)
+        return LiquidationResult(raw, raw["names"], self._shown())
 
     @checked(force=flag(), partial=flag())
-    def liquidate_many(self, frame: Frame, *, force: bool = False, partial: bool = False) -> LiquidationResult:
+    def liquidate_many(self, frame: Frame, *, force: bool = False, partial: bool = False,
+                       columns: ColumnMap = None) -> LiquidationResult:
         """Liquidates a batch in row order (columns ``account``, ``side``, optional ``symbol``
-        and ``fill_price``; a null fill price means the mark). All rows are validated first:
+        and ``fill_price``; a null fill price means the mark; ``columns`` renames the
+        caller's columns as in :meth:`load`). All rows are validated first:
         on error nothing is applied. Rows whose position an earlier row already closed
         through ADL are skipped and listed in ``skipped``. ``partial`` as in :meth:`liquidate`.
 
@@ -1008,7 +1180,8 @@ class Engine:
         >>> (res.events, res.adl_qty)
         ([0, 1], 20.0)
         """
-        df = collect(frame, "batch")
+        (df,) = mapped(columns, ("batch", frame))
+        assert df is not None
         for c in ("account", "side"):
             if c not in df.columns:
                 raise SchemaError(f"batch: missing column {c!r}", c, None)
@@ -1024,13 +1197,25 @@ class Engine:
             fp = cast_lossless(fp.fill_null(float("nan")), pl.Float64(), "fill_price")
         else:
             fp = pl.Series(np.full(df.height, np.nan))
-        raw = self._core.liquidate_many(
-            numpy_view(cast_lossless(df["account"], pl.UInt64(), "account")),
-            market,
-            numpy_view(side_codes(df["side"])),
-            numpy_view(fp),
-            names,
-            force,
-            partial,
-        )
-        return LiquidationResult(raw, raw["names"])
+        if is_text(df["account"].dtype):
+            _no_nulls(df["account"], "account")
+            found = df.select(pl.col("account").cast(pl.String)).join(
+                self._labels().to_frame().with_row_index("code"), on="account", how="left", maintain_order="left")["code"]
+            if found.null_count():
+                row = int(found.is_null().arg_max() or 0)
+                raise UnknownPositionError(f"account[row {row}]: {df['account'][row]!r} is not an account of this engine",
+                                           df["account"][row], None, None)
+            accounts = found.cast(pl.UInt64)
+        else:
+            (accounts,), _ = self._account_codes([("account", df["account"])])
+        with self._labelled_errors():
+            raw = self._core.liquidate_many(
+                numpy_view(accounts),
+                market,
+                numpy_view(side_codes(df["side"])),
+                numpy_view(fp),
+                names,
+                force,
+                partial,
+            )
+        return LiquidationResult(raw, raw["names"], self._shown())

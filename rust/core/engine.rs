@@ -14,6 +14,7 @@ use crate::core::fees::{fee_on, reserved_fee};
 use crate::core::fixed::{cash_to_f64, split_ceil, split_floor, Grid};
 use crate::core::funds::Funds;
 use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
+use crate::core::labels::Labels;
 use crate::core::market::{FeeConvention, Market, MarketSpec, NO_POOL};
 use crate::core::partial::partial_close;
 use crate::core::position::{side_slot, Key, Position, PositionStore, Side};
@@ -249,6 +250,9 @@ pub struct Engine {
     pub(crate) next_event: u64,
     pub(crate) ts: Option<i64>,
     pub(crate) events: EventLog,
+    /// The caller's string account ids by code (empty: integer ids) and clock zone.
+    pub(crate) labels: Labels,
+    pub(crate) clock: Option<String>,
 }
 
 impl Engine {
@@ -277,6 +281,8 @@ impl Engine {
             next_event: 0,
             ts: None,
             events: EventLog::default(),
+            labels: Labels::default(),
+            clock: None,
         })
     }
 

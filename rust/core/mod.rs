@@ -12,6 +12,7 @@ pub mod files;
 pub mod fixed;
 pub mod funds;
 pub mod input;
+pub mod labels;
 pub mod market;
 pub mod oplog;
 pub mod partial;

@@ -37,7 +37,10 @@ use crate::core::trigger::Trigger;
 use crate::core::updates::UpsertStats;
 
 pub const LOG_MAGIC: &[u8; 8] = b"ADLLOG\0\0";
-pub const LOG_VERSION: u32 = 3;
+/// Version 4 added the records of labelled books (tags 11, 12) and of datetime marks (13);
+/// version 3 logs hold none of them and read unchanged.
+pub const LOG_VERSION: u32 = 4;
+const OLDEST_LOG_VERSION: u32 = 3;
 /// No record is larger than this (a corrupt length cannot make replay allocate more).
 const MAX_RECORD: usize = 1 << 34;
 
@@ -73,9 +76,12 @@ impl OwnedColumns {
 #[derive(Clone, Copy)]
 pub enum Op<'a> {
     AddMarket { name: &'a str, spec: &'a MarketSpec },
-    Load { cols: PositionColumns<'a>, symbols: &'a [String], accounts: Option<(&'a [u64], &'a [f64])>, custom: Option<&'a [f64]> },
-    Upsert { cols: PositionColumns<'a>, symbols: &'a [String], accounts: Option<(&'a [u64], &'a [f64])>, custom: Option<&'a [f64]> },
-    SetMarks { marks: &'a [(String, f64)], ts: Option<i64> },
+    /// `labels`: `None` for integer account ids, else the labels this load introduces
+    /// (see `labels.rs`).
+    Load { cols: PositionColumns<'a>, symbols: &'a [String], accounts: Option<(&'a [u64], &'a [f64])>, custom: Option<&'a [f64]>, labels: Option<&'a [String]> },
+    Upsert { cols: PositionColumns<'a>, symbols: &'a [String], accounts: Option<(&'a [u64], &'a [f64])>, custom: Option<&'a [f64]>, labels: Option<&'a [String]> },
+    /// `clock`: the zone when `ts` came as a datetime (`""` naive), else `None`.
+    SetMarks { marks: &'a [(String, f64)], ts: Option<i64>, clock: Option<&'a str> },
     SetFund { amount: f64, pool: &'a str },
     SetTrigger { trigger: Trigger },
     Liquidate { req: Request },
@@ -101,13 +107,16 @@ impl Engine {
     pub fn apply(&mut self, op: Op<'_>) -> Result<OpOutput> {
         Ok(match op {
             Op::AddMarket { name, spec } => OpOutput::MarketId(self.add_market(name, spec.clone())?),
-            Op::Load { cols, symbols, accounts, custom } => {
-                self.load(cols, symbols, accounts, custom)?;
+            Op::Load { cols, symbols, accounts, custom, labels } => {
+                self.with_labels(labels, &cols, accounts, |e| e.load(cols, symbols, accounts, custom))?;
                 OpOutput::Done
             }
-            Op::Upsert { cols, symbols, accounts, custom } => OpOutput::Upserted(self.upsert(cols, symbols, accounts, custom)?),
-            Op::SetMarks { marks, ts } => {
+            Op::Upsert { cols, symbols, accounts, custom, labels } => {
+                OpOutput::Upserted(self.with_labels(labels, &cols, accounts, |e| e.upsert(cols, symbols, accounts, custom))?)
+            }
+            Op::SetMarks { marks, ts, clock } => {
                 self.set_marks(marks, ts)?;
+                self.stamp_clock(clock);
                 OpOutput::Done
             }
             Op::SetFund { amount, pool } => {
@@ -215,21 +224,34 @@ pub fn encode(op: &Op<'_>) -> Vec<u8> {
             w.str(name);
             put_spec(&mut w, spec);
         }
-        Op::Load { cols, symbols, accounts, custom } | Op::Upsert { cols, symbols, accounts, custom } => {
-            w.u8(if matches!(op, Op::Load { .. }) { 2 } else { 3 });
+        Op::Load { cols, symbols, accounts, custom, labels } | Op::Upsert { cols, symbols, accounts, custom, labels } => {
+            let load = matches!(op, Op::Load { .. });
+            // A labelled book has its own tags (2, 3 stay as version 3 wrote them).
+            w.u8(match (load, labels.is_some()) {
+                (true, false) => 2,
+                (false, false) => 3,
+                (true, true) => 11,
+                (false, true) => 12,
+            });
             put_cols(&mut w, cols);
             put_strings(&mut w, symbols);
             put_accounts(&mut w, *accounts);
             put_opt_f64s(&mut w, *custom);
+            if let Some(new) = labels {
+                put_strings(&mut w, new);
+            }
         }
-        Op::SetMarks { marks, ts } => {
-            w.u8(4);
+        Op::SetMarks { marks, ts, clock } => {
+            w.u8(if clock.is_some() { 13 } else { 4 });
             w.len(marks.len());
             for (name, price) in marks.iter() {
                 w.str(name);
                 w.f64(*price);
             }
             w.opt_i64(*ts);
+            if let Some(zone) = clock {
+                w.str(zone);
+            }
         }
         Op::SetFund { amount, pool } => {
             w.u8(5);
@@ -281,9 +303,9 @@ pub fn encode(op: &Op<'_>) -> Vec<u8> {
 /// A decoded operation that owns its data; `op()` borrows it back.
 pub enum OwnedOp {
     AddMarket(String, MarketSpec),
-    Load(OwnedColumns, Vec<String>, Option<(Vec<u64>, Vec<f64>)>, Option<Vec<f64>>),
-    Upsert(OwnedColumns, Vec<String>, Option<(Vec<u64>, Vec<f64>)>, Option<Vec<f64>>),
-    SetMarks(Vec<(String, f64)>, Option<i64>),
+    Load(OwnedColumns, Vec<String>, Option<(Vec<u64>, Vec<f64>)>, Option<Vec<f64>>, Option<Vec<String>>),
+    Upsert(OwnedColumns, Vec<String>, Option<(Vec<u64>, Vec<f64>)>, Option<Vec<f64>>, Option<Vec<String>>),
+    SetMarks(Vec<(String, f64)>, Option<i64>, Option<String>),
     SetFund(f64, String),
     SetTrigger(Trigger),
     Liquidate(Request),
@@ -299,9 +321,11 @@ impl OwnedOp {
         }
         match self {
             OwnedOp::AddMarket(name, spec) => Op::AddMarket { name, spec },
-            OwnedOp::Load(c, s, a, k) => Op::Load { cols: c.view(), symbols: s, accounts: acc(a), custom: k.as_deref() },
-            OwnedOp::Upsert(c, s, a, k) => Op::Upsert { cols: c.view(), symbols: s, accounts: acc(a), custom: k.as_deref() },
-            OwnedOp::SetMarks(m, ts) => Op::SetMarks { marks: m, ts: *ts },
+            OwnedOp::Load(c, s, a, k, l) => Op::Load { cols: c.view(), symbols: s, accounts: acc(a), custom: k.as_deref(), labels: l.as_deref() },
+            OwnedOp::Upsert(c, s, a, k, l) => {
+                Op::Upsert { cols: c.view(), symbols: s, accounts: acc(a), custom: k.as_deref(), labels: l.as_deref() }
+            }
+            OwnedOp::SetMarks(m, ts, z) => Op::SetMarks { marks: m, ts: *ts, clock: z.as_deref() },
             OwnedOp::SetFund(x, pool) => Op::SetFund { amount: *x, pool },
             OwnedOp::SetTrigger(t) => Op::SetTrigger { trigger: *t },
             OwnedOp::Liquidate(q) => Op::Liquidate { req: *q },
@@ -316,18 +340,20 @@ pub fn decode(payload: &[u8]) -> Result<OwnedOp> {
     let mut r = Reader::new(payload, "log record");
     let op = match r.u8()? {
         1 => OwnedOp::AddMarket(r.str()?, get_spec(&mut r)?),
-        t @ (2 | 3) => {
+        t @ (2 | 3 | 11 | 12) => {
             let (c, s, a, k) = (get_cols(&mut r)?, get_strings(&mut r)?, get_accounts(&mut r)?, get_opt_f64s(&mut r)?);
-            if t == 2 {
-                OwnedOp::Load(c, s, a, k)
+            let l = if t > 10 { Some(get_strings(&mut r)?) } else { None };
+            if t % 2 == 0 {
+                OwnedOp::Load(c, s, a, k, l)
             } else {
-                OwnedOp::Upsert(c, s, a, k)
+                OwnedOp::Upsert(c, s, a, k, l)
             }
         }
-        4 => {
+        t @ (4 | 13) => {
             let n = r.len(16)?;
             let marks = (0..n).map(|_| Ok((r.str()?, r.f64()?))).collect::<Result<_>>()?;
-            OwnedOp::SetMarks(marks, r.opt_i64()?)
+            let ts = r.opt_i64()?;
+            OwnedOp::SetMarks(marks, ts, if t == 13 { Some(r.str()?) } else { None })
         }
         5 => OwnedOp::SetFund(r.f64()?, r.str()?),
         6 => {
@@ -544,8 +570,8 @@ pub fn replay_bytes(data: &[u8]) -> Result<(Engine, ReplayInfo)> {
         return Err(r.corrupt("not an adl log (bad magic)"));
     }
     let v = r.u32()?;
-    if v != LOG_VERSION {
-        return Err(r.corrupt(format!("log format version {v}, this build reads version {LOG_VERSION}")));
+    if !(OLDEST_LOG_VERSION..=LOG_VERSION).contains(&v) {
+        return Err(r.corrupt(format!("log format version {v}, this build reads versions {OLDEST_LOG_VERSION} to {LOG_VERSION}")));
     }
     let corrupt = |message: String| AdlError::Corrupt { what: "log".into(), message };
     let mut pos = 12usize;

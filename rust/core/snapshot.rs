@@ -4,7 +4,9 @@
 //! the payload `u32`, then the payload: configuration (policy, ADL price, seed, lights, cash decimals,
 //! default market), trigger state, markets (name, grid, rate, mark), the position store
 //! slot by slot (free slots included, so slots and hence tie order survive), account cash,
-//! custom scores, ledgers (fund, bad debt, book value, next event id, clock) and the fill log.
+//! custom scores, account labels and the clock's zone (version 4; `labels.rs`), ledgers
+//! (fund, bad debt, book value, next event id, clock) and the fill log. Version 3 snapshots
+//! (no labels, integer clock) still restore.
 //! Ranking indexes are caches: they are rebuilt on first use and order exactly as before
 //! (score, then account: one account has one position per market side).
 
@@ -16,6 +18,7 @@ use crate::core::engine::{AdlPrice, Engine, EventLog, Fill, FillKind};
 use crate::core::error::{AdlError, Result};
 use crate::core::fixed::{MAX_CASH, MAX_GRID, MAX_MARGIN};
 use crate::core::funds::{Change, Funds, Pool, Record, DEFAULT_POOL};
+use crate::core::labels::Labels;
 use crate::core::market::{FeeConvention, MarketSpec};
 use crate::core::position::{Position, PositionStore, NO_INDEX};
 use crate::core::score::{Lights, Policy};
@@ -26,7 +29,9 @@ pub const MAGIC: &[u8; 8] = b"ADLSNAP\0";
 /// Ledger amounts beyond this (10^6 × the largest cash amount the input accepts) can only
 /// come from damaged bytes.
 const LEDGER_LIMIT: i128 = MAX_CASH * 1_000_000;
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
+/// The oldest snapshot version `restore` reads.
+pub const OLDEST_VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 /// Wraps a payload with the header.
@@ -42,13 +47,24 @@ pub fn seal(magic: &[u8; 8], version: u32, payload: &[u8]) -> Vec<u8> {
 
 /// Checks the header and checksum and returns the payload.
 pub fn unseal<'a>(magic: &[u8; 8], version: u32, data: &'a [u8], what: &'static str) -> Result<&'a [u8]> {
+    unseal_any(magic, version..=version, data, what).map(|(_, p)| p)
+}
+
+/// `unseal` for a range of versions; returns the version with the payload.
+pub fn unseal_any<'a>(
+    magic: &[u8; 8],
+    versions: std::ops::RangeInclusive<u32>,
+    data: &'a [u8],
+    what: &'static str,
+) -> Result<(u32, &'a [u8])> {
     let mut r = Reader::new(data, what);
     if r.bytes(8)? != magic {
         return Err(r.corrupt("not an adl file (bad magic)"));
     }
     let v = r.u32()?;
-    if v != version {
-        return Err(r.corrupt(format!("format version {v}, this build reads version {version}")));
+    if !versions.contains(&v) {
+        let known = if versions.start() == versions.end() { format!("version {}", versions.start()) } else { format!("versions {} to {}", versions.start(), versions.end()) };
+        return Err(r.corrupt(format!("format version {v}, this build reads {known}")));
     }
     let n = r.u64()? as usize;
     let crc = r.u32()?;
@@ -59,7 +75,7 @@ pub fn unseal<'a>(magic: &[u8; 8], version: u32, data: &'a [u8], what: &'static 
     if crc32(payload) != crc {
         return Err(r.corrupt("checksum mismatch"));
     }
-    Ok(payload)
+    Ok((v, payload))
 }
 
 fn adl_price_code(p: AdlPrice) -> u8 {
@@ -357,6 +373,10 @@ impl Engine {
             w.i128(c);
         }
         w.f64s(&self.custom);
+        w.len(self.labels.len());
+        self.labels.names().iter().for_each(|s| w.str(s));
+        w.u8(self.clock.is_some() as u8);
+        w.str(self.clock.as_deref().unwrap_or(""));
         w.i128(self.bad_debt);
         w.i128(self.book_value);
         w.i128(self.fees);
@@ -370,7 +390,7 @@ impl Engine {
     /// An engine from `snapshot()` bytes. Truncated, corrupted or unknown-version data is
     /// refused with `AdlError::Corrupt`; nothing is partially built.
     pub fn restore(data: &[u8]) -> Result<Engine> {
-        let payload = unseal(MAGIC, VERSION, data, "snapshot")?;
+        let (version, payload) = unseal_any(MAGIC, OLDEST_VERSION..=VERSION, data, "snapshot")?;
         let mut r = Reader::new(payload, "snapshot");
         let bad = |r: &Reader<'_>, e: AdlError| r.corrupt(e.to_string());
         let policy = Policy::parse(&r.str()?).map_err(|e| bad(&r, e))?;
@@ -456,6 +476,13 @@ impl Engine {
         if e.custom.len() != expected || e.custom.iter().any(|x| !x.is_finite()) {
             return Err(r.corrupt("custom scores do not match the positions"));
         }
+        if version >= 4 {
+            let n = r.len(8)?;
+            let names = (0..n).map(|_| r.str()).collect::<Result<Vec<String>>>()?;
+            e.labels = Labels::from_names(names).map_err(|err| bad(&r, err))?;
+            let (zoned, zone) = (r.bool()?, r.str()?);
+            e.clock = zoned.then_some(zone);
+        }
         e.bad_debt = r.i128()?;
         e.book_value = r.i128()?;
         e.fees = r.i128()?;
@@ -480,6 +507,9 @@ impl Engine {
         e.events = events;
         if !r.is_empty() {
             return Err(r.corrupt("trailing bytes in the payload"));
+        }
+        if !e.labels_cover_accounts() {
+            return Err(r.corrupt("an account code has no label"));
         }
         // Caches: member lists and cross totals; ranking indexes are rebuilt on first use.
         let live: Vec<u32> = e.store.iter().map(|(s, _)| s).collect();

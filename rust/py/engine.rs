@@ -428,7 +428,7 @@ impl Engine {
 
     /// `margin_mode`: per row 0 isolated / 1 cross (None = all isolated); `scores`: per row
     /// (policy custom).
-    #[pyo3(signature = (columns, names, acc_account=None, acc_cash=None, margin_mode=None, scores=None))]
+    #[pyo3(signature = (columns, names, acc_account=None, acc_cash=None, margin_mode=None, scores=None, labels=None))]
     #[allow(clippy::too_many_arguments)]
     fn load<'py>(
         &self,
@@ -439,15 +439,35 @@ impl Engine {
         acc_cash: Option<PyReadonlyArray1<'py, f64>>,
         margin_mode: Option<PyReadonlyArray1<'py, u8>>,
         scores: Option<PyReadonlyArray1<'py, f64>>,
+        labels: Option<Vec<String>>,
     ) -> PyResult<()> {
         let (view, accounts, custom) = book_inputs(&columns, &acc_account, &acc_cash, &margin_mode, &scores)?;
-        run(py, || self.lock().apply(Op::Load { cols: view, symbols: &names, accounts, custom }).map(drop))
+        let labels = labels.as_deref();
+        run(py, || self.lock().apply(Op::Load { cols: view, symbols: &names, accounts, custom, labels }).map(drop))
     }
 
-    #[pyo3(signature = (names, prices, ts=None))]
-    fn set_marks(&self, py: Python<'_>, names: Vec<String>, prices: Vec<f64>, ts: Option<i64>) -> PyResult<()> {
+    /// `clock`: the zone of a datetime `ts` ("" naive), None for an integer clock.
+    #[pyo3(signature = (names, prices, ts=None, clock=None))]
+    fn set_marks(&self, py: Python<'_>, names: Vec<String>, prices: Vec<f64>, ts: Option<i64>, clock: Option<String>) -> PyResult<()> {
         let marks: Vec<(String, f64)> = names.into_iter().zip(prices).collect();
-        run(py, || self.lock().apply(Op::SetMarks { marks: &marks, ts }).map(drop))
+        let clock = clock.as_deref();
+        run(py, || self.lock().apply(Op::SetMarks { marks: &marks, ts, clock }).map(drop))
+    }
+
+    /// Account labels from code `start` on (labels are only ever appended).
+    #[pyo3(signature = (start=0))]
+    fn labels(&self, py: Python<'_>, start: usize) -> PyResult<Vec<String>> {
+        self.read(py, |j| Ok(j.engine.labels().names().get(start..).unwrap_or_default().to_vec()))
+    }
+
+    /// How many account labels the engine has (0: integer ids).
+    fn label_count(&self, py: Python<'_>) -> PyResult<usize> {
+        self.read(py, |j| Ok(j.engine.labels().len()))
+    }
+
+    /// The clock's zone when `ts` came as datetimes ("" naive); None for integers.
+    fn clock(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        self.read(py, |j| Ok(j.engine.clock().map(str::to_string)))
     }
 
     #[getter]
@@ -635,7 +655,7 @@ impl Engine {
     }
 
     /// Inserts or replaces positions and sets listed accounts' cash (all or nothing).
-    #[pyo3(signature = (columns, names, acc_account=None, acc_cash=None, margin_mode=None, scores=None))]
+    #[pyo3(signature = (columns, names, acc_account=None, acc_cash=None, margin_mode=None, scores=None, labels=None))]
     #[allow(clippy::too_many_arguments)]
     fn upsert<'py>(
         &self,
@@ -646,9 +666,11 @@ impl Engine {
         acc_cash: Option<PyReadonlyArray1<'py, f64>>,
         margin_mode: Option<PyReadonlyArray1<'py, u8>>,
         scores: Option<PyReadonlyArray1<'py, f64>>,
+        labels: Option<Vec<String>>,
     ) -> PyResult<(usize, usize, usize)> {
         let (view, accounts, custom) = book_inputs(&columns, &acc_account, &acc_cash, &margin_mode, &scores)?;
-        run(py, || match self.lock().apply(Op::Upsert { cols: view, symbols: &names, accounts, custom })? {
+        let labels = labels.as_deref();
+        run(py, || match self.lock().apply(Op::Upsert { cols: view, symbols: &names, accounts, custom, labels })? {
             OpOutput::Upserted(s) => Ok((s.inserted, s.replaced, s.accounts)),
             other => unreachable!("upsert returned {other:?}"),
         })

@@ -92,9 +92,9 @@ fn logged_run(path: &PathBuf) -> Journal {
     j.log = Some(OpLog::create(path, &j.engine, SyncPolicy::Never, None).unwrap());
     let b = book();
     let names = symbols();
-    j.apply(Op::Load { cols: b.view(), symbols: &names, accounts: Some((&[4], &[60.0])), custom: None }).unwrap();
+    j.apply(Op::Load { cols: b.view(), symbols: &names, accounts: Some((&[4], &[60.0])), custom: None, labels: None }).unwrap();
     j.apply(Op::AddMarket { name: "Z", spec: &SPEC }).unwrap();
-    j.apply(Op::SetMarks { marks: &[("X".into(), 96.0), ("Y".into(), 51.0)], ts: Some(5) }).unwrap();
+    j.apply(Op::SetMarks { marks: &[("X".into(), 96.0), ("Y".into(), 51.0)], ts: Some(5), clock: None }).unwrap();
     j.apply(Op::SetTrigger { trigger: Trigger::Drawdown { window: 100, arm: -0.3, disarm: -0.25 } }).unwrap();
     j.apply(Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false } })
         .unwrap();
@@ -103,7 +103,7 @@ fn logged_run(path: &PathBuf) -> Journal {
         .apply(Op::Liquidate { req: Request { account: 2, market: 0, side: -1, fill_price: None, force: false, partial: false } })
         .is_err());
     let up = cols(&[(8, 0, -1, 7.0, 97.0, 70.0, false), (3, 0, -1, 6.0, 98.0, 60.0, false)]);
-    j.apply(Op::Upsert { cols: up.view(), symbols: &names, accounts: Some((&[8], &[1.0])), custom: None }).unwrap();
+    j.apply(Op::Upsert { cols: up.view(), symbols: &names, accounts: Some((&[8], &[1.0])), custom: None, labels: None }).unwrap();
     j.apply(Op::SetFund { amount: 3.0, pool: "default" }).unwrap();
     let symbol_drawdown = Trigger::SymbolDrawdown { window: 100, arm: -0.3, disarm: -0.25, min_balance: 100 };
     j.apply(Op::SetTrigger { trigger: symbol_drawdown }).unwrap();
