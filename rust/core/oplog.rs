@@ -343,7 +343,7 @@ pub fn decode(payload: &[u8]) -> Result<OwnedOp> {
         t @ (2 | 3 | 11 | 12) => {
             let (c, s, a, k) = (get_cols(&mut r)?, get_strings(&mut r)?, get_accounts(&mut r)?, get_opt_f64s(&mut r)?);
             let l = if t > 10 { Some(get_strings(&mut r)?) } else { None };
-            if t % 2 == 0 {
+            if t == 2 || t == 11 {
                 OwnedOp::Load(c, s, a, k, l)
             } else {
                 OwnedOp::Upsert(c, s, a, k, l)

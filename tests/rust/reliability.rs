@@ -319,3 +319,92 @@ fn close_position_settles_at_the_price_and_conserves_value() {
     assert_eq!(t.value(), v0);
     assert!(matches!(e.close_position(5, 1, 1, None), Err(AdlError::UnknownPosition { .. })));
 }
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/rust/fixtures").join(name)
+}
+
+/// Files written by the version 3 build (busy_engine's snapshot and logged_run's log)
+/// still read, and give the engine this build makes from the same calls.
+#[test]
+fn version_3_snapshots_and_logs_still_read() {
+    let old = std::fs::read(fixture("engine_v3.snap")).unwrap();
+    assert_eq!(u32::from_le_bytes(old[8..12].try_into().unwrap()), 3);
+    let e = Engine::restore(&old).unwrap();
+    assert_eq!(e.snapshot(), busy_engine().snapshot());
+    assert!(e.labels().is_empty() && e.clock().is_none());
+    let (e, info) = replay(&fixture("engine_v3.log")).unwrap();
+    assert_eq!(info.ops, 11);
+    assert_eq!(e.snapshot(), logged_run(&temp_log("v3")).engine.snapshot());
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// A journal of a labelled book: account codes 0.. with their labels, a datetime clock.
+fn labelled_run(path: &PathBuf) -> Journal {
+    let mut j = Journal::new(Engine::new(Policy::Bitmex, 0.0, 2, SPEC.clone()).unwrap());
+    j.log = Some(OpLog::create(path, &j.engine, SyncPolicy::Never, None).unwrap());
+    let names = symbols();
+    // Codes in order of first appearance: u-1 = 0, u-2 = 1; the accounts table adds u-9 = 2.
+    let b = cols(&[(0, 0, 1, 10.0, 100.0, 44.0, false), (1, 0, -1, 10.0, 100.0, 500.0, false)]);
+    let new = strings(&["u-1", "u-2", "u-9"]);
+    j.apply(Op::Load { cols: b.view(), symbols: &names, accounts: Some((&[2], &[7.0])), custom: None, labels: Some(&new) }).unwrap();
+    let up = cols(&[(3, 0, -1, 5.0, 100.0, 300.0, false), (1, 0, -1, 10.0, 100.0, 400.0, false)]);
+    let new = strings(&["u-4"]);
+    j.apply(Op::Upsert { cols: up.view(), symbols: &names, accounts: None, custom: None, labels: Some(&new) }).unwrap();
+    j.apply(Op::SetMarks { marks: &[("X".into(), 96.0)], ts: Some(1_760_130_900_000), clock: Some("Europe/Paris") }).unwrap();
+    j.apply(Op::Liquidate { req: Request { account: 0, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false } })
+        .unwrap();
+    j
+}
+
+#[test]
+fn labels_and_the_clock_survive_snapshots_and_replay() {
+    let path = temp_log("labels");
+    let j = labelled_run(&path);
+    let e = &j.engine;
+    assert_eq!(e.labels().names(), &strings(&["u-1", "u-2", "u-9", "u-4"])[..]);
+    assert_eq!((e.labels().code("u-4"), e.clock()), (Some(3), Some("Europe/Paris")));
+    let fills: Vec<_> = e.events().iter().map(|f| (f.bankrupt_account, f.account)).collect();
+    assert!(fills.iter().all(|&(b, a)| b == 0 && a.is_some_and(|a| a == 1 || a == 3)), "{fills:?}");
+    let back = Engine::restore(&e.snapshot()).unwrap();
+    assert_eq!(back.snapshot(), e.snapshot());
+    assert_eq!((back.labels(), back.clock()), (e.labels(), e.clock()));
+    let (again, info) = replay(&path).unwrap();
+    assert_eq!(info, _adl::core::oplog::ReplayInfo { ops: 4, dropped_bytes: 0 });
+    assert_eq!(again.snapshot(), e.snapshot());
+    assert_eq!(again.labels().names(), e.labels().names());
+}
+
+#[test]
+fn ids_of_two_kinds_never_mix_and_a_refused_load_adds_no_labels() {
+    let names = symbols();
+    let b = cols(&[(0, 0, 1, 10.0, 100.0, 44.0, false), (1, 0, -1, 10.0, 100.0, 500.0, false)]);
+    // Integer ids first: labels are refused, with the account field named.
+    let mut ints = Engine::new(Policy::Bitmex, 0.0, 2, SPEC.clone()).unwrap();
+    ints.apply(Op::Load { cols: b.view(), symbols: &names, accounts: None, custom: None, labels: None }).unwrap();
+    let new = strings(&["a", "b"]);
+    let err = ints.apply(Op::Upsert { cols: b.view(), symbols: &names, accounts: None, custom: None, labels: Some(&new) });
+    assert!(matches!(err, Err(AdlError::InvalidParameter { ref field, .. }) if field == "account"), "{err:?}");
+    assert!(ints.labels().is_empty());
+    // Labels first: integer ids are refused.
+    let mut labelled = Engine::new(Policy::Bitmex, 0.0, 2, SPEC.clone()).unwrap();
+    labelled.apply(Op::Load { cols: b.view(), symbols: &names, accounts: None, custom: None, labels: Some(&new) }).unwrap();
+    let before = labelled.snapshot();
+    let err = labelled.apply(Op::Upsert { cols: b.view(), symbols: &names, accounts: None, custom: None, labels: None });
+    assert!(matches!(err, Err(AdlError::InvalidParameter { ref field, .. }) if field == "account"), "{err:?}");
+    // A refused upsert (a duplicate key) keeps the labels it brought out of the table.
+    let dup = cols(&[(2, 0, 1, 1.0, 100.0, 50.0, false), (2, 0, 1, 1.0, 100.0, 50.0, false)]);
+    let c = strings(&["c"]);
+    assert!(labelled.apply(Op::Upsert { cols: dup.view(), symbols: &names, accounts: None, custom: None, labels: Some(&c) }).is_err());
+    // A code with no label, and a label given twice, are refused.
+    let stray = cols(&[(5, 0, 1, 1.0, 100.0, 50.0, false)]);
+    assert!(labelled.apply(Op::Upsert { cols: stray.view(), symbols: &names, accounts: None, custom: None, labels: Some(&[]) }).is_err());
+    let twice = strings(&["a"]);
+    let one = cols(&[(2, 0, 1, 1.0, 100.0, 50.0, false)]);
+    assert!(labelled.apply(Op::Upsert { cols: one.view(), symbols: &names, accounts: None, custom: None, labels: Some(&twice) }).is_err());
+    assert_eq!(labelled.snapshot(), before);
+    assert_eq!(labelled.labels().names(), &new[..]);
+}
