@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from adl import Engine, Slippage
-from adl._io import Frame, Policy
+from adl._io import SIDE, Frame, Policy, collect
 from adl.cascade import _prices_frame
 from adl.errors import UnknownPositionError
 
@@ -42,7 +42,7 @@ def simulate_naive(
     eng = Engine(policy, insurance_fund, maintenance_rate, cash_decimals=cash_decimals, qty_decimals=qty_decimals,
                  price_decimals=price_decimals)
     eng.load(positions)
-    px = _prices_frame(prices)
+    px, _ = _prices_frame(collect(prices, "prices"))
     scale = 10.0 ** price_decimals
     units = 10 ** (cash_decimals - qty_decimals - price_decimals)   # cash units per lot·tick
     recent: dict[str, tuple[deque[tuple[int, int]], list[int]]] = {}   # per symbol: window, [its sum]
@@ -72,5 +72,5 @@ def simulate_naive(
             total[0] += notional
             rows.append({"ts": int(ts), "account": r["account"], "symbol": sym, "side": str(side), "qty": qty,
                          "fill_price": fill, "adl_qty": res.adl_qty, "bad_debt": res.bad_debt})
-    return pl.DataFrame(rows, schema={"ts": pl.Int64, "account": pl.UInt64, "symbol": pl.String, "side": pl.String,
+    return pl.DataFrame(rows, schema={"ts": pl.Int64, "account": pl.UInt64, "symbol": pl.String, "side": SIDE,
                                       "qty": pl.Float64, "fill_price": pl.Float64, "adl_qty": pl.Float64, "bad_debt": pl.Float64})

@@ -44,9 +44,9 @@ def test_one_step_by_hand() -> None:
     s = res.summary.row(0, named=True)
     # The deficit ADL covered equals the bankrupt equity −10 (the book fills at the mark: no
     # slippage, so it is also the loss against the mark); the haircut 10 later is 50.
-    assert (s["loss_vs_mark"], s["deficit_covered"], s["haircut"], s["overshoot"], s["residual"], s["accounts_hit"]) == (
+    assert (s["loss_vs_mark"], s["deficit_covered"], s["haircut"], s["overshoot"], s["bad_debt"], s["accounts_hit"]) == (
         10.0, 10.0, 50.0, 40.0, 0.0, 2)
-    assert math.isnan(s["ptsr"])                    # no residual: undefined
+    assert s["ptsr"] is None and "residual" not in s   # no bad debt: undefined (null); no duplicate column
     assert res.engine.liquidatable().height == 0
 
 

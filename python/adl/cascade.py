@@ -8,7 +8,6 @@ only shapes the frames and computes the haircut statistics.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,7 +19,9 @@ import polars as pl
 
 from adl import _adl
 from adl._args import I64, checked, flag, instance, integer, number, optional_callable
-from adl._io import Frame, Market, Policy, collect, numpy_view, side_series, symbol_series
+from adl._io import (
+    SIDE, ColumnMap, Frame, Market, Policy, Zone, mapped, numpy_view, side_series, ts_column, ts_series,
+)
 from adl.engine import AdlPrice, Engine, Trigger
 from adl.errors import InvalidInputError, SchemaError
 
@@ -48,13 +49,14 @@ class Slippage:
             object.__setattr__(self, name, check(name, getattr(self, name)))
 
 
-def _prices_frame(prices: Frame) -> pl.DataFrame:
-    df = collect(prices, "prices")
+def _prices_frame(df: pl.DataFrame) -> tuple[pl.DataFrame, Zone]:
+    """The path with Int64 ``ts`` (Datetime as epoch ms) sorted by it, and its clock."""
     missing = [c for c in ("ts", "symbol", "mark") if c not in df.columns]
     if missing:
         raise SchemaError(f"prices: missing column(s) {missing}; required ['ts', 'symbol', 'mark']", missing[0], None)
-    if not df["ts"].dtype.is_integer():
-        raise SchemaError(f"prices: ts has dtype {df['ts'].dtype}, expected integers (your clock's unit)", "ts", None)
+    if not (df["ts"].dtype.is_integer() or isinstance(df["ts"].dtype, pl.Datetime)):
+        raise SchemaError(f"prices: ts has dtype {df['ts'].dtype}, expected integers (your clock's unit) or Datetime",
+                          "ts", None)
     if not df["mark"].dtype.is_numeric():
         raise SchemaError(f"prices: mark has dtype {df['mark'].dtype}, expected numbers", "mark", None)
     for c in ("ts", "symbol", "mark"):
@@ -66,7 +68,9 @@ def _prices_frame(prices: Frame) -> pl.DataFrame:
     if bad.any():
         row = int(bad.arg_max() or 0)
         raise InvalidInputError(f"prices: mark[row {row}] = {mark[row]} must be finite and > 0", "mark", row)
-    return df.select(pl.col("ts").cast(pl.Int64), pl.col("symbol").cast(pl.String), mark.alias("mark")).sort("ts", maintain_order=True)
+    ts, zone = ts_column(df["ts"])
+    out = pl.DataFrame({"ts": ts, "symbol": df["symbol"].cast(pl.String), "mark": mark})
+    return out.sort("ts", maintain_order=True), zone
 
 
 def _num(x: Any) -> float:
@@ -96,7 +100,7 @@ class SimulationResult:
 
     def __init__(self, policy: str, steps: pl.DataFrame, liquidations: pl.DataFrame, engine: Engine,
                  prices: pl.DataFrame, tally: pl.DataFrame, equity_start: pl.DataFrame,
-                 fund_start: float, horizon: int, params: Mapping[str, Any] | None = None) -> None:
+                 fund_start: float, horizon: int, params: Mapping[str, Any] | None = None, zone: Zone = None) -> None:
         self.policy = policy
         self.fund = steps
         self.liquidations = liquidations
@@ -107,6 +111,7 @@ class SimulationResult:
         self._fund_start = fund_start
         self.horizon = horizon
         self.params: dict[str, Any] = dict(params or {})
+        self._zone = zone
 
     @cached_property
     def fills(self) -> pl.DataFrame:
@@ -133,9 +138,9 @@ class SimulationResult:
           took over (>= 0); = ``loss_vs_mark`` + the book's slippage on the ADL lots;
         - ``haircut`` = Σ x(Δ) = Σ σ·q·(P_{t+Δ} − P_ADL): the profit the counterparties gave up,
           valued ``horizon`` later; ``overshoot`` = haircut − deficit_covered;
-        - ``bad_debt`` (= ``residual``): the deficit nobody covered;
+        - ``bad_debt``: the deficit nobody covered (docs/model.md §4's residual ``D − H``);
         - ``ptsr``/``pmr`` as docs/model.md §4 with ``w`` = each account's profit on the lots
-          taken and ``D`` = deficit_covered + bad_debt (NaN when bad_debt = 0).
+          taken and ``D`` = deficit_covered + bad_debt (null when bad_debt = 0: undefined).
         """
         acc, liq = self.accounts, self.liquidations
         loss_vs_mark = float(acc["loss_vs_mark"].sum()) if acc.height else 0.0
@@ -145,8 +150,8 @@ class SimulationResult:
         kept = _num((acc["profit_taken"] - acc["haircut"].clip(0.0)).clip(0.0).max()) if acc.height else 0.0
         deficit = covered + residual
         max_loss = _num((liq["from_fund"] + liq["bad_debt"]).max()) if liq.height else 0.0
-        ptsr = kept / residual if residual > 0 else math.nan
-        pmr = kept / ((residual / deficit) * max_loss) if residual > 0 and deficit > 0 and max_loss > 0 else math.nan
+        ptsr = kept / residual if residual > 0 else None
+        pmr = kept / ((residual / deficit) * max_loss) if residual > 0 and deficit > 0 and max_loss > 0 else None
         fund = self.fund["fund"]
         return pl.DataFrame({
             "policy": [self.policy],
@@ -165,9 +170,8 @@ class SimulationResult:
             "haircut": [haircut],
             "overshoot": [haircut - covered],
             "max_haircut_pct": [_num(acc["haircut_pct"].max()) if acc.height else 0.0],
-            "residual": [residual],
-            "ptsr": [ptsr],
-            "pmr": [pmr],
+            "ptsr": pl.Series([ptsr], dtype=pl.Float64),
+            "pmr": pl.Series([pmr], dtype=pl.Float64),
             "horizon": [self.horizon],
         })
 
@@ -206,14 +210,14 @@ class SimulationResult:
         """
         f = self.fund.with_row_index("step")
 
-        def first(cond: pl.Expr) -> tuple[int | None, int | None]:
+        def first(cond: pl.Expr) -> tuple[Any, int | None]:
             hit = f.filter(cond)
-            return (int(hit["ts"][0]), int(hit["step"][0])) if hit.height else (None, None)
+            return (hit["ts"][0], int(hit["step"][0])) if hit.height else (None, None)
 
-        peak: tuple[int | None, int | None] = (None, None)
+        peak: tuple[Any, int | None] = (None, None)
         if f.height and _num(f["liquidated_notional"].max()) > 0:
             i = int(f["liquidated_notional"].arg_max() or 0)
-            peak = (int(f["ts"][i]), i)
+            peak = (f["ts"][i], i)
         moments = {
             "first_liquidation": first(pl.col("liquidations") > 0),
             "fund_exhausted": first(pl.col("fund_min") <= 0.001 * self._fund_start),
@@ -223,7 +227,7 @@ class SimulationResult:
         }
         return pl.DataFrame({"moment": list(moments), "ts": [v[0] for v in moments.values()],
                              "step": [v[1] for v in moments.values()]},
-                            schema={"moment": pl.String, "ts": pl.Int64, "step": pl.Int64})
+                            schema={"moment": pl.String, "ts": f["ts"].dtype, "step": pl.Int64})
 
     def report(self, path: str | Path) -> Path:
         """Writes a self-contained HTML report (needs the ``report`` extra); see :func:`adl.report`."""
@@ -267,8 +271,15 @@ def simulate(
     keep_fills: bool = True,
     chunk: int = 100,
     progress: Any = None,
+    columns: ColumnMap = None,
 ) -> SimulationResult:
     """Runs a liquidation cascade of ``positions`` along ``prices`` (``ts, symbol, mark``).
+
+    ``ts`` is integers (the caller's clock) or Datetime (any unit and zone, run as epoch ms:
+    ``horizon`` and the slippage ``window`` are then in ms); the frames of the result carry
+    ``ts`` as it came in (``Datetime("ms")`` in the path's zone). Account ids may be strings
+    (see :meth:`adl.Engine.load`) and come back as strings; symbols keep the book's dtype.
+    ``columns`` renames the caller's columns in ``positions``, ``prices`` and ``accounts``.
 
     Every distinct ``ts`` is a step: its marks are set, the positions below maintenance are
     liquidated worst first (lowest equity / maintenance) through the waterfall at the
@@ -296,9 +307,10 @@ def simulate(
         policy, insurance_fund, maintenance_rate, cash_decimals=cash_decimals, qty_decimals=qty_decimals,
         price_decimals=price_decimals, markets=markets, adl_price=adl_price, seed=seed, trigger=trigger,
     )
-    pos = collect(positions)
-    eng.load(pos, accounts)
-    px = _prices_frame(prices)
+    pos, path, acc = mapped(columns, ("positions", positions), ("prices", prices), ("accounts", accounts))
+    assert pos is not None and path is not None
+    eng.load(pos, acc)
+    px, zone = _prices_frame(path)
     names = eng._names()
     unknown = px.filter(~pl.col("symbol").is_in(names))
     if unknown.height:
@@ -307,7 +319,11 @@ def simulate(
     # never prices counts its positions' margin only).
     first = px.group_by("symbol", maintain_order=True).agg(pl.col("mark").first())
     if first.height:
-        eng.set_marks(dict(first.iter_rows()))
+        marks = dict(first.iter_rows())
+        if zone is None:
+            eng.set_marks(marks)
+        else:   # the engine's clock shows fills and fund history as datetimes in the path's zone
+            eng._core.set_marks(list(marks), list(marks.values()), int(px["ts"][0]), zone)
     equity_start = eng.accounts().select("account", pl.col("equity").alias("equity_start"))
     fund_start = eng.insurance_fund
     sim = _adl.Simulation(eng._core, liquidation.bps_per_million, int(liquidation.window), liquidation.max_bps, keep_fills)
@@ -332,10 +348,14 @@ def simulate(
     steps = pl.concat([pl.DataFrame(c) for c in step_cols]) if step_cols else pl.DataFrame(
         schema={"ts": pl.Int64, "fund": pl.Float64, "fund_min": pl.Float64, "bad_debt": pl.Float64, "liquidations": pl.UInt32,
                 "liquidated_notional": pl.Float64, "adl_notional": pl.Float64})
+    steps = steps.with_columns(ts_series(steps["ts"], zone))
     liq = pl.concat([pl.DataFrame(c) for c in liq_cols]) if liq_cols else None
-    liquidations = _liquidations_frame(liq, names)
     final = Engine._from_core(sim.engine(), eng._score)
-    tally = pl.DataFrame(sim.tally()).with_columns(pl.col("account").cast(pl.UInt64))
+    final._symbol_dtype = eng._symbol_dtype
+    shown = final._shown()
+    liquidations = _liquidations_frame(liq, names, shown)
+    raw_tally = pl.DataFrame(sim.tally())
+    tally = raw_tally.with_columns(shown.account(raw_tally["account"].cast(pl.UInt64)))
     params = {
         "policy": str(policy), "insurance_fund": fund_start, "maintenance_rate": maintenance_rate,
         "slippage": liquidation, "horizon": int(horizon), "trigger": str(trigger),
@@ -344,7 +364,8 @@ def simulate(
         "symbols": names, "price_rows": px.height, "steps": n, "seed": seed,
         "decimals": {"cash": cash_decimals, "qty": qty_decimals, "price": price_decimals},
     }
-    return SimulationResult(str(policy), steps, liquidations, final, px, tally, equity_start, fund_start, int(horizon), params)
+    return SimulationResult(str(policy), steps, liquidations, final, px, tally, equity_start, fund_start, int(horizon), params,
+                            zone)
 
 
 def _later_marks(px: pl.DataFrame, step_ts: pl.Series, names: list[str], horizon: int) -> np.ndarray[Any, Any]:
@@ -360,18 +381,21 @@ def _later_marks(px: pl.DataFrame, step_ts: pl.Series, names: list[str], horizon
     return joined.sort("step", "market")["mark"].fill_null(float("nan")).to_numpy().astype(np.float64)
 
 
-def _liquidations_frame(liq: pl.DataFrame | None, names: list[str]) -> pl.DataFrame:
+def _liquidations_frame(liq: pl.DataFrame | None, names: list[str], shown: Any) -> pl.DataFrame:
     cols = ["ts", "event", "symbol", "account", "side", "qty", "mark", "fill_price", "to_fund", "from_fund",
             "bad_debt", "adl_qty", "external_qty"]
     if liq is None or liq.height == 0:
         return pl.DataFrame(schema={
-            "ts": pl.Int64, "event": pl.UInt64, "symbol": pl.String, "account": pl.UInt64, "side": pl.String,
+            "ts": shown.ts([]).dtype, "event": pl.UInt64, "symbol": shown.symbol(np.empty(0, np.uint32), names).dtype,
+            "account": shown.account_dtype(), "side": SIDE,
             "qty": pl.Float64, "mark": pl.Float64, "fill_price": pl.Float64, "to_fund": pl.Float64,
             "from_fund": pl.Float64, "bad_debt": pl.Float64, "adl_qty": pl.Float64, "external_qty": pl.Float64,
         })
     return liq.with_columns(
-        symbol=symbol_series(liq["market"].to_numpy(), names).cast(pl.String),
-        side=side_series(liq["side"].to_numpy()).cast(pl.String),
+        ts=shown.ts(liq["ts"]),
+        symbol=shown.symbol(liq["market"].to_numpy(), names),
+        account=shown.account(liq["account"].cast(pl.UInt64)),
+        side=side_series(liq["side"].to_numpy()),
     ).select(cols)
 
 

@@ -965,8 +965,8 @@ class Engine:
                     "adl_mark": pl.Series(d["mark"], dtype=pl.Float64).fill_nan(None),
                 }))
         keys = ["account", "symbol", "side"]
-        empty = {"account": self._shown().account_dtype(), "symbol": positions["symbol"].dtype, "side": SIDE,
-                 "adl_mark": pl.Float64}
+        empty: dict[str, pl.DataType] = {"account": self._shown().account_dtype(), "symbol": positions["symbol"].dtype,
+                                         "side": SIDE, "adl_mark": pl.Float64()}
         marks = pl.concat(found) if found else pl.DataFrame(schema=empty)
         if account is not None and marks.is_empty():
             raise InvalidInputError(f"account: {account} has no open position to preview here", "account", None)

@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from adl._io import Market, marks_mapping
+from adl._io import ColumnMap, Market, column_map, mapped, marks_mapping
 from adl.errors import InvalidInputError, SchemaError, StorageError
 
 # CSV dtypes of the columns the library knows; other columns are inferred.
@@ -22,10 +22,21 @@ CSV_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def read_table(path: str | Path, what: str, required: Sequence[str]) -> pl.DataFrame:
-    """Reads a Parquet or CSV file (by extension) and checks its columns; errors name the
-    file, the missing column, or the reason it cannot be read."""
+def _integer_ids(s: pl.Series) -> pl.Series:
+    """A CSV ``account`` column (read as text) as UInt64 when every id is a plain integer
+    (no sign, no leading zero), else as the strings it holds (UUIDs, names)."""
+    ints = s.cast(pl.UInt64, strict=False)
+    same = ints.cast(pl.String) == s
+    return ints if ints.null_count() == s.null_count() and same.fill_null(True).all() else s
+
+
+def read_table(path: str | Path, what: str, required: Sequence[str], columns: ColumnMap = None) -> pl.DataFrame:
+    """Reads a Parquet or CSV file (by extension), renames the columns ``columns`` maps
+    (yours -> the library's) and checks them; errors name the file, the missing column, or
+    the reason it cannot be read. CSV columns the library knows get its dtypes; ``account``
+    is read as text and kept as integers only when every id is one."""
     p = Path(path)
+    cols = column_map(columns)
     if not p.exists():
         raise StorageError(f"{what}: {p} does not exist", str(p))
     try:
@@ -33,37 +44,46 @@ def read_table(path: str | Path, what: str, required: Sequence[str]) -> pl.DataF
             df = pl.read_parquet(p)
         else:
             header = pl.read_csv(p, n_rows=0).columns
-            df = pl.read_csv(p, schema_overrides={c: t for c, t in CSV_SCHEMA.items() if c in header})
+            target = {c: cols.get(c, c) for c in header}
+            schema = {**CSV_SCHEMA, "account": pl.String()}
+            df = pl.read_csv(p, schema_overrides={c: schema[t] for c, t in target.items() if t in schema})
+            ids = [c for c, t in target.items() if t == "account"]
+            if ids:
+                df = df.with_columns(_integer_ids(df[ids[0]]))
     except (pl.exceptions.PolarsError, OSError, ValueError) as e:
         raise StorageError(f"{what}: cannot read {p}: {e}", str(p)) from None
+    renamed = mapped(cols, (what, df))[0]
+    assert renamed is not None
+    df = renamed
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise SchemaError(f"{what}: {p} lacks column(s) {missing}; required {list(required)}", missing[0], None)
     return df
 
 
-def read_positions(path: str | Path) -> pl.DataFrame:
+def read_positions(path: str | Path, *, columns: ColumnMap = None) -> pl.DataFrame:
     """Positions from Parquet or CSV (``account, side, qty, entry_price, margin``, optional
-    ``symbol``, ``margin_mode``, ``adl_cap``)."""
-    return read_table(path, "positions", ("account", "side", "qty", "entry_price", "margin"))
+    ``symbol``, ``margin_mode``, ``adl_cap``); ``columns`` maps your names to these."""
+    return read_table(path, "positions", ("account", "side", "qty", "entry_price", "margin"), columns)
 
 
-def read_prices(path: str | Path) -> pl.DataFrame:
-    """A price path from Parquet or CSV (``ts, symbol, mark``)."""
-    return read_table(path, "prices", ("ts", "symbol", "mark"))
+def read_prices(path: str | Path, *, columns: ColumnMap = None) -> pl.DataFrame:
+    """A price path from Parquet or CSV (``ts, symbol, mark``; ``ts`` integers or, from
+    Parquet, Datetime); ``columns`` maps your names to these."""
+    return read_table(path, "prices", ("ts", "symbol", "mark"), columns)
 
 
-def read_accounts(path: str | Path) -> pl.DataFrame:
+def read_accounts(path: str | Path, *, columns: ColumnMap = None) -> pl.DataFrame:
     """Account wallets from Parquet or CSV (``account`` and ``cash`` or ``wallet``)."""
-    df = read_table(path, "accounts", ("account",))
+    df = read_table(path, "accounts", ("account",), columns)
     if "cash" not in df.columns and "wallet" not in df.columns:
         raise SchemaError(f"accounts: {path} needs a cash or wallet column", "cash", None)
     return df
 
 
-def read_marks(path: str | Path) -> dict[str, float]:
+def read_marks(path: str | Path, *, columns: ColumnMap = None) -> dict[str, float]:
     """Marks per symbol from Parquet or CSV (``symbol, mark``; one row per symbol)."""
-    marks: dict[str, float] = marks_mapping(read_table(path, "marks", ("symbol", "mark")))
+    marks: dict[str, float] = marks_mapping(read_table(path, "marks", ("symbol", "mark"), columns))
     return marks
 
 

@@ -32,8 +32,8 @@ GLOSSARY: tuple[tuple[str, str, str, str], ...] = (
     ("adl_events", "count", "≥ 0", "Liquidations that auto-deleveraged at least one lot."),
     ("adl_notional", "quote", "≥ 0", "Σ qty × mark of the lots closed by ADL."),
     ("accounts_hit", "count", "≥ 0", "Counterparty accounts that had at least one lot closed by ADL."),
-    ("bad_debt", "quote", "≥ 0", "Deficit nobody covered: neither the fund nor ADL (socialised loss). "
-     "residual is the same number, the name docs/model.md §4 uses."),
+    ("bad_debt", "quote", "≥ 0", "Deficit nobody covered: neither the fund nor ADL (socialised loss); "
+     "docs/model.md §4 calls it the residual."),
     ("fund_start / fund_min / fund_end", "quote", "≥ 0",
      "Insurance fund at the start, its lowest point within any step, and at the end. The fund never goes negative."),
     ("loss_vs_mark", "quote", "either; usually < 0",
@@ -119,14 +119,18 @@ def time_axis(ts: pl.Series, ts0: int) -> tuple[list[Any], str]:
     >>> time_axis(pl.Series([1_760_000_000_000]), 1_760_000_000_000)[0][0].isoformat()
     '2025-10-09T08:53:20'
     """
+    if isinstance(ts.dtype, pl.Datetime):   # a path given as datetimes: its results carry them
+        ts = ts.dt.epoch("ms")
     if is_epoch_ms(ts0):
         return pl.from_epoch(ts, time_unit="ms").to_list(), "time (UTC)"
     return ((ts - ts0) / 1000.0).to_list(), "seconds from start"
 
 
-def _when(ts: int | None, ts0: int) -> str | None:
+def _when(ts: int | Any | None, ts0: int) -> str | None:
     if ts is None:
         return None
+    if not isinstance(ts, int):   # a datetime (the path's ts were datetimes)
+        ts = int(pl.Series([ts]).dt.epoch("ms").item())
     if is_epoch_ms(ts0):
         return str(pl.from_epoch(pl.Series([ts]), time_unit="ms")[0])
     return f"{(ts - ts0) / 1000.0:g} s"

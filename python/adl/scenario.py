@@ -4,13 +4,13 @@ read by :mod:`adl.files`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
 
-from adl._args import I64, U64, checked, integer, number, price_or_mapping, symbols as symbol_list
-from adl._io import Market
+from adl._args import I64, U64, checked, integer, number, price_or_mapping, symbols as symbol_list, timestamp
+from adl._io import Market, ts_series, ts_value
 from adl.errors import InvalidInputError
 
 
@@ -204,7 +204,7 @@ def venue_book(
 
 @checked(symbols=symbol_list(), start=price_or_mapping(), drop=number(0.0, 1.0, below=1.0), duration=integer(0, I64),
          rebound=number(0.0, 1.0), steps=integer(1, 100_000_000), dt=integer(1, I64), noise=number(0.0, 1.0),
-         seed=integer(0, U64))
+         seed=integer(0, U64), t0=timestamp())
 def crash_path(
     *,
     symbols: Sequence[str] = ("BTC-PERP",),
@@ -216,8 +216,11 @@ def crash_path(
     dt: int = 1_000,
     noise: float = 0.0005,
     seed: int = 0,
+    t0: int | Any = 0,
 ) -> pl.DataFrame:
-    """A price path (``ts, symbol, mark``) of ``steps`` steps ``dt`` apart (ms by default):
+    """A price path (``ts, symbol, mark``) of ``steps`` steps ``dt`` apart (ms by default)
+    from ``t0`` (an integer, or a ``datetime``: then ``ts`` is ``Datetime("ms")`` in its zone
+    and ``dt`` is in ms):
     a fall of ``drop`` (0.15 = 15 %) over the first ``duration`` steps (faster at first), then
     a rebound of ``rebound`` of the fall over the rest, with multiplicative noise. Symbols
     share the path, each with its own noise. ``start``: the first mark of every symbol, or
@@ -232,7 +235,12 @@ def crash_path(
     >>> venue = adl.crash_path(start={"BTC": 60_000.0, "DOGE": 0.15}, drop=0.2, steps=10, duration=5, noise=0.0)
     >>> venue.filter(venue["ts"] == 0)["mark"].to_list()
     [60000.0, 0.15]
+    >>> import datetime as dt
+    >>> adl.crash_path(steps=2, t0=dt.datetime(2025, 10, 10, 21, 0, tzinfo=dt.timezone.utc))["ts"].to_list()[-1]
+    datetime.datetime(2025, 10, 10, 21, 0, 1, tzinfo=zoneinfo.ZoneInfo(key='UTC'))
     """
+    start_ms, zone = ts_value(t0, "t0")
+    assert start_ms is not None
     if isinstance(start, Mapping):
         if tuple(symbols) == ("BTC-PERP",):
             symbols = tuple(start)
@@ -257,5 +265,6 @@ def crash_path(
     for s in symbols:
         shock = np.exp(noise * rng.standard_normal(steps))
         shock[0] = 1.0
-        frames.append(pl.DataFrame({"ts": (t * dt).astype(np.int64), "symbol": s, "mark": np.round(starts[s] * level * shock, 4)}))
+        ts = ts_series(start_ms + (t * dt).astype(np.int64), zone)
+        frames.append(pl.DataFrame({"ts": ts, "symbol": s, "mark": np.round(starts[s] * level * shock, 4)}))
     return pl.concat(frames).sort("ts", "symbol")

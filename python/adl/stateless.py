@@ -10,7 +10,7 @@ import polars as pl
 
 from adl import _adl
 from adl._io import (
-    SIDE, Frame, LightsMethod, Market, Policy, ScoreSpec, collect, custom_scores, isolated_only, market_specs, marks_for, position_arrays,
+    SIDE, ColumnMap, Frame, LightsMethod, Market, Policy, ScoreSpec, custom_scores, mapped, isolated_only, market_specs, marks_for, position_arrays,
     side_value,
 )
 from adl._args import U64, checked, integer, number, price_or_mapping, text
@@ -28,6 +28,7 @@ def rank(
     markets: Market | Mapping[str, Market] | None = None,
     score: ScoreSpec = None,
     lights: LightsMethod | None = None,
+    columns: ColumnMap = None,
 ) -> pl.DataFrame:
     """Ranks every position in its ADL queue (per symbol and side).
 
@@ -40,6 +41,8 @@ def rank(
     Ties: ascending account, then row order. Values are rounded to the market grid first.
     With ``policy="custom"``, ``score`` (a column name or a Polars expression evaluated on
     the positions) gives the scores; bankrupt positions are still not eligible.
+    ``columns`` renames the caller's columns (``{"size": "qty"}``); the result keeps them
+    renamed. Account ids may be integers or strings (ties then go to the lower string).
 
     >>> import adl, polars as pl
     >>> book = pl.DataFrame({"account": [1, 2, 3], "side": ["short"] * 3,
@@ -48,7 +51,8 @@ def rank(
     >>> adl.rank(book, mark=96.0)["rank"].to_list()
     [1, 2, None]
     """
-    df = collect(positions)
+    (df,) = mapped(columns, ("positions", positions))
+    assert df is not None
     isolated_only(df)
     a = position_arrays(df, text_ids=True)
     qd, pd, rates = market_specs(a.names, markets)
@@ -77,6 +81,7 @@ def deleverage(
     markets: Market | Mapping[str, Market] | None = None,
     seed: int = 0,
     score: ScoreSpec = None,
+    columns: ColumnMap = None,
 ) -> pl.DataFrame:
     """Closes ``qty`` of a bankrupt ``side`` position against the opposite side's queue.
 
@@ -86,6 +91,8 @@ def deleverage(
     walk starts at a position drawn from ``seed``; under ``size_pro_rata`` and ``dydx``
     ``rank`` and ``score`` are null.
     Raises :class:`adl.InsufficientLiquidityError` when the opposite side holds less.
+    ``account`` and ``symbol`` keep the input's dtypes (string ids too), so fills join back
+    to the book; ``columns`` renames the caller's columns as in :func:`adl.rank`.
 
     >>> import adl, polars as pl
     >>> book = pl.DataFrame({"account": [1, 2], "side": ["short", "short"],
@@ -93,7 +100,8 @@ def deleverage(
     >>> adl.deleverage(book, mark=96.0, side="long", qty=15.0, price=95.0)["qty"].to_list()
     [10.0, 5.0]
     """
-    df = collect(positions)
+    (df,) = mapped(columns, ("positions", positions))
+    assert df is not None
     isolated_only(df)
     a = position_arrays(df, text_ids=True)
     if symbol is None:
