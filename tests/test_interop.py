@@ -29,7 +29,7 @@ def test_every_table_kind_gives_the_same_answer(make: object) -> None:
 
 def test_buy_and_sell_are_sides() -> None:
     book = pl.DataFrame({**COLUMNS, "side": ["BUY", "sell", "Sell"]})
-    # rank keeps the caller's columns as they are and ranks the sells as shorts.
+    # rank ranks the sells as shorts and returns the sides as the one side Enum.
     assert adl.rank(book, mark=96.0)["rank"].equals(adl.rank(pl.DataFrame(COLUMNS), mark=96.0)["rank"])
     fills = adl.deleverage(book, mark=96.0, side="buy", qty=30.0, price=98.0)
     assert fills["account"].to_list() == [2, 3]

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from adl._args import I64, U64, checked, integer, number, price_or_mapping, symbols as symbol_list, timestamp
-from adl._io import Market, ts_series, ts_value
+from adl._io import SIDE, Market, ts_series, ts_value
 from adl.errors import InvalidInputError
 
 
@@ -63,7 +63,8 @@ def synthetic_book(
     account[pair] = account[np.flatnonzero(pair) - 1]
     sym[pair] = sym[np.flatnonzero(pair) - 1]
     return pl.DataFrame({
-        "account": account, "symbol": sym, "side": side, "qty": qty, "entry_price": entry, "margin": margin,
+        "account": account, "symbol": sym, "side": pl.Series(side, dtype=SIDE), "qty": qty, "entry_price": entry,
+        "margin": margin,
     })
 
 

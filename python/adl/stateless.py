@@ -11,7 +11,7 @@ import polars as pl
 from adl import _adl
 from adl._io import (
     SIDE, ColumnMap, Frame, LightsMethod, Market, Policy, ScoreSpec, custom_scores, mapped, isolated_only, market_specs, marks_for, position_arrays,
-    side_value,
+    side_series, side_value,
 )
 from adl._args import U64, checked, integer, number, price_or_mapping, text
 from adl.errors import InvalidInputError, UnknownMarketError
@@ -32,7 +32,7 @@ def rank(
 ) -> pl.DataFrame:
     """Ranks every position in its ADL queue (per symbol and side).
 
-    Returns the rows plus ``score`` (Float64, null when not eligible), ``rank`` (UInt32,
+    Returns the rows (``side`` as :data:`adl.SIDE`) plus ``score`` (Float64, null when not eligible), ``rank`` (UInt32,
     1 = first to be deleveraged, null when not eligible: bankrupt, equity <= 0),
     ``percentile`` and ``lights`` (UInt8, ``6 - ceil(5 * percentile)``; 5 = first 20 %).
     ``lights="count"``: percentile = rank / n; ``"quantity"`` (BitMEX, the default for
@@ -60,6 +60,7 @@ def rank(
     out = _adl.rank(a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy, custom, lights)
     eligible = pl.Series(out["rank"]) > 0
     return df.with_columns(
+        side_series(a.side),   # long/short as the Enum every frame uses (buy/sell, 1/-1 read as sides)
         pl.Series("score", out["score"]).fill_nan(None),
         pl.when(eligible).then(pl.Series(out["rank"])).alias("rank"),
         pl.when(eligible).then(pl.Series(out["percentile"])).alias("percentile"),
