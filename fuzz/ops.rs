@@ -203,8 +203,8 @@ pub fn run(data: &[u8]) {
     let book = random_rows(&mut u, n, n_cross, unit);
     let accounts: Vec<u64> = (1..=ACCOUNTS).collect();
     let wallets: Vec<f64> = (0..ACCOUNTS).map(|_| u.below(30_000) as f64 / 100.0 * unit).collect();
-    e.apply(Op::Load { cols: book.view(), symbols: &symbols(), accounts: Some((&accounts, &wallets)), custom: None }).expect("load");
-    e.apply(Op::SetMarks { marks: &random_marks(&mut u), ts: Some(0) }).expect("marks");
+    e.apply(Op::Load { cols: book.view(), symbols: &symbols(), accounts: Some((&accounts, &wallets)), custom: None, labels: None }).expect("load");
+    e.apply(Op::SetMarks { marks: &random_marks(&mut u), ts: Some(0), clock: None }).expect("marks");
 
     let mut steps = 0;
     while !u.is_empty() && steps < 64 {
@@ -219,7 +219,7 @@ pub fn run(data: &[u8]) {
         let (op, conserving) = match u.byte() % 8 {
             0 => {
                 marks = random_marks(&mut u);
-                (Op::SetMarks { marks: &marks, ts: Some(steps) }, false)
+                (Op::SetMarks { marks: &marks, ts: Some(steps), clock: None }, false)
             }
             1 | 7 => match pick(&e, &mut u) {
                 Some(req) => (Op::Liquidate { req }, true),
@@ -237,7 +237,7 @@ pub fn run(data: &[u8]) {
             4 => {
                 let k = 1 + u.below(3);
                 extra = random_rows(&mut u, k, n_cross, unit);
-                (Op::Upsert { cols: extra.view(), symbols: &["X".to_string(), "Y".to_string()], accounts: None, custom: None }, false)
+                (Op::Upsert { cols: extra.view(), symbols: &["X".to_string(), "Y".to_string()], accounts: None, custom: None, labels: None }, false)
             }
             5 => match pick(&e, &mut u) {
                 Some(r) => (Op::ClosePosition { account: r.account, market: r.market, side: r.side, price: r.fill_price }, true),

@@ -254,3 +254,13 @@ def test_set_marks_takes_a_marks_table(make: object) -> None:
     assert eng.markets().select("symbol", "mark").rows() == [("BTC", 60_000.0), ("DOGE", 0.15)]
     with pytest.raises(adl.InvalidInputError, match="appears twice"):
         eng.set_marks(pl.DataFrame({"symbol": ["BTC", "BTC"], "mark": [1.0, 2.0]}))
+
+
+def test_the_readme_real_data_example_runs() -> None:
+    import re
+
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    section = text[text.index("## Real data in: string ids"):]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None
+    exec(compile(block.group(1), "README.md", "exec"), {})

@@ -532,8 +532,10 @@ class Engine:
         self._keep_symbol_dtype(dtype)
 
     def _keep_symbol_dtype(self, dtype: pl.DataType | None) -> None:
-        if dtype is not None and dtype != pl.String:
-            self._symbol_dtype = dtype
+        """Frames give ``symbol`` in the dtype of the last book that had the column (not
+        kept in snapshots: a restored engine gives String until the next load)."""
+        if dtype is not None:
+            self._symbol_dtype = None if dtype == pl.String else dtype
 
     def _book_args(self, positions: Frame, accounts: Frame | None, columns: ColumnMap) -> tuple[tuple[Any, ...], Any]:
         """Arguments of the core's load/upsert (columns, market names, accounts, modes, scores,

@@ -75,19 +75,56 @@ impl OwnedColumns {
 /// A state-changing operation, borrowing its inputs.
 #[derive(Clone, Copy)]
 pub enum Op<'a> {
-    AddMarket { name: &'a str, spec: &'a MarketSpec },
+    AddMarket {
+        name: &'a str,
+        spec: &'a MarketSpec,
+    },
     /// `labels`: `None` for integer account ids, else the labels this load introduces
     /// (see `labels.rs`).
-    Load { cols: PositionColumns<'a>, symbols: &'a [String], accounts: Option<(&'a [u64], &'a [f64])>, custom: Option<&'a [f64]>, labels: Option<&'a [String]> },
-    Upsert { cols: PositionColumns<'a>, symbols: &'a [String], accounts: Option<(&'a [u64], &'a [f64])>, custom: Option<&'a [f64]>, labels: Option<&'a [String]> },
+    Load {
+        cols: PositionColumns<'a>,
+        symbols: &'a [String],
+        accounts: Option<(&'a [u64], &'a [f64])>,
+        custom: Option<&'a [f64]>,
+        labels: Option<&'a [String]>,
+    },
+    Upsert {
+        cols: PositionColumns<'a>,
+        symbols: &'a [String],
+        accounts: Option<(&'a [u64], &'a [f64])>,
+        custom: Option<&'a [f64]>,
+        labels: Option<&'a [String]>,
+    },
     /// `clock`: the zone when `ts` came as a datetime (`""` naive), else `None`.
-    SetMarks { marks: &'a [(String, f64)], ts: Option<i64>, clock: Option<&'a str> },
-    SetFund { amount: f64, pool: &'a str },
-    SetTrigger { trigger: Trigger },
-    Liquidate { req: Request },
-    LiquidateMany { reqs: &'a [Request] },
-    LiquidateAccount { account: u64, force: bool, partial: bool },
-    ClosePosition { account: u64, market: u32, side: i8, price: Option<f64> },
+    SetMarks {
+        marks: &'a [(String, f64)],
+        ts: Option<i64>,
+        clock: Option<&'a str>,
+    },
+    SetFund {
+        amount: f64,
+        pool: &'a str,
+    },
+    SetTrigger {
+        trigger: Trigger,
+    },
+    Liquidate {
+        req: Request,
+    },
+    LiquidateMany {
+        reqs: &'a [Request],
+    },
+    LiquidateAccount {
+        account: u64,
+        force: bool,
+        partial: bool,
+    },
+    ClosePosition {
+        account: u64,
+        market: u32,
+        side: i8,
+        price: Option<f64>,
+    },
 }
 
 /// What an operation returned.
@@ -321,7 +358,9 @@ impl OwnedOp {
         }
         match self {
             OwnedOp::AddMarket(name, spec) => Op::AddMarket { name, spec },
-            OwnedOp::Load(c, s, a, k, l) => Op::Load { cols: c.view(), symbols: s, accounts: acc(a), custom: k.as_deref(), labels: l.as_deref() },
+            OwnedOp::Load(c, s, a, k, l) => {
+                Op::Load { cols: c.view(), symbols: s, accounts: acc(a), custom: k.as_deref(), labels: l.as_deref() }
+            }
             OwnedOp::Upsert(c, s, a, k, l) => {
                 Op::Upsert { cols: c.view(), symbols: s, accounts: acc(a), custom: k.as_deref(), labels: l.as_deref() }
             }
@@ -707,7 +746,8 @@ impl Journal {
                 if !recovered {
                     self.poisoned = Some(message.clone());
                 }
-                let outcome = if recovered { "the state before the call was rebuilt from the log" } else { "the engine refuses further operations" };
+                let outcome =
+                    if recovered { "the state before the call was rebuilt from the log" } else { "the engine refuses further operations" };
                 Err(AdlError::Internal { message: format!("{message}; {outcome}") })
             }
         }

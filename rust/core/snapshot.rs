@@ -63,7 +63,11 @@ pub fn unseal_any<'a>(
     }
     let v = r.u32()?;
     if !versions.contains(&v) {
-        let known = if versions.start() == versions.end() { format!("version {}", versions.start()) } else { format!("versions {} to {}", versions.start(), versions.end()) };
+        let known = if versions.start() == versions.end() {
+            format!("version {}", versions.start())
+        } else {
+            format!("versions {} to {}", versions.start(), versions.end())
+        };
         return Err(r.corrupt(format!("format version {v}, this build reads {known}")));
     }
     let n = r.u64()? as usize;
