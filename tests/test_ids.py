@@ -264,3 +264,16 @@ def test_the_readme_real_data_example_runs() -> None:
     block = re.search(r"```python\n(.*?)```", section, re.S)
     assert block is not None
     exec(compile(block.group(1), "README.md", "exec"), {})
+
+
+def test_the_research_allocators_take_string_ids() -> None:
+    ints = pl.DataFrame({"account": [1, 2, 3], "lots": [3, 3, 4], "lot_value": [10, 10, 10]})
+    named = ints.with_columns(account=pl.Series(["ann", "bea", "cy"]))   # sorted like 1 < 2 < 3
+    # B = 50 of U = 100: 1.5, 1.5, 2 lots -> 1, 1, 2; the last lot goes to the lower id of the
+    # tied remainders, "ann" as it goes to 1.
+    assert adl.lots.contract_pro_rata(named, 50)["closed"].to_list() == [2, 1, 2]
+    assert adl.lots.contract_pro_rata(named, 50)["account"].to_list() == ["ann", "bea", "cy"]
+    acc = pl.DataFrame({"account": [1, 2, 3], "cash": [0.0, 10.0, 10.0], "pnl": [-30.0, 40.0, 10.0]})
+    by_name = adl.allocate(acc.with_columns(account=pl.Series(["ann", "bea", "cy"])), policy="queue", budget=15.0)
+    assert by_name["seized"].to_list() == adl.allocate(acc, policy="queue", budget=15.0)["seized"].to_list() == [
+        0.0, 15.0, 0.0]

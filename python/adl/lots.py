@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from adl._io import Frame, cast_lossless, collect
+from adl._io import Frame, cast_lossless, collect, is_text
 from adl.errors import InvalidInputError, SchemaError
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
@@ -40,7 +40,9 @@ def _book(book: Frame) -> pl.DataFrame:
         if name not in df.columns:
             raise SchemaError(f"book: missing column {name!r}", name, None)
     out = df.with_columns(
-        account=cast_lossless(df["account"], pl.UInt64(), "account"),
+        # Integer ids, or string ids kept as strings (ties: the lower one in sorted order).
+        account=df["account"].cast(pl.String) if is_text(df["account"].dtype) else cast_lossless(
+            df["account"], pl.UInt64(), "account"),
         lots=cast_lossless(df["lots"], pl.Int64(), "lots"),
         lot_value=cast_lossless(df["lot_value"], pl.Int64(), "lot_value"),
     )

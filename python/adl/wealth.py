@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from adl._args import checked, number, text
-from adl._io import Frame, cast_lossless, collect
+from adl._io import Frame, account_codes, cast_lossless, collect
 from adl.errors import InvalidInputError, SchemaError
 
 WealthPolicy = Literal["queue", "pro_rata", "capped_pro_rata", "levered_pro_rata", "min_max_leverage"]
@@ -141,7 +141,8 @@ def allocate(
         raise InvalidInputError(f"theta: {theta} must be in [0, 1]", "theta", None)
     if budget is not None and not (budget >= 0 and math.isfinite(budget)):
         raise InvalidInputError(f"budget: {budget} must be a finite amount >= 0", "budget", None)
-    account = cast_lossless(df["account"], pl.UInt64(), "account").to_numpy().astype(np.float64)
+    # Ties go to the lower id: integers, or strings in their sorted order.
+    account = account_codes(df["account"], text_ids=True)[0].astype(np.float64)
     cash = _column(df, "cash", low=0.0)
     pnl = _column(df, "pnl")
     w = np.maximum(pnl, 0.0)
