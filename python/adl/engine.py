@@ -269,6 +269,11 @@ class Engine:
     own; they share the account's wallet (``cash`` or ``wallet`` in the accounts frame). See
     :meth:`liquidate_account`.
 
+    Account ids are integers or strings (UUIDs, names): string ids are mapped to codes in the
+    order they first appear, the table travels in snapshots and logs, and every frame and
+    ``account=`` argument uses the strings (see :meth:`load`). ``ts`` may be a datetime: the
+    frames then show ``ts`` as ``Datetime("ms")`` in its zone (see :meth:`set_marks`).
+
     >>> import adl, polars as pl
     >>> eng = adl.Engine(insurance_fund=0.0)
     >>> eng.load(pl.DataFrame({"account": [1, 2], "side": ["long", "short"],
