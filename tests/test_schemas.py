@@ -64,6 +64,7 @@ def frames(book: pl.DataFrame, tmp: Path) -> Iterator[tuple[str, pl.DataFrame]]:
     yield "compare", adl.compare(book, path, policies=["bitmex", "size_pro_rata"], insurance_fund=0.0,
                                  qty_decimals=0, price_decimals=1, cash_decimals=3)
     yield "synthetic_book", adl.synthetic_book(10)
+    yield "venue_book", adl.venue_book(50).positions
     book.write_parquet(tmp / "book.parquet")
     yield "read_positions", adl.read_positions(tmp / "book.parquet")
 
@@ -87,7 +88,9 @@ def test_every_frame_follows_the_dtype_rules(symbol_dtype: pl.DataType, ids: str
         assert not any(nan), (name, [c for c, x in zip(floats, nan) if x])
         for keep, twin in DUPLICATES:
             assert not (keep in schema and twin in schema), (name, twin)
-        if name in ("synthetic_book", "crash_path", "compare"):
+        if "margin_mode" in schema and name not in READERS:
+            assert schema["margin_mode"] == pl.Enum(["isolated", "cross"]), (name, schema["margin_mode"])
+        if name in ("synthetic_book", "venue_book", "crash_path", "compare"):
             continue   # not built from the book
         if "symbol" in schema:
             assert schema["symbol"] == book.schema["symbol"], (name, schema["symbol"])
@@ -99,4 +102,4 @@ def test_every_frame_follows_the_dtype_rules(symbol_dtype: pl.DataType, ids: str
         rows = df.drop_nulls(keys) if keys else df.clear()
         if rows.height:   # joins back to the book: every row finds its account and symbol
             assert rows.join(book.select(keys).unique(), on=keys, how="semi").height == rows.height, name
-    assert len(seen) == 25
+    assert len(seen) == 26

@@ -21,6 +21,8 @@ from adl.errors import InvalidInputError, SchemaError, UnknownMarketError
 SIDE = pl.Enum(["long", "short"])
 """Dtype of every ``side`` column the library returns."""
 KIND = pl.Enum(["external", "adl", "bad_debt"])
+MARGIN_MODE = pl.Enum(["isolated", "cross"])
+"""Dtype of every ``margin_mode`` column the library returns."""
 DEFAULT_SYMBOL = "default"
 """Market name used when the positions frame has no ``symbol`` column."""
 

@@ -17,6 +17,7 @@ import polars as pl
 from adl import _adl
 from adl._io import (
     ColumnMap,
+    MARGIN_MODE,
     Policy,
     Frame,
     FeeConvention,
@@ -56,7 +57,6 @@ AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
 SyncPolicy = Literal["always", "group", "none"]
 Trigger = Literal["fund_empty", "drawdown", "symbol_drawdown", "fund_drop"]
 
-MARGIN_MODE = pl.Enum(["isolated", "cross"])
 PASS_REASON = pl.Enum(["beyond_bankruptcy", "collateral"])
 
 # Checks of the scalar parameters shared by several methods.

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from adl._args import I64, U64, checked, integer, number, price_or_mapping, symbols as symbol_list, timestamp
-from adl._io import SIDE, Market, ts_series, ts_value
+from adl._io import MARGIN_MODE, SIDE, Market, ts_series, ts_value
 from adl.errors import InvalidInputError
 
 
@@ -190,8 +190,8 @@ def venue_book(
     margin = np.where(cross, 0.0, np.ceil(initial * 1e6) / 1e6)
     positions = pl.DataFrame({
         "account": (owner + 1).astype(np.uint64), "symbol": np.array(names)[sym_idx],
-        "side": np.where(long, "long", "short"), "qty": qty, "entry_price": entry, "margin": margin,
-        "margin_mode": np.where(cross, "cross", "isolated"),
+        "side": pl.Series(np.where(long, "long", "short"), dtype=SIDE), "qty": qty, "entry_price": entry,
+        "margin": margin, "margin_mode": pl.Series(np.where(cross, "cross", "isolated"), dtype=MARGIN_MODE),
     })
     # Cross wallets: 1.2–3× the account's initial margin, plus what its entries lost at the mark.
     loss = np.maximum(sigma * qty * (entry - mark), 0.0)
