@@ -277,3 +277,14 @@ def test_the_research_allocators_take_string_ids() -> None:
     by_name = adl.allocate(acc.with_columns(account=pl.Series(["ann", "bea", "cy"])), policy="queue", budget=15.0)
     assert by_name["seized"].to_list() == adl.allocate(acc, policy="queue", budget=15.0)["seized"].to_list() == [
         0.0, 15.0, 0.0]
+
+
+def test_read_prices_reads_datetimes_from_csv(tmp_path: Path) -> None:
+    f = tmp_path / "ticks.csv"
+    f.write_text("ts,symbol,mark\n2025-10-10T19:15:00Z,BTC,60000.5\n2025-10-10T19:15:00.5Z,BTC,59990.0\n")
+    prices = adl.read_prices(f)
+    assert prices["ts"].dt.epoch("ms").to_list() == [T_MS, T_MS + 500]   # 19:15 UTC = 21:15 in Paris
+    f.write_text("ts,symbol,mark\n5,BTC,1.0\nsoon,BTC,2.0\n")
+    with pytest.raises(adl.SchemaError, match=r"ts\[row 1\]: 'soon'") as e:
+        adl.read_prices(f)
+    assert (e.value.field, e.value.row) == ("ts", 1)

@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 
 from adl._io import ColumnMap, Market, column_map, mapped, marks_mapping
-from adl.errors import InvalidInputError, SchemaError, StorageError
+from adl.errors import AdlError, InvalidInputError, SchemaError, StorageError
 
 # CSV dtypes of the columns the library knows; other columns are inferred.
 CSV_SCHEMA: dict[str, pl.DataType] = {
@@ -30,6 +30,21 @@ def _integer_ids(s: pl.Series) -> pl.Series:
     return ints if ints.null_count() == s.null_count() and same.fill_null(True).all() else s
 
 
+def _timestamps(s: pl.Series) -> pl.Series:
+    """A CSV ``ts`` column (read as text) as Int64 when every value is an integer (your
+    clock), else as datetimes (ISO 8601; a zone or offset in the text gives a zoned column),
+    in ms."""
+    ints = s.cast(pl.Int64, strict=False)
+    if ints.null_count() == s.null_count():
+        return ints
+    try:
+        return s.str.to_datetime(time_unit="ms")
+    except pl.exceptions.PolarsError:
+        row = int((ints.is_null() & s.is_not_null()).arg_max() or 0)
+        raise SchemaError(f"{s.name}[row {row}]: {s[row]!r} is neither an integer nor an ISO 8601 datetime",
+                          s.name, row) from None
+
+
 def read_table(path: str | Path, what: str, required: Sequence[str], columns: ColumnMap = None) -> pl.DataFrame:
     """Reads a Parquet or CSV file (by extension), renames the columns ``columns`` maps
     (yours -> the library's) and checks them; errors name the file, the missing column, or
@@ -45,11 +60,13 @@ def read_table(path: str | Path, what: str, required: Sequence[str], columns: Co
         else:
             header = pl.read_csv(p, n_rows=0).columns
             target = {c: cols.get(c, c) for c in header}
-            schema = {**CSV_SCHEMA, "account": pl.String()}
+            schema = {**CSV_SCHEMA, "account": pl.String(), "ts": pl.String()}
             df = pl.read_csv(p, schema_overrides={c: schema[t] for c, t in target.items() if t in schema})
-            ids = [c for c, t in target.items() if t == "account"]
-            if ids:
-                df = df.with_columns(_integer_ids(df[ids[0]]))
+            for c, t in target.items():
+                if t in ("account", "ts"):
+                    df = df.with_columns(_integer_ids(df[c]) if t == "account" else _timestamps(df[c]))
+    except AdlError:
+        raise
     except (pl.exceptions.PolarsError, OSError, ValueError) as e:
         raise StorageError(f"{what}: cannot read {p}: {e}", str(p)) from None
     renamed = mapped(cols, (what, df))[0]
@@ -68,8 +85,15 @@ def read_positions(path: str | Path, *, columns: ColumnMap = None) -> pl.DataFra
 
 
 def read_prices(path: str | Path, *, columns: ColumnMap = None) -> pl.DataFrame:
-    """A price path from Parquet or CSV (``ts, symbol, mark``; ``ts`` integers or, from
-    Parquet, Datetime); ``columns`` maps your names to these."""
+    """A price path from Parquet or CSV (``ts, symbol, mark``; ``ts`` integers, or datetimes:
+    Parquet Datetime, or ISO 8601 text in a CSV); ``columns`` maps your names to these.
+
+    >>> import adl, tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "ticks.csv"
+    >>> _ = f.write_text("time,coin,px\\n2025-10-10T21:15:00.250Z,BTC,60000.5\\n")
+    >>> adl.read_prices(f, columns={"time": "ts", "coin": "symbol", "px": "mark"}).dtypes
+    [Datetime(time_unit='ms', time_zone='UTC'), String, Float64]
+    """
     return read_table(path, "prices", ("ts", "symbol", "mark"), columns)
 
 
