@@ -288,3 +288,14 @@ def test_read_prices_reads_datetimes_from_csv(tmp_path: Path) -> None:
     with pytest.raises(adl.SchemaError, match=r"ts\[row 1\]: 'soon'") as e:
         adl.read_prices(f)
     assert (e.value.field, e.value.row) == ("ts", 1)
+
+
+def test_a_report_of_a_run_with_string_ids_and_datetimes(tmp_path: Path) -> None:
+    pytest.importorskip("plotly")
+    pytest.importorskip("great_tables")
+    book = adl.synthetic_book(200, seed=1).with_columns("u-" + pl.col("account").cast(pl.String))
+    path = adl.crash_path(drop=0.2, steps=50, duration=20, t0=T_PARIS)
+    res = adl.simulate(book, path, insurance_fund=0.0)
+    assert res.accounts.schema["account"] == pl.String and res.accounts.height > 0
+    html = adl.report([res], tmp_path / "r.html").read_text()
+    assert res.accounts["account"][0] in html   # the most-hit table shows the label

@@ -363,8 +363,10 @@ def _most_hit(r: SimulationResult) -> str:
                                      "equity_start", "haircut_pct")
     if not top.height:
         return "<p class='note'>No account was auto-deleveraged.</p>"
-    gt = (_gt(top).fmt_integer(columns="account", use_seps=False)
-          .fmt_number(columns=["adl_qty", "adl_notional", "profit_taken", "loss_vs_mark", "haircut", "equity_start"],
+    gt = _gt(top)
+    if top.schema["account"].is_integer():   # string ids (UUIDs, names) are shown as they are
+        gt = gt.fmt_integer(columns="account", use_seps=False)
+    gt = (gt.fmt_number(columns=["adl_qty", "adl_notional", "profit_taken", "loss_vs_mark", "haircut", "equity_start"],
                       decimals=2)
           .fmt_number(columns="haircut_pct", decimals=1, pattern="{x} %")
           .sub_missing(missing_text="—"))
