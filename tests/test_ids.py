@@ -293,7 +293,7 @@ def test_read_prices_reads_datetimes_from_csv(tmp_path: Path) -> None:
 def test_a_report_of_a_run_with_string_ids_and_datetimes(tmp_path: Path) -> None:
     pytest.importorskip("plotly")
     pytest.importorskip("great_tables")
-    book = adl.synthetic_book(200, seed=1).with_columns("u-" + pl.col("account").cast(pl.String))
+    book = adl.synthetic_book(200, seed=1).with_columns(account=pl.lit("u-") + pl.col("account").cast(pl.String))
     path = adl.crash_path(drop=0.2, steps=50, duration=20, t0=T_PARIS)
     res = adl.simulate(book, path, insurance_fund=0.0)
     assert res.accounts.schema["account"] == pl.String and res.accounts.height > 0
