@@ -299,3 +299,16 @@ def test_a_report_of_a_run_with_string_ids_and_datetimes(tmp_path: Path) -> None
     assert res.accounts.schema["account"] == pl.String and res.accounts.height > 0
     html = adl.report([res], tmp_path / "r.html").read_text()
     assert res.accounts["account"][0] in html   # the most-hit table shows the label
+
+
+def test_per_request_reads_take_and_give_labels() -> None:
+    eng = adl.Engine()
+    eng.load(pl.DataFrame({"account": ["s1", "s2"], "side": ["short", "short"], "qty": [10.0, 10.0],
+                           "entry_price": [100.0, 100.0], "margin": [20.0, 60.0]}))
+    eng.set_marks(96.0)
+    v = eng.position("s2", side="short")      # equity 60 + 10·(100 − 96) = 100, second in the queue
+    assert (v.account, v.equity, v.queue.rank if v.queue else None) == ("s2", 100.0, 2)
+    a = eng.account("s1")
+    assert (a.account, [p.account for p in a.positions]) == ("s1", ["s1"])
+    with pytest.raises(adl.UnknownPositionError, match="account='s1'"):
+        eng.position("s1", side="long")

@@ -104,6 +104,10 @@ class Shown:
     def symbol(self, codes: Any, names: list[str], name: str = "symbol") -> pl.Series:
         return symbol_like(symbol_series(codes, names, name), self.symbol_dtype)
 
+    def label(self, code: int) -> int | str:
+        """One account id: the code, or its label in a labelled engine."""
+        return int(code) if self.labels.is_empty() else str(self.labels[int(code)])
+
     def account_dtype(self) -> pl.DataType:
         return pl.UInt64() if self.labels.is_empty() else pl.String()
 
@@ -1017,7 +1021,7 @@ class Engine:
         )
 
     @checked(account=ACCOUNT, symbol=text(optional=True))
-    def position(self, account: int, symbol: str | None = None, side: str | int = "long") -> PositionView:
+    def position(self, account: int | str, symbol: str | None = None, side: str | int = "long") -> PositionView:
         """One position as its holder's screen shows it, without whole-book frames: the
         columns of :meth:`positions` and its place in the ADL queue (``queue``, as
         :meth:`indicator` gives it). The first read after a mark change ranks that side again.
@@ -1031,10 +1035,13 @@ class Engine:
         >>> (v.equity, v.bankruptcy_price, v.queue.rank, v.queue.lights, v.queue.notional_ahead)
         (100.0, 106.0, 2, 1, 960.0)
         """
-        return position_view(self._core.position_view(int(account), self._symbol(symbol), side_value(side)))
+        code = self._account_in(account)
+        with self._labelled_errors():
+            raw = self._core.position_view(code, self._symbol(symbol), side_value(side))
+        return position_view(raw, self._shown().label)
 
     @checked(account=ACCOUNT)
-    def account(self, account: int) -> AccountView:
+    def account(self, account: int | str) -> AccountView:
         """One account: cash, equity, cross totals and every position (as :meth:`position`).
 
         >>> import adl, polars as pl
@@ -1046,9 +1053,12 @@ class Engine:
         >>> (a.cash, a.equity, a.tnc, len(a.positions))
         (30.0, 20.0, 20.0, 1)
         """
-        cash, equity, cross, rows = self._core.account_view(int(account))
+        code = self._account_in(account)
+        with self._labelled_errors():
+            cash, equity, cross, rows = self._core.account_view(code)
         tnc, tmmr = cross if cross is not None else (None, None)
-        return AccountView(int(account), cash, equity, tnc, tmmr, tuple(position_view(r) for r in rows))
+        label = self._shown().label
+        return AccountView(label(code), cash, equity, tnc, tmmr, tuple(position_view(r, label) for r in rows))
 
     def indicator(self) -> pl.DataFrame:
         """The ADL queue as users see it, for every eligible position of a market with a mark

@@ -4,6 +4,7 @@ frozen records built without whole-book frames (:meth:`adl.Engine.position`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,9 +30,10 @@ class PositionView:
     """One position: as :meth:`adl.Engine.positions` shows it (``equity`` and
     ``maintenance`` at the mark, None while its market has no mark; a cross position's equity
     is its share of the account's TNC) and its ``queue`` place (None when it is not queued:
-    a pro-rata policy, no mark, or not eligible)."""
+    a pro-rata policy, no mark, or not eligible). ``account`` is the engine's id: an integer,
+    or the string a labelled engine was given."""
 
-    account: int
+    account: int | str
     symbol: str
     side: Side
     qty: float
@@ -52,7 +54,7 @@ class AccountView:
     cross account; None without cross positions) and its ``positions`` (market order, longs
     first)."""
 
-    account: int
+    account: int | str
     cash: float
     equity: float
     tnc: float | None
@@ -65,10 +67,11 @@ RawView = tuple[int, str, int, float, float, float, bool, float | None, float | 
                 RawQueue | None]
 
 
-def position_view(raw: RawView) -> PositionView:
-    """A :class:`PositionView` from the core's tuple."""
+def position_view(raw: RawView, label: Callable[[int], int | str] = int) -> PositionView:
+    """A :class:`PositionView` from the core's tuple (``label`` maps the core's account code
+    to the caller's id)."""
     q = raw[11]
     return PositionView(
-        raw[0], raw[1], "long" if raw[2] > 0 else "short", raw[3], raw[4], raw[5], "cross" if raw[6] else "isolated",
+        label(raw[0]), raw[1], "long" if raw[2] > 0 else "short", raw[3], raw[4], raw[5], "cross" if raw[6] else "isolated",
         raw[7], raw[8], raw[9], raw[10], None if q is None else QueuePlace(*q),
     )
