@@ -203,7 +203,8 @@ pub fn run(data: &[u8]) {
     let book = random_rows(&mut u, n, n_cross, unit);
     let accounts: Vec<u64> = (1..=ACCOUNTS).collect();
     let wallets: Vec<f64> = (0..ACCOUNTS).map(|_| u.below(30_000) as f64 / 100.0 * unit).collect();
-    e.apply(Op::Load { cols: book.view(), symbols: &symbols(), accounts: Some((&accounts, &wallets)), custom: None, labels: None }).expect("load");
+    e.apply(Op::Load { cols: book.view(), symbols: &symbols(), accounts: Some((&accounts, &wallets)), custom: None, labels: None })
+        .expect("load");
     e.apply(Op::SetMarks { marks: &random_marks(&mut u), ts: Some(0), clock: None }).expect("marks");
 
     let mut steps = 0;
@@ -237,7 +238,16 @@ pub fn run(data: &[u8]) {
             4 => {
                 let k = 1 + u.below(3);
                 extra = random_rows(&mut u, k, n_cross, unit);
-                (Op::Upsert { cols: extra.view(), symbols: &["X".to_string(), "Y".to_string()], accounts: None, custom: None, labels: None }, false)
+                (
+                    Op::Upsert {
+                        cols: extra.view(),
+                        symbols: &["X".to_string(), "Y".to_string()],
+                        accounts: None,
+                        custom: None,
+                        labels: None,
+                    },
+                    false,
+                )
             }
             5 => match pick(&e, &mut u) {
                 Some(r) => (Op::ClosePosition { account: r.account, market: r.market, side: r.side, price: r.fill_price }, true),
