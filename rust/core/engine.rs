@@ -704,8 +704,18 @@ impl Engine {
     /// Liquidates one position through the waterfall. With `dry_run` the result is computed
     /// and nothing is applied (the ranking index may be rebuilt: a cache, not state).
     pub fn liquidate(&mut self, req: Request, dry_run: bool) -> Result<Liquidation> {
+        self.liquidate_capped(req, None, dry_run)
+    }
+
+    /// `liquidate` auto-deleveraging at most `max_adl` lots (a severity budget, docs/model.md
+    /// §8; `None`: no cap). The lots past the fund that the cap leaves close against the book
+    /// at the fill price as in step 5: the fund's leftover pays their deficit, the rest is bad debt.
+    pub fn liquidate_capped(&mut self, req: Request, max_adl: Option<i64>, dry_run: bool) -> Result<Liquidation> {
+        if let Some(k) = max_adl.filter(|&k| k < 0) {
+            return Err(AdlError::config("max_adl", format!("{k} lots: must be >= 0")));
+        }
         let (slot, fill) = self.check(&req, 0)?;
-        let plan = self.plan_with_index(slot, fill, req.partial)?;
+        let plan = self.plan_capped(slot, fill, req.partial, max_adl)?;
         if dry_run {
             return Ok(plan.outcome);
         }
@@ -805,13 +815,18 @@ impl Engine {
     /// Ranked policies first get an index of the queue's head only (see
     /// `Market::head_index`), and a complete one if the head does not hold enough lots.
     fn plan_with_index(&mut self, slot: u32, fill: Option<i64>, partial: bool) -> Result<Plan> {
+        self.plan_capped(slot, fill, partial, None)
+    }
+
+    /// `plan_with_index` with at most `max_adl` lots auto-deleveraged.
+    fn plan_capped(&mut self, slot: u32, fill: Option<i64>, partial: bool, max_adl: Option<i64>) -> Result<Plan> {
         let (market, side) = {
             let p = self.store.get(slot);
             (p.market as usize, -p.side)
         };
         // Each retry builds a deeper head, up to the complete index, which satisfies any plan.
         loop {
-            let need = match self.plan(slot, fill, partial)? {
+            let need = match self.plan(slot, fill, partial, max_adl)? {
                 Planned::Done(plan) => return Ok(*plan),
                 Planned::NeedHead(lots) => Some(lots),
                 Planned::NeedComplete => None,
@@ -826,7 +841,7 @@ impl Engine {
     }
 
     /// The waterfall of docs/model.md §2 in exact integer cash.
-    fn plan(&self, slot: u32, fill: Option<i64>, partial: bool) -> Result<Planned> {
+    fn plan(&self, slot: u32, fill: Option<i64>, partial: bool, max_adl: Option<i64>) -> Result<Planned> {
         let mut p = *self.store.get(slot);
         let m = &self.markets[p.market as usize];
         let g: &Grid = &m.grid;
@@ -959,7 +974,9 @@ impl Engine {
         let scoring = self.scoring();
         let terms =
             if at_mark { AdlTerms::Mark } else { AdlTerms::Bankruptcy { side: p.side, entry: e, lots: lots_left, margin: margin_left } };
-        let allocation = if lots_left == 0 {
+        // A severity cap ADLs fewer lots; those it leaves go to step 5 with the unmatched ones.
+        let target = max_adl.map_or(lots_left, |k| k.min(lots_left));
+        let allocation = if target == 0 {
             Allocation::default()
         } else {
             // Queue policies can start from the head of the queue; the others see everyone.
@@ -969,27 +986,27 @@ impl Engine {
             let index = match m.current_index(-p.side) {
                 Some(index) if head_ok || !head_only => index,
                 Some(_) => return Ok(Planned::NeedComplete),
-                None => return Ok(if head_ok { Planned::NeedHead(lots_left) } else { Planned::NeedComplete }),
+                None => return Ok(if head_ok { Planned::NeedHead(target) } else { Planned::NeedComplete }),
             };
             let members = &m.members[side_slot(-p.side)];
             let opposite = OppositeSide { store: &self.store, index, members, grid: g, tiers: &m.tiers, mark, scoring: &scoring, terms };
             let allocation = match self.policy {
-                Policy::SizeProRata => SizeProRata.allocate(&opposite, lots_left, p.account),
-                Policy::WealthProRata => WeightedProRata { weighting: Weighting::Profit }.allocate(&opposite, lots_left, p.account),
-                Policy::LeveredProRata => WeightedProRata { weighting: Weighting::LeveredProfit }.allocate(&opposite, lots_left, p.account),
-                Policy::CappedProRata => WeightedProRata { weighting: Weighting::CappedSize }.allocate(&opposite, lots_left, p.account),
-                Policy::MinMaxLeverage if head_only => RankedQueue.allocate(&opposite, lots_left, p.account),
-                Policy::MinMaxLeverage => LeverageQueue.allocate(&opposite, lots_left, p.account),
-                Policy::Dydx => DydxWalk { seed: self.seed, event }.allocate(&opposite, lots_left, p.account),
-                _ => RankedQueue.allocate(&opposite, lots_left, p.account),
+                Policy::SizeProRata => SizeProRata.allocate(&opposite, target, p.account),
+                Policy::WealthProRata => WeightedProRata { weighting: Weighting::Profit }.allocate(&opposite, target, p.account),
+                Policy::LeveredProRata => WeightedProRata { weighting: Weighting::LeveredProfit }.allocate(&opposite, target, p.account),
+                Policy::CappedProRata => WeightedProRata { weighting: Weighting::CappedSize }.allocate(&opposite, target, p.account),
+                Policy::MinMaxLeverage if head_only => RankedQueue.allocate(&opposite, target, p.account),
+                Policy::MinMaxLeverage => LeverageQueue.allocate(&opposite, target, p.account),
+                Policy::Dydx => DydxWalk { seed: self.seed, event }.allocate(&opposite, target, p.account),
+                _ => RankedQueue.allocate(&opposite, target, p.account),
             };
             // The head ran out before the lots did: a head twice as deep (min_max_leverage
             // needs the whole side for its size fallback).
-            if head_only && allocation.lots() < lots_left {
+            if head_only && allocation.lots() < target {
                 return Ok(if self.policy == Policy::MinMaxLeverage {
                     Planned::NeedComplete
                 } else {
-                    Planned::NeedHead(index.total_lots().saturating_add(lots_left).saturating_mul(2))
+                    Planned::NeedHead(index.total_lots().saturating_add(target).saturating_mul(2))
                 });
             }
             allocation

@@ -111,6 +111,11 @@ pub enum Op<'a> {
     Liquidate {
         req: Request,
     },
+    /// `Engine::liquidate_capped`: at most `max_adl` lots auto-deleveraged.
+    LiquidateCapped {
+        req: Request,
+        max_adl: i64,
+    },
     LiquidateMany {
         reqs: &'a [Request],
     },
@@ -165,6 +170,7 @@ impl Engine {
                 OpOutput::Done
             }
             Op::Liquidate { req } => OpOutput::Liquidated(self.liquidate(req, false)?),
+            Op::LiquidateCapped { req, max_adl } => OpOutput::Liquidated(self.liquidate_capped(req, Some(max_adl), false)?),
             Op::LiquidateMany { reqs } => OpOutput::Batch(self.liquidate_many(reqs)?),
             Op::LiquidateAccount { account, force, partial } => OpOutput::Account(self.liquidate_account(account, force, partial)?),
             Op::ClosePosition { account, market, side, price } => OpOutput::Closed(self.close_position(account, market, side, price)?),
@@ -315,6 +321,11 @@ pub fn encode(op: &Op<'_>) -> Vec<u8> {
             w.u8(7);
             put_request(&mut w, req);
         }
+        Op::LiquidateCapped { req, max_adl } => {
+            w.u8(14);
+            put_request(&mut w, req);
+            w.i64(*max_adl);
+        }
         Op::LiquidateMany { reqs } => {
             w.u8(8);
             w.len(reqs.len());
@@ -346,6 +357,7 @@ pub enum OwnedOp {
     SetFund(f64, String),
     SetTrigger(Trigger),
     Liquidate(Request),
+    LiquidateCapped(Request, i64),
     LiquidateMany(Vec<Request>),
     LiquidateAccount(u64, bool, bool),
     ClosePosition(u64, u32, i8, Option<f64>),
@@ -368,6 +380,7 @@ impl OwnedOp {
             OwnedOp::SetFund(x, pool) => Op::SetFund { amount: *x, pool },
             OwnedOp::SetTrigger(t) => Op::SetTrigger { trigger: *t },
             OwnedOp::Liquidate(q) => Op::Liquidate { req: *q },
+            OwnedOp::LiquidateCapped(q, k) => Op::LiquidateCapped { req: *q, max_adl: *k },
             OwnedOp::LiquidateMany(v) => Op::LiquidateMany { reqs: v },
             OwnedOp::LiquidateAccount(a, f, p) => Op::LiquidateAccount { account: *a, force: *f, partial: *p },
             OwnedOp::ClosePosition(a, m, s, p) => Op::ClosePosition { account: *a, market: *m, side: *s, price: *p },
@@ -413,6 +426,7 @@ pub fn decode(payload: &[u8]) -> Result<OwnedOp> {
         }
         9 => OwnedOp::LiquidateAccount(r.u64()?, r.bool()?, r.bool()?),
         10 => OwnedOp::ClosePosition(r.u64()?, r.u32()?, r.u8()? as i8, r.opt_f64()?),
+        14 => OwnedOp::LiquidateCapped(get_request(&mut r)?, r.i64()?),
         t => return Err(r.corrupt(format!("unknown operation tag {t}"))),
     };
     if !r.is_empty() {

@@ -76,6 +76,48 @@ pub struct Tally {
     pub haircut: f64,
 }
 
+/// What a severity controller may know when a liquidation reaches ADL (one round of
+/// docs/severity.md, "In the simulator"); values in the settlement currency.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeverityStart {
+    pub event: u64,
+    pub ts: i64,
+    pub market: u32,
+    pub account: u64,
+    pub side: Side,
+    /// Q_t: the lots past the fund that ADL takes with no cap.
+    pub lots: i64,
+    /// D_t: the deficit those lots leave at the fill price, Σ σ_b·(V(P_ADL) − V(F)).
+    pub deficit: f64,
+    pub mark: f64,
+    pub fill: f64,
+    /// The opposite side of the market: (account, lots held, unrealised profit at the mark, >= 0).
+    pub opposite: Vec<(u64, i64, f64)>,
+}
+
+/// One severity round: the cap the controller chose and what followed. `need` and `haircut`
+/// are ex-post: valued at the market's mark Δ later.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeverityRound {
+    pub start: SeverityStart,
+    pub cap: i64,
+    pub adl_lots: i64,
+    /// The deficit the ADL'd lots took over: Σ σ_b·(V(P_ADL) − V(F)) over the ADL fills.
+    pub covered: f64,
+    pub bad_debt: f64,
+    /// B_t^needed: the deficit the Q_t lots carry at the later mark, (Σ σ_b·(V(P_ADL) − V(P_{t+Δ})))⁺
+    /// over the fills of the uncapped event.
+    pub need: f64,
+    /// Σ σ_c·(V(P_{t+Δ}) − V(P_ADL)) over the ADL fills: what the counterparties gave up.
+    pub haircut: f64,
+    /// Lots ADL closed per account.
+    pub closed: Vec<(u64, i64)>,
+}
+
+/// A severity controller as the simulation calls it: the round's start and the previous
+/// round (if any) in, the most lots to auto-deleverage out.
+pub type SeverityHook<'a> = dyn FnMut(&SeverityStart, Option<&SeverityRound>) -> Result<i64> + 'a;
+
 /// A cascade simulation over an engine.
 pub struct Simulation {
     pub engine: Engine,
@@ -87,6 +129,8 @@ pub struct Simulation {
     /// Per market: liquidated notional (exact cash units) by time, and its running sum, for
     /// the slippage's recent volume.
     recent: Vec<(VecDeque<(i64, i128)>, i128)>,
+    /// The severity rounds played so far (`step_with` with a hook).
+    pub rounds: Vec<SeverityRound>,
 }
 
 /// What one step did.
@@ -113,7 +157,7 @@ impl Simulation {
             q[0].order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             q[1].order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         }
-        Ok(Simulation { engine, slippage, tally: Default::default(), queues, recent: vec![(VecDeque::new(), 0); n] })
+        Ok(Simulation { engine, slippage, tally: Default::default(), queues, recent: vec![(VecDeque::new(), 0); n], rounds: Vec::new() })
     }
 
     /// Candidates whose liquidation price the mark has reached, confirmed exactly: (ratio,
@@ -161,6 +205,12 @@ impl Simulation {
     /// shortfall first). Returns each liquidation with its mark and fill price. `later[m]` is
     /// market m's mark Δ later (NaN: unknown, the event's mark is used), for the haircuts.
     pub fn step(&mut self, marks: &[(u32, f64)], ts: i64, later: &[f64]) -> Result<StepOutcome> {
+        self.step_with(marks, ts, later, None)
+    }
+
+    /// `step` where every liquidation that reaches ADL is a severity round: `hook` chooses
+    /// the most lots to deleverage (see `Engine::liquidate_capped`), and the round is recorded.
+    pub fn step_with(&mut self, marks: &[(u32, f64)], ts: i64, later: &[f64], mut hook: Option<&mut SeverityHook<'_>>) -> Result<StepOutcome> {
         let named: Vec<(String, f64)> = marks.iter().map(|&(m, p)| (self.engine.market(m).name.clone(), p)).collect();
         self.engine.set_marks(&named, Some(ts))?;
         let mut cands = self.candidates();
@@ -171,7 +221,7 @@ impl Simulation {
             if p.qty == 0 {
                 continue; // closed by an earlier ADL in this step
             }
-            self.liquidate_one(p.account, p.market, p.side, ts, &mut out)?;
+            self.liquidate_one(p.account, p.market, p.side, ts, later, hook.as_deref_mut(), &mut out)?;
         }
         // Cross accounts, largest shortfall first. ADL in one can close another's positions or
         // push it below maintenance, so each is re-checked just before, until none is left.
@@ -180,7 +230,7 @@ impl Simulation {
             let Some((_, account)) = worst else { break };
             // Largest maintenance first, like `liquidate_account`, each at its own fill price.
             for (market, side) in self.engine.cross_order(account)? {
-                self.liquidate_one(account, market, side, ts, &mut out)?;
+                self.liquidate_one(account, market, side, ts, later, hook.as_deref_mut(), &mut out)?;
             }
         }
         for (l, mark, _) in out.liquidations.iter_mut() {
@@ -204,7 +254,17 @@ impl Simulation {
         Ok(out)
     }
 
-    fn liquidate_one(&mut self, account: u64, market: u32, side: Side, ts: i64, out: &mut StepOutcome) -> Result<()> {
+    #[allow(clippy::too_many_arguments)]
+    fn liquidate_one(
+        &mut self,
+        account: u64,
+        market: u32,
+        side: Side,
+        ts: i64,
+        later: &[f64],
+        hook: Option<&mut SeverityHook<'_>>,
+        out: &mut StepOutcome,
+    ) -> Result<()> {
         let m = self.engine.market(market);
         let mark_ticks = m.mark()?;
         let mark = m.grid.price_f64(mark_ticks as f64);
@@ -223,10 +283,73 @@ impl Simulation {
         let g = &m.grid;
         let ticks = if side > 0 { g.ticks_f64(raw).floor() } else { g.ticks_f64(raw).ceil() };
         let fill = g.price_f64(if g.inverse { ticks.min(-1.0) } else { ticks.max(1.0) });
-        let l = self.engine.liquidate(Request { account, market, side, fill_price: Some(fill), force: true, partial: false }, false)?;
         recent.push_back((ts, notional));
         *sum += notional;
+        let req = Request { account, market, side, fill_price: Some(fill), force: true, partial: false };
+        let later = later.get(market as usize).copied().filter(|x| x.is_finite()).unwrap_or(mark);
+        let round = match hook {
+            Some(hook) => self.severity_round(req, mark, fill, later, hook)?,
+            None => None,
+        };
+        let l = self.engine.liquidate_capped(req, round.as_ref().map(|r| r.cap), false)?;
+        if let Some(mut r) = round {
+            let g = &self.engine.market(market).grid;
+            let s = side as f64;
+            for f in l.fills.iter().filter(|f| f.kind == crate::core::engine::FillKind::Adl) {
+                r.adl_lots += f.lots;
+                r.covered += s * (g.value_at_f64(f.lots, f.price) - g.value_at_f64(f.lots, fill));
+                r.haircut -= s * (g.value_at_f64(f.lots, later) - g.value_at_f64(f.lots, f.price));
+                r.closed.push((f.account.unwrap_or_default(), f.lots));
+            }
+            r.bad_debt = self.engine.cash_f64(l.bad_debt);
+            self.rounds.push(r);
+        }
         out.liquidations.push((l, mark, fill));
         Ok(())
+    }
+
+    /// A dry run of the uncapped event: when it reaches ADL, the round's start goes to the
+    /// hook (without the need, which it must not see), and the round comes back with its cap
+    /// and need, the rest to be filled in from the real event.
+    fn severity_round(&mut self, req: Request, mark: f64, fill: f64, later: f64, hook: &mut SeverityHook<'_>) -> Result<Option<SeverityRound>> {
+        let full = self.engine.liquidate(req, true)?;
+        if full.adl_lots == 0 {
+            return Ok(None);
+        }
+        let g = self.engine.market(req.market).grid;
+        let s = req.side as f64;
+        let (mut deficit, mut need) = (0.0, 0.0);
+        for f in full.fills.iter().filter(|f| f.kind == crate::core::engine::FillKind::Adl) {
+            deficit += s * (g.value_at_f64(f.lots, f.price) - g.value_at_f64(f.lots, fill));
+            need += s * (g.value_at_f64(f.lots, f.price) - g.value_at_f64(f.lots, later));
+        }
+        let opposite = self
+            .engine
+            .store()
+            .iter()
+            .filter(|(_, p)| p.market == req.market && p.side == -req.side)
+            .map(|(_, p)| {
+                let profit = p.side as f64 * (g.value_at_f64(p.qty, mark) - g.value_at_f64(p.qty, g.price_f64(p.entry as f64)));
+                (p.account, p.qty, profit.max(0.0))
+            })
+            .collect();
+        let start = SeverityStart {
+            event: full.event,
+            ts: self.engine.ts().unwrap_or_default(),
+            market: req.market,
+            account: req.account,
+            side: req.side,
+            lots: full.adl_lots,
+            deficit,
+            mark,
+            fill,
+            opposite,
+        };
+        let cap = hook(&start, self.rounds.last())?;
+        if cap < 0 {
+            return Err(AdlError::config("severity", format!("the controller chose {cap} lots in event {}; it must be >= 0", start.event)));
+        }
+        let cap = cap.min(start.lots);
+        Ok(Some(SeverityRound { start, cap, adl_lots: 0, covered: 0.0, bad_debt: 0.0, need: need.max(0.0), haircut: 0.0, closed: Vec::new() }))
     }
 }

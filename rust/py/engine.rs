@@ -552,7 +552,7 @@ impl Engine {
         Ok(d)
     }
 
-    #[pyo3(signature = (account, symbol, side, fill_price=None, force=false, dry_run=false, partial=false))]
+    #[pyo3(signature = (account, symbol, side, fill_price=None, force=false, dry_run=false, partial=false, max_adl=None))]
     #[allow(clippy::too_many_arguments)]
     fn liquidate<'py>(
         &self,
@@ -564,16 +564,29 @@ impl Engine {
         force: bool,
         dry_run: bool,
         partial: bool,
+        max_adl: Option<f64>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (out, cd) = run(py, || {
             let mut j = self.lock();
             let market = j.engine.market_id(&symbol)?;
             let req = Request { account, market, side, fill_price, force, partial };
+            // The cap in contracts, on the market's quantity grid.
+            let cap = match max_adl {
+                None => None,
+                Some(q) => match j.engine.market(market).grid.lots(q) {
+                    Some(k) if k >= 0 && q >= 0.0 => Some(k),
+                    _ => return Err(AdlError::config("max_adl", format!("{q} must be a finite quantity >= 0"))),
+                },
+            };
             // A dry run changes nothing, so it is not logged.
             let l = if dry_run {
-                j.engine.liquidate(req, true)?
+                j.engine.liquidate_capped(req, cap, true)?
             } else {
-                match j.apply(Op::Liquidate { req })? {
+                let op = match cap {
+                    Some(max_adl) => Op::LiquidateCapped { req, max_adl },
+                    None => Op::Liquidate { req },
+                };
+                match j.apply(op)? {
                     OpOutput::Liquidated(l) => l,
                     other => unreachable!("liquidate returned {other:?}"),
                 }

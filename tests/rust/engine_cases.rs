@@ -469,3 +469,52 @@ fn one_position_reads_agree_with_the_whole_queue_indicator() {
     let mut e = engine_with(Policy::SizeProRata, 0.0, &rows);
     assert_eq!(e.position_view(2, 0, SHORT).unwrap().queue, None);
 }
+
+#[test]
+fn severity_cap_deleverages_at_most_the_cap_and_books_the_rest_at_the_fill_price() {
+    // The book of the first case: bankrupt long #1 30 @100 m60, P_bk = 98; shorts #2 (rank 1),
+    // #3 (rank 2), #4 (a loser). The book fills at 95: each lot leaves 98 − 95 = 3 of deficit.
+    let rows = [(1, LONG, 30.0, 100.0, 60.0), (2, SHORT, 10.0, 100.0, 20.0), (3, SHORT, 10.0, 100.0, 60.0), (4, SHORT, 20.0, 95.0, 100.0)];
+    let mut e = engine(0.0, &rows);
+    let before = e.totals().value();
+    let r = e.liquidate_capped(req(1, LONG, Some(95.0)), Some(15), false).unwrap();
+    // 15 lots to ADL at 98 in queue order: all 10 of #2, 5 of #3's 10.
+    let got: Vec<(Option<u64>, i64, f64, FillKind)> = r.fills.iter().map(|f| (f.account, f.lots, f.price, f.kind)).collect();
+    assert_eq!(got, vec![(Some(2), 10, 98.0, FillKind::Adl), (Some(3), 5, 98.0, FillKind::Adl), (None, 15, 95.0, FillKind::BadDebt)]);
+    // The other 15 close at 95 with their margin 30: 30 + 15·(95 − 100) = −45 = 15·3, no fund: bad debt 45.
+    assert_eq!((r.adl_lots, r.external_lots, r.from_fund, r.bad_debt), (15, 15, 0, cents(45.0)));
+    // #2: 20 + 10·(100 − 98) = 40. #3: half its margin 30 + 5·2 = 40, keeps 5 @100 with 30.
+    assert_eq!((e.cash_of(2), e.cash_of(3), e.cash_of(4), e.cash_of(1)), (cents(40.0), cents(40.0), 0, 0));
+    let slot = e.store().find(&(3, 0, SHORT)).unwrap();
+    assert_eq!((e.store().get(slot).qty, e.store().get(slot).margin), (5, 3_000));
+    let t = e.totals();
+    assert_eq!(t.value(), before);
+    assert_eq!((t.long_lots, t.short_lots), (0, 25));
+    assert_eq!(e.bad_debt(), cents(45.0));
+
+    // With a fund of 10: it covers Q_f = 3 lots (pays 6 − 15 → 9; 4 would cost 12), leaving 1.
+    // 15 of the 27 lots are ADL'd; the last 12 carry 24 of margin: 24 − 60 = −36, the fund's
+    // leftover 1 pays, bad debt 35. From the fund 9 + 1 = 10.
+    let mut e = engine(10.0, &rows);
+    let before = e.totals().value();
+    let r = e.liquidate_capped(req(1, LONG, Some(95.0)), Some(15), false).unwrap();
+    assert_eq!((r.adl_lots, r.external_lots, r.from_fund, r.bad_debt), (15, 15, cents(10.0), cents(35.0)));
+    assert_eq!((e.fund(), e.totals().value()), (0, before));
+
+    // Cap 0: every lot past the fund goes to the book (30·3 = 90 of bad debt); a cap at or above
+    // Q − Q_f is no cap; a dry run predicts the real run; a negative cap is refused unchanged.
+    let mut e = engine(0.0, &rows);
+    let r = e.liquidate_capped(req(1, LONG, Some(95.0)), Some(0), false).unwrap();
+    assert_eq!((r.adl_lots, r.external_lots, r.bad_debt), (0, 30, cents(90.0)));
+    let mut a = engine(0.0, &rows);
+    let mut b = engine(0.0, &rows);
+    let dry = a.liquidate_capped(req(1, LONG, Some(95.0)), Some(40), true).unwrap();
+    let capped = a.liquidate_capped(req(1, LONG, Some(95.0)), Some(40), false).unwrap();
+    let plain = b.liquidate(req(1, LONG, Some(95.0)), false).unwrap();
+    assert_eq!((dry.fills.clone(), dry.bad_debt), (capped.fills.clone(), capped.bad_debt));
+    assert_eq!((capped.fills, capped.bad_debt, capped.adl_lots), (plain.fills, plain.bad_debt, 30));
+    let mut e = engine(0.0, &rows);
+    let snap = e.snapshot();
+    assert!(matches!(e.liquidate_capped(req(1, LONG, None), Some(-1), false), Err(AdlError::InvalidParameter { .. })));
+    assert_eq!(e.snapshot(), snap);
+}
