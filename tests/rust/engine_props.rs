@@ -29,7 +29,8 @@ struct Book {
     mark: f64,
     fund: f64,
     /// (row to try, fill price, force)
-    ops: Vec<(usize, f64, bool)>,
+    /// (pick, fill price, force, severity cap in lots: `Engine::liquidate_capped`)
+    ops: Vec<(usize, f64, bool, Option<i64>)>,
 }
 
 fn policy() -> impl Strategy<Value = Policy> {
@@ -59,11 +60,11 @@ fn unique<T>(rows: Vec<(u64, i8, T)>) -> impl Iterator<Item = (u64, i8, T)> {
 /// A textbook book: whole lots and ticks, entries 80–120, marks 85–115, margins 0–2,000.
 fn textbook() -> impl Strategy<Value = Book> {
     let row = (1u64..12, prop_oneof![Just(1i8), Just(-1i8)], (1u32..60, 80u32..121, 0u32..200_000));
-    let ops = prop::collection::vec((0usize..40, -6i64..7, any::<bool>()), 1..12);
+    let ops = prop::collection::vec((0usize..40, -6i64..7, any::<bool>(), prop::option::of(0i64..40)), 1..12);
     (policy(), adl_price(), any::<bool>(), prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, ops).prop_map(
         |(policy, adl_price, armed_trigger, rows, mark, fund, ops)| {
             let rows = unique(rows).map(|(a, s, (q, e, m))| (a, s, q as f64, e as f64, m as f64 / 100.0)).collect();
-            let ops = ops.into_iter().map(|(pick, off, force)| (pick, (mark as i64 + off).max(1) as f64, force)).collect();
+            let ops = ops.into_iter().map(|(pick, off, force, cap)| (pick, (mark as i64 + off).max(1) as f64, force, cap)).collect();
             Book { policy, adl_price, armed_trigger, grid: (0, 0, 2), rows, mark: mark as f64, fund: fund as f64 / 100.0, ops }
         },
     )
@@ -78,7 +79,7 @@ const LEVERAGE: [f64; 11] = [1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 25.0, 50.0, 75.0, 1
 fn gapped() -> impl Strategy<Value = Book> {
     let level = prop_oneof![Just((60_000.0, 3u32, 1u32)), Just((3_000.0, 2, 2)), Just((150.0, 1, 3)), Just((0.5, 0, 5))];
     let row = (1u64..12, prop_oneof![Just(1i8), Just(-1i8)], (1u32..60, 90u32..111, 0usize..LEVERAGE.len()));
-    let ops = prop::collection::vec((0usize..40, -6i32..7, any::<bool>()), 1..12);
+    let ops = prop::collection::vec((0usize..40, -6i32..7, any::<bool>(), prop::option::of(0i64..40)), 1..12);
     let gap = (5u32..31, any::<bool>());
     (policy(), adl_price(), any::<bool>(), level, prop::collection::vec(row, 1..40), gap, 0u32..5_000, ops).prop_map(
         |(policy, adl_price, armed_trigger, (base, qd, pd), rows, (gap, up), fund, ops)| {
@@ -90,7 +91,7 @@ fn gapped() -> impl Strategy<Value = Book> {
                 })
                 .collect();
             let mark = round(base * if up { 1.0 + gap as f64 / 100.0 } else { 1.0 - gap as f64 / 100.0 }, pd);
-            let ops = ops.into_iter().map(|(pick, off, force)| (pick, round(mark * (1.0 + off as f64 / 100.0), pd), force)).collect();
+            let ops = ops.into_iter().map(|(pick, off, force, cap)| (pick, round(mark * (1.0 + off as f64 / 100.0), pd), force, cap)).collect();
             Book { policy, adl_price, armed_trigger, grid: (qd, pd, 8), rows, mark, fund: fund as f64 * base / 10_000.0, ops }
         },
     )
@@ -165,21 +166,22 @@ proptest! {
     fn invariants_hold_after_every_liquidation(b in book()) {
         let mut e = engine(&b);
         let v0 = e.totals().value();
-        for &(pick, fill, force) in &b.ops {
+        for &(pick, fill, force, cap) in &b.ops {
             let live: Vec<(u64, i8)> = e.store().iter().map(|(_, p)| (p.account, p.side)).collect();
             if live.is_empty() { break; }
             let (account, side) = live[pick % live.len()];
             let req = Request { account, market: 0, side, fill_price: Some(fill), force, partial: false };
             let before = e.totals();
             let held: std::collections::HashMap<(u64, i8), i64> = e.store().iter().map(|(_, p)| ((p.account, p.side), p.qty)).collect();
-            let Ok(preview) = e.liquidate(req, true) else {
+            let Ok(preview) = e.liquidate_capped(req, cap, true) else {
                 // Refused (healthy and not forced): nothing changed.
                 prop_assert_eq!(e.totals(), before);
                 continue;
             };
             let pre = e.clone();
-            let r = e.liquidate(req, false).unwrap();
+            let r = e.liquidate_capped(req, cap, false).unwrap();
             prop_assert_eq!(&preview, &r);
+            prop_assert!(cap.is_none_or(|k| r.adl_lots <= k), "ADL'd {} lots over the cap {:?}", r.adl_lots, cap);
             check_nobody_made_insolvent(&pre, &e, std::slice::from_ref(&r))?;
             let after = e.totals();
             // Cash conserved at fixed marks, exactly.

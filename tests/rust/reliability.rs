@@ -408,3 +408,25 @@ fn ids_of_two_kinds_never_mix_and_a_refused_load_adds_no_labels() {
     assert_eq!(labelled.snapshot(), before);
     assert_eq!(labelled.labels().names(), &new[..]);
 }
+
+#[test]
+fn a_capped_liquidation_is_logged_with_its_cap_and_replays_the_same() {
+    let path = temp_log("capped");
+    let mut j = Journal::new(Engine::new(Policy::Bitmex, 0.0, 2, SPEC.clone()).unwrap());
+    j.log = Some(OpLog::create(&path, &j.engine, SyncPolicy::Never, None).unwrap());
+    let b = book();
+    j.apply(Op::Load { cols: b.view(), symbols: &symbols(), accounts: Some((&[4], &[60.0])), custom: None, labels: None }).unwrap();
+    j.apply(Op::SetMarks { marks: &[("X".into(), 96.0), ("Y".into(), 51.0)], ts: Some(5), clock: None }).unwrap();
+    // Long #1 10 @100 m30: P_bk = 97; 4 of its 10 lots ADL'd, 6 close at 95 with bad debt 6·2 = 12.
+    let req = Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false };
+    let out = j.apply(Op::LiquidateCapped { req, max_adl: 4 }).unwrap();
+    let _adl::core::oplog::OpOutput::Liquidated(l) = out else { panic!("not a liquidation") };
+    assert_eq!((l.adl_lots, l.external_lots, l.bad_debt), (4, 6, 1_200));
+    // A refused cap is not logged.
+    assert!(j.apply(Op::LiquidateCapped { req: Request { account: 6, force: true, ..req }, max_adl: -1 }).is_err());
+    assert_eq!(j.log.as_ref().unwrap().seq, 3);
+    let (e, info) = replay(&path).unwrap();
+    assert_eq!(info.ops, 3);
+    assert_eq!(e.snapshot(), j.engine.snapshot());
+    assert_eq!(e.bad_debt(), 1_200);
+}
