@@ -29,7 +29,7 @@ from adl.stateless import deleverage, rank
 from adl.sweeps import FundSizing, scenario_grid, size_fund, sweep
 from adl.views import AccountView, PositionView, QueuePlace
 from adl.wealth import allocate, allocation_metrics
-from adl import lots, severity
+from adl import lots, severity, severity_sim
 
 __all__ = [
     "DEFAULT_SYMBOL",
@@ -71,6 +71,7 @@ __all__ = [
     "simulate",
     "scenario_grid",
     "severity",
+    "severity_sim",
     "size_fund",
     "sweep",
     "synthetic_book",

@@ -1,5 +1,6 @@
 """Raw bindings of the Rust core. Use the typed wrappers in :mod:`adl` instead."""
 
+from collections.abc import Callable
 from typing import Any, final
 
 import numpy as np
@@ -124,6 +125,7 @@ class Engine:
         force: bool = False,
         dry_run: bool = False,
         partial: bool = False,
+        max_adl: float | None = None,
     ) -> dict[str, Any]: ...
     def liquidate_account(self, account: int, force: bool = False, partial: bool = False) -> dict[str, Any]: ...
     def liquidate_many(
@@ -155,6 +157,8 @@ class Simulation:
         market: npt.NDArray[np.uint32],
         mark: npt.NDArray[np.float64],
         later: npt.NDArray[np.float64],
+        severity: Callable[[dict[str, Any], dict[str, Any] | None], int] | None = None,
     ) -> dict[str, Any]: ...
     def tally(self) -> dict[str, Any]: ...
+    def rounds(self) -> list[dict[str, Any]]: ...
     def engine(self) -> Engine: ...

@@ -24,6 +24,8 @@ from adl._io import (
 )
 from adl.engine import AdlPrice, Engine, Trigger
 from adl.errors import InvalidInputError, SchemaError
+from adl.severity import Controller
+from adl.severity_sim import Driver, SeverityRun, severity_run
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,18 @@ class SimulationResult:
       ``haircut`` (``x(Δ) = σ·q·(P_{t+Δ} − P_ADL)`` summed), ``equity_start`` and
       ``haircut_pct`` of it (computed in Rust as the run goes, so they need no fill log);
     - ``summary``: one row of totals (see :attr:`summary`); ``timeline``: when the cascade
-      turned (see :attr:`timeline`); ``params``: the arguments of the run.
+      turned (see :attr:`timeline`); ``params``: the arguments of the run;
+    - ``severity``: with ``simulate(..., severity=controller)``, the rounds the controller
+      played (:class:`adl.severity_sim.SeverityRun`: per round the budget, ADL done, bad debt,
+      need and the losses of docs/model.md §8); else None.
 
     The report's glossary (:data:`adl.report.GLOSSARY`) defines every column with its unit and sign.
     """
 
     def __init__(self, policy: str, steps: pl.DataFrame, liquidations: pl.DataFrame, engine: Engine,
                  prices: pl.DataFrame, tally: pl.DataFrame, equity_start: pl.DataFrame,
-                 fund_start: float, horizon: int, params: Mapping[str, Any] | None = None, zone: Zone = None) -> None:
+                 fund_start: float, horizon: int, params: Mapping[str, Any] | None = None, zone: Zone = None,
+                 severity: SeverityRun | None = None) -> None:
         self.policy = policy
         self.fund = steps
         self.liquidations = liquidations
@@ -112,6 +118,7 @@ class SimulationResult:
         self.horizon = horizon
         self.params: dict[str, Any] = dict(params or {})
         self._zone = zone
+        self.severity = severity
 
     @cached_property
     def fills(self) -> pl.DataFrame:
@@ -272,6 +279,7 @@ def simulate(
     chunk: int = 100,
     progress: Any = None,
     columns: ColumnMap = None,
+    severity: Controller | None = None,
 ) -> SimulationResult:
     """Runs a liquidation cascade of ``positions`` along ``prices`` (``ts, symbol, mark``).
 
@@ -292,6 +300,13 @@ def simulate(
     position at every event: tens of millions of fills, ~120 bytes each); the frames of
     liquidations, fund and accounts and the summary do not need it.
 
+    ``severity`` (a controller of :mod:`adl.severity`) makes every liquidation that reaches
+    ADL a round of the severity model: the controller sees the round's start (deficit D_t at
+    the book's price, capacity U_t, lots Q_t; never the need), returns θ_t, and the engine
+    deleverages at most ⌊θ_t·Q_t⌋ lots; the rest closes against the book, the fund pays what
+    it can and the remainder is bad debt. :attr:`SimulationResult.severity` holds the rounds
+    and their losses; the mapping is in :mod:`adl.severity_sim` and docs/severity.md.
+
     >>> import adl, polars as pl
     >>> book = pl.DataFrame({"account": [1, 2, 3], "side": ["long", "short", "short"],
     ...     "qty": [10.0, 6.0, 6.0], "entry_price": [100.0, 100.0, 100.0],
@@ -302,6 +317,10 @@ def simulate(
     [(2, 1, 10.0)]
     >>> res.fills.select("account", "qty", "price").rows()    # P_bk = 100 - 50/10 = 95
     [(2, 6.0, 95.0), (3, 4.0, 95.0)]
+    >>> half = adl.simulate(book, path, insurance_fund=0.0, liquidation=adl.Slippage(0.0),
+    ...                     severity=adl.severity.FixedTheta(0.5))
+    >>> half.severity.table.select("qty", "cap_qty", "adl_qty").row(0)   # ⌊0.5·10⌋ lots
+    (10.0, 5.0, 5.0)
     """
     eng = Engine(
         policy, insurance_fund, maintenance_rate, cash_decimals=cash_decimals, qty_decimals=qty_decimals,
@@ -327,6 +346,12 @@ def simulate(
     equity_start = eng.accounts().select("account", pl.col("equity").alias("equity_start"))
     fund_start = eng.insurance_fund
     sim = _adl.Simulation(eng._core, liquidation.bps_per_million, int(liquidation.window), liquidation.max_bps, keep_fills)
+    driver = None
+    if severity is not None:
+        if not all(callable(getattr(severity, m, None)) for m in ("decide", "observe")) or not isinstance(getattr(severity, "name", None), str):
+            raise InvalidInputError(f"severity: {severity!r} is not a controller (name, online, decide, observe)", "severity", None)
+        scale = [10.0 ** d for d in eng.markets()["qty_decimals"].to_list()]
+        driver = Driver(severity, names, scale, int(horizon))
     codes = px["symbol"].cast(pl.Enum(names)).to_physical().cast(pl.UInt32)
     ts = px["ts"]
     step_ts = ts.unique(maintain_order=True)
@@ -340,7 +365,8 @@ def simulate(
         b = min(n, a + chunk)
         lo, hi = int(offsets[a]), int(offsets[b])
         nm = len(names)
-        out = sim.run(numpy_view(step_ts[a:b]), offsets[a:b + 1] - offsets[a], code[lo:hi], mark[lo:hi], later[a * nm:b * nm])
+        out = sim.run(numpy_view(step_ts[a:b]), offsets[a:b + 1] - offsets[a], code[lo:hi], mark[lo:hi], later[a * nm:b * nm],
+                      driver)
         step_cols.append(out["steps"])
         liq_cols.append(out["liquidations"])
         if progress is not None:
@@ -364,8 +390,12 @@ def simulate(
         "symbols": names, "price_rows": px.height, "steps": n, "seed": seed,
         "decimals": {"cash": cash_decimals, "qty": qty_decimals, "price": price_decimals},
     }
+    sev = None
+    if driver is not None:
+        params["severity"] = driver.controller.name
+        sev = severity_run(driver, sim.rounds())
     return SimulationResult(str(policy), steps, liquidations, final, px, tally, equity_start, fund_start, int(horizon), params,
-                            zone)
+                            zone, sev)
 
 
 def _later_marks(px: pl.DataFrame, step_ts: pl.Series, names: list[str], horizon: int) -> np.ndarray[Any, Any]:

@@ -1113,7 +1113,7 @@ class Engine:
         return names[0]
 
     @checked(account=ACCOUNT, symbol=text(optional=True), fill_price=number(above=0.0, optional=True), force=flag(),
-             dry_run=flag(), partial=flag())
+             dry_run=flag(), partial=flag(), max_adl=number(0.0, optional=True))
     def liquidate(
         self,
         account: int | str,
@@ -1124,6 +1124,7 @@ class Engine:
         force: bool = False,
         dry_run: bool = False,
         partial: bool = False,
+        max_adl: float | None = None,
     ) -> LiquidationResult:
         """Liquidates one position through the waterfall: the book at ``fill_price`` (None =
         mark) if it pays the bankruptcy price; else the fund covers whole lots, ADL closes the
@@ -1133,12 +1134,19 @@ class Engine:
         ``fill_price`` through the book, that bring the position back to maintenance (with
         tiers, often by dropping it to a lower tier); the closed lots' loss and the fee come
         out of its margin. Only when no part will do is the whole position liquidated.
+        ``max_adl`` (contracts, rounded to the lot grid; None = no cap) is a severity budget
+        (docs/severity.md): ADL closes at most that many; the other lots past the fund close
+        against the book at ``fill_price``, the fund's leftover pays their deficit and the
+        rest is bad debt (docs/model.md §2 step 5). It is logged with the call.
 
         >>> import adl, polars as pl
         >>> eng = adl.Engine(insurance_fund=3.0)
         >>> eng.load(pl.DataFrame({"account": [1, 2], "side": ["long", "short"],
         ...     "qty": [10.0, 10.0], "entry_price": [100.0, 100.0], "margin": [44.0, 500.0]}))
         >>> eng.set_marks(96.0)
+        >>> capped = eng.liquidate(1, side="long", fill_price=95.0, max_adl=2.0, dry_run=True)
+        >>> (capped.adl_qty, capped.external_qty, capped.bad_debt)   # 3 lots more at 95: 3·0.6
+        (2.0, 8.0, 1.8)
         >>> res = eng.liquidate(1, side="long", fill_price=95.0)   # deficit 0.6 per lot
         >>> (res.from_fund, res.external_qty, res.adl_qty)          # fund covers 5 lots
         (3.0, 5.0, 5.0)
@@ -1148,6 +1156,7 @@ class Engine:
             raw = self._core.liquidate(
                 code, self._symbol(symbol), side_value(side),
                 None if fill_price is None else float(fill_price), force, dry_run, partial,
+                None if max_adl is None else float(max_adl),
             )
         return LiquidationResult(raw, raw["names"], self._shown())
 
