@@ -314,3 +314,35 @@ def test_the_oracles_own_example() -> None:
 
     result = doctest.testmod(naive)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_report_severity_section(tmp_path: Path) -> None:
+    pytest.importorskip("plotly")
+    pytest.importorskip("great_tables")
+    from adl.reporting import severity_table
+
+    book = adl.synthetic_book(300, seed=5, median_notional=500.0)
+    path = adl.crash_path(steps=30, duration=20, drop=0.25, rebound=0.3, dt=1_000, noise=0.003, seed=5)
+    controllers = [adl.severity.FixedTheta(1.0, name="production"), adl.severity.FixedTheta(0.5)]
+    runs = [adl.simulate(book, path, insurance_fund=20.0, horizon=2_000, keep_fills=False, severity=c,
+                         liquidation=adl.Slippage(80.0, window=5_000)) for c in controllers]
+    plain = adl.simulate(book, path, insurance_fund=20.0, keep_fills=False)
+    labels = ["bitmex · production", "bitmex · fixed_theta"]
+    table = severity_table(runs, labels)
+    # One row per run and λ; at λ = 0.5 the totals are tracking + fairness; θ = 0.5 ADLs at most half.
+    assert table.select("run", "lam").rows() == [(n, lam) for lam in (0.5, 1.0, 2.0) for n in labels]
+    assert table["total"].to_list() == pytest.approx((table["tracking"] + table["fairness"]).to_list())
+    assert table["adl_qty"][1] <= 0.5 * table["adl_qty"][0] + 1e-9 and table["rounds"][0] > 3
+    text = adl.report([*runs, plain], tmp_path / "severity.html").read_text()
+    for needle in ("Severity: budget, need and losses", "Budget against need per severity round", "bitmex · fixed_theta",
+                   "% of B_inst", "need (B_t^needed)", "tracking, fairness, total"):
+        assert needle in text, needle
+    markup = re.sub(r"<script.*?</script>", "", text, flags=re.S)
+    tables = "".join(re.findall(r"<table.*?</table>", markup, flags=re.S))
+    assert not re.search(r"\de[+-]?\d", tables)   # no scientific notation
+    # Without severity runs there is no such section.
+    assert "Severity: budget" not in adl.report([plain], tmp_path / "plain.html").read_text()
+    browser = _chromium()
+    dom, log = _render(browser, tmp_path / "severity.html")
+    assert not _console(log), _console(log)
+    assert dom.count('class="main-svg"') >= text.count("Plotly.newPlot")

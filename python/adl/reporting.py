@@ -5,7 +5,9 @@ file, no server, no network).
 It shows the run's parameters, the summary per policy, the cascade's timeline, each symbol's
 price as % from its start (one panel per symbol), the insurance fund, liquidation and ADL
 volume, who paid (haircut histograms, Lorenz curves and Gini), bad debt per symbol, the
-most-hit accounts and a glossary of every metric with its unit and sign (:data:`GLOSSARY`).
+most-hit accounts and a glossary of every metric with its unit and sign (:data:`GLOSSARY`). Runs
+of ``simulate(..., severity=controller)`` add a severity section: per round the budget, the
+ex-post need, what was seized and the bad debt, and each controller's losses at λ = 0.5, 1, 2.
 """
 
 from __future__ import annotations
@@ -67,6 +69,20 @@ GLOSSARY: tuple[tuple[str, str, str, str], ...] = (
     ("horizon", "ts units (ms)", "≥ 0", "Δ: how much later the haircuts are valued."),
     ("gini", "0–1", "≥ 0",
      "Gini coefficient of the haircuts (negative ones count as 0): 0 = everyone paid the same, near 1 = one paid all."),
+    ("severity round", "–", "–",
+     "With simulate(..., severity=controller): one liquidation whose lots reach ADL after the fund (docs/severity.md)."),
+    ("θ, budget", "0–1; quote", "≥ 0",
+     "The controller's severity θ_t and budget B_t = θ_t·D_t, D_t the deficit the round's lots leave at the book's "
+     "price. The engine deleverages at most ⌊θ_t·Q_t⌋ of the round's Q_t lots; the rest close against the book "
+     "(fund, then bad debt)."),
+    ("need (B_t^needed)", "quote", "≥ 0",
+     "Ex-post: the deficit the round's Q_t lots carry at the mark Δ later, (Σ σ_b·q·(P_ADL − P_{t+Δ}))⁺. "
+     "The controller learns it only once Δ has passed."),
+    ("seized (H_t)", "quote", "≥ 0", "The deficit the round's ADL'd lots took over (deficit_covered of the round)."),
+    ("tracking, fairness, total", "quote", "≥ 0",
+     "Round-model losses (docs/model.md §8): |H_t − B_t^needed|; λ·B_t^needed·|m_t − m_t^ILP| with m the worst "
+     "burden (lots closed / lots held) and m^ILP the exact min-max integer program's at the need; their sum. "
+     "% of B_inst: the total over the instance envelope √((1 + 2P)·Σ D_t²) of that run."),
 )
 
 _CSS = (
@@ -95,12 +111,13 @@ def _gt(df: pl.DataFrame) -> Any:
 
 
 def _labels(results: Sequence[SimulationResult]) -> list[str]:
-    """One label per result: its policy, numbered when a policy repeats."""
+    """One label per result: its policy (and severity controller), numbered when one repeats."""
     seen: dict[str, int] = {}
     out = []
     for r in results:
-        seen[r.policy] = seen.get(r.policy, 0) + 1
-        out.append(r.policy if seen[r.policy] == 1 else f"{r.policy} #{seen[r.policy]}")
+        name = r.policy if r.severity is None else f"{r.policy} · {r.severity.policy}"
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
     return out
 
 
@@ -373,6 +390,60 @@ def _most_hit(r: SimulationResult) -> str:
     return str(gt.as_raw_html())
 
 
+def severity_table(results: Sequence[SimulationResult], labels: Sequence[str],
+                   lams: Sequence[float] = (0.5, 1.0, 2.0)) -> pl.DataFrame:
+    """The severity losses of every run that has them, one row per (run, λ): ``run, lam,
+    online, rounds, tracking, fairness, total, pct_envelope, need, seized, adl_qty, bad_debt``.
+
+    >>> import adl, polars as pl
+    >>> book = pl.DataFrame({"account": [1, 2, 3], "side": ["long", "short", "short"],
+    ...     "qty": [10.0, 6.0, 6.0], "entry_price": [100.0] * 3, "margin": [50.0, 100.0, 300.0]})
+    >>> path = pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [100.0, 94.0]})
+    >>> res = adl.simulate(book, path, insurance_fund=0.0, liquidation=adl.Slippage(0.0),
+    ...                    severity=adl.severity.FixedTheta(0.5))
+    >>> severity_table([res], ["half"], lams=[1.0]).select("run", "tracking", "bad_debt").row(0)   # 5 of 10 lots
+    ('half', 5.0, 5.0)
+    """
+    frames = [r.severity.summary(lam).select(pl.lit(name).alias("run"), pl.lit(lam).alias("lam"), pl.exclude("policy"))
+              for r, name in zip(results, labels) if r.severity is not None for lam in lams]
+    cols = ["run", "lam", "online", "rounds", "tracking", "fairness", "total", "pct_envelope", "need", "seized",
+            "adl_qty", "bad_debt"]
+    return pl.concat(frames).select(cols).sort("lam", maintain_order=True) if frames else pl.DataFrame()
+
+
+def _severity(results: Sequence[SimulationResult], labels: Sequence[str]) -> str:
+    """Per round, each controller's budget against the need it could not see; then the losses."""
+    go, make_subplots, _ = _plotly()
+    runs = [(r, n) for r, n in zip(results, labels) if r.severity is not None]
+    fig = make_subplots(rows=len(runs), cols=1, vertical_spacing=0.3 / max(len(runs), 1),
+                        subplot_titles=[f"{n}: {r.severity.table.height} rounds" for r, n in runs])  # type: ignore[union-attr]
+    for i, (r, name) in enumerate(runs):
+        t = r.severity.table  # type: ignore[union-attr]
+        x = t["round"].to_list()
+        legend = i == 0
+        for col, label, style in (("need", "need B^needed (ex-post)", {"color": "black", "dash": "dot"}),
+                                  ("budget", "budget θ·D", {"color": "#1f77b4"}),
+                                  ("seized", "seized H (ADL done)", {"color": "#2ca02c"}),
+                                  ("bad_debt", "bad debt", {"color": "#d62728"})):
+            fig.add_trace(go.Scatter(x=x, y=t[col].to_list(), mode="lines+markers", name=label, legendgroup=label,
+                                     showlegend=legend, line=style, marker={"size": 5},
+                                     hovertemplate="round %{x}: %{y:,.2f}<extra>" + html.escape(f"{name}: {label}") + "</extra>"),
+                          row=i + 1, col=1)
+        fig.update_yaxes(title_text="quote", tickformat=",~f", row=i + 1, col=1)
+    fig.update_xaxes(title_text="round (liquidation that reached ADL)", row=len(runs), col=1)
+    fig.update_layout(height=300 * len(runs) + 120, title="Budget against need per severity round",
+                      legend={"orientation": "h", "y": -0.08})
+    table = severity_table(results, labels)
+    gt = (_gt(table).fmt_number(columns=["tracking", "fairness", "total", "need", "seized", "adl_qty", "bad_debt"],
+                                decimals=2, use_seps=True)
+          .fmt_number(columns="pct_envelope", decimals=1, pattern="{x} %").fmt_number(columns="lam", decimals=1)
+          .sub_missing(missing_text="—").cols_label(pct_envelope="% of B_inst", lam="λ"))
+    note = ("<p class='note'>Each controller's cascade is its own: a cap changes who is left for later events, so "
+            "rounds, need and B_inst differ between runs; compare totals. The need is revealed to a controller only "
+            "once the horizon Δ has passed.</p>")
+    return _figure_html(fig) + note + str(gt.as_raw_html())
+
+
 def _glossary() -> str:
     df = pl.DataFrame(list(GLOSSARY), schema=["metric", "unit", "sign", "meaning"], orient="row")
     return str(_gt(df).cols_width({"metric": "17%", "unit": "10%", "sign": "13%", "meaning": "60%"}).as_raw_html())
@@ -417,6 +488,8 @@ def report(results: SimulationResult | Sequence[SimulationResult], path: str | P
         "<h2>Who paid</h2>", _haircuts(runs, labels),
         "<h2>Bad debt per symbol</h2>", _bad_debt(runs, labels),
     ]
+    if any(r.severity is not None for r in runs):
+        parts += ["<h2>Severity: budget, need and losses</h2>", _severity(runs, labels)]
     for r, name in zip(runs, labels):
         parts += [f"<h2>Most-hit accounts: {html.escape(name)}</h2>", _most_hit(r)]
     parts += ["<h2>Glossary</h2>", _glossary()]
