@@ -185,11 +185,6 @@ def contract_pro_rata(book: Frame, budget: int) -> pl.DataFrame:
     return _result(df, pl.Series([k * vi for k, vi in zip(closed, v)], dtype=pl.Int64), closed)
 
 
-def _taken(level: Fraction, q: list[int], v: list[int]) -> int:
-    """Σ_i floor(level·q_i)·v_i: the most the accounts give at a worst burden <= level."""
-    return sum((level.numerator * qi // level.denominator) * vi for qi, vi in zip(q, v))
-
-
 def min_max_level(q: list[int], v: list[int], budget: int) -> Fraction:
     """The least worst burden m* = min max_i k_i/q_i over whole lots 0 <= k_i <= q_i with
     Σ k_i·v_i >= budget (1 if the budget exceeds the capacity, 0 if it is 0).
@@ -208,20 +203,23 @@ def min_max_level(q: list[int], v: list[int], budget: int) -> Fraction:
         return Fraction(0)
     if budget >= sum(qi * vi for qi, vi in zip(q, v)):
         return Fraction(1)
+    # Levels are k/q_i with k <= q_i, so every product below is at most max(q)²·max(v) (and a
+    # sum of them at most Σ q_i·v_i): exact in int64 when those fit, else Python integers.
+    top = max(q, default=0)
+    exact64 = top * top * max(v, default=0) < 2**62 and sum(qi * vi for qi, vi in zip(q, v)) * top < 2**62
+    qa, va = np.asarray(q, dtype=np.int64 if exact64 else object), np.asarray(v, dtype=np.int64 if exact64 else object)
     lo, hi = Fraction(0), Fraction(1)  # Taken(lo) < budget <= Taken(hi)
     while True:
         # Candidates k/q_i in (lo, hi]: k from floor(lo·q_i)+1 to floor(hi·q_i).
-        ranges = [(lo.numerator * qi // lo.denominator, hi.numerator * qi // hi.denominator) for qi in q]
-        counts = [b - a if q[i] > 0 else 0 for i, (a, b) in enumerate(ranges)]
-        total = sum(counts)
+        first = lo.numerator * qa // lo.denominator
+        counts = np.where(qa > 0, hi.numerator * qa // hi.denominator - first, 0)
+        total = int(counts.sum())
         if total <= 1:
             return hi
         pick = rng.randrange(total)
-        for i, c in enumerate(counts):
-            if pick < c:
-                pivot = Fraction(ranges[i][0] + 1 + pick, q[i])
-                break
-            pick -= c
+        i = int(np.searchsorted(np.cumsum(counts), pick, side="right"))
+        pick -= int(counts[:i].sum())
+        pivot = Fraction(int(first[i]) + 1 + pick, q[i])
         if pivot == hi:
             # Several accounts may share the level hi: step to the largest candidate below it.
             below = [Fraction(-(-hi.numerator * qi // hi.denominator) - 1, qi) for qi in q if qi > 0]
@@ -229,7 +227,7 @@ def min_max_level(q: list[int], v: list[int], budget: int) -> Fraction:
             if not inside:
                 return hi
             pivot = max(inside)
-        if _taken(pivot, q, v) >= budget:
+        if int((pivot.numerator * qa // pivot.denominator * va).sum()) >= budget:
             hi = pivot
         else:
             lo = pivot

@@ -29,6 +29,15 @@ The mapping from the engine's events to the round model of docs/model.md §8 (do
 
 Every controller's rounds are its own cascade (a cap changes who is left for later events),
 so each result carries its own :class:`adl.severity.Rounds`; compare totals, not rounds.
+
+>>> import adl, polars as pl
+>>> book = pl.DataFrame({"account": [1, 2, 3], "side": ["long", "short", "short"],
+...     "qty": [10.0, 6.0, 6.0], "entry_price": [100.0] * 3, "margin": [50.0, 100.0, 300.0]})
+>>> path = pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [100.0, 94.0]})
+>>> res = adl.simulate(book, path, insurance_fund=0.0, liquidation=adl.Slippage(0.0),
+...                    severity=adl.severity.FixedTheta(0.5))
+>>> res.severity.losses(lam=1.0).select("deficit", "need", "seized", "bad_debt", "tracking").row(0)
+(10.0, 10.0, 5.0, 5.0, 5.0)
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ class _Pending:
     lots: int
     opposite: list[int]
     outcome: dict[str, Any] | None = None
+    row: dict[str, Any] | None = None   # _round_row, once the outcome is known
 
 
 @dataclass
@@ -97,9 +107,11 @@ class Driver:
 
 
 def _round_row(p: _Pending) -> dict[str, Any]:
-    """One played round's numbers (see the module docstring)."""
+    """One played round's numbers (see the module docstring), computed once."""
     o = p.outcome
     assert o is not None
+    if p.row is not None:
+        return p.row
     d, q, need = p.start.deficit, p.lots, float(o["need"])
     theta_star = min(1.0, need / d) if d > 0 else 1.0
     needed = min(q, math.ceil(theta_star * q - 1e-9))
@@ -110,8 +122,9 @@ def _round_row(p: _Pending) -> dict[str, Any]:
     burden = max((k / held[a] for a, k in closed.items() if held.get(a)), default=0.0)
     lots = [x for x in p.opposite if x > 0]
     ilp = float(min_max_level(lots, [1] * len(lots), min(needed, sum(lots)))) if lots and needed > 0 else 0.0
-    return {"need": need, "seized": float(o["covered"]), "burden": burden, "ilp_burden": ilp, "cap": int(o["cap"]),
-            "adl_lots": int(o["adl_lots"]), "bad_debt": float(o["bad_debt"]), "haircut": float(o["haircut"])}
+    p.row = {"need": need, "seized": float(o["covered"]), "burden": burden, "ilp_burden": ilp, "cap": int(o["cap"]),
+             "adl_lots": int(o["adl_lots"]), "bad_debt": float(o["bad_debt"]), "haircut": float(o["haircut"])}
+    return p.row
 
 
 @dataclass(frozen=True)
@@ -139,7 +152,18 @@ class SeverityRun:
 
     def summary(self, lam: float = 1.0) -> pl.DataFrame:
         """One row: ``policy, online, rounds, tracking, fairness, total, pct_envelope`` (of this
-        cascade's B_inst), and the totals ``deficit, need, seized, adl_qty, bad_debt, haircut``."""
+        cascade's B_inst), and the totals ``deficit, need, seized, adl_qty, bad_debt, haircut``.
+
+        >>> import adl, polars as pl
+        >>> book = pl.DataFrame({"account": [1, 2, 3], "side": ["long", "short", "short"],
+        ...     "qty": [10.0, 6.0, 6.0], "entry_price": [100.0] * 3, "margin": [50.0, 100.0, 300.0]})
+        >>> path = pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [100.0, 94.0]})
+        >>> prod = adl.simulate(book, path, insurance_fund=0.0, liquidation=adl.Slippage(0.0),
+        ...                     severity=adl.severity.FixedTheta(1.0, name="production"))
+        >>> s = prod.severity.summary(lam=1.0)       # fairness 10·(1 − 5/6); B_inst = 10
+        >>> s["policy"].item(), round(s["total"].item(), 4), round(s["pct_envelope"].item(), 2)
+        ('production', 1.6667, 16.67)
+        """
         s = summary(self.rounds, self.decisions, lam=lam)
         if s.height == 0:
             s = pl.DataFrame({"policy": [self.policy], "online": [self.online], "tracking": [0.0], "fairness": [0.0],
@@ -156,7 +180,8 @@ def severity_run(driver: Driver, rounds: list[dict[str, Any]]) -> SeverityRun:
     c = driver.controller
     rows, dec = [], []
     for p, o in zip(driver.played, rounds):
-        p.outcome = o
+        if p.outcome is None or int(p.outcome["start"]["event"]) != int(o["start"]["event"]):
+            p.outcome, p.row = o, None
         r = _round_row(p)
         m = int(o["start"]["market"])
         scale = driver.qty_scale[m]
