@@ -63,6 +63,7 @@ def cascade() -> None:
 
     book = adl.synthetic_book(1_000, seed=3, median_notional=500.0)
     path = adl.crash_path(steps=90, duration=30, drop=0.25, rebound=0.6, dt=1_000, noise=0.003, seed=3)
+    pl.Config.set_tbl_cols(12)
     for horizon in (0, 10_000):
         controllers = [severity.FixedTheta(1.0, name="production"), severity.FixedTheta(0.5)] + severity.online_baselines()
         start = time.perf_counter()
