@@ -222,8 +222,13 @@ pub fn run(data: &[u8]) {
                 marks = random_marks(&mut u);
                 (Op::SetMarks { marks: &marks, ts: Some(steps), clock: None }, false)
             }
-            1 | 7 => match pick(&e, &mut u) {
+            1 => match pick(&e, &mut u) {
                 Some(req) => (Op::Liquidate { req }, true),
+                None => continue,
+            },
+            // A severity cap (docs/severity.md): at most `max_adl` lots ADL'd, the rest to the book.
+            7 => match pick(&e, &mut u) {
+                Some(req) => (Op::LiquidateCapped { req, max_adl: u.below(40) as i64 }, true),
                 None => continue,
             },
             2 => {
@@ -256,10 +261,11 @@ pub fn run(data: &[u8]) {
             _ => (Op::SetFund { amount: u.below(5_000) as f64 / 100.0 * unit, pool: ["default", "Y"][u.below(2) as usize] }, false),
         };
         // A dry run first: it must change nothing and predict the real run exactly.
+        let cap = if let Op::LiquidateCapped { max_adl, .. } = op { Some(max_adl) } else { None };
         let preview = match op {
-            Op::Liquidate { req } => {
+            Op::Liquidate { req } | Op::LiquidateCapped { req, .. } => {
                 let snap = e.snapshot();
-                let p = e.liquidate(req, true).ok();
+                let p = e.liquidate_capped(req, cap, true).ok();
                 assert_eq!(e.snapshot(), snap, "a dry run changed the engine");
                 p
             }
@@ -276,6 +282,7 @@ pub fn run(data: &[u8]) {
                 match &out {
                     OpOutput::Liquidated(l) => {
                         check_liquidation(l, &held, true);
+                        assert!(cap.is_none_or(|k| l.adl_lots <= k), "ADL went past the cap");
                         if l.remaining_lots > 0 {
                             let (account, market, side) = l.key;
                             let (eq, mm) = e.health(e.store().find(&(account, market, side)).expect("kept")).expect("health");

@@ -210,7 +210,13 @@ impl Simulation {
 
     /// `step` where every liquidation that reaches ADL is a severity round: `hook` chooses
     /// the most lots to deleverage (see `Engine::liquidate_capped`), and the round is recorded.
-    pub fn step_with(&mut self, marks: &[(u32, f64)], ts: i64, later: &[f64], mut hook: Option<&mut SeverityHook<'_>>) -> Result<StepOutcome> {
+    pub fn step_with(
+        &mut self,
+        marks: &[(u32, f64)],
+        ts: i64,
+        later: &[f64],
+        mut hook: Option<&mut SeverityHook<'_>>,
+    ) -> Result<StepOutcome> {
         let named: Vec<(String, f64)> = marks.iter().map(|&(m, p)| (self.engine.market(m).name.clone(), p)).collect();
         self.engine.set_marks(&named, Some(ts))?;
         let mut cands = self.candidates();
@@ -311,7 +317,14 @@ impl Simulation {
     /// A dry run of the uncapped event: when it reaches ADL, the round's start goes to the
     /// hook (without the need, which it must not see), and the round comes back with its cap
     /// and need, the rest to be filled in from the real event.
-    fn severity_round(&mut self, req: Request, mark: f64, fill: f64, later: f64, hook: &mut SeverityHook<'_>) -> Result<Option<SeverityRound>> {
+    fn severity_round(
+        &mut self,
+        req: Request,
+        mark: f64,
+        fill: f64,
+        later: f64,
+        hook: &mut SeverityHook<'_>,
+    ) -> Result<Option<SeverityRound>> {
         let full = self.engine.liquidate(req, true)?;
         if full.adl_lots == 0 {
             return Ok(None);
@@ -350,6 +363,15 @@ impl Simulation {
             return Err(AdlError::config("severity", format!("the controller chose {cap} lots in event {}; it must be >= 0", start.event)));
         }
         let cap = cap.min(start.lots);
-        Ok(Some(SeverityRound { start, cap, adl_lots: 0, covered: 0.0, bad_debt: 0.0, need: need.max(0.0), haircut: 0.0, closed: Vec::new() }))
+        Ok(Some(SeverityRound {
+            start,
+            cap,
+            adl_lots: 0,
+            covered: 0.0,
+            bad_debt: 0.0,
+            need: need.max(0.0),
+            haircut: 0.0,
+            closed: Vec::new(),
+        }))
     }
 }

@@ -91,7 +91,8 @@ fn gapped() -> impl Strategy<Value = Book> {
                 })
                 .collect();
             let mark = round(base * if up { 1.0 + gap as f64 / 100.0 } else { 1.0 - gap as f64 / 100.0 }, pd);
-            let ops = ops.into_iter().map(|(pick, off, force, cap)| (pick, round(mark * (1.0 + off as f64 / 100.0), pd), force, cap)).collect();
+            let ops =
+                ops.into_iter().map(|(pick, off, force, cap)| (pick, round(mark * (1.0 + off as f64 / 100.0), pd), force, cap)).collect();
             Book { policy, adl_price, armed_trigger, grid: (qd, pd, 8), rows, mark, fund: fund as f64 * base / 10_000.0, ops }
         },
     )
