@@ -83,6 +83,9 @@ def test_a_cap_is_respected_and_the_rest_is_booked(seed: int, theta: float, poli
     assert ev["bad_debt"].to_list() == pytest.approx(ev["bad_debt_round"].to_list())
     assert ev["adl_qty"].to_list() == pytest.approx(ev["adl_qty_round"].to_list())
     assert (t["need"] >= 0).all() and (t["burden"] <= 1.0 + 1e-12).all() and (t["ilp_burden"] <= 1.0 + 1e-12).all()
+    # |H − need| splits into overshoot + undershoot, round by round and in total.
+    s = res.severity.summary(lam=1.0)  # type: ignore[union-attr]
+    assert s["tracking"].item() == pytest.approx(s["overshoot"].item() + s["undershoot"].item(), abs=1e-6)
     # Nobody is left below maintenance.
     assert res.engine.liquidatable().height == 0
 

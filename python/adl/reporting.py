@@ -78,7 +78,8 @@ GLOSSARY: tuple[tuple[str, str, str, str], ...] = (
     ("need (B_t^needed)", "quote", "≥ 0",
      "Ex-post: the deficit the round's Q_t lots carry at the mark Δ later, (Σ σ_b·q·(P_ADL − P_{t+Δ}))⁺. "
      "The controller learns it only once Δ has passed."),
-    ("seized (H_t)", "quote", "≥ 0", "The deficit the round's ADL'd lots took over (deficit_covered of the round)."),
+    ("seized (H_t)", "quote", "≥ 0", "The deficit the round's ADL'd lots took over (deficit_covered of the round). "
+     "Overshoot = (seized − need)⁺, undershoot = (need − seized)⁺, summed over the rounds."),
     ("tracking, fairness, total", "quote", "≥ 0",
      "Round-model losses (docs/model.md §8): |H_t − B_t^needed|; λ·B_t^needed·|m_t − m_t^ILP| with m the worst "
      "burden (lots closed / lots held) and m^ILP the exact min-max integer program's at the need; their sum. "
@@ -393,7 +394,8 @@ def _most_hit(r: SimulationResult) -> str:
 def severity_table(results: Sequence[SimulationResult], labels: Sequence[str],
                    lams: Sequence[float] = (0.5, 1.0, 2.0)) -> pl.DataFrame:
     """The severity losses of every run that has them, one row per (run, λ): ``run, lam,
-    online, rounds, tracking, fairness, total, pct_envelope, need, seized, adl_qty, bad_debt``.
+    online, rounds, tracking, fairness, total, pct_envelope, need, seized, overshoot, undershoot,
+    adl_qty, bad_debt``.
 
     >>> import adl, polars as pl
     >>> book = pl.DataFrame({"account": [1, 2, 3], "side": ["long", "short", "short"],
@@ -407,7 +409,7 @@ def severity_table(results: Sequence[SimulationResult], labels: Sequence[str],
     frames = [r.severity.summary(lam).select(pl.lit(name).alias("run"), pl.lit(lam).alias("lam"), pl.exclude("policy"))
               for r, name in zip(results, labels) if r.severity is not None for lam in lams]
     cols = ["run", "lam", "online", "rounds", "tracking", "fairness", "total", "pct_envelope", "need", "seized",
-            "adl_qty", "bad_debt"]
+            "overshoot", "undershoot", "adl_qty", "bad_debt"]
     return pl.concat(frames).select(cols).sort("lam", maintain_order=True) if frames else pl.DataFrame()
 
 
@@ -434,7 +436,8 @@ def _severity(results: Sequence[SimulationResult], labels: Sequence[str]) -> str
     fig.update_layout(height=300 * len(runs) + 120, title="Budget against need per severity round",
                       legend={"orientation": "h", "y": -0.08})
     table = severity_table(results, labels)
-    gt = (_gt(table).fmt_number(columns=["tracking", "fairness", "total", "need", "seized", "adl_qty", "bad_debt"],
+    gt = (_gt(table).fmt_number(columns=["tracking", "fairness", "total", "need", "seized", "overshoot", "undershoot",
+                                         "adl_qty", "bad_debt"],
                                 decimals=2, use_seps=True)
           .fmt_number(columns="pct_envelope", decimals=1, pattern="{x} %").fmt_number(columns="lam", decimals=1)
           .sub_missing(missing_text="—").cols_label(pct_envelope="% of B_inst", lam="λ"))

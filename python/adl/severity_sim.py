@@ -152,7 +152,8 @@ class SeverityRun:
 
     def summary(self, lam: float = 1.0) -> pl.DataFrame:
         """One row: ``policy, online, rounds, tracking, fairness, total, pct_envelope`` (of this
-        cascade's B_inst), and the totals ``deficit, need, seized, adl_qty, bad_debt, haircut``.
+        cascade's B_inst), and the totals ``deficit, need, seized, overshoot, undershoot, adl_qty,
+        bad_debt, haircut``.
 
         >>> import adl, polars as pl
         >>> book = pl.DataFrame({"account": [1, 2, 3], "side": ["long", "short", "short"],
@@ -170,9 +171,10 @@ class SeverityRun:
                               "total": [0.0], "pct_envelope": [None]}, schema=s.schema)
         t = self.table
         return s.with_columns(rounds=pl.lit(t.height, pl.Int64)).with_columns(
-            **{c: pl.lit(float(t[c].sum()), pl.Float64) for c in ("deficit", "need", "seized", "adl_qty", "bad_debt", "haircut")}
+            **{c: pl.lit(float(t[c].sum()), pl.Float64) for c in ("deficit", "need", "seized", "overshoot", "undershoot",
+                                                                  "adl_qty", "bad_debt", "haircut")}
         ).select("policy", "online", "rounds", "tracking", "fairness", "total", "pct_envelope",
-                 "deficit", "need", "seized", "adl_qty", "bad_debt", "haircut")
+                 "deficit", "need", "seized", "overshoot", "undershoot", "adl_qty", "bad_debt", "haircut")
 
 
 def severity_run(driver: Driver, rounds: list[dict[str, Any]]) -> SeverityRun:
