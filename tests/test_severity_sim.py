@@ -138,3 +138,21 @@ def test_bad_controllers_fail_clearly() -> None:
         run(Boom(0.5))
     with pytest.raises(InvalidInputError, match="severity"):
         run("half")  # type: ignore[arg-type]
+
+
+def test_string_account_ids_reach_the_controller_as_given() -> None:
+    # The hand case with accounts "a", "b", "c": the controller's book names them, and the
+    # burdens (computed on the engine's codes) are those of the integer book.
+    books: list[pl.DataFrame] = []
+
+    class Recording(FixedTheta):
+        def decide(self, start: RoundStart) -> float:
+            assert start.book is not None
+            books.append(start.book)
+            return self.theta
+
+    labelled = BOOK.with_columns(account=pl.Series(["a", "b", "c"]))
+    res = adl.simulate(labelled, PATH, insurance_fund=0.0, liquidation=adl.Slippage(0.0), severity=Recording(0.5))
+    assert books[0].rows() == [("b", 36.0), ("c", 36.0)]   # 6·(100 − 94) each
+    row = res.severity.losses().row(0, named=True)  # type: ignore[union-attr]
+    assert (row["burden"], row["tracking"]) == (pytest.approx(5 / 6), 5.0)

@@ -351,7 +351,8 @@ def simulate(
         if not all(callable(getattr(severity, m, None)) for m in ("decide", "observe")) or not isinstance(getattr(severity, "name", None), str):
             raise InvalidInputError(f"severity: {severity!r} is not a controller (name, online, decide, observe)", "severity", None)
         scale = [10.0 ** d for d in eng.markets()["qty_decimals"].to_list()]
-        driver = Driver(severity, names, scale, int(horizon))
+        shown = eng._shown()
+        driver = Driver(severity, names, scale, int(horizon), lambda codes: shown.account(codes))
     codes = px["symbol"].cast(pl.Enum(names)).to_physical().cast(pl.UInt32)
     ts = px["ts"]
     step_ts = ts.unique(maintain_order=True)

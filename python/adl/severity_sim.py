@@ -43,6 +43,7 @@ so each result carries its own :class:`adl.severity.Rounds`; compare totals, not
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +59,8 @@ class _Pending:
     ts: int
     theta: float
     lots: int
-    opposite: list[int]
+    codes: list[int]       # the engine's account codes of the opposite positions
+    opposite: list[int]    # their lots
     outcome: dict[str, Any] | None = None
     row: dict[str, Any] | None = None   # _round_row, once the outcome is known
 
@@ -68,13 +70,15 @@ class Driver:
     """Plays ``controller`` at each round of a simulation (the ``severity`` hook of
     ``adl._adl.Simulation.run``): it releases to ``observe`` the rounds whose horizon has
     passed, builds the :class:`RoundStart` (no need in it), asks for θ and returns the cap
-    in lots. ``qty_scale[m]`` = lots per contract of market m.
+    in lots. ``qty_scale[m]`` = lots per contract of market m; ``accounts`` maps the engine's
+    account codes to the ids the user gave (string labels of a labelled book).
     """
 
     controller: Controller
     names: list[str]
     qty_scale: list[float]
     horizon: int
+    accounts: Callable[[list[int]], pl.Series] | None = None   # engine codes -> shown ids
     played: list[_Pending] = field(default_factory=list)
     _released: int = 0
 
@@ -93,12 +97,18 @@ class Driver:
         rs = RoundStart(
             len(self.played), str(start["event"]), max(0.0, float(start["deficit"])), float(sum(start["opposite_profit"])),
             pl.DataFrame({"market": [symbol], "qty": [lots / self.qty_scale[int(start["market"])]]}),
-            pl.DataFrame({"account": start["opposite_account"], "capacity": start["opposite_profit"]},
-                         schema={"account": pl.UInt64, "capacity": pl.Float64}),
+            pl.DataFrame({"account": self._shown(start["opposite_account"]),
+                          "capacity": pl.Series(start["opposite_profit"], dtype=pl.Float64)}),
         )
         theta = _check_theta(self.controller.decide(rs), self.controller.name, rs.index)
-        self.played.append(_Pending(rs, now, theta, lots, [int(q) for q in start["opposite_lots"]]))
+        self.played.append(_Pending(rs, now, theta, lots, [int(a) for a in start["opposite_account"]],
+                                    [int(q) for q in start["opposite_lots"]]))
         return math.floor(theta * lots)
+
+    def _shown(self, codes: list[int]) -> pl.Series:
+        if self.accounts is not None:
+            return self.accounts(codes).alias("account")
+        return pl.Series("account", codes, dtype=pl.UInt64)
 
     def _outcome(self, p: _Pending) -> RoundOutcome:
         r = _round_row(p)
@@ -115,7 +125,7 @@ def _round_row(p: _Pending) -> dict[str, Any]:
     d, q, need = p.start.deficit, p.lots, float(o["need"])
     theta_star = min(1.0, need / d) if d > 0 else 1.0
     needed = min(q, math.ceil(theta_star * q - 1e-9))
-    held = dict(zip(p.start.book["account"].to_list(), p.opposite)) if p.start.book is not None else {}
+    held = dict(zip(p.codes, p.opposite))
     closed: dict[int, int] = {}
     for a, k in zip(o["closed_account"], o["closed_lots"]):
         closed[int(a)] = closed.get(int(a), 0) + int(k)
