@@ -312,3 +312,30 @@ def test_per_request_reads_take_and_give_labels() -> None:
     assert (a.account, [p.account for p in a.positions]) == ("s1", ["s1"])
     with pytest.raises(adl.UnknownPositionError, match="account='s1'"):
         eng.position("s1", side="long")
+
+
+def test_threads_adding_new_ids_at_once_keep_every_position_on_its_account() -> None:
+    # Two threads each upsert 200 positions under new ids: "a{i}" holds 2 contracts, "b{i}" 3.
+    # New ids get codes counted from the label table, so two calls that overlap must not hand
+    # out the same codes (that put positions on other accounts).
+    import threading
+
+    eng = adl.Engine()
+    eng.load(pl.DataFrame({"account": ["seed"], "side": ["long"], "qty": [1.0], "entry_price": [100.0],
+                           "margin": [50.0]}))
+
+    def add(prefix: str, qty: float) -> None:
+        for i in range(200):
+            eng.upsert(pl.DataFrame({"account": [f"{prefix}{i}"], "side": ["short"], "qty": [qty],
+                                     "entry_price": [100.0], "margin": [50.0]}))
+
+    threads = [threading.Thread(target=add, args=("a", 2.0)), threading.Thread(target=add, args=("b", 3.0))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    p = eng.positions().filter(pl.col("account") != "seed")
+    assert p.height == 400
+    want = p["account"].str.slice(0, 1).replace_strict({"a": 2.0, "b": 3.0}, return_dtype=pl.Float64)
+    assert (p["qty"] == want).all()
+    assert adl.Engine.restore(eng.snapshot()).positions().equals(eng.positions())

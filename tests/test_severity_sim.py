@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -116,7 +118,9 @@ def test_the_controller_never_sees_the_need_before_deciding() -> None:
     res = adl.simulate(book, path, insurance_fund=0.0, severity=spy, horizon=5)
     t = res.severity.table  # type: ignore[union-attr]
     assert t.height >= 3
-    assert not any(hasattr(s, "need") for s in spy.seen)
+    # What a controller is given has no field for the need (a RoundStart, nothing else).
+    assert all(type(s) is RoundStart for s in spy.seen)
+    assert not {"need", "b_needed", "needed"} & {f.name for f in dataclasses.fields(RoundStart)}
     assert sum(c[0] == "observe" for c in spy.calls) >= 1
     ts = t["ts"].to_list()
     for kind, index, decided in spy.calls:
@@ -156,3 +160,31 @@ def test_string_account_ids_reach_the_controller_as_given() -> None:
     assert books[0].rows() == [("b", 36.0), ("c", 36.0)]   # 6·(100 − 94) each
     row = res.severity.losses().row(0, named=True)  # type: ignore[union-attr]
     assert (row["burden"], row["tracking"]) == (pytest.approx(5 / 6), 5.0)
+
+
+def test_a_need_valued_at_a_later_print_is_not_seen_before_that_print() -> None:
+    # Two markets, Δ = 10. A gaps at ts 1 (its long goes bankrupt) and next prints at ts 1000;
+    # B gaps at ts 11. Round 0 (A) is valued at A's mark at ts 1000, so when round 1 (B)
+    # starts at ts 11 the controller must not have observed round 0 yet, whatever A does at
+    # ts 1000 (before the fix it saw need 10 or 450 there, depending on that future price).
+    book = pl.DataFrame({"account": [1, 2, 3, 4], "symbol": ["A", "A", "B", "B"],
+                         "side": ["long", "short", "long", "short"], "qty": [10.0] * 4,
+                         "entry_price": [100.0] * 4, "margin": [50.0, 500.0, 50.0, 500.0]})
+    for far in (94.0, 50.0):
+        path = pl.DataFrame({"ts": [0, 0, 1, 5, 11, 1000], "symbol": ["A", "B", "A", "B", "B", "A"],
+                             "mark": [100.0, 100.0, 94.0, 100.0, 94.0, far]})
+        spy = Spy()
+        res = adl.simulate(book, path, insurance_fund=0.0, liquidation=adl.Slippage(0.0), horizon=10, severity=spy)
+        assert res.severity is not None and res.severity.table.height == 2
+        assert [c[0] for c in spy.calls] == ["decide", "decide"]    # round 0 is never observed in time
+
+
+@pytest.mark.parametrize(("cap", "adl_qty"), [(0.6, 0.0), (1.5, 1.0), (2.7, 2.0), (2.0, 2.0), (0.0, 0.0)])
+def test_a_cap_in_contracts_is_whole_lots_rounded_down(cap: float, adl_qty: float) -> None:
+    # Whole-contract lots: a cap of 2.7 contracts allows 2 lots of ADL, never 3.
+    eng = adl.Engine(insurance_fund=0.0, qty_decimals=0)
+    eng.load(pl.DataFrame({"account": [1, 2], "side": ["long", "short"], "qty": [10.0, 10.0],
+                           "entry_price": [100.0, 100.0], "margin": [44.0, 500.0]}))
+    eng.set_marks(96.0)
+    res = eng.liquidate(1, side="long", fill_price=95.0, max_adl=cap, dry_run=True)
+    assert (res.adl_qty, res.external_qty) == (adl_qty, 10.0 - adl_qty)

@@ -352,7 +352,8 @@ def simulate(
             raise InvalidInputError(f"severity: {severity!r} is not a controller (name, online, decide, observe)", "severity", None)
         scale = [10.0 ** d for d in eng.markets()["qty_decimals"].to_list()]
         shown = eng._shown()
-        driver = Driver(severity, names, scale, int(horizon), lambda codes: shown.account(codes))
+        price_ts = [np.sort(px.filter(pl.col("symbol") == n)["ts"].to_numpy()) for n in names]
+        driver = Driver(severity, names, scale, int(horizon), lambda codes: shown.account(codes), price_ts)
     codes = px["symbol"].cast(pl.Enum(names)).to_physical().cast(pl.UInt32)
     ts = px["ts"]
     step_ts = ts.unique(maintain_order=True)

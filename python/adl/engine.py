@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -328,6 +329,7 @@ class Engine:
         self._score = score
         self._symbol_dtype: pl.DataType | None = None
         self.replay_info: dict[str, int] | None = None
+        self._book_lock = threading.Lock()
         defaults = Market(
             qty_decimals, price_decimals, maintenance_rate, multiplier, inverse, tiers, liquidation_fee, fee_convention,
             surplus_to_fund, adl_fee,
@@ -535,9 +537,10 @@ class Engine:
         >>> eng.accounts()["cash"].to_list()
         [100.0]
         """
-        args, dtype = self._book_args(positions, accounts, columns)
-        with self._labelled_errors():
-            self._core.load(*args)
+        with self._book_lock:   # new labels' codes are counted from the table as it is now
+            args, dtype = self._book_args(positions, accounts, columns)
+            with self._labelled_errors():
+                self._core.load(*args)
         self._keep_symbol_dtype(dtype)
 
     def _keep_symbol_dtype(self, dtype: pl.DataType | None) -> None:
@@ -587,9 +590,10 @@ class Engine:
         >>> eng.positions()["qty"].to_list()
         [3.0, 2.0]
         """
-        args, dtype = self._book_args(positions, accounts, columns)
-        with self._labelled_errors():
-            ins, rep, acc = self._core.upsert(*args)
+        with self._book_lock:   # new labels' codes are counted from the table as it is now
+            args, dtype = self._book_args(positions, accounts, columns)
+            with self._labelled_errors():
+                ins, rep, acc = self._core.upsert(*args)
         self._keep_symbol_dtype(dtype)
         return {"inserted": ins, "replaced": rep, "accounts": acc}
 
@@ -622,6 +626,7 @@ class Engine:
         eng._core, eng._policy, eng._score = core, core.policy, score
         eng._symbol_dtype = None
         eng.replay_info = None
+        eng._book_lock = threading.Lock()
         if (eng._policy == "custom") != (score is not None):
             raise InvalidInputError("score: give score= exactly when the restored engine's policy is custom", "score", None)
         return eng
@@ -1134,7 +1139,7 @@ class Engine:
         ``fill_price`` through the book, that bring the position back to maintenance (with
         tiers, often by dropping it to a lower tier); the closed lots' loss and the fee come
         out of its margin. Only when no part will do is the whole position liquidated.
-        ``max_adl`` (contracts, rounded to the lot grid; None = no cap) is a severity budget
+        ``max_adl`` (contracts, rounded down to whole lots; None = no cap) is a severity budget
         (docs/severity.md): ADL closes at most that many; the other lots past the fund close
         against the book at ``fill_price``, the fund's leftover pays their deficit and the
         rest is bad debt (docs/model.md §2 step 5). It is logged with the call.

@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from adl.lots import min_max_level
@@ -57,6 +58,7 @@ from adl.severity import Controller, RoundOutcome, Rounds, RoundStart, _check_th
 class _Pending:
     start: RoundStart
     ts: int
+    market: int
     theta: float
     lots: int
     codes: list[int]       # the engine's account codes of the opposite positions
@@ -79,6 +81,9 @@ class Driver:
     qty_scale: list[float]
     horizon: int
     accounts: Callable[[list[int]], pl.Series] | None = None   # engine codes -> shown ids
+    # Per market, the sorted ts of its prices: a round's need is valued at the first price at
+    # or after ts + Δ (else the last one), so it is known only once that price has printed.
+    price_ts: list[np.ndarray[Any, Any]] = field(default_factory=list)
     played: list[_Pending] = field(default_factory=list)
     _released: int = 0
 
@@ -88,7 +93,7 @@ class Driver:
         now = int(start["ts"])
         while self._released < len(self.played):
             p = self.played[self._released]
-            if p.outcome is None or p.ts + self.horizon > now:
+            if p.outcome is None or self._known_at(p) > now:
                 break
             self.controller.observe(self._outcome(p))
             self._released += 1
@@ -101,9 +106,17 @@ class Driver:
                           "capacity": pl.Series(start["opposite_profit"], dtype=pl.Float64)}),
         )
         theta = _check_theta(self.controller.decide(rs), self.controller.name, rs.index)
-        self.played.append(_Pending(rs, now, theta, lots, [int(a) for a in start["opposite_account"]],
+        self.played.append(_Pending(rs, now, int(start["market"]), theta, lots, [int(a) for a in start["opposite_account"]],
                                     [int(q) for q in start["opposite_lots"]]))
         return math.floor(theta * lots)
+
+    def _known_at(self, p: _Pending) -> int:
+        """When round ``p``'s need is known: Δ after it, and not before the price it is valued at."""
+        due = p.ts + self.horizon
+        if p.market >= len(self.price_ts) or not len(ts := self.price_ts[p.market]):
+            return due
+        i = int(np.searchsorted(ts, due, side="left"))
+        return max(due, int(ts[min(i, len(ts) - 1)]))
 
     def _shown(self, codes: list[int]) -> pl.Series:
         if self.accounts is not None:

@@ -570,11 +570,13 @@ impl Engine {
             let mut j = self.lock();
             let market = j.engine.market_id(&symbol)?;
             let req = Request { account, market, side, fill_price, force, partial };
-            // The cap in contracts, on the market's quantity grid.
+            // The cap in contracts, in whole lots rounded down (a cap is never exceeded): the
+            // nearest lot, less one when that is above `q` (0.6 of a whole lot is 0 lots).
+            let grid = j.engine.market(market).grid;
             let cap = match max_adl {
                 None => None,
-                Some(q) => match j.engine.market(market).grid.lots(q) {
-                    Some(k) if k >= 0 && q >= 0.0 => Some(k),
+                Some(q) => match grid.lots(q) {
+                    Some(k) if k >= 0 && q >= 0.0 => Some(if grid.qty_f64(k) > q * (1.0 + 1e-12) { k - 1 } else { k }),
                     _ => return Err(AdlError::config("max_adl", format!("{q} must be a finite quantity >= 0"))),
                 },
             };
