@@ -293,7 +293,8 @@ class Engine:
         policy=text(choices=get_args(Policy)), insurance_fund=FUND, maintenance_rate=RATE, cash_decimals=DECIMALS,
         adl_price=text(optional=True, choices=get_args(AdlPrice)), seed=integer(0, U64),
         trigger=text(choices=get_args(Trigger)), trigger_window=integer(1, I64, optional=True),
-        trigger_arm=number(optional=True), trigger_disarm=number(optional=True), **MARKET_ARGS,
+        trigger_arm=number(optional=True), trigger_disarm=number(optional=True),
+        max_ts_step=integer(0, I64, optional=True), **MARKET_ARGS,
     )
     def __init__(
         self,
@@ -321,6 +322,7 @@ class Engine:
         trigger_min_balance: float | None = None,
         lights: LightsMethod | None = None,
         score: ScoreSpec = None,
+        max_ts_step: int | None = None,
     ) -> None:
         if (policy == "custom") != (score is not None):
             raise InvalidInputError("score: policy custom needs score= (a column name or an expression), no other policy takes one",
@@ -340,6 +342,33 @@ class Engine:
         )
         for symbol, m in (markets or {}).items():
             self._core.add_market(symbol, m.spec())
+        self._core.set_max_ts_step(max_ts_step)
+
+    @property
+    def max_ts_step(self) -> int | None:
+        """How far a ``ts`` given to :meth:`set_marks` may jump ahead of the engine's clock;
+        beyond it the call is refused (``InvalidInputError``, field ``ts``). ``None`` (the
+        default) means one ``trigger_window`` under a drawdown trigger and no limit under the
+        others. A setting of this object, not of its state: not in snapshots or logs.
+
+        >>> import adl
+        >>> eng = adl.Engine(trigger="drawdown", trigger_window=1_000)
+        >>> eng.set_marks(96.0, ts=0)
+        >>> eng.set_marks(96.0, ts=5_000)
+        Traceback (most recent call last):
+        ...
+        adl.errors.InvalidInputError: ts: 5000 is more than max_ts_step = 1000 ahead of the engine's clock 0 (a stray future ts would hold the clock there)
+        >>> eng.max_ts_step = 10_000
+        >>> eng.set_marks(96.0, ts=5_000)
+        """
+        step: int | None = self._core.max_ts_step
+        return step
+
+    @max_ts_step.setter
+    def max_ts_step(self, step: int | None) -> None:
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**63):
+            raise InvalidInputError(f"max_ts_step: {step!r} must be an integer in [0, 2^63) or None", "max_ts_step", None)
+        self._core.set_max_ts_step(step)
 
     def __repr__(self) -> str:
         """The policy, markets, book size, fund and bad debt, for a REPL or a log line.

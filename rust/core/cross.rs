@@ -9,6 +9,7 @@
 
 use rustc_hash::FxHashMap;
 
+use crate::core::error::{AdlError, Result};
 use crate::core::fixed::Grid;
 use crate::core::market::Market;
 use crate::core::position::{Position, PositionStore};
@@ -55,8 +56,36 @@ pub fn terms(p: &Position, grid: &Grid, tiers: &Tiers, mark: Option<i64>) -> (i1
     (p.upnl(grid, mark), p.maintenance(grid, mark, tiers), grid.notional(p.qty, mark))
 }
 
+/// Bound on an account's cross sums, in cash units: |wallet|, Σ|PnL|, Σ maintenance and
+/// Σ notional each at most 2^124 (2.1·10^37). A position alone may be worth 10^38
+/// (10^15 lots × 10^15 ticks × 10^8), so sums of a few could pass i128; within the bound every
+/// formula here (TNC, shares, effective and liquidation margins: sums of at most eight such
+/// terms) fits i128, and so does any account that holds a subset of the positions at the
+/// same marks (Σ|PnL| bounds every partial sum). Calls that would go beyond are refused.
+pub const CROSS_LIMIT: i128 = 1 << 124;
+
+/// The totals of a wallet and these positions at their markets' marks, or `None` beyond
+/// `CROSS_LIMIT`.
+pub fn bounded_totals<'a>(wallet: i128, positions: impl Iterator<Item = (&'a Position, &'a Market)>) -> Option<CrossTotals> {
+    let within = |x: i128| x.abs() <= CROSS_LIMIT;
+    let mut t = CrossTotals { wallet, ..CrossTotals::default() };
+    let mut abs_upnl = 0i128;
+    for (p, m) in positions {
+        // Each term fits i128 (at most 10^38); each running sum is checked before the next.
+        let (u, mm, n) = terms(p, &m.grid, &m.tiers, m.mark);
+        abs_upnl += u.abs();
+        t.upnl += u;
+        t.maintenance += mm;
+        t.notional += n;
+        if !(within(abs_upnl) && within(t.maintenance) && within(t.notional)) {
+            return None;
+        }
+    }
+    within(wallet).then_some(t)
+}
+
 #[derive(Clone, Default)]
-struct CrossAccount {
+pub(crate) struct CrossAccount {
     slots: Vec<u32>,
     totals: CrossTotals,
 }
@@ -95,26 +124,37 @@ impl CrossBook {
         self.accounts.get(&account).map(|a| a.totals).unwrap_or_default()
     }
 
-    /// Recomputes an account's totals from its wallet and its positions at the marks.
-    pub fn refresh(&mut self, account: u64, wallet: i128, store: &PositionStore, markets: &[Market]) {
-        let Some(a) = self.accounts.get_mut(&account) else { return };
-        let mut t = CrossTotals { wallet, ..CrossTotals::default() };
-        for &slot in &a.slots {
+    /// Recomputes an account's totals from its wallet and its positions at the marks. Beyond
+    /// `CROSS_LIMIT` the totals are left as they were and the call is refused.
+    pub fn refresh(&mut self, account: u64, wallet: i128, store: &PositionStore, markets: &[Market]) -> Result<()> {
+        let Some(a) = self.accounts.get_mut(&account) else { return Ok(()) };
+        let positions = a.slots.iter().map(|&slot| {
             let p = store.get(slot);
-            let m = &markets[p.market as usize];
-            let (u, mm, n) = terms(p, &m.grid, &m.tiers, m.mark);
-            t.upnl += u;
-            t.maintenance += mm;
-            t.notional += n;
-        }
-        a.totals = t;
+            (p, &markets[p.market as usize])
+        });
+        a.totals = bounded_totals(wallet, positions).ok_or_else(|| beyond(account))?;
+        Ok(())
     }
 
-    pub fn refresh_all(&mut self, cash: &FxHashMap<u64, i128>, store: &PositionStore, markets: &[Market]) {
+    /// Refreshes every account; on an error some are refreshed and some not (the caller puts
+    /// the inputs back and refreshes again).
+    pub fn refresh_all(&mut self, cash: &FxHashMap<u64, i128>, store: &PositionStore, markets: &[Market]) -> Result<()> {
         let accounts: Vec<u64> = self.accounts().collect();
         for a in accounts {
-            self.refresh(a, cash.get(&a).copied().unwrap_or(0), store, markets);
+            self.refresh(a, cash.get(&a).copied().unwrap_or(0), store, markets)?;
         }
+        Ok(())
+    }
+
+    /// An account as it is (for `undo::Undo`), and putting one back.
+    pub(crate) fn account(&self, account: u64) -> Option<CrossAccount> {
+        self.accounts.get(&account).cloned()
+    }
+    pub(crate) fn put_account(&mut self, account: u64, a: Option<CrossAccount>) {
+        match a {
+            Some(a) => self.accounts.insert(account, a),
+            None => self.accounts.remove(&account),
+        };
     }
 
     /// A cross position's equity: its share of the account's net collateral.
@@ -136,6 +176,11 @@ impl CrossBook {
         let (u, mm, _) = terms(p, grid, tiers, Some(mark));
         t.tnc() - u - (t.maintenance - mm)
     }
+}
+
+/// The refusal of an account whose sums would pass `CROSS_LIMIT`.
+pub fn beyond(account: u64) -> AdlError {
+    AdlError::overflow(&format!("the cross totals of account {account} (each sum is limited to 2^124 cash units)"))
 }
 
 #[cfg(test)]

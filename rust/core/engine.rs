@@ -11,7 +11,7 @@ use crate::core::alloc::{
 use crate::core::cross::CrossBook;
 use crate::core::error::{AdlError, Checked, Result};
 use crate::core::fees::{fee_on, reserved_fee};
-use crate::core::fixed::{cash_to_f64, split_ceil, split_floor, Grid};
+use crate::core::fixed::{cash_to_f64, split_ceil, split_floor, Grid, LEDGER_LIMIT};
 use crate::core::funds::Funds;
 use crate::core::input::{parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::labels::Labels;
@@ -21,6 +21,7 @@ use crate::core::position::{side_slot, Key, Position, PositionStore, Side};
 use crate::core::score::{Lights, Policy};
 use crate::core::scoring::Scoring;
 use crate::core::trigger::{AdlState, Trigger};
+use crate::core::undo::Undo;
 
 /// How a fill was executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,6 +214,14 @@ impl EventLog {
     pub fn len(&self) -> usize {
         self.chunks.iter().map(Vec::len).sum()
     }
+    /// Keeps the first `len` fills (`undo::Undo`).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        let keep = len.div_ceil(Self::CHUNK);
+        self.chunks.truncate(keep);
+        if let Some(last) = self.chunks.last_mut() {
+            last.truncate(len - (keep - 1) * Self::CHUNK);
+        }
+    }
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }
@@ -364,24 +373,55 @@ impl Engine {
             let id = self.market_id(name)?;
             parsed.push((id, parse_mark(&self.markets[id as usize].grid, name, *price)?));
         }
-        self.set_mark_ticks(&parsed, ts);
+        self.set_mark_ticks(&parsed, ts).map_err(|e| AdlError::config("marks", e.to_string()))
+    }
+
+    /// Refuses a `ts` more than `max_step` ahead of the engine's clock (`None`: one window of
+    /// a drawdown trigger, unbounded under the other triggers). One stray future `ts` would
+    /// otherwise move the clock there for good: every later real `ts` is before it (refused),
+    /// and the trigger's window, stuck at that time, would never slide. Beyond one window
+    /// nothing of the window's history is left, so a real gap that long is one the caller
+    /// knows of (and allows with `max_step`). Checked at the door (`oplog::Journal`), not on
+    /// replay: a logged `set_marks` was accepted when it ran.
+    pub fn check_ts_step(&self, ts: Option<i64>, max_step: Option<i64>) -> Result<()> {
+        let limit = max_step.or_else(|| self.funds.pool(0).trigger.trigger.window());
+        if let (Some(new), Some(now), Some(limit)) = (ts, self.ts, limit) {
+            if new.saturating_sub(now) > limit {
+                return Err(AdlError::config(
+                    "ts",
+                    format!("{new} is more than max_ts_step = {limit} ahead of the engine's clock {now} (a stray future ts would hold the clock there)"),
+                ));
+            }
+        }
         Ok(())
     }
 
-    /// Sets validated marks (market id, ticks): what `set_marks` does after parsing.
-    pub(crate) fn set_mark_ticks(&mut self, marks: &[(u32, i64)], ts: Option<i64>) {
+    /// Sets validated marks (market id, ticks): what `set_marks` does after parsing. Refused,
+    /// changing nothing, when a cross account's sums would pass `cross::CROSS_LIMIT`.
+    pub(crate) fn set_mark_ticks(&mut self, marks: &[(u32, i64)], ts: Option<i64>) -> Result<()> {
+        let before: Vec<(u32, Option<i64>)> = marks.iter().map(|&(id, _)| (id, self.markets[id as usize].mark)).collect();
         for &(id, t) in marks {
             self.markets[id as usize].set_mark(t);
         }
         if !self.cross.is_empty() {
+            if let Err(e) = self.cross.refresh_all(&self.cash, &self.store, &self.markets) {
+                // Back to the old marks; the totals they gave were within the limit.
+                for &(id, mark) in before.iter().rev() {
+                    self.markets[id as usize].mark = mark;
+                }
+                let again = self.cross.refresh_all(&self.cash, &self.store, &self.markets);
+                debug_assert!(again.is_ok());
+                self.markets.iter_mut().for_each(Market::invalidate);
+                return Err(e);
+            }
             // Cross scores depend on every market of the account: all queues go stale.
-            self.cross.refresh_all(&self.cash, &self.store, &self.markets);
             self.markets.iter_mut().for_each(Market::invalidate);
         }
         if ts.is_some() {
             self.ts = ts;
         }
         self.funds.observe(self.ts);
+        Ok(())
     }
 
     // ----- book ----------------------------------------------------------------------
@@ -444,7 +484,7 @@ impl Engine {
                 cross.add(p.account, slot);
             }
         }
-        cross.refresh_all(&cash, &store, &markets);
+        cross.refresh_all(&cash, &store, &markets)?;
         self.markets = markets;
         self.market_ids = ids;
         self.resolve_pools();
@@ -715,10 +755,43 @@ impl Engine {
             return Err(AdlError::config("max_adl", format!("{k} lots: must be >= 0")));
         }
         let (slot, fill) = self.check(&req, 0)?;
-        let plan = self.plan_capped(slot, fill, req.partial, max_adl)?;
         if dry_run {
-            return Ok(plan.outcome);
+            return Ok(self.plan_capped(slot, fill, req.partial, max_adl)?.outcome);
         }
+        self.in_steps(|e, undo| e.step(undo, slot, fill, req.partial, max_adl))
+    }
+
+    /// Runs a call that applies liquidations with `step`: if it fails (or panics) after some
+    /// were applied, they are all undone (`undo::Undo`), so the call changes nothing.
+    fn in_steps<T>(&mut self, f: impl FnOnce(&mut Engine, &mut Undo) -> Result<T>) -> Result<T> {
+        let mut undo = Undo::start(self);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self, &mut undo)));
+        match result {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => {
+                undo.rollback(self);
+                Err(e)
+            }
+            Err(panic) => {
+                undo.rollback(self);
+                let message = crate::core::oplog::panic_message(panic.as_ref());
+                Err(AdlError::Internal { message: format!("{message}; the call was undone") })
+            }
+        }
+    }
+
+    /// Plans one liquidation on the current state, notes what it will change, applies it.
+    fn step(&mut self, undo: &mut Undo, slot: u32, fill: Option<i64>, partial: bool, max_adl: Option<i64>) -> Result<Liquidation> {
+        let plan = self.plan_capped(slot, fill, partial, max_adl)?;
+        let p = self.store.get(slot);
+        let mut slots = vec![slot];
+        let mut accounts = vec![p.account];
+        for leg in &plan.legs {
+            slots.push(leg.take.slot);
+            accounts.push(self.store.get(leg.take.slot).account);
+        }
+        let market = p.market;
+        undo.note(self, &slots, &accounts, self.markets[market as usize].pool, market);
         Ok(self.apply_plan(plan))
     }
 
@@ -742,16 +815,17 @@ impl Engine {
             }
             checked.push(fill);
         }
-        let mut out = Vec::with_capacity(reqs.len());
-        for (req, fill) in reqs.iter().zip(checked) {
-            let Some(slot) = self.store.find(&(req.account, req.market, req.side)) else {
-                out.push(None);
-                continue;
-            };
-            let plan = self.plan_with_index(slot, fill, req.partial)?;
-            out.push(Some(self.apply_plan(plan)));
-        }
-        Ok(out)
+        self.in_steps(|e, undo| {
+            let mut out = Vec::with_capacity(reqs.len());
+            for (req, fill) in reqs.iter().zip(checked) {
+                let Some(slot) = e.store.find(&(req.account, req.market, req.side)) else {
+                    out.push(None);
+                    continue;
+                };
+                out.push(Some(e.step(undo, slot, fill, req.partial, None)?));
+            }
+            Ok(out)
+        })
     }
 
     /// Liquidates every cross position of `account` (docs/model.md §6), largest maintenance
@@ -776,15 +850,18 @@ impl Engine {
                 maintenance: self.cash_f64(t.maintenance),
             });
         }
-        let mut out = Vec::with_capacity(order.len());
-        for (market, side) in order {
-            if partial && !out.is_empty() && !self.cross.totals(account).liquidatable() {
-                break;
+        self.in_steps(|e, undo| {
+            let mut out = Vec::with_capacity(order.len());
+            for (market, side) in order {
+                if partial && !out.is_empty() && !e.cross.totals(account).liquidatable() {
+                    break;
+                }
+                let req = Request { account, market, side, fill_price: None, force: true, partial };
+                let (slot, fill) = e.check(&req, 0)?;
+                out.push(e.step(undo, slot, fill, partial, None)?);
             }
-            let req = Request { account, market, side, fill_price: None, force: true, partial };
-            out.push(self.liquidate(req, false)?);
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// An account's cross positions in liquidation order: largest maintenance first, then
@@ -810,15 +887,11 @@ impl Engine {
         self.cross.accounts().map(|a| (a, self.cross.totals(a)))
     }
 
-    /// Plans a liquidation, building the opposite side's ranking index only when the event
-    /// reaches ADL (a mark change leaves it stale; events the book or fund cover skip it).
-    /// Ranked policies first get an index of the queue's head only (see
-    /// `Market::head_index`), and a complete one if the head does not hold enough lots.
-    fn plan_with_index(&mut self, slot: u32, fill: Option<i64>, partial: bool) -> Result<Plan> {
-        self.plan_capped(slot, fill, partial, None)
-    }
-
-    /// `plan_with_index` with at most `max_adl` lots auto-deleveraged.
+    /// Plans a liquidation with at most `max_adl` lots auto-deleveraged (`None`: no cap),
+    /// building the opposite side's ranking index only when the event reaches ADL (a mark
+    /// change leaves it stale; events the book or fund cover skip it). Ranked policies first
+    /// get an index of the queue's head only (see `Market::head_index`), and a complete one
+    /// if the head does not hold enough lots.
     fn plan_capped(&mut self, slot: u32, fill: Option<i64>, partial: bool, max_adl: Option<i64>) -> Result<Plan> {
         let (market, side) = {
             let p = self.store.get(slot);
@@ -842,17 +915,18 @@ impl Engine {
 
     /// The waterfall of docs/model.md §2 in exact integer cash.
     fn plan(&self, slot: u32, fill: Option<i64>, partial: bool, max_adl: Option<i64>) -> Result<Planned> {
-        let mut p = *self.store.get(slot);
+        let p = *self.store.get(slot);
         let m = &self.markets[p.market as usize];
         let g: &Grid = &m.grid;
         let mark = m.mark()?;
         let f_px = fill.unwrap_or(mark);
         // A cross position takes its effective margin out of the wallet and is then
         // liquidated as an isolated one: at its bankruptcy price it ends at exactly zero.
+        // The margin is held in i128 here: a cross share need not fit a stored (i64) margin.
         let wallet_debit = if p.cross { self.cross.effective_margin(&p, g, &m.tiers, mark) } else { 0 };
+        let margin = if p.cross { wallet_debit } else { p.margin as i128 };
         if p.cross {
-            p.margin = i64::try_from(wallet_debit).map_err(|_| AdlError::overflow("cross margin share"))?;
-            self.cash_of(p.account).add_c(-wallet_debit, "account cash")?;
+            ledger(self.cash_of(p.account), -wallet_debit, "account cash")?;
         }
         let (q, e, s) = (p.qty, p.entry, p.side as i128);
         let event = self.next_event;
@@ -904,7 +978,7 @@ impl Engine {
                 out.external_lots = lots;
                 out.remaining_lots = q - lots;
                 out.fills.push(book_fill(lots, FillKind::External));
-                self.funds.pool(m.pool).balance.add_c(out.to_fund, "insurance fund")?;
+                ledger(self.funds.pool(m.pool).balance, out.to_fund, "insurance fund")?;
                 let plan = Plan {
                     slot,
                     wallet_debit: -wallet_change,
@@ -918,10 +992,9 @@ impl Engine {
         }
         // Under `FeeConvention::Bankruptcy` the fee is taken out of the margin first: the rest
         // of the waterfall sees the margin less the fee, so the bankruptcy price includes it.
-        out.fee = self.reserved_fee(m, &p, p.margin as i128);
-        p.margin -= out.fee as i64;
+        out.fee = self.reserved_fee(m, &p, margin);
         out.to_fund = out.fee;
-        let mg = p.margin as i128;
+        let mg = margin - out.fee;
 
         let whole = at_fill(q, mg);
         if whole >= 0 {
@@ -938,10 +1011,10 @@ impl Engine {
                 out.to_fund += whole - fee;
             } else {
                 out.returned = whole - fee;
-                self.cash_of(p.account).add_c(out.returned, "account cash")?;
+                ledger(ledger(self.cash_of(p.account), -wallet_debit, "account cash")?, out.returned, "account cash")?;
             }
             out.external_lots = q;
-            self.funds.pool(m.pool).balance.add_c(out.to_fund, "insurance fund")?;
+            ledger(self.funds.pool(m.pool).balance, out.to_fund, "insurance fund")?;
             return done(Vec::new(), book_value(q), None, out);
         }
         // 2. The fund covers whole lots: Q_f = max k with pay(k) <= fund, where the covered
@@ -967,7 +1040,7 @@ impl Engine {
             AdlPrice::Bankruptcy => false,
             AdlPrice::Mark => true,
             // The mark caps at the bankruptcy price exactly when the position is not bankrupt.
-            AdlPrice::MarkCapped => p.equity(g, mark) <= 0,
+            AdlPrice::MarkCapped => mg + p.upnl(g, mark) <= 0,
         };
         let mut lots_left = q - covered;
         let mut margin_left = mg - split_ceil(mg, covered, q);
@@ -1057,7 +1130,7 @@ impl Engine {
             let adl_fee = fee_on(notional, m.adl_fee_ppm).min(credit.max(0)).min(headroom.max(0));
             out.adl_fees += adl_fee;
             let credit = credit - adl_fee;
-            self.cash_of(c.account).add_c(credit, "account cash")?;
+            ledger(self.cash_of(c.account), credit, "account cash")?;
             out.fills.push(Fill {
                 event,
                 ts: self.ts,
@@ -1100,10 +1173,10 @@ impl Engine {
             total_book_value += book_value(lots_left);
             out.fills.push(book_fill(lots_left, FillKind::BadDebt));
         }
-        self.funds.pool(m.pool).balance.add_c(out.to_fund, "insurance fund")?;
-        self.bad_debt.add_c(out.bad_debt, "bad debt")?;
-        self.book_value.add_c(total_book_value, "book value")?;
-        self.fees.add_c(out.adl_fees, "fees")?;
+        ledger(self.funds.pool(m.pool).balance, out.to_fund, "insurance fund")?;
+        ledger(self.bad_debt, out.bad_debt, "bad debt")?;
+        ledger(self.book_value, total_book_value, "book value")?;
+        ledger(self.fees, out.adl_fees, "fees")?;
         done(legs, total_book_value, None, out)
     }
 
@@ -1135,7 +1208,7 @@ impl Engine {
             self.markets[market].shrink_member(&self.store, slot, lots);
             if p.cross {
                 *self.cash.entry(p.account).or_insert(0) -= wallet_debit;
-                self.refresh_cross(std::iter::once(p.account));
+                self.refresh_cross(std::iter::once(p.account)).expect("a wallet within the ledger limit");
             } else {
                 let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
                 self.markets[market].rescore_member(&mut self.store, &scoring, slot);
@@ -1188,12 +1261,16 @@ impl Engine {
                 touched.push(p.account);
             }
         }
-        self.refresh_cross(touched.into_iter());
+        // Within `CROSS_LIMIT`: wallets were checked against `LEDGER_LIMIT` when planned, and
+        // what positions are left are a subset, at the same marks, of sums within the limit.
+        self.refresh_cross(touched.into_iter()).expect("a wallet within the ledger limit");
         self.settle(outcome, book_value)
     }
 
     /// Books an applied liquidation's ledger amounts and fills.
     fn settle(&mut self, outcome: Liquidation, book_value: i128) -> Liquidation {
+        #[cfg(debug_assertions)]
+        fault::step();
         let pool = self.markets[outcome.key.1 as usize].pool;
         let needed_adl = outcome.adl_lots > 0 || outcome.bad_debt > 0;
         self.funds.credit(pool, outcome.key.1, outcome.to_fund - outcome.from_fund, self.ts, outcome.event, needed_adl);
@@ -1206,6 +1283,39 @@ impl Engine {
         }
         outcome
     }
+}
+
+/// Fault injection for tests, compiled in debug builds only (`cargo test`, `maturin
+/// develop`): `panic_at_step(n)` makes the n-th liquidation applied from now on, on this
+/// thread, panic halfway (its positions changed, its ledgers not yet booked).
+#[cfg(debug_assertions)]
+pub mod fault {
+    use std::cell::Cell;
+
+    thread_local! {
+        static COUNTDOWN: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Arms the fault for the `n`-th next step (0 disarms it).
+    pub fn panic_at_step(n: u64) {
+        COUNTDOWN.with(|c| c.set(n));
+    }
+
+    pub(crate) fn step() {
+        COUNTDOWN.with(|c| match c.get() {
+            0 => {}
+            1 => {
+                c.set(0);
+                panic!("injected fault");
+            }
+            n => c.set(n - 1),
+        });
+    }
+}
+
+/// `x + y` as a ledger amount: within `±LEDGER_LIMIT` (what snapshots hold), else refused.
+fn ledger(x: i128, y: i128, what: &str) -> Result<i128> {
+    x.checked_add(y).filter(|v| v.abs() <= LEDGER_LIMIT).ok_or_else(|| AdlError::overflow(what))
 }
 
 /// The largest `k` in `0..=q` with `pay(k) <= fund`, for `pay` non-decreasing with `pay(0) = 0`.

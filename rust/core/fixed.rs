@@ -13,6 +13,10 @@ use crate::core::error::{AdlError, Result};
 pub const MAX_GRID: i64 = 1_000_000_000_000_000;
 /// Largest cash amount (cash units) accepted on input for balances and the fund.
 pub const MAX_CASH: i128 = 1_000_000_000_000_000_000_000_000; // 1e24
+/// Largest magnitude of any ledger amount the engine holds (account cash, fund pools, bad
+/// debt, book value, fees): 10^30 cash units, what snapshots accept. A call that would take
+/// one beyond is refused, so every state the engine reaches can be saved and restored.
+pub const LEDGER_LIMIT: i128 = MAX_CASH * 1_000_000;
 /// Largest isolated margin (cash units): margins are stored as i64 to keep positions small.
 pub const MAX_MARGIN: i64 = 1_000_000_000_000_000_000; // 1e18
 /// Maintenance rates are held in parts per million.

@@ -136,6 +136,14 @@ impl Funds {
         }
     }
 
+    /// Puts a pool back as it was and drops later history (`undo::Undo`).
+    pub(crate) fn put_pool(&mut self, id: u32, pool: Pool) {
+        self.pools[id as usize] = pool;
+    }
+    pub(crate) fn truncate_history(&mut self, len: usize) {
+        self.history.truncate(len);
+    }
+
     /// Restores pools and history from a snapshot (the caller validated them).
     pub(crate) fn from_parts(pools: Vec<Pool>, history: Vec<Record>) -> Funds {
         let ids = pools.iter().enumerate().map(|(i, p)| (p.name.clone(), i as u32)).collect();

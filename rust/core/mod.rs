@@ -26,6 +26,7 @@ pub mod snapshot;
 pub mod stateless;
 pub mod tiers;
 pub mod trigger;
+pub mod undo;
 pub mod updates;
 pub mod views;
 

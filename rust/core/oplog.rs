@@ -700,6 +700,8 @@ pub struct Journal {
     /// Set when an operation panicked and the state before it could not be recovered
     /// (no log to replay): every later operation is refused.
     pub poisoned: Option<String>,
+    /// How far a `set_marks` ts may jump ahead of the clock (`Engine::check_ts_step`).
+    pub max_ts_step: Option<i64>,
 }
 
 /// The message of a caught panic.
@@ -713,7 +715,7 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 impl Journal {
     pub fn new(engine: Engine) -> Journal {
-        Journal { engine, log: None, poisoned: None }
+        Journal { engine, log: None, poisoned: None, max_ts_step: None }
     }
 
     /// Logs, then applies. The record is written (and synced per the policy) before the
@@ -729,6 +731,9 @@ impl Journal {
             return Err(AdlError::Internal {
                 message: format!("an earlier operation panicked ({why}); restore a snapshot or replay a log"),
             });
+        }
+        if let Op::SetMarks { ts, .. } = op {
+            self.engine.check_ts_step(ts, self.max_ts_step)?;
         }
         let pending = match self.log.as_mut() {
             Some(log) => Some(log.append(&op)?),

@@ -139,6 +139,17 @@ impl PositionStore {
         self.slots[slot as usize].qty = 0;
         self.free.push(slot);
     }
+    /// Puts back positions as they were (`undo::Undo`): the free list cut to its old length
+    /// (it only grew since), and each slot with its old position and key.
+    pub(crate) fn restore(&mut self, free_len: usize, old: &[(u32, Position)]) {
+        self.free.truncate(free_len);
+        for &(slot, p) in old {
+            self.slots[slot as usize] = p;
+            if p.qty > 0 {
+                self.by_key.insert((p.account, p.market, p.side), slot);
+            }
+        }
+    }
     /// Every slot (free ones hold qty 0) and the free list, for snapshots.
     pub fn raw(&self) -> (&[Position], &[u32]) {
         (&self.slots, &self.free)

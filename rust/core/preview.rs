@@ -23,7 +23,7 @@ impl Engine {
     fn gap_hits(&self, market: u32, side: Side, mark: i64) -> Result<FxHashSet<u32>> {
         let mut e = self.clone();
         e.record_fills = false;
-        e.set_mark_ticks(&[(market, mark)], None);
+        e.set_mark_ticks(&[(market, mark)], None)?;
         let mut hits = FxHashSet::default();
         // ADL credits can only help counterparties, so a few passes settle every cascade; a
         // pass that liquidates nothing (only unvaluable cross accounts left) ends it.

@@ -16,7 +16,7 @@ use crate::core::codec::{crc32, Reader, Writer};
 use crate::core::cross::CrossBook;
 use crate::core::engine::{AdlPrice, Engine, EventLog, Fill, FillKind};
 use crate::core::error::{AdlError, Result};
-use crate::core::fixed::{MAX_CASH, MAX_GRID, MAX_MARGIN};
+use crate::core::fixed::{LEDGER_LIMIT, MAX_GRID, MAX_MARGIN};
 use crate::core::funds::{Change, Funds, Pool, Record, DEFAULT_POOL};
 use crate::core::labels::Labels;
 use crate::core::market::{FeeConvention, MarketSpec};
@@ -26,9 +26,6 @@ use crate::core::tiers::TierSpec;
 use crate::core::trigger::{SymbolState, Trigger, TriggerState, WindowMax};
 
 pub const MAGIC: &[u8; 8] = b"ADLSNAP\0";
-/// Ledger amounts beyond this (10^6 × the largest cash amount the input accepts) can only
-/// come from damaged bytes.
-const LEDGER_LIMIT: i128 = MAX_CASH * 1_000_000;
 pub const VERSION: u32 = 4;
 /// The oldest snapshot version `restore` reads.
 pub const OLDEST_VERSION: u32 = 3;
@@ -525,7 +522,7 @@ impl Engine {
                 cross.add(p.account, slot);
             }
         }
-        cross.refresh_all(&e.cash, &e.store, &e.markets);
+        cross.refresh_all(&e.cash, &e.store, &e.markets).map_err(|err| r.corrupt(err.to_string()))?;
         e.cross = cross;
         Ok(e)
     }

@@ -103,7 +103,8 @@ impl Trigger {
         }
     }
 
-    fn window(&self) -> Option<i64> {
+    /// The window of a drawdown trigger (the caller's clock units), `None` for the others.
+    pub fn window(&self) -> Option<i64> {
         match *self {
             Trigger::Drawdown { window, .. } | Trigger::SymbolDrawdown { window, .. } => Some(window),
             _ => None,

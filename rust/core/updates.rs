@@ -4,11 +4,13 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::core::cross::{beyond, bounded_totals};
 use crate::core::engine::Engine;
+use crate::core::fixed::LEDGER_LIMIT;
 use crate::core::error::{AdlError, Checked, Result};
 use crate::core::input::{parse_price, parse_row, PositionColumns, Row};
 use crate::core::market::Market;
-use crate::core::position::Side;
+use crate::core::position::{Position, Side};
 use crate::core::scoring::Scoring;
 
 /// What an upsert did.
@@ -80,6 +82,7 @@ impl Engine {
             Some((acc, amounts)) => self.parse_accounts(acc, amounts)?,
             None => FxHashMap::default(),
         };
+        self.check_cross_after(&cols, &rows, &new_markets, &cash)?;
 
         // Apply.
         let mut stats = UpsertStats { accounts: cash.len(), ..UpsertStats::default() };
@@ -127,8 +130,41 @@ impl Engine {
             self.cash.insert(a, c);
             touched.insert(a);
         }
-        self.refresh_cross(touched.into_iter());
+        self.refresh_cross(touched.into_iter()).expect("checked by check_cross_after");
         Ok(stats)
+    }
+
+    /// The cross accounts an upsert touches, as they will be (rows replace the positions
+    /// with their keys, `cash` sets wallets), must stay within `cross::CROSS_LIMIT`.
+    fn check_cross_after(&self, cols: &PositionColumns<'_>, rows: &[(u32, Row)], new: &[Market], cash: &FxHashMap<u64, i128>) -> Result<()> {
+        let market = |id: u32| {
+            let i = id as usize;
+            if i < self.markets.len() {
+                &self.markets[i]
+            } else {
+                &new[i - self.markets.len()]
+            }
+        };
+        let mut fresh: FxHashMap<u64, Vec<Position>> = FxHashMap::default();
+        let mut replaced: FxHashSet<(u64, u32, Side)> = FxHashSet::default();
+        let mut touched: FxHashSet<u64> = cash.keys().copied().collect();
+        for (row, &(id, r)) in rows.iter().enumerate() {
+            let p = cols.position(row, r, id);
+            replaced.insert((p.account, id, p.side));
+            touched.insert(p.account);
+            if p.cross {
+                fresh.entry(p.account).or_default().push(p);
+            }
+        }
+        for a in touched {
+            let kept = self.cross.slots(a).iter().map(|&s| self.store.get(s)).filter(|p| !replaced.contains(&(p.account, p.market, p.side)));
+            let all: Vec<&Position> = kept.chain(fresh.get(&a).into_iter().flatten()).collect();
+            let wallet = cash.get(&a).copied().unwrap_or_else(|| self.cash_of(a));
+            if !all.is_empty() && bounded_totals(wallet, all.iter().map(|&p| (p, market(p.market)))).is_none() {
+                return Err(beyond(a));
+            }
+        }
+        Ok(())
     }
 
     /// Closes a position outside ADL (the trader's own close) at `price` (None = the mark):
@@ -156,7 +192,7 @@ impl Engine {
         let s = p.side as i128;
         let credit = (p.margin as i128).add_c(s * m.grid.value(p.qty, fill - p.entry), "close credit")?;
         let book = s * m.grid.value(p.qty, mark - fill);
-        let cash = self.cash_of(account).add_c(credit, "account cash")?;
+        let cash = self.cash_of(account).add_c(credit, "account cash").and_then(within_ledger)?;
         let book_value = self.book_value.add_c(book, "book value")?;
         self.markets[market as usize].remove_member(&mut self.store, slot);
         self.store.remove(slot);
@@ -165,17 +201,19 @@ impl Engine {
         if p.cross {
             self.cross.remove(account, slot);
         }
-        // The credit moved the wallet of any cross positions the account still holds.
-        self.refresh_cross(std::iter::once(account));
+        // The credit moved the wallet of any cross positions the account still holds (within
+        // `LEDGER_LIMIT`, far below `CROSS_LIMIT`; the positions left are a subset at the same marks).
+        self.refresh_cross(std::iter::once(account)).expect("a wallet within the ledger limit");
         Ok(credit)
     }
 
     /// Recomputes the totals of these cross accounts and rescores their positions.
-    pub(crate) fn refresh_cross(&mut self, accounts: impl Iterator<Item = u64>) {
+    /// Callers check first that the totals stay within `cross::CROSS_LIMIT`.
+    pub(crate) fn refresh_cross(&mut self, accounts: impl Iterator<Item = u64>) -> Result<()> {
         let mut slots = Vec::new();
         for a in accounts {
             let cash = self.cash_of(a);
-            self.cross.refresh(a, cash, &self.store, &self.markets);
+            self.cross.refresh(a, cash, &self.store, &self.markets)?;
             slots.extend_from_slice(self.cross.slots(a));
         }
         let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
@@ -183,5 +221,15 @@ impl Engine {
             let m = self.store.get(s).market as usize;
             self.markets[m].rescore_member(&mut self.store, &scoring, s);
         }
+        Ok(())
+    }
+}
+
+/// A ledger amount within `LEDGER_LIMIT` (what snapshots hold).
+fn within_ledger(x: i128) -> Result<i128> {
+    if x.abs() <= LEDGER_LIMIT {
+        Ok(x)
+    } else {
+        Err(AdlError::overflow("account cash"))
     }
 }

@@ -470,6 +470,19 @@ impl Engine {
         self.read(py, |j| Ok(j.engine.clock().map(str::to_string)))
     }
 
+    /// How far a `set_marks` ts may jump ahead of the clock (`None`: one drawdown window).
+    #[getter]
+    fn max_ts_step(&self, py: Python<'_>) -> PyResult<Option<i64>> {
+        self.read(py, |j| Ok(j.max_ts_step))
+    }
+
+    fn set_max_ts_step(&self, py: Python<'_>, step: Option<i64>) -> PyResult<()> {
+        run(py, || {
+            self.lock().max_ts_step = step;
+            Ok(())
+        })
+    }
+
     #[getter]
     fn insurance_fund(&self, py: Python<'_>) -> PyResult<f64> {
         self.read(py, |j| Ok(j.engine.cash_f64(j.engine.fund())))

@@ -125,6 +125,14 @@ fn deleverage<'py>(
     Ok(d)
 }
 
+/// Debug builds only (`maturin develop`): the n-th liquidation applied from now on, on this
+/// thread, panics halfway (tests of the panic path; see `core::engine::fault`).
+#[cfg(debug_assertions)]
+#[pyfunction]
+fn _panic_at_step(n: u64) {
+    crate::core::engine::fault::panic_at_step(n);
+}
+
 #[pymodule]
 mod _adl {
     #[pymodule_export]
@@ -139,6 +147,8 @@ mod _adl {
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
         use pyo3::types::PyModuleMethods;
+        #[cfg(debug_assertions)]
+        m.add_function(pyo3::wrap_pyfunction!(super::_panic_at_step, m)?)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))
     }
 }

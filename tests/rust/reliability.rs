@@ -430,3 +430,86 @@ fn a_capped_liquidation_is_logged_with_its_cap_and_replays_the_same() {
     assert_eq!(e.snapshot(), j.engine.snapshot());
     assert_eq!(e.bad_debt(), 1_200);
 }
+
+/// Whole lots and ticks, cash in 10^-8 quote (a lot·tick is 10^8 cash units). Account 9 is short
+/// 10^12 lots at 1.6·10^10 in X and Y; the bankrupt longs (10^12 at 10^10, margin 10^9) close
+/// against it at their bankruptcy price 10^10 − 10^-3, which credits account 9 with
+/// 10^9 + 10^12·(0.6·10^10 + 10^-3) = 6·10^21 + 2·10^9 quote ≈ 6·10^29 cash units per event:
+/// the first fits the ledger range (10^30), the second does not.
+fn two_big_events(lots: f64) -> Engine {
+    let mut e = Engine::new(Policy::Bitmex, 0.0, 8, MarketSpec::linear(0, 0, 0.1)).unwrap();
+    let b = cols(&[
+        (9, 0, -1, lots, 1.6e10, 1e9, false),
+        (9, 1, -1, lots, 1.6e10, 1e9, false),
+        (1, 0, 1, lots, 1e10, 1e9, false),
+        (2, 1, 1, lots, 1e10, 1e9, false),
+    ]);
+    e.load(b.view(), &symbols(), None, None).unwrap();
+    e.set_marks(&[("X".into(), 5e9), ("Y".into(), 5e9)], None).unwrap();
+    e
+}
+
+fn req(account: u64, market: u32) -> Request {
+    Request { account, market, side: 1, fill_price: None, force: false, partial: false }
+}
+
+#[test]
+fn a_batch_whose_later_step_fails_changes_nothing() {
+    let mut e = two_big_events(1e12);
+    let before = e.snapshot();
+    let err = e.liquidate_many(&[req(1, 0), req(2, 1)]).unwrap_err();
+    assert!(matches!(err, AdlError::Overflow { ref context } if context == "account cash"), "{err}");
+    assert_eq!(e.snapshot(), before);
+    // The same batch one row at a time: the first applies, the second is refused whole.
+    e.liquidate(req(1, 0), false).unwrap();
+    // 10^9 (released margin) + 10^12·(1.6·10^10 − 10^10 + 10^-3) quote, in 10^-8 quote.
+    assert_eq!(e.cash_of(9), (1_000_000_000 + 6_000_000_000_000_000_000_000 + 1_000_000_000) * 100_000_000);
+    let after_one = e.snapshot();
+    assert!(e.liquidate(req(2, 1), false).is_err());
+    assert_eq!(e.snapshot(), after_one);
+    // And the engine still rebuilds to the same state from its snapshot.
+    assert_eq!(Engine::restore(&after_one).unwrap().snapshot(), after_one);
+}
+
+#[test]
+fn a_cross_share_beyond_i64_is_liquidated() {
+    // Cash in 10^-18 quote: account 1's effective margin is 50 quote = 5·10^19 cash units (beyond
+    // i64). Long 10 @ 100, wallet 50, mark 90: TNC = 50 − 100 = −50 < TMMR = 90; bankruptcy price
+    // 100 − 50/10 = 95, where account 2 (short 10 @ 100, margin 1) takes the lots: 10·5 + 1 = 51.
+    let mut e = Engine::new(Policy::Bitmex, 0.0, 18, MarketSpec::linear(4, 6, 0.1)).unwrap();
+    let b = cols(&[(1, 0, 1, 10.0, 100.0, 0.0, true), (2, 0, -1, 10.0, 100.0, 1.0, false)]);
+    e.load(b.view(), &symbols()[..1], Some((&[1], &[50.0])), None).unwrap();
+    e.set_marks(&[("X".into(), 90.0)], None).unwrap();
+    let out = e.liquidate_account(1, false, false).unwrap();
+    assert_eq!(out[0].fills[0].price, 95.0);
+    assert_eq!((e.cash_of(1), e.cash_of(2)), (0, 51 * 10i128.pow(18)));
+}
+
+#[cfg(debug_assertions)]
+#[test]
+fn a_panic_halfway_through_a_later_step_is_undone() {
+    use _adl::core::engine::fault;
+    for logged in [false, true] {
+        let path = temp_log(&format!("panic-{logged}"));
+        let mut j = Journal::new(two_big_events(1e6));
+        if logged {
+            j.log = Some(OpLog::create(&path, &j.engine, SyncPolicy::Always, None).unwrap());
+        }
+        // Small events (10^6 lots) that fit: only the injected fault fails the second one.
+        let reqs = [req(1, 0), req(2, 1)];
+        let before = j.engine.snapshot();
+        fault::panic_at_step(2);
+        let err = j.apply(Op::LiquidateMany { reqs: &reqs });
+        assert!(matches!(err, Err(AdlError::Internal { ref message }) if message.contains("injected fault")), "{err:?}");
+        assert_eq!(j.engine.snapshot(), before);
+        assert!(j.poisoned.is_none());
+        if logged {
+            assert_eq!(replay(&path).unwrap().0.snapshot(), before);
+        }
+        // A single liquidation that panics is undone too, and the engine keeps working.
+        fault::panic_at_step(1);
+        assert!(j.apply(Op::Liquidate { req: reqs[0] }).is_err());
+        assert_eq!(j.engine.snapshot(), before);
+        assert!(j.apply(Op::Liquidate { req: reqs[0] }).is_ok());
+    }
+}
