@@ -352,7 +352,7 @@ class Engine:
         others. A setting of this object, not of its state: not in snapshots or logs.
 
         >>> import adl
-        >>> eng = adl.Engine(trigger="drawdown", trigger_window=1_000)
+        >>> eng = adl.Engine(trigger="drawdown", trigger_window=1_000, markets={"BTC": adl.Market()})
         >>> eng.set_marks(96.0, ts=0)
         >>> eng.set_marks(96.0, ts=5_000)
         Traceback (most recent call last):

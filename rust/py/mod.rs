@@ -147,8 +147,15 @@ mod _adl {
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
         use pyo3::types::PyModuleMethods;
+        // Set as an attribute, not exported (`__all__`, the stubs): it exists in debug builds only.
         #[cfg(debug_assertions)]
-        m.add_function(pyo3::wrap_pyfunction!(super::_panic_at_step, m)?)?;
+        {
+            use pyo3::types::PyAnyMethods;
+            m.setattr("_panic_at_step", pyo3::wrap_pyfunction!(super::_panic_at_step, m)?)?;
+            if let Ok(all) = m.getattr("__all__") {
+                let _ = all.call_method1("remove", ("_panic_at_step",));
+            }
+        }
         m.add("__version__", env!("CARGO_PKG_VERSION"))
     }
 }
