@@ -182,3 +182,56 @@ def test_a_panic_in_a_later_step_is_an_adl_error_and_changes_nothing(tmp_path: P
         assert adl.Engine.replay(tmp_path / "ops.log").snapshot() == before[0]
     # The engine keeps working (the panic was undone, not poisoning it).
     assert eng.liquidate_many(batch).events == [0, 1]
+
+
+# --- hostile batches: each call either returns or changes nothing ----------------------------
+
+def hostile_case(seed: int, tmp_path: Path) -> str:
+    """A random book of huge positions (up to 10^13 lots at prices up to 10^12, cash in 10^-8
+    quote: values near the ledger limit) in two markets, isolated and cross, liquidated in a
+    random batch, account by account and one by one. Returns how the calls ended."""
+    import random
+
+    rng = random.Random(seed)
+    eng = adl.Engine(cash_decimals=8, qty_decimals=0, price_decimals=0, policy=rng.choice(["bitmex", "size_pro_rata", "hyperliquid"]),
+                     insurance_fund=rng.choice([0.0, 1e15]),
+                     markets={"X": adl.Market(0, 0, 0.1), "Y": adl.Market(0, 0, 0.1)})
+    rows = []
+    for account in range(1, 9):
+        mode = rng.choice(["isolated", "cross"])
+        for symbol in rng.sample(["X", "Y"], rng.randint(1, 2)):
+            qty = float(10 ** rng.randint(0, 13))
+            margin = 0.0 if mode == "cross" else float(10 ** rng.randint(0, 10))
+            rows.append((account, symbol, rng.choice(["long", "short"]), qty, float(10 ** rng.randint(0, 12)), margin, mode))
+    eng.load(frame(rows), accounts=wallet_frame({a: float(10 ** rng.randint(0, 13)) for a in range(1, 9)}))
+    try:
+        eng.set_marks({"X": float(10 ** rng.randint(0, 12)), "Y": float(10 ** rng.randint(0, 12))})
+    except adl.AdlError:
+        return "marks refused"
+    eng.log_to(tmp_path / f"hostile-{seed}.log")
+    outcomes = []
+    keys = eng.positions().select("account", "symbol", "side").rows()
+    rng.shuffle(keys)
+    part = rng.random() < 0.5
+    calls = [lambda: eng.liquidate_many(pl.DataFrame(keys, schema=["account", "symbol", "side"], orient="row"), force=True,
+                                        partial=part)]
+    calls += [lambda a=a: eng.liquidate_account(a, force=True, partial=part) for a in sorted({k[0] for k in keys})]
+    calls += [lambda k=k: eng.liquidate(k[0], symbol=k[1], side=k[2], force=True, partial=part) for k in keys]
+    for call in calls:
+        before = state(eng)
+        try:
+            call()
+            outcomes.append("ok")
+        except adl.AdlError as e:
+            assert state(eng) == before, e
+            outcomes.append(type(e).__name__)
+    assert adl.Engine.replay(tmp_path / f"hostile-{seed}.log").snapshot() == eng.snapshot()
+    return ",".join(outcomes)
+
+
+def test_hostile_batches_return_or_change_nothing(tmp_path: Path) -> None:
+    ended = [hostile_case(seed, tmp_path) for seed in range(40)]
+    # No internal error (a panic, undone): every refusal is a named one.
+    assert not any("AdlError" in e.split(",") for e in ended)
+    # Some calls are refused (the values are built to reach the limits) and some go through.
+    assert any("InvalidInputError" in e for e in ended) and any("ok" in e for e in ended)

@@ -1,9 +1,9 @@
 //! The order-book-independent matcher: given the eligible opposite side and a quantity,
 //! choose who closes how much. Policies plug in through `Allocator`.
 
-use ethnum::U256;
+use ethnum::{I256, U256};
 
-use crate::core::fixed::{mul_div_floor, Grid};
+use crate::core::fixed::Grid;
 use crate::core::position::{Position, PositionStore, NO_INDEX};
 use crate::core::ranking::RankIndex;
 use crate::core::scoring::Scoring;
@@ -100,7 +100,8 @@ impl OppositeSide<'_> {
         let pays = match (i64::try_from(own), i64::try_from(margin)) {
             // Products of i64s are exact in i128 and their sum cannot overflow (< 2^127).
             (Ok(own), Ok(margin)) => own as i128 * lots as i128 + p.qty as i128 * margin as i128 >= 0,
-            _ => own + mul_div_floor(p.qty as i128, margin, lots as i128) >= 0,
+            // Else the same products in 256 bits (a cross margin share can be near 2^125).
+            _ => I256::from(own) * I256::from(lots) + I256::from(p.qty) * I256::from(margin) >= I256::ZERO,
         };
         if pays {
             Ok(p.qty)

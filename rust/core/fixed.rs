@@ -319,12 +319,18 @@ pub fn maintenance(notional: i128, rate_ppm: i64) -> i128 {
 /// The share of `total` that belongs to `part` of `whole`, rounded down. Splitting a margin
 /// this way step by step (part of what is left) hands the last part exactly what remains,
 /// so the pieces always add up to the total.
+/// Exact for any i128 total (a cross margin share can be near 2^125): when `total·part` passes
+/// i128, `total = q·whole + r` with `0 <= r < whole` gives `q·part + floor(r·part/whole)`, each
+/// term within range (`|q·part| < |total|`, `r·part < whole²`).
 #[inline]
 pub fn split_floor(total: i128, part: i64, whole: i64) -> i128 {
     if part >= whole {
-        total
-    } else {
-        mul_div_floor(total, part as i128, whole as i128)
+        return total;
+    }
+    let (p, w) = (part as i128, whole as i128);
+    match total.checked_mul(p) {
+        Some(x) => x.div_euclid(w),
+        None => total.div_euclid(w) * p + (total.rem_euclid(w) * p).div_euclid(w),
     }
 }
 
@@ -332,15 +338,34 @@ pub fn split_floor(total: i128, part: i64, whole: i64) -> i128 {
 #[inline]
 pub fn split_ceil(total: i128, part: i64, whole: i64) -> i128 {
     if part >= whole {
-        total
-    } else {
-        mul_div_ceil(total, part as i128, whole as i128)
+        return total;
+    }
+    let (p, w) = (part as i128, whole as i128);
+    match total.checked_mul(p) {
+        Some(x) => -((-x).div_euclid(w)),
+        None => total.div_euclid(w) * p + (total.rem_euclid(w) * p + w - 1).div_euclid(w),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_of_totals_whose_product_passes_i128() {
+        // total = 2^125 + 7, part 3, whole 10^15 − 1: total·part passes i128 (2^127).
+        let (t, p, w) = ((1i128 << 125) + 7, 3i64, 999_999_999_999_999i64);
+        let exact = ethnum::I256::from(t) * ethnum::I256::from(p);
+        let w256 = ethnum::I256::from(w);
+        let floor = exact.div_euclid(w256);
+        assert_eq!(ethnum::I256::from(split_floor(t, p, w)), floor);
+        assert_eq!(ethnum::I256::from(split_ceil(t, p, w)), floor + 1); // not a multiple of w
+        let neg = (-exact).div_euclid(w256);
+        assert_eq!(ethnum::I256::from(split_floor(-t, p, w)), neg);
+        assert_eq!(ethnum::I256::from(split_ceil(-t, p, w)), neg + 1);
+        // Small totals take the direct path: 10·3/4 = 7.5.
+        assert_eq!((split_floor(10, 3, 4), split_ceil(10, 3, 4), split_floor(-10, 3, 4), split_ceil(-10, 3, 4)), (7, 8, -8, -7));
+    }
 
     #[test]
     fn rounds_to_nearest_not_truncates() {
