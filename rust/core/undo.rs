@@ -96,8 +96,7 @@ impl Undo {
         for &id in &self.markets {
             e.markets[id as usize].members = [Vec::new(), Vec::new()];
         }
-        let live: Vec<(u32, u32)> =
-            e.store.iter().filter(|(_, p)| self.markets.contains(&p.market)).map(|(s, p)| (s, p.market)).collect();
+        let live: Vec<(u32, u32)> = e.store.iter().filter(|(_, p)| self.markets.contains(&p.market)).map(|(s, p)| (s, p.market)).collect();
         for (slot, market) in live {
             e.markets[market as usize].add_member(&mut e.store, slot);
         }

@@ -6,8 +6,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::core::cross::{beyond, bounded_totals};
 use crate::core::engine::Engine;
-use crate::core::fixed::LEDGER_LIMIT;
 use crate::core::error::{AdlError, Checked, Result};
+use crate::core::fixed::LEDGER_LIMIT;
 use crate::core::input::{parse_price, parse_row, PositionColumns, Row};
 use crate::core::market::Market;
 use crate::core::position::{Position, Side};
@@ -136,7 +136,13 @@ impl Engine {
 
     /// The cross accounts an upsert touches, as they will be (rows replace the positions
     /// with their keys, `cash` sets wallets), must stay within `cross::CROSS_LIMIT`.
-    fn check_cross_after(&self, cols: &PositionColumns<'_>, rows: &[(u32, Row)], new: &[Market], cash: &FxHashMap<u64, i128>) -> Result<()> {
+    fn check_cross_after(
+        &self,
+        cols: &PositionColumns<'_>,
+        rows: &[(u32, Row)],
+        new: &[Market],
+        cash: &FxHashMap<u64, i128>,
+    ) -> Result<()> {
         let market = |id: u32| {
             let i = id as usize;
             if i < self.markets.len() {
@@ -157,7 +163,8 @@ impl Engine {
             }
         }
         for a in touched {
-            let kept = self.cross.slots(a).iter().map(|&s| self.store.get(s)).filter(|p| !replaced.contains(&(p.account, p.market, p.side)));
+            let kept =
+                self.cross.slots(a).iter().map(|&s| self.store.get(s)).filter(|p| !replaced.contains(&(p.account, p.market, p.side)));
             let all: Vec<&Position> = kept.chain(fresh.get(&a).into_iter().flatten()).collect();
             let wallet = cash.get(&a).copied().unwrap_or_else(|| self.cash_of(a));
             if !all.is_empty() && bounded_totals(wallet, all.iter().map(|&p| (p, market(p.market)))).is_none() {
