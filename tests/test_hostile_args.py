@@ -155,6 +155,8 @@ def constructor_targets(tmp: Path) -> list[Target]:
                 "horizon": Param("int", bad=[-1, BIG]), "cash_decimals": DECIMALS, "qty_decimals": DECIMALS,
                 "price_decimals": DECIMALS, "adl_price": Param("text", optional=True, bad=["nope"]), "seed": SEED,
                 "trigger": Param("text", bad=["nope"]), "keep_fills": FLAG,
+                "trigger_min_balance": Param("num", optional=True, bad=[-1.0]),
+                "lights": Param("text", optional=True, bad=["nope"]),
                 "chunk": Param("int", bad=[0, -1, BIG]), "progress": Param("callable", optional=True)}),
         Target("allocate", adl.allocate, {"accounts": ACCOUNTS, "policy": "pro_rata"},
                {"policy": Param("text", bad=["nope"]), "theta": Param("num", bad=[-0.1, 1.5]),

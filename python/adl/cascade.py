@@ -12,15 +12,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, get_args, overload
 
 import numpy as np
 import polars as pl
 
 from adl import _adl
-from adl._args import I64, checked, flag, instance, integer, number, optional_callable
+from adl._args import I64, checked, flag, instance, integer, number, optional_callable, text
 from adl._io import (
-    SIDE, ColumnMap, Frame, Market, Policy, Zone, mapped, numpy_view, side_series, ts_column, ts_series,
+    SIDE, ColumnMap, Frame, LightsMethod, Market, Policy, Zone, mapped, numpy_view, side_series, ts_column, ts_series,
 )
 from adl.engine import AdlPrice, Engine, Trigger
 from adl.errors import InvalidInputError, SchemaError
@@ -257,7 +257,8 @@ class SimulationResult:
 
 
 @checked(liquidation=instance(Slippage), horizon=integer(0, I64), keep_fills=flag(), chunk=integer(1, I64),
-         progress=optional_callable())
+         progress=optional_callable(), trigger_min_balance=number(0.0, optional=True),
+         lights=text(optional=True, choices=get_args(LightsMethod)))
 def simulate(
     positions: Frame,
     prices: Frame,
@@ -275,6 +276,8 @@ def simulate(
     adl_price: AdlPrice | None = None,
     seed: int = 0,
     trigger: Trigger = "fund_empty",
+    trigger_min_balance: float | None = None,
+    lights: LightsMethod | None = None,
     keep_fills: bool = True,
     chunk: int = 100,
     progress: Any = None,
@@ -296,6 +299,8 @@ def simulate(
     ``ts`` units) is how much later the haircuts ``x(Δ) = σ·q·(P_{t+Δ} − P_ADL)`` are valued;
     at Δ = 0 with ADL at the bankruptcy price the haircut equals the covered deficit.
     ``progress`` is called with (steps done, steps) after each chunk of ``chunk`` steps.
+    ``trigger``, ``trigger_min_balance`` and ``lights`` are :class:`adl.Engine`'s (the final
+    engine, ``result.engine``, shows its queue lights by that method).
     ``keep_fills=False`` keeps no fill log (pro-rata policies close a share of every opposite
     position at every event: tens of millions of fills, ~120 bytes each); the frames of
     liquidations, fund and accounts and the summary do not need it.
@@ -325,6 +330,7 @@ def simulate(
     eng = Engine(
         policy, insurance_fund, maintenance_rate, cash_decimals=cash_decimals, qty_decimals=qty_decimals,
         price_decimals=price_decimals, markets=markets, adl_price=adl_price, seed=seed, trigger=trigger,
+        trigger_min_balance=trigger_min_balance, lights=lights,
     )
     pos, path, acc = mapped(columns, ("positions", positions), ("prices", prices), ("accounts", accounts))
     assert pos is not None and path is not None
@@ -387,6 +393,7 @@ def simulate(
     params = {
         "policy": str(policy), "insurance_fund": fund_start, "maintenance_rate": maintenance_rate,
         "slippage": liquidation, "horizon": int(horizon), "trigger": str(trigger),
+        "trigger_min_balance": trigger_min_balance, "lights": eng.lights,
         "adl_price": str(adl_price) if adl_price is not None else ("mark" if policy == "hyperliquid" else "bankruptcy"),
         "positions": pos.height, "accounts": int(pos["account"].n_unique()) if "account" in pos.columns else 0,
         "symbols": names, "price_rows": px.height, "steps": n, "seed": seed,

@@ -27,6 +27,22 @@ PolicyName = Enum("PolicyName", {p: p for p in POLICIES}, type=str)  # type: ign
 """The policies as typer choices (with shell completion), from the one list in adl._io."""
 
 
+class Lights(str, Enum):
+    """How queue lights bucket the queue (docs/model.md §3)."""
+
+    count = "count"
+    quantity = "quantity"
+
+
+class TriggerName(str, Enum):
+    """When ADL bypasses the fund (docs/model.md §5; :class:`adl.Engine`'s ``trigger``)."""
+
+    fund_empty = "fund_empty"
+    drawdown = "drawdown"
+    symbol_drawdown = "symbol_drawdown"
+    fund_drop = "fund_drop"
+
+
 class Format(str, Enum):
     """How a command prints its result: a rich table, or JSON / CSV on stdout, or Parquet
     (to ``--out``)."""
@@ -167,6 +183,7 @@ def rank(
     mark: float = typer.Option(None, help="Mark price of a one-symbol book."),
     marks: Path = typer.Option(None, help="Marks per symbol: Parquet or CSV with symbol, mark."),
     policy: PolicyName = typer.Option(PolicyName("bitmex"), help="ADL policy (one that ranks)."),
+    lights: Lights = typer.Option(None, "--lights", help="Queue lights by count or by cumulative quantity (default: the policy's)."),
     fmt: Format = typer.Option(Format.table, "--format", help="Output: table, json, csv or parquet (with --out)."),
     out: Path = typer.Option(None, help="Write the ranked book as Parquet here."),
 ) -> None:
@@ -181,7 +198,8 @@ def rank(
         raise typer.BadParameter("give --mark (one-symbol book) or --marks (a file of symbol, mark)", param_hint="--mark")
     try:
         at: float | dict[str, float] = mark if marks is None else adl.read_marks(marks)
-        ranked = adl.rank(adl.read_positions(positions), mark=at, policy=policy.value)
+        ranked = adl.rank(adl.read_positions(positions), mark=at, policy=policy.value,
+                          lights=None if lights is None else lights.value)
     except BAD_INPUT as e:
         raise _fail(e) from None
     label = f"mark {mark:g}" if mark is not None else f"the marks of {marks}"
@@ -195,8 +213,10 @@ SLOW_BOOK = 200_000
 
 
 def _run(positions: Path, prices: Path, policies: list[str], fund: float, mmr: float, bps: float,
-         horizon: int, keep_fills: bool, accounts: Path | None = None, markets: Path | None = None) -> list[SimulationResult]:
-    """Simulations with a rich progress bar and time estimate (one task per policy)."""
+         horizon: int, keep_fills: bool, accounts: Path | None = None, markets: Path | None = None,
+         engine_options: dict[str, Any] | None = None) -> list[SimulationResult]:
+    """Simulations with a rich progress bar and time estimate (one task per policy).
+    ``engine_options`` (the options given on the command line) override the markets file's ``[engine]``."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     import adl
@@ -217,7 +237,8 @@ def _run(positions: Path, prices: Path, policies: list[str], fund: float, mmr: f
             def tick(done: int, total: int, task: Any = task) -> None:
                 bar.update(task, completed=done, total=total)
 
-            settings: dict[str, Any] = {"maintenance_rate": mmr, **engine}
+            settings: dict[str, Any] = {"maintenance_rate": mmr, **engine,
+                                        **{k: v for k, v in (engine_options or {}).items() if v is not None}}
             results.append(adl.simulate(
                 book, path, policy=p, insurance_fund=fund,  # type: ignore[arg-type]
                 liquidation=adl.Slippage(bps_per_million=bps), horizon=horizon, keep_fills=keep_fills, progress=tick,
@@ -232,6 +253,15 @@ BPS = typer.Option(5.0, "--bps-per-million", help="Liquidation slippage: basis p
 HORIZON = typer.Option(0, "--horizon", help="Δ for the haircuts x(Δ), in the prices' ts unit.")
 ACCOUNTS = typer.Option(None, "--accounts", help="Account wallets for cross margin: Parquet or CSV with account, cash.")
 MARKETS = typer.Option(None, "--markets", help="Market parameters (grids, tiers, fees, pools, trigger) as TOML.")
+TRIGGER = typer.Option(None, "--trigger", help="When ADL bypasses the fund (default fund_empty; overrides the markets file).")
+MIN_BALANCE = typer.Option(None, "--trigger-min-balance", help="symbol_drawdown: the trigger applies only while the pool holds more.")
+LIGHTS = typer.Option(None, "--lights", help="Queue lights by count or by cumulative quantity (default: the policy's).")
+
+
+def _engine_options(trigger: TriggerName | None, min_balance: float | None, lights: Lights | None) -> dict[str, Any]:
+    return {"trigger": None if trigger is None else trigger.value, "trigger_min_balance": min_balance,
+            "lights": None if lights is None else lights.value}
+
 FORMAT = typer.Option(Format.table, "--format", help="Output: table, json, csv or parquet (with --out).")
 
 
@@ -270,10 +300,14 @@ def simulate(
     horizon: int = HORIZON,
     accounts: Path = ACCOUNTS,
     markets: Path = MARKETS,
+    trigger: TriggerName = TRIGGER,
+    trigger_min_balance: float = MIN_BALANCE,
+    lights: Lights = LIGHTS,
     fmt: Format = FORMAT,
     out: Path = typer.Option(None, help="Directory for liquidations, fund, accounts, fills and summary Parquet files."),
 ) -> None:
-    """Runs a liquidation cascade along a price path and prints who paid.
+    """Runs a liquidation cascade along a price path and prints who paid. ``--out`` also writes
+    the queues left after the cascade (``queue.parquet``: rank and lights by ``--lights``).
 
     Example: adl simulate run1/positions.parquet run1/prices.parquet --policy bitmex --insurance-fund 0 --out res
     """
@@ -282,7 +316,7 @@ def simulate(
     _writable(out, "--out-dir")
     try:
         (res,) = _run(positions, prices, [policy.value], insurance_fund, maintenance_rate, bps_per_million, horizon,
-                      out is not None, accounts, markets)
+                      out is not None, accounts, markets, _engine_options(trigger, trigger_min_balance, lights))
     except BAD_INPUT as e:
         raise _fail(e) from None
     if fmt is Format.table:
@@ -294,7 +328,8 @@ def simulate(
         out.mkdir(parents=True, exist_ok=True)
         for name in ("liquidations", "fund", "accounts", "fills", "summary"):
             getattr(res, name).write_parquet(out / f"{name}.parquet")
-        console.print(f"wrote {escape(str(out))}/{{liquidations,fund,accounts,fills,summary}}.parquet")
+        res.engine.indicator().write_parquet(out / "queue.parquet")
+        console.print(f"wrote {escape(str(out))}/{{liquidations,fund,accounts,fills,summary,queue}}.parquet")
 
 
 @app.command()
@@ -308,6 +343,9 @@ def compare(
     horizon: int = HORIZON,
     accounts: Path = ACCOUNTS,
     markets: Path = MARKETS,
+    trigger: TriggerName = TRIGGER,
+    trigger_min_balance: float = MIN_BALANCE,
+    lights: Lights = LIGHTS,
     fmt: Format = FORMAT,
     out: Path = typer.Option(None, help="Write the comparison as Parquet here."),
     report: Path = typer.Option(None, help="Also write an HTML report here (needs the report extra)."),
@@ -321,7 +359,7 @@ def compare(
     _writable(report, "--report")
     try:
         results = _run(positions, prices, names, insurance_fund, maintenance_rate, bps_per_million, horizon, False,
-                       accounts, markets)
+                       accounts, markets, _engine_options(trigger, trigger_min_balance, lights))
     except BAD_INPUT as e:
         raise _fail(e) from None
     table = pl.concat([r.summary for r in results], how="vertical_relaxed")
@@ -346,6 +384,9 @@ def report(
     horizon: int = HORIZON,
     accounts: Path = ACCOUNTS,
     markets: Path = MARKETS,
+    trigger: TriggerName = TRIGGER,
+    trigger_min_balance: float = MIN_BALANCE,
+    lights: Lights = LIGHTS,
 ) -> None:
     """Writes a self-contained HTML report: price path, fund, liquidation and ADL volume, who paid.
 
@@ -357,7 +398,7 @@ def report(
         from adl.reporting import write_report
 
         results = _run(positions, prices, names, insurance_fund, maintenance_rate, bps_per_million, horizon, False,
-                       accounts, markets)
+                       accounts, markets, _engine_options(trigger, trigger_min_balance, lights))
         path = write_report(results, out)
     except (*BAD_INPUT, ImportError) as e:
         raise _fail(e) from None

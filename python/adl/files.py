@@ -111,7 +111,8 @@ def read_marks(path: str | Path, *, columns: ColumnMap = None) -> dict[str, floa
     return marks
 
 
-ENGINE_KEYS = ("cash_decimals", "qty_decimals", "price_decimals", "maintenance_rate", "trigger", "adl_price", "seed")
+ENGINE_KEYS = ("cash_decimals", "qty_decimals", "price_decimals", "maintenance_rate", "trigger", "trigger_min_balance", "adl_price",
+               "seed", "lights")
 """Keys of a markets file's ``[engine]`` table: engine-wide settings for :func:`adl.simulate`."""
 
 

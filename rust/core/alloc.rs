@@ -206,7 +206,7 @@ impl Allocator for LeverageQueue {
             let holdings: Vec<Holding> =
                 rest.iter().map(|&(slot, p)| Holding::by_size(p.account, p.qty, side.cap(slot, p, &mut out.passed))).collect();
             let slots: Vec<u32> = rest.iter().map(|r| r.0).collect();
-            out.takes.extend(unranked_takes(&slots, pro_rata_shares(&holdings, left)));
+            out.takes.extend(unranked_takes(&slots, &holdings, pro_rata_shares(&holdings, left)));
         }
         out
     }
@@ -220,30 +220,61 @@ pub struct SizeProRata;
 impl Allocator for SizeProRata {
     fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation {
         let (slots, holdings, passed) = holdings(side, exclude, |p, cap| Holding::by_size(p.account, p.qty, cap));
-        Allocation { takes: unranked_takes(&slots, pro_rata_shares(&holdings, lots)), passed }
+        Allocation { takes: unranked_takes(&slots, &holdings, pro_rata_shares(&holdings, lots)), passed }
     }
 }
 
-/// The opposite side's queued positions, never the account `exclude`, in index order.
-/// The opposite side's queued positions (never the account `exclude`) in index order, as
-/// slots and the holdings `make` builds from each position and the lots it can pay for, and
-/// the ones passed over. One pass: each position is read once (the pass is memory-bound).
+/// The opposite side's queued positions (never the account `exclude`) as slots and the
+/// holdings `make` builds from each position and the lots it can pay for, and the ones
+/// passed over (in account order). One pass that reads each position once, in member order:
+/// that is the store's slot order, read nearly sequentially, where the index order of an
+/// unranked policy (account order) is a random walk over the store, one or two cache misses
+/// per position. The order does not change a split: `water_fill` decides every tie by
+/// account, and a side holds one position per account.
 fn holdings(side: &OppositeSide<'_>, exclude: u64, make: impl Fn(&Position, i64) -> Holding) -> (Vec<u32>, Vec<Holding>, Vec<Passed>) {
     let n = side.index.len();
     let (mut slots, mut holdings, mut passed) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
-    for (_, slot) in side.index.queue() {
+    let mut queued = 0;
+    for &slot in side.members {
         let p = side.store.get(slot);
+        // A complete, current index holds exactly the members with an index position.
+        if p.index_pos == NO_INDEX {
+            continue;
+        }
+        debug_assert_eq!(side.index.slot_at(p.index_pos as usize), slot);
+        queued += 1;
         if p.account != exclude {
             slots.push(slot);
             holdings.push(make(p, side.cap(slot, p, &mut passed)));
         }
     }
+    if queued != n {
+        // Not a complete index (never for the policies that call this): the queue itself.
+        (slots, holdings, passed) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
+        for (_, slot) in side.index.queue() {
+            let p = side.store.get(slot);
+            if p.account != exclude {
+                slots.push(slot);
+                holdings.push(make(p, side.cap(slot, p, &mut passed)));
+            }
+        }
+    }
+    passed.sort_unstable_by_key(|x| side.store.get(x.slot).account);
     (slots, holdings, passed)
 }
 
-/// Takes of unranked policies from per-member shares (members with no share are left out).
-fn unranked_takes(slots: &[u32], shares: Vec<i64>) -> Vec<Take> {
-    slots.iter().zip(shares).filter(|(_, share)| *share > 0).map(|(&slot, lots)| Take { slot, lots, rank: None, score: None }).collect()
+/// Takes of unranked policies from per-holding shares, in account order (holdings with no
+/// share are left out).
+fn unranked_takes(slots: &[u32], holdings: &[Holding], shares: Vec<i64>) -> Vec<Take> {
+    let mut takes: Vec<(u64, Take)> = slots
+        .iter()
+        .zip(holdings)
+        .zip(shares)
+        .filter(|(_, share)| *share > 0)
+        .map(|((&slot, h), lots)| (h.account, Take { slot, lots, rank: None, score: None }))
+        .collect();
+    takes.sort_unstable_by_key(|t| t.0);
+    takes.into_iter().map(|t| t.1).collect()
 }
 
 /// A counterparty as the pro-rata kernels see it: it may close up to `cap` lots, in
@@ -439,7 +470,7 @@ impl Allocator for WeightedProRata {
             let equity = side.scoring.equity(side.grid, side.tiers, side.mark, p);
             holding(p, side.grid, side.mark, equity, self.weighting, cap)
         });
-        Allocation { takes: unranked_takes(&slots, weighted_then_size(&holdings, lots)), passed }
+        Allocation { takes: unranked_takes(&slots, &holdings, weighted_then_size(&holdings, lots)), passed }
     }
 }
 
@@ -463,6 +494,7 @@ pub fn weighted_then_size(holdings: &[Holding], lots: i64) -> Vec<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::score::Policy;
 
     #[test]
     fn largest_remainder_by_hand() {
@@ -507,6 +539,115 @@ mod tests {
         // exact tie .6 = .6 -> the lower account, 5: 0, 2, 4. (Floats made .6 != .6.)
         let h = |a, q, w| Holding { account: a, cap: q, weight: w, size: q };
         assert_eq!(water_fill(&[h(9, 2, 8), h(6, 4, 24), h(5, 6, 48)], 6), vec![0, 2, 4]);
+    }
+
+    /// The split before positions were read in member order: the queue walked in index
+    /// (account) order, takes and passes in that order.
+    fn in_queue_order(side: &OppositeSide<'_>, lots: i64, exclude: u64, weighting: Option<Weighting>) -> Allocation {
+        let mut passed = Vec::new();
+        let (mut slots, mut hs) = (Vec::new(), Vec::new());
+        for (_, slot) in side.index.queue() {
+            let p = side.store.get(slot);
+            if p.account != exclude {
+                let cap = side.cap(slot, p, &mut passed);
+                slots.push(slot);
+                hs.push(match weighting {
+                    None => Holding::by_size(p.account, p.qty, cap),
+                    Some(w) => holding(p, side.grid, side.mark, side.scoring.equity(side.grid, side.tiers, side.mark, p), w, cap),
+                });
+            }
+        }
+        let shares = if weighting.is_some() { weighted_then_size(&hs, lots) } else { pro_rata_shares(&hs, lots) };
+        let takes = slots.iter().zip(shares).filter(|t| t.1 > 0).map(|(&slot, lots)| Take { slot, lots, rank: None, score: None });
+        Allocation { takes: takes.collect(), passed }
+    }
+
+    struct ByAccount<'a>(&'a PositionStore);
+
+    impl crate::core::ranking::QueueOrder for ByAccount<'_> {
+        fn account(&self, slot: u32) -> u64 {
+            self.0.get(slot).account
+        }
+        fn exact(&self, _: u32) -> Option<crate::core::score::Fraction> {
+            Some(crate::core::score::Fraction { sign: 0, num: 0, den: 1 })
+        }
+    }
+
+    #[test]
+    fn member_order_splits_exactly_as_queue_order() {
+        // Random sides (splitmix64): accounts scattered over the slots, small sizes so that
+        // remainders tie often, margins from generous to below the ADL price's needs, some
+        // members out of the index; every pro-rata split and its passes must be the same
+        // whichever order the positions are read in.
+        use crate::core::position::SHORT;
+        use crate::core::ranking::Entry;
+        let mut state = 7u64;
+        let mut next = move |n: u64| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) % n
+        };
+        let grid = Grid::new(0, 0, 0).unwrap();
+        let tiers = Tiers::flat(5_000);
+        let cross = crate::core::cross::CrossBook::default();
+        for round in 0..300 {
+            let n = 1 + next(40) as usize;
+            let mut store = PositionStore::with_capacity(n);
+            let mut members = Vec::new();
+            for i in 0..n {
+                let qty = 1 + next(if round % 2 == 0 { 4 } else { 30 }) as i64;
+                let entry = 90 + next(20) as i64;
+                let p = Position {
+                    account: next(1_000) * 1_000 + i as u64, // distinct, in no order
+                    qty,
+                    entry,
+                    margin: next(qty as u64 * 12) as i64,
+                    market: 0,
+                    member_pos: members.len() as u32,
+                    index_pos: NO_INDEX,
+                    side: SHORT,
+                    cap_bp: 2_000 + next(8_001) as u16,
+                    cross: false,
+                };
+                members.push(store.insert(p).unwrap());
+            }
+            let mark = 95 + next(10) as i64;
+            let entries: Vec<Entry> = members
+                .iter()
+                .filter(|&&s| store.get(s).equity(&grid, mark) > 0 && next(8) != 0)
+                .map(|&slot| Entry { slot, account: store.get(slot).account, score: 0.0, lots: store.get(slot).qty })
+                .collect();
+            let index = RankIndex::build(entries, &ByAccount(&store));
+            for (pos, slot) in index.slots() {
+                store.get_mut(slot).index_pos = pos as u32;
+            }
+            let exclude = if next(3) == 0 { store.get(members[next(n as u64) as usize]).account } else { u64::MAX };
+            for policy in [Policy::SizeProRata, Policy::WealthProRata, Policy::LeveredProRata, Policy::CappedProRata] {
+                let scoring = Scoring { policy, cross: &cross, custom: &[] };
+                let bankrupt_lots = 1 + next(60) as i64;
+                let terms = if next(4) == 0 {
+                    AdlTerms::Mark
+                } else {
+                    AdlTerms::Bankruptcy { side: 1, entry: 100 + next(20) as i64, lots: bankrupt_lots, margin: next(400) as i128 }
+                };
+                let side = OppositeSide { store: &store, index: &index, members: &members, grid: &grid, tiers: &tiers, mark, scoring: &scoring, terms };
+                let lots = 1 + next(80) as i64;
+                let (got, want) = match policy {
+                    Policy::SizeProRata => (SizeProRata.allocate(&side, lots, exclude), in_queue_order(&side, lots, exclude, None)),
+                    _ => {
+                        let weighting = match policy {
+                            Policy::WealthProRata => Weighting::Profit,
+                            Policy::LeveredProRata => Weighting::LeveredProfit,
+                            _ => Weighting::CappedSize,
+                        };
+                        (WeightedProRata { weighting }.allocate(&side, lots, exclude), in_queue_order(&side, lots, exclude, Some(weighting)))
+                    }
+                };
+                assert_eq!(got, want, "round {round} {policy:?}");
+            }
+        }
     }
 
     #[test]

@@ -54,6 +54,9 @@ struct Scored {
     market: u32,
     key: Key,
     lots: i64,
+    /// Entry in ticks and margin in cash units (the row as validated).
+    entry: i64,
+    margin: i64,
     score: f64,
 }
 
@@ -146,15 +149,16 @@ impl<'a> Context<'a> {
             for (j, &row) in rows[..k].iter().enumerate() {
                 let row = row as usize;
                 let code = c.market_of(row);
-                let (lots, score) = if block.exact[j] {
-                    (block.lots[j] as i64, block.eligible[j].then_some(block.score[j]))
+                // Exact rows hold their grid integers in f64 (below 2^51: exact).
+                let (lots, entry, margin, score) = if block.exact[j] {
+                    (block.lots[j] as i64, block.ticks[j] as i64, block.cash[j] as i64, block.eligible[j].then_some(block.score[j]))
                 } else {
                     let r = parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])?;
-                    (r.lots, self.row_score(&g, code, row, r))
+                    (r.lots, r.entry, r.margin, self.row_score(&g, code, row, r))
                 };
                 if let Some(score) = score {
                     let key = Key { score: desc_key(score), account: c.account[row], row: row as u32 };
-                    keep(Scored { side: c.side[row], market: code, key, lots, score });
+                    keep(Scored { side: c.side[row], market: code, key, lots, entry, margin, score });
                 }
             }
             start = end;
@@ -187,7 +191,7 @@ impl<'a> Context<'a> {
             }
             if let Some(score) = self.row_score(g, code, row, r) {
                 let key = Key { score: desc_key(score), account: c.account[row], row: row as u32 };
-                keep(Scored { side: r.side, market: code, key, lots: r.lots, score });
+                keep(Scored { side: r.side, market: code, key, lots: r.lots, entry: r.entry, margin: r.margin, score });
             }
         }
         Ok(())
@@ -195,17 +199,19 @@ impl<'a> Context<'a> {
 }
 
 impl Context<'_> {
-    /// `alloc::holding` of a (validated) row that can pay at the ADL price.
-    fn holding(&self, row: usize, weighting: Weighting) -> Holding {
-        let c = self.cols;
-        let code = c.market_of(row);
-        let g = &self.grids[code as usize];
-        let Ok(r) = parse_row(g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row]) else {
-            return Holding { account: c.account[row], cap: 0, weight: 0, size: 0 };
-        };
-        let p = c.position(row, r, code);
-        let mark = self.marks[code as usize];
+    /// `alloc::holding` of a scored row that can pay at the ADL price.
+    fn holding(&self, s: &Scored, weighting: Weighting) -> Holding {
+        let g = &self.grids[s.market as usize];
+        let r = crate::core::input::Row { side: s.side, lots: s.lots, entry: s.entry, margin: s.margin };
+        let p = self.cols.position(s.key.row as usize, r, s.market);
+        let mark = self.marks[s.market as usize];
         holding(&p, g, mark, p.equity(g, mark), weighting, p.qty)
+    }
+
+    /// `pays` of a scored row, from what `score_rows` already parsed.
+    fn scored_pays(&self, s: &Scored, adl: i64) -> bool {
+        let g = &self.grids[s.market as usize];
+        s.margin as i128 + s.side as i128 * g.value(s.lots, adl - s.entry) >= 0
     }
 
     /// Whether a (validated) row can pay for its lots at the ADL price `adl` (ticks of its
@@ -272,6 +278,9 @@ struct Block {
     mark: [f64; BLOCK],
     score: [f64; BLOCK],
     lots: [f64; BLOCK],
+    /// Entry in ticks and margin in cash units, as grid integers.
+    ticks: [f64; BLOCK],
+    cash: [f64; BLOCK],
     eligible: [bool; BLOCK],
     exact: [bool; BLOCK],
 }
@@ -286,6 +295,8 @@ impl Default for Block {
             mark: [0.0; BLOCK],
             score: [0.0; BLOCK],
             lots: [0.0; BLOCK],
+            ticks: [0.0; BLOCK],
+            cash: [0.0; BLOCK],
             eligible: [false; BLOCK],
             exact: [false; BLOCK],
         }
@@ -317,6 +328,8 @@ fn bitmex_block(g: &Grid, n: usize, b: &mut Block) {
         let den = if win { equity } else { notional };
         b.score[i] = d * num / (t * den);
         b.lots[i] = q;
+        b.ticks[i] = t;
+        b.cash[i] = m;
         b.eligible[i] = equity > 0.0;
         b.exact[i] = (mv < TWO_51) & (q * p.max(t) * f < TWO_53);
     }
@@ -654,7 +667,7 @@ pub fn deleverage(
     if available < want as i128 && policy != Policy::MinMaxLeverage {
         // Short even counting everyone: report what the rows that can pay hold.
         let mut payers = 0i64;
-        ctx.score_rows(0..cols.len(), wanted, |s| payers += if ctx.pays(s.key.row as usize, adl) { s.lots } else { 0 })?;
+        ctx.score_rows(0..cols.len(), wanted, |s| payers += if ctx.scored_pays(&s, adl) { s.lots } else { 0 })?;
         let (req, avail) = (g.qty_f64(want), g.qty_f64(payers));
         return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
     }
@@ -717,7 +730,7 @@ fn size_fallback(
     let ctx = Context::new(cols, markets, Policy::SizeProRata, None)?;
     let mut rows: Vec<(u64, u32, i64)> = Vec::new();
     ctx.score_rows(0..cols.len(), wanted, |s| {
-        if !queued.contains(&s.key.row) && ctx.pays(s.key.row as usize, adl) {
+        if !queued.contains(&s.key.row) && ctx.scored_pays(&s, adl) {
             rows.push((s.key.account, s.key.row, s.lots));
         }
     })?;
@@ -749,46 +762,56 @@ fn unranked_fills(
     seed: u64,
     adl: i64,
 ) -> Result<Vec<StatelessFill>> {
-    let dydx = ctx.policy == Policy::Dydx;
-    let mut rows: Vec<(u64, u32, i64)> = Vec::new();
-    let mut pays = rustc_hash::FxHashSet::default();
-    ctx.score_rows(0..ctx.cols.len(), wanted, |s| {
+    let takes: Vec<(u64, u32, i64)> = if ctx.policy == Policy::Dydx {
         // dYdX's candidates include those that cannot pay (skipped in the walk, counted).
-        let can = ctx.pays(s.key.row as usize, adl);
-        if can || dydx {
+        let mut rows: Vec<(u64, u32, i64)> = Vec::new();
+        let mut pays = rustc_hash::FxHashSet::default();
+        ctx.score_rows(0..ctx.cols.len(), wanted, |s| {
             rows.push((s.key.account, s.key.row, s.lots));
-        }
-        if can && dydx {
-            pays.insert(s.key.row);
-        }
-    })?;
-    rows.sort_unstable();
-    let holdings: Vec<(u64, i64)> = rows.iter().map(|r| (r.0, r.2)).collect();
-    let takes: Vec<(usize, i64)> = match ctx.policy {
-        Policy::Dydx => {
-            let start = start_of(seed, 0, distinct_accounts(&holdings));
-            walk_from(&holdings, start, want, DydxWalk::MAX_ACCOUNTS, |i| pays.contains(&rows[i].1))
-        }
-        Policy::WealthProRata | Policy::LeveredProRata | Policy::CappedProRata => {
-            let weighting = match ctx.policy {
-                Policy::WealthProRata => Weighting::Profit,
-                Policy::LeveredProRata => Weighting::LeveredProfit,
-                _ => Weighting::CappedSize,
-            };
-            let weighted: Vec<Holding> = rows.iter().map(|r| ctx.holding(r.1 as usize, weighting)).collect();
-            weighted_then_size(&weighted, want).into_iter().enumerate().filter(|t| t.1 > 0).collect()
-        }
-        _ => {
-            let by_size: Vec<Holding> = holdings.iter().map(|&(a, q)| Holding::by_size(a, q, q)).collect();
-            pro_rata_shares(&by_size, want).into_iter().enumerate().filter(|t| t.1 > 0).collect()
-        }
+            if ctx.scored_pays(&s, adl) {
+                pays.insert(s.key.row);
+            }
+        })?;
+        rows.sort_unstable();
+        let holdings: Vec<(u64, i64)> = rows.iter().map(|r| (r.0, r.2)).collect();
+        let start = start_of(seed, 0, distinct_accounts(&holdings));
+        let walk = walk_from(&holdings, start, want, DydxWalk::MAX_ACCOUNTS, |i| pays.contains(&rows[i].1));
+        walk.into_iter().map(|(i, lots)| (rows[i].0, rows[i].1, lots)).collect()
+    } else {
+        let weighting = match ctx.policy {
+            Policy::WealthProRata => Some(Weighting::Profit),
+            Policy::LeveredProRata => Some(Weighting::LeveredProfit),
+            Policy::CappedProRata => Some(Weighting::CappedSize),
+            _ => None,
+        };
+        // One pass over the rows that can pay, in row order. The split does not depend on
+        // the order (ties go to the lower account, then the earlier row, and rows of one
+        // account stay in row order), so only the fills are sorted into account order.
+        let (mut rows, mut holdings) = (Vec::new(), Vec::new());
+        ctx.score_rows(0..ctx.cols.len(), wanted, |s| {
+            if ctx.scored_pays(&s, adl) {
+                rows.push(s.key.row);
+                holdings.push(match weighting {
+                    Some(w) => ctx.holding(&s, w),
+                    None => Holding::by_size(s.key.account, s.lots, s.lots),
+                });
+            }
+        })?;
+        let shares = match weighting {
+            Some(_) => weighted_then_size(&holdings, want),
+            None => pro_rata_shares(&holdings, want),
+        };
+        let mut takes: Vec<(u64, u32, i64)> =
+            shares.into_iter().enumerate().filter(|t| t.1 > 0).map(|(i, lots)| (holdings[i].account, rows[i], lots)).collect();
+        takes.sort_unstable();
+        takes
     };
-    let got: i128 = takes.iter().map(|t| t.1 as i128).sum();
+    let got: i128 = takes.iter().map(|t| t.2 as i128).sum();
     if got < want as i128 {
         let (req, avail) = (g.qty_f64(want), g.qty_f64(got as i64));
         return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
     }
-    Ok(takes.into_iter().map(|(i, lots)| StatelessFill { row: rows[i].1, lots, rank: 0, score: f64::NAN }).collect())
+    Ok(takes.into_iter().map(|(_, row, lots)| StatelessFill { row, lots, rank: 0, score: f64::NAN }).collect())
 }
 
 #[cfg(test)]

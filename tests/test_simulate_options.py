@@ -1,0 +1,124 @@
+"""`adl.simulate` and the CLI pass the engine's `lights` and `trigger_min_balance` through,
+with hand-computed effects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+import adl
+from adl.cli import app
+from adl.errors import InvalidInputError
+
+runner = CliRunner()
+WHOLE = dict(qty_decimals=0, price_decimals=0, cash_decimals=0)
+
+
+def book(rows: list[tuple[int, str, float, float, float]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=["account", "side", "qty", "entry_price", "margin"], orient="row")
+
+
+# Six longs @ 100 holding 10, 20, 30, 10, 10, 20 at mark 110, queued in row order (their
+# BitMEX scores 0.1/r fall with e/N = r = 0.2, ..., 0.7; see test_venue_presets.py), and
+# nobody below maintenance: the cascade liquidates nothing and the queue stays.
+LONGS = book([
+    (1, "long", 10, 100, 120), (2, "long", 20, 100, 460), (3, "long", 30, 100, 1_020),
+    (4, "long", 10, 100, 450), (5, "long", 10, 100, 560), (6, "long", 20, 100, 1_340),
+])
+FLAT = pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [110.0, 110.0]})
+
+# symbol_drawdown (docs/model.md §5): a long 350K @ 10 with margin 350K (P_bk 9) against a
+# 1M fund, the mark falling to 8: the deficit is 1 per lot. Above the minimum balance the
+# fund pays down to -30 % of its 8 h maximum (300K) and ADL takes the other 50K lots.
+CRASH_BOOK = book([(1, "long", 350_000, 10, 350_000), (90, "short", 1_000_000, 10, 1_000_000)])
+CRASH = pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [10.0, 8.0]})
+
+
+def crash(**kw: object) -> adl.SimulationResult:
+    return adl.simulate(CRASH_BOOK, CRASH, insurance_fund=1_000_000.0, liquidation=adl.Slippage(0.0),
+                        trigger="symbol_drawdown", **WHOLE, **kw)  # type: ignore[arg-type]
+
+
+def test_simulate_lights_method_reaches_the_engine() -> None:
+    # By cumulative quantity 10, 30, 60, 70, 80, 100 of 100: 6 - ceil(5·cum/100) = 5, 4, 3, 2, 2, 1;
+    # by count 6 - ceil(5·r/6) = 5, 4, 3, 2, 1, 1. bitmex defaults to quantity.
+    default = adl.simulate(LONGS, FLAT, insurance_fund=0.0, **WHOLE)  # type: ignore[arg-type]
+    assert default.engine.indicator()["lights"].to_list() == [5, 4, 3, 2, 2, 1]
+    count = adl.simulate(LONGS, FLAT, insurance_fund=0.0, lights="count", **WHOLE)  # type: ignore[arg-type]
+    assert count.engine.lights == "count" and count.params["lights"] == "count"
+    assert count.engine.indicator()["lights"].to_list() == [5, 4, 3, 2, 1, 1]
+
+
+def test_simulate_trigger_min_balance_takes_effect() -> None:
+    low = crash(trigger_min_balance=0.0)
+    row = low.liquidations.row(0, named=True)
+    assert (row["from_fund"], row["external_qty"], row["adl_qty"], row["bad_debt"]) == (300_000.0, 300_000.0, 50_000.0, 0.0)
+    assert low.params["trigger_min_balance"] == 0.0
+    # A 2M minimum: the pool (1M) is at or below it, so the trigger does not apply and the
+    # fund pays all 350K.
+    high = crash(trigger_min_balance=2_000_000.0)
+    row = high.liquidations.row(0, named=True)
+    assert (row["from_fund"], row["adl_qty"]) == (350_000.0, 0.0)
+    assert high.engine.insurance_fund == 650_000.0
+
+
+def test_simulate_refuses_bad_options_by_name() -> None:
+    with pytest.raises(InvalidInputError) as e:
+        adl.simulate(LONGS, FLAT, lights="moon")  # type: ignore[arg-type]
+    assert e.value.field == "lights"
+    with pytest.raises(InvalidInputError) as e:
+        adl.simulate(LONGS, FLAT, trigger="symbol_drawdown", trigger_min_balance=-1.0)
+    assert e.value.field == "trigger_min_balance"
+    # Only the symbol_drawdown trigger has a minimum balance (the engine says so).
+    with pytest.raises(InvalidInputError) as e:
+        adl.simulate(LONGS, FLAT, trigger="drawdown", trigger_min_balance=5.0)
+    assert e.value.field == "trigger_min_balance"
+
+
+def write(tmp: Path, positions: pl.DataFrame, prices: pl.DataFrame) -> tuple[str, str]:
+    pos, px = tmp / "positions.csv", tmp / "prices.csv"
+    positions.write_csv(pos)
+    prices.write_csv(px)
+    return str(pos), str(px)
+
+
+def test_cli_lights(tmp_path: Path) -> None:
+    pos, px = write(tmp_path, LONGS, FLAT)
+    whole = ["--markets", str(tmp_path / "m.toml")]
+    (tmp_path / "m.toml").write_text("[engine]\ncash_decimals = 0\nqty_decimals = 0\nprice_decimals = 0\n")
+    for lights, want in ((None, [5, 4, 3, 2, 2, 1]), ("count", [5, 4, 3, 2, 1, 1]), ("quantity", [5, 4, 3, 2, 2, 1])):
+        out = tmp_path / f"out-{lights}"
+        args = ["simulate", pos, px, "--insurance-fund", "0", *whole, "--out", str(out)]
+        r = runner.invoke(app, args + ([] if lights is None else ["--lights", lights]))
+        assert r.exit_code == 0, r.output
+        assert pl.read_parquet(out / "queue.parquet")["lights"].to_list() == want
+    # adl rank takes it too (the stateless ranking, same numbers).
+    r = runner.invoke(app, ["rank", pos, "--mark", "110", "--lights", "count", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert pl.read_json(r.output.encode()).sort("rank")["lights"].to_list() == [5, 4, 3, 2, 1, 1]
+    r = runner.invoke(app, ["simulate", pos, px, "--lights", "moon"])
+    assert r.exit_code == 2
+
+
+def test_cli_trigger_min_balance(tmp_path: Path) -> None:
+    pos, px = write(tmp_path, CRASH_BOOK, CRASH)
+    markets = tmp_path / "m.toml"
+    markets.write_text("[engine]\ncash_decimals = 0\nqty_decimals = 0\nprice_decimals = 0\n")
+    base = ["simulate", pos, px, "--insurance-fund", "1000000", "--bps-per-million", "0", "--markets", str(markets),
+            "--trigger", "symbol_drawdown", "--format", "json"]
+    # ADL notional of the 50K lots at P_bk 9: 450K; none with a 2M minimum balance.
+    for min_balance, adl_notional, fund_min in (("0", 450_000.0, 700_000.0), ("2000000", 0.0, 650_000.0)):
+        r = runner.invoke(app, [*base, "--trigger-min-balance", min_balance])
+        assert r.exit_code == 0, r.output
+        got = pl.read_json(r.output.encode()).row(0, named=True)
+        assert (got["adl_notional"], got["fund_min"]) == (adl_notional, fund_min)
+    # The markets file's [engine] table takes them too.
+    markets.write_text('[engine]\ncash_decimals = 0\nqty_decimals = 0\nprice_decimals = 0\ntrigger = "symbol_drawdown"\n'
+                       'trigger_min_balance = 2000000.0\n')
+    r = runner.invoke(app, ["simulate", pos, px, "--insurance-fund", "1000000", "--bps-per-million", "0", "--markets",
+                            str(markets), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert pl.read_json(r.output.encode())["adl_notional"].to_list() == [0.0]
