@@ -109,8 +109,9 @@ def test_cli_trigger_min_balance(tmp_path: Path) -> None:
     markets.write_text("[engine]\ncash_decimals = 0\nqty_decimals = 0\nprice_decimals = 0\n")
     base = ["simulate", pos, px, "--insurance-fund", "1000000", "--bps-per-million", "0", "--markets", str(markets),
             "--trigger", "symbol_drawdown", "--format", "json"]
-    # ADL notional of the 50K lots at P_bk 9: 450K; none with a 2M minimum balance.
-    for min_balance, adl_notional, fund_min in (("0", 450_000.0, 700_000.0), ("2000000", 0.0, 650_000.0)):
+    # ADL notional (Σ qty × mark) of the 50K lots at mark 8: 400K, the fund at 1M - 300K; with
+    # a 2M minimum balance no ADL and the fund at 1M - 350K.
+    for min_balance, adl_notional, fund_min in (("0", 400_000.0, 700_000.0), ("2000000", 0.0, 650_000.0)):
         r = runner.invoke(app, [*base, "--trigger-min-balance", min_balance])
         assert r.exit_code == 0, r.output
         got = pl.read_json(r.output.encode()).row(0, named=True)

@@ -30,8 +30,8 @@ PolicyName = Enum("PolicyName", {p: p for p in POLICIES}, type=str)  # type: ign
 class Lights(str, Enum):
     """How queue lights bucket the queue (docs/model.md §3)."""
 
-    count = "count"
-    quantity = "quantity"
+    by_count = "count"
+    by_quantity = "quantity"
 
 
 class TriggerName(str, Enum):
