@@ -53,6 +53,12 @@ fn stateless(c: &mut Criterion) {
     g.bench_function("1M", |b| {
         b.iter(|| black_box(deleverage(black_box(&cols), &table, Policy::Bitmex, 0, 1, qty, 100.5, 0, None).unwrap()))
     });
+    // The same close split by size over every short that can pay at 100.5.
+    let fills = deleverage(&cols, &table, Policy::SizeProRata, 0, 1, qty, 100.5, 0, None).unwrap();
+    println!("deleverage/size_pro_rata/1M: {} fills", fills.len());
+    g.bench_function("size_pro_rata/1M", |b| {
+        b.iter(|| black_box(deleverage(black_box(&cols), &table, Policy::SizeProRata, 0, 1, qty, 100.5, 0, None).unwrap()))
+    });
     g.finish();
 }
 
