@@ -149,9 +149,14 @@ impl<'a> Context<'a> {
             for (j, &row) in rows[..k].iter().enumerate() {
                 let row = row as usize;
                 let code = c.market_of(row);
-                // Exact rows hold their grid integers in f64 (below 2^51: exact).
+                // An exact row's grid integers, as `bitmex_block` rounded them (below 2^51);
+                // computed only where a caller reads them.
                 let (lots, entry, margin, score) = if block.exact[j] {
-                    (block.lots[j] as i64, block.ticks[j] as i64, block.cash[j] as i64, block.eligible[j].then_some(block.score[j]))
+                    let entry = round_small(block.entry[j] * g.price_scale) as i64;
+                    let margin = round_small(block.margin[j] * g.cash_scale) as i64;
+                    debug_assert!(parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])
+                        .is_ok_and(|r| (r.lots, r.entry, r.margin) == (block.lots[j] as i64, entry, margin)));
+                    (block.lots[j] as i64, entry, margin, block.eligible[j].then_some(block.score[j]))
                 } else {
                     let r = parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])?;
                     (r.lots, r.entry, r.margin, self.row_score(&g, code, row, r))
@@ -278,9 +283,6 @@ struct Block {
     mark: [f64; BLOCK],
     score: [f64; BLOCK],
     lots: [f64; BLOCK],
-    /// Entry in ticks and margin in cash units, as grid integers.
-    ticks: [f64; BLOCK],
-    cash: [f64; BLOCK],
     eligible: [bool; BLOCK],
     exact: [bool; BLOCK],
 }
@@ -295,8 +297,6 @@ impl Default for Block {
             mark: [0.0; BLOCK],
             score: [0.0; BLOCK],
             lots: [0.0; BLOCK],
-            ticks: [0.0; BLOCK],
-            cash: [0.0; BLOCK],
             eligible: [false; BLOCK],
             exact: [false; BLOCK],
         }
@@ -309,7 +309,6 @@ impl Default for Block {
 /// bit-for-bit `bitmex_score`'s; rows outside that range get `exact = false` and go
 /// through the integer path.
 fn bitmex_block(g: &Grid, n: usize, b: &mut Block) {
-    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2^52: (v + MAGIC) − MAGIC rounds |v| < 2^51
     const TWO_51: f64 = 2_251_799_813_685_248.0;
     const TWO_53: f64 = 9_007_199_254_740_992.0;
     let f = g.factor as f64;
@@ -317,9 +316,9 @@ fn bitmex_block(g: &Grid, n: usize, b: &mut Block) {
         let (s, p) = (b.side[i], b.mark[i]);
         let mv = b.margin[i] * g.cash_scale;
         // Validated: qty and entry are within 1e15 < 2^51 on the grid.
-        let q = (b.qty[i] * g.qty_scale + MAGIC) - MAGIC;
-        let t = (b.entry[i] * g.price_scale + MAGIC) - MAGIC;
-        let m = (mv + MAGIC) - MAGIC;
+        let q = round_small(b.qty[i] * g.qty_scale);
+        let t = round_small(b.entry[i] * g.price_scale);
+        let m = round_small(mv);
         let d = s * (p - t);
         let equity = m + s * (q * (p - t) * f);
         let notional = q * p * f;
@@ -328,11 +327,16 @@ fn bitmex_block(g: &Grid, n: usize, b: &mut Block) {
         let den = if win { equity } else { notional };
         b.score[i] = d * num / (t * den);
         b.lots[i] = q;
-        b.ticks[i] = t;
-        b.cash[i] = m;
         b.eligible[i] = equity > 0.0;
         b.exact[i] = (mv < TWO_51) & (q * p.max(t) * f < TWO_53);
     }
+}
+
+/// `v` rounded to the nearest integer, for |v| < 2^51, without a branch.
+#[inline(always)]
+fn round_small(v: f64) -> f64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2^52: (v + MAGIC) − MAGIC rounds |v| < 2^51
+    (v + MAGIC) - MAGIC
 }
 
 /// Runs `work` on consecutive row ranges, one per core for large inputs, and returns the
