@@ -632,7 +632,16 @@ mod tests {
                 } else {
                     AdlTerms::Bankruptcy { side: 1, entry: 100 + next(20) as i64, lots: bankrupt_lots, margin: next(400) as i128 }
                 };
-                let side = OppositeSide { store: &store, index: &index, members: &members, grid: &grid, tiers: &tiers, mark, scoring: &scoring, terms };
+                let side = OppositeSide {
+                    store: &store,
+                    index: &index,
+                    members: &members,
+                    grid: &grid,
+                    tiers: &tiers,
+                    mark,
+                    scoring: &scoring,
+                    terms,
+                };
                 let lots = 1 + next(80) as i64;
                 let (got, want) = match policy {
                     Policy::SizeProRata => (SizeProRata.allocate(&side, lots, exclude), in_queue_order(&side, lots, exclude, None)),
@@ -642,7 +651,10 @@ mod tests {
                             Policy::LeveredProRata => Weighting::LeveredProfit,
                             _ => Weighting::CappedSize,
                         };
-                        (WeightedProRata { weighting }.allocate(&side, lots, exclude), in_queue_order(&side, lots, exclude, Some(weighting)))
+                        (
+                            WeightedProRata { weighting }.allocate(&side, lots, exclude),
+                            in_queue_order(&side, lots, exclude, Some(weighting)),
+                        )
                     }
                 };
                 assert_eq!(got, want, "round {round} {policy:?}");

@@ -79,7 +79,10 @@ impl Engine {
         }
         // Each grid point is a trial on a copy of the engine: bound how many there are.
         if max_move / step > MAX_TRIALS as f64 {
-            return Err(AdlError::config("step", format!("{step} gives more than {MAX_TRIALS} trials up to max_move {max_move}; use at least max_move / {MAX_TRIALS}")));
+            return Err(AdlError::config(
+                "step",
+                format!("{step} gives more than {MAX_TRIALS} trials up to max_move {max_move}; use at least max_move / {MAX_TRIALS}"),
+            ));
         }
         // Longs are reached as the mark rises (any move), shorts as it falls (below 100 %).
         if !(max_move.is_finite() && max_move > 0.0 && (side > 0 || max_move < 1.0) && max_move <= 10.0) {

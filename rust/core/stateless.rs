@@ -154,8 +154,13 @@ impl<'a> Context<'a> {
                 let (lots, entry, margin, score) = if block.exact[j] {
                     let entry = round_small(block.entry[j] * g.price_scale) as i64;
                     let margin = round_small(block.margin[j] * g.cash_scale) as i64;
-                    debug_assert!(parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])
-                        .is_ok_and(|r| (r.lots, r.entry, r.margin) == (block.lots[j] as i64, entry, margin)));
+                    debug_assert!(parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row]).is_ok_and(|r| (
+                        r.lots, r.entry, r.margin
+                    ) == (
+                        block.lots[j] as i64,
+                        entry,
+                        margin
+                    )));
                     (block.lots[j] as i64, entry, margin, block.eligible[j].then_some(block.score[j]))
                 } else {
                     let r = parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])?;
