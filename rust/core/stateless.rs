@@ -406,7 +406,10 @@ pub fn rank(
                     lots[s.key.row as usize - start] = s.lots;
                     held[group] += s.lots as i128;
                 }
-                groups[group].push(((s.key.score as u128) << 32) | s.key.row as u128);
+                // Packed (score key, row, lots): the lots travel with the sort, so the
+                // by-quantity pass reads them in queue order (0 when they need more bits).
+                let packed_lots = if by_qty { u32::try_from(s.lots).unwrap_or(0) } else { 0 };
+                groups[group].push(((s.key.score as u128) << 64) | ((s.key.row as u128) << 32) | packed_lots as u128);
             },
         )?;
         Ok((scores, lots, groups, held))
@@ -432,9 +435,9 @@ pub fn rank(
     // near-tied scores exactly (score, account, row), as `sort_queue` does.
     let settle = |g: &mut Vec<u128>| {
         g.sort_unstable();
-        let row = |x: u128| (x & u32::MAX as u128) as u32;
+        let row = |x: u128| packed_row(x) as u32;
         // The key holds the score: no random reads of `score` except inside near-tie runs.
-        let key = |x: u128| key_score((x >> 32) as u64);
+        let key = |x: u128| key_score((x >> 64) as u64);
         let mut start = 0;
         for i in 1..=g.len() {
             if i == g.len() || !near(key(g[i - 1]), key(g[i])) {
@@ -468,35 +471,47 @@ pub fn rank(
     let mut percentile = vec![f64::NAN; n];
     let mut light = vec![0u8; n];
     if by_qty {
-        // By quantity, in one pass per queue: ranks, and the lots up to the end of each run
-        // of exactly equal scores (near-ties by the packed key first, then exactly).
-        let row = |x: u128| (x & u32::MAX as u128) as usize;
-        let key = |x: u128| key_score((x >> 32) as u64);
-        for (g, &total) in groups.iter().zip(&totals) {
+        // By quantity: in queue order, each row's rank and the lots queued up to the end of
+        // its run of exactly equal scores (near-ties by the packed key first, then exactly),
+        // scattered together (one random write per row, as by count); percentile and lights
+        // then follow in row order.
+        let mut place = vec![(0u32, 0i128); n];
+        let key = |x: u128| key_score((x >> 64) as u64);
+        for g in &groups {
             let (mut start, mut cum) = (0, 0i128);
             for i in 0..g.len() {
-                let r = row(g[i]);
-                rank[r] = i as u32 + 1;
-                cum += lots[r] as i128;
+                let r = packed_row(g[i]);
+                let held = match (g[i] & u32::MAX as u128) as i128 {
+                    0 => lots[r] as i128, // more than 32 bits (or none): read it
+                    l => l,
+                };
+                cum += held;
                 let tie = i + 1 < g.len() && near(key(g[i]), key(g[i + 1])) && {
-                    let next = row(g[i + 1]);
+                    let next = packed_row(g[i + 1]);
                     ctx.same_score((score[r], r as u32), (score[next], next as u32))
                 };
                 if !tie {
-                    let (pct, l) = (cum as f64 / total as f64, lights_by_quantity(cum, total));
-                    for &x in &g[start..=i] {
-                        percentile[row(x)] = pct;
-                        light[row(x)] = l;
+                    for (k, &x) in g[start..=i].iter().enumerate() {
+                        place[packed_row(x)] = ((start + k) as u32 + 1, cum);
                     }
                     start = i + 1;
                 }
+            }
+        }
+        for row in 0..n {
+            let (r, cum) = place[row];
+            if r > 0 {
+                let total = totals[cols.market_of(row) as usize * 2 + side_slot(cols.side[row])];
+                rank[row] = r;
+                percentile[row] = cum as f64 / total as f64;
+                light[row] = lights_by_quantity(cum, total);
             }
         }
         return Ok(Ranked { score, rank, percentile, lights: light });
     }
     for g in &groups {
         for (i, &x) in g.iter().enumerate() {
-            rank[(x & u32::MAX as u128) as usize] = i as u32 + 1;
+            rank[packed_row(x)] = i as u32 + 1;
         }
     }
     // By count: percentile and lights in row order (sequential, no second scatter).
@@ -510,6 +525,12 @@ pub fn rank(
         }
     }
     Ok(Ranked { score, rank, percentile, lights: light })
+}
+
+/// The row of a packed (score key, row, lots) queue entry of `rank`.
+#[inline]
+fn packed_row(x: u128) -> usize {
+    ((x >> 32) & u32::MAX as u128) as usize
 }
 
 /// One ADL fill of the stateless `deleverage`.
@@ -891,6 +912,18 @@ mod tests {
         assert_eq!(tied.rank, vec![1, 2, 3, 4, 5, 6]);
         assert_eq!(tied.lights, vec![5, 3, 3, 2, 2, 1]);
         assert_eq!((tied.percentile[1], tied.percentile[2]), (0.6, 0.6));
+        // Holdings beyond 32 bits of lots (read from the row, not the packed queue entry):
+        // the same proportions, 2^33 times larger, give the same lights; one small holding
+        // among them (10 of 10 + 2^33·90 lots) stays exact.
+        let big: Vec<f64> = qty.iter().map(|q| q * 2f64.powi(33)).collect();
+        let c_big = PositionColumns { qty: &big, ..c };
+        let q = rank(&c_big, &t, Policy::Custom, Some(&scores), Lights::Quantity).unwrap();
+        assert_eq!((q.lights, q.percentile), (vec![5, 4, 3, 2, 2, 1], vec![0.1, 0.3, 0.6, 0.7, 0.8, 1.0]));
+        let mixed = [10.0, big[1], big[2], big[3], big[4], big[5]];
+        let q = rank(&PositionColumns { qty: &mixed, ..c }, &t, Policy::Custom, Some(&scores), Lights::Quantity).unwrap();
+        // Cumulative 10 of 10 + 2^33·90: percentile ≈ 1.3e-11 (lights 5); the last holds the end.
+        assert_eq!((q.lights[0], q.lights[5], q.percentile[5]), (5, 1, 1.0));
+        assert_eq!(q.percentile[0], 10.0 / (10.0 + 2f64.powi(33) * 90.0));
     }
 
     #[test]
