@@ -472,40 +472,49 @@ pub fn rank(
     let mut light = vec![0u8; n];
     if by_qty {
         // By quantity: in queue order, each row's rank and the lots queued up to the end of
-        // its run of exactly equal scores (near-ties by the packed key first, then exactly),
-        // scattered together (one random write per row, as by count); percentile and lights
-        // then follow in row order.
-        let mut place = vec![(0u32, 0i128); n];
+        // its run of exactly equal scores (near-ties by the packed key first, then exactly).
         let key = |x: u128| key_score((x >> 64) as u64);
-        for g in &groups {
-            let (mut start, mut cum) = (0, 0i128);
-            for i in 0..g.len() {
-                let r = packed_row(g[i]);
-                let held = match (g[i] & u32::MAX as u128) as i128 {
-                    0 => lots[r] as i128, // more than 32 bits (or none): read it
-                    l => l,
-                };
-                cum += held;
-                let tie = i + 1 < g.len() && near(key(g[i]), key(g[i + 1])) && {
-                    let next = packed_row(g[i + 1]);
-                    ctx.same_score((score[r], r as u32), (score[next], next as u32))
-                };
-                if !tie {
-                    for (k, &x) in g[start..=i].iter().enumerate() {
-                        place[packed_row(x)] = ((start + k) as u32 + 1, cum);
+        let queue_ends = |emit: &mut dyn FnMut(usize, usize, u32, i128)| {
+            for (group, g) in groups.iter().enumerate() {
+                let (mut start, mut cum) = (0, 0i128);
+                for i in 0..g.len() {
+                    let r = packed_row(g[i]);
+                    cum += match (g[i] & u32::MAX as u128) as i128 {
+                        0 => lots[r] as i128, // more than 32 bits: read it from the row
+                        held => held,
+                    };
+                    let tie = i + 1 < g.len() && near(key(g[i]), key(g[i + 1])) && {
+                        let next = packed_row(g[i + 1]);
+                        ctx.same_score((score[r], r as u32), (score[next], next as u32))
+                    };
+                    if !tie {
+                        for (k, &x) in g[start..=i].iter().enumerate() {
+                            emit(group, packed_row(x), (start + k) as u32 + 1, cum);
+                        }
+                        start = i + 1;
                     }
-                    start = i + 1;
                 }
             }
-        }
-        for row in 0..n {
-            let (r, cum) = place[row];
-            if r > 0 {
-                let total = totals[cols.market_of(row) as usize * 2 + side_slot(cols.side[row])];
-                rank[row] = r;
-                percentile[row] = cum as f64 / total as f64;
-                light[row] = lights_by_quantity(cum, total);
+        };
+        if totals.iter().all(|&t| t <= u64::MAX as i128) {
+            // One compact random write per row (16 bytes, as few cache lines as by count),
+            // then percentile and lights in row order.
+            let mut place = vec![(0u32, 0u64); n];
+            queue_ends(&mut |_, row, r, cum| place[row] = (r, cum as u64));
+            for (row, &(r, cum)) in place.iter().enumerate() {
+                if r > 0 {
+                    let total = totals[cols.market_of(row) as usize * 2 + side_slot(cols.side[row])];
+                    rank[row] = r;
+                    percentile[row] = cum as f64 / total as f64;
+                    light[row] = lights_by_quantity(cum as i128, total);
+                }
             }
+        } else {
+            queue_ends(&mut |group, row, r, cum| {
+                rank[row] = r;
+                percentile[row] = cum as f64 / totals[group] as f64;
+                light[row] = lights_by_quantity(cum, totals[group]);
+            });
         }
         return Ok(Ranked { score, rank, percentile, lights: light });
     }
@@ -924,6 +933,25 @@ mod tests {
         // Cumulative 10 of 10 + 2^33·90: percentile ≈ 1.3e-11 (lights 5); the last holds the end.
         assert_eq!((q.lights[0], q.lights[5], q.percentile[5]), (5, 1, 1.0));
         assert_eq!(q.percentile[0], 10.0 / (10.0 + 2f64.powi(33) * 90.0));
+    }
+
+    #[test]
+    fn rank_lights_by_quantity_beyond_64_bits_of_lots() {
+        // 20,000 longs of 10^15 lots each (2·10^19 in the queue, past u64): with equal
+        // holdings, lights by quantity are lights by count, 6 − ⌈5·r/n⌉.
+        let n = 20_000;
+        let account: Vec<u64> = (1..=n as u64).collect();
+        let (side, qty) = (vec![1i8; n], vec![1e15; n]);
+        let (entry, margin) = (vec![100.0; n], vec![1e17; n]);
+        let scores: Vec<f64> = (0..n).map(|i| (n - i) as f64).collect();
+        let c = PositionColumns { account: &account, market: &[], side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &[] };
+        let (g, names) = table();
+        let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };
+        let by_qty = rank(&c, &t, Policy::Custom, Some(&scores), Lights::Quantity).unwrap();
+        let by_count = rank(&c, &t, Policy::Custom, Some(&scores), Lights::Count).unwrap();
+        assert_eq!(by_qty.rank, by_count.rank);
+        assert_eq!(by_qty.lights, by_count.lights);
+        assert_eq!((by_qty.lights[0], by_qty.lights[n - 1], by_qty.percentile[n - 1]), (5, 1, 1.0));
     }
 
     #[test]
