@@ -64,11 +64,7 @@ impl Engine {
             ..WideTotals::default()
         };
         for (_, p) in self.store().iter() {
-            let m = self.market(p.market);
-            t.position_equity.add(match m.mark {
-                Some(mark) => p.equity(&m.grid, mark),
-                None => p.margin as i128,
-            });
+            t.position_equity.add(self.position_equity(p));
             if p.side > 0 { &mut t.long_lots } else { &mut t.short_lots }.add(p.qty as i128);
         }
         t

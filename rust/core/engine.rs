@@ -602,11 +602,7 @@ impl Engine {
             fees: self.fees,
         };
         for (_, p) in self.store.iter() {
-            let m = &self.markets[p.market as usize];
-            t.position_equity += match m.mark {
-                Some(mark) => p.equity(&m.grid, mark),
-                None => p.margin as i128,
-            };
+            t.position_equity += self.position_equity(p);
             if p.side > 0 {
                 t.long_lots += p.qty as i128;
             } else {
@@ -618,7 +614,14 @@ impl Engine {
 
     // ----- queries -------------------------------------------------------------------
 
-    fn scoring(&self) -> Scoring<'_> {
+    /// A position's term of the conserved sum: its equity at the mark, or its margin while
+    /// its market has no mark.
+    pub fn position_equity(&self, p: &Position) -> i128 {
+        let m = &self.markets[p.market as usize];
+        m.mark.map_or(p.margin as i128, |mark| p.equity(&m.grid, mark))
+    }
+
+    pub(crate) fn scoring(&self) -> Scoring<'_> {
         Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom }
     }
 

@@ -868,7 +868,12 @@ mod tests {
     const MARGIN: [f64; 4] = [20.0, 60.0, 10.0, 5.0];
 
     fn cols() -> PositionColumns<'static> {
-        PositionColumns { account: &ACCOUNT, market: &[], side: &SIDE, qty: &QTY, entry: &ENTRY, margin: &MARGIN, adl_cap: &[], cross: &[] }
+        one_market(&ACCOUNT, &SIDE, &QTY, &ENTRY, &MARGIN)
+    }
+
+    /// Isolated rows of one market, no ADL caps.
+    fn one_market<'a>(account: &'a [u64], side: &'a [i8], qty: &'a [f64], entry: &'a [f64], margin: &'a [f64]) -> PositionColumns<'a> {
+        PositionColumns { account, market: &[], side, qty, entry, margin, adl_cap: &[], cross: &[] }
     }
 
     #[test]
@@ -895,16 +900,7 @@ mod tests {
         let side = [1i8; 6];
         let qty = [10.0, 20.0, 30.0, 10.0, 10.0, 20.0];
         let (entry, margin) = ([100.0; 6], [100.0; 6]);
-        let c = PositionColumns {
-            account: &account,
-            market: &[],
-            side: &side,
-            qty: &qty,
-            entry: &entry,
-            margin: &margin,
-            adl_cap: &[],
-            cross: &[],
-        };
+        let c = one_market(&account, &side, &qty, &entry, &margin);
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };
         let scores = [6.0, 5.0, 4.0, 3.0, 2.0, 1.0];
@@ -944,7 +940,7 @@ mod tests {
         let (side, qty) = (vec![1i8; n], vec![1e15; n]);
         let (entry, margin) = (vec![100.0; n], vec![1e17; n]);
         let scores: Vec<f64> = (0..n).map(|i| (n - i) as f64).collect();
-        let c = PositionColumns { account: &account, market: &[], side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &[] };
+        let c = one_market(&account, &side, &qty, &entry, &margin);
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };
         let by_qty = rank(&c, &t, Policy::Custom, Some(&scores), Lights::Quantity).unwrap();
@@ -1030,16 +1026,7 @@ mod tests {
         let qty: Vec<f64> = (0..n).map(|i| (i % 17 + 1) as f64).collect();
         let entry: Vec<f64> = (0..n).map(|i| (90 + i % 21) as f64).collect();
         let margin: Vec<f64> = (0..n).map(|i| (i % 50) as f64).collect();
-        let c = PositionColumns {
-            account: &account,
-            market: &[],
-            side: &side,
-            qty: &qty,
-            entry: &entry,
-            margin: &margin,
-            adl_cap: &[],
-            cross: &[],
-        };
+        let c = one_market(&account, &side, &qty, &entry, &margin);
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };
         let r = rank(&c, &t, Policy::Bitmex, None, Lights::Count).unwrap();

@@ -6,7 +6,6 @@ use crate::core::engine::Engine;
 use crate::core::error::{AdlError, Result};
 use crate::core::market::QueueRow;
 use crate::core::position::{Position, Side, NO_INDEX};
-use crate::core::scoring::Scoring;
 
 /// One position as its holder sees it. Amounts in cash units, prices in ticks of its market.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,14 +62,7 @@ impl Engine {
         }
         let positions = slots.into_iter().map(|slot| self.view_of(slot)).collect::<Result<Vec<_>>>()?;
         let cash = self.cash_of(account);
-        let equity = cash
-            + positions
-                .iter()
-                .map(|v| {
-                    let (p, m) = (&v.position, self.market(v.position.market));
-                    m.mark.map_or(p.margin as i128, |mark| p.equity(&m.grid, mark))
-                })
-                .sum::<i128>();
+        let equity = cash + positions.iter().map(|v| self.position_equity(&v.position)).sum::<i128>();
         let cross = positions.iter().any(|v| v.position.cross).then(|| self.cross.totals(account));
         Ok(AccountView { account, cash, equity, cross, positions })
     }
@@ -81,9 +73,8 @@ impl Engine {
         let queue = if marked && self.policy.is_ranked() {
             self.ranking(p.market, p.side)?;
             let pos = self.store().get(slot).index_pos;
-            let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
             (pos != NO_INDEX)
-                .then(|| self.markets[p.market as usize].queue_place(&self.store, &scoring, p.side, pos as usize, self.lights))
+                .then(|| self.markets[p.market as usize].queue_place(&self.store, &self.scoring(), p.side, pos as usize, self.lights))
                 .flatten()
         } else {
             None

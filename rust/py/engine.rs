@@ -878,8 +878,7 @@ impl Engine {
                 by.entry(a).or_default().0 = c;
             }
             for (_, p) in e.store().iter() {
-                let m = e.market(p.market);
-                let eq = m.mark.map_or(p.margin as i128, |mark| p.equity(&m.grid, mark));
+                let eq = e.position_equity(p);
                 let v = by.entry(p.account).or_default();
                 v.1 += eq;
                 v.2 += 1;
