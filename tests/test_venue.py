@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adl
+from conftest import conserved_value
 from invariants import check_no_isolated_counterparty_paid, isolated_cash
 from adl.errors import InvalidInputError
 
@@ -26,11 +27,6 @@ def book(rows: list[tuple[int, str, float, float, float]]) -> pl.DataFrame:
 BOOK = book([(1, "long", 10.0, 100.0, 100.0), (2, "short", 10.0, 100.0, 1_000.0)])
 
 
-def conserved(eng: adl.Engine) -> int:
-    t = eng.totals()
-    return t["cash"] + t["position_equity"] + t["fund"] + t["book_value"] + t["fees"] - t["bad_debt"]
-
-
 def cash(eng: adl.Engine, account: int) -> float:
     return eng.accounts().filter(pl.col("account") == account)["cash"].item()
 
@@ -40,11 +36,11 @@ def test_surplus_fee_and_the_rest_back_to_the_trader() -> None:
     eng = adl.Engine(maintenance_rate=0.05, cash_decimals=2, liquidation_fee=0.01, surplus_to_fund=False, **WHOLE)
     eng.load(BOOK)
     eng.set_marks(94.0)
-    before = conserved(eng)
+    before = conserved_value(eng)
     res = eng.liquidate(1, side="long")
     assert (res.fee, res.to_fund, res.returned) == (9.4, 9.4, 30.6)
     assert cash(eng, 1) == 30.6
-    assert conserved(eng) == before
+    assert conserved_value(eng) == before
 
 
 def test_fee_in_the_bankruptcy_price() -> None:
@@ -64,12 +60,12 @@ def test_adl_fee_paid_by_the_counterparty() -> None:
     eng = adl.Engine(maintenance_rate=0.05, cash_decimals=2, adl_fee=0.001, **WHOLE)
     eng.load(BOOK)
     eng.set_marks(89.0)
-    before = conserved(eng)
+    before = conserved_value(eng)
     res = eng.liquidate(1, side="long")
     assert res.adl_fees == 0.9
     assert cash(eng, 2) == 1_099.1
     assert eng.totals()["fees"] == 90
-    assert conserved(eng) == before
+    assert conserved_value(eng) == before
 
 
 def test_binance_tiers_maintenance_and_liquidation_price() -> None:
@@ -183,7 +179,7 @@ def test_conservation_with_fees_tiers_multipliers_and_inverse_markets(
     )
     eng.load(book([(a, s, float(q), float(e), m / 10 * unit) for a, s, q, e, m in rows]))
     eng.set_marks(float(mark))
-    start = conserved(eng)
+    start = conserved_value(eng)
     lots = eng.totals()["long_lots"] - eng.totals()["short_lots"]
     for _ in range(3):
         todo = eng.liquidatable()
@@ -193,7 +189,7 @@ def test_conservation_with_fees_tiers_multipliers_and_inverse_markets(
         cash = isolated_cash(eng)
         res = eng.liquidate(account, side=side, partial=partial)
         check_no_isolated_counterparty_paid(cash, eng, res)
-        assert conserved(eng) == start
+        assert conserved_value(eng) == start
         assert eng.totals()["fund"] >= 0
         book_qty = res.fills.filter(pl.col("kind") != "adl")["qty"].sum()
         signed = book_qty if side == "long" else -book_qty
@@ -263,12 +259,12 @@ def test_inverse_contracts() -> None:
     assert long["bankruptcy_price"].item() == pytest.approx(1e5 / 2.2)
     assert long["liquidation_price"].item() == pytest.approx(10_050 / 0.22)
     assert eng.markets()["inverse"].to_list() == [True]
-    before = conserved(eng)
+    before = conserved_value(eng)
     res = eng.liquidate(1, side="long")
     assert res.adl_qty == 10_000.0
     assert res.fills.filter(pl.col("kind") == "adl")["price"].item() == pytest.approx(1e5 / 2.2)
     assert cash(eng, 2) == 0.12  # margin back + 10,000 * (1/45,454.5 - 1/50,000) = 0.02 BTC
-    assert conserved(eng) == before
+    assert conserved_value(eng) == before
     # The cascade simulator values inverse markets in the coin: at Δ = 0 the short's haircut
     # is the deficit it covered, 10,000 * (1/40,000 - 1/45,454.5) = 0.03 BTC; the profit its
     # lots had, 10,000 * (1/40,000 - 1/50,000) = 0.05; their notional 0.25 BTC.

@@ -10,6 +10,7 @@ import pytest
 import adl
 from adl._io import POLICIES
 from adl.scenario import LEVERAGE_SETTINGS
+from conftest import conserved_value
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +74,6 @@ def test_bad_listing_is_refused() -> None:
         adl.venue_book(10, symbols={"X": adl.scenario.VenueSymbol(0.0, 0, 0, 1.0)})
 
 
-def _conserved(eng: adl.Engine) -> int:
-    t = eng.totals()
-    return t["cash"] + t["position_equity"] + t["fund"] + t["book_value"] + t["fees"] - t["bad_debt"]
-
-
 @pytest.mark.parametrize("policy", POLICIES)
 def test_cascade_on_a_venue_book_keeps_the_invariants(policy: str) -> None:
     """A 25 % crash of every symbol over 20 steps on a 3,000-position venue book: at every step
@@ -95,13 +91,13 @@ def test_cascade_on_a_venue_book_keeps_the_invariants(policy: str) -> None:
             due = eng.liquidatable()
             if due.height == 0:
                 break
-            before, value = eng.accounts(), _conserved(eng)
+            before, value = eng.accounts(), conserved_value(eng)
             iso = due.filter(pl.col("margin_mode") == "isolated")
             if iso.height:
                 res = eng.liquidate_many(iso.select("account", "symbol", "side"))
             else:
                 res = eng.liquidate_account(int(due["account"][0]))
-            assert _conserved(eng) == value
+            assert conserved_value(eng) == value
             adl_lots += res.adl_qty
             solvent = set(before.filter(pl.col("equity") >= 0)["account"])
             hit = set(res.fills.filter(pl.col("kind") == "adl")["account"]) - set(res.fills["bankrupt_account"])
