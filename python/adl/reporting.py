@@ -468,9 +468,8 @@ def report(results: SimulationResult | Sequence[SimulationResult], path: str | P
     >>> "Glossary" in out.read_text()
     True
     """
-    from adl.cascade import SimulationResult
-
-    runs = [results] if isinstance(results, SimulationResult) else list(results)
+    # A sequence of runs or one run (checked without importing adl.cascade, which imports this module).
+    runs = list(results) if isinstance(results, Sequence) else [results]
     if not runs:
         raise ValueError("report needs at least one simulation result")
     _, _, get_plotlyjs = _plotly()

@@ -1,38 +1,32 @@
 //! The pure-Rust ADL core: no Python here. `cargo test` builds and tests it alone.
+//!
+//! Layers, each depending only on those above it in this list (`tests/rust/layers.rs`
+//! fails on an upward or cyclic import):
+//! - `units`: sides, fixed-point grids and exact rounding, errors;
+//! - `market`: instruments (spec, grids, maintenance tiers, fees), no position state;
+//! - `book`: positions, input columns, cross accounts, funds and the trigger;
+//! - `policy`: scores, ranking indexes, side queues, allocation kernels;
+//! - `engine`: the stateful engine (waterfall, records, views, simulation) and the stateless calls;
+//! - `persist`: codec, snapshots, the operation log.
 
-pub mod alloc;
-pub mod audit;
-pub mod codec;
-pub mod cross;
-pub mod dydx;
-pub mod engine;
-pub mod error;
-pub mod fees;
-pub mod files;
-pub mod fixed;
-pub mod funds;
-pub mod input;
-pub mod labels;
+// In layer order (rustfmt keeps groups separated by blank lines in place).
+pub mod units;
+
 pub mod market;
-pub mod oplog;
-pub mod partial;
-pub mod position;
-pub mod preview;
-pub mod ranking;
-pub mod score;
-pub mod scoring;
-pub mod simulate;
-pub mod snapshot;
-pub mod stateless;
-pub mod tiers;
-pub mod trigger;
-pub mod undo;
-pub mod updates;
-pub mod views;
 
-pub use alloc::PassReason;
+pub mod book;
+
+pub mod policy;
+
+pub mod engine;
+
+pub mod persist;
+
+pub use book::trigger::Trigger;
 pub use engine::{Engine, Fill, FillKind, Liquidation, PassedOver, Request, Totals};
-pub use error::{AdlError, Result};
+pub use market::tiers::TierSpec;
 pub use market::{FeeConvention, MarketSpec};
-pub use score::Policy;
-pub use tiers::TierSpec;
+pub use policy::alloc::PassReason;
+pub use policy::score::{AdlPrice, Lights, Policy};
+pub use units::error::{AdlError, Result};
+pub use units::fixed::Grid;

@@ -9,18 +9,18 @@ use pyo3::types::{PyBytes, PyDict};
 use rustc_hash::FxHashMap;
 
 use super::{errors, run, Columns};
-use crate::core::audit::Wide;
+use crate::core::book::funds::Change;
+use crate::core::book::input::PositionColumns;
+use crate::core::book::position::Key;
+use crate::core::book::trigger::{AdlState, Trigger};
+use crate::core::engine::audit::Wide;
+use crate::core::engine::views::PositionView;
 use crate::core::engine::{AdlPrice, Engine as CoreEngine, Fill, FillKind, Liquidation, Request};
-use crate::core::error::AdlError;
-use crate::core::funds::Change;
-use crate::core::input::PositionColumns;
+use crate::core::market::tiers::TierSpec;
 use crate::core::market::{FeeConvention, MarketSpec};
-use crate::core::oplog::{Journal, Op, OpLog, OpOutput, SyncPolicy};
-use crate::core::position::Key;
-use crate::core::score::{Lights, Policy};
-use crate::core::tiers::TierSpec;
-use crate::core::trigger::{AdlState, Trigger};
-use crate::core::views::PositionView;
+use crate::core::persist::oplog::{Journal, Op, OpLog, OpOutput, SyncPolicy};
+use crate::core::policy::score::{Lights, Policy};
+use crate::core::units::error::AdlError;
 
 #[pyclass(frozen, module = "adl._adl")]
 pub struct Engine {
@@ -611,7 +611,7 @@ impl Engine {
             out.names = market_names(&j.engine);
             Ok((out, j.engine.cash_decimals))
         })?;
-        out.into_dict(py, |x| crate::core::fixed::cash_to_f64(x, cd))
+        out.into_dict(py, |x| crate::core::units::fixed::cash_to_f64(x, cd))
     }
 
     /// Every cross position of an account, at the marks (see `CoreEngine::liquidate_account`).
@@ -627,7 +627,7 @@ impl Engine {
             out.names = market_names(&j.engine);
             Ok((out, j.engine.cash_decimals))
         })?;
-        out.into_dict(py, |x| crate::core::fixed::cash_to_f64(x, cd))
+        out.into_dict(py, |x| crate::core::units::fixed::cash_to_f64(x, cd))
     }
 
     /// A batch; `fill_price` NaN means "at the mark".
@@ -679,7 +679,7 @@ impl Engine {
             out.names = market_names(&j.engine);
             Ok((out, j.engine.cash_decimals))
         })?;
-        out.into_dict(py, |x| crate::core::fixed::cash_to_f64(x, cd))
+        out.into_dict(py, |x| crate::core::units::fixed::cash_to_f64(x, cd))
     }
 
     /// Inserts or replaces positions and sets listed accounts' cash (all or nothing).
@@ -789,7 +789,7 @@ impl Engine {
     /// Rebuilds an engine from a log: (engine, operations replayed, torn bytes dropped).
     #[staticmethod]
     fn replay(py: Python<'_>, path: std::path::PathBuf) -> PyResult<(Engine, u64, u64)> {
-        let (e, info) = run(py, move || crate::core::oplog::replay(&path))?;
+        let (e, info) = run(py, move || crate::core::persist::oplog::replay(&path))?;
         Ok((Engine::wrap(e), info.ops, info.dropped_bytes))
     }
 

@@ -4,8 +4,8 @@ use pyo3::types::PyAnyMethods;
 use pyo3::IntoPyObject;
 use pyo3::PyErr;
 
-use crate::core::error::AdlError as CoreError;
-use crate::core::position::side_name;
+use crate::core::book::position::side_name;
+use crate::core::units::error::AdlError as CoreError;
 
 mod exc {
     pyo3::import_exception!(adl.errors, AdlError);

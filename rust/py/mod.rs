@@ -13,17 +13,17 @@ use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::core::error::Result as CoreResult;
-use crate::core::fixed::Grid;
-use crate::core::input::PositionColumns;
-use crate::core::score::{Lights, Policy};
-use crate::core::stateless::{self, MarketTable};
+use crate::core::book::input::PositionColumns;
+use crate::core::engine::stateless::{self, MarketTable};
+use crate::core::policy::score::{Lights, Policy};
+use crate::core::units::error::Result as CoreResult;
+use crate::core::units::fixed::Grid;
 
 /// Runs `f` without the GIL; maps core errors and panics to Python exceptions.
 pub(crate) fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> CoreResult<T> + Send) -> PyResult<T> {
     match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
         Ok(r) => r.map_err(errors::to_py),
-        Err(panic) => Err(errors::internal(crate::core::oplog::panic_message(panic.as_ref()))),
+        Err(panic) => Err(errors::internal(crate::core::units::error::panic_message(panic.as_ref()))),
     }
 }
 

@@ -8,8 +8,8 @@ use pyo3::types::PyDict;
 
 use super::engine::Engine;
 use super::run;
-use crate::core::error::AdlError;
-use crate::core::simulate::{SeverityHook, SeverityRound, SeverityStart, Simulation as CoreSimulation, Slippage};
+use crate::core::engine::simulate::{SeverityHook, SeverityRound, SeverityStart, Simulation as CoreSimulation, Slippage};
+use crate::core::units::error::AdlError;
 
 #[pyclass(frozen, module = "adl._adl")]
 pub struct Simulation {
@@ -184,7 +184,7 @@ impl Simulation {
     /// Per counterparty account: what ADL took so far (see `core::simulate::Tally`).
     fn tally<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let sim = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rows: Vec<(u64, crate::core::simulate::Tally)> = sim.tally.iter().map(|(&a, &t)| (a, t)).collect();
+        let mut rows: Vec<(u64, crate::core::engine::simulate::Tally)> = sim.tally.iter().map(|(&a, &t)| (a, t)).collect();
         drop(sim);
         rows.sort_unstable_by_key(|r| r.0);
         let d = PyDict::new(py);

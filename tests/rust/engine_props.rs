@@ -4,14 +4,14 @@
 
 use proptest::prelude::*;
 
-use _adl::core::audit::SolvencyBaseline;
+use _adl::core::engine::audit::SolvencyBaseline;
 use _adl::core::engine::AdlPrice;
 #[path = "common.rs"]
 mod common;
 
-use _adl::core::score::Fraction;
-use _adl::core::tiers::Tiers;
-use _adl::core::trigger::Trigger;
+use _adl::core::book::trigger::Trigger;
+use _adl::core::market::tiers::Tiers;
+use _adl::core::policy::score::Fraction;
 use _adl::core::{Engine, FeeConvention, FillKind, MarketSpec, Policy, Request};
 
 const CASES: u32 = 1_000;

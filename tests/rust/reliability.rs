@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
+use _adl::core::book::trigger::Trigger;
 use _adl::core::engine::AdlPrice;
-use _adl::core::error::AdlError;
-use _adl::core::oplog::{replay, replay_bytes, Journal, Op, OpLog, OwnedColumns, SyncPolicy, RECORD_HEADER};
-use _adl::core::trigger::Trigger;
+use _adl::core::persist::oplog::{replay, replay_bytes, Journal, Op, OpLog, OwnedColumns, SyncPolicy, RECORD_HEADER};
+use _adl::core::units::error::AdlError;
 use _adl::core::{Engine, MarketSpec, Policy, Request};
 
 const SPEC: MarketSpec = MarketSpec::linear(0, 0, 0.05);
@@ -120,7 +120,7 @@ fn replay_rebuilds_the_same_engine() {
     let j = logged_run(&path);
     assert_eq!(j.log.as_ref().unwrap().seq, 11);
     let (e, info) = replay(&path).unwrap();
-    assert_eq!(info, _adl::core::oplog::ReplayInfo { ops: 11, dropped_bytes: 0 });
+    assert_eq!(info, _adl::core::persist::oplog::ReplayInfo { ops: 11, dropped_bytes: 0 });
     assert_eq!(e.snapshot(), j.engine.snapshot());
 }
 
@@ -235,7 +235,7 @@ fn a_failed_last_operation_is_dropped_on_replay_only_at_the_end() {
     assert!(j.apply(refused).is_err());
     // The journal cut the refused operation's record off again.
     assert_eq!(std::fs::read(&path).unwrap(), good);
-    let payload = _adl::core::oplog::encode(&refused);
+    let payload = _adl::core::persist::oplog::encode(&refused);
     let mut rec = Vec::new();
     rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     rec.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
@@ -373,7 +373,7 @@ fn labels_and_the_clock_survive_snapshots_and_replay() {
     assert_eq!(back.snapshot(), e.snapshot());
     assert_eq!((back.labels(), back.clock()), (e.labels(), e.clock()));
     let (again, info) = replay(&path).unwrap();
-    assert_eq!(info, _adl::core::oplog::ReplayInfo { ops: 4, dropped_bytes: 0 });
+    assert_eq!(info, _adl::core::persist::oplog::ReplayInfo { ops: 4, dropped_bytes: 0 });
     assert_eq!(again.snapshot(), e.snapshot());
     assert_eq!(again.labels().names(), e.labels().names());
 }
@@ -420,7 +420,7 @@ fn a_capped_liquidation_is_logged_with_its_cap_and_replays_the_same() {
     // Long #1 10 @100 m30: P_bk = 97; 4 of its 10 lots ADL'd, 6 close at 95 with bad debt 6·2 = 12.
     let req = Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false };
     let out = j.apply(Op::LiquidateCapped { req, max_adl: 4 }).unwrap();
-    let _adl::core::oplog::OpOutput::Liquidated(l) = out else { panic!("not a liquidation") };
+    let _adl::core::persist::oplog::OpOutput::Liquidated(l) = out else { panic!("not a liquidation") };
     assert_eq!((l.adl_lots, l.external_lots, l.bad_debt), (4, 6, 1_200));
     // A refused cap is not logged.
     assert!(j.apply(Op::LiquidateCapped { req: Request { account: 6, force: true, ..req }, max_adl: -1 }).is_err());

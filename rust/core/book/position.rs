@@ -1,0 +1,256 @@
+//! Positions in fixed point and the store that keys them by (account, market, side).
+
+use std::collections::hash_map::Entry;
+
+use rustc_hash::FxHashMap;
+
+use crate::core::market::fees::close_fee;
+use crate::core::market::instrument::Instrument;
+use crate::core::market::spec::FeeConvention;
+use crate::core::market::tiers::Tiers;
+use crate::core::units::fixed::Grid;
+pub use crate::core::units::side::{side_name, side_slot, Side, LONG, SHORT};
+
+/// Marker for "not in any ranking index".
+pub const NO_INDEX: u32 = u32::MAX;
+
+/// One isolated position. 48 bytes: the store keeps millions of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub account: u64,
+    /// Whole lots; 0 marks a free slot.
+    pub qty: i64,
+    /// Average entry price in ticks.
+    pub entry: i64,
+    /// Isolated margin in cash units.
+    pub margin: i64,
+    pub market: u32,
+    /// Where this slot sits in its market-side member list.
+    pub member_pos: u32,
+    /// Where this slot sits in its market-side ranking index (`NO_INDEX` if not ranked).
+    pub index_pos: u32,
+    pub side: Side,
+    /// ADL cap β in basis points (policy `capped_pro_rata`; 10,000 = no cap). Fits in the
+    /// struct's padding: positions stay 48 bytes.
+    pub cap_bp: u16,
+    /// Cross margin (docs/model.md §6): the position holds no margin of its own (`margin` is 0)
+    /// and shares its account's wallet (the account's free cash). See `cross::CrossBook`.
+    pub cross: bool,
+}
+
+impl Position {
+    /// Unrealised PnL at `mark` in cash units: `σ·q·(P − E)`.
+    #[inline]
+    pub fn upnl(&self, grid: &Grid, mark: i64) -> i128 {
+        self.side as i128 * grid.value(self.qty, mark - self.entry)
+    }
+    /// Isolated equity `M + u`.
+    #[inline]
+    pub fn equity(&self, grid: &Grid, mark: i64) -> i128 {
+        self.margin as i128 + self.upnl(grid, mark)
+    }
+    /// Maintenance margin of the position's notional `q·P` (by tier), in cash units.
+    #[inline]
+    pub fn maintenance(&self, grid: &Grid, mark: i64, tiers: &Tiers) -> i128 {
+        tiers.maintenance(grid.notional(self.qty, mark))
+    }
+    /// Bankruptcy price `E − σ·M/q` in ticks (not on the grid in general).
+    pub fn bankruptcy_ticks(&self, grid: &Grid) -> f64 {
+        self.entry as f64 - self.side as f64 * self.margin as f64 / (self.qty as f64 * grid.factor as f64)
+    }
+    /// Liquidation price (equity = maintenance) in ticks; with one tier at rate `mmr`:
+    /// long `(q·E − M)/(q·(1 − mmr))`, short `(q·E + M)/(q·(1 + mmr))`.
+    pub fn liquidation_ticks(&self, grid: &Grid, tiers: &Tiers) -> f64 {
+        tiers.liquidation_ticks(grid, self.side, self.qty, self.entry, self.margin as f64)
+    }
+}
+
+/// Key of a position in the engine.
+pub type Key = (u64, u32, Side);
+
+/// Slab of positions with a key map; freed slots are reused.
+#[derive(Default, Clone)]
+pub struct PositionStore {
+    slots: Vec<Position>,
+    free: Vec<u32>,
+    by_key: FxHashMap<Key, u32>,
+}
+
+impl PositionStore {
+    pub fn with_capacity(n: usize) -> Self {
+        PositionStore { slots: Vec::with_capacity(n), free: Vec::new(), by_key: FxHashMap::with_capacity_and_hasher(n, Default::default()) }
+    }
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+    pub fn find(&self, key: &Key) -> Option<u32> {
+        self.by_key.get(key).copied()
+    }
+    #[inline]
+    pub fn get(&self, slot: u32) -> &Position {
+        &self.slots[slot as usize]
+    }
+    #[inline]
+    pub fn get_mut(&mut self, slot: u32) -> &mut Position {
+        &mut self.slots[slot as usize]
+    }
+    /// Inserts a new position, or returns the slot that already holds its key.
+    pub fn insert(&mut self, p: Position) -> Result<u32, u32> {
+        match self.by_key.entry((p.account, p.market, p.side)) {
+            Entry::Occupied(e) => Err(*e.get()),
+            Entry::Vacant(v) => {
+                let slot = match self.free.pop() {
+                    Some(s) => {
+                        self.slots[s as usize] = p;
+                        s
+                    }
+                    None => {
+                        self.slots.push(p);
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                v.insert(slot);
+                Ok(slot)
+            }
+        }
+    }
+    /// Frees a slot (its position is gone).
+    pub fn remove(&mut self, slot: u32) {
+        let p = self.slots[slot as usize];
+        self.by_key.remove(&(p.account, p.market, p.side));
+        self.slots[slot as usize].qty = 0;
+        self.free.push(slot);
+    }
+    /// Puts back positions as they were (`undo::Undo`): the free list cut to its old length
+    /// (it only grew since), and each slot with its old position and key.
+    pub(crate) fn restore(&mut self, free_len: usize, old: &[(u32, Position)]) {
+        self.free.truncate(free_len);
+        for &(slot, p) in old {
+            self.slots[slot as usize] = p;
+            if p.qty > 0 {
+                self.by_key.insert((p.account, p.market, p.side), slot);
+            }
+        }
+    }
+    /// Every slot (free ones hold qty 0) and the free list, for snapshots.
+    pub fn raw(&self) -> (&[Position], &[u32]) {
+        (&self.slots, &self.free)
+    }
+    /// Rebuilds a store from `raw()` parts; `None` when two live slots share a key or the free
+    /// list does not name exactly the free slots.
+    pub fn from_raw(slots: Vec<Position>, free: Vec<u32>) -> Option<PositionStore> {
+        let mut by_key = FxHashMap::with_capacity_and_hasher(slots.len(), Default::default());
+        for (i, p) in slots.iter().enumerate().filter(|(_, p)| p.qty > 0) {
+            if by_key.insert((p.account, p.market, p.side), i as u32).is_some() {
+                return None;
+            }
+        }
+        let mut seen = vec![false; slots.len()];
+        for &f in &free {
+            let ok = slots.get(f as usize).is_some_and(|p| p.qty == 0) && !std::mem::replace(&mut seen[f as usize], true);
+            if !ok {
+                return None;
+            }
+        }
+        (free.len() + by_key.len() == slots.len()).then_some(PositionStore { slots, free, by_key })
+    }
+    /// Live positions with their slots, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Position)> {
+        self.slots.iter().enumerate().filter(|(_, p)| p.qty > 0).map(|(i, p)| (i as u32, p))
+    }
+}
+
+/// Terms of an isolated position that depend on its instrument's fee convention.
+impl Instrument {
+    /// The estimated fee to close an isolated position at its bankruptcy price (`fees::close_fee`),
+    /// part of its maintenance under `FeeConvention::Bankruptcy` (Bybit); 0 under `Surplus` and
+    /// for cross positions (their maintenance is the account's TMMR by tier only).
+    pub fn close_fee(&self, p: &Position) -> i128 {
+        match self.spec.fee_convention {
+            FeeConvention::Bankruptcy if !p.cross => {
+                close_fee(&self.grid, p.side, p.qty, p.entry, p.margin as i128, self.liquidation_fee_ppm)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Maintenance of an isolated position at `mark`: by tier, plus the estimated fee to
+    /// close under `FeeConvention::Bankruptcy`, so that it is liquidatable (`e < MM + fee`)
+    /// no later than bankrupt (`e <= fee`; Bybit's "maintenance includes the fee to close").
+    pub fn maintenance(&self, p: &Position, mark: i64) -> i128 {
+        p.maintenance(&self.grid, mark, &self.tiers) + self.close_fee(p)
+    }
+
+    /// Liquidation price of an isolated position in ticks (`e = maintenance`): the fee to
+    /// close is constant in the mark, so it is the price of the margin less that fee.
+    pub fn liquidation_ticks(&self, p: &Position) -> f64 {
+        let fee = self.close_fee(p) as f64;
+        self.tiers.liquidation_ticks(&self.grid, p.side, p.qty, p.entry, p.margin as f64 - fee)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid() -> Grid {
+        Grid::new(0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn position_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Position>(), 48);
+    }
+
+    #[test]
+    fn equity_and_prices() {
+        // long 10 @ 100 with margin 50; mark 96: u = 10·(96−100) = −40, e = 10.
+        let p = Position {
+            account: 1,
+            qty: 10,
+            entry: 100,
+            margin: 50,
+            market: 0,
+            member_pos: 0,
+            index_pos: NO_INDEX,
+            side: LONG,
+            cap_bp: 10_000,
+            cross: false,
+        };
+        assert_eq!(p.upnl(&grid(), 96), -40);
+        assert_eq!(p.equity(&grid(), 96), 10);
+        // bankruptcy: 100 − 50/10 = 95
+        assert_eq!(p.bankruptcy_ticks(&grid()), 95.0);
+        // liquidation at mmr 0.5 %: (1000 − 50)/(10·0.995) = 95.477...
+        assert!((p.liquidation_ticks(&grid(), &Tiers::flat(5_000)) - 950.0 / 9.95).abs() < 1e-9);
+        // maintenance at 96: ceil(0.005·960) = ceil(4.8) = 5
+        assert_eq!(p.maintenance(&grid(), 96, &Tiers::flat(5_000)), 5);
+    }
+
+    #[test]
+    fn store_reuses_slots() {
+        let mut s = PositionStore::default();
+        let p = Position {
+            account: 1,
+            qty: 1,
+            entry: 1,
+            margin: 0,
+            market: 0,
+            member_pos: 0,
+            index_pos: NO_INDEX,
+            side: LONG,
+            cap_bp: 10_000,
+            cross: false,
+        };
+        let a = s.insert(p).unwrap();
+        assert_eq!(s.insert(p), Err(a));
+        s.remove(a);
+        assert!(s.find(&(1, 0, LONG)).is_none());
+        let b = s.insert(Position { account: 2, ..p }).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(s.len(), 1);
+    }
+}

@@ -1,0 +1,154 @@
+//! Preview for users (docs/model.md §7): the mark at which a position would start being
+//! deleveraged under the current book.
+//!
+//! The model is a gap: the mark of the position's market jumps from where it is to `P`, and
+//! every position then below maintenance is liquidated at `P` through the waterfall (worst
+//! first, with the current fund pools and triggers; other markets keep their marks). A
+//! position's ADL mark is the nearest `P`, on a grid of relative moves in its favour (a
+//! long's counterparties are shorts, who lose as the mark rises), at which that jump gives it
+//! an ADL fill. Each trial runs on a copy of the engine: nothing observable changes.
+
+use rustc_hash::FxHashSet;
+
+use crate::core::book::position::Side;
+use crate::core::engine::{Engine, FillKind, Request};
+use crate::core::units::error::{AdlError, Result};
+
+/// Most grid points `adl_marks` tries (each runs the gap on a copy of the engine).
+pub const MAX_TRIALS: u32 = 10_000;
+
+impl Engine {
+    /// Slots of the positions of `(market, side)` that an ADL fill reaches when the mark of
+    /// `market` jumps to `mark` (ticks) and everything below maintenance is liquidated there.
+    fn gap_hits(&self, market: u32, side: Side, mark: i64) -> Result<FxHashSet<u32>> {
+        let mut e = self.clone();
+        e.record_fills = false;
+        e.set_mark_ticks(&[(market, mark)], None)?;
+        let mut hits = FxHashSet::default();
+        // ADL credits can only help counterparties, so a few passes settle every cascade; a
+        // pass that liquidates nothing (only unvaluable cross accounts left) ends it.
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for slot in e.liquidatable() {
+                let p = *e.store.get(slot);
+                // Closed or cured by an earlier liquidation of this pass?
+                let live = e.store.find(&(p.account, p.market, p.side)) == Some(slot);
+                let below = if p.cross { e.cross.totals(p.account).liquidatable() } else { e.health(slot).is_ok_and(|(eq, mm)| eq < mm) };
+                if !(live && below) {
+                    continue;
+                }
+                let outcomes = if p.cross {
+                    match e.liquidate_account(p.account, false, false) {
+                        // A cross account with a position in a market without a mark cannot
+                        // be valued, so the venue could not liquidate it either: it stays.
+                        Err(AdlError::NoMark { .. }) => continue,
+                        other => {
+                            progressed = true;
+                            other?
+                        }
+                    }
+                } else {
+                    progressed = true;
+                    vec![e.liquidate(
+                        Request { account: p.account, market: p.market, side: p.side, fill_price: None, force: false, partial: false },
+                        false,
+                    )?]
+                };
+                for f in outcomes.iter().flat_map(|l| &l.fills).filter(|f| f.kind == FillKind::Adl && f.market == market) {
+                    if let (Some(account), Some(s)) = (f.account, f.side) {
+                        if s == side {
+                            if let Some(orig) = self.store.find(&(account, market, side)) {
+                                hits.insert(orig);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(hits)
+    }
+
+    /// For every position of `(market, side)` (or only `only`), the first mark on the grid
+    /// `P0·(1 ± k·step)`, `k = 1, 2, …` up to a move of `max_move`, at which a gap deleverages
+    /// it (`None`: no such mark within `max_move`). With `only`, the bracket found is then
+    /// narrowed by bisection to one tick (assuming one crossing inside it). Marks in ticks.
+    pub fn adl_marks(&mut self, market: u32, side: Side, step: f64, max_move: f64, only: Option<u32>) -> Result<Vec<(u32, Option<i64>)>> {
+        if !(step.is_finite() && step > 0.0 && step <= max_move) {
+            return Err(AdlError::config("step", format!("{step} must be > 0 and at most max_move")));
+        }
+        // Each grid point is a trial on a copy of the engine: bound how many there are.
+        if max_move / step > MAX_TRIALS as f64 {
+            return Err(AdlError::config(
+                "step",
+                format!("{step} gives more than {MAX_TRIALS} trials up to max_move {max_move}; use at least max_move / {MAX_TRIALS}"),
+            ));
+        }
+        // Longs are reached as the mark rises (any move), shorts as it falls (below 100 %).
+        if !(max_move.is_finite() && max_move > 0.0 && (side > 0 || max_move < 1.0) && max_move <= 10.0) {
+            return Err(AdlError::config(
+                "max_move",
+                format!("{max_move} must be > 0, at most 10, and below 1 for shorts (the mark falls)"),
+            ));
+        }
+        let m = self.markets.get(market as usize).ok_or_else(|| AdlError::UnknownMarket { symbol: format!("#{market}") })?;
+        let start = m.mark()?;
+        let members: Vec<u32> = match only {
+            Some(slot) => vec![slot],
+            None => m.members[crate::core::book::position::side_slot(side)].clone(),
+        };
+        // Longs are deleveraged when shorts go bankrupt: the mark rising. Shorts: it falling.
+        let dir = side as f64;
+        let steps = (max_move / step).floor() as i64;
+        // The grid is of prices (an inverse market's ticks are of −1/P); a price off the
+        // grid's range ends the search.
+        let (grid, p0) = (m.grid, m.grid.price_f64(start as f64));
+        let at = |k: i64| grid.ticks(p0 * (1.0 + dir * k as f64 * step)).filter(|&t| grid.is_price(t));
+        // The fill log is not needed in the copies: move it out while they are made.
+        let log = std::mem::take(&mut self.events);
+        // The fill log goes back even if a trial panics (the panic is then re-raised).
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut first: Vec<Option<i64>> = vec![None; members.len()];
+            let mut left = members.len();
+            let mut last_miss = start;
+            let mut last_tried = start;
+            for k in 1..=steps {
+                if left == 0 {
+                    break;
+                }
+                let Some(mark) = at(k) else { break };
+                // Steps finer than a tick land on the same mark: one trial per mark.
+                if mark == last_tried {
+                    continue;
+                }
+                last_tried = mark;
+                let hits = self.gap_hits(market, side, mark)?;
+                for (i, slot) in members.iter().enumerate() {
+                    if first[i].is_none() && hits.contains(slot) {
+                        first[i] = Some(mark);
+                        left -= 1;
+                    }
+                }
+                if first.iter().all(Option::is_none) {
+                    last_miss = mark;
+                }
+            }
+            if let (Some(slot), Some(Some(hit))) = (only, first.first().copied()) {
+                // Bisection between the last grid mark that missed and the first that hit.
+                let (mut miss, mut hit) = (last_miss, hit);
+                while (hit - miss).abs() > 1 {
+                    let mid = miss + (hit - miss) / 2;
+                    if self.gap_hits(market, side, mid)?.contains(&slot) {
+                        hit = mid;
+                    } else {
+                        miss = mid;
+                    }
+                }
+                first[0] = Some(hit);
+            }
+            Ok(members.iter().copied().zip(first).collect())
+        }));
+        self.events = log;
+        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}

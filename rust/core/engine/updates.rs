@@ -1,0 +1,242 @@
+//! Incremental book updates between events: `upsert` (insert or replace positions, set
+//! account cash) and `close_position`. Each validates everything first and then applies, so
+//! an error changes nothing.
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::core::book::cross::{beyond, bounded_totals};
+use crate::core::book::input::{parse_price, parse_row, PositionColumns, Row};
+use crate::core::book::position::{Position, Side};
+use crate::core::engine::Engine;
+use crate::core::policy::queues::Market;
+use crate::core::policy::scoring::Scoring;
+use crate::core::units::error::{AdlError, Checked, Result};
+use crate::core::units::fixed::LEDGER_LIMIT;
+
+/// What an upsert did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpsertStats {
+    pub inserted: usize,
+    pub replaced: usize,
+    pub accounts: usize,
+}
+
+impl Engine {
+    /// Inserts positions whose key (account, symbol, side) is new and replaces the size,
+    /// entry, margin, margin mode and cap of those that exist. `accounts` (account, cash) sets
+    /// the cash of the accounts it lists. Markets not known yet are created with the default
+    /// spec. Under policy `custom`, `custom` gives each row's score. All or nothing.
+    pub fn upsert(
+        &mut self,
+        cols: PositionColumns<'_>,
+        symbols: &[String],
+        accounts: Option<(&[u64], &[f64])>,
+        custom: Option<&[f64]>,
+    ) -> Result<UpsertStats> {
+        cols.check_shape(symbols.len())?;
+        let custom = self.check_custom(custom, cols.len())?;
+        // Market ids, with the new markets numbered after the existing ones (created below).
+        let mut new_markets = Vec::new();
+        let mut code_to_id = Vec::with_capacity(symbols.len());
+        for name in symbols {
+            let id = match self.market_ids.get(name) {
+                Some(&id) => id,
+                None => match new_markets.iter().position(|m: &Market| &m.name == name) {
+                    Some(i) => (self.markets.len() + i) as u32,
+                    None => {
+                        new_markets.push(Market::new(name, self.default_spec.clone(), self.cash_decimals)?);
+                        (self.markets.len() + new_markets.len() - 1) as u32
+                    }
+                },
+            };
+            code_to_id.push(id);
+        }
+        let grid_of = |id: u32| {
+            let i = id as usize;
+            if i < self.markets.len() {
+                &self.markets[i].grid
+            } else {
+                &new_markets[i - self.markets.len()].grid
+            }
+        };
+        let name_of = |id: u32| {
+            let i = id as usize;
+            if i < self.markets.len() {
+                self.markets[i].name.clone()
+            } else {
+                new_markets[i - self.markets.len()].name.clone()
+            }
+        };
+        let mut rows: Vec<(u32, Row)> = Vec::with_capacity(cols.len());
+        let mut first_row: FxHashMap<(u64, u32, Side), usize> = FxHashMap::default();
+        for row in 0..cols.len() {
+            let id = code_to_id[cols.market_of(row) as usize];
+            let r = parse_row(grid_of(id), row, cols.side[row], cols.qty[row], cols.entry[row], cols.margin[row])?;
+            let account = cols.account[row];
+            if let Some(first) = first_row.insert((account, id, r.side), row) {
+                return Err(AdlError::DuplicateKey { account, symbol: name_of(id), side: r.side, row, first_row: first });
+            }
+            rows.push((id, r));
+        }
+        let cash = match accounts {
+            Some((acc, amounts)) => self.parse_accounts(acc, amounts)?,
+            None => FxHashMap::default(),
+        };
+        self.check_cross_after(&cols, &rows, &new_markets, &cash)?;
+
+        // Apply.
+        let mut stats = UpsertStats { accounts: cash.len(), ..UpsertStats::default() };
+        let first_new = self.markets.len();
+        self.markets.extend(new_markets);
+        self.resolve_pools();
+        for i in first_new..self.markets.len() {
+            self.market_ids.insert(self.markets[i].name.clone(), i as u32);
+        }
+        let mut touched: FxHashSet<u64> = FxHashSet::default();
+        for (row, (id, r)) in rows.into_iter().enumerate() {
+            let account = cols.account[row];
+            let fresh = cols.position(row, r, id);
+            let slot = match self.store.find(&(account, id, r.side)) {
+                Some(slot) => {
+                    let old = *self.store.get(slot);
+                    self.markets[id as usize].remove_member(&mut self.store, slot);
+                    if old.cross {
+                        self.cross.remove(account, slot);
+                        touched.insert(account);
+                    }
+                    *self.store.get_mut(slot) = fresh;
+                    stats.replaced += 1;
+                    slot
+                }
+                None => {
+                    stats.inserted += 1;
+                    self.store.insert(fresh).expect("key checked absent")
+                }
+            };
+            self.markets[id as usize].add_member(&mut self.store, slot);
+            if fresh.cross {
+                self.cross.add(account, slot);
+                touched.insert(account);
+            }
+            if let Some(&s) = custom.get(row) {
+                let i = slot as usize;
+                if i >= self.custom.len() {
+                    self.custom.resize(i + 1, 0.0);
+                }
+                self.custom[i] = s;
+            }
+        }
+        for (a, c) in cash {
+            self.cash.insert(a, c);
+            touched.insert(a);
+        }
+        self.refresh_cross(touched.into_iter()).expect("checked by check_cross_after");
+        Ok(stats)
+    }
+
+    /// The cross accounts an upsert touches, as they will be (rows replace the positions
+    /// with their keys, `cash` sets wallets), must stay within `cross::CROSS_LIMIT`.
+    fn check_cross_after(
+        &self,
+        cols: &PositionColumns<'_>,
+        rows: &[(u32, Row)],
+        new: &[Market],
+        cash: &FxHashMap<u64, i128>,
+    ) -> Result<()> {
+        let market = |id: u32| {
+            let i = id as usize;
+            if i < self.markets.len() {
+                &self.markets[i]
+            } else {
+                &new[i - self.markets.len()]
+            }
+        };
+        let mut fresh: FxHashMap<u64, Vec<Position>> = FxHashMap::default();
+        let mut replaced: FxHashSet<(u64, u32, Side)> = FxHashSet::default();
+        let mut touched: FxHashSet<u64> = cash.keys().copied().collect();
+        for (row, &(id, r)) in rows.iter().enumerate() {
+            let p = cols.position(row, r, id);
+            replaced.insert((p.account, id, p.side));
+            touched.insert(p.account);
+            if p.cross {
+                fresh.entry(p.account).or_default().push(p);
+            }
+        }
+        for a in touched {
+            let kept =
+                self.cross.slots(a).iter().map(|&s| self.store.get(s)).filter(|p| !replaced.contains(&(p.account, p.market, p.side)));
+            let all: Vec<&Position> = kept.chain(fresh.get(&a).into_iter().flatten()).collect();
+            let wallet = cash.get(&a).copied().unwrap_or_else(|| self.cash_of(a));
+            if !all.is_empty() && bounded_totals(wallet, all.iter().map(|&p| (p, &market(p.market).inst))).is_none() {
+                return Err(beyond(a));
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes a position outside ADL (the trader's own close) at `price` (None = the mark):
+    /// its margin and PnL at that price go to the account's cash, the book takes the lots.
+    /// Returns the cash credited (negative when the close realises a loss beyond the margin).
+    pub fn close_position(&mut self, account: u64, market: u32, side: Side, price: Option<f64>) -> Result<i128> {
+        if side != 1 && side != -1 {
+            return Err(AdlError::value("side", 0, format!("{side} is not a side")));
+        }
+        if market as usize >= self.markets.len() {
+            return Err(AdlError::UnknownMarket { symbol: format!("#{market}") });
+        }
+        let slot = self.store.find(&(account, market, side)).ok_or_else(|| AdlError::UnknownPosition {
+            account,
+            symbol: self.markets[market as usize].name.clone(),
+            side,
+        })?;
+        let m = &self.markets[market as usize];
+        let mark = m.mark()?;
+        let fill = match price {
+            Some(x) => parse_price(&m.grid, "price", 0, x)?,
+            None => mark,
+        };
+        let p = *self.store.get(slot);
+        let s = p.side as i128;
+        let credit = (p.margin as i128).add_c(s * m.grid.value(p.qty, fill - p.entry), "close credit")?;
+        let book = s * m.grid.value(p.qty, mark - fill);
+        let cash = self.cash_of(account).add_c(credit, "account cash").and_then(within_ledger)?;
+        let book_value = self.book_value.add_c(book, "book value")?;
+        self.markets[market as usize].remove_member(&mut self.store, slot);
+        self.store.remove(slot);
+        self.cash.insert(account, cash);
+        self.book_value = book_value;
+        if p.cross {
+            self.cross.remove(account, slot);
+        }
+        // The credit moved the wallet of any cross positions the account still holds (within
+        // `LEDGER_LIMIT`, far below `CROSS_LIMIT`; the positions left are a subset at the same marks).
+        self.refresh_cross(std::iter::once(account)).expect("a wallet within the ledger limit");
+        Ok(credit)
+    }
+
+    /// Recomputes the totals of these cross accounts and rescores their positions.
+    /// Callers check first that the totals stay within `cross::CROSS_LIMIT`.
+    pub(crate) fn refresh_cross(&mut self, accounts: impl Iterator<Item = u64>) -> Result<()> {
+        let mut slots = Vec::new();
+        for a in accounts {
+            let cash = self.cash_of(a);
+            self.cross.refresh(a, cash, &self.store, &self.markets)?;
+            slots.extend_from_slice(self.cross.slots(a));
+        }
+        let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
+        for s in slots {
+            let m = self.store.get(s).market as usize;
+            self.markets[m].rescore_member(&mut self.store, &scoring, s);
+        }
+        Ok(())
+    }
+}
+
+/// A ledger amount within `LEDGER_LIMIT` (what snapshots hold).
+fn within_ledger(x: i128) -> Result<i128> {
+    if x.abs() <= LEDGER_LIMIT {
+        Ok(x)
+    } else {
+        Err(AdlError::overflow("account cash"))
+    }
+}

@@ -1,0 +1,673 @@
+//! The order-book-independent matcher: given the eligible opposite side and a quantity,
+//! choose who closes how much. Policies plug in through `Allocator`.
+
+use ethnum::{I256, U256};
+
+use crate::core::book::position::{Position, PositionStore, NO_INDEX};
+use crate::core::market::tiers::Tiers;
+use crate::core::policy::ranking::RankIndex;
+use crate::core::policy::scoring::Scoring;
+use crate::core::units::fixed::Grid;
+
+/// What an allocator sees: the opposite side of one market.
+pub struct OppositeSide<'a> {
+    pub store: &'a PositionStore,
+    /// Eligible positions in queue order (ranked policies; account order for the others).
+    pub index: &'a RankIndex,
+    /// Every position of the side, eligible or not (for the size fallback of `LeverageQueue`).
+    pub members: &'a [u32],
+    pub grid: &'a Grid,
+    pub tiers: &'a Tiers,
+    pub mark: i64,
+    pub scoring: &'a Scoring<'a>,
+    /// The event's ADL price: what each counterparty must be able to pay for.
+    pub terms: AdlTerms,
+}
+
+/// The ADL price of an event, as the terms a counterparty's solvency is checked against
+/// (docs/model.md §2 step 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdlTerms {
+    /// At the mark: closing at the mark costs an eligible (solvent) counterparty nothing.
+    Mark,
+    /// At the bankruptcy price of `lots` bankrupt lots of `side` entered at `entry` ticks
+    /// and carrying `margin` cash units: `P_bk = entry − side·margin/(lots·factor)` ticks.
+    Bankruptcy { side: i8, entry: i64, lots: i64, margin: i128 },
+}
+
+/// Why a counterparty in the way of the queue was passed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassReason {
+    /// Isolated: the ADL price lies beyond its own bankruptcy price, so closing would pay it
+    /// negative cash (dYdX's "non-overlapping bankruptcy prices").
+    BeyondBankruptcy,
+    /// Cross: its account's net collateral (TNC) cannot pay for one lot at the ADL price.
+    Collateral,
+}
+
+impl PassReason {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PassReason::BeyondBankruptcy => "beyond_bankruptcy",
+            PassReason::Collateral => "collateral",
+        }
+    }
+}
+
+/// A counterparty passed over in an event; it keeps its place for later events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Passed {
+    pub slot: u32,
+    pub reason: PassReason,
+}
+
+/// What an allocator chose: the takes, and the counterparties it passed over on the way.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Allocation {
+    pub takes: Vec<Take>,
+    pub passed: Vec<Passed>,
+}
+
+impl Allocation {
+    pub fn lots(&self) -> i64 {
+        self.takes.iter().map(|t| t.lots).sum()
+    }
+}
+
+impl OppositeSide<'_> {
+    /// The most lots of `p` its holder can pay for at the ADL price (docs/model.md §2 step 4).
+    ///
+    /// Isolated, all lots or none: the cash it receives, `M_c + σ_c·q_c·(P_bk − E_c)`, must be
+    /// >= 0. `P_bk` is off the grid; with the engine's margin split (the lots carry
+    /// `⌊q_c·M/L⌋` or more) this is exactly `M_c + σ_c·value(q_c, E − E_c) + ⌊q_c·M/L⌋ >= 0`.
+    ///
+    /// Cross: each lot costs the account `D/L` against the mark, where `D` is the deficit at
+    /// the mark of the `L` bankrupt lots, so at most `⌊TNC·L/D⌋` lots keep `TNC >= 0`. (The
+    /// carried margin is rounded down, so k lots cost at most `⌈k·D/L⌉`, and an integer TNC
+    /// covers that exactly when it covers `k·D/L`.)
+    #[inline(always)]
+    pub fn affordable(&self, p: &Position) -> Result<i64, PassReason> {
+        let AdlTerms::Bankruptcy { side, entry, lots, margin } = self.terms else { return Ok(p.qty) };
+        if p.cross {
+            return self.cross_affordable(p, side, entry, lots, margin);
+        }
+        // X + ⌊q_c·M/L⌋ >= 0 with X an integer is X·L + q_c·M >= 0: no division on this
+        // per-counterparty path (the products fit i128 for any real book; else divide). Kept
+        // small and inline: the pro-rata loops run it once per opposite position.
+        let own = p.margin as i128 + p.side as i128 * self.grid.value(p.qty, entry - p.entry);
+        let pays = match (i64::try_from(own), i64::try_from(margin)) {
+            // Products of i64s are exact in i128 and their sum cannot overflow (< 2^127).
+            (Ok(own), Ok(margin)) => own as i128 * lots as i128 + p.qty as i128 * margin as i128 >= 0,
+            // Else the same products in 256 bits (a cross margin share can be near 2^125).
+            _ => I256::from(own) * I256::from(lots) + I256::from(p.qty) * I256::from(margin) >= I256::ZERO,
+        };
+        if pays {
+            Ok(p.qty)
+        } else {
+            Err(PassReason::BeyondBankruptcy)
+        }
+    }
+
+    /// `affordable` of a cross position: at most `⌊TNC·L/D⌋` lots.
+    #[cold]
+    #[inline(never)]
+    fn cross_affordable(&self, p: &Position, side: i8, entry: i64, lots: i64, margin: i128) -> Result<i64, PassReason> {
+        let deficit = -(margin + side as i128 * self.grid.value(lots, self.mark - entry));
+        if deficit <= 0 {
+            return Ok(p.qty);
+        }
+        let tnc = self.scoring.cross.totals(p.account).tnc();
+        let cap = match tnc.checked_mul(lots as i128) {
+            Some(x) => x.div_euclid(deficit),
+            // Beyond 128 bits: a cost per lot rounded up never overstates what TNC pays for.
+            None => tnc / (deficit / lots as i128 + 1),
+        };
+        if cap > 0 {
+            Ok(cap.min(p.qty as i128) as i64)
+        } else {
+            Err(PassReason::Collateral)
+        }
+    }
+
+    /// `affordable` as a cap, recording the pass in `passed`.
+    #[inline(always)]
+    fn cap(&self, slot: u32, p: &Position, passed: &mut Vec<Passed>) -> i64 {
+        self.affordable(p).unwrap_or_else(|reason| {
+            passed.push(Passed { slot, reason });
+            0
+        })
+    }
+}
+
+/// One counterparty's share of an ADL event. `rank`/`score` are `None` for policies that
+/// do not rank (pro-rata).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Take {
+    pub slot: u32,
+    pub lots: i64,
+    pub rank: Option<u64>,
+    pub score: Option<f64>,
+}
+
+pub trait Allocator {
+    /// Chooses counterparties for up to `lots` lots, never the account `exclude`
+    /// (no account is matched against itself), and none beyond what it can pay for
+    /// (`OppositeSide::affordable`). Σ take.lots <= lots; less only when the opposite side
+    /// cannot absorb (or pay for) it all.
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation;
+}
+
+/// Ranked queue (BitMEX-style): highest score first, whole positions, partial last.
+pub struct RankedQueue;
+
+impl Allocator for RankedQueue {
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation {
+        let mut out = Allocation::default();
+        let mut left = lots;
+        // The head of the queue has rank 1; every entry still queued counts, even ours.
+        for (rank, (pos, slot)) in (1u64..).zip(side.index.queue()) {
+            if left == 0 {
+                break;
+            }
+            let p = side.store.get(slot);
+            if p.account == exclude {
+                continue;
+            }
+            let take = left.min(side.cap(slot, p, &mut out.passed));
+            if take > 0 {
+                out.takes.push(Take { slot, lots: take, rank: Some(rank), score: Some(side.index.score_at(pos)) });
+                left -= take;
+            }
+        }
+        out
+    }
+}
+
+/// `min_max_leverage`: the ranked queue of profitable positions by leverage; if they cannot
+/// absorb it all, the rest is split by size over the other opposite positions that are not
+/// bankrupt (docs/model.md §4), and only then is there bad debt.
+pub struct LeverageQueue;
+
+impl Allocator for LeverageQueue {
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation {
+        let mut out = RankedQueue.allocate(side, lots, exclude);
+        let left = lots - out.lots();
+        if left > 0 {
+            let mut rest: Vec<(u32, &Position)> = side
+                .members
+                .iter()
+                .map(|&slot| (slot, side.store.get(slot)))
+                .filter(|(_, p)| p.index_pos == NO_INDEX && p.account != exclude)
+                .filter(|(_, p)| side.scoring.eligible(side.grid, side.tiers, side.mark, p))
+                .collect();
+            rest.sort_unstable_by_key(|(slot, p)| (p.account, *slot));
+            let holdings: Vec<Holding> =
+                rest.iter().map(|&(slot, p)| Holding::by_size(p.account, p.qty, side.cap(slot, p, &mut out.passed))).collect();
+            let slots: Vec<u32> = rest.iter().map(|r| r.0).collect();
+            out.takes.extend(unranked_takes(&slots, &holdings, pro_rata_shares(&holdings, left)));
+        }
+        out
+    }
+}
+
+/// Size pro-rata: every eligible opposite position closes `lots·q/Σq`, rounded to whole lots
+/// by largest remainder (ties: lower account first). If the side holds no more than `lots`,
+/// everyone closes fully.
+pub struct SizeProRata;
+
+impl Allocator for SizeProRata {
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation {
+        let (slots, holdings, passed) = holdings(side, exclude, |p, cap| Holding::by_size(p.account, p.qty, cap));
+        Allocation { takes: unranked_takes(&slots, &holdings, pro_rata_shares(&holdings, lots)), passed }
+    }
+}
+
+/// The opposite side's queued positions (never the account `exclude`) as slots and the
+/// holdings `make` builds from each position and the lots it can pay for, and the ones
+/// passed over (in account order). One pass that reads each position once, in member order:
+/// that is the store's slot order, read nearly sequentially, where the index order of an
+/// unranked policy (account order) is a random walk over the store, one or two cache misses
+/// per position. The order does not change a split: `water_fill` decides every tie by
+/// account, and a side holds one position per account.
+fn holdings(side: &OppositeSide<'_>, exclude: u64, make: impl Fn(&Position, i64) -> Holding) -> (Vec<u32>, Vec<Holding>, Vec<Passed>) {
+    let n = side.index.len();
+    let (mut slots, mut holdings, mut passed) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
+    let mut queued = 0;
+    for &slot in side.members {
+        let p = side.store.get(slot);
+        // A complete, current index holds exactly the members with an index position.
+        if p.index_pos == NO_INDEX {
+            continue;
+        }
+        debug_assert_eq!(side.index.slot_at(p.index_pos as usize), slot);
+        queued += 1;
+        if p.account != exclude {
+            slots.push(slot);
+            holdings.push(make(p, side.cap(slot, p, &mut passed)));
+        }
+    }
+    if queued != n {
+        // Not a complete index (never for the policies that call this): the queue itself.
+        (slots, holdings, passed) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
+        for (_, slot) in side.index.queue() {
+            let p = side.store.get(slot);
+            if p.account != exclude {
+                slots.push(slot);
+                holdings.push(make(p, side.cap(slot, p, &mut passed)));
+            }
+        }
+    }
+    passed.sort_unstable_by_key(|x| side.store.get(x.slot).account);
+    (slots, holdings, passed)
+}
+
+/// Takes of unranked policies from per-holding shares, in account order (holdings with no
+/// share are left out).
+fn unranked_takes(slots: &[u32], holdings: &[Holding], shares: Vec<i64>) -> Vec<Take> {
+    let mut takes: Vec<(u64, Take)> = slots
+        .iter()
+        .zip(holdings)
+        .zip(shares)
+        .filter(|(_, share)| *share > 0)
+        .map(|((&slot, h), lots)| (h.account, Take { slot, lots, rank: None, score: None }))
+        .collect();
+    takes.sort_unstable_by_key(|t| t.0);
+    takes.into_iter().map(|t| t.1).collect()
+}
+
+/// A counterparty as the pro-rata kernels see it: it may close up to `cap` lots, in
+/// proportion to `weight` (an integer: lots, or cash units), or by `size` in the fallback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holding {
+    pub account: u64,
+    pub cap: i64,
+    /// 0 = not eligible for the weighted pass (only for the size fallback).
+    pub weight: u128,
+    pub size: i64,
+}
+
+impl Holding {
+    /// A holding split by size: `size` lots, of which it can pay for `cap`.
+    pub fn by_size(account: u64, size: i64, cap: i64) -> Holding {
+        Holding { account, cap: cap.min(size), weight: size as u128, size }
+    }
+}
+
+/// Splits `lots` over holdings in proportion to their size (`Holding::by_size`): whole lots,
+/// largest remainder first (ties: lower account, then earlier entry), never beyond a cap
+/// (the excess is water-filled to the others). Everyone fills its cap when they hold no more.
+pub fn pro_rata_shares(holdings: &[Holding], lots: i64) -> Vec<i64> {
+    water_fill(holdings, lots)
+}
+
+/// The exact water-filling behind every pro-rata split: find the level `λ` with
+/// `Σ min(cap_i, λ·w_i) = lots`, give each holding `⌊λ·w_i⌋`, and the lots rounding leaves to
+/// the largest remainders (ties: lower account, then earlier entry). `λ = R/W` with `R` the
+/// lots not taken by saturated holdings and `W` the others' weight, so every share is the
+/// fraction `R·w_i/W`: comparisons and remainders are integers (256-bit), decided exactly.
+/// Holdings with weight 0 or cap 0 get nothing.
+pub fn water_fill(holdings: &[Holding], lots: i64) -> Vec<i64> {
+    let mut shares = vec![0i64; holdings.len()];
+    let active: Vec<usize> = (0..holdings.len()).filter(|&i| holdings[i].weight > 0 && holdings[i].cap > 0).collect();
+    let held: i128 = active.iter().map(|&i| holdings[i].cap as i128).sum();
+    if held <= lots as i128 {
+        for &i in &active {
+            shares[i] = holdings[i].cap;
+        }
+        return shares;
+    }
+    // Every product below is at most max(cap)·W or lots·max(w) (saturation only lowers W and
+    // R): in u128 when those fit, as they do for any real book, else in 256 bits.
+    let weights = active.iter().try_fold(0u128, |acc, &i| acc.checked_add(holdings[i].weight));
+    let max_cap = active.iter().map(|&i| holdings[i].cap as u128).max().unwrap_or(0);
+    let max_weight = active.iter().map(|&i| holdings[i].weight).max().unwrap_or(0);
+    let bound = |limit: u128| {
+        weights.and_then(|w| w.checked_mul(max_cap)).is_some_and(|x| x <= limit)
+            && (lots as u128).checked_mul(max_weight).is_some_and(|x| x <= limit)
+    };
+    if bound(u64::MAX as u128) {
+        fill::<u64>(holdings, lots, active, &mut shares);
+    } else if bound(u128::MAX) {
+        fill::<u128>(holdings, lots, active, &mut shares);
+    } else {
+        fill::<U256>(holdings, lots, active, &mut shares);
+    }
+    shares
+}
+
+/// Unsigned integers for `water_fill`'s exact products.
+trait Wide:
+    Copy + Ord + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> + std::ops::Div<Output = Self>
+{
+    const ZERO: Self;
+    fn of(x: u128) -> Self;
+    /// The value, known to be below 2^63.
+    fn small(self) -> i64;
+}
+
+impl Wide for u64 {
+    const ZERO: Self = 0;
+    fn of(x: u128) -> Self {
+        x as u64
+    }
+    fn small(self) -> i64 {
+        self as i64
+    }
+}
+
+impl Wide for u128 {
+    const ZERO: Self = 0;
+    fn of(x: u128) -> Self {
+        x
+    }
+    fn small(self) -> i64 {
+        self as i64
+    }
+}
+
+impl Wide for U256 {
+    const ZERO: Self = U256::ZERO;
+    fn of(x: u128) -> Self {
+        U256::from(x)
+    }
+    fn small(self) -> i64 {
+        self.as_i64()
+    }
+}
+
+/// `water_fill` on `active` holdings (weight > 0, cap > 0, caps holding more than `lots`).
+fn fill<T: Wide>(holdings: &[Holding], lots: i64, mut active: Vec<usize>, shares: &mut [i64]) {
+    let wide = |x: i64| T::of(x as u128);
+    let weight_of = |active: &[usize]| active.iter().fold(T::ZERO, |acc, &i| acc + T::of(holdings[i].weight));
+    // Saturate whoever the level reaches (`cap·W <= R·w`) and recompute it for the rest,
+    // until nobody new saturates (a few O(n) rounds). Some holding stays unsaturated since
+    // the caps hold more than `lots`.
+    let mut remaining = lots;
+    let mut wsum = weight_of(&active);
+    loop {
+        let r = wide(remaining);
+        let saturates = |i: usize| wide(holdings[i].cap) * wsum <= r * T::of(holdings[i].weight);
+        // A pass that allocates nothing first: usually nobody saturates (size splits never do).
+        if !active.iter().any(|&i| saturates(i)) {
+            break;
+        }
+        let (full, rest): (Vec<usize>, Vec<usize>) = active.iter().partition(|&&i| saturates(i));
+        for &i in &full {
+            shares[i] = holdings[i].cap;
+            remaining -= holdings[i].cap;
+        }
+        active = rest;
+        wsum = weight_of(&active);
+    }
+    let r = wide(remaining);
+    let mut remainders = Vec::with_capacity(active.len());
+    for &i in &active {
+        let x = r * T::of(holdings[i].weight);
+        // < cap (not saturated), so one more lot never exceeds the cap.
+        let q = x / wsum;
+        shares[i] = q.small();
+        remainders.push(x - q * wsum);
+    }
+    let left = (remaining - active.iter().map(|&i| shares[i]).sum::<i64>()) as usize;
+    if left > 0 {
+        // Only the `left` largest remainders matter: select them, no full sort.
+        let mut order: Vec<usize> = (0..active.len()).collect();
+        order.select_nth_unstable_by_key(left - 1, |&k| (std::cmp::Reverse(remainders[k]), holdings[active[k]].account, active[k]));
+        for &k in &order[..left] {
+            shares[active[k]] += 1;
+        }
+    }
+}
+
+/// The fair allocators of docs/model.md §4 in contract space: profitable positions close lots in
+/// proportion to a weight, water-filled so no one closes more than its cap; if they cannot
+/// absorb it all, the rest is split by size over the other opposite positions.
+pub struct WeightedProRata {
+    pub weighting: Weighting,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weighting {
+    /// Lots ∝ unrealised profit u⁺ (`wealth_pro_rata`), up to the whole position.
+    Profit,
+    /// Lots ∝ leverage × u⁺ (`levered_pro_rata`), up to the whole position.
+    LeveredProfit,
+    /// Lots ∝ size, up to the fraction `adl_cap` of it (`capped_pro_rata`): every position
+    /// closes the same fraction η, or its cap when that is lower.
+    CappedSize,
+}
+
+/// A position as a holding for `weighted_then_size`, able to pay for `affordable` lots. The
+/// weight is 0 (not eligible: not in profit) or: u⁺ in cash units (`Profit`);
+/// `⌊u⁺·N/e⌋`, at least 1, with `N` the notional and `e` the equity (its account share if
+/// cross) in cash units (`LeveredProfit`); the size in lots (`CappedSize`).
+pub fn holding(p: &Position, grid: &Grid, mark: i64, equity: i128, weighting: Weighting, affordable: i64) -> Holding {
+    let u = p.side as i128 * grid.value(p.qty, mark - p.entry);
+    let cap = affordable.min(p.qty);
+    if u <= 0 || equity <= 0 {
+        return Holding { account: p.account, cap, weight: 0, size: p.qty };
+    }
+    let (cap, weight) = match weighting {
+        Weighting::Profit => (cap, u as u128),
+        Weighting::LeveredProfit => {
+            let (u, n, e) = (u as u128, grid.notional(p.qty, mark) as u128, equity as u128);
+            let levered = match u.checked_mul(n) {
+                Some(x) => x / e,
+                None => (U256::from(u) * U256::from(n) / U256::from(e)).min(U256::from(u128::MAX)).as_u128(),
+            };
+            (cap, levered.max(1))
+        }
+        Weighting::CappedSize => (cap.min((p.qty as i128 * p.cap_bp as i128 / 10_000) as i64), p.qty as u128),
+    };
+    Holding { account: p.account, cap, weight, size: p.qty }
+}
+
+impl Allocator for WeightedProRata {
+    fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Allocation {
+        let (slots, holdings, passed) = holdings(side, exclude, |p, cap| {
+            let equity = side.scoring.equity(side.grid, side.tiers, side.mark, p);
+            holding(p, side.grid, side.mark, equity, self.weighting, cap)
+        });
+        Allocation { takes: unranked_takes(&slots, &holdings, weighted_then_size(&holdings, lots)), passed }
+    }
+}
+
+/// Splits `lots` over holdings: those with weight > 0 first, in proportion to weight and
+/// never beyond their cap (exact water-filling, `water_fill`); what they cannot absorb goes
+/// to the zero-weight holdings by size (`pro_rata_shares`).
+pub fn weighted_then_size(holdings: &[Holding], lots: i64) -> Vec<i64> {
+    let mut shares = water_fill(holdings, lots);
+    let left = lots - shares.iter().sum::<i64>();
+    if left > 0 {
+        let rest: Vec<usize> = (0..holdings.len()).filter(|&i| holdings[i].weight == 0).collect();
+        let by_size: Vec<Holding> =
+            rest.iter().map(|&i| Holding::by_size(holdings[i].account, holdings[i].size, holdings[i].cap)).collect();
+        for (&i, x) in rest.iter().zip(pro_rata_shares(&by_size, left)) {
+            shares[i] += x;
+        }
+    }
+    shares
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::policy::score::Policy;
+
+    #[test]
+    fn largest_remainder_by_hand() {
+        // 10 lots over 3, 3, 4 (Σ 10... = all) and 7 lots over 5, 3, 2: exact 3.5, 2.1, 1.4
+        // -> base 3, 2, 1 (6), one left to the largest remainder (0.5): 4, 2, 1.
+        let size = |h: &[(u64, i64)]| h.iter().map(|&(a, q)| Holding::by_size(a, q, q)).collect::<Vec<_>>();
+        assert_eq!(pro_rata_shares(&size(&[(1, 3), (2, 3), (3, 4)]), 10), vec![3, 3, 4]);
+        assert_eq!(pro_rata_shares(&size(&[(1, 5), (2, 3), (3, 2)]), 7), vec![4, 2, 1]);
+        // Equal remainders go to the lower account: 1 lot over 1, 1 (accounts 9 and 4).
+        assert_eq!(pro_rata_shares(&size(&[(9, 1), (4, 1)]), 1), vec![0, 1]);
+        // More than the side holds: everyone closes fully.
+        assert_eq!(pro_rata_shares(&size(&[(1, 2), (2, 3)]), 9), vec![2, 3]);
+        // A cap below the size (what a cross account can pay for): 7 lots over 5, 3, 2 with
+        // #1 capped at 2 -> #1 saturates (7·5/10 = 3.5 > 2); 5 lots over 3:2 = 3, 2.
+        let capped = [Holding::by_size(1, 5, 2), Holding::by_size(2, 3, 3), Holding::by_size(3, 2, 2)];
+        assert_eq!(pro_rata_shares(&capped, 7), vec![2, 3, 2]);
+        // A holding that can pay for nothing gets nothing: 4 lots over 0-capped 5 and 3, 2.
+        let passed = [Holding::by_size(1, 5, 0), Holding::by_size(2, 3, 3), Holding::by_size(3, 2, 2)];
+        assert_eq!(pro_rata_shares(&passed, 4), vec![0, 2, 2]);
+    }
+
+    #[test]
+    fn the_wide_path_agrees_with_the_u128_path() {
+        // Weights near 2^122 (W·cap ~ 2^130) force 256-bit products; scaled down by 2^112
+        // they fit u128. The same proportions give the same split.
+        let h = |a, q, w: u128| Holding { account: a, cap: q, weight: w, size: q };
+        let big = [h(1, 70, 3 << 122), h(2, 90, 5 << 122), h(3, 40, 1 << 122), h(4, 60, 5 << 122)];
+        assert!(big.iter().map(|x| x.weight).sum::<u128>().checked_mul(90).is_none(), "the wide path is taken");
+        let small: Vec<Holding> = big.iter().map(|x| Holding { weight: x.weight >> 112, ..*x }).collect();
+        let mid: Vec<Holding> = big.iter().map(|x| Holding { weight: x.weight >> 60, ..*x }).collect();
+        assert!(mid.iter().map(|x| x.weight).sum::<u128>() * 90 > u64::MAX as u128, "the u128 path is taken");
+        for lots in 1..260 {
+            assert_eq!(water_fill(&big, lots), water_fill(&small, lots), "lots {lots}");
+            assert_eq!(water_fill(&mid, lots), water_fill(&small, lots), "lots {lots}");
+        }
+    }
+
+    #[test]
+    fn equal_remainders_are_decided_exactly() {
+        // Weights 8, 24, 48 (profits) for accounts 9, 6, 5 and 6 lots: exact shares 0.6,
+        // 1.8, 3.6 -> floors 0, 1, 3 and two lots to the remainders .8 (account 6) and the
+        // exact tie .6 = .6 -> the lower account, 5: 0, 2, 4. (Floats made .6 != .6.)
+        let h = |a, q, w| Holding { account: a, cap: q, weight: w, size: q };
+        assert_eq!(water_fill(&[h(9, 2, 8), h(6, 4, 24), h(5, 6, 48)], 6), vec![0, 2, 4]);
+    }
+
+    /// The split before positions were read in member order: the queue walked in index
+    /// (account) order, takes and passes in that order.
+    fn in_queue_order(side: &OppositeSide<'_>, lots: i64, exclude: u64, weighting: Option<Weighting>) -> Allocation {
+        let mut passed = Vec::new();
+        let (mut slots, mut hs) = (Vec::new(), Vec::new());
+        for (_, slot) in side.index.queue() {
+            let p = side.store.get(slot);
+            if p.account != exclude {
+                let cap = side.cap(slot, p, &mut passed);
+                slots.push(slot);
+                hs.push(match weighting {
+                    None => Holding::by_size(p.account, p.qty, cap),
+                    Some(w) => holding(p, side.grid, side.mark, side.scoring.equity(side.grid, side.tiers, side.mark, p), w, cap),
+                });
+            }
+        }
+        let shares = if weighting.is_some() { weighted_then_size(&hs, lots) } else { pro_rata_shares(&hs, lots) };
+        let takes = slots.iter().zip(shares).filter(|t| t.1 > 0).map(|(&slot, lots)| Take { slot, lots, rank: None, score: None });
+        Allocation { takes: takes.collect(), passed }
+    }
+
+    struct ByAccount<'a>(&'a PositionStore);
+
+    impl crate::core::policy::ranking::QueueOrder for ByAccount<'_> {
+        fn account(&self, slot: u32) -> u64 {
+            self.0.get(slot).account
+        }
+        fn exact(&self, _: u32) -> Option<crate::core::policy::score::Fraction> {
+            Some(crate::core::policy::score::Fraction { sign: 0, num: 0, den: 1 })
+        }
+    }
+
+    #[test]
+    fn member_order_splits_exactly_as_queue_order() {
+        // Random sides (splitmix64): accounts scattered over the slots, small sizes so that
+        // remainders tie often, margins from generous to below the ADL price's needs, some
+        // members out of the index; every pro-rata split and its passes must be the same
+        // whichever order the positions are read in.
+        use crate::core::book::position::SHORT;
+        use crate::core::policy::ranking::Entry;
+        let mut state = 7u64;
+        let mut next = move |n: u64| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) % n
+        };
+        let grid = Grid::new(0, 0, 0).unwrap();
+        let tiers = Tiers::flat(5_000);
+        let cross = crate::core::book::cross::CrossBook::default();
+        for round in 0..300 {
+            let n = 1 + next(40) as usize;
+            let mut store = PositionStore::with_capacity(n);
+            let mut members = Vec::new();
+            for i in 0..n {
+                let qty = 1 + next(if round % 2 == 0 { 4 } else { 30 }) as i64;
+                let entry = 90 + next(20) as i64;
+                let p = Position {
+                    account: next(1_000) * 1_000 + i as u64, // distinct, in no order
+                    qty,
+                    entry,
+                    margin: next(qty as u64 * 12) as i64,
+                    market: 0,
+                    member_pos: members.len() as u32,
+                    index_pos: NO_INDEX,
+                    side: SHORT,
+                    cap_bp: 2_000 + next(8_001) as u16,
+                    cross: false,
+                };
+                members.push(store.insert(p).unwrap());
+            }
+            let mark = 95 + next(10) as i64;
+            let entries: Vec<Entry> = members
+                .iter()
+                .filter(|&&s| store.get(s).equity(&grid, mark) > 0 && next(8) != 0)
+                .map(|&slot| Entry { slot, account: store.get(slot).account, score: 0.0, lots: store.get(slot).qty })
+                .collect();
+            let index = RankIndex::build(entries, &ByAccount(&store));
+            for (pos, slot) in index.slots() {
+                store.get_mut(slot).index_pos = pos as u32;
+            }
+            let exclude = if next(3) == 0 { store.get(members[next(n as u64) as usize]).account } else { u64::MAX };
+            for policy in [Policy::SizeProRata, Policy::WealthProRata, Policy::LeveredProRata, Policy::CappedProRata] {
+                let scoring = Scoring { policy, cross: &cross, custom: &[] };
+                let bankrupt_lots = 1 + next(60) as i64;
+                let terms = if next(4) == 0 {
+                    AdlTerms::Mark
+                } else {
+                    AdlTerms::Bankruptcy { side: 1, entry: 100 + next(20) as i64, lots: bankrupt_lots, margin: next(400) as i128 }
+                };
+                let side = OppositeSide {
+                    store: &store,
+                    index: &index,
+                    members: &members,
+                    grid: &grid,
+                    tiers: &tiers,
+                    mark,
+                    scoring: &scoring,
+                    terms,
+                };
+                let lots = 1 + next(80) as i64;
+                let (got, want) = match policy {
+                    Policy::SizeProRata => (SizeProRata.allocate(&side, lots, exclude), in_queue_order(&side, lots, exclude, None)),
+                    _ => {
+                        let weighting = match policy {
+                            Policy::WealthProRata => Weighting::Profit,
+                            Policy::LeveredProRata => Weighting::LeveredProfit,
+                            _ => Weighting::CappedSize,
+                        };
+                        (
+                            WeightedProRata { weighting }.allocate(&side, lots, exclude),
+                            in_queue_order(&side, lots, exclude, Some(weighting)),
+                        )
+                    }
+                };
+                assert_eq!(got, want, "round {round} {policy:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_water_fill_by_hand() {
+        // 10 lots, weights 1:1:2 over holdings 10, 10, 3: level λ with 10 = λ + λ + min(3, 2λ)
+        // -> #3 saturates at 3, λ = 3.5: 3.5, 3.5, 3 -> floors 3, 3, 3 and the leftover lot
+        // to the equal remainders' lower account: 4, 3, 3.
+        let h = |a, q, w| Holding { account: a, cap: q, weight: w, size: q };
+        assert_eq!(weighted_then_size(&[h(1, 10, 1), h(2, 10, 1), h(3, 3, 2)], 10), vec![4, 3, 3]);
+        // Profitable holdings absorb 5 of 8; the other 3 go by size to the zero-weight ones (2:1).
+        assert_eq!(weighted_then_size(&[h(1, 5, 2), h(2, 6, 0), h(3, 3, 0)], 8), vec![5, 2, 1]);
+    }
+}

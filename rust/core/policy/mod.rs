@@ -1,0 +1,9 @@
+//! The policy layer: ADL scores, ranking indexes, side queues and the allocation kernels.
+//! Depends on `units`, `market` and `book`.
+
+pub mod alloc;
+pub mod dydx;
+pub mod queues;
+pub mod ranking;
+pub mod score;
+pub mod scoring;
