@@ -93,10 +93,10 @@ def test_bad_margin_mode_and_cross_margin_are_rejected_with_row() -> None:
         eng.load(with_margin)
     assert (e.value.field, e.value.row) == ("margin", 1)
     assert eng.totals() == before
-    # The stateless calls have no wallets: cross rows are refused there.
+    # The stateless calls check the same rows the same way (they load them into an engine).
     with pytest.raises(adl.InvalidInputError) as e:
-        adl.rank(BANKRUPT, MARKS, markets=MARKETS)
-    assert (e.value.field, e.value.row) == ("margin_mode", 0)
+        adl.rank(bad, MARKS, markets=MARKETS)
+    assert (e.value.field, e.value.row) == ("margin_mode", 1)
 
 
 def test_custom_scores_rank_the_engine_queue() -> None:

@@ -298,9 +298,9 @@ def test_review_findings_stay_fixed() -> None:
     with pytest.raises(InvalidInputError) as err:
         adl.Engine(liquidation_fee=0.9999996, fee_convention="bankruptcy")
     assert err.value.field == "liquidation_fee"
-    # The stateless functions model linear markets only.
+    # The stateless functions refuse what the engine refuses: an inverse grid too coarse for -1/P.
     with pytest.raises(InvalidInputError):
-        adl.rank(BOOK, mark=95.0, markets=adl.Market(0, 8, inverse=True))
+        adl.rank(BOOK, mark=95.0, markets=adl.Market(0, 1, inverse=True))
 
 
 def test_preview_move_limits_by_side() -> None:

@@ -77,8 +77,8 @@ class Market:
     rate on the notional each ADL counterparty closes, paid to the venue (0 on Binance and
     Bitget; Bybit charges its maker fee). ``fund_pool``: the
     insurance-fund pool the market draws on (``None``: the shared ``"default"`` pool).
-    The stateless :func:`adl.rank` and :func:`adl.deleverage` use the grid and the flat rate
-    only, and refuse inverse markets, multipliers and tiers.
+    The stateless :func:`adl.rank` and :func:`adl.deleverage` take every parameter, as
+    :class:`adl.Engine` does.
 
     >>> import adl
     >>> adl.Market(qty_decimals=3, price_decimals=1).qty_decimals
@@ -486,16 +486,10 @@ def market_specs(
     names: list[str], markets: Market | Mapping[str, Market] | None, default_rate: float = 0.005
 ) -> tuple[list[int], list[int], list[float]]:
     """qty/price decimals and maintenance rates per market from a single Market, a mapping,
-    or the defaults."""
+    or the defaults (for the stateless column path, which models linear markets with a flat rate)."""
     specs = [
         (markets.get(n, Market()) if isinstance(markets, Mapping) else (markets or Market())) for n in names
     ]
-    for name, s in zip(names, specs):
-        if s.inverse or (s.multiplier not in (None, 1.0)) or s.tiers:
-            raise InvalidInputError(
-                f"markets: {name!r} is inverse, has a multiplier or tiers; the stateless functions model linear "
-                "markets with a flat rate (use adl.Engine)", "markets", None,
-            )
     rates = [default_rate if s.maintenance_rate is None else float(s.maintenance_rate) for s in specs]
     return [s.qty_decimals for s in specs], [s.price_decimals for s in specs], rates
 
@@ -556,13 +550,3 @@ def margin_mode_codes(df: pl.DataFrame) -> np.ndarray[Any, Any] | None:
         row = _first(bad)
         raise InvalidInputError(f"margin_mode[row {row}]: {s[row]!r} is not 'isolated' or 'cross'", "margin_mode", row)
     return numpy_view((s == "cross").cast(pl.UInt8))
-
-
-def isolated_only(df: pl.DataFrame) -> None:
-    """Stateless calls have no account wallets: cross rows are refused."""
-    codes = margin_mode_codes(df)
-    if codes is not None and codes.any():
-        row = int(codes.argmax())
-        raise InvalidInputError(
-            f"margin_mode[row {row}]: cross positions need account wallets; load them into adl.Engine", "margin_mode", row
-        )

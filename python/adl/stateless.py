@@ -10,13 +10,75 @@ import polars as pl
 
 from adl import _adl
 from adl._io import (
-    SIDE, ColumnMap, Frame, LightsMethod, Market, Policy, ScoreSpec, custom_scores, mapped, isolated_only, market_specs, marks_for, position_arrays,
-    side_series, side_value,
+    SIDE, ColumnMap, Frame, LightsMethod, Market, Policy, PositionArrays, ScoreSpec, custom_scores, mapped, margin_mode_codes,
+    market_specs, marks_for, position_arrays, side_series, side_value,
 )
 from adl._args import U64, checked, integer, number, price_or_mapping, text
+from adl.engine import Engine
 from adl.errors import InvalidInputError, UnknownMarketError
 
 CASH_DECIMALS = 8
+
+
+def _specs(names: list[str], markets: Market | Mapping[str, Market] | None) -> dict[str, Market]:
+    return {n: (markets.get(n, Market()) if isinstance(markets, Mapping) else (markets or Market())) for n in names}
+
+
+def _plain(specs: Mapping[str, Market], df: pl.DataFrame, accounts: Frame | None) -> bool:
+    """Whether the one-pass column path models this book exactly: linear markets with a flat
+    rate, no fee in the maintenance, isolated rows and no account wallets. Other books go
+    to an engine loaded for the call (the same policy kernels, so the same answers)."""
+    codes = margin_mode_codes(df)
+    return accounts is None and (codes is None or not codes.any()) and all(
+        not s.inverse and s.multiplier in (None, 1.0) and not s.tiers
+        and not (s.fee_convention == "bankruptcy" and (s.liquidation_fee or 0.0) > 0.0)
+        for s in specs.values()
+    )
+
+
+def _engine(df: pl.DataFrame, a: PositionArrays, marks: list[float], policy: Policy, specs: Mapping[str, Market],
+            score: ScoreSpec, lights: LightsMethod | None, accounts: Frame | None, seed: int = 0) -> Engine:
+    """A fresh engine holding the book at its marks, with no fund (nothing is liquidated)."""
+    eng = Engine(policy, 0.0, cash_decimals=CASH_DECIMALS, markets=dict(specs), lights=lights, score=score, seed=seed)
+    eng.load(df, accounts)
+    eng.set_marks(dict(zip(a.names, marks)))
+    return eng
+
+
+def _keys(df: pl.DataFrame, a: PositionArrays) -> list[str]:
+    return ["account", "side"] + (["symbol"] if a.has_symbol else [])
+
+
+def _fills_on_engine(df: pl.DataFrame, a: PositionArrays, eng: Engine, symbol: str, side: int, qty: float,
+                     price: float) -> pl.DataFrame:
+    d = eng._core.adl_dry_run(symbol, side, qty, price)
+    n = len(d["qty"])
+    return pl.DataFrame(
+        {
+            "account": eng._shown().account(d["account"]).cast(df["account"].dtype),
+            "symbol": pl.Series("symbol", [symbol if a.has_symbol else None]).cast(
+                df["symbol"].dtype if a.has_symbol else pl.String).new_from_index(0, n),
+            "side": pl.Series("side", ["short" if side > 0 else "long"], dtype=SIDE).new_from_index(0, n),
+            "qty": d["qty"],
+            "price": np.full(n, price),
+            "rank": pl.Series(d["rank"], dtype=pl.UInt32),
+            "score": d["score"],
+        }
+    ).with_columns(
+        pl.when(pl.col("rank") > 0).then(pl.col("rank")).alias("rank"),
+        pl.col("score").fill_nan(None),
+    )
+
+
+def _rank_on_engine(df: pl.DataFrame, a: PositionArrays, eng: Engine) -> pl.DataFrame:
+    keys = _keys(df, a)
+    ind = eng.indicator().select(*keys, "score", "rank", "percentile", "lights").with_columns(
+        pl.col("account").cast(df["account"].dtype),
+        *([pl.col("symbol").cast(df["symbol"].dtype)] if a.has_symbol else []),
+    )
+    book = df.with_columns(side_series(a.side)).select(keys).with_row_index("_row")
+    got = book.join(ind, on=keys, how="left").sort("_row")
+    return df.with_columns(side_series(a.side), got["score"], got["rank"], got["percentile"], got["lights"])
 
 
 @checked(mark=price_or_mapping(tables=True), policy=text(choices=get_args(Policy)))
@@ -28,6 +90,7 @@ def rank(
     markets: Market | Mapping[str, Market] | None = None,
     score: ScoreSpec = None,
     lights: LightsMethod | None = None,
+    accounts: Frame | None = None,
     columns: ColumnMap = None,
 ) -> pl.DataFrame:
     """Ranks every position in its ADL queue (per symbol and side).
@@ -51,13 +114,17 @@ def rank(
     >>> adl.rank(book, mark=96.0)["rank"].to_list()
     [1, 2, None]
     """
-    (df,) = mapped(columns, ("positions", positions))
+    df, acc = mapped(columns, ("positions", positions), ("accounts", accounts))
     assert df is not None
-    isolated_only(df)
     a = position_arrays(df, text_ids=True)
+    specs, marks = _specs(a.names, markets), marks_for(a.names, mark)
+    if not _plain(specs, df, acc):
+        if not _adl.ranks(policy):
+            raise InvalidInputError(f"policy: {policy} does not rank positions", "policy", None)
+        return _rank_on_engine(df, a, _engine(df, a, marks, policy, specs, score, lights, acc))
     qd, pd, rates = market_specs(a.names, markets)
     custom = custom_scores(df, policy, score)
-    out = _adl.rank(a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy, custom, lights)
+    out = _adl.rank(a.args(), (a.names, marks, qd, pd, rates, CASH_DECIMALS), policy, custom, lights)
     eligible = pl.Series(out["rank"]) > 0
     return df.with_columns(
         side_series(a.side),   # long/short as the Enum every frame uses (buy/sell, 1/-1 read as sides)
@@ -82,6 +149,7 @@ def deleverage(
     markets: Market | Mapping[str, Market] | None = None,
     seed: int = 0,
     score: ScoreSpec = None,
+    accounts: Frame | None = None,
     columns: ColumnMap = None,
 ) -> pl.DataFrame:
     """Closes ``qty`` of a bankrupt ``side`` position against the opposite side's queue.
@@ -101,9 +169,8 @@ def deleverage(
     >>> adl.deleverage(book, mark=96.0, side="long", qty=15.0, price=95.0)["qty"].to_list()
     [10.0, 5.0]
     """
-    (df,) = mapped(columns, ("positions", positions))
+    df, acc = mapped(columns, ("positions", positions), ("accounts", accounts))
     assert df is not None
-    isolated_only(df)
     a = position_arrays(df, text_ids=True)
     if symbol is None:
         if len(a.names) > 1:
@@ -113,9 +180,13 @@ def deleverage(
         if symbol not in a.names:
             raise UnknownMarketError(f"symbol: {symbol!r} does not occur in positions", symbol)
         target = a.names.index(symbol)
+    specs, marks = _specs(a.names, markets), marks_for(a.names, mark)
+    if not _plain(specs, df, acc):
+        eng = _engine(df, a, marks, policy, specs, score, None, acc, seed)
+        return _fills_on_engine(df, a, eng, a.names[target], side_value(side), float(qty), float(price))
     qd, pd, rates = market_specs(a.names, markets)
     out = _adl.deleverage(
-        a.args(), (a.names, marks_for(a.names, mark), qd, pd, rates, CASH_DECIMALS), policy,
+        a.args(), (a.names, marks, qd, pd, rates, CASH_DECIMALS), policy,
         target, side_value(side), float(qty), float(price), int(seed), custom_scores(df, policy, score),
     )
     rows = out["row"]

@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 
 use super::{errors, run, Columns};
 use crate::core::book::funds::Change;
-use crate::core::book::input::PositionColumns;
+use crate::core::book::input::{parse_price, PositionColumns};
 use crate::core::book::position::Key;
 use crate::core::book::trigger::{AdlState, Trigger};
 use crate::core::engine::audit::Wide;
@@ -893,6 +893,32 @@ impl Engine {
             Ok(d)
         })?
         .build(py)
+    }
+
+    /// ADL of `qty` of a bankrupt `side` position of `symbol` at the ADL price `price`, placed
+    /// by the policy's kernel without applying anything (`Engine::adl_dry_run`): the takes'
+    /// account codes, quantities, ranks (0 when the policy ranks nobody) and scores (NaN).
+    fn adl_dry_run<'py>(&self, py: Python<'py>, symbol: String, side: i8, qty: f64, price: f64) -> PyResult<Bound<'py, PyDict>> {
+        let (takes, grid) = run(py, || {
+            let mut j = self.lock();
+            let e = &mut j.engine;
+            let market = e.market_id(&symbol)?;
+            let grid = e.market(market).grid;
+            let lots = match grid.lots(qty) {
+                Some(l) if l > 0 => l,
+                _ => return Err(AdlError::config("qty", format!("{qty} must be > 0 (at least one lot) and finite"))),
+            };
+            let price = parse_price(&grid, "price", 0, price)
+                .map_err(|_| AdlError::config("price", format!("{price} must be a finite price > 0")))?;
+            let takes = e.adl_dry_run(market, side, lots, price)?;
+            Ok((takes.into_iter().map(|t| (e.store().get(t.slot).account, t.lots, t.rank, t.score)).collect::<Vec<_>>(), grid))
+        })?;
+        let d = PyDict::new(py);
+        d.set_item("account", takes.iter().map(|t| t.0).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("qty", takes.iter().map(|t| grid.qty_f64(t.1)).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("rank", takes.iter().map(|t| t.2.unwrap_or(0) as u32).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("score", takes.iter().map(|t| t.3.unwrap_or(f64::NAN)).collect::<Vec<_>>().into_pyarray(py))?;
+        Ok(d)
     }
 
     /// Queue indicator for every open position in a market with a mark: exact rank within

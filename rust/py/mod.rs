@@ -125,6 +125,12 @@ fn deleverage<'py>(
     Ok(d)
 }
 
+/// Whether `policy` ranks positions (a queue) rather than splitting or walking the side.
+#[pyfunction]
+fn ranks(policy: &str) -> PyResult<bool> {
+    Ok(Policy::parse(policy).map_err(errors::to_py)?.is_ranked())
+}
+
 /// Debug builds only (`maturin develop`): the n-th liquidation applied from now on, on this
 /// thread, panics halfway (tests of the panic path; see `core::engine::fault`).
 #[cfg(debug_assertions)]
@@ -141,6 +147,8 @@ mod _adl {
     use super::engine::Engine;
     #[pymodule_export]
     use super::rank;
+    #[pymodule_export]
+    use super::ranks;
     #[pymodule_export]
     use super::simulate::Simulation;
 

@@ -3,6 +3,7 @@
 //! applies, so an error leaves the engine exactly as it was.
 
 pub mod audit;
+pub mod dry_run;
 pub mod labels;
 pub mod preview;
 pub mod simulate;
@@ -23,10 +24,8 @@ use crate::core::engine::labels::Labels;
 use crate::core::engine::undo::Undo;
 use crate::core::market::fees::{fee_on, reserved_fee};
 use crate::core::market::{FeeConvention, MarketSpec, NO_POOL};
-use crate::core::policy::alloc::{
-    AdlTerms, Allocation, Allocator, LeverageQueue, OppositeSide, PassReason, RankedQueue, SizeProRata, Take, WeightedProRata, Weighting,
-};
-use crate::core::policy::dydx::DydxWalk;
+use crate::core::policy::alloc::{AdlTerms, Allocation, OppositeSide, PassReason, Take};
+use crate::core::policy::kernel;
 use crate::core::policy::queues::Market;
 pub use crate::core::policy::score::AdlPrice;
 use crate::core::policy::score::{Lights, Policy};
@@ -1044,8 +1043,7 @@ impl Engine {
             Allocation::default()
         } else {
             // Queue policies can start from the head of the queue; the others see everyone.
-            let head_ok =
-                matches!(self.policy, Policy::Bitmex | Policy::Binance | Policy::Hyperliquid | Policy::Custom | Policy::MinMaxLeverage);
+            let head_ok = kernel::allocates_from_head(self.policy);
             let head_only = m.is_head_only(-p.side);
             let index = match m.current_index(-p.side) {
                 Some(index) if head_ok || !head_only => index,
@@ -1054,20 +1052,11 @@ impl Engine {
             };
             let members = &m.members[side_slot(-p.side)];
             let opposite = OppositeSide { store: &self.store, index, members, grid: g, tiers: &m.tiers, mark, scoring: &scoring, terms };
-            let allocation = match self.policy {
-                Policy::SizeProRata => SizeProRata.allocate(&opposite, target, p.account),
-                Policy::WealthProRata => WeightedProRata { weighting: Weighting::Profit }.allocate(&opposite, target, p.account),
-                Policy::LeveredProRata => WeightedProRata { weighting: Weighting::LeveredProfit }.allocate(&opposite, target, p.account),
-                Policy::CappedProRata => WeightedProRata { weighting: Weighting::CappedSize }.allocate(&opposite, target, p.account),
-                Policy::MinMaxLeverage if head_only => RankedQueue.allocate(&opposite, target, p.account),
-                Policy::MinMaxLeverage => LeverageQueue.allocate(&opposite, target, p.account),
-                Policy::Dydx => DydxWalk { seed: self.seed, event }.allocate(&opposite, target, p.account),
-                _ => RankedQueue.allocate(&opposite, target, p.account),
-            };
+            let allocation = kernel::allocate(self.policy, &opposite, target, p.account, self.seed, event, head_only);
             // The head ran out before the lots did: a head twice as deep (min_max_leverage
             // needs the whole side for its size fallback).
             if head_only && allocation.lots() < target {
-                return Ok(if self.policy == Policy::MinMaxLeverage {
+                return Ok(if kernel::falls_back_to_size(self.policy) {
                     Planned::NeedComplete
                 } else {
                     Planned::NeedHead(index.total_lots().saturating_add(target).saturating_mul(2))

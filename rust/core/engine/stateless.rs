@@ -9,6 +9,7 @@ use crate::core::book::position::{side_slot, Side};
 use crate::core::market::tiers::{rate_ppm, Tiers};
 use crate::core::policy::alloc::{holding, pro_rata_shares, weighted_then_size, Holding, Weighting};
 use crate::core::policy::dydx::{distinct_accounts, start_of, walk_from, DydxWalk};
+use crate::core::policy::kernel;
 use crate::core::policy::ranking::{sort_queue, QueueOrder};
 use crate::core::policy::score::{desc_key, key_score, lights, lights_by_quantity, near, Fraction, Lights, Policy};
 use crate::core::units::error::{AdlError, Result};
@@ -703,7 +704,7 @@ pub fn deleverage(
         available += avail;
         cands.extend(kept);
     }
-    if available < want as i128 && policy != Policy::MinMaxLeverage {
+    if available < want as i128 && !kernel::falls_back_to_size(policy) {
         // Short even counting everyone: report what the rows that can pay hold.
         let mut payers = 0i64;
         ctx.score_rows(0..cols.len(), wanted, |s| payers += if ctx.scored_pays(&s, adl) { s.lots } else { 0 })?;
@@ -721,7 +722,7 @@ pub fn deleverage(
         (fills, left, _) = queue_fills(&ctx, &cands, want, adl);
     }
     if left > 0 {
-        if policy != Policy::MinMaxLeverage {
+        if !kernel::falls_back_to_size(policy) {
             let (req, avail) = (g.qty_f64(want), g.qty_f64(want - left));
             return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
         }
@@ -817,12 +818,7 @@ fn unranked_fills(
         let walk = walk_from(&holdings, start, want, DydxWalk::MAX_ACCOUNTS, |i| pays.contains(&rows[i].1));
         walk.into_iter().map(|(i, lots)| (rows[i].0, rows[i].1, lots)).collect()
     } else {
-        let weighting = match ctx.policy {
-            Policy::WealthProRata => Some(Weighting::Profit),
-            Policy::LeveredProRata => Some(Weighting::LeveredProfit),
-            Policy::CappedProRata => Some(Weighting::CappedSize),
-            _ => None,
-        };
+        let weighting = kernel::weighting(ctx.policy);
         // One pass over the rows that can pay, in row order. The split does not depend on
         // the order (ties go to the lower account, then the earlier row, and rows of one
         // account stay in row order), so only the fills are sorted into account order.

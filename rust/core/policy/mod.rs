@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod dydx;
+pub mod kernel;
 pub mod queues;
 pub mod ranking;
 pub mod score;

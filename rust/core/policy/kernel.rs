@@ -1,0 +1,46 @@
+//! The one place that maps a policy to its allocation kernel, used by the engine and by the
+//! stateless calls: which kernel closes the lots, how pro-rata policies weigh, which
+//! policies may allocate from the head of their queue, and which one falls back to size.
+
+use crate::core::policy::alloc::{
+    Allocation, Allocator, LeverageQueue, OppositeSide, RankedQueue, SizeProRata, WeightedProRata, Weighting,
+};
+use crate::core::policy::dydx::DydxWalk;
+use crate::core::policy::score::Policy;
+
+/// The weighting of a pro-rata policy that splits by something other than size, then by size
+/// (`alloc::weighted_then_size`); `None` for every other policy.
+pub fn weighting(policy: Policy) -> Option<Weighting> {
+    match policy {
+        Policy::WealthProRata => Some(Weighting::Profit),
+        Policy::LeveredProRata => Some(Weighting::LeveredProfit),
+        Policy::CappedProRata => Some(Weighting::CappedSize),
+        _ => None,
+    }
+}
+
+/// Whether the policy's kernel can start from an index of the queue's head only: queue
+/// policies can; pro-rata splits and the dYdX walk see the whole side.
+pub fn allocates_from_head(policy: Policy) -> bool {
+    matches!(policy, Policy::Bitmex | Policy::Binance | Policy::Hyperliquid | Policy::Custom | Policy::MinMaxLeverage)
+}
+
+/// Whether lots the queue cannot place are split by size over the side's other positions
+/// (`min_max_leverage`, docs/model.md §4) instead of going on to step 5.
+pub fn falls_back_to_size(policy: Policy) -> bool {
+    policy == Policy::MinMaxLeverage
+}
+
+/// Allocates `lots` over `side` by `policy`, never to `exclude` (the bankrupt account).
+/// `seed` and `event` draw the dYdX walk's start; `head_only` says the index holds only the
+/// head of the queue, so the size fallback cannot run yet (the caller asks for a complete
+/// index when the head runs out).
+pub fn allocate(policy: Policy, side: &OppositeSide<'_>, lots: i64, exclude: u64, seed: u64, event: u64, head_only: bool) -> Allocation {
+    match (policy, weighting(policy)) {
+        (_, Some(weighting)) => WeightedProRata { weighting }.allocate(side, lots, exclude),
+        (Policy::SizeProRata, None) => SizeProRata.allocate(side, lots, exclude),
+        (Policy::Dydx, None) => DydxWalk { seed, event }.allocate(side, lots, exclude),
+        (p, None) if falls_back_to_size(p) && !head_only => LeverageQueue.allocate(side, lots, exclude),
+        _ => RankedQueue.allocate(side, lots, exclude),
+    }
+}
