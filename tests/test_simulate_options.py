@@ -123,3 +123,54 @@ def test_cli_trigger_min_balance(tmp_path: Path) -> None:
                             str(markets), "--format", "json"])
     assert r.exit_code == 0, r.output
     assert pl.read_json(r.output.encode())["adl_notional"].to_list() == [0.0]
+
+
+# A long 10 @ 100 with margin 50 (maintenance 0.5 %) and a solvent short. At 95.4 the long's
+# equity is 50 + 10·(95.4 − 100) = 4 < maintenance 0.005·954 = 4.77: liquidated at the mark
+# (no slippage), above its bankruptcy price 95. With a liquidation fee of 0.1 % and the
+# surplus returned to the trader: fee 0.001·954 = 0.954 to the fund, 4 − 0.954 = 3.046 back.
+FEE_BOOK = book([(1, "long", 10, 100, 50), (2, "short", 10, 100, 500)])
+FEE_PATH = pl.DataFrame({"ts": [0, 1], "symbol": ["default"] * 2, "mark": [100.0, 95.4]})
+
+
+def test_an_engine_config_reaches_options_simulate_has_no_keyword_for() -> None:
+    cfg = adl.EngineConfig(insurance_fund=100.0, liquidation_fee=0.001, surplus_to_fund=False)
+    res = adl.simulate(FEE_BOOK, FEE_PATH, engine=cfg, liquidation=adl.Slippage(0.0))
+    assert res.liquidations.select("account", "qty").rows() == [(1, 10.0)]
+    assert res.engine.insurance_fund == pytest.approx(100.954)
+    cash = dict(res.engine.accounts().select("account", "cash").iter_rows())
+    assert cash[1] == pytest.approx(3.046)
+    # simulate's keywords cannot set a fee: the surplus 4 goes to the fund (the default).
+    plain = adl.simulate(FEE_BOOK, FEE_PATH, insurance_fund=100.0, liquidation=adl.Slippage(0.0))
+    assert plain.engine.insurance_fund == pytest.approx(104.0)
+    # An engine gives its configuration (not its book); compare varies the policy only.
+    again = adl.simulate(FEE_BOOK, FEE_PATH, engine=adl.Engine.from_config(cfg), liquidation=adl.Slippage(0.0))
+    assert again.engine.insurance_fund == pytest.approx(100.954)
+    table = adl.compare(FEE_BOOK, FEE_PATH, policies=["bitmex", "size_pro_rata"], engine=cfg, liquidation=adl.Slippage(0.0))
+    assert table["policy"].to_list() == ["bitmex", "size_pro_rata"]
+    assert table["fund_end"].to_list() == pytest.approx([100.954, 100.954])
+
+
+def test_engine_options_are_given_once() -> None:
+    cfg = adl.EngineConfig(insurance_fund=100.0)
+    with pytest.raises(InvalidInputError) as e:
+        adl.simulate(FEE_BOOK, FEE_PATH, engine=cfg, insurance_fund=5.0)
+    assert e.value.field == "insurance_fund"
+    with pytest.raises(InvalidInputError) as e:
+        adl.simulate(FEE_BOOK, FEE_PATH, engine={"policy": "bitmex"})  # type: ignore[arg-type]
+    assert e.value.field == "engine"
+    restored = adl.Engine.restore(adl.Engine().snapshot())
+    assert restored.config is None
+    with pytest.raises(InvalidInputError):
+        adl.simulate(FEE_BOOK, FEE_PATH, engine=restored)
+
+
+def test_engine_config_lists_every_engine_option() -> None:
+    import inspect
+    from dataclasses import fields
+
+    params = inspect.signature(adl.Engine.__init__).parameters
+    options = [(p.name, p.default) for p in params.values() if p.name != "self"]
+    assert [(f.name, f.default) for f in fields(adl.EngineConfig)] == options
+    eng = adl.Engine("binance", 5.0, tiers=[(0, 0.01)], markets={"X": adl.Market(0, 0)})
+    assert adl.Engine.from_config(eng.config).config == eng.config  # type: ignore[arg-type]

@@ -9,7 +9,7 @@
 
 from adl._adl import __version__
 from adl._io import DEFAULT_SYMBOL, KIND, SIDE, Market
-from adl.engine import Engine, LiquidationResult
+from adl.engine import Engine, EngineConfig, LiquidationResult
 from adl.errors import (
     AdlError,
     CorruptDataError,
@@ -40,6 +40,7 @@ __all__ = [
     "AdlError",
     "CorruptDataError",
     "Engine",
+    "EngineConfig",
     "InsufficientLiquidityError",
     "InvalidInputError",
     "LiquidationResult",

@@ -8,8 +8,9 @@ only shapes the frames and computes the haircut statistics.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, get_args, overload
@@ -22,7 +23,7 @@ from adl._args import I64, checked, flag, instance, integer, number, optional_ca
 from adl._io import (
     SIDE, ColumnMap, Frame, LightsMethod, Market, Policy, Zone, mapped, numpy_view, side_series, ts_column, ts_series,
 )
-from adl.engine import AdlPrice, Engine, Trigger
+from adl.engine import AdlPrice, Engine, EngineConfig, Trigger
 from adl.errors import InvalidInputError, SchemaError
 from adl.severity import Controller
 from adl.severity_sim import Driver, SeverityRun, severity_run
@@ -263,7 +264,7 @@ def simulate(
     positions: Frame,
     prices: Frame,
     *,
-    policy: Policy = "bitmex",
+    policy: Policy | None = None,
     insurance_fund: float = 1e6,
     maintenance_rate: float = 0.005,
     liquidation: Slippage = Slippage(),
@@ -283,6 +284,7 @@ def simulate(
     progress: Any = None,
     columns: ColumnMap = None,
     severity: Controller | None = None,
+    engine: EngineConfig | Engine | None = None,
 ) -> SimulationResult:
     """Runs a liquidation cascade of ``positions`` along ``prices`` (``ts, symbol, mark``).
 
@@ -300,7 +302,12 @@ def simulate(
     at Δ = 0 with ADL at the bankruptcy price the haircut equals the covered deficit.
     ``progress`` is called with (steps done, steps) after each chunk of ``chunk`` steps.
     ``trigger``, ``trigger_min_balance`` and ``lights`` are :class:`adl.Engine`'s (the final
-    engine, ``result.engine``, shows its queue lights by that method).
+    engine, ``result.engine``, shows its queue lights by that method). ``engine`` (an
+    :class:`adl.EngineConfig`, or an :class:`adl.Engine` for its configuration, not its book)
+    sets every engine option instead (fees, tiers, trigger window and
+    thresholds, ``max_ts_step``…); the engine keywords above must then be left out, except
+    ``policy``, which replaces the configuration's (:func:`adl.compare` and the sweeps vary it).
+    ``policy`` defaults to the configuration's, else ``"bitmex"``.
     ``keep_fills=False`` keeps no fill log (pro-rata policies close a share of every opposite
     position at every event: tens of millions of fills, ~120 bytes each); the frames of
     liquidations, fund and accounts and the summary do not need it.
@@ -327,11 +334,12 @@ def simulate(
     >>> half.severity.table.select("qty", "cap_qty", "adl_qty").row(0)   # ⌊0.5·10⌋ lots
     (10.0, 5.0, 5.0)
     """
-    eng = Engine(
-        policy, insurance_fund, maintenance_rate, cash_decimals=cash_decimals, qty_decimals=qty_decimals,
-        price_decimals=price_decimals, markets=markets, adl_price=adl_price, seed=seed, trigger=trigger,
-        trigger_min_balance=trigger_min_balance, lights=lights,
-    )
+    config = _engine_config(engine, policy, {
+        "insurance_fund": insurance_fund, "maintenance_rate": maintenance_rate, "cash_decimals": cash_decimals,
+        "qty_decimals": qty_decimals, "price_decimals": price_decimals, "markets": markets, "adl_price": adl_price,
+        "seed": seed, "trigger": trigger, "trigger_min_balance": trigger_min_balance, "lights": lights,
+    })
+    eng = Engine.from_config(config)
     pos, path, acc = mapped(columns, ("positions", positions), ("prices", prices), ("accounts", accounts))
     assert pos is not None and path is not None
     eng.load(pos, acc)
@@ -390,21 +398,44 @@ def simulate(
     liquidations = _liquidations_frame(liq, names, shown)
     raw_tally = pl.DataFrame(sim.tally())
     tally = raw_tally.with_columns(shown.account(raw_tally["account"].cast(pl.UInt64)))
+    c = config
     params = {
-        "policy": str(policy), "insurance_fund": fund_start, "maintenance_rate": maintenance_rate,
-        "slippage": liquidation, "horizon": int(horizon), "trigger": str(trigger),
-        "trigger_min_balance": trigger_min_balance, "lights": eng.lights,
-        "adl_price": str(adl_price) if adl_price is not None else ("mark" if policy == "hyperliquid" else "bankruptcy"),
+        "policy": str(c.policy), "insurance_fund": fund_start, "maintenance_rate": c.maintenance_rate,
+        "slippage": liquidation, "horizon": int(horizon), "trigger": str(c.trigger),
+        "trigger_min_balance": c.trigger_min_balance, "lights": eng.lights,
+        "adl_price": str(c.adl_price) if c.adl_price is not None else ("mark" if c.policy == "hyperliquid" else "bankruptcy"),
         "positions": pos.height, "accounts": int(pos["account"].n_unique()) if "account" in pos.columns else 0,
-        "symbols": names, "price_rows": px.height, "steps": n, "seed": seed,
-        "decimals": {"cash": cash_decimals, "qty": qty_decimals, "price": price_decimals},
+        "symbols": names, "price_rows": px.height, "steps": n, "seed": c.seed,
+        "decimals": {"cash": c.cash_decimals, "qty": c.qty_decimals, "price": c.price_decimals},
     }
     sev = None
     if driver is not None:
         params["severity"] = driver.controller.name
         sev = severity_run(driver, sim.rounds())
-    return SimulationResult(str(policy), steps, liquidations, final, px, tally, equity_start, fund_start, int(horizon), params,
+    return SimulationResult(str(c.policy), steps, liquidations, final, px, tally, equity_start, fund_start, int(horizon), params,
                             zone, sev)
+
+
+def _engine_config(engine: EngineConfig | Engine | None, policy: Policy | None, keywords: dict[str, Any]) -> EngineConfig:
+    """The engine a cascade runs on: ``engine`` (its policy replaced by ``policy`` when given,
+    as :func:`compare` and the sweeps vary it), else one from :func:`simulate`'s engine keywords,
+    which must then not be given alongside ``engine``."""
+    if engine is None:
+        return EngineConfig(policy or "bitmex", **keywords)
+    if isinstance(engine, Engine):
+        if engine.config is None:
+            raise InvalidInputError("engine: a restored engine keeps its options in its state; pass an adl.EngineConfig",
+                                    "engine", None)
+        engine = engine.config
+    if not isinstance(engine, EngineConfig):
+        raise InvalidInputError(f"engine: {engine!r} is not an adl.EngineConfig (Engine.config gives one)", "engine", None)
+    defaults = inspect.signature(simulate).parameters
+    given = [k for k, v in keywords.items() if v != defaults[k].default]
+    if given:
+        raise InvalidInputError(f"{given[0]}: set engine options in engine= or as keywords, not both", given[0], None)
+    if policy is None or policy == engine.policy:
+        return engine
+    return replace(engine, policy=policy, score=engine.score if policy == "custom" else None)
 
 
 def _later_marks(px: pl.DataFrame, step_ts: pl.Series, names: list[str], horizon: int) -> np.ndarray[Any, Any]:
@@ -446,8 +477,8 @@ def compare(positions: Frame, prices: Frame, *, policies: Sequence[Policy] = ...
             return_results: Literal[True], **kwargs: Any) -> tuple[pl.DataFrame, list[SimulationResult]]: ...
 def compare(positions: Frame, prices: Frame, *, policies: Sequence[Policy] = ("bitmex", "size_pro_rata", "min_max_leverage"),
             return_results: bool = False, **kwargs: Any) -> pl.DataFrame | tuple[pl.DataFrame, list[SimulationResult]]:
-    """Runs :func:`simulate` once per policy on the same book and path (same other arguments;
-    no fill log unless ``keep_fills=True``) and returns the summaries, one row per policy;
+    """Runs :func:`simulate` once per policy on the same book and path (same other arguments,
+    ``engine=`` included, its policy replaced by each; no fill log unless ``keep_fills=True``) and returns the summaries, one row per policy;
     with ``return_results=True``, ``(summaries, results)``, the results ready for :func:`adl.report`.
 
     >>> import adl, polars as pl

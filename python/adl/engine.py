@@ -8,7 +8,7 @@ import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import Any, Literal, get_args
 
@@ -233,6 +233,50 @@ class LiquidationResult:
         )
 
 
+@dataclass(frozen=True)
+class EngineConfig:
+    """Every option of :class:`Engine`'s constructor as one value (the same names, defaults
+    and meaning), so that a cascade gets any of them: :func:`adl.simulate`,
+    :func:`adl.compare` and :func:`adl.sweep` take ``engine=EngineConfig(...)``, and
+    :attr:`Engine.config` gives an engine's own. ``Engine.from_config(config)`` builds one.
+
+    >>> import adl
+    >>> cfg = adl.EngineConfig("binance", 1_000.0, trigger="drawdown", liquidation_fee=0.001)
+    >>> eng = adl.Engine.from_config(cfg)
+    >>> eng.config == cfg, eng.adl_state()["trigger"]
+    (True, 'drawdown')
+    """
+
+    policy: Policy = "bitmex"
+    insurance_fund: float = 0.0
+    maintenance_rate: float = 0.005
+    cash_decimals: int = 8
+    qty_decimals: int = 4
+    price_decimals: int = 4
+    multiplier: float = 1.0
+    inverse: bool = False
+    tiers: Sequence[TierRow] | None = None
+    liquidation_fee: float = 0.0
+    fee_convention: FeeConvention = "surplus"
+    surplus_to_fund: bool = True
+    adl_fee: float = 0.0
+    markets: Mapping[str, Market] | None = None
+    adl_price: AdlPrice | None = None
+    seed: int = 0
+    trigger: Trigger = "fund_empty"
+    trigger_window: int | None = None
+    trigger_arm: float | None = None
+    trigger_disarm: float | None = None
+    trigger_min_balance: float | None = None
+    lights: LightsMethod | None = None
+    score: ScoreSpec = None
+    max_ts_step: int | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The options as keyword arguments of :class:`Engine` (values as given, not copied)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 class Engine:
     """An ADL engine holding a book of isolated and cross positions.
 
@@ -327,6 +371,12 @@ class Engine:
         if (policy == "custom") != (score is not None):
             raise InvalidInputError("score: policy custom needs score= (a column name or an expression), no other policy takes one",
                                     "score", None)
+        self._config: EngineConfig | None = EngineConfig(
+            policy, insurance_fund, maintenance_rate, cash_decimals, qty_decimals, price_decimals, multiplier, inverse,
+            None if tiers is None else tuple(tiers), liquidation_fee, fee_convention, surplus_to_fund, adl_fee,
+            None if markets is None else dict(markets), adl_price, seed, trigger, trigger_window, trigger_arm,
+            trigger_disarm, trigger_min_balance, lights, score, max_ts_step,
+        )
         self._policy: str = policy
         self._score = score
         self._symbol_dtype: pl.DataType | None = None
@@ -653,6 +703,7 @@ class Engine:
     def _from_core(cls, core: _adl.Engine, score: ScoreSpec) -> Engine:
         eng = cls.__new__(cls)
         eng._core, eng._policy, eng._score = core, core.policy, score
+        eng._config = None
         eng._symbol_dtype = None
         eng.replay_info = None
         eng._book_lock = threading.Lock()
@@ -801,6 +852,19 @@ class Engine:
                 )
             names, prices = known, [float(marks)]
         self._core.set_marks(names, prices, ms, zone)
+
+    @classmethod
+    def from_config(cls, config: EngineConfig) -> Engine:
+        """An engine with every option of ``config`` (see :class:`EngineConfig`)."""
+        if not isinstance(config, EngineConfig):
+            raise InvalidInputError(f"config: {config!r} is not an adl.EngineConfig", "config", None)
+        return cls(**config.options())
+
+    @property
+    def config(self) -> EngineConfig | None:
+        """The options this engine was built with; ``None`` for an engine restored from a
+        snapshot or a log (its options are part of the state it was restored from)."""
+        return self._config
 
     @property
     def lights(self) -> str:
