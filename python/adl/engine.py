@@ -173,26 +173,26 @@ class LiquidationResult:
     ``fills``, ``cancel_orders`` and ``passed_over`` are Polars frames built on first access.
     """
 
-    def __init__(self, raw: Mapping[str, Any], names: list[str], shown: Shown) -> None:
+    def __init__(self, raw: _adl.LiquidationOutcome, shown: Shown) -> None:
         self._raw = raw
-        self._names = names
+        self._names = raw.names
         self._shown = shown
-        self.to_fund: float = raw["to_fund"]
-        self.from_fund: float = raw["from_fund"]
-        self.bad_debt: float = raw["bad_debt"]
-        self.adl_qty: float = raw["adl_qty"]
-        self.external_qty: float = raw["external_qty"]
-        self.remaining_qty: float = raw["remaining_qty"]
-        self.fee: float = raw["fee"]
-        self.returned: float = raw["returned"]
-        self.adl_fees: float = raw["adl_fees"]
-        self.events: list[int] = raw["events"]
-        self.skipped: list[int] = raw["skipped"]
+        self.to_fund = raw.to_fund
+        self.from_fund = raw.from_fund
+        self.bad_debt = raw.bad_debt
+        self.adl_qty = raw.adl_qty
+        self.external_qty = raw.external_qty
+        self.remaining_qty = raw.remaining_qty
+        self.fee = raw.fee
+        self.returned = raw.returned
+        self.adl_fees = raw.adl_fees
+        self.events = raw.events
+        self.skipped = raw.skipped
 
     @cached_property
     def fills(self) -> pl.DataFrame:
         """Fill records in execution order (columns as :data:`FILL_COLUMNS`)."""
-        return fills_frame(self._raw["fills"], self._names, self._shown)
+        return fills_frame(self._raw.fills, self._names, self._shown)
 
     @cached_property
     def cancel_orders(self) -> pl.DataFrame:
@@ -200,9 +200,9 @@ class LiquidationResult:
         r = self._raw
         return pl.DataFrame(
             {
-                "account": self._shown.account(r["cancel_account"]),
-                "symbol": self._shown.symbol(r["cancel_market"], self._names),
-                "side": side_series(r["cancel_side"]),
+                "account": self._shown.account(r.cancel_account),
+                "symbol": self._shown.symbol(r.cancel_market, self._names),
+                "side": side_series(r.cancel_side),
             }
         )
 
@@ -213,7 +213,7 @@ class LiquidationResult:
         ``reason``: ``beyond_bankruptcy`` (isolated: the ADL price lies beyond its own
         bankruptcy price) or ``collateral`` (cross: its account's TNC cannot pay for a lot).
         They keep their place in the queue for later events."""
-        rows = self._raw["passed"]
+        rows = self._raw.passed
         return pl.DataFrame(
             {
                 "event": pl.Series([r[0] for r in rows], dtype=pl.UInt64),
@@ -226,7 +226,7 @@ class LiquidationResult:
 
     def __repr__(self) -> str:
         return (
-            f"LiquidationResult(events={len(self.events)}, fills={len(self._raw['fills']['event'])}, "
+            f"LiquidationResult(events={len(self.events)}, fills={len(self._raw.fills['event'])}, "
             f"external_qty={self.external_qty}, "
             f"adl_qty={self.adl_qty}, to_fund={self.to_fund}, from_fund={self.from_fund}, "
             f"bad_debt={self.bad_debt})"
@@ -1256,7 +1256,7 @@ class Engine:
                 None if fill_price is None else float(fill_price), force, dry_run, partial,
                 None if max_adl is None else float(max_adl),
             )
-        return LiquidationResult(raw, raw["names"], self._shown())
+        return LiquidationResult(raw, self._shown())
 
     @checked(account=ACCOUNT, force=flag(), partial=flag())
     def liquidate_account(self, account: int | str, *, force: bool = False, partial: bool = False) -> LiquidationResult:
@@ -1283,7 +1283,7 @@ class Engine:
         code = self._account_in(account)
         with self._labelled_errors():
             raw = self._core.liquidate_account(code, force, partial)
-        return LiquidationResult(raw, raw["names"], self._shown())
+        return LiquidationResult(raw, self._shown())
 
     @checked(force=flag(), partial=flag())
     def liquidate_many(self, frame: Frame, *, force: bool = False, partial: bool = False,
@@ -1342,4 +1342,4 @@ class Engine:
                 force,
                 partial,
             )
-        return LiquidationResult(raw, raw["names"], self._shown())
+        return LiquidationResult(raw, self._shown())

@@ -173,27 +173,52 @@ impl Outcome {
         self.passed.extend(l.passed.iter().map(|x| (l.event, x.account, l.key.1, x.side, x.reason.name())));
     }
 
-    fn into_dict<'py>(self, py: Python<'py>, cash: impl Fn(i128) -> f64) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("to_fund", cash(self.to_fund))?;
-        d.set_item("from_fund", cash(self.from_fund))?;
-        d.set_item("bad_debt", cash(self.bad_debt))?;
-        d.set_item("adl_qty", self.adl_qty)?;
-        d.set_item("external_qty", self.external_qty)?;
-        d.set_item("remaining_qty", self.remaining_qty)?;
-        d.set_item("fee", cash(self.fee))?;
-        d.set_item("returned", cash(self.returned))?;
-        d.set_item("adl_fees", cash(self.adl_fees))?;
-        d.set_item("events", self.events)?;
-        d.set_item("skipped", self.skipped)?;
-        d.set_item("cancel_account", self.cancel.iter().map(|k| k.0).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("cancel_market", self.cancel.iter().map(|k| k.1).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("cancel_side", self.cancel.iter().map(|k| k.2).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("fills", self.fills.into_dict(py)?)?;
-        d.set_item("passed", self.passed)?;
-        d.set_item("names", self.names)?;
-        Ok(d)
+    fn into_py(self, py: Python<'_>, cash: impl Fn(i128) -> f64) -> PyResult<LiquidationOutcome> {
+        let array = |v: Vec<u64>| -> Py<PyAny> { v.into_pyarray(py).into_any().unbind() };
+        Ok(LiquidationOutcome {
+            to_fund: cash(self.to_fund),
+            from_fund: cash(self.from_fund),
+            bad_debt: cash(self.bad_debt),
+            adl_qty: self.adl_qty,
+            external_qty: self.external_qty,
+            remaining_qty: self.remaining_qty,
+            fee: cash(self.fee),
+            returned: cash(self.returned),
+            adl_fees: cash(self.adl_fees),
+            events: self.events,
+            skipped: self.skipped,
+            cancel_account: array(self.cancel.iter().map(|k| k.0).collect()),
+            cancel_market: self.cancel.iter().map(|k| k.1).collect::<Vec<_>>().into_pyarray(py).into_any().unbind(),
+            cancel_side: self.cancel.iter().map(|k| k.2).collect::<Vec<_>>().into_pyarray(py).into_any().unbind(),
+            fills: self.fills.into_dict(py)?.into_any().unbind(),
+            passed: self.passed,
+            names: self.names,
+        })
     }
+}
+
+/// What one or more liquidations did, summed (cash in quote units, quantities in contracts);
+/// `fills` are columns of fill records, `cancel_*` the positions whose orders a venue cancels,
+/// `passed` the counterparties passed over as (event, account code, market, side, reason).
+#[pyclass(frozen, get_all, module = "adl._adl")]
+pub struct LiquidationOutcome {
+    to_fund: f64,
+    from_fund: f64,
+    bad_debt: f64,
+    adl_qty: f64,
+    external_qty: f64,
+    remaining_qty: f64,
+    fee: f64,
+    returned: f64,
+    adl_fees: f64,
+    events: Vec<u64>,
+    skipped: Vec<usize>,
+    cancel_account: Py<PyAny>,
+    cancel_market: Py<PyAny>,
+    cancel_side: Py<PyAny>,
+    fills: Py<PyAny>,
+    passed: Vec<(u64, u64, u32, i8, &'static str)>,
+    names: Vec<String>,
 }
 
 type Array<'py, T> = Option<PyReadonlyArray1<'py, T>>;
@@ -578,7 +603,7 @@ impl Engine {
         dry_run: bool,
         partial: bool,
         max_adl: Option<f64>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<LiquidationOutcome> {
         let (out, cd) = run(py, || {
             let mut j = self.lock();
             let market = j.engine.market_id(&symbol)?;
@@ -611,12 +636,12 @@ impl Engine {
             out.names = market_names(&j.engine);
             Ok((out, j.engine.cash_decimals))
         })?;
-        out.into_dict(py, |x| crate::core::units::fixed::cash_to_f64(x, cd))
+        out.into_py(py, |x| crate::core::units::fixed::cash_to_f64(x, cd))
     }
 
     /// Every cross position of an account, at the marks (see `CoreEngine::liquidate_account`).
     #[pyo3(signature = (account, force=false, partial=false))]
-    fn liquidate_account<'py>(&self, py: Python<'py>, account: u64, force: bool, partial: bool) -> PyResult<Bound<'py, PyDict>> {
+    fn liquidate_account<'py>(&self, py: Python<'py>, account: u64, force: bool, partial: bool) -> PyResult<LiquidationOutcome> {
         let (out, cd) = run(py, || {
             let mut j = self.lock();
             let OpOutput::Account(ls) = j.apply(Op::LiquidateAccount { account, force, partial })? else { unreachable!() };
@@ -627,7 +652,7 @@ impl Engine {
             out.names = market_names(&j.engine);
             Ok((out, j.engine.cash_decimals))
         })?;
-        out.into_dict(py, |x| crate::core::units::fixed::cash_to_f64(x, cd))
+        out.into_py(py, |x| crate::core::units::fixed::cash_to_f64(x, cd))
     }
 
     /// A batch; `fill_price` NaN means "at the mark".
@@ -643,7 +668,7 @@ impl Engine {
         names: Vec<String>,
         force: bool,
         partial: bool,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<LiquidationOutcome> {
         let (account, market, side, fill_price) = (account.as_slice()?, market.as_slice()?, side.as_slice()?, fill_price.as_slice()?);
         let (out, cd) = run(py, || {
             let mut j = self.lock();
@@ -679,7 +704,7 @@ impl Engine {
             out.names = market_names(&j.engine);
             Ok((out, j.engine.cash_decimals))
         })?;
-        out.into_dict(py, |x| crate::core::units::fixed::cash_to_f64(x, cd))
+        out.into_py(py, |x| crate::core::units::fixed::cash_to_f64(x, cd))
     }
 
     /// Inserts or replaces positions and sets listed accounts' cash (all or nothing).

@@ -146,6 +146,8 @@ mod _adl {
     #[pymodule_export]
     use super::engine::Engine;
     #[pymodule_export]
+    use super::engine::LiquidationOutcome;
+    #[pymodule_export]
     use super::rank;
     #[pymodule_export]
     use super::ranks;
