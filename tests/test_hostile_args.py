@@ -150,7 +150,7 @@ def constructor_targets(tmp: Path) -> list[Target]:
                 "price": Param("num", bad=[0.0, -1.0]), "symbol": Param("text", optional=True, bad=["nope"]),
                 "policy": Param("text", bad=["nope"]), "seed": SEED}),
         Target("simulate", adl.simulate, {"positions": POSITIONS, "prices": PRICES},
-               {"policy": Param("text", bad=["nope"]), "insurance_fund": Param("num", bad=[-1.0]),
+               {"policy": Param("text", optional=True, bad=["nope"]), "engine": Param("object", optional=True, bad=[adl.Market()]), "insurance_fund": Param("num", bad=[-1.0]),
                 "maintenance_rate": RATE, "liquidation": Param("object", bad=[adl.Market()]),
                 "horizon": Param("int", bad=[-1, BIG]), "cash_decimals": DECIMALS, "qty_decimals": DECIMALS,
                 "price_decimals": DECIMALS, "adl_price": Param("text", optional=True, bad=["nope"]), "seed": SEED,

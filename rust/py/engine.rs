@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use rustc_hash::FxHashMap;
 
-use super::{errors, run, Columns};
+use super::{run, Columns};
 use crate::core::book::funds::Change;
 use crate::core::book::input::{parse_price, PositionColumns};
 use crate::core::book::position::Key;
@@ -286,7 +286,7 @@ fn spec_from(base: &MarketSpec, spec: Option<&Bound<'_, PyDict>>) -> PyResult<Ma
                 "multiplier" => out.multiplier = value.extract()?,
                 "inverse" => out.inverse = value.extract()?,
                 "liquidation_fee" => out.liquidation_fee = value.extract()?,
-                "fee_convention" => out.fee_convention = FeeConvention::parse(&value.extract::<String>()?).map_err(errors::to_py)?,
+                "fee_convention" => out.fee_convention = FeeConvention::parse(&value.extract::<String>()?)?,
                 "surplus_to_fund" => out.surplus_to_fund = value.extract()?,
                 "adl_fee" => out.adl_fee = value.extract()?,
                 "fund_pool" => out.fund_pool = value.extract()?,
@@ -294,13 +294,13 @@ fn spec_from(base: &MarketSpec, spec: Option<&Bound<'_, PyDict>>) -> PyResult<Ma
                     let rows: Vec<(f64, f64, Option<f64>)> = value.extract()?;
                     out.tiers = rows.into_iter().map(|(floor, rate, amount)| TierSpec { floor, rate, amount }).collect();
                 }
-                _ => return Err(errors::to_py(AdlError::config(&key, "is not a market parameter"))),
+                _ => return Err(AdlError::config(&key, "is not a market parameter").into()),
             }
             Ok(())
         };
         set(&mut out).map_err(|e| {
             if e.is_instance_of::<pyo3::exceptions::PyTypeError>(d.py()) {
-                errors::to_py(AdlError::config(&key, e.to_string()))
+                AdlError::config(&key, e.to_string()).into()
             } else {
                 e
             }
@@ -332,21 +332,18 @@ impl Engine {
         trigger_min_balance: Option<f64>,
         lights: Option<&str>,
     ) -> PyResult<Self> {
-        let policy = Policy::parse(policy).map_err(errors::to_py)?;
+        let policy = Policy::parse(policy)?;
         let spec = spec_from(&MarketSpec::default(), Some(spec))?;
-        let mut e = CoreEngine::new(policy, insurance_fund, cash_decimals, spec).map_err(errors::to_py)?;
+        let mut e = CoreEngine::new(policy, insurance_fund, cash_decimals, spec)?;
         if let Some(mode) = adl_price {
-            e.adl_price = AdlPrice::parse(mode).map_err(errors::to_py)?;
+            e.adl_price = AdlPrice::parse(mode)?;
         }
         if let Some(method) = lights {
-            e.lights = Lights::parse(method).map_err(errors::to_py)?;
+            e.lights = Lights::parse(method)?;
         }
         e.seed = seed;
-        let min_balance = trigger_min_balance
-            .map(|x| CoreEngine::cash_param(x, cash_decimals, "trigger_min_balance"))
-            .transpose()
-            .map_err(errors::to_py)?;
-        e.set_trigger(Trigger::parse(trigger, trigger_window, trigger_arm, trigger_disarm, min_balance).map_err(errors::to_py)?);
+        let min_balance = trigger_min_balance.map(|x| CoreEngine::cash_param(x, cash_decimals, "trigger_min_balance")).transpose()?;
+        e.set_trigger(Trigger::parse(trigger, trigger_window, trigger_arm, trigger_disarm, min_balance)?);
         Ok(Engine::wrap(e))
     }
 
@@ -780,7 +777,7 @@ impl Engine {
     /// state; `sync`: always / group / none.
     #[pyo3(signature = (path, sync="always", group_ms=10))]
     fn log_to(&self, py: Python<'_>, path: std::path::PathBuf, sync: &str, group_ms: u64) -> PyResult<()> {
-        let policy = SyncPolicy::parse(sync, group_ms).map_err(errors::to_py)?;
+        let policy = SyncPolicy::parse(sync, group_ms)?;
         run(py, || {
             let mut j = self.lock();
             let log = OpLog::create(&path, &j.engine, policy, j.log.as_ref())?;

@@ -22,7 +22,13 @@ pub fn internal(msg: String) -> PyErr {
     exc::AdlError::new_err(format!("internal error (please report): {msg}"))
 }
 
-pub fn to_py(e: CoreError) -> PyErr {
+impl From<CoreError> for PyErr {
+    fn from(e: CoreError) -> PyErr {
+        to_py(e)
+    }
+}
+
+fn to_py(e: CoreError) -> PyErr {
     let msg = e.to_string();
     match e {
         CoreError::InvalidValue { field, row, .. } => exc::InvalidInputError::new_err((msg, field, Some(row))),

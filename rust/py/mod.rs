@@ -22,7 +22,7 @@ use crate::core::units::fixed::Grid;
 /// Runs `f` without the GIL; maps core errors and panics to Python exceptions.
 pub(crate) fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> CoreResult<T> + Send) -> PyResult<T> {
     match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
-        Ok(r) => r.map_err(errors::to_py),
+        Ok(r) => r.map_err(PyErr::from),
         Err(panic) => Err(errors::internal(crate::core::units::error::panic_message(panic.as_ref()))),
     }
 }
@@ -77,8 +77,8 @@ fn rank<'py>(
     lights: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let view = columns.view()?;
-    let policy = Policy::parse(policy).map_err(errors::to_py)?;
-    let method = lights.map(Lights::parse).transpose().map_err(errors::to_py)?.unwrap_or(policy.lights());
+    let policy = Policy::parse(policy)?;
+    let method = lights.map(Lights::parse).transpose()?.unwrap_or(policy.lights());
     let custom = scores.as_ref().map(|s| s.as_slice()).transpose()?;
     let r = run(py, || {
         let g = markets.grids()?;
@@ -109,7 +109,7 @@ fn deleverage<'py>(
     scores: Option<PyReadonlyArray1<'py, f64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let view = columns.view()?;
-    let policy = Policy::parse(policy).map_err(errors::to_py)?;
+    let policy = Policy::parse(policy)?;
     let custom = scores.as_ref().map(|s| s.as_slice()).transpose()?;
     let (fills, g) = run(py, || {
         let g = markets.grids()?;
@@ -128,7 +128,7 @@ fn deleverage<'py>(
 /// Whether `policy` ranks positions (a queue) rather than splitting or walking the side.
 #[pyfunction]
 fn ranks(policy: &str) -> PyResult<bool> {
-    Ok(Policy::parse(policy).map_err(errors::to_py)?.is_ranked())
+    Ok(Policy::parse(policy)?.is_ranked())
 }
 
 /// Debug builds only (`maturin develop`): the n-th liquidation applied from now on, on this
