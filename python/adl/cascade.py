@@ -24,6 +24,7 @@ from adl._io import (
     SIDE, ColumnMap, Frame, LightsMethod, Market, Policy, Zone, mapped, numpy_view, side_series, ts_column, ts_series,
 )
 from adl.engine import AdlPrice, Engine, EngineConfig, Trigger
+from adl.inequality import ptsr_pmr
 from adl.errors import InvalidInputError, SchemaError
 from adl.severity import Controller
 from adl.severity_sim import Driver, SeverityRun, severity_run
@@ -158,8 +159,7 @@ class SimulationResult:
         kept = _num((acc["profit_taken"] - acc["haircut"].clip(0.0)).clip(0.0).max()) if acc.height else 0.0
         deficit = covered + residual
         max_loss = _num((liq["from_fund"] + liq["bad_debt"]).max()) if liq.height else 0.0
-        ptsr = kept / residual if residual > 0 else None
-        pmr = kept / ((residual / deficit) * max_loss) if residual > 0 and deficit > 0 and max_loss > 0 else None
+        ptsr, pmr = ptsr_pmr(kept, residual, deficit, max_loss)
         fund = self.fund["fund"]
         return pl.DataFrame({
             "policy": [self.policy],

@@ -1,5 +1,5 @@
 """How unequally a loss is shared: the Lorenz curve and the Gini coefficient of per-account
-amounts (the haircut distributions of :func:`adl.report`).
+amounts (the haircut distributions of :func:`adl.report`), and the paper's PTSR and PMR.
 
 Amounts below zero (an account the later price moved against, so ADL spared it a loss)
 count as zero: the curve is of who *paid*.
@@ -55,3 +55,16 @@ def gini(values: Sequence[float] | Array) -> float:
         return float("nan")
     i = np.arange(1, n + 1, dtype=np.float64)
     return float(2.0 * float((i * x).sum()) / (n * total) - (n + 1) / n)
+
+
+def ptsr_pmr(kept: float, residual: float, deficit: float, max_loss: float) -> tuple[float | None, float | None]:
+    """PTSR = max(w − x)+ / (D − H) and PMR = PTSR · D / max loss (docs/model.md §4), from the
+    largest profit an account kept (``kept``), the residual D − H (bad debt), the deficit D
+    and the largest single loss; ``None`` where undefined (no residual, no deficit or loss).
+
+    >>> ptsr_pmr(25.0, 15.0, 60.0, 30.0)
+    (1.6666666666666667, 3.3333333333333335)
+    """
+    ptsr = kept / residual if residual > 0 else None
+    pmr = kept / (residual / deficit * max_loss) if residual > 0 and deficit > 0 and max_loss > 0 else None
+    return ptsr, pmr

@@ -21,6 +21,7 @@ import polars as pl
 from adl._args import checked, number, text
 from adl._io import Frame, account_codes, cast_lossless, collect
 from adl.errors import InvalidInputError, SchemaError
+from adl.inequality import ptsr_pmr
 
 WealthPolicy = Literal["queue", "pro_rata", "capped_pro_rata", "levered_pro_rata", "min_max_leverage"]
 Array = np.ndarray[Any, np.dtype[np.float64]]
@@ -221,6 +222,7 @@ def allocation_metrics(result: pl.DataFrame, *, b_needed: float | None = None,
     max_loss = float(np.maximum(-e, 0.0).max()) if len(e) else 0.0
     nan = float("nan")
     positive = e > 0
+    ptsr, pmr = ptsr_pmr(kept, residual, deficit, max_loss)
     return {
         "deficit": deficit,
         "seized": seized,
@@ -231,6 +233,6 @@ def allocation_metrics(result: pl.DataFrame, *, b_needed: float | None = None,
         "max_haircut": float(h.max()) if len(h) else nan,
         "max_seized_pct_equity": float((x[positive] / e[positive]).max()) if positive.any() else nan,
         "accounts_hit": float((x > 0).sum()),
-        "ptsr": kept / residual if residual > 0 else nan,
-        "pmr": kept / (residual / deficit * max_loss) if residual > 0 and deficit > 0 and max_loss > 0 else nan,
+        "ptsr": nan if ptsr is None else ptsr,
+        "pmr": nan if pmr is None else pmr,
     }

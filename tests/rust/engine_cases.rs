@@ -518,3 +518,24 @@ fn severity_cap_deleverages_at_most_the_cap_and_books_the_rest_at_the_fill_price
     assert!(matches!(e.liquidate_capped(req(1, LONG, None), Some(-1), false), Err(AdlError::InvalidParameter { .. })));
     assert_eq!(e.snapshot(), snap);
 }
+
+#[test]
+fn adl_dry_run_places_the_lots_the_waterfall_places_and_changes_nothing() {
+    // The book of `queue_partial_last_fill_and_losers_after_winners`: 30 lots at P_bk 98 go to
+    // #2 (10), #3 (10) and #4 (10 of 20), ranks 1-3. The dry run places the same lots at 98
+    // (ticks, price_decimals 0) with nothing applied; 50 lots are more than the side holds (40).
+    let rows = [(1, LONG, 30.0, 100.0, 60.0), (2, SHORT, 10.0, 100.0, 20.0), (3, SHORT, 10.0, 100.0, 60.0), (4, SHORT, 20.0, 95.0, 100.0)];
+    for policy in [Policy::Bitmex, Policy::SizeProRata, Policy::Dydx, Policy::MinMaxLeverage, Policy::WealthProRata] {
+        let mut e = engine_with(policy, 0.0, &rows);
+        let before = e.totals();
+        let takes = e.adl_dry_run(0, LONG, 30, 98).unwrap();
+        assert_eq!(e.totals(), before, "{policy:?}: a dry run applies nothing");
+        let dry: Vec<(u64, i64, Option<u64>)> = takes.iter().map(|t| (e.store().get(t.slot).account, t.lots, t.rank)).collect();
+        let r = e.liquidate(req(1, LONG, None), false).unwrap();
+        let wet: Vec<(u64, i64, Option<u64>)> = r.fills.iter().filter_map(|f| Some((f.account?, f.lots, f.rank))).collect();
+        assert_eq!(dry, wet, "{policy:?}");
+    }
+    let mut e = engine(0.0, &rows);
+    assert!(matches!(e.adl_dry_run(0, LONG, 50, 98), Err(AdlError::InsufficientLiquidity { .. })));
+    assert!(matches!(e.adl_dry_run(0, 2, 5, 98), Err(AdlError::InvalidParameter { .. })));
+}
