@@ -222,13 +222,29 @@ def checked(**checks: Check) -> Callable[[Callable[P, R]], Callable[P, R]]:
         if unknown:
             raise TypeError(f"{fn.__qualname__} has no parameter(s) {sorted(unknown)}")
 
+        # Where each checked parameter sits when passed by position (per-request reads are
+        # called millions of times: no Signature.bind on the common path).
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        slots = [p.name for p in sig.parameters.values() if p.kind in kinds]
+        at = {name: slots.index(name) if name in slots else None for name in checks}
+        simple = all(p.kind != inspect.Parameter.VAR_POSITIONAL for p in sig.parameters.values())
+
         @functools.wraps(fn)
         def inner(*args: P.args, **kwargs: P.kwargs) -> R:
-            bound = sig.bind(*args, **kwargs)
+            if not simple or len(args) > len(slots):
+                bound = sig.bind(*args, **kwargs)
+                for name, check in checks.items():
+                    if name in bound.arguments:
+                        bound.arguments[name] = check(name, bound.arguments[name])
+                return fn(*bound.args, **bound.kwargs)
+            given = list(args)
             for name, check in checks.items():
-                if name in bound.arguments:
-                    bound.arguments[name] = check(name, bound.arguments[name])
-            return fn(*bound.args, **bound.kwargs)
+                i = at[name]
+                if i is not None and i < len(given):
+                    given[i] = check(name, given[i])
+                elif name in kwargs:
+                    kwargs[name] = check(name, kwargs[name])
+            return fn(*given, **kwargs)  # type: ignore[arg-type]
 
         return inner
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from functools import cached_property
@@ -539,6 +539,13 @@ class Engine:
             self._label_cache = cache
         return cache
 
+    def _labeller(self, held: int) -> Callable[[int], int | str]:
+        """Account id from code, for an engine holding ``held`` labels (per-request reads)."""
+        if not held:
+            return int
+        labels = self._labels()
+        return lambda code: str(labels[int(code)])
+
     def _shown(self) -> Shown:
         """Read after the core call whose codes it maps (labels only grow)."""
         return Shown(self._labels(), self._core.clock(), self._symbol_dtype)
@@ -578,9 +585,9 @@ class Engine:
                .cast(pl.UInt64) for s in ids]
         return out, new.to_list()
 
-    def _account_in(self, account: int | str) -> int:
-        """The core's code of a scalar account id."""
-        held = self._core.label_count()
+    def _account_in(self, account: int | str, held: int | None = None) -> int:
+        """The core's code of a scalar account id (``held``: the engine's label count, if read)."""
+        held = self._core.label_count() if held is None else held
         if isinstance(account, str):
             code = self._labels().index_of(account) if held else None
             if code is None:
@@ -1133,10 +1140,11 @@ class Engine:
         >>> (v.equity, v.bankruptcy_price, v.queue.rank, v.queue.lights, v.queue.notional_ahead)
         (100.0, 106.0, 2, 1, 960.0)
         """
-        code = self._account_in(account)
+        held = self._core.label_count()
+        code = self._account_in(account, held)
         with self._labelled_errors():
             raw = self._core.position_view(code, self._symbol(symbol), side_value(side))
-        return position_view(raw, self._shown().label)
+        return position_view(raw, self._labeller(held))
 
     @checked(account=ACCOUNT)
     def account(self, account: int | str) -> AccountView:
@@ -1151,11 +1159,12 @@ class Engine:
         >>> (a.cash, a.equity, a.tnc, len(a.positions))
         (30.0, 20.0, 20.0, 1)
         """
-        code = self._account_in(account)
+        held = self._core.label_count()
+        code = self._account_in(account, held)
         with self._labelled_errors():
             cash, equity, cross, rows = self._core.account_view(code)
         tnc, tmmr = cross if cross is not None else (None, None)
-        label = self._shown().label
+        label = self._labeller(held)
         return AccountView(label(code), cash, equity, tnc, tmmr, tuple(position_view(r, label) for r in rows))
 
     def indicator(self) -> pl.DataFrame:
