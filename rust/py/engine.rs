@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 
 use super::{run, Columns};
 use crate::core::book::funds::Change;
-use crate::core::book::input::{parse_price, PositionColumns};
+use crate::core::book::input::{check_side, parse_price, PositionColumns};
 use crate::core::book::position::Key;
 use crate::core::book::trigger::{AdlState, Trigger};
 use crate::core::engine::audit::Wide;
@@ -410,9 +410,7 @@ impl Engine {
         let (accounts, marks) = run(py, || {
             let mut j = self.lock();
             let e = &mut j.engine;
-            if side != 1 && side != -1 {
-                return Err(AdlError::config("side", format!("{side} is not a side")));
-            }
+            check_side(side, None)?;
             let market = e.market_id(&symbol)?;
             let only = match account {
                 Some(a) => Some(e.store().find(&(a, market, side)).ok_or(AdlError::UnknownPosition {

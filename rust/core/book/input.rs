@@ -146,12 +146,25 @@ pub fn parse_row(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin
     }
 }
 
+/// `side` when it is one (+1 long, −1 short), else the error naming the field (and the row,
+/// for a row of a batch); every call taking a side checks it here.
+pub fn check_side(side: i8, row: Option<usize>) -> Result<Side> {
+    if side == 1 || side == -1 {
+        return Ok(side);
+    }
+    let message = format!("{side} is not a side (expected 1/-1 or long/short)");
+    Err(match row {
+        Some(row) => AdlError::value("side", row, message),
+        None => AdlError::config("side", message),
+    })
+}
+
 /// The error for a row that `parse_row` rejected, checked field by field in column order.
 #[cold]
 #[inline(never)]
 fn row_error(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin: f64) -> AdlError {
-    if side != 1 && side != -1 {
-        return AdlError::value("side", row, format!("{side} is not a side (expected 1/-1 or long/short)"));
+    if let Err(e) = check_side(side, Some(row)) {
+        return e;
     }
     let range =
         |field: &str, x: f64| AdlError::value(field, row, format!("{} is not finite or exceeds the fixed-point range", describe(x)));

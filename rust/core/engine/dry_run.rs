@@ -6,6 +6,7 @@
 
 use rustc_hash::FxHashSet;
 
+use crate::core::book::input::check_side;
 use crate::core::book::position::{side_slot, Side};
 use crate::core::engine::Engine;
 use crate::core::policy::alloc::{AdlTerms, OppositeSide, Take};
@@ -21,9 +22,7 @@ impl Engine {
     /// in no account of the book, so nobody is excluded. Errors with `InsufficientLiquidity`
     /// when the side cannot take all the lots.
     pub fn adl_dry_run(&mut self, market: u32, side: Side, lots: i64, price: i64) -> Result<Vec<Take>> {
-        if side != 1 && side != -1 {
-            return Err(AdlError::config("side", format!("{side} is not a side (expected long/short)")));
-        }
+        check_side(side, None)?;
         if market as usize >= self.markets.len() {
             return Err(AdlError::config("symbol", format!("market code {market} out of range")));
         }

@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 
 use crate::core::book::cross::CrossBook;
 use crate::core::book::funds::Funds;
-use crate::core::book::input::{parse_mark, parse_price, parse_row, PositionColumns};
+use crate::core::book::input::{check_side, parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::book::partial::partial_close;
 use crate::core::book::position::{side_slot, Key, Position, PositionStore, Side};
 use crate::core::book::trigger::{AdlState, Trigger};
@@ -708,9 +708,7 @@ impl Engine {
 
     /// Checks a request without changing anything observable; returns the slot and fill price.
     pub(crate) fn check(&self, req: &Request, row: usize) -> Result<(u32, Option<i64>)> {
-        if req.side != 1 && req.side != -1 {
-            return Err(AdlError::value("side", row, format!("{} is not a side", req.side)));
-        }
+        check_side(req.side, Some(row))?;
         let slot = self.find(req.account, req.market, req.side)?;
         let m = &self.markets[req.market as usize];
         let mark = m.mark()?;

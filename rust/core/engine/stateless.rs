@@ -4,7 +4,7 @@
 
 use std::collections::BinaryHeap;
 
-use crate::core::book::input::{block_valid, parse_mark, parse_price, parse_row, PositionColumns};
+use crate::core::book::input::{block_valid, check_side, parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::book::position::{side_slot, Side};
 use crate::core::market::tiers::{rate_ppm, Tiers};
 use crate::core::policy::alloc::{holding, pro_rata_shares, weighted_then_size, Holding, Weighting};
@@ -659,9 +659,7 @@ pub fn deleverage(
     seed: u64,
     custom: Option<&[f64]>,
 ) -> Result<Vec<StatelessFill>> {
-    if side != 1 && side != -1 {
-        return Err(AdlError::config("side", format!("{side} is not a side (expected long/short)")));
-    }
+    check_side(side, None)?;
     if market as usize >= markets.grids.len() {
         return Err(AdlError::config("symbol", format!("market code {market} out of range")));
     }

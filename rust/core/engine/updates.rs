@@ -5,7 +5,7 @@
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::core::book::cross::{beyond, bounded_totals};
-use crate::core::book::input::{parse_price, parse_row, PositionColumns, Row};
+use crate::core::book::input::{check_side, parse_price, parse_row, PositionColumns, Row};
 use crate::core::book::position::{Position, Side};
 use crate::core::engine::Engine;
 use crate::core::policy::queues::Market;
@@ -178,9 +178,7 @@ impl Engine {
     /// its margin and PnL at that price go to the account's cash, the book takes the lots.
     /// Returns the cash credited (negative when the close realises a loss beyond the margin).
     pub fn close_position(&mut self, account: u64, market: u32, side: Side, price: Option<f64>) -> Result<i128> {
-        if side != 1 && side != -1 {
-            return Err(AdlError::value("side", 0, format!("{side} is not a side")));
-        }
+        check_side(side, Some(0))?;
         if market as usize >= self.markets.len() {
             return Err(AdlError::UnknownMarket { symbol: format!("#{market}") });
         }

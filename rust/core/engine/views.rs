@@ -2,6 +2,7 @@
 //! account, in O(markets + log n) rather than by building whole-book frames.
 
 use crate::core::book::cross::CrossTotals;
+use crate::core::book::input::check_side;
 use crate::core::book::position::{Position, Side, NO_INDEX};
 use crate::core::engine::Engine;
 use crate::core::policy::queues::QueueRow;
@@ -37,9 +38,7 @@ impl Engine {
     /// The position of `account` on `side` of `market`. The first read after a mark change
     /// ranks that market side again (ranked policies).
     pub fn position_view(&mut self, account: u64, market: u32, side: Side) -> Result<PositionView> {
-        if side != 1 && side != -1 {
-            return Err(AdlError::value("side", 0, format!("{side} is not a side")));
-        }
+        check_side(side, Some(0))?;
         if market as usize >= self.markets().len() {
             return Err(AdlError::UnknownMarket { symbol: format!("#{market}") });
         }
