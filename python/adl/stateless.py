@@ -106,6 +106,10 @@ def rank(
     the positions) gives the scores; bankrupt positions are still not eligible.
     ``columns`` renames the caller's columns (``{"size": "qty"}``); the result keeps them
     renamed. Account ids may be integers or strings (ties then go to the lower string).
+    ``markets`` takes every :class:`adl.Market` parameter (tiers, multipliers, inverse
+    markets) and ``accounts`` the cross accounts' wallets (``account, cash``) for rows with
+    ``margin_mode = "cross"``: such books are ranked by an engine loaded for the call, exactly
+    as :meth:`adl.Engine.indicator` ranks them (keys (account, symbol, side) then unique).
 
     >>> import adl, polars as pl
     >>> book = pl.DataFrame({"account": [1, 2, 3], "side": ["short"] * 3,
@@ -161,7 +165,9 @@ def deleverage(
     ``rank`` and ``score`` are null.
     Raises :class:`adl.InsufficientLiquidityError` when the opposite side holds less.
     ``account`` and ``symbol`` keep the input's dtypes (string ids too), so fills join back
-    to the book; ``columns`` renames the caller's columns as in :func:`adl.rank`.
+    to the book; ``columns`` renames the caller's columns as in :func:`adl.rank`, and
+    ``markets``/``accounts`` take every engine parameter and cross wallets as there (the lots
+    are then placed by the engine's own kernel, as its waterfall would at this price).
 
     >>> import adl, polars as pl
     >>> book = pl.DataFrame({"account": [1, 2], "side": ["short", "short"],
