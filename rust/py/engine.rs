@@ -6,7 +6,6 @@ use std::sync::{Mutex, MutexGuard};
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use rustc_hash::FxHashMap;
 
 use super::{run, Columns};
 use crate::core::book::funds::Change;
@@ -893,23 +892,12 @@ impl Engine {
     fn accounts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.read(py, |j| {
             let e = &j.engine;
-            let mut by: FxHashMap<u64, (i128, i128, u32)> = FxHashMap::default();
-            for (&a, &c) in e.accounts_cash() {
-                by.entry(a).or_default().0 = c;
-            }
-            for (_, p) in e.store().iter() {
-                let eq = e.position_equity(p);
-                let v = by.entry(p.account).or_default();
-                v.1 += eq;
-                v.2 += 1;
-            }
-            let mut rows: Vec<(u64, (i128, i128, u32))> = by.into_iter().collect();
-            rows.sort_unstable_by_key(|r| r.0);
+            let rows = e.account_rows();
             let mut d = Dict::default();
             d.array("account", rows.iter().map(|r| r.0).collect());
-            d.array("cash", rows.iter().map(|r| e.cash_f64(r.1 .0)).collect());
-            d.array("equity", rows.iter().map(|r| e.cash_f64(r.1 .0 + r.1 .1)).collect());
-            d.array("positions", rows.iter().map(|r| r.1 .2).collect());
+            d.array("cash", rows.iter().map(|r| e.cash_f64(r.1)).collect());
+            d.array("equity", rows.iter().map(|r| e.cash_f64(r.2)).collect());
+            d.array("positions", rows.iter().map(|r| r.3).collect());
             Ok(d)
         })?
         .build(py)

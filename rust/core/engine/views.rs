@@ -1,5 +1,8 @@
-//! Read models for one request, as an exchange's position screen asks: one position or one
-//! account, in O(markets + log n) rather than by building whole-book frames.
+//! Read models: for one request, as an exchange's position screen asks (one position or one
+//! account, in O(markets + log n) rather than by building whole-book frames), and the
+//! per-account rows of the whole book.
+
+use rustc_hash::FxHashMap;
 
 use crate::core::book::cross::CrossTotals;
 use crate::core::book::input::check_side;
@@ -64,6 +67,23 @@ impl Engine {
         let equity = cash + positions.iter().map(|v| self.position_equity(&v.position)).sum::<i128>();
         let cross = positions.iter().any(|v| v.position.cross).then(|| self.cross.totals(account));
         Ok(AccountView { account, cash, equity, cross, positions })
+    }
+
+    /// Every account that holds cash or a position, by id: (account, cash, equity, open
+    /// positions), equity as in `account_view` (the whole-book form of it).
+    pub fn account_rows(&self) -> Vec<(u64, i128, i128, u32)> {
+        let mut by: FxHashMap<u64, (i128, i128, u32)> = FxHashMap::default();
+        for (&a, &c) in self.accounts_cash() {
+            by.entry(a).or_default().0 = c;
+        }
+        for (_, p) in self.store().iter() {
+            let v = by.entry(p.account).or_default();
+            v.1 += self.position_equity(p);
+            v.2 += 1;
+        }
+        let mut rows: Vec<(u64, i128, i128, u32)> = by.into_iter().map(|(a, (cash, eq, n))| (a, cash, cash + eq, n)).collect();
+        rows.sort_unstable_by_key(|r| r.0);
+        rows
     }
 
     fn view_of(&mut self, slot: u32) -> Result<PositionView> {
