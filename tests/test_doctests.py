@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["adl", "adl.engine", "adl.stateless", "adl._io", "adl.errors", "adl.demo", "adl.wealth", "adl.cascade", "adl.scenario", "adl.sweeps", "adl.lots", "adl.severity", "adl.severity_sim", "adl.reporting"]
+MODULES = ["adl", "adl.engine", "adl.stateless", "adl._io", "adl.errors", "adl.demo", "adl.wealth", "adl.cascade", "adl.scenario", "adl.sweeps", "adl.lots", "adl.severity", "adl.severity_sim", "adl.reporting", "adl.inequality"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -151,14 +151,28 @@ def test_an_engine_config_reaches_options_simulate_has_no_keyword_for() -> None:
     assert table["fund_end"].to_list() == pytest.approx([100.954, 100.954])
 
 
-def test_engine_options_are_given_once() -> None:
-    cfg = adl.EngineConfig(insurance_fund=100.0)
-    with pytest.raises(InvalidInputError) as e:
-        adl.simulate(FEE_BOOK, FEE_PATH, engine=cfg, insurance_fund=5.0)
-    assert e.value.field == "insurance_fund"
+def test_keywords_given_with_an_engine_config_replace_its_values() -> None:
+    cfg = adl.EngineConfig(insurance_fund=100.0, liquidation_fee=0.001, surplus_to_fund=False)
+    # The fund given as a keyword replaces the configuration's; the fee stays: 5 + 0.954.
+    res = adl.simulate(FEE_BOOK, FEE_PATH, engine=cfg, insurance_fund=5.0, liquidation=adl.Slippage(0.0))
+    assert res.engine.insurance_fund == pytest.approx(5.954)
+    # Given at simulate's own default (1e6) it still counts as given.
+    res = adl.simulate(FEE_BOOK, FEE_PATH, engine=cfg, insurance_fund=1e6, liquidation=adl.Slippage(0.0))
+    assert res.engine.insurance_fund == pytest.approx(1e6 + 0.954)
+    # Left alone, the configuration's fund (100) runs, not simulate's default (1e6).
+    res = adl.simulate(FEE_BOOK, FEE_PATH, engine=cfg, liquidation=adl.Slippage(0.0))
+    assert res.engine.insurance_fund == pytest.approx(100.954)
+    # Fund sizing varies the fund over an engine configuration (the book's close at 95.4 is
+    # above the bankruptcy price: no ADL, no bad debt, so the smallest fund is enough).
+    sized = adl.size_fund(FEE_BOOK, {"path": FEE_PATH}, funds=[0.0, 1e6], engine=cfg, liquidation=adl.Slippage(0.0))
+    assert sized.fund == 0.0 and sized.table.height == 2
     with pytest.raises(InvalidInputError) as e:
         adl.simulate(FEE_BOOK, FEE_PATH, engine={"policy": "bitmex"})  # type: ignore[arg-type]
     assert e.value.field == "engine"
+    for bad in ("", 0, False):
+        with pytest.raises(InvalidInputError) as e:
+            adl.simulate(FEE_BOOK, FEE_PATH, policy=bad)  # type: ignore[arg-type]
+        assert e.value.field == "policy"
     restored = adl.Engine.restore(adl.Engine().snapshot())
     assert restored.config is None
     with pytest.raises(InvalidInputError):
@@ -174,3 +188,34 @@ def test_engine_config_lists_every_engine_option() -> None:
     assert [(f.name, f.default) for f in fields(adl.EngineConfig)] == options
     eng = adl.Engine("binance", 5.0, tiers=[(0, 0.01)], markets={"X": adl.Market(0, 0)})
     assert adl.Engine.from_config(eng.config).config == eng.config  # type: ignore[arg-type]
+
+
+def test_an_engine_keeps_its_config_through_markets_copies_and_results() -> None:
+    import copy
+    import pickle
+
+    eng = adl.Engine(insurance_fund=100.0, liquidation_fee=0.001, surplus_to_fund=False, qty_decimals=0, price_decimals=0)
+    eng.add_market("BTC", qty_decimals=3, tiers=[(0, 0.004)])
+    eng.max_ts_step = 60_000
+    cfg = eng.config
+    assert cfg is not None and cfg.max_ts_step == 60_000
+    assert cfg.markets == {"BTC": adl.Market(3, 0, tiers=[(0, 0.004)])}   # price decimals: the engine's 0
+    assert pickle.loads(pickle.dumps(eng)).config == cfg and copy.deepcopy(eng).config == cfg
+    res = adl.simulate(FEE_BOOK, FEE_PATH, engine=adl.EngineConfig(insurance_fund=100.0, liquidation_fee=0.001,
+                                                                  surplus_to_fund=False), liquidation=adl.Slippage(0.0))
+    again = adl.simulate(FEE_BOOK, FEE_PATH, engine=res.engine, liquidation=adl.Slippage(0.0))
+    assert again.engine.insurance_fund == pytest.approx(100.954)
+    for bad in ({"tiers": 5}, {"markets": 5}, {"markets": {"X": 1}}):
+        with pytest.raises(InvalidInputError):
+            adl.Engine(**bad)  # type: ignore[arg-type]
+
+
+def test_liquidation_results_pickle() -> None:
+    import pickle
+
+    eng = adl.Engine(insurance_fund=0.0, **WHOLE)
+    eng.load(FEE_BOOK)
+    eng.set_marks(95.0)
+    res = eng.liquidate(1, side="long", fill_price=94.0)
+    back = pickle.loads(pickle.dumps(res))
+    assert back.fills.equals(res.fills) and back.bad_debt == res.bad_debt and back.cancel_orders.equals(res.cancel_orders)

@@ -22,9 +22,14 @@ POLICIES = ["bitmex", "binance", "hyperliquid", "min_max_leverage", "size_pro_ra
 RANKED = [p for p in POLICIES if adl._adl.ranks(p)]
 
 
-def gapped(seed: int, gaps: list[float]) -> tuple[pl.DataFrame, dict[str, float], dict[str, adl.Market]]:
-    """A venue book (five symbols at real prices, 1-125x, isolated) with each mark moved by a gap."""
+def gapped(seed: int, gaps: list[float], text_ids: bool = False) -> tuple[pl.DataFrame, dict[str, float], dict[str, adl.Market]]:
+    """A venue book (five symbols at real prices, 1-125x, isolated) with each mark moved by a
+    gap; with ``text_ids`` the accounts are strings whose sorted order is not the numbers' (and
+    not the order the rows name them in)."""
     v = adl.venue_book(300, cross_share=0.0, seed=seed)
+    if text_ids:
+        book = v.positions.with_columns(pl.format("u{}", (pl.col("account") * 7919) % 1000).alias("account"))
+        v = v._replace(positions=book)
     marks = {s: round(m * (1.0 + g), v.markets[s].price_decimals) for (s, m), g in zip(sorted(v.marks.items()), gaps)}
     return v.positions, marks, dict(v.markets)
 
@@ -41,9 +46,9 @@ GAPS = st.lists(st.sampled_from([-0.3, -0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2, 0
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), gaps=GAPS, policy=st.sampled_from(RANKED))
-def test_rank_on_a_plain_book_is_the_engine_queue(seed: int, gaps: list[float], policy: str) -> None:
-    book, marks, markets = gapped(seed, gaps)
+@given(seed=st.integers(0, 10_000), gaps=GAPS, policy=st.sampled_from(RANKED), text_ids=st.booleans())
+def test_rank_on_a_plain_book_is_the_engine_queue(seed: int, gaps: list[float], policy: str, text_ids: bool) -> None:
+    book, marks, markets = gapped(seed, gaps, text_ids)
     fast = adl.rank(book, marks, policy=policy, markets=markets)
     eng, a = on_engine(book, marks, policy, markets)
     slow = stateless._rank_on_engine(book, a, eng)  # type: ignore[arg-type]
@@ -59,11 +64,11 @@ def test_rank_on_a_plain_book_is_the_engine_queue(seed: int, gaps: list[float], 
 
 @settings(max_examples=18, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), gaps=GAPS, policy=st.sampled_from(POLICIES), side=st.sampled_from(["long", "short"]),
-       share=st.sampled_from([0.001, 0.05, 0.3, 0.9]), walk=st.integers(0, 2**32))
+       share=st.sampled_from([0.001, 0.05, 0.3, 0.9]), walk=st.integers(0, 2**32), text_ids=st.booleans())
 def test_deleverage_on_a_plain_book_places_the_lots_the_engine_places(
-    seed: int, gaps: list[float], policy: str, side: str, share: float, walk: int
+    seed: int, gaps: list[float], policy: str, side: str, share: float, walk: int, text_ids: bool
 ) -> None:
-    book, marks, markets = gapped(seed, gaps)
+    book, marks, markets = gapped(seed, gaps, text_ids)
     symbol = "ETH"
     opposite = book.filter((pl.col("symbol") == symbol) & (pl.col("side") != side))
     grid = 10.0 ** -markets[symbol].qty_decimals
@@ -81,6 +86,7 @@ def test_deleverage_on_a_plain_book_places_the_lots_the_engine_places(
         return
     slow = stateless._fills_on_engine(book, a, eng, symbol, 1 if side == "long" else -1, qty, price)  # type: ignore[arg-type]
     assert fast.select("account", "qty", "rank").rows() == slow.select("account", "qty", "rank").rows()
+    assert fast.schema == slow.schema and fast["account"].dtype == book["account"].dtype
     assert fast["qty"].sum() == pytest.approx(qty)
 
 

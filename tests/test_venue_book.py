@@ -106,3 +106,12 @@ def test_cascade_on_a_venue_book_keeps_the_invariants(policy: str) -> None:
         else:
             pytest.fail("liquidations did not settle within 50 passes")
     assert adl_lots > 0                                                     # the crash reached ADL
+
+
+@pytest.mark.parametrize("seed", [975, 1237, 1387])
+def test_seeds_whose_first_draw_holds_too_few_positions(seed: int) -> None:
+    # These seeds drew accounts holding fewer than n positions in all; the last account was
+    # then given more than five (and the draw failed). Every account holds 1-5 positions.
+    v = adl.venue_book(300, cross_share=0.0, seed=seed)
+    per_account = v.positions.group_by("account").len()["len"]
+    assert v.positions.height == 300 and per_account.min() >= 1 and per_account.max() <= 5

@@ -8,12 +8,11 @@ only shapes the frames and computes the haircut statistics.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, get_args, overload
+from typing import Any, Literal, cast, get_args, overload
 
 import numpy as np
 import polars as pl
@@ -257,26 +256,51 @@ class SimulationResult:
                 f"bad_debt={s['bad_debt']:.2f}, fund_min={s['fund_min']:.2f}, accounts_hit={s['accounts_hit']})")
 
 
+class _Default:
+    """Marks simulate's default of an engine keyword, so that ``engine=`` can tell a keyword
+    the caller gave (which then overrides the configuration's) from one left alone."""
+
+
+class _Float(float, _Default):
+    pass
+
+
+class _Int(int, _Default):
+    pass
+
+
+class _Str(str, _Default):
+    pass
+
+
+def _plain(value: Any) -> Any:
+    """A marked default as the plain value it stands for (any other value as it is)."""
+    for kind in (float, int, str):
+        if isinstance(value, kind) and isinstance(value, _Default):
+            return kind(value)
+    return value
+
+
 @checked(liquidation=instance(Slippage), horizon=integer(0, I64), keep_fills=flag(), chunk=integer(1, I64),
          progress=optional_callable(), trigger_min_balance=number(0.0, optional=True),
-         lights=text(optional=True, choices=get_args(LightsMethod)))
+         lights=text(optional=True, choices=get_args(LightsMethod)), policy=text(optional=True, choices=get_args(Policy)))
 def simulate(
     positions: Frame,
     prices: Frame,
     *,
     policy: Policy | None = None,
-    insurance_fund: float = 1e6,
-    maintenance_rate: float = 0.005,
+    insurance_fund: float = _Float(1e6),
+    maintenance_rate: float = _Float(0.005),
     liquidation: Slippage = Slippage(),
     accounts: Frame | None = None,
     markets: Mapping[str, Market] | None = None,
     horizon: int = 0,
-    cash_decimals: int = 8,
-    qty_decimals: int = 4,
-    price_decimals: int = 4,
+    cash_decimals: int = _Int(8),
+    qty_decimals: int = _Int(4),
+    price_decimals: int = _Int(4),
     adl_price: AdlPrice | None = None,
-    seed: int = 0,
-    trigger: Trigger = "fund_empty",
+    seed: int = _Int(0),
+    trigger: Trigger = cast(Trigger, _Str("fund_empty")),
     trigger_min_balance: float | None = None,
     lights: LightsMethod | None = None,
     keep_fills: bool = True,
@@ -305,8 +329,8 @@ def simulate(
     engine, ``result.engine``, shows its queue lights by that method). ``engine`` (an
     :class:`adl.EngineConfig`, or an :class:`adl.Engine` for its configuration, not its book)
     sets every engine option instead (fees, tiers, trigger window and
-    thresholds, ``max_ts_step``…); the engine keywords above must then be left out, except
-    ``policy``, which replaces the configuration's (:func:`adl.compare` and the sweeps vary it).
+    thresholds, ``max_ts_step``…); an engine keyword given as well replaces the configuration's
+    value (:func:`adl.compare` varies ``policy``, :func:`adl.size_fund` ``insurance_fund``).
     ``policy`` defaults to the configuration's, else ``"bitmex"``.
     ``keep_fills=False`` keeps no fill log (pro-rata policies close a share of every opposite
     position at every event: tens of millions of fills, ~120 bytes each); the frames of
@@ -394,6 +418,7 @@ def simulate(
     liq = pl.concat([pl.DataFrame(c) for c in liq_cols]) if liq_cols else None
     final = Engine._from_core(sim.engine(), eng._score)
     final._symbol_dtype = eng._symbol_dtype
+    final._config = eng._config
     shown = final._shown()
     liquidations = _liquidations_frame(liq, names, shown)
     raw_tally = pl.DataFrame(sim.tally())
@@ -417,11 +442,12 @@ def simulate(
 
 
 def _engine_config(engine: EngineConfig | Engine | None, policy: Policy | None, keywords: dict[str, Any]) -> EngineConfig:
-    """The engine a cascade runs on: ``engine`` (its policy replaced by ``policy`` when given,
-    as :func:`compare` and the sweeps vary it), else one from :func:`simulate`'s engine keywords,
-    which must then not be given alongside ``engine``."""
+    """The engine a cascade runs on: ``engine`` with the engine keywords the caller gave (and
+    ``policy``, as :func:`compare` and the sweeps vary it) put over it, else one from
+    :func:`simulate`'s engine keywords and their defaults."""
     if engine is None:
-        return EngineConfig(policy or "bitmex", **keywords)
+        values = {k: _plain(v) for k, v in keywords.items()}
+        return EngineConfig(policy if policy is not None else "bitmex", **values)
     if isinstance(engine, Engine):
         if engine.config is None:
             raise InvalidInputError("engine: a restored engine keeps its options in its state; pass an adl.EngineConfig",
@@ -429,13 +455,10 @@ def _engine_config(engine: EngineConfig | Engine | None, policy: Policy | None, 
         engine = engine.config
     if not isinstance(engine, EngineConfig):
         raise InvalidInputError(f"engine: {engine!r} is not an adl.EngineConfig (Engine.config gives one)", "engine", None)
-    defaults = inspect.signature(simulate).parameters
-    given = [k for k, v in keywords.items() if v != defaults[k].default]
-    if given:
-        raise InvalidInputError(f"{given[0]}: set engine options in engine= or as keywords, not both", given[0], None)
-    if policy is None or policy == engine.policy:
-        return engine
-    return replace(engine, policy=policy, score=engine.score if policy == "custom" else None)
+    given = {k: v for k, v in keywords.items() if v is not None and not isinstance(v, _Default)}
+    if policy is not None and policy != engine.policy:
+        given.update(policy=policy, score=engine.score if policy == "custom" else None)
+    return replace(engine, **given) if given else engine
 
 
 def _later_marks(px: pl.DataFrame, step_ts: pl.Series, names: list[str], horizon: int) -> np.ndarray[Any, Any]:

@@ -8,7 +8,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from typing import Any, Literal, get_args
 
@@ -174,7 +174,9 @@ class LiquidationResult:
     """
 
     def __init__(self, raw: _adl.LiquidationOutcome, shown: Shown) -> None:
-        self._raw = raw
+        # Plain values only (the core's object does not pickle).
+        self._fills, self._passed = raw.fills, raw.passed
+        self._cancel = (raw.cancel_account, raw.cancel_market, raw.cancel_side)
         self._names = raw.names
         self._shown = shown
         self.to_fund = raw.to_fund
@@ -192,17 +194,17 @@ class LiquidationResult:
     @cached_property
     def fills(self) -> pl.DataFrame:
         """Fill records in execution order (columns as :data:`FILL_COLUMNS`)."""
-        return fills_frame(self._raw.fills, self._names, self._shown)
+        return fills_frame(self._fills, self._names, self._shown)
 
     @cached_property
     def cancel_orders(self) -> pl.DataFrame:
         """Positions whose open orders a venue cancels: the liquidated one and each counterparty."""
-        r = self._raw
+        account, market, side = self._cancel
         return pl.DataFrame(
             {
-                "account": self._shown.account(r.cancel_account),
-                "symbol": self._shown.symbol(r.cancel_market, self._names),
-                "side": side_series(r.cancel_side),
+                "account": self._shown.account(account),
+                "symbol": self._shown.symbol(market, self._names),
+                "side": side_series(side),
             }
         )
 
@@ -213,7 +215,7 @@ class LiquidationResult:
         ``reason``: ``beyond_bankruptcy`` (isolated: the ADL price lies beyond its own
         bankruptcy price) or ``collateral`` (cross: its account's TNC cannot pay for a lot).
         They keep their place in the queue for later events."""
-        rows = self._raw.passed
+        rows = self._passed
         return pl.DataFrame(
             {
                 "event": pl.Series([r[0] for r in rows], dtype=pl.UInt64),
@@ -226,7 +228,7 @@ class LiquidationResult:
 
     def __repr__(self) -> str:
         return (
-            f"LiquidationResult(events={len(self.events)}, fills={len(self._raw.fills['event'])}, "
+            f"LiquidationResult(events={len(self.events)}, fills={len(self._fills['event'])}, "
             f"external_qty={self.external_qty}, "
             f"adl_qty={self.adl_qty}, to_fund={self.to_fund}, from_fund={self.from_fund}, "
             f"bad_debt={self.bad_debt})"
@@ -271,6 +273,13 @@ class EngineConfig:
     lights: LightsMethod | None = None
     score: ScoreSpec = None
     max_ts_step: int | None = None
+
+    def __post_init__(self) -> None:
+        # Held as values, not the caller's objects: tiers as a tuple, markets as a copy.
+        if self.tiers is not None and not isinstance(self.tiers, (str, bytes)) and isinstance(self.tiers, Sequence):
+            object.__setattr__(self, "tiers", tuple(tuple(t) if isinstance(t, Sequence) else t for t in self.tiers))
+        if isinstance(self.markets, Mapping):
+            object.__setattr__(self, "markets", dict(self.markets))
 
     def options(self) -> dict[str, Any]:
         """The options as keyword arguments of :class:`Engine` (values as given, not copied)."""
@@ -371,12 +380,8 @@ class Engine:
         if (policy == "custom") != (score is not None):
             raise InvalidInputError("score: policy custom needs score= (a column name or an expression), no other policy takes one",
                                     "score", None)
-        self._config: EngineConfig | None = EngineConfig(
-            policy, insurance_fund, maintenance_rate, cash_decimals, qty_decimals, price_decimals, multiplier, inverse,
-            None if tiers is None else tuple(tiers), liquidation_fee, fee_convention, surplus_to_fund, adl_fee,
-            None if markets is None else dict(markets), adl_price, seed, trigger, trigger_window, trigger_arm,
-            trigger_disarm, trigger_min_balance, lights, score, max_ts_step,
-        )
+        if markets is not None and not (isinstance(markets, Mapping) and all(isinstance(m, Market) for m in markets.values())):
+            raise InvalidInputError(f"markets: {markets!r} is not a mapping symbol -> adl.Market", "markets", None)
         self._policy: str = policy
         self._score = score
         self._symbol_dtype: pl.DataType | None = None
@@ -393,6 +398,12 @@ class Engine:
         for symbol, m in (markets or {}).items():
             self._core.add_market(symbol, m.spec())
         self._core.set_max_ts_step(max_ts_step)
+        # Recorded once every option has been checked by the core.
+        self._config: EngineConfig | None = EngineConfig(
+            policy, insurance_fund, maintenance_rate, cash_decimals, qty_decimals, price_decimals, multiplier, inverse,
+            tiers, liquidation_fee, fee_convention, surplus_to_fund, adl_fee, markets, adl_price, seed, trigger,
+            trigger_window, trigger_arm, trigger_disarm, trigger_min_balance, lights, score, max_ts_step,
+        )
 
     @property
     def max_ts_step(self) -> int | None:
@@ -419,6 +430,8 @@ class Engine:
         if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**63):
             raise InvalidInputError(f"max_ts_step: {step!r} must be an integer in [0, 2^63) or None", "max_ts_step", None)
         self._core.set_max_ts_step(step)
+        if self._config is not None:
+            self._config = replace(self._config, max_ts_step=step)
 
     def __repr__(self) -> str:
         """The policy, markets, book size, fund and bad debt, for a REPL or a log line.
@@ -474,6 +487,12 @@ class Engine:
         if tiers is not None:
             spec["tiers"] = tier_rows(tiers)
         self._core.add_market(symbol, spec)
+        if self._config is not None:   # the options now include this market
+            c = self._config
+            market = Market(c.qty_decimals if qty_decimals is None else qty_decimals,
+                            c.price_decimals if price_decimals is None else price_decimals, maintenance_rate, multiplier,
+                            inverse, tiers, liquidation_fee, fee_convention, surplus_to_fund, adl_fee, fund_pool)
+            self._config = replace(c, markets={**(c.markets or {}), symbol: market})
 
     def markets(self) -> pl.DataFrame:
         """Markets: ``symbol, qty_decimals, price_decimals, maintenance_rate`` (the first
@@ -766,11 +785,12 @@ class Engine:
         return cls._from_core(_adl.Engine.open(os.fspath(path)), score)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"snapshot": self.snapshot(), "score": self._score, "symbol_dtype": self._symbol_dtype}
+        return {"snapshot": self.snapshot(), "score": self._score, "symbol_dtype": self._symbol_dtype, "config": self._config}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         other = Engine.restore(state["snapshot"], score=state["score"])
         other._symbol_dtype = state.get("symbol_dtype")
+        other._config = state.get("config")
         self.__dict__.update(other.__dict__)
 
     @checked(path=fs_path(), sync=text(choices=get_args(SyncPolicy)), group_ms=integer(0, I64))
@@ -869,8 +889,9 @@ class Engine:
 
     @property
     def config(self) -> EngineConfig | None:
-        """The options this engine was built with; ``None`` for an engine restored from a
-        snapshot or a log (its options are part of the state it was restored from)."""
+        """The options this engine was built with, markets added since and ``max_ts_step``
+        included (its ``insurance_fund`` is the one it started with); ``None`` for an engine
+        restored from a snapshot or a log (its options are part of that state)."""
         return self._config
 
     @property

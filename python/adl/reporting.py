@@ -468,8 +468,9 @@ def report(results: SimulationResult | Sequence[SimulationResult], path: str | P
     >>> "Glossary" in out.read_text()
     True
     """
-    # A sequence of runs or one run (checked without importing adl.cascade, which imports this module).
-    runs = list(results) if isinstance(results, Sequence) else [results]
+    # One run or several (told apart without importing adl.cascade, which imports this module).
+    runs: list[SimulationResult] = (
+        [results] if hasattr(results, "summary") else list(results))  # type: ignore[list-item]
     if not runs:
         raise ValueError("report needs at least one simulation result")
     _, _, get_plotlyjs = _plotly()

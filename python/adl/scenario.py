@@ -157,6 +157,9 @@ def venue_book(
     # Accounts until n positions are held; the last account may hold fewer than it drew.
     mean = float(per_account @ np.arange(1, k_max + 1))
     counts = rng.choice(np.arange(1, k_max + 1), size=int(n / mean * 1.1) + k_max, p=per_account)
+    while counts.sum() < n:   # rarely short: more accounts (each holds at least one position)
+        more = rng.choice(np.arange(1, k_max + 1), size=n - int(counts.sum()), p=per_account)
+        counts = np.concatenate([counts, more])
     counts = counts[: int(np.searchsorted(np.cumsum(counts), n)) + 1]
     counts[-1] -= int(counts.sum()) - n
     accounts = len(counts)

@@ -40,7 +40,9 @@ def _engine(df: pl.DataFrame, a: PositionArrays, marks: list[float], policy: Pol
             score: ScoreSpec, lights: LightsMethod | None, accounts: Frame | None, seed: int = 0) -> Engine:
     """A fresh engine holding the book at its marks, with no fund (nothing is liquidated)."""
     eng = Engine(policy, 0.0, cash_decimals=CASH_DECIMALS, markets=dict(specs), lights=lights, score=score, seed=seed)
-    eng.load(df, accounts)
+    # The engine numbers string ids in order of appearance and breaks ties by that number; the
+    # column path breaks them by the ids' sorted order: load them sorted, so both agree.
+    eng.load(df if a.account_ids is None else df.sort(pl.col("account").cast(pl.String), maintain_order=True), accounts)
     eng.set_marks(dict(zip(a.names, marks)))
     return eng
 
@@ -167,7 +169,8 @@ def deleverage(
     ``account`` and ``symbol`` keep the input's dtypes (string ids too), so fills join back
     to the book; ``columns`` renames the caller's columns as in :func:`adl.rank`, and
     ``markets``/``accounts`` take every engine parameter and cross wallets as there (the lots
-    are then placed by the engine's own kernel, as its waterfall would at this price).
+    are then placed by the engine's own kernel, as its waterfall would at this price, and the
+    keys (account, symbol, side) must be unique).
 
     >>> import adl, polars as pl
     >>> book = pl.DataFrame({"account": [1, 2], "side": ["short", "short"],
@@ -198,10 +201,10 @@ def deleverage(
     rows = out["row"]
     n = len(rows)
     # Every fill is on the side opposite the bankrupt one: constant columns, built directly.
-    # Account ids (when not integers) and symbols keep the input's dtype, so fills join back.
+    # Account ids and symbols keep the input's dtypes, so fills join back to the book.
     return pl.DataFrame(
         {
-            "account": a.account[rows] if a.account_ids is None else df["account"].gather(rows),
+            "account": df["account"].gather(rows),
             "symbol": (df["symbol"].gather(rows) if a.has_symbol
                        else pl.Series("symbol", [None], dtype=pl.String).new_from_index(0, n)),
             "side": pl.Series("side", ["short" if side_value(side) > 0 else "long"], dtype=SIDE).new_from_index(0, n),

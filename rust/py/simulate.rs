@@ -181,7 +181,7 @@ impl Simulation {
         Ok(d)
     }
 
-    /// Per counterparty account: what ADL took so far (see `core::simulate::Tally`).
+    /// Per counterparty account: what ADL took so far (see `core::engine::simulate::Tally`).
     fn tally<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let sim = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut rows: Vec<(u64, crate::core::engine::simulate::Tally)> = sim.tally.iter().map(|(&a, &t)| (a, t)).collect();

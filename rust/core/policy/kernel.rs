@@ -1,6 +1,9 @@
-//! The one place that maps a policy to its allocation kernel, used by the engine and by the
-//! stateless calls: which kernel closes the lots, how pro-rata policies weigh, which
-//! policies may allocate from the head of their queue, and which one falls back to size.
+//! The one place that maps a policy to its allocation kernel: which kernel closes the lots,
+//! how pro-rata policies weigh, which policies may allocate from the head of their queue,
+//! and which one falls back to size. The engine's waterfall and `Engine::adl_dry_run` (the
+//! stateless calls on any book) allocate through `allocate`; the one-pass column path of
+//! `stateless.rs` (plain books) takes the weighting and the fallback rule from here and runs
+//! the same scoring, queue order and split functions (`alloc`, `dydx`) over its columns.
 
 use crate::core::policy::alloc::{
     Allocation, Allocator, LeverageQueue, OppositeSide, RankedQueue, SizeProRata, WeightedProRata, Weighting,
