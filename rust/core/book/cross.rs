@@ -7,6 +7,8 @@
 //! it, the isolated bankruptcy price `E − σM/q` is the §6 price `P − σ·TNC_i/q`, so the
 //! isolated scores and waterfall apply to cross positions unchanged.
 
+use std::collections::BTreeSet;
+
 use rustc_hash::FxHashMap;
 
 use crate::core::book::position::{Position, PositionStore};
@@ -84,77 +86,292 @@ pub fn bounded_totals<'a>(wallet: i128, positions: impl Iterator<Item = (&'a Pos
     within(wallet).then_some(t)
 }
 
-#[derive(Clone, Default)]
-pub(crate) struct CrossAccount {
-    slots: Vec<u32>,
-    totals: CrossTotals,
+/// `bounded_totals` from terms already computed: the totals and Σ|PnL|.
+fn bounded(wallet: i128, terms: impl Iterator<Item = Terms>) -> Option<(CrossTotals, i128)> {
+    let within = |x: i128| x.abs() <= CROSS_LIMIT;
+    let mut t = CrossTotals { wallet, ..CrossTotals::default() };
+    let mut abs_upnl = 0i128;
+    for x in terms {
+        abs_upnl += x.upnl.abs();
+        t.upnl += x.upnl;
+        t.maintenance += x.maintenance;
+        t.notional += x.notional;
+        if !(within(abs_upnl) && within(t.maintenance) && within(t.notional)) {
+            return None;
+        }
+    }
+    within(wallet).then_some((t, abs_upnl))
 }
 
-/// The cross accounts of an engine: their positions' slots and totals at the marks. Totals
-/// are refreshed by the engine whenever marks, the account's cash or its positions change.
+/// A cross position's terms at its market's mark, kept so that a mark change updates its
+/// account's totals by the difference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Terms {
+    upnl: i128,
+    maintenance: i128,
+    notional: i128,
+}
+
+/// A cross position in its market's list: its slot, its account's index, what its terms
+/// depend on (copied from the store at each refresh, so a mark change reads only this list)
+/// and its terms.
+#[derive(Clone, Copy)]
+struct Member {
+    slot: u32,
+    account: u32,
+    qty: i64,
+    entry: i64,
+    side: i8,
+    terms: Terms,
+}
+
+impl Member {
+    /// Its terms at `m`'s mark: `terms` without the position.
+    #[inline]
+    fn terms(&self, m: &Instrument) -> Terms {
+        let mark = m.mark.unwrap_or(self.entry);
+        let notional = m.grid.notional(self.qty, mark);
+        Terms { upnl: self.side as i128 * m.grid.value(self.qty, mark - self.entry), maintenance: m.tiers.maintenance(notional), notional }
+    }
+}
+
+#[derive(Clone, Default)]
+struct CrossAccount {
+    id: u64,
+    /// Its cross positions' slots, and where each is in its market's member list.
+    slots: Vec<u32>,
+    at: Vec<u32>,
+    totals: CrossTotals,
+    /// Σ|PnL|, the bound `CROSS_LIMIT` holds.
+    abs_upnl: i128,
+    /// Last `CrossBook::remark` that touched the account.
+    stamp: u64,
+}
+
+/// The cross accounts of an engine: their positions and totals at the marks.
+///
+/// Each market lists its cross positions with their last terms (PnL, maintenance, notional),
+/// so a mark change recomputes only that market's cross positions and moves each account's
+/// totals by the difference, exactly (integer sums). The engine refreshes an account whenever
+/// its cash or its positions change. The accounts below maintenance are kept ordered by
+/// shortfall, so finding them costs nothing per mark change beyond the accounts it touched.
 #[derive(Clone, Default)]
 pub struct CrossBook {
-    accounts: FxHashMap<u64, CrossAccount>,
+    ids: FxHashMap<u64, u32>,
+    accounts: Vec<CrossAccount>,
+    free: Vec<u32>,
+    /// Per market: its cross positions.
+    members: Vec<Vec<Member>>,
+    /// (TNC − TMMR, account) of every account with TNC < TMMR.
+    below: BTreeSet<(i128, u64)>,
+    stamp: u64,
 }
 
 impl CrossBook {
-    pub fn is_empty(&self) -> bool {
-        self.accounts.is_empty()
-    }
-    pub fn add(&mut self, account: u64, slot: u32) {
-        self.accounts.entry(account).or_default().slots.push(slot);
-    }
-    /// Forgets a closed position; an account with no cross position left is dropped.
-    pub fn remove(&mut self, account: u64, slot: u32) {
-        if let Some(a) = self.accounts.get_mut(&account) {
-            a.slots.retain(|&s| s != slot);
-            if a.slots.is_empty() {
-                self.accounts.remove(&account);
+    /// The cross book of these positions and wallets at the markets' marks.
+    pub fn build(cash: &FxHashMap<u64, i128>, store: &PositionStore, markets: &[impl AsRef<Instrument>]) -> Result<CrossBook> {
+        let mut book = CrossBook::default();
+        let mut accounts = Vec::new();
+        for (slot, p) in store.iter().filter(|(_, p)| p.cross) {
+            if !book.ids.contains_key(&p.account) {
+                accounts.push(p.account);
             }
+            book.add(p.account, slot, p.market);
+        }
+        for a in accounts {
+            book.refresh(a, cash.get(&a).copied().unwrap_or(0), store, markets)?;
+        }
+        Ok(book)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Adds a cross position in `market`; its account's totals count it from its next `refresh`.
+    pub fn add(&mut self, account: u64, slot: u32, market: u32) {
+        let index = match self.ids.get(&account) {
+            Some(&i) => i,
+            None => {
+                let a = CrossAccount { id: account, ..CrossAccount::default() };
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.accounts[i as usize] = a;
+                        i
+                    }
+                    None => {
+                        self.accounts.push(a);
+                        (self.accounts.len() - 1) as u32
+                    }
+                };
+                self.ids.insert(account, i);
+                i
+            }
+        };
+        let m = market as usize;
+        if self.members.len() <= m {
+            self.members.resize_with(m + 1, Vec::new);
+        }
+        let a = &mut self.accounts[index as usize];
+        a.slots.push(slot);
+        a.at.push(self.members[m].len() as u32);
+        self.members[m].push(Member { slot, account: index, qty: 0, entry: 0, side: 1, terms: Terms::default() });
+    }
+
+    /// Forgets a closed position of `market`; an account with no cross position left is
+    /// dropped. The account's totals change at its next `refresh`.
+    pub fn remove(&mut self, account: u64, slot: u32, market: u32) {
+        let Some(&index) = self.ids.get(&account) else { return };
+        let a = &mut self.accounts[index as usize];
+        let Some(k) = a.slots.iter().position(|&s| s == slot) else { return };
+        a.slots.swap_remove(k);
+        let at = a.at.swap_remove(k) as usize;
+        let list = &mut self.members[market as usize];
+        list.swap_remove(at);
+        if let Some(moved) = list.get(at) {
+            let b = &mut self.accounts[moved.account as usize];
+            let j = b.slots.iter().position(|&s| s == moved.slot).expect("a member's account lists it");
+            b.at[j] = at as u32;
+        }
+        let a = &self.accounts[index as usize];
+        if a.slots.is_empty() {
+            self.below.remove(&(a.totals.tnc() - a.totals.maintenance, account));
+            self.accounts[index as usize] = CrossAccount::default();
+            self.free.push(index);
+            self.ids.remove(&account);
         }
     }
+
     pub fn slots(&self, account: u64) -> &[u32] {
-        self.accounts.get(&account).map_or(&[], |a| &a.slots)
+        self.ids.get(&account).map_or(&[], |&i| &self.accounts[i as usize].slots)
     }
     pub fn accounts(&self) -> impl Iterator<Item = u64> + '_ {
-        self.accounts.keys().copied()
+        self.ids.keys().copied()
     }
     /// The account's totals (all zero for an account without cross positions).
     pub fn totals(&self, account: u64) -> CrossTotals {
-        self.accounts.get(&account).map(|a| a.totals).unwrap_or_default()
+        self.ids.get(&account).map(|&i| self.accounts[i as usize].totals).unwrap_or_default()
+    }
+    /// The account below maintenance with the largest shortfall `TMMR − TNC` (then the
+    /// lowest id), if any.
+    pub fn worst_below(&self) -> Option<u64> {
+        self.below.first().map(|&(_, a)| a)
+    }
+    /// Accounts below maintenance, largest shortfall first.
+    pub fn below(&self) -> impl Iterator<Item = u64> + '_ {
+        self.below.iter().map(|&(_, a)| a)
     }
 
-    /// Recomputes an account's totals from its wallet and its positions at the marks. Beyond
-    /// `CROSS_LIMIT` the totals are left as they were and the call is refused.
-    pub fn refresh(&mut self, account: u64, wallet: i128, store: &PositionStore, markets: &[impl AsRef<Instrument>]) -> Result<()> {
-        let Some(a) = self.accounts.get_mut(&account) else { return Ok(()) };
-        let positions = a.slots.iter().map(|&slot| {
-            let p = store.get(slot);
-            (p, markets[p.market as usize].as_ref())
-        });
-        a.totals = bounded_totals(wallet, positions).ok_or_else(|| beyond(account))?;
-        Ok(())
+    /// Sets an account's totals, keeping the below-maintenance set.
+    fn set_totals(&mut self, index: u32, totals: CrossTotals, abs_upnl: i128) {
+        let a = &mut self.accounts[index as usize];
+        let old = std::mem::replace(&mut a.totals, totals);
+        a.abs_upnl = abs_upnl;
+        let id = a.id;
+        self.rebelow(id, &old, &totals);
     }
 
-    /// Refreshes every account; on an error some are refreshed and some not (the caller puts
-    /// the inputs back and refreshes again).
-    pub fn refresh_all(&mut self, cash: &FxHashMap<u64, i128>, store: &PositionStore, markets: &[impl AsRef<Instrument>]) -> Result<()> {
-        let accounts: Vec<u64> = self.accounts().collect();
-        for a in accounts {
-            self.refresh(a, cash.get(&a).copied().unwrap_or(0), store, markets)?;
+    /// Moves an account in the below-maintenance set from its old totals to its new ones.
+    fn rebelow(&mut self, id: u64, old: &CrossTotals, new: &CrossTotals) {
+        if old.liquidatable() && old != new {
+            self.below.remove(&(old.tnc() - old.maintenance, id));
         }
+        if new.liquidatable() {
+            self.below.insert((new.tnc() - new.maintenance, id));
+        }
+    }
+
+    /// Recomputes an account's terms and totals from its wallet and its positions at the
+    /// marks. Beyond `CROSS_LIMIT` nothing changes and the call is refused.
+    pub fn refresh(&mut self, account: u64, wallet: i128, store: &PositionStore, markets: &[impl AsRef<Instrument>]) -> Result<()> {
+        let Some(&index) = self.ids.get(&account) else { return Ok(()) };
+        let a = &self.accounts[index as usize];
+        let fresh: Vec<Member> = a
+            .slots
+            .iter()
+            .zip(&a.at)
+            .map(|(&slot, &at)| {
+                let p = store.get(slot);
+                let m = Member { qty: p.qty, entry: p.entry, side: p.side, ..self.members[p.market as usize][at as usize] };
+                Member { terms: m.terms(markets[p.market as usize].as_ref()), ..m }
+            })
+            .collect();
+        let (t, abs) = bounded(wallet, fresh.iter().map(|m| m.terms)).ok_or_else(|| beyond(account))?;
+        for (&at, m) in a.at.iter().zip(fresh) {
+            self.members[store.get(m.slot).market as usize][at as usize] = m;
+        }
+        self.set_totals(index, t, abs);
         Ok(())
     }
 
-    /// An account as it is (for `undo::Undo`), and putting one back.
-    pub(crate) fn account(&self, account: u64) -> Option<CrossAccount> {
-        self.accounts.get(&account).cloned()
-    }
-    pub(crate) fn put_account(&mut self, account: u64, a: Option<CrossAccount>) {
-        match a {
-            Some(a) => self.accounts.insert(account, a),
-            None => self.accounts.remove(&account),
-        };
+    /// After the marks of `changed` markets moved (each listed once): recomputes their cross
+    /// positions' terms and moves their accounts' totals by the differences. Returns the
+    /// accounts touched. Beyond `CROSS_LIMIT` (the smallest such account is named) nothing
+    /// changes and the call is refused.
+    pub fn remark(&mut self, changed: &[u32], markets: &[impl AsRef<Instrument>]) -> Result<Vec<u64>> {
+        self.stamp += 1;
+        let stamp = self.stamp;
+        // Touched accounts with their totals before, and the replaced terms (to put back).
+        let mut before: Vec<(u32, CrossTotals, i128)> = Vec::new();
+        let mut replaced: Vec<Vec<Terms>> = Vec::with_capacity(changed.len());
+        // In one pass, each sum is the old terms not replaced yet plus the new ones so far:
+        // at most twice the larger of the old and new totals. So when the new totals are within
+        // the limit (2^124) no step overflows, and a step that overflows means a sum beyond it.
+        let mut overflow = None;
+        let changed: Vec<usize> = changed.iter().map(|&m| m as usize).filter(|&m| m < self.members.len()).collect();
+        for &m in &changed {
+            let mut old = Vec::with_capacity(self.members[m].len());
+            for e in self.members[m].iter_mut() {
+                let a = &mut self.accounts[e.account as usize];
+                if a.stamp != stamp {
+                    a.stamp = stamp;
+                    before.push((e.account, a.totals, a.abs_upnl));
+                }
+                let t = e.terms(markets[m].as_ref());
+                let (d_upnl, d_mm, d_n) = (t.upnl - e.terms.upnl, t.maintenance - e.terms.maintenance, t.notional - e.terms.notional);
+                let d_abs = t.upnl.abs() - e.terms.upnl.abs();
+                match (
+                    a.totals.upnl.checked_add(d_upnl),
+                    a.totals.maintenance.checked_add(d_mm),
+                    a.totals.notional.checked_add(d_n),
+                    a.abs_upnl.checked_add(d_abs),
+                ) {
+                    (Some(u), Some(mm), Some(n), Some(abs)) => {
+                        (a.totals.upnl, a.totals.maintenance, a.totals.notional, a.abs_upnl) = (u, mm, n, abs)
+                    }
+                    _ => overflow = Some(overflow.map_or(a.id, |x: u64| x.min(a.id))),
+                }
+                old.push(std::mem::replace(&mut e.terms, t));
+            }
+            replaced.push(old);
+        }
+        let within = |x: i128| x.abs() <= CROSS_LIMIT;
+        let refused = before
+            .iter()
+            .map(|&(i, _, _)| &self.accounts[i as usize])
+            .filter(|a| !(within(a.abs_upnl) && within(a.totals.maintenance) && within(a.totals.notional)))
+            .map(|a| a.id)
+            .chain(overflow)
+            .min();
+        if let Some(account) = refused {
+            for (&m, old) in changed.iter().zip(replaced) {
+                for (e, t) in self.members[m].iter_mut().zip(old) {
+                    e.terms = t;
+                }
+            }
+            for (i, t, abs) in before {
+                let a = &mut self.accounts[i as usize];
+                (a.totals, a.abs_upnl) = (t, abs);
+            }
+            return Err(beyond(account));
+        }
+        let mut ids = Vec::with_capacity(before.len());
+        for (i, old, _) in before {
+            let (id, new) = (self.accounts[i as usize].id, self.accounts[i as usize].totals);
+            self.rebelow(id, &old, &new);
+            ids.push(id);
+        }
+        Ok(ids)
     }
 
     /// A cross position's equity: its share of the account's net collateral.

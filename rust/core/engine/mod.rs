@@ -390,25 +390,59 @@ impl Engine {
         for &(id, t) in marks {
             self.markets[id as usize].set_mark(t);
         }
-        if !self.cross.is_empty() {
-            if let Err(e) = self.cross.refresh_all(&self.cash, &self.store, &self.markets) {
-                // Back to the old marks; the totals they gave were within the limit.
-                for &(id, mark) in before.iter().rev() {
-                    self.markets[id as usize].mark = mark;
+        // The markets whose mark moved, each once.
+        let mut changed: Vec<u32> = before.iter().filter(|&&(id, old)| self.markets[id as usize].mark != old).map(|&(id, _)| id).collect();
+        changed.sort_unstable();
+        changed.dedup();
+        if !self.cross.is_empty() && !changed.is_empty() {
+            match self.cross.remark(&changed, &self.markets) {
+                Ok(touched) => self.rekey_cross(&touched, &changed),
+                Err(e) => {
+                    // Back to the old marks (their indexes went stale: caches, rebuilt on use).
+                    for &(id, mark) in before.iter().rev() {
+                        self.markets[id as usize].mark = mark;
+                    }
+                    return Err(e);
                 }
-                let again = self.cross.refresh_all(&self.cash, &self.store, &self.markets);
-                debug_assert!(again.is_ok());
-                self.markets.iter_mut().for_each(Market::invalidate);
-                return Err(e);
             }
-            // Cross scores depend on every market of the account: all queues go stale.
-            self.markets.iter_mut().for_each(Market::invalidate);
         }
         if ts.is_some() {
             self.ts = ts;
         }
         self.funds.observe(self.ts);
         Ok(())
+    }
+
+    /// Cross positions in markets whose mark did not move but whose accounts' totals did
+    /// (`touched`): their scores moved. A queue with few of them re-keys them in place; one
+    /// with many goes stale (rebuilt on use, as after a mark change of its own market).
+    fn rekey_cross(&mut self, touched: &[u64], changed: &[u32]) {
+        let current = |(i, m): (usize, &Market)| changed.binary_search(&(i as u32)).is_err() && (m.current_index(1).is_some() || m.current_index(-1).is_some());
+        if !self.markets.iter().enumerate().any(current) {
+            return; // every queue the touched accounts are in is stale already
+        }
+        let mut by_side: FxHashMap<(u32, usize), Vec<u32>> = FxHashMap::default();
+        for &a in touched {
+            for &slot in self.cross.slots(a) {
+                let p = self.store.get(slot);
+                if changed.binary_search(&p.market).is_err() && self.markets[p.market as usize].current_index(p.side).is_some() {
+                    by_side.entry((p.market, side_slot(p.side))).or_default().push(slot);
+                }
+            }
+        }
+        let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
+        for ((market, side), mut slots) in by_side {
+            let m = &mut self.markets[market as usize];
+            let queued = m.current_index(if side == 0 { 1 } else { -1 }).map_or(0, |i| i.len());
+            if slots.len() > REKEY_MAX.max(queued / 64) {
+                m.invalidate_side(side);
+                continue;
+            }
+            slots.sort_unstable();
+            for slot in slots {
+                m.rescore_member(&mut self.store, &scoring, slot);
+            }
+        }
     }
 
     // ----- book ----------------------------------------------------------------------
@@ -463,15 +497,11 @@ impl Engine {
                 return Err(AdlError::DuplicateKey { account, symbol: m.name.clone(), side: r.side, row, first_row: first as usize });
             }
         }
-        let mut cross = CrossBook::default();
         for slot in 0..n as u32 {
-            let p = *store.get(slot);
-            markets[p.market as usize].add_member(&mut store, slot);
-            if p.cross {
-                cross.add(p.account, slot);
-            }
+            let m = store.get(slot).market as usize;
+            markets[m].add_member(&mut store, slot);
         }
-        cross.refresh_all(&cash, &store, &markets)?;
+        let cross = CrossBook::build(&cash, &store, &markets)?;
         self.markets = markets;
         self.market_ids = ids;
         self.resolve_pools();
@@ -875,6 +905,18 @@ impl Engine {
         self.cross.accounts().map(|a| (a, self.cross.totals(a)))
     }
 
+    /// The cross account below maintenance with the largest shortfall (`TMMR − TNC`, then
+    /// the lowest id), if any: kept as totals change, found in O(log n).
+    pub fn worst_cross_account(&self) -> Option<u64> {
+        self.cross.worst_below()
+    }
+
+    /// The cross accounts below maintenance (`TNC < TMMR`), largest shortfall first (then
+    /// by id).
+    pub fn cross_below(&self) -> Vec<u64> {
+        self.cross.below().collect()
+    }
+
     /// Plans a liquidation with at most `max_adl` lots auto-deleveraged (`None`: no cap),
     /// building the opposite side's ranking index only when the event reaches ADL (a mark
     /// change leaves it stale; events the book or fund cover skip it). Ranked policies first
@@ -1200,7 +1242,7 @@ impl Engine {
         self.store.remove(slot);
         if p.cross {
             *self.cash.entry(p.account).or_insert(0) -= wallet_debit;
-            self.cross.remove(p.account, slot);
+            self.cross.remove(p.account, slot, p.market);
             touched.push(p.account);
         }
         for leg in &legs {
@@ -1215,7 +1257,7 @@ impl Engine {
                 self.markets[market].remove_member(&mut self.store, leg.take.slot);
                 self.store.remove(leg.take.slot);
                 if c.cross {
-                    self.cross.remove(c.account, leg.take.slot);
+                    self.cross.remove(c.account, leg.take.slot, c.market);
                 }
             } else {
                 let cp = self.store.get_mut(leg.take.slot);
@@ -1290,6 +1332,10 @@ pub mod fault {
         });
     }
 }
+
+/// Most positions of one queue that a mark change elsewhere re-keys in place (or a 64th of
+/// the queue, if more); beyond it the queue is rebuilt on use.
+const REKEY_MAX: usize = 64;
 
 /// `x + y` as a ledger amount: within `±LEDGER_LIMIT` (what snapshots hold), else refused.
 fn ledger(x: i128, y: i128, what: &str) -> Result<i128> {

@@ -8,8 +8,9 @@
 //! over the position). So each (market, side) keeps its positions sorted by that price, and a
 //! step only advances a cursor: longs from the highest price down while it is ≥ the mark,
 //! shorts from the lowest up while it is ≤ the mark. Every candidate is confirmed with the
-//! exact integer health check. Cross accounts depend on every mark of the account: each step
-//! checks all of them (their totals are refreshed by `set_marks` anyway).
+//! exact integer health check. Cross accounts depend on every mark of the account: `set_marks`
+//! moves the totals of the accounts holding a market whose mark moved, and the engine keeps
+//! those below maintenance ordered by shortfall, so a step reads them off in O(log n) each.
 
 use std::collections::VecDeque;
 
@@ -232,8 +233,7 @@ impl Simulation {
         // Cross accounts, largest shortfall first. ADL in one can close another's positions or
         // push it below maintenance, so each is re-checked just before, until none is left.
         loop {
-            let worst = self.engine.cross_accounts().filter(|t| t.1.liquidatable()).map(|(a, t)| (t.tnc() - t.maintenance, a)).min();
-            let Some((_, account)) = worst else { break };
+            let Some(account) = self.engine.worst_cross_account() else { break };
             // Largest maintenance first, like `liquidate_account`, each at its own fill price.
             for (market, side) in self.engine.cross_order(account)? {
                 self.liquidate_one(account, market, side, ts, later, hook.as_deref_mut(), &mut out)?;

@@ -7,7 +7,7 @@
 //!
 //! What a liquidation changes (`Engine::apply_plan`, `settle`): the liquidated and the
 //! counterparty positions (slots, key map, free list), their market's member lists, the cash
-//! and cross totals of their accounts, the market's fund pool and the fund history, the
+//! and cross totals of their accounts (the cross book is rebuilt), the market's fund pool and the fund history, the
 //! ledgers, the event counter and the fill log. Ranking indexes and positions' index slots
 //! are caches: rollback drops the indexes (rebuilt on first use, as after a restore), and
 //! rebuilds the member lists of the markets it touched from the store, in slot order (as a
@@ -15,7 +15,7 @@
 
 use rustc_hash::FxHashSet;
 
-use crate::core::book::cross::CrossAccount;
+use crate::core::book::cross::CrossBook;
 use crate::core::book::funds::Pool;
 use crate::core::book::position::Position;
 use crate::core::engine::Engine;
@@ -24,7 +24,7 @@ pub(crate) struct Undo {
     slots: Vec<(u32, Position)>,
     seen_slots: FxHashSet<u32>,
     free_len: usize,
-    accounts: Vec<(u64, Option<i128>, Option<CrossAccount>)>,
+    accounts: Vec<(u64, Option<i128>)>,
     seen_accounts: FxHashSet<u64>,
     pools: Vec<(u32, Pool)>,
     history_len: usize,
@@ -64,7 +64,7 @@ impl Undo {
         }
         for &a in accounts {
             if self.seen_accounts.insert(a) {
-                self.accounts.push((a, e.cash.get(&a).copied(), e.cross.account(a)));
+                self.accounts.push((a, e.cash.get(&a).copied()));
             }
         }
         if !self.pools.iter().any(|(id, _)| *id == pool) {
@@ -80,12 +80,11 @@ impl Undo {
         }
         // Steps only free slots (pushed on the free list), so the list's old length restores it.
         e.store.restore(self.free_len, &self.slots);
-        for (a, cash, cross) in self.accounts {
+        for (a, cash) in self.accounts {
             match cash {
                 Some(c) => e.cash.insert(a, c),
                 None => e.cash.remove(&a),
             };
-            e.cross.put_account(a, cross);
         }
         for (id, pool) in self.pools {
             e.funds.put_pool(id, pool);
@@ -100,7 +99,9 @@ impl Undo {
         for (slot, market) in live {
             e.markets[market as usize].add_member(&mut e.store, slot);
         }
-        // Every index may have moved (cross accounts span markets): all are caches.
+        // Every index may have moved (cross accounts span markets): all are caches. The cross
+        // book is rebuilt from the positions and cash put back (they were within its limits).
         e.markets.iter_mut().for_each(|m| m.invalidate());
+        e.cross = CrossBook::build(&e.cash, &e.store, &e.markets).expect("the cross totals before the call were within the limit");
     }
 }

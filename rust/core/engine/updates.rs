@@ -101,7 +101,7 @@ impl Engine {
                     let old = *self.store.get(slot);
                     self.markets[id as usize].remove_member(&mut self.store, slot);
                     if old.cross {
-                        self.cross.remove(account, slot);
+                        self.cross.remove(account, slot, old.market);
                         touched.insert(account);
                     }
                     *self.store.get_mut(slot) = fresh;
@@ -115,7 +115,7 @@ impl Engine {
             };
             self.markets[id as usize].add_member(&mut self.store, slot);
             if fresh.cross {
-                self.cross.add(account, slot);
+                self.cross.add(account, slot, id);
                 touched.insert(account);
             }
             if let Some(&s) = custom.get(row) {
@@ -204,7 +204,7 @@ impl Engine {
         self.cash.insert(account, cash);
         self.book_value = book_value;
         if p.cross {
-            self.cross.remove(account, slot);
+            self.cross.remove(account, slot, market);
         }
         // The credit moved the wallet of any cross positions the account still holds (within
         // `LEDGER_LIMIT`, far below `CROSS_LIMIT`; the positions left are a subset at the same marks).

@@ -514,16 +514,11 @@ impl Engine {
         }
         // Caches: member lists and cross totals; ranking indexes are rebuilt on first use.
         let live: Vec<u32> = e.store.iter().map(|(s, _)| s).collect();
-        let mut cross = CrossBook::default();
         for slot in live {
-            let p = *e.store.get(slot);
-            e.markets[p.market as usize].add_member(&mut e.store, slot);
-            if p.cross {
-                cross.add(p.account, slot);
-            }
+            let m = e.store.get(slot).market as usize;
+            e.markets[m].add_member(&mut e.store, slot);
         }
-        cross.refresh_all(&e.cash, &e.store, &e.markets).map_err(|err| r.corrupt(err.to_string()))?;
-        e.cross = cross;
+        e.cross = CrossBook::build(&e.cash, &e.store, &e.markets).map_err(|err| r.corrupt(err.to_string()))?;
         Ok(e)
     }
 }

@@ -95,6 +95,11 @@ impl Market {
         self.index = [None, None];
     }
 
+    /// Makes the index of one side (0 long, 1 short) stale.
+    pub fn invalidate_side(&mut self, side: usize) {
+        self.index[side] = None;
+    }
+
     /// Adds a slot to its side's member list (the index of that side goes stale).
     pub fn add_member(&mut self, store: &mut PositionStore, slot: u32) {
         let s = side_slot(store.get(slot).side);

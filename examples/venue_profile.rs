@@ -1,0 +1,183 @@
+//! Timing of the venue-book workloads from CSV files written by `adl.venue_book` (positions:
+//! account,symbol,side,qty,entry_price,margin,margin_mode; accounts: account,cash; path:
+//! ts,symbol,mark), for profiling without Python:
+//!
+//! `cargo run --profile bench --example venue_profile DIR N [cascade|iso|interleaved SYMBOL]`
+
+use std::collections::BTreeMap;
+
+use _adl::core::oplog::OwnedColumns;
+use _adl::core::simulate::{Simulation, Slippage};
+use _adl::core::{Engine, MarketSpec, Policy, Request};
+
+const SYMBOLS: [(&str, u32, u32); 5] = [("BTC", 3, 1), ("DOGE", 0, 5), ("ETH", 3, 2), ("SOL", 2, 3), ("XRP", 0, 4)];
+
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+extern "C" {
+    fn clock_gettime(clock: i32, out: *mut Timespec) -> i32;
+}
+
+/// CPU time of this thread in seconds (Linux `CLOCK_THREAD_CPUTIME_ID`): the machine is
+/// shared, so wall time would count other processes' turns.
+fn cpu() -> f64 {
+    let mut t = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: `t` is a valid timespec; clock 3 is CLOCK_THREAD_CPUTIME_ID on Linux.
+    assert_eq!(unsafe { clock_gettime(3, &mut t) }, 0);
+    t.sec as f64 + t.nsec as f64 * 1e-9
+}
+
+/// A stopwatch of CPU time.
+struct Watch(f64);
+impl Watch {
+    fn start() -> Watch {
+        Watch(cpu())
+    }
+    fn secs(&self) -> f64 {
+        cpu() - self.0
+    }
+}
+
+fn read(path: &str) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect()
+}
+
+fn engine(dir: &str, n: usize, isolated: bool) -> (Engine, BTreeMap<String, f64>) {
+    let mut e = Engine::new(Policy::Bitmex, 0.0, 8, MarketSpec::linear(4, 4, 0.005)).unwrap();
+    for (s, q, p) in SYMBOLS {
+        e.add_market(s, MarketSpec::linear(q, p, 0.005)).unwrap();
+    }
+    let rows = read(&format!("{dir}/pos{n}{}.csv", if isolated { "iso" } else { "" }));
+    let names: Vec<String> = SYMBOLS.iter().map(|s| s.0.to_string()).collect();
+    let code = |s: &str| names.iter().position(|x| x == s).unwrap() as u32;
+    let cols = OwnedColumns {
+        account: rows.iter().map(|r| r[0].parse().unwrap()).collect(),
+        market: rows.iter().map(|r| code(&r[1])).collect(),
+        side: rows.iter().map(|r| if r[2] == "long" { 1 } else { -1 }).collect(),
+        qty: rows.iter().map(|r| r[3].parse().unwrap()).collect(),
+        entry: rows.iter().map(|r| r[4].parse().unwrap()).collect(),
+        margin: rows.iter().map(|r| r[5].parse().unwrap()).collect(),
+        adl_cap: Vec::new(),
+        cross: rows.iter().map(|r| (r[6] == "cross") as u8).collect(),
+    };
+    let acc = read(&format!("{dir}/acc{n}.csv"));
+    let ids: Vec<u64> = acc.iter().map(|r| r[0].parse().unwrap()).collect();
+    let cash: Vec<f64> = acc.iter().map(|r| r[1].parse().unwrap()).collect();
+    let accounts = if isolated { None } else { Some((&ids[..], &cash[..])) };
+    e.load(cols.view(), &names, accounts, None).unwrap();
+    let marks: BTreeMap<String, f64> =
+        [("BTC", 60_000.0), ("ETH", 3_000.0), ("SOL", 150.0), ("DOGE", 0.15), ("XRP", 0.5)].iter().map(|&(s, m)| (s.to_string(), m)).collect();
+    let list: Vec<(String, f64)> = marks.iter().map(|(s, &m)| (s.clone(), m)).collect();
+    e.set_marks(&list, Some(0)).unwrap();
+    (e, marks)
+}
+
+fn cascade(dir: &str, n: usize, isolated: bool) {
+    let (mut e, _) = engine(dir, n, isolated);
+    e.record_fills = false;
+    let path = read(&format!("{dir}/path{n}.csv"));
+    let mut steps: BTreeMap<i64, Vec<(u32, f64)>> = BTreeMap::new();
+    for r in &path {
+        let m = e.market_id(&r[1]).unwrap();
+        steps.entry(r[0].parse().unwrap()).or_default().push((m, r[2].parse().unwrap()));
+    }
+    let mut sim = Simulation::new(e, Slippage { bps_per_million: 5.0, window: 60_000, max_bps: 500.0 }).unwrap();
+    let t = Watch::start();
+    let mut liquidations = 0;
+    for (ts, marks) in &steps {
+        let out = sim.step(marks, *ts, &[]).unwrap();
+        liquidations += out.liquidations.len();
+    }
+    println!("cascade {} n={n}: {:.3} s, {liquidations} liquidations", if isolated { "isolated" } else { "venue" }, t.secs());
+}
+
+/// Only the path's marks, no liquidations.
+fn marks_only(dir: &str, n: usize) {
+    let (mut e, _) = engine(dir, n, false);
+    let path = read(&format!("{dir}/path{n}.csv"));
+    let mut steps: BTreeMap<i64, Vec<(String, f64)>> = BTreeMap::new();
+    for r in &path {
+        steps.entry(r[0].parse().unwrap()).or_default().push((r[1].clone(), r[2].parse().unwrap()));
+    }
+    let cross = e.store().iter().filter(|(_, p)| p.cross).count();
+    let t = Watch::start();
+    for (ts, marks) in &steps {
+        e.set_marks(marks, Some(*ts)).unwrap();
+    }
+    let dt = t.secs();
+    println!("marks only n={n}: {} steps, {cross} cross positions: {:.3} s, {:.1} ns per cross position and step", steps.len(), dt, dt / steps.len() as f64 / cross as f64 * 1e9);
+}
+
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+fn interleaved(dir: &str, n: usize, symbol: &str) {
+    let (mut e, marks) = engine(dir, n, false);
+    let market = e.market_id(symbol).unwrap();
+    let mut picks: Vec<(u64, i8, bool)> =
+        e.store().iter().filter(|(_, p)| p.market == market).map(|(_, p)| (p.account, p.side, p.cross)).collect();
+    // A fixed shuffle.
+    let mut x = 0x9E37_79B9u64;
+    for i in (1..picks.len()).rev() {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        picks.swap(i, (x >> 33) as usize % (i + 1));
+    }
+    let (mut set, mut first, mut others) = (Vec::new(), Vec::new(), Vec::new());
+    let mut done = std::collections::HashSet::new();
+    for r in 0..50 {
+        let mut list: Vec<(String, f64)> = marks.iter().map(|(s, &m)| (s.clone(), m)).collect();
+        let mark = marks[symbol] * (1.0 + if r % 2 == 0 { 0.001 } else { -0.001 });
+        list.iter_mut().find(|(s, _)| s == symbol).unwrap().1 = mark;
+        let t = Watch::start();
+        e.set_marks(&list, None).unwrap();
+        let dt_marks = t.secs();
+        set.push(dt_marks);
+        for (i, &(account, side, cross)) in picks[r * 10..(r + 1) * 10].iter().enumerate() {
+            if done.contains(&account) {
+                continue;
+            }
+            let t = Watch::start();
+            let ok = if cross {
+                done.insert(account);
+                e.liquidate_account(account, true, false).is_ok()
+            } else {
+                e.liquidate(Request { account, market, side, fill_price: None, force: true, partial: false }, false).is_ok()
+            };
+            let dt = t.secs();
+            if !ok {
+                continue;
+            }
+            if i == 0 {
+                first.push(dt_marks + dt);
+            } else {
+                others.push(dt);
+            }
+        }
+    }
+    println!(
+        "interleaved {symbol} n={n}: set_marks p50 {:.3} ms, +first p50 {:.3} ms, others p99 {:.1} µs (max {:.1} µs)",
+        quantile(&mut set, 0.5) * 1e3,
+        quantile(&mut first, 0.5) * 1e3,
+        quantile(&mut others, 0.99) * 1e6,
+        quantile(&mut others, 1.0) * 1e6
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (dir, n) = (&args[1], args[2].parse().unwrap());
+    match args.get(3).map(String::as_str).unwrap_or("cascade") {
+        "cascade" => cascade(dir, n, false),
+        "iso" => cascade(dir, n, true),
+        "interleaved" => interleaved(dir, n, &args[4]),
+        "marks" => marks_only(dir, n),
+        other => panic!("unknown mode {other}"),
+    }
+}
