@@ -1,13 +1,24 @@
-//! Timing of the venue-book workloads from CSV files written by `adl.venue_book` (positions:
-//! account,symbol,side,qty,entry_price,margin,margin_mode; accounts: account,cash; path:
-//! ts,symbol,mark), for profiling without Python:
+//! CPU time of the venue-book workloads of `benches/venue_book.py` in Rust, for profiling
+//! (`perf record`) without Python. The book comes from CSV files that `adl.venue_book` writes:
 //!
-//! `cargo run --profile bench --example venue_profile DIR N [cascade|iso|interleaved SYMBOL]`
+//! ```text
+//! import adl, polars as pl
+//! text = lambda f: f.with_columns(pl.col("side", "margin_mode").cast(pl.Utf8))
+//! v = adl.venue_book(N, seed=1)
+//! text(v.positions).write_csv(f"DIR/pos{N}.csv")
+//! v.accounts.write_csv(f"DIR/acc{N}.csv")
+//! adl.crash_path(start=v.marks, drop=0.1, steps=1000, duration=10, rebound=0.3, seed=1).write_csv(f"DIR/path{N}.csv")
+//! text(adl.venue_book(N, seed=1, cross_share=0.0).positions).write_csv(f"DIR/pos{N}iso.csv")
+//! ```
+//!
+//! `cargo run --profile bench --example venue_profile DIR N [cascade|iso|marks|interleaved SYMBOL]`:
+//! the 1,000-step cascade (35 % cross, or the same positions all isolated), the path's marks
+//! alone, or 50 rounds of one symbol's mark ±0.1 % then ten forced liquidations in it.
 
 use std::collections::BTreeMap;
 
-use _adl::core::oplog::OwnedColumns;
-use _adl::core::simulate::{Simulation, Slippage};
+use _adl::core::persist::oplog::OwnedColumns;
+use _adl::core::engine::simulate::{Simulation, Slippage};
 use _adl::core::{Engine, MarketSpec, Policy, Request};
 
 const SYMBOLS: [(&str, u32, u32); 5] = [("BTC", 3, 1), ("DOGE", 0, 5), ("ETH", 3, 2), ("SOL", 2, 3), ("XRP", 0, 4)];
@@ -70,8 +81,10 @@ fn engine(dir: &str, n: usize, isolated: bool) -> (Engine, BTreeMap<String, f64>
     let cash: Vec<f64> = acc.iter().map(|r| r[1].parse().unwrap()).collect();
     let accounts = if isolated { None } else { Some((&ids[..], &cash[..])) };
     e.load(cols.view(), &names, accounts, None).unwrap();
-    let marks: BTreeMap<String, f64> =
-        [("BTC", 60_000.0), ("ETH", 3_000.0), ("SOL", 150.0), ("DOGE", 0.15), ("XRP", 0.5)].iter().map(|&(s, m)| (s.to_string(), m)).collect();
+    let marks: BTreeMap<String, f64> = [("BTC", 60_000.0), ("ETH", 3_000.0), ("SOL", 150.0), ("DOGE", 0.15), ("XRP", 0.5)]
+        .iter()
+        .map(|&(s, m)| (s.to_string(), m))
+        .collect();
     let list: Vec<(String, f64)> = marks.iter().map(|(s, &m)| (s.clone(), m)).collect();
     e.set_marks(&list, Some(0)).unwrap();
     (e, marks)
@@ -110,7 +123,12 @@ fn marks_only(dir: &str, n: usize) {
         e.set_marks(marks, Some(*ts)).unwrap();
     }
     let dt = t.secs();
-    println!("marks only n={n}: {} steps, {cross} cross positions: {:.3} s, {:.1} ns per cross position and step", steps.len(), dt, dt / steps.len() as f64 / cross as f64 * 1e9);
+    println!(
+        "marks only n={n}: {} steps, {cross} cross positions: {:.3} s, {:.1} ns per cross position and step",
+        steps.len(),
+        dt,
+        dt / steps.len() as f64 / cross as f64 * 1e9
+    );
 }
 
 fn quantile(v: &mut [f64], q: f64) -> f64 {

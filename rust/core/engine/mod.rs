@@ -417,7 +417,9 @@ impl Engine {
     /// (`touched`): their scores moved. A queue with few of them re-keys them in place; one
     /// with many goes stale (rebuilt on use, as after a mark change of its own market).
     fn rekey_cross(&mut self, touched: &[u64], changed: &[u32]) {
-        let current = |(i, m): (usize, &Market)| changed.binary_search(&(i as u32)).is_err() && (m.current_index(1).is_some() || m.current_index(-1).is_some());
+        let current = |(i, m): (usize, &Market)| {
+            changed.binary_search(&(i as u32)).is_err() && (m.current_index(1).is_some() || m.current_index(-1).is_some())
+        };
         if !self.markets.iter().enumerate().any(current) {
             return; // every queue the touched accounts are in is stale already
         }

@@ -450,6 +450,21 @@ mod tests {
     }
 
     #[test]
+    fn maintenance_u64_path_equals_the_i128_formula() {
+        let wide = |n: i128, r: i64| (n / 1_000_000) * r as i128 + mul_div_ceil(n % 1_000_000, r as i128, 1_000_000);
+        // Around the u64 path's edge (2^63) and the rounding boundaries of a 10^6 block.
+        let edge = 1i128 << 63;
+        for n in [0, 1, 999_999, 1_000_000, 1_000_001, 123_456_789_012, edge - 1_000_001, edge - 1, edge, edge + 1] {
+            for r in [0, 1, 5_000, 999_999] {
+                assert_eq!(maintenance(n, r), wide(n, r), "n = {n}, rate = {r} ppm");
+            }
+        }
+        // 2^63 − 1 at 999,999 ppm: 9,223,372,036,854,775,807 − 9,223,372,036,854.775807
+        // = 9,223,362,813,482,738,952.22…, rounded up.
+        assert_eq!(maintenance(edge - 1, 999_999), 9_223_362_813_482_738_953);
+    }
+
+    #[test]
     fn splits_telescope() {
         // Splitting 10 units over 3 lots one lot at a time gives 3, 3, 4.
         let (mut left, mut lots) = (10i128, 3i64);
