@@ -103,8 +103,7 @@ fn bounded(wallet: i128, terms: impl Iterator<Item = Terms>) -> Option<(CrossTot
     within(wallet).then_some((t, abs_upnl))
 }
 
-/// A cross position's terms at its market's mark, kept so that a mark change updates its
-/// account's totals by the difference.
+/// A cross position's terms at a mark.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Terms {
     upnl: i128,
@@ -112,9 +111,10 @@ struct Terms {
     notional: i128,
 }
 
-/// A cross position in its market's list: its slot, its account's index, what its terms
-/// depend on (copied from the store at each refresh, so a mark change reads only this list)
-/// and its terms.
+/// A cross position in its market's list: its slot, its account's index and what its terms
+/// depend on (copied from the store at each refresh, so a mark change reads only this list).
+/// Its account's totals hold its terms at the market's mark: a mark change moves them by
+/// the terms at the new mark less those at the old one.
 #[derive(Clone, Copy)]
 struct Member {
     slot: u32,
@@ -122,43 +122,49 @@ struct Member {
     qty: i64,
     entry: i64,
     side: i8,
-    terms: Terms,
 }
 
 impl Member {
-    /// Its terms at `m`'s mark: `terms` without the position.
+    /// Its terms at `mark` (`None`: no mark yet, the entry counts) in `m`: `terms` without
+    /// the position.
     #[inline]
-    fn terms(&self, m: &Instrument) -> Terms {
-        let mark = m.mark.unwrap_or(self.entry);
+    fn terms(&self, m: &Instrument, mark: Option<i64>) -> Terms {
+        let mark = mark.unwrap_or(self.entry);
         let notional = m.grid.notional(self.qty, mark);
         Terms { upnl: self.side as i128 * m.grid.value(self.qty, mark - self.entry), maintenance: m.tiers.maintenance(notional), notional }
     }
 }
 
+/// An account's positions: their slots, and where each is in its market's member list.
 #[derive(Clone, Default)]
 struct CrossAccount {
-    id: u64,
-    /// Its cross positions' slots, and where each is in its market's member list.
     slots: Vec<u32>,
     at: Vec<u32>,
+}
+
+/// An account's totals, apart from its positions so that a mark change reads only these.
+#[derive(Clone, Copy, Default)]
+struct Sums {
     totals: CrossTotals,
     /// Σ|PnL|, the bound `CROSS_LIMIT` holds.
     abs_upnl: i128,
+    id: u64,
     /// Last `CrossBook::remark` that touched the account.
     stamp: u64,
 }
 
 /// The cross accounts of an engine: their positions and totals at the marks.
 ///
-/// Each market lists its cross positions with their last terms (PnL, maintenance, notional),
-/// so a mark change recomputes only that market's cross positions and moves each account's
-/// totals by the difference, exactly (integer sums). The engine refreshes an account whenever
-/// its cash or its positions change. The accounts below maintenance are kept ordered by
-/// shortfall, so finding them costs nothing per mark change beyond the accounts it touched.
+/// Each market lists its cross positions, so a mark change reads only that market's list and
+/// moves each account's totals by its positions' terms (PnL, maintenance, notional) at the new
+/// mark less those at the old one, exactly (integer sums). The engine refreshes an account
+/// whenever its cash or its positions change. The accounts below maintenance are kept ordered
+/// by shortfall, so finding them costs nothing per mark change beyond the accounts it touched.
 #[derive(Clone, Default)]
 pub struct CrossBook {
     ids: FxHashMap<u64, u32>,
     accounts: Vec<CrossAccount>,
+    sums: Vec<Sums>,
     free: Vec<u32>,
     /// Per market: its cross positions.
     members: Vec<Vec<Member>>,
@@ -193,14 +199,15 @@ impl CrossBook {
         let index = match self.ids.get(&account) {
             Some(&i) => i,
             None => {
-                let a = CrossAccount { id: account, ..CrossAccount::default() };
+                let sums = Sums { id: account, ..Sums::default() };
                 let i = match self.free.pop() {
                     Some(i) => {
-                        self.accounts[i as usize] = a;
+                        (self.accounts[i as usize], self.sums[i as usize]) = (CrossAccount::default(), sums);
                         i
                     }
                     None => {
-                        self.accounts.push(a);
+                        self.accounts.push(CrossAccount::default());
+                        self.sums.push(sums);
                         (self.accounts.len() - 1) as u32
                     }
                 };
@@ -215,7 +222,7 @@ impl CrossBook {
         let a = &mut self.accounts[index as usize];
         a.slots.push(slot);
         a.at.push(self.members[m].len() as u32);
-        self.members[m].push(Member { slot, account: index, qty: 0, entry: 0, side: 1, terms: Terms::default() });
+        self.members[m].push(Member { slot, account: index, qty: 0, entry: 0, side: 1 });
     }
 
     /// Forgets a closed position of `market`; an account with no cross position left is
@@ -233,10 +240,10 @@ impl CrossBook {
             let j = b.slots.iter().position(|&s| s == moved.slot).expect("a member's account lists it");
             b.at[j] = at as u32;
         }
-        let a = &self.accounts[index as usize];
-        if a.slots.is_empty() {
-            self.below.remove(&(a.totals.tnc() - a.totals.maintenance, account));
-            self.accounts[index as usize] = CrossAccount::default();
+        if self.accounts[index as usize].slots.is_empty() {
+            let t = self.sums[index as usize].totals;
+            self.below.remove(&(t.tnc() - t.maintenance, account));
+            (self.accounts[index as usize], self.sums[index as usize]) = (CrossAccount::default(), Sums::default());
             self.free.push(index);
             self.ids.remove(&account);
         }
@@ -250,7 +257,7 @@ impl CrossBook {
     }
     /// The account's totals (all zero for an account without cross positions).
     pub fn totals(&self, account: u64) -> CrossTotals {
-        self.ids.get(&account).map(|&i| self.accounts[i as usize].totals).unwrap_or_default()
+        self.ids.get(&account).map(|&i| self.sums[i as usize].totals).unwrap_or_default()
     }
     /// The account below maintenance with the largest shortfall `TMMR − TNC` (then the
     /// lowest id), if any.
@@ -264,7 +271,7 @@ impl CrossBook {
 
     /// Sets an account's totals, keeping the below-maintenance set.
     fn set_totals(&mut self, index: u32, totals: CrossTotals, abs_upnl: i128) {
-        let a = &mut self.accounts[index as usize];
+        let a = &mut self.sums[index as usize];
         let old = std::mem::replace(&mut a.totals, totals);
         a.abs_upnl = abs_upnl;
         let id = a.id;
@@ -286,50 +293,51 @@ impl CrossBook {
     pub fn refresh(&mut self, account: u64, wallet: i128, store: &PositionStore, markets: &[impl AsRef<Instrument>]) -> Result<()> {
         let Some(&index) = self.ids.get(&account) else { return Ok(()) };
         let a = &self.accounts[index as usize];
-        let fresh: Vec<Member> = a
+        let fresh: Vec<(Member, Terms)> = a
             .slots
             .iter()
             .zip(&a.at)
             .map(|(&slot, &at)| {
                 let p = store.get(slot);
                 let m = Member { qty: p.qty, entry: p.entry, side: p.side, ..self.members[p.market as usize][at as usize] };
-                Member { terms: m.terms(markets[p.market as usize].as_ref()), ..m }
+                let market = markets[p.market as usize].as_ref();
+                (m, m.terms(market, market.mark))
             })
             .collect();
-        let (t, abs) = bounded(wallet, fresh.iter().map(|m| m.terms)).ok_or_else(|| beyond(account))?;
-        for (&at, m) in a.at.iter().zip(fresh) {
+        let (t, abs) = bounded(wallet, fresh.iter().map(|&(_, t)| t)).ok_or_else(|| beyond(account))?;
+        for (&at, (m, _)) in a.at.iter().zip(fresh) {
             self.members[store.get(m.slot).market as usize][at as usize] = m;
         }
         self.set_totals(index, t, abs);
         Ok(())
     }
 
-    /// After the marks of `changed` markets moved (each listed once): recomputes their cross
-    /// positions' terms and moves their accounts' totals by the differences. Returns the
-    /// accounts touched. Beyond `CROSS_LIMIT` (the smallest such account is named) nothing
-    /// changes and the call is refused.
-    pub fn remark(&mut self, changed: &[u32], markets: &[impl AsRef<Instrument>]) -> Result<Vec<u64>> {
+    /// After the marks of `changed` markets moved (each listed once, with its mark before):
+    /// recomputes their cross positions' terms and moves their accounts' totals by the
+    /// differences. Returns the accounts touched. Beyond `CROSS_LIMIT` (the smallest such
+    /// account is named) nothing changes and the call is refused.
+    pub fn remark(&mut self, changed: &[(u32, Option<i64>)], markets: &[impl AsRef<Instrument>]) -> Result<Vec<u64>> {
         self.stamp += 1;
         let stamp = self.stamp;
-        // Touched accounts with their totals before, and the replaced terms (to put back).
+        let changed: Vec<(usize, Option<i64>)> =
+            changed.iter().map(|&(m, old)| (m as usize, old)).filter(|&(m, _)| m < self.members.len()).collect();
+        // Touched accounts with their sums before.
         let mut before: Vec<(u32, CrossTotals, i128)> = Vec::new();
-        let mut replaced: Vec<Vec<Terms>> = Vec::with_capacity(changed.len());
         // In one pass, each sum is the old terms not replaced yet plus the new ones so far:
         // at most twice the larger of the old and new totals. So when the new totals are within
         // the limit (2^124) no step overflows, and a step that overflows means a sum beyond it.
         let mut overflow = None;
-        let changed: Vec<usize> = changed.iter().map(|&m| m as usize).filter(|&m| m < self.members.len()).collect();
-        for &m in &changed {
-            let mut old = Vec::with_capacity(self.members[m].len());
-            for e in self.members[m].iter_mut() {
-                let a = &mut self.accounts[e.account as usize];
+        for &(m, old_mark) in &changed {
+            let market = markets[m].as_ref();
+            for e in &self.members[m] {
+                let a = &mut self.sums[e.account as usize];
                 if a.stamp != stamp {
                     a.stamp = stamp;
                     before.push((e.account, a.totals, a.abs_upnl));
                 }
-                let t = e.terms(markets[m].as_ref());
-                let (d_upnl, d_mm, d_n) = (t.upnl - e.terms.upnl, t.maintenance - e.terms.maintenance, t.notional - e.terms.notional);
-                let d_abs = t.upnl.abs() - e.terms.upnl.abs();
+                let (old, t) = (e.terms(market, old_mark), e.terms(market, market.mark));
+                let (d_upnl, d_mm, d_n) = (t.upnl - old.upnl, t.maintenance - old.maintenance, t.notional - old.notional);
+                let d_abs = t.upnl.abs() - old.upnl.abs();
                 match (
                     a.totals.upnl.checked_add(d_upnl),
                     a.totals.maintenance.checked_add(d_mm),
@@ -341,35 +349,32 @@ impl CrossBook {
                     }
                     _ => overflow = Some(overflow.map_or(a.id, |x: u64| x.min(a.id))),
                 }
-                old.push(std::mem::replace(&mut e.terms, t));
             }
-            replaced.push(old);
         }
+        // One pass over the touched: the limit, and the moves in and out of the below set.
         let within = |x: i128| x.abs() <= CROSS_LIMIT;
-        let refused = before
-            .iter()
-            .map(|&(i, _, _)| &self.accounts[i as usize])
-            .filter(|a| !(within(a.abs_upnl) && within(a.totals.maintenance) && within(a.totals.notional)))
-            .map(|a| a.id)
-            .chain(overflow)
-            .min();
-        if let Some(account) = refused {
-            for (&m, old) in changed.iter().zip(replaced) {
-                for (e, t) in self.members[m].iter_mut().zip(old) {
-                    e.terms = t;
-                }
+        let mut refused = overflow;
+        let mut ids = Vec::with_capacity(before.len());
+        let mut moves = Vec::new();
+        for &(i, old, _) in &before {
+            let a = &self.sums[i as usize];
+            if !(within(a.abs_upnl) && within(a.totals.maintenance) && within(a.totals.notional)) {
+                refused = Some(refused.map_or(a.id, |x| x.min(a.id)));
             }
+            if old.liquidatable() || a.totals.liquidatable() {
+                moves.push((a.id, old, a.totals));
+            }
+            ids.push(a.id);
+        }
+        if let Some(account) = refused {
             for (i, t, abs) in before {
-                let a = &mut self.accounts[i as usize];
+                let a = &mut self.sums[i as usize];
                 (a.totals, a.abs_upnl) = (t, abs);
             }
             return Err(beyond(account));
         }
-        let mut ids = Vec::with_capacity(before.len());
-        for (i, old, _) in before {
-            let (id, new) = (self.accounts[i as usize].id, self.accounts[i as usize].totals);
+        for (id, old, new) in moves {
             self.rebelow(id, &old, &new);
-            ids.push(id);
         }
         Ok(ids)
     }

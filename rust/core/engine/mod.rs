@@ -390,13 +390,17 @@ impl Engine {
         for &(id, t) in marks {
             self.markets[id as usize].set_mark(t);
         }
-        // The markets whose mark moved, each once.
-        let mut changed: Vec<u32> = before.iter().filter(|&&(id, old)| self.markets[id as usize].mark != old).map(|&(id, _)| id).collect();
-        changed.sort_unstable();
-        changed.dedup();
-        if !self.cross.is_empty() && !changed.is_empty() {
-            match self.cross.remark(&changed, &self.markets) {
-                Ok(touched) => self.rekey_cross(&touched, &changed),
+        // The markets whose mark moved, each once with its first mark before the call.
+        let mut moved: Vec<(u32, Option<i64>)> =
+            before.iter().copied().filter(|&(id, old)| self.markets[id as usize].mark != old).collect();
+        moved.sort_by_key(|&(id, _)| id);
+        moved.dedup_by_key(|&mut (id, _)| id);
+        if !self.cross.is_empty() && !moved.is_empty() {
+            match self.cross.remark(&moved, &self.markets) {
+                Ok(touched) => {
+                    let changed: Vec<u32> = moved.iter().map(|&(id, _)| id).collect();
+                    self.rekey_cross(&touched, &changed)
+                }
                 Err(e) => {
                     // Back to the old marks (their indexes went stale: caches, rebuilt on use).
                     for &(id, mark) in before.iter().rev() {
