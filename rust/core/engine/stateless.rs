@@ -11,7 +11,7 @@ use crate::core::policy::alloc::{holding, pro_rata_shares, weighted_then_size, H
 use crate::core::policy::dydx::{distinct_accounts, start_of, walk_from, DydxWalk};
 use crate::core::policy::kernel;
 use crate::core::policy::ranking::{sort_queue, QueueOrder};
-use crate::core::policy::score::{desc_key, key_score, lights, lights_by_quantity, near, Fraction, Lights, Policy};
+use crate::core::policy::score::{desc_key, key_score, lights_by_quantity, lights_le, near, Fraction, Lights, Policy};
 use crate::core::units::error::{AdlError, Result};
 use crate::core::units::fixed::Grid;
 
@@ -382,14 +382,12 @@ pub fn rank(
     let ctx = Context::new(cols, markets, policy, custom)?;
     let n = cols.len();
     let n_groups = markets.grids.len() * 2;
-    // Each chunk scores its rows in order and collects packed (score key, row) per group.
-    // Lots per row are kept only when lights go by quantity.
+    // Each chunk scores its rows in order and collects packed (score key, row, lots) per
+    // group; by quantity it also sums the lots of each group.
     let by_qty = method == Lights::Quantity;
-    // Per chunk: scores and lots by row, packed (score key, row) and lots held per group.
-    type Part = (Vec<f64>, Vec<i64>, Vec<Vec<u128>>, Vec<i128>);
+    type Part = (Vec<f64>, Vec<Vec<u128>>, Vec<i128>);
     let parts = in_chunks(n, |range| -> Result<Part> {
         let mut scores = vec![f64::NAN; range.len()];
-        let mut lots = if by_qty { vec![0i64; range.len()] } else { Vec::new() };
         let mut held = vec![0i128; n_groups];
         let start = range.start;
         let mut groups: Vec<Vec<u128>> = vec![Vec::new(); n_groups];
@@ -403,26 +401,25 @@ pub fn rank(
             |s| {
                 scores[s.key.row as usize - start] = s.score;
                 let group = s.market as usize * 2 + side_slot(s.side);
-                if by_qty {
-                    lots[s.key.row as usize - start] = s.lots;
+                // The lots travel with the sort, so the by-quantity pass reads them in queue
+                // order (0 when they need more than 32 bits: then they are read from the row).
+                let packed_lots = if by_qty {
                     held[group] += s.lots as i128;
-                }
-                // Packed (score key, row, lots): the lots travel with the sort, so the
-                // by-quantity pass reads them in queue order (0 when they need more bits).
-                let packed_lots = if by_qty { u32::try_from(s.lots).unwrap_or(0) } else { 0 };
+                    u32::try_from(s.lots).unwrap_or(0)
+                } else {
+                    0
+                };
                 groups[group].push(((s.key.score as u128) << 64) | ((s.key.row as u128) << 32) | packed_lots as u128);
             },
         )?;
-        Ok((scores, lots, groups, held))
+        Ok((scores, groups, held))
     });
     let mut score = Vec::with_capacity(n);
-    let mut lots = Vec::new();
     let mut totals = vec![0i128; n_groups];
     let mut groups: Vec<Vec<u128>> = vec![Vec::new(); n_groups];
     for part in parts {
-        let (s, l, g, h) = part?;
+        let (s, g, h) = part?;
         score.extend_from_slice(&s);
-        lots.extend_from_slice(&l);
         totals.iter_mut().zip(h).for_each(|(t, h)| *t += h);
         for (all, mut v) in groups.iter_mut().zip(g) {
             if all.is_empty() {
@@ -432,109 +429,164 @@ pub fn rank(
             }
         }
     }
-    // Sort each group on the packed integer key (one group per core), then settle runs of
-    // near-tied scores exactly (score, account, row), as `sort_queue` does.
-    let settle = |g: &mut Vec<u128>| {
+    // By quantity: a queue entry's lots (read from the row when they need more than 32 bits)
+    // and whether the next entry has exactly its score.
+    let lots_of = |x: u128| match (x & u32::MAX as u128) as i64 {
+        0 => {
+            let r = packed_row(x);
+            let g = &ctx.grids[cols.market_of(r) as usize];
+            parse_row(g, r, cols.side[r], cols.qty[r], cols.entry[r], cols.margin[r]).map_or(0, |p| p.lots)
+        }
+        held => held,
+    };
+    let tie = |a: u128, b: u128| {
+        near(packed_score(a), packed_score(b)) && {
+            let (ra, rb) = (packed_row(a), packed_row(b));
+            ctx.same_score((score[ra], ra as u32), (score[rb], rb as u32))
+        }
+    };
+    // Per group: sort on the packed integer key, settle runs of near-tied scores exactly
+    // (score, account, row) as `sort_queue` does, then walk the queue once for each row's rank,
+    // percentile and lights, filed by window of rows (see `Placed`).
+    let windows = (n >> WINDOW_BITS) + 1;
+    // Each worker files into its own buckets, one per window of rows.
+    let buckets =
+        |workers: usize| -> Vec<Vec<Placed>> { (0..windows).map(|_| Vec::with_capacity(n / windows / workers * 5 / 4)).collect() };
+    let place = |group: usize, g: &mut Vec<u128>, out: &mut [Vec<Placed>]| {
         g.sort_unstable();
         let row = |x: u128| packed_row(x) as u32;
         // The key holds the score: no random reads of `score` except inside near-tie runs.
-        let key = |x: u128| key_score((x >> 64) as u64);
         let mut start = 0;
         for i in 1..=g.len() {
-            if i == g.len() || !near(key(g[i - 1]), key(g[i])) {
+            if i == g.len() || !near(packed_score(g[i - 1]), packed_score(g[i])) {
                 if i - start > 1 {
                     g[start..i].sort_by(|&a, &b| ctx.cmp((score[row(a) as usize], row(a)), (score[row(b) as usize], row(b))));
                 }
                 start = i;
             }
         }
-    };
-    let big = groups.iter().filter(|g| g.len() >= PARALLEL_ROWS / 2).count();
-    if big >= 2 {
-        // A bounded pool: at most one worker per core, each taking the next group.
-        let workers = std::thread::available_parallelism().map_or(1, |p| p.get()).min(8).min(big);
-        let queue = std::sync::Mutex::new(groups.iter_mut());
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| loop {
-                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-                    match next {
-                        Some(g) => settle(g),
-                        None => break,
-                    }
-                });
-            }
-        });
-    } else {
-        groups.iter_mut().for_each(settle);
-    }
-    let mut rank = vec![0u32; n];
-    let mut percentile = vec![f64::NAN; n];
-    let mut light = vec![0u8; n];
-    if by_qty {
-        // By quantity: in queue order, each row's rank and the lots queued up to the end of
-        // its run of exactly equal scores (near-ties by the packed key first, then exactly).
-        let key = |x: u128| key_score((x >> 64) as u64);
-        let queue_ends = |emit: &mut dyn FnMut(usize, usize, u32, i128)| {
-            for (group, g) in groups.iter().enumerate() {
-                let (mut start, mut cum) = (0, 0i128);
-                for i in 0..g.len() {
-                    let r = packed_row(g[i]);
-                    cum += match (g[i] & u32::MAX as u128) as i128 {
-                        0 => lots[r] as i128, // more than 32 bits: read it from the row
-                        held => held,
-                    };
-                    let tie = i + 1 < g.len() && near(key(g[i]), key(g[i + 1])) && {
-                        let next = packed_row(g[i + 1]);
-                        ctx.same_score((score[r], r as u32), (score[next], next as u32))
-                    };
-                    if !tie {
-                        for (k, &x) in g[start..=i].iter().enumerate() {
-                            emit(group, packed_row(x), (start + k) as u32 + 1, cum);
-                        }
-                        start = i + 1;
-                    }
-                }
-            }
+        let mut file = |x: u128, rank: usize, percentile: f64, lights: u8| {
+            let row = packed_row(x);
+            out[row >> WINDOW_BITS].push(Placed::new(row, rank as u32, percentile, lights));
         };
-        if totals.iter().all(|&t| t <= u64::MAX as i128) {
-            // One compact random write per row (16 bytes, as few cache lines as by count),
-            // then percentile and lights in row order.
-            let mut place = vec![(0u32, 0u64); n];
-            queue_ends(&mut |_, row, r, cum| place[row] = (r, cum as u64));
-            for (row, &(r, cum)) in place.iter().enumerate() {
-                if r > 0 {
-                    let total = totals[cols.market_of(row) as usize * 2 + side_slot(cols.side[row])];
-                    rank[row] = r;
-                    percentile[row] = cum as f64 / total as f64;
-                    light[row] = lights_by_quantity(cum as i128, total);
+        if by_qty {
+            // Percentile = lots queued up to the end of the entry's run of exactly equal
+            // scores / lots of the queue; lights 6 − ⌈5·percentile⌉ in integers.
+            let total = totals[group];
+            // Within u64 / 5 (any real queue): u64 arithmetic, no i128 division or conversion.
+            let small = u64::try_from(total).ok().filter(|&t| t <= u64::MAX / 5);
+            let total_f = total as f64;
+            let (mut start, mut cum) = (0, 0i128);
+            for i in 0..g.len() {
+                cum += lots_of(g[i]) as i128;
+                if i + 1 == g.len() || !tie(g[i], g[i + 1]) {
+                    let (percentile, lights) = match small {
+                        Some(t) => ((cum as u64) as f64 / total_f, lights_le(cum as u64, t)),
+                        None => (cum as f64 / total_f, lights_by_quantity(cum, total)),
+                    };
+                    (start..=i).for_each(|k| file(g[k], k + 1, percentile, lights));
+                    start = i + 1;
                 }
             }
         } else {
-            queue_ends(&mut |group, row, r, cum| {
-                rank[row] = r;
-                percentile[row] = cum as f64 / totals[group] as f64;
-                light[row] = lights_by_quantity(cum, totals[group]);
-            });
+            // Percentile r/n, lights 6 − ⌈5·r/n⌉ (n < 2^32).
+            let total = g.len() as u64;
+            for (i, &x) in g.iter().enumerate() {
+                let r = i as u64 + 1;
+                file(x, r as usize, r as f64 / total as f64, lights_le(r, total));
+            }
         }
-        return Ok(Ranked { score, rank, percentile, lights: light });
-    }
-    for g in &groups {
-        for (i, &x) in g.iter().enumerate() {
-            rank[packed_row(x)] = i as u32 + 1;
+    };
+    let big = groups.iter().filter(|g| g.len() >= PARALLEL_ROWS / 2).count();
+    let placed: Vec<Vec<Vec<Placed>>> = if big >= 2 {
+        // A bounded pool: at most one worker per core, each taking the next group.
+        let workers = std::thread::available_parallelism().map_or(1, |p| p.get()).min(8).min(big);
+        let queue = std::sync::Mutex::new(groups.iter_mut().enumerate());
+        std::thread::scope(|s| {
+            let spawned: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut out = buckets(workers);
+                        loop {
+                            // Take the next group, releasing the lock before working on it.
+                            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                            let Some((i, g)) = next else { return out };
+                            place(i, g, &mut out);
+                        }
+                    })
+                })
+                .collect();
+            spawned.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+        })
+    } else {
+        let mut out = buckets(1);
+        groups.iter_mut().enumerate().for_each(|(i, g)| place(i, g, &mut out));
+        vec![out]
+    };
+    drop(groups);
+    // Write the outputs window by window (in parallel for large inputs): every write of a
+    // window lands in a few hundred KB of the output columns, instead of at random in all.
+    let mut rank = vec![0u32; n];
+    let mut percentile = vec![f64::NAN; n];
+    let mut light = vec![0u8; n];
+    let width = 1 << WINDOW_BITS;
+    type Window<'a> = (usize, ((&'a mut [u32], &'a mut [f64]), &'a mut [u8]));
+    let write = |(win, ((rank, percentile), light)): &mut Window<'_>| {
+        for p in placed.iter().flat_map(|g| &g[*win]) {
+            let i = p.offset();
+            rank[i] = p.rank;
+            percentile[i] = p.percentile;
+            light[i] = p.lights();
         }
-    }
-    // By count: percentile and lights in row order (sequential, no second scatter).
-    let sizes: Vec<u64> = groups.iter().map(|g| g.len() as u64).collect();
-    for row in 0..n {
-        let r = rank[row] as u64;
-        if r > 0 {
-            let total = sizes[cols.market_of(row) as usize * 2 + side_slot(cols.side[row])];
-            percentile[row] = r as f64 / total as f64;
-            light[row] = lights(r, total);
+    };
+    let mut jobs: Vec<Window<'_>> =
+        rank.chunks_mut(width).zip(percentile.chunks_mut(width)).zip(light.chunks_mut(width)).enumerate().collect();
+    let threads = if n < PARALLEL_ROWS { 1 } else { std::thread::available_parallelism().map_or(1, |p| p.get()).min(8) };
+    let per = jobs.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let mut parts = jobs.chunks_mut(per);
+        let first = parts.next();
+        for part in parts {
+            s.spawn(|| part.iter_mut().for_each(write));
         }
-    }
+        first.into_iter().for_each(|part| part.iter_mut().for_each(write));
+    });
     Ok(Ranked { score, rank, percentile, lights: light })
+}
+
+/// Rows per output window of `rank` (2^15: a window's rank, percentile and lights, 13 bytes
+/// a row, stay within a core's L2 cache).
+const WINDOW_BITS: u32 = 15;
+
+/// A row's rank, percentile and lights as `rank` computes them in queue order, waiting to be
+/// written to its window of the output columns: 16 bytes.
+#[derive(Clone, Copy)]
+struct Placed {
+    percentile: f64,
+    rank: u32,
+    /// The row's offset in its window (low 16 bits) and its lights (above).
+    slot: u32,
+}
+
+impl Placed {
+    #[inline]
+    fn new(row: usize, rank: u32, percentile: f64, lights: u8) -> Placed {
+        Placed { percentile, rank, slot: (row & ((1 << WINDOW_BITS) - 1)) as u32 | (lights as u32) << 16 }
+    }
+    #[inline]
+    fn offset(&self) -> usize {
+        (self.slot & 0xFFFF) as usize
+    }
+    #[inline]
+    fn lights(&self) -> u8 {
+        (self.slot >> 16) as u8
+    }
+}
+
+/// The score of a packed (score key, row, lots) queue entry of `rank`.
+#[inline]
+fn packed_score(x: u128) -> f64 {
+    key_score((x >> 64) as u64)
 }
 
 /// The row of a packed (score key, row, lots) queue entry of `rank`.
@@ -850,6 +902,7 @@ fn unranked_fills(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::policy::score::queue_lights;
 
     fn table() -> ([Grid; 1], [String; 1]) {
         ([Grid::new(0, 0, 0).unwrap()], ["X".to_string()])
@@ -942,6 +995,102 @@ mod tests {
         assert_eq!(by_qty.rank, by_count.rank);
         assert_eq!(by_qty.lights, by_count.lights);
         assert_eq!((by_qty.lights[0], by_qty.lights[n - 1], by_qty.percentile[n - 1]), (5, 1, 1.0));
+    }
+
+    /// `rank` the plain way: per (market, side), sort the eligible rows by exact score
+    /// (descending; the float for `custom`), then account, then row; percentile and lights
+    /// from `score::queue_lights` with ties where the exact scores are equal.
+    fn reference_rank(c: &PositionColumns<'_>, t: &MarketTable<'_>, policy: Policy, custom: Option<&[f64]>, method: Lights) -> Ranked {
+        let n = c.len();
+        let mut out = Ranked { score: vec![f64::NAN; n], rank: vec![0; n], percentile: vec![f64::NAN; n], lights: vec![0; n] };
+        let tiers: Vec<Tiers> = t.rates.iter().map(|&r| Tiers::flat(rate_ppm("rate", r).unwrap())).collect();
+        // (group, exact score, float score, lots, row) of each eligible row.
+        let mut queued = Vec::new();
+        for row in 0..n {
+            let m = c.market_of(row) as usize;
+            let g = &t.grids[m];
+            let r = parse_row(g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row]).unwrap();
+            let mark = g.ticks(t.marks[m]).unwrap();
+            let Some(float) = policy.score(g, &tiers[m], r.side, r.lots, r.entry, r.margin, mark) else { continue };
+            let exact = policy.exact_score(g, &tiers[m], r.side, r.lots, r.entry, r.margin, mark);
+            let float = custom.map_or(float, |s| s[row]);
+            out.score[row] = float;
+            queued.push((m * 2 + side_slot(r.side), exact, float, r.lots, row));
+        }
+        let order = |a: &(usize, Option<Fraction>, f64, i64, usize), b: &(usize, Option<Fraction>, f64, i64, usize)| {
+            let by_score = match (&a.1, &b.1) {
+                (Some(x), Some(y)) => y.cmp_value(x),
+                _ => desc_key(a.2).cmp(&desc_key(b.2)),
+            };
+            a.0.cmp(&b.0).then(by_score).then(c.account[a.4].cmp(&c.account[b.4])).then(a.4.cmp(&b.4))
+        };
+        queued.sort_by(order);
+        for group in queued.chunk_by(|a, b| a.0 == b.0) {
+            let lots: Vec<i64> = group.iter().map(|q| q.3).collect();
+            let tie = |i: usize| match (&group[i].1, &group[i + 1].1) {
+                (Some(x), Some(y)) => x.cmp_value(y).is_eq(),
+                _ => desc_key(group[i].2) == desc_key(group[i + 1].2),
+            };
+            for (i, ((pct, lights), q)) in queue_lights(method, &lots, tie).into_iter().zip(group).enumerate() {
+                (out.rank[q.4], out.percentile[q.4], out.lights[q.4]) = (i as u32 + 1, pct, lights);
+            }
+        }
+        out
+    }
+
+    /// `Ranked` with NaN made comparable (bit patterns).
+    fn comparable(r: &Ranked) -> (Vec<u64>, &[u32], Vec<u64>, &[u8]) {
+        (r.score.iter().map(|x| x.to_bits()).collect(), &r.rank, r.percentile.iter().map(|x| x.to_bits()).collect(), &r.lights)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+        #[test]
+        fn rank_equals_the_plain_sort(
+            rows in proptest::collection::vec((0..3u32, proptest::bool::ANY, 1..40u32, 90..111u32, 0..300u32, 0..6u64, 0..5u32), 1..200),
+            custom in proptest::bool::ANY,
+            big_lots in proptest::bool::ANY,
+        ) {
+            // Few distinct values, so exact ties (equal scores, equal accounts) are common;
+            // `big_lots` scales some holdings past 32 bits of lots.
+            let account: Vec<u64> = rows.iter().map(|r| r.5).collect();
+            let market: Vec<u32> = rows.iter().map(|r| r.0).collect();
+            let side: Vec<i8> = rows.iter().map(|r| if r.1 { 1 } else { -1 }).collect();
+            let scale = |i: usize| if big_lots && i.is_multiple_of(3) { 2f64.powi(33) } else { 1.0 };
+            let qty: Vec<f64> = rows.iter().enumerate().map(|(i, r)| r.2 as f64 * scale(i)).collect();
+            let entry: Vec<f64> = rows.iter().map(|r| r.3 as f64).collect();
+            let margin: Vec<f64> = rows.iter().enumerate().map(|(i, r)| r.4 as f64 * scale(i)).collect();
+            let scores: Vec<f64> = rows.iter().map(|r| r.6 as f64 * 0.5).collect();
+            let c = PositionColumns { account: &account, market: &market, side: &side, qty: &qty, entry: &entry, margin: &margin, adl_cap: &[], cross: &[] };
+            let g = [Grid::new(0, 0, 0).unwrap(); 3];
+            let names = ["X".to_string(), "Y".to_string(), "Z".to_string()];
+            let t = MarketTable { grids: &g, marks: &[96.0, 100.0, 104.0], rates: &[0.005; 3], names: &names };
+            let (policy, custom) = if custom { (Policy::Custom, Some(&scores[..])) } else { (Policy::Bitmex, None) };
+            for method in [Lights::Count, Lights::Quantity] {
+                let got = rank(&c, &t, policy, custom, method).unwrap();
+                let want = reference_rank(&c, &t, policy, custom, method);
+                proptest::prop_assert_eq!(comparable(&got), comparable(&want));
+            }
+        }
+    }
+
+    #[test]
+    fn rank_on_two_chunks_equals_the_plain_sort() {
+        // 250k rows (two scoring chunks, both queues settled on the worker pool), with many
+        // exact ties: both lights methods agree with the reference row for row.
+        let n = 250_000usize;
+        let account: Vec<u64> = (0..n as u64).map(|i| i % 1000).collect();
+        let side: Vec<i8> = (0..n).map(|i| if i % 3 == 0 { 1 } else { -1 }).collect();
+        let qty: Vec<f64> = (0..n).map(|i| (i % 17 + 1) as f64).collect();
+        let entry: Vec<f64> = (0..n).map(|i| (90 + i % 21) as f64).collect();
+        let margin: Vec<f64> = (0..n).map(|i| (i % 50) as f64).collect();
+        let c = one_market(&account, &side, &qty, &entry, &margin);
+        let (g, names) = table();
+        let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };
+        for method in [Lights::Count, Lights::Quantity] {
+            let got = rank(&c, &t, Policy::Bitmex, None, method).unwrap();
+            assert_eq!(comparable(&got), comparable(&reference_rank(&c, &t, Policy::Bitmex, None, method)));
+        }
     }
 
     #[test]

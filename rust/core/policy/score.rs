@@ -335,6 +335,14 @@ pub fn lights(rank: u64, n: u64) -> u8 {
     (6 - (5 * rank).div_ceil(n)) as u8
 }
 
+/// `lights` and `lights_by_quantity` without a division, for `0 < part <= whole <= u64::MAX / 5`:
+/// `⌈5·part/whole⌉ = 1 + #{j ∈ 1..=4 : j·whole < 5·part}`, so `6 − ⌈…⌉` is 5 minus four comparisons.
+#[inline(always)]
+pub fn lights_le(part: u64, whole: u64) -> u8 {
+    let p5 = 5 * part;
+    5 - ((whole < p5) as u8 + (2 * whole < p5) as u8 + (3 * whole < p5) as u8 + (4 * whole < p5) as u8)
+}
+
 /// Lights from a cumulative quantity: `6 − ⌈5·cum/total⌉` for `0 < cum <= total`, exactly.
 #[inline]
 pub fn lights_by_quantity(cum: i128, total: i128) -> u8 {
@@ -485,6 +493,20 @@ mod tests {
         // Boundaries are exact: cum 20 of 100 is 6 − 1 = 5, 21 of 100 is 4.
         assert_eq!((lights_by_quantity(20, 100), lights_by_quantity(21, 100)), (5, 4));
         assert_eq!((Policy::Bitmex.lights(), Policy::Binance.lights()), (Lights::Quantity, Lights::Count));
+    }
+
+    #[test]
+    fn lights_without_division_match_the_quotient() {
+        // Every (part, whole) with whole <= 60, then both ends of the u64 range it accepts.
+        for whole in 1..=60u64 {
+            for part in 1..=whole {
+                assert_eq!(lights_le(part, whole), lights(part, whole), "{part}/{whole}");
+            }
+        }
+        let max = u64::MAX / 5;
+        for (part, whole) in [(1, max), (max / 5, max), (max / 5 + 1, max), (max - 1, max), (max, max), (1, 1)] {
+            assert_eq!(lights_le(part, whole), lights_by_quantity(part as i128, whole as i128), "{part}/{whole}");
+        }
     }
 
     #[test]
