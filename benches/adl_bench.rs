@@ -261,5 +261,67 @@ fn engine_load_10m(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stateless, engine_1m, policies_1m, engine_load_10m);
+/// `preview(account=…)` of one long (`Engine::adl_marks` with `only`, 0.5 % grid up to 50 %)
+/// on a 100k isolated book at rest (the synthetic rows not liquidatable at the mark), for
+/// longs at the head, 10 % and 50 % down the queue. Setup and the brute-force reference
+/// (every trial run in full, printed once) run only when this id is selected.
+fn preview_100k(c: &mut Criterion) {
+    let mut g = c.benchmark_group("preview");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_millis(100));
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function("account/100k", |b| {
+        let book = Book::generate(100_000, 0, SEED);
+        let all = synth::loaded_engine(&book);
+        let liquidatable: std::collections::HashSet<u32> = all.liquidatable().into_iter().collect();
+        let keep: Vec<usize> = (0..book.len())
+            .filter(|&i| {
+                let c = &book.columns;
+                !liquidatable.contains(&all.store().find(&(c.account[i], 0, c.side[i])).expect("row"))
+            })
+            .collect();
+        let c = &book.columns;
+        let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let (account, side): (Vec<u64>, Vec<i8>) = keep.iter().map(|&i| (c.account[i], c.side[i])).unzip();
+        let (qty, entry, margin) = (pick(&c.qty), pick(&c.entry), pick(&c.margin));
+        let cols = _adl::core::input::PositionColumns {
+            account: &account,
+            market: &[],
+            side: &side,
+            qty: &qty,
+            entry: &entry,
+            margin: &margin,
+            adl_cap: &[],
+            cross: &[],
+        };
+        let mut eng = synth::new_engine();
+        eng.load(cols, &synth::symbols(), None, None).expect("load");
+        eng.set_marks(&synth::marks(MARK), None).expect("marks");
+        let queue: Vec<u32> = eng.ranking(0, 1).expect("index").queue().map(|(_, slot)| slot).collect();
+        let members = [queue[0], queue[queue.len() / 10], queue[queue.len() / 2]];
+        for (at, &slot) in ["head", "10 %", "50 %"].iter().zip(&members) {
+            let t = Instant::now();
+            let fast = eng.adl_marks(0, 1, 0.005, 0.5, Some(slot)).expect("preview");
+            let fast_t = t.elapsed();
+            let t = Instant::now();
+            let brute = eng.adl_marks_brute(0, 1, 0.005, 0.5, Some(slot)).expect("preview");
+            let brute_t = t.elapsed();
+            assert_eq!(fast, brute);
+            println!(
+                "preview/account/100k ({} rows at rest), long at the {at} of the queue: adl_marks {:.3} s, every trial run {:.3} s (mark {:?})",
+                keep.len(),
+                fast_t.as_secs_f64(),
+                brute_t.as_secs_f64(),
+                fast[0].1
+            );
+        }
+        let mut next = 0;
+        b.iter(|| {
+            next = (next + 1) % members.len();
+            black_box(eng.adl_marks(0, 1, 0.005, 0.5, Some(members[next])).unwrap())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, stateless, engine_1m, policies_1m, engine_load_10m, preview_100k);
 criterion_main!(benches);

@@ -1067,7 +1067,12 @@ class Engine:
         position's favour (its counterparties' loss), at which the gap gives it an ADL fill;
         null if none within ``max_move``. With ``account`` the grid bracket is narrowed to
         one tick. Every trial runs on a copy of the engine (a few per cent of a second for
-        10k positions; it grows with the book): nothing changes.
+        10k positions; it grows with the book): nothing changes. Trials that provably reach
+        none of the positions asked about are skipped, with the same answer: under ``bitmex``
+        at the bankruptcy price, no ADL fee, no cross position in the symbol and nothing
+        liquidatable at the current marks, a gap to ``P`` cannot reach a position when the
+        opposite side's lots with a deficit at ``P`` are no more than the lots of the
+        counterparties sure to pay that queue clearly ahead of it.
 
         >>> import adl, polars as pl
         >>> eng = adl.Engine(maintenance_rate=0.05, qty_decimals=0, price_decimals=1, cash_decimals=3)

@@ -688,7 +688,7 @@ impl Engine {
     }
 
     /// The liquidation fee reserved out of `margin` under `FeeConvention::Bankruptcy` (0 otherwise).
-    fn reserved_fee(&self, m: &Market, p: &Position, margin: i128) -> i128 {
+    pub(crate) fn reserved_fee(&self, m: &Market, p: &Position, margin: i128) -> i128 {
         match m.spec.fee_convention {
             FeeConvention::Bankruptcy => reserved_fee(&m.grid, p.side, p.qty, p.entry, margin, m.liquidation_fee_ppm),
             FeeConvention::Surplus => 0,
