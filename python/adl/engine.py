@@ -327,6 +327,11 @@ class Engine:
     own; they share the account's wallet (``cash`` or ``wallet`` in the accounts frame). See
     :meth:`liquidate_account`.
 
+    ``keep_fills=False`` keeps no fill records (:meth:`events` stays empty; results, ledgers
+    and event ids are the same): a pro-rata event records a fill per counterparty, and an
+    engine that only needs the results need not hold them. See :attr:`keep_fills` and
+    :meth:`drain_events` to switch them off later or drop those already read.
+
     Account ids are integers or strings (UUIDs, names): string ids are mapped to codes in the
     order they first appear, the table travels in snapshots and logs, and every frame and
     ``account=`` argument uses the strings (see :meth:`load`). ``ts`` may be a datetime: the
@@ -347,7 +352,7 @@ class Engine:
         adl_price=text(optional=True, choices=get_args(AdlPrice)), seed=integer(0, U64),
         trigger=text(choices=get_args(Trigger)), trigger_window=integer(1, I64, optional=True),
         trigger_arm=number(optional=True), trigger_disarm=number(optional=True),
-        max_ts_step=integer(0, I64, optional=True), **MARKET_ARGS,
+        max_ts_step=integer(0, I64, optional=True), keep_fills=flag(), **MARKET_ARGS,
     )
     def __init__(
         self,
@@ -376,6 +381,7 @@ class Engine:
         lights: LightsMethod | None = None,
         score: ScoreSpec = None,
         max_ts_step: int | None = None,
+        keep_fills: bool = True,
     ) -> None:
         if (policy == "custom") != (score is not None):
             raise InvalidInputError("score: policy custom needs score= (a column name or an expression), no other policy takes one",
@@ -394,6 +400,7 @@ class Engine:
         self._core = _adl.Engine(
             policy, float(insurance_fund), cash_decimals, defaults.spec(),
             adl_price, int(seed), trigger, trigger_window, trigger_arm, trigger_disarm, trigger_min_balance, lights,
+            keep_fills,
         )
         for symbol, m in (markets or {}).items():
             self._core.add_market(symbol, m.spec())
@@ -1223,17 +1230,87 @@ class Engine:
             }
         ).with_columns(quantile=pl.col("lights") - 1)
 
-    def events(self) -> pl.DataFrame:
-        """Audit log: every fill of every liquidation so far (docs/model.md §5 records).
+    @checked(since=integer(0, U64))
+    def events(self, since: int = 0) -> pl.DataFrame:
+        """Audit log: the fill records (docs/model.md §5) the engine holds, in event order,
+        of the events with id ``>= since``: a cursor, the id after the last event already
+        read (``frame["event"].max() + 1``), so a reader gets each record once. Records are
+        held unless :attr:`keep_fills` is off, until :meth:`drain_events` drops them.
 
         Examples
         --------
-        >>> import adl
+        >>> import adl, polars as pl
         >>> adl.Engine().events().columns[:5]
         ['event', 'ts', 'symbol', 'bankrupt_account', 'bankrupt_side']
+        >>> eng = adl.Engine()
+        >>> eng.load(pl.DataFrame({"account": [1, 2, 3], "side": ["long", "long", "short"],
+        ...     "qty": [10.0, 10.0, 30.0], "entry_price": [100.0] * 3, "margin": [44.0, 44.0, 900.0]}))
+        >>> eng.set_marks(96.0)
+        >>> eng.liquidate(1, side="long", fill_price=95.0).events
+        [0]
+        >>> eng.liquidate(2, side="long", fill_price=95.0).events
+        [1]
+        >>> eng.events(since=1).select("event", "account", "qty").rows()
+        [(1, 3, 10.0)]
         """
-        cols = self._core.events()
+        cols = self._core.events(since)
         return fills_frame(cols, cols["names"], self._shown())
+
+    @checked(upto=integer(0, U64))
+    def drain_events(self, upto: int) -> int:
+        """Drops the fill records of the events with id ``< upto`` (a cursor as in
+        :meth:`events`: the id after the last event read) and returns how many it dropped.
+        Refused (:class:`adl.InvalidInputError`, field ``upto``, nothing changed) past the
+        next event's id. It changes the engine's state, so it is logged (:meth:`log_to`) and
+        :attr:`drained_upto` travels in snapshots; results and ledgers are unaffected.
+
+        A reader that ships fills elsewhere and keeps the engine's memory flat:
+
+        >>> import adl, polars as pl
+        >>> eng = adl.Engine()
+        >>> eng.load(pl.DataFrame({"account": [1, 2, 3], "side": ["long", "long", "short"],
+        ...     "qty": [10.0, 10.0, 30.0], "entry_price": [100.0] * 3, "margin": [44.0, 44.0, 900.0]}))
+        >>> eng.set_marks(96.0)
+        >>> cursor = 0
+        >>> for account in (1, 2):
+        ...     _ = eng.liquidate(account, side="long", fill_price=95.0)
+        ...     new = eng.events(since=cursor)
+        ...     cursor = new["event"].max() + 1
+        ...     print(new.height, eng.drain_events(upto=cursor))
+        1 1
+        1 1
+        >>> (eng.events().height, eng.drained_upto)
+        (0, 2)
+        """
+        return int(self._core.drain_events(upto))
+
+    @property
+    def keep_fills(self) -> bool:
+        """Whether events keep their fill records for :meth:`events`. Setting it to False
+        stops recording (the records held stay until :meth:`drain_events`); True starts
+        again. Results, ledgers and event ids do not depend on it. The setting is engine
+        state: it is logged and travels in snapshots.
+
+        >>> import adl
+        >>> eng = adl.Engine(keep_fills=False)
+        >>> eng.keep_fills
+        False
+        >>> eng.keep_fills = True
+        >>> adl.Engine.restore(eng.snapshot()).keep_fills
+        True
+        """
+        return bool(self._core.keep_fills)
+
+    @keep_fills.setter
+    @checked(keep=flag())
+    def keep_fills(self, keep: bool) -> None:
+        self._core.set_keep_fills(keep)
+
+    @property
+    def drained_upto(self) -> int:
+        """The fill records of events with id below this were dropped by :meth:`drain_events`
+        (0: never drained)."""
+        return int(self._core.drained_upto)
 
     # ----- liquidation -------------------------------------------------------------
 

@@ -315,7 +315,7 @@ fn spec_from(base: &MarketSpec, spec: Option<&Bound<'_, PyDict>>) -> PyResult<Ma
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (policy, insurance_fund, cash_decimals, spec, adl_price=None, seed=0, trigger="fund_empty", trigger_window=None, trigger_arm=None, trigger_disarm=None, trigger_min_balance=None, lights=None))]
+    #[pyo3(signature = (policy, insurance_fund, cash_decimals, spec, adl_price=None, seed=0, trigger="fund_empty", trigger_window=None, trigger_arm=None, trigger_disarm=None, trigger_min_balance=None, lights=None, keep_fills=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         policy: &str,
@@ -330,6 +330,7 @@ impl Engine {
         trigger_disarm: Option<f64>,
         trigger_min_balance: Option<f64>,
         lights: Option<&str>,
+        keep_fills: bool,
     ) -> PyResult<Self> {
         let policy = Policy::parse(policy)?;
         let spec = spec_from(&MarketSpec::default(), Some(spec))?;
@@ -341,6 +342,7 @@ impl Engine {
             e.lights = Lights::parse(method)?;
         }
         e.seed = seed;
+        e.keep_fills = keep_fills;
         let min_balance = trigger_min_balance.map(|x| CoreEngine::cash_param(x, cash_decimals, "trigger_min_balance")).transpose()?;
         e.set_trigger(Trigger::parse(trigger, trigger_window, trigger_arm, trigger_disarm, min_balance)?);
         Ok(Engine::wrap(e))
@@ -812,12 +814,13 @@ impl Engine {
         Ok((Engine::wrap(e), info.ops, info.dropped_bytes))
     }
 
-    /// Fill records of every event so far.
-    fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    /// Fill records held of the events with id >= `since` (in event order).
+    #[pyo3(signature = (since=0))]
+    fn events<'py>(&self, py: Python<'py>, since: u64) -> PyResult<Bound<'py, PyDict>> {
         let (cols, names) = self.read(py, |j| {
             let e = &j.engine;
             let mut c = FillColumns::default();
-            for f in e.events().iter() {
+            for f in e.events().since(since) {
                 c.push(e, f);
             }
             Ok((c, market_names(e)))
@@ -825,6 +828,31 @@ impl Engine {
         let d = cols.into_dict(py)?;
         d.set_item("names", names)?;
         Ok(d)
+    }
+
+    /// Drops the fill records of events with id < `upto` (a logged operation); returns how many.
+    fn drain_events(&self, py: Python<'_>, upto: u64) -> PyResult<usize> {
+        run(py, || match self.lock().apply(Op::DrainEvents { upto })? {
+            OpOutput::Drained(n) => Ok(n),
+            other => unreachable!("drain_events returned {other:?}"),
+        })
+    }
+
+    /// Whether events keep their fill records.
+    #[getter]
+    fn keep_fills(&self, py: Python<'_>) -> PyResult<bool> {
+        self.read(py, |j| Ok(j.engine.keep_fills))
+    }
+
+    /// Switches the fill records of later events on or off (a logged operation).
+    fn set_keep_fills(&self, py: Python<'_>, keep: bool) -> PyResult<()> {
+        run(py, || self.lock().apply(Op::SetKeepFills { keep }).map(drop))
+    }
+
+    /// The fills of events below this id were drained (0 = never).
+    #[getter]
+    fn drained_upto(&self, py: Python<'_>) -> PyResult<u64> {
+        self.read(py, |j| Ok(j.engine.drained_upto()))
     }
 
     /// Open positions in slot order with equity, maintenance and prices (NaN without a mark).

@@ -513,3 +513,40 @@ fn a_panic_halfway_through_a_later_step_is_undone() {
         assert!(j.apply(Op::Liquidate { req: reqs[0] }).is_ok());
     }
 }
+
+/// The fill log's switch and drain cursor: logged operations that replay to the same engine,
+/// snapshot fields (version 5) that older snapshots default (kept, never drained), and a
+/// refused drain that changes nothing and is not logged.
+#[test]
+fn fill_log_drains_and_switches_replay_exactly() {
+    let path = temp_log("fill-log");
+    let mut j = logged_run(&path);
+    let held = j.engine.events().len();
+    let next = j.engine.next_event();
+    assert!(held > 2 && next >= 3, "{held} fills of {next} events");
+    let first = j.engine.events().iter().next().unwrap().event;
+    let of_first = j.engine.events().iter().filter(|f| f.event == first).count();
+    assert_eq!(j.apply(Op::DrainEvents { upto: first + 1 }).unwrap(), _adl::core::oplog::OpOutput::Drained(of_first));
+    assert_eq!((j.engine.events().len(), j.engine.drained_upto()), (held - of_first, first + 1));
+    assert!(j.engine.events().iter().all(|f| f.event > first));
+    // Past the next event id: refused, not logged, nothing changed.
+    let (before, seq) = (j.engine.snapshot(), j.log.as_ref().unwrap().seq);
+    let err = j.apply(Op::DrainEvents { upto: next + 1 }).unwrap_err();
+    assert!(matches!(err, AdlError::InvalidParameter { ref field, .. } if field == "upto"), "{err:?}");
+    assert_eq!((j.engine.snapshot(), j.log.as_ref().unwrap().seq), (before, seq));
+    j.apply(Op::SetKeepFills { keep: false }).unwrap();
+    let held = j.engine.events().len();
+    let p = *j.engine.store().iter().map(|(_, p)| p).find(|p| !p.cross).expect("an isolated position left");
+    let req = Request { account: p.account, market: p.market, side: p.side, fill_price: None, force: true, partial: false };
+    let out = j.apply(Op::Liquidate { req }).unwrap();
+    assert!(matches!(out, _adl::core::oplog::OpOutput::Liquidated(ref l) if !l.fills.is_empty() && l.event == next));
+    assert_eq!((j.engine.next_event(), j.engine.events().len()), (next + 1, held), "an event ran and kept no fills");
+    let (again, _) = replay(&path).unwrap();
+    assert_eq!(again.snapshot(), j.engine.snapshot());
+    assert!(!again.keep_fills && again.drained_upto() == first + 1);
+    let back = Engine::restore(&j.engine.snapshot()).unwrap();
+    assert_eq!(back.snapshot(), j.engine.snapshot());
+    // A version 3 snapshot keeps fills and was never drained.
+    let old = Engine::restore(&std::fs::read(fixture("engine_v3.snap")).unwrap()).unwrap();
+    assert!(old.keep_fills && old.drained_upto() == 0 && !old.events().is_empty());
+}

@@ -178,42 +178,73 @@ struct Plan {
     outcome: Liquidation,
 }
 
-/// Append-only log of fills, in fixed-size chunks so that appending never copies the
-/// history (a growing Vec would stall one event for milliseconds when it doubles).
+/// The log of fills, in event order, in fixed-size chunks so that appending never copies the
+/// history (a growing Vec would stall one event for milliseconds when it doubles). Its front
+/// can be drained (`Engine::drain_events`), so the first chunk may be short.
 #[derive(Clone, Default)]
 pub struct EventLog {
-    chunks: Vec<Vec<Fill>>,
+    chunks: std::collections::VecDeque<Vec<Fill>>,
+    len: usize,
 }
 
 impl EventLog {
     const CHUNK: usize = 4096;
 
     pub(crate) fn push(&mut self, f: Fill) {
-        match self.chunks.last_mut() {
+        debug_assert!(self.last().is_none_or(|l| l.event <= f.event), "fills in event order");
+        match self.chunks.back_mut() {
             Some(c) if c.len() < Self::CHUNK => c.push(f),
             _ => {
                 let mut c = Vec::with_capacity(Self::CHUNK);
                 c.push(f);
-                self.chunks.push(c);
+                self.chunks.push_back(c);
             }
         }
+        self.len += 1;
     }
     pub fn len(&self) -> usize {
-        self.chunks.iter().map(Vec::len).sum()
+        self.len
     }
     /// Keeps the first `len` fills (`undo::Undo`).
     pub(crate) fn truncate(&mut self, len: usize) {
-        let keep = len.div_ceil(Self::CHUNK);
-        self.chunks.truncate(keep);
-        if let Some(last) = self.chunks.last_mut() {
-            last.truncate(len - (keep - 1) * Self::CHUNK);
+        while self.len > len {
+            let last = self.chunks.back_mut().expect("fills left to cut");
+            let cut = (self.len - len).min(last.len());
+            last.truncate(last.len() - cut);
+            self.len -= cut;
+            if last.is_empty() {
+                self.chunks.pop_back();
+            }
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
+        self.len == 0
     }
     pub fn iter(&self) -> impl Iterator<Item = &Fill> {
         self.chunks.iter().flatten()
+    }
+    pub fn last(&self) -> Option<&Fill> {
+        self.chunks.back().and_then(|c| c.last())
+    }
+    /// The fills of events `>= event`, found by binary search (chunks, then within one).
+    pub fn since(&self, event: u64) -> impl Iterator<Item = &Fill> {
+        let first = self.chunks.partition_point(|c| c.last().is_some_and(|f| f.event < event));
+        let skip = self.chunks.get(first).map_or(0, |c| c.partition_point(|f| f.event < event));
+        self.chunks.range(first..).flatten().skip(skip)
+    }
+    /// Drops the fills of events `< event`; returns how many.
+    pub(crate) fn drain_before(&mut self, event: u64) -> usize {
+        let before = self.len;
+        while let Some(front) = self.chunks.front_mut() {
+            let k = front.partition_point(|f| f.event < event);
+            self.len -= k;
+            if k < front.len() {
+                front.drain(..k);
+                break;
+            }
+            self.chunks.pop_front();
+        }
+        before - self.len
     }
 }
 
@@ -227,8 +258,10 @@ pub struct Engine {
     /// How queue lights are bucketed; defaults to the policy's (`Policy::lights`).
     pub lights: Lights,
     /// Whether fills are kept in the event log (`events()`); simulations that only need
-    /// aggregates turn it off. Not part of snapshots.
-    pub record_fills: bool,
+    /// aggregates turn it off. In snapshots (version 5) and set by a logged operation.
+    pub keep_fills: bool,
+    /// The fills of events below this id were drained (`drain_events`); 0 = never.
+    pub(crate) drained_upto: u64,
     pub(crate) funds: Funds,
     pub cash_decimals: u32,
     pub default_spec: MarketSpec,
@@ -261,7 +294,8 @@ impl Engine {
             adl_price: policy.adl_price(),
             seed: 0,
             lights: policy.lights(),
-            record_fills: true,
+            keep_fills: true,
+            drained_upto: 0,
             funds: Funds::new(Trigger::FundEmpty, fund),
             cash_decimals,
             default_spec,
@@ -576,6 +610,33 @@ impl Engine {
     }
     pub fn events(&self) -> &EventLog {
         &self.events
+    }
+    /// The id the next event will have (every cursor of the fill log is at most this).
+    pub fn next_event(&self) -> u64 {
+        self.next_event
+    }
+    /// The fills of events below this id were drained (0 = never).
+    pub fn drained_upto(&self) -> u64 {
+        self.drained_upto
+    }
+
+    /// Drops the fill records of events `< upto` (a cursor: the id after the last event the
+    /// caller has read). Refused, changing nothing, when `upto` is past the next event id.
+    /// A cursor below an earlier one drops nothing more. Returns the records dropped.
+    pub fn drain_events(&mut self, upto: u64) -> Result<usize> {
+        if upto > self.next_event {
+            return Err(AdlError::config(
+                "upto",
+                format!("{upto} is past the next event id {}; a cursor is at most the id after the last event", self.next_event),
+            ));
+        }
+        self.drained_upto = self.drained_upto.max(upto);
+        Ok(self.events.drain_before(upto))
+    }
+
+    /// Whether later events keep their fill records (those already held stay).
+    pub fn set_keep_fills(&mut self, keep: bool) {
+        self.keep_fills = keep;
     }
     pub fn cash_of(&self, account: u64) -> i128 {
         self.cash.get(&account).copied().unwrap_or(0)
@@ -1304,7 +1365,7 @@ impl Engine {
         self.book_value += book_value;
         self.fees += outcome.adl_fees;
         self.next_event += 1;
-        for f in outcome.fills.iter().filter(|_| self.record_fills) {
+        for f in outcome.fills.iter().filter(|_| self.keep_fills) {
             self.events.push(f.clone());
         }
         outcome
@@ -1363,4 +1424,72 @@ fn max_affordable(q: i64, fund: i128, pay: impl Fn(i64) -> i128) -> i64 {
         }
     }
     lo
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EventLog, Fill, FillKind};
+
+    fn fill(event: u64, k: i64) -> Fill {
+        Fill {
+            event,
+            ts: None,
+            market: 0,
+            bankrupt_account: event,
+            bankrupt_side: 1,
+            account: Some(k as u64),
+            side: Some(-1),
+            lots: k,
+            price: 1.0,
+            rank: None,
+            score: None,
+            kind: FillKind::Adl,
+            entry: None,
+        }
+    }
+
+    #[test]
+    fn the_chunked_log_drains_reads_and_truncates_as_a_vec_would() {
+        // Events of 0..=9 fills each (some with none) across many 4,096-fill chunks, checked
+        // against a plain Vec after every drain, read and undo-style truncation.
+        let (mut log, mut model) = (EventLog::default(), Vec::new());
+        let mut event = 0u64;
+        let mut state = 11u64;
+        let mut next = |n: u64| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        for round in 0..400 {
+            for _ in 0..next(60) {
+                for k in 0..next(10) as i64 {
+                    log.push(fill(event, k));
+                    model.push(fill(event, k));
+                }
+                event += 1;
+            }
+            match round % 4 {
+                0 => {
+                    let upto = model.first().map_or(0, |f: &Fill| f.event) + next(40);
+                    let dropped = log.drain_before(upto);
+                    let keep = model.partition_point(|f| f.event < upto);
+                    model.drain(..keep);
+                    assert_eq!(dropped, keep, "round {round}");
+                }
+                1 => {
+                    let len = model.len() - next(model.len() as u64 + 1) as usize;
+                    log.truncate(len);
+                    model.truncate(len);
+                }
+                _ => {}
+            }
+            assert_eq!(log.len(), model.len());
+            assert!(log.iter().eq(model.iter()), "round {round}");
+            assert_eq!(log.last(), model.last());
+            for since in [0, event / 2, event.saturating_sub(3), event, event + 1] {
+                let want: Vec<&Fill> = model.iter().filter(|f| f.event >= since).collect();
+                assert!(log.since(since).eq(want.into_iter()), "round {round} since {since}");
+            }
+        }
+        assert!(event > 8_000 && log.len() > 0, "several chunks were used");
+    }
 }

@@ -29,7 +29,7 @@ impl Engine {
     /// then incomplete; only whether it holds `stop_at` is meant).
     fn gap_hits(&self, market: u32, side: Side, mark: i64, stop_at: Option<u32>) -> Result<FxHashSet<u32>> {
         let mut e = self.clone();
-        e.record_fills = false;
+        e.keep_fills = false;
         e.set_mark_ticks(&[(market, mark)], None)?;
         let mut hits = FxHashSet::default();
         // ADL credits can only help counterparties, so a few passes settle every cascade; a

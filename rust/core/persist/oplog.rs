@@ -38,8 +38,9 @@ use crate::core::units::error::{AdlError, Result};
 
 pub const LOG_MAGIC: &[u8; 8] = b"ADLLOG\0\0";
 /// Version 4 added the records of labelled books (tags 11, 12) and of datetime marks (13);
-/// version 3 logs hold none of them and read unchanged.
-pub const LOG_VERSION: u32 = 4;
+/// version 5 those of the fill log (tags 15 `SetKeepFills`, 16 `DrainEvents`) and version 5
+/// snapshots. Version 3 and 4 logs hold none of them and read unchanged.
+pub const LOG_VERSION: u32 = 5;
 const OLDEST_LOG_VERSION: u32 = 3;
 /// No record is larger than this (a corrupt length cannot make replay allocate more).
 const MAX_RECORD: usize = 1 << 34;
@@ -130,6 +131,14 @@ pub enum Op<'a> {
         side: i8,
         price: Option<f64>,
     },
+    /// `Engine::set_keep_fills`.
+    SetKeepFills {
+        keep: bool,
+    },
+    /// `Engine::drain_events`.
+    DrainEvents {
+        upto: u64,
+    },
 }
 
 /// What an operation returned.
@@ -142,6 +151,8 @@ pub enum OpOutput {
     Batch(Vec<Option<Liquidation>>),
     Account(Vec<Liquidation>),
     Closed(i128),
+    /// Fill records dropped.
+    Drained(usize),
 }
 
 impl Engine {
@@ -174,6 +185,11 @@ impl Engine {
             Op::LiquidateMany { reqs } => OpOutput::Batch(self.liquidate_many(reqs)?),
             Op::LiquidateAccount { account, force, partial } => OpOutput::Account(self.liquidate_account(account, force, partial)?),
             Op::ClosePosition { account, market, side, price } => OpOutput::Closed(self.close_position(account, market, side, price)?),
+            Op::SetKeepFills { keep } => {
+                self.set_keep_fills(keep);
+                OpOutput::Done
+            }
+            Op::DrainEvents { upto } => OpOutput::Drained(self.drain_events(upto)?),
         })
     }
 }
@@ -344,6 +360,14 @@ pub fn encode(op: &Op<'_>) -> Vec<u8> {
             w.u8(*side as u8);
             w.opt_f64(*price);
         }
+        Op::SetKeepFills { keep } => {
+            w.u8(15);
+            w.u8(*keep as u8);
+        }
+        Op::DrainEvents { upto } => {
+            w.u8(16);
+            w.u64(*upto);
+        }
     }
     w.buf
 }
@@ -361,6 +385,8 @@ pub enum OwnedOp {
     LiquidateMany(Vec<Request>),
     LiquidateAccount(u64, bool, bool),
     ClosePosition(u64, u32, i8, Option<f64>),
+    SetKeepFills(bool),
+    DrainEvents(u64),
 }
 
 impl OwnedOp {
@@ -384,6 +410,8 @@ impl OwnedOp {
             OwnedOp::LiquidateMany(v) => Op::LiquidateMany { reqs: v },
             OwnedOp::LiquidateAccount(a, f, p) => Op::LiquidateAccount { account: *a, force: *f, partial: *p },
             OwnedOp::ClosePosition(a, m, s, p) => Op::ClosePosition { account: *a, market: *m, side: *s, price: *p },
+            OwnedOp::SetKeepFills(k) => Op::SetKeepFills { keep: *k },
+            OwnedOp::DrainEvents(u) => Op::DrainEvents { upto: *u },
         }
     }
 }
@@ -427,6 +455,8 @@ pub fn decode(payload: &[u8]) -> Result<OwnedOp> {
         9 => OwnedOp::LiquidateAccount(r.u64()?, r.bool()?, r.bool()?),
         10 => OwnedOp::ClosePosition(r.u64()?, r.u32()?, r.u8()? as i8, r.opt_f64()?),
         14 => OwnedOp::LiquidateCapped(get_request(&mut r)?, r.i64()?),
+        15 => OwnedOp::SetKeepFills(r.bool()?),
+        16 => OwnedOp::DrainEvents(r.u64()?),
         t => return Err(r.corrupt(format!("unknown operation tag {t}"))),
     };
     if !r.is_empty() {
@@ -671,7 +701,14 @@ pub fn replay_bytes(data: &[u8]) -> Result<(Engine, ReplayInfo)> {
                 if payload.first() != Some(&TAG_SNAPSHOT) {
                     return Err(corrupt("the first record is not a snapshot".into()));
                 }
-                engine = Some(Engine::restore(&payload[1..])?);
+                // A log's snapshot is of its own format version or older (a log of an older
+                // version holding a newer snapshot is damage, e.g. a flipped version bit).
+                let snap = &payload[1..];
+                let snap_version = snap.get(8..12).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+                if snap_version.is_some_and(|sv| sv > v) {
+                    return Err(corrupt(format!("a version {v} log holds a version {} snapshot", snap_version.unwrap_or(0))));
+                }
+                engine = Some(Engine::restore(snap)?);
             }
             Some(e) => {
                 let op = decode(payload)?;

@@ -4,9 +4,10 @@
 //! the payload `u32`, then the payload: configuration (policy, ADL price, seed, lights, cash decimals,
 //! default market), trigger state, markets (name, grid, rate, mark), the position store
 //! slot by slot (free slots included, so slots and hence tie order survive), account cash,
-//! custom scores, account labels and the clock's zone (version 4; `labels.rs`), ledgers
-//! (fund, bad debt, book value, next event id, clock) and the fill log. Version 3 snapshots
-//! (no labels, integer clock) still restore.
+//! custom scores, account labels and the clock's zone (version 4; `labels.rs`), the fill log's
+//! settings (version 5: whether fills are kept, and the drain cursor), ledgers (fund, bad
+//! debt, book value, next event id, clock) and the fill log. Version 3 and 4 snapshots still
+//! restore (no labels and an integer clock before 4; fills kept and never drained before 5).
 //! Ranking indexes are caches: they are rebuilt on first use and order exactly as before
 //! (score, then account: one account has one position per market side).
 
@@ -26,7 +27,7 @@ use crate::core::units::error::{AdlError, Result};
 use crate::core::units::fixed::{LEDGER_LIMIT, MAX_GRID, MAX_MARGIN};
 
 pub const MAGIC: &[u8; 8] = b"ADLSNAP\0";
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// The oldest snapshot version `restore` reads.
 pub const OLDEST_VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 8 + 4;
@@ -378,6 +379,8 @@ impl Engine {
         self.labels.names().iter().for_each(|s| w.str(s));
         w.u8(self.clock.is_some() as u8);
         w.str(self.clock.as_deref().unwrap_or(""));
+        w.u8(self.keep_fills as u8);
+        w.u64(self.drained_upto);
         w.i128(self.bad_debt);
         w.i128(self.book_value);
         w.i128(self.fees);
@@ -484,6 +487,10 @@ impl Engine {
             let (zoned, zone) = (r.bool()?, r.str()?);
             e.clock = zoned.then_some(zone);
         }
+        if version >= 5 {
+            e.keep_fills = r.bool()?;
+            e.drained_upto = r.u64()?;
+        }
         e.bad_debt = r.i128()?;
         e.book_value = r.i128()?;
         e.fees = r.i128()?;
@@ -496,12 +503,20 @@ impl Engine {
             return Err(r.corrupt(format!("next event id {} out of range", e.next_event)));
         }
         e.ts = r.opt_i64()?;
+        if e.drained_upto > e.next_event {
+            return Err(r.corrupt(format!("fills drained up to event {}, past the next event id {}", e.drained_upto, e.next_event)));
+        }
         let n = r.len(60)?;
         let mut events = EventLog::default();
         for _ in 0..n {
             let f = get_fill(&mut r)?;
             if f.market as usize >= e.markets.len() {
                 return Err(r.corrupt("fill in an unknown market"));
+            }
+            // In event order, none drained, none of an event still to come.
+            let last = events.last().map_or(e.drained_upto, |l| l.event);
+            if f.event < last || f.event < e.drained_upto || f.event >= e.next_event {
+                return Err(r.corrupt(format!("fill of event {} out of order", f.event)));
             }
             events.push(f);
         }
