@@ -118,6 +118,8 @@ impl OppositeSide<'_> {
         }
         let tnc = self.scoring.cross.totals(p.account).tnc();
         let cap = match tnc.checked_mul(lots as i128) {
+            // ⌊x/D⌋ >= q exactly when x >= q·D (D > 0): the whole position, no division.
+            Some(x) if (p.qty as i128).checked_mul(deficit).is_some_and(|need| x >= need) => p.qty as i128,
             Some(x) => x.div_euclid(deficit),
             // Beyond 128 bits: a cost per lot rounded up never overstates what TNC pays for.
             None => tnc / (deficit / lots as i128 + 1),
@@ -403,7 +405,12 @@ fn fill<T: Wide>(holdings: &[Holding], lots: i64, mut active: Vec<usize>, shares
     let mut remainders = Vec::with_capacity(active.len());
     for &i in &active {
         let x = r * T::of(holdings[i].weight);
-        // < cap (not saturated), so one more lot never exceeds the cap.
+        // < cap (not saturated), so one more lot never exceeds the cap. Most holdings of a
+        // large side get no whole lot (x < W): their remainder is x, no division.
+        if x < wsum {
+            remainders.push(x);
+            continue;
+        }
         let q = x / wsum;
         shares[i] = q.small();
         remainders.push(x - q * wsum);
@@ -657,6 +664,124 @@ mod tests {
                 };
                 assert_eq!(got, want, "round {round} {policy:?}");
             }
+        }
+    }
+
+    /// `water_fill` as it was before the no-division path: every remainder by division, in
+    /// 256 bits.
+    fn water_fill_by_division(holdings: &[Holding], lots: i64) -> Vec<i64> {
+        let mut shares = vec![0i64; holdings.len()];
+        let mut active: Vec<usize> = (0..holdings.len()).filter(|&i| holdings[i].weight > 0 && holdings[i].cap > 0).collect();
+        if active.iter().map(|&i| holdings[i].cap as i128).sum::<i128>() <= lots as i128 {
+            active.iter().for_each(|&i| shares[i] = holdings[i].cap);
+            return shares;
+        }
+        let w = |i: usize| U256::from(holdings[i].weight);
+        let mut remaining = lots;
+        loop {
+            let wsum = active.iter().fold(U256::ZERO, |acc, &i| acc + w(i));
+            let r = U256::from(remaining as u128);
+            let (full, rest): (Vec<usize>, Vec<usize>) =
+                active.iter().partition(|&&i| U256::from(holdings[i].cap as u128) * wsum <= r * w(i));
+            if full.is_empty() {
+                let mut rems: Vec<(U256, u64, usize)> = Vec::new();
+                for &i in &active {
+                    let x = r * w(i);
+                    shares[i] = (x / wsum).as_i64();
+                    rems.push((x % wsum, holdings[i].account, i));
+                }
+                let left = remaining - active.iter().map(|&i| shares[i]).sum::<i64>();
+                rems.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+                rems.iter().take(left as usize).for_each(|&(_, _, i)| shares[i] += 1);
+                return shares;
+            }
+            for &i in &full {
+                shares[i] = holdings[i].cap;
+                remaining -= holdings[i].cap;
+            }
+            active = rest;
+        }
+    }
+
+    #[test]
+    fn water_fill_agrees_with_the_division_of_every_remainder() {
+        // Random sides from a few to many holdings, from lots far below the side (most get
+        // no whole lot) to near all of it, with caps below the weight's share and ties.
+        let mut state = 3u64;
+        let mut next = move |n: u64| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        for round in 0..3_000 {
+            let n = 1 + next(if round % 3 == 0 { 400 } else { 30 }) as usize;
+            let h: Vec<Holding> = (0..n)
+                .map(|i| {
+                    let size = 1 + next(if round % 2 == 0 { 5 } else { 1_000 }) as i64;
+                    let weight = if next(6) == 0 { 0 } else { 1 + next(if round % 4 == 0 { 3 } else { 1 << 40 }) as u128 };
+                    Holding { account: next(50) * 1_000 + i as u64, cap: size - next(size as u64 + 1) as i64, weight, size }
+                })
+                .collect();
+            let total: i64 = h.iter().map(|x| x.size).sum();
+            let lots = 1 + next(total as u64 + 5) as i64 / if round % 5 == 0 { 1 } else { 1 + next(100) as i64 };
+            assert_eq!(water_fill(&h, lots), water_fill_by_division(&h, lots), "round {round}");
+        }
+    }
+
+    #[test]
+    fn the_cross_cap_without_division_is_the_floor() {
+        // ⌊TNC·L/D⌋ capped at q, against the same floor taken by division, for TNC around
+        // every boundary k·D/L (and non-positive ones, which pass the position over).
+        use crate::core::book::cross::CrossBook;
+        use crate::core::units::side::SHORT;
+        let grid = Grid::new(0, 0, 2).unwrap();
+        let tiers = Tiers::flat(5_000);
+        let index = RankIndex::default();
+        let mut state = 5u64;
+        let mut next = move |n: u64| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        for _ in 0..20_000 {
+            let (lots, qty) = (1 + next(50) as i64, 1 + next(40) as i64);
+            let (entry, mark, margin) = (100, 90 + next(20) as i64, next(3_000) as i128);
+            let deficit = -(margin + grid.value(lots, mark - entry));
+            let wallet = next(4) as i128 * deficit.max(1) * qty as i128 / lots as i128 + next(7) as i128 - 3;
+            let p = Position {
+                account: 9,
+                qty,
+                entry: mark,
+                margin: 0,
+                market: 0,
+                member_pos: 0,
+                index_pos: 0,
+                side: SHORT,
+                cap_bp: 10_000,
+                cross: true,
+            };
+            // The account holds only this position, entered at the mark: TNC = its wallet.
+            let mut store = PositionStore::default();
+            let slot = store.insert(p).unwrap();
+            let mut market = crate::core::policy::queues::Market::new("X", crate::core::market::MarketSpec::linear(0, 0, 0.01), 2).unwrap();
+            market.set_mark(mark);
+            let mut cross = CrossBook::default();
+            cross.add(9, slot);
+            cross.refresh(9, wallet, &store, &[market]).unwrap();
+            let scoring = Scoring { policy: Policy::SizeProRata, cross: &cross, custom: &[] };
+            let terms = AdlTerms::Bankruptcy { side: 1, entry, lots, margin };
+            let side =
+                OppositeSide { store: &store, index: &index, members: &[], grid: &grid, tiers: &tiers, mark, scoring: &scoring, terms };
+            let tnc = cross.totals(9).tnc();
+            let want = if deficit <= 0 {
+                Ok(qty)
+            } else {
+                let cap = (tnc * lots as i128).div_euclid(deficit);
+                if cap > 0 {
+                    Ok(cap.min(qty as i128) as i64)
+                } else {
+                    Err(PassReason::Collateral)
+                }
+            };
+            assert_eq!(side.affordable(&p), want, "tnc {tnc} lots {lots} deficit {deficit} qty {qty}");
         }
     }
 

@@ -26,6 +26,10 @@ impl QueueOrder for MarketOrder<'_> {
         self.store.get(slot).account
     }
     fn exact(&self, slot: u32) -> Option<Fraction> {
+        // Unranked policies score every queued (eligible) position exactly 0: nothing to compute.
+        if !self.scoring.policy.is_ranked() {
+            return Some(Fraction { sign: 0, num: 0, den: 1 });
+        }
         self.scoring.exact(self.grid, self.tiers, self.mark, self.store.get(slot))
     }
 }
@@ -142,6 +146,10 @@ impl Market {
         let Some(idx) = self.index[s].as_mut() else { return };
         let mark = self.inst.mark.expect("an index exists only with a mark");
         let score = scoring.score(&self.inst.grid, &self.inst.tiers, mark, slot, &p);
+        // Unranked policies score every eligible position 0: one still eligible keeps its place.
+        if !scoring.policy.is_ranked() && score.is_some() && p.index_pos != NO_INDEX {
+            return;
+        }
         match (score, p.index_pos) {
             (None, NO_INDEX) => {}
             // Below the cut of a head-only index it stays out; otherwise the index is stale.
