@@ -258,6 +258,11 @@ pub fn run(data: &[u8]) {
                 Some(r) => (Op::ClosePosition { account: r.account, market: r.market, side: r.side, price: r.fill_price }, true),
                 None => continue,
             },
+            // The fill log: a drain to a cursor up to one past the next event (refused), or the switch.
+            6 if u.byte() % 4 == 0 => match u.byte() % 3 {
+                0 => (Op::SetKeepFills { keep: u.byte() % 2 == 0 }, false),
+                _ => (Op::DrainEvents { upto: e.drained_upto() + u.below(4) as u64 }, false),
+            },
             _ => (Op::SetFund { amount: u.below(5_000) as f64 / 100.0 * unit, pool: ["default", "Y"][u.below(2) as usize] }, false),
         };
         // A dry run first: it must change nothing and predict the real run exactly.
