@@ -115,6 +115,12 @@ def engine_targets(eng: adl.Engine, tmp: Path) -> list[Target]:
                {"path": Param("path", bad=["/dev/null", str(tmp)]), "sync": Param("text", bad=["often"]),
                 "group_ms": Param("int", bad=[-1, BIG])}, mutates=True),
         Target("Engine.save", eng.save, {"path": tmp / "saved.adl"}, {"path": Param("path", bad=["/dev/null", str(tmp)])}),
+        Target("Engine.events", eng.events, {}, {"since": Param("int", bad=[-1, BIG])}),
+        # No event has run: any cursor past 0 is past the next event's id.
+        Target("Engine.drain_events", eng.drain_events, {"upto": 0}, {"upto": Param("int", bad=[-1, 1, 2**63, BIG])},
+               mutates=True),
+        Target("Engine.keep_fills", lambda keep: setattr(eng, "keep_fills", keep), {"keep": True}, {"keep": FLAG},
+               mutates=True),
     ]
 
 
@@ -127,7 +133,8 @@ def constructor_targets(tmp: Path) -> list[Target]:
                 "fee_convention": Param("text", bad=["nope"]), "surplus_to_fund": FLAG, "adl_fee": RATE,
                 "adl_price": Param("text", optional=True, bad=["nope"]), "seed": SEED, "trigger": Param("text", bad=["nope"]),
                 "trigger_window": Param("int", optional=True, bad=[0, -1, BIG]),
-                "trigger_arm": Param("num", optional=True), "trigger_disarm": Param("num", optional=True)}),
+                "trigger_arm": Param("num", optional=True), "trigger_disarm": Param("num", optional=True),
+                "keep_fills": FLAG}),
         Target("Engine.restore", adl.Engine.restore, {"data": adl.Engine().snapshot()},
                {"data": Param("path", bad=[b"", b"junk" * 10])}),
         Target("Engine.open", adl.Engine.open, {"path": tmp / "saved.adl"},
