@@ -526,7 +526,7 @@ fn fill_log_drains_and_switches_replay_exactly() {
     assert!(held > 2 && next >= 3, "{held} fills of {next} events");
     let first = j.engine.events().iter().next().unwrap().event;
     let of_first = j.engine.events().iter().filter(|f| f.event == first).count();
-    assert_eq!(j.apply(Op::DrainEvents { upto: first + 1 }).unwrap(), _adl::core::oplog::OpOutput::Drained(of_first));
+    assert_eq!(j.apply(Op::DrainEvents { upto: first + 1 }).unwrap(), _adl::core::persist::oplog::OpOutput::Drained(of_first));
     assert_eq!((j.engine.events().len(), j.engine.drained_upto()), (held - of_first, first + 1));
     assert!(j.engine.events().iter().all(|f| f.event > first));
     // Past the next event id: refused, not logged, nothing changed.
@@ -539,7 +539,7 @@ fn fill_log_drains_and_switches_replay_exactly() {
     let p = *j.engine.store().iter().map(|(_, p)| p).find(|p| !p.cross).expect("an isolated position left");
     let req = Request { account: p.account, market: p.market, side: p.side, fill_price: None, force: true, partial: false };
     let out = j.apply(Op::Liquidate { req }).unwrap();
-    assert!(matches!(out, _adl::core::oplog::OpOutput::Liquidated(ref l) if !l.fills.is_empty() && l.event == next));
+    assert!(matches!(out, _adl::core::persist::oplog::OpOutput::Liquidated(ref l) if !l.fills.is_empty() && l.event == next));
     assert_eq!((j.engine.next_event(), j.engine.events().len()), (next + 1, held), "an event ran and kept no fills");
     let (again, _) = replay(&path).unwrap();
     assert_eq!(again.snapshot(), j.engine.snapshot());
