@@ -273,6 +273,7 @@ class EngineConfig:
     lights: LightsMethod | None = None
     score: ScoreSpec = None
     max_ts_step: int | None = None
+    keep_fills: bool = True
 
     def __post_init__(self) -> None:
         # Held as values, not the caller's objects: tiers as a tuple, markets as a copy.
@@ -409,7 +410,7 @@ class Engine:
         self._config: EngineConfig | None = EngineConfig(
             policy, insurance_fund, maintenance_rate, cash_decimals, qty_decimals, price_decimals, multiplier, inverse,
             tiers, liquidation_fee, fee_convention, surplus_to_fund, adl_fee, markets, adl_price, seed, trigger,
-            trigger_window, trigger_arm, trigger_disarm, trigger_min_balance, lights, score, max_ts_step,
+            trigger_window, trigger_arm, trigger_disarm, trigger_min_balance, lights, score, max_ts_step, keep_fills,
         )
 
     @property
@@ -1305,6 +1306,8 @@ class Engine:
     @checked(keep=flag())
     def keep_fills(self, keep: bool) -> None:
         self._core.set_keep_fills(keep)
+        if self._config is not None:
+            self._config = replace(self._config, keep_fills=keep)
 
     @property
     def drained_upto(self) -> int:
