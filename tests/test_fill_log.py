@@ -85,6 +85,7 @@ def test_switching_mid_run_keeps_what_was_held_and_records_from_then_on() -> Non
     eng = pro_rata()
     eng.liquidate(1, side="long", fill_price=95.0)
     eng.keep_fills = False
+    assert eng.config is not None and eng.config.keep_fills is False   # the option as it now is
     eng.liquidate(2, side="long", fill_price=95.0)
     assert eng.events()["event"].to_list() == [0, 0, 0]    # event 1 kept no records
     eng.keep_fills = True
