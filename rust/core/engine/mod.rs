@@ -1428,7 +1428,7 @@ fn max_affordable(q: i64, fund: i128, pay: impl Fn(i64) -> i128) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{EventLog, Fill, FillKind};
+    use super::*;
 
     fn fill(event: u64, k: i64) -> Fill {
         Fill {
