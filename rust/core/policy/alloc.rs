@@ -764,7 +764,7 @@ mod tests {
             let mut market = crate::core::policy::queues::Market::new("X", crate::core::market::MarketSpec::linear(0, 0, 0.01), 2).unwrap();
             market.set_mark(mark);
             let mut cross = CrossBook::default();
-            cross.add(9, slot);
+            cross.add(9, slot, 0);
             cross.refresh(9, wallet, &store, &[market]).unwrap();
             let scoring = Scoring { policy: Policy::SizeProRata, cross: &cross, custom: &[] };
             let terms = AdlTerms::Bankruptcy { side: 1, entry, lots, margin };
