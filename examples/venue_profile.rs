@@ -92,7 +92,7 @@ fn engine(dir: &str, n: usize, isolated: bool) -> (Engine, BTreeMap<String, f64>
 
 fn cascade(dir: &str, n: usize, isolated: bool) {
     let (mut e, _) = engine(dir, n, isolated);
-    e.record_fills = false;
+    e.keep_fills = false;
     let path = read(&format!("{dir}/path{n}.csv"));
     let mut steps: BTreeMap<i64, Vec<(u32, f64)>> = BTreeMap::new();
     for r in &path {
