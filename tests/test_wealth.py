@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -183,3 +184,17 @@ def test_hyperliquid_waves_spend_exactly_min_of_need_and_capacity() -> None:
             spent = out["seized"].sum()
             assert spent == pytest.approx(min(need, cap), rel=1e-12)
             assert spent == pytest.approx(row["budget_pr"], rel=1e-9)
+
+
+def test_tiny_profits_are_never_taken_past_their_size() -> None:
+    # Winners of 1e6 and of 2.5e-13 (hypothesis found the second one's haircut at 1.0008, and
+    # this sweep at 1.82 before the water level was clamped to each holding).
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        pnl = rng.choice([2.5e-13, 1e-12, 3.0, 1e6, -5.0, -2e6, 7e3], size=5)
+        book = pl.DataFrame({"account": list(range(5)), "cash": rng.choice([0.0, 5.0, 100.0], size=5), "pnl": pnl,
+                             "leverage": [2.0] * 5})
+        for policy in ("pro_rata", "levered_pro_rata", "capped_pro_rata"):
+            out = adl.allocate(book.with_columns(adl_cap=pl.lit(0.5)), policy=policy, theta=float(rng.random()))
+            assert out["haircut"].max() <= 1.0
+            assert (out["seized"] <= pl.Series(np.maximum(pnl, 0.0))).all()

@@ -63,7 +63,8 @@ def _water_fill(limit: Array, weight: Array, target: float) -> Array:
         return amount
     lam = (target - done[k]) / rest[k]
     amount[order[:k]] = limit[order[:k]]
-    amount[order[k:]] = lam * weight[order[k:]]
+    # Rounding in λ must not take a tiny holding past its limit (a haircut above 100 %).
+    amount[order[k:]] = np.minimum(lam * weight[order[k:]], limit[order[k:]])
     return amount
 
 
