@@ -338,6 +338,25 @@ fn version_3_snapshots_and_logs_still_read() {
     assert_eq!(e.snapshot(), logged_run(&temp_log("v3")).engine.snapshot());
 }
 
+/// Files written by the version 4 build (`labelled_run`'s final snapshot and its log, with
+/// labels and a datetime clock) still read, and give the engine this build makes from the
+/// same calls.
+#[test]
+fn version_4_snapshots_and_logs_still_read() {
+    let old = std::fs::read(fixture("engine_v4.snap")).unwrap();
+    assert_eq!(u32::from_le_bytes(old[8..12].try_into().unwrap()), 4);
+    let now = labelled_run(&temp_log("v4")).engine;
+    let e = Engine::restore(&old).unwrap();
+    assert_eq!(e.snapshot(), now.snapshot());
+    assert_eq!((e.labels(), e.clock()), (now.labels(), Some("Europe/Paris")));
+    let log = std::fs::read(fixture("engine_v4.log")).unwrap();
+    // The log format itself is version 4 (its first record holds a version 4 snapshot).
+    assert_eq!(u32::from_le_bytes(log[8..12].try_into().unwrap()), 4);
+    let (e, info) = replay(&fixture("engine_v4.log")).unwrap();
+    assert_eq!(info.ops, 4);
+    assert_eq!(e.snapshot(), now.snapshot());
+}
+
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
