@@ -880,7 +880,7 @@ impl Engine {
                 side.push(p.side);
                 qty.push(m.grid.qty_f64(p.qty));
                 entry.push(m.grid.price_f64(p.entry as f64));
-                margin.push(e.cash_f64(p.margin as i128));
+                margin.push(e.cash_f64(p.margin));
                 cross.push(p.cross);
                 match e.health(slot) {
                     Ok((eq, mm)) => {
@@ -1040,7 +1040,7 @@ fn view_row(e: &CoreEngine, v: &PositionView) -> ViewRow {
         p.side,
         m.grid.qty_f64(p.qty),
         m.grid.price_f64(p.entry as f64),
-        e.cash_f64(p.margin as i128),
+        e.cash_f64(p.margin),
         p.cross,
         v.health.map(|h| e.cash_f64(h.0)),
         v.health.map(|h| e.cash_f64(h.1)),

@@ -194,7 +194,7 @@ fn partial_liquidation_closes_the_fewest_lots() {
     let mut e = engine(spec, 0, 0.0, &rows, 95.0);
     let l = liquidate(&mut e, 1, LONG, None, true);
     assert_eq!((l.external_lots, l.remaining_lots, l.fee, l.to_fund), (99, 1, 95, 95));
-    assert_eq!(e.store().get(slot(&e, 1, LONG)).margin, 10);
+    assert_eq!({ e.store().get(slot(&e, 1, LONG)).margin }, 10);
     // A bankrupt position (e <= 0) cannot be saved by a partial close: the whole waterfall runs.
     let mut e = engine(MarketSpec::linear(0, 0, 0.05), 0, 0.0, &rows, 80.0);
     let l = liquidate(&mut e, 1, LONG, None, true);

@@ -3,7 +3,7 @@
 
 use crate::core::book::position::{Position, Side, NO_INDEX};
 use crate::core::units::error::{AdlError, Result};
-use crate::core::units::fixed::{Grid, MAX_GRID, MAX_MARGIN};
+use crate::core::units::fixed::{Grid, MAX_GRID, MAX_MARGIN_F64};
 
 /// Position columns as borrowed slices. `market` holds codes into a list of symbols; an
 /// empty `market` means every row is in market 0.
@@ -120,7 +120,7 @@ pub struct Row {
     pub side: Side,
     pub lots: i64,
     pub entry: i64,
-    pub margin: i64,
+    pub margin: i128,
 }
 
 fn describe(x: f64) -> String {
@@ -202,7 +202,7 @@ fn row_error(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin: f6
 /// the caller then runs `parse_row` row by row for the exact error. Bit-ands instead of
 /// early exits let the compiler vectorise the loop.
 pub fn block_valid(grid: &Grid, side: &[i8], qty: &[f64], entry: &[f64], margin: &[f64]) -> bool {
-    let (lim, mlim) = (MAX_GRID as f64, MAX_MARGIN as f64);
+    let (lim, mlim) = (MAX_GRID as f64, MAX_MARGIN_F64);
     let n = side.len().min(qty.len()).min(entry.len()).min(margin.len());
     let mut ok = true;
     for i in 0..n {

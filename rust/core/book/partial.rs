@@ -25,13 +25,13 @@ pub fn partial_close(
     fill: i64,
     keep_margin: bool,
     reserve: bool,
-) -> Option<(i64, i64)> {
+) -> Option<(i64, i128)> {
     let q = p.qty;
     if q < 2 {
         return None;
     }
     let s = p.side as i128;
-    let margin_after = |k: i64| p.margin as i128 + s * grid.value(k, fill - p.entry) - fee_on(grid.notional(k, fill), fee_ppm);
+    let margin_after = |k: i64| p.margin + s * grid.value(k, fill - p.entry) - fee_on(grid.notional(k, fill), fee_ppm);
     // min(equity − maintenance, margin) of what is left after closing k lots, exactly.
     let slack = |k: i64| {
         let (rest, margin) = (q - k, margin_after(k));
@@ -103,7 +103,7 @@ pub fn partial_close(
     let mut k = first;
     while k < q && k < first + SCAN {
         if slack(k) >= 0 {
-            return Some((k, i64::try_from(margin_after(k)).ok()?));
+            return Some((k, margin_after(k)));
         }
         if k > peak && envelope(k) < -tol {
             return None;
@@ -124,7 +124,7 @@ pub fn partial_close(
             first = mid + 1;
         }
     }
-    Some((first, i64::try_from(margin_after(first)).ok()?))
+    Some((first, margin_after(first)))
 }
 
 #[cfg(test)]
@@ -132,7 +132,7 @@ mod tests {
     use super::*;
     use crate::core::book::position::{LONG, NO_INDEX};
 
-    fn long(qty: i64, entry: i64, margin: i64) -> Position {
+    fn long(qty: i64, entry: i64, margin: i128) -> Position {
         Position { account: 1, qty, entry, margin, market: 0, member_pos: 0, index_pos: NO_INDEX, side: LONG, cap_bp: 10_000, cross: false }
     }
 
@@ -195,7 +195,7 @@ mod tests {
             let entry = 90 + rnd(21) as i64;
             let mark = 90 + rnd(21) as i64;
             let fill = (mark + rnd(7) as i64 - 3).max(1);
-            let margin = rnd(q as u64 * 15) as i64;
+            let margin = rnd(q as u64 * 15) as i128;
             let fee = [0, 500, 5_000, 20_000][rnd(4) as usize];
             let keep = rnd(3) != 0;
             let reserve = rnd(2) == 0;
@@ -203,7 +203,7 @@ mod tests {
             let got = partial_close(&p, &g, &tiers, fee, mark, fill, keep, reserve);
             let s = side as i128;
             let brute = (1..q).find(|&k| {
-                let m = margin as i128 + s * g.value(k, fill - entry) - fee_on(g.notional(k, fill), fee);
+                let m = margin + s * g.value(k, fill - entry) - fee_on(g.notional(k, fill), fee);
                 let rest = q - k;
                 let close_fee = if reserve { close_fee(&g, side, rest, entry, m, fee) } else { 0 };
                 let excess = m + s * g.value(rest, mark - entry) - tiers.maintenance(g.notional(rest, mark)) - close_fee;

@@ -14,24 +14,28 @@ pub use crate::core::units::side::{side_name, side_slot, Side, LONG, SHORT};
 /// Marker for "not in any ranking index".
 pub const NO_INDEX: u32 = u32::MAX;
 
-/// One isolated position. 48 bytes: the store keeps millions of them.
+/// One isolated position. 56 bytes: the store keeps millions of them. Packed to 8-byte
+/// alignment so the i128 margin costs 8 bytes more, not 16 (an i128 is 16-aligned): fields
+/// are read and written by value (no reference to `margin` can be taken).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(packed(8))]
 pub struct Position {
     pub account: u64,
     /// Whole lots; 0 marks a free slot.
     pub qty: i64,
     /// Average entry price in ticks.
     pub entry: i64,
-    /// Isolated margin in cash units.
-    pub margin: i64,
+    /// Isolated margin in cash units, within `[0, MAX_MARGIN]` (`fixed.rs`) on input; as wide
+    /// as the ledgers (i128), so large collateral at `cash_decimals=18` is not capped.
+    pub margin: i128,
     pub market: u32,
     /// Where this slot sits in its market-side member list.
     pub member_pos: u32,
     /// Where this slot sits in its market-side ranking index (`NO_INDEX` if not ranked).
     pub index_pos: u32,
     pub side: Side,
-    /// ADL cap β in basis points (policy `capped_pro_rata`; 10,000 = no cap). Fits in the
-    /// struct's padding: positions stay 48 bytes.
+    /// ADL cap β in basis points (policy `capped_pro_rata`; 10,000 = no cap). With `side` and
+    /// `cross` it fills the last 4 bytes after the three u32s.
     pub cap_bp: u16,
     /// Cross margin (docs/model.md §6): the position holds no margin of its own (`margin` is 0)
     /// and shares its account's wallet (the account's free cash). See `cross::CrossBook`.
@@ -47,7 +51,7 @@ impl Position {
     /// Isolated equity `M + u`.
     #[inline]
     pub fn equity(&self, grid: &Grid, mark: i64) -> i128 {
-        self.margin as i128 + self.upnl(grid, mark)
+        self.margin + self.upnl(grid, mark)
     }
     /// Maintenance margin of the position's notional `q·P` (by tier), in cash units.
     #[inline]
@@ -171,7 +175,7 @@ impl Instrument {
     pub fn close_fee(&self, p: &Position) -> i128 {
         match self.spec.fee_convention {
             FeeConvention::Bankruptcy if !p.cross => {
-                close_fee(&self.grid, p.side, p.qty, p.entry, p.margin as i128, self.liquidation_fee_ppm)
+                close_fee(&self.grid, p.side, p.qty, p.entry, p.margin, self.liquidation_fee_ppm)
             }
             _ => 0,
         }
@@ -201,8 +205,10 @@ mod tests {
     }
 
     #[test]
-    fn position_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<Position>(), 48);
+    fn position_is_56_bytes() {
+        // 48 with an i64 margin; the i128 margin adds 8 (packed to 8-byte alignment).
+        assert_eq!(std::mem::size_of::<Position>(), 56);
+        assert_eq!(std::mem::align_of::<Position>(), 8);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use crate::core::policy::score::AdlPrice;
 use crate::core::policy::score::{Lights, Policy};
 use crate::core::policy::scoring::Scoring;
 use crate::core::units::error::{AdlError, Checked, Result};
-use crate::core::units::fixed::{cash_to_f64, split_ceil, split_floor, Grid, LEDGER_LIMIT};
+use crate::core::units::fixed::{cash_to_f64, split_ceil, split_floor, Grid, LEDGER_LIMIT, MAX_MARGIN};
 
 /// How a fill was executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,7 +153,7 @@ impl Totals {
 struct AdlLeg {
     take: Take,
     /// Margin released from the counterparty's position into its cash.
-    released: i64,
+    released: i128,
     /// Total credit to the counterparty's cash (released margin + realised PnL at the ADL price).
     credit: i128,
 }
@@ -174,7 +174,7 @@ struct Plan {
     legs: Vec<AdlLeg>,
     book_value: i128,
     /// A partial close: the position keeps what the close left (lots closed, margin after).
-    partial: Option<(i64, i64)>,
+    partial: Option<(i64, i128)>,
     outcome: Liquidation,
 }
 
@@ -702,7 +702,7 @@ impl Engine {
     /// its market has no mark.
     pub fn position_equity(&self, p: &Position) -> i128 {
         let m = &self.markets[p.market as usize];
-        m.mark.map_or(p.margin as i128, |mark| p.equity(&m.grid, mark))
+        m.mark.map_or(p.margin, |mark| p.equity(&m.grid, mark))
     }
 
     pub(crate) fn scoring(&self) -> Scoring<'_> {
@@ -737,14 +737,13 @@ impl Engine {
     pub fn prices(&self, slot: u32) -> Option<(f64, f64)> {
         let p = *self.store.get(slot);
         let m = &self.markets[p.market as usize];
-        let clamp = |x: i128| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
-        let bankrupt_at = |margin: i128| Position { margin: clamp(margin - self.reserved_fee(m, &p, margin)), ..p };
+        let bankrupt_at = |margin: i128| Position { margin: margin - self.reserved_fee(m, &p, margin), ..p };
         if !p.cross {
-            return Some((bankrupt_at(p.margin as i128).bankruptcy_ticks(&m.grid), m.liquidation_ticks(&p)));
+            return Some((bankrupt_at(p.margin).bankruptcy_ticks(&m.grid), m.liquidation_ticks(&p)));
         }
         let mark = m.mark?;
         let bk = bankrupt_at(self.cross.effective_margin(&p, &m.grid, &m.tiers, mark));
-        let liq = Position { margin: clamp(self.cross.liquidation_margin(&p, &m.grid, &m.tiers, mark)), ..p };
+        let liq = Position { margin: self.cross.liquidation_margin(&p, &m.grid, &m.tiers, mark), ..p };
         Some((bk.bankruptcy_ticks(&m.grid), liq.liquidation_ticks(&m.grid, &m.tiers)))
     }
 
@@ -1019,9 +1018,8 @@ impl Engine {
         let f_px = fill.unwrap_or(mark);
         // A cross position takes its effective margin out of the wallet and is then
         // liquidated as an isolated one: at its bankruptcy price it ends at exactly zero.
-        // The margin is held in i128 here: a cross share need not fit a stored (i64) margin.
         let wallet_debit = if p.cross { self.cross.effective_margin(&p, g, &m.tiers, mark) } else { 0 };
-        let margin = if p.cross { wallet_debit } else { p.margin as i128 };
+        let margin = if p.cross { wallet_debit } else { p.margin };
         if p.cross {
             ledger(self.cash_of(p.account), -wallet_debit, "account cash")?;
         }
@@ -1189,7 +1187,7 @@ impl Engine {
             let carried = split_floor(margin_left, take.lots, lots_left);
             margin_left -= carried;
             lots_left -= take.lots;
-            let mut released = split_floor(c.margin as i128, take.lots, c.qty) as i64;
+            let mut released = split_floor(c.margin, take.lots, c.qty);
             let (pnl, price_ticks) = if at_mark {
                 value_at_mark += carried + s * g.value(take.lots, mark - e);
                 (c.side as i128 * g.value(take.lots, mark - c.entry), mark as f64)
@@ -1197,12 +1195,12 @@ impl Engine {
                 let ticks = e as f64 - s as f64 * carried as f64 / (take.lots as f64 * g.factor as f64);
                 (-s * g.value(take.lots, e - c.entry) + carried, ticks)
             };
-            let mut credit = (released as i128).add_c(pnl, "ADL credit")?;
+            let mut credit = released.add_c(pnl, "ADL credit")?;
             if credit < 0 {
                 // Only rounding can get here (the allocator checked the exact cash): release the
                 // margin rounded up instead, within the counterparty's own account.
-                released = split_ceil(c.margin as i128, take.lots, c.qty) as i64;
-                credit = (released as i128).add_c(pnl, "ADL credit")?;
+                released = split_ceil(c.margin, take.lots, c.qty);
+                credit = released.add_c(pnl, "ADL credit")?;
             }
             debug_assert!(c.cross || credit >= 0, "an isolated counterparty receives {credit} from an ADL fill");
             // What the account's TNC is left with (cross): the fee never takes it below zero.
@@ -1271,17 +1269,19 @@ impl Engine {
     /// position keeps and the change of its account's wallet. An isolated position keeps
     /// its margin less the loss and fee; a cross one keeps none and its wallet takes them,
     /// which must leave the wallet >= 0.
-    fn partial_plan(&self, p: &Position, m: &Market, mark: i64, fill: i64) -> Option<(i64, i64, i128)> {
+    fn partial_plan(&self, p: &Position, m: &Market, mark: i64, fill: i64) -> Option<(i64, i128, i128)> {
         let fee = m.liquidation_fee_ppm;
         if !p.cross {
             let reserve = m.spec.fee_convention == FeeConvention::Bankruptcy;
             let (lots, kept) = partial_close(p, &m.grid, &m.tiers, fee, mark, fill, true, reserve)?;
-            return Some((lots, kept, 0));
+            // A close at a profit can raise the margin: beyond `MAX_MARGIN` it closes whole.
+            return (kept <= MAX_MARGIN).then_some((lots, kept, 0));
         }
-        let margin = i64::try_from(self.cross.liquidation_margin(p, &m.grid, &m.tiers, mark)).ok()?;
+        let margin = self.cross.liquidation_margin(p, &m.grid, &m.tiers, mark);
         let (lots, after) = partial_close(&Position { margin, ..*p }, &m.grid, &m.tiers, fee, mark, fill, false, false)?;
-        let change = after as i128 - margin as i128;
-        (self.cash_of(p.account) + change >= 0).then_some((lots, 0, change))
+        let change = after - margin;
+        let wallet = ledger(self.cash_of(p.account), change, "account cash").ok()?;
+        (wallet >= 0).then_some((lots, 0, change))
     }
 
     fn apply_plan(&mut self, plan: Plan) -> Liquidation {

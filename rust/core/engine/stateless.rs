@@ -57,7 +57,7 @@ struct Scored {
     lots: i64,
     /// Entry in ticks and margin in cash units (the row as validated).
     entry: i64,
-    margin: i64,
+    margin: i128,
     score: f64,
 }
 
@@ -154,7 +154,7 @@ impl<'a> Context<'a> {
                 // computed only where a caller reads them.
                 let (lots, entry, margin, score) = if block.exact[j] {
                     let entry = round_small(block.entry[j] * g.price_scale) as i64;
-                    let margin = round_small(block.margin[j] * g.cash_scale) as i64;
+                    let margin = round_small(block.margin[j] * g.cash_scale) as i128;
                     debug_assert!(parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row]).is_ok_and(|r| (
                         r.lots, r.entry, r.margin
                     ) == (
@@ -222,7 +222,7 @@ impl Context<'_> {
     /// `pays` of a scored row, from what `score_rows` already parsed.
     fn scored_pays(&self, s: &Scored, adl: i64) -> bool {
         let g = &self.grids[s.market as usize];
-        s.margin as i128 + s.side as i128 * g.value(s.lots, adl - s.entry) >= 0
+        s.margin + s.side as i128 * g.value(s.lots, adl - s.entry) >= 0
     }
 
     /// Whether a (validated) row can pay for its lots at the ADL price `adl` (ticks of its
@@ -232,7 +232,7 @@ impl Context<'_> {
         let c = self.cols;
         let g = &self.grids[c.market_of(row) as usize];
         parse_row(g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])
-            .is_ok_and(|r| r.margin as i128 + r.side as i128 * g.value(r.lots, adl - r.entry) >= 0)
+            .is_ok_and(|r| r.margin + r.side as i128 * g.value(r.lots, adl - r.entry) >= 0)
     }
 
     /// Scores every 128th wanted row of `range` and returns the key below which the sample
@@ -1177,7 +1177,7 @@ mod tests {
             .filter(|&i| side[i] == -1)
             .filter_map(|i| {
                 let s =
-                    Policy::Bitmex.exact_score(&g[0], &Tiers::flat(5_000), -1, qty[i] as i64, entry[i] as i64, margin[i] as i64, 100)?;
+                    Policy::Bitmex.exact_score(&g[0], &Tiers::flat(5_000), -1, qty[i] as i64, entry[i] as i64, margin[i] as i128, 100)?;
                 Some(((s, account[i], i), i))
             })
             .collect();

@@ -195,7 +195,7 @@ impl Engine {
         };
         let p = *self.store.get(slot);
         let s = p.side as i128;
-        let credit = (p.margin as i128).add_c(s * m.grid.value(p.qty, fill - p.entry), "close credit")?;
+        let credit = p.margin.add_c(s * m.grid.value(p.qty, fill - p.entry), "close credit")?;
         let book = s * m.grid.value(p.qty, mark - fill);
         let cash = self.cash_of(account).add_c(credit, "account cash").and_then(within_ledger)?;
         let book_value = self.book_value.add_c(book, "book value")?;

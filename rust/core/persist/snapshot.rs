@@ -6,8 +6,10 @@
 //! slot by slot (free slots included, so slots and hence tie order survive), account cash,
 //! custom scores, account labels and the clock's zone (version 4; `labels.rs`), the fill log's
 //! settings (version 5: whether fills are kept, and the drain cursor), ledgers (fund, bad
-//! debt, book value, next event id, clock) and the fill log. Version 3 and 4 snapshots still
-//! restore (no labels and an integer clock before 4; fills kept and never drained before 5).
+//! debt, book value, next event id, clock) and the fill log. Version 5 also holds each
+//! position's margin in 16 bytes (i128; 8 before). Version 3 and 4 snapshots still restore
+//! (no labels and an integer clock before 4; 8-byte margins, fills kept and never drained
+//! before 5).
 //! Ranking indexes are caches: they are rebuilt on first use and order exactly as before
 //! (score, then account: one account has one position per market side).
 
@@ -359,7 +361,7 @@ impl Engine {
             w.u64(p.account);
             w.i64(p.qty);
             w.i64(p.entry);
-            w.i64(p.margin);
+            w.i128(p.margin);
             w.u32(p.market);
             w.u8(p.side as u8);
             w.u16(p.cap_bp);
@@ -440,7 +442,8 @@ impl Engine {
                 account: r.u64()?,
                 qty: r.i64()?,
                 entry: r.i64()?,
-                margin: r.i64()?,
+                // Version 5 widened margins to i128.
+                margin: if version >= 5 { r.i128()? } else { r.i64()? as i128 },
                 market: r.u32()?,
                 member_pos: 0,
                 index_pos: NO_INDEX,

@@ -94,7 +94,7 @@ impl OppositeSide<'_> {
         // X + ⌊q_c·M/L⌋ >= 0 with X an integer is X·L + q_c·M >= 0: no division on this
         // per-counterparty path (the products fit i128 for any real book; else divide). Kept
         // small and inline: the pro-rata loops run it once per opposite position.
-        let own = p.margin as i128 + p.side as i128 * self.grid.value(p.qty, entry - p.entry);
+        let own = p.margin + p.side as i128 * self.grid.value(p.qty, entry - p.entry);
         let pays = match (i64::try_from(own), i64::try_from(margin)) {
             // Products of i64s are exact in i128 and their sum cannot overflow (< 2^127).
             (Ok(own), Ok(margin)) => own as i128 * lots as i128 + p.qty as i128 * margin as i128 >= 0,
@@ -608,7 +608,7 @@ mod tests {
                     account: next(1_000) * 1_000 + i as u64, // distinct, in no order
                     qty,
                     entry,
-                    margin: next(qty as u64 * 12) as i64,
+                    margin: next(qty as u64 * 12) as i128,
                     market: 0,
                     member_pos: members.len() as u32,
                     index_pos: NO_INDEX,

@@ -119,7 +119,7 @@ impl Policy {
     /// cannot be chosen (bankrupt: equity <= 0).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub fn score(&self, grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<f64> {
+    pub fn score(&self, grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<f64> {
         match self {
             Policy::Bitmex => bitmex_score(grid, side, qty, entry, margin, mark),
             Policy::Binance => binance_score(grid, tiers, side, qty, entry, margin, mark),
@@ -141,7 +141,7 @@ impl Policy {
     /// The same score as an exact fraction, for ordering near-ties exactly; `None` when the
     /// position is not eligible or the exact products exceed 128 bits.
     #[allow(clippy::too_many_arguments)]
-    pub fn exact_score(&self, grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<Fraction> {
+    pub fn exact_score(&self, grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<Fraction> {
         match self {
             Policy::Bitmex => bitmex_exact(grid, side, qty, entry, margin, mark),
             Policy::Binance => binance_exact(grid, tiers, side, qty, entry, margin, mark),
@@ -199,8 +199,8 @@ fn wide_mul(a: u128, b: u128) -> (u128, u128) {
 /// BitMEX score as a fraction: winners `|P−E|·N / (E·e)`, losers `−|P−E|·e / (E·N)` (an
 /// inverse market's `P`, `E` are `y = −1/P` ticks: `|y − y_E|/|y_E| = |1 − E/P|`, BitMEX's
 /// inverse PnL %).
-fn bitmex_exact(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<Fraction> {
-    let equity = margin as i128 + side as i128 * grid.value(qty, mark - entry);
+fn bitmex_exact(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<Fraction> {
+    let equity = margin + side as i128 * grid.value(qty, mark - entry);
     if equity <= 0 {
         return None;
     }
@@ -235,7 +235,7 @@ pub fn cmp_desc(a: f64, b: f64, exact: impl FnOnce() -> Option<Ordering>) -> Ord
 
 /// BitMEX: `pnl% = σ(P−E)/E`, `ℓ = N/e`; score `pnl%·ℓ` if `pnl% > 0` else `pnl%/ℓ`.
 #[inline(always)]
-pub fn bitmex_score(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<f64> {
+pub fn bitmex_score(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<f64> {
     let equity = equity_f64(grid, side, qty, entry, margin, mark)?;
     // pnl%·ℓ = d·N/(E·e) for winners and pnl%/ℓ = d·e/(E·N) otherwise (d = σ(P−E)): one
     // division, and a select instead of a branch on the (unpredictable) sign.
@@ -247,24 +247,24 @@ pub fn bitmex_score(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, ma
 
 /// Binance's terms for an isolated position (wallet W = margin M, in cash units):
 /// (u⁺, max(one quote unit, W), MM, e = W + u), or `None` when bankrupt (e <= 0).
-fn binance_terms(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<(i128, i128, i128, i128)> {
+fn binance_terms(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<(i128, i128, i128, i128)> {
     let u = side as i128 * grid.value(qty, mark - entry);
-    let equity = margin as i128 + u;
+    let equity = margin + u;
     if equity <= 0 {
         return None;
     }
     let one = crate::core::units::fixed::pow10i(grid.cash_decimals);
-    Some((u.max(0), (margin as i128).max(one), tiers.maintenance(grid.notional(qty, mark)), equity))
+    Some((u.max(0), margin.max(one), tiers.maintenance(grid.notional(qty, mark)), equity))
 }
 
 /// Binance: `pnl% = max(0,u)/max(1,W)`, `ratio = MM/(W+u)`, score `pnl%·ratio`.
 #[inline]
-pub fn binance_score(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<f64> {
+pub fn binance_score(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<f64> {
     let (gain, wallet, mm, equity) = binance_terms(grid, tiers, side, qty, entry, margin, mark)?;
     Some(gain as f64 * mm as f64 / (wallet as f64 * equity as f64))
 }
 
-fn binance_exact(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<Fraction> {
+fn binance_exact(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<Fraction> {
     let (gain, wallet, mm, equity) = binance_terms(grid, tiers, side, qty, entry, margin, mark)?;
     let num = (gain as u128).checked_mul(mm as u128)?;
     let den = (wallet as u128).checked_mul(equity as u128)?;
@@ -272,20 +272,20 @@ fn binance_exact(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, mar
 }
 
 /// Leverage `N / e` of a profitable position as integers; `None` unless in profit.
-fn leverage_terms(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<(i128, i128)> {
+fn leverage_terms(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<(i128, i128)> {
     let u = side as i128 * grid.value(qty, mark - entry);
-    (u > 0).then(|| (grid.notional(qty, mark), margin as i128 + u))
+    (u > 0).then(|| (grid.notional(qty, mark), margin + u))
 }
 
 /// Hyperliquid's score `a·b / (c·d)` in integers: longs `P·N / (E·e)`, shorts `E·N / (P·e)`;
 /// `None` unless the position is in profit (and so not bankrupt). In an inverse market
 /// `P/E = |y_E|/|y|`.
-fn hyperliquid_terms(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<(i128, i128, i128, i128)> {
+fn hyperliquid_terms(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<(i128, i128, i128, i128)> {
     let u = side as i128 * grid.value(qty, mark - entry);
     if u <= 0 {
         return None;
     }
-    let (equity, notional) = (margin as i128 + u, grid.notional(qty, mark));
+    let (equity, notional) = (margin + u, grid.notional(qty, mark));
     if equity <= 0 {
         return None;
     }
@@ -296,17 +296,17 @@ fn hyperliquid_terms(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, m
 /// Isolated equity `M + σ·q·(P − E)` as f64, or `None` when it is <= 0 (decided exactly:
 /// in i64 when nothing overflows, else in i128).
 #[inline]
-pub fn equity_f64(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i64, mark: i64) -> Option<f64> {
+pub fn equity_f64(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<f64> {
     let fast = qty
         .checked_mul(mark - entry)
         .and_then(|v| v.checked_mul(grid.factor as i64))
         .and_then(|v| v.checked_mul(side as i64))
-        .and_then(|v| margin.checked_add(v));
+        .and_then(|v| i64::try_from(margin).ok()?.checked_add(v));
     match fast {
         Some(e) if e > 0 => Some(e as f64),
         Some(_) => None,
         None => {
-            let e = margin as i128 + side as i128 * grid.value(qty, mark - entry);
+            let e = margin + side as i128 * grid.value(qty, mark - entry);
             (e > 0).then_some(e as f64)
         }
     }

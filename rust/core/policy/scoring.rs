@@ -20,13 +20,9 @@ pub struct Scoring<'a> {
 /// A cross position's account terms for the score formulas.
 enum CrossTerms {
     /// Score the position as if isolated with this margin.
-    Margin(i64),
+    Margin(i128),
     /// An exact fraction `num/den` (account-level scores), `None` when not eligible.
     Ratio(Option<(i128, i128)>),
-}
-
-fn clamp_i64(x: i128) -> i64 {
-    x.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 impl Scoring<'_> {
@@ -48,9 +44,9 @@ impl Scoring<'_> {
             // Account leverage ΣN/TNC, profitable positions only.
             Policy::MinMaxLeverage => CrossTerms::Ratio((tnc > 0 && u > 0).then_some((t.notional, tnc))),
             // N / account value: a margin that makes the equity the whole TNC.
-            Policy::Hyperliquid => CrossTerms::Margin(clamp_i64(tnc - u)),
+            Policy::Hyperliquid => CrossTerms::Margin(tnc - u),
             // BitMEX's ℓ = mark value / (mark value − bankrupt value) = N/TNC_i, eligibility.
-            _ => CrossTerms::Margin(clamp_i64(self.cross.effective_margin(p, grid, tiers, mark))),
+            _ => CrossTerms::Margin(self.cross.effective_margin(p, grid, tiers, mark)),
         }
     }
 

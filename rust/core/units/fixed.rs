@@ -17,8 +17,13 @@ pub const MAX_CASH: i128 = 1_000_000_000_000_000_000_000_000; // 1e24
 /// debt, book value, fees): 10^30 cash units, what snapshots accept. A call that would take
 /// one beyond is refused, so every state the engine reaches can be saved and restored.
 pub const LEDGER_LIMIT: i128 = MAX_CASH * 1_000_000;
-/// Largest isolated margin (cash units): margins are stored as i64 to keep positions small.
-pub const MAX_MARGIN: i64 = 1_000_000_000_000_000_000; // 1e18
+/// Largest isolated margin (cash units): the ledgers' range (10^30; 10^12 quote at
+/// `cash_decimals=18`). Margins are stored in i128; a call that would leave one beyond
+/// (a partial close at a profit) is refused.
+pub const MAX_MARGIN: i128 = LEDGER_LIMIT;
+/// The largest f64 not above `MAX_MARGIN` (10^30 is not a double; the nearest one is above it):
+/// a margin input `x·10^cd` is accepted up to here, so its rounded integer fits `MAX_MARGIN`.
+pub const MAX_MARGIN_F64: f64 = 9.999_999_999_999_999e29;
 /// Maintenance rates are held in parts per million.
 pub const RATE_SCALE: i64 = 1_000_000;
 /// Largest value factor 10^(cd-qd-pd) allowed.
@@ -216,8 +221,8 @@ impl Grid {
         round_to_grid(amount, self.cash_scale, MAX_CASH as f64).map(|v| v as i128)
     }
     /// An isolated margin in cash units; `None` when not finite or beyond `MAX_MARGIN`.
-    pub fn margin(&self, amount: f64) -> Option<i64> {
-        round_to_grid(amount, self.cash_scale, MAX_MARGIN as f64).map(|v| v as i64)
+    pub fn margin(&self, amount: f64) -> Option<i128> {
+        round_to_grid(amount, self.cash_scale, MAX_MARGIN_F64).map(|v| v as i128)
     }
 
     /// Exact cash value of `lots * ticks`.
@@ -357,6 +362,20 @@ pub fn split_ceil(total: i128, part: i64, whole: i64) -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_margin_bound_is_the_last_double_within_the_ledger_range() {
+        // 1e30 as a double is 10^30 + 19,884,624,838,656: above the bound. The one below it,
+        // 10^30 − 120,852,863,516,672, is the last accepted.
+        assert_eq!(MAX_MARGIN_F64 as i128, 1_000_000_000_000_000_000_000_000_000_000 - 120_852_863_516_672);
+        assert!(MAX_MARGIN_F64.next_up() as i128 > MAX_MARGIN);
+        let g = Grid::new(4, 6, 18).unwrap();
+        assert_eq!(g.margin(999_999_999_999.999_9), Some(MAX_MARGIN_F64 as i128));
+        assert_eq!(g.margin(1e12), None);
+        // 10^9 quote is 10^27 units; as a double product 10^27 + 13,287,555,072 (10^27 is not a double).
+        assert_eq!(g.margin(1e9), Some(1_000_000_000_000_000_013_287_555_072));
+        assert_eq!(g.margin(1e3), Some(1_000_000_000_000_000_000_000));
+    }
 
     #[test]
     fn splits_of_totals_whose_product_passes_i128() {
