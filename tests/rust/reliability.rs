@@ -568,4 +568,88 @@ fn fill_log_drains_and_switches_replay_exactly() {
     // A version 3 snapshot keeps fills and was never drained.
     let old = Engine::restore(&std::fs::read(fixture("engine_v3.snap")).unwrap()).unwrap();
     assert!(old.keep_fills && old.drained_upto() == 0 && !old.events().is_empty());
+
+/// Isolated margins past i64 (issue 12): at `cash_decimals=18` (lots of 10^-4, ticks of
+/// 10^-6: a lot·tick is 10^8 cash units) a margin of `m` quote is `m·10^18` units, beyond
+/// i64 (9.2·10^18) from ~9.2 quote on. `m_units` is that product as the f64 input gives it:
+/// 10^21 exactly for 10^3 quote, 10^27 + 13,287,555,072 for 10^9 (10^27 is not a double).
+/// Margins m/2 and 2m scale by powers of two, so their units are exactly m_units/2 and
+/// 2·m_units. With Q = m/10 base units, `m = 10·Q` quote:
+/// - #1 long Q @100, margin m: at mark 85 its equity m − 15·Q < 0; bankruptcy price
+///   100 − m/Q = 90, the fund is empty: ADL at 90 against the shorts.
+/// - #2 short Q/2 @100, margin m/2 (equity 5Q + 7.5Q = 12.5Q, notional 42.5Q: ℓ 3.4) ranks
+///   before #4 short Q @100, margin 2m (equity 35Q, notional 85Q: ℓ 2.43).
+/// - #1's Q lots: Q/2 from #2 (all; it carries m/2 of #1's margin, its PnL at 90 is
+///   (Q/2)·10 = m/2 quote: credit m/2 released + m/2 = m_units) and Q/2 from #4 (released
+///   ⌊2m·(Q/2)/Q⌋ = m, carried m/2: credit 1.5·m_units; #4 keeps Q/2 lots and m of margin).
+/// - #3 long Q/2 @100, margin m/2, closed by the book at 95: (m/2 − (Q/2)·5 quote) = m/4 goes
+///   to the fund (surplus), the book pays (Q/2)·(95 − 85) = 5Q quote over the mark.
+fn big_margin_run(m: f64, log: Option<&PathBuf>) -> Journal {
+    let q = m / 10.0;
+    let mut j = Journal::new(Engine::new(Policy::Bitmex, 0.0, 18, MarketSpec::linear(4, 6, 0.1)).unwrap());
+    if let Some(path) = log {
+        j.log = Some(OpLog::create(path, &j.engine, SyncPolicy::Never, None).unwrap());
+    }
+    let b = cols(&[
+        (1, 0, 1, q, 100.0, m, false),
+        (2, 0, -1, q / 2.0, 100.0, m / 2.0, false),
+        (3, 0, 1, q / 2.0, 100.0, m / 2.0, false),
+        (4, 0, -1, q, 100.0, 2.0 * m, false),
+    ]);
+    j.apply(Op::Load { cols: b.view(), symbols: &symbols()[..1], accounts: None, custom: None, labels: None }).unwrap();
+    j.apply(Op::SetMarks { marks: &[("X".into(), 85.0)], ts: None, clock: None }).unwrap();
+    j
+}
+
+#[test]
+fn isolated_margins_of_a_thousand_and_a_billion_quote_at_18_decimals() {
+    for (m, m_units) in [(1e3, 10i128.pow(21)), (1e9, 10i128.pow(27) + 13_287_555_072)] {
+        let path = temp_log(&format!("big-margin-{m}"));
+        let mut j = big_margin_run(m, Some(&path));
+        let e = &j.engine;
+        let slot = |e: &Engine, a: u64| e.store().find(&(a, 0, if a % 2 == 0 { -1 } else { 1 })).unwrap();
+        assert_eq!(({ e.store().get(slot(e, 1)).margin }, { e.store().get(slot(e, 4)).margin }), (m_units, 2 * m_units));
+        // Bankruptcy price of #1: 100 − m/Q = 90 quote = 9·10^7 ticks.
+        assert_eq!(e.prices(slot(e, 1)).unwrap().0, 90_000_000.0);
+        let v0 = e.totals().value();
+        let out = j.apply(Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: None, force: false, partial: false } });
+        let _adl::core::oplog::OpOutput::Liquidated(l) = out.unwrap() else { panic!("not a liquidation") };
+        let fills: Vec<(Option<u64>, f64)> = l.fills.iter().map(|f| (f.account, f.price)).collect();
+        assert_eq!(fills, [(Some(2), 90.0), (Some(4), 90.0)]);
+        let e = &j.engine;
+        assert_eq!((e.cash_of(1), e.cash_of(2), e.cash_of(4)), (0, m_units, m_units + m_units / 2));
+        assert_eq!({ e.store().get(slot(e, 4)).margin }, m_units);
+        assert_eq!((e.fund(), e.bad_debt()), (0, 0));
+        // #3 through the book at 95: (Q/2)·5 quote = Q·2.5·10^18 units of its m/2 are lost.
+        let loss = (m / 10.0 * 2.5) as i128 * 10i128.pow(18);
+        j.apply(Op::Liquidate { req: Request { account: 3, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false } })
+            .unwrap();
+        let e = &j.engine;
+        assert_eq!((e.cash_of(3), e.fund()), (0, m_units / 2 - loss));
+        assert_eq!(e.totals().value(), v0);
+        // Saved and restored, and replayed from the log, bit for bit.
+        let snap = e.snapshot();
+        assert_eq!(u32::from_le_bytes(snap[8..12].try_into().unwrap()), 5);
+        let back = Engine::restore(&snap).unwrap();
+        assert_eq!(back.snapshot(), snap);
+        assert_eq!({ back.store().get(slot(&back, 4)).margin }, m_units);
+        assert_eq!(replay(&path).unwrap().0.snapshot(), snap);
+    }
+}
+
+#[test]
+fn a_margin_past_the_ledger_range_is_refused_by_name() {
+    let mut e = Engine::new(Policy::Bitmex, 0.0, 18, MarketSpec::linear(4, 6, 0.1)).unwrap();
+    // 10^12 quote is 10^30 units as a double product: 10^30 + 19,884,624,838,656 > MAX_MARGIN.
+    let b = cols(&[(1, 0, 1, 1.0, 100.0, 5.0, false), (2, 0, -1, 1.0, 100.0, 1e12, false)]);
+    let err = e.load(b.view(), &symbols()[..1], None, None).unwrap_err();
+    assert!(matches!(err, AdlError::InvalidValue { ref field, row: 1, .. } if field == "margin"), "{err:?}");
+    assert!(e.store().is_empty());
+    // The last double below (10^30 − 120,852,863,516,672 units) is accepted, and restores.
+    let b = cols(&[(2, 0, -1, 1.0, 100.0, 999_999_999_999.999_9, false)]);
+    e.upsert(b.view(), &symbols()[..1], None, None).unwrap();
+    assert_eq!({ e.store().get(0).margin }, 10i128.pow(30) - 120_852_863_516_672);
+    assert_eq!(Engine::restore(&e.snapshot()).unwrap().snapshot(), e.snapshot());
+    let err = e.upsert(cols(&[(2, 0, -1, 1.0, 100.0, 1e12, false)]).view(), &symbols()[..1], None, None).unwrap_err();
+    assert!(matches!(err, AdlError::InvalidValue { ref field, row: 0, .. } if field == "margin"), "{err:?}");
 }
