@@ -48,10 +48,36 @@ impl Engine {
         run(py, || f(&self.lock()))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Journal> {
-        // A panic inside a call is caught before it can unwind through a half-applied
-        // mutation (calls validate, then apply), so a poisoned lock still guards a valid state.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> Locked<'_> {
+        // A panic inside a mutating call is undone by the engine (`Engine::undoable`) before
+        // it unwinds any further, so a poisoned lock still guards a valid state.
+        Locked(self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// The locked journal. A panic that unwinds through it (and is then turned into
+/// `AdlError` by `run`) may have stopped a read halfway through rebuilding a ranking index,
+/// a cache: every index is dropped then (rebuilt on first use).
+struct Locked<'a>(MutexGuard<'a, Journal>);
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.engine.drop_caches();
+        }
+    }
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Journal;
+    fn deref(&self) -> &Journal {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Journal {
+        &mut self.0
     }
 }
 

@@ -653,3 +653,78 @@ fn a_margin_past_the_ledger_range_is_refused_by_name() {
     let err = e.upsert(cols(&[(2, 0, -1, 1.0, 100.0, 1e12, false)]).view(), &symbols()[..1], None, None).unwrap_err();
     assert!(matches!(err, AdlError::InvalidValue { ref field, row: 0, .. } if field == "margin"), "{err:?}");
 }
+
+/// A panic anywhere in any mutating operation (the fault hook: one step per liquidation
+/// applied, per upsert row applied, and at the end of every other operation) is undone by
+/// the engine itself: `Internal` naming the undo, the state as before (snapshot bytes), the
+/// log without the operation, no poisoning and no rebuild from the log. Each operation is
+/// then retried without the fault and must give what a copy of the engine gives.
+#[cfg(debug_assertions)]
+#[test]
+fn a_panic_at_any_step_of_any_operation_changes_nothing() {
+    use _adl::core::engine::fault;
+    let names = symbols();
+    let b = book();
+    let up = cols(&[(8, 0, -1, 7.0, 97.0, 70.0, false), (3, 0, -1, 6.0, 98.0, 60.0, false), (4, 1, 1, 2.0, 50.0, 0.0, true)]);
+    let fresh = cols(&[(1, 2, 1, 1.0, 10.0, 5.0, false)]);
+    let three = vec!["X".to_string(), "Y".to_string(), "W".to_string()];
+    let marks = [("X".to_string(), 96.0), ("Y".to_string(), 51.0)];
+    let later = [("X".to_string(), 95.0)];
+    let (plain, finer) = (SPEC.clone(), MarketSpec::linear(1, 1, 0.05));
+    let wallets = ([8u64, 4], [1.0, 70.0]);
+    let ops: Vec<Op<'_>> = vec![
+        Op::Load { cols: b.view(), symbols: &names, accounts: Some((&[4], &[60.0])), custom: None, labels: None },
+        Op::AddMarket { name: "Z", spec: &plain },
+        Op::AddMarket { name: "Z", spec: &finer },
+        Op::SetMarks { marks: &marks, ts: Some(5), clock: Some("UTC") },
+        Op::SetTrigger { trigger: Trigger::Drawdown { window: 100, arm: -0.3, disarm: -0.25 } },
+        Op::SetFund { amount: 3.0, pool: "default" },
+        Op::Upsert { cols: up.view(), symbols: &names, accounts: Some((&wallets.0, &wallets.1)), custom: None, labels: None },
+        Op::Upsert { cols: fresh.view(), symbols: &three, accounts: None, custom: None, labels: None },
+        Op::SetMarks { marks: &later, ts: Some(6), clock: None },
+        Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false } },
+        Op::ClosePosition { account: 5, market: 1, side: 1, price: Some(52.0) },
+        Op::LiquidateAccount { account: 4, force: true, partial: false },
+    ];
+    for logged in [false, true] {
+        let path = temp_log(&format!("any-step-{logged}"));
+        let mut j = Journal::new(Engine::new(Policy::Bitmex, 25.0, 2, SPEC.clone()).unwrap());
+        if logged {
+            j.log = Some(OpLog::create(&path, &j.engine, SyncPolicy::Never, None).unwrap());
+        }
+        let mut undone = 0;
+        for (i, &op) in ops.iter().enumerate() {
+            let want = {
+                let mut copy = j.engine.clone();
+                copy.apply(op).map(|out| (out, copy.snapshot()))
+            };
+            let before = j.engine.snapshot();
+            for k in 1.. {
+                fault::panic_at_step(k);
+                let got = j.apply(op);
+                fault::panic_at_step(0);
+                match got {
+                    Err(AdlError::Internal { message }) => {
+                        assert!(message.contains("injected fault") && message.contains("undone"), "op {i} step {k}: {message}");
+                        assert_eq!(j.engine.snapshot(), before, "op {i} step {k}");
+                        assert!(j.poisoned.is_none());
+                        if logged {
+                            assert_eq!(replay(&path).unwrap().0.snapshot(), before, "op {i} step {k}");
+                        }
+                        undone += 1;
+                    }
+                    got => {
+                        let want = want.as_ref().map(|(out, snap)| (out.clone(), snap.clone())).map_err(|e| e.to_string());
+                        assert_eq!(got.map(|out| (out, j.engine.snapshot())).map_err(|e| e.to_string()), want, "op {i}");
+                        break;
+                    }
+                }
+            }
+        }
+        // Every operation had at least its one step (the batch and upserts more).
+        assert!(undone >= ops.len(), "{undone}");
+        if logged {
+            assert_eq!(replay(&path).unwrap().0.snapshot(), j.engine.snapshot());
+        }
+    }
+}

@@ -139,6 +139,12 @@ impl Funds {
     pub(crate) fn put_pool(&mut self, id: u32, pool: Pool) {
         self.pools[id as usize] = pool;
     }
+    /// Drops pools added after the first `len` (`undo::Undo`).
+    pub(crate) fn truncate_pools(&mut self, len: usize) {
+        for p in self.pools.drain(len.min(self.pools.len())..) {
+            self.ids.remove(&p.name);
+        }
+    }
     pub(crate) fn truncate_history(&mut self, len: usize) {
         self.history.truncate(len);
     }

@@ -128,10 +128,27 @@ impl PositionStore {
         self.slots[slot as usize].qty = 0;
         self.free.push(slot);
     }
-    /// Puts back positions as they were (`undo::Undo`): the free list cut to its old length
-    /// (it only grew since), and each slot with its old position and key.
-    pub(crate) fn restore(&mut self, free_len: usize, old: &[(u32, Position)]) {
-        self.free.truncate(free_len);
+    /// The slot the next `insert` takes.
+    pub fn next_slot(&self) -> u32 {
+        self.free.last().copied().unwrap_or(self.slots.len() as u32)
+    }
+    /// Puts back positions as they were (`undo::Undo`): slots past `len` dropped, the free
+    /// list as `free` (or, when a call only freed slots, cut to its old length `free_len`),
+    /// and each slot in `old` with its old position and key. Keys of positions the call
+    /// created or changed are removed first.
+    pub(crate) fn restore(&mut self, len: usize, free_len: usize, free: Option<&[u32]>, old: &[(u32, Position)]) {
+        for s in (len..self.slots.len()).chain(old.iter().map(|&(s, _)| s as usize)) {
+            let p = self.slots[s];
+            let key = (p.account, p.market, p.side);
+            if p.qty > 0 && self.by_key.get(&key) == Some(&(s as u32)) {
+                self.by_key.remove(&key);
+            }
+        }
+        self.slots.truncate(len);
+        match free {
+            Some(f) => self.free = f.to_vec(),
+            None => self.free.truncate(free_len),
+        }
         for &(slot, p) in old {
             self.slots[slot as usize] = p;
             if p.qty > 0 {

@@ -68,7 +68,7 @@ impl Labels {
         Ok(())
     }
 
-    fn truncate(&mut self, n: usize) {
+    pub(crate) fn truncate(&mut self, n: usize) {
         if n < self.names.len() {
             let (names, index) = (Arc::make_mut(&mut self.names), Arc::make_mut(&mut self.index));
             for s in names.drain(n..) {

@@ -21,7 +21,7 @@ use crate::core::book::partial::partial_close;
 use crate::core::book::position::{side_slot, Key, Position, PositionStore, Side};
 use crate::core::book::trigger::{AdlState, Trigger};
 use crate::core::engine::labels::Labels;
-use crate::core::engine::undo::Undo;
+use crate::core::engine::undo::{Book, Undo};
 use crate::core::market::fees::{fee_on, reserved_fee};
 use crate::core::market::{FeeConvention, MarketSpec, NO_POOL};
 use crate::core::policy::alloc::{AdlTerms, Allocation, OppositeSide, PassReason, Take};
@@ -329,6 +329,13 @@ impl Engine {
 
     /// Adds or redefines a market. Redefining is allowed only while it has no positions.
     pub fn add_market(&mut self, name: &str, spec: MarketSpec) -> Result<u32> {
+        self.undoable(|e, undo| e.add_market_noted(name, spec, undo))
+    }
+
+    pub(crate) fn add_market_noted(&mut self, name: &str, spec: MarketSpec, undo: &mut Undo) -> Result<u32> {
+        if let Some(&id) = self.market_ids.get(name) {
+            undo.note_replaced_market(self, id);
+        }
         let mut m = Market::new(name, spec, self.cash_decimals)?;
         match self.market_ids.get(name) {
             Some(&id) => {
@@ -383,6 +390,10 @@ impl Engine {
 
     /// Sets marks (all validated first). Marks of other markets are unchanged.
     pub fn set_marks(&mut self, marks: &[(String, f64)], ts: Option<i64>) -> Result<()> {
+        self.undoable(|e, undo| e.set_marks_noted(marks, ts, undo))
+    }
+
+    pub(crate) fn set_marks_noted(&mut self, marks: &[(String, f64)], ts: Option<i64>, undo: &mut Undo) -> Result<()> {
         // The clock only moves forward (the drawdown window and fill stamps read it).
         if let (Some(new), Some(now)) = (ts, self.ts) {
             if new < now {
@@ -394,6 +405,9 @@ impl Engine {
             let id = self.market_id(name)?;
             parsed.push((id, parse_mark(&self.markets[id as usize].grid, name, *price)?));
         }
+        // Marks, cross totals (from the marks), the clock and every pool's trigger window.
+        undo.note_marks(self);
+        undo.note_all_pools(self);
         self.set_mark_ticks(&parsed, ts).map_err(|e| AdlError::config("marks", e.to_string()))
     }
 
@@ -498,6 +512,18 @@ impl Engine {
         accounts: Option<(&[u64], &[f64])>,
         custom: Option<&[f64]>,
     ) -> Result<()> {
+        self.undoable(|e, undo| e.load_noted(cols, symbols, accounts, custom, undo))
+    }
+
+    /// `load`: the new book is staged and swapped in whole; the old one goes to `undo`.
+    pub(crate) fn load_noted(
+        &mut self,
+        cols: PositionColumns<'_>,
+        symbols: &[String],
+        accounts: Option<(&[u64], &[f64])>,
+        custom: Option<&[f64]>,
+        undo: &mut Undo,
+    ) -> Result<()> {
         cols.check_shape(symbols.len())?;
         let custom = self.check_custom(custom, cols.len())?;
         // Markets are staged so a failure changes nothing.
@@ -542,13 +568,15 @@ impl Engine {
             markets[m].add_member(&mut store, slot);
         }
         let cross = CrossBook::build(&cash, &store, &markets)?;
-        self.markets = markets;
-        self.market_ids = ids;
+        undo.note_replaced_book(Book {
+            markets: std::mem::replace(&mut self.markets, markets),
+            market_ids: std::mem::replace(&mut self.market_ids, ids),
+            store: std::mem::replace(&mut self.store, store),
+            cash: std::mem::replace(&mut self.cash, cash),
+            cross: std::mem::replace(&mut self.cross, cross),
+            custom: std::mem::replace(&mut self.custom, custom),
+        });
         self.resolve_pools();
-        self.store = store;
-        self.cash = cash;
-        self.cross = cross;
-        self.custom = custom;
         Ok(())
     }
 
@@ -651,17 +679,27 @@ impl Engine {
     /// Sets the balance of fund pool `pool`: `"default"`, or one a market names in
     /// `MarketSpec::fund_pool` (an unknown name is refused: a typo would fund nobody).
     pub fn set_fund(&mut self, amount: f64, pool: &str) -> Result<()> {
+        self.undoable(|e, undo| e.set_fund_noted(amount, pool, undo))
+    }
+
+    pub(crate) fn set_fund_noted(&mut self, amount: f64, pool: &str, undo: &mut Undo) -> Result<()> {
         let amount = Self::cash_param(amount, self.cash_decimals, "insurance_fund")?;
         let id = self.funds.id(pool).ok_or_else(|| {
             let known: Vec<&str> = self.funds.pools().iter().map(|p| p.name.as_str()).collect();
             AdlError::config("pool", format!("no fund pool {pool:?} (pools: {known:?}; a market names its pool with fund_pool)"))
         })?;
+        undo.note_pool(self, id);
         self.funds.set(id, amount, self.ts);
         Ok(())
     }
 
     /// Sets the ADL trigger of every pool (its history starts from the pool's balance).
     pub fn set_trigger(&mut self, trigger: Trigger) {
+        self.funds.set_trigger(trigger, self.ts);
+    }
+
+    pub(crate) fn set_trigger_noted(&mut self, trigger: Trigger, undo: &mut Undo) {
+        undo.note_all_pools(self);
         self.funds.set_trigger(trigger, self.ts);
     }
 
@@ -703,6 +741,11 @@ impl Engine {
     pub fn position_equity(&self, p: &Position) -> i128 {
         let m = &self.markets[p.market as usize];
         m.mark.map_or(p.margin, |mark| p.equity(&m.grid, mark))
+    }
+
+    /// Drops every ranking index (a cache, rebuilt on first use).
+    pub fn drop_caches(&mut self) {
+        self.markets.iter_mut().for_each(Market::invalidate);
     }
 
     pub(crate) fn scoring(&self) -> Scoring<'_> {
@@ -842,12 +885,13 @@ impl Engine {
         if dry_run {
             return Ok(self.plan_capped(slot, fill, req.partial, max_adl)?.outcome);
         }
-        self.in_steps(|e, undo| e.step(undo, slot, fill, req.partial, max_adl))
+        self.undoable(|e, undo| e.step(undo, slot, fill, req.partial, max_adl))
     }
 
-    /// Runs a call that applies liquidations with `step`: if it fails (or panics) after some
-    /// were applied, they are all undone (`undo::Undo`), so the call changes nothing.
-    fn in_steps<T>(&mut self, f: impl FnOnce(&mut Engine, &mut Undo) -> Result<T>) -> Result<T> {
+    /// Runs a mutating call, which notes in `undo` what it is about to change (liquidations:
+    /// each `step`): if it fails (or panics) after changing something, everything noted is
+    /// put back (`undo::Undo`), so the call changes nothing.
+    pub(crate) fn undoable<T>(&mut self, f: impl FnOnce(&mut Engine, &mut Undo) -> Result<T>) -> Result<T> {
         let mut undo = Undo::start(self);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self, &mut undo)));
         match result {
@@ -899,7 +943,7 @@ impl Engine {
             }
             checked.push(fill);
         }
-        self.in_steps(|e, undo| {
+        self.undoable(|e, undo| {
             let mut out = Vec::with_capacity(reqs.len());
             for (req, fill) in reqs.iter().zip(checked) {
                 let Some(slot) = e.store.find(&(req.account, req.market, req.side)) else {
@@ -934,7 +978,7 @@ impl Engine {
                 maintenance: self.cash_f64(t.maintenance),
             });
         }
-        self.in_steps(|e, undo| {
+        self.undoable(|e, undo| {
             let mut out = Vec::with_capacity(order.len());
             for (market, side) in order {
                 if partial && !out.is_empty() && !e.cross.totals(account).liquidatable() {

@@ -12,6 +12,7 @@ use crate::core::policy::queues::Market;
 use crate::core::policy::scoring::Scoring;
 use crate::core::units::error::{AdlError, Checked, Result};
 use crate::core::units::fixed::LEDGER_LIMIT;
+use crate::core::engine::undo::Undo;
 
 /// What an upsert did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,6 +33,17 @@ impl Engine {
         symbols: &[String],
         accounts: Option<(&[u64], &[f64])>,
         custom: Option<&[f64]>,
+    ) -> Result<UpsertStats> {
+        self.undoable(|e, undo| e.upsert_noted(cols, symbols, accounts, custom, undo))
+    }
+
+    pub(crate) fn upsert_noted(
+        &mut self,
+        cols: PositionColumns<'_>,
+        symbols: &[String],
+        accounts: Option<(&[u64], &[f64])>,
+        custom: Option<&[f64]>,
+        undo: &mut Undo,
     ) -> Result<UpsertStats> {
         cols.check_shape(symbols.len())?;
         let custom = self.check_custom(custom, cols.len())?;
@@ -84,6 +96,18 @@ impl Engine {
         };
         self.check_cross_after(&cols, &rows, &new_markets, &cash)?;
 
+        // Note what will change: the replaced positions and the free slots the new ones take
+        // (the last of the free list: `insert` pops it), the rows' and wallets' accounts and
+        // the rows' markets.
+        undo.note_inserts(self);
+        let replaced: Vec<u32> = rows.iter().enumerate().filter_map(|(row, (id, r))| self.store.find(&(cols.account[row], *id, r.side))).collect();
+        let free = self.store.raw().1;
+        undo.note_slots(self, &replaced);
+        undo.note_slots(self, &free[free.len().saturating_sub(rows.len() - replaced.len())..]);
+        let accounts: Vec<u64> = cols.account.iter().chain(cash.keys()).copied().collect();
+        undo.note_accounts(self, &accounts);
+        undo.note_markets(rows.iter().map(|(id, _)| *id));
+
         // Apply.
         let mut stats = UpsertStats { accounts: cash.len(), ..UpsertStats::default() };
         let first_new = self.markets.len();
@@ -125,6 +149,9 @@ impl Engine {
                 }
                 self.custom[i] = s;
             }
+            // The fault hook's step: one per row applied (a panic halfway through the rows).
+            #[cfg(debug_assertions)]
+            crate::core::engine::fault::step();
         }
         for (a, c) in cash {
             self.cash.insert(a, c);
@@ -178,6 +205,17 @@ impl Engine {
     /// its margin and PnL at that price go to the account's cash, the book takes the lots.
     /// Returns the cash credited (negative when the close realises a loss beyond the margin).
     pub fn close_position(&mut self, account: u64, market: u32, side: Side, price: Option<f64>) -> Result<i128> {
+        self.undoable(|e, undo| e.close_position_noted(account, market, side, price, undo))
+    }
+
+    pub(crate) fn close_position_noted(
+        &mut self,
+        account: u64,
+        market: u32,
+        side: Side,
+        price: Option<f64>,
+        undo: &mut Undo,
+    ) -> Result<i128> {
         check_side(side, Some(0))?;
         if market as usize >= self.markets.len() {
             return Err(AdlError::UnknownMarket { symbol: format!("#{market}") });
@@ -199,6 +237,9 @@ impl Engine {
         let book = s * m.grid.value(p.qty, mark - fill);
         let cash = self.cash_of(account).add_c(credit, "account cash").and_then(within_ledger)?;
         let book_value = self.book_value.add_c(book, "book value")?;
+        undo.note_slots(self, &[slot]);
+        undo.note_accounts(self, &[account]);
+        undo.note_markets([market]);
         self.markets[market as usize].remove_member(&mut self.store, slot);
         self.store.remove(slot);
         self.cash.insert(account, cash);

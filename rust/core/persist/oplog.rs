@@ -35,6 +35,7 @@ use crate::core::persist::codec::{crc32, Reader, Writer};
 use crate::core::persist::files;
 use crate::core::persist::snapshot::{get_spec, put_spec};
 use crate::core::units::error::{AdlError, Result};
+use crate::core::engine::undo::Undo;
 
 pub const LOG_MAGIC: &[u8; 8] = b"ADLLOG\0\0";
 /// Version 4 added the records of labelled books (tags 11, 12) and of datetime marks (13);
@@ -156,41 +157,64 @@ pub enum OpOutput {
 }
 
 impl Engine {
-    /// Applies one operation (the single entry point the log records and replays).
+    /// Applies one operation (the single entry point the log records and replays). An
+    /// operation that fails or panics changes nothing (`Engine::undoable`; a panic returns
+    /// `AdlError::Internal`).
     pub fn apply(&mut self, op: Op<'_>) -> Result<OpOutput> {
         Ok(match op {
-            Op::AddMarket { name, spec } => OpOutput::MarketId(self.add_market(name, spec.clone())?),
-            Op::Load { cols, symbols, accounts, custom, labels } => {
-                self.with_labels(labels, &cols, accounts, |e| e.load(cols, symbols, accounts, custom))?;
-                OpOutput::Done
-            }
-            Op::Upsert { cols, symbols, accounts, custom, labels } => {
-                OpOutput::Upserted(self.with_labels(labels, &cols, accounts, |e| e.upsert(cols, symbols, accounts, custom))?)
-            }
-            Op::SetMarks { marks, ts, clock } => {
-                self.set_marks(marks, ts)?;
-                self.stamp_clock(clock);
-                OpOutput::Done
-            }
-            Op::SetFund { amount, pool } => {
-                self.set_fund(amount, pool)?;
-                OpOutput::Done
-            }
-            Op::SetTrigger { trigger } => {
-                self.set_trigger(trigger);
-                OpOutput::Done
-            }
+            // Liquidations note each step as they apply it.
             Op::Liquidate { req } => OpOutput::Liquidated(self.liquidate(req, false)?),
             Op::LiquidateCapped { req, max_adl } => OpOutput::Liquidated(self.liquidate_capped(req, Some(max_adl), false)?),
             Op::LiquidateMany { reqs } => OpOutput::Batch(self.liquidate_many(reqs)?),
             Op::LiquidateAccount { account, force, partial } => OpOutput::Account(self.liquidate_account(account, force, partial)?),
-            Op::ClosePosition { account, market, side, price } => OpOutput::Closed(self.close_position(account, market, side, price)?),
+            // The fill log's switch and drain (not journaled: see `Undo`).
             Op::SetKeepFills { keep } => {
                 self.set_keep_fills(keep);
                 OpOutput::Done
             }
             Op::DrainEvents { upto } => OpOutput::Drained(self.drain_events(upto)?),
+            _ => self.undoable(|e, undo| e.apply_noted(op, undo))?,
         })
+    }
+
+    /// The other operations, noting what they change in `undo`.
+    fn apply_noted(&mut self, op: Op<'_>, undo: &mut Undo) -> Result<OpOutput> {
+        let out = match op {
+            Op::AddMarket { name, spec } => OpOutput::MarketId(self.add_market_noted(name, spec.clone(), undo)?),
+            Op::Load { cols, symbols, accounts, custom, labels } => {
+                self.with_labels(labels, &cols, accounts, |e| e.load_noted(cols, symbols, accounts, custom, undo))?;
+                OpOutput::Done
+            }
+            Op::Upsert { cols, symbols, accounts, custom, labels } => OpOutput::Upserted(
+                self.with_labels(labels, &cols, accounts, |e| e.upsert_noted(cols, symbols, accounts, custom, undo))?,
+            ),
+            Op::SetMarks { marks, ts, clock } => {
+                self.set_marks_noted(marks, ts, undo)?;
+                self.stamp_clock(clock);
+                OpOutput::Done
+            }
+            Op::SetFund { amount, pool } => {
+                self.set_fund_noted(amount, pool, undo)?;
+                OpOutput::Done
+            }
+            Op::SetTrigger { trigger } => {
+                self.set_trigger_noted(trigger, undo);
+                OpOutput::Done
+            }
+            Op::ClosePosition { account, market, side, price } => {
+                OpOutput::Closed(self.close_position_noted(account, market, side, price, undo)?)
+            }
+            Op::Liquidate { .. }
+            | Op::LiquidateCapped { .. }
+            | Op::LiquidateMany { .. }
+            | Op::LiquidateAccount { .. }
+            | Op::SetKeepFills { .. }
+            | Op::DrainEvents { .. } => unreachable!("applied by `apply`"),
+        };
+        // The fault hook's step for an operation: after everything it changed.
+        #[cfg(debug_assertions)]
+        crate::core::engine::fault::step();
+        Ok(out)
     }
 }
 
@@ -751,9 +775,11 @@ impl Journal {
     /// operations that returned: a failed write changes nothing and raises, and a log that
     /// failed refuses every later operation until a new one is started.
     ///
-    /// A panic inside the operation (a bug) is caught: with a log, the engine is rebuilt
-    /// from it (the state before the call); without one, the engine refuses every later
-    /// operation. Either way the call returns `Internal`.
+    /// A panic inside the operation (a bug) is undone by the engine itself
+    /// (`Engine::undoable`): the call returns `Internal` and changes nothing, and the engine
+    /// goes on. Only a panic that escapes that (in the rollback itself) reaches the last
+    /// resort here: with a log, the engine is rebuilt from it (the state before the call);
+    /// without one, the engine refuses every later operation.
     pub fn apply(&mut self, op: Op<'_>) -> Result<OpOutput> {
         if let Some(why) = &self.poisoned {
             return Err(AdlError::Internal {
