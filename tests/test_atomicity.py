@@ -184,6 +184,65 @@ def test_a_panic_in_a_later_step_is_an_adl_error_and_changes_nothing(tmp_path: P
     assert eng.liquidate_many(batch).events == [0, 1]
 
 
+def small_book(tmp_path: Path, logged: bool) -> adl.Engine:
+    """Isolated and cross positions in two markets, a fund, marks: every mutating call has
+    something to change."""
+    eng = adl.Engine(cash_decimals=2, qty_decimals=0, price_decimals=0, insurance_fund=25.0, markets={"X": adl.Market(0, 0, 0.05), "Y": adl.Market(0, 0, 0.05)})
+    eng.load(frame([
+        (1, "X", "long", 10.0, 100.0, 30.0, "isolated"),
+        (2, "X", "short", 10.0, 100.0, 100.0, "isolated"),
+        (3, "X", "short", 5.0, 98.0, 50.0, "isolated"),
+        (4, "X", "long", 6.0, 100.0, 0.0, "cross"),
+        (4, "Y", "short", 3.0, 50.0, 0.0, "cross"),
+        (5, "Y", "long", 8.0, 49.0, 40.0, "isolated"),
+    ]), accounts=wallet_frame({4: 60.0}))
+    eng.set_marks({"X": 96.0, "Y": 51.0}, ts=5)
+    if logged:
+        eng.log_to(tmp_path / "ops.log")
+    return eng
+
+
+MUTATIONS: list[tuple[str, Any]] = [
+    ("set_marks", lambda e: e.set_marks({"X": 95.0, "Y": 52.0}, ts=6)),
+    ("upsert", lambda e: e.upsert(frame([(6, "X", "short", 7.0, 97.0, 70.0, "isolated"), (3, "Y", "long", 1.0, 50.0, 9.0, "isolated"),
+                                         (7, "Z", "long", 1.0, 10.0, 5.0, "isolated")]), accounts=wallet_frame({4: 70.0}))),
+    ("load", lambda e: e.load(frame([(9, "X", "long", 1.0, 100.0, 10.0, "isolated")]))),
+    ("set_fund", lambda e: e.set_fund(3.0)),
+    ("add_market", lambda e: e.add_market("W", qty_decimals=1, price_decimals=1)),
+    ("close_position", lambda e: e.close_position(5, "Y", "long", price=52.0)),
+    ("liquidate", lambda e: e.liquidate(1, symbol="X", side="long", fill_price=95.0)),
+    ("liquidate_account", lambda e: e.liquidate_account(4, force=True)),
+]
+
+
+@needs_fault
+@pytest.mark.parametrize("logged", [False, True])
+@pytest.mark.parametrize("name,call", MUTATIONS, ids=[m[0] for m in MUTATIONS])
+def test_a_panic_in_any_mutating_call_is_undone(tmp_path: Path, logged: bool, name: str, call: Any) -> None:
+    """Issue 12: no panic reaches Python, and the state is as before, without a rebuild from
+    the log (it would say so) and without refusing later calls."""
+    eng = small_book(tmp_path, logged)
+    copy = adl.Engine.restore(eng.snapshot())
+    call(copy)  # what the call does without the fault
+    before = state(eng)
+    _adl._panic_at_step(1)  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(adl.AdlError, match="injected fault.*undone") as e:
+            call(eng)
+    finally:
+        _adl._panic_at_step(0)  # type: ignore[attr-defined]
+    assert type(e.value) is adl.AdlError
+    assert "rebuilt" not in str(e.value) and "refuses" not in str(e.value)
+    assert state(eng) == before
+    if logged:
+        assert adl.Engine.replay(tmp_path / "ops.log").snapshot() == before[0]
+    call(eng)
+    assert eng.snapshot() == copy.snapshot()
+    assert eng.indicator().rows() == copy.indicator().rows()
+    if logged:
+        assert adl.Engine.replay(tmp_path / "ops.log").snapshot() == eng.snapshot()
+
+
 # --- hostile batches: each call either returns or changes nothing ----------------------------
 
 def hostile_case(seed: int, tmp_path: Path) -> str:
