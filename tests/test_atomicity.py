@@ -70,6 +70,33 @@ def test_a_cross_share_beyond_i64_liquidates_an_account(tmp_path: Path) -> None:
     assert adl.Engine.replay(tmp_path / "ops.log").snapshot() == eng.snapshot()
 
 
+def test_isolated_margins_are_not_capped_at_18_decimals(tmp_path: Path) -> None:
+    """10^9 quote of margin at cash_decimals=18 is 10^27 cash units (the product of doubles
+    gives 10^27 + 13,287,555,072), once refused (margins were capped at 10^18 units, ~1
+    quote). Long #1 and short #2, each Q = 10^8 @ 100 with that margin: #1 is bankrupt at
+    100 − 10^9/10^8 = 90; at mark 85 with no fund #2 takes its lots there, credited its own
+    margin and #1's (its PnL at 90 is Q·10 = 10^9 quote): 2·m cash units."""
+    m = 10**27 + 13_287_555_072
+    eng = adl.Engine(cash_decimals=18, qty_decimals=4, price_decimals=6, markets={"X": adl.Market(4, 6, 0.1)})
+    eng.load(frame([(1, "X", "long", 1e8, 100.0, 1e9, "isolated"), (2, "X", "short", 1e8, 100.0, 1e9, "isolated")]))
+    eng.set_marks({"X": 85.0})
+    eng.log_to(tmp_path / "ops.log")
+    assert eng.position(1, "X", "long").bankruptcy_price == 90.0
+    assert eng.totals()["position_equity"] == 2 * m  # (m − 15·Q) + (m + 15·Q) quote
+    res = eng.liquidate(1, symbol="X", side="long")
+    assert res.fills.select("account", "qty", "price").rows() == [(2, 1e8, 90.0)]
+    assert eng.totals()["cash"] == 2 * m
+    assert adl.Engine.restore(eng.snapshot()).snapshot() == eng.snapshot()
+    assert adl.Engine.replay(tmp_path / "ops.log").snapshot() == eng.snapshot()
+    # Stateless (cash in 10^-8 quote): 10^12 quote of margin (10^20 units, once past the cap)
+    # ranks. Short 10 @100 at mark 96: score 0.04·960/(margin + 40).
+    book = pl.DataFrame({"account": [1, 2], "side": ["short"] * 2, "qty": [10.0] * 2, "entry_price": [100.0] * 2,
+                         "margin": [1e12, 20.0]})
+    ranked = adl.rank(book, mark=96.0)
+    assert ranked["rank"].to_list() == [2, 1]
+    assert ranked["score"][0] == pytest.approx(38.4 / (1e12 + 40), rel=1e-12)
+
+
 # --- a later step that fails: everything before it is undone ---------------------------------
 
 # Whole lots and ticks, cash in 10^-8 quote (a lot·tick is 10^8 cash units). Account 9 is short
