@@ -612,8 +612,9 @@ fn isolated_margins_of_a_thousand_and_a_billion_quote_at_18_decimals() {
         // Bankruptcy price of #1: 100 − m/Q = 90 quote = 9·10^7 ticks.
         assert_eq!(e.prices(slot(e, 1)).unwrap().0, 90_000_000.0);
         let v0 = e.totals().value();
-        let out = j.apply(Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: None, force: false, partial: false } });
-        let _adl::core::oplog::OpOutput::Liquidated(l) = out.unwrap() else { panic!("not a liquidation") };
+        let out =
+            j.apply(Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: None, force: false, partial: false } });
+        let _adl::core::persist::oplog::OpOutput::Liquidated(l) = out.unwrap() else { panic!("not a liquidation") };
         let fills: Vec<(Option<u64>, f64)> = l.fills.iter().map(|f| (f.account, f.price)).collect();
         assert_eq!(fills, [(Some(2), 90.0), (Some(4), 90.0)]);
         let e = &j.engine;

@@ -191,9 +191,7 @@ impl Instrument {
     /// for cross positions (their maintenance is the account's TMMR by tier only).
     pub fn close_fee(&self, p: &Position) -> i128 {
         match self.spec.fee_convention {
-            FeeConvention::Bankruptcy if !p.cross => {
-                close_fee(&self.grid, p.side, p.qty, p.entry, p.margin, self.liquidation_fee_ppm)
-            }
+            FeeConvention::Bankruptcy if !p.cross => close_fee(&self.grid, p.side, p.qty, p.entry, p.margin, self.liquidation_fee_ppm),
             _ => 0,
         }
     }

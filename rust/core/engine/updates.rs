@@ -7,12 +7,12 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::core::book::cross::{beyond, bounded_totals};
 use crate::core::book::input::{check_side, parse_price, parse_row, PositionColumns, Row};
 use crate::core::book::position::{Position, Side};
+use crate::core::engine::undo::Undo;
 use crate::core::engine::Engine;
 use crate::core::policy::queues::Market;
 use crate::core::policy::scoring::Scoring;
 use crate::core::units::error::{AdlError, Checked, Result};
 use crate::core::units::fixed::LEDGER_LIMIT;
-use crate::core::engine::undo::Undo;
 
 /// What an upsert did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -97,14 +97,21 @@ impl Engine {
         self.check_cross_after(&cols, &rows, &new_markets, &cash)?;
 
         // Note what will change: the replaced positions and the free slots the new ones take
-        // (the last of the free list: `insert` pops it), the rows' and wallets' accounts and
-        // the rows' markets.
+        // (the last of the free list: `insert` pops it); cash and cross totals of the wallets
+        // set and of the accounts whose cross positions change; the rows' markets.
         undo.note_inserts(self);
-        let replaced: Vec<u32> = rows.iter().enumerate().filter_map(|(row, (id, r))| self.store.find(&(cols.account[row], *id, r.side))).collect();
+        let mut replaced = Vec::new();
+        let mut accounts: Vec<u64> = cash.keys().copied().collect();
+        for (row, &(id, r)) in rows.iter().enumerate() {
+            let old = self.store.find(&(cols.account[row], id, r.side));
+            replaced.extend(old);
+            if cols.is_cross(row) || old.is_some_and(|s| self.store.get(s).cross) {
+                accounts.push(cols.account[row]);
+            }
+        }
         let free = self.store.raw().1;
         undo.note_slots(self, &replaced);
         undo.note_slots(self, &free[free.len().saturating_sub(rows.len() - replaced.len())..]);
-        let accounts: Vec<u64> = cols.account.iter().chain(cash.keys()).copied().collect();
         undo.note_accounts(self, &accounts);
         undo.note_markets(rows.iter().map(|(id, _)| *id));
 

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::core::book::input::PositionColumns;
 use crate::core::book::trigger::Trigger;
+use crate::core::engine::undo::Undo;
 use crate::core::engine::updates::UpsertStats;
 use crate::core::engine::{Engine, Liquidation, Request};
 use crate::core::market::MarketSpec;
@@ -35,7 +36,6 @@ use crate::core::persist::codec::{crc32, Reader, Writer};
 use crate::core::persist::files;
 use crate::core::persist::snapshot::{get_spec, put_spec};
 use crate::core::units::error::{AdlError, Result};
-use crate::core::engine::undo::Undo;
 
 pub const LOG_MAGIC: &[u8; 8] = b"ADLLOG\0\0";
 /// Version 4 added the records of labelled books (tags 11, 12) and of datetime marks (13);
@@ -185,9 +185,9 @@ impl Engine {
                 self.with_labels(labels, &cols, accounts, |e| e.load_noted(cols, symbols, accounts, custom, undo))?;
                 OpOutput::Done
             }
-            Op::Upsert { cols, symbols, accounts, custom, labels } => OpOutput::Upserted(
-                self.with_labels(labels, &cols, accounts, |e| e.upsert_noted(cols, symbols, accounts, custom, undo))?,
-            ),
+            Op::Upsert { cols, symbols, accounts, custom, labels } => {
+                OpOutput::Upserted(self.with_labels(labels, &cols, accounts, |e| e.upsert_noted(cols, symbols, accounts, custom, undo))?)
+            }
             Op::SetMarks { marks, ts, clock } => {
                 self.set_marks_noted(marks, ts, undo)?;
                 self.stamp_clock(clock);
