@@ -668,6 +668,7 @@ fn a_panic_at_any_step_of_any_operation_changes_nothing() {
     let b = book();
     let up = cols(&[(8, 0, -1, 7.0, 97.0, 70.0, false), (3, 0, -1, 6.0, 98.0, 60.0, false), (4, 1, 1, 2.0, 50.0, 0.0, true)]);
     let fresh = cols(&[(1, 2, 1, 1.0, 10.0, 5.0, false)]);
+    let refill = cols(&[(11, 0, 1, 2.0, 96.0, 30.0, false), (12, 1, -1, 3.0, 51.0, 0.0, true), (13, 0, -1, 1.0, 96.0, 9.0, false)]);
     let three = vec!["X".to_string(), "Y".to_string(), "W".to_string()];
     let marks = [("X".to_string(), 96.0), ("Y".to_string(), 51.0)];
     let later = [("X".to_string(), 95.0)];
@@ -686,6 +687,8 @@ fn a_panic_at_any_step_of_any_operation_changes_nothing() {
         Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false } },
         Op::ClosePosition { account: 5, market: 1, side: 1, price: Some(52.0) },
         Op::LiquidateAccount { account: 4, force: true, partial: false },
+        // New keys after positions closed: the rows take the freed slots (the free list's end).
+        Op::Upsert { cols: refill.view(), symbols: &names, accounts: None, custom: None, labels: None },
     ];
     for logged in [false, true] {
         let path = temp_log(&format!("any-step-{logged}"));

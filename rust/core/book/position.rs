@@ -128,15 +128,12 @@ impl PositionStore {
         self.slots[slot as usize].qty = 0;
         self.free.push(slot);
     }
-    /// The slot the next `insert` takes.
-    pub fn next_slot(&self) -> u32 {
-        self.free.last().copied().unwrap_or(self.slots.len() as u32)
-    }
     /// Puts back positions as they were (`undo::Undo`): slots past `len` dropped, the free
-    /// list as `free` (or, when a call only freed slots, cut to its old length `free_len`),
-    /// and each slot in `old` with its old position and key. Keys of positions the call
-    /// created or changed are removed first.
-    pub(crate) fn restore(&mut self, len: usize, free_len: usize, free: Option<&[u32]>, old: &[(u32, Position)]) {
+    /// list cut to its old length `free_len` (calls that free slots push on it) or, when the
+    /// call took slots from its end, to `free_len − tail.len()` and `tail` put back; and each
+    /// slot in `old` with its old position and key. Keys of positions the call created or
+    /// changed are removed first.
+    pub(crate) fn restore(&mut self, len: usize, free_len: usize, tail: Option<&[u32]>, old: &[(u32, Position)]) {
         for s in (len..self.slots.len()).chain(old.iter().map(|&(s, _)| s as usize)) {
             let p = self.slots[s];
             let key = (p.account, p.market, p.side);
@@ -145,8 +142,11 @@ impl PositionStore {
             }
         }
         self.slots.truncate(len);
-        match free {
-            Some(f) => self.free = f.to_vec(),
+        match tail {
+            Some(t) => {
+                self.free.truncate(free_len - t.len());
+                self.free.extend_from_slice(t);
+            }
             None => self.free.truncate(free_len),
         }
         for &(slot, p) in old {

@@ -10,13 +10,14 @@
 //! What it keeps, each noted by the call before it changes it (cheap: the things touched,
 //! not copies of the book):
 //! - positions at the noted slots, the store's length and free list (liquidations only free
-//!   slots, so the free list's old length restores it; `upsert` takes slots, so it keeps a
-//!   copy of the list);
+//!   slots, so the free list's old length restores it; `upsert` takes slots from its end, so
+//!   it keeps the entries it may take);
 //! - the cash of the noted accounts (the cross book is rebuilt from what is put back);
 //! - the noted fund pools, the pool count and the fund history's length;
 //! - the market count (new markets are dropped again), noted markets as they were (a
 //!   redefined one), all marks when a call sets marks, the clock, the labels' count;
-//! - the ledgers, the event counter and the fill log's length; custom scores when noted.
+//! - the ledgers, the event counter and the fill log's length; the custom scores an upsert
+//!   overwrites.
 //!
 //! Ranking indexes and positions' index slots are caches: rollback drops every index (they
 //! are rebuilt on first use, as after a restore), rebuilds the member lists of the markets
@@ -48,8 +49,8 @@ pub(crate) struct Undo {
     seen_slots: FxHashSet<u32>,
     slots_len: usize,
     free_len: usize,
-    /// The whole free list, when the call may take slots from it.
-    free: Option<Vec<u32>>,
+    /// The end of the free list, when the call may take slots from it (`insert` pops it).
+    free_tail: Option<Vec<u32>>,
     accounts: Vec<(u64, Option<i128>)>,
     seen_accounts: FxHashSet<u64>,
     pools: Vec<(u32, Pool)>,
@@ -62,7 +63,8 @@ pub(crate) struct Undo {
     replaced_markets: Vec<(u32, Market)>,
     /// Every market's mark, when the call sets marks.
     marks: Option<Vec<Option<i64>>>,
-    custom: Option<Vec<f64>>,
+    /// The custom scores' length and the scores at the slots the call writes, when it does.
+    custom: Option<(usize, Vec<(u32, f64)>)>,
     ledgers: (i128, i128, i128, u64),
     ts: Option<i64>,
     /// Whether the clock's zone was set (it is set once, by the first datetime marks).
@@ -82,7 +84,7 @@ impl Undo {
             seen_slots: FxHashSet::default(),
             slots_len: e.store.raw().0.len(),
             free_len: e.store.raw().1.len(),
-            free: None,
+            free_tail: None,
             accounts: Vec::new(),
             seen_accounts: FxHashSet::default(),
             pools: Vec::new(),
@@ -171,16 +173,17 @@ impl Undo {
         }
     }
 
-    /// Slots the call may take from the free list, and custom scores it may overwrite.
-    pub(crate) fn note_inserts(&mut self, e: &Engine) {
+    /// What an upsert will change in the store: the positions at `slots` (distinct: those
+    /// it replaces and the free slots it takes), the last `pops` entries of the free list,
+    /// and the custom scores at those slots (policy `custom`). Noted once per call.
+    pub(crate) fn note_upsert(&mut self, e: &Engine, slots: &[u32], pops: usize) {
         self.dirty = true;
-        if self.free.is_none() {
-            self.free = Some(e.store.raw().1.to_vec());
-        }
-        if self.custom.is_none() {
-            // Empty unless the policy is `custom`.
-            self.custom = Some(e.custom.clone());
-        }
+        debug_assert!(self.slots.is_empty() && self.free_tail.is_none());
+        self.slots.extend(slots.iter().filter(|&&s| (s as usize) < self.slots_len).map(|&s| (s, *e.store.get(s))));
+        let free = e.store.raw().1;
+        self.free_tail = Some(free[free.len().saturating_sub(pops)..].to_vec());
+        let old = slots.iter().filter_map(|&s| e.custom.get(s as usize).map(|&v| (s, v))).collect();
+        self.custom = Some((e.custom.len(), old));
     }
 
     /// Puts back everything the call changed.
@@ -196,7 +199,7 @@ impl Undo {
         if let Some(b) = self.book {
             (e.markets, e.market_ids, e.store, e.cash, e.cross, e.custom) = (b.markets, b.market_ids, b.store, b.cash, b.cross, b.custom);
         }
-        e.store.restore(self.slots_len, self.free_len, self.free.as_deref(), &self.slots);
+        e.store.restore(self.slots_len, self.free_len, self.free_tail.as_deref(), &self.slots);
         for (a, cash) in self.accounts {
             match cash {
                 Some(c) => e.cash.insert(a, c),
@@ -215,8 +218,11 @@ impl Undo {
         for (id, m) in self.replaced_markets {
             e.markets[id as usize] = m;
         }
-        if let Some(custom) = self.custom {
-            e.custom = custom;
+        if let Some((len, old)) = self.custom {
+            e.custom.truncate(len);
+            for (slot, v) in old {
+                e.custom[slot as usize] = v;
+            }
         }
         (e.bad_debt, e.book_value, e.fees, e.next_event) = self.ledgers;
         e.ts = self.ts;

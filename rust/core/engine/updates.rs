@@ -97,21 +97,21 @@ impl Engine {
         self.check_cross_after(&cols, &rows, &new_markets, &cash)?;
 
         // Note what will change: the replaced positions and the free slots the new ones take
-        // (the last of the free list: `insert` pops it); cash and cross totals of the wallets
+        // (the end of the free list: `insert` pops it); cash and cross totals of the wallets
         // set and of the accounts whose cross positions change; the rows' markets.
-        undo.note_inserts(self);
-        let mut replaced = Vec::new();
+        let mut slots = Vec::with_capacity(rows.len());
         let mut accounts: Vec<u64> = cash.keys().copied().collect();
         for (row, &(id, r)) in rows.iter().enumerate() {
             let old = self.store.find(&(cols.account[row], id, r.side));
-            replaced.extend(old);
+            slots.extend(old);
             if cols.is_cross(row) || old.is_some_and(|s| self.store.get(s).cross) {
                 accounts.push(cols.account[row]);
             }
         }
         let free = self.store.raw().1;
-        undo.note_slots(self, &replaced);
-        undo.note_slots(self, &free[free.len().saturating_sub(rows.len() - replaced.len())..]);
+        let pops = (rows.len() - slots.len()).min(free.len());
+        slots.extend_from_slice(&free[free.len() - pops..]);
+        undo.note_upsert(self, &slots, pops);
         undo.note_accounts(self, &accounts);
         undo.note_markets(rows.iter().map(|(id, _)| *id));
 
