@@ -99,10 +99,12 @@ impl Engine {
         // Note what will change: the replaced positions and the free slots the new ones take
         // (the end of the free list: `insert` pops it); cash and cross totals of the wallets
         // set and of the accounts whose cross positions change; the rows' markets.
+        // (Each row's existing slot is looked up once, here, and used again below.)
+        let found: Vec<Option<u32>> =
+            rows.iter().enumerate().map(|(row, &(id, r))| self.store.find(&(cols.account[row], id, r.side))).collect();
         let mut slots = Vec::with_capacity(rows.len());
         let mut accounts: Vec<u64> = cash.keys().copied().collect();
-        for (row, &(id, r)) in rows.iter().enumerate() {
-            let old = self.store.find(&(cols.account[row], id, r.side));
+        for (row, &old) in found.iter().enumerate() {
             slots.extend(old);
             if cols.is_cross(row) || old.is_some_and(|s| self.store.get(s).cross) {
                 accounts.push(cols.account[row]);
@@ -127,7 +129,7 @@ impl Engine {
         for (row, (id, r)) in rows.into_iter().enumerate() {
             let account = cols.account[row];
             let fresh = cols.position(row, r, id);
-            let slot = match self.store.find(&(account, id, r.side)) {
+            let slot = match found[row] {
                 Some(slot) => {
                     let old = *self.store.get(slot);
                     self.markets[id as usize].remove_member(&mut self.store, slot);
