@@ -247,7 +247,7 @@ impl MissBound {
         let mut deficit_lots = 0i128;
         for &slot in &m.members[side_slot(-side)] {
             let p = e.store.get(slot);
-            let mg = p.margin as i128 - e.reserved_fee(m, p, p.margin as i128);
+            let mg = p.margin - e.reserved_fee(m, p, p.margin);
             if mg + p.side as i128 * g.value(p.qty, mark - p.entry) < 0 {
                 deficit_lots += p.qty as i128;
             }
@@ -263,7 +263,7 @@ impl MissBound {
             if p.equity(g, self.start) < slack * p.qty as i128 || e.store.find(&(p.account, self.market, -side)).is_some() {
                 return None;
             }
-            let margin = i64::try_from(p.margin as i128 + (slack - 1) * p.qty as i128).ok()?;
+            let margin = p.margin + (slack - 1) * p.qty as i128;
             Policy::Bitmex.score(g, tiers, side, p.qty, p.entry, margin, mark).map(|s| (s, p.qty))
         };
         let mut sure: Vec<(f64, i64)> = m.members[side_slot(side)].iter().filter_map(|&slot| lowest(slot)).collect();
