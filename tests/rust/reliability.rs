@@ -568,6 +568,7 @@ fn fill_log_drains_and_switches_replay_exactly() {
     // A version 3 snapshot keeps fills and was never drained.
     let old = Engine::restore(&std::fs::read(fixture("engine_v3.snap")).unwrap()).unwrap();
     assert!(old.keep_fills && old.drained_upto() == 0 && !old.events().is_empty());
+}
 
 /// Isolated margins past i64 (issue 12): at `cash_decimals=18` (lots of 10^-4, ticks of
 /// 10^-6: a lot·tick is 10^8 cash units) a margin of `m` quote is `m·10^18` units, beyond
