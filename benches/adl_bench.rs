@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput};
 
-use _adl::core::engine::stateless::{deleverage, rank, MarketTable};
-use _adl::core::policy::score::Lights;
-use _adl::core::units::fixed::Grid;
+use _adl::core::{deleverage, rank, MarketTable};
+use _adl::core::Lights;
+use _adl::core::Grid;
 use _adl::core::{Engine, Policy, Request};
 
 mod synth;
@@ -120,7 +120,7 @@ fn engine_1m(c: &mut Criterion) {
     let margin: Vec<f64> = book.columns.margin.iter().zip(&cross).map(|(&m, &c)| if c == 1 { 0.0 } else { m }).collect();
     let wallets: (Vec<u64>, Vec<f64>) =
         (0..book.len()).filter(|&i| cross[i] == 1).map(|i| (book.columns.account[i], book.columns.margin[i])).unzip();
-    let cols = _adl::core::book::input::PositionColumns { margin: &margin, cross: &cross, ..book.cols() };
+    let cols = _adl::core::PositionColumns { margin: &margin, cross: &cross, ..book.cols() };
     cross_eng.load(cols, &synth::symbols(), Some((&wallets.0, &wallets.1)), None).expect("load");
     cross_eng.set_marks(&synth::marks(MARK), None).expect("marks");
     cross_eng.ranking(0, -1).expect("short index");
@@ -283,7 +283,7 @@ fn preview_100k(c: &mut Criterion) {
         let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
         let (account, side): (Vec<u64>, Vec<i8>) = keep.iter().map(|&i| (c.account[i], c.side[i])).unzip();
         let (qty, entry, margin) = (pick(&c.qty), pick(&c.entry), pick(&c.margin));
-        let cols = _adl::core::input::PositionColumns {
+        let cols = _adl::core::PositionColumns {
             account: &account,
             market: &[],
             side: &side,

@@ -11,10 +11,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use _adl::core::book::trigger::Trigger;
-use _adl::core::engine::audit::SolvencyBaseline;
+use _adl::core::Trigger;
+use _adl::core::SolvencyBaseline;
 use _adl::core::engine::{AdlPrice, FillKind, Liquidation};
-use _adl::core::persist::oplog::{Op, OpOutput, OwnedColumns};
+use _adl::core::{Op, OpOutput, OwnedColumns};
 use _adl::core::{Engine, FeeConvention, MarketSpec, Policy, Request, TierSpec, Totals};
 
 /// Operations executed by this process (reported every 2^20).

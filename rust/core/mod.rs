@@ -22,11 +22,17 @@ pub mod engine;
 
 pub mod persist;
 
-pub use book::trigger::Trigger;
+pub use book::funds::Change;
+pub use book::input::PositionColumns;
+pub use book::trigger::{AdlState, Trigger};
+pub use engine::audit::SolvencyBaseline;
+pub use engine::simulate::{Simulation, Slippage};
+pub use engine::stateless::{deleverage, rank, MarketTable};
 pub use engine::{Engine, Fill, FillKind, Liquidation, PassedOver, Request, Totals};
-pub use market::tiers::TierSpec;
+pub use market::tiers::{TierSpec, Tiers};
 pub use market::{FeeConvention, MarketSpec};
+pub use persist::oplog::{replay, replay_bytes, Journal, Op, OpLog, OpOutput, OwnedColumns, ReplayInfo, SyncPolicy};
 pub use policy::alloc::PassReason;
-pub use policy::score::{AdlPrice, Lights, Policy};
+pub use policy::score::{AdlPrice, Fraction, Lights, Policy};
 pub use units::error::{AdlError, Result};
 pub use units::fixed::Grid;

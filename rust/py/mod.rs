@@ -3,6 +3,7 @@
 //! into Polars frames. Every call runs detached from the interpreter and turns a panic
 //! into `adl.AdlError`.
 
+mod convert;
 mod engine;
 mod errors;
 mod simulate;

@@ -1,6 +1,6 @@
 //! Helpers shared by the Rust test targets (each includes this file with `#[path]`).
 
-use _adl::core::persist::oplog::OwnedColumns;
+use _adl::core::OwnedColumns;
 
 /// A position row: (account, market code, side, qty, entry price, margin, cross).
 pub type Row = (u64, u32, i8, f64, f64, f64, bool);

@@ -340,7 +340,7 @@ fn dydx_visits_at_most_500_accounts_skipped_ones_included() {
 
 #[test]
 fn dydx_offsets_the_whole_amount_or_skips() {
-    use _adl::core::policy::alloc::PassReason;
+    use _adl::core::PassReason;
     // #1 long 10 @ 100 margin 20 at mark 90: P_bk = 98. #5 cross short 10 @ 95, wallet 10:
     // TNC = 10 + 50 = 60, and each lot closed at 98 instead of 90 costs it 8, so it can pay
     // for 7 of the 10 lots. A ranked queue takes 7; dYdX offsets min(remaining, position) = 10
@@ -393,7 +393,7 @@ fn min_max_leverage_queues_winners_by_leverage_then_splits_the_rest_by_size() {
 
 #[test]
 fn indicator_lights_by_count_or_by_quantity() {
-    use _adl::core::policy::score::Lights;
+    use _adl::core::Lights;
     // Six longs holding 10, 20, 30, 10, 10, 20, queued by the caller's scores 6..1 (accounts
     // 1..6). By quantity: cumulative 10, 30, 60, 70, 80, 100 of 100 → 5, 4, 3, 2, 2, 1; by count
     // 6 − ⌈5·r/6⌉ → 5, 4, 3, 2, 1, 1.

@@ -4,14 +4,14 @@
 
 use proptest::prelude::*;
 
-use _adl::core::engine::audit::SolvencyBaseline;
+use _adl::core::SolvencyBaseline;
 use _adl::core::engine::AdlPrice;
 #[path = "common.rs"]
 mod common;
 
-use _adl::core::book::trigger::Trigger;
-use _adl::core::market::tiers::Tiers;
-use _adl::core::policy::score::Fraction;
+use _adl::core::Trigger;
+use _adl::core::Tiers;
+use _adl::core::Fraction;
 use _adl::core::{Engine, FeeConvention, FillKind, MarketSpec, Policy, Request};
 
 const CASES: u32 = 1_000;
@@ -585,9 +585,21 @@ enum CrossOp {
 fn cross_op() -> impl Strategy<Value = CrossOp> {
     prop_oneof![
         (0u32..2, 80u32..121).prop_map(|(market, price)| CrossOp::Mark { market, price }),
-        (0usize..40, any::<bool>(), any::<bool>()).prop_map(|(pick, whole_account, partial)| CrossOp::Liquidate { pick, whole_account, partial }),
+        (0usize..40, any::<bool>(), any::<bool>()).prop_map(|(pick, whole_account, partial)| CrossOp::Liquidate {
+            pick,
+            whole_account,
+            partial
+        }),
         (1u64..10, 0u32..2, prop_oneof![Just(1i8), Just(-1i8)], 1u32..40, 80u32..121, 0u32..200_000, prop::option::of(0u32..100_000))
-            .prop_map(|(account, market, side, qty, entry, margin, cash)| CrossOp::Upsert { account, market, side, qty, entry, margin, cash }),
+            .prop_map(|(account, market, side, qty, entry, margin, cash)| CrossOp::Upsert {
+                account,
+                market,
+                side,
+                qty,
+                entry,
+                margin,
+                cash
+            }),
         Just(CrossOp::Rank),
     ]
 }
@@ -599,8 +611,11 @@ fn reloaded(e: &Engine, policy: Policy) -> Engine {
     f.add_market("X", spec.clone()).unwrap();
     f.add_market("Y", MarketSpec { maintenance_rate: 0.02, ..spec }).unwrap();
     // Grids of whole lots and whole ticks, cash in cents: every value converts back exactly.
-    let rows: Vec<common::Row> =
-        e.store().iter().map(|(_, p)| (p.account, p.market, p.side, p.qty as f64, p.entry as f64, p.margin as f64 / 100.0, p.cross)).collect();
+    let rows: Vec<common::Row> = e
+        .store()
+        .iter()
+        .map(|(_, p)| (p.account, p.market, p.side, p.qty as f64, p.entry as f64, p.margin as f64 / 100.0, p.cross))
+        .collect();
     let (ids, cash): (Vec<u64>, Vec<f64>) = e.accounts_cash().iter().map(|(&a, &c)| (a, c as f64 / 100.0)).unzip();
     // Cash can be negative after a cross liquidation's loss; the accounts frame takes >= 0 only,
     // so the rest is set directly below through an upsert of no rows.

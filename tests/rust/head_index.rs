@@ -2,7 +2,7 @@
 //! exactly the fills of a complete index, under every policy, including when the head runs
 //! out and the engine must fall back to the complete queue.
 
-use _adl::core::persist::oplog::OwnedColumns;
+use _adl::core::OwnedColumns;
 use _adl::core::{Engine, MarketSpec, Policy, Request};
 
 const SPEC: MarketSpec = MarketSpec::linear(0, 0, 0.005);

@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use _adl::core::book::trigger::Trigger;
+use _adl::core::Trigger;
 use _adl::core::engine::AdlPrice;
 use _adl::core::persist::oplog::{replay, replay_bytes, Journal, Op, OpLog, OwnedColumns, SyncPolicy, RECORD_HEADER};
-use _adl::core::units::error::AdlError;
+use _adl::core::AdlError;
 use _adl::core::{Engine, MarketSpec, Policy, Request};
 
 const SPEC: MarketSpec = MarketSpec::linear(0, 0, 0.05);
@@ -120,7 +120,7 @@ fn replay_rebuilds_the_same_engine() {
     let j = logged_run(&path);
     assert_eq!(j.log.as_ref().unwrap().seq, 11);
     let (e, info) = replay(&path).unwrap();
-    assert_eq!(info, _adl::core::persist::oplog::ReplayInfo { ops: 11, dropped_bytes: 0 });
+    assert_eq!(info, _adl::core::ReplayInfo { ops: 11, dropped_bytes: 0 });
     assert_eq!(e.snapshot(), j.engine.snapshot());
 }
 
@@ -392,7 +392,7 @@ fn labels_and_the_clock_survive_snapshots_and_replay() {
     assert_eq!(back.snapshot(), e.snapshot());
     assert_eq!((back.labels(), back.clock()), (e.labels(), e.clock()));
     let (again, info) = replay(&path).unwrap();
-    assert_eq!(info, _adl::core::persist::oplog::ReplayInfo { ops: 4, dropped_bytes: 0 });
+    assert_eq!(info, _adl::core::ReplayInfo { ops: 4, dropped_bytes: 0 });
     assert_eq!(again.snapshot(), e.snapshot());
     assert_eq!(again.labels().names(), e.labels().names());
 }
@@ -439,7 +439,7 @@ fn a_capped_liquidation_is_logged_with_its_cap_and_replays_the_same() {
     // Long #1 10 @100 m30: P_bk = 97; 4 of its 10 lots ADL'd, 6 close at 95 with bad debt 6·2 = 12.
     let req = Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false };
     let out = j.apply(Op::LiquidateCapped { req, max_adl: 4 }).unwrap();
-    let _adl::core::persist::oplog::OpOutput::Liquidated(l) = out else { panic!("not a liquidation") };
+    let _adl::core::OpOutput::Liquidated(l) = out else { panic!("not a liquidation") };
     assert_eq!((l.adl_lots, l.external_lots, l.bad_debt), (4, 6, 1_200));
     // A refused cap is not logged.
     assert!(j.apply(Op::LiquidateCapped { req: Request { account: 6, force: true, ..req }, max_adl: -1 }).is_err());
@@ -545,7 +545,7 @@ fn fill_log_drains_and_switches_replay_exactly() {
     assert!(held > 2 && next >= 3, "{held} fills of {next} events");
     let first = j.engine.events().iter().next().unwrap().event;
     let of_first = j.engine.events().iter().filter(|f| f.event == first).count();
-    assert_eq!(j.apply(Op::DrainEvents { upto: first + 1 }).unwrap(), _adl::core::persist::oplog::OpOutput::Drained(of_first));
+    assert_eq!(j.apply(Op::DrainEvents { upto: first + 1 }).unwrap(), _adl::core::OpOutput::Drained(of_first));
     assert_eq!((j.engine.events().len(), j.engine.drained_upto()), (held - of_first, first + 1));
     assert!(j.engine.events().iter().all(|f| f.event > first));
     // Past the next event id: refused, not logged, nothing changed.
@@ -558,7 +558,7 @@ fn fill_log_drains_and_switches_replay_exactly() {
     let p = *j.engine.store().iter().map(|(_, p)| p).find(|p| !p.cross).expect("an isolated position left");
     let req = Request { account: p.account, market: p.market, side: p.side, fill_price: None, force: true, partial: false };
     let out = j.apply(Op::Liquidate { req }).unwrap();
-    assert!(matches!(out, _adl::core::persist::oplog::OpOutput::Liquidated(ref l) if !l.fills.is_empty() && l.event == next));
+    assert!(matches!(out, _adl::core::OpOutput::Liquidated(ref l) if !l.fills.is_empty() && l.event == next));
     assert_eq!((j.engine.next_event(), j.engine.events().len()), (next + 1, held), "an event ran and kept no fills");
     let (again, _) = replay(&path).unwrap();
     assert_eq!(again.snapshot(), j.engine.snapshot());
@@ -615,7 +615,7 @@ fn isolated_margins_of_a_thousand_and_a_billion_quote_at_18_decimals() {
         let v0 = e.totals().value();
         let out =
             j.apply(Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: None, force: false, partial: false } });
-        let _adl::core::persist::oplog::OpOutput::Liquidated(l) = out.unwrap() else { panic!("not a liquidation") };
+        let _adl::core::OpOutput::Liquidated(l) = out.unwrap() else { panic!("not a liquidation") };
         let fills: Vec<(Option<u64>, f64)> = l.fills.iter().map(|f| (f.account, f.price)).collect();
         assert_eq!(fills, [(Some(2), 90.0), (Some(4), 90.0)]);
         let e = &j.engine;

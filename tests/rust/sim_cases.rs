@@ -2,8 +2,8 @@
 //! engine's full scan (`liquidatable`) finds nothing, along random walks with rebounds, with
 //! isolated and cross accounts, under several policies.
 
-use _adl::core::engine::simulate::{Simulation, Slippage};
-use _adl::core::persist::oplog::OwnedColumns;
+use _adl::core::{Simulation, Slippage};
+use _adl::core::OwnedColumns;
 use _adl::core::{Engine, MarketSpec, Policy};
 
 fn splitmix(state: &mut u64) -> u64 {

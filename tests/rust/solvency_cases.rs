@@ -5,7 +5,7 @@
 #[path = "common.rs"]
 mod common;
 
-use _adl::core::book::trigger::Trigger;
+use _adl::core::Trigger;
 use _adl::core::{Engine, FillKind, Liquidation, MarketSpec, PassReason, PassedOver, Policy, Request};
 
 const LONG: i8 = 1;

@@ -6,7 +6,7 @@
 #[path = "common.rs"]
 mod common;
 
-use _adl::core::market::tiers::{TierSpec, Tiers};
+use _adl::core::{TierSpec, Tiers};
 use _adl::core::{Engine, FeeConvention, FillKind, Liquidation, MarketSpec, Policy, Request};
 use common::{columns, Row};
 
@@ -146,8 +146,8 @@ fn tiered_maintenance_liquidation_price_and_health() {
 
 #[test]
 fn tiered_maintenance_in_the_binance_score() {
-    let g = _adl::core::units::fixed::Grid::new(0, 0, 2).unwrap();
-    let tiers = Tiers::new(0.0, &binance_tiers(), &_adl::core::units::fixed::Grid::cash_only(2).unwrap()).unwrap();
+    let g = _adl::core::Grid::new(0, 0, 2).unwrap();
+    let tiers = Tiers::new(0.0, &binance_tiers(), &_adl::core::Grid::cash_only(2).unwrap()).unwrap();
     // Short 2 @ 50,000, margin 10,000, mark 47,700: u = 4,600, e = 14,600, N = 95,400 and
     // MM = 427 (second tier; a flat 0.5 % would say 477). Score u·MM/(W·e) = 4,600·427/(10,000·14,600).
     let s = Policy::Binance.score(&g, &tiers, SHORT, 2, 50_000, 1_000_000, 47_700).unwrap();
@@ -243,7 +243,7 @@ fn liquidate_in(e: &mut Engine, account: u64, market: u32) -> Liquidation {
 
 #[test]
 fn each_pool_covers_only_its_own_markets() {
-    use _adl::core::book::funds::Change;
+    use _adl::core::Change;
     // X has its own pool of 100; Y draws on the empty default pool.
     let mut e = pooled("X", "");
     e.set_fund(100.0, "X").unwrap();
@@ -277,7 +277,7 @@ fn a_shared_pool_is_drawn_down_by_every_market_in_it() {
 
 #[test]
 fn each_pool_has_its_own_trigger() {
-    use _adl::core::book::trigger::Trigger;
+    use _adl::core::Trigger;
     // Fund-drop triggers (arm below 70 % of the peak): pool X falls to 60 % and is bypassed,
     // the default pool (untouched) still pays.
     let mut e = pooled("X", "");
@@ -408,7 +408,7 @@ fn preview_skips_cross_accounts_it_cannot_value() {
 /// Pool "P" shared by X and Y; whole units (cash decimals 0). Longs at 10 with margin equal to
 /// their size (bankrupt at 9) and a solvent short counterparty per market; marks 8, so each
 /// liquidation at the mark has a deficit of exactly 1 per lot: its loss is its size.
-fn drawdown_book(trigger: _adl::core::book::trigger::Trigger, longs: &[(u64, u32, f64)]) -> Engine {
+fn drawdown_book(trigger: _adl::core::Trigger, longs: &[(u64, u32, f64)]) -> Engine {
     let spec = MarketSpec { fund_pool: "P".to_string(), ..MarketSpec::linear(0, 0, 0.005) };
     let mut e = Engine::new(Policy::Bitmex, 0.0, 0, spec.clone()).unwrap();
     e.add_market("X", spec.clone()).unwrap();
@@ -424,12 +424,12 @@ fn drawdown_book(trigger: _adl::core::book::trigger::Trigger, longs: &[(u64, u32
 }
 
 fn pool_armed(e: &Engine) -> bool {
-    e.adl_state("P").unwrap().1 == _adl::core::book::trigger::AdlState::Armed
+    e.adl_state("P").unwrap().1 == _adl::core::AdlState::Armed
 }
 
 #[test]
 fn drawdown_caps_the_fund_within_one_event() {
-    use _adl::core::book::trigger::Trigger;
+    use _adl::core::Trigger;
     let dd = Trigger::parse("drawdown", None, None, None, None).unwrap();
     // Bybit's example: a 350K loss against a fund of 1M at its 8 h maximum. The fund pays
     // down to the -30 % level, 1M − ⌈0.7·1M⌉ = 300K (300,000 lots at 1 each), and ADL covers
@@ -459,7 +459,7 @@ fn drawdown_caps_the_fund_within_one_event() {
 
 #[test]
 fn symbol_drawdown_measures_each_symbol_against_the_pool_maximum() {
-    use _adl::core::book::trigger::Trigger;
+    use _adl::core::Trigger;
     // Bybit per symbol: ratio = (symbol PnL − its 8 h max) / pool 8 h max balance (1M here);
     // a symbol may draw on the pool down to ratio −30 %, i.e. 300K of its own drawdown.
     let sd = Trigger::parse("symbol_drawdown", None, None, None, Some(0)).unwrap();

@@ -1,18 +1,19 @@
-//! Incremental book updates between events: `upsert` (insert or replace positions, set
+//! The book's updates: `load` (replace the whole book), `upsert` (insert or replace positions, set
 //! account cash) and `close_position`. Each validates everything first and then applies, so
 //! an error changes nothing.
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::core::book::cross::{beyond, bounded_totals};
+use crate::core::book::cross::{beyond, bounded_totals, CrossBook};
 use crate::core::book::input::{check_side, parse_price, parse_row, PositionColumns, Row};
-use crate::core::book::position::{Position, Side};
-use crate::core::engine::undo::Undo;
+use crate::core::book::position::{Position, PositionStore, Side};
+use crate::core::engine::undo::{Book, Undo};
 use crate::core::engine::Engine;
 use crate::core::policy::queues::Market;
+use crate::core::policy::score::Policy;
 use crate::core::policy::scoring::Scoring;
 use crate::core::units::error::{AdlError, Checked, Result};
-use crate::core::units::fixed::LEDGER_LIMIT;
+use crate::core::units::fixed::{Grid, LEDGER_LIMIT};
 
 /// What an upsert did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -286,5 +287,128 @@ fn within_ledger(x: i128) -> Result<i128> {
         Ok(x)
     } else {
         Err(AdlError::overflow("account cash"))
+    }
+}
+
+impl Engine {
+    /// Replaces the book. `symbols[code]` names the market of each code in `cols.market`;
+    /// unknown markets are created with the default spec. `accounts` (account, cash), when
+    /// given, replaces all account cash (a cross account's wallet); otherwise every account
+    /// starts at zero cash. `custom` gives each row's score under policy `custom`.
+    pub fn load(
+        &mut self,
+        cols: PositionColumns<'_>,
+        symbols: &[String],
+        accounts: Option<(&[u64], &[f64])>,
+        custom: Option<&[f64]>,
+    ) -> Result<()> {
+        self.undoable(|e, undo| e.load_noted(cols, symbols, accounts, custom, undo))
+    }
+
+    /// Custom scores: required (finite, one per row) under policy `custom`, refused otherwise.
+    pub(crate) fn check_custom(&self, custom: Option<&[f64]>, n: usize) -> Result<Vec<f64>> {
+        match (self.policy, custom) {
+            (Policy::Custom, Some(s)) => {
+                if s.len() != n {
+                    return Err(AdlError::config("score", format!("column has {} rows, positions have {n}", s.len())));
+                }
+                if let Some(row) = s.iter().position(|x| !x.is_finite()) {
+                    return Err(AdlError::value("score", row, format!("{} is not a finite score", s[row])));
+                }
+                Ok(s.to_vec())
+            }
+            (Policy::Custom, None) => Err(AdlError::config("score", "policy custom needs a score for every position")),
+            (_, Some(_)) => {
+                Err(AdlError::config("score", format!("scores are given but the policy is {}, not custom", self.policy.name())))
+            }
+            (_, None) => Ok(Vec::new()),
+        }
+    }
+
+    pub(crate) fn parse_accounts(&self, acc: &[u64], amounts: &[f64]) -> Result<FxHashMap<u64, i128>> {
+        if acc.len() != amounts.len() {
+            return Err(AdlError::config("cash", "accounts and cash columns differ in length"));
+        }
+        let g = Grid::cash_only(self.cash_decimals)?;
+        let mut cash = FxHashMap::with_capacity_and_hasher(acc.len(), Default::default());
+        let mut first_row = FxHashMap::default();
+        for (row, (&a, &x)) in acc.iter().zip(amounts).enumerate() {
+            let v = match g.cash(x) {
+                Some(v) if v >= 0 => v,
+                _ => return Err(AdlError::value("cash", row, format!("{x} must be a finite amount >= 0 within the fixed-point range"))),
+            };
+            if let Some(first) = first_row.insert(a, row) {
+                return Err(AdlError::value("account", row, format!("duplicate account {a} (first seen at row {first})")));
+            }
+            cash.insert(a, v);
+        }
+        Ok(cash)
+    }
+}
+
+impl Engine {
+    /// `load`: the new book is staged and swapped in whole; the old one goes to `undo`.
+    pub(crate) fn load_noted(
+        &mut self,
+        cols: PositionColumns<'_>,
+        symbols: &[String],
+        accounts: Option<(&[u64], &[f64])>,
+        custom: Option<&[f64]>,
+        undo: &mut Undo,
+    ) -> Result<()> {
+        cols.check_shape(symbols.len())?;
+        let custom = self.check_custom(custom, cols.len())?;
+        // Markets are staged so a failure changes nothing.
+        let mut markets = self.markets.clone();
+        let mut ids = self.market_ids.clone();
+        let mut code_to_id = Vec::with_capacity(symbols.len());
+        for name in symbols {
+            let id = match ids.get(name) {
+                Some(&id) => id,
+                None => {
+                    markets.push(Market::new(name, self.default_spec.clone(), self.cash_decimals)?);
+                    let id = (markets.len() - 1) as u32;
+                    ids.insert(name.clone(), id);
+                    id
+                }
+            };
+            code_to_id.push(id);
+        }
+        for m in markets.iter_mut() {
+            m.members = [Vec::new(), Vec::new()];
+            m.invalidate();
+        }
+        let cash = match accounts {
+            Some((acc, amounts)) => self.parse_accounts(acc, amounts)?,
+            None => FxHashMap::default(),
+        };
+        let n = cols.len();
+        let mut store = PositionStore::with_capacity(n);
+        for row in 0..n {
+            let id = code_to_id[cols.market_of(row) as usize];
+            let m = &markets[id as usize];
+            let r = parse_row(&m.grid, row, cols.side[row], cols.qty[row], cols.entry[row], cols.margin[row])?;
+            let account = cols.account[row];
+            let inserted = store.insert(cols.position(row, r, id));
+            if let Err(first) = inserted {
+                // Slots are handed out in row order while loading, so a slot is its row.
+                return Err(AdlError::DuplicateKey { account, symbol: m.name.clone(), side: r.side, row, first_row: first as usize });
+            }
+        }
+        for slot in 0..n as u32 {
+            let m = store.get(slot).market as usize;
+            markets[m].add_member(&mut store, slot);
+        }
+        let cross = CrossBook::build(&cash, &store, &markets)?;
+        undo.note_replaced_book(Book {
+            markets: std::mem::replace(&mut self.markets, markets),
+            market_ids: std::mem::replace(&mut self.market_ids, ids),
+            store: std::mem::replace(&mut self.store, store),
+            cash: std::mem::replace(&mut self.cash, cash),
+            cross: std::mem::replace(&mut self.cross, cross),
+            custom: std::mem::replace(&mut self.custom, custom),
+        });
+        self.resolve_pools();
+        Ok(())
     }
 }

@@ -1,0 +1,286 @@
+//! Core results as Python values: fill columns, liquidation outcomes, result dicts built
+//! outside the engine lock, market specs read from dicts, per-request view rows.
+
+use super::Columns;
+use crate::core::book::input::PositionColumns;
+use crate::core::book::position::Key;
+use crate::core::engine::views::PositionView;
+use crate::core::engine::{Engine as CoreEngine, Fill, FillKind, Liquidation};
+use crate::core::market::tiers::TierSpec;
+use crate::core::market::{FeeConvention, MarketSpec};
+use crate::core::units::error::AdlError;
+use numpy::{IntoPyArray, PyReadonlyArray1};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// Column vectors of fill records.
+#[derive(Default)]
+pub(super) struct FillColumns {
+    event: Vec<u64>,
+    ts: Vec<i64>,
+    has_ts: Vec<bool>,
+    market: Vec<u32>,
+    bankrupt_account: Vec<u64>,
+    bankrupt_side: Vec<i8>,
+    account: Vec<u64>,
+    side: Vec<i8>,
+    qty: Vec<f64>,
+    price: Vec<f64>,
+    rank: Vec<u32>,
+    score: Vec<f64>,
+    kind: Vec<u8>,
+}
+
+impl FillColumns {
+    pub(super) fn push(&mut self, e: &CoreEngine, f: &Fill) {
+        self.event.push(f.event);
+        self.ts.push(f.ts.unwrap_or(0));
+        self.has_ts.push(f.ts.is_some());
+        self.market.push(f.market);
+        self.bankrupt_account.push(f.bankrupt_account);
+        self.bankrupt_side.push(f.bankrupt_side);
+        self.account.push(f.account.unwrap_or(0));
+        self.side.push(f.side.unwrap_or(0));
+        self.qty.push(e.market(f.market).grid.qty_f64(f.lots));
+        self.price.push(f.price);
+        self.rank.push(f.rank.unwrap_or(0) as u32);
+        self.score.push(f.score.unwrap_or(f64::NAN));
+        self.kind.push(match f.kind {
+            FillKind::External => 0,
+            FillKind::Adl => 1,
+            FillKind::BadDebt => 2,
+        });
+    }
+
+    pub(super) fn into_dict<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("event", self.event.into_pyarray(py))?;
+        d.set_item("ts", self.ts.into_pyarray(py))?;
+        d.set_item("has_ts", self.has_ts.into_pyarray(py))?;
+        d.set_item("market", self.market.into_pyarray(py))?;
+        d.set_item("bankrupt_account", self.bankrupt_account.into_pyarray(py))?;
+        d.set_item("bankrupt_side", self.bankrupt_side.into_pyarray(py))?;
+        d.set_item("account", self.account.into_pyarray(py))?;
+        d.set_item("side", self.side.into_pyarray(py))?;
+        d.set_item("qty", self.qty.into_pyarray(py))?;
+        d.set_item("price", self.price.into_pyarray(py))?;
+        d.set_item("rank", self.rank.into_pyarray(py))?;
+        d.set_item("score", self.score.into_pyarray(py))?;
+        d.set_item("kind", self.kind.into_pyarray(py))?;
+        Ok(d)
+    }
+}
+
+/// Summed outcome of one or more liquidations, ready for Python.
+#[derive(Default)]
+pub(super) struct Outcome {
+    fills: FillColumns,
+    events: Vec<u64>,
+    pub(super) skipped: Vec<usize>,
+    to_fund: i128,
+    from_fund: i128,
+    bad_debt: i128,
+    adl_qty: f64,
+    external_qty: f64,
+    remaining_qty: f64,
+    fee: i128,
+    returned: i128,
+    adl_fees: i128,
+    cancel: Vec<Key>,
+    /// Counterparties passed over: (event, account, market, side, reason).
+    passed: Vec<(u64, u64, u32, i8, &'static str)>,
+    /// Market names by code, read under the same lock as the outcome.
+    pub(super) names: Vec<String>,
+}
+
+impl Outcome {
+    pub(super) fn add(&mut self, e: &CoreEngine, l: &Liquidation) {
+        for f in &l.fills {
+            self.fills.push(e, f);
+        }
+        let g = &e.market(l.key.1).grid;
+        self.events.push(l.event);
+        self.to_fund += l.to_fund;
+        self.from_fund += l.from_fund;
+        self.bad_debt += l.bad_debt;
+        self.adl_qty += g.qty_f64(l.adl_lots);
+        self.external_qty += g.qty_f64(l.external_lots);
+        self.remaining_qty += g.qty_f64(l.remaining_lots);
+        self.fee += l.fee;
+        self.returned += l.returned;
+        self.adl_fees += l.adl_fees;
+        self.cancel.extend(l.cancel_orders.iter().copied());
+        self.passed.extend(l.passed.iter().map(|x| (l.event, x.account, l.key.1, x.side, x.reason.name())));
+    }
+
+    pub(super) fn into_py(self, py: Python<'_>, cash: impl Fn(i128) -> f64) -> PyResult<LiquidationOutcome> {
+        let array = |v: Vec<u64>| -> Py<PyAny> { v.into_pyarray(py).into_any().unbind() };
+        Ok(LiquidationOutcome {
+            to_fund: cash(self.to_fund),
+            from_fund: cash(self.from_fund),
+            bad_debt: cash(self.bad_debt),
+            adl_qty: self.adl_qty,
+            external_qty: self.external_qty,
+            remaining_qty: self.remaining_qty,
+            fee: cash(self.fee),
+            returned: cash(self.returned),
+            adl_fees: cash(self.adl_fees),
+            events: self.events,
+            skipped: self.skipped,
+            cancel_account: array(self.cancel.iter().map(|k| k.0).collect()),
+            cancel_market: self.cancel.iter().map(|k| k.1).collect::<Vec<_>>().into_pyarray(py).into_any().unbind(),
+            cancel_side: self.cancel.iter().map(|k| k.2).collect::<Vec<_>>().into_pyarray(py).into_any().unbind(),
+            fills: self.fills.into_dict(py)?.into_any().unbind(),
+            passed: self.passed,
+            names: self.names,
+        })
+    }
+}
+
+/// What one or more liquidations did, summed (cash in quote units, quantities in contracts);
+/// `fills` are columns of fill records, `cancel_*` the positions whose orders a venue cancels,
+/// `passed` the counterparties passed over as (event, account code, market, side, reason).
+#[pyclass(frozen, get_all, module = "adl._adl")]
+pub struct LiquidationOutcome {
+    to_fund: f64,
+    from_fund: f64,
+    bad_debt: f64,
+    adl_qty: f64,
+    external_qty: f64,
+    remaining_qty: f64,
+    fee: f64,
+    returned: f64,
+    adl_fees: f64,
+    events: Vec<u64>,
+    skipped: Vec<usize>,
+    cancel_account: Py<PyAny>,
+    cancel_market: Py<PyAny>,
+    cancel_side: Py<PyAny>,
+    fills: Py<PyAny>,
+    passed: Vec<(u64, u64, u32, i8, &'static str)>,
+    names: Vec<String>,
+}
+
+pub(super) type Array<'py, T> = Option<PyReadonlyArray1<'py, T>>;
+
+pub(super) type Setter = Box<dyn for<'py> FnOnce(&Bound<'py, PyDict>) -> PyResult<()> + Send>;
+
+/// A result dict built in two steps: values computed under the engine lock with the GIL
+/// released, then turned into Python objects once the lock is gone.
+#[derive(Default)]
+pub(super) struct Dict(Vec<Setter>);
+
+impl Dict {
+    pub(super) fn item<V>(&mut self, key: &'static str, v: V)
+    where
+        V: for<'py> IntoPyObject<'py> + Send + 'static,
+    {
+        self.0.push(Box::new(move |d| d.set_item(key, v)));
+    }
+    pub(super) fn array<T: numpy::Element + Send + 'static>(&mut self, key: &'static str, v: Vec<T>) {
+        self.0.push(Box::new(move |d| d.set_item(key, v.into_pyarray(d.py()))));
+    }
+    pub(super) fn build(self, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        let d = PyDict::new(py);
+        for set in self.0 {
+            set(&d)?;
+        }
+        Ok(d)
+    }
+}
+
+pub(super) type BookInputs<'a> = (PositionColumns<'a>, Option<(&'a [u64], &'a [f64])>, Option<&'a [f64]>);
+
+/// The borrowed inputs of `load` and `upsert`: position columns (with their margin modes),
+/// accounts (account, cash) and custom scores.
+pub(super) fn book_inputs<'a>(
+    columns: &'a Columns<'_>,
+    acc_account: &'a Array<'_, u64>,
+    acc_cash: &'a Array<'_, f64>,
+    margin_mode: &'a Array<'_, u8>,
+    scores: &'a Array<'_, f64>,
+) -> PyResult<BookInputs<'a>> {
+    let mut view = columns.view()?;
+    if let Some(m) = margin_mode {
+        view.cross = m.as_slice()?;
+    }
+    let accounts = match (acc_account, acc_cash) {
+        (Some(a), Some(c)) => Some((a.as_slice()?, c.as_slice()?)),
+        _ => None,
+    };
+    Ok((view, accounts, scores.as_ref().map(|s| s.as_slice()).transpose()?))
+}
+
+/// `base` with the venue parameters given in `spec` (keys as in `MarketSpec`; `tiers` is a
+/// list of `(floor, rate, amount or None)`).
+pub(super) fn spec_from(base: &MarketSpec, spec: Option<&Bound<'_, PyDict>>) -> PyResult<MarketSpec> {
+    let mut out = base.clone();
+    let Some(d) = spec else { return Ok(out) };
+    for (key, value) in d.iter() {
+        let key: String = key.extract()?;
+        // A value of the wrong type is reported under its parameter's name.
+        let set = |out: &mut MarketSpec| -> PyResult<()> {
+            match key.as_str() {
+                "qty_decimals" => out.qty_decimals = value.extract()?,
+                "price_decimals" => out.price_decimals = value.extract()?,
+                "maintenance_rate" => out.maintenance_rate = value.extract()?,
+                "multiplier" => out.multiplier = value.extract()?,
+                "inverse" => out.inverse = value.extract()?,
+                "liquidation_fee" => out.liquidation_fee = value.extract()?,
+                "fee_convention" => out.fee_convention = FeeConvention::parse(&value.extract::<String>()?)?,
+                "surplus_to_fund" => out.surplus_to_fund = value.extract()?,
+                "adl_fee" => out.adl_fee = value.extract()?,
+                "fund_pool" => out.fund_pool = value.extract()?,
+                "tiers" => {
+                    let rows: Vec<(f64, f64, Option<f64>)> = value.extract()?;
+                    out.tiers = rows.into_iter().map(|(floor, rate, amount)| TierSpec { floor, rate, amount }).collect();
+                }
+                _ => return Err(AdlError::config(&key, "is not a market parameter").into()),
+            }
+            Ok(())
+        };
+        set(&mut out).map_err(|e| {
+            if e.is_instance_of::<pyo3::exceptions::PyTypeError>(d.py()) {
+                AdlError::config(&key, e.to_string()).into()
+            } else {
+                e
+            }
+        })?;
+    }
+    // A flat rate given on its own replaces inherited tiers (the rate would be ignored).
+    if d.contains("maintenance_rate")? && !d.contains("tiers")? {
+        out.tiers.clear();
+    }
+    Ok(out)
+}
+
+/// A position's place in the ADL queue: rank, percentile, lights, score, notional queued ahead.
+pub(super) type QueuePlace = (u64, f64, u8, f64, f64);
+
+/// See `Engine::position_view` (Python).
+pub(super) type ViewRow = (u64, String, i8, f64, f64, f64, bool, Option<f64>, Option<f64>, Option<f64>, Option<f64>, Option<QueuePlace>);
+
+pub(super) type AccountRow = (f64, f64, Option<(f64, f64)>, Vec<ViewRow>);
+
+pub(super) fn view_row(e: &CoreEngine, v: &PositionView) -> ViewRow {
+    let (p, m) = (&v.position, e.market(v.position.market));
+    let price = |x: f64| m.grid.price_f64(x);
+    let queue = v.queue.and_then(|q| {
+        let ahead = e.cash_f64(m.grid.notional(q.lots_ahead, m.mark?));
+        Some((q.rank, q.percentile, q.lights, q.score, ahead))
+    });
+    (
+        p.account,
+        m.name.clone(),
+        p.side,
+        m.grid.qty_f64(p.qty),
+        m.grid.price_f64(p.entry as f64),
+        e.cash_f64(p.margin),
+        p.cross,
+        v.health.map(|h| e.cash_f64(h.0)),
+        v.health.map(|h| e.cash_f64(h.1)),
+        v.prices.map(|x| price(x.0)),
+        v.prices.map(|x| price(x.1)),
+        queue,
+    )
+}
