@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput};
 
-use _adl::core::{deleverage, rank, MarketTable};
-use _adl::core::Lights;
 use _adl::core::Grid;
+use _adl::core::Lights;
+use _adl::core::{deleverage, rank, MarketTable};
 use _adl::core::{Engine, Policy, Request};
 
 mod synth;

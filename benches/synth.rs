@@ -9,8 +9,8 @@
 //! runs the fund (empty in the benches) and ADL against the short queue.
 #![allow(dead_code)]
 
-use _adl::core::PositionColumns;
 use _adl::core::OwnedColumns;
+use _adl::core::PositionColumns;
 use _adl::core::{Engine, MarketSpec, Policy, Request};
 
 pub const SYMBOL: &str = "BTC-PERP";

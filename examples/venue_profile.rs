@@ -17,9 +17,9 @@
 
 use std::collections::BTreeMap;
 
-use _adl::core::{Simulation, Slippage};
 use _adl::core::OwnedColumns;
 use _adl::core::{Engine, MarketSpec, Policy, Request};
+use _adl::core::{Simulation, Slippage};
 
 const SYMBOLS: [(&str, u32, u32); 5] = [("BTC", 3, 1), ("DOGE", 0, 5), ("ETH", 3, 2), ("SOL", 2, 3), ("XRP", 0, 4)];
 

@@ -11,11 +11,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use _adl::core::Trigger;
-use _adl::core::SolvencyBaseline;
 use _adl::core::engine::{AdlPrice, FillKind, Liquidation};
-use _adl::core::{Op, OpOutput, OwnedColumns};
+use _adl::core::SolvencyBaseline;
+use _adl::core::Trigger;
 use _adl::core::{Engine, FeeConvention, MarketSpec, Policy, Request, TierSpec, Totals};
+use _adl::core::{Op, OpOutput, OwnedColumns};
 
 /// Operations executed by this process (reported every 2^20).
 pub static OPS: AtomicU64 = AtomicU64::new(0);

@@ -4,14 +4,14 @@
 
 use proptest::prelude::*;
 
-use _adl::core::SolvencyBaseline;
 use _adl::core::engine::AdlPrice;
+use _adl::core::SolvencyBaseline;
 #[path = "common.rs"]
 mod common;
 
-use _adl::core::Trigger;
-use _adl::core::Tiers;
 use _adl::core::Fraction;
+use _adl::core::Tiers;
+use _adl::core::Trigger;
 use _adl::core::{Engine, FeeConvention, FillKind, MarketSpec, Policy, Request};
 
 const CASES: u32 = 1_000;

@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use _adl::core::Trigger;
 use _adl::core::engine::AdlPrice;
 use _adl::core::persist::oplog::{replay, replay_bytes, Journal, Op, OpLog, OwnedColumns, SyncPolicy, RECORD_HEADER};
 use _adl::core::AdlError;
+use _adl::core::Trigger;
 use _adl::core::{Engine, MarketSpec, Policy, Request};
 
 const SPEC: MarketSpec = MarketSpec::linear(0, 0, 0.05);

@@ -2,9 +2,9 @@
 //! engine's full scan (`liquidatable`) finds nothing, along random walks with rebounds, with
 //! isolated and cross accounts, under several policies.
 
-use _adl::core::{Simulation, Slippage};
 use _adl::core::OwnedColumns;
 use _adl::core::{Engine, MarketSpec, Policy};
+use _adl::core::{Simulation, Slippage};
 
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);

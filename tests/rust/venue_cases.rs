@@ -6,8 +6,8 @@
 #[path = "common.rs"]
 mod common;
 
-use _adl::core::{TierSpec, Tiers};
 use _adl::core::{Engine, FeeConvention, FillKind, Liquidation, MarketSpec, Policy, Request};
+use _adl::core::{TierSpec, Tiers};
 use common::{columns, Row};
 
 const LONG: i8 = 1;
