@@ -5,7 +5,7 @@
 use crate::core::book::partial::partial_close;
 use crate::core::book::position::{side_slot, Position};
 use crate::core::engine::undo::Undo;
-use crate::core::engine::{fault, Engine, Fill, FillKind, Liquidation, PassedOver};
+use crate::core::engine::{Engine, Fill, FillKind, Liquidation, PassedOver};
 use crate::core::market::fees::fee_on;
 use crate::core::market::FeeConvention;
 use crate::core::policy::alloc::{AdlTerms, Allocation, OppositeSide, Take};
@@ -464,7 +464,7 @@ impl Engine {
     /// Books an applied liquidation's ledger amounts and fills.
     pub(super) fn settle(&mut self, outcome: Liquidation, book_value: i128) -> Liquidation {
         #[cfg(debug_assertions)]
-        fault::step();
+        crate::core::engine::fault::step();
         let pool = self.markets[outcome.key.1 as usize].pool;
         let needed_adl = outcome.adl_lots > 0 || outcome.bad_debt > 0;
         self.funds.credit(pool, outcome.key.1, outcome.to_fund - outcome.from_fund, self.ts, outcome.event, needed_adl);
