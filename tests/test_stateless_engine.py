@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import adl
 from adl import stateless
-from adl._io import position_arrays
+from adl._io import markets_for, position_arrays
 
 POLICIES = ["bitmex", "binance", "hyperliquid", "min_max_leverage", "size_pro_rata", "wealth_pro_rata",
             "levered_pro_rata", "capped_pro_rata", "dydx"]
@@ -37,7 +37,7 @@ def gapped(seed: int, gaps: list[float], text_ids: bool = False) -> tuple[pl.Dat
 def on_engine(book: pl.DataFrame, marks: dict[str, float], policy: str, markets: dict[str, adl.Market],
               seed: int = 0) -> tuple[adl.Engine, object]:
     a = position_arrays(book, text_ids=True)
-    specs = stateless._specs(a.names, markets)
+    specs = markets_for(a.names, markets)
     eng = stateless._engine(book, a, [marks[n] for n in a.names], policy, specs, None, None, None, seed)  # type: ignore[arg-type]
     return eng, a
 

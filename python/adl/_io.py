@@ -482,16 +482,17 @@ def marks_for(names: list[str], mark: float | Mapping[str, float] | Frame) -> li
     return [value] * len(names)
 
 
-def market_specs(
-    names: list[str], markets: Market | Mapping[str, Market] | None, default_rate: float = 0.005
-) -> tuple[list[int], list[int], list[float]]:
-    """qty/price decimals and maintenance rates per market from a single Market, a mapping,
-    or the defaults (for the stateless column path, which models linear markets with a flat rate)."""
-    specs = [
-        (markets.get(n, Market()) if isinstance(markets, Mapping) else (markets or Market())) for n in names
-    ]
-    rates = [default_rate if s.maintenance_rate is None else float(s.maintenance_rate) for s in specs]
-    return [s.qty_decimals for s in specs], [s.price_decimals for s in specs], rates
+def markets_for(names: list[str], markets: Market | Mapping[str, Market] | None) -> dict[str, Market]:
+    """Each market's spec from a single Market, a mapping (missing ones: the defaults), or the
+    defaults."""
+    return {n: (markets.get(n, Market()) if isinstance(markets, Mapping) else (markets or Market())) for n in names}
+
+
+def market_specs(specs: Mapping[str, Market], default_rate: float = 0.005) -> tuple[list[int], list[int], list[float]]:
+    """qty/price decimals and maintenance rates of ``markets_for``'s specs, in order (for the
+    stateless column path, which models linear markets with a flat rate)."""
+    rates = [default_rate if s.maintenance_rate is None else float(s.maintenance_rate) for s in specs.values()]
+    return [s.qty_decimals for s in specs.values()], [s.price_decimals for s in specs.values()], rates
 
 
 def side_series(codes: np.ndarray[Any, Any], name: str = "side") -> pl.Series:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import get_args
+from typing import Any, get_args
 
 import numpy as np
 import polars as pl
@@ -11,17 +11,13 @@ import polars as pl
 from adl import _adl
 from adl._io import (
     SIDE, ColumnMap, Frame, LightsMethod, Market, Policy, PositionArrays, ScoreSpec, custom_scores, mapped, margin_mode_codes,
-    market_specs, marks_for, position_arrays, side_series, side_value,
+    market_specs, markets_for, marks_for, position_arrays, side_series, side_value,
 )
 from adl._args import U64, checked, integer, number, price_or_mapping, text
 from adl.engine import Engine
 from adl.errors import InvalidInputError, UnknownMarketError
 
 CASH_DECIMALS = 8
-
-
-def _specs(names: list[str], markets: Market | Mapping[str, Market] | None) -> dict[str, Market]:
-    return {n: (markets.get(n, Market()) if isinstance(markets, Mapping) else (markets or Market())) for n in names}
 
 
 def _plain(specs: Mapping[str, Market], df: pl.DataFrame, accounts: Frame | None) -> bool:
@@ -51,25 +47,34 @@ def _keys(df: pl.DataFrame, a: PositionArrays) -> list[str]:
     return ["account", "side"] + (["symbol"] if a.has_symbol else [])
 
 
-def _fills_on_engine(df: pl.DataFrame, a: PositionArrays, eng: Engine, symbol: str, side: int, qty: float,
-                     price: float) -> pl.DataFrame:
-    d = eng._core.adl_dry_run(symbol, side, qty, price)
-    n = len(d["qty"])
+def _fills(account: pl.Series, symbol: pl.Series, side: int, core: Mapping[str, Any], price: float) -> pl.DataFrame:
+    """The fills frame from the core's ``qty, rank, score`` columns and the counterparties'
+    ``account`` and ``symbol`` (in the book's dtypes, so fills join back to it). Every fill is
+    on the side opposite the bankrupt one; policies that rank nobody give rank 0 and a NaN
+    score, shown as nulls."""
+    n = len(core["qty"])
     return pl.DataFrame(
         {
-            "account": eng._shown().account(d["account"]).cast(df["account"].dtype),
-            "symbol": pl.Series("symbol", [symbol if a.has_symbol else None]).cast(
-                df["symbol"].dtype if a.has_symbol else pl.String).new_from_index(0, n),
+            "account": account,
+            "symbol": symbol,
             "side": pl.Series("side", ["short" if side > 0 else "long"], dtype=SIDE).new_from_index(0, n),
-            "qty": d["qty"],
+            "qty": core["qty"],
             "price": np.full(n, price),
-            "rank": pl.Series(d["rank"], dtype=pl.UInt32),
-            "score": d["score"],
+            "rank": pl.Series(core["rank"], dtype=pl.UInt32),
+            "score": core["score"],
         }
     ).with_columns(
         pl.when(pl.col("rank") > 0).then(pl.col("rank")).alias("rank"),
         pl.col("score").fill_nan(None),
     )
+
+
+def _fills_on_engine(df: pl.DataFrame, a: PositionArrays, eng: Engine, symbol: str, side: int, qty: float,
+                     price: float) -> pl.DataFrame:
+    d = eng._core.adl_dry_run(symbol, side, qty, price)
+    n = len(d["qty"])
+    symbols = pl.Series("symbol", [symbol if a.has_symbol else None]).cast(df["symbol"].dtype if a.has_symbol else pl.String)
+    return _fills(eng._shown().account(d["account"]).cast(df["account"].dtype), symbols.new_from_index(0, n), side, d, price)
 
 
 def _rank_on_engine(df: pl.DataFrame, a: PositionArrays, eng: Engine) -> pl.DataFrame:
@@ -123,12 +128,12 @@ def rank(
     df, acc = mapped(columns, ("positions", positions), ("accounts", accounts))
     assert df is not None
     a = position_arrays(df, text_ids=True)
-    specs, marks = _specs(a.names, markets), marks_for(a.names, mark)
+    specs, marks = markets_for(a.names, markets), marks_for(a.names, mark)
     if not _plain(specs, df, acc):
         if not _adl.ranks(policy):
             raise InvalidInputError(f"policy: {policy} does not rank positions", "policy", None)
         return _rank_on_engine(df, a, _engine(df, a, marks, policy, specs, score, lights, acc))
-    qd, pd, rates = market_specs(a.names, markets)
+    qd, pd, rates = market_specs(specs)
     custom = custom_scores(df, policy, score)
     out = _adl.rank(a.args(), (a.names, marks, qd, pd, rates, CASH_DECIMALS), policy, custom, lights)
     eligible = pl.Series(out["rank"]) > 0
@@ -189,32 +194,16 @@ def deleverage(
         if symbol not in a.names:
             raise UnknownMarketError(f"symbol: {symbol!r} does not occur in positions", symbol)
         target = a.names.index(symbol)
-    specs, marks = _specs(a.names, markets), marks_for(a.names, mark)
+    specs, marks = markets_for(a.names, markets), marks_for(a.names, mark)
     if not _plain(specs, df, acc):
         eng = _engine(df, a, marks, policy, specs, score, None, acc, seed)
         return _fills_on_engine(df, a, eng, a.names[target], side_value(side), float(qty), float(price))
-    qd, pd, rates = market_specs(a.names, markets)
+    qd, pd, rates = market_specs(specs)
     out = _adl.deleverage(
         a.args(), (a.names, marks, qd, pd, rates, CASH_DECIMALS), policy,
         target, side_value(side), float(qty), float(price), int(seed), custom_scores(df, policy, score),
     )
     rows = out["row"]
-    n = len(rows)
-    # Every fill is on the side opposite the bankrupt one: constant columns, built directly.
-    # Account ids and symbols keep the input's dtypes, so fills join back to the book.
-    return pl.DataFrame(
-        {
-            "account": df["account"].gather(rows),
-            "symbol": (df["symbol"].gather(rows) if a.has_symbol
-                       else pl.Series("symbol", [None], dtype=pl.String).new_from_index(0, n)),
-            "side": pl.Series("side", ["short" if side_value(side) > 0 else "long"], dtype=SIDE).new_from_index(0, n),
-            "qty": out["qty"],
-            "price": np.full(n, float(price)),
-            "rank": pl.Series(out["rank"], dtype=pl.UInt32),
-            "score": out["score"],
-        }
-    ).with_columns(
-        # Pro-rata policies rank nobody: rank 0 and NaN score from the core become nulls.
-        pl.when(pl.col("rank") > 0).then(pl.col("rank")).alias("rank"),
-        pl.col("score").fill_nan(None),
-    )
+    symbols = (df["symbol"].gather(rows) if a.has_symbol
+               else pl.Series("symbol", [None], dtype=pl.String).new_from_index(0, len(rows)))
+    return _fills(df["account"].gather(rows), symbols, side_value(side), out, float(price))
