@@ -7,9 +7,9 @@ use std::collections::BinaryHeap;
 use crate::core::book::input::{block_valid, check_side, parse_mark, parse_price, parse_row, PositionColumns};
 use crate::core::book::position::{side_slot, Side};
 use crate::core::market::tiers::{rate_ppm, Tiers};
-use crate::core::policy::alloc::{holding, pro_rata_shares, weighted_then_size, Holding, Weighting};
 use crate::core::policy::dydx::{distinct_accounts, start_of, walk_from, DydxWalk};
 use crate::core::policy::kernel;
+use crate::core::policy::prorata::{holding, pro_rata_shares, weighted_then_size, Holding, Weighting};
 use crate::core::policy::ranking::{sort_queue, QueueOrder};
 use crate::core::policy::score::{desc_key, key_score, lights_by_quantity, lights_le, near, Fraction, Lights, Policy};
 use crate::core::units::error::{AdlError, Result};
@@ -210,7 +210,7 @@ impl<'a> Context<'a> {
 }
 
 impl Context<'_> {
-    /// `alloc::holding` of a scored row that can pay at the ADL price.
+    /// `prorata::holding` of a scored row that can pay at the ADL price.
     fn holding(&self, s: &Scored, weighting: Weighting) -> Holding {
         let g = &self.grids[s.market as usize];
         let r = crate::core::book::input::Row { side: s.side, lots: s.lots, entry: s.entry, margin: s.margin };

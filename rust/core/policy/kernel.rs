@@ -3,16 +3,15 @@
 //! and which one falls back to size. The engine's waterfall and `Engine::adl_dry_run` (the
 //! stateless calls on any book) allocate through `allocate`; the one-pass column path of
 //! `stateless.rs` (plain books) takes the weighting and the fallback rule from here and runs
-//! the same scoring, queue order and split functions (`alloc`, `dydx`) over its columns.
+//! the same scoring, queue order and split functions (`alloc`, `prorata`, `dydx`) over its columns.
 
-use crate::core::policy::alloc::{
-    Allocation, Allocator, LeverageQueue, OppositeSide, RankedQueue, SizeProRata, WeightedProRata, Weighting,
-};
+use crate::core::policy::alloc::{Allocation, Allocator, LeverageQueue, OppositeSide, RankedQueue, SizeProRata, WeightedProRata};
 use crate::core::policy::dydx::DydxWalk;
+use crate::core::policy::prorata::Weighting;
 use crate::core::policy::score::Policy;
 
 /// The weighting of a pro-rata policy that splits by something other than size, then by size
-/// (`alloc::weighted_then_size`); `None` for every other policy.
+/// (`prorata::weighted_then_size`); `None` for every other policy.
 pub fn weighting(policy: Policy) -> Option<Weighting> {
     match policy {
         Policy::WealthProRata => Some(Weighting::Profit),
