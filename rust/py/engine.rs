@@ -16,7 +16,8 @@ use crate::core::book::trigger::{AdlState, Trigger};
 use crate::core::engine::audit::Wide;
 use crate::core::engine::{AdlPrice, Engine as CoreEngine, Request};
 use crate::core::market::MarketSpec;
-use crate::core::persist::oplog::{Journal, Op, OpLog, OpOutput, SyncPolicy};
+use crate::core::persist::oplog::{Journal, OpLog, SyncPolicy};
+use crate::core::persist::ops::{Op, OpOutput};
 use crate::core::policy::score::{Lights, Policy};
 use crate::core::units::error::AdlError;
 

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use _adl::core::engine::AdlPrice;
-use _adl::core::persist::oplog::{replay, replay_bytes, Journal, Op, OpLog, OwnedColumns, SyncPolicy, RECORD_HEADER};
+use _adl::core::persist::oplog::{replay, replay_bytes, Journal, OpLog, SyncPolicy, RECORD_HEADER};
+use _adl::core::persist::ops::{Op, OwnedColumns};
 use _adl::core::AdlError;
 use _adl::core::Trigger;
 use _adl::core::{Engine, MarketSpec, Policy, Request};
@@ -235,7 +236,7 @@ fn a_failed_last_operation_is_dropped_on_replay_only_at_the_end() {
     assert!(j.apply(refused).is_err());
     // The journal cut the refused operation's record off again.
     assert_eq!(std::fs::read(&path).unwrap(), good);
-    let payload = _adl::core::persist::oplog::encode(&refused);
+    let payload = _adl::core::persist::ops::encode(&refused);
     let mut rec = Vec::new();
     rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     rec.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());

@@ -4,4 +4,5 @@
 pub mod codec;
 pub mod files;
 pub mod oplog;
+pub mod ops;
 pub mod snapshot;
