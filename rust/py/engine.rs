@@ -1,5 +1,7 @@
 //! The `Engine` class: a frozen Python object guarding the core engine with a mutex that
 //! is taken inside the detached section (never lock, then detach).
+//! Over 600 lines: PyO3 takes one `#[pymethods]` block per class (without its
+//! `multiple-pymethods` feature), so reads and mutations cannot go to separate files.
 
 use std::sync::{Mutex, MutexGuard};
 
