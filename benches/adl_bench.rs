@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use _adl::core::Grid;
 use _adl::core::Lights;
 use _adl::core::{deleverage, rank, MarketTable};
-use _adl::core::{Engine, Policy, Request};
+use _adl::core::{Engine, Policy, Request, Side};
 
 mod synth;
 use synth::{Book, CASH_DECIMALS, MARK, MARK_ALT, SPEC};
@@ -48,20 +48,20 @@ fn stateless(c: &mut Criterion) {
 
     // A bankrupt long of 1 % of the short open interest, closed against the short queue.
     let qty = (book.open_interest(-1) * 0.01 * 1e4).round() / 1e4;
-    let fills = deleverage(&cols, &table, Policy::Bitmex, 0, 1, qty, 100.5, 0, None).unwrap();
+    let fills = deleverage(&cols, &table, Policy::Bitmex, 0, Side::Long, qty, 100.5, 0, None).unwrap();
     println!("deleverage/1M: qty {qty:.4} = 1% of short OI, {} fills", fills.len());
     let mut g = c.benchmark_group("deleverage");
     g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(5));
     g.throughput(Throughput::Elements(ROWS_1M as u64));
     g.bench_function("1M", |b| {
-        b.iter(|| black_box(deleverage(black_box(&cols), &table, Policy::Bitmex, 0, 1, qty, 100.5, 0, None).unwrap()))
+        b.iter(|| black_box(deleverage(black_box(&cols), &table, Policy::Bitmex, 0, Side::Long, qty, 100.5, 0, None).unwrap()))
     });
     // The same close split by size over every short that can pay at 100.5.
-    let fills = deleverage(&cols, &table, Policy::SizeProRata, 0, 1, qty, 100.5, 0, None).unwrap();
+    let fills = deleverage(&cols, &table, Policy::SizeProRata, 0, Side::Long, qty, 100.5, 0, None).unwrap();
     println!("deleverage/size_pro_rata/1M: {} fills", fills.len());
     g.bench_function("size_pro_rata/1M", |b| {
-        b.iter(|| black_box(deleverage(black_box(&cols), &table, Policy::SizeProRata, 0, 1, qty, 100.5, 0, None).unwrap()))
+        b.iter(|| black_box(deleverage(black_box(&cols), &table, Policy::SizeProRata, 0, Side::Long, qty, 100.5, 0, None).unwrap()))
     });
     g.finish();
 }
@@ -69,7 +69,7 @@ fn stateless(c: &mut Criterion) {
 /// The 1M book loaded and marked, with the short-side ranking index built.
 fn prepared_engine(book: &Book) -> Engine {
     let mut e = synth::loaded_engine(book);
-    e.ranking(0, -1).expect("short index");
+    e.ranking(0, Side::Short).expect("short index");
     e
 }
 
@@ -123,7 +123,7 @@ fn engine_1m(c: &mut Criterion) {
     let cols = _adl::core::PositionColumns { margin: &margin, cross: &cross, ..book.cols() };
     cross_eng.load(cols, &synth::symbols(), Some((&wallets.0, &wallets.1)), None).expect("load");
     cross_eng.set_marks(&synth::marks(MARK), None).expect("marks");
-    cross_eng.ranking(0, -1).expect("short index");
+    cross_eng.ranking(0, Side::Short).expect("short index");
     next_event_latency("engine/next_event_same_marks/1M, 5% of positions cross", &cross_eng, &reqs);
     let t = Instant::now();
     cross_eng.set_marks(&synth::marks(MARK_ALT), None).expect("marks");
@@ -276,7 +276,7 @@ fn preview_100k(c: &mut Criterion) {
         let keep: Vec<usize> = (0..book.len())
             .filter(|&i| {
                 let c = &book.columns;
-                !liquidatable.contains(&all.store().find(&(c.account[i], 0, c.side[i])).expect("row"))
+                !liquidatable.contains(&all.store().find(&(c.account[i], 0, Side::of(c.side[i]).expect("a side"))).expect("row"))
             })
             .collect();
         let c = &book.columns;
@@ -296,14 +296,14 @@ fn preview_100k(c: &mut Criterion) {
         let mut eng = synth::new_engine();
         eng.load(cols, &synth::symbols(), None, None).expect("load");
         eng.set_marks(&synth::marks(MARK), None).expect("marks");
-        let queue: Vec<u32> = eng.ranking(0, 1).expect("index").queue().map(|(_, slot)| slot).collect();
+        let queue: Vec<u32> = eng.ranking(0, Side::Long).expect("index").queue().map(|(_, slot)| slot).collect();
         let members = [queue[0], queue[queue.len() / 10], queue[queue.len() / 2]];
         for (at, &slot) in ["head", "10 %", "50 %"].iter().zip(&members) {
             let t = Instant::now();
-            let fast = eng.adl_marks(0, 1, 0.005, 0.5, Some(slot)).expect("preview");
+            let fast = eng.adl_marks(0, Side::Long, 0.005, 0.5, Some(slot)).expect("preview");
             let fast_t = t.elapsed();
             let t = Instant::now();
-            let brute = eng.adl_marks_brute(0, 1, 0.005, 0.5, Some(slot)).expect("preview");
+            let brute = eng.adl_marks_brute(0, Side::Long, 0.005, 0.5, Some(slot)).expect("preview");
             let brute_t = t.elapsed();
             assert_eq!(fast, brute);
             println!(
@@ -317,7 +317,7 @@ fn preview_100k(c: &mut Criterion) {
         let mut next = 0;
         b.iter(|| {
             next = (next + 1) % members.len();
-            black_box(eng.adl_marks(0, 1, 0.005, 0.5, Some(members[next])).unwrap())
+            black_box(eng.adl_marks(0, Side::Long, 0.005, 0.5, Some(members[next])).unwrap())
         })
     });
     g.finish();

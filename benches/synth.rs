@@ -11,7 +11,7 @@
 
 use _adl::core::OwnedColumns;
 use _adl::core::PositionColumns;
-use _adl::core::{Engine, MarketSpec, Policy, Request};
+use _adl::core::{Engine, MarketSpec, Policy, Request, Side};
 
 pub const SYMBOL: &str = "BTC-PERP";
 pub const MARK: f64 = 100.0;
@@ -125,7 +125,7 @@ impl Book {
     pub fn bankrupt_requests(&self) -> Vec<Request> {
         self.bankrupt
             .iter()
-            .map(|&account| Request { account, market: 0, side: 1, fill_price: None, force: false, partial: false })
+            .map(|&account| Request { account, market: 0, side: Side::Long, fill_price: None, force: false, partial: false })
             .collect()
     }
 }

@@ -7,6 +7,8 @@
 
 use std::time::Instant;
 
+use _adl::core::Side;
+
 #[path = "../benches/synth.rs"]
 mod synth;
 
@@ -41,8 +43,8 @@ fn main() {
 
     eng.set_marks(&synth::marks(synth::MARK), None).expect("marks");
     let t = Instant::now();
-    let longs = eng.ranking(0, 1).expect("long index").len();
-    let shorts = eng.ranking(0, -1).expect("short index").len();
+    let longs = eng.ranking(0, Side::Long).expect("long index").len();
+    let shorts = eng.ranking(0, Side::Short).expect("short index").len();
     let index_s = t.elapsed().as_secs_f64();
     let after_index = status_bytes("VmRSS:");
     let peak_index = status_bytes("VmHWM:");

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 
 use _adl::core::OwnedColumns;
-use _adl::core::{Engine, MarketSpec, Policy, Request};
+use _adl::core::{Engine, MarketSpec, Policy, Request, Side};
 use _adl::core::{Simulation, Slippage};
 
 const SYMBOLS: [(&str, u32, u32); 5] = [("BTC", 3, 1), ("DOGE", 0, 5), ("ETH", 3, 2), ("SOL", 2, 3), ("XRP", 0, 4)];
@@ -139,7 +139,7 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
 fn interleaved(dir: &str, n: usize, symbol: &str) {
     let (mut e, marks) = engine(dir, n, false);
     let market = e.market_id(symbol).unwrap();
-    let mut picks: Vec<(u64, i8, bool)> =
+    let mut picks: Vec<(u64, Side, bool)> =
         e.store().iter().filter(|(_, p)| p.market == market).map(|(_, p)| (p.account, p.side, p.cross)).collect();
     // A fixed shuffle.
     let mut x = 0x9E37_79B9u64;

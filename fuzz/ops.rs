@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use _adl::core::engine::{AdlPrice, FillKind, Liquidation};
 use _adl::core::SolvencyBaseline;
 use _adl::core::Trigger;
-use _adl::core::{Engine, FeeConvention, MarketSpec, Policy, Request, TierSpec, Totals};
+use _adl::core::{Engine, FeeConvention, MarketSpec, Policy, Request, Side, TierSpec, Totals};
 use _adl::core::{Op, OpOutput, OwnedColumns};
 
 /// Operations executed by this process (reported every 2^20).
@@ -113,7 +113,7 @@ fn random_marks(u: &mut Bytes<'_>) -> Vec<(String, f64)> {
 
 /// A live position chosen by the input, as a request.
 fn pick(e: &Engine, u: &mut Bytes<'_>) -> Option<Request> {
-    let live: Vec<(u64, u32, i8)> = e.store().iter().map(|(_, p)| (p.account, p.market, p.side)).collect();
+    let live: Vec<(u64, u32, Side)> = e.store().iter().map(|(_, p)| (p.account, p.market, p.side)).collect();
     if live.is_empty() {
         return None;
     }
@@ -130,7 +130,7 @@ fn pick(e: &Engine, u: &mut Bytes<'_>) -> Option<Request> {
 
 /// Fill-level checks of one liquidation against the sizes held before it.
 /// (`exact`: the position was not shrunk by an earlier liquidation of the same batch.)
-fn check_liquidation(l: &Liquidation, held: &std::collections::HashMap<(u64, u32, i8), i64>, exact: bool) {
+fn check_liquidation(l: &Liquidation, held: &std::collections::HashMap<(u64, u32, Side), i64>, exact: bool) {
     let (account, market, side) = l.key;
     let total: i64 = l.fills.iter().map(|f| f.lots).sum::<i64>() + l.remaining_lots;
     let had = held[&(account, market, side)];
@@ -139,7 +139,7 @@ fn check_liquidation(l: &Liquidation, held: &std::collections::HashMap<(u64, u32
     for f in l.fills.iter().filter(|f| f.kind == FillKind::Adl) {
         let cp = f.account.expect("an ADL fill has a counterparty");
         assert_ne!(cp, account, "matched against itself");
-        assert!(f.lots <= held[&(cp, market, -side)], "closed more than held");
+        assert!(f.lots <= held[&(cp, market, side.opposite())], "closed more than held");
     }
 }
 
@@ -161,7 +161,7 @@ fn check_state(e: &mut Engine, before: &Totals, conserving: bool) {
         if e.market(market).mark.is_none() {
             continue;
         }
-        for side in [1i8, -1] {
+        for side in Side::BOTH {
             let live: Vec<(u32, f64)> = {
                 let idx = e.ranking(market, side).expect("ranking");
                 idx.queue().map(|(pos, s)| (s, idx.score_at(pos))).collect()
@@ -211,7 +211,7 @@ pub fn run(data: &[u8]) {
     while !u.is_empty() && steps < 64 {
         steps += 1;
         let before = e.totals();
-        let held: std::collections::HashMap<(u64, u32, i8), i64> =
+        let held: std::collections::HashMap<(u64, u32, Side), i64> =
             e.store().iter().map(|(_, p)| ((p.account, p.market, p.side), p.qty)).collect();
         let solvency = SolvencyBaseline::of(&e);
         let reqs: Vec<Request>;

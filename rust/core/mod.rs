@@ -37,3 +37,4 @@ pub use policy::alloc::PassReason;
 pub use policy::score::{AdlPrice, Fraction, Lights, Policy};
 pub use units::error::{AdlError, Result};
 pub use units::fixed::Grid;
+pub use units::side::Side;

@@ -3,7 +3,7 @@
 
 use super::Columns;
 use crate::core::book::input::PositionColumns;
-use crate::core::book::position::Key;
+use crate::core::book::position::{Key, Side};
 use crate::core::engine::views::PositionView;
 use crate::core::engine::{Engine as CoreEngine, Fill, FillKind, Liquidation};
 use crate::core::market::tiers::TierSpec;
@@ -38,9 +38,9 @@ impl FillColumns {
         self.has_ts.push(f.ts.is_some());
         self.market.push(f.market);
         self.bankrupt_account.push(f.bankrupt_account);
-        self.bankrupt_side.push(f.bankrupt_side);
+        self.bankrupt_side.push(f.bankrupt_side.sign());
         self.account.push(f.account.unwrap_or(0));
-        self.side.push(f.side.unwrap_or(0));
+        self.side.push(f.side.map_or(0, Side::sign));
         self.qty.push(e.market(f.market).grid.qty_f64(f.lots));
         self.price.push(f.price);
         self.rank.push(f.rank.unwrap_or(0) as u32);
@@ -110,7 +110,7 @@ impl Outcome {
         self.returned += l.returned;
         self.adl_fees += l.adl_fees;
         self.cancel.extend(l.cancel_orders.iter().copied());
-        self.passed.extend(l.passed.iter().map(|x| (l.event, x.account, l.key.1, x.side, x.reason.name())));
+        self.passed.extend(l.passed.iter().map(|x| (l.event, x.account, l.key.1, x.side.sign(), x.reason.name())));
     }
 
     pub(super) fn into_py(self, py: Python<'_>, cash: impl Fn(i128) -> f64) -> PyResult<LiquidationOutcome> {
@@ -129,7 +129,7 @@ impl Outcome {
             skipped: self.skipped,
             cancel_account: array(self.cancel.iter().map(|k| k.0).collect()),
             cancel_market: self.cancel.iter().map(|k| k.1).collect::<Vec<_>>().into_pyarray(py).into_any().unbind(),
-            cancel_side: self.cancel.iter().map(|k| k.2).collect::<Vec<_>>().into_pyarray(py).into_any().unbind(),
+            cancel_side: self.cancel.iter().map(|k| k.2.sign()).collect::<Vec<_>>().into_pyarray(py).into_any().unbind(),
             fills: self.fills.into_dict(py)?.into_any().unbind(),
             passed: self.passed,
             names: self.names,
@@ -272,7 +272,7 @@ pub(super) fn view_row(e: &CoreEngine, v: &PositionView) -> ViewRow {
     (
         p.account,
         m.name.clone(),
-        p.side,
+        p.side.sign(),
         m.grid.qty_f64(p.qty),
         m.grid.price_f64(p.entry as f64),
         e.cash_f64(p.margin),

@@ -14,6 +14,7 @@ use super::convert::{book_inputs, spec_from, view_row, AccountRow, Dict, FillCol
 use super::{run, Columns};
 use crate::core::book::funds::Change;
 use crate::core::book::input::{check_side, parse_price};
+use crate::core::book::position::Side;
 use crate::core::book::trigger::{AdlState, Trigger};
 use crate::core::engine::audit::Wide;
 use crate::core::engine::{AdlPrice, Engine as CoreEngine, Request};
@@ -199,7 +200,7 @@ impl Engine {
         let (accounts, marks) = run(py, || {
             let mut j = self.lock();
             let e = &mut j.engine;
-            check_side(side, None)?;
+            let side = Side::try_from(side)?;
             let market = e.market_id(&symbol)?;
             let only = match account {
                 Some(a) => Some(e.store().find(&(a, market, side)).ok_or(AdlError::UnknownPosition {
@@ -391,7 +392,6 @@ impl Engine {
         let (out, cd) = run(py, || {
             let mut j = self.lock();
             let market = j.engine.market_id(&symbol)?;
-            let req = Request { account, market, side, fill_price, force, partial };
             // The cap in contracts, in whole lots rounded down (a cap is never exceeded): the
             // nearest lot, less one when that is above `q` (0.6 of a whole lot is 0 lots).
             let grid = j.engine.market(market).grid;
@@ -402,6 +402,7 @@ impl Engine {
                     _ => return Err(AdlError::config("max_adl", format!("{q} must be a finite quantity >= 0"))),
                 },
             };
+            let req = Request { account, market, side: check_side(side, Some(0))?, fill_price, force, partial };
             // A dry run changes nothing, so it is not logged.
             let l = if dry_run {
                 j.engine.liquidate_capped(req, cap, true)?
@@ -467,7 +468,7 @@ impl Engine {
                 reqs.push(Request {
                     account: account[row],
                     market: id,
-                    side: side[row],
+                    side: check_side(side[row], Some(row))?,
                     fill_price: (!px.is_nan()).then_some(px),
                     force,
                     partial,
@@ -519,6 +520,7 @@ impl Engine {
         run(py, || {
             let mut j = self.lock();
             let market = j.engine.market_id(&symbol)?;
+            let side = check_side(side, Some(0))?;
             match j.apply(Op::ClosePosition { account, market, side, price })? {
                 OpOutput::Closed(c) => Ok(j.engine.cash_f64(c)),
                 other => unreachable!("close_position returned {other:?}"),
@@ -665,7 +667,7 @@ impl Engine {
                 let m = e.market(p.market);
                 account.push(p.account);
                 market.push(p.market);
-                side.push(p.side);
+                side.push(p.side.sign());
                 qty.push(m.grid.qty_f64(p.qty));
                 entry.push(m.grid.price_f64(p.entry as f64));
                 margin.push(e.cash_f64(p.margin));
@@ -734,7 +736,7 @@ impl Engine {
             };
             let price = parse_price(&grid, "price", 0, price)
                 .map_err(|_| AdlError::config("price", format!("{price} must be a finite price > 0")))?;
-            let takes = e.adl_dry_run(market, side, lots, price)?;
+            let takes = e.adl_dry_run(market, Side::try_from(side)?, lots, price)?;
             Ok((takes.into_iter().map(|t| (e.store().get(t.slot).account, t.lots, t.rank, t.score)).collect::<Vec<_>>(), grid))
         })?;
         let d = PyDict::new(py);
@@ -756,11 +758,11 @@ impl Engine {
             let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for m in 0..n_markets {
                 let Some(mark) = e.market(m).mark else { continue };
-                for side in [1i8, -1] {
+                for side in Side::BOTH {
                     for row in e.indicator(m, side)? {
                         out.0.push(e.store().get(row.slot).account);
                         out.1.push(m);
-                        out.2.push(side);
+                        out.2.push(side.sign());
                         out.3.push(row.score);
                         out.4.push(row.rank as u32);
                         out.5.push(row.percentile);
@@ -792,7 +794,7 @@ impl Engine {
         run(py, || {
             let mut j = self.lock();
             let market = j.engine.market_id(&symbol)?;
-            let v = j.engine.position_view(account, market, side)?;
+            let v = j.engine.position_view(account, market, check_side(side, Some(0))?)?;
             Ok(view_row(&j.engine, &v))
         })
     }

@@ -4,7 +4,6 @@ use pyo3::types::PyAnyMethods;
 use pyo3::IntoPyObject;
 use pyo3::PyErr;
 
-use crate::core::book::position::side_name;
 use crate::core::units::error::AdlError as CoreError;
 
 mod exc {
@@ -36,7 +35,7 @@ fn to_py(e: CoreError) -> PyErr {
         CoreError::DuplicateKey { row, .. } => exc::InvalidInputError::new_err((msg, "account, symbol, side".to_string(), Some(row))),
         CoreError::Overflow { .. } => exc::InvalidInputError::new_err((msg, "value".to_string(), None::<usize>)),
         CoreError::UnknownPosition { account, symbol, side } => {
-            exc::UnknownPositionError::new_err((msg, account, symbol, side_name(side).to_string()))
+            exc::UnknownPositionError::new_err((msg, account, symbol, side.name().to_string()))
         }
         CoreError::UnknownMarket { symbol } => exc::UnknownMarketError::new_err((msg, symbol)),
         CoreError::NoMark { .. } => exc::InvalidInputError::new_err((msg, "mark".to_string(), None::<usize>)),

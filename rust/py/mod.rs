@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::core::book::input::PositionColumns;
+use crate::core::book::position::Side;
 use crate::core::engine::stateless::{self, MarketTable};
 use crate::core::policy::score::{Lights, Policy};
 use crate::core::units::error::Result as CoreResult;
@@ -115,7 +116,8 @@ fn deleverage<'py>(
     let (fills, g) = run(py, || {
         let g = markets.grids()?;
         let t = MarketTable { grids: &g, marks: &markets.1, rates: &markets.4, names: &markets.0 };
-        let f = stateless::deleverage(&view, &t, policy, target_market, bankrupt_side, adl_qty, price, seed, custom)?;
+        let side = Side::try_from(bankrupt_side)?;
+        let f = stateless::deleverage(&view, &t, policy, target_market, side, adl_qty, price, seed, custom)?;
         Ok((f, g[target_market as usize]))
     })?;
     let d = PyDict::new(py);

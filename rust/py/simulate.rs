@@ -127,7 +127,7 @@ impl Simulation {
                     c.event.push(l.event);
                     c.market.push(l.key.1);
                     c.account.push(l.key.0);
-                    c.side.push(l.key.2);
+                    c.side.push(l.key.2.sign());
                     c.qty.push(qty);
                     c.mark.push(*mk);
                     c.fill_price.push(*fill);
@@ -217,7 +217,7 @@ fn start_dict<'py>(py: Python<'py>, s: &SeverityStart) -> PyResult<Bound<'py, Py
     d.set_item("ts", s.ts)?;
     d.set_item("market", s.market)?;
     d.set_item("account", s.account)?;
-    d.set_item("side", s.side)?;
+    d.set_item("side", s.side.sign())?;
     d.set_item("lots", s.lots)?;
     d.set_item("deficit", s.deficit)?;
     d.set_item("mark", s.mark)?;

@@ -2,10 +2,10 @@
 //! ticks, cash in cents. Market X: maintenance 10 %, mark 90. Market Y: maintenance 6 %,
 //! mark 200. Every number in the comments is exact.
 
-use _adl::core::{AdlError, Engine, FillKind, MarketSpec, Policy, Request, Totals};
+use _adl::core::{AdlError, Engine, FillKind, MarketSpec, Policy, Request, Side, Totals};
 
-const LONG: i8 = 1;
-const SHORT: i8 = -1;
+const LONG: Side = Side::Long;
+const SHORT: Side = Side::Short;
 const X: u32 = 0;
 const Y: u32 = 1;
 

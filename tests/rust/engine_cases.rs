@@ -5,13 +5,13 @@
 #[path = "common.rs"]
 mod common;
 
-use _adl::core::{AdlError, Engine, FillKind, MarketSpec, PassReason, PassedOver, Policy, Request};
+use _adl::core::{AdlError, Engine, FillKind, MarketSpec, PassReason, PassedOver, Policy, Request, Side};
 
-const LONG: i8 = 1;
-const SHORT: i8 = -1;
+const LONG: Side = Side::Long;
+const SHORT: Side = Side::Short;
 
 /// (account, side, qty, entry, margin)
-type Row = (u64, i8, f64, f64, f64);
+type Row = (u64, Side, f64, f64, f64);
 
 fn engine(fund: f64, rows: &[Row]) -> Engine {
     engine_with(Policy::Bitmex, fund, rows)
@@ -30,7 +30,7 @@ fn load(e: &mut Engine, rows: &[Row]) -> Result<(), AdlError> {
     e.load(common::columns(&rows).view(), &["X".to_string()], None, None)
 }
 
-fn req(account: u64, side: i8, fill: Option<f64>) -> Request {
+fn req(account: u64, side: Side, fill: Option<f64>) -> Request {
     Request { account, market: 0, side, fill_price: fill, force: false, partial: false }
 }
 
@@ -537,5 +537,6 @@ fn adl_dry_run_places_the_lots_the_waterfall_places_and_changes_nothing() {
     }
     let mut e = engine(0.0, &rows);
     assert!(matches!(e.adl_dry_run(0, LONG, 50, 98), Err(AdlError::InsufficientLiquidity { .. })));
-    assert!(matches!(e.adl_dry_run(0, 2, 5, 98), Err(AdlError::InvalidParameter { .. })));
+    // A side that is not one cannot reach the call: it is refused where it is parsed.
+    assert!(matches!(Side::try_from(2i8), Err(AdlError::InvalidParameter { .. })));
 }

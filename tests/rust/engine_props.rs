@@ -12,7 +12,7 @@ mod common;
 use _adl::core::Fraction;
 use _adl::core::Tiers;
 use _adl::core::Trigger;
-use _adl::core::{Engine, FeeConvention, FillKind, MarketSpec, Policy, Request};
+use _adl::core::{Engine, FeeConvention, FillKind, MarketSpec, Policy, Request, Side};
 
 const CASES: u32 = 1_000;
 
@@ -25,7 +25,7 @@ struct Book {
     armed_trigger: bool,
     /// (qty_decimals, price_decimals, cash_decimals)
     grid: (u32, u32, u32),
-    rows: Vec<(u64, i8, f64, f64, f64)>,
+    rows: Vec<(u64, Side, f64, f64, f64)>,
     mark: f64,
     fund: f64,
     /// (row to try, fill price, force)
@@ -52,14 +52,14 @@ fn adl_price() -> impl Strategy<Value = Option<AdlPrice>> {
 }
 
 /// Distinct (account, side) rows.
-fn unique<T>(rows: Vec<(u64, i8, T)>) -> impl Iterator<Item = (u64, i8, T)> {
+fn unique<T>(rows: Vec<(u64, Side, T)>) -> impl Iterator<Item = (u64, Side, T)> {
     let mut seen = std::collections::HashSet::new();
     rows.into_iter().filter(move |r| seen.insert((r.0, r.1)))
 }
 
 /// A textbook book: whole lots and ticks, entries 80–120, marks 85–115, margins 0–2,000.
 fn textbook() -> impl Strategy<Value = Book> {
-    let row = (1u64..12, prop_oneof![Just(1i8), Just(-1i8)], (1u32..60, 80u32..121, 0u32..200_000));
+    let row = (1u64..12, prop_oneof![Just(Side::Long), Just(Side::Short)], (1u32..60, 80u32..121, 0u32..200_000));
     let ops = prop::collection::vec((0usize..40, -6i64..7, any::<bool>(), prop::option::of(0i64..40)), 1..12);
     (policy(), adl_price(), any::<bool>(), prop::collection::vec(row, 1..40), 85u32..116, 0u32..5_000, ops).prop_map(
         |(policy, adl_price, armed_trigger, rows, mark, fund, ops)| {
@@ -78,7 +78,7 @@ const LEVERAGE: [f64; 11] = [1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 25.0, 50.0, 75.0, 1
 /// (the case where the ADL price lies beyond solvent counterparties' own bankruptcy prices).
 fn gapped() -> impl Strategy<Value = Book> {
     let level = prop_oneof![Just((60_000.0, 3u32, 1u32)), Just((3_000.0, 2, 2)), Just((150.0, 1, 3)), Just((0.5, 0, 5))];
-    let row = (1u64..12, prop_oneof![Just(1i8), Just(-1i8)], (1u32..60, 90u32..111, 0usize..LEVERAGE.len()));
+    let row = (1u64..12, prop_oneof![Just(Side::Long), Just(Side::Short)], (1u32..60, 90u32..111, 0usize..LEVERAGE.len()));
     let ops = prop::collection::vec((0usize..40, -6i32..7, any::<bool>(), prop::option::of(0i64..40)), 1..12);
     let gap = (5u32..31, any::<bool>());
     (policy(), adl_price(), any::<bool>(), level, prop::collection::vec(row, 1..40), gap, 0u32..5_000, ops).prop_map(
@@ -128,7 +128,7 @@ fn check_nobody_made_insolvent(before: &Engine, after: &Engine, results: &[_adl:
 fn check_index_is_current(e: &mut Engine, policy: Policy) -> Result<(), TestCaseError> {
     let g = e.market(0).grid;
     let mark = e.market(0).mark().unwrap();
-    for side in [1i8, -1] {
+    for side in Side::BOTH {
         let fresh: std::collections::HashMap<u32, (f64, i64)> = e
             .store()
             .iter()
@@ -168,12 +168,12 @@ proptest! {
         let mut e = engine(&b);
         let v0 = e.totals().value();
         for &(pick, fill, force, cap) in &b.ops {
-            let live: Vec<(u64, i8)> = e.store().iter().map(|(_, p)| (p.account, p.side)).collect();
+            let live: Vec<(u64, Side)> = e.store().iter().map(|(_, p)| (p.account, p.side)).collect();
             if live.is_empty() { break; }
             let (account, side) = live[pick % live.len()];
             let req = Request { account, market: 0, side, fill_price: Some(fill), force, partial: false };
             let before = e.totals();
-            let held: std::collections::HashMap<(u64, i8), i64> = e.store().iter().map(|(_, p)| ((p.account, p.side), p.qty)).collect();
+            let held: std::collections::HashMap<(u64, Side), i64> = e.store().iter().map(|(_, p)| ((p.account, p.side), p.qty)).collect();
             let Ok(preview) = e.liquidate_capped(req, cap, true) else {
                 // Refused (healthy and not forced): nothing changed.
                 prop_assert_eq!(e.totals(), before);
@@ -199,8 +199,8 @@ proptest! {
             for f in r.fills.iter().filter(|f| f.kind == FillKind::Adl) {
                 let cp = f.account.unwrap();
                 prop_assert!(cp != account, "matched against itself");
-                prop_assert_eq!(f.side, Some(-side));
-                prop_assert!(f.lots <= held[&(cp, -side)], "closed more than held");
+                prop_assert_eq!(f.side, Some(side.opposite()));
+                prop_assert!(f.lots <= held[&(cp, side.opposite())], "closed more than held");
                 // Ranked policies fill in queue order; pro-rata fills carry no rank or score.
                 match (b.policy.is_ranked(), f.score) {
                     (true, Some(s)) => {
@@ -226,7 +226,7 @@ proptest! {
     #[test]
     fn ranking_agrees_with_a_full_sort(b in book()) {
         let mut e = engine(&b);
-        for side in [1i8, -1] {
+        for side in Side::BOTH {
             let mark = e.market(0).mark().unwrap();
             let g = e.market(0).grid;
             // Reference: exact score descending, then account, then slot.
@@ -256,7 +256,7 @@ proptest! {
 struct CrossBookCase {
     policy: Policy,
     /// (account, market, side, qty, entry, isolated margin)
-    rows: Vec<(u64, u32, i8, f64, f64, f64)>,
+    rows: Vec<(u64, u32, Side, f64, f64, f64)>,
     /// Accounts 1..=cross_accounts are cross.
     cross_accounts: u64,
     wallets: Vec<f64>,
@@ -267,7 +267,7 @@ struct CrossBookCase {
 }
 
 fn cross_book() -> impl Strategy<Value = CrossBookCase> {
-    let row = (1u64..10, 0u32..2, prop_oneof![Just(1i8), Just(-1i8)], 1u32..40, 80u32..121, 0u32..200_000);
+    let row = (1u64..10, 0u32..2, prop_oneof![Just(Side::Long), Just(Side::Short)], 1u32..40, 80u32..121, 0u32..200_000);
     let policy = prop_oneof![
         Just(Policy::Bitmex),
         Just(Policy::Binance),
@@ -324,14 +324,14 @@ fn check_queues_match_a_rebuild(e: &mut Engine, marks: (f64, f64)) -> Result<(),
     // With cross accounts present, setting the marks makes every queue stale.
     fresh.set_marks(&[("X".to_string(), marks.0), ("Y".to_string(), marks.1)], None).unwrap();
     for market in 0..2 {
-        for side in [1i8, -1] {
+        for side in Side::BOTH {
             let a: Vec<(u32, f64)> = {
                 let idx = e.ranking(market, side).unwrap();
                 idx.queue().map(|(pos, s)| (s, idx.score_at(pos))).collect()
             };
             let idx = fresh.ranking(market, side).unwrap();
             let b: Vec<(u32, f64)> = idx.queue().map(|(pos, s)| (s, idx.score_at(pos))).collect();
-            prop_assert_eq!(a, b, "market {} side {}", market, side);
+            prop_assert_eq!(a, b, "market {} side {}", market, side.name());
         }
     }
     Ok(())
@@ -345,11 +345,11 @@ proptest! {
         let mut e = cross_engine(&b);
         let v0 = e.totals().value();
         for &(pick, whole_account, force) in &b.ops {
-            let live: Vec<(u64, u32, i8, bool)> = e.store().iter().map(|(_, p)| (p.account, p.market, p.side, p.cross)).collect();
+            let live: Vec<(u64, u32, Side, bool)> = e.store().iter().map(|(_, p)| (p.account, p.market, p.side, p.cross)).collect();
             if live.is_empty() { break; }
             let (account, market, side, cross) = live[pick % live.len()];
             let before = e.totals();
-            let held: std::collections::HashMap<(u64, u32, i8), i64> =
+            let held: std::collections::HashMap<(u64, u32, Side), i64> =
                 e.store().iter().map(|(_, p)| ((p.account, p.market, p.side), p.qty)).collect();
             let pre = e.clone();
             let results = if whole_account && cross {
@@ -370,7 +370,7 @@ proptest! {
                 for f in r.fills.iter().filter(|f| f.kind == FillKind::Adl) {
                     let cp = f.account.unwrap();
                     prop_assert!(cp != account, "matched against itself");
-                    prop_assert!(f.lots <= held[&(cp, r.key.1, -r.key.2)], "closed more than held");
+                    prop_assert!(f.lots <= held[&(cp, r.key.1, r.key.2.opposite())], "closed more than held");
                     adl += f.lots as i128;
                 }
             }
@@ -398,7 +398,7 @@ proptest! {
         let v0 = e.totals().value();
         let oi0 = e.totals();
         // The cascade: every position in the book, in the drawn order, forced, as one batch.
-        let mut keys: Vec<(u64, i8)> = e.store().iter().map(|(_, p)| (p.account, p.side)).collect();
+        let mut keys: Vec<(u64, Side)> = e.store().iter().map(|(_, p)| (p.account, p.side)).collect();
         let shift = b.ops.first().map_or(0, |o| o.0) % keys.len().max(1);
         keys.rotate_left(shift);
         let reqs: Vec<Request> = keys
@@ -444,7 +444,7 @@ struct FeeBook {
     liquidation_fee: u32,
     inverse: bool,
     /// (account, market, side, qty, entry, leverage index)
-    rows: Vec<(u64, u32, i8, u32, u32, usize)>,
+    rows: Vec<(u64, u32, Side, u32, u32, usize)>,
     cross_accounts: u64,
     wallets: Vec<u32>,
     marks: (u32, u32),
@@ -454,7 +454,7 @@ struct FeeBook {
 }
 
 fn fee_book() -> impl Strategy<Value = FeeBook> {
-    let row = (1u64..10, 0u32..2, prop_oneof![Just(1i8), Just(-1i8)], 1u32..40, 80u32..121, 0usize..LEVERAGE.len());
+    let row = (1u64..10, 0u32..2, prop_oneof![Just(Side::Long), Just(Side::Short)], 1u32..40, 80u32..121, 0usize..LEVERAGE.len());
     (
         (policy(), prop_oneof![Just(AdlPrice::Bankruptcy), Just(AdlPrice::Mark), Just(AdlPrice::MarkCapped)]),
         (0u32..3000, any::<bool>(), 0u32..3000, any::<bool>()),
@@ -542,7 +542,7 @@ proptest! {
         let Some(mut e) = fee_engine(&b) else { return Ok(()) };
         let v0 = e.totals().value();
         for &(pick, kind, off) in &b.ops {
-            let live: Vec<(u64, u32, i8, bool)> = e.store().iter().map(|(_, p)| (p.account, p.market, p.side, p.cross)).collect();
+            let live: Vec<(u64, u32, Side, bool)> = e.store().iter().map(|(_, p)| (p.account, p.market, p.side, p.cross)).collect();
             if live.is_empty() { break; }
             let liquidatable = e.liquidatable();
             let (account, market, side, cross) = if !liquidatable.is_empty() && pick % 4 != 0 {
@@ -578,7 +578,7 @@ proptest! {
 enum CrossOp {
     Mark { market: u32, price: u32 },
     Liquidate { pick: usize, whole_account: bool, partial: bool },
-    Upsert { account: u64, market: u32, side: i8, qty: u32, entry: u32, margin: u32, cash: Option<u32> },
+    Upsert { account: u64, market: u32, side: Side, qty: u32, entry: u32, margin: u32, cash: Option<u32> },
     Rank,
 }
 
@@ -590,7 +590,15 @@ fn cross_op() -> impl Strategy<Value = CrossOp> {
             whole_account,
             partial
         }),
-        (1u64..10, 0u32..2, prop_oneof![Just(1i8), Just(-1i8)], 1u32..40, 80u32..121, 0u32..200_000, prop::option::of(0u32..100_000))
+        (
+            1u64..10,
+            0u32..2,
+            prop_oneof![Just(Side::Long), Just(Side::Short)],
+            1u32..40,
+            80u32..121,
+            0u32..200_000,
+            prop::option::of(0u32..100_000)
+        )
             .prop_map(|(account, market, side, qty, entry, margin, cash)| CrossOp::Upsert {
                 account,
                 market,
@@ -635,7 +643,7 @@ fn queues(e: &mut Engine) -> Vec<Vec<(u64, f64)>> {
         if e.market(market).mark.is_none() {
             continue;
         }
-        for side in [1i8, -1] {
+        for side in Side::BOTH {
             let slots: Vec<(u32, f64)> = {
                 let idx = e.ranking(market, side).unwrap();
                 idx.queue().map(|(pos, s)| (s, idx.score_at(pos))).collect()
@@ -663,7 +671,7 @@ proptest! {
                     e.set_marks(&[(name.to_string(), price as f64)], None).unwrap();
                 }
                 CrossOp::Liquidate { pick, whole_account, partial } => {
-                    let live: Vec<(u64, u32, i8, bool)> = e.store().iter().map(|(_, p)| (p.account, p.market, p.side, p.cross)).collect();
+                    let live: Vec<(u64, u32, Side, bool)> = e.store().iter().map(|(_, p)| (p.account, p.market, p.side, p.cross)).collect();
                     if live.is_empty() { continue; }
                     let (account, market, side, cross) = live[pick % live.len()];
                     let _ = if whole_account && cross {
@@ -714,7 +722,7 @@ struct PreviewBook {
     grid: (u32, u32),
     base: f64,
     /// (account, side, qty, entry, leverage, cross)
-    rows: Vec<(u64, i8, f64, f64, f64, bool)>,
+    rows: Vec<(u64, Side, f64, f64, f64, bool)>,
     mark: f64,
     fund: f64,
     tiers: bool,
@@ -724,7 +732,7 @@ struct PreviewBook {
 fn preview_book() -> impl Strategy<Value = PreviewBook> {
     let level = prop_oneof![Just((60_000.0, 3u32, 1u32)), Just((3_000.0, 2, 2)), Just((150.0, 1, 3)), Just((0.5, 0, 5))];
     let policy = prop_oneof![4 => Just(Policy::Bitmex), 1 => Just(Policy::Binance), 1 => Just(Policy::Hyperliquid)];
-    let row = (1u64..12, prop_oneof![Just(1i8), Just(-1i8)], (1u32..60, 90u32..111, 0usize..LEVERAGE.len()));
+    let row = (1u64..12, prop_oneof![Just(Side::Long), Just(Side::Short)], (1u32..60, 90u32..111, 0usize..LEVERAGE.len()));
     let gap = prop_oneof![3 => Just(0i32), 1 => (5i32..31, any::<bool>()).prop_map(|(g, up)| if up { g } else { -g })];
     (policy, level, prop::collection::vec(row, 1..30), any::<bool>(), gap, 0u32..5_000, any::<bool>(), any::<bool>()).prop_map(
         |(policy, (base, qd, pd), rows, some_cross, gap, fund, tiers, fee_at_bankruptcy)| {
@@ -784,11 +792,11 @@ proptest! {
     fn preview_equals_running_every_trial(b in preview_book()) {
         let mut e = preview_engine(&b);
         let before = e.snapshot();
-        for side in [1i8, -1] {
+        for side in Side::BOTH {
             let fast = e.adl_marks(0, side, 0.02, 0.4, None);
             let brute = e.adl_marks_brute(0, side, 0.02, 0.4, None);
             prop_assert_eq!(format!("{fast:?}"), format!("{brute:?}"));
-            let slots: Vec<u32> = e.market(0).members[if side > 0 { 0 } else { 1 }].iter().copied().take(6).collect();
+            let slots: Vec<u32> = e.market(0).members[side.slot()].iter().copied().take(6).collect();
             for slot in slots {
                 let fast = e.adl_marks(0, side, 0.02, 0.4, Some(slot));
                 let brute = e.adl_marks_brute(0, side, 0.02, 0.4, Some(slot));

@@ -3,7 +3,7 @@
 //! out and the engine must fall back to the complete queue.
 
 use _adl::core::OwnedColumns;
-use _adl::core::{Engine, MarketSpec, Policy, Request};
+use _adl::core::{Engine, MarketSpec, Policy, Request, Side};
 
 const SPEC: MarketSpec = MarketSpec::linear(0, 0, 0.005);
 
@@ -32,7 +32,7 @@ fn engine(policy: Policy) -> (Engine, Vec<Request>) {
             qty.push(q);
             entry.push(110.0);
             margin.push(q * 110.0 * 0.02);
-            reqs.push(Request { account: i as u64 + 1, market: 0, side: 1, fill_price: None, force: false, partial: false });
+            reqs.push(Request { account: i as u64 + 1, market: 0, side: Side::Long, fill_price: None, force: false, partial: false });
         } else {
             side.push(if i % 2 == 0 { 1 } else { -1 });
             qty.push(1.0 + (r % 40) as f64);
@@ -66,9 +66,9 @@ fn head_only_indexes_fill_exactly_like_complete_ones() {
             let mark = [("X".to_string(), 100.0 - (i / 5 % 3) as f64 * 0.5)];
             fast.set_marks(&mark, None).unwrap();
             slow.set_marks(&mark, None).unwrap();
-            slow.ranking(0, -1).unwrap(); // complete, before the event
+            slow.ranking(0, Side::Short).unwrap(); // complete, before the event
             let a = fast.liquidate(*req, false).unwrap();
-            head_only_seen |= fast.market(0).is_head_only(-1);
+            head_only_seen |= fast.market(0).is_head_only(Side::Short);
             let b = slow.liquidate(*req, false).unwrap();
             assert_eq!(a, b, "{policy:?} event {i}");
         }
@@ -114,12 +114,12 @@ fn a_counterparty_rescored_below_the_head_cut_leaves_the_head() {
     };
     let (mut fast, mut slow) = (make(), make());
     for account in [2u64, 3] {
-        let req = Request { account, market: 0, side: 1, fill_price: None, force: false, partial: false };
-        slow.ranking(0, -1).unwrap();
+        let req = Request { account, market: 0, side: Side::Long, fill_price: None, force: false, partial: false };
+        slow.ranking(0, Side::Short).unwrap();
         let (a, b) = (fast.liquidate(req, false).unwrap(), slow.liquidate(req, false).unwrap());
         assert_eq!(a, b, "event of #{account}");
     }
     // #1 kept 10 lots after the first event and is now near the bottom of the queue: the
     // second event (7,547 lots) never reaches it.
-    assert_eq!(fast.store().get(fast.store().find(&(1, 0, -1)).unwrap()).qty, 10);
+    assert_eq!(fast.store().get(fast.store().find(&(1, 0, Side::Short)).unwrap()).qty, 10);
 }

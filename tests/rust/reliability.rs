@@ -8,7 +8,7 @@ use _adl::core::persist::oplog::{replay, replay_bytes, Journal, OpLog, SyncPolic
 use _adl::core::persist::ops::{Op, OwnedColumns};
 use _adl::core::AdlError;
 use _adl::core::Trigger;
-use _adl::core::{Engine, MarketSpec, Policy, Request};
+use _adl::core::{Engine, MarketSpec, Policy, Request, Side};
 
 const SPEC: MarketSpec = MarketSpec::linear(0, 0, 0.05);
 
@@ -22,13 +22,13 @@ fn symbols() -> Vec<String> {
 
 fn book() -> OwnedColumns {
     cols(&[
-        (1, 0, 1, 10.0, 100.0, 30.0, false),
-        (2, 0, -1, 10.0, 100.0, 100.0, false),
-        (3, 0, -1, 5.0, 98.0, 50.0, false),
-        (4, 0, 1, 6.0, 100.0, 0.0, true),
-        (4, 1, -1, 3.0, 50.0, 0.0, true),
-        (5, 1, 1, 8.0, 49.0, 40.0, false),
-        (6, 0, 1, 4.0, 101.0, 12.0, false),
+        (1, 0, Side::Long, 10.0, 100.0, 30.0, false),
+        (2, 0, Side::Short, 10.0, 100.0, 100.0, false),
+        (3, 0, Side::Short, 5.0, 98.0, 50.0, false),
+        (4, 0, Side::Long, 6.0, 100.0, 0.0, true),
+        (4, 1, Side::Short, 3.0, 50.0, 0.0, true),
+        (5, 1, Side::Long, 8.0, 49.0, 40.0, false),
+        (6, 0, Side::Long, 4.0, 101.0, 12.0, false),
     ])
 }
 
@@ -41,7 +41,7 @@ fn busy_engine() -> Engine {
     let b = book();
     e.load(b.view(), &symbols(), Some((&[4, 7], &[60.0, 5.0])), None).unwrap();
     e.set_marks(&[("X".into(), 96.0), ("Y".into(), 51.0)], Some(1_000)).unwrap();
-    e.liquidate(Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false }, false).unwrap();
+    e.liquidate(Request { account: 1, market: 0, side: Side::Long, fill_price: Some(95.0), force: false, partial: false }, false).unwrap();
     e
 }
 
@@ -54,12 +54,12 @@ fn snapshot_round_trip_is_exact_and_behaves_the_same() {
     assert_eq!(a.totals(), b.totals());
     assert_eq!(a.events().iter().collect::<Vec<_>>(), b.events().iter().collect::<Vec<_>>());
     // Same rankings, same next event (id, fills, cash).
-    for (m, s) in [(0, -1i8), (0, 1), (1, 1), (1, -1)] {
+    for (m, s) in [(0, Side::Short), (0, Side::Long), (1, Side::Long), (1, Side::Short)] {
         let qa: Vec<(usize, u32)> = a.ranking(m, s).unwrap().queue().collect();
         let qb: Vec<(usize, u32)> = b.ranking(m, s).unwrap().queue().collect();
         assert_eq!(qa, qb);
     }
-    let req = Request { account: 6, market: 0, side: 1, fill_price: None, force: true, partial: false };
+    let req = Request { account: 6, market: 0, side: Side::Long, fill_price: None, force: true, partial: false };
     assert_eq!(a.liquidate(req, false).unwrap(), b.liquidate(req, false).unwrap());
     assert_eq!(a.snapshot(), b.snapshot());
 }
@@ -81,6 +81,33 @@ fn damaged_snapshots_are_refused() {
     assert!(err.contains("version 99"), "{err}");
 }
 
+#[test]
+fn a_snapshot_side_that_is_not_one_is_damage() {
+    // Two positions; account 2's is closed, so its slot is free (qty 0) but still written.
+    let mut e = Engine::new(Policy::Bitmex, 0.0, 2, SPEC.clone()).unwrap();
+    let rows = cols(&[(987_654_321, 0, Side::Long, 5.0, 100.0, 50.0, false), (2, 0, Side::Short, 5.0, 100.0, 50.0, false)]);
+    e.load(rows.view(), &["X".to_string()], None, None).unwrap();
+    e.set_marks(&[("X".into(), 100.0)], None).unwrap();
+    e.close_position(2, 0, Side::Short, None).unwrap();
+    let bytes = e.snapshot();
+    // A slot is account (8 bytes), qty (8), entry (8), margin (16), market (4), then the side
+    // code; the payload follows a 24-byte header whose last 4 bytes are its CRC.
+    let side_at = |account: u64, qty: i64| {
+        let key: Vec<u8> = [account.to_le_bytes(), qty.to_le_bytes()].concat();
+        bytes.windows(16).position(|w| w == key).expect("the slot") + 44
+    };
+    let (live, free) = (side_at(987_654_321, 5), side_at(2, 0));
+    assert_eq!((bytes[live], bytes[free]), (1, (-1i8) as u8));
+    for (at, code) in [(live, 0u8), (live, 3), (free, 0), (free, 0x80)] {
+        let mut bad = bytes.clone();
+        bad[at] = code;
+        let crc = crc32fast::hash(&bad[24..]);
+        bad[20..24].copy_from_slice(&crc.to_le_bytes());
+        let err = Engine::restore(&bad).err().expect("refused");
+        assert!(matches!(err, AdlError::Corrupt { .. }) && err.to_string().contains("invalid position of account"), "{err}");
+    }
+}
+
 fn temp_log(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("adl-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -97,20 +124,24 @@ fn logged_run(path: &PathBuf) -> Journal {
     j.apply(Op::AddMarket { name: "Z", spec: &SPEC }).unwrap();
     j.apply(Op::SetMarks { marks: &[("X".into(), 96.0), ("Y".into(), 51.0)], ts: Some(5), clock: None }).unwrap();
     j.apply(Op::SetTrigger { trigger: Trigger::Drawdown { window: 100, arm: -0.3, disarm: -0.25 } }).unwrap();
-    j.apply(Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false } })
-        .unwrap();
+    j.apply(Op::Liquidate {
+        req: Request { account: 1, market: 0, side: Side::Long, fill_price: Some(95.0), force: false, partial: false },
+    })
+    .unwrap();
     // A refused operation is not logged.
     assert!(j
-        .apply(Op::Liquidate { req: Request { account: 2, market: 0, side: -1, fill_price: None, force: false, partial: false } })
+        .apply(Op::Liquidate { req: Request { account: 2, market: 0, side: Side::Short, fill_price: None, force: false, partial: false } })
         .is_err());
-    let up = cols(&[(8, 0, -1, 7.0, 97.0, 70.0, false), (3, 0, -1, 6.0, 98.0, 60.0, false)]);
+    let up = cols(&[(8, 0, Side::Short, 7.0, 97.0, 70.0, false), (3, 0, Side::Short, 6.0, 98.0, 60.0, false)]);
     j.apply(Op::Upsert { cols: up.view(), symbols: &names, accounts: Some((&[8], &[1.0])), custom: None, labels: None }).unwrap();
     j.apply(Op::SetFund { amount: 3.0, pool: "default" }).unwrap();
     let symbol_drawdown = Trigger::SymbolDrawdown { window: 100, arm: -0.3, disarm: -0.25, min_balance: 100 };
     j.apply(Op::SetTrigger { trigger: symbol_drawdown }).unwrap();
-    j.apply(Op::LiquidateMany { reqs: &[Request { account: 6, market: 0, side: 1, fill_price: None, force: true, partial: false }] })
-        .unwrap();
-    j.apply(Op::ClosePosition { account: 5, market: 1, side: 1, price: Some(52.0) }).unwrap();
+    j.apply(Op::LiquidateMany {
+        reqs: &[Request { account: 6, market: 0, side: Side::Long, fill_price: None, force: true, partial: false }],
+    })
+    .unwrap();
+    j.apply(Op::ClosePosition { account: 5, market: 1, side: Side::Long, price: Some(52.0) }).unwrap();
     j.apply(Op::LiquidateAccount { account: 4, force: true, partial: false }).unwrap();
     j
 }
@@ -232,7 +263,8 @@ fn a_failed_last_operation_is_dropped_on_replay_only_at_the_end() {
     let path = temp_log("aborted");
     let mut j = logged_run(&path);
     let good = std::fs::read(&path).unwrap();
-    let refused = Op::Liquidate { req: Request { account: 2, market: 0, side: -1, fill_price: None, force: false, partial: false } };
+    let refused =
+        Op::Liquidate { req: Request { account: 2, market: 0, side: Side::Short, fill_price: None, force: false, partial: false } };
     assert!(j.apply(refused).is_err());
     // The journal cut the refused operation's record off again.
     assert_eq!(std::fs::read(&path).unwrap(), good);
@@ -252,6 +284,49 @@ fn a_failed_last_operation_is_dropped_on_replay_only_at_the_end() {
     let mut middle = crashed.clone();
     middle.extend_from_slice(&good[record_starts(&good)[10]..]);
     assert!(matches!(replay_bytes(&middle), Err(AdlError::Corrupt { .. })));
+}
+
+/// A record of `payload` as the log frames it: `len`, `crc32(payload)`, `crc32` of those 8
+/// bytes, then the payload.
+fn framed(payload: &[u8]) -> Vec<u8> {
+    let mut rec = Vec::new();
+    rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    rec.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    let head = crc32fast::hash(&rec);
+    rec.extend_from_slice(&head.to_le_bytes());
+    rec.extend_from_slice(payload);
+    rec
+}
+
+#[test]
+fn a_record_whose_side_is_not_one_fails_as_its_operation_did() {
+    // Builds before sides were parsed at the boundary logged a request first and refused its
+    // side after: such a record can be a crash's last one. Decoding refuses the side as the
+    // operation did, so replay drops it at the end and reports it in the middle.
+    let path = temp_log("bad_side");
+    let j = logged_run(&path);
+    let good = std::fs::read(&path).unwrap();
+    let req = Request { account: 2, market: 0, side: Side::Short, fill_price: None, force: false, partial: false };
+    let mut payload = _adl::core::persist::ops::encode(&Op::Liquidate { req });
+    // Tag 7, account (8 bytes), market (4), then the side code.
+    assert_eq!(payload[13], (-1i8) as u8);
+    payload[13] = 3;
+    let rec = framed(&payload);
+    let mut crashed = good.clone();
+    crashed.extend_from_slice(&rec);
+    let (e, info) = replay_bytes(&crashed).unwrap();
+    assert_eq!((info.ops, info.dropped_bytes), (11, rec.len() as u64));
+    assert_eq!(e.snapshot(), j.engine.snapshot());
+    let mut middle = crashed.clone();
+    middle.extend_from_slice(&good[record_starts(&good)[10]..]);
+    let err = replay_bytes(&middle).err().unwrap().to_string();
+    assert!(err.contains("operation 12 failed on replay: side: 3 is not a side"), "{err}");
+    // Other damage to a record stays damage: an unknown tag is not a failed operation.
+    let mut unknown = payload.clone();
+    unknown[0] = 99;
+    let mut tail = good.clone();
+    tail.extend_from_slice(&framed(&unknown));
+    assert!(matches!(replay_bytes(&tail), Err(AdlError::Corrupt { .. })));
 }
 
 #[test]
@@ -286,22 +361,22 @@ fn upsert_inserts_replaces_and_refuses_bad_batches_whole() {
     let before = e.snapshot();
     let names = symbols();
     // Row 1 repeats row 0's key: the whole batch is refused.
-    let dup = cols(&[(9, 0, -1, 1.0, 100.0, 10.0, false), (9, 0, -1, 2.0, 100.0, 10.0, false)]);
+    let dup = cols(&[(9, 0, Side::Short, 1.0, 100.0, 10.0, false), (9, 0, Side::Short, 2.0, 100.0, 10.0, false)]);
     assert!(matches!(e.upsert(dup.view(), &names, None, None), Err(AdlError::DuplicateKey { row: 1, .. })));
-    let nan = cols(&[(9, 0, -1, 1.0, 100.0, 10.0, false), (10, 0, -1, f64::NAN, 100.0, 10.0, false)]);
+    let nan = cols(&[(9, 0, Side::Short, 1.0, 100.0, 10.0, false), (10, 0, Side::Short, f64::NAN, 100.0, 10.0, false)]);
     assert!(matches!(e.upsert(nan.view(), &names, None, None), Err(AdlError::InvalidValue { row: 1, .. })));
     assert_eq!(e.snapshot(), before);
     // Replace #2's short (10 @100 m100) by 4 @99 m20, insert #9 short 2 @97 m5 in a new market.
-    let up = cols(&[(2, 0, -1, 4.0, 99.0, 20.0, false), (9, 2, -1, 2.0, 97.0, 5.0, false)]);
+    let up = cols(&[(2, 0, Side::Short, 4.0, 99.0, 20.0, false), (9, 2, Side::Short, 2.0, 97.0, 5.0, false)]);
     let names3 = vec!["X".to_string(), "Y".to_string(), "W".to_string()];
     let stats = e.upsert(up.view(), &names3, Some((&[2], &[11.0])), None).unwrap();
     assert_eq!((stats.inserted, stats.replaced, stats.accounts), (1, 1, 1));
-    let p = *e.store().get(e.store().find(&(2, 0, -1)).unwrap());
+    let p = *e.store().get(e.store().find(&(2, 0, Side::Short)).unwrap());
     assert_eq!((p.qty, p.entry, p.margin), (4, 99, 2_000));
     assert_eq!(e.cash_of(2), 1_100);
     assert_eq!(e.market_id("W").unwrap(), 2);
     // The queue reflects the new size: X's shorts are #2 (4 lots) and #3 (5 lots).
-    let slots: Vec<u32> = e.ranking(0, -1).unwrap().queue().map(|(_, s)| s).collect();
+    let slots: Vec<u32> = e.ranking(0, Side::Short).unwrap().queue().map(|(_, s)| s).collect();
     let lots: Vec<(u64, i64)> = slots.iter().map(|&s| (e.store().get(s).account, e.store().get(s).qty)).collect();
     assert_eq!(lots.iter().map(|l| l.1).sum::<i64>(), 9, "{lots:?}");
 }
@@ -314,11 +389,11 @@ fn close_position_settles_at_the_price_and_conserves_value() {
     // #5 long 8 @49 m40 closes at 52 with the mark at 51: credit 40 + 8·3 = 64; the book
     // paid 8·(52 − 51) = 8 more than the mark (book value −8).
     let cash = e.cash_of(5);
-    assert_eq!(e.close_position(5, 1, 1, Some(52.0)).unwrap(), 6_400);
+    assert_eq!(e.close_position(5, 1, Side::Long, Some(52.0)).unwrap(), 6_400);
     assert_eq!(e.cash_of(5), cash + 6_400);
     let t = e.totals();
     assert_eq!(t.value(), v0);
-    assert!(matches!(e.close_position(5, 1, 1, None), Err(AdlError::UnknownPosition { .. })));
+    assert!(matches!(e.close_position(5, 1, Side::Long, None), Err(AdlError::UnknownPosition { .. })));
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -368,15 +443,17 @@ fn labelled_run(path: &PathBuf) -> Journal {
     j.log = Some(OpLog::create(path, &j.engine, SyncPolicy::Never, None).unwrap());
     let names = symbols();
     // Codes in order of first appearance: u-1 = 0, u-2 = 1; the accounts table adds u-9 = 2.
-    let b = cols(&[(0, 0, 1, 10.0, 100.0, 44.0, false), (1, 0, -1, 10.0, 100.0, 500.0, false)]);
+    let b = cols(&[(0, 0, Side::Long, 10.0, 100.0, 44.0, false), (1, 0, Side::Short, 10.0, 100.0, 500.0, false)]);
     let new = strings(&["u-1", "u-2", "u-9"]);
     j.apply(Op::Load { cols: b.view(), symbols: &names, accounts: Some((&[2], &[7.0])), custom: None, labels: Some(&new) }).unwrap();
-    let up = cols(&[(3, 0, -1, 5.0, 100.0, 300.0, false), (1, 0, -1, 10.0, 100.0, 400.0, false)]);
+    let up = cols(&[(3, 0, Side::Short, 5.0, 100.0, 300.0, false), (1, 0, Side::Short, 10.0, 100.0, 400.0, false)]);
     let new = strings(&["u-4"]);
     j.apply(Op::Upsert { cols: up.view(), symbols: &names, accounts: None, custom: None, labels: Some(&new) }).unwrap();
     j.apply(Op::SetMarks { marks: &[("X".into(), 96.0)], ts: Some(1_760_130_900_000), clock: Some("Europe/Paris") }).unwrap();
-    j.apply(Op::Liquidate { req: Request { account: 0, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false } })
-        .unwrap();
+    j.apply(Op::Liquidate {
+        req: Request { account: 0, market: 0, side: Side::Long, fill_price: Some(95.0), force: false, partial: false },
+    })
+    .unwrap();
     j
 }
 
@@ -401,7 +478,7 @@ fn labels_and_the_clock_survive_snapshots_and_replay() {
 #[test]
 fn ids_of_two_kinds_never_mix_and_a_refused_load_adds_no_labels() {
     let names = symbols();
-    let b = cols(&[(0, 0, 1, 10.0, 100.0, 44.0, false), (1, 0, -1, 10.0, 100.0, 500.0, false)]);
+    let b = cols(&[(0, 0, Side::Long, 10.0, 100.0, 44.0, false), (1, 0, Side::Short, 10.0, 100.0, 500.0, false)]);
     // Integer ids first: labels are refused, with the account field named.
     let mut ints = Engine::new(Policy::Bitmex, 0.0, 2, SPEC.clone()).unwrap();
     ints.apply(Op::Load { cols: b.view(), symbols: &names, accounts: None, custom: None, labels: None }).unwrap();
@@ -416,14 +493,14 @@ fn ids_of_two_kinds_never_mix_and_a_refused_load_adds_no_labels() {
     let err = labelled.apply(Op::Upsert { cols: b.view(), symbols: &names, accounts: None, custom: None, labels: None });
     assert!(matches!(err, Err(AdlError::InvalidParameter { ref field, .. }) if field == "account"), "{err:?}");
     // A refused upsert (a duplicate key) keeps the labels it brought out of the table.
-    let dup = cols(&[(2, 0, 1, 1.0, 100.0, 50.0, false), (2, 0, 1, 1.0, 100.0, 50.0, false)]);
+    let dup = cols(&[(2, 0, Side::Long, 1.0, 100.0, 50.0, false), (2, 0, Side::Long, 1.0, 100.0, 50.0, false)]);
     let c = strings(&["c"]);
     assert!(labelled.apply(Op::Upsert { cols: dup.view(), symbols: &names, accounts: None, custom: None, labels: Some(&c) }).is_err());
     // A code with no label, and a label given twice, are refused.
-    let stray = cols(&[(5, 0, 1, 1.0, 100.0, 50.0, false)]);
+    let stray = cols(&[(5, 0, Side::Long, 1.0, 100.0, 50.0, false)]);
     assert!(labelled.apply(Op::Upsert { cols: stray.view(), symbols: &names, accounts: None, custom: None, labels: Some(&[]) }).is_err());
     let twice = strings(&["a"]);
-    let one = cols(&[(2, 0, 1, 1.0, 100.0, 50.0, false)]);
+    let one = cols(&[(2, 0, Side::Long, 1.0, 100.0, 50.0, false)]);
     assert!(labelled.apply(Op::Upsert { cols: one.view(), symbols: &names, accounts: None, custom: None, labels: Some(&twice) }).is_err());
     assert_eq!(labelled.snapshot(), before);
     assert_eq!(labelled.labels().names(), &new[..]);
@@ -438,7 +515,7 @@ fn a_capped_liquidation_is_logged_with_its_cap_and_replays_the_same() {
     j.apply(Op::Load { cols: b.view(), symbols: &symbols(), accounts: Some((&[4], &[60.0])), custom: None, labels: None }).unwrap();
     j.apply(Op::SetMarks { marks: &[("X".into(), 96.0), ("Y".into(), 51.0)], ts: Some(5), clock: None }).unwrap();
     // Long #1 10 @100 m30: P_bk = 97; 4 of its 10 lots ADL'd, 6 close at 95 with bad debt 6·2 = 12.
-    let req = Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false };
+    let req = Request { account: 1, market: 0, side: Side::Long, fill_price: Some(95.0), force: false, partial: false };
     let out = j.apply(Op::LiquidateCapped { req, max_adl: 4 }).unwrap();
     let _adl::core::OpOutput::Liquidated(l) = out else { panic!("not a liquidation") };
     assert_eq!((l.adl_lots, l.external_lots, l.bad_debt), (4, 6, 1_200));
@@ -459,10 +536,10 @@ fn a_capped_liquidation_is_logged_with_its_cap_and_replays_the_same() {
 fn two_big_events(lots: f64) -> Engine {
     let mut e = Engine::new(Policy::Bitmex, 0.0, 8, MarketSpec::linear(0, 0, 0.1)).unwrap();
     let b = cols(&[
-        (9, 0, -1, lots, 1.6e10, 1e9, false),
-        (9, 1, -1, lots, 1.6e10, 1e9, false),
-        (1, 0, 1, lots, 1e10, 1e9, false),
-        (2, 1, 1, lots, 1e10, 1e9, false),
+        (9, 0, Side::Short, lots, 1.6e10, 1e9, false),
+        (9, 1, Side::Short, lots, 1.6e10, 1e9, false),
+        (1, 0, Side::Long, lots, 1e10, 1e9, false),
+        (2, 1, Side::Long, lots, 1e10, 1e9, false),
     ]);
     e.load(b.view(), &symbols(), None, None).unwrap();
     e.set_marks(&[("X".into(), 5e9), ("Y".into(), 5e9)], None).unwrap();
@@ -470,7 +547,7 @@ fn two_big_events(lots: f64) -> Engine {
 }
 
 fn req(account: u64, market: u32) -> Request {
-    Request { account, market, side: 1, fill_price: None, force: false, partial: false }
+    Request { account, market, side: Side::Long, fill_price: None, force: false, partial: false }
 }
 
 #[test]
@@ -497,7 +574,7 @@ fn a_cross_share_beyond_i64_is_liquidated() {
     // i64). Long 10 @ 100, wallet 50, mark 90: TNC = 50 − 100 = −50 < TMMR = 90; bankruptcy price
     // 100 − 50/10 = 95, where account 2 (short 10 @ 100, margin 1) takes the lots: 10·5 + 1 = 51.
     let mut e = Engine::new(Policy::Bitmex, 0.0, 18, MarketSpec::linear(4, 6, 0.1)).unwrap();
-    let b = cols(&[(1, 0, 1, 10.0, 100.0, 0.0, true), (2, 0, -1, 10.0, 100.0, 1.0, false)]);
+    let b = cols(&[(1, 0, Side::Long, 10.0, 100.0, 0.0, true), (2, 0, Side::Short, 10.0, 100.0, 1.0, false)]);
     e.load(b.view(), &symbols()[..1], Some((&[1], &[50.0])), None).unwrap();
     e.set_marks(&[("X".into(), 90.0)], None).unwrap();
     let out = e.liquidate_account(1, false, false).unwrap();
@@ -593,10 +670,10 @@ fn big_margin_run(m: f64, log: Option<&PathBuf>) -> Journal {
         j.log = Some(OpLog::create(path, &j.engine, SyncPolicy::Never, None).unwrap());
     }
     let b = cols(&[
-        (1, 0, 1, q, 100.0, m, false),
-        (2, 0, -1, q / 2.0, 100.0, m / 2.0, false),
-        (3, 0, 1, q / 2.0, 100.0, m / 2.0, false),
-        (4, 0, -1, q, 100.0, 2.0 * m, false),
+        (1, 0, Side::Long, q, 100.0, m, false),
+        (2, 0, Side::Short, q / 2.0, 100.0, m / 2.0, false),
+        (3, 0, Side::Long, q / 2.0, 100.0, m / 2.0, false),
+        (4, 0, Side::Short, q, 100.0, 2.0 * m, false),
     ]);
     j.apply(Op::Load { cols: b.view(), symbols: &symbols()[..1], accounts: None, custom: None, labels: None }).unwrap();
     j.apply(Op::SetMarks { marks: &[("X".into(), 85.0)], ts: None, clock: None }).unwrap();
@@ -609,13 +686,14 @@ fn isolated_margins_of_a_thousand_and_a_billion_quote_at_18_decimals() {
         let path = temp_log(&format!("big-margin-{m}"));
         let mut j = big_margin_run(m, Some(&path));
         let e = &j.engine;
-        let slot = |e: &Engine, a: u64| e.store().find(&(a, 0, if a % 2 == 0 { -1 } else { 1 })).unwrap();
+        let slot = |e: &Engine, a: u64| e.store().find(&(a, 0, if a % 2 == 0 { Side::Short } else { Side::Long })).unwrap();
         assert_eq!(({ e.store().get(slot(e, 1)).margin }, { e.store().get(slot(e, 4)).margin }), (m_units, 2 * m_units));
         // Bankruptcy price of #1: 100 − m/Q = 90 quote = 9·10^7 ticks.
         assert_eq!(e.prices(slot(e, 1)).unwrap().0, 90_000_000.0);
         let v0 = e.totals().value();
-        let out =
-            j.apply(Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: None, force: false, partial: false } });
+        let out = j.apply(Op::Liquidate {
+            req: Request { account: 1, market: 0, side: Side::Long, fill_price: None, force: false, partial: false },
+        });
         let _adl::core::OpOutput::Liquidated(l) = out.unwrap() else { panic!("not a liquidation") };
         let fills: Vec<(Option<u64>, f64)> = l.fills.iter().map(|f| (f.account, f.price)).collect();
         assert_eq!(fills, [(Some(2), 90.0), (Some(4), 90.0)]);
@@ -625,8 +703,10 @@ fn isolated_margins_of_a_thousand_and_a_billion_quote_at_18_decimals() {
         assert_eq!((e.fund(), e.bad_debt()), (0, 0));
         // #3 through the book at 95: (Q/2)·5 quote = Q·2.5·10^18 units of its m/2 are lost.
         let loss = (m / 10.0 * 2.5) as i128 * 10i128.pow(18);
-        j.apply(Op::Liquidate { req: Request { account: 3, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false } })
-            .unwrap();
+        j.apply(Op::Liquidate {
+            req: Request { account: 3, market: 0, side: Side::Long, fill_price: Some(95.0), force: false, partial: false },
+        })
+        .unwrap();
         let e = &j.engine;
         assert_eq!((e.cash_of(3), e.fund()), (0, m_units / 2 - loss));
         assert_eq!(e.totals().value(), v0);
@@ -644,16 +724,16 @@ fn isolated_margins_of_a_thousand_and_a_billion_quote_at_18_decimals() {
 fn a_margin_past_the_ledger_range_is_refused_by_name() {
     let mut e = Engine::new(Policy::Bitmex, 0.0, 18, MarketSpec::linear(4, 6, 0.1)).unwrap();
     // 10^12 quote is 10^30 units as a double product: 10^30 + 19,884,624,838,656 > MAX_MARGIN.
-    let b = cols(&[(1, 0, 1, 1.0, 100.0, 5.0, false), (2, 0, -1, 1.0, 100.0, 1e12, false)]);
+    let b = cols(&[(1, 0, Side::Long, 1.0, 100.0, 5.0, false), (2, 0, Side::Short, 1.0, 100.0, 1e12, false)]);
     let err = e.load(b.view(), &symbols()[..1], None, None).unwrap_err();
     assert!(matches!(err, AdlError::InvalidValue { ref field, row: 1, .. } if field == "margin"), "{err:?}");
     assert!(e.store().is_empty());
     // The last double below (10^30 − 120,852,863,516,672 units) is accepted, and restores.
-    let b = cols(&[(2, 0, -1, 1.0, 100.0, 999_999_999_999.999_9, false)]);
+    let b = cols(&[(2, 0, Side::Short, 1.0, 100.0, 999_999_999_999.999_9, false)]);
     e.upsert(b.view(), &symbols()[..1], None, None).unwrap();
     assert_eq!({ e.store().get(0).margin }, 10i128.pow(30) - 120_852_863_516_672);
     assert_eq!(Engine::restore(&e.snapshot()).unwrap().snapshot(), e.snapshot());
-    let err = e.upsert(cols(&[(2, 0, -1, 1.0, 100.0, 1e12, false)]).view(), &symbols()[..1], None, None).unwrap_err();
+    let err = e.upsert(cols(&[(2, 0, Side::Short, 1.0, 100.0, 1e12, false)]).view(), &symbols()[..1], None, None).unwrap_err();
     assert!(matches!(err, AdlError::InvalidValue { ref field, row: 0, .. } if field == "margin"), "{err:?}");
 }
 
@@ -668,9 +748,17 @@ fn a_panic_at_any_step_of_any_operation_changes_nothing() {
     use _adl::core::engine::fault;
     let names = symbols();
     let b = book();
-    let up = cols(&[(8, 0, -1, 7.0, 97.0, 70.0, false), (3, 0, -1, 6.0, 98.0, 60.0, false), (4, 1, 1, 2.0, 50.0, 0.0, true)]);
-    let fresh = cols(&[(1, 2, 1, 1.0, 10.0, 5.0, false)]);
-    let refill = cols(&[(11, 0, 1, 2.0, 96.0, 30.0, false), (12, 1, -1, 3.0, 51.0, 0.0, true), (13, 0, -1, 1.0, 96.0, 9.0, false)]);
+    let up = cols(&[
+        (8, 0, Side::Short, 7.0, 97.0, 70.0, false),
+        (3, 0, Side::Short, 6.0, 98.0, 60.0, false),
+        (4, 1, Side::Long, 2.0, 50.0, 0.0, true),
+    ]);
+    let fresh = cols(&[(1, 2, Side::Long, 1.0, 10.0, 5.0, false)]);
+    let refill = cols(&[
+        (11, 0, Side::Long, 2.0, 96.0, 30.0, false),
+        (12, 1, Side::Short, 3.0, 51.0, 0.0, true),
+        (13, 0, Side::Short, 1.0, 96.0, 9.0, false),
+    ]);
     let three = vec!["X".to_string(), "Y".to_string(), "W".to_string()];
     let marks = [("X".to_string(), 96.0), ("Y".to_string(), 51.0)];
     let later = [("X".to_string(), 95.0)];
@@ -686,8 +774,8 @@ fn a_panic_at_any_step_of_any_operation_changes_nothing() {
         Op::Upsert { cols: up.view(), symbols: &names, accounts: Some((&wallets.0, &wallets.1)), custom: None, labels: None },
         Op::Upsert { cols: fresh.view(), symbols: &three, accounts: None, custom: None, labels: None },
         Op::SetMarks { marks: &later, ts: Some(6), clock: None },
-        Op::Liquidate { req: Request { account: 1, market: 0, side: 1, fill_price: Some(95.0), force: false, partial: false } },
-        Op::ClosePosition { account: 5, market: 1, side: 1, price: Some(52.0) },
+        Op::Liquidate { req: Request { account: 1, market: 0, side: Side::Long, fill_price: Some(95.0), force: false, partial: false } },
+        Op::ClosePosition { account: 5, market: 1, side: Side::Long, price: Some(52.0) },
         Op::LiquidateAccount { account: 4, force: true, partial: false },
         // New keys after positions closed: the rows take the freed slots (the free list's end).
         Op::Upsert { cols: refill.view(), symbols: &names, accounts: None, custom: None, labels: None },

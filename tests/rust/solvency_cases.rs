@@ -6,10 +6,10 @@
 mod common;
 
 use _adl::core::Trigger;
-use _adl::core::{Engine, FillKind, Liquidation, MarketSpec, PassReason, PassedOver, Policy, Request};
+use _adl::core::{Engine, FillKind, Liquidation, MarketSpec, PassReason, PassedOver, Policy, Request, Side};
 
-const LONG: i8 = 1;
-const SHORT: i8 = -1;
+const LONG: Side = Side::Long;
+const SHORT: Side = Side::Short;
 
 fn cents(x: f64) -> i128 {
     (x * 100.0).round() as i128

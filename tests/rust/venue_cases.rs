@@ -6,12 +6,12 @@
 #[path = "common.rs"]
 mod common;
 
-use _adl::core::{Engine, FeeConvention, FillKind, Liquidation, MarketSpec, Policy, Request};
+use _adl::core::{Engine, FeeConvention, FillKind, Liquidation, MarketSpec, Policy, Request, Side};
 use _adl::core::{TierSpec, Tiers};
 use common::{columns, Row};
 
-const LONG: i8 = 1;
-const SHORT: i8 = -1;
+const LONG: Side = Side::Long;
+const SHORT: Side = Side::Short;
 
 fn engine(spec: MarketSpec, cash_decimals: u32, fund: f64, rows: &[Row], mark: f64) -> Engine {
     let mut e = Engine::new(Policy::Bitmex, fund, cash_decimals, spec.clone()).unwrap();
@@ -21,7 +21,7 @@ fn engine(spec: MarketSpec, cash_decimals: u32, fund: f64, rows: &[Row], mark: f
     e
 }
 
-fn liquidate(e: &mut Engine, account: u64, side: i8, fill: Option<f64>, partial: bool) -> Liquidation {
+fn liquidate(e: &mut Engine, account: u64, side: Side, fill: Option<f64>, partial: bool) -> Liquidation {
     let before = e.totals().value();
     let req = Request { account, market: 0, side, fill_price: fill, force: true, partial };
     let l = e.liquidate(req, false).unwrap();
@@ -30,7 +30,7 @@ fn liquidate(e: &mut Engine, account: u64, side: i8, fill: Option<f64>, partial:
     l
 }
 
-fn slot(e: &Engine, account: u64, side: i8) -> u32 {
+fn slot(e: &Engine, account: u64, side: Side) -> u32 {
     e.store().find(&(account, 0, side)).unwrap()
 }
 

@@ -16,6 +16,7 @@ use crate::core::market::instrument::Instrument;
 use crate::core::market::tiers::Tiers;
 use crate::core::units::error::{AdlError, Result};
 use crate::core::units::fixed::Grid;
+use crate::core::units::side::Side;
 
 /// An account's cross totals at the current marks, in cash units.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -121,7 +122,7 @@ struct Member {
     account: u32,
     qty: i64,
     entry: i64,
-    side: i8,
+    side: Side,
 }
 
 impl Member {
@@ -131,7 +132,11 @@ impl Member {
     fn terms(&self, m: &Instrument, mark: Option<i64>) -> Terms {
         let mark = mark.unwrap_or(self.entry);
         let notional = m.grid.notional(self.qty, mark);
-        Terms { upnl: self.side as i128 * m.grid.value(self.qty, mark - self.entry), maintenance: m.tiers.maintenance(notional), notional }
+        Terms {
+            upnl: self.side.sign_i128() * m.grid.value(self.qty, mark - self.entry),
+            maintenance: m.tiers.maintenance(notional),
+            notional,
+        }
     }
 }
 
@@ -222,7 +227,7 @@ impl CrossBook {
         let a = &mut self.accounts[index as usize];
         a.slots.push(slot);
         a.at.push(self.members[m].len() as u32);
-        self.members[m].push(Member { slot, account: index, qty: 0, entry: 0, side: 1 });
+        self.members[m].push(Member { slot, account: index, qty: 0, entry: 0, side: Side::Long });
     }
 
     /// Forgets a closed position of `market`; an account with no cross position left is

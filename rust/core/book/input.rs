@@ -138,18 +138,18 @@ pub fn parse_row(grid: &Grid, row: usize, side: i8, qty: f64, entry: f64, margin
     let lots = grid.lots(qty);
     let ticks = grid.ticks(entry);
     let units = grid.margin(margin);
-    match (lots, ticks, units) {
-        (Some(l), Some(t), Some(m)) if l > 0 && grid.is_price(t) && grid.resolves(entry, t) && m >= 0 && (side == 1 || side == -1) => {
+    match (lots, ticks, units, Side::of(side)) {
+        (Some(l), Some(t), Some(m), Some(side)) if l > 0 && grid.is_price(t) && grid.resolves(entry, t) && m >= 0 => {
             Ok(Row { side, lots: l, entry: t, margin: m })
         }
         _ => Err(row_error(grid, row, side, qty, entry, margin)),
     }
 }
 
-/// `side` when it is one (+1 long, −1 short), else the error naming the field (and the row,
-/// for a row of a batch); every call taking a side checks it here.
+/// The side of a code (+1 long, −1 short), else the error naming the field (and the row, for
+/// a row of a batch): the one parser of sides, where a code enters (arguments, log records).
 pub fn check_side(side: i8, row: Option<usize>) -> Result<Side> {
-    if side == 1 || side == -1 {
+    if let Some(side) = Side::of(side) {
         return Ok(side);
     }
     let message = format!("{side} is not a side (expected 1/-1 or long/short)");
@@ -157,6 +157,15 @@ pub fn check_side(side: i8, row: Option<usize>) -> Result<Side> {
         Some(row) => AdlError::value("side", row, message),
         None => AdlError::config("side", message),
     })
+}
+
+/// A side argument: `side: … is not a side` naming no row.
+impl TryFrom<i8> for Side {
+    type Error = AdlError;
+
+    fn try_from(code: i8) -> Result<Side> {
+        check_side(code, None)
+    }
 }
 
 /// The error for a row that `parse_row` rejected, checked field by field in column order.

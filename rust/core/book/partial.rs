@@ -30,7 +30,7 @@ pub fn partial_close(
     if q < 2 {
         return None;
     }
-    let s = p.side as i128;
+    let s = p.side.sign_i128();
     let margin_after = |k: i64| p.margin + s * grid.value(k, fill - p.entry) - fee_on(grid.notional(k, fill), fee_ppm);
     // min(equity − maintenance, margin) of what is left after closing k lots, exactly.
     let slack = |k: i64| {
@@ -130,10 +130,21 @@ pub fn partial_close(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::book::position::{LONG, NO_INDEX};
+    use crate::core::book::position::{Side, NO_INDEX};
 
     fn long(qty: i64, entry: i64, margin: i128) -> Position {
-        Position { account: 1, qty, entry, margin, market: 0, member_pos: 0, index_pos: NO_INDEX, side: LONG, cap_bp: 10_000, cross: false }
+        Position {
+            account: 1,
+            qty,
+            entry,
+            margin,
+            market: 0,
+            member_pos: 0,
+            index_pos: NO_INDEX,
+            side: Side::Long,
+            cap_bp: 10_000,
+            cross: false,
+        }
     }
 
     #[test]
@@ -190,7 +201,7 @@ mod tests {
                 TierSpec { floor: t1 * (2 + rnd(10)) as f64, rate: 0.05 + 0.01 * rnd(5) as f64, amount: None },
             ];
             let tiers = if rnd(4) == 0 { Tiers::flat(5_000 + 5_000 * rnd(5) as i64) } else { Tiers::new(0.0, &spec, &cash).unwrap() };
-            let side = if rnd(2) == 0 { 1 } else { -1 };
+            let side = if rnd(2) == 0 { Side::Long } else { Side::Short };
             let q = 2 + rnd(150) as i64;
             let entry = 90 + rnd(21) as i64;
             let mark = 90 + rnd(21) as i64;
@@ -201,7 +212,7 @@ mod tests {
             let reserve = rnd(2) == 0;
             let p = Position { side, ..long(q, entry, margin) };
             let got = partial_close(&p, &g, &tiers, fee, mark, fill, keep, reserve);
-            let s = side as i128;
+            let s = side.sign_i128();
             let brute = (1..q).find(|&k| {
                 let m = margin + s * g.value(k, fill - entry) - fee_on(g.notional(k, fill), fee);
                 let rest = q - k;

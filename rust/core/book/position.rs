@@ -9,7 +9,7 @@ use crate::core::market::instrument::Instrument;
 use crate::core::market::spec::FeeConvention;
 use crate::core::market::tiers::Tiers;
 use crate::core::units::fixed::Grid;
-pub use crate::core::units::side::{side_name, side_slot, Side, LONG, SHORT};
+pub use crate::core::units::side::Side;
 
 /// Marker for "not in any ranking index".
 pub const NO_INDEX: u32 = u32::MAX;
@@ -46,7 +46,7 @@ impl Position {
     /// Unrealised PnL at `mark` in cash units: `σ·q·(P − E)`.
     #[inline]
     pub fn upnl(&self, grid: &Grid, mark: i64) -> i128 {
-        self.side as i128 * grid.value(self.qty, mark - self.entry)
+        self.side.sign_i128() * grid.value(self.qty, mark - self.entry)
     }
     /// Isolated equity `M + u`.
     #[inline]
@@ -60,7 +60,7 @@ impl Position {
     }
     /// Bankruptcy price `E − σ·M/q` in ticks (not on the grid in general).
     pub fn bankruptcy_ticks(&self, grid: &Grid) -> f64 {
-        self.entry as f64 - self.side as f64 * self.margin as f64 / (self.qty as f64 * grid.factor as f64)
+        self.entry as f64 - self.side.sign_f64() * self.margin as f64 / (self.qty as f64 * grid.factor as f64)
     }
     /// Liquidation price (equity = maintenance) in ticks; with one tier at rate `mmr`:
     /// long `(q·E − M)/(q·(1 − mmr))`, short `(q·E + M)/(q·(1 + mmr))`.
@@ -237,7 +237,7 @@ mod tests {
             market: 0,
             member_pos: 0,
             index_pos: NO_INDEX,
-            side: LONG,
+            side: Side::Long,
             cap_bp: 10_000,
             cross: false,
         };
@@ -262,14 +262,14 @@ mod tests {
             market: 0,
             member_pos: 0,
             index_pos: NO_INDEX,
-            side: LONG,
+            side: Side::Long,
             cap_bp: 10_000,
             cross: false,
         };
         let a = s.insert(p).unwrap();
         assert_eq!(s.insert(p), Err(a));
         s.remove(a);
-        assert!(s.find(&(1, 0, LONG)).is_none());
+        assert!(s.find(&(1, 0, Side::Long)).is_none());
         let b = s.insert(Position { account: 2, ..p }).unwrap();
         assert_eq!(a, b);
         assert_eq!(s.len(), 1);

@@ -4,6 +4,7 @@
 
 use rustc_hash::FxHashMap;
 
+use crate::core::book::position::Side;
 use crate::core::engine::{Engine, FillKind, Liquidation};
 
 /// A sum of i128 terms that cannot overflow (for up to 2^63 terms).
@@ -65,7 +66,7 @@ impl Engine {
         };
         for (_, p) in self.store().iter() {
             t.position_equity.add(self.position_equity(p));
-            if p.side > 0 { &mut t.long_lots } else { &mut t.short_lots }.add(p.qty as i128);
+            if p.side == Side::Long { &mut t.long_lots } else { &mut t.short_lots }.add(p.qty as i128);
         }
         t
     }

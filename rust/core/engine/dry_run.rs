@@ -6,8 +6,7 @@
 
 use rustc_hash::FxHashSet;
 
-use crate::core::book::input::check_side;
-use crate::core::book::position::{side_slot, Side};
+use crate::core::book::position::Side;
 use crate::core::engine::Engine;
 use crate::core::policy::alloc::{AdlTerms, OppositeSide, Take};
 use crate::core::policy::kernel;
@@ -22,7 +21,6 @@ impl Engine {
     /// in no account of the book, so nobody is excluded. Errors with `InsufficientLiquidity`
     /// when the side cannot take all the lots.
     pub fn adl_dry_run(&mut self, market: u32, side: Side, lots: i64, price: i64) -> Result<Vec<Take>> {
-        check_side(side, None)?;
         if market as usize >= self.markets.len() {
             return Err(AdlError::config("symbol", format!("market code {market} out of range")));
         }
@@ -30,10 +28,10 @@ impl Engine {
             return Err(AdlError::config("qty", format!("{lots} lots: must be at least one lot")));
         }
         let mark = self.markets[market as usize].mark()?;
-        self.ranking(market, -side)?;
+        self.ranking(market, side.opposite())?;
         let m = &self.markets[market as usize];
-        let index = m.current_index(-side).expect("built above");
-        let members = &m.members[side_slot(-side)];
+        let index = m.current_index(side.opposite()).expect("built above");
+        let members = &m.members[side.opposite().slot()];
         // No account is excluded: the first id that holds nothing on this side stands in.
         let held: FxHashSet<u64> = members.iter().map(|&s| self.store.get(s).account).collect();
         let exclude = (0..).find(|a| !held.contains(a)).expect("n + 1 ids cannot all be among n positions");

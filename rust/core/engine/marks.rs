@@ -3,7 +3,7 @@
 //! and `check_ts_step` keeps a stray timestamp from jumping the clock.
 
 use crate::core::book::input::parse_mark;
-use crate::core::book::position::side_slot;
+use crate::core::book::position::Side;
 use crate::core::engine::undo::Undo;
 use crate::core::engine::Engine;
 use crate::core::policy::queues::Market;
@@ -98,7 +98,7 @@ impl Engine {
     /// with many goes stale (rebuilt on use, as after a mark change of its own market).
     fn rekey_cross(&mut self, touched: &[u64], changed: &[u32]) {
         let current = |(i, m): (usize, &Market)| {
-            changed.binary_search(&(i as u32)).is_err() && (m.current_index(1).is_some() || m.current_index(-1).is_some())
+            changed.binary_search(&(i as u32)).is_err() && (m.current_index(Side::Long).is_some() || m.current_index(Side::Short).is_some())
         };
         if !self.markets.iter().enumerate().any(current) {
             return; // every queue the touched accounts are in is stale already
@@ -108,14 +108,14 @@ impl Engine {
             for &slot in self.cross.slots(a) {
                 let p = self.store.get(slot);
                 if changed.binary_search(&p.market).is_err() && self.markets[p.market as usize].current_index(p.side).is_some() {
-                    by_side.entry((p.market, side_slot(p.side))).or_default().push(slot);
+                    by_side.entry((p.market, p.side.slot())).or_default().push(slot);
                 }
             }
         }
         let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
         for ((market, side), mut slots) in by_side {
             let m = &mut self.markets[market as usize];
-            let queued = m.current_index(if side == 0 { 1 } else { -1 }).map_or(0, |i| i.len());
+            let queued = m.current_index(Side::of_slot(side)).map_or(0, |i| i.len());
             if slots.len() > REKEY_MAX.max(queued / 64) {
                 m.invalidate_side(side);
                 continue;

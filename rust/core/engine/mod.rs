@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 
 use crate::core::book::cross::CrossBook;
 use crate::core::book::funds::Funds;
-use crate::core::book::input::{check_side, parse_mark, parse_price};
+use crate::core::book::input::{parse_mark, parse_price};
 use crate::core::book::position::{Position, PositionStore, Side};
 use crate::core::book::trigger::{AdlState, Trigger};
 use crate::core::engine::labels::Labels;
@@ -281,7 +281,7 @@ impl Engine {
         };
         for (_, p) in self.store.iter() {
             t.position_equity += self.position_equity(p);
-            if p.side > 0 {
+            if p.side == Side::Long {
                 t.long_lots += p.qty as i128;
             } else {
                 t.short_lots += p.qty as i128;
@@ -403,7 +403,6 @@ impl Engine {
 
     /// Checks a request without changing anything observable; returns the slot and fill price.
     pub(crate) fn check(&self, req: &Request, row: usize) -> Result<(u32, Option<i64>)> {
-        check_side(req.side, Some(row))?;
         let slot = self.find(req.account, req.market, req.side)?;
         let m = &self.markets[req.market as usize];
         let mark = m.mark()?;
@@ -478,7 +477,8 @@ impl Engine {
                     row,
                     format!(
                         "position (account={}, side={}) is liquidated twice in the batch (first at row {first})",
-                        req.account, req.side
+                        req.account,
+                        req.side.sign()
                     ),
                 ));
             }
@@ -545,10 +545,10 @@ impl Engine {
             let p = self.store.get(slot);
             let m = &self.markets[p.market as usize];
             let mm = p.maintenance(&m.grid, m.mark()?, &m.tiers);
-            keyed.push((std::cmp::Reverse(mm), p.market, -p.side));
+            keyed.push((std::cmp::Reverse(mm), p.market, p.side.slot()));
         }
         keyed.sort_unstable();
-        Ok(keyed.into_iter().map(|(_, m, s)| (m, -s)).collect())
+        Ok(keyed.into_iter().map(|(_, m, s)| (m, Side::of_slot(s))).collect())
     }
 
     /// Cross accounts with their totals at the marks.

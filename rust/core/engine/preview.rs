@@ -14,7 +14,7 @@
 
 use rustc_hash::FxHashSet;
 
-use crate::core::book::position::{side_slot, Side};
+use crate::core::book::position::Side;
 use crate::core::engine::{Engine, FillKind, Request};
 use crate::core::policy::score::{near, AdlPrice, Policy};
 use crate::core::units::error::{AdlError, Result};
@@ -121,7 +121,7 @@ impl Engine {
             ));
         }
         // Longs are reached as the mark rises (any move), shorts as it falls (below 100 %).
-        if !(max_move.is_finite() && max_move > 0.0 && (side > 0 || max_move < 1.0) && max_move <= 10.0) {
+        if !(max_move.is_finite() && max_move > 0.0 && (side == Side::Long || max_move < 1.0) && max_move <= 10.0) {
             return Err(AdlError::config(
                 "max_move",
                 format!("{max_move} must be > 0, at most 10, and below 1 for shorts (the mark falls)"),
@@ -131,10 +131,10 @@ impl Engine {
         let start = m.mark()?;
         let members: Vec<u32> = match only {
             Some(slot) => vec![slot],
-            None => m.members[crate::core::book::position::side_slot(side)].clone(),
+            None => m.members[side.slot()].clone(),
         };
         // Longs are deleveraged when shorts go bankrupt: the mark rising. Shorts: it falling.
-        let dir = side as f64;
+        let dir = side.sign_f64();
         let steps = (max_move / step).floor() as i64;
         // The grid is of prices (an inverse market's ticks are of −1/P); a price off the
         // grid's range ends the search.
@@ -245,10 +245,10 @@ impl MissBound {
         let (g, tiers, side) = (&m.grid, &m.tiers, self.side);
         // U: lots of the opposite positions with a deficit at `mark` (the waterfall's `whole`).
         let mut deficit_lots = 0i128;
-        for &slot in &m.members[side_slot(-side)] {
+        for &slot in &m.members[side.opposite().slot()] {
             let p = e.store.get(slot);
             let mg = p.margin - e.reserved_fee(m, p, p.margin);
-            if mg + p.side as i128 * g.value(p.qty, mark - p.entry) < 0 {
+            if mg + p.side.sign_i128() * g.value(p.qty, mark - p.entry) < 0 {
                 deficit_lots += p.qty as i128;
             }
         }
@@ -260,13 +260,13 @@ impl MissBound {
         let lowest = |slot: u32| {
             let p = e.store.get(slot);
             let slack = 3 + p.qty.ilog2() as i128;
-            if p.equity(g, self.start) < slack * p.qty as i128 || e.store.find(&(p.account, self.market, -side)).is_some() {
+            if p.equity(g, self.start) < slack * p.qty as i128 || e.store.find(&(p.account, self.market, side.opposite())).is_some() {
                 return None;
             }
             let margin = p.margin + (slack - 1) * p.qty as i128;
             Policy::Bitmex.score(g, tiers, side, p.qty, p.entry, margin, mark).map(|s| (s, p.qty))
         };
-        let mut sure: Vec<(f64, i64)> = m.members[side_slot(side)].iter().filter_map(|&slot| lowest(slot)).collect();
+        let mut sure: Vec<(f64, i64)> = m.members[side.slot()].iter().filter_map(|&slot| lowest(slot)).collect();
         sure.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
         let mut ahead = Vec::with_capacity(sure.len() + 1);
         ahead.push(0i128);
@@ -312,9 +312,9 @@ mod tests {
         let mut e = Engine::new(Policy::Bitmex, 0.0, 3, MarketSpec::linear(0, 1, 0.05)).unwrap();
         e.load(cols, &["X".to_string()], None, None).unwrap();
         e.set_marks(&[("X".to_string(), 100.0)], None).unwrap();
-        let l1 = e.store.find(&(11, 0, 1)).unwrap();
-        let l2 = e.store.find(&(12, 0, 1)).unwrap();
-        let b = e.miss_bound(0, 1).expect("isolated book at rest: the bound applies");
+        let l1 = e.store.find(&(11, 0, Side::Long)).unwrap();
+        let l2 = e.store.find(&(12, 0, Side::Long)).unwrap();
+        let b = e.miss_bound(0, Side::Long).expect("isolated book at rest: the bound applies");
         // At 111 (1,110 ticks) only A has a deficit: U = 10 lots. L2 (equity at 100: 200 ≥
         // (3 + log2 10)·10 thousandths) is clearly ahead of L1 (scores 0.84 vs 0.11): L = 10
         // for L1, so L1 is missed without a trial; L2 has nobody ahead, so it is not.
@@ -325,10 +325,10 @@ mod tests {
         assert!(b.misses(&e, 1_099, &[l1, l2]));
         // The answers are those of running every trial.
         for only in [None, Some(l1), Some(l2)] {
-            assert_eq!(e.adl_marks(0, 1, 0.01, 0.5, only).unwrap(), e.adl_marks_brute(0, 1, 0.01, 0.5, only).unwrap());
+            assert_eq!(e.adl_marks(0, Side::Long, 0.01, 0.5, only).unwrap(), e.adl_marks_brute(0, Side::Long, 0.01, 0.5, only).unwrap());
         }
         // A cross position in the market, or anything liquidatable at the marks: no bound.
         e.set_marks(&[("X".to_string(), 111.0)], None).unwrap();
-        assert!(e.miss_bound(0, 1).is_none());
+        assert!(e.miss_bound(0, Side::Long).is_none());
     }
 }

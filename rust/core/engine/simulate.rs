@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 
-use crate::core::book::position::{side_slot, Side};
+use crate::core::book::position::Side;
 use crate::core::engine::{Engine, Liquidation, Request};
 use crate::core::units::error::{AdlError, Result};
 
@@ -48,7 +48,7 @@ impl Slippage {
     /// when `volume` (quote units: this liquidation's notional plus the recent one) trades.
     pub fn fill_price(&self, mark: f64, side: Side, volume: f64) -> f64 {
         let bps = (self.bps_per_million * volume / 1e6).min(self.max_bps);
-        mark * (1.0 - side as f64 * bps / 1e4)
+        mark * (1.0 - side.sign_f64() * bps / 1e4)
     }
 }
 
@@ -152,7 +152,7 @@ impl Simulation {
                 continue;
             }
             let m = engine.market(p.market);
-            queues[p.market as usize][side_slot(p.side)].order.push((m.liquidation_ticks(p), slot, p.account));
+            queues[p.market as usize][p.side.slot()].order.push((m.liquidation_ticks(p), slot, p.account));
         }
         for q in queues.iter_mut() {
             q[0].order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -183,7 +183,7 @@ impl Simulation {
                     j += 1;
                     let p = self.engine.store().get(slot);
                     // Gone (closed by ADL or liquidated): the slot is free.
-                    let gone = p.qty == 0 || p.account != account || p.market != mi as u32 || side_slot(p.side) != si;
+                    let gone = p.qty == 0 || p.account != account || p.market != mi as u32 || p.side.slot() != si;
                     if !gone {
                         let (e, mm) = (p.equity(&m.grid, mark), m.maintenance(p, mark));
                         if e >= mm {
@@ -245,7 +245,7 @@ impl Simulation {
             for f in l.fills.iter().filter(|f| f.kind == crate::core::engine::FillKind::Adl) {
                 let (Some(account), Some(side)) = (f.account, f.side) else { continue };
                 // Values in the settlement currency (multipliers and inverse markets included).
-                let (s, at) = (side as f64, |price: f64| g.value_at_f64(f.lots, price));
+                let (s, at) = (side.sign_f64(), |price: f64| g.value_at_f64(f.lots, price));
                 let t = self.tally.entry(account).or_default();
                 t.qty += g.qty_f64(f.lots);
                 t.notional += at(*mark).abs();
@@ -287,7 +287,7 @@ impl Simulation {
         // On the grid and a price: a long sells at or below the mark, a short buys at or above
         // (ticks rise with the price in inverse markets too).
         let g = &m.grid;
-        let ticks = if side > 0 { g.ticks_f64(raw).floor() } else { g.ticks_f64(raw).ceil() };
+        let ticks = if side == Side::Long { g.ticks_f64(raw).floor() } else { g.ticks_f64(raw).ceil() };
         let fill = g.price_f64(if g.inverse { ticks.min(-1.0) } else { ticks.max(1.0) });
         recent.push_back((ts, notional));
         *sum += notional;
@@ -300,7 +300,7 @@ impl Simulation {
         let l = self.engine.liquidate_capped(req, round.as_ref().map(|r| r.cap), false)?;
         if let Some(mut r) = round {
             let g = &self.engine.market(market).grid;
-            let s = side as f64;
+            let s = side.sign_f64();
             for f in l.fills.iter().filter(|f| f.kind == crate::core::engine::FillKind::Adl) {
                 r.adl_lots += f.lots;
                 r.covered += s * (g.value_at_f64(f.lots, f.price) - g.value_at_f64(f.lots, fill));
@@ -330,7 +330,7 @@ impl Simulation {
             return Ok(None);
         }
         let g = self.engine.market(req.market).grid;
-        let s = req.side as f64;
+        let s = req.side.sign_f64();
         let (mut deficit, mut need) = (0.0, 0.0);
         for f in full.fills.iter().filter(|f| f.kind == crate::core::engine::FillKind::Adl) {
             deficit += s * (g.value_at_f64(f.lots, f.price) - g.value_at_f64(f.lots, fill));
@@ -340,9 +340,9 @@ impl Simulation {
             .engine
             .store()
             .iter()
-            .filter(|(_, p)| p.market == req.market && p.side == -req.side)
+            .filter(|(_, p)| p.market == req.market && p.side == req.side.opposite())
             .map(|(_, p)| {
-                let profit = p.side as f64 * (g.value_at_f64(p.qty, mark) - g.value_at_f64(p.qty, g.price_f64(p.entry as f64)));
+                let profit = p.side.sign_f64() * (g.value_at_f64(p.qty, mark) - g.value_at_f64(p.qty, g.price_f64(p.entry as f64)));
                 (p.account, p.qty, profit.max(0.0))
             })
             .collect();

@@ -122,7 +122,7 @@ impl<'a> Context<'a> {
             let mut k = 0;
             for row in start..end {
                 rows[k] = row as u32;
-                k += wanted(c.market_of(row), c.side[row]) as usize;
+                k += wanted(c.market_of(row), Side::of_screened(c.side[row])) as usize;
             }
             // Score the wanted rows in one branch-free pass, then hand them on.
             let block = &mut *block;
@@ -161,7 +161,7 @@ impl<'a> Context<'a> {
                 };
                 if let Some(score) = score {
                     let key = Key { score: desc_key(score), account: c.account[row], row: row as u32 };
-                    keep(Scored { side: c.side[row], market: code, key, lots, entry, margin, score });
+                    keep(Scored { side: Side::of_screened(c.side[row]), market: code, key, lots, entry, margin, score });
                 }
             }
             start = end;
@@ -214,7 +214,7 @@ impl Context<'_> {
     /// `pays` of a scored row, from what `score_rows` already parsed.
     fn scored_pays(&self, s: &Scored, adl: i64) -> bool {
         let g = &self.grids[s.market as usize];
-        s.margin + s.side as i128 * g.value(s.lots, adl - s.entry) >= 0
+        s.margin + s.side.sign_i128() * g.value(s.lots, adl - s.entry) >= 0
     }
 
     /// Whether a (validated) row can pay for its lots at the ADL price `adl` (ticks of its
@@ -224,7 +224,7 @@ impl Context<'_> {
         let c = self.cols;
         let g = &self.grids[c.market_of(row) as usize];
         parse_row(g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])
-            .is_ok_and(|r| r.margin + r.side as i128 * g.value(r.lots, adl - r.entry) >= 0)
+            .is_ok_and(|r| r.margin + r.side.sign_i128() * g.value(r.lots, adl - r.entry) >= 0)
     }
 
     /// Scores every 128th wanted row of `range` and returns the key below which the sample
@@ -444,8 +444,15 @@ pub(crate) mod tests {
         let mut shorts: Vec<((Fraction, u64, usize), usize)> = (0..n)
             .filter(|&i| side[i] == -1)
             .filter_map(|i| {
-                let s =
-                    Policy::Bitmex.exact_score(&g[0], &Tiers::flat(5_000), -1, qty[i] as i64, entry[i] as i64, margin[i] as i128, 100)?;
+                let s = Policy::Bitmex.exact_score(
+                    &g[0],
+                    &Tiers::flat(5_000),
+                    Side::Short,
+                    qty[i] as i64,
+                    entry[i] as i64,
+                    margin[i] as i128,
+                    100,
+                )?;
                 Some(((s, account[i], i), i))
             })
             .collect();
@@ -454,7 +461,7 @@ pub(crate) mod tests {
         for (pos, &(_, row)) in shorts.iter().enumerate() {
             assert_eq!(r.rank[row] as usize, pos + 1);
         }
-        let f = deleverage(&c, &t, Policy::Bitmex, 0, 1, 1000.0, 99.0, 0, None).unwrap();
+        let f = deleverage(&c, &t, Policy::Bitmex, 0, Side::Long, 1000.0, 99.0, 0, None).unwrap();
         let mut left = 1000i64;
         for (i, fill) in f.iter().enumerate() {
             let row = shorts[i].1;

@@ -5,7 +5,7 @@
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::core::book::cross::{beyond, bounded_totals, CrossBook};
-use crate::core::book::input::{check_side, parse_price, parse_row, PositionColumns, Row};
+use crate::core::book::input::{parse_price, parse_row, PositionColumns, Row};
 use crate::core::book::position::{Position, PositionStore, Side};
 use crate::core::engine::undo::{Book, Undo};
 use crate::core::engine::Engine;
@@ -226,7 +226,6 @@ impl Engine {
         price: Option<f64>,
         undo: &mut Undo,
     ) -> Result<i128> {
-        check_side(side, Some(0))?;
         if market as usize >= self.markets.len() {
             return Err(AdlError::UnknownMarket { symbol: format!("#{market}") });
         }
@@ -242,7 +241,7 @@ impl Engine {
             None => mark,
         };
         let p = *self.store.get(slot);
-        let s = p.side as i128;
+        let s = p.side.sign_i128();
         let credit = p.margin.add_c(s * m.grid.value(p.qty, fill - p.entry), "close credit")?;
         let book = s * m.grid.value(p.qty, mark - fill);
         let cash = self.cash_of(account).add_c(credit, "account cash").and_then(within_ledger)?;

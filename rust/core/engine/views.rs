@@ -5,7 +5,6 @@
 use rustc_hash::FxHashMap;
 
 use crate::core::book::cross::CrossTotals;
-use crate::core::book::input::check_side;
 use crate::core::book::position::{Position, Side, NO_INDEX};
 use crate::core::engine::Engine;
 use crate::core::policy::queues::QueueRow;
@@ -41,7 +40,6 @@ impl Engine {
     /// The position of `account` on `side` of `market`. The first read after a mark change
     /// ranks that market side again (ranked policies).
     pub fn position_view(&mut self, account: u64, market: u32, side: Side) -> Result<PositionView> {
-        check_side(side, Some(0))?;
         if market as usize >= self.markets().len() {
             return Err(AdlError::UnknownMarket { symbol: format!("#{market}") });
         }
@@ -56,7 +54,7 @@ impl Engine {
     /// Every open position of `account` (in market order, longs first) and its ledgers.
     pub fn account_view(&mut self, account: u64) -> Result<AccountView> {
         let slots: Vec<u32> = (0..self.markets().len() as u32)
-            .flat_map(|m| [1i8, -1].map(|side| (m, side)))
+            .flat_map(|m| Side::BOTH.map(|side| (m, side)))
             .filter_map(|(m, side)| self.store().find(&(account, m, side)))
             .collect();
         if slots.is_empty() && !self.accounts_cash().contains_key(&account) {

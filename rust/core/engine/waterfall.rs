@@ -3,7 +3,7 @@
 //! `apply_plan` applies the plan; `plan_capped` builds the ranking index a plan needs first.
 
 use crate::core::book::partial::partial_close;
-use crate::core::book::position::{side_slot, Position};
+use crate::core::book::position::Position;
 use crate::core::engine::undo::Undo;
 use crate::core::engine::{Engine, Fill, FillKind, Liquidation, PassedOver};
 use crate::core::market::fees::fee_on;
@@ -98,7 +98,7 @@ impl Engine {
     pub(super) fn plan_capped(&mut self, slot: u32, fill: Option<i64>, partial: bool, max_adl: Option<i64>) -> Result<Plan> {
         let (market, side) = {
             let p = self.store.get(slot);
-            (p.market as usize, -p.side)
+            (p.market as usize, p.side.opposite())
         };
         // Each retry builds a deeper head, up to the complete index, which satisfies any plan.
         loop {
@@ -130,7 +130,7 @@ impl Engine {
         if p.cross {
             ledger(self.cash_of(p.account), -wallet_debit, "account cash")?;
         }
-        let (q, e, s) = (p.qty, p.entry, p.side as i128);
+        let (q, e, s) = (p.qty, p.entry, p.side.sign_i128());
         let event = self.next_event;
         let key = (p.account, p.market, p.side);
         let mut out = Liquidation {
@@ -256,13 +256,13 @@ impl Engine {
         } else {
             // Queue policies can start from the head of the queue; the others see everyone.
             let head_ok = kernel::allocates_from_head(self.policy);
-            let head_only = m.is_head_only(-p.side);
-            let index = match m.current_index(-p.side) {
+            let head_only = m.is_head_only(p.side.opposite());
+            let index = match m.current_index(p.side.opposite()) {
                 Some(index) if head_ok || !head_only => index,
                 Some(_) => return Ok(Planned::NeedComplete),
                 None => return Ok(if head_ok { Planned::NeedHead(target) } else { Planned::NeedComplete }),
             };
-            let members = &m.members[side_slot(-p.side)];
+            let members = &m.members[p.side.opposite().slot()];
             let opposite = OppositeSide { store: &self.store, index, members, grid: g, tiers: &m.tiers, mark, scoring: &scoring, terms };
             let allocation = kernel::allocate(self.policy, &opposite, target, p.account, self.seed, event, head_only);
             // The head ran out before the lots did: a head twice as deep (min_max_leverage
@@ -297,7 +297,7 @@ impl Engine {
             let mut released = split_floor(c.margin, take.lots, c.qty);
             let (pnl, price_ticks) = if at_mark {
                 value_at_mark += carried + s * g.value(take.lots, mark - e);
-                (c.side as i128 * g.value(take.lots, mark - c.entry), mark as f64)
+                (c.side.sign_i128() * g.value(take.lots, mark - c.entry), mark as f64)
             } else {
                 let ticks = e as f64 - s as f64 * carried as f64 / (take.lots as f64 * g.factor as f64);
                 (-s * g.value(take.lots, e - c.entry) + carried, ticks)
@@ -312,7 +312,7 @@ impl Engine {
             debug_assert!(c.cross || credit >= 0, "an isolated counterparty receives {credit} from an ADL fill");
             // What the account's TNC is left with (cross): the fee never takes it below zero.
             let headroom = if c.cross {
-                self.cross.totals(c.account).tnc() + credit - c.side as i128 * g.value(take.lots, mark - c.entry)
+                self.cross.totals(c.account).tnc() + credit - c.side.sign_i128() * g.value(take.lots, mark - c.entry)
             } else {
                 credit
             };

@@ -3,6 +3,7 @@
 //! the payer has.
 
 use crate::core::units::fixed::{maintenance, Grid, RATE_SCALE};
+use crate::core::units::side::Side;
 
 /// `ceil(amount·rate)` for `amount >= 0`; 0 for a negative amount.
 #[inline]
@@ -19,7 +20,7 @@ pub fn fee_on(amount: i128, rate_ppm: i64) -> i128 {
 /// fee is exactly lost, `r·N_bk = r·(N_E − πσM)/(1 − πσr)` with `π` the grid's price sign
 /// (+1 linear: `N = q·P`; −1 inverse: `N = −q·y`), rounded up and capped at the margin.
 /// Linear, `E − σ(M − fee)/q` is then long `(q·E − M)/(q·(1 − r))`, short `(q·E + M)/(q·(1 + r))`.
-pub fn reserved_fee(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, rate_ppm: i64) -> i128 {
+pub fn reserved_fee(grid: &Grid, side: Side, qty: i64, entry: i64, margin: i128, rate_ppm: i64) -> i128 {
     if margin <= 0 {
         return 0;
     }
@@ -30,8 +31,8 @@ pub fn reserved_fee(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, r
 /// `N_bk = max(0, N_E − πσM)/(1 − πσr)`, not capped at the margin: the part of maintenance
 /// that the fee-at-bankruptcy convention (Bybit) adds, so a position is liquidatable no later
 /// than it is bankrupt (`reserved_fee <= close_fee`).
-pub fn close_fee(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, rate_ppm: i64) -> i128 {
-    let ps = grid.price_sign() * side as i128;
+pub fn close_fee(grid: &Grid, side: Side, qty: i64, entry: i64, margin: i128, rate_ppm: i64) -> i128 {
+    let ps = grid.price_sign() * side.sign_i128();
     let num = grid.notional(qty, entry) - ps * margin;
     if rate_ppm == 0 || num <= 0 {
         return 0;
@@ -62,11 +63,11 @@ mod tests {
         let g = Grid::new(0, 0, 0).unwrap();
         // Long 10 @ 100, margin 100, fee 1 %: P_bk = (1,000 − 100)/(10·0.99) = 90.909…, the fee
         // r·q·P_bk = 9.0909… → 10.
-        assert_eq!(reserved_fee(&g, 1, 10, 100, 100, 10_000), 10);
+        assert_eq!(reserved_fee(&g, Side::Long, 10, 100, 100, 10_000), 10);
         // Short 10 @ 100, margin 100: P_bk = 1,100/(10·1.01) = 108.91, fee 10.891 → 11.
-        assert_eq!(reserved_fee(&g, -1, 10, 100, 100, 10_000), 11);
+        assert_eq!(reserved_fee(&g, Side::Short, 10, 100, 100, 10_000), 11);
         // No fee rate, or margin that already covers the whole notional: nothing reserved.
-        assert_eq!(reserved_fee(&g, 1, 10, 100, 100, 0), 0);
-        assert_eq!(reserved_fee(&g, 1, 10, 100, 1_000, 10_000), 0);
+        assert_eq!(reserved_fee(&g, Side::Long, 10, 100, 100, 0), 0);
+        assert_eq!(reserved_fee(&g, Side::Long, 10, 100, 1_000, 10_000), 0);
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::core::units::error::{AdlError, Result};
 use crate::core::units::fixed::{maintenance, Grid, RATE_SCALE};
+use crate::core::units::side::Side;
 
 /// A tier as the user gives it, in quote units.
 #[derive(Clone, Debug, PartialEq)]
@@ -124,8 +125,8 @@ impl Tiers {
     /// `margin` (cash units): in tier `(r, c)`, `M + σ·q·f·(P − E) = r·π·q·f·P − c` with `π`
     /// the grid's price sign (notional `π·q·f·P`), so `P = (σ·q·f·E − M − c) / (q·f·(σ − π·r))`;
     /// the tier is the one whose notional range holds the notional at `P`.
-    pub fn liquidation_ticks(&self, grid: &Grid, side: i8, qty: i64, entry: i64, margin: f64) -> f64 {
-        let s = side as f64;
+    pub fn liquidation_ticks(&self, grid: &Grid, side: Side, qty: i64, entry: i64, margin: f64) -> f64 {
+        let s = side.sign_f64();
         let pi = grid.price_sign() as f64;
         let qf = qty as f64 * grid.factor as f64;
         let solve = |t: &Tier| {
@@ -182,10 +183,10 @@ mod tests {
         let g = Grid::new(0, 0, 0).unwrap();
         // Long 2 @ 50,000 (N = 100k, tier 2), margin 5,000: P = (100,000 − 5,000 − 50)/(2·0.995)
         // = 47,713.57, notional 95,427 stays in tier 2.
-        let p = t.liquidation_ticks(&g, 1, 2, 50_000, 5_000.0);
+        let p = t.liquidation_ticks(&g, Side::Long, 2, 50_000, 5_000.0);
         assert!((p - 94_950.0 / 1.99).abs() < 1e-6, "{p}");
         // Short 1 @ 40,000, margin 4,000, tier 1: P = (40,000 + 4,000)/(1.004) = 43,824.7.
-        let p = t.liquidation_ticks(&g, -1, 1, 40_000, 4_000.0);
+        let p = t.liquidation_ticks(&g, Side::Short, 1, 40_000, 4_000.0);
         assert!((p - 44_000.0 / 1.004).abs() < 1e-6, "{p}");
     }
 

@@ -287,10 +287,14 @@ pub fn replay_bytes(data: &[u8]) -> Result<(Engine, ReplayInfo)> {
                 engine = Some(Engine::restore(snap)?);
             }
             Some(e) => {
-                let op = decode(payload)?;
                 // Records are written before their operation runs and removed if it fails;
-                // a crash in between leaves a failing operation as the last record.
-                match e.apply(op.op()) {
+                // a crash in between leaves a failing operation as the last record. Decoding
+                // refuses a side that is not one as the operation did (not as damage).
+                let applied = match decode(payload) {
+                    Err(err @ AdlError::Corrupt { .. }) => return Err(err),
+                    decoded => decoded.and_then(|op| e.apply(op.op())),
+                };
+                match applied {
                     Ok(_) => info.ops += 1,
                     Err(_) if last => {
                         torn(&mut info);

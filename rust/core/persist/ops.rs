@@ -4,6 +4,7 @@
 //! the payloads is `oplog`.
 
 use crate::core::book::input::PositionColumns;
+use crate::core::book::position::Side;
 use crate::core::book::trigger::Trigger;
 use crate::core::engine::undo::Undo;
 use crate::core::engine::updates::UpsertStats;
@@ -96,7 +97,7 @@ pub enum Op<'a> {
     ClosePosition {
         account: u64,
         market: u32,
-        side: i8,
+        side: Side,
         price: Option<f64>,
     },
     /// `Engine::set_keep_fills`.
@@ -253,14 +254,21 @@ fn get_opt_f64s(r: &mut Reader<'_>) -> Result<Option<Vec<f64>>> {
 fn put_request(w: &mut Writer, q: &Request) {
     w.u64(q.account);
     w.u32(q.market);
-    w.u8(q.side as u8);
+    w.u8(q.side.sign() as u8);
     w.opt_f64(q.fill_price);
     w.u8(q.force as u8);
     w.u8(q.partial as u8);
 }
 
 fn get_request(r: &mut Reader<'_>) -> Result<Request> {
-    Ok(Request { account: r.u64()?, market: r.u32()?, side: r.u8()? as i8, fill_price: r.opt_f64()?, force: r.bool()?, partial: r.bool()? })
+    Ok(Request { account: r.u64()?, market: r.u32()?, side: get_side(r)?, fill_price: r.opt_f64()?, force: r.bool()?, partial: r.bool()? })
+}
+
+/// A side argument of a record. A code that is not a side fails as the operation failed on it
+/// when it was written (`Side::try_from`'s error, not `Corrupt`): only a last record, left by a
+/// crash before the failed operation was cut off, can hold one, and replay drops it.
+fn get_side(r: &mut Reader<'_>) -> Result<Side> {
+    Side::try_from(r.u8()? as i8)
 }
 
 /// Tag 0: the record of a full snapshot, always the log's first (operations are tags 1 to 16).
@@ -349,7 +357,7 @@ pub fn encode(op: &Op<'_>) -> Vec<u8> {
             w.u8(10);
             w.u64(*account);
             w.u32(*market);
-            w.u8(*side as u8);
+            w.u8(side.sign() as u8);
             w.opt_f64(*price);
         }
         Op::SetKeepFills { keep } => {
@@ -376,7 +384,7 @@ pub enum OwnedOp {
     LiquidateCapped(Request, i64),
     LiquidateMany(Vec<Request>),
     LiquidateAccount(u64, bool, bool),
-    ClosePosition(u64, u32, i8, Option<f64>),
+    ClosePosition(u64, u32, Side, Option<f64>),
     SetKeepFills(bool),
     DrainEvents(u64),
 }
@@ -445,7 +453,7 @@ pub fn decode(payload: &[u8]) -> Result<OwnedOp> {
             OwnedOp::LiquidateMany((0..n).map(|_| get_request(&mut r)).collect::<Result<_>>()?)
         }
         9 => OwnedOp::LiquidateAccount(r.u64()?, r.bool()?, r.bool()?),
-        10 => OwnedOp::ClosePosition(r.u64()?, r.u32()?, r.u8()? as i8, r.opt_f64()?),
+        10 => OwnedOp::ClosePosition(r.u64()?, r.u32()?, get_side(&mut r)?, r.opt_f64()?),
         14 => OwnedOp::LiquidateCapped(get_request(&mut r)?, r.i64()?),
         15 => OwnedOp::SetKeepFills(r.bool()?),
         16 => OwnedOp::DrainEvents(r.u64()?),

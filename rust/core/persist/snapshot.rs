@@ -17,7 +17,7 @@ use rustc_hash::FxHashMap;
 
 use crate::core::book::cross::CrossBook;
 use crate::core::book::funds::{Change, Funds, Pool, Record, DEFAULT_POOL};
-use crate::core::book::position::{Position, PositionStore, NO_INDEX};
+use crate::core::book::position::{Position, PositionStore, Side, NO_INDEX};
 use crate::core::book::trigger::{SymbolState, Trigger, TriggerState, WindowMax};
 use crate::core::engine::labels::Labels;
 use crate::core::engine::{AdlPrice, Engine, EventLog, Fill, FillKind};
@@ -277,9 +277,9 @@ fn put_fill(w: &mut Writer, f: &Fill) {
     w.opt_i64(f.ts);
     w.u32(f.market);
     w.u64(f.bankrupt_account);
-    w.u8(f.bankrupt_side as u8);
+    w.u8(f.bankrupt_side.sign() as u8);
     w.opt_u64(f.account);
-    w.u8(f.side.unwrap_or(0) as u8);
+    w.u8(f.side.map_or(0, Side::sign) as u8);
     w.i64(f.lots);
     w.f64(f.price);
     w.opt_u64(f.rank);
@@ -288,14 +288,28 @@ fn put_fill(w: &mut Writer, f: &Fill) {
     w.opt_f64(f.entry);
 }
 
+/// The side of a code read from a snapshot (+1 long, −1 short); any other code is damage.
+fn side_of(r: &Reader<'_>, code: i8) -> Result<Side> {
+    Side::of(code).ok_or_else(|| r.corrupt(format!("{code} is not a side")))
+}
+
+fn get_side(r: &mut Reader<'_>) -> Result<Side> {
+    let code = r.u8()? as i8;
+    side_of(r, code)
+}
+
 fn get_fill(r: &mut Reader<'_>) -> Result<Fill> {
     let event = r.u64()?;
     let ts = r.opt_i64()?;
     let market = r.u32()?;
     let bankrupt_account = r.u64()?;
-    let bankrupt_side = r.u8()? as i8;
+    let bankrupt_side = get_side(r)?;
     let account = r.opt_u64()?;
-    let side = r.u8()? as i8;
+    // 0: the book took the lots (no counterparty).
+    let side = match r.u8()? as i8 {
+        0 => None,
+        code => Some(side_of(r, code)?),
+    };
     let lots = r.i64()?;
     let price = r.f64()?;
     let rank = r.opt_u64()?;
@@ -307,21 +321,7 @@ fn get_fill(r: &mut Reader<'_>) -> Result<Fill> {
         c => return Err(r.corrupt(format!("unknown fill kind {c}"))),
     };
     let entry = r.opt_f64()?;
-    Ok(Fill {
-        event,
-        ts,
-        market,
-        bankrupt_account,
-        bankrupt_side,
-        account,
-        side: (side != 0).then_some(side),
-        lots,
-        price,
-        rank,
-        score,
-        kind,
-        entry,
-    })
+    Ok(Fill { event, ts, market, bankrupt_account, bankrupt_side, account, side, lots, price, rank, score, kind, entry })
 }
 
 impl Engine {
@@ -363,7 +363,7 @@ impl Engine {
             w.i64(p.entry);
             w.i128(p.margin);
             w.u32(p.market);
-            w.u8(p.side as u8);
+            w.u8(p.side.sign() as u8);
             w.u16(p.cap_bp);
             w.u8(p.cross as u8);
         }
@@ -438,22 +438,16 @@ impl Engine {
         let n = r.len(36)?;
         let mut slots = Vec::with_capacity(n);
         for _ in 0..n {
-            let p = Position {
-                account: r.u64()?,
-                qty: r.i64()?,
-                entry: r.i64()?,
-                // Version 5 widened margins to i128.
-                margin: if version >= 5 { r.i128()? } else { r.i64()? as i128 },
-                market: r.u32()?,
-                member_pos: 0,
-                index_pos: NO_INDEX,
-                side: r.u8()? as i8,
-                cap_bp: r.u16()?,
-                cross: r.bool()?,
-            };
+            let (account, qty, entry) = (r.u64()?, r.i64()?, r.i64()?);
+            // Version 5 widened margins to i128.
+            let margin = if version >= 5 { r.i128()? } else { r.i64()? as i128 };
+            let (market, side, cap_bp, cross) = (r.u32()?, Side::of(r.u8()? as i8), r.u16()?, r.bool()?);
+            // Free slots keep the side of the position they held: always a side too.
+            let Some(side) = side else { return Err(r.corrupt(format!("invalid position of account {account}"))) };
+            let p = Position { account, qty, entry, margin, market, member_pos: 0, index_pos: NO_INDEX, side, cap_bp, cross };
             let live = p.qty > 0;
             let priced = |p: &Position| e.markets.get(p.market as usize).is_some_and(|m| m.grid.is_price(p.entry));
-            if live && ((p.side != 1 && p.side != -1) || !priced(&p) || p.cap_bp > 10_000) {
+            if live && (!priced(&p) || p.cap_bp > 10_000) {
                 return Err(r.corrupt(format!("invalid position of account {}", p.account)));
             }
             // The ranges input parsing enforces, so that restored values cannot overflow later.

@@ -10,6 +10,7 @@ use crate::core::policy::prorata::{holding, pro_rata_shares, weighted_then_size,
 use crate::core::policy::ranking::RankIndex;
 use crate::core::policy::scoring::Scoring;
 use crate::core::units::fixed::Grid;
+use crate::core::units::side::Side;
 
 /// What an allocator sees: the opposite side of one market.
 pub struct OppositeSide<'a> {
@@ -34,7 +35,7 @@ pub enum AdlTerms {
     Mark,
     /// At the bankruptcy price of `lots` bankrupt lots of `side` entered at `entry` ticks
     /// and carrying `margin` cash units: `P_bk = entry − side·margin/(lots·factor)` ticks.
-    Bankruptcy { side: i8, entry: i64, lots: i64, margin: i128 },
+    Bankruptcy { side: Side, entry: i64, lots: i64, margin: i128 },
 }
 
 /// Why a counterparty in the way of the queue was passed over.
@@ -96,7 +97,7 @@ impl OppositeSide<'_> {
         // X + ⌊q_c·M/L⌋ >= 0 with X an integer is X·L + q_c·M >= 0: no division on this
         // per-counterparty path (the products fit i128 for any real book; else divide). Kept
         // small and inline: the pro-rata loops run it once per opposite position.
-        let own = p.margin + p.side as i128 * self.grid.value(p.qty, entry - p.entry);
+        let own = p.margin + p.side.sign_i128() * self.grid.value(p.qty, entry - p.entry);
         let pays = match (i64::try_from(own), i64::try_from(margin)) {
             // Products of i64s are exact in i128 and their sum cannot overflow (< 2^127).
             (Ok(own), Ok(margin)) => own as i128 * lots as i128 + p.qty as i128 * margin as i128 >= 0,
@@ -113,8 +114,8 @@ impl OppositeSide<'_> {
     /// `affordable` of a cross position: at most `⌊TNC·L/D⌋` lots.
     #[cold]
     #[inline(never)]
-    fn cross_affordable(&self, p: &Position, side: i8, entry: i64, lots: i64, margin: i128) -> Result<i64, PassReason> {
-        let deficit = -(margin + side as i128 * self.grid.value(lots, self.mark - entry));
+    fn cross_affordable(&self, p: &Position, side: Side, entry: i64, lots: i64, margin: i128) -> Result<i64, PassReason> {
+        let deficit = -(margin + side.sign_i128() * self.grid.value(lots, self.mark - entry));
         if deficit <= 0 {
             return Ok(p.qty);
         }
@@ -339,7 +340,6 @@ mod tests {
         // remainders tie often, margins from generous to below the ADL price's needs, some
         // members out of the index; every pro-rata split and its passes must be the same
         // whichever order the positions are read in.
-        use crate::core::book::position::SHORT;
         use crate::core::policy::ranking::Entry;
         let mut state = 7u64;
         let mut next = move |n: u64| {
@@ -367,7 +367,7 @@ mod tests {
                     market: 0,
                     member_pos: members.len() as u32,
                     index_pos: NO_INDEX,
-                    side: SHORT,
+                    side: Side::Short,
                     cap_bp: 2_000 + next(8_001) as u16,
                     cross: false,
                 };
@@ -390,7 +390,7 @@ mod tests {
                 let terms = if next(4) == 0 {
                     AdlTerms::Mark
                 } else {
-                    AdlTerms::Bankruptcy { side: 1, entry: 100 + next(20) as i64, lots: bankrupt_lots, margin: next(400) as i128 }
+                    AdlTerms::Bankruptcy { side: Side::Long, entry: 100 + next(20) as i64, lots: bankrupt_lots, margin: next(400) as i128 }
                 };
                 let side = OppositeSide {
                     store: &store,
@@ -427,7 +427,6 @@ mod tests {
         // ⌊TNC·L/D⌋ capped at q, against the same floor taken by division, for TNC around
         // every boundary k·D/L (and non-positive ones, which pass the position over).
         use crate::core::book::cross::CrossBook;
-        use crate::core::units::side::SHORT;
         let grid = Grid::new(0, 0, 2).unwrap();
         let tiers = Tiers::flat(5_000);
         let index = RankIndex::default();
@@ -449,7 +448,7 @@ mod tests {
                 market: 0,
                 member_pos: 0,
                 index_pos: 0,
-                side: SHORT,
+                side: Side::Short,
                 cap_bp: 10_000,
                 cross: true,
             };
@@ -462,7 +461,7 @@ mod tests {
             cross.add(9, slot, 0);
             cross.refresh(9, wallet, &store, &[market]).unwrap();
             let scoring = Scoring { policy: Policy::SizeProRata, cross: &cross, custom: &[] };
-            let terms = AdlTerms::Bankruptcy { side: 1, entry, lots, margin };
+            let terms = AdlTerms::Bankruptcy { side: Side::Long, entry, lots, margin };
             let side =
                 OppositeSide { store: &store, index: &index, members: &[], grid: &grid, tiers: &tiers, mark, scoring: &scoring, terms };
             let tnc = cross.totals(9).tnc();

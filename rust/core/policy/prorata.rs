@@ -172,7 +172,7 @@ pub enum Weighting {
 /// `⌊u⁺·N/e⌋`, at least 1, with `N` the notional and `e` the equity (its account share if
 /// cross) in cash units (`LeveredProfit`); the size in lots (`CappedSize`).
 pub fn holding(p: &Position, grid: &Grid, mark: i64, equity: i128, weighting: Weighting, affordable: i64) -> Holding {
-    let u = p.side as i128 * grid.value(p.qty, mark - p.entry);
+    let u = p.side.sign_i128() * grid.value(p.qty, mark - p.entry);
     let cap = affordable.min(p.qty);
     if u <= 0 || equity <= 0 {
         return Holding { account: p.account, cap, weight: 0, size: p.qty };

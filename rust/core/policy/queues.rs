@@ -2,7 +2,7 @@
 
 use std::ops::{Deref, DerefMut};
 
-use crate::core::book::position::{side_slot, PositionStore, Side, NO_INDEX};
+use crate::core::book::position::{PositionStore, Side, NO_INDEX};
 use crate::core::market::instrument::Instrument;
 use crate::core::market::spec::MarketSpec;
 use crate::core::market::tiers::Tiers;
@@ -106,7 +106,7 @@ impl Market {
 
     /// Adds a slot to its side's member list (the index of that side goes stale).
     pub fn add_member(&mut self, store: &mut PositionStore, slot: u32) {
-        let s = side_slot(store.get(slot).side);
+        let s = store.get(slot).side.slot();
         store.get_mut(slot).member_pos = self.members[s].len() as u32;
         self.members[s].push(slot);
         self.index[s] = None;
@@ -115,7 +115,7 @@ impl Market {
     /// Removes a slot from its member list (swap-remove) and from the ranking index.
     pub fn remove_member(&mut self, store: &mut PositionStore, slot: u32) {
         let p = *store.get(slot);
-        let s = side_slot(p.side);
+        let s = p.side.slot();
         let list = &mut self.members[s];
         list.swap_remove(p.member_pos as usize);
         if let Some(&moved) = list.get(p.member_pos as usize) {
@@ -132,7 +132,7 @@ impl Market {
     /// and margin): its lots leave the index. Its score is refreshed by `rescore_member`.
     pub fn shrink_member(&mut self, store: &PositionStore, slot: u32, lots: i64) {
         let p = store.get(slot);
-        if let (Some(idx), true) = (self.index[side_slot(p.side)].as_mut(), p.index_pos != NO_INDEX) {
+        if let (Some(idx), true) = (self.index[p.side.slot()].as_mut(), p.index_pos != NO_INDEX) {
             idx.shrink(p.index_pos as usize, lots);
         }
     }
@@ -142,7 +142,7 @@ impl Market {
     /// eligible. A position that became eligible again makes the index stale.
     pub fn rescore_member(&mut self, store: &mut PositionStore, scoring: &Scoring<'_>, slot: u32) {
         let p = *store.get(slot);
-        let s = side_slot(p.side);
+        let s = p.side.slot();
         let Some(idx) = self.index[s].as_mut() else { return };
         let mark = self.inst.mark.expect("an index exists only with a mark");
         let score = scoring.score(&self.inst.grid, &self.inst.tiers, mark, slot, &p);
@@ -181,7 +181,7 @@ impl Market {
     /// The queue indicator of `side` from its current index, in queue order: (slot, rank,
     /// percentile, lights, score, lots queued ahead); `None` without an index or a mark.
     pub fn indicator(&self, store: &PositionStore, scoring: &Scoring<'_>, side: Side, method: Lights) -> Option<Vec<QueueRow>> {
-        let (idx, mark) = (self.index[side_slot(side)].as_ref()?, self.inst.mark?);
+        let (idx, mark) = (self.index[side.slot()].as_ref()?, self.inst.mark?);
         let order = MarketOrder { store, grid: &self.inst.grid, tiers: &self.inst.tiers, scoring, mark };
         let rows = idx.lights(method, &order).into_iter();
         Some(
@@ -200,7 +200,7 @@ impl Market {
     /// The queue indicator of the position at ranking position `pos` of `side` (as
     /// `indicator` gives it); `None` without an index or a mark.
     pub fn queue_place(&self, store: &PositionStore, scoring: &Scoring<'_>, side: Side, pos: usize, method: Lights) -> Option<QueueRow> {
-        let (idx, mark) = (self.index[side_slot(side)].as_ref()?, self.inst.mark?);
+        let (idx, mark) = (self.index[side.slot()].as_ref()?, self.inst.mark?);
         let order = MarketOrder { store, grid: &self.inst.grid, tiers: &self.inst.tiers, scoring, mark };
         let (rank, percentile, lights, lots_ahead) = idx.place(pos, method, &order);
         Some(QueueRow { slot: idx.slot_at(pos), rank, percentile, lights, score: idx.score_at(pos), lots_ahead })
@@ -208,7 +208,7 @@ impl Market {
 
     /// The complete ranking index of `side`, rebuilt first if stale or head-only. Requires a mark.
     pub fn index(&mut self, store: &mut PositionStore, scoring: &Scoring<'_>, side: Side) -> Result<&RankIndex> {
-        let s = side_slot(side);
+        let s = side.slot();
         if self.index[s].is_none() || self.cut[s].is_some() {
             self.build(store, scoring, side, None)?;
         }
@@ -221,7 +221,7 @@ impl Market {
     /// every position is O(n); sorting only the head avoids the O(n log n) full sort that a
     /// mark change would otherwise cost the next event.
     pub fn head_index(&mut self, store: &mut PositionStore, scoring: &Scoring<'_>, side: Side, lots: i64) -> Result<&RankIndex> {
-        let s = side_slot(side);
+        let s = side.slot();
         let shallow = self.cut[s].is_some() && self.index[s].as_ref().is_some_and(|i| i.total_lots() < lots);
         if self.index[s].is_none() || shallow {
             self.build(store, scoring, side, Some(lots))?;
@@ -231,11 +231,11 @@ impl Market {
 
     /// Whether the index of `side` holds only the head of the queue.
     pub fn is_head_only(&self, side: Side) -> bool {
-        self.cut[side_slot(side)].is_some()
+        self.cut[side.slot()].is_some()
     }
 
     fn build(&mut self, store: &mut PositionStore, scoring: &Scoring<'_>, side: Side, head_lots: Option<i64>) -> Result<()> {
-        let s = side_slot(side);
+        let s = side.slot();
         let mark = self.mark()?;
         let mut entries = Vec::with_capacity(self.members[s].len());
         for &slot in &self.members[s] {
@@ -261,7 +261,7 @@ impl Market {
 
     /// The index of `side` if it is current (possibly head-only: see `is_head_only`).
     pub fn current_index(&self, side: Side) -> Option<&RankIndex> {
-        self.index[side_slot(side)].as_ref()
+        self.index[side.slot()].as_ref()
     }
 }
 

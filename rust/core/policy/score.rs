@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 use crate::core::market::tiers::Tiers;
 use crate::core::units::error::{AdlError, Result};
 use crate::core::units::fixed::Grid;
+use crate::core::units::side::Side;
 
 /// The price ADL fills at (docs/model.md §2–§3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +120,7 @@ impl Policy {
     /// cannot be chosen (bankrupt: equity <= 0).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub fn score(&self, grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<f64> {
+    pub fn score(&self, grid: &Grid, tiers: &Tiers, side: Side, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<f64> {
         match self {
             Policy::Bitmex => bitmex_score(grid, side, qty, entry, margin, mark),
             Policy::Binance => binance_score(grid, tiers, side, qty, entry, margin, mark),
@@ -141,7 +142,7 @@ impl Policy {
     /// The same score as an exact fraction, for ordering near-ties exactly; `None` when the
     /// position is not eligible or the exact products exceed 128 bits.
     #[allow(clippy::too_many_arguments)]
-    pub fn exact_score(&self, grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<Fraction> {
+    pub fn exact_score(&self, grid: &Grid, tiers: &Tiers, side: Side, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<Fraction> {
         match self {
             Policy::Bitmex => bitmex_exact(grid, side, qty, entry, margin, mark),
             Policy::Binance => binance_exact(grid, tiers, side, qty, entry, margin, mark),
@@ -199,12 +200,12 @@ fn wide_mul(a: u128, b: u128) -> (u128, u128) {
 /// BitMEX score as a fraction: winners `|P−E|·N / (E·e)`, losers `−|P−E|·e / (E·N)` (an
 /// inverse market's `P`, `E` are `y = −1/P` ticks: `|y − y_E|/|y_E| = |1 − E/P|`, BitMEX's
 /// inverse PnL %).
-fn bitmex_exact(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<Fraction> {
-    let equity = margin + side as i128 * grid.value(qty, mark - entry);
+fn bitmex_exact(grid: &Grid, side: Side, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<Fraction> {
+    let equity = margin + side.sign_i128() * grid.value(qty, mark - entry);
     if equity <= 0 {
         return None;
     }
-    let move_ = side as i128 * (mark - entry) as i128;
+    let move_ = side.sign_i128() * (mark - entry) as i128;
     let (e, n, d) = (equity as u128, grid.notional(qty, mark) as u128, move_.unsigned_abs());
     let entry = entry.unsigned_abs() as u128;
     let (num, den) = if move_ > 0 { (d.checked_mul(n)?, entry.checked_mul(e)?) } else { (d.checked_mul(e)?, entry.checked_mul(n)?) };
@@ -235,11 +236,11 @@ pub fn cmp_desc(a: f64, b: f64, exact: impl FnOnce() -> Option<Ordering>) -> Ord
 
 /// BitMEX: `pnl% = σ(P−E)/E`, `ℓ = N/e`; score `pnl%·ℓ` if `pnl% > 0` else `pnl%/ℓ`.
 #[inline(always)]
-pub fn bitmex_score(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<f64> {
+pub fn bitmex_score(grid: &Grid, side: Side, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<f64> {
     let equity = equity_f64(grid, side, qty, entry, margin, mark)?;
     // pnl%·ℓ = d·N/(E·e) for winners and pnl%/ℓ = d·e/(E·N) otherwise (d = σ(P−E)): one
     // division, and a select instead of a branch on the (unpredictable) sign.
-    let d = side as f64 * (mark - entry) as f64;
+    let d = side.sign_f64() * (mark - entry) as f64;
     let notional = grid.notional_f64(qty, mark);
     let (num, den) = if d > 0.0 { (notional, equity) } else { (equity, notional) };
     Some(d * num / ((entry as f64).abs() * den))
@@ -247,8 +248,16 @@ pub fn bitmex_score(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, m
 
 /// Binance's terms for an isolated position (wallet W = margin M, in cash units):
 /// (u⁺, max(one quote unit, W), MM, e = W + u), or `None` when bankrupt (e <= 0).
-fn binance_terms(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<(i128, i128, i128, i128)> {
-    let u = side as i128 * grid.value(qty, mark - entry);
+fn binance_terms(
+    grid: &Grid,
+    tiers: &Tiers,
+    side: Side,
+    qty: i64,
+    entry: i64,
+    margin: i128,
+    mark: i64,
+) -> Option<(i128, i128, i128, i128)> {
+    let u = side.sign_i128() * grid.value(qty, mark - entry);
     let equity = margin + u;
     if equity <= 0 {
         return None;
@@ -259,12 +268,12 @@ fn binance_terms(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, mar
 
 /// Binance: `pnl% = max(0,u)/max(1,W)`, `ratio = MM/(W+u)`, score `pnl%·ratio`.
 #[inline]
-pub fn binance_score(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<f64> {
+pub fn binance_score(grid: &Grid, tiers: &Tiers, side: Side, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<f64> {
     let (gain, wallet, mm, equity) = binance_terms(grid, tiers, side, qty, entry, margin, mark)?;
     Some(gain as f64 * mm as f64 / (wallet as f64 * equity as f64))
 }
 
-fn binance_exact(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<Fraction> {
+fn binance_exact(grid: &Grid, tiers: &Tiers, side: Side, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<Fraction> {
     let (gain, wallet, mm, equity) = binance_terms(grid, tiers, side, qty, entry, margin, mark)?;
     let num = (gain as u128).checked_mul(mm as u128)?;
     let den = (wallet as u128).checked_mul(equity as u128)?;
@@ -272,16 +281,16 @@ fn binance_exact(grid: &Grid, tiers: &Tiers, side: i8, qty: i64, entry: i64, mar
 }
 
 /// Leverage `N / e` of a profitable position as integers; `None` unless in profit.
-fn leverage_terms(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<(i128, i128)> {
-    let u = side as i128 * grid.value(qty, mark - entry);
+fn leverage_terms(grid: &Grid, side: Side, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<(i128, i128)> {
+    let u = side.sign_i128() * grid.value(qty, mark - entry);
     (u > 0).then(|| (grid.notional(qty, mark), margin + u))
 }
 
 /// Hyperliquid's score `a·b / (c·d)` in integers: longs `P·N / (E·e)`, shorts `E·N / (P·e)`;
 /// `None` unless the position is in profit (and so not bankrupt). In an inverse market
 /// `P/E = |y_E|/|y|`.
-fn hyperliquid_terms(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<(i128, i128, i128, i128)> {
-    let u = side as i128 * grid.value(qty, mark - entry);
+fn hyperliquid_terms(grid: &Grid, side: Side, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<(i128, i128, i128, i128)> {
+    let u = side.sign_i128() * grid.value(qty, mark - entry);
     if u <= 0 {
         return None;
     }
@@ -290,23 +299,23 @@ fn hyperliquid_terms(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, 
         return None;
     }
     let (p, e) = if grid.inverse { (entry.abs() as i128, mark.abs() as i128) } else { (mark as i128, entry as i128) };
-    Some(if side > 0 { (p, notional, e, equity) } else { (e, notional, p, equity) })
+    Some(if side == Side::Long { (p, notional, e, equity) } else { (e, notional, p, equity) })
 }
 
 /// Isolated equity `M + σ·q·(P − E)` as f64, or `None` when it is <= 0 (decided exactly:
 /// in i64 when nothing overflows, else in i128).
 #[inline]
-pub fn equity_f64(grid: &Grid, side: i8, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<f64> {
+pub fn equity_f64(grid: &Grid, side: Side, qty: i64, entry: i64, margin: i128, mark: i64) -> Option<f64> {
     let fast = qty
         .checked_mul(mark - entry)
         .and_then(|v| v.checked_mul(grid.factor as i64))
-        .and_then(|v| v.checked_mul(side as i64))
+        .and_then(|v| v.checked_mul(side.sign_i64()))
         .and_then(|v| i64::try_from(margin).ok()?.checked_add(v));
     match fast {
         Some(e) if e > 0 => Some(e as f64),
         Some(_) => None,
         None => {
-            let e = margin + side as i128 * grid.value(qty, mark - entry);
+            let e = margin + side.sign_i128() * grid.value(qty, mark - entry);
             (e > 0).then_some(e as f64)
         }
     }
@@ -408,13 +417,13 @@ mod tests {
         let g = Grid::new(0, 0, 0).unwrap();
         // short 10 @ 100, margin 20, mark 96: pnl% = 0.04, u = 40, e = 60, N = 960, ℓ = 16,
         // score = 0.04·16 = 0.64
-        let s = bitmex_score(&g, -1, 10, 100, 20, 96).unwrap();
+        let s = bitmex_score(&g, Side::Short, 10, 100, 20, 96).unwrap();
         assert!((s - 0.64).abs() < 1e-12);
         // long 10 @ 100, margin 50, mark 96: pnl% = −0.04, e = 10, ℓ = 96, score = −0.04/96
-        let s = bitmex_score(&g, 1, 10, 100, 50, 96).unwrap();
+        let s = bitmex_score(&g, Side::Long, 10, 100, 50, 96).unwrap();
         assert!((s + 0.04 / 96.0).abs() < 1e-15);
         // bankrupt: margin 40, e = 0
-        assert_eq!(bitmex_score(&g, 1, 10, 100, 40, 96), None);
+        assert_eq!(bitmex_score(&g, Side::Long, 10, 100, 40, 96), None);
     }
 
     #[test]
@@ -422,15 +431,15 @@ mod tests {
         // Mark 100. Short 1 @80 m21: pnl% = −1/4, e = 1, ℓ = 100: −1/400.
         // Short 1 @96 m10: pnl% = −1/24, e = 6, ℓ = 100/6: −1/400. Floats differ by an ulp.
         let g = Grid::new(0, 0, 0).unwrap();
-        let a = Policy::Bitmex.exact_score(&g, &Tiers::flat(5_000), -1, 1, 80, 21, 100).unwrap();
-        let b = Policy::Bitmex.exact_score(&g, &Tiers::flat(5_000), -1, 1, 96, 10, 100).unwrap();
+        let a = Policy::Bitmex.exact_score(&g, &Tiers::flat(5_000), Side::Short, 1, 80, 21, 100).unwrap();
+        let b = Policy::Bitmex.exact_score(&g, &Tiers::flat(5_000), Side::Short, 1, 96, 10, 100).unwrap();
         assert_eq!(a.cmp_value(&b), Ordering::Equal);
-        let (fa, fb) = (bitmex_score(&g, -1, 1, 80, 21, 100).unwrap(), bitmex_score(&g, -1, 1, 96, 10, 100).unwrap());
+        let (fa, fb) = (bitmex_score(&g, Side::Short, 1, 80, 21, 100).unwrap(), bitmex_score(&g, Side::Short, 1, 96, 10, 100).unwrap());
         assert_eq!(cmp_desc(fa, fb, || Some(a.cmp_value(&b))), Ordering::Equal);
         // A winner beats both; a bigger loss ranks after.
-        let w = Policy::Bitmex.exact_score(&g, &Tiers::flat(5_000), 1, 1, 80, 21, 100).unwrap();
+        let w = Policy::Bitmex.exact_score(&g, &Tiers::flat(5_000), Side::Long, 1, 80, 21, 100).unwrap();
         assert_eq!(w.cmp_value(&a), Ordering::Greater);
-        let worse = Policy::Bitmex.exact_score(&g, &Tiers::flat(5_000), -1, 1, 80, 30, 100).unwrap(); // e = 10: −1/40
+        let worse = Policy::Bitmex.exact_score(&g, &Tiers::flat(5_000), Side::Short, 1, 80, 30, 100).unwrap(); // e = 10: −1/40
         assert_eq!(worse.cmp_value(&a), Ordering::Less);
     }
 
@@ -440,16 +449,16 @@ mod tests {
         // Short 10 @100, margin 20: u = 40, W = 20, e = 60, MM = 0.005·960 = 4.80.
         // pnl% = 40/20 = 2, ratio = 4.8/60 = 0.08, score 0.16.
         let g = Grid::new(0, 0, 2).unwrap();
-        let s = Policy::Binance.score(&g, &Tiers::flat(5_000), -1, 10, 100, 2_000, 96).unwrap();
+        let s = Policy::Binance.score(&g, &Tiers::flat(5_000), Side::Short, 10, 100, 2_000, 96).unwrap();
         assert!((s - 0.16).abs() < 1e-12, "{s}");
         // Margin 0.50 < one quote unit: pnl% = 40/max(1, 0.5) = 40, e = 40.50: score 40·4.8/40.5.
-        let s = Policy::Binance.score(&g, &Tiers::flat(5_000), -1, 10, 100, 50, 96).unwrap();
+        let s = Policy::Binance.score(&g, &Tiers::flat(5_000), Side::Short, 10, 100, 50, 96).unwrap();
         assert!((s - 40.0 * 4.8 / 40.5).abs() < 1e-12, "{s}");
         // A loser scores 0; a bankrupt position is not eligible.
-        assert_eq!(Policy::Binance.score(&g, &Tiers::flat(5_000), 1, 10, 100, 5_000, 96), Some(0.0));
-        assert_eq!(Policy::Binance.score(&g, &Tiers::flat(5_000), 1, 10, 100, 4_100, 96), Some(0.0));
-        assert_eq!(Policy::Binance.score(&g, &Tiers::flat(5_000), 1, 10, 100, 3_000, 96), None);
-        let zero = Policy::Binance.exact_score(&g, &Tiers::flat(5_000), 1, 10, 100, 4_100, 96).unwrap();
+        assert_eq!(Policy::Binance.score(&g, &Tiers::flat(5_000), Side::Long, 10, 100, 5_000, 96), Some(0.0));
+        assert_eq!(Policy::Binance.score(&g, &Tiers::flat(5_000), Side::Long, 10, 100, 4_100, 96), Some(0.0));
+        assert_eq!(Policy::Binance.score(&g, &Tiers::flat(5_000), Side::Long, 10, 100, 3_000, 96), None);
+        let zero = Policy::Binance.exact_score(&g, &Tiers::flat(5_000), Side::Long, 10, 100, 4_100, 96).unwrap();
         assert_eq!(zero.sign, 0);
     }
 

@@ -1,7 +1,7 @@
 //! One error type for the core. Every fallible call validates before it mutates, so an
 //! error always means "nothing changed".
 
-use crate::core::units::side::side_name;
+use crate::core::units::side::Side;
 
 pub type Result<T> = std::result::Result<T, AdlError>;
 
@@ -14,16 +14,16 @@ pub enum AdlError {
     #[error("{field}: {message}")]
     InvalidParameter { field: String, message: String },
     /// Two rows share an engine key (account, symbol, side).
-    #[error("duplicate position (account={account}, symbol={symbol}, side={}) at row {row} (first seen at row {first_row})", side_name(*side))]
-    DuplicateKey { account: u64, symbol: String, side: i8, row: usize, first_row: usize },
-    #[error("unknown position (account={account}, symbol={symbol}, side={})", side_name(*side))]
-    UnknownPosition { account: u64, symbol: String, side: i8 },
+    #[error("duplicate position (account={account}, symbol={symbol}, side={}) at row {row} (first seen at row {first_row})", side.name())]
+    DuplicateKey { account: u64, symbol: String, side: Side, row: usize, first_row: usize },
+    #[error("unknown position (account={account}, symbol={symbol}, side={})", side.name())]
+    UnknownPosition { account: u64, symbol: String, side: Side },
     #[error("unknown market {symbol:?}")]
     UnknownMarket { symbol: String },
     #[error("market {symbol:?} has no mark price; call set_marks first")]
     NoMark { symbol: String },
-    #[error("position (account={account}, symbol={symbol}, side={}) is above maintenance (equity {equity} >= maintenance {maintenance}); pass force=True to liquidate anyway", side_name(*side))]
-    NotLiquidatable { account: u64, symbol: String, side: i8, equity: f64, maintenance: f64 },
+    #[error("position (account={account}, symbol={symbol}, side={}) is above maintenance (equity {equity} >= maintenance {maintenance}); pass force=True to liquidate anyway", side.name())]
+    NotLiquidatable { account: u64, symbol: String, side: Side, equity: f64, maintenance: f64 },
     #[error("insufficient ADL liquidity: requested {requested}, the opposite side holds {available} eligible, missing {missing}")]
     InsufficientLiquidity { requested: f64, available: f64, missing: f64 },
     #[error("arithmetic overflow in {context}: the values exceed the fixed-point range")]

@@ -3,7 +3,7 @@
 
 use std::collections::BinaryHeap;
 
-use crate::core::book::input::{check_side, parse_price, PositionColumns};
+use crate::core::book::input::{parse_price, PositionColumns};
 use crate::core::book::position::Side;
 use crate::core::engine::stateless::{in_chunks, Context, Key, MarketTable};
 use crate::core::policy::dydx::{distinct_accounts, start_of, walk_from, DydxWalk};
@@ -130,7 +130,6 @@ pub fn deleverage(
     seed: u64,
     custom: Option<&[f64]>,
 ) -> Result<Vec<StatelessFill>> {
-    check_side(side, None)?;
     if market as usize >= markets.grids.len() {
         return Err(AdlError::config("symbol", format!("market code {market} out of range")));
     }
@@ -141,7 +140,7 @@ pub fn deleverage(
     };
     let adl = parse_price(&g, "price", 0, price).map_err(|_| AdlError::config("price", format!("{price} must be a finite price > 0")))?;
     let ctx = Context::new(cols, markets, policy, custom)?;
-    let wanted = |m: u32, s: Side| (m == market) & (s == -side);
+    let wanted = |m: u32, s: Side| (m == market) & (s == side.opposite());
     if !policy.is_ranked() {
         return unranked_fills(&ctx, &wanted, want, &g, seed, adl);
     }
@@ -328,11 +327,11 @@ mod tests {
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[96.0], rates: &[0.005], names: &names };
         // A bankrupt long of 15: row0 (rank 1) closes 10, row1 closes 5; row2 is bankrupt.
-        let f = deleverage(&cols(), &t, Policy::Bitmex, 0, 1, 15.0, 95.0, 0, None).unwrap();
+        let f = deleverage(&cols(), &t, Policy::Bitmex, 0, Side::Long, 15.0, 95.0, 0, None).unwrap();
         let got: Vec<(u32, i64, u32)> = f.iter().map(|x| (x.row, x.lots, x.rank)).collect();
         assert_eq!(got, vec![(0, 10, 1), (1, 5, 2)]);
         // Only 20 lots are eligible.
-        match deleverage(&cols(), &t, Policy::Bitmex, 0, 1, 25.0, 95.0, 0, None) {
+        match deleverage(&cols(), &t, Policy::Bitmex, 0, Side::Long, 25.0, 95.0, 0, None) {
             Err(AdlError::InsufficientLiquidity { missing, .. }) => assert_eq!(missing, 5.0),
             other => panic!("{other:?}"),
         }

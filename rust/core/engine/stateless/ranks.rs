@@ -2,7 +2,6 @@
 //! to the output columns in cache-sized windows.
 
 use crate::core::book::input::{parse_row, PositionColumns};
-use crate::core::book::position::side_slot;
 use crate::core::engine::stateless::{in_chunks, Context, MarketTable, PARALLEL_ROWS};
 use crate::core::policy::ranking::QueueOrder;
 use crate::core::policy::score::{key_score, lights_by_quantity, lights_le, near, Lights, Policy};
@@ -51,7 +50,7 @@ pub fn rank(
             |_, _| true,
             |s| {
                 scores[s.key.row as usize - start] = s.score;
-                let group = s.market as usize * 2 + side_slot(s.side);
+                let group = s.market as usize * 2 + s.side.slot();
                 // The lots travel with the sort, so the by-quantity pass reads them in queue
                 // order (0 when they need more than 32 bits: then they are read from the row).
                 let packed_lots = if by_qty {
@@ -346,7 +345,7 @@ mod tests {
             let exact = policy.exact_score(g, &tiers[m], r.side, r.lots, r.entry, r.margin, mark);
             let float = custom.map_or(float, |s| s[row]);
             out.score[row] = float;
-            queued.push((m * 2 + side_slot(r.side), exact, float, r.lots, row));
+            queued.push((m * 2 + r.side.slot(), exact, float, r.lots, row));
         }
         let order = |a: &(usize, Option<Fraction>, f64, i64, usize), b: &(usize, Option<Fraction>, f64, i64, usize)| {
             let by_score = match (&a.1, &b.1) {
