@@ -140,7 +140,9 @@ pub fn deleverage(
     };
     let adl = parse_price(&g, "price", 0, price).map_err(|_| AdlError::config("price", format!("{price} must be a finite price > 0")))?;
     let ctx = Context::new(cols, markets, policy, custom)?;
-    let wanted = |m: u32, s: Side| (m == market) & (s == side.opposite());
+    // The opposite side by its code (see `Context::score_rows`).
+    let opposite = side.opposite().sign();
+    let wanted = |m: u32, code: i8| (m == market) & (code == opposite);
     if !policy.is_ranked() {
         return unranked_fills(&ctx, &wanted, want, &g, seed, adl);
     }
@@ -228,7 +230,7 @@ fn queue_fills(ctx: &Context<'_>, cands: &Candidates, want: i64, adl: i64) -> (V
 fn size_fallback(
     cols: &PositionColumns<'_>,
     markets: &MarketTable<'_>,
-    wanted: &impl Fn(u32, Side) -> bool,
+    wanted: &impl Fn(u32, i8) -> bool,
     queued: &[u32],
     (want, left): (i64, i64),
     g: &Grid,
@@ -264,7 +266,7 @@ fn size_fallback(
 /// counted; fills in walk order. Rows are in account order.
 fn unranked_fills(
     ctx: &Context<'_>,
-    wanted: &impl Fn(u32, Side) -> bool,
+    wanted: &impl Fn(u32, i8) -> bool,
     want: i64,
     g: &Grid,
     seed: u64,
