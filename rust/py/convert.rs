@@ -1,14 +1,11 @@
 //! Core results as Python values: fill columns, liquidation outcomes, result dicts built
-//! outside the engine lock, market specs read from dicts, per-request view rows.
+//! outside the engine lock, per-request view rows.
 
 use super::Columns;
 use crate::core::book::input::PositionColumns;
 use crate::core::book::position::Key;
 use crate::core::engine::views::PositionView;
 use crate::core::engine::{Engine as CoreEngine, Fill, FillKind, Liquidation};
-use crate::core::market::tiers::TierSpec;
-use crate::core::market::{FeeConvention, MarketSpec};
-use crate::core::units::error::AdlError;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -209,49 +206,6 @@ pub(super) fn book_inputs<'a>(
         _ => None,
     };
     Ok((view, accounts, scores.as_ref().map(|s| s.as_slice()).transpose()?))
-}
-
-/// `base` with the venue parameters given in `spec` (keys as in `MarketSpec`; `tiers` is a
-/// list of `(floor, rate, amount or None)`).
-pub(super) fn spec_from(base: &MarketSpec, spec: Option<&Bound<'_, PyDict>>) -> PyResult<MarketSpec> {
-    let mut out = base.clone();
-    let Some(d) = spec else { return Ok(out) };
-    for (key, value) in d.iter() {
-        let key: String = key.extract()?;
-        // A value of the wrong type is reported under its parameter's name.
-        let set = |out: &mut MarketSpec| -> PyResult<()> {
-            match key.as_str() {
-                "qty_decimals" => out.qty_decimals = value.extract()?,
-                "price_decimals" => out.price_decimals = value.extract()?,
-                "maintenance_rate" => out.maintenance_rate = value.extract()?,
-                "multiplier" => out.multiplier = value.extract()?,
-                "inverse" => out.inverse = value.extract()?,
-                "liquidation_fee" => out.liquidation_fee = value.extract()?,
-                "fee_convention" => out.fee_convention = FeeConvention::parse(&value.extract::<String>()?)?,
-                "surplus_to_fund" => out.surplus_to_fund = value.extract()?,
-                "adl_fee" => out.adl_fee = value.extract()?,
-                "fund_pool" => out.fund_pool = value.extract()?,
-                "tiers" => {
-                    let rows: Vec<(f64, f64, Option<f64>)> = value.extract()?;
-                    out.tiers = rows.into_iter().map(|(floor, rate, amount)| TierSpec { floor, rate, amount }).collect();
-                }
-                _ => return Err(AdlError::config(&key, "is not a market parameter").into()),
-            }
-            Ok(())
-        };
-        set(&mut out).map_err(|e| {
-            if e.is_instance_of::<pyo3::exceptions::PyTypeError>(d.py()) {
-                AdlError::config(&key, e.to_string()).into()
-            } else {
-                e
-            }
-        })?;
-    }
-    // A flat rate given on its own replaces inherited tiers (the rate would be ignored).
-    if d.contains("maintenance_rate")? && !d.contains("tiers")? {
-        out.tiers.clear();
-    }
-    Ok(out)
 }
 
 /// A position's place in the ADL queue: rank, percentile, lights, score, notional queued ahead.

@@ -8,14 +8,15 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 pub use super::convert::LiquidationOutcome;
-use super::convert::{book_inputs, spec_from, view_row, AccountRow, Dict, FillColumns, Outcome, ViewRow};
+use super::convert::{book_inputs, view_row, AccountRow, Dict, FillColumns, Outcome, ViewRow};
+use super::records::{AdlState, FundPool, MarketSpec, Totals};
 use super::{run, Columns};
 use crate::core::book::funds::Change;
+use crate::core::book::funds::Pool;
 use crate::core::book::input::{check_side, parse_price};
-use crate::core::book::trigger::{AdlState, Trigger};
-use crate::core::engine::audit::Wide;
+use crate::core::book::trigger::{AdlState::Armed, Trigger};
 use crate::core::engine::{AdlPrice, Engine as CoreEngine, Request};
-use crate::core::market::MarketSpec;
+use crate::core::market::MarketSpec as CoreSpec;
 use crate::core::persist::oplog::{Journal, Op, OpLog, OpOutput, SyncPolicy};
 use crate::core::policy::score::{Lights, Policy};
 use crate::core::units::error::AdlError;
@@ -106,7 +107,7 @@ impl Engine {
         policy: &str,
         insurance_fund: f64,
         cash_decimals: u32,
-        spec: &Bound<'_, PyDict>,
+        spec: &MarketSpec,
         adl_price: Option<&str>,
         seed: u64,
         trigger: &str,
@@ -118,8 +119,7 @@ impl Engine {
         keep_fills: bool,
     ) -> PyResult<Self> {
         let policy = Policy::parse(policy)?;
-        let spec = spec_from(&MarketSpec::default(), Some(spec))?;
-        let mut e = CoreEngine::new(policy, insurance_fund, cash_decimals, spec)?;
+        let mut e = CoreEngine::new(policy, insurance_fund, cash_decimals, spec.over(&CoreSpec::default())?)?;
         if let Some(mode) = adl_price {
             e.adl_price = AdlPrice::parse(mode)?;
         }
@@ -141,16 +141,23 @@ impl Engine {
 
     /// A market: the engine's defaults with the parameters given in `spec`.
     #[pyo3(signature = (symbol, spec=None))]
-    fn add_market(&self, py: Python<'_>, symbol: String, spec: Option<&Bound<'_, PyDict>>) -> PyResult<u32> {
-        let base = self.read(py, |j| Ok(j.engine.default_spec.clone()))?;
-        let spec = spec_from(&base, spec)?;
+    fn add_market(&self, py: Python<'_>, symbol: String, spec: Option<MarketSpec>) -> PyResult<u32> {
         run(py, || {
             let mut j = self.lock();
+            let spec = match &spec {
+                Some(s) => s.over(&j.engine.default_spec)?,
+                None => j.engine.default_spec.clone(),
+            };
             match j.apply(Op::AddMarket { name: &symbol, spec: &spec })? {
                 OpOutput::MarketId(id) => Ok(id),
                 other => unreachable!("add_market returned {other:?}"),
             }
         })
+    }
+
+    /// The parameters of markets added without them (every one set).
+    fn default_spec(&self, py: Python<'_>) -> PyResult<MarketSpec> {
+        self.read(py, |j| Ok(MarketSpec::full(&j.engine.default_spec)))
     }
 
     /// Markets as columns: symbol, qty_decimals, price_decimals, maintenance_rate, mark (NaN = none).
@@ -297,14 +304,9 @@ impl Engine {
     /// The ADL trigger's state: trigger name, state (normal / soon / armed), armed, and its
     /// measure (drawdown ratio, or fund / peak; 0 for fund_empty).
     #[pyo3(signature = (pool="default"))]
-    fn adl_state<'py>(&self, py: Python<'py>, pool: &str) -> PyResult<Bound<'py, PyDict>> {
+    fn adl_state(&self, py: Python<'_>, pool: &str) -> PyResult<AdlState> {
         let (trigger, state, level) = self.read(py, |j| j.engine.adl_state(pool))?;
-        let d = PyDict::new(py);
-        d.set_item("trigger", trigger.name())?;
-        d.set_item("state", state.name())?;
-        d.set_item("armed", state == AdlState::Armed)?;
-        d.set_item("level", level)?;
-        Ok(d)
+        Ok(AdlState { trigger: trigger.name().into(), state: state.name().into(), armed: state == Armed, level })
     }
 
     #[getter]
@@ -318,19 +320,15 @@ impl Engine {
     }
 
     /// Fund pools: name, balance, trigger state (normal / soon / armed) and measure.
-    fn funds<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn funds(&self, py: Python<'_>) -> PyResult<Vec<FundPool>> {
         self.read(py, |j| {
             let e = &j.engine;
-            let pools = e.funds().pools();
-            let states: Vec<_> = pools.iter().map(|p| p.trigger.state(p.balance)).collect();
-            let mut d = Dict::default();
-            d.item("pool", pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>());
-            d.item("balance", pools.iter().map(|p| e.cash_f64(p.balance)).collect::<Vec<_>>());
-            d.item("state", states.iter().map(|s| s.0.name()).collect::<Vec<_>>());
-            d.item("level", states.iter().map(|s| s.1).collect::<Vec<_>>());
-            Ok(d)
-        })?
-        .build(py)
+            let pool = |p: &Pool| {
+                let (state, level) = p.trigger.state(p.balance);
+                FundPool { pool: p.name.clone(), balance: e.cash_f64(p.balance), state: state.name().into(), level }
+            };
+            Ok(e.funds().pools().iter().map(pool).collect())
+        })
     }
 
     /// Every change of a fund pool's balance: ts (has_ts), event (-1 = set by the caller),
@@ -353,22 +351,8 @@ impl Engine {
     }
 
     /// Exact ledger totals in cash units (as Python ints, however large) plus open interest in lots.
-    fn totals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let t = self.read(py, |j| Ok(j.engine.wide_totals()))?;
-        // hi·2^64 + lo as a Python int.
-        let int = |w: Wide| -> PyResult<Bound<'py, PyAny>> {
-            Ok(w.hi.into_pyobject(py)?.into_any().call_method1("__lshift__", (64,))?.call_method1("__add__", (w.lo,))?)
-        };
-        let d = PyDict::new(py);
-        d.set_item("cash", int(t.cash)?)?;
-        d.set_item("position_equity", int(t.position_equity)?)?;
-        d.set_item("fund", int(t.fund)?)?;
-        d.set_item("bad_debt", int(t.bad_debt)?)?;
-        d.set_item("book_value", int(t.book_value)?)?;
-        d.set_item("fees", int(t.fees)?)?;
-        d.set_item("long_lots", int(t.long_lots)?)?;
-        d.set_item("short_lots", int(t.short_lots)?)?;
-        Ok(d)
+    fn totals(&self, py: Python<'_>) -> PyResult<Totals> {
+        self.read(py, |j| Ok(j.engine.wide_totals().into()))
     }
 
     #[pyo3(signature = (account, symbol, side, fill_price=None, force=false, dry_run=false, partial=false, max_adl=None))]

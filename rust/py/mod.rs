@@ -6,6 +6,7 @@
 mod convert;
 mod engine;
 mod errors;
+mod records;
 mod simulate;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -152,6 +153,8 @@ mod _adl {
     use super::rank;
     #[pymodule_export]
     use super::ranks;
+    #[pymodule_export]
+    use super::records::{AdlState, FundPool, MarketSpec, SeverityRound, SeverityStart, Totals};
     #[pymodule_export]
     use super::simulate::Simulation;
 

@@ -7,8 +7,11 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::engine::Engine;
+use super::records::{SeverityRound, SeverityStart};
 use super::run;
-use crate::core::engine::simulate::{SeverityHook, SeverityRound, SeverityStart, Simulation as CoreSimulation, Slippage};
+use crate::core::engine::simulate::{
+    SeverityHook, SeverityRound as CoreRound, SeverityStart as CoreStart, Simulation as CoreSimulation, Slippage,
+};
 use crate::core::units::error::AdlError;
 
 #[pyclass(frozen, module = "adl._adl")]
@@ -58,7 +61,7 @@ impl Simulation {
     /// after step i (NaN: unknown).
     ///
     /// `severity(start, previous)`, when given, is called at every liquidation that reaches
-    /// ADL with the round's start and the previous round (dicts, see `round_dict`) and returns
+    /// ADL with the round's start and the previous round (`SeverityStart`, `SeverityRound`) and returns
     /// the most lots to deleverage; an exception it raises ends the run and is raised again.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (step_ts, offsets, market, mark, later, severity=None))]
@@ -76,16 +79,14 @@ impl Simulation {
             (step_ts.as_slice()?, offsets.as_slice()?, market.as_slice()?, mark.as_slice()?, later.as_slice()?);
         // The controller's own exception, kept to be raised as it was.
         let raised: Mutex<Option<PyErr>> = Mutex::new(None);
-        let mut call = |start: &SeverityStart, previous: Option<&SeverityRound>| -> Result<i64, AdlError> {
+        let mut call = |start: &CoreStart, previous: Option<&CoreRound>| -> Result<i64, AdlError> {
             let Some(f) = severity.as_ref() else { return Ok(i64::MAX) };
-            Python::attach(|py| {
-                let prev = previous.map(|r| round_dict(py, r)).transpose()?;
-                f.call1(py, (start_dict(py, start)?, prev))?.extract::<i64>(py)
-            })
-            .map_err(|e| {
-                *raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                AdlError::config("severity", "the controller raised")
-            })
+            Python::attach(|py| f.call1(py, (SeverityStart::from(start), previous.map(SeverityRound::from)))?.extract::<i64>(py)).map_err(
+                |e| {
+                    *raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    AdlError::config("severity", "the controller raised")
+                },
+            )
         };
         let hooked = severity.is_some();
         let result = run(py, || {
@@ -197,49 +198,13 @@ impl Simulation {
         Ok(d)
     }
 
-    /// The severity rounds played so far, one dict each (see `round_dict`).
-    fn rounds<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let rounds = self.inner.lock().unwrap_or_else(|p| p.into_inner()).rounds.clone();
-        rounds.iter().map(|r| round_dict(py, r)).collect()
+    /// The severity rounds played so far.
+    fn rounds(&self) -> Vec<SeverityRound> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).rounds.iter().map(SeverityRound::from).collect()
     }
 
     /// A copy of the simulated engine, for its fills, positions and accounts.
     fn engine(&self) -> Engine {
         Engine::from_core(self.inner.lock().unwrap_or_else(|p| p.into_inner()).engine.clone())
     }
-}
-
-/// A round's start as a dict: `event, ts, market, account, side, lots` (Q_t), `deficit` (D_t),
-/// `mark, fill` and the opposite side as `opposite_account, opposite_lots, opposite_profit`.
-fn start_dict<'py>(py: Python<'py>, s: &SeverityStart) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("event", s.event)?;
-    d.set_item("ts", s.ts)?;
-    d.set_item("market", s.market)?;
-    d.set_item("account", s.account)?;
-    d.set_item("side", s.side)?;
-    d.set_item("lots", s.lots)?;
-    d.set_item("deficit", s.deficit)?;
-    d.set_item("mark", s.mark)?;
-    d.set_item("fill", s.fill)?;
-    d.set_item("opposite_account", s.opposite.iter().map(|o| o.0).collect::<Vec<_>>())?;
-    d.set_item("opposite_lots", s.opposite.iter().map(|o| o.1).collect::<Vec<_>>())?;
-    d.set_item("opposite_profit", s.opposite.iter().map(|o| o.2).collect::<Vec<_>>())?;
-    Ok(d)
-}
-
-/// A played round as a dict: `start` (see `start_dict`), `cap, adl_lots, covered, bad_debt,
-/// need, haircut`, and `closed_account, closed_lots` (lots ADL closed per account).
-fn round_dict<'py>(py: Python<'py>, r: &SeverityRound) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("start", start_dict(py, &r.start)?)?;
-    d.set_item("cap", r.cap)?;
-    d.set_item("adl_lots", r.adl_lots)?;
-    d.set_item("covered", r.covered)?;
-    d.set_item("bad_debt", r.bad_debt)?;
-    d.set_item("need", r.need)?;
-    d.set_item("haircut", r.haircut)?;
-    d.set_item("closed_account", r.closed.iter().map(|c| c.0).collect::<Vec<_>>())?;
-    d.set_item("closed_lots", r.closed.iter().map(|c| c.1).collect::<Vec<_>>())?;
-    Ok(d)
 }
