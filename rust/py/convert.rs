@@ -219,10 +219,7 @@ pub(super) type AccountRow = (f64, f64, Option<(f64, f64)>, Vec<ViewRow>);
 pub(super) fn view_row(e: &CoreEngine, v: &PositionView) -> ViewRow {
     let (p, m) = (&v.position, e.market(v.position.market));
     let price = |x: f64| m.grid.price_f64(x);
-    let queue = v.queue.and_then(|q| {
-        let ahead = e.cash_f64(m.grid.notional(q.lots_ahead, m.mark?));
-        Some((q.rank, q.percentile, q.lights, q.score, ahead))
-    });
+    let queue = v.queue.and_then(|q| Some((q.rank, q.percentile, q.lights, q.score, e.cash_f64(e.notional_ahead(p.market, &q)?))));
     (
         p.account,
         m.name.clone(),

@@ -729,41 +729,23 @@ impl Engine {
     /// Queue indicator for every open position in a market with a mark: exact rank within
     /// its (market, side), percentile, lights, score and notional queued ahead.
     fn indicator<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let cols = run(py, || {
+        run(py, || {
             let mut j = self.lock();
             let e = &mut j.engine;
-            // Pro-rata policies rank nobody: no queue to show.
-            let n_markets = if e.policy.is_ranked() { e.markets().len() as u32 } else { 0 };
-            let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for m in 0..n_markets {
-                let Some(mark) = e.market(m).mark else { continue };
-                for side in [1i8, -1] {
-                    for row in e.indicator(m, side)? {
-                        out.0.push(e.store().get(row.slot).account);
-                        out.1.push(m);
-                        out.2.push(side);
-                        out.3.push(row.score);
-                        out.4.push(row.rank as u32);
-                        out.5.push(row.percentile);
-                        out.6.push(row.lights);
-                        out.7.push(e.cash_f64(e.market(m).grid.notional(row.lots_ahead, mark)));
-                    }
-                }
-            }
-            Ok((out, market_names(e)))
-        })?;
-        let (cols, names) = cols;
-        let d = PyDict::new(py);
-        d.set_item("names", names)?;
-        d.set_item("account", cols.0.into_pyarray(py))?;
-        d.set_item("market", cols.1.into_pyarray(py))?;
-        d.set_item("side", cols.2.into_pyarray(py))?;
-        d.set_item("score", cols.3.into_pyarray(py))?;
-        d.set_item("rank", cols.4.into_pyarray(py))?;
-        d.set_item("percentile", cols.5.into_pyarray(py))?;
-        d.set_item("lights", cols.6.into_pyarray(py))?;
-        d.set_item("notional_ahead", cols.7.into_pyarray(py))?;
-        Ok(d)
+            let rows = e.indicator_rows()?;
+            let mut d = Dict::default();
+            d.item("names", market_names(e));
+            d.array("account", rows.iter().map(|r| r.account).collect());
+            d.array("market", rows.iter().map(|r| r.market).collect());
+            d.array("side", rows.iter().map(|r| r.side).collect());
+            d.array("score", rows.iter().map(|r| r.place.score).collect());
+            d.array("rank", rows.iter().map(|r| r.place.rank as u32).collect());
+            d.array("percentile", rows.iter().map(|r| r.place.percentile).collect());
+            d.array("lights", rows.iter().map(|r| r.place.lights).collect());
+            d.array("notional_ahead", rows.iter().map(|r| e.cash_f64(r.notional_ahead)).collect());
+            Ok(d)
+        })?
+        .build(py)
     }
 
     /// One position as its holder sees it (`Engine.position`), as a tuple `adl.engine` names:
