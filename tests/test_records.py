@@ -43,7 +43,8 @@ def test_adl_state_and_fund_pools_are_records() -> None:
     eng.add_market("BTC", fund_pool="BTC")
     eng.set_fund(250.0, pool="BTC")
     pools = eng._core.funds()   # BTC's level: fund / peak = 250 / 250
-    assert pools == [_adl.FundPool("default", 65.0, "armed", 0.65), _adl.FundPool("BTC", 250.0, "normal", 1.0)]
+    assert pools == [_adl.FundPool("default", 65.0, s), _adl.FundPool("BTC", 250.0, adl.AdlState("fund_drop", "normal", False, 1.0))]
+    assert eng.adl_state("BTC") == pools[1].adl_state
     assert eng.funds().rows() == [("default", 65.0, "armed", 0.65), ("BTC", 250.0, "normal", 1.0)]
 
 

@@ -61,7 +61,7 @@ Trigger = Literal["fund_empty", "drawdown", "symbol_drawdown", "fund_drop"]
 
 PASS_REASON = pl.Enum(["beyond_bankruptcy", "collateral"])
 FUND_SCHEMA = {"pool": pl.String, "balance": pl.Float64, "state": pl.String, "level": pl.Float64}
-"""Columns of :meth:`Engine.funds`: the fields of :class:`adl.FundPool`."""
+"""Columns of :meth:`Engine.funds`."""
 
 # Checks of the scalar parameters shared by several methods.
 DECIMALS = integer(0, 18)
@@ -941,7 +941,8 @@ class Engine:
         >>> adl.Engine(insurance_fund=5.0).funds().rows()
         [('default', 5.0, 'normal', 0.0)]
         """
-        return pl.DataFrame([p._asdict() for p in self._core.funds()], schema=FUND_SCHEMA, orient="row")
+        rows = [(p.pool, p.balance, p.adl_state.state, p.adl_state.level) for p in self._core.funds()]
+        return pl.DataFrame(rows, schema=FUND_SCHEMA, orient="row")
 
     def fund_history(self) -> pl.DataFrame:
         """Every change of a pool's balance, in order: ``ts`` (the clock of the marks; null

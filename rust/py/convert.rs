@@ -10,22 +10,46 @@ use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-/// Column vectors of fill records.
-#[derive(Default)]
-pub(super) struct FillColumns {
-    event: Vec<u64>,
-    ts: Vec<i64>,
-    has_ts: Vec<bool>,
-    market: Vec<u32>,
-    bankrupt_account: Vec<u64>,
-    bankrupt_side: Vec<i8>,
-    account: Vec<u64>,
-    side: Vec<i8>,
-    qty: Vec<f64>,
-    price: Vec<f64>,
-    rank: Vec<u32>,
-    score: Vec<f64>,
-    kind: Vec<u8>,
+/// A struct of column vectors that becomes a dict of NumPy arrays, one per field, named as
+/// the field: `columns!(Name { field: ElementType, ... })`.
+macro_rules! columns {
+    ($(#[doc = $doc:literal])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[doc = $doc])*
+        #[derive(Default)]
+        pub(super) struct $name {
+            $(pub(super) $field: Vec<$ty>),*
+        }
+
+        impl $name {
+            pub(super) fn into_dict<'py>(self, py: pyo3::Python<'py>) -> pyo3::PyResult<pyo3::Bound<'py, pyo3::types::PyDict>> {
+                use numpy::IntoPyArray;
+                use pyo3::types::PyDictMethods;
+                let d = pyo3::types::PyDict::new(py);
+                $(d.set_item(stringify!($field), self.$field.into_pyarray(py))?;)*
+                Ok(d)
+            }
+        }
+    };
+}
+pub(super) use columns;
+
+columns! {
+    /// Column vectors of fill records.
+    FillColumns {
+        event: u64,
+        ts: i64,
+        has_ts: bool,
+        market: u32,
+        bankrupt_account: u64,
+        bankrupt_side: i8,
+        account: u64,
+        side: i8,
+        qty: f64,
+        price: f64,
+        rank: u32,
+        score: f64,
+        kind: u8,
+    }
 }
 
 impl FillColumns {
@@ -47,24 +71,6 @@ impl FillColumns {
             FillKind::Adl => 1,
             FillKind::BadDebt => 2,
         });
-    }
-
-    pub(super) fn into_dict<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("event", self.event.into_pyarray(py))?;
-        d.set_item("ts", self.ts.into_pyarray(py))?;
-        d.set_item("has_ts", self.has_ts.into_pyarray(py))?;
-        d.set_item("market", self.market.into_pyarray(py))?;
-        d.set_item("bankrupt_account", self.bankrupt_account.into_pyarray(py))?;
-        d.set_item("bankrupt_side", self.bankrupt_side.into_pyarray(py))?;
-        d.set_item("account", self.account.into_pyarray(py))?;
-        d.set_item("side", self.side.into_pyarray(py))?;
-        d.set_item("qty", self.qty.into_pyarray(py))?;
-        d.set_item("price", self.price.into_pyarray(py))?;
-        d.set_item("rank", self.rank.into_pyarray(py))?;
-        d.set_item("score", self.score.into_pyarray(py))?;
-        d.set_item("kind", self.kind.into_pyarray(py))?;
-        Ok(d)
     }
 }
 

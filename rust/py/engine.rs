@@ -14,7 +14,7 @@ use super::{run, Columns};
 use crate::core::book::funds::Change;
 use crate::core::book::funds::Pool;
 use crate::core::book::input::{check_side, parse_price};
-use crate::core::book::trigger::{AdlState::Armed, Trigger};
+use crate::core::book::trigger::Trigger;
 use crate::core::engine::{AdlPrice, Engine as CoreEngine, Request};
 use crate::core::market::MarketSpec as CoreSpec;
 use crate::core::persist::oplog::{Journal, Op, OpLog, OpOutput, SyncPolicy};
@@ -306,7 +306,7 @@ impl Engine {
     #[pyo3(signature = (pool="default"))]
     fn adl_state(&self, py: Python<'_>, pool: &str) -> PyResult<AdlState> {
         let (trigger, state, level) = self.read(py, |j| j.engine.adl_state(pool))?;
-        Ok(AdlState { trigger: trigger.name().into(), state: state.name().into(), armed: state == Armed, level })
+        Ok(AdlState::of(trigger, state, level))
     }
 
     #[getter]
@@ -319,13 +319,13 @@ impl Engine {
         run(py, || self.lock().apply(Op::SetFund { amount, pool }).map(drop))
     }
 
-    /// Fund pools: name, balance, trigger state (normal / soon / armed) and measure.
+    /// Fund pools: name, balance, and the trigger's state (as `adl_state` gives it).
     fn funds(&self, py: Python<'_>) -> PyResult<Vec<FundPool>> {
         self.read(py, |j| {
             let e = &j.engine;
             let pool = |p: &Pool| {
                 let (state, level) = p.trigger.state(p.balance);
-                FundPool { pool: p.name.clone(), balance: e.cash_f64(p.balance), state: state.name().into(), level }
+                FundPool { pool: p.name.clone(), balance: e.cash_f64(p.balance), adl_state: AdlState::of(p.trigger.trigger, state, level) }
             };
             Ok(e.funds().pools().iter().map(pool).collect())
         })

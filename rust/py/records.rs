@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyTuple, PyType};
 use pyo3::IntoPyObjectExt;
 
+use crate::core::book::trigger::{AdlState as TriggerState, Trigger};
 use crate::core::engine::audit::{Wide, WideTotals};
 use crate::core::engine::simulate::{SeverityRound as CoreRound, SeverityStart as CoreStart};
 use crate::core::market::tiers::TierSpec;
@@ -128,14 +129,18 @@ record! {
     }
 }
 
+impl AdlState {
+    pub fn of(trigger: Trigger, state: TriggerState, level: f64) -> AdlState {
+        AdlState { trigger: trigger.name().into(), state: state.name().into(), armed: state == TriggerState::Armed, level }
+    }
+}
+
 record! {
-    /// One insurance-fund pool: `pool`, `balance` (quote units), its trigger's `state` and
-    /// `level` (as in `AdlState`).
+    /// One insurance-fund pool: `pool`, `balance` (quote units) and its trigger's `adl_state`.
     FundPool {
         pool: String,
         balance: f64,
-        state: String,
-        level: f64,
+        adl_state: AdlState,
     }
 }
 

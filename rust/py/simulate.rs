@@ -6,6 +6,7 @@ use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::convert::columns;
 use super::engine::Engine;
 use super::records::{SeverityRound, SeverityStart};
 use super::run;
@@ -19,29 +20,36 @@ pub struct Simulation {
     inner: Mutex<CoreSimulation>,
 }
 
-/// Per-step and per-liquidation columns of a run.
-#[derive(Default)]
-struct RunColumns {
-    step_ts: Vec<i64>,
-    step_fund: Vec<f64>,
-    step_fund_min: Vec<f64>,
-    step_bad_debt: Vec<f64>,
-    step_liquidations: Vec<u32>,
-    step_liquidated_notional: Vec<f64>,
-    step_adl_notional: Vec<f64>,
-    ts: Vec<i64>,
-    event: Vec<u64>,
-    market: Vec<u32>,
-    account: Vec<u64>,
-    side: Vec<i8>,
-    qty: Vec<f64>,
-    mark: Vec<f64>,
-    fill_price: Vec<f64>,
-    to_fund: Vec<f64>,
-    from_fund: Vec<f64>,
-    bad_debt: Vec<f64>,
-    adl_qty: Vec<f64>,
-    external_qty: Vec<f64>,
+columns! {
+    /// Per-step columns of a run.
+    StepColumns {
+        ts: i64,
+        fund: f64,
+        fund_min: f64,
+        bad_debt: f64,
+        liquidations: u32,
+        liquidated_notional: f64,
+        adl_notional: f64,
+    }
+}
+
+columns! {
+    /// Per-liquidation columns of a run.
+    LiquidationColumns {
+        ts: i64,
+        event: u64,
+        market: u32,
+        account: u64,
+        side: i8,
+        qty: f64,
+        mark: f64,
+        fill_price: f64,
+        to_fund: f64,
+        from_fund: f64,
+        bad_debt: f64,
+        adl_qty: f64,
+        external_qty: f64,
+    }
 }
 
 #[pymethods]
@@ -101,7 +109,7 @@ impl Simulation {
             if later.len() != step_ts.len() * n_markets as usize {
                 return Err(AdlError::config("horizon", "later marks must give one mark per step and market"));
             }
-            let mut c = RunColumns::default();
+            let (mut steps, mut c) = (StepColumns::default(), LiquidationColumns::default());
             for (i, &ts) in step_ts.iter().enumerate() {
                 let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
                 if a > b {
@@ -140,45 +148,23 @@ impl Simulation {
                     low = low.min(running - l.from_fund);
                     running += l.to_fund - l.from_fund;
                 }
-                c.step_ts.push(ts);
-                c.step_fund.push(e.cash_f64(e.fund()));
-                c.step_fund_min.push(e.cash_f64(low));
-                c.step_bad_debt.push(e.cash_f64(e.bad_debt()));
-                c.step_liquidations.push(out.liquidations.len() as u32);
-                c.step_liquidated_notional.push(liquidated);
-                c.step_adl_notional.push(adl);
+                steps.ts.push(ts);
+                steps.fund.push(e.cash_f64(e.fund()));
+                steps.fund_min.push(e.cash_f64(low));
+                steps.bad_debt.push(e.cash_f64(e.bad_debt()));
+                steps.liquidations.push(out.liquidations.len() as u32);
+                steps.liquidated_notional.push(liquidated);
+                steps.adl_notional.push(adl);
             }
-            Ok(c)
+            Ok((steps, c))
         });
         if let Some(e) = raised.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
-        let c = result?;
+        let (steps, liquidations) = result?;
         let d = PyDict::new(py);
-        let steps = PyDict::new(py);
-        steps.set_item("ts", c.step_ts.into_pyarray(py))?;
-        steps.set_item("fund", c.step_fund.into_pyarray(py))?;
-        steps.set_item("fund_min", c.step_fund_min.into_pyarray(py))?;
-        steps.set_item("bad_debt", c.step_bad_debt.into_pyarray(py))?;
-        steps.set_item("liquidations", c.step_liquidations.into_pyarray(py))?;
-        steps.set_item("liquidated_notional", c.step_liquidated_notional.into_pyarray(py))?;
-        steps.set_item("adl_notional", c.step_adl_notional.into_pyarray(py))?;
-        d.set_item("steps", steps)?;
-        let l = PyDict::new(py);
-        l.set_item("ts", c.ts.into_pyarray(py))?;
-        l.set_item("event", c.event.into_pyarray(py))?;
-        l.set_item("market", c.market.into_pyarray(py))?;
-        l.set_item("account", c.account.into_pyarray(py))?;
-        l.set_item("side", c.side.into_pyarray(py))?;
-        l.set_item("qty", c.qty.into_pyarray(py))?;
-        l.set_item("mark", c.mark.into_pyarray(py))?;
-        l.set_item("fill_price", c.fill_price.into_pyarray(py))?;
-        l.set_item("to_fund", c.to_fund.into_pyarray(py))?;
-        l.set_item("from_fund", c.from_fund.into_pyarray(py))?;
-        l.set_item("bad_debt", c.bad_debt.into_pyarray(py))?;
-        l.set_item("adl_qty", c.adl_qty.into_pyarray(py))?;
-        l.set_item("external_qty", c.external_qty.into_pyarray(py))?;
-        d.set_item("liquidations", l)?;
+        d.set_item("steps", steps.into_dict(py)?)?;
+        d.set_item("liquidations", liquidations.into_dict(py)?)?;
         Ok(d)
     }
 
