@@ -26,7 +26,9 @@ macro_rules! record {
 
         #[pymethods]
         impl $name {
+            /// Every field, in order (the constructor pickling calls).
             #[new]
+            #[allow(clippy::too_many_arguments)]
             fn new($($field: $ty),*) -> Self {
                 $name { $($field),* }
             }
