@@ -232,3 +232,14 @@ def test_liquidation_results_pickle() -> None:
     res = eng.liquidate(1, side="long", fill_price=94.0)
     back = pickle.loads(pickle.dumps(res))
     assert back.fills.equals(res.fills) and back.bad_debt == res.bad_debt and back.cancel_orders.equals(res.cancel_orders)
+
+
+def test_the_adl_price_in_use_is_the_engines() -> None:
+    # The policy's default (hyperliquid: the mark), or the constructor's override, as the
+    # engine reports it and as a cascade's parameters record it.
+    assert (adl.Engine("hyperliquid").adl_price, adl.Engine("bitmex").adl_price) == ("mark", "bankruptcy")
+    assert adl.Engine("hyperliquid", adl_price="mark_capped").adl_price == "mark_capped"
+    for cfg, want in ((adl.EngineConfig("hyperliquid"), "mark"), (adl.EngineConfig("bitmex", adl_price="mark"), "mark"),
+                      (adl.EngineConfig("binance"), "bankruptcy")):
+        res = adl.simulate(FEE_BOOK, FEE_PATH, engine=cfg, liquidation=adl.Slippage(0.0))
+        assert res.params["adl_price"] == want

@@ -893,6 +893,17 @@ class Engine:
         return self._config
 
     @property
+    def adl_price(self) -> str:
+        """The price of ADL fills in use: ``adl_price=`` as given, else the policy's
+        (``"mark"`` for hyperliquid, ``"bankruptcy"`` for the others).
+
+        >>> import adl
+        >>> adl.Engine("hyperliquid").adl_price, adl.Engine("bitmex").adl_price
+        ('mark', 'bankruptcy')
+        """
+        return str(self._core.adl_price)
+
+    @property
     def lights(self) -> str:
         """How the queue indicator buckets lights: ``"count"`` or ``"quantity"``.
 

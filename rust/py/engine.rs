@@ -133,6 +133,12 @@ impl Engine {
         Ok(Engine::wrap(e))
     }
 
+    /// The price of ADL fills in use: the policy's unless the constructor overrode it.
+    #[getter]
+    fn adl_price(&self) -> &'static str {
+        self.lock().engine.adl_price.name()
+    }
+
     /// How queue lights are bucketed: "count" or "quantity".
     #[getter]
     fn lights(&self) -> &'static str {
