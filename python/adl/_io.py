@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from adl import _adl
-from adl._args import flag, integer, number, text
+from adl._args import Check, flag, integer, number, text
 from adl.errors import InvalidInputError, SchemaError, UnknownMarketError
 
 SIDE = pl.Enum(["long", "short"])
@@ -112,15 +112,21 @@ class Market:
         return _adl.MarketSpec(**{**values, "tiers": None if self.tiers is None else tier_rows(self.tiers)})
 
 
-MARKET_CHECKS = {
-    "qty_decimals": integer(0, 18), "price_decimals": integer(0, 18),
-    "maintenance_rate": number(0.0, 1.0, optional=True), "multiplier": number(above=0.0, optional=True),
-    "inverse": flag(optional=True), "liquidation_fee": number(0.0, 1.0, optional=True),
-    "fee_convention": text(optional=True, choices=get_args(FeeConvention)),
-    "surplus_to_fund": flag(optional=True), "adl_fee": number(0.0, 1.0, optional=True),
-    "fund_pool": text(optional=True),
-}
-"""The checks of :class:`Market`'s fields (each converts to the plain Python type)."""
+def market_checks(optional: bool) -> dict[str, Check]:
+    """The checks of :class:`Market`'s fields (each converts to the plain Python type); with
+    ``optional``, ``None`` passes every one but the grid's decimals (a market's "the
+    engine's default"), else none (the engine's defaults themselves)."""
+    return {
+        "qty_decimals": integer(0, 18), "price_decimals": integer(0, 18),
+        "maintenance_rate": number(0.0, 1.0, optional=optional), "multiplier": number(above=0.0, optional=optional),
+        "inverse": flag(optional=optional), "liquidation_fee": number(0.0, 1.0, optional=optional),
+        "fee_convention": text(optional=optional, choices=get_args(FeeConvention)),
+        "surplus_to_fund": flag(optional=optional), "adl_fee": number(0.0, 1.0, optional=optional),
+        "fund_pool": text(optional=optional),
+    }
+
+
+MARKET_CHECKS = market_checks(optional=True)
 
 
 def tier_rows(tiers: Sequence[TierRow] | None) -> list[tuple[float, float, float | None]]:

@@ -31,6 +31,7 @@ from adl._io import (
     custom_scores,
     margin_mode_codes,
     kind_series,
+    market_checks,
     numpy_view,
     position_arrays,
     side_codes,
@@ -65,12 +66,8 @@ FUND_SCHEMA = {"pool": pl.String, "balance": pl.Float64, "state": pl.String, "le
 
 # Checks of the scalar parameters shared by several methods.
 DECIMALS = integer(0, 18)
-RATE = number(0.0, 1.0)
-MARKET_ARGS = {
-    "qty_decimals": DECIMALS, "price_decimals": DECIMALS, "multiplier": number(above=0.0),
-    "inverse": flag(), "liquidation_fee": RATE, "fee_convention": text(choices=get_args(FeeConvention)),
-    "surplus_to_fund": flag(), "adl_fee": RATE,
-}
+# The engine's market defaults: Market's checks, None refused (an engine has no fund_pool option).
+MARKET_ARGS = {k: check for k, check in market_checks(optional=False).items() if k != "fund_pool"}
 ACCOUNT = account_id()
 FUND = number(0.0)
 
@@ -345,7 +342,7 @@ class Engine:
     """
 
     @checked(
-        policy=text(choices=get_args(Policy)), insurance_fund=FUND, maintenance_rate=RATE, cash_decimals=DECIMALS,
+        policy=text(choices=get_args(Policy)), insurance_fund=FUND, cash_decimals=DECIMALS,
         adl_price=text(optional=True, choices=get_args(AdlPrice)), seed=integer(0, U64),
         trigger=text(choices=get_args(Trigger)), trigger_window=integer(1, I64, optional=True),
         trigger_arm=number(optional=True), trigger_disarm=number(optional=True),
