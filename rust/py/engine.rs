@@ -3,7 +3,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use numpy::{IntoPyArray, PyReadonlyArray1};
+use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -206,7 +206,7 @@ impl Engine {
         max_move: f64,
         account: Option<u64>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (accounts, marks) = run(py, || {
+        run(py, || {
             let mut j = self.lock();
             let e = &mut j.engine;
             check_side(side, None)?;
@@ -221,14 +221,12 @@ impl Engine {
             };
             let found = e.adl_marks(market, side, step, max_move, only)?;
             let g = e.market(market).grid;
-            let accounts: Vec<u64> = found.iter().map(|&(slot, _)| e.store().get(slot).account).collect();
-            let marks: Vec<f64> = found.iter().map(|&(_, m)| m.map_or(f64::NAN, |t| g.price_f64(t as f64))).collect();
-            Ok((accounts, marks))
-        })?;
-        let d = PyDict::new(py);
-        d.set_item("account", accounts.into_pyarray(py))?;
-        d.set_item("mark", marks.into_pyarray(py))?;
-        Ok(d)
+            let mut d = Dict::default();
+            d.array("account", found.iter().map(|&(slot, _)| e.store().get(slot).account).collect());
+            d.array("mark", found.iter().map(|&(_, m)| m.map_or(f64::NAN, |t| g.price_f64(t as f64))).collect());
+            Ok(d)
+        })?
+        .build(py)
     }
 
     /// A market's maintenance tiers in quote units: floor, rate, maintenance amount.
@@ -710,7 +708,7 @@ impl Engine {
     /// by the policy's kernel without applying anything (`Engine::adl_dry_run`): the takes'
     /// account codes, quantities, ranks (0 when the policy ranks nobody) and scores (NaN).
     fn adl_dry_run<'py>(&self, py: Python<'py>, symbol: String, side: i8, qty: f64, price: f64) -> PyResult<Bound<'py, PyDict>> {
-        let (takes, grid) = run(py, || {
+        run(py, || {
             let mut j = self.lock();
             let e = &mut j.engine;
             let market = e.market_id(&symbol)?;
@@ -722,14 +720,14 @@ impl Engine {
             let price = parse_price(&grid, "price", 0, price)
                 .map_err(|_| AdlError::config("price", format!("{price} must be a finite price > 0")))?;
             let takes = e.adl_dry_run(market, side, lots, price)?;
-            Ok((takes.into_iter().map(|t| (e.store().get(t.slot).account, t.lots, t.rank, t.score)).collect::<Vec<_>>(), grid))
-        })?;
-        let d = PyDict::new(py);
-        d.set_item("account", takes.iter().map(|t| t.0).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("qty", takes.iter().map(|t| grid.qty_f64(t.1)).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("rank", takes.iter().map(|t| t.2.unwrap_or(0) as u32).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("score", takes.iter().map(|t| t.3.unwrap_or(f64::NAN)).collect::<Vec<_>>().into_pyarray(py))?;
-        Ok(d)
+            let mut d = Dict::default();
+            d.array("account", takes.iter().map(|t| e.store().get(t.slot).account).collect());
+            d.array("qty", takes.iter().map(|t| grid.qty_f64(t.lots)).collect());
+            d.array("rank", takes.iter().map(|t| t.rank.unwrap_or(0) as u32).collect());
+            d.array("score", takes.iter().map(|t| t.score.unwrap_or(f64::NAN)).collect());
+            Ok(d)
+        })?
+        .build(py)
     }
 
     /// Queue indicator for every open position in a market with a mark: exact rank within

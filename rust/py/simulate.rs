@@ -2,11 +2,11 @@
 
 use std::sync::Mutex;
 
-use numpy::{IntoPyArray, PyReadonlyArray1};
+use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::convert::columns;
+use super::convert::{columns, Dict};
 use super::engine::Engine;
 use super::records::{SeverityRound, SeverityStart};
 use super::run;
@@ -174,14 +174,14 @@ impl Simulation {
         let mut rows: Vec<(u64, crate::core::engine::simulate::Tally)> = sim.tally.iter().map(|(&a, &t)| (a, t)).collect();
         drop(sim);
         rows.sort_unstable_by_key(|r| r.0);
-        let d = PyDict::new(py);
-        d.set_item("account", rows.iter().map(|r| r.0).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("adl_qty", rows.iter().map(|r| r.1.qty).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("adl_notional", rows.iter().map(|r| r.1.notional).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("profit_taken", rows.iter().map(|r| r.1.profit_taken).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("need", rows.iter().map(|r| r.1.need).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("haircut", rows.iter().map(|r| r.1.haircut).collect::<Vec<_>>().into_pyarray(py))?;
-        Ok(d)
+        let mut d = Dict::default();
+        d.array("account", rows.iter().map(|r| r.0).collect());
+        d.array("adl_qty", rows.iter().map(|r| r.1.qty).collect());
+        d.array("adl_notional", rows.iter().map(|r| r.1.notional).collect());
+        d.array("profit_taken", rows.iter().map(|r| r.1.profit_taken).collect());
+        d.array("need", rows.iter().map(|r| r.1.need).collect());
+        d.array("haircut", rows.iter().map(|r| r.1.haircut).collect());
+        d.build(py)
     }
 
     /// The severity rounds played so far.
