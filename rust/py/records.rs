@@ -13,8 +13,9 @@ use crate::core::market::tiers::TierSpec;
 use crate::core::market::{FeeConvention, MarketSpec as CoreSpec};
 use crate::core::units::error::AdlError;
 
-/// A frozen record class: `record!(Name "doc" { field: Type, ... })`. Its constructor takes
-/// the fields in order (by position or keyword); `_fields` names them.
+/// A frozen record class: `record! { /// doc  Name { field: Type, ... } }`. Its constructor
+/// takes the fields in order (by position or keyword); `_fields` names them; `_asdict()` is
+/// shallow (a nested record stays a record), as a namedtuple's is.
 macro_rules! record {
     ($(#[doc = $doc:literal])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
         $(#[doc = $doc])*
