@@ -148,7 +148,7 @@ def memory_here(n: int, seed: int) -> float:
     eng = engine(v)
     gc.collect()
     grown = rss() - before
-    assert eng.totals()["long_lots"] > 0
+    assert eng.totals().long_lots > 0
     return grown / v.positions.height
 
 

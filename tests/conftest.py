@@ -27,4 +27,4 @@ def conserved_value(eng: adl.Engine) -> int:
     """Σ cash + Σ position equity + fund + value passed to the book + ADL fees − bad debt
     (cash units; `Engine.totals`)."""
     t = eng.totals()
-    return t["cash"] + t["position_equity"] + t["fund"] + t["book_value"] + t["fees"] - t["bad_debt"]
+    return t.cash + t.position_equity + t.fund + t.book_value + t.fees - t.bad_debt

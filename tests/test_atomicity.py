@@ -66,7 +66,7 @@ def test_a_cross_share_beyond_i64_liquidates_an_account(tmp_path: Path) -> None:
     eng = eighteen_decimals(tmp_path)
     res = eng.liquidate_account(1)
     assert res.fills.select("account", "qty", "price").rows() == [(2, 10.0, 95.0)]
-    assert eng.totals()["cash"] == (51 + 0) * 10**18  # account 2's 51 quote, account 1's 0
+    assert eng.totals().cash == (51 + 0) * 10**18  # account 2's 51 quote, account 1's 0
     assert adl.Engine.replay(tmp_path / "ops.log").snapshot() == eng.snapshot()
 
 
@@ -82,10 +82,10 @@ def test_isolated_margins_are_not_capped_at_18_decimals(tmp_path: Path) -> None:
     eng.set_marks({"X": 85.0})
     eng.log_to(tmp_path / "ops.log")
     assert eng.position(1, "X", "long").bankruptcy_price == 90.0
-    assert eng.totals()["position_equity"] == 2 * m  # (m − 15·Q) + (m + 15·Q) quote
+    assert eng.totals().position_equity == 2 * m  # (m − 15·Q) + (m + 15·Q) quote
     res = eng.liquidate(1, symbol="X", side="long")
     assert res.fills.select("account", "qty", "price").rows() == [(2, 1e8, 90.0)]
-    assert eng.totals()["cash"] == 2 * m
+    assert eng.totals().cash == 2 * m
     assert adl.Engine.restore(eng.snapshot()).snapshot() == eng.snapshot()
     assert adl.Engine.replay(tmp_path / "ops.log").snapshot() == eng.snapshot()
     # Stateless (cash in 10^-8 quote): 10^12 quote of margin (10^20 units, once past the cap)
@@ -184,7 +184,7 @@ def test_cross_sums_beyond_the_limit_are_refused_at_the_door(tmp_path: Path) -> 
     # Within the limit both work: 10^15 lots at 10^11 ticks: Σ notional 2·10^15·10^11·10^8 = 2·10^34.
     eng.set_marks({"X": 1e11, "Y": 1e11})
     # Cross positions hold no margin: their equity is their PnL, 2·10^15·(10^11 − 1)·10^8.
-    assert eng.totals()["position_equity"] == 2 * 10**15 * (10**11 - 1) * 10**8
+    assert eng.totals().position_equity == 2 * 10**15 * (10**11 - 1) * 10**8
 
 
 # --- a panic halfway through a step ---------------------------------------------------------

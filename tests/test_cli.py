@@ -76,6 +76,15 @@ def test_version_and_help() -> None:
         assert policy in wide
 
 
+def test_the_slow_book_note_names_the_pro_rata_policies_of_the_one_list() -> None:
+    from adl import _adl, cli
+
+    # Derived from adl._io.POLICIES: the four that split an event over the whole side, none
+    # of which ranks (dydx ranks nobody either, but walks: it is not slow).
+    assert cli.PRO_RATA == ("capped_pro_rata", "levered_pro_rata", "size_pro_rata", "wealth_pro_rata")
+    assert not any(_adl.ranks(p) for p in cli.PRO_RATA)
+
+
 def test_rank_formats_and_marks_file(tmp_path: Path) -> None:
     src = tmp_path / "book.csv"
     pl.DataFrame({"account": [1, 2, 3], "symbol": ["BTC", "BTC", "DOGE"], "side": ["short", "short", "long"],

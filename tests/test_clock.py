@@ -20,7 +20,7 @@ def test_a_stray_future_ts_is_refused_and_the_window_keeps_sliding() -> None:
     eng = drawdown_engine()
     eng.set_marks(96.0, ts=0)
     eng.insurance_fund = 60.0  # at ts 0: (60 − 100)/100 = −40 % < −30 %: armed
-    assert eng.adl_state()["state"] == "armed" and eng.adl_state()["level"] == pytest.approx(-0.4)
+    assert eng.adl_state().state == "armed" and eng.adl_state().level == pytest.approx(-0.4)
     before = eng.snapshot()
     # 10^12 is 10^12 ahead of the clock (0), beyond one window (1,000): refused, nothing changed.
     with pytest.raises(adl.InvalidInputError, match="max_ts_step = 1000") as e:
@@ -31,12 +31,12 @@ def test_a_stray_future_ts_is_refused_and_the_window_keeps_sliding() -> None:
     # Exactly one window ahead is accepted: at ts 1,000 the samples at ts 0 are still inside
     # [0, 1,000], so the maximum is 100 and the drawdown −40 %: still armed.
     eng.set_marks(96.0, ts=1_000)
-    assert eng.adl_state()["state"] == "armed"
+    assert eng.adl_state().state == "armed"
     # At 1,001 the ts-0 samples (100 and 60) leave [1, 1,001]; the maximum is the current 60:
     # drawdown 0 > −25 %: disarmed. (Had ts 10^12 been taken, every later ts would be "before
     # the clock" and the window would never slide again.)
     eng.set_marks(96.0, ts=1_001)
-    assert eng.adl_state()["state"] == "normal" and eng.adl_state()["level"] == 0.0
+    assert eng.adl_state().state == "normal" and eng.adl_state().level == 0.0
 
 
 def test_max_ts_step_is_a_setting() -> None:

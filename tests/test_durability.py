@@ -223,7 +223,7 @@ def test_other_threads_run_while_a_long_load_holds_the_engine() -> None:
     # The main thread kept ticking: no pause near the load's length (a getter waiting for the
     # lock with the GIL held froze every thread until the load ended).
     assert max(gaps) < took / 3, (max(gaps), took)
-    assert eng.totals()["long_lots"] == n // 2 * 10_000  # qty_decimals 4: 1.0 = 10^4 lots
+    assert eng.totals().long_lots == n // 2 * 10_000  # qty_decimals 4: 1.0 = 10^4 lots
 
 
 def test_upserting_new_markets_while_reading_positions() -> None:
@@ -270,9 +270,9 @@ def test_extreme_accepted_values_compute_exact_totals() -> None:
     eng.set_marks(1e15)
     t = eng.totals()
     margin = 10**9 * 10**8  # 10^9 quote in cash units
-    assert t["position_equity"] == 2 * (10**38 - 10**23 + margin) + margin
-    assert (t["long_lots"], t["short_lots"]) == (2 * 10**15, 10**15)
-    assert t["position_equity"] > 2**127  # really beyond i128
+    assert t.position_equity == 2 * (10**38 - 10**23 + margin) + margin
+    assert (t.long_lots, t.short_lots) == (2 * 10**15, 10**15)
+    assert t.position_equity > 2**127  # really beyond i128
 
 
 def test_a_crafted_snapshot_with_the_last_event_id_is_refused() -> None:

@@ -179,26 +179,26 @@ def test_drawdown_trigger_bypasses_the_fund_while_armed() -> None:
                      cash_decimals=2, qty_decimals=0, price_decimals=0)
     eng.load(book(rows))
     eng.set_marks(96.0, ts=0)
-    assert eng.adl_state() == {"trigger": "drawdown", "state": "normal", "armed": False, "level": 0.0}
+    assert eng.adl_state() == adl.AdlState(trigger="drawdown", state="normal", armed=False, level=0.0)
     # Not armed: the fund covers all 10 lots (20).
     r1 = eng.liquidate(1, side="long", fill_price=95.0)
     assert (r1.from_fund, r1.adl_qty) == (20.0, 0.0)
     # Draw the fund down to 65 (-35 % from the 8 h maximum 100): armed.
     eng.insurance_fund = 65.0
-    assert eng.adl_state()["state"] == "armed"
+    assert eng.adl_state().state == "armed"
     r2 = eng.liquidate(2, side="long", fill_price=95.0)
     assert (r2.from_fund, r2.external_qty, r2.adl_qty) == (0.0, 0.0, 10.0)
     assert eng.insurance_fund == 65.0
     # Back to 76 (-24 %): disarmed; 72 (-28 %) is inside the band: "soon".
     eng.insurance_fund = 76.0
-    assert not eng.adl_state()["armed"]
+    assert not eng.adl_state().armed
     eng.insurance_fund = 72.0
-    assert eng.adl_state()["state"] == "soon"
+    assert eng.adl_state().state == "soon"
     # Past the window the old maximum is forgotten (a jump of more than one window is allowed
     # explicitly: by default it is refused as a stray future ts).
     eng.max_ts_step = 5_000
     eng.set_marks(96.0, ts=5_000)
-    assert eng.adl_state()["state"] == "normal"
+    assert eng.adl_state().state == "normal"
 
 
 def test_bad_trigger() -> None:

@@ -559,7 +559,7 @@ def test_engine_sequences_keep_the_invariants(
         fill = None if offset is None else max(1, mark + offset)
         t0 = eng.totals()
         s0 = state(eng)
-        fund0 = t0["fund"]
+        fund0 = t0.fund
         eq = p.equity(mark, ENGINE_FACTOR)
         mm = ceil_div(p.qty * mark * ENGINE_FACTOR * MMR_PPM, 10**6)
         refused = eq >= mm and not force
@@ -598,16 +598,16 @@ def test_engine_sequences_keep_the_invariants(
         f = res.fills
         # Conservation, fund, bad debt: exact integers.
         assert conserved_value(eng) == value0
-        assert t1["fund"] >= 0
-        assert t1["bad_debt"] >= t0["bad_debt"]
+        assert t1.fund >= 0
+        assert t1.bad_debt >= t0.bad_debt
         book_qty = int(f.filter(pl.col("kind") != "adl")["qty"].sum())
         adl_qty = int(f.filter(pl.col("kind") == "adl")["qty"].sum())
-        d_oi = (t1["long_lots"] - t1["short_lots"]) - (t0["long_lots"] - t0["short_lots"])
+        d_oi = (t1.long_lots - t1.short_lots) - (t0.long_lots - t0.short_lots)
         assert d_oi == -side * book_qty
-        assert (t0["long_lots"] - t1["long_lots"], t0["short_lots"] - t1["short_lots"]) == (
+        assert (t0.long_lots - t1.long_lots, t0.short_lots - t1.short_lots) == (
             (p.qty, adl_qty) if side == 1 else (adl_qty, p.qty)
         )
-        assert t1["book_value"] - t0["book_value"] == side * book_qty * (mark - (mark if fill is None else fill)) * ENGINE_FACTOR
+        assert t1.book_value - t0.book_value == side * book_qty * (mark - (mark if fill is None else fill)) * ENGINE_FACTOR
         assert int(f["qty"].sum()) == p.qty
         assert f["bankrupt_account"].unique().to_list() == [account]
         assert f["bankrupt_side"].unique().to_list() == [SIDE_NAME[side]]
@@ -644,7 +644,7 @@ def test_engine_sequences_keep_the_invariants(
         assert engine_book(eng) == book
         got_cash = engine_cash(eng)
         assert {a: got_cash.get(a, 0) for a in got_cash | cash} == {a: cash.get(a, 0) for a in got_cash | cash}
-        assert t1["fund"] == fund0 + want.to_fund - want.from_fund
+        assert t1.fund == fund0 + want.to_fund - want.from_fund
         check_indicator(eng, book, marks)
 
 

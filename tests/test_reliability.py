@@ -112,7 +112,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_operation(tmp_path: Path, roun
     assert eng.snapshot() == workload.replay_first(replayed, seed).snapshot()
     assert eng.insurance_fund >= 0.0
     t = eng.totals()
-    assert t["long_lots"] >= 0 and t["short_lots"] >= 0
+    assert t.long_lots >= 0 and t.short_lots >= 0
 
 
 def test_upsert_and_close_are_validated_whole_and_keep_value() -> None:

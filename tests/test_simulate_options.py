@@ -190,6 +190,19 @@ def test_engine_config_lists_every_engine_option() -> None:
     assert adl.Engine.from_config(eng.config).config == eng.config  # type: ignore[arg-type]
 
 
+def test_add_market_keywords_are_the_market_fields() -> None:
+    import inspect
+    from dataclasses import fields
+
+    # add_market passes its keywords to adl.Market by name: the two lists are one.
+    params = inspect.signature(adl.Engine.add_market).parameters
+    assert [(p.name, p.kind) for p in params.values()][2:] == [(f.name, inspect.Parameter.KEYWORD_ONLY) for f in fields(adl.Market)]
+    # A restored engine has no config; its grid defaults come from the core.
+    eng = adl.Engine.restore(adl.Engine(qty_decimals=2, price_decimals=1).snapshot())
+    eng.add_market("X", maintenance_rate=0.01)
+    assert eng.markets().select("qty_decimals", "price_decimals", "maintenance_rate").row(0) == (2, 1, 0.01)
+
+
 def test_an_engine_keeps_its_config_through_markets_copies_and_results() -> None:
     import copy
     import pickle
@@ -219,3 +232,14 @@ def test_liquidation_results_pickle() -> None:
     res = eng.liquidate(1, side="long", fill_price=94.0)
     back = pickle.loads(pickle.dumps(res))
     assert back.fills.equals(res.fills) and back.bad_debt == res.bad_debt and back.cancel_orders.equals(res.cancel_orders)
+
+
+def test_the_adl_price_in_use_is_the_engines() -> None:
+    # The policy's default (hyperliquid: the mark), or the constructor's override, as the
+    # engine reports it and as a cascade's parameters record it.
+    assert (adl.Engine("hyperliquid").adl_price, adl.Engine("bitmex").adl_price) == ("mark", "bankruptcy")
+    assert adl.Engine("hyperliquid", adl_price="mark_capped").adl_price == "mark_capped"
+    for cfg, want in ((adl.EngineConfig("hyperliquid"), "mark"), (adl.EngineConfig("bitmex", adl_price="mark"), "mark"),
+                      (adl.EngineConfig("binance"), "bankruptcy")):
+        res = adl.simulate(FEE_BOOK, FEE_PATH, engine=cfg, liquidation=adl.Slippage(0.0))
+        assert res.params["adl_price"] == want

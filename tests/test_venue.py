@@ -64,7 +64,7 @@ def test_adl_fee_paid_by_the_counterparty() -> None:
     res = eng.liquidate(1, side="long")
     assert res.adl_fees == 0.9
     assert cash(eng, 2) == 1_099.1
-    assert eng.totals()["fees"] == 90
+    assert eng.totals().fees == 90
     assert conserved_value(eng) == before
 
 
@@ -180,7 +180,7 @@ def test_conservation_with_fees_tiers_multipliers_and_inverse_markets(
     eng.load(book([(a, s, float(q), float(e), m / 10 * unit) for a, s, q, e, m in rows]))
     eng.set_marks(float(mark))
     start = conserved_value(eng)
-    lots = eng.totals()["long_lots"] - eng.totals()["short_lots"]
+    lots = eng.totals().long_lots - eng.totals().short_lots
     for _ in range(3):
         todo = eng.liquidatable()
         if todo.is_empty():
@@ -190,10 +190,10 @@ def test_conservation_with_fees_tiers_multipliers_and_inverse_markets(
         res = eng.liquidate(account, side=side, partial=partial)
         check_no_isolated_counterparty_paid(cash, eng, res)
         assert conserved_value(eng) == start
-        assert eng.totals()["fund"] >= 0
+        assert eng.totals().fund >= 0
         book_qty = res.fills.filter(pl.col("kind") != "adl")["qty"].sum()
         signed = book_qty if side == "long" else -book_qty
-        new_lots = eng.totals()["long_lots"] - eng.totals()["short_lots"]
+        new_lots = eng.totals().long_lots - eng.totals().short_lots
         assert new_lots == lots - signed
         lots = new_lots
         if res.remaining_qty > 0:

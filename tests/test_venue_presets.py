@@ -88,7 +88,7 @@ def test_drawdown_pays_down_to_minus_30_percent_within_one_event() -> None:
     res = eng.liquidate(1, side="long", force=True)
     assert (res.from_fund, res.external_qty, res.adl_qty, res.bad_debt) == (300_000.0, 300_000.0, 50_000.0, 0.0)
     assert eng.insurance_fund == 700_000.0
-    assert eng.adl_state()["armed"]
+    assert eng.adl_state().armed
     # fund_empty pays it all.
     eng = drawdown_engine("fund_empty", [(1, "long", 350_000, 10, 350_000)])
     assert eng.liquidate(1, side="long", force=True).from_fund == 350_000.0
@@ -101,7 +101,7 @@ def test_symbol_drawdown_only_above_the_minimum_balance() -> None:
     eng = drawdown_engine("symbol_drawdown", rows, trigger_min_balance=0.0)
     res = eng.liquidate(1, side="long", force=True)
     assert (res.from_fund, res.adl_qty) == (300_000.0, 50_000.0)
-    assert eng.adl_state() == {"trigger": "symbol_drawdown", "state": "armed", "armed": True, "level": -0.3}
+    assert eng.adl_state() == adl.AdlState(trigger="symbol_drawdown", state="armed", armed=True, level=-0.3)
     eng = drawdown_engine("symbol_drawdown", rows, trigger_min_balance=2_000_000.0)
     assert eng.liquidate(1, side="long", force=True).from_fund == 350_000.0
 

@@ -7,7 +7,7 @@
 [3, 1]
 """
 
-from adl._adl import __version__
+from adl._adl import AdlState, Totals, __version__
 from adl._io import DEFAULT_SYMBOL, KIND, SIDE, Market
 from adl.engine import Engine, EngineConfig, LiquidationResult
 from adl.errors import (
@@ -38,6 +38,7 @@ __all__ = [
     "SIDE",
     "AccountView",
     "AdlError",
+    "AdlState",
     "CorruptDataError",
     "Engine",
     "EngineConfig",
@@ -52,6 +53,7 @@ __all__ = [
     "SimulationResult",
     "Slippage",
     "StorageError",
+    "Totals",
     "UnknownMarketError",
     "UnknownPositionError",
     "VenueBook",

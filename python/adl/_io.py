@@ -9,13 +9,14 @@ Polars frames. No ``polars`` crate is compiled into the wheel (see the README).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
 import numpy as np
 import polars as pl
 
-from adl._args import flag, integer, number, text
+from adl import _adl
+from adl._args import Check, flag, integer, number, text
 from adl.errors import InvalidInputError, SchemaError, UnknownMarketError
 
 SIDE = pl.Enum(["long", "short"])
@@ -100,37 +101,32 @@ class Market:
     fund_pool: str | None = None
 
     def __post_init__(self) -> None:
-        checks = {
-            "qty_decimals": integer(0, 18), "price_decimals": integer(0, 18),
-            "maintenance_rate": number(0.0, 1.0, optional=True), "multiplier": number(above=0.0, optional=True),
-            "inverse": flag(optional=True), "liquidation_fee": number(0.0, 1.0, optional=True),
-            "fee_convention": text(optional=True, choices=("surplus", "bankruptcy")),
-            "surplus_to_fund": flag(optional=True), "adl_fee": number(0.0, 1.0, optional=True),
-            "fund_pool": text(optional=True),
-        }
-        for name, check in checks.items():
+        for name, check in MARKET_CHECKS.items():
             object.__setattr__(self, name, check(name, getattr(self, name)))
         tier_rows(self.tiers)
 
-    def spec(self) -> dict[str, Any]:
-        """The parameters for the core engine: the grid, and every other one that is set."""
-        out: dict[str, Any] = {"qty_decimals": self.qty_decimals, "price_decimals": self.price_decimals}
-        for key in ("maintenance_rate", "multiplier", "liquidation_fee", "adl_fee"):
-            value = getattr(self, key)
-            if value is not None:
-                try:
-                    out[key] = float(value)
-                except (TypeError, ValueError):
-                    raise InvalidInputError(f"{key}: {value!r} is not a number", key, None) from None
-        for key in ("inverse", "surplus_to_fund"):
-            if getattr(self, key) is not None:
-                out[key] = bool(getattr(self, key))
-        for key in ("fee_convention", "fund_pool"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        if self.tiers is not None:
-            out["tiers"] = tier_rows(self.tiers)
-        return out
+    def spec(self) -> _adl.MarketSpec:
+        """The parameters for the core engine (the same fields; ``None``: the engine's
+        default), values checked and converted by ``__post_init__``."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return _adl.MarketSpec(**{**values, "tiers": None if self.tiers is None else tier_rows(self.tiers)})
+
+
+def market_checks(optional: bool) -> dict[str, Check]:
+    """The checks of :class:`Market`'s fields (each converts to the plain Python type); with
+    ``optional``, ``None`` passes every one but the grid's decimals (a market's "the
+    engine's default"), else none (the engine's defaults themselves)."""
+    return {
+        "qty_decimals": integer(0, 18), "price_decimals": integer(0, 18),
+        "maintenance_rate": number(0.0, 1.0, optional=optional), "multiplier": number(above=0.0, optional=optional),
+        "inverse": flag(optional=optional), "liquidation_fee": number(0.0, 1.0, optional=optional),
+        "fee_convention": text(optional=optional, choices=get_args(FeeConvention)),
+        "surplus_to_fund": flag(optional=optional), "adl_fee": number(0.0, 1.0, optional=optional),
+        "fund_pool": text(optional=optional),
+    }
+
+
+MARKET_CHECKS = market_checks(optional=True)
 
 
 def tier_rows(tiers: Sequence[TierRow] | None) -> list[tuple[float, float, float | None]]:

@@ -428,7 +428,7 @@ def simulate(
         "policy": str(c.policy), "insurance_fund": fund_start, "maintenance_rate": c.maintenance_rate,
         "slippage": liquidation, "horizon": int(horizon), "trigger": str(c.trigger),
         "trigger_min_balance": c.trigger_min_balance, "lights": eng.lights,
-        "adl_price": str(c.adl_price) if c.adl_price is not None else ("mark" if c.policy == "hyperliquid" else "bankruptcy"),
+        "adl_price": eng.adl_price,
         "positions": pos.height, "accounts": int(pos["account"].n_unique()) if "account" in pos.columns else 0,
         "symbols": names, "price_rows": px.height, "steps": n, "seed": c.seed,
         "decimals": {"cash": c.cash_decimals, "qty": c.qty_decimals, "price": c.price_decimals},

@@ -169,7 +169,7 @@ def demo(
     show(ledger, "Insurance fund ledger")
     t = eng.totals()
     console.print(
-        f"Open interest after: long {t['long_lots']:,} lots, short {t['short_lots']:,} lots "
+        f"Open interest after: long {t.long_lots:,} lots, short {t.short_lots:,} lots "
         f"(ADL closes both sides equally; book fills only the bankrupt side)."
     )
     if eng.indicator().height:
@@ -208,7 +208,7 @@ def rank(
 
 
 # Pro-rata events touch every opposite position: on big books a cascade takes minutes.
-PRO_RATA = ("size_pro_rata", "wealth_pro_rata", "levered_pro_rata", "capped_pro_rata")
+PRO_RATA = tuple(p for p in POLICIES if p.endswith("_pro_rata"))
 SLOW_BOOK = 200_000
 
 

@@ -31,6 +31,7 @@ from adl._io import (
     custom_scores,
     margin_mode_codes,
     kind_series,
+    market_checks,
     numpy_view,
     position_arrays,
     side_codes,
@@ -53,28 +54,20 @@ from adl._args import I64, U64, account_id, blob, checked, flag, integer, number
 from adl._args import path as fs_path
 from adl.errors import AdlError, InvalidInputError, SchemaError, UnknownPositionError
 from adl.views import AccountView, PositionView, position_view
+from adl._adl import AdlState, Totals
 
 AdlPrice = Literal["bankruptcy", "mark", "mark_capped"]
 SyncPolicy = Literal["always", "group", "none"]
 Trigger = Literal["fund_empty", "drawdown", "symbol_drawdown", "fund_drop"]
 
 PASS_REASON = pl.Enum(["beyond_bankruptcy", "collateral"])
+FUND_SCHEMA = {"pool": pl.String, "balance": pl.Float64, "state": pl.String, "level": pl.Float64}
+"""Columns of :meth:`Engine.funds`."""
 
 # Checks of the scalar parameters shared by several methods.
 DECIMALS = integer(0, 18)
-RATE = number(0.0, 1.0)
-MARKET_ARGS = {
-    "qty_decimals": DECIMALS, "price_decimals": DECIMALS, "multiplier": number(above=0.0),
-    "inverse": flag(), "liquidation_fee": RATE, "fee_convention": text(choices=get_args(FeeConvention)),
-    "surplus_to_fund": flag(), "adl_fee": RATE,
-}
-OPTIONAL_MARKET_ARGS = {
-    "qty_decimals": integer(0, 18, optional=True), "price_decimals": integer(0, 18, optional=True),
-    "maintenance_rate": number(0.0, 1.0, optional=True), "multiplier": number(above=0.0, optional=True),
-    "inverse": flag(optional=True), "liquidation_fee": number(0.0, 1.0, optional=True),
-    "fee_convention": text(optional=True, choices=get_args(FeeConvention)), "surplus_to_fund": flag(optional=True),
-    "adl_fee": number(0.0, 1.0, optional=True), "fund_pool": text(optional=True),
-}
+# The engine's market defaults: Market's checks, None refused (an engine has no fund_pool option).
+MARKET_ARGS = {k: check for k, check in market_checks(optional=False).items() if k != "fund_pool"}
 ACCOUNT = account_id()
 FUND = number(0.0)
 
@@ -245,7 +238,7 @@ class EngineConfig:
     >>> import adl
     >>> cfg = adl.EngineConfig("binance", 1_000.0, trigger="drawdown", liquidation_fee=0.001)
     >>> eng = adl.Engine.from_config(cfg)
-    >>> eng.config == cfg, eng.adl_state()["trigger"]
+    >>> eng.config == cfg, eng.adl_state().trigger
     (True, 'drawdown')
     """
 
@@ -349,7 +342,7 @@ class Engine:
     """
 
     @checked(
-        policy=text(choices=get_args(Policy)), insurance_fund=FUND, maintenance_rate=RATE, cash_decimals=DECIMALS,
+        policy=text(choices=get_args(Policy)), insurance_fund=FUND, cash_decimals=DECIMALS,
         adl_price=text(optional=True, choices=get_args(AdlPrice)), seed=integer(0, U64),
         trigger=text(choices=get_args(Trigger)), trigger_window=integer(1, I64, optional=True),
         trigger_arm=number(optional=True), trigger_disarm=number(optional=True),
@@ -384,6 +377,9 @@ class Engine:
         max_ts_step: int | None = None,
         keep_fills: bool = True,
     ) -> None:
+        # The options as given (checked), before any other local is bound: EngineConfig's
+        # fields are these parameters, in order (tests/test_simulate_options.py pins it).
+        options = {k: v for k, v in locals().items() if k != "self"}
         if (policy == "custom") != (score is not None):
             raise InvalidInputError("score: policy custom needs score= (a column name or an expression), no other policy takes one",
                                     "score", None)
@@ -394,24 +390,18 @@ class Engine:
         self._symbol_dtype: pl.DataType | None = None
         self.replay_info: dict[str, int] | None = None
         self._book_lock = threading.Lock()
-        defaults = Market(
-            qty_decimals, price_decimals, maintenance_rate, multiplier, inverse, tiers, liquidation_fee, fee_convention,
-            surplus_to_fund, adl_fee,
-        )
+        # The market defaults are the options that are Market fields.
+        defaults = Market(**{f.name: options[f.name] for f in fields(Market) if f.name in options})
         self._core = _adl.Engine(
-            policy, float(insurance_fund), cash_decimals, defaults.spec(),
-            adl_price, int(seed), trigger, trigger_window, trigger_arm, trigger_disarm, trigger_min_balance, lights,
-            keep_fills,
+            policy, float(insurance_fund), cash_decimals, defaults.spec(), adl_price=adl_price, seed=int(seed),
+            trigger=trigger, trigger_window=trigger_window, trigger_arm=trigger_arm, trigger_disarm=trigger_disarm,
+            trigger_min_balance=trigger_min_balance, lights=lights, keep_fills=keep_fills,
         )
         for symbol, m in (markets or {}).items():
             self._core.add_market(symbol, m.spec())
         self._core.set_max_ts_step(max_ts_step)
         # Recorded once every option has been checked by the core.
-        self._config: EngineConfig | None = EngineConfig(
-            policy, insurance_fund, maintenance_rate, cash_decimals, qty_decimals, price_decimals, multiplier, inverse,
-            tiers, liquidation_fee, fee_convention, surplus_to_fund, adl_fee, markets, adl_price, seed, trigger,
-            trigger_window, trigger_arm, trigger_disarm, trigger_min_balance, lights, score, max_ts_step, keep_fills,
-        )
+        self._config: EngineConfig | None = EngineConfig(**options)
 
     @property
     def max_ts_step(self) -> int | None:
@@ -456,7 +446,7 @@ class Engine:
 
     # ----- markets -----------------------------------------------------------------
 
-    @checked(symbol=text(), **OPTIONAL_MARKET_ARGS)
+    @checked(symbol=text())
     def add_market(
         self,
         symbol: str,
@@ -486,21 +476,18 @@ class Engine:
         >>> eng.tiers("BTCUSDT").rows()
         [(0.0, 0.004, 0.0), (50000.0, 0.005, 50.0)]
         """
-        given = {
-            "qty_decimals": qty_decimals, "price_decimals": price_decimals, "maintenance_rate": maintenance_rate,
-            "multiplier": multiplier, "inverse": inverse, "liquidation_fee": liquidation_fee, "fee_convention": fee_convention,
-            "surplus_to_fund": surplus_to_fund, "adl_fee": adl_fee, "fund_pool": fund_pool,
-        }
-        spec: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-        if tiers is not None:
-            spec["tiers"] = tier_rows(tiers)
-        self._core.add_market(symbol, spec)
+        # One Market (checked there) is both the core's spec and this engine's recorded option.
+        # Its fields are the keywords (tests/test_simulate_options.py pins it); the grid's
+        # decimals not given are the engine's.
+        given = {k: v for k, v in locals().items() if k not in ("self", "symbol")}
+        default = self._core.default_spec()
+        for grid in ("qty_decimals", "price_decimals"):
+            if given[grid] is None:
+                given[grid] = getattr(default, grid)
+        market = Market(**given)
+        self._core.add_market(symbol, market.spec())
         if self._config is not None:   # the options now include this market
-            c = self._config
-            market = Market(c.qty_decimals if qty_decimals is None else qty_decimals,
-                            c.price_decimals if price_decimals is None else price_decimals, maintenance_rate, multiplier,
-                            inverse, tiers, liquidation_fee, fee_convention, surplus_to_fund, adl_fee, fund_pool)
-            self._config = replace(c, markets={**(c.markets or {}), symbol: market})
+            self._config = replace(self._config, markets={**(self._config.markets or {}), symbol: market})
 
     def markets(self) -> pl.DataFrame:
         """Markets: ``symbol, qty_decimals, price_decimals, maintenance_rate`` (the first
@@ -903,6 +890,17 @@ class Engine:
         return self._config
 
     @property
+    def adl_price(self) -> str:
+        """The price of ADL fills in use: ``adl_price=`` as given, else the policy's
+        (``"mark"`` for hyperliquid, ``"bankruptcy"`` for the others).
+
+        >>> import adl
+        >>> adl.Engine("hyperliquid").adl_price, adl.Engine("bitmex").adl_price
+        ('mark', 'bankruptcy')
+        """
+        return str(self._core.adl_price)
+
+    @property
     def lights(self) -> str:
         """How the queue indicator buckets lights: ``"count"`` or ``"quantity"``.
 
@@ -922,7 +920,7 @@ class Engine:
     @checked(amount=FUND)
     def insurance_fund(self, amount: float) -> None:
         # The sum cannot be set when there are several pools: say which one.
-        if len(self._core.funds()["pool"]) > 1:
+        if len(self._core.funds()) > 1:
             raise InvalidInputError("insurance_fund: the engine has several fund pools; use set_fund(amount, pool=...)",
                                     "insurance_fund", None)
         self._core.set_insurance_fund(float(amount))
@@ -951,9 +949,8 @@ class Engine:
         >>> adl.Engine(insurance_fund=5.0).funds().rows()
         [('default', 5.0, 'normal', 0.0)]
         """
-        f = self._core.funds()
-        return pl.DataFrame({"pool": f["pool"], "balance": f["balance"], "state": f["state"], "level": f["level"]},
-                            schema={"pool": pl.String, "balance": pl.Float64, "state": pl.String, "level": pl.Float64})
+        rows = [(p.pool, p.balance, p.adl_state.state, p.adl_state.level) for p in self._core.funds()]
+        return pl.DataFrame(rows, schema=FUND_SCHEMA, orient="row")
 
     def fund_history(self) -> pl.DataFrame:
         """Every change of a pool's balance, in order: ``ts`` (the clock of the marks; null
@@ -986,34 +983,37 @@ class Engine:
         )
 
     @checked(pool=text())
-    def adl_state(self, pool: str = "default") -> dict[str, Any]:
-        """The ADL trigger of a fund pool as a venue's feed shows it: ``trigger``, ``state``
-        (``normal``, ``soon`` inside the hysteresis band, ``armed``), ``armed`` and ``level``
-        (the drawdown ratio, or fund / peak).
+    def adl_state(self, pool: str = "default") -> AdlState:
+        """The ADL trigger of a fund pool as a venue's feed shows it, a frozen record:
+        ``trigger``, ``state`` (``normal``, ``soon`` inside the hysteresis band, ``armed``),
+        ``armed`` and ``level`` (the drawdown ratio, or fund / peak); ``_asdict()`` gives a dict.
 
         >>> import adl
         >>> eng = adl.Engine(insurance_fund=100.0, trigger="fund_drop")
         >>> eng.insurance_fund = 65.0
-        >>> (eng.adl_state()["state"], eng.adl_state()["level"])
-        ('armed', 0.65)
+        >>> eng.adl_state()
+        AdlState(trigger='fund_drop', state='armed', armed=True, level=0.65)
+        >>> eng.adl_state().level
+        0.65
         """
-        return dict(self._core.adl_state(pool))
+        return self._core.adl_state(pool)
 
     @property
     def bad_debt(self) -> float:
         """Cumulative bad debt (quote units)."""
         return float(self._core.bad_debt)
 
-    def totals(self) -> dict[str, int]:
-        """Exact ledger totals in cash units (ints) and open interest in lots, for audits:
-        ``cash + position_equity + fund + book_value + fees - bad_debt`` is conserved at fixed
-        marks (``fees``: ADL fees paid to the venue).
+    def totals(self) -> Totals:
+        """Exact ledger totals in cash units (Python ints, however large) and open interest in
+        lots, for audits, as a frozen record (``==`` compares every field; ``_asdict()`` gives
+        a dict): ``cash + position_equity + fund + book_value + fees - bad_debt`` is conserved
+        at fixed marks (``fees``: ADL fees paid to the venue).
 
         >>> import adl
-        >>> adl.Engine(insurance_fund=1.5).totals()["fund"]
+        >>> adl.Engine(insurance_fund=1.5).totals().fund
         150000000
         """
-        return dict(self._core.totals())
+        return self._core.totals()
 
     # ----- views -------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from adl._adl import SeverityRound, SeverityStart
 from adl.lots import min_max_level
 from adl.severity import Controller, RoundOutcome, Rounds, RoundStart, _check_theta, _decisions, losses, summary
 
@@ -63,7 +64,7 @@ class _Pending:
     lots: int
     codes: list[int]       # the engine's account codes of the opposite positions
     opposite: list[int]    # their lots
-    outcome: dict[str, Any] | None = None
+    outcome: SeverityRound | None = None
     row: dict[str, Any] | None = None   # _round_row, once the outcome is known
 
 
@@ -87,27 +88,26 @@ class Driver:
     played: list[_Pending] = field(default_factory=list)
     _released: int = 0
 
-    def __call__(self, start: dict[str, Any], previous: dict[str, Any] | None) -> int:
+    def __call__(self, start: SeverityStart, previous: SeverityRound | None) -> int:
         if previous is not None:
             self.played[-1].outcome = previous
-        now = int(start["ts"])
+        now = start.ts
         while self._released < len(self.played):
             p = self.played[self._released]
             if p.outcome is None or self._known_at(p) > now:
                 break
             self.controller.observe(self._outcome(p))
             self._released += 1
-        symbol = self.names[int(start["market"])]
-        lots = int(start["lots"])
+        symbol = self.names[start.market]
+        lots = start.lots
         rs = RoundStart(
-            len(self.played), str(start["event"]), max(0.0, float(start["deficit"])), float(sum(start["opposite_profit"])),
-            pl.DataFrame({"market": [symbol], "qty": [lots / self.qty_scale[int(start["market"])]]}),
-            pl.DataFrame({"account": self._shown(start["opposite_account"]),
-                          "capacity": pl.Series(start["opposite_profit"], dtype=pl.Float64)}),
+            len(self.played), str(start.event), max(0.0, start.deficit), float(sum(start.opposite_profit)),
+            pl.DataFrame({"market": [symbol], "qty": [lots / self.qty_scale[start.market]]}),
+            pl.DataFrame({"account": self._shown(start.opposite_account),
+                          "capacity": pl.Series(start.opposite_profit, dtype=pl.Float64)}),
         )
         theta = _check_theta(self.controller.decide(rs), self.controller.name, rs.index)
-        self.played.append(_Pending(rs, now, int(start["market"]), theta, lots, [int(a) for a in start["opposite_account"]],
-                                    [int(q) for q in start["opposite_lots"]]))
+        self.played.append(_Pending(rs, now, start.market, theta, lots, start.opposite_account, start.opposite_lots))
         return math.floor(theta * lots)
 
     def _known_at(self, p: _Pending) -> int:
@@ -135,18 +135,18 @@ def _round_row(p: _Pending) -> dict[str, Any]:
     assert o is not None
     if p.row is not None:
         return p.row
-    d, q, need = p.start.deficit, p.lots, float(o["need"])
+    d, q, need = p.start.deficit, p.lots, o.need
     theta_star = min(1.0, need / d) if d > 0 else 1.0
     needed = min(q, math.ceil(theta_star * q - 1e-9))
     held = dict(zip(p.codes, p.opposite))
     closed: dict[int, int] = {}
-    for a, k in zip(o["closed_account"], o["closed_lots"]):
-        closed[int(a)] = closed.get(int(a), 0) + int(k)
+    for a, k in zip(o.closed_account, o.closed_lots):
+        closed[a] = closed.get(a, 0) + k
     burden = max((k / held[a] for a, k in closed.items() if held.get(a)), default=0.0)
     lots = [x for x in p.opposite if x > 0]
     ilp = float(min_max_level(lots, [1] * len(lots), min(needed, sum(lots)))) if lots and needed > 0 else 0.0
-    p.row = {"need": need, "seized": float(o["covered"]), "burden": burden, "ilp_burden": ilp, "cap": int(o["cap"]),
-             "adl_lots": int(o["adl_lots"]), "bad_debt": float(o["bad_debt"]), "haircut": float(o["haircut"])}
+    p.row = {"need": need, "seized": o.covered, "burden": burden, "ilp_burden": ilp, "cap": o.cap,
+             "adl_lots": o.adl_lots, "bad_debt": o.bad_debt, "haircut": o.haircut}
     return p.row
 
 
@@ -200,19 +200,19 @@ class SeverityRun:
                  "deficit", "need", "seized", "overshoot", "undershoot", "adl_qty", "bad_debt", "haircut")
 
 
-def severity_run(driver: Driver, rounds: list[dict[str, Any]]) -> SeverityRun:
+def severity_run(driver: Driver, rounds: list[SeverityRound]) -> SeverityRun:
     """Builds the :class:`SeverityRun` from the driver and the simulation's recorded rounds."""
     c = driver.controller
     rows, dec = [], []
     for p, o in zip(driver.played, rounds):
-        if p.outcome is None or int(p.outcome["start"]["event"]) != int(o["start"]["event"]):
+        if p.outcome is None or p.outcome.start.event != o.start.event:
             p.outcome, p.row = o, None
         r = _round_row(p)
-        m = int(o["start"]["market"])
+        m = o.start.market
         scale = driver.qty_scale[m]
         budget = p.theta * p.start.deficit
         rows.append({
-            "round": p.start.index, "event": int(o["start"]["event"]), "ts": int(o["start"]["ts"]), "symbol": driver.names[m],
+            "round": p.start.index, "event": o.start.event, "ts": o.start.ts, "symbol": driver.names[m],
             "qty": p.lots / scale, "deficit": p.start.deficit, "capacity": p.start.capacity, "theta": p.theta,
             "budget": budget, "cap_qty": r["cap"] / scale, "adl_qty": r["adl_lots"] / scale, "seized": r["seized"],
             "need": r["need"], "overshoot": max(0.0, r["seized"] - r["need"]), "undershoot": max(0.0, r["need"] - r["seized"]),

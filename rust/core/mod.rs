@@ -28,6 +28,7 @@ pub use book::trigger::{AdlState, Trigger};
 pub use engine::audit::SolvencyBaseline;
 pub use engine::simulate::{Simulation, Slippage};
 pub use engine::stateless::{deleverage, rank, MarketTable};
+pub use engine::views::IndicatorRow;
 pub use engine::{Engine, Fill, FillKind, Liquidation, PassedOver, Request, Totals};
 pub use market::tiers::{TierSpec, Tiers};
 pub use market::{FeeConvention, MarketSpec};

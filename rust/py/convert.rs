@@ -1,34 +1,55 @@
 //! Core results as Python values: fill columns, liquidation outcomes, result dicts built
-//! outside the engine lock, market specs read from dicts, per-request view rows.
+//! outside the engine lock, per-request view rows.
 
 use super::Columns;
 use crate::core::book::input::PositionColumns;
 use crate::core::book::position::{Key, Side};
 use crate::core::engine::views::PositionView;
 use crate::core::engine::{Engine as CoreEngine, Fill, FillKind, Liquidation};
-use crate::core::market::tiers::TierSpec;
-use crate::core::market::{FeeConvention, MarketSpec};
-use crate::core::units::error::AdlError;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-/// Column vectors of fill records.
-#[derive(Default)]
-pub(super) struct FillColumns {
-    event: Vec<u64>,
-    ts: Vec<i64>,
-    has_ts: Vec<bool>,
-    market: Vec<u32>,
-    bankrupt_account: Vec<u64>,
-    bankrupt_side: Vec<i8>,
-    account: Vec<u64>,
-    side: Vec<i8>,
-    qty: Vec<f64>,
-    price: Vec<f64>,
-    rank: Vec<u32>,
-    score: Vec<f64>,
-    kind: Vec<u8>,
+/// A struct of column vectors that becomes a dict of NumPy arrays, one per field, named as
+/// the field: `columns!(Name { field: ElementType, ... })`.
+macro_rules! columns {
+    ($(#[doc = $doc:literal])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[doc = $doc])*
+        #[derive(Default)]
+        pub(super) struct $name {
+            $(pub(super) $field: Vec<$ty>),*
+        }
+
+        impl $name {
+            pub(super) fn into_dict<'py>(self, py: pyo3::Python<'py>) -> pyo3::PyResult<pyo3::Bound<'py, pyo3::types::PyDict>> {
+                use numpy::IntoPyArray;
+                use pyo3::types::PyDictMethods;
+                let d = pyo3::types::PyDict::new(py);
+                $(d.set_item(stringify!($field), self.$field.into_pyarray(py))?;)*
+                Ok(d)
+            }
+        }
+    };
+}
+pub(super) use columns;
+
+columns! {
+    /// Column vectors of fill records.
+    FillColumns {
+        event: u64,
+        ts: i64,
+        has_ts: bool,
+        market: u32,
+        bankrupt_account: u64,
+        bankrupt_side: i8,
+        account: u64,
+        side: i8,
+        qty: f64,
+        price: f64,
+        rank: u32,
+        score: f64,
+        kind: u8,
+    }
 }
 
 impl FillColumns {
@@ -50,24 +71,6 @@ impl FillColumns {
             FillKind::Adl => 1,
             FillKind::BadDebt => 2,
         });
-    }
-
-    pub(super) fn into_dict<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("event", self.event.into_pyarray(py))?;
-        d.set_item("ts", self.ts.into_pyarray(py))?;
-        d.set_item("has_ts", self.has_ts.into_pyarray(py))?;
-        d.set_item("market", self.market.into_pyarray(py))?;
-        d.set_item("bankrupt_account", self.bankrupt_account.into_pyarray(py))?;
-        d.set_item("bankrupt_side", self.bankrupt_side.into_pyarray(py))?;
-        d.set_item("account", self.account.into_pyarray(py))?;
-        d.set_item("side", self.side.into_pyarray(py))?;
-        d.set_item("qty", self.qty.into_pyarray(py))?;
-        d.set_item("price", self.price.into_pyarray(py))?;
-        d.set_item("rank", self.rank.into_pyarray(py))?;
-        d.set_item("score", self.score.into_pyarray(py))?;
-        d.set_item("kind", self.kind.into_pyarray(py))?;
-        Ok(d)
     }
 }
 
@@ -211,49 +214,6 @@ pub(super) fn book_inputs<'a>(
     Ok((view, accounts, scores.as_ref().map(|s| s.as_slice()).transpose()?))
 }
 
-/// `base` with the venue parameters given in `spec` (keys as in `MarketSpec`; `tiers` is a
-/// list of `(floor, rate, amount or None)`).
-pub(super) fn spec_from(base: &MarketSpec, spec: Option<&Bound<'_, PyDict>>) -> PyResult<MarketSpec> {
-    let mut out = base.clone();
-    let Some(d) = spec else { return Ok(out) };
-    for (key, value) in d.iter() {
-        let key: String = key.extract()?;
-        // A value of the wrong type is reported under its parameter's name.
-        let set = |out: &mut MarketSpec| -> PyResult<()> {
-            match key.as_str() {
-                "qty_decimals" => out.qty_decimals = value.extract()?,
-                "price_decimals" => out.price_decimals = value.extract()?,
-                "maintenance_rate" => out.maintenance_rate = value.extract()?,
-                "multiplier" => out.multiplier = value.extract()?,
-                "inverse" => out.inverse = value.extract()?,
-                "liquidation_fee" => out.liquidation_fee = value.extract()?,
-                "fee_convention" => out.fee_convention = FeeConvention::parse(&value.extract::<String>()?)?,
-                "surplus_to_fund" => out.surplus_to_fund = value.extract()?,
-                "adl_fee" => out.adl_fee = value.extract()?,
-                "fund_pool" => out.fund_pool = value.extract()?,
-                "tiers" => {
-                    let rows: Vec<(f64, f64, Option<f64>)> = value.extract()?;
-                    out.tiers = rows.into_iter().map(|(floor, rate, amount)| TierSpec { floor, rate, amount }).collect();
-                }
-                _ => return Err(AdlError::config(&key, "is not a market parameter").into()),
-            }
-            Ok(())
-        };
-        set(&mut out).map_err(|e| {
-            if e.is_instance_of::<pyo3::exceptions::PyTypeError>(d.py()) {
-                AdlError::config(&key, e.to_string()).into()
-            } else {
-                e
-            }
-        })?;
-    }
-    // A flat rate given on its own replaces inherited tiers (the rate would be ignored).
-    if d.contains("maintenance_rate")? && !d.contains("tiers")? {
-        out.tiers.clear();
-    }
-    Ok(out)
-}
-
 /// A position's place in the ADL queue: rank, percentile, lights, score, notional queued ahead.
 pub(super) type QueuePlace = (u64, f64, u8, f64, f64);
 
@@ -265,10 +225,7 @@ pub(super) type AccountRow = (f64, f64, Option<(f64, f64)>, Vec<ViewRow>);
 pub(super) fn view_row(e: &CoreEngine, v: &PositionView) -> ViewRow {
     let (p, m) = (&v.position, e.market(v.position.market));
     let price = |x: f64| m.grid.price_f64(x);
-    let queue = v.queue.and_then(|q| {
-        let ahead = e.cash_f64(m.grid.notional(q.lots_ahead, m.mark?));
-        Some((q.rank, q.percentile, q.lights, q.score, ahead))
-    });
+    let queue = v.queue.and_then(|q| Some((q.rank, q.percentile, q.lights, q.score, e.cash_f64(e.notional_ahead(p.market, &q)?))));
     (
         p.account,
         m.name.clone(),

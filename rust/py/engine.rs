@@ -5,20 +5,21 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use numpy::{IntoPyArray, PyReadonlyArray1};
+use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 pub use super::convert::LiquidationOutcome;
-use super::convert::{book_inputs, spec_from, view_row, AccountRow, Dict, FillColumns, Outcome, ViewRow};
+use super::convert::{book_inputs, view_row, AccountRow, Dict, FillColumns, Outcome, ViewRow};
+use super::records::{AdlState, FundPool, MarketSpec, Totals};
 use super::{run, Columns};
 use crate::core::book::funds::Change;
+use crate::core::book::funds::Pool;
 use crate::core::book::input::{check_side, parse_price};
 use crate::core::book::position::Side;
-use crate::core::book::trigger::{AdlState, Trigger};
-use crate::core::engine::audit::Wide;
+use crate::core::book::trigger::Trigger;
 use crate::core::engine::{AdlPrice, Engine as CoreEngine, Request};
-use crate::core::market::MarketSpec;
+use crate::core::market::MarketSpec as CoreSpec;
 use crate::core::persist::oplog::{Journal, OpLog, SyncPolicy};
 use crate::core::persist::ops::{Op, OpOutput};
 use crate::core::policy::score::{Lights, Policy};
@@ -110,7 +111,7 @@ impl Engine {
         policy: &str,
         insurance_fund: f64,
         cash_decimals: u32,
-        spec: &Bound<'_, PyDict>,
+        spec: &MarketSpec,
         adl_price: Option<&str>,
         seed: u64,
         trigger: &str,
@@ -122,8 +123,7 @@ impl Engine {
         keep_fills: bool,
     ) -> PyResult<Self> {
         let policy = Policy::parse(policy)?;
-        let spec = spec_from(&MarketSpec::default(), Some(spec))?;
-        let mut e = CoreEngine::new(policy, insurance_fund, cash_decimals, spec)?;
+        let mut e = CoreEngine::new(policy, insurance_fund, cash_decimals, spec.over(&CoreSpec::default())?)?;
         if let Some(mode) = adl_price {
             e.adl_price = AdlPrice::parse(mode)?;
         }
@@ -137,6 +137,12 @@ impl Engine {
         Ok(Engine::wrap(e))
     }
 
+    /// The price of ADL fills in use: the policy's unless the constructor overrode it.
+    #[getter]
+    fn adl_price(&self) -> &'static str {
+        self.lock().engine.adl_price.name()
+    }
+
     /// How queue lights are bucketed: "count" or "quantity".
     #[getter]
     fn lights(&self) -> &'static str {
@@ -145,16 +151,23 @@ impl Engine {
 
     /// A market: the engine's defaults with the parameters given in `spec`.
     #[pyo3(signature = (symbol, spec=None))]
-    fn add_market(&self, py: Python<'_>, symbol: String, spec: Option<&Bound<'_, PyDict>>) -> PyResult<u32> {
-        let base = self.read(py, |j| Ok(j.engine.default_spec.clone()))?;
-        let spec = spec_from(&base, spec)?;
+    fn add_market(&self, py: Python<'_>, symbol: String, spec: Option<MarketSpec>) -> PyResult<u32> {
         run(py, || {
             let mut j = self.lock();
+            let spec = match &spec {
+                Some(s) => s.over(&j.engine.default_spec)?,
+                None => j.engine.default_spec.clone(),
+            };
             match j.apply(Op::AddMarket { name: &symbol, spec: &spec })? {
                 OpOutput::MarketId(id) => Ok(id),
                 other => unreachable!("add_market returned {other:?}"),
             }
         })
+    }
+
+    /// The parameters of markets added without them (every one set).
+    fn default_spec(&self, py: Python<'_>) -> PyResult<MarketSpec> {
+        self.read(py, |j| Ok(MarketSpec::full(&j.engine.default_spec)))
     }
 
     /// Markets as columns: symbol, qty_decimals, price_decimals, maintenance_rate, mark (NaN = none).
@@ -197,7 +210,7 @@ impl Engine {
         max_move: f64,
         account: Option<u64>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (accounts, marks) = run(py, || {
+        run(py, || {
             let mut j = self.lock();
             let e = &mut j.engine;
             let side = Side::try_from(side)?;
@@ -212,14 +225,12 @@ impl Engine {
             };
             let found = e.adl_marks(market, side, step, max_move, only)?;
             let g = e.market(market).grid;
-            let accounts: Vec<u64> = found.iter().map(|&(slot, _)| e.store().get(slot).account).collect();
-            let marks: Vec<f64> = found.iter().map(|&(_, m)| m.map_or(f64::NAN, |t| g.price_f64(t as f64))).collect();
-            Ok((accounts, marks))
-        })?;
-        let d = PyDict::new(py);
-        d.set_item("account", accounts.into_pyarray(py))?;
-        d.set_item("mark", marks.into_pyarray(py))?;
-        Ok(d)
+            let mut d = Dict::default();
+            d.array("account", found.iter().map(|&(slot, _)| e.store().get(slot).account).collect());
+            d.array("mark", found.iter().map(|&(_, m)| m.map_or(f64::NAN, |t| g.price_f64(t as f64))).collect());
+            Ok(d)
+        })?
+        .build(py)
     }
 
     /// A market's maintenance tiers in quote units: floor, rate, maintenance amount.
@@ -301,14 +312,9 @@ impl Engine {
     /// The ADL trigger's state: trigger name, state (normal / soon / armed), armed, and its
     /// measure (drawdown ratio, or fund / peak; 0 for fund_empty).
     #[pyo3(signature = (pool="default"))]
-    fn adl_state<'py>(&self, py: Python<'py>, pool: &str) -> PyResult<Bound<'py, PyDict>> {
+    fn adl_state(&self, py: Python<'_>, pool: &str) -> PyResult<AdlState> {
         let (trigger, state, level) = self.read(py, |j| j.engine.adl_state(pool))?;
-        let d = PyDict::new(py);
-        d.set_item("trigger", trigger.name())?;
-        d.set_item("state", state.name())?;
-        d.set_item("armed", state == AdlState::Armed)?;
-        d.set_item("level", level)?;
-        Ok(d)
+        Ok(AdlState::of(trigger, state, level))
     }
 
     #[getter]
@@ -321,20 +327,16 @@ impl Engine {
         run(py, || self.lock().apply(Op::SetFund { amount, pool }).map(drop))
     }
 
-    /// Fund pools: name, balance, trigger state (normal / soon / armed) and measure.
-    fn funds<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    /// Fund pools: name, balance, and the trigger's state (as `adl_state` gives it).
+    fn funds(&self, py: Python<'_>) -> PyResult<Vec<FundPool>> {
         self.read(py, |j| {
             let e = &j.engine;
-            let pools = e.funds().pools();
-            let states: Vec<_> = pools.iter().map(|p| p.trigger.state(p.balance)).collect();
-            let mut d = Dict::default();
-            d.item("pool", pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>());
-            d.item("balance", pools.iter().map(|p| e.cash_f64(p.balance)).collect::<Vec<_>>());
-            d.item("state", states.iter().map(|s| s.0.name()).collect::<Vec<_>>());
-            d.item("level", states.iter().map(|s| s.1).collect::<Vec<_>>());
-            Ok(d)
-        })?
-        .build(py)
+            let pool = |p: &Pool| {
+                let (state, level) = p.trigger.state(p.balance);
+                FundPool { pool: p.name.clone(), balance: e.cash_f64(p.balance), adl_state: AdlState::of(p.trigger.trigger, state, level) }
+            };
+            Ok(e.funds().pools().iter().map(pool).collect())
+        })
     }
 
     /// Every change of a fund pool's balance: ts (has_ts), event (-1 = set by the caller),
@@ -357,22 +359,8 @@ impl Engine {
     }
 
     /// Exact ledger totals in cash units (as Python ints, however large) plus open interest in lots.
-    fn totals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let t = self.read(py, |j| Ok(j.engine.wide_totals()))?;
-        // hi·2^64 + lo as a Python int.
-        let int = |w: Wide| -> PyResult<Bound<'py, PyAny>> {
-            Ok(w.hi.into_pyobject(py)?.into_any().call_method1("__lshift__", (64,))?.call_method1("__add__", (w.lo,))?)
-        };
-        let d = PyDict::new(py);
-        d.set_item("cash", int(t.cash)?)?;
-        d.set_item("position_equity", int(t.position_equity)?)?;
-        d.set_item("fund", int(t.fund)?)?;
-        d.set_item("bad_debt", int(t.bad_debt)?)?;
-        d.set_item("book_value", int(t.book_value)?)?;
-        d.set_item("fees", int(t.fees)?)?;
-        d.set_item("long_lots", int(t.long_lots)?)?;
-        d.set_item("short_lots", int(t.short_lots)?)?;
-        Ok(d)
+    fn totals(&self, py: Python<'_>) -> PyResult<Totals> {
+        self.read(py, |j| Ok(j.engine.wide_totals().into()))
     }
 
     #[pyo3(signature = (account, symbol, side, fill_price=None, force=false, dry_run=false, partial=false, max_adl=None))]
@@ -725,7 +713,7 @@ impl Engine {
     /// by the policy's kernel without applying anything (`Engine::adl_dry_run`): the takes'
     /// account codes, quantities, ranks (0 when the policy ranks nobody) and scores (NaN).
     fn adl_dry_run<'py>(&self, py: Python<'py>, symbol: String, side: i8, qty: f64, price: f64) -> PyResult<Bound<'py, PyDict>> {
-        let (takes, grid) = run(py, || {
+        run(py, || {
             let mut j = self.lock();
             let e = &mut j.engine;
             let market = e.market_id(&symbol)?;
@@ -737,54 +725,36 @@ impl Engine {
             let price = parse_price(&grid, "price", 0, price)
                 .map_err(|_| AdlError::config("price", format!("{price} must be a finite price > 0")))?;
             let takes = e.adl_dry_run(market, Side::try_from(side)?, lots, price)?;
-            Ok((takes.into_iter().map(|t| (e.store().get(t.slot).account, t.lots, t.rank, t.score)).collect::<Vec<_>>(), grid))
-        })?;
-        let d = PyDict::new(py);
-        d.set_item("account", takes.iter().map(|t| t.0).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("qty", takes.iter().map(|t| grid.qty_f64(t.1)).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("rank", takes.iter().map(|t| t.2.unwrap_or(0) as u32).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("score", takes.iter().map(|t| t.3.unwrap_or(f64::NAN)).collect::<Vec<_>>().into_pyarray(py))?;
-        Ok(d)
+            let mut d = Dict::default();
+            d.array("account", takes.iter().map(|t| e.store().get(t.slot).account).collect());
+            d.array("qty", takes.iter().map(|t| grid.qty_f64(t.lots)).collect());
+            d.array("rank", takes.iter().map(|t| t.rank.unwrap_or(0) as u32).collect());
+            d.array("score", takes.iter().map(|t| t.score.unwrap_or(f64::NAN)).collect());
+            Ok(d)
+        })?
+        .build(py)
     }
 
     /// Queue indicator for every open position in a market with a mark: exact rank within
     /// its (market, side), percentile, lights, score and notional queued ahead.
     fn indicator<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let cols = run(py, || {
+        run(py, || {
             let mut j = self.lock();
             let e = &mut j.engine;
-            // Pro-rata policies rank nobody: no queue to show.
-            let n_markets = if e.policy.is_ranked() { e.markets().len() as u32 } else { 0 };
-            let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for m in 0..n_markets {
-                let Some(mark) = e.market(m).mark else { continue };
-                for side in Side::BOTH {
-                    for row in e.indicator(m, side)? {
-                        out.0.push(e.store().get(row.slot).account);
-                        out.1.push(m);
-                        out.2.push(side.sign());
-                        out.3.push(row.score);
-                        out.4.push(row.rank as u32);
-                        out.5.push(row.percentile);
-                        out.6.push(row.lights);
-                        out.7.push(e.cash_f64(e.market(m).grid.notional(row.lots_ahead, mark)));
-                    }
-                }
-            }
-            Ok((out, market_names(e)))
-        })?;
-        let (cols, names) = cols;
-        let d = PyDict::new(py);
-        d.set_item("names", names)?;
-        d.set_item("account", cols.0.into_pyarray(py))?;
-        d.set_item("market", cols.1.into_pyarray(py))?;
-        d.set_item("side", cols.2.into_pyarray(py))?;
-        d.set_item("score", cols.3.into_pyarray(py))?;
-        d.set_item("rank", cols.4.into_pyarray(py))?;
-        d.set_item("percentile", cols.5.into_pyarray(py))?;
-        d.set_item("lights", cols.6.into_pyarray(py))?;
-        d.set_item("notional_ahead", cols.7.into_pyarray(py))?;
-        Ok(d)
+            let rows = e.indicator_rows()?;
+            let mut d = Dict::default();
+            d.item("names", market_names(e));
+            d.array("account", rows.iter().map(|r| r.account).collect());
+            d.array("market", rows.iter().map(|r| r.market).collect());
+            d.array("side", rows.iter().map(|r| r.side.sign()).collect());
+            d.array("score", rows.iter().map(|r| r.place.score).collect());
+            d.array("rank", rows.iter().map(|r| r.place.rank as u32).collect());
+            d.array("percentile", rows.iter().map(|r| r.place.percentile).collect());
+            d.array("lights", rows.iter().map(|r| r.place.lights).collect());
+            d.array("notional_ahead", rows.iter().map(|r| e.cash_f64(r.notional_ahead)).collect());
+            Ok(d)
+        })?
+        .build(py)
     }
 
     /// One position as its holder sees it (`Engine.position`), as a tuple `adl.engine` names:

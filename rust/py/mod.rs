@@ -6,13 +6,16 @@
 mod convert;
 mod engine;
 mod errors;
+mod records;
 mod simulate;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use numpy::{IntoPyArray, PyReadonlyArray1};
+use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+
+use convert::Dict;
 
 use crate::core::book::input::PositionColumns;
 use crate::core::book::position::Side;
@@ -82,17 +85,18 @@ fn rank<'py>(
     let policy = Policy::parse(policy)?;
     let method = lights.map(Lights::parse).transpose()?.unwrap_or(policy.lights());
     let custom = scores.as_ref().map(|s| s.as_slice()).transpose()?;
-    let r = run(py, || {
+    run(py, || {
         let g = markets.grids()?;
         let table = MarketTable { grids: &g, marks: &markets.1, rates: &markets.4, names: &markets.0 };
-        stateless::rank(&view, &table, policy, custom, method)
-    })?;
-    let d = PyDict::new(py);
-    d.set_item("score", r.score.into_pyarray(py))?;
-    d.set_item("rank", r.rank.into_pyarray(py))?;
-    d.set_item("percentile", r.percentile.into_pyarray(py))?;
-    d.set_item("lights", r.lights.into_pyarray(py))?;
-    Ok(d)
+        let r = stateless::rank(&view, &table, policy, custom, method)?;
+        let mut d = Dict::default();
+        d.array("score", r.score);
+        d.array("rank", r.rank);
+        d.array("percentile", r.percentile);
+        d.array("lights", r.lights);
+        Ok(d)
+    })?
+    .build(py)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -113,19 +117,20 @@ fn deleverage<'py>(
     let view = columns.view()?;
     let policy = Policy::parse(policy)?;
     let custom = scores.as_ref().map(|s| s.as_slice()).transpose()?;
-    let (fills, g) = run(py, || {
+    run(py, || {
         let g = markets.grids()?;
         let t = MarketTable { grids: &g, marks: &markets.1, rates: &markets.4, names: &markets.0 };
         let side = Side::try_from(bankrupt_side)?;
-        let f = stateless::deleverage(&view, &t, policy, target_market, side, adl_qty, price, seed, custom)?;
-        Ok((f, g[target_market as usize]))
-    })?;
-    let d = PyDict::new(py);
-    d.set_item("row", fills.iter().map(|f| f.row).collect::<Vec<_>>().into_pyarray(py))?;
-    d.set_item("qty", fills.iter().map(|f| g.qty_f64(f.lots)).collect::<Vec<_>>().into_pyarray(py))?;
-    d.set_item("rank", fills.iter().map(|f| f.rank).collect::<Vec<_>>().into_pyarray(py))?;
-    d.set_item("score", fills.iter().map(|f| f.score).collect::<Vec<_>>().into_pyarray(py))?;
-    Ok(d)
+        let fills = stateless::deleverage(&view, &t, policy, target_market, side, adl_qty, price, seed, custom)?;
+        let g = g[target_market as usize];
+        let mut d = Dict::default();
+        d.array("row", fills.iter().map(|f| f.row).collect());
+        d.array("qty", fills.iter().map(|f| g.qty_f64(f.lots)).collect());
+        d.array("rank", fills.iter().map(|f| f.rank).collect());
+        d.array("score", fills.iter().map(|f| f.score).collect());
+        Ok(d)
+    })?
+    .build(py)
 }
 
 /// Whether `policy` ranks positions (a queue) rather than splitting or walking the side.
@@ -154,6 +159,8 @@ mod _adl {
     use super::rank;
     #[pymodule_export]
     use super::ranks;
+    #[pymodule_export]
+    use super::records::{AdlState, FundPool, MarketSpec, SeverityRound, SeverityStart, Totals};
     #[pymodule_export]
     use super::simulate::Simulation;
 

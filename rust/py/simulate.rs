@@ -2,13 +2,17 @@
 
 use std::sync::Mutex;
 
-use numpy::{IntoPyArray, PyReadonlyArray1};
+use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::convert::{columns, Dict};
 use super::engine::Engine;
+use super::records::{SeverityRound, SeverityStart};
 use super::run;
-use crate::core::engine::simulate::{SeverityHook, SeverityRound, SeverityStart, Simulation as CoreSimulation, Slippage};
+use crate::core::engine::simulate::{
+    SeverityHook, SeverityRound as CoreRound, SeverityStart as CoreStart, Simulation as CoreSimulation, Slippage,
+};
 use crate::core::units::error::AdlError;
 
 #[pyclass(frozen, module = "adl._adl")]
@@ -16,29 +20,36 @@ pub struct Simulation {
     inner: Mutex<CoreSimulation>,
 }
 
-/// Per-step and per-liquidation columns of a run.
-#[derive(Default)]
-struct RunColumns {
-    step_ts: Vec<i64>,
-    step_fund: Vec<f64>,
-    step_fund_min: Vec<f64>,
-    step_bad_debt: Vec<f64>,
-    step_liquidations: Vec<u32>,
-    step_liquidated_notional: Vec<f64>,
-    step_adl_notional: Vec<f64>,
-    ts: Vec<i64>,
-    event: Vec<u64>,
-    market: Vec<u32>,
-    account: Vec<u64>,
-    side: Vec<i8>,
-    qty: Vec<f64>,
-    mark: Vec<f64>,
-    fill_price: Vec<f64>,
-    to_fund: Vec<f64>,
-    from_fund: Vec<f64>,
-    bad_debt: Vec<f64>,
-    adl_qty: Vec<f64>,
-    external_qty: Vec<f64>,
+columns! {
+    /// Per-step columns of a run.
+    StepColumns {
+        ts: i64,
+        fund: f64,
+        fund_min: f64,
+        bad_debt: f64,
+        liquidations: u32,
+        liquidated_notional: f64,
+        adl_notional: f64,
+    }
+}
+
+columns! {
+    /// Per-liquidation columns of a run.
+    LiquidationColumns {
+        ts: i64,
+        event: u64,
+        market: u32,
+        account: u64,
+        side: i8,
+        qty: f64,
+        mark: f64,
+        fill_price: f64,
+        to_fund: f64,
+        from_fund: f64,
+        bad_debt: f64,
+        adl_qty: f64,
+        external_qty: f64,
+    }
 }
 
 #[pymethods]
@@ -58,7 +69,7 @@ impl Simulation {
     /// after step i (NaN: unknown).
     ///
     /// `severity(start, previous)`, when given, is called at every liquidation that reaches
-    /// ADL with the round's start and the previous round (dicts, see `round_dict`) and returns
+    /// ADL with the round's start and the previous round (`SeverityStart`, `SeverityRound`) and returns
     /// the most lots to deleverage; an exception it raises ends the run and is raised again.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (step_ts, offsets, market, mark, later, severity=None))]
@@ -76,16 +87,14 @@ impl Simulation {
             (step_ts.as_slice()?, offsets.as_slice()?, market.as_slice()?, mark.as_slice()?, later.as_slice()?);
         // The controller's own exception, kept to be raised as it was.
         let raised: Mutex<Option<PyErr>> = Mutex::new(None);
-        let mut call = |start: &SeverityStart, previous: Option<&SeverityRound>| -> Result<i64, AdlError> {
+        let mut call = |start: &CoreStart, previous: Option<&CoreRound>| -> Result<i64, AdlError> {
             let Some(f) = severity.as_ref() else { return Ok(i64::MAX) };
-            Python::attach(|py| {
-                let prev = previous.map(|r| round_dict(py, r)).transpose()?;
-                f.call1(py, (start_dict(py, start)?, prev))?.extract::<i64>(py)
-            })
-            .map_err(|e| {
-                *raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                AdlError::config("severity", "the controller raised")
-            })
+            Python::attach(|py| f.call1(py, (SeverityStart::from(start), previous.map(SeverityRound::from)))?.extract::<i64>(py)).map_err(
+                |e| {
+                    *raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    AdlError::config("severity", "the controller raised")
+                },
+            )
         };
         let hooked = severity.is_some();
         let result = run(py, || {
@@ -100,7 +109,7 @@ impl Simulation {
             if later.len() != step_ts.len() * n_markets as usize {
                 return Err(AdlError::config("horizon", "later marks must give one mark per step and market"));
             }
-            let mut c = RunColumns::default();
+            let (mut steps, mut c) = (StepColumns::default(), LiquidationColumns::default());
             for (i, &ts) in step_ts.iter().enumerate() {
                 let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
                 if a > b {
@@ -139,45 +148,23 @@ impl Simulation {
                     low = low.min(running - l.from_fund);
                     running += l.to_fund - l.from_fund;
                 }
-                c.step_ts.push(ts);
-                c.step_fund.push(e.cash_f64(e.fund()));
-                c.step_fund_min.push(e.cash_f64(low));
-                c.step_bad_debt.push(e.cash_f64(e.bad_debt()));
-                c.step_liquidations.push(out.liquidations.len() as u32);
-                c.step_liquidated_notional.push(liquidated);
-                c.step_adl_notional.push(adl);
+                steps.ts.push(ts);
+                steps.fund.push(e.cash_f64(e.fund()));
+                steps.fund_min.push(e.cash_f64(low));
+                steps.bad_debt.push(e.cash_f64(e.bad_debt()));
+                steps.liquidations.push(out.liquidations.len() as u32);
+                steps.liquidated_notional.push(liquidated);
+                steps.adl_notional.push(adl);
             }
-            Ok(c)
+            Ok((steps, c))
         });
         if let Some(e) = raised.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
-        let c = result?;
+        let (steps, liquidations) = result?;
         let d = PyDict::new(py);
-        let steps = PyDict::new(py);
-        steps.set_item("ts", c.step_ts.into_pyarray(py))?;
-        steps.set_item("fund", c.step_fund.into_pyarray(py))?;
-        steps.set_item("fund_min", c.step_fund_min.into_pyarray(py))?;
-        steps.set_item("bad_debt", c.step_bad_debt.into_pyarray(py))?;
-        steps.set_item("liquidations", c.step_liquidations.into_pyarray(py))?;
-        steps.set_item("liquidated_notional", c.step_liquidated_notional.into_pyarray(py))?;
-        steps.set_item("adl_notional", c.step_adl_notional.into_pyarray(py))?;
-        d.set_item("steps", steps)?;
-        let l = PyDict::new(py);
-        l.set_item("ts", c.ts.into_pyarray(py))?;
-        l.set_item("event", c.event.into_pyarray(py))?;
-        l.set_item("market", c.market.into_pyarray(py))?;
-        l.set_item("account", c.account.into_pyarray(py))?;
-        l.set_item("side", c.side.into_pyarray(py))?;
-        l.set_item("qty", c.qty.into_pyarray(py))?;
-        l.set_item("mark", c.mark.into_pyarray(py))?;
-        l.set_item("fill_price", c.fill_price.into_pyarray(py))?;
-        l.set_item("to_fund", c.to_fund.into_pyarray(py))?;
-        l.set_item("from_fund", c.from_fund.into_pyarray(py))?;
-        l.set_item("bad_debt", c.bad_debt.into_pyarray(py))?;
-        l.set_item("adl_qty", c.adl_qty.into_pyarray(py))?;
-        l.set_item("external_qty", c.external_qty.into_pyarray(py))?;
-        d.set_item("liquidations", l)?;
+        d.set_item("steps", steps.into_dict(py)?)?;
+        d.set_item("liquidations", liquidations.into_dict(py)?)?;
         Ok(d)
     }
 
@@ -187,59 +174,23 @@ impl Simulation {
         let mut rows: Vec<(u64, crate::core::engine::simulate::Tally)> = sim.tally.iter().map(|(&a, &t)| (a, t)).collect();
         drop(sim);
         rows.sort_unstable_by_key(|r| r.0);
-        let d = PyDict::new(py);
-        d.set_item("account", rows.iter().map(|r| r.0).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("adl_qty", rows.iter().map(|r| r.1.qty).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("adl_notional", rows.iter().map(|r| r.1.notional).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("profit_taken", rows.iter().map(|r| r.1.profit_taken).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("need", rows.iter().map(|r| r.1.need).collect::<Vec<_>>().into_pyarray(py))?;
-        d.set_item("haircut", rows.iter().map(|r| r.1.haircut).collect::<Vec<_>>().into_pyarray(py))?;
-        Ok(d)
+        let mut d = Dict::default();
+        d.array("account", rows.iter().map(|r| r.0).collect());
+        d.array("adl_qty", rows.iter().map(|r| r.1.qty).collect());
+        d.array("adl_notional", rows.iter().map(|r| r.1.notional).collect());
+        d.array("profit_taken", rows.iter().map(|r| r.1.profit_taken).collect());
+        d.array("need", rows.iter().map(|r| r.1.need).collect());
+        d.array("haircut", rows.iter().map(|r| r.1.haircut).collect());
+        d.build(py)
     }
 
-    /// The severity rounds played so far, one dict each (see `round_dict`).
-    fn rounds<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let rounds = self.inner.lock().unwrap_or_else(|p| p.into_inner()).rounds.clone();
-        rounds.iter().map(|r| round_dict(py, r)).collect()
+    /// The severity rounds played so far.
+    fn rounds(&self) -> Vec<SeverityRound> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).rounds.iter().map(SeverityRound::from).collect()
     }
 
     /// A copy of the simulated engine, for its fills, positions and accounts.
     fn engine(&self) -> Engine {
         Engine::from_core(self.inner.lock().unwrap_or_else(|p| p.into_inner()).engine.clone())
     }
-}
-
-/// A round's start as a dict: `event, ts, market, account, side, lots` (Q_t), `deficit` (D_t),
-/// `mark, fill` and the opposite side as `opposite_account, opposite_lots, opposite_profit`.
-fn start_dict<'py>(py: Python<'py>, s: &SeverityStart) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("event", s.event)?;
-    d.set_item("ts", s.ts)?;
-    d.set_item("market", s.market)?;
-    d.set_item("account", s.account)?;
-    d.set_item("side", s.side.sign())?;
-    d.set_item("lots", s.lots)?;
-    d.set_item("deficit", s.deficit)?;
-    d.set_item("mark", s.mark)?;
-    d.set_item("fill", s.fill)?;
-    d.set_item("opposite_account", s.opposite.iter().map(|o| o.0).collect::<Vec<_>>())?;
-    d.set_item("opposite_lots", s.opposite.iter().map(|o| o.1).collect::<Vec<_>>())?;
-    d.set_item("opposite_profit", s.opposite.iter().map(|o| o.2).collect::<Vec<_>>())?;
-    Ok(d)
-}
-
-/// A played round as a dict: `start` (see `start_dict`), `cap, adl_lots, covered, bad_debt,
-/// need, haircut`, and `closed_account, closed_lots` (lots ADL closed per account).
-fn round_dict<'py>(py: Python<'py>, r: &SeverityRound) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("start", start_dict(py, &r.start)?)?;
-    d.set_item("cap", r.cap)?;
-    d.set_item("adl_lots", r.adl_lots)?;
-    d.set_item("covered", r.covered)?;
-    d.set_item("bad_debt", r.bad_debt)?;
-    d.set_item("need", r.need)?;
-    d.set_item("haircut", r.haircut)?;
-    d.set_item("closed_account", r.closed.iter().map(|c| c.0).collect::<Vec<_>>())?;
-    d.set_item("closed_lots", r.closed.iter().map(|c| c.1).collect::<Vec<_>>())?;
-    Ok(d)
 }

@@ -465,9 +465,22 @@ fn one_position_reads_agree_with_the_whole_queue_indicator() {
                 assert_eq!(e.position_view(p.account, 0, side).unwrap().queue, Some(row), "{policy:?}");
             }
         }
+        // The whole-book rows: longs' queue then shorts', each in queue order, with the notional
+        // queued ahead at the mark 96 (one lot = one contract; cash in cents: 96·100 a lot).
+        let mut by_side = Vec::new();
+        for side in [LONG, SHORT] {
+            for row in e.indicator(0, side).unwrap() {
+                by_side.push((e.store().get(row.slot).account, side, row));
+            }
+        }
+        let whole = e.indicator_rows().unwrap();
+        assert_eq!(whole.iter().map(|r| (r.account, r.side, r.place)).collect::<Vec<_>>(), by_side, "{policy:?}");
+        assert!(whole.iter().all(|r| r.market == 0 && r.notional_ahead == r.place.lots_ahead as i128 * 9_600), "{policy:?}");
+        assert!(whole.iter().any(|r| r.place.lots_ahead > 0), "{policy:?}");
     }
     let mut e = engine_with(Policy::SizeProRata, 0.0, &rows);
     assert_eq!(e.position_view(2, 0, SHORT).unwrap().queue, None);
+    assert_eq!(e.indicator_rows().unwrap(), vec![]);
 }
 
 #[test]

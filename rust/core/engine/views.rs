@@ -36,7 +36,43 @@ pub struct AccountView {
     pub positions: Vec<PositionView>,
 }
 
+/// One row of the whole-book queue indicator (`Engine::indicator_rows`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndicatorRow {
+    pub account: u64,
+    pub market: u32,
+    pub side: Side,
+    /// Its place in the queue: rank, percentile, lights, score, lots queued ahead.
+    pub place: QueueRow,
+    /// The notional of the lots queued ahead at the mark, in cash units.
+    pub notional_ahead: i128,
+}
+
 impl Engine {
+    /// The queue indicator of every open position in a market with a mark (docs/model.md §3):
+    /// by market, longs then shorts, each queue in queue order; empty under a policy that
+    /// ranks nobody. The whole-book form of `indicator` and of a position view's queue place.
+    pub fn indicator_rows(&mut self) -> Result<Vec<IndicatorRow>> {
+        let mut out = Vec::new();
+        for market in 0..self.markets().len() as u32 {
+            let Some(mark) = self.market(market).mark else { continue };
+            for side in Side::BOTH {
+                for place in self.indicator(market, side)? {
+                    let notional_ahead = self.market(market).grid.notional(place.lots_ahead, mark);
+                    out.push(IndicatorRow { account: self.store().get(place.slot).account, market, side, place, notional_ahead });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The notional of the lots queued ahead of a queue place at its market's mark, in cash
+    /// units; `None` without a mark.
+    pub fn notional_ahead(&self, market: u32, place: &QueueRow) -> Option<i128> {
+        let m = self.market(market);
+        Some(m.grid.notional(place.lots_ahead, m.mark?))
+    }
+
     /// The position of `account` on `side` of `market`. The first read after a mark change
     /// ranks that market side again (ranked policies).
     pub fn position_view(&mut self, account: u64, market: u32, side: Side) -> Result<PositionView> {

@@ -20,13 +20,19 @@ pub enum AdlPrice {
 }
 
 impl AdlPrice {
+    /// Each ADL price with its name (the one list `parse` and `name` read).
+    const NAMES: [(AdlPrice, &'static str); 3] =
+        [(AdlPrice::Bankruptcy, "bankruptcy"), (AdlPrice::Mark, "mark"), (AdlPrice::MarkCapped, "mark_capped")];
+
     pub fn parse(name: &str) -> Result<AdlPrice> {
-        match name {
-            "bankruptcy" => Ok(AdlPrice::Bankruptcy),
-            "mark" => Ok(AdlPrice::Mark),
-            "mark_capped" => Ok(AdlPrice::MarkCapped),
-            other => Err(AdlError::config("adl_price", format!("{other:?} is not one of: bankruptcy, mark, mark_capped"))),
+        match Self::NAMES.iter().find(|p| p.1 == name) {
+            Some(p) => Ok(p.0),
+            None => Err(AdlError::config("adl_price", format!("{name:?} is not one of: {}", Self::NAMES.map(|p| p.1).join(", ")))),
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES.iter().find(|p| p.0 == self).map_or("", |p| p.1)
     }
 }
 
