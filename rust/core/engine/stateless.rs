@@ -148,7 +148,7 @@ impl<'a> Context<'a> {
                 // computed only where a caller reads them.
                 let (lots, entry, margin, score) = if block.exact[j] {
                     let entry = round_small(block.entry[j] * g.price_scale) as i64;
-                    let margin = round_small(block.margin[j] * g.cash_scale) as i128;
+                    let margin = round_small(block.margin[j] * g.cash_scale) as i64 as i128; // < 2^51
                     debug_assert!(parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row]).is_ok_and(|r| (
                         r.lots, r.entry, r.margin
                     ) == (
@@ -342,22 +342,31 @@ fn round_small(v: f64) -> f64 {
 /// Runs `work` on consecutive row ranges, one per core for large inputs, and returns the
 /// results in row order (so the first error reported is the one at the lowest row).
 fn in_chunks<T: Send>(n: usize, work: impl Fn(std::ops::Range<usize>) -> T + Sync) -> Vec<T> {
+    in_chunks_into(&mut vec![(); n], |range, _| work(range))
+}
+
+/// `in_chunks` where each range also gets its own part of `out` (one entry per row), so
+/// workers write their results in place instead of returning vectors to be joined.
+fn in_chunks_into<O: Send, T: Send>(out: &mut [O], work: impl Fn(std::ops::Range<usize>, &mut [O]) -> T + Sync) -> Vec<T> {
+    let n = out.len();
     let threads = if n < PARALLEL_ROWS { 1 } else { std::thread::available_parallelism().map_or(1, |p| p.get()).min(8) };
     if threads == 1 {
-        return vec![work(0..n)];
+        return vec![work(0..n, out)];
     }
     let step = n.div_ceil(threads);
     std::thread::scope(|s| {
+        let mut parts = out.chunks_mut(step).enumerate();
+        let (_, first) = parts.next().expect("n > 0");
         // The calling thread takes the first chunk itself.
-        let handles: Vec<_> = (1..threads)
-            .map(|i| {
+        let handles: Vec<_> = parts
+            .map(|(i, part)| {
                 let work = &work;
-                s.spawn(move || work(i * step..((i + 1) * step).min(n)))
+                s.spawn(move || work(i * step..i * step + part.len(), part))
             })
             .collect();
-        let mut out = vec![work(0..step.min(n))];
-        out.extend(handles.into_iter().map(|h| h.join().expect("worker panicked")));
-        out
+        let mut results = vec![work(0..first.len(), first)];
+        results.extend(handles.into_iter().map(|h| h.join().expect("worker panicked")));
+        results
     })
 }
 

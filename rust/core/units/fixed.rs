@@ -39,6 +39,18 @@ pub fn pow10i(n: u32) -> i128 {
     10i128.pow(n)
 }
 
+/// An integral `v` (within i128) as i128. Through i64 when it fits: x86-64 has no direct
+/// f64 → i128 instruction, and the software routine costs more than validating the row.
+#[inline(always)]
+pub fn integral_to_i128(v: f64) -> i128 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if v.abs() < TWO_63 {
+        v as i64 as i128
+    } else {
+        v as i128
+    }
+}
+
 /// Rounds `x * scale` to the nearest integer, ties to even.
 /// `None` for NaN, infinities and values beyond `limit`.
 #[inline]
@@ -218,11 +230,11 @@ impl Grid {
     }
     /// Cash in cash units; `None` when not finite or beyond range.
     pub fn cash(&self, amount: f64) -> Option<i128> {
-        round_to_grid(amount, self.cash_scale, MAX_CASH as f64).map(|v| v as i128)
+        round_to_grid(amount, self.cash_scale, MAX_CASH as f64).map(integral_to_i128)
     }
     /// An isolated margin in cash units; `None` when not finite or beyond `MAX_MARGIN`.
     pub fn margin(&self, amount: f64) -> Option<i128> {
-        round_to_grid(amount, self.cash_scale, MAX_MARGIN_F64).map(|v| v as i128)
+        round_to_grid(amount, self.cash_scale, MAX_MARGIN_F64).map(integral_to_i128)
     }
 
     /// Exact cash value of `lots * ticks`.

@@ -2,7 +2,7 @@
 //! to the output columns in cache-sized windows.
 
 use crate::core::book::input::{parse_row, PositionColumns};
-use crate::core::engine::stateless::{in_chunks, Context, MarketTable, PARALLEL_ROWS};
+use crate::core::engine::stateless::{in_chunks_into, Context, MarketTable, PARALLEL_ROWS};
 use crate::core::policy::ranking::QueueOrder;
 use crate::core::policy::score::{key_score, lights_by_quantity, lights_le, near, Lights, Policy};
 use crate::core::units::error::{AdlError, Result};
@@ -35,9 +35,11 @@ pub fn rank(
     // Each chunk scores its rows in order and collects packed (score key, row, lots) per
     // group; by quantity it also sums the lots of each group.
     let by_qty = method == Lights::Quantity;
-    type Part = (Vec<f64>, Vec<Vec<u128>>, Vec<i128>);
-    let parts = in_chunks(n, |range| -> Result<Part> {
-        let mut scores = vec![f64::NAN; range.len()];
+    type Part = (Vec<Vec<u128>>, Vec<i128>);
+    // Zeroed pages come from the OS untouched: each worker writes its own part of `score`.
+    let mut score = vec![0.0f64; n];
+    let parts = in_chunks_into(&mut score, |range, scores| -> Result<Part> {
+        scores.fill(f64::NAN);
         let mut held = vec![0i128; n_groups];
         let start = range.start;
         let mut groups: Vec<Vec<u128>> = vec![Vec::new(); n_groups];
@@ -62,14 +64,12 @@ pub fn rank(
                 groups[group].push(((s.key.score as u128) << 64) | ((s.key.row as u128) << 32) | packed_lots as u128);
             },
         )?;
-        Ok((scores, groups, held))
+        Ok((groups, held))
     });
-    let mut score = Vec::with_capacity(n);
     let mut totals = vec![0i128; n_groups];
     let mut groups: Vec<Vec<u128>> = vec![Vec::new(); n_groups];
     for part in parts {
-        let (s, g, h) = part?;
-        score.extend_from_slice(&s);
+        let (g, h) = part?;
         totals.iter_mut().zip(h).for_each(|(t, h)| *t += h);
         for (all, mut v) in groups.iter_mut().zip(g) {
             if all.is_empty() {
@@ -177,11 +177,13 @@ pub fn rank(
     // Write the outputs window by window (in parallel for large inputs): every write of a
     // window lands in a few hundred KB of the output columns, instead of at random in all.
     let mut rank = vec![0u32; n];
-    let mut percentile = vec![f64::NAN; n];
+    // Zeroed (untouched) pages: each window fills its own percentiles with NaN first.
+    let mut percentile = vec![0.0f64; n];
     let mut light = vec![0u8; n];
     let width = 1 << WINDOW_BITS;
     type Window<'a> = (usize, ((&'a mut [u32], &'a mut [f64]), &'a mut [u8]));
     let write = |(win, ((rank, percentile), light)): &mut Window<'_>| {
+        percentile.fill(f64::NAN);
         for p in placed.iter().flat_map(|g| &g[*win]) {
             let i = p.offset();
             rank[i] = p.rank;
