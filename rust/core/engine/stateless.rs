@@ -376,6 +376,19 @@ pub(crate) mod tests {
     use crate::core::policy::score::Lights;
 
     /// One whole-unit market named X (the fixture of these tests and of `ranks` and `fills`).
+    /// 250k rows of one market (two scoring chunks), with many exact ties: account, side,
+    /// qty, entry, margin columns.
+    pub(crate) fn two_chunk_rows() -> (Vec<u64>, Vec<i8>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let n = 250_000usize;
+        (
+            (0..n as u64).map(|i| i % 1000).collect(),
+            (0..n).map(|i| if i % 3 == 0 { 1 } else { -1 }).collect(),
+            (0..n).map(|i| (i % 17 + 1) as f64).collect(),
+            (0..n).map(|i| (90 + i % 21) as f64).collect(),
+            (0..n).map(|i| (i % 50) as f64).collect(),
+        )
+    }
+
     pub(crate) fn table() -> ([Grid; 1], [String; 1]) {
         ([Grid::new(0, 0, 0).unwrap()], ["X".to_string()])
     }
@@ -442,12 +455,8 @@ pub(crate) mod tests {
     #[test]
     fn chunked_runs_match_single_thread() {
         // 250k rows so that two chunks are used; compare against a direct sort.
-        let n = 250_000usize;
-        let account: Vec<u64> = (0..n as u64).map(|i| i % 1000).collect();
-        let side: Vec<i8> = (0..n).map(|i| if i % 3 == 0 { 1 } else { -1 }).collect();
-        let qty: Vec<f64> = (0..n).map(|i| (i % 17 + 1) as f64).collect();
-        let entry: Vec<f64> = (0..n).map(|i| (90 + i % 21) as f64).collect();
-        let margin: Vec<f64> = (0..n).map(|i| (i % 50) as f64).collect();
+        let (account, side, qty, entry, margin) = two_chunk_rows();
+        let n = account.len();
         let c = one_market(&account, &side, &qty, &entry, &margin);
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };

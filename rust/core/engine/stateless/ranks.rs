@@ -250,7 +250,7 @@ fn packed_row(x: u128) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::engine::stateless::tests::{cols, one_market, table};
+    use crate::core::engine::stateless::tests::{cols, one_market, table, two_chunk_rows};
     use crate::core::market::tiers::{rate_ppm, Tiers};
     use crate::core::policy::score::{desc_key, queue_lights, Fraction};
     use crate::core::units::fixed::Grid;
@@ -410,12 +410,7 @@ mod tests {
     fn rank_on_two_chunks_equals_the_plain_sort() {
         // 250k rows (two scoring chunks, both queues settled on the worker pool), with many
         // exact ties: both lights methods agree with the reference row for row.
-        let n = 250_000usize;
-        let account: Vec<u64> = (0..n as u64).map(|i| i % 1000).collect();
-        let side: Vec<i8> = (0..n).map(|i| if i % 3 == 0 { 1 } else { -1 }).collect();
-        let qty: Vec<f64> = (0..n).map(|i| (i % 17 + 1) as f64).collect();
-        let entry: Vec<f64> = (0..n).map(|i| (90 + i % 21) as f64).collect();
-        let margin: Vec<f64> = (0..n).map(|i| (i % 50) as f64).collect();
+        let (account, side, qty, entry, margin) = two_chunk_rows();
         let c = one_market(&account, &side, &qty, &entry, &margin);
         let (g, names) = table();
         let t = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names };
