@@ -572,11 +572,14 @@ proptest! {
     }
 }
 
-/// One operation on a cross book: a mark, a liquidation, an upsert, or ranking every queue
-/// (so that a later mark change elsewhere finds current queues to re-key in place).
+/// One operation on a cross book: a mark, a walk of one-tick moves (most stay inside the
+/// accounts' bands, so the engine reads their totals lazily; some leave them), a
+/// liquidation, an upsert, or ranking every queue (so that a later mark change elsewhere
+/// finds current queues to re-key in place).
 #[derive(Debug, Clone)]
 enum CrossOp {
     Mark { market: u32, price: u32 },
+    Walk { market: u32, steps: Vec<i8> },
     Liquidate { pick: usize, whole_account: bool, partial: bool },
     Upsert { account: u64, market: u32, side: Side, qty: u32, entry: u32, margin: u32, cash: Option<u32> },
     Rank,
@@ -585,6 +588,7 @@ enum CrossOp {
 fn cross_op() -> impl Strategy<Value = CrossOp> {
     prop_oneof![
         (0u32..2, 80u32..121).prop_map(|(market, price)| CrossOp::Mark { market, price }),
+        (0u32..2, prop::collection::vec(-1i8..=1, 1..24)).prop_map(|(market, steps)| CrossOp::Walk { market, steps }),
         (0usize..40, any::<bool>(), any::<bool>()).prop_map(|(pick, whole_account, partial)| CrossOp::Liquidate {
             pick,
             whole_account,
@@ -669,6 +673,13 @@ proptest! {
                 CrossOp::Mark { market, price } => {
                     let name = if market == 0 { "X" } else { "Y" };
                     e.set_marks(&[(name.to_string(), price as f64)], None).unwrap();
+                }
+                CrossOp::Walk { market, steps } => {
+                    let name = if market == 0 { "X" } else { "Y" };
+                    for step in steps {
+                        let mark = e.market(market).mark.unwrap_or(100) + step as i64;
+                        e.set_marks(&[(name.to_string(), mark.clamp(60, 140) as f64)], None).unwrap();
+                    }
                 }
                 CrossOp::Liquidate { pick, whole_account, partial } => {
                     let live: Vec<(u64, u32, Side, bool)> = e.store().iter().map(|(_, p)| (p.account, p.market, p.side, p.cross)).collect();

@@ -11,111 +11,22 @@ use std::collections::BTreeSet;
 
 use rustc_hash::FxHashMap;
 
+use crate::core::book::cross_bounds::{allowance, bands, Band, Leg, MarketView, Terms};
+use crate::core::book::cross_totals::bounded;
+pub use crate::core::book::cross_totals::{beyond, bounded_totals, terms, CrossTotals, CROSS_LIMIT};
 use crate::core::book::position::{Position, PositionStore};
 use crate::core::market::instrument::Instrument;
 use crate::core::market::tiers::Tiers;
-use crate::core::units::error::{AdlError, Result};
+use crate::core::units::error::Result;
 use crate::core::units::fixed::Grid;
 use crate::core::units::side::Side;
 
-/// An account's cross totals at the current marks, in cash units.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CrossTotals {
-    pub wallet: i128,
-    pub upnl: i128,
-    pub maintenance: i128,
-    pub notional: i128,
-}
+/// No mark: a member counted at its entry (its market had no mark yet).
+const NO_MARK: i64 = i64::MIN;
 
-impl CrossTotals {
-    /// Total net collateral `W + Σu`.
-    pub fn tnc(&self) -> i128 {
-        self.wallet + self.upnl
-    }
-    /// `TNC < TMMR`: every cross position of the account is liquidatable.
-    pub fn liquidatable(&self) -> bool {
-        self.tnc() < self.maintenance
-    }
-    /// `floor(TNC·part/whole)`: the equity share of a position whose maintenance is `mm` and
-    /// notional `n` (by notional when the account has no maintenance at all).
-    pub fn share(&self, mm: i128, n: i128) -> i128 {
-        let (part, whole) = if self.maintenance > 0 { (mm, self.maintenance) } else { (n, self.notional) };
-        let tnc = self.tnc();
-        if whole <= 0 || part >= whole {
-            return tnc;
-        }
-        match tnc.checked_mul(part) {
-            Some(x) => x.div_euclid(whole),
-            // Beyond 128 bits (no real book gets here): the nearest float share, rounded down.
-            None => (tnc as f64 * (part as f64 / whole as f64)).floor() as i128,
-        }
-    }
-}
-
-/// PnL, maintenance and notional of a position in cash units. A market without a mark yet
-/// counts the entry price (no PnL).
-pub fn terms(p: &Position, grid: &Grid, tiers: &Tiers, mark: Option<i64>) -> (i128, i128, i128) {
-    let mark = mark.unwrap_or(p.entry);
-    (p.upnl(grid, mark), p.maintenance(grid, mark, tiers), grid.notional(p.qty, mark))
-}
-
-/// Bound on an account's cross sums, in cash units: |wallet|, Σ|PnL|, Σ maintenance and
-/// Σ notional each at most 2^124 (2.1·10^37). A position alone may be worth 10^38
-/// (10^15 lots × 10^15 ticks × 10^8), so sums of a few could pass i128; within the bound every
-/// formula here (TNC, shares, effective and liquidation margins: sums of at most eight such
-/// terms) fits i128, and so does any account that holds a subset of the positions at the
-/// same marks (Σ|PnL| bounds every partial sum). Calls that would go beyond are refused.
-pub const CROSS_LIMIT: i128 = 1 << 124;
-
-/// The totals of a wallet and these positions at their markets' marks, or `None` beyond
-/// `CROSS_LIMIT`.
-pub fn bounded_totals<'a>(wallet: i128, positions: impl Iterator<Item = (&'a Position, &'a Instrument)>) -> Option<CrossTotals> {
-    let within = |x: i128| x.abs() <= CROSS_LIMIT;
-    let mut t = CrossTotals { wallet, ..CrossTotals::default() };
-    let mut abs_upnl = 0i128;
-    for (p, m) in positions {
-        // Each term fits i128 (at most 10^38); each running sum is checked before the next.
-        let (u, mm, n) = terms(p, &m.grid, &m.tiers, m.mark);
-        abs_upnl += u.abs();
-        t.upnl += u;
-        t.maintenance += mm;
-        t.notional += n;
-        if !(within(abs_upnl) && within(t.maintenance) && within(t.notional)) {
-            return None;
-        }
-    }
-    within(wallet).then_some(t)
-}
-
-/// `bounded_totals` from terms already computed: the totals and Σ|PnL|.
-fn bounded(wallet: i128, terms: impl Iterator<Item = Terms>) -> Option<(CrossTotals, i128)> {
-    let within = |x: i128| x.abs() <= CROSS_LIMIT;
-    let mut t = CrossTotals { wallet, ..CrossTotals::default() };
-    let mut abs_upnl = 0i128;
-    for x in terms {
-        abs_upnl += x.upnl.abs();
-        t.upnl += x.upnl;
-        t.maintenance += x.maintenance;
-        t.notional += x.notional;
-        if !(within(abs_upnl) && within(t.maintenance) && within(t.notional)) {
-            return None;
-        }
-    }
-    within(wallet).then_some((t, abs_upnl))
-}
-
-/// A cross position's terms at a mark.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Terms {
-    upnl: i128,
-    maintenance: i128,
-    notional: i128,
-}
-
-/// A cross position in its market's list: its slot, its account's index and what its terms
-/// depend on (copied from the store at each refresh, so a mark change reads only this list).
-/// Its account's totals hold its terms at the market's mark: a mark change moves them by
-/// the terms at the new mark less those at the old one.
+/// A cross position in its market's list: its slot, its account's index, what its terms
+/// depend on (copied from the store at each refresh, so a mark change reads only this list)
+/// and the mark its terms are counted at in its account's totals (`NO_MARK`: none).
 #[derive(Clone, Copy)]
 struct Member {
     slot: u32,
@@ -123,48 +34,54 @@ struct Member {
     qty: i64,
     entry: i64,
     side: Side,
+    mark: i64,
 }
 
 impl Member {
-    /// Its terms at `mark` (`None`: no mark yet, the entry counts) in `m`: `terms` without
-    /// the position.
-    #[inline]
-    fn terms(&self, m: &Instrument, mark: Option<i64>) -> Terms {
-        let mark = mark.unwrap_or(self.entry);
-        let notional = m.grid.notional(self.qty, mark);
-        Terms {
-            upnl: self.side.sign_i128() * m.grid.value(self.qty, mark - self.entry),
-            maintenance: m.tiers.maintenance(notional),
-            notional,
-        }
+    fn leg(&self, market: u32) -> Leg {
+        Leg { market, qty: self.qty, entry: self.entry, side: self.side }
+    }
+    fn counted_at(&self) -> Option<i64> {
+        (self.mark != NO_MARK).then_some(self.mark)
     }
 }
 
-/// An account's positions: their slots, and where each is in its market's member list.
+/// An account's positions: their slots, where each is in its market's member list, and its
+/// bands (see `cross_bounds`).
 #[derive(Clone, Default)]
 struct CrossAccount {
     slots: Vec<u32>,
     at: Vec<u32>,
+    /// The market of each position.
+    markets: Vec<u32>,
+    /// Its bands, or (`eager`) the markets with a mark in which every move revalues it.
+    bands: Vec<Band>,
+    eager: bool,
 }
 
 /// An account's totals, apart from its positions so that a mark change reads only these.
 #[derive(Clone, Copy, Default)]
 struct Sums {
+    /// At the marks its members are counted at (exact at the current marks once synced).
     totals: CrossTotals,
     /// Σ|PnL|, the bound `CROSS_LIMIT` holds.
     abs_upnl: i128,
     id: u64,
-    /// Last `CrossBook::remark` that touched the account.
+    /// Last `CrossBook::remark` that visited the account.
     stamp: u64,
+    /// The book's `version` when the totals were last brought to the current marks.
+    version: u64,
 }
 
 /// The cross accounts of an engine: their positions and totals at the marks.
 ///
-/// Each market lists its cross positions, so a mark change reads only that market's list and
-/// moves each account's totals by its positions' terms (PnL, maintenance, notional) at the new
-/// mark less those at the old one, exactly (integer sums). The engine refreshes an account
-/// whenever its cash or its positions change. The accounts below maintenance are kept ordered
-/// by shortfall, so finding them costs nothing per mark change beyond the accounts it touched.
+/// Each market lists its cross positions. A mark change revalues only the accounts whose
+/// band (`cross_bounds`) it leaves, exactly (integer sums of each position's terms at the new
+/// mark less those at the mark it was counted at); any other account provably stays at or
+/// above maintenance, and a read of its totals adds the differences on the fly, so every
+/// read is exact. The engine refreshes an account whenever its cash or its positions change.
+/// Accounts without room for a band (the ones below maintenance among them) are revalued at
+/// every move of their markets; those below maintenance are kept ordered by shortfall.
 #[derive(Clone, Default)]
 pub struct CrossBook {
     ids: FxHashMap<u64, u32>,
@@ -173,9 +90,18 @@ pub struct CrossBook {
     free: Vec<u32>,
     /// Per market: its cross positions.
     members: Vec<Vec<Member>>,
+    /// Per market: grid, tiers and the current mark.
+    views: Vec<MarketView>,
+    /// Per market: (lowest mark, account index) and (highest mark, account index) of the bands.
+    lows: Vec<BTreeSet<(i64, u32)>>,
+    highs: Vec<BTreeSet<(i64, u32)>>,
+    /// Per market: the accounts without a band, revalued at every move.
+    eager: Vec<BTreeSet<u32>>,
     /// (TNC − TMMR, account) of every account with TNC < TMMR.
     below: BTreeSet<(i128, u64)>,
     stamp: u64,
+    /// Bumped by every mark change.
+    version: u64,
 }
 
 impl CrossBook {
@@ -227,16 +153,20 @@ impl CrossBook {
         let a = &mut self.accounts[index as usize];
         a.slots.push(slot);
         a.at.push(self.members[m].len() as u32);
-        self.members[m].push(Member { slot, account: index, qty: 0, entry: 0, side: Side::Long });
+        a.markets.push(market);
+        self.members[m].push(Member { slot, account: index, qty: 0, entry: 0, side: Side::Long, mark: NO_MARK });
     }
 
     /// Forgets a closed position of `market`; an account with no cross position left is
     /// dropped. The account's totals change at its next `refresh`.
     pub fn remove(&mut self, account: u64, slot: u32, market: u32) {
         let Some(&index) = self.ids.get(&account) else { return };
+        // Counted at the current marks first: the refresh that follows starts from them.
+        self.sync(index);
         let a = &mut self.accounts[index as usize];
         let Some(k) = a.slots.iter().position(|&s| s == slot) else { return };
         a.slots.swap_remove(k);
+        a.markets.swap_remove(k);
         let at = a.at.swap_remove(k) as usize;
         let list = &mut self.members[market as usize];
         list.swap_remove(at);
@@ -248,6 +178,7 @@ impl CrossBook {
         if self.accounts[index as usize].slots.is_empty() {
             let t = self.sums[index as usize].totals;
             self.below.remove(&(t.tnc() - t.maintenance, account));
+            self.set_bands(index, Vec::new(), false);
             (self.accounts[index as usize], self.sums[index as usize]) = (CrossAccount::default(), Sums::default());
             self.free.push(index);
             self.ids.remove(&account);
@@ -260,10 +191,36 @@ impl CrossBook {
     pub fn accounts(&self) -> impl Iterator<Item = u64> + '_ {
         self.ids.keys().copied()
     }
-    /// The account's totals (all zero for an account without cross positions).
+
+    /// The account's totals at the current marks (all zero for an account without cross
+    /// positions): the stored ones, plus, for positions counted at an older mark, their terms
+    /// at the current mark less those at that one (exact; within `CROSS_LIMIT` by its bands).
+    #[inline]
     pub fn totals(&self, account: u64) -> CrossTotals {
-        self.ids.get(&account).map(|&i| self.sums[i as usize].totals).unwrap_or_default()
+        let Some(&i) = self.ids.get(&account) else { return CrossTotals::default() };
+        let s = &self.sums[i as usize];
+        if s.version == self.version {
+            return s.totals;
+        }
+        self.stale_totals(i)
     }
+
+    /// `totals` of an account counted at older marks.
+    fn stale_totals(&self, i: u32) -> CrossTotals {
+        let mut t = self.sums[i as usize].totals;
+        let a = &self.accounts[i as usize];
+        for (&m, &at) in a.markets.iter().zip(&a.at) {
+            let (e, v) = (&self.members[m as usize][at as usize], &self.views[m as usize]);
+            if e.counted_at() != v.mark {
+                let (old, new) = (e.leg(m).terms(v, e.counted_at()), e.leg(m).terms(v, v.mark));
+                t.upnl += new.upnl - old.upnl;
+                t.maintenance += new.maintenance - old.maintenance;
+                t.notional += new.notional - old.notional;
+            }
+        }
+        t
+    }
+
     /// The account below maintenance with the largest shortfall `TMMR − TNC` (then the
     /// lowest id), if any.
     pub fn worst_below(&self) -> Option<u64> {
@@ -293,10 +250,27 @@ impl CrossBook {
         }
     }
 
+    /// Copies what terms need of each market (grid and tiers fixed while it has positions;
+    /// marks move through `remark`, or before any cross position is in the market).
+    fn see(&mut self, markets: &[impl AsRef<Instrument>]) {
+        for (k, m) in markets.iter().enumerate() {
+            let m = m.as_ref();
+            match self.views.get_mut(k) {
+                Some(v) if v.grid == m.grid && v.tiers == m.tiers && v.mark == m.mark => {}
+                Some(v) => *v = MarketView { grid: m.grid, tiers: m.tiers.clone(), mark: m.mark },
+                None => self.views.push(MarketView { grid: m.grid, tiers: m.tiers.clone(), mark: m.mark }),
+            }
+        }
+        self.lows.resize_with(self.views.len(), BTreeSet::new);
+        self.highs.resize_with(self.views.len(), BTreeSet::new);
+        self.eager.resize_with(self.views.len(), BTreeSet::new);
+    }
+
     /// Recomputes an account's terms and totals from its wallet and its positions at the
-    /// marks. Beyond `CROSS_LIMIT` nothing changes and the call is refused.
+    /// marks, and its bands. Beyond `CROSS_LIMIT` nothing changes and the call is refused.
     pub fn refresh(&mut self, account: u64, wallet: i128, store: &PositionStore, markets: &[impl AsRef<Instrument>]) -> Result<()> {
         let Some(&index) = self.ids.get(&account) else { return Ok(()) };
+        self.see(markets);
         let a = &self.accounts[index as usize];
         let fresh: Vec<(Member, Terms)> = a
             .slots
@@ -304,84 +278,217 @@ impl CrossBook {
             .zip(&a.at)
             .map(|(&slot, &at)| {
                 let p = store.get(slot);
-                let m = Member { qty: p.qty, entry: p.entry, side: p.side, ..self.members[p.market as usize][at as usize] };
-                let market = markets[p.market as usize].as_ref();
-                (m, m.terms(market, market.mark))
+                let v = &self.views[p.market as usize];
+                let m = Member {
+                    qty: p.qty,
+                    entry: p.entry,
+                    side: p.side,
+                    mark: v.mark.unwrap_or(NO_MARK),
+                    ..self.members[p.market as usize][at as usize]
+                };
+                (m, m.leg(p.market).terms(v, v.mark))
             })
             .collect();
         let (t, abs) = bounded(wallet, fresh.iter().map(|&(_, t)| t)).ok_or_else(|| beyond(account))?;
-        for (&at, (m, _)) in a.at.iter().zip(fresh) {
-            self.members[store.get(m.slot).market as usize][at as usize] = m;
+        let a = &self.accounts[index as usize];
+        for ((&at, &market), (m, _)) in a.at.iter().zip(&a.markets).zip(fresh) {
+            self.members[market as usize][at as usize] = m;
         }
         self.set_totals(index, t, abs);
+        self.sums[index as usize].version = self.version;
+        self.rebound(index);
         Ok(())
     }
 
-    /// After the marks of `changed` markets moved (each listed once, with its mark before):
-    /// recomputes their cross positions' terms and moves their accounts' totals by the
-    /// differences. Returns the accounts touched. Beyond `CROSS_LIMIT` (the smallest such
-    /// account is named) nothing changes and the call is refused.
-    pub fn remark(&mut self, changed: &[(u32, Option<i64>)], markets: &[impl AsRef<Instrument>]) -> Result<Vec<u64>> {
+    /// The account's legs at its members' current copies.
+    fn legs(&self, index: u32) -> Vec<Leg> {
+        let a = &self.accounts[index as usize];
+        a.markets.iter().zip(&a.at).map(|(&m, &at)| self.members[m as usize][at as usize].leg(m)).collect()
+    }
+
+    /// New bands for an account whose totals are current; none (eager) when its slack does
+    /// not cover the rounding allowance, known from its totals without a look at its legs.
+    fn rebound(&mut self, index: u32) {
+        let (t, a) = (&self.sums[index as usize].totals, &self.accounts[index as usize]);
+        let room = a.markets.iter().try_fold(t.tnc() - t.maintenance, |s, &m| s.checked_sub(allowance(&self.views[m as usize])));
+        let found = match room {
+            Some(r) if r > 0 => bands(t.wallet, &self.legs(index), &self.views, CROSS_LIMIT),
+            _ => None,
+        };
+        match found {
+            Some(b) => self.set_bands(index, b, false),
+            None => {
+                let mut ms: Vec<u32> = a.markets.iter().copied().filter(|&m| self.views[m as usize].mark.is_some()).collect();
+                ms.sort_unstable();
+                ms.dedup();
+                let b: Vec<Band> = ms.into_iter().map(|m| (m, 0, 0)).collect();
+                if !(a.eager && a.bands == b) {
+                    self.set_bands(index, b, true);
+                }
+            }
+        }
+    }
+
+    /// Replaces an account's bands (`eager`: the markets it is revalued at every move of).
+    fn set_bands(&mut self, index: u32, new: Vec<Band>, eager: bool) {
+        let a = &self.accounts[index as usize];
+        for &(m, lo, hi) in &a.bands {
+            if a.eager {
+                self.eager[m as usize].remove(&index);
+            } else {
+                self.lows[m as usize].remove(&(lo, index));
+                self.highs[m as usize].remove(&(hi, index));
+            }
+        }
+        for &(m, lo, hi) in &new {
+            if eager {
+                self.eager[m as usize].insert(index);
+            } else {
+                self.lows[m as usize].insert((lo, index));
+                self.highs[m as usize].insert((hi, index));
+            }
+        }
+        let a = &mut self.accounts[index as usize];
+        (a.bands, a.eager) = (new, eager);
+    }
+
+    /// The account's totals at the current marks (`totals`) with Σ|PnL|, or `None` beyond
+    /// `CROSS_LIMIT`.
+    fn current(&self, index: u32) -> Option<(CrossTotals, i128)> {
+        let (s, a) = (&self.sums[index as usize], &self.accounts[index as usize]);
+        let (mut t, mut abs) = (s.totals, s.abs_upnl);
+        for (&m, &at) in a.markets.iter().zip(&a.at) {
+            let (e, v) = (&self.members[m as usize][at as usize], &self.views[m as usize]);
+            if e.counted_at() == v.mark {
+                continue;
+            }
+            let (old, new) = (e.leg(m).terms(v, e.counted_at()), e.leg(m).terms(v, v.mark));
+            // Each partial sum is at most the larger of the old and new totals plus one term
+            // (10^38): within i128 while the totals are within the limit (2^124).
+            t.upnl = t.upnl.checked_add(new.upnl - old.upnl)?;
+            t.maintenance = t.maintenance.checked_add(new.maintenance - old.maintenance)?;
+            t.notional = t.notional.checked_add(new.notional - old.notional)?;
+            abs = abs.checked_add(new.upnl.abs() - old.upnl.abs())?;
+        }
+        let within = |x: i128| x.abs() <= CROSS_LIMIT;
+        (within(abs) && within(t.maintenance) && within(t.notional)).then_some((t, abs))
+    }
+
+    /// Sets an account's totals to `current`'s and counts its positions at the current marks.
+    fn settle(&mut self, index: u32, t: CrossTotals, abs: i128) {
+        let a = &self.accounts[index as usize];
+        for (&m, &at) in a.markets.iter().zip(&a.at) {
+            let mark = self.views[m as usize].mark.unwrap_or(NO_MARK);
+            self.members[m as usize][at as usize].mark = mark;
+        }
+        self.set_totals(index, t, abs);
+        self.sums[index as usize].version = self.version;
+    }
+
+    /// Counts an account's positions at the current marks (its totals unchanged: `totals`
+    /// already read them so). Its bands stay: they hold whatever the marks inside them.
+    fn sync(&mut self, index: u32) {
+        if self.sums[index as usize].version == self.version {
+            return;
+        }
+        let (t, abs) = self.current(index).expect("within its bands an account stays within the limit");
+        self.settle(index, t, abs);
+    }
+
+    /// Counts an account's positions at the current marks: reads of its totals then cost
+    /// nothing extra.
+    pub fn sync_account(&mut self, account: u64) {
+        if let Some(&i) = self.ids.get(&account) {
+            self.sync(i);
+        }
+    }
+
+    /// Counts every account holding `market` on `side` at the current marks: reads of their
+    /// totals (that side's queue being ranked) then cost nothing extra.
+    pub fn sync_market(&mut self, market: u32, side: Side) {
+        let n = self.members.get(market as usize).map_or(0, Vec::len);
+        for k in 0..n {
+            let e = self.members[market as usize][k];
+            if e.side == side {
+                self.sync(e.account);
+            }
+        }
+    }
+
+    /// The accounts holding any of `markets`.
+    pub fn accounts_in(&mut self, markets: &[u32]) -> Vec<u64> {
+        self.stamp += 1;
+        let mut out = Vec::new();
+        for &m in markets {
+            for e in self.members.get(m as usize).map_or(&[][..], |v| &v[..]) {
+                let s = &mut self.sums[e.account as usize];
+                if s.stamp != self.stamp {
+                    s.stamp = self.stamp;
+                    out.push(s.id);
+                }
+            }
+        }
+        out
+    }
+
+    /// After the marks of `changed` markets moved: revalues exactly the accounts whose band
+    /// the new mark leaves (every account of a market that had no mark), with new bands, and
+    /// keeps the below-maintenance set. Beyond `CROSS_LIMIT` (the smallest such account is
+    /// named) nothing changes and the call is refused.
+    pub fn remark(&mut self, changed: &[u32], markets: &[impl AsRef<Instrument>]) -> Result<()> {
+        let old: Vec<Option<i64>> = self.views.iter().map(|v| v.mark).collect();
+        self.see(markets);
+        self.version += 1;
         self.stamp += 1;
         let stamp = self.stamp;
-        let changed: Vec<(usize, Option<i64>)> =
-            changed.iter().map(|&(m, old)| (m as usize, old)).filter(|&(m, _)| m < self.members.len()).collect();
-        // Touched accounts with their sums before.
-        let mut before: Vec<(u32, CrossTotals, i128)> = Vec::new();
-        // In one pass, each sum is the old terms not replaced yet plus the new ones so far:
-        // at most twice the larger of the old and new totals. So when the new totals are within
-        // the limit (2^124) no step overflows, and a step that overflows means a sum beyond it.
-        let mut overflow = None;
-        for &(m, old_mark) in &changed {
-            let market = markets[m].as_ref();
-            for e in &self.members[m] {
-                let a = &mut self.sums[e.account as usize];
-                if a.stamp != stamp {
-                    a.stamp = stamp;
-                    before.push((e.account, a.totals, a.abs_upnl));
+        let mut visit = Vec::new();
+        for &m in changed.iter().filter(|&&m| (m as usize) < self.members.len()) {
+            let (was, now) = (old.get(m as usize).copied().flatten(), self.views[m as usize].mark);
+            let mut add = |i: u32, sums: &mut Vec<Sums>| {
+                if sums[i as usize].stamp != stamp {
+                    sums[i as usize].stamp = stamp;
+                    visit.push(i);
                 }
-                let (old, t) = (e.terms(market, old_mark), e.terms(market, market.mark));
-                let (d_upnl, d_mm, d_n) = (t.upnl - old.upnl, t.maintenance - old.maintenance, t.notional - old.notional);
-                let d_abs = t.upnl.abs() - old.upnl.abs();
-                match (
-                    a.totals.upnl.checked_add(d_upnl),
-                    a.totals.maintenance.checked_add(d_mm),
-                    a.totals.notional.checked_add(d_n),
-                    a.abs_upnl.checked_add(d_abs),
-                ) {
-                    (Some(u), Some(mm), Some(n), Some(abs)) => {
-                        (a.totals.upnl, a.totals.maintenance, a.totals.notional, a.abs_upnl) = (u, mm, n, abs)
+            };
+            match (was, now) {
+                (Some(_), Some(p)) => {
+                    for &i in &self.eager[m as usize] {
+                        add(i, &mut self.sums);
                     }
-                    _ => overflow = Some(overflow.map_or(a.id, |x: u64| x.min(a.id))),
+                    for &(_, i) in self.lows[m as usize].range((p + 1, 0)..) {
+                        add(i, &mut self.sums);
+                    }
+                    for &(_, i) in self.highs[m as usize].range(..(p, 0)) {
+                        add(i, &mut self.sums);
+                    }
+                }
+                _ => {
+                    for e in &self.members[m as usize] {
+                        add(e.account, &mut self.sums);
+                    }
                 }
             }
         }
-        // One pass over the touched: the limit, and the moves in and out of the below set.
-        let within = |x: i128| x.abs() <= CROSS_LIMIT;
-        let mut refused = overflow;
-        let mut ids = Vec::with_capacity(before.len());
-        let mut moves = Vec::new();
-        for &(i, old, _) in &before {
-            let a = &self.sums[i as usize];
-            if !(within(a.abs_upnl) && within(a.totals.maintenance) && within(a.totals.notional)) {
-                refused = Some(refused.map_or(a.id, |x| x.min(a.id)));
+        let mut fresh = Vec::with_capacity(visit.len());
+        let mut refused: Option<u64> = None;
+        for &i in &visit {
+            match self.current(i) {
+                Some(x) => fresh.push((i, x)),
+                None => refused = Some(refused.map_or(self.sums[i as usize].id, |a| a.min(self.sums[i as usize].id))),
             }
-            if old.liquidatable() || a.totals.liquidatable() {
-                moves.push((a.id, old, a.totals));
-            }
-            ids.push(a.id);
         }
         if let Some(account) = refused {
-            for (i, t, abs) in before {
-                let a = &mut self.sums[i as usize];
-                (a.totals, a.abs_upnl) = (t, abs);
+            for (v, mark) in self.views.iter_mut().zip(old) {
+                v.mark = mark;
             }
+            self.version -= 1;
             return Err(beyond(account));
         }
-        for (id, old, new) in moves {
-            self.rebelow(id, &old, &new);
+        for (i, (t, abs)) in fresh {
+            self.settle(i, t, abs);
+            self.rebound(i);
         }
-        Ok(ids)
+        Ok(())
     }
 
     /// A cross position's equity: its share of the account's net collateral.
@@ -405,26 +512,58 @@ impl CrossBook {
     }
 }
 
-/// The refusal of an account whose sums would pass `CROSS_LIMIT`.
-pub fn beyond(account: u64) -> AdlError {
-    AdlError::overflow(&format!("the cross totals of account {account} (each sum is limited to 2^124 cash units)"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn share_by_maintenance_then_notional() {
-        // TNC = 100 + (−40) = 60; maintenance 30 of which this position 10: share 20.
-        let t = CrossTotals { wallet: 100, upnl: -40, maintenance: 30, notional: 3_000 };
-        assert_eq!(t.share(10, 1_000), 20);
-        // Rounded down, also for negative collateral: −7·1/3 = −2.33 → −3.
-        let t = CrossTotals { wallet: 0, upnl: -7, maintenance: 3, notional: 300 };
-        assert_eq!(t.share(1, 100), -3);
-        // No maintenance at all: by notional, 60·1,000/3,000 = 20.
-        let t = CrossTotals { wallet: 100, upnl: -40, maintenance: 0, notional: 3_000 };
-        assert_eq!(t.share(0, 1_000), 20);
-        assert!(!t.liquidatable());
+    fn a_move_inside_the_band_is_read_exactly_without_a_revaluation() {
+        use crate::core::market::spec::MarketSpec;
+        // One long of 10 lots at 100, 1 cash unit per lot·tick, flat 5 %, wallet 100: its band
+        // at mark 100 is [97, 103] (cross_bounds' first test).
+        let mut store = PositionStore::default();
+        let p = Position {
+            account: 7,
+            qty: 10,
+            entry: 100,
+            margin: 0,
+            market: 0,
+            member_pos: 0,
+            index_pos: 0,
+            side: 1,
+            cap_bp: 10_000,
+            cross: true,
+        };
+        let slot = store.insert(p).unwrap();
+        let mut m = Instrument::new("X", MarketSpec::linear(0, 0, 0.05), 0).unwrap();
+        m.mark = Some(100);
+        let mut book = CrossBook::default();
+        book.add(7, slot, 0);
+        book.refresh(7, 100, &store, &[m.clone()]).unwrap();
+        assert_eq!(book.accounts[0].bands, vec![(0, 97, 103)]);
+        // To 101, inside: not revalued (the stored totals stay at mark 100: u = 0, MM = 50),
+        // yet read exactly: u = 10·1 = 10, MM = ceil(1,010·0.05) = 51, notional 1,010.
+        m.mark = Some(101);
+        book.remark(&[0], &[m.clone()]).unwrap();
+        assert_eq!(book.sums[0].totals, CrossTotals { wallet: 100, upnl: 0, maintenance: 50, notional: 1_000 });
+        assert_eq!(book.totals(7), CrossTotals { wallet: 100, upnl: 10, maintenance: 51, notional: 1_010 });
+        // To 96, outside: revalued: u = −40, MM = ceil(960·0.05) = 48; TNC 60 ≥ 48.
+        m.mark = Some(96);
+        book.remark(&[0], &[m.clone()]).unwrap();
+        assert_eq!(book.sums[0].totals, CrossTotals { wallet: 100, upnl: -40, maintenance: 48, notional: 960 });
+        assert_eq!(book.worst_below(), None);
+        // Slack 60 − 48 = 12 does not cover the allowance 16: no band, every move revalues it.
+        assert!(book.accounts[0].eager);
+        // At 94, u = −60, MM = ceil(940·0.05) = 47 > TNC 40: below maintenance by 7.
+        m.mark = Some(94);
+        book.remark(&[0], &[m.clone()]).unwrap();
+        assert_eq!(book.sums[0].totals.upnl, -60);
+        assert_eq!(book.worst_below(), Some(7));
+        assert_eq!(book.totals(7).tnc() - book.totals(7).maintenance, -7);
+        m.mark = Some(95);
+        book.remark(&[0], &[m]).unwrap();
+        assert_eq!(book.sums[0].totals.upnl, -50);
+        // 100 − 50 = 50 ≥ MM = ceil(950·0.05) = 48.
+        assert_eq!(book.worst_below(), None);
     }
 }

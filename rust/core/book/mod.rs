@@ -2,6 +2,8 @@
 //! funds and their trigger, partial closes. Depends on `units` and `market`.
 
 pub mod cross;
+pub mod cross_bounds;
+pub mod cross_totals;
 pub mod funds;
 pub mod input;
 pub mod partial;

@@ -1,6 +1,7 @@
-//! Marks and the clock: `set_marks` moves marks (cross accounts of the moved markets are
-//! revalued by difference, and their other queues re-keyed in place or left to rebuild),
-//! and `check_ts_step` keeps a stray timestamp from jumping the clock.
+//! Marks and the clock: `set_marks` moves marks (cross accounts whose band a moved mark
+//! leaves are revalued by difference, the others read exactly on use; their positions in
+//! other queues are re-keyed in place or left to rebuild), and `check_ts_step` keeps a stray
+//! timestamp from jumping the clock.
 
 use crate::core::book::input::parse_mark;
 use crate::core::book::position::Side;
@@ -72,11 +73,9 @@ impl Engine {
         moved.sort_by_key(|&(id, _)| id);
         moved.dedup_by_key(|&mut (id, _)| id);
         if !self.cross.is_empty() && !moved.is_empty() {
-            match self.cross.remark(&moved, &self.markets) {
-                Ok(touched) => {
-                    let changed: Vec<u32> = moved.iter().map(|&(id, _)| id).collect();
-                    self.rekey_cross(&touched, &changed)
-                }
+            let changed: Vec<u32> = moved.iter().map(|&(id, _)| id).collect();
+            match self.cross.remark(&changed, &self.markets) {
+                Ok(()) => self.rekey_cross(&changed),
                 Err(e) => {
                     // Back to the old marks (their indexes went stale: caches, rebuilt on use).
                     for &(id, mark) in before.iter().rev() {
@@ -93,10 +92,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Cross positions in markets whose mark did not move but whose accounts' totals did
-    /// (`touched`): their scores moved. A queue with few of them re-keys them in place; one
-    /// with many goes stale (rebuilt on use, as after a mark change of its own market).
-    fn rekey_cross(&mut self, touched: &[u64], changed: &[u32]) {
+    /// Cross positions in markets whose mark did not move but whose accounts' totals did (the
+    /// accounts holding a `changed` market): their scores moved. A queue with few of them
+    /// re-keys them in place; one with many goes stale (rebuilt on use, as after a mark
+    /// change of its own market).
+    fn rekey_cross(&mut self, changed: &[u32]) {
         let current = |(i, m): (usize, &Market)| {
             changed.binary_search(&(i as u32)).is_err() && (m.current_index(Side::Long).is_some() || m.current_index(Side::Short).is_some())
         };
@@ -104,7 +104,7 @@ impl Engine {
             return; // every queue the touched accounts are in is stale already
         }
         let mut by_side: FxHashMap<(u32, usize), Vec<u32>> = FxHashMap::default();
-        for &a in touched {
+        for a in self.cross.accounts_in(changed) {
             for &slot in self.cross.slots(a) {
                 let p = self.store.get(slot);
                 if changed.binary_search(&p.market).is_err() && self.markets[p.market as usize].current_index(p.side).is_some() {
@@ -112,7 +112,7 @@ impl Engine {
                 }
             }
         }
-        let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
+        let mut rekey = Vec::new();
         for ((market, side), mut slots) in by_side {
             let m = &mut self.markets[market as usize];
             let queued = m.current_index(Side::of_slot(side)).map_or(0, |i| i.len());
@@ -121,8 +121,15 @@ impl Engine {
                 continue;
             }
             slots.sort_unstable();
+            for &slot in &slots {
+                self.cross.sync_account(self.store.get(slot).account); // read below
+            }
+            rekey.push((market, slots));
+        }
+        let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
+        for (market, slots) in rekey {
             for slot in slots {
-                m.rescore_member(&mut self.store, &scoring, slot);
+                self.markets[market as usize].rescore_member(&mut self.store, &scoring, slot);
             }
         }
     }

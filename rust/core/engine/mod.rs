@@ -384,6 +384,10 @@ impl Engine {
 
     /// Ranking queue of one side of a market (rebuilt if stale).
     pub fn ranking(&mut self, market: u32, side: Side) -> Result<&crate::core::policy::ranking::RankIndex> {
+        let m = &self.markets[market as usize];
+        if m.current_index(side).is_none() || m.is_head_only(side) {
+            self.cross.sync_market(market, side); // every cross account of the side is read
+        }
         let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
         self.markets[market as usize].index(&mut self.store, &scoring, side)
     }

@@ -107,6 +107,8 @@ impl Engine {
                 Planned::NeedHead(lots) => Some(lots),
                 Planned::NeedComplete => None,
             };
+            // Every cross account of the side is read: count them at the marks once.
+            self.cross.sync_market(market as u32, side);
             let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
             let m = &mut self.markets[market];
             match need {

@@ -53,3 +53,9 @@ impl Instrument {
         self.mark.ok_or_else(|| AdlError::NoMark { symbol: self.name.clone() })
     }
 }
+
+impl AsRef<Instrument> for Instrument {
+    fn as_ref(&self) -> &Instrument {
+        self
+    }
+}

@@ -2,7 +2,7 @@
 //! positions use their account's values (docs/model.md §3, §6); `custom` takes the caller's
 //! score of each position (eligibility stays "not bankrupt").
 
-use crate::core::book::cross::CrossBook;
+use crate::core::book::cross::{terms, CrossBook};
 use crate::core::book::position::Position;
 use crate::core::market::tiers::Tiers;
 use crate::core::policy::score::{Fraction, Policy};
@@ -45,8 +45,12 @@ impl Scoring<'_> {
             Policy::MinMaxLeverage => CrossTerms::Ratio((tnc > 0 && u > 0).then_some((t.notional, tnc))),
             // N / account value: a margin that makes the equity the whole TNC.
             Policy::Hyperliquid => CrossTerms::Margin(tnc - u),
-            // BitMEX's ℓ = mark value / (mark value − bankrupt value) = N/TNC_i, eligibility.
-            _ => CrossTerms::Margin(self.cross.effective_margin(p, grid, tiers, mark)),
+            // BitMEX's ℓ = mark value / (mark value − bankrupt value) = N/TNC_i, eligibility:
+            // `CrossBook::effective_margin` from the totals read above.
+            _ => {
+                let (_, mm, n) = terms(p, grid, tiers, Some(mark));
+                CrossTerms::Margin(t.share(mm, n) - u)
+            }
         }
     }
 
@@ -84,7 +88,12 @@ impl Scoring<'_> {
     /// Whether the position can be a counterparty at all: not bankrupt, and (cross) its
     /// account's TNC > 0.
     pub fn eligible(&self, grid: &Grid, tiers: &Tiers, mark: i64, p: &Position) -> bool {
-        self.equity(grid, tiers, mark, p) > 0 && (!p.cross || self.cross.totals(p.account).tnc() > 0)
+        if !p.cross {
+            return p.equity(grid, mark) > 0;
+        }
+        // `CrossBook::equity` from one read of the totals.
+        let (t, (_, mm, n)) = (self.cross.totals(p.account), terms(p, grid, tiers, Some(mark)));
+        t.share(mm, n) > 0 && t.tnc() > 0
     }
 
     /// Equity of a position at `mark`: `M + u` isolated, the account share cross.
