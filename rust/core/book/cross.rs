@@ -530,7 +530,7 @@ mod tests {
             market: 0,
             member_pos: 0,
             index_pos: 0,
-            side: 1,
+            side: Side::Long,
             cap_bp: 10_000,
             cross: true,
         };

@@ -187,7 +187,7 @@ mod tests {
                     market: rnd(2) as u32,
                     qty: 1 + rnd(50) as i64,
                     entry: 50 + rnd(100) as i64,
-                    side: if rnd(2) == 0 { 1 } else { -1 },
+                    side: if rnd(2) == 0 { Side::Long } else { Side::Short },
                 })
                 .collect();
             let wallet = rnd(20_000) as i128;
