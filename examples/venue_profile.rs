@@ -14,6 +14,7 @@
 //! `cargo run --profile bench --example venue_profile DIR N [cascade|iso|marks|interleaved SYMBOL]`:
 //! the 1,000-step cascade (35 % cross, or the same positions all isolated), the path's marks
 //! alone, or 50 rounds of one symbol's mark ±0.1 % then ten forced liquidations in it.
+//! `cascade` and `iso` take the policy as a fifth argument (default `bitmex`).
 
 use std::collections::BTreeMap;
 
@@ -58,8 +59,8 @@ fn read(path: &str) -> Vec<Vec<String>> {
     text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect()
 }
 
-fn engine(dir: &str, n: usize, isolated: bool) -> (Engine, BTreeMap<String, f64>) {
-    let mut e = Engine::new(Policy::Bitmex, 0.0, 8, MarketSpec::linear(4, 4, 0.005)).unwrap();
+fn engine(dir: &str, n: usize, isolated: bool, policy: Policy) -> (Engine, BTreeMap<String, f64>) {
+    let mut e = Engine::new(policy, 0.0, 8, MarketSpec::linear(4, 4, 0.005)).unwrap();
     for (s, q, p) in SYMBOLS {
         e.add_market(s, MarketSpec::linear(q, p, 0.005)).unwrap();
     }
@@ -90,8 +91,8 @@ fn engine(dir: &str, n: usize, isolated: bool) -> (Engine, BTreeMap<String, f64>
     (e, marks)
 }
 
-fn cascade(dir: &str, n: usize, isolated: bool) {
-    let (mut e, _) = engine(dir, n, isolated);
+fn cascade(dir: &str, n: usize, isolated: bool, policy: Policy) {
+    let (mut e, _) = engine(dir, n, isolated, policy);
     e.keep_fills = false;
     let path = read(&format!("{dir}/path{n}.csv"));
     let mut steps: BTreeMap<i64, Vec<(u32, f64)>> = BTreeMap::new();
@@ -106,12 +107,13 @@ fn cascade(dir: &str, n: usize, isolated: bool) {
         let out = sim.step(marks, *ts, &[]).unwrap();
         liquidations += out.liquidations.len();
     }
-    println!("cascade {} n={n}: {:.3} s, {liquidations} liquidations", if isolated { "isolated" } else { "venue" }, t.secs());
+    let kind = if isolated { "isolated" } else { "venue" };
+    println!("cascade {kind} {} n={n}: {:.3} s, {liquidations} liquidations", policy.name(), t.secs());
 }
 
 /// Only the path's marks, no liquidations.
 fn marks_only(dir: &str, n: usize) {
-    let (mut e, _) = engine(dir, n, false);
+    let (mut e, _) = engine(dir, n, false, Policy::Bitmex);
     let path = read(&format!("{dir}/path{n}.csv"));
     let mut steps: BTreeMap<i64, Vec<(String, f64)>> = BTreeMap::new();
     for r in &path {
@@ -137,7 +139,7 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
 }
 
 fn interleaved(dir: &str, n: usize, symbol: &str) {
-    let (mut e, marks) = engine(dir, n, false);
+    let (mut e, marks) = engine(dir, n, false, Policy::Bitmex);
     let market = e.market_id(symbol).unwrap();
     let mut picks: Vec<(u64, Side, bool)> =
         e.store().iter().filter(|(_, p)| p.market == market).map(|(_, p)| (p.account, p.side, p.cross)).collect();
@@ -192,8 +194,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (dir, n) = (&args[1], args[2].parse().unwrap());
     match args.get(3).map(String::as_str).unwrap_or("cascade") {
-        "cascade" => cascade(dir, n, false),
-        "iso" => cascade(dir, n, true),
+        "cascade" | "iso" => {
+            let policy = Policy::parse(args.get(4).map_or("bitmex", String::as_str)).unwrap();
+            cascade(dir, n, args.get(3).is_some_and(|a| a == "iso"), policy)
+        }
         "interleaved" => interleaved(dir, n, &args[4]),
         "marks" => marks_only(dir, n),
         other => panic!("unknown mode {other}"),
