@@ -39,7 +39,8 @@ impl Engine {
         // At the ADL price: the bankruptcy terms of lots entered there with no margin.
         let terms = AdlTerms::Bankruptcy { side, entry: price, lots, margin: 0 };
         let opposite = OppositeSide { store: &self.store, index, members, grid: &m.grid, tiers: &m.tiers, mark, scoring: &scoring, terms };
-        let allocation = kernel::allocate(self.policy, &opposite, lots, exclude, self.seed, self.next_event, false);
+        let allocation =
+            kernel::allocate(self.policy, &opposite, lots, exclude, self.seed, self.next_event, false, m.pro_rata(side.opposite()));
         let placed = allocation.lots();
         if placed < lots {
             let (requested, available) = (m.grid.qty_f64(lots), m.grid.qty_f64(placed));

@@ -266,7 +266,8 @@ impl Engine {
             };
             let members = &m.members[p.side.opposite().slot()];
             let opposite = OppositeSide { store: &self.store, index, members, grid: g, tiers: &m.tiers, mark, scoring: &scoring, terms };
-            let allocation = kernel::allocate(self.policy, &opposite, target, p.account, self.seed, event, head_only);
+            let pro_rata = m.pro_rata(p.side.opposite());
+            let allocation = kernel::allocate(self.policy, &opposite, target, p.account, self.seed, event, head_only, pro_rata);
             // The head ran out before the lots did: a head twice as deep (min_max_leverage
             // needs the whole side for its size fallback).
             if head_only && allocation.lots() < target {

@@ -455,11 +455,19 @@ mod tests {
             // The account holds only this position, entered at the mark: TNC = its wallet.
             let mut store = PositionStore::default();
             let slot = store.insert(p).unwrap();
-            let mut market = crate::core::policy::queues::Market::new("X", crate::core::market::MarketSpec::linear(0, 0, 0.01), 2).unwrap();
-            market.set_mark(mark);
+            // The instrument alone (the policy's markets build on this module).
+            let mut market =
+                crate::core::market::instrument::Instrument::new("X", crate::core::market::MarketSpec::linear(0, 0, 0.01), 2).unwrap();
+            market.mark = Some(mark);
             let mut cross = CrossBook::default();
             cross.add(9, slot, 0);
-            cross.refresh(9, wallet, &store, &[market]).unwrap();
+            struct Only(crate::core::market::instrument::Instrument);
+            impl AsRef<crate::core::market::instrument::Instrument> for Only {
+                fn as_ref(&self) -> &crate::core::market::instrument::Instrument {
+                    &self.0
+                }
+            }
+            cross.refresh(9, wallet, &store, &[Only(market)]).unwrap();
             let scoring = Scoring { policy: Policy::SizeProRata, cross: &cross, custom: &[] };
             let terms = AdlTerms::Bankruptcy { side: Side::Long, entry, lots, margin };
             let side =

@@ -7,6 +7,7 @@
 
 use crate::core::policy::alloc::{Allocation, Allocator, LeverageQueue, OppositeSide, RankedQueue, SizeProRata, WeightedProRata};
 use crate::core::policy::dydx::DydxWalk;
+use crate::core::policy::pro_rata_index::ProRataIndex;
 use crate::core::policy::prorata::Weighting;
 use crate::core::policy::score::Policy;
 
@@ -36,8 +37,31 @@ pub fn falls_back_to_size(policy: Policy) -> bool {
 /// Allocates `lots` over `side` by `policy`, never to `exclude` (the bankrupt account).
 /// `seed` and `event` draw the dYdX walk's start; `head_only` says the index holds only the
 /// head of the queue, so the size fallback cannot run yet (the caller asks for a complete
-/// index when the head runs out).
-pub fn allocate(policy: Policy, side: &OppositeSide<'_>, lots: i64, exclude: u64, seed: u64, event: u64, head_only: bool) -> Allocation {
+/// index when the head runs out). `pro_rata`, the side's current pro-rata index, lets the
+/// pro-rata policies visit only the positions an event reaches (the same split exactly;
+/// debug builds check it against the scan of the whole side).
+#[allow(clippy::too_many_arguments)]
+pub fn allocate(
+    policy: Policy,
+    side: &OppositeSide<'_>,
+    lots: i64,
+    exclude: u64,
+    seed: u64,
+    event: u64,
+    head_only: bool,
+    pro_rata: Option<&ProRataIndex>,
+) -> Allocation {
+    // A pro-rata index filing every queued position (else it is not current: scan).
+    if let Some(fast) = pro_rata.filter(|pr| pr.len() == side.index.len()).and_then(|pr| pr.allocate(side, lots, exclude)) {
+        #[cfg(debug_assertions)]
+        assert_eq!(fast, scan(policy, side, lots, exclude, seed, event, head_only), "the pro-rata index splits as the scan");
+        return fast;
+    }
+    scan(policy, side, lots, exclude, seed, event, head_only)
+}
+
+/// `allocate` by the kernels themselves (the pro-rata ones scan the whole side).
+pub fn scan(policy: Policy, side: &OppositeSide<'_>, lots: i64, exclude: u64, seed: u64, event: u64, head_only: bool) -> Allocation {
     match (policy, weighting(policy)) {
         (_, Some(weighting)) => WeightedProRata { weighting }.allocate(side, lots, exclude),
         (Policy::SizeProRata, None) => SizeProRata.allocate(side, lots, exclude),

@@ -4,6 +4,7 @@
 pub mod alloc;
 pub mod dydx;
 pub mod kernel;
+pub mod pro_rata_index;
 pub mod prorata;
 pub mod queues;
 pub mod ranking;

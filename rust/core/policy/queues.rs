@@ -6,8 +6,10 @@ use crate::core::book::position::{PositionStore, Side, NO_INDEX};
 use crate::core::market::instrument::Instrument;
 use crate::core::market::spec::MarketSpec;
 use crate::core::market::tiers::Tiers;
+use crate::core::policy::kernel;
+use crate::core::policy::pro_rata_index::{ProRataIndex, Split, Terms};
 use crate::core::policy::ranking::{Entry, QueueOrder, RankIndex};
-use crate::core::policy::score::{desc_key, near, Fraction, Lights};
+use crate::core::policy::score::{desc_key, near, Fraction, Lights, Policy};
 use crate::core::policy::scoring::Scoring;
 use crate::core::units::error::Result;
 use crate::core::units::fixed::Grid;
@@ -57,6 +59,9 @@ pub struct Market {
     /// Per side: `Some(cut)` when the index holds only the head of the queue (every eligible
     /// position whose score is above `cut`, and those near it); `None` when it is complete.
     cut: [Option<f64>; 2],
+    /// Per side, the pro-rata policies' index of the same members (`None` with the ranking
+    /// index, or when a key does not fit: the kernels then scan the side).
+    pro_rata: [Option<ProRataIndex>; 2],
 }
 
 impl Deref for Market {
@@ -85,23 +90,26 @@ impl Market {
             members: [Vec::new(), Vec::new()],
             index: [None, None],
             cut: [None, None],
+            pro_rata: [None, None],
         })
     }
 
     pub fn set_mark(&mut self, mark: i64) {
         if self.inst.mark != Some(mark) {
             self.inst.mark = Some(mark);
-            self.index = [None, None];
+            self.invalidate();
         }
     }
 
     pub fn invalidate(&mut self) {
         self.index = [None, None];
+        self.pro_rata = [None, None];
     }
 
     /// Makes the index of one side (0 long, 1 short) stale.
     pub fn invalidate_side(&mut self, side: usize) {
         self.index[side] = None;
+        self.pro_rata[side] = None;
     }
 
     /// Adds a slot to its side's member list (the index of that side goes stale).
@@ -109,7 +117,7 @@ impl Market {
         let s = store.get(slot).side.slot();
         store.get_mut(slot).member_pos = self.members[s].len() as u32;
         self.members[s].push(slot);
-        self.index[s] = None;
+        self.invalidate_side(s);
     }
 
     /// Removes a slot from its member list (swap-remove) and from the ranking index.
@@ -125,6 +133,9 @@ impl Market {
             if p.index_pos != NO_INDEX {
                 idx.remove(p.index_pos as usize, p.qty);
             }
+        }
+        if let Some(pr) = self.pro_rata[s].as_mut() {
+            pr.remove(p.account);
         }
     }
 
@@ -146,8 +157,15 @@ impl Market {
         let Some(idx) = self.index[s].as_mut() else { return };
         let mark = self.inst.mark.expect("an index exists only with a mark");
         let score = scoring.score(&self.inst.grid, &self.inst.tiers, mark, slot, &p);
-        // Unranked policies score every eligible position 0: one still eligible keeps its place.
+        // Unranked policies score every eligible position 0: one still eligible keeps its place
+        // (and is filed again in the pro-rata index, with its new size and account totals).
         if !scoring.policy.is_ranked() && score.is_some() && p.index_pos != NO_INDEX {
+            if let Some(pr) = self.pro_rata[s].as_mut() {
+                let terms = Terms { grid: &self.inst.grid, tiers: &self.inst.tiers, mark, scoring };
+                if !pr.refile(store, slot, &terms) {
+                    self.pro_rata[s] = None;
+                }
+            }
             return;
         }
         match (score, p.index_pos) {
@@ -155,17 +173,23 @@ impl Market {
             // Below the cut of a head-only index it stays out; otherwise the index is stale.
             (Some(score), NO_INDEX) => {
                 if !matches!(self.cut[s], Some(cut) if score < cut && !near(score, cut)) {
-                    self.index[s] = None;
+                    self.invalidate_side(s);
                 }
             }
             (None, pos) => {
                 idx.remove(pos as usize, p.qty);
                 store.get_mut(slot).index_pos = NO_INDEX;
+                if let Some(pr) = self.pro_rata[s].as_mut() {
+                    pr.remove(p.account);
+                }
             }
             // Below the cut of a head-only index: positions left out may now rank before it.
             (Some(score), pos) if matches!(self.cut[s], Some(cut) if score < cut && !near(score, cut)) => {
                 idx.remove(pos as usize, p.qty);
                 store.get_mut(slot).index_pos = NO_INDEX;
+                if let Some(pr) = self.pro_rata[s].as_mut() {
+                    pr.remove(p.account);
+                }
             }
             (Some(score), pos) => {
                 let order = MarketOrder { store, grid: &self.inst.grid, tiers: &self.inst.tiers, scoring, mark };
@@ -255,8 +279,25 @@ impl Market {
         for (pos, slot) in idx.slots() {
             store.get_mut(slot).index_pos = pos as u32;
         }
+        let split = match (scoring.policy, kernel::weighting(scoring.policy)) {
+            (_, Some(w)) => Some(Split::Weighted(w)),
+            (Policy::SizeProRata, None) => Some(Split::Size),
+            _ => None,
+        };
+        self.pro_rata[s] = match split {
+            Some(split) if self.cut[s].is_none() => {
+                let terms = Terms { grid: &self.inst.grid, tiers: &self.inst.tiers, mark, scoring };
+                ProRataIndex::build(split, store, idx.slots().map(|x| x.1), &terms)
+            }
+            _ => None,
+        };
         self.index[s] = Some(idx);
         Ok(())
+    }
+
+    /// The pro-rata index of `side`, when current (see `pro_rata_index`).
+    pub fn pro_rata(&self, side: Side) -> Option<&ProRataIndex> {
+        self.pro_rata[side.slot()].as_ref()
     }
 
     /// The index of `side` if it is current (possibly head-only: see `is_head_only`).
