@@ -74,7 +74,7 @@ struct Filed {
     risk: Risk,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Risk {
     Isolated(Solvency),
     Cross(i128),
@@ -186,19 +186,34 @@ impl ProRataIndex {
 
     /// Files the position at `slot` again with its current size, margin and account totals;
     /// `false` when its key does not fit (the caller drops the index).
+    /// Only the orders whose key moved are touched (a cross account's TNC moves without its
+    /// positions' weights; a size split's weight without the cross order).
     pub fn refile(&mut self, store: &PositionStore, slot: u32, terms: &Terms<'_>) -> bool {
         let p = store.get(slot);
-        self.remove(p.account);
         let Some(f) = terms.file(self.split, slot, p) else { return false };
-        if f.weight > 0 {
-            self.by_weight.insert((Reverse(f.weight), p.account, slot));
-            self.weight_sum += U256::from(f.weight);
+        let old = self.filed.insert(p.account, f);
+        let (old_weight, old_risk) = old.map_or((0, None), |o| (o.weight, Some(o.risk)));
+        if old_weight != f.weight {
+            if old_weight > 0 {
+                self.by_weight.remove(&(Reverse(old_weight), p.account, slot));
+                self.weight_sum -= U256::from(old_weight);
+            }
+            if f.weight > 0 {
+                self.by_weight.insert((Reverse(f.weight), p.account, slot));
+                self.weight_sum += U256::from(f.weight);
+            }
         }
-        match f.risk {
-            Risk::Isolated(s) => self.isolated.insert(s),
-            Risk::Cross(tnc) => self.cross.insert((tnc, slot)),
-        };
-        self.filed.insert(p.account, f);
+        if old_risk != Some(f.risk) {
+            match old_risk {
+                Some(Risk::Isolated(s)) => self.isolated.remove(&s),
+                Some(Risk::Cross(tnc)) => self.cross.remove(&(tnc, slot)),
+                None => false,
+            };
+            match f.risk {
+                Risk::Isolated(s) => self.isolated.insert(s),
+                Risk::Cross(tnc) => self.cross.insert((tnc, slot)),
+            };
+        }
         true
     }
 
