@@ -14,7 +14,7 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn run(policy: Policy, seed: u64) {
+fn run(policy: Policy, seed: u64, gap: bool) {
     let mut rng = seed;
     let spec = MarketSpec::linear(2, 2, 0.01);
     let n = 3_000usize;
@@ -59,6 +59,10 @@ fn run(policy: Policy, seed: u64) {
             // A drift down, then up, with noise; on the 0.01 grid.
             let drift = if step < 150 { -0.06 } else { 0.05 };
             *m = ((*m + drift + ((splitmix(&mut rng) % 41) as f64 - 20.0) / 100.0) * 100.0).round() / 100.0;
+            // A gap of 8 % in one step: past the bankruptcy price of the most levered.
+            if gap && step == 60 {
+                *m = (*m * 92.0).round() / 100.0;
+            }
         }
         sim.step(&[(0, marks[0]), (1, marks[1])], step, &[f64::NAN, f64::NAN]).unwrap();
         let left = sim.engine.liquidatable();
@@ -70,6 +74,18 @@ fn run(policy: Policy, seed: u64) {
 #[test]
 fn no_liquidatable_position_survives_a_step() {
     for (i, policy) in [Policy::Bitmex, Policy::SizeProRata, Policy::Hyperliquid, Policy::MinMaxLeverage].into_iter().enumerate() {
-        run(policy, 11 + i as u64);
+        run(policy, 11 + i as u64, false);
+    }
+}
+
+/// Every pro-rata policy through a cascade with a gap, isolated and cross accounts: each
+/// event's split by the pro-rata index is checked against the scan of the whole side by the
+/// kernel itself in debug builds (`kernel::allocate`), most events being small against the
+/// side (the index's domain).
+#[test]
+fn pro_rata_cascades_split_as_the_scan() {
+    let policies = [Policy::SizeProRata, Policy::WealthProRata, Policy::LeveredProRata, Policy::CappedProRata];
+    for (i, policy) in policies.into_iter().enumerate() {
+        run(policy, 31 + i as u64, true);
     }
 }
