@@ -24,9 +24,9 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BTreeSet;
 
 use ethnum::U256;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
-use crate::core::book::position::{Position, PositionStore};
+use crate::core::book::position::{Position, PositionStore, NO_INDEX};
 use crate::core::market::tiers::Tiers;
 use crate::core::policy::alloc::{AdlTerms, Allocation, OppositeSide, Passed, Take};
 use crate::core::policy::prorata::{holding, Holding, Weighting};
@@ -88,8 +88,10 @@ pub struct ProRataIndex {
     weight_sum: U256,
     isolated: BTreeSet<Solvency>,
     cross: BTreeSet<(i128, u32)>,
-    /// Members by account (a side holds one position per account).
-    filed: FxHashMap<u64, Filed>,
+    /// Members by their place in the side's ranking index (`Position::index_pos`, which an
+    /// unranked index never moves while it lives).
+    filed: Vec<Option<Filed>>,
+    live: usize,
 }
 
 /// What the index needs to file a position at a mark.
@@ -129,13 +131,19 @@ impl Terms<'_> {
 }
 
 impl ProRataIndex {
-    /// The index of the members `slots` (the side's ranking index, all eligible); `None` when
-    /// a key does not fit (the oracle then serves the side).
-    pub fn build(split: Split, store: &PositionStore, slots: impl Iterator<Item = u32>, terms: &Terms<'_>) -> Option<ProRataIndex> {
+    /// The index of the members `slots` (the side's ranking index, all eligible, as (place,
+    /// slot)); `None` when a key does not fit (the oracle then serves the side).
+    pub fn build(
+        split: Split,
+        store: &PositionStore,
+        slots: impl Iterator<Item = (usize, u32)>,
+        terms: &Terms<'_>,
+    ) -> Option<ProRataIndex> {
         let (mut by_weight, mut isolated, mut cross) = (Vec::new(), Vec::new(), Vec::new());
-        let mut filed = FxHashMap::default();
+        let mut filed = Vec::new();
+        let mut live = 0;
         let mut weight_sum = U256::ZERO;
-        for slot in slots {
+        for (pos, slot) in slots {
             let p = store.get(slot);
             let f = terms.file(split, slot, p)?;
             if f.weight > 0 {
@@ -146,7 +154,11 @@ impl ProRataIndex {
                 Risk::Isolated(s) => isolated.push(s),
                 Risk::Cross(tnc) => cross.push((tnc, slot)),
             }
-            filed.insert(p.account, f);
+            if filed.len() <= pos {
+                filed.resize(pos + 1, None);
+            }
+            filed[pos] = Some(f);
+            live += 1;
         }
         // Sorted first: `BTreeSet::from_iter` then builds in bulk.
         by_weight.sort_unstable();
@@ -159,23 +171,25 @@ impl ProRataIndex {
             isolated: isolated.into_iter().collect(),
             cross: cross.into_iter().collect(),
             filed,
+            live,
         })
     }
 
     /// Members filed.
     pub fn len(&self) -> usize {
-        self.filed.len()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.filed.is_empty()
+        self.live == 0
     }
 
-    /// Takes `account`'s position out (it left the side's ranking index).
-    pub fn remove(&mut self, account: u64) {
-        let Some(f) = self.filed.remove(&account) else { return };
+    /// Takes the position at ranking place `pos` out (it left the side's ranking index).
+    pub fn remove(&mut self, store: &PositionStore, pos: u32) {
+        let Some(f) = self.filed.get_mut(pos as usize).and_then(Option::take) else { return };
+        self.live -= 1;
         if f.weight > 0 {
-            self.by_weight.remove(&(Reverse(f.weight), account, f.slot));
+            self.by_weight.remove(&(Reverse(f.weight), store.get(f.slot).account, f.slot));
             self.weight_sum -= U256::from(f.weight);
         }
         match f.risk {
@@ -191,7 +205,12 @@ impl ProRataIndex {
     pub fn refile(&mut self, store: &PositionStore, slot: u32, terms: &Terms<'_>) -> bool {
         let p = store.get(slot);
         let Some(f) = terms.file(self.split, slot, p) else { return false };
-        let old = self.filed.insert(p.account, f);
+        let at = p.index_pos as usize;
+        if self.filed.len() <= at {
+            self.filed.resize(at + 1, None);
+        }
+        let old = self.filed[at].replace(f);
+        self.live += old.is_none() as usize;
         let (old_weight, old_risk) = old.map_or((0, None), |o| (o.weight, Some(o.risk)));
         if old_weight != f.weight {
             if old_weight > 0 {
@@ -226,8 +245,13 @@ impl ProRataIndex {
         // The active weighted positions: all filed less those passed over and `exclude`.
         let mut weight = self.weight_sum;
         let mut count = self.by_weight.len();
-        let gone = passed.iter().map(|x| self.filed[&side.store.get(x.slot).account].weight);
-        for w in gone.chain(self.filed.get(&exclude).map(|f| f.weight)).filter(|&w| w > 0) {
+        let weight_of = |slot: u32| self.filed.get(side.store.get(slot).index_pos as usize).copied().flatten().map_or(0, |f| f.weight);
+        // `exclude`'s own position on this side, if it holds one.
+        let excluded = side.members.first().and_then(|&any| {
+            let p = side.store.get(any);
+            side.store.find(&(exclude, p.market, p.side)).filter(|&s| side.store.get(s).index_pos != NO_INDEX)
+        });
+        for w in passed.iter().map(|x| x.slot).chain(excluded).map(weight_of).filter(|&w| w > 0) {
             weight -= U256::from(w);
             count -= 1;
         }

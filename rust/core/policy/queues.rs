@@ -135,7 +135,7 @@ impl Market {
             }
         }
         if let Some(pr) = self.pro_rata[s].as_mut() {
-            pr.remove(p.account);
+            pr.remove(store, p.index_pos);
         }
     }
 
@@ -180,7 +180,7 @@ impl Market {
                 idx.remove(pos as usize, p.qty);
                 store.get_mut(slot).index_pos = NO_INDEX;
                 if let Some(pr) = self.pro_rata[s].as_mut() {
-                    pr.remove(p.account);
+                    pr.remove(store, p.index_pos);
                 }
             }
             // Below the cut of a head-only index: positions left out may now rank before it.
@@ -188,7 +188,7 @@ impl Market {
                 idx.remove(pos as usize, p.qty);
                 store.get_mut(slot).index_pos = NO_INDEX;
                 if let Some(pr) = self.pro_rata[s].as_mut() {
-                    pr.remove(p.account);
+                    pr.remove(store, p.index_pos);
                 }
             }
             (Some(score), pos) => {
@@ -287,7 +287,7 @@ impl Market {
         self.pro_rata[s] = match split {
             Some(split) if self.cut[s].is_none() => {
                 let terms = Terms { grid: &self.inst.grid, tiers: &self.inst.tiers, mark, scoring };
-                ProRataIndex::build(split, store, idx.slots().map(|x| x.1), &terms)
+                ProRataIndex::build(split, store, idx.slots(), &terms)
             }
             _ => None,
         };
