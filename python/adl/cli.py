@@ -226,8 +226,8 @@ def _run(positions: Path, prices: Path, policies: list[str], fund: float, mmr: f
     specs, engine = ({}, {}) if markets is None else adl.read_markets(markets)
     slow = [p for p in policies if p in PRO_RATA]
     if slow and book.height >= SLOW_BOOK:
-        console.print(f"[yellow]note:[/yellow] {', '.join(slow)} on {book.height:,} positions: every ADL event splits "
-                      "over the whole opposite side, so this may take minutes (the bar estimates the time left).")
+        console.print(f"[yellow]note:[/yellow] {', '.join(slow)} on {book.height:,} positions: every ADL event fills about "
+                      "one counterparty per lot, so this may take minutes (the bar estimates the time left).")
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
