@@ -274,7 +274,10 @@ impl ProRataIndex {
         loop {
             while let Some((slot, w)) = next.filter(|&(_, w)| reaches(r, w, weight)) {
                 let p = side.store.get(slot);
-                let cap = side.affordable(p).expect("positions passed over are skipped");
+                // Every refused position was found by `passed` (else the orders are not
+                // current: let the scan answer).
+                debug_assert!(side.affordable(p).is_ok(), "a refused position in the walk: the solvency orders are stale");
+                let Ok(cap) = side.affordable(p) else { return None };
                 let h = terms.holding(self.split, p, cap);
                 debug_assert_eq!(h.weight, w, "the filed weight is current");
                 head.push((slot, h));
