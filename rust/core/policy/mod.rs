@@ -5,6 +5,8 @@ pub mod alloc;
 pub mod dydx;
 pub mod kernel;
 pub mod pro_rata_index;
+#[cfg(test)]
+mod pro_rata_tests;
 pub mod prorata;
 pub mod queues;
 pub mod ranking;
