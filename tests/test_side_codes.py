@@ -67,3 +67,24 @@ def test_both_codes_and_both_names_still_reach_the_engine() -> None:
         out = e.liquidate(account=1, side=side, fill_price=95.0)
         assert out.fills.select("account", "qty").rows() == [(2, 10.0)]
     assert engine().position(2, side="short").qty == engine().position(2, side=-1).qty == 10.0
+
+
+@pytest.mark.parametrize(("batch", "error", "message"), [
+    # An earlier row's own error is reported before a later row's bad side code.
+    ({"account": [99, 2], "side": [1, 0]}, adl.UnknownPositionError, "row 0: unknown position (account=99"),
+    ({"account": [2, 1], "side": [-1, 7]}, adl.NotLiquidatableError, "row 0: position (account=2"),
+    ({"account": [1, 2], "side": [1, 7]}, adl.InvalidInputError, "side[row 1]: 7 is not a side"),
+])
+def test_a_batch_reports_the_lowest_rows_error_first(batch: dict[str, list[int]], error: type, message: str) -> None:
+    eng = engine()
+    before = eng.totals()
+    with pytest.raises(error) as raised:
+        eng.liquidate_many(pl.DataFrame(batch))
+    assert str(raised.value).startswith(message)
+    assert eng.totals() == before
+
+
+def test_the_constructor_checks_maintenance_rate_before_the_decimals() -> None:
+    for later in ({"cash_decimals": 99}, {"seed": -1}):
+        with pytest.raises(adl.InvalidInputError, match="^maintenance_rate: 2.0 is out of range"):
+            adl.Engine(maintenance_rate=2.0, **later)

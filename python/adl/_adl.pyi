@@ -1,7 +1,7 @@
 """Raw bindings of the Rust core. Use the typed wrappers in :mod:`adl` instead."""
 
 from collections.abc import Callable
-from typing import Any, final
+from typing import Any, ClassVar, final
 
 import numpy as np
 import numpy.typing as npt
@@ -229,9 +229,10 @@ class Simulation:
 # _asdict() as a namedtuple has them.
 @final
 class Totals:
-    """Exact ledger totals in cash units and open interest in lots (ints, however large)."""
+    """Exact ledger totals in cash units and open interest in lots (ints: any value the engine holds, below 2**191)."""
 
     _fields: tuple[str, ...]
+    __hash__: ClassVar[None]  # type: ignore[assignment]  # compared by value, not hashable
     def __new__(
         cls, cash: int, position_equity: int, fund: int, bad_debt: int, book_value: int, fees: int, long_lots: int,
         short_lots: int,
@@ -259,6 +260,7 @@ class AdlState:
     """A fund pool's ADL trigger: name, state (normal / soon / armed), armed, level."""
 
     _fields: tuple[str, ...]
+    __hash__: ClassVar[None]  # type: ignore[assignment]  # compared by value, not hashable
     def __new__(cls, trigger: str, state: str, armed: bool, level: float) -> AdlState: ...
     @property
     def trigger(self) -> str: ...
@@ -275,6 +277,7 @@ class FundPool:
     """One insurance-fund pool: name, balance (quote units) and its trigger's state."""
 
     _fields: tuple[str, ...]
+    __hash__: ClassVar[None]  # type: ignore[assignment]  # compared by value, not hashable
     def __new__(cls, pool: str, balance: float, adl_state: AdlState) -> FundPool: ...
     @property
     def pool(self) -> str: ...
@@ -291,6 +294,7 @@ class MarketSpec:
     """Market parameters for the core; None: the engine's default (see adl.Market)."""
 
     _fields: tuple[str, ...]
+    __hash__: ClassVar[None]  # type: ignore[assignment]  # compared by value, not hashable
     def __new__(
         cls,
         qty_decimals: int | None,
@@ -334,6 +338,7 @@ class SeverityStart:
     """A severity round's start: Q_t (lots), D_t (deficit), and the opposite side per account."""
 
     _fields: tuple[str, ...]
+    __hash__: ClassVar[None]  # type: ignore[assignment]  # compared by value, not hashable
     def __new__(
         cls, event: int, ts: int, market: int, account: int, side: int, lots: int, deficit: float, mark: float,
         fill: float, opposite_account: list[int], opposite_lots: list[int], opposite_profit: list[float],
@@ -369,6 +374,7 @@ class SeverityRound:
     """A played severity round: its start, the cap, what ADL did, the ex-post need and haircut."""
 
     _fields: tuple[str, ...]
+    __hash__: ClassVar[None]  # type: ignore[assignment]  # compared by value, not hashable
     def __new__(
         cls, start: SeverityStart, cap: int, adl_lots: int, covered: float, bad_debt: float, need: float, haircut: float,
         closed_account: list[int], closed_lots: list[int],

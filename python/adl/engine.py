@@ -342,11 +342,13 @@ class Engine:
     """
 
     @checked(
-        policy=text(choices=get_args(Policy)), insurance_fund=FUND, cash_decimals=DECIMALS,
+        policy=text(choices=get_args(Policy)), insurance_fund=FUND,
+        maintenance_rate=MARKET_ARGS["maintenance_rate"], cash_decimals=DECIMALS,
         adl_price=text(optional=True, choices=get_args(AdlPrice)), seed=integer(0, U64),
         trigger=text(choices=get_args(Trigger)), trigger_window=integer(1, I64, optional=True),
         trigger_arm=number(optional=True), trigger_disarm=number(optional=True),
-        max_ts_step=integer(0, I64, optional=True), keep_fills=flag(), **MARKET_ARGS,
+        max_ts_step=integer(0, I64, optional=True), keep_fills=flag(),
+        **{k: check for k, check in MARKET_ARGS.items() if k != "maintenance_rate"},  # checked 3rd, as it always was
     )
     def __init__(
         self,

@@ -446,21 +446,27 @@ impl Engine {
         let (out, cd) = run(py, || {
             let mut j = self.lock();
             let ids: Vec<u32> = names.iter().map(|n| j.engine.market_id(n)).collect::<Result<_, AdlError>>()?;
-            let mut reqs = Vec::with_capacity(account.len());
+            // Market codes first, then each row's checks in row order: a bad side code is
+            // reported only if no earlier row fails the core's checks (as before sides were typed).
+            let mut codes = Vec::with_capacity(account.len());
             for row in 0..account.len() {
                 let code = market[row] as usize;
                 let Some(&id) = ids.get(code) else {
                     return Err(AdlError::value("symbol", row, format!("market code {code} out of range")));
                 };
+                codes.push(id);
+            }
+            let mut reqs = Vec::with_capacity(account.len());
+            for (row, &id) in codes.iter().enumerate() {
+                let side = match check_side(side[row], Some(row)) {
+                    Ok(side) => side,
+                    Err(bad) => {
+                        j.engine.check_batch(&reqs).map_err(|e| in_row(&j.engine, &reqs, e))?;
+                        return Err(bad);
+                    }
+                };
                 let px = fill_price[row];
-                reqs.push(Request {
-                    account: account[row],
-                    market: id,
-                    side: check_side(side[row], Some(row))?,
-                    fill_price: (!px.is_nan()).then_some(px),
-                    force,
-                    partial,
-                });
+                reqs.push(Request { account: account[row], market: id, side, fill_price: (!px.is_nan()).then_some(px), force, partial });
             }
             let results = match j.apply(Op::LiquidateMany { reqs: &reqs }) {
                 Ok(OpOutput::Batch(results)) => results,

@@ -15,7 +15,8 @@ use crate::core::units::error::AdlError;
 
 /// A frozen record class: `record! { /// doc  Name { field: Type, ... } }`. Its constructor
 /// takes the fields in order (by position or keyword); `_fields` names them; `_asdict()` is
-/// shallow (a nested record stays a record), as a namedtuple's is.
+/// shallow (a nested record stays a record), as a namedtuple's is. Records compare by value and
+/// are not hashable (several hold floats).
 macro_rules! record {
     ($(#[doc = $doc:literal])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
         $(#[doc = $doc])*

@@ -467,10 +467,10 @@ impl Engine {
         }
     }
 
-    /// Liquidates a batch in order. Every request is validated against the state at the
-    /// start before anything is applied (all or nothing). A position that an earlier
-    /// request of the batch already closed through ADL is skipped (`None`).
-    pub fn liquidate_many(&mut self, reqs: &[Request]) -> Result<Vec<Option<Liquidation>>> {
+    /// Checks a batch as `liquidate_many` does before applying anything: each request in
+    /// row order (the first error is the lowest row's), and no position twice. Returns each
+    /// request's fill price in ticks.
+    pub fn check_batch(&self, reqs: &[Request]) -> Result<Vec<Option<i64>>> {
         let mut seen = FxHashMap::default();
         let mut checked = Vec::with_capacity(reqs.len());
         for (row, req) in reqs.iter().enumerate() {
@@ -488,6 +488,14 @@ impl Engine {
             }
             checked.push(fill);
         }
+        Ok(checked)
+    }
+
+    /// Liquidates a batch in order. Every request is validated against the state at the
+    /// start before anything is applied (all or nothing). A position that an earlier
+    /// request of the batch already closed through ADL is skipped (`None`).
+    pub fn liquidate_many(&mut self, reqs: &[Request]) -> Result<Vec<Option<Liquidation>>> {
+        let checked = self.check_batch(reqs)?;
         self.undoable(|e, undo| {
             let mut out = Vec::with_capacity(reqs.len());
             for (req, fill) in reqs.iter().zip(checked) {
