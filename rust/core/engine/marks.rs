@@ -8,7 +8,6 @@ use crate::core::book::position::Side;
 use crate::core::engine::undo::Undo;
 use crate::core::engine::Engine;
 use crate::core::policy::queues::Market;
-use crate::core::policy::scoring::Scoring;
 use crate::core::units::error::{AdlError, Result};
 use rustc_hash::FxHashMap;
 
@@ -126,10 +125,10 @@ impl Engine {
             }
             rekey.push((market, slots));
         }
-        let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
+        let (markets, store, scoring) = self.book_mut();
         for (market, slots) in rekey {
             for slot in slots {
-                self.markets[market as usize].rescore_member(&mut self.store, &scoring, slot);
+                markets[market as usize].rescore_member(store, &scoring, slot);
             }
         }
     }

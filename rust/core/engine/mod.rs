@@ -305,7 +305,13 @@ impl Engine {
     }
 
     pub(crate) fn scoring(&self) -> Scoring<'_> {
-        Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom }
+        Scoring::new(self.policy, &self.cross, &self.custom)
+    }
+
+    /// The markets and positions to change, beside the scoring view that reads the rest
+    /// (disjoint borrows of the engine's fields).
+    pub(crate) fn book_mut(&mut self) -> (&mut [Market], &mut PositionStore, Scoring<'_>) {
+        (&mut self.markets, &mut self.store, Scoring::new(self.policy, &self.cross, &self.custom))
     }
 
     /// Equity and maintenance of the position at `slot` (requires a mark). A cross position's
@@ -378,8 +384,7 @@ impl Engine {
             return Ok(Vec::new());
         }
         self.ranking(market, side)?;
-        let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
-        Ok(self.markets[market as usize].indicator(&self.store, &scoring, side, self.lights).expect("built"))
+        Ok(self.markets[market as usize].indicator(&self.store, &self.scoring(), side, self.lights).expect("built"))
     }
 
     /// Ranking queue of one side of a market (rebuilt if stale).
@@ -388,8 +393,8 @@ impl Engine {
         if m.current_index(side).is_none() || m.is_head_only(side) {
             self.cross.sync_market(market, side); // every cross account of the side is read
         }
-        let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
-        self.markets[market as usize].index(&mut self.store, &scoring, side)
+        let (markets, store, scoring) = self.book_mut();
+        markets[market as usize].index(store, &scoring, side)
     }
 
     // ----- liquidation ---------------------------------------------------------------

@@ -11,7 +11,6 @@ use crate::core::engine::undo::{Book, Undo};
 use crate::core::engine::Engine;
 use crate::core::policy::queues::Market;
 use crate::core::policy::score::Policy;
-use crate::core::policy::scoring::Scoring;
 use crate::core::units::error::{AdlError, Checked, Result};
 use crate::core::units::fixed::{Grid, LEDGER_LIMIT};
 
@@ -271,10 +270,10 @@ impl Engine {
             self.cross.refresh(a, cash, &self.store, &self.markets)?;
             slots.extend_from_slice(self.cross.slots(a));
         }
-        let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
+        let (markets, store, scoring) = self.book_mut();
         for s in slots {
-            let m = self.store.get(s).market as usize;
-            self.markets[m].rescore_member(&mut self.store, &scoring, s);
+            let m = store.get(s).market as usize;
+            markets[m].rescore_member(store, &scoring, s);
         }
         Ok(())
     }

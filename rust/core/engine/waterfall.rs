@@ -12,7 +12,6 @@ use crate::core::policy::alloc::{AdlTerms, Allocation, OppositeSide, Take};
 use crate::core::policy::kernel;
 use crate::core::policy::queues::Market;
 use crate::core::policy::score::AdlPrice;
-use crate::core::policy::scoring::Scoring;
 use crate::core::units::error::{AdlError, Checked, Result};
 use crate::core::units::fixed::{split_ceil, split_floor, Grid, LEDGER_LIMIT, MAX_MARGIN};
 
@@ -109,11 +108,10 @@ impl Engine {
             };
             // Every cross account of the side is read: count them at the marks once.
             self.cross.sync_market(market as u32, side);
-            let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
-            let m = &mut self.markets[market];
+            let (markets, store, scoring) = self.book_mut();
             match need {
-                Some(lots) => m.head_index(&mut self.store, &scoring, side, lots)?,
-                None => m.index(&mut self.store, &scoring, side)?,
+                Some(lots) => markets[market].head_index(store, &scoring, side, lots)?,
+                None => markets[market].index(store, &scoring, side)?,
             };
         }
     }
@@ -407,8 +405,8 @@ impl Engine {
                 *self.cash.entry(p.account).or_insert(0) -= wallet_debit;
                 self.refresh_cross(std::iter::once(p.account)).expect("a wallet within the ledger limit");
             } else {
-                let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
-                self.markets[market].rescore_member(&mut self.store, &scoring, slot);
+                let (markets, store, scoring) = self.book_mut();
+                markets[market].rescore_member(store, &scoring, slot);
             }
             return self.settle(outcome, book_value);
         }
@@ -447,10 +445,10 @@ impl Engine {
                 }
             }
         }
-        let scoring = Scoring { policy: self.policy, cross: &self.cross, custom: &self.custom };
+        let (markets, store, scoring) = self.book_mut();
         for s in shrunk {
-            let m = self.store.get(s).market as usize;
-            self.markets[m].rescore_member(&mut self.store, &scoring, s);
+            let m = store.get(s).market as usize;
+            markets[m].rescore_member(store, &scoring, s);
         }
         if outcome.returned != 0 {
             *self.cash.entry(p.account).or_insert(0) += outcome.returned;

@@ -25,7 +25,13 @@ enum CrossTerms {
     Ratio(Option<(i128, i128)>),
 }
 
-impl Scoring<'_> {
+impl<'a> Scoring<'a> {
+    /// The scoring view of an engine: over the three fields it reads, so it can be held
+    /// beside mutable borrows of the engine's other fields (its markets and positions).
+    pub fn new(policy: Policy, cross: &'a CrossBook, custom: &'a [f64]) -> Scoring<'a> {
+        Scoring { policy, cross, custom }
+    }
+
     /// A cross position's account terms; a cross account is eligible only while its TNC > 0,
     /// under every policy (docs/model.md §3).
     fn cross_terms(&self, grid: &Grid, tiers: &Tiers, mark: i64, p: &Position) -> CrossTerms {
