@@ -93,7 +93,7 @@ fn engine(dir: &str, n: usize, isolated: bool, policy: Policy) -> (Engine, BTree
 
 fn cascade(dir: &str, n: usize, isolated: bool, policy: Policy) {
     let (mut e, _) = engine(dir, n, isolated, policy);
-    e.keep_fills = false;
+    e.set_keep_fills(false);
     let path = read(&format!("{dir}/path{n}.csv"));
     let mut steps: BTreeMap<i64, Vec<(u32, f64)>> = BTreeMap::new();
     for r in &path {

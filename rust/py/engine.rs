@@ -131,7 +131,7 @@ impl Engine {
             e.lights = Lights::parse(method)?;
         }
         e.seed = seed;
-        e.keep_fills = keep_fills;
+        e.set_keep_fills(keep_fills);
         let min_balance = trigger_min_balance.map(|x| CoreEngine::cash_param(x, cash_decimals, "trigger_min_balance")).transpose()?;
         e.set_trigger(Trigger::parse(trigger, trigger_window, trigger_arm, trigger_disarm, min_balance)?);
         Ok(Engine::wrap(e))
@@ -155,8 +155,8 @@ impl Engine {
         run(py, || {
             let mut j = self.lock();
             let spec = match &spec {
-                Some(s) => s.over(&j.engine.default_spec)?,
-                None => j.engine.default_spec.clone(),
+                Some(s) => s.over(j.engine.default_spec())?,
+                None => j.engine.default_spec().clone(),
             };
             match j.apply(Op::AddMarket { name: &symbol, spec: &spec })? {
                 OpOutput::MarketId(id) => Ok(id),
@@ -167,7 +167,7 @@ impl Engine {
 
     /// The parameters of markets added without them (every one set).
     fn default_spec(&self, py: Python<'_>) -> PyResult<MarketSpec> {
-        self.read(py, |j| Ok(MarketSpec::full(&j.engine.default_spec)))
+        self.read(py, |j| Ok(MarketSpec::full(j.engine.default_spec())))
     }
 
     /// Markets as columns: symbol, qty_decimals, price_decimals, maintenance_rate, mark (NaN = none).
@@ -407,7 +407,7 @@ impl Engine {
             let mut out = Outcome::default();
             out.add(&j.engine, &l);
             out.names = market_names(&j.engine);
-            Ok((out, j.engine.cash_decimals))
+            Ok((out, j.engine.cash_decimals()))
         })?;
         out.into_py(py, |x| crate::core::units::fixed::cash_to_f64(x, cd))
     }
@@ -423,7 +423,7 @@ impl Engine {
                 out.add(&j.engine, l);
             }
             out.names = market_names(&j.engine);
-            Ok((out, j.engine.cash_decimals))
+            Ok((out, j.engine.cash_decimals()))
         })?;
         out.into_py(py, |x| crate::core::units::fixed::cash_to_f64(x, cd))
     }
@@ -481,7 +481,7 @@ impl Engine {
                 }
             }
             out.names = market_names(&j.engine);
-            Ok((out, j.engine.cash_decimals))
+            Ok((out, j.engine.cash_decimals()))
         })?;
         out.into_py(py, |x| crate::core::units::fixed::cash_to_f64(x, cd))
     }
@@ -524,7 +524,7 @@ impl Engine {
 
     #[getter]
     fn policy(&self, py: Python<'_>) -> PyResult<&'static str> {
-        self.read(py, |j| Ok(j.engine.policy.name()))
+        self.read(py, |j| Ok(j.engine.policy().name()))
     }
 
     /// The whole state as bytes (versioned, checksummed).
@@ -625,7 +625,7 @@ impl Engine {
     /// Whether events keep their fill records.
     #[getter]
     fn keep_fills(&self, py: Python<'_>) -> PyResult<bool> {
-        self.read(py, |j| Ok(j.engine.keep_fills))
+        self.read(py, |j| Ok(j.engine.keep_fills()))
     }
 
     /// Switches the fill records of later events on or off (a logged operation).

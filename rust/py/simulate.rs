@@ -59,7 +59,7 @@ impl Simulation {
     #[pyo3(signature = (engine, bps_per_million, window, max_bps, keep_fills=true))]
     fn new(py: Python<'_>, engine: &Engine, bps_per_million: f64, window: i64, max_bps: f64, keep_fills: bool) -> PyResult<Self> {
         let mut core = engine.core_clone();
-        core.keep_fills = keep_fills;
+        core.set_keep_fills(keep_fills);
         let sim = run(py, move || CoreSimulation::new(core, Slippage { bps_per_million, window, max_bps }))?;
         Ok(Simulation { inner: Mutex::new(sim) })
     }

@@ -640,12 +640,12 @@ fn fill_log_drains_and_switches_replay_exactly() {
     assert_eq!((j.engine.next_event(), j.engine.events().len()), (next + 1, held), "an event ran and kept no fills");
     let (again, _) = replay(&path).unwrap();
     assert_eq!(again.snapshot(), j.engine.snapshot());
-    assert!(!again.keep_fills && again.drained_upto() == first + 1);
+    assert!(!again.keep_fills() && again.drained_upto() == first + 1);
     let back = Engine::restore(&j.engine.snapshot()).unwrap();
     assert_eq!(back.snapshot(), j.engine.snapshot());
     // A version 3 snapshot keeps fills and was never drained.
     let old = Engine::restore(&std::fs::read(fixture("engine_v3.snap")).unwrap()).unwrap();
-    assert!(old.keep_fills && old.drained_upto() == 0 && !old.events().is_empty());
+    assert!(old.keep_fills() && old.drained_upto() == 0 && !old.events().is_empty());
 }
 
 /// Isolated margins past i64 (issue 12): at `cash_decimals=18` (lots of 10^-4, ticks of

@@ -35,8 +35,11 @@ use crate::core::units::error::{AdlError, Result};
 use crate::core::units::fixed::{cash_to_f64, Grid};
 
 #[derive(Clone)]
+/// The engine's state. Its configuration after `new` (`adl_price`, `seed`, `lights`) is
+/// public; the rest is read through methods and changed only by the engine's own calls
+/// (the snapshot codec in `persist` reads and restores every field).
 pub struct Engine {
-    pub policy: Policy,
+    pub(in crate::core) policy: Policy,
     /// Price of ADL fills; defaults to the policy's (`Policy::adl_price`).
     pub adl_price: AdlPrice,
     /// Seed of the `dydx` walk's start (with the event id).
@@ -45,29 +48,29 @@ pub struct Engine {
     pub lights: Lights,
     /// Whether fills are kept in the event log (`events()`); simulations that only need
     /// aggregates turn it off. In snapshots (version 5) and set by a logged operation.
-    pub keep_fills: bool,
+    pub(in crate::core) keep_fills: bool,
     /// The fills of events below this id were drained (`drain_events`); 0 = never.
-    pub(crate) drained_upto: u64,
-    pub(crate) funds: Funds,
-    pub cash_decimals: u32,
-    pub default_spec: MarketSpec,
-    pub(crate) markets: Vec<Market>,
-    pub(crate) market_ids: FxHashMap<String, u32>,
-    pub(crate) store: PositionStore,
-    pub(crate) cash: FxHashMap<u64, i128>,
-    pub(crate) cross: CrossBook,
+    pub(in crate::core) drained_upto: u64,
+    pub(in crate::core) funds: Funds,
+    pub(in crate::core) cash_decimals: u32,
+    pub(in crate::core) default_spec: MarketSpec,
+    pub(in crate::core) markets: Vec<Market>,
+    pub(in crate::core) market_ids: FxHashMap<String, u32>,
+    pub(in crate::core) store: PositionStore,
+    pub(in crate::core) cash: FxHashMap<u64, i128>,
+    pub(in crate::core) cross: CrossBook,
     /// Caller's scores by slot (policy `custom`).
-    pub(crate) custom: Vec<f64>,
-    pub(crate) bad_debt: i128,
-    pub(crate) book_value: i128,
+    pub(in crate::core) custom: Vec<f64>,
+    pub(in crate::core) bad_debt: i128,
+    pub(in crate::core) book_value: i128,
     /// ADL fees paid to the venue.
-    pub(crate) fees: i128,
-    pub(crate) next_event: u64,
-    pub(crate) ts: Option<i64>,
-    pub(crate) events: EventLog,
+    pub(in crate::core) fees: i128,
+    pub(in crate::core) next_event: u64,
+    pub(in crate::core) ts: Option<i64>,
+    pub(in crate::core) events: EventLog,
     /// The caller's string account ids by code (empty: integer ids) and clock zone.
-    pub(crate) labels: Labels,
-    pub(crate) clock: Option<String>,
+    pub(in crate::core) labels: Labels,
+    pub(in crate::core) clock: Option<String>,
 }
 
 impl Engine {
@@ -221,6 +224,20 @@ impl Engine {
     /// Whether later events keep their fill records (those already held stay).
     pub fn set_keep_fills(&mut self, keep: bool) {
         self.keep_fills = keep;
+    }
+    pub fn keep_fills(&self) -> bool {
+        self.keep_fills
+    }
+    /// The policy, the cash decimals and the default market spec are fixed at `new`: the
+    /// ranking indexes, custom scores and market grids are built for them.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+    pub fn cash_decimals(&self) -> u32 {
+        self.cash_decimals
+    }
+    pub fn default_spec(&self) -> &MarketSpec {
+        &self.default_spec
     }
     pub fn cash_of(&self, account: u64) -> i128 {
         self.cash.get(&account).copied().unwrap_or(0)
