@@ -12,7 +12,7 @@ use crate::core::engine::Engine;
 use crate::core::policy::queues::Market;
 use crate::core::policy::score::Policy;
 use crate::core::units::error::{AdlError, Checked, Result};
-use crate::core::units::fixed::{Grid, LEDGER_LIMIT};
+use crate::core::units::fixed::{ledger, Grid};
 
 /// What an upsert did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -243,8 +243,8 @@ impl Engine {
         let s = p.side.sign_i128();
         let credit = p.margin.add_c(s * m.grid.value(p.qty, fill - p.entry), "close credit")?;
         let book = s * m.grid.value(p.qty, mark - fill);
-        let cash = self.cash_of(account).add_c(credit, "account cash").and_then(within_ledger)?;
-        let book_value = self.book_value.add_c(book, "book value")?;
+        let cash = ledger(self.cash_of(account), credit, "account cash")?;
+        let book_value = ledger(self.book_value, book, "book value")?;
         undo.note_slots(self, &[slot]);
         undo.note_accounts(self, &[account]);
         undo.note_markets([market]);
@@ -276,15 +276,6 @@ impl Engine {
             markets[m].rescore_member(store, &scoring, s);
         }
         Ok(())
-    }
-}
-
-/// A ledger amount within `LEDGER_LIMIT` (what snapshots hold).
-fn within_ledger(x: i128) -> Result<i128> {
-    if x.abs() <= LEDGER_LIMIT {
-        Ok(x)
-    } else {
-        Err(AdlError::overflow("account cash"))
     }
 }
 

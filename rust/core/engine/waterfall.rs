@@ -11,8 +11,8 @@ use crate::core::engine::undo::Undo;
 use crate::core::engine::{Engine, Fill, FillKind, Liquidation, PassedOver};
 use crate::core::policy::alloc::{Allocation, Take};
 use crate::core::policy::queues::Market;
-use crate::core::units::error::{AdlError, Result};
-use crate::core::units::fixed::{split_ceil, LEDGER_LIMIT};
+use crate::core::units::error::Result;
+use crate::core::units::fixed::{ledger, split_ceil};
 
 /// What one step of the waterfall moves between the ledgers (cash units). A plan's delta is
 /// the sum of its steps' (`+=`); its `Liquidation` reports it.
@@ -128,11 +128,6 @@ pub(super) struct Plan {
     partial: Option<(i64, i128)>,
     ledgers: Ledgers,
     pub(super) outcome: Liquidation,
-}
-
-/// `x + y` as a ledger amount: within `±LEDGER_LIMIT` (what snapshots hold), else refused.
-fn ledger(x: i128, y: i128, what: &str) -> Result<i128> {
-    x.checked_add(y).filter(|v| v.abs() <= LEDGER_LIMIT).ok_or_else(|| AdlError::overflow(what))
 }
 
 impl Engine {

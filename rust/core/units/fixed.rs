@@ -17,6 +17,13 @@ pub const MAX_CASH: i128 = 1_000_000_000_000_000_000_000_000; // 1e24
 /// debt, book value, fees): 10^30 cash units, what snapshots accept. A call that would take
 /// one beyond is refused, so every state the engine reaches can be saved and restored.
 pub const LEDGER_LIMIT: i128 = MAX_CASH * 1_000_000;
+
+/// `x + y` as a ledger amount (`x` one, `y` a change of it): within `±LEDGER_LIMIT`, else
+/// refused with an overflow error naming `what`. The one check every ledger change goes
+/// through; callers write the sum it returns.
+pub fn ledger(x: i128, y: i128, what: &str) -> Result<i128> {
+    x.checked_add(y).filter(|v| v.abs() <= LEDGER_LIMIT).ok_or_else(|| AdlError::overflow(what))
+}
 /// Largest isolated margin (cash units): the ledgers' range (10^30; 10^12 quote at
 /// `cash_decimals=18`). Margins are stored in i128; a call that would leave one beyond
 /// (a partial close at a profit) is refused.
@@ -374,6 +381,15 @@ pub fn split_ceil(total: i128, part: i64, whole: i64) -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ledger_sum_beyond_the_limit_or_i128_is_refused() {
+        assert_eq!(ledger(LEDGER_LIMIT - 5, 5, "x").unwrap(), LEDGER_LIMIT);
+        assert_eq!(ledger(-LEDGER_LIMIT + 5, -5, "x").unwrap(), -LEDGER_LIMIT);
+        assert!(matches!(ledger(LEDGER_LIMIT, 1, "fees"), Err(AdlError::Overflow { ref context }) if context == "fees"));
+        assert!(ledger(-LEDGER_LIMIT, -1, "x").is_err());
+        assert!(ledger(i128::MAX, 1, "x").is_err()); // beyond i128: refused, no panic
+    }
 
     #[test]
     fn the_margin_bound_is_the_last_double_within_the_ledger_range() {

@@ -4,7 +4,7 @@
 
 use crate::core::book::partial::partial_close;
 use crate::core::book::position::Position;
-use crate::core::engine::waterfall::{ledger, AdlLeg, Delta, Liquidated, Moves, Planned};
+use crate::core::engine::waterfall::{AdlLeg, Delta, Liquidated, Moves, Planned};
 use crate::core::engine::Engine;
 use crate::core::market::fees::fee_on;
 use crate::core::market::FeeConvention;
@@ -12,7 +12,7 @@ use crate::core::policy::alloc::{AdlTerms, Allocation, OppositeSide, Take};
 use crate::core::policy::kernel;
 use crate::core::policy::score::AdlPrice;
 use crate::core::units::error::{Checked, Result};
-use crate::core::units::fixed::{split_ceil, split_floor, MAX_MARGIN};
+use crate::core::units::fixed::{ledger, split_ceil, split_floor, MAX_MARGIN};
 
 /// What the ADL legs of steps 3–4 leave for the steps after them.
 pub(super) struct AdlLegs {
