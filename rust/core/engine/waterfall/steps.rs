@@ -235,3 +235,27 @@ impl Engine {
         Delta { from_fund: cover, bad_debt: -value - cover, book_value, ..Delta::default() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fund_covers_the_most_lots_it_can_pay_for() {
+        // pay(k) = 3k: a fund of 25 pays for 8 lots (24), 30 for all 10, 2 for none.
+        assert_eq!(max_affordable(10, 25, |k| 3 * k as i128), 8);
+        assert_eq!(max_affordable(10, 30, |k| 3 * k as i128), 10);
+        assert_eq!(max_affordable(10, 2, |k| 3 * k as i128), 0);
+    }
+
+    #[test]
+    fn a_loss_at_the_mark_is_paid_by_the_fund_then_is_bad_debt() {
+        let gain = settle_at_mark(500, 0);
+        assert_eq!((gain.to_fund, gain.from_fund, gain.bad_debt), (500, 0, 0));
+        // A loss of 500 with 200 left in the fund: 200 from it, 500 − 200 = 300 bad debt.
+        let short = settle_at_mark(-500, 200);
+        assert_eq!((short.to_fund, short.from_fund, short.bad_debt), (0, 200, 300));
+        let covered = settle_at_mark(-500, 800);
+        assert_eq!((covered.to_fund, covered.from_fund, covered.bad_debt), (0, 500, 0));
+    }
+}
