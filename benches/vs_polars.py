@@ -315,14 +315,14 @@ def bench_stateless(df: pl.DataFrame, n: int, runs: int, rows: list[dict[str, An
     p = pl_deleverage(df, MARK, 1, qty)
     swaps = check_queue(a["account"], a["score"], a["qty"], p["account"], p["score"], p["qty"], "deleverage")
     assert a["rank"].equals(p["rank"])
-    ra = adl.rank(df, MARK, markets=MARKET)
+    ra = adl.rank(df, MARK, markets=MARKET, lights="count")  # the Polars rule counts rows
     rp = pl_rank(df, MARK)
     assert ra["score"].is_null().equals(rp["score"].is_null()), "rank: eligibility differs"
     sa, sp = ra["score"].fill_null(0).to_numpy(), rp["score"].fill_null(0).to_numpy()
     assert np.allclose(sa, sp, rtol=1e-12, atol=0), "rank: scores differ"  # equal up to float rounding
     rank_swaps = 0
-    for sd in (-1, 1):
-        qa = ra.filter((pl.col("side") == sd) & pl.col("rank").is_not_null()).sort("rank")
+    for sd, name in ((-1, "short"), (1, "long")):  # adl names the sides in its output
+        qa = ra.filter((pl.col("side") == name) & pl.col("rank").is_not_null()).sort("rank")
         qp = rp.filter((pl.col("side") == sd) & pl.col("rank").is_not_null()).sort("rank")
         zero = pl.Series(np.zeros(qa.height))
         rank_swaps += check_queue(qa["account"], qa["score"], zero, qp["account"], qp["score"], zero, "rank", False)
@@ -340,7 +340,7 @@ def bench_stateless(df: pl.DataFrame, n: int, runs: int, rows: list[dict[str, An
         runs,
     )
     rows.append(dict(op="deleverage", n=n, adl=ta, polars=tp, target="deleverage" if n == 1_000_000 else None))
-    ta, tp = timed_pair(lambda: adl.rank(df, MARK, markets=MARKET), lambda: pl_rank(df, MARK), runs)
+    ta, tp = timed_pair(lambda: adl.rank(df, MARK, markets=MARKET, lights="count"), lambda: pl_rank(df, MARK), runs)
     rows.append(dict(op="rank", n=n, adl=ta, polars=tp, target=None))
 
     # Breakdown of adl.deleverage: Python-side input conversion / Rust call / output frame.
