@@ -229,11 +229,12 @@ impl Context<'_> {
             .is_ok_and(|r| r.margin + r.side.sign_i128() * g.value(r.lots, adl - r.entry) >= 0)
     }
 
-    /// Scores every 128th wanted row of `range` and returns the key below which the sample
+    /// Scores every 127th wanted row of `range` and returns the key below which the sample
     /// (scaled up) holds about twice `want` lots, or `None` if it holds less. Rows that fail
     /// validation are skipped here: the full pass reports them.
     fn sample_cut(&self, range: std::ops::Range<usize>, wanted: &impl Fn(u32, i8) -> bool, want: i64) -> Option<(Key, f64)> {
-        const STRIDE: usize = 128;
+        // Odd, so that a book whose rows alternate sides is sampled on both.
+        const STRIDE: usize = 127;
         let c = self.cols;
         let mut sample: Vec<(Key, i64, f64)> = Vec::with_capacity(range.len() / STRIDE + 1);
         for row in range.step_by(STRIDE) {
