@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 import adl
+from adl.scenario import VENUE_SYMBOLS
 
 
 def _same(a: float | None, b: float) -> bool:
@@ -63,3 +64,37 @@ def test_reads_by_hand_and_bad_requests() -> None:
         eng.position(1, side="up")
     with pytest.raises(adl.AdlError, match="account"):
         eng.position(-1, side="short")
+
+
+@pytest.mark.parametrize("policy", ["bitmex", "binance", "size_pro_rata"])
+def test_account_preview_is_the_accounts_rows_of_the_side_preview(policy: str) -> None:
+    # preview(account=...) is answered from the account's own view (no whole-book frame): its
+    # rows are those of the whole-side preview, narrowed to one tick (the mark one tick
+    # nearer is missed, so it can only be at or nearer than the grid's).
+    v = adl.venue_book(300, seed=3, symbols={s: VENUE_SYMBOLS[s] for s in ("SOL", "DOGE")})
+    eng = adl.Engine(policy, insurance_fund=0.0, markets=v.markets)  # type: ignore[arg-type]
+    eng.load(v.positions, accounts=v.accounts)
+    eng.set_marks(v.marks)
+    side = eng.preview("SOL", "long", step=0.05)
+    cols = ["account", "symbol", "side", "qty", "liquidation_price", "bankruptcy_price", "rank", "lights"]
+    cross = set(v.positions.filter(pl.col("margin_mode") == "cross")["account"])
+    picked = side.filter(pl.col("adl_mark").is_not_null()).head(4).vstack(side.filter(pl.col("account").is_in(cross)).head(3))
+    assert picked.height >= 4 and bool(picked["account"].is_in(cross).any())
+    for row in picked.iter_rows(named=True):
+        one = eng.preview("SOL", "long", account=row["account"], step=0.05)
+        assert one.columns == side.columns and one.height == 1
+        assert one.select(cols).row(0) == tuple(row[c] for c in cols)
+        got, grid = one["adl_mark"].item(), row["adl_mark"]
+        assert (got is None) == (grid is None)
+        if grid is not None:
+            assert v.marks["SOL"] < got <= grid
+    # Every held position with a mark, market order, longs first; the frame types of the side's.
+    a = picked["account"][0]
+    mine = eng.preview(account=a, step=0.05)
+    held = v.positions.filter(pl.col("account") == a)
+    assert mine.height == held.height and mine.schema == side.schema
+    sol_shorts = v.positions.filter((pl.col("symbol") == "SOL") & (pl.col("side") == "short"))["account"]
+    other = v.positions.filter(~pl.col("account").is_in(sol_shorts))["account"][0]
+    with pytest.raises(adl.InvalidInputError) as err:
+        eng.preview("SOL", "short", account=other)
+    assert err.value.field == "account"

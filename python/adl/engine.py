@@ -1096,18 +1096,14 @@ class Engine:
         """
         names = [symbol] if symbol is not None else list(self.markets().filter(pl.col("mark").is_not_null())["symbol"])
         sides = [side_value(side)] if side is not None else [1, -1]
-        code = None if account is None else self._account_in(account)
+        if account is not None:
+            return self._preview_account(account, names, sides, float(step), float(max_move))
         positions = self.positions()
-        # With an account, only the market sides where it holds a position.
-        held = None if account is None else set(positions.filter(pl.col("account") == account).select(
-            "symbol", pl.col("side").cast(pl.String)).iter_rows())
         found = []
         for name in names:
             for s in sides:
-                if held is not None and (name, "long" if s > 0 else "short") not in held:
-                    continue
                 with self._labelled_errors():
-                    d = self._core.adl_marks(name, s, float(step), float(max_move), code)
+                    d = self._core.adl_marks(name, s, float(step), float(max_move), None)
                 shown = self._shown()
                 found.append(pl.DataFrame({
                     "account": shown.account(d["account"]),
@@ -1120,14 +1116,41 @@ class Engine:
         empty: dict[str, pl.DataType] = {"account": self._shown().account_dtype(), "symbol": positions["symbol"].dtype,
                                          "side": SIDE, "adl_mark": pl.Float64()}
         marks = pl.concat(found) if found else pl.DataFrame(schema=empty)
-        if account is not None and marks.is_empty():
-            raise InvalidInputError(f"account: {account} has no open position to preview here", "account", None)
         queue = self.indicator().select(*keys, "rank", "lights")
         return (
             positions
             .join(marks, on=keys, how="inner")
             .join(queue, on=keys, how="left")
             .select(*keys, "qty", "liquidation_price", "bankruptcy_price", "rank", "lights", "adl_mark")
+        )
+
+    def _preview_account(self, account: int | str, names: list[str], sides: list[int], step: float,
+                         max_move: float) -> pl.DataFrame:
+        """``preview`` of one account's positions in ``names`` × ``sides``, from the account's
+        own view (no whole-book frame): rows in market order, longs first."""
+        view = self.account(account)
+        code = self._account_in(account)
+        shown = [v for v in view.positions if v.symbol in names and (1 if v.side == "long" else -1) in sides]
+        if not shown:
+            raise InvalidInputError(f"account: {account} has no open position to preview here", "account", None)
+        marks: list[float | None] = []
+        for v in shown:
+            with self._labelled_errors():
+                d = self._core.adl_marks(v.symbol, 1 if v.side == "long" else -1, step, max_move, code)
+            mark = float(d["mark"][0])
+            marks.append(None if mark != mark else mark)       # NaN: none within max_move
+        return pl.DataFrame(
+            {
+                "account": pl.Series([v.account for v in shown], dtype=self._shown().account_dtype()),
+                "symbol": symbol_like(pl.Series([v.symbol for v in shown], dtype=pl.String), self._symbol_dtype),
+                "side": pl.Series([v.side for v in shown], dtype=SIDE),
+                "qty": pl.Series([v.qty for v in shown], dtype=pl.Float64),
+                "liquidation_price": pl.Series([v.liquidation_price for v in shown], dtype=pl.Float64),
+                "bankruptcy_price": pl.Series([v.bankruptcy_price for v in shown], dtype=pl.Float64),
+                "rank": pl.Series([v.queue.rank if v.queue else None for v in shown], dtype=pl.UInt32),
+                "lights": pl.Series([v.queue.lights if v.queue else None for v in shown], dtype=pl.UInt8),
+                "adl_mark": pl.Series(marks, dtype=pl.Float64),
+            }
         )
 
     def liquidatable(self) -> pl.DataFrame:
