@@ -9,14 +9,17 @@ run:
   (b) an interleaved workload: one symbol's mark moves, then ten liquidations in that symbol,
       repeated, for the symbol with 10 % of the positions (DOGE) and the largest (BTC, 40 %):
       ``set_marks`` p50, ``set_marks`` + the first liquidation p50, the other liquidations p99;
-  (c) one account's screen (``Engine.account``: its positions with their queue places) p50,
-      against filtering whole-book frames, and ``preview(account=...)`` p50;
+  (c) per-request reads p50 from Python: one position (``Engine.position``), one account
+      (``Engine.account``: its positions with their queue places), one account's queue rows
+      (rank, lights, notional ahead) and the same from filtering whole-book frames; then
+      ``preview(account=...)`` p50 and the preview of a whole market side (the smallest, DOGE
+      shorts), each in a child process stopped at the budget (one preview can take minutes);
   (d) engine memory per position (resident set growth over the load, divided by positions).
 The stateless ``deleverage`` against NumPy and Polars is in ``benches/vs_polars.py``.
 
 Run with a release build of adl (see benches/vs_polars.py)::
 
-    python benches/venue_book.py [--sizes 300k,1M] [--steps 1000] [--budget 120]
+    python benches/venue_book.py [--sizes 300k,1M] [--steps 1000] [--budget 120] [--parts abcd]
 
 A measurement that would take longer than ``--budget`` seconds stops early and is reported
 over the runs it finished (its row says so).
@@ -30,6 +33,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -108,19 +112,27 @@ def interleaved(v: adl.VenueBook, symbol: str, rounds: int, budget: float, seed:
 
 
 def per_account(v: adl.VenueBook, trials: int, budget: float, seed: int) -> dict[str, Any]:
-    """An exchange's position screen for random accounts: the account and its positions with
-    their queue places (``Engine.account``), the same from whole-book frames, and preview."""
+    """An exchange's position screen for random accounts, one request at a time: a position,
+    the account with its positions' queue places, the account's queue rows alone, and the
+    same rows from whole-book frames."""
     eng = engine(v)
     accounts = v.positions["account"].unique().sample(trials, seed=seed).to_list()
+    one = {a: (s, d) for a, s, d in v.positions.group_by("account").agg(pl.col("symbol", "side").first()).filter(
+        pl.col("account").is_in(accounts)).iter_rows()}
+
+    def queue_rows(a: int) -> list[tuple[int, int, float] | None]:
+        return [None if p.queue is None else (p.queue.rank, p.queue.lights, p.queue.notional_ahead)
+                for p in eng.account(a).positions]
 
     def frames(a: int) -> Any:
         return eng.positions().filter(pl.col("account") == a), eng.indicator().filter(pl.col("account") == a)
 
-    eng.account(accounts[0])            # the first read after the marks ranks the queues
+    eng.indicator()                      # ranks every side: the reads below find them current
     out: dict[str, Any] = {}
-    for name, fn in (("one account's screen p50: Engine.account", eng.account),
-                     ("one account's screen p50: whole-book frames, filtered", frames),
-                     ("preview(account=...) p50", lambda a: eng.preview(account=a))):
+    for name, fn in (("one position p50: Engine.position", lambda a: eng.position(a, *one[a])),
+                     ("one account p50: Engine.account", eng.account),
+                     ("one account's queue rows (rank, lights, notional ahead) p50", queue_rows),
+                     ("one account's screen p50: whole-book frames, filtered", frames)):
         ts: list[float] = []
         t_end = time.perf_counter() + budget
         for a in accounts:
@@ -129,8 +141,54 @@ def per_account(v: adl.VenueBook, trials: int, budget: float, seed: int) -> dict
             t0 = time.perf_counter()
             fn(a)
             ts.append(time.perf_counter() - t0)
-        out[name] = (statistics.median(ts), len(ts))
+        out[name] = (fmt_t(statistics.median(ts)), f"{len(ts)} accounts")
     return out
+
+
+def previews(n: int, trials: int, budget: float, seed: int) -> dict[str, Any]:
+    """``preview(account=...)`` for random accounts, then the whole DOGE short side, each in a
+    child process (``--preview-of``) that prints one time a line and is stopped at ``budget``
+    seconds of previewing (its book's build is not counted)."""
+    out: dict[str, Any] = {}
+    for what, name in (("account", "preview(account=...) p50"), ("side", "preview of a whole side (DOGE shorts)")):
+        with tempfile.TemporaryFile("w+") as f:
+            child = subprocess.Popen([sys.executable, __file__, "--preview-of", str(n), what, "--seed", str(seed),
+                                      "--trials", str(trials)], stdout=f, text=True)
+            started = None
+            while child.poll() is None:
+                time.sleep(0.5)
+                f.seek(0)
+                if started is None and "ready" in f.read():
+                    started = time.perf_counter()
+                if started is not None and time.perf_counter() - started > budget:
+                    child.kill()
+                    break
+            child.wait()
+            f.seek(0)
+            times = [float(line) for line in f.read().split() if line != "ready"]
+        if what == "side":
+            out[name] = (fmt_t(times[0]), "") if times else (f"> {fmt_t(budget)}", "stopped at the budget")
+        else:
+            out[name] = ((fmt_t(statistics.median(times)), f"{len(times)} accounts") if times
+                         else (f"> {fmt_t(budget)}", "stopped at the budget: no account finished"))
+    return out
+
+
+def preview_here(n: int, what: str, trials: int, seed: int) -> None:
+    v = adl.venue_book(n, seed=seed)
+    eng = engine(v)
+    accounts = v.positions["account"].unique().sample(trials, seed=seed).to_list()
+    eng.account(accounts[0])
+    print("ready", flush=True)
+    if what == "side":
+        t0 = time.perf_counter()
+        eng.preview("DOGE", "short")
+        print(time.perf_counter() - t0, flush=True)
+        return
+    for a in accounts:
+        t0 = time.perf_counter()
+        eng.preview(account=a)
+        print(time.perf_counter() - t0, flush=True)
 
 
 def memory(n: int, seed: int) -> float:
@@ -152,13 +210,32 @@ def memory_here(n: int, seed: int) -> float:
     return grown / v.positions.height
 
 
-def run(n: int, steps: int, budget: float, policies: tuple[str, ...], seed: int) -> list[tuple[str, str, str]]:
+def run(n: int, steps: int, budget: float, policies: tuple[str, ...], seed: int, parts: str) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     v = adl.venue_book(n, seed=seed)
+    if "a" in parts:
+        rows += cascades(v, n, steps, policies, seed)
+    if "b" in parts:
+        for symbol in ("DOGE", "BTC"):
+            share = (v.positions["symbol"] == symbol).mean()
+            r = interleaved(v, symbol, rounds=50, budget=budget, seed=seed)
+            for k in ("set_marks p50", "set_marks + first liquidation p50", "other liquidations p99"):
+                rows.append((f"{symbol} ({share:.0%} of positions): {k}", fmt_t(r[k]) if r[k] is not None else "–",
+                             f"{r['rounds']} rounds"))
+    if "c" in parts:
+        for k, (t, runs) in {**per_account(v, trials=200, budget=budget, seed=seed),
+                             **previews(n, trials=200, budget=budget, seed=seed)}.items():
+            rows.append((k, t, runs))
+    if "d" in parts:
+        rows.append(("engine memory per position (RSS growth over the load)", f"{memory(n, seed):.0f} B", ""))
+    return rows
+
+
+def cascades(v: adl.VenueBook, n: int, steps: int, policies: tuple[str, ...], seed: int) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
     iso = adl.venue_book(n, seed=seed, cross_share=0.0)      # the same positions, all isolated
     assert iso.positions.drop("margin", "margin_mode").equals(v.positions.drop("margin", "margin_mode"))
     path = adl.crash_path(start=v.marks, drop=0.1, steps=steps, duration=max(steps // 100, 1), rebound=0.3, seed=seed)
-
     t_iso = cascade(iso, path, "bitmex")
     t_venue = cascade(v, path, "bitmex")
     rows.append((f"cascade, {steps} steps, bitmex: venue book vs all isolated",
@@ -168,17 +245,6 @@ def run(n: int, steps: int, budget: float, policies: tuple[str, ...], seed: int)
             continue
         t = cascade(v, path, policy)
         rows.append((f"cascade, venue book: {policy} vs bitmex", f"{fmt_t(t)} vs {fmt_t(t_venue)}", f"{t / t_venue:.1f}×"))
-
-    for symbol in ("DOGE", "BTC"):
-        share = (v.positions["symbol"] == symbol).mean()
-        r = interleaved(v, symbol, rounds=50, budget=budget, seed=seed)
-        for k in ("set_marks p50", "set_marks + first liquidation p50", "other liquidations p99"):
-            rows.append((f"{symbol} ({share:.0%} of positions): {k}", fmt_t(r[k]) if r[k] is not None else "–",
-                         f"{r['rounds']} rounds"))
-
-    for k, (t, runs) in per_account(v, trials=200, budget=budget, seed=seed).items():
-        rows.append((k, fmt_t(t), f"{runs} accounts"))
-    rows.append(("engine memory per position (RSS growth over the load)", f"{memory(n, seed):.0f} B", ""))
     return rows
 
 
@@ -189,8 +255,14 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=120.0, help="seconds per repeated measurement")
     ap.add_argument("--policies", default="bitmex,size_pro_rata", help="cascade policies, or 'all'")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--parts", default="abcd", help="which measurements: any of a, b, c, d (see above)")
     ap.add_argument("--memory-of", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--preview-of", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--trials", type=int, default=200, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.preview_of:
+        preview_here(int(args.preview_of[0]), args.preview_of[1], args.trials, args.seed)
+        return
     if args.memory_of:
         print(memory_here(args.memory_of, args.seed))
         return
@@ -200,7 +272,7 @@ def main() -> None:
     for n in sizes:
         print(f"\n## venue book, {n:,} positions (load average before: {load()})\n")
         print("| measurement | time | ratio / runs |\n|---|---:|---:|")
-        for row in run(n, args.steps, args.budget, policies, args.seed):
+        for row in run(n, args.steps, args.budget, policies, args.seed, args.parts):
             print("| " + " | ".join(row) + " |", flush=True)
 
 

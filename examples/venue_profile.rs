@@ -11,9 +11,10 @@
 //! text(adl.venue_book(N, seed=1, cross_share=0.0).positions).write_csv(f"DIR/pos{N}iso.csv")
 //! ```
 //!
-//! `cargo run --profile bench --example venue_profile DIR N [cascade|iso|marks|interleaved SYMBOL]`:
+//! `cargo run --profile bench --example venue_profile DIR N [cascade|iso|marks|interleaved SYMBOL|preview K]`:
 //! the 1,000-step cascade (35 % cross, or the same positions all isolated), the path's marks
-//! alone, or 50 rounds of one symbol's mark ±0.1 % then ten forced liquidations in it.
+//! alone, 50 rounds of one symbol's mark ±0.1 % then ten forced liquidations in it, or the
+//! preview (`adl_marks`, step 0.5 %, up to 50 %) of K random positions and one engine copy.
 //! `cascade` and `iso` take the policy as a fifth argument (default `bitmex`).
 
 use std::collections::BTreeMap;
@@ -190,6 +191,31 @@ fn interleaved(dir: &str, n: usize, symbol: &str) {
     );
 }
 
+/// `adl_marks` of `k` random positions (a fixed shuffle), one at a time, and what one copy
+/// of the engine costs (each trial runs on one).
+fn preview(dir: &str, n: usize, k: usize) {
+    let (mut e, _) = engine(dir, n, false, Policy::Bitmex);
+    let t = Watch::start();
+    let copy = e.clone();
+    let dt_clone = t.secs();
+    drop(copy);
+    let mut slots: Vec<u32> = e.store().iter().map(|(s, _)| s).collect();
+    let mut x = 0x9E37_79B9u64;
+    for i in (1..slots.len()).rev() {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        slots.swap(i, (x >> 33) as usize % (i + 1));
+    }
+    let mut times = Vec::new();
+    for &slot in slots.iter().take(k) {
+        let p = *e.store().get(slot);
+        let t = Watch::start();
+        let found = e.adl_marks(p.market, p.side, 0.005, 0.5, Some(slot)).unwrap();
+        times.push(t.secs());
+        println!("  {} {:?} cross={} -> {:?}: {:.3} s", e.market(p.market).name, p.side, p.cross, found[0].1, times.last().unwrap());
+    }
+    println!("preview n={n}: engine copy {:.3} s; adl_marks of one position p50 {:.3} s over {k}", dt_clone, quantile(&mut times, 0.5));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (dir, n) = (&args[1], args[2].parse().unwrap());
@@ -200,6 +226,7 @@ fn main() {
         }
         "interleaved" => interleaved(dir, n, &args[4]),
         "marks" => marks_only(dir, n),
+        "preview" => preview(dir, n, args.get(4).map_or(5, |k| k.parse().unwrap())),
         other => panic!("unknown mode {other}"),
     }
 }

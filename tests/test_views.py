@@ -98,3 +98,24 @@ def test_account_preview_is_the_accounts_rows_of_the_side_preview(policy: str) -
     with pytest.raises(adl.InvalidInputError) as err:
         eng.preview("SOL", "short", account=other)
     assert err.value.field == "account"
+
+
+def test_views_built_on_the_request_path_are_the_frozen_records() -> None:
+    # Engine.account builds its records through a plain twin class (speed); they are the
+    # documented frozen dataclasses all the same: same type, equal and hashable, read-only.
+    import dataclasses
+
+    eng = adl.Engine()
+    eng.load(pl.DataFrame({"account": [1, 2], "side": ["short", "short"], "qty": [10.0, 10.0],
+                           "entry_price": [100.0, 100.0], "margin": [20.0, 60.0]}))
+    eng.set_marks(96.0)
+    a = eng.account(2)
+    p = a.positions[0]
+    assert type(a) is adl.AccountView and type(p) is adl.PositionView and type(p.queue) is adl.QueuePlace
+    assert p == adl.PositionView(*(getattr(p, f.name) for f in dataclasses.fields(p)))
+    assert hash(p) == hash(dataclasses.replace(p)) and a == dataclasses.replace(a)
+    # equity 60 + 10·(100 − 96) = 100; rank 2 behind account 1's 10 lots at 96: 960 ahead.
+    assert (p.equity, p.queue.rank, p.queue.notional_ahead) == (100.0, 2, 960.0)   # type: ignore[union-attr]
+    for obj, field in ((a, "cash"), (p, "qty"), (p.queue, "rank")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, field, 0)
