@@ -114,7 +114,8 @@ def interleaved(v: adl.VenueBook, symbol: str, rounds: int, budget: float, seed:
 def per_account(v: adl.VenueBook, trials: int, budget: float, seed: int) -> dict[str, Any]:
     """An exchange's position screen for random accounts, one request at a time: a position,
     the account with its positions' queue places, the account's queue rows alone, and the
-    same rows from whole-book frames."""
+    same rows from whole-book frames. p50 of a pass over the accounts, the best of three
+    passes (a shared machine's other jobs only add time)."""
     eng = engine(v)
     accounts = v.positions["account"].unique().sample(trials, seed=seed).to_list()
     one = {a: (s, d) for a, s, d in v.positions.group_by("account").agg(pl.col("symbol", "side").first()).filter(
@@ -133,15 +134,18 @@ def per_account(v: adl.VenueBook, trials: int, budget: float, seed: int) -> dict
                      ("one account p50: Engine.account", eng.account),
                      ("one account's queue rows (rank, lights, notional ahead) p50", queue_rows),
                      ("one account's screen p50: whole-book frames, filtered", frames)):
-        ts: list[float] = []
+        best: list[float] = []              # p50 of each pass over the accounts; the best of 3
         t_end = time.perf_counter() + budget
-        for a in accounts:
-            if ts and time.perf_counter() > t_end:
-                break
-            t0 = time.perf_counter()
-            fn(a)
-            ts.append(time.perf_counter() - t0)
-        out[name] = (fmt_t(statistics.median(ts)), f"{len(ts)} accounts")
+        while len(best) < 3 and (not best or time.perf_counter() < t_end):
+            ts: list[float] = []
+            for a in accounts:
+                if ts and time.perf_counter() > t_end:
+                    break
+                t0 = time.perf_counter()
+                fn(a)
+                ts.append(time.perf_counter() - t0)
+            best.append(statistics.median(ts))
+        out[name] = (fmt_t(min(best)), f"{len(ts)} accounts, best of {len(best)} passes")
     return out
 
 

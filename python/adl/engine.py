@@ -1076,7 +1076,8 @@ class Engine:
         ``adl_mark`` is the nearest ``P`` on the grid ``mark * (1 ± k * step)``, moving in the
         position's favour (its counterparties' loss), at which the gap gives it an ADL fill;
         null if none within ``max_move``. With ``account`` the grid bracket is narrowed to
-        one tick. Every trial runs on a copy of the engine (a few per cent of a second for
+        one tick, and the rows (market order, longs first) come from :meth:`account`, not
+        from whole-book frames. Every trial runs on a copy of the engine (a few per cent of a second for
         10k positions; it grows with the book): nothing changes. Trials that provably reach
         none of the positions asked about are skipped, with the same answer: under ``bitmex``
         at the bankruptcy price, no ADL fee, no cross position in the symbol and nothing
