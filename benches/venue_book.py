@@ -158,7 +158,7 @@ def previews(n: int, trials: int, budget: float, seed: int) -> dict[str, Any]:
         with tempfile.TemporaryFile("w+") as f:
             child = subprocess.Popen([sys.executable, __file__, "--preview-of", str(n), what, "--seed", str(seed),
                                       "--trials", str(trials)], stdout=f, text=True)
-            started = None
+            started, killed = None, False
             while child.poll() is None:
                 time.sleep(0.5)
                 f.seek(0)
@@ -166,14 +166,18 @@ def previews(n: int, trials: int, budget: float, seed: int) -> dict[str, Any]:
                     started = time.perf_counter()
                 if started is not None and time.perf_counter() - started > budget:
                     child.kill()
+                    killed = True
                     break
-            child.wait()
+            if child.wait() != 0 and not killed:
+                raise RuntimeError(f"the {what} preview child failed (exit code {child.returncode})")
             f.seek(0)
             times = [float(line) for line in f.read().split() if line != "ready"]
         if what == "side":
             out[name] = (fmt_t(times[0]), "") if times else (f"> {fmt_t(budget)}", "stopped at the budget")
         else:
-            out[name] = ((fmt_t(statistics.median(times)), f"{len(times)} accounts") if times
+            # Stopped at the budget, the slowest accounts are missing: the p50 is then a lower bound.
+            cut = " (stopped at the budget: a lower bound)" if killed else ""
+            out[name] = ((fmt_t(statistics.median(times)), f"{len(times)} accounts{cut}") if times
                          else (f"> {fmt_t(budget)}", "stopped at the budget: no account finished"))
     return out
 
