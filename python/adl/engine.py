@@ -1077,8 +1077,8 @@ class Engine:
         position's favour (its counterparties' loss), at which the gap gives it an ADL fill;
         null if none within ``max_move``. With ``account`` the grid bracket is narrowed to
         one tick, and the rows (market order, longs first) come from :meth:`account`, not
-        from whole-book frames. Every trial runs on a copy of the engine (a few per cent of a second for
-        10k positions; it grows with the book): nothing changes. Trials that provably reach
+        from whole-book frames. Every trial runs on a copy of the engine (a few per cent of a
+        second for 10k positions; it grows with the book): nothing changes. Trials that provably reach
         none of the positions asked about are skipped, with the same answer: under ``bitmex``
         at the bankruptcy price, no ADL fee, no cross position in the symbol and nothing
         liquidatable at the current marks, a gap to ``P`` cannot reach a position when the
