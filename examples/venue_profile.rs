@@ -16,14 +16,50 @@
 //! alone, 50 rounds of one symbol's mark ±0.1 % then ten forced liquidations in it, or the
 //! preview (`adl_marks`, step 0.5 %, up to 50 %) of K random positions and one engine copy.
 //! `cascade` and `iso` take the policy as a fifth argument (default `bitmex`).
+//! `memory [POLICY]` counts the heap bytes the engine holds per position after the load and
+//! after every market side's queue is built (a pro-rata policy's index included; no fill log
+//! is kept).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use _adl::core::OwnedColumns;
 use _adl::core::{Engine, MarketSpec, Policy, Request, Side};
 use _adl::core::{Simulation, Slippage};
 
 const SYMBOLS: [(&str, u32, u32); 5] = [("BTC", 3, 1), ("DOGE", 0, 5), ("ETH", 3, 2), ("SOL", 2, 3), ("XRP", 0, 4)];
+
+/// The system allocator, counting the bytes live on the heap once `COUNT` is set (`memory`
+/// only: the timed modes pay one plain load per call).
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static COUNT: AtomicBool = AtomicBool::new(false);
+
+fn count(delta: isize) {
+    if COUNT.load(Ordering::Relaxed) {
+        LIVE.fetch_add(delta as usize, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only a counter is kept.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        count(l.size() as isize);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        count(-(l.size() as isize));
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, size: usize) -> *mut u8 {
+        count(size as isize - l.size() as isize);
+        System.realloc(p, l, size)
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
 
 #[repr(C)]
 struct Timespec {
@@ -61,6 +97,12 @@ fn read(path: &str) -> Vec<Vec<String>> {
 }
 
 fn engine(dir: &str, n: usize, isolated: bool, policy: Policy) -> (Engine, BTreeMap<String, f64>) {
+    engine_counted(dir, n, isolated, policy).0
+}
+
+/// `engine`, and the heap bytes the engine took over its load and first marks (the inputs,
+/// still live, are not counted).
+fn engine_counted(dir: &str, n: usize, isolated: bool, policy: Policy) -> ((Engine, BTreeMap<String, f64>), usize) {
     let mut e = Engine::new(policy, 0.0, 8, MarketSpec::linear(4, 4, 0.005)).unwrap();
     for (s, q, p) in SYMBOLS {
         e.add_market(s, MarketSpec::linear(q, p, 0.005)).unwrap();
@@ -82,6 +124,7 @@ fn engine(dir: &str, n: usize, isolated: bool, policy: Policy) -> (Engine, BTree
     let ids: Vec<u64> = acc.iter().map(|r| r[0].parse().unwrap()).collect();
     let cash: Vec<f64> = acc.iter().map(|r| r[1].parse().unwrap()).collect();
     let accounts = if isolated { None } else { Some((&ids[..], &cash[..])) };
+    let before = LIVE.load(Ordering::Relaxed);
     e.load(cols.view(), &names, accounts, None).unwrap();
     let marks: BTreeMap<String, f64> = [("BTC", 60_000.0), ("ETH", 3_000.0), ("SOL", 150.0), ("DOGE", 0.15), ("XRP", 0.5)]
         .iter()
@@ -89,7 +132,33 @@ fn engine(dir: &str, n: usize, isolated: bool, policy: Policy) -> (Engine, BTree
         .collect();
     let list: Vec<(String, f64)> = marks.iter().map(|(s, &m)| (s.clone(), m)).collect();
     e.set_marks(&list, Some(0)).unwrap();
-    (e, marks)
+    let grown = LIVE.load(Ordering::Relaxed).wrapping_sub(before);
+    ((e, marks), grown)
+}
+
+/// Heap bytes per position the engine holds after the load, and after every side's queue.
+fn memory(dir: &str, n: usize, policy: Policy) {
+    COUNT.store(true, Ordering::Relaxed);
+    let ((mut e, _), loaded) = engine_counted(dir, n, false, policy);
+    e.set_keep_fills(false);
+    let before = LIVE.load(Ordering::Relaxed);
+    let names: Vec<String> = SYMBOLS.iter().map(|s| s.0.to_string()).collect();
+    for s in &names {
+        let m = e.market_id(s).unwrap();
+        for side in [Side::Long, Side::Short] {
+            e.ranking(m, side).unwrap();
+        }
+    }
+    let queues = LIVE.load(Ordering::Relaxed).wrapping_sub(before);
+    let (positions, cross) = (e.store().len(), e.store().iter().filter(|(_, p)| p.cross).count());
+    let per = |b: usize| b as f64 / positions as f64;
+    println!(
+        "memory {} n={n}: {positions} positions ({cross} cross): load {:.1} B/position, queues {:.1} B/position, total {:.1} B/position",
+        policy.name(),
+        per(loaded),
+        per(queues),
+        per(loaded + queues)
+    );
 }
 
 fn cascade(dir: &str, n: usize, isolated: bool, policy: Policy) {
@@ -227,6 +296,7 @@ fn main() {
         "interleaved" => interleaved(dir, n, &args[4]),
         "marks" => marks_only(dir, n),
         "preview" => preview(dir, n, args.get(4).map_or(5, |k| k.parse().unwrap())),
+        "memory" => memory(dir, n, Policy::parse(args.get(4).map_or("bitmex", String::as_str)).unwrap()),
         other => panic!("unknown mode {other}"),
     }
 }
