@@ -1,8 +1,9 @@
 //! Positions in fixed point and the store that keys them by (account, market, side).
 
-use std::collections::hash_map::Entry;
+use std::hash::BuildHasher;
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 use crate::core::market::fees::close_fee;
 use crate::core::market::instrument::Instrument;
@@ -72,26 +73,60 @@ impl Position {
 /// Key of a position in the engine.
 pub type Key = (u64, u32, Side);
 
-/// Slab of positions with a key map; freed slots are reused.
+/// The key of a position.
+fn key_of(p: &Position) -> Key {
+    (p.account, p.market, p.side)
+}
+
+fn hash(key: &Key) -> u64 {
+    FxBuildHasher.hash_one(key)
+}
+
+/// Slots by key: a hash table of slot numbers alone (4 bytes each; a map holding the keys
+/// took 24), each key read from its slot.
+#[derive(Default, Clone)]
+struct KeyIndex(HashTable<u32>);
+
+impl KeyIndex {
+    fn with_capacity(n: usize) -> KeyIndex {
+        KeyIndex(HashTable::with_capacity(n))
+    }
+    fn get(&self, slots: &[Position], key: &Key) -> Option<u32> {
+        self.0.find(hash(key), |&s| key_of(&slots[s as usize]) == *key).copied()
+    }
+    /// Files `slot` under its position's key (which no other slot holds).
+    fn insert_new(&mut self, slots: &[Position], slot: u32) {
+        let h = hash(&key_of(&slots[slot as usize]));
+        self.0.insert_unique(h, slot, |&s| hash(&key_of(&slots[s as usize])));
+    }
+    /// Forgets `slot`, filed under its position's key.
+    fn remove(&mut self, slots: &[Position], slot: u32) {
+        if let Ok(e) = self.0.find_entry(hash(&key_of(&slots[slot as usize])), |&s| s == slot) {
+            e.remove();
+        }
+    }
+}
+
+/// Slab of positions with a key index; freed slots are reused.
 #[derive(Default, Clone)]
 pub struct PositionStore {
     slots: Vec<Position>,
     free: Vec<u32>,
-    by_key: FxHashMap<Key, u32>,
+    by_key: KeyIndex,
 }
 
 impl PositionStore {
     pub fn with_capacity(n: usize) -> Self {
-        PositionStore { slots: Vec::with_capacity(n), free: Vec::new(), by_key: FxHashMap::with_capacity_and_hasher(n, Default::default()) }
+        PositionStore { slots: Vec::with_capacity(n), free: Vec::new(), by_key: KeyIndex::with_capacity(n) }
     }
     pub fn len(&self) -> usize {
-        self.by_key.len()
+        self.by_key.0.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
+        self.by_key.0.is_empty()
     }
     pub fn find(&self, key: &Key) -> Option<u32> {
-        self.by_key.get(key).copied()
+        self.by_key.get(&self.slots, key)
     }
     #[inline]
     pub fn get(&self, slot: u32) -> &Position {
@@ -103,28 +138,25 @@ impl PositionStore {
     }
     /// Inserts a new position, or returns the slot that already holds its key.
     pub fn insert(&mut self, p: Position) -> Result<u32, u32> {
-        match self.by_key.entry((p.account, p.market, p.side)) {
-            Entry::Occupied(e) => Err(*e.get()),
-            Entry::Vacant(v) => {
-                let slot = match self.free.pop() {
-                    Some(s) => {
-                        self.slots[s as usize] = p;
-                        s
-                    }
-                    None => {
-                        self.slots.push(p);
-                        (self.slots.len() - 1) as u32
-                    }
-                };
-                v.insert(slot);
-                Ok(slot)
-            }
+        if let Some(s) = self.find(&key_of(&p)) {
+            return Err(s);
         }
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = p;
+                s
+            }
+            None => {
+                self.slots.push(p);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_key.insert_new(&self.slots, slot);
+        Ok(slot)
     }
     /// Frees a slot (its position is gone).
     pub fn remove(&mut self, slot: u32) {
-        let p = self.slots[slot as usize];
-        self.by_key.remove(&(p.account, p.market, p.side));
+        self.by_key.remove(&self.slots, slot);
         self.slots[slot as usize].qty = 0;
         self.free.push(slot);
     }
@@ -136,9 +168,8 @@ impl PositionStore {
     pub(crate) fn restore(&mut self, len: usize, free_len: usize, tail: Option<&[u32]>, old: &[(u32, Position)]) {
         for s in (len..self.slots.len()).chain(old.iter().map(|&(s, _)| s as usize)) {
             let p = self.slots[s];
-            let key = (p.account, p.market, p.side);
-            if p.qty > 0 && self.by_key.get(&key) == Some(&(s as u32)) {
-                self.by_key.remove(&key);
+            if p.qty > 0 && self.find(&key_of(&p)) == Some(s as u32) {
+                self.by_key.remove(&self.slots, s as u32);
             }
         }
         self.slots.truncate(len);
@@ -152,7 +183,11 @@ impl PositionStore {
         for &(slot, p) in old {
             self.slots[slot as usize] = p;
             if p.qty > 0 {
-                self.by_key.insert((p.account, p.market, p.side), slot);
+                // Another slot filed under the key gives way, as a map's insert would.
+                if let Some(other) = self.find(&key_of(&p)) {
+                    self.by_key.remove(&self.slots, other);
+                }
+                self.by_key.insert_new(&self.slots, slot);
             }
         }
     }
@@ -163,11 +198,12 @@ impl PositionStore {
     /// Rebuilds a store from `raw()` parts; `None` when two live slots share a key or the free
     /// list does not name exactly the free slots.
     pub fn from_raw(slots: Vec<Position>, free: Vec<u32>) -> Option<PositionStore> {
-        let mut by_key = FxHashMap::with_capacity_and_hasher(slots.len(), Default::default());
+        let mut by_key = KeyIndex::with_capacity(slots.len());
         for (i, p) in slots.iter().enumerate().filter(|(_, p)| p.qty > 0) {
-            if by_key.insert((p.account, p.market, p.side), i as u32).is_some() {
+            if by_key.get(&slots, &key_of(p)).is_some() {
                 return None;
             }
+            by_key.insert_new(&slots, i as u32);
         }
         let mut seen = vec![false; slots.len()];
         for &f in &free {
@@ -176,7 +212,7 @@ impl PositionStore {
                 return None;
             }
         }
-        (free.len() + by_key.len() == slots.len()).then_some(PositionStore { slots, free, by_key })
+        (free.len() + by_key.0.len() == slots.len()).then_some(PositionStore { slots, free, by_key })
     }
     /// Live positions with their slots, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Position)> {
