@@ -23,6 +23,8 @@ use crate::core::units::side::Side;
 
 /// No mark: a member counted at its entry (its market had no mark yet).
 const NO_MARK: i64 = i64::MIN;
+/// No account: the slot holds no cross position.
+const NONE: u32 = u32::MAX;
 
 /// A cross position in its market's list: its slot, its account's index, what its terms
 /// depend on (copied from the store at each refresh, so a mark change reads only this list)
@@ -47,28 +49,61 @@ impl Member {
 }
 
 /// An account's positions: their slots, where each is in its market's member list, and its
-/// bands (see `cross_bounds`).
+/// bands (see `cross_bounds`); and what only revaluations read.
 #[derive(Clone, Default)]
 struct CrossAccount {
-    slots: Vec<u32>,
-    at: Vec<u32>,
-    /// The market of each position.
-    markets: Vec<u32>,
+    id: u64,
+    /// Σ|PnL| at the marks its members are counted at, the bound `CROSS_LIMIT` holds.
+    abs_upnl: i128,
+    /// Last `CrossBook::remark` or `accounts_in` that visited the account.
+    stamp: u64,
+    /// Its positions' slots, then where each is in its market's member list, then each one's
+    /// market: three blocks of one vector (one allocation per account, not three).
+    legs: Vec<u32>,
     /// Its bands, or (`eager`) the markets with a mark in which every move revalues it.
     bands: Vec<Band>,
     eager: bool,
 }
 
-/// An account's totals, apart from its positions so that a mark change reads only these.
+impl CrossAccount {
+    fn len(&self) -> usize {
+        self.legs.len() / 3
+    }
+    fn slots(&self) -> &[u32] {
+        &self.legs[..self.len()]
+    }
+    fn at(&self) -> &[u32] {
+        &self.legs[self.len()..2 * self.len()]
+    }
+    fn markets(&self) -> &[u32] {
+        &self.legs[2 * self.len()..]
+    }
+    fn push(&mut self, slot: u32, at: u32, market: u32) {
+        let n = self.len();
+        self.legs.insert(n, slot);
+        self.legs.insert(2 * n + 1, at);
+        self.legs.push(market);
+    }
+    /// Removes position `k` as `Vec::swap_remove` does in each block; its `at`.
+    fn swap_remove(&mut self, k: usize) -> u32 {
+        let n = self.len();
+        let at = self.legs[n + k];
+        for b in (0..3).rev() {
+            let last = self.legs.remove(b * n + n - 1);
+            if k < n - 1 {
+                self.legs[b * n + k] = last;
+            }
+        }
+        at
+    }
+}
+
+/// An account's totals, apart from the rest so that a score reads 80 bytes (`by_slot` finds
+/// them without a hash lookup).
 #[derive(Clone, Copy, Default)]
 struct Sums {
     /// At the marks its members are counted at (exact at the current marks once synced).
     totals: CrossTotals,
-    /// Σ|PnL|, the bound `CROSS_LIMIT` holds.
-    abs_upnl: i128,
-    id: u64,
-    /// Last `CrossBook::remark` that visited the account.
-    stamp: u64,
     /// The book's `version` when the totals were last brought to the current marks.
     version: u64,
 }
@@ -85,6 +120,8 @@ struct Sums {
 #[derive(Clone, Default)]
 pub struct CrossBook {
     ids: FxHashMap<u64, u32>,
+    /// Per slot: the index of its account if it is a cross position (`NONE` otherwise).
+    by_slot: Vec<u32>,
     accounts: Vec<CrossAccount>,
     sums: Vec<Sums>,
     free: Vec<u32>,
@@ -118,6 +155,11 @@ impl CrossBook {
         for a in accounts {
             book.refresh(a, cash.get(&a).copied().unwrap_or(0), store, markets)?;
         }
+        // Grown by doubling: up to half of each list was spare.
+        book.accounts.shrink_to_fit();
+        book.sums.shrink_to_fit();
+        book.by_slot.shrink_to_fit();
+        book.members.iter_mut().for_each(Vec::shrink_to_fit);
         Ok(book)
     }
 
@@ -130,15 +172,15 @@ impl CrossBook {
         let index = match self.ids.get(&account) {
             Some(&i) => i,
             None => {
-                let sums = Sums { id: account, ..Sums::default() };
+                let new = CrossAccount { id: account, ..CrossAccount::default() };
                 let i = match self.free.pop() {
                     Some(i) => {
-                        (self.accounts[i as usize], self.sums[i as usize]) = (CrossAccount::default(), sums);
+                        (self.accounts[i as usize], self.sums[i as usize]) = (new, Sums::default());
                         i
                     }
                     None => {
-                        self.accounts.push(CrossAccount::default());
-                        self.sums.push(sums);
+                        self.accounts.push(new);
+                        self.sums.push(Sums::default());
                         (self.accounts.len() - 1) as u32
                     }
                 };
@@ -150,10 +192,12 @@ impl CrossBook {
         if self.members.len() <= m {
             self.members.resize_with(m + 1, Vec::new);
         }
+        if self.by_slot.len() <= slot as usize {
+            self.by_slot.resize(slot as usize + 1, NONE);
+        }
+        self.by_slot[slot as usize] = index;
         let a = &mut self.accounts[index as usize];
-        a.slots.push(slot);
-        a.at.push(self.members[m].len() as u32);
-        a.markets.push(market);
+        a.push(slot, self.members[m].len() as u32, market);
         self.members[m].push(Member { slot, account: index, qty: 0, entry: 0, side: Side::Long, mark: NO_MARK });
     }
 
@@ -164,18 +208,18 @@ impl CrossBook {
         // Counted at the current marks first: the refresh that follows starts from them.
         self.sync(index);
         let a = &mut self.accounts[index as usize];
-        let Some(k) = a.slots.iter().position(|&s| s == slot) else { return };
-        a.slots.swap_remove(k);
-        a.markets.swap_remove(k);
-        let at = a.at.swap_remove(k) as usize;
+        let Some(k) = a.slots().iter().position(|&s| s == slot) else { return };
+        self.by_slot[slot as usize] = NONE;
+        let at = a.swap_remove(k) as usize;
         let list = &mut self.members[market as usize];
         list.swap_remove(at);
         if let Some(moved) = list.get(at) {
             let b = &mut self.accounts[moved.account as usize];
-            let j = b.slots.iter().position(|&s| s == moved.slot).expect("a member's account lists it");
-            b.at[j] = at as u32;
+            let j = b.slots().iter().position(|&s| s == moved.slot).expect("a member's account lists it");
+            let n = b.len();
+            b.legs[n + j] = at as u32;
         }
-        if self.accounts[index as usize].slots.is_empty() {
+        if self.accounts[index as usize].legs.is_empty() {
             let t = self.sums[index as usize].totals;
             self.below.remove(&(t.tnc() - t.maintenance, account));
             self.set_bands(index, Vec::new(), false);
@@ -186,7 +230,7 @@ impl CrossBook {
     }
 
     pub fn slots(&self, account: u64) -> &[u32] {
-        self.ids.get(&account).map_or(&[], |&i| &self.accounts[i as usize].slots)
+        self.ids.get(&account).map_or(&[], |&i| self.accounts[i as usize].slots())
     }
     pub fn accounts(&self) -> impl Iterator<Item = u64> + '_ {
         self.ids.keys().copied()
@@ -198,6 +242,20 @@ impl CrossBook {
     #[inline]
     pub fn totals(&self, account: u64) -> CrossTotals {
         let Some(&i) = self.ids.get(&account) else { return CrossTotals::default() };
+        self.totals_at(i)
+    }
+
+    /// `totals` of the account of the cross position at `slot` (all zero if it is none).
+    #[inline]
+    pub fn totals_of(&self, slot: u32) -> CrossTotals {
+        match self.by_slot.get(slot as usize) {
+            Some(&i) if i != NONE => self.totals_at(i),
+            _ => CrossTotals::default(),
+        }
+    }
+
+    #[inline]
+    fn totals_at(&self, i: u32) -> CrossTotals {
         let s = &self.sums[i as usize];
         if s.version == self.version {
             return s.totals;
@@ -209,7 +267,7 @@ impl CrossBook {
     fn stale_totals(&self, i: u32) -> CrossTotals {
         let mut t = self.sums[i as usize].totals;
         let a = &self.accounts[i as usize];
-        for (&m, &at) in a.markets.iter().zip(&a.at) {
+        for (&m, &at) in a.markets().iter().zip(a.at()) {
             let (e, v) = (&self.members[m as usize][at as usize], &self.views[m as usize]);
             if e.counted_at() != v.mark {
                 let (old, new) = (e.leg(m).terms(v, e.counted_at()), e.leg(m).terms(v, v.mark));
@@ -233,8 +291,8 @@ impl CrossBook {
 
     /// Sets an account's totals, keeping the below-maintenance set.
     fn set_totals(&mut self, index: u32, totals: CrossTotals, abs_upnl: i128) {
-        let a = &mut self.sums[index as usize];
-        let old = std::mem::replace(&mut a.totals, totals);
+        let old = std::mem::replace(&mut self.sums[index as usize].totals, totals);
+        let a = &mut self.accounts[index as usize];
         a.abs_upnl = abs_upnl;
         let id = a.id;
         self.rebelow(id, &old, &totals);
@@ -273,9 +331,9 @@ impl CrossBook {
         self.see(markets);
         let a = &self.accounts[index as usize];
         let fresh: Vec<(Member, Terms)> = a
-            .slots
+            .slots()
             .iter()
-            .zip(&a.at)
+            .zip(a.at())
             .map(|(&slot, &at)| {
                 let p = store.get(slot);
                 let v = &self.views[p.market as usize];
@@ -291,7 +349,7 @@ impl CrossBook {
             .collect();
         let (t, abs) = bounded(wallet, fresh.iter().map(|&(_, t)| t)).ok_or_else(|| beyond(account))?;
         let a = &self.accounts[index as usize];
-        for ((&at, &market), (m, _)) in a.at.iter().zip(&a.markets).zip(fresh) {
+        for ((&at, &market), (m, _)) in a.at().iter().zip(a.markets()).zip(fresh) {
             self.members[market as usize][at as usize] = m;
         }
         self.set_totals(index, t, abs);
@@ -303,14 +361,14 @@ impl CrossBook {
     /// The account's legs at its members' current copies.
     fn legs(&self, index: u32) -> Vec<Leg> {
         let a = &self.accounts[index as usize];
-        a.markets.iter().zip(&a.at).map(|(&m, &at)| self.members[m as usize][at as usize].leg(m)).collect()
+        a.markets().iter().zip(a.at()).map(|(&m, &at)| self.members[m as usize][at as usize].leg(m)).collect()
     }
 
     /// New bands for an account whose totals are current; none (eager) when its slack does
     /// not cover the rounding allowance, known from its totals without a look at its legs.
     fn rebound(&mut self, index: u32) {
         let (t, a) = (&self.sums[index as usize].totals, &self.accounts[index as usize]);
-        let room = a.markets.iter().try_fold(t.tnc() - t.maintenance, |s, &m| s.checked_sub(allowance(&self.views[m as usize])));
+        let room = a.markets().iter().try_fold(t.tnc() - t.maintenance, |s, &m| s.checked_sub(allowance(&self.views[m as usize])));
         let found = match room {
             Some(r) if r > 0 => bands(t.wallet, &self.legs(index), &self.views, CROSS_LIMIT),
             _ => None,
@@ -318,7 +376,14 @@ impl CrossBook {
         match found {
             Some(b) => self.set_bands(index, b, false),
             None => {
-                let mut ms: Vec<u32> = a.markets.iter().copied().filter(|&m| self.views[m as usize].mark.is_some()).collect();
+                // Already eager in exactly its markets with a mark (an account left below
+                // maintenance, revalued at every move): nothing to change, nothing allocated.
+                let marked = |m: u32| self.views[m as usize].mark.is_some();
+                let listed = |m: u32| a.bands.iter().any(|b| b.0 == m);
+                if a.eager && a.markets().iter().all(|&m| !marked(m) || listed(m)) && a.bands.iter().all(|b| a.markets().contains(&b.0)) {
+                    return;
+                }
+                let mut ms: Vec<u32> = a.markets().iter().copied().filter(|&m| self.views[m as usize].mark.is_some()).collect();
                 ms.sort_unstable();
                 ms.dedup();
                 let b: Vec<Band> = ms.into_iter().map(|m| (m, 0, 0)).collect();
@@ -356,8 +421,8 @@ impl CrossBook {
     /// `CROSS_LIMIT`.
     fn current(&self, index: u32) -> Option<(CrossTotals, i128)> {
         let (s, a) = (&self.sums[index as usize], &self.accounts[index as usize]);
-        let (mut t, mut abs) = (s.totals, s.abs_upnl);
-        for (&m, &at) in a.markets.iter().zip(&a.at) {
+        let (mut t, mut abs) = (s.totals, a.abs_upnl);
+        for (&m, &at) in a.markets().iter().zip(a.at()) {
             let (e, v) = (&self.members[m as usize][at as usize], &self.views[m as usize]);
             if e.counted_at() == v.mark {
                 continue;
@@ -377,7 +442,7 @@ impl CrossBook {
     /// Sets an account's totals to `current`'s and counts its positions at the current marks.
     fn settle(&mut self, index: u32, t: CrossTotals, abs: i128) {
         let a = &self.accounts[index as usize];
-        for (&m, &at) in a.markets.iter().zip(&a.at) {
+        for (&m, &at) in a.markets().iter().zip(a.at()) {
             let mark = self.views[m as usize].mark.unwrap_or(NO_MARK);
             self.members[m as usize][at as usize].mark = mark;
         }
@@ -421,7 +486,7 @@ impl CrossBook {
         let mut out = Vec::new();
         for &m in markets {
             for e in self.members.get(m as usize).map_or(&[][..], |v| &v[..]) {
-                let s = &mut self.sums[e.account as usize];
+                let s = &mut self.accounts[e.account as usize];
                 if s.stamp != self.stamp {
                     s.stamp = self.stamp;
                     out.push(s.id);
@@ -444,37 +509,41 @@ impl CrossBook {
         let mut visit = Vec::new();
         for &m in changed.iter().filter(|&&m| (m as usize) < self.members.len()) {
             let (was, now) = (old.get(m as usize).copied().flatten(), self.views[m as usize].mark);
-            let mut add = |i: u32, sums: &mut Vec<Sums>| {
-                if sums[i as usize].stamp != stamp {
-                    sums[i as usize].stamp = stamp;
+            let mut add = |i: u32, accounts: &mut Vec<CrossAccount>| {
+                if accounts[i as usize].stamp != stamp {
+                    accounts[i as usize].stamp = stamp;
                     visit.push(i);
                 }
             };
             match (was, now) {
                 (Some(_), Some(p)) => {
                     for &i in &self.eager[m as usize] {
-                        add(i, &mut self.sums);
+                        add(i, &mut self.accounts);
                     }
                     for &(_, i) in self.lows[m as usize].range((p + 1, 0)..) {
-                        add(i, &mut self.sums);
+                        add(i, &mut self.accounts);
                     }
                     for &(_, i) in self.highs[m as usize].range(..(p, 0)) {
-                        add(i, &mut self.sums);
+                        add(i, &mut self.accounts);
                     }
                 }
                 _ => {
                     for e in &self.members[m as usize] {
-                        add(e.account, &mut self.sums);
+                        add(e.account, &mut self.accounts);
                     }
                 }
             }
         }
+        // In index order, which is roughly the order of their totals, position lists and
+        // members in memory: the visits then stream instead of jumping (the order changes
+        // no result).
+        visit.sort_unstable();
         let mut fresh = Vec::with_capacity(visit.len());
         let mut refused: Option<u64> = None;
         for &i in &visit {
             match self.current(i) {
                 Some(x) => fresh.push((i, x)),
-                None => refused = Some(refused.map_or(self.sums[i as usize].id, |a| a.min(self.sums[i as usize].id))),
+                None => refused = Some(refused.map_or(self.accounts[i as usize].id, |a| a.min(self.accounts[i as usize].id))),
             }
         }
         if let Some(account) = refused {
