@@ -16,9 +16,10 @@
 //! alone, 50 rounds of one symbol's mark ±0.1 % then ten forced liquidations in it, or the
 //! preview (`adl_marks`, step 0.5 %, up to 50 %) of K random positions and one engine copy.
 //! `cascade` and `iso` take the policy as a fifth argument (default `bitmex`).
-//! `memory [POLICY]` counts the heap bytes the engine holds per position after the load and
-//! after every market side's queue is built (a pro-rata policy's index included; no fill log
-//! is kept).
+//! `memory [POLICY [iso]]` counts the heap bytes the engine holds per position after the load
+//! and after every market side's queue is built (a pro-rata policy's index included; no fill
+//! log is kept); `iso` loads the same positions all isolated (the difference is the cross
+//! structures).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -137,9 +138,9 @@ fn engine_counted(dir: &str, n: usize, isolated: bool, policy: Policy) -> ((Engi
 }
 
 /// Heap bytes per position the engine holds after the load, and after every side's queue.
-fn memory(dir: &str, n: usize, policy: Policy) {
+fn memory(dir: &str, n: usize, policy: Policy, isolated: bool) {
     COUNT.store(true, Ordering::Relaxed);
-    let ((mut e, _), loaded) = engine_counted(dir, n, false, policy);
+    let ((mut e, _), loaded) = engine_counted(dir, n, isolated, policy);
     e.set_keep_fills(false);
     let before = LIVE.load(Ordering::Relaxed);
     let names: Vec<String> = SYMBOLS.iter().map(|s| s.0.to_string()).collect();
@@ -153,8 +154,9 @@ fn memory(dir: &str, n: usize, policy: Policy) {
     let (positions, cross) = (e.store().len(), e.store().iter().filter(|(_, p)| p.cross).count());
     let per = |b: usize| b as f64 / positions as f64;
     println!(
-        "memory {} n={n}: {positions} positions ({cross} cross): load {:.1} B/position, queues {:.1} B/position, total {:.1} B/position",
+        "memory {}{} n={n}: {positions} positions ({cross} cross): load {:.1} B/position, queues {:.1} B/position, total {:.1} B/position",
         policy.name(),
+        if isolated { " isolated" } else { "" },
         per(loaded),
         per(queues),
         per(loaded + queues)
@@ -296,7 +298,10 @@ fn main() {
         "interleaved" => interleaved(dir, n, &args[4]),
         "marks" => marks_only(dir, n),
         "preview" => preview(dir, n, args.get(4).map_or(5, |k| k.parse().unwrap())),
-        "memory" => memory(dir, n, Policy::parse(args.get(4).map_or("bitmex", String::as_str)).unwrap()),
+        "memory" => {
+            let policy = Policy::parse(args.get(4).map_or("bitmex", String::as_str)).unwrap();
+            memory(dir, n, policy, args.get(5).is_some_and(|a| a == "iso"))
+        }
         other => panic!("unknown mode {other}"),
     }
 }
