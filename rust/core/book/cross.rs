@@ -7,7 +7,8 @@
 //! it, the isolated bankruptcy price `E − σM/q` is the §6 price `P − σ·TNC_i/q`, so the
 //! isolated scores and waterfall apply to cross positions unchanged.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
 
 use rustc_hash::FxHashMap;
 
@@ -130,8 +131,12 @@ pub struct CrossBook {
     /// Per market: grid, tiers and the current mark.
     views: Vec<MarketView>,
     /// Per market: (lowest mark, account index) and (highest mark, account index) of the bands.
-    lows: Vec<BTreeSet<(i64, u32)>>,
-    highs: Vec<BTreeSet<(i64, u32)>>,
+    /// As heaps (highest low first, lowest high first); an entry of a band since replaced
+    /// stays until popped (then skipped: `has_band`) or the heap is compacted.
+    lows: Vec<BinaryHeap<(i64, u32)>>,
+    highs: Vec<BinaryHeap<Reverse<(i64, u32)>>>,
+    /// Per market: the bands filed (the heaps' live entries).
+    banded: Vec<usize>,
     /// Per market: the accounts without a band, revalued at every move.
     eager: Vec<BTreeSet<u32>>,
     /// (TNC − TMMR, account) of every account with TNC < TMMR.
@@ -319,8 +324,9 @@ impl CrossBook {
                 None => self.views.push(MarketView { grid: m.grid, tiers: m.tiers.clone(), mark: m.mark }),
             }
         }
-        self.lows.resize_with(self.views.len(), BTreeSet::new);
-        self.highs.resize_with(self.views.len(), BTreeSet::new);
+        self.lows.resize_with(self.views.len(), BinaryHeap::new);
+        self.highs.resize_with(self.views.len(), BinaryHeap::new);
+        self.banded.resize(self.views.len(), 0);
         self.eager.resize_with(self.views.len(), BTreeSet::new);
     }
 
@@ -397,24 +403,52 @@ impl CrossBook {
     /// Replaces an account's bands (`eager`: the markets it is revalued at every move of).
     fn set_bands(&mut self, index: u32, new: Vec<Band>, eager: bool) {
         let a = &self.accounts[index as usize];
-        for &(m, lo, hi) in &a.bands {
+        for &(m, _, _) in &a.bands {
             if a.eager {
                 self.eager[m as usize].remove(&index);
             } else {
-                self.lows[m as usize].remove(&(lo, index));
-                self.highs[m as usize].remove(&(hi, index));
+                self.banded[m as usize] -= 1; // its heap entries go stale
             }
         }
         for &(m, lo, hi) in &new {
             if eager {
                 self.eager[m as usize].insert(index);
             } else {
-                self.lows[m as usize].insert((lo, index));
-                self.highs[m as usize].insert((hi, index));
+                self.lows[m as usize].push((lo, index));
+                self.highs[m as usize].push(Reverse((hi, index)));
+                self.banded[m as usize] += 1;
             }
         }
+        let ms: Vec<u32> = new.iter().filter(|_| !eager).map(|b| b.0).collect();
         let a = &mut self.accounts[index as usize];
         (a.bands, a.eager) = (new, eager);
+        for m in ms {
+            self.compact(m);
+        }
+    }
+
+    /// Whether account `i` has a band in `market` whose low (`high`: high) is `at`: the heap
+    /// entry that says so is current.
+    fn has_band(&self, i: u32, market: u32, at: i64, high: bool) -> bool {
+        let a = &self.accounts[i as usize];
+        !a.eager && a.bands.iter().any(|&(m, lo, hi)| m == market && if high { hi == at } else { lo == at })
+    }
+
+    /// Rebuilds a market's heaps from the bands when stale entries outnumber half the live
+    /// ones (amortized O(1) per band change).
+    fn compact(&mut self, market: u32) {
+        let m = market as usize;
+        if self.lows[m].len() + self.highs[m].len() <= 3 * self.banded[m] + 64 {
+            return;
+        }
+        let (mut lows, mut highs) = (Vec::with_capacity(self.banded[m]), Vec::with_capacity(self.banded[m]));
+        for (i, a) in self.accounts.iter().enumerate().filter(|(_, a)| !a.eager) {
+            for &(_, lo, hi) in a.bands.iter().filter(|b| b.0 == market) {
+                lows.push((lo, i as u32));
+                highs.push(Reverse((hi, i as u32)));
+            }
+        }
+        (self.lows[m], self.highs[m]) = (BinaryHeap::from(lows), BinaryHeap::from(highs));
     }
 
     /// The account's totals at the current marks (`totals`) with Σ|PnL|, or `None` beyond
@@ -507,6 +541,8 @@ impl CrossBook {
         self.stamp += 1;
         let stamp = self.stamp;
         let mut visit = Vec::new();
+        // Heap entries taken off, put back if the call is refused.
+        let mut popped: Vec<(u32, i64, u32, bool)> = Vec::new();
         for &m in changed.iter().filter(|&&m| (m as usize) < self.members.len()) {
             let (was, now) = (old.get(m as usize).copied().flatten(), self.views[m as usize].mark);
             let mut add = |i: u32, accounts: &mut Vec<CrossAccount>| {
@@ -520,11 +556,20 @@ impl CrossBook {
                     for &i in &self.eager[m as usize] {
                         add(i, &mut self.accounts);
                     }
-                    for &(_, i) in self.lows[m as usize].range((p + 1, 0)..) {
-                        add(i, &mut self.accounts);
+                    // Bands whose low is above the mark, then those whose high is below it.
+                    while let Some(&(lo, i)) = self.lows[m as usize].peek().filter(|x| x.0 > p) {
+                        self.lows[m as usize].pop();
+                        popped.push((m, lo, i, false));
+                        if self.has_band(i, m, lo, false) {
+                            add(i, &mut self.accounts);
+                        }
                     }
-                    for &(_, i) in self.highs[m as usize].range(..(p, 0)) {
-                        add(i, &mut self.accounts);
+                    while let Some(&Reverse((hi, i))) = self.highs[m as usize].peek().filter(|x| x.0 .0 < p) {
+                        self.highs[m as usize].pop();
+                        popped.push((m, hi, i, true));
+                        if self.has_band(i, m, hi, true) {
+                            add(i, &mut self.accounts);
+                        }
                     }
                 }
                 _ => {
@@ -547,6 +592,12 @@ impl CrossBook {
             }
         }
         if let Some(account) = refused {
+            for (m, at, i, high) in popped {
+                match high {
+                    true => self.highs[m as usize].push(Reverse((at, i))),
+                    false => self.lows[m as usize].push((at, i)),
+                }
+            }
             for (v, mark) in self.views.iter_mut().zip(old) {
                 v.mark = mark;
             }
