@@ -608,6 +608,11 @@ impl CrossBook {
             self.settle(i, t, abs);
             self.rebound(i);
         }
+        // A market's first mark banded all its accounts at once: no spare room kept.
+        for &m in changed.iter().filter(|&&m| (m as usize) < self.members.len() && old.get(m as usize).copied().flatten().is_none()) {
+            self.lows[m as usize].shrink_to_fit();
+            self.highs[m as usize].shrink_to_fit();
+        }
         Ok(())
     }
 
