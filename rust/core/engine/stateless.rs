@@ -21,6 +21,8 @@ pub use crate::core::engine::stateless::ranks::{rank, Ranked};
 const PARALLEL_ROWS: usize = 100_000;
 /// Rows screened at a time by `block_valid`.
 const BLOCK: usize = 1024;
+/// 2^52: an integer 0 <= v < 2^52 held in f64 is the low bits of `v + TWO_52`.
+const TWO_52: f64 = 4_503_599_627_370_496.0;
 
 /// Per-market parameters for a stateless call, indexed by market code.
 pub struct MarketTable<'a> {
@@ -107,10 +109,27 @@ impl<'a> Context<'a> {
     /// side's code (`Side::sign`): the screen then compares the column's own byte, where a
     /// `Side` made from it first would cost an extra operation per row.
     #[inline]
-    fn score_rows(&self, range: std::ops::Range<usize>, wanted: impl Fn(u32, i8) -> bool, mut keep: impl FnMut(Scored)) -> Result<()> {
-        let Some(g) = self.uniform else { return self.score_rows_scalar(range, wanted, keep) };
+    fn score_rows(&self, range: std::ops::Range<usize>, wanted: impl Fn(u32, i8) -> bool, keep: impl FnMut(Scored)) -> Result<()> {
+        self.score_rows_above(range, wanted, f64::NEG_INFINITY, keep).map(|_| ())
+    }
+
+    /// `score_rows` that may leave out eligible rows scoring below `floor`: returns the lots
+    /// of those it left out. Rows the block kernel scores exactly are screened there, so a
+    /// caller that needs only the head of the queue builds no `Scored` for the rest.
+    #[inline]
+    fn score_rows_above(
+        &self,
+        range: std::ops::Range<usize>,
+        wanted: impl Fn(u32, i8) -> bool,
+        floor: f64,
+        mut keep: impl FnMut(Scored),
+    ) -> Result<i128> {
+        let Some(g) = self.uniform else { return self.score_rows_scalar(range, wanted, keep).map(|_| 0) };
         let c = self.cols;
+        let mut below = 0i128;
         let mut rows = [0u32; BLOCK];
+        let mut pick = [0u16; BLOCK];
+        let mut accounts = [0u64; BLOCK];
         let mut block = Box::new(Block::default());
         let mut start = range.start;
         while start < range.end {
@@ -120,55 +139,113 @@ impl<'a> Context<'a> {
                     parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])?;
                 }
             }
-            // Collect the wanted rows without a branch per row (sides are random).
-            let mut k = 0;
-            for row in start..end {
-                rows[k] = row as u32;
-                k += wanted(c.market_of(row), c.side[row]) as usize;
+            // Which rows are wanted, and how many (no branch per row: sides are random).
+            let n = end - start;
+            let (input, out) = (&mut block.input, &mut block.out);
+            let sides = &c.side[start..end];
+            if c.market.is_empty() {
+                for (w, &side) in input.want[..n].iter_mut().zip(sides) {
+                    *w = wanted(0, side);
+                }
+            } else {
+                for ((w, &side), &code) in input.want[..n].iter_mut().zip(sides).zip(&c.market[start..end]) {
+                    *w = wanted(code, side);
+                }
             }
-            // Score the wanted rows in one branch-free pass, then hand them on.
-            let block = &mut *block;
-            for (j, &row) in rows[..k].iter().enumerate() {
-                let row = row as usize;
-                block.side[j] = c.side[row] as f64;
-                block.qty[j] = c.qty[row];
-                block.entry[j] = c.entry[row];
-                block.margin[j] = c.margin[row];
-                block.mark[j] = self.marks[c.market_of(row) as usize] as f64;
+            let k = input.want[..n].iter().map(|&w| w as usize).sum::<usize>();
+            let dense = 4 * k >= n;
+            let scored = if dense {
+                // Most rows are wanted: score the whole block straight from the columns (the
+                // others are masked out below), which costs less than collecting the wanted.
+                if c.market.is_empty() {
+                    input.mark[..n].fill(self.marks[0] as f64);
+                } else {
+                    for (p, &code) in input.mark[..n].iter_mut().zip(&c.market[start..end]) {
+                        *p = self.marks[code as usize] as f64;
+                    }
+                }
+                let cols = (&c.side[start..end], &c.qty[start..end], &c.entry[start..end], &c.margin[start..end]);
+                self.block_scores(&g, cols, &input.mark[..n], out);
+                n
+            } else {
+                // Few rows are wanted: collect them, then score those.
+                let mut m = 0;
+                for row in start..end {
+                    rows[m] = row as u32;
+                    m += input.want[row - start] as usize;
+                }
+                for (j, &row) in rows[..k].iter().enumerate() {
+                    let row = row as usize;
+                    input.want[j] = true;
+                    input.side[j] = c.side[row];
+                    input.qty[j] = c.qty[row];
+                    input.entry[j] = c.entry[row];
+                    input.margin[j] = c.margin[row];
+                    input.mark[j] = self.marks[c.market_of(row) as usize] as f64;
+                }
+                let cols = (&input.side[..k], &input.qty[..k], &input.entry[..k], &input.margin[..k]);
+                self.block_scores(&g, cols, &input.mark[..k], out);
+                k
+            };
+            // Rows not wanted, and exact rows not eligible or below `floor`, go no further
+            // (wanted ones below `floor` are counted).
+            // (wanted ones below `floor` are counted). One vectorised pass marks the rows
+            // that go on (in `want`), then a loop with a rarely taken branch collects them.
+            let mut lots_below = 0i64;
+            let want = &mut input.want[..scored];
+            let (score, lots, eligible, exact) = (&out.score[..scored], &out.lots[..scored], &out.eligible[..scored], &out.exact[..scored]);
+            for j in 0..scored {
+                let low = exact[j] & eligible[j] & (score[j] < floor);
+                // Times 0 or 1 (exact), not a branch: about half the rows are counted, at random.
+                let below_lots = lots[j] * ((want[j] & low) as u8 as f64);
+                // An integer below 2^51 in f64 as i64: the low bits of `v + 2^52` (no
+                // saturating conversion, so the loop vectorises). 1024 rows cannot overflow.
+                lots_below = lots_below.wrapping_add((below_lots + TWO_52).to_bits().wrapping_sub(TWO_52.to_bits()) as i64);
+                want[j] &= !(exact[j] & !eligible[j]) & !low;
             }
-            match self.policy {
-                Policy::Bitmex => bitmex_block(&g, k, block),
-                // No branch-free kernel: every row takes the integer path.
-                _ => block.exact[..k].fill(false),
+            below += lots_below as i128;
+            let mut picked = 0;
+            for (j, &w) in want.iter().enumerate() {
+                if w {
+                    pick[picked] = j as u16;
+                    picked += 1;
+                }
             }
-            for (j, &row) in rows[..k].iter().enumerate() {
-                let row = row as usize;
+            let row_of = |j: usize| if dense { start + j } else { rows[j] as usize };
+            // The picked rows are scattered: load their accounts in one tight loop, so the
+            // cache misses overlap instead of waiting one by one behind `keep`.
+            for (a, &j) in accounts[..picked].iter_mut().zip(&pick[..picked]) {
+                *a = c.account[row_of(j as usize)];
+            }
+            for (&j, &account) in pick[..picked].iter().zip(&accounts[..picked]) {
+                let j = j as usize;
+                let row = row_of(j);
                 let code = c.market_of(row);
                 // An exact row's grid integers, as `bitmex_block` rounded them (below 2^51);
                 // computed only where a caller reads them.
-                let (lots, entry, margin, score) = if block.exact[j] {
-                    let entry = round_small(block.entry[j] * g.price_scale) as i64;
-                    let margin = round_small(block.margin[j] * g.cash_scale) as i64 as i128; // < 2^51
+                let (lots, entry, margin, score) = if out.exact[j] {
+                    let entry = round_small(c.entry[row] * g.price_scale) as i64;
+                    let margin = round_small(c.margin[row] * g.cash_scale) as i64 as i128; // < 2^51
                     debug_assert!(parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row]).is_ok_and(|r| (
                         r.lots, r.entry, r.margin
                     ) == (
-                        block.lots[j] as i64,
+                        out.lots[j] as i64,
                         entry,
                         margin
                     )));
-                    (block.lots[j] as i64, entry, margin, block.eligible[j].then_some(block.score[j]))
+                    (out.lots[j] as i64, entry, margin, out.eligible[j].then_some(out.score[j]))
                 } else {
                     let r = parse_row(&g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])?;
                     (r.lots, r.entry, r.margin, self.row_score(&g, code, row, r))
                 };
                 if let Some(score) = score {
-                    let key = Key { score: desc_key(score), account: c.account[row], row: row as u32 };
+                    let key = Key { score: desc_key(score), account, row: row as u32 };
                     keep(Scored { side: Side::of_screened(c.side[row]), market: code, key, lots, entry, margin, score });
                 }
             }
             start = end;
         }
-        Ok(())
+        Ok(below)
     }
 
     /// The score of a validated row in market `code` (the caller's own under `custom`), or
@@ -213,20 +290,12 @@ impl Context<'_> {
         holding(&p, g, mark, p.equity(g, mark), weighting, p.qty)
     }
 
-    /// `pays` of a scored row, from what `score_rows` already parsed.
+    /// Whether a scored row can pay for its lots at the ADL price `adl` (ticks of its
+    /// market): the cash it would receive, `M + σ·q·(P_ADL − E)`, is >= 0 (docs/model.md §2
+    /// step 4; every row is isolated here).
     fn scored_pays(&self, s: &Scored, adl: i64) -> bool {
         let g = &self.grids[s.market as usize];
         s.margin + s.side.sign_i128() * g.value(s.lots, adl - s.entry) >= 0
-    }
-
-    /// Whether a (validated) row can pay for its lots at the ADL price `adl` (ticks of its
-    /// market): the cash it would receive, `M + σ·q·(P_ADL − E)`, is >= 0 (docs/model.md §2
-    /// step 4; every row is isolated here).
-    fn pays(&self, row: usize, adl: i64) -> bool {
-        let c = self.cols;
-        let g = &self.grids[c.market_of(row) as usize];
-        parse_row(g, row, c.side[row], c.qty[row], c.entry[row], c.margin[row])
-            .is_ok_and(|r| r.margin + r.side.sign_i128() * g.value(r.lots, adl - r.entry) >= 0)
     }
 
     /// Scores every 127th wanted row of `range` and returns the key below which the sample
@@ -275,50 +344,102 @@ impl QueueOrder for Context<'_> {
     }
 }
 
-/// Inputs and outputs of `bitmex_block` for the wanted rows of one block.
+/// One block's buffers: the wanted mask, the inputs of collected rows, the kernel's outputs.
+#[derive(Default)]
 struct Block {
-    side: [f64; BLOCK],
+    input: BlockInput,
+    out: BlockScores,
+}
+
+/// Which rows of a block are wanted, and (when they are collected) their inputs.
+struct BlockInput {
+    want: [bool; BLOCK],
+    side: [i8; BLOCK],
     qty: [f64; BLOCK],
     entry: [f64; BLOCK],
     margin: [f64; BLOCK],
     mark: [f64; BLOCK],
+}
+
+/// What `bitmex_block` gives for each row.
+struct BlockScores {
     score: [f64; BLOCK],
     lots: [f64; BLOCK],
     eligible: [bool; BLOCK],
     exact: [bool; BLOCK],
 }
 
-impl Default for Block {
+impl Default for BlockInput {
     fn default() -> Self {
-        Block {
-            side: [0.0; BLOCK],
+        BlockInput {
+            want: [false; BLOCK],
+            side: [0; BLOCK],
             qty: [0.0; BLOCK],
             entry: [0.0; BLOCK],
             margin: [0.0; BLOCK],
             mark: [0.0; BLOCK],
-            score: [0.0; BLOCK],
-            lots: [0.0; BLOCK],
-            eligible: [false; BLOCK],
-            exact: [false; BLOCK],
         }
     }
 }
 
-/// BitMEX scores of `n` validated rows on one grid, computed on the grid integers held in
-/// f64 with no branches, so the compiler vectorises the loop (divisions included). Where
-/// every intermediate is an integer below 2^53 each operation is exact and the score is
-/// bit-for-bit `bitmex_score`'s; rows outside that range get `exact = false` and go
-/// through the integer path.
-fn bitmex_block(g: &Grid, n: usize, b: &mut Block) {
+impl Default for BlockScores {
+    fn default() -> Self {
+        BlockScores { score: [0.0; BLOCK], lots: [0.0; BLOCK], eligible: [false; BLOCK], exact: [false; BLOCK] }
+    }
+}
+
+/// A block's rows for the kernel: side codes, qty, entry and margin as given.
+type BlockRows<'a> = (&'a [i8], &'a [f64], &'a [f64], &'a [f64]);
+
+impl Context<'_> {
+    /// The block kernel of the policy for the rows `cols` (marks in ticks), or `exact = false`
+    /// for every row where the policy has none.
+    #[inline(always)]
+    fn block_scores(&self, g: &Grid, cols: BlockRows<'_>, mark: &[f64], out: &mut BlockScores) {
+        match self.policy {
+            Policy::Bitmex => bitmex_block(g, cols, mark, out),
+            // No branch-free kernel: every row takes the integer path.
+            _ => out.exact[..mark.len()].fill(false),
+        }
+    }
+}
+
+/// BitMEX scores of validated rows on one grid, computed on the grid integers held in f64
+/// with no branches, so the compiler vectorises the loop (divisions included). Where every
+/// intermediate is an integer below 2^53 each operation is exact and the score is
+/// bit-for-bit `bitmex_score`'s; rows outside that range get `exact = false` and go through
+/// the integer path. On x86-64 CPUs with AVX2 the same loop runs on 4 lanes instead of 2:
+/// the same IEEE operations (no fused multiply-add), so the same bits.
+fn bitmex_block(g: &Grid, cols: BlockRows<'_>, mark: &[f64], out: &mut BlockScores) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { bitmex_block_avx2(g, cols, mark, out) };
+    }
+    bitmex_kernel(g, cols, mark, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn bitmex_block_avx2(g: &Grid, cols: BlockRows<'_>, mark: &[f64], out: &mut BlockScores) {
+    bitmex_kernel(g, cols, mark, out)
+}
+
+#[inline(always)]
+fn bitmex_kernel(g: &Grid, (side, qty, entry, margin): BlockRows<'_>, mark: &[f64], out: &mut BlockScores) {
     const TWO_51: f64 = 2_251_799_813_685_248.0;
     const TWO_53: f64 = 9_007_199_254_740_992.0;
     let f = g.factor as f64;
+    // Every slice cut to one length, so the loop has no bounds checks.
+    let n = mark.len().min(BLOCK);
+    let (side, qty, entry, margin, mark) = (&side[..n], &qty[..n], &entry[..n], &margin[..n], &mark[..n]);
+    let (score, lots, eligible, exact) = (&mut out.score[..n], &mut out.lots[..n], &mut out.eligible[..n], &mut out.exact[..n]);
     for i in 0..n {
-        let (s, p) = (b.side[i], b.mark[i]);
-        let mv = b.margin[i] * g.cash_scale;
+        let (s, p) = (side[i] as f64, mark[i]);
+        let mv = margin[i] * g.cash_scale;
         // Validated: qty and entry are within 1e15 < 2^51 on the grid.
-        let q = round_small(b.qty[i] * g.qty_scale);
-        let t = round_small(b.entry[i] * g.price_scale);
+        let q = round_small(qty[i] * g.qty_scale);
+        let t = round_small(entry[i] * g.price_scale);
         let m = round_small(mv);
         let d = s * (p - t);
         let equity = m + s * (q * (p - t) * f);
@@ -326,10 +447,10 @@ fn bitmex_block(g: &Grid, n: usize, b: &mut Block) {
         let win = d > 0.0;
         let num = if win { notional } else { equity };
         let den = if win { equity } else { notional };
-        b.score[i] = d * num / (t * den);
-        b.lots[i] = q;
-        b.eligible[i] = equity > 0.0;
-        b.exact[i] = (mv < TWO_51) & (q * p.max(t) * f < TWO_53);
+        score[i] = d * num / (t * den);
+        lots[i] = q;
+        eligible[i] = equity > 0.0;
+        exact[i] = (mv < TWO_51) & (q * p.max(t) * f < TWO_53);
     }
 }
 
@@ -428,25 +549,25 @@ pub(crate) mod tests {
         };
         for (qd, pd, cd) in [(4, 2, 8), (0, 0, 0), (3, 1, 6), (6, 6, 12), (2, 2, 12)] {
             let g = Grid::new(qd, pd, cd).unwrap();
-            let mut b = Block::default();
+            let (mut b, mut out) = (BlockInput::default(), BlockScores::default());
             let n = BLOCK;
             for i in 0..n {
-                b.side[i] = if rnd() < 0.5 { 1.0 } else { -1.0 };
+                b.side[i] = if rnd() < 0.5 { 1 } else { -1 };
                 b.qty[i] = (rnd() * 10f64.powi((rnd() * 8.0) as i32)).max(1.0);
                 b.entry[i] = 50.0 + rnd() * 100.0;
                 b.margin[i] = rnd() * b.qty[i] * b.entry[i] * 0.5;
                 b.mark[i] = g.ticks(60.0 + rnd() * 80.0).unwrap() as f64;
             }
-            bitmex_block(&g, n, &mut b);
+            bitmex_block(&g, (&b.side, &b.qty, &b.entry, &b.margin), &b.mark, &mut out);
             let mut exact = 0;
             for i in 0..n {
                 // The block only ever sees validated rows.
-                let Ok(r) = parse_row(&g, i, b.side[i] as i8, b.qty[i], b.entry[i], b.margin[i]) else { continue };
+                let Ok(r) = parse_row(&g, i, b.side[i], b.qty[i], b.entry[i], b.margin[i]) else { continue };
                 let want = Policy::Bitmex.score(&g, &Tiers::flat(5_000), r.side, r.lots, r.entry, r.margin, b.mark[i] as i64);
-                if b.exact[i] {
+                if out.exact[i] {
                     exact += 1;
-                    assert_eq!(b.lots[i] as i64, r.lots);
-                    assert_eq!(b.eligible[i].then_some(b.score[i].to_bits()), want.map(f64::to_bits), "row {i} grid {qd}/{pd}/{cd}");
+                    assert_eq!(out.lots[i] as i64, r.lots);
+                    assert_eq!(out.eligible[i].then_some(out.score[i].to_bits()), want.map(f64::to_bits), "row {i} grid {qd}/{pd}/{cd}");
                 }
             }
             assert!(exact > n / 4, "grid {qd}/{pd}/{cd}: only {exact} exact rows");

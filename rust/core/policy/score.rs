@@ -229,6 +229,14 @@ pub fn near(a: f64, b: f64) -> bool {
     (a - b).abs() <= NEAR * a.abs().max(b.abs())
 }
 
+/// A bound below every score that is above `c` or `near` it: `near(s, c)` needs
+/// `|s − c| ≤ NEAR·max(|s|, |c|)`, so `s ≥ c − NEAR·|c|/(1 − NEAR) > c − 2·NEAR·|c|` (the
+/// margin dwarfs the rounding of this subtraction). A pre-filter; `near` decides.
+#[inline]
+pub fn near_floor(c: f64) -> f64 {
+    c - 2.0 * NEAR * c.abs()
+}
+
 /// Queue order of two scores (higher first). Near-ties are settled by `exact` when it can.
 #[inline]
 pub fn cmp_desc(a: f64, b: f64, exact: impl FnOnce() -> Option<Ordering>) -> Ordering {

@@ -10,7 +10,7 @@ use crate::core::policy::dydx::{distinct_accounts, start_of, walk_from, DydxWalk
 use crate::core::policy::kernel;
 use crate::core::policy::prorata::{pro_rata_shares, weighted_then_size, Holding};
 use crate::core::policy::ranking::sort_queue;
-use crate::core::policy::score::{near, Policy};
+use crate::core::policy::score::{near, near_floor, Policy};
 use crate::core::units::error::{AdlError, Result};
 use crate::core::units::fixed::Grid;
 
@@ -28,7 +28,7 @@ pub struct StatelessFill {
 /// already cover `want`. Candidates within a near-tie of the worst kept are never dropped,
 /// so the exact order (see `cmp_desc`) can be settled among them at the end.
 struct TopQueue {
-    heap: BinaryHeap<(Key, i64, u64)>,
+    heap: BinaryHeap<(Key, i64, u64, bool)>,
     held: i128,
     want: i128,
     available: i128,
@@ -40,7 +40,7 @@ impl TopQueue {
     }
 
     #[inline]
-    fn offer(&mut self, key: Key, lots: i64, score: f64) {
+    fn offer(&mut self, key: Key, lots: i64, score: f64, pays: bool) {
         self.available += lots as i128;
         if self.held >= self.want {
             if let Some(top) = self.heap.peek() {
@@ -49,7 +49,7 @@ impl TopQueue {
                 }
             }
         }
-        self.heap.push((key, lots, score.to_bits()));
+        self.heap.push((key, lots, score.to_bits(), pays));
         self.held += lots as i128;
         self.trim();
     }
@@ -96,8 +96,9 @@ impl TopQueue {
     }
 }
 
-/// Candidates for ADL fills: (queue key, lots, score bits).
-type Candidates = Vec<(Key, i64, u64)>;
+/// Candidates for ADL fills: (queue key, lots, score bits, whether the row can pay at the
+/// ADL price). The last is decided while the row is at hand, so the fills read no column.
+type Candidates = Vec<(Key, i64, u64, bool)>;
 
 /// Sorts candidates by key and drops those after the prefix that covers `want` lots,
 /// keeping any near-tie of the last needed one (their exact order is settled later).
@@ -151,20 +152,22 @@ pub fn deleverage(
         // in a plain Vec. If the cut proves too strict, the chunk runs again with the heap.
         if let Some(cut) = ctx.sample_cut(range.clone(), &wanted, want) {
             let (mut kept, mut held, mut available) = (Vec::new(), 0i128, 0i128);
-            ctx.score_rows(range.clone(), wanted, |s| {
+            // Rows below the cut's near-floor can never be kept: counted, not handed on.
+            let below = ctx.score_rows_above(range.clone(), wanted, near_floor(cut.1), |s| {
                 available += s.lots as i128;
                 if s.key <= cut.0 || near(s.score, cut.1) {
-                    kept.push((s.key, s.lots, s.score.to_bits()));
+                    kept.push((s.key, s.lots, s.score.to_bits(), ctx.scored_pays(&s, adl)));
                     held += s.lots as i128;
                 }
             })?;
+            available += below;
             if held >= want as i128 || held == available {
                 keep_covering_prefix(&mut kept, want);
                 return Ok((kept, available));
             }
         }
         let mut top = TopQueue::new(want);
-        ctx.score_rows(range, wanted, |s| top.offer(s.key, s.lots, s.score))?;
+        ctx.score_rows(range, wanted, |s| top.offer(s.key, s.lots, s.score, ctx.scored_pays(&s, adl)))?;
         Ok((top.heap.into_vec(), top.available))
     });
     let mut cands = Vec::new();
@@ -182,14 +185,14 @@ pub fn deleverage(
         return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
     }
     sort_queue(&mut cands, |c| (f64::from_bits(c.2), c.0.account, c.0.row), &ctx);
-    let (mut fills, mut left, passed) = queue_fills(&ctx, &cands, want, adl);
+    let (mut fills, mut left, passed) = queue_fills(&cands, want);
     if left > 0 && passed {
         // Rows that cannot pay at the ADL price were passed over, and the kept prefix may
         // not cover the rest: walk the whole side (rare; O(n log n)).
         cands.clear();
-        ctx.score_rows(0..cols.len(), wanted, |s| cands.push((s.key, s.lots, s.score.to_bits())))?;
+        ctx.score_rows(0..cols.len(), wanted, |s| cands.push((s.key, s.lots, s.score.to_bits(), ctx.scored_pays(&s, adl))))?;
         sort_queue(&mut cands, |c| (f64::from_bits(c.2), c.0.account, c.0.row), &ctx);
-        (fills, left, _) = queue_fills(&ctx, &cands, want, adl);
+        (fills, left, _) = queue_fills(&cands, want);
     }
     if left > 0 {
         if !kernel::falls_back_to_size(policy) {
@@ -206,15 +209,15 @@ pub fn deleverage(
 /// Fills of the sorted candidates in queue order (whole rows, partial last), passing over
 /// rows that cannot pay at the ADL price; the rank counts every queued row. Returns the
 /// fills, the lots left and whether any row was passed over.
-fn queue_fills(ctx: &Context<'_>, cands: &Candidates, want: i64, adl: i64) -> (Vec<StatelessFill>, i64, bool) {
+fn queue_fills(cands: &Candidates, want: i64) -> (Vec<StatelessFill>, i64, bool) {
     let mut fills = Vec::new();
     let mut left = want;
     let mut passed = false;
-    for (i, &(key, lots, score)) in cands.iter().enumerate() {
+    for (i, &(key, lots, score, pays)) in cands.iter().enumerate() {
         if left == 0 {
             break;
         }
-        if !ctx.pays(key.row as usize, adl) {
+        if !pays {
             passed = true;
             continue;
         }
@@ -346,7 +349,7 @@ mod tests {
         let k = |score: u64, row: u32| Key { score, account: 0, row };
         let mut q = TopQueue::new(10);
         for (i, (score, lots)) in [(5, 4), (1, 3), (9, 100), (2, 5), (3, 1), (0, 2)].into_iter().enumerate() {
-            q.offer(k(score, i as u32), lots, -(score as f64));
+            q.offer(k(score, i as u32), lots, -(score as f64), true);
         }
         // Queue order by key: 0 (2 lots), 1 (3), 2 (5) cover 10; everything else is dropped.
         let mut kept: Vec<u64> = q.heap.into_vec().into_iter().map(|c| c.0.score).collect();
