@@ -427,6 +427,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn near_floor_is_below_every_near_score() {
+        // Scores a few ulps to NEAR·|c| on either side of c, and c itself: every one `near` c
+        // is at or above near_floor(c); one 3·NEAR below is not near and may be below.
+        for c in [0.64f64, -0.64, 1e-9, -1e-9, 3.0e5, -7.5e-3, 1.0] {
+            for k in [-1.2e-12f64, -1e-12, -0.99e-12, -1e-15, 0.0, 1e-15, 1e-12] {
+                let s = c + k * c.abs();
+                if near(s, c) {
+                    assert!(s >= near_floor(c), "{s} near {c} but below {}", near_floor(c));
+                }
+            }
+            assert!(!near(c - 3e-12 * c.abs(), c));
+            assert!(near_floor(c) < c);
+        }
+        assert_eq!(near_floor(0.0), 0.0); // only 0 is near 0
+    }
+
+    #[test]
     fn bitmex_hand_computed() {
         let g = Grid::new(0, 0, 0).unwrap();
         // short 10 @ 100, margin 20, mark 96: pnl% = 0.04, u = 40, e = 60, N = 960, ℓ = 16,

@@ -345,6 +345,34 @@ mod tests {
     }
 
     #[test]
+    fn a_sparse_market_gives_the_fills_of_its_rows_alone() {
+        // Market 0's rows (the 250k fixture) alone, and the same rows as every 6th row of a
+        // two-market book (market 1 on the same grid, so blocks hold a sixth of wanted rows
+        // at most and are collected, not scored in place): the same fills, rows mapped.
+        use crate::core::engine::stateless::tests::{one_market, two_chunk_rows};
+        let (account, side, qty, entry, margin) = two_chunk_rows();
+        let n = account.len() / 4;
+        let (g, _) = table();
+        let names = ["X".to_string(), "Y".to_string()];
+        let t1 = MarketTable { grids: &g, marks: &[100.0], rates: &[0.005], names: &names[..1] };
+        let alone = one_market(&account[..n], &side[..n], &qty[..n], &entry[..n], &margin[..n]);
+        let want = deleverage(&alone, &t1, Policy::Bitmex, 0, Side::Long, 700.0, 99.0, 0, None).unwrap();
+        assert!(want.len() > 20);
+        // Row i of market 0 sits at 6i; rows 6i+1..6i+5 are market 1 (a copy of row i).
+        let spread = |v: &[f64]| (0..6 * n).map(|r| v[r / 6]).collect::<Vec<_>>();
+        let (q, e, m) = (spread(&qty[..n]), spread(&entry[..n]), spread(&margin[..n]));
+        let acc: Vec<u64> = (0..6 * n).map(|r| account[r / 6]).collect();
+        let sd: Vec<i8> = (0..6 * n).map(|r| side[r / 6]).collect();
+        let market: Vec<u32> = (0..6 * n as u32).map(|r| (r % 6 != 0) as u32).collect();
+        let both = PositionColumns { market: &market, ..one_market(&acc, &sd, &q, &e, &m) };
+        let grids = [g[0], g[0]];
+        let t2 = MarketTable { grids: &grids, marks: &[100.0, 100.0], rates: &[0.005, 0.005], names: &names };
+        let got = deleverage(&both, &t2, Policy::Bitmex, 0, Side::Long, 700.0, 99.0, 0, None).unwrap();
+        let mapped: Vec<StatelessFill> = want.iter().map(|f| StatelessFill { row: 6 * f.row, ..*f }).collect();
+        assert_eq!(got, mapped);
+    }
+
+    #[test]
     fn top_queue_keeps_exactly_what_covers_the_want() {
         let k = |score: u64, row: u32| Key { score, account: 0, row };
         let mut q = TopQueue::new(10);
