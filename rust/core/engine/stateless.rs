@@ -188,8 +188,7 @@ impl<'a> Context<'a> {
                 k
             };
             // Rows not wanted, and exact rows not eligible or below `floor`, go no further
-            // (wanted ones below `floor` are counted).
-            // (wanted ones below `floor` are counted). One vectorised pass marks the rows
+            // (wanted ones below `floor` are counted). One branch-free pass marks the rows
             // that go on (in `want`), then a loop with a rarely taken branch collects them.
             let mut lots_below = 0i64;
             let want = &mut input.want[..scored];
@@ -199,7 +198,7 @@ impl<'a> Context<'a> {
                 // Times 0 or 1 (exact), not a branch: about half the rows are counted, at random.
                 let below_lots = lots[j] * ((want[j] & low) as u8 as f64);
                 // An integer below 2^51 in f64 as i64: the low bits of `v + 2^52` (no
-                // saturating conversion, so the loop vectorises). 1024 rows cannot overflow.
+                // saturating conversion, no overflow branch). 1024 rows cannot overflow.
                 lots_below = lots_below.wrapping_add((below_lots + TWO_52).to_bits().wrapping_sub(TWO_52.to_bits()) as i64);
                 want[j] &= !(exact[j] & !eligible[j]) & !low;
             }
