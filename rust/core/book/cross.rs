@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, BinaryHeap};
 
 use rustc_hash::FxHashMap;
 
-use crate::core::book::cross_bounds::{allowance, bands, Band, Leg, MarketView, Terms};
+use crate::core::book::cross_bounds::{allowance, bands, holds, Band, Leg, MarketView, Terms};
 use crate::core::book::cross_totals::bounded;
 pub use crate::core::book::cross_totals::{beyond, bounded_totals, terms, CrossTotals, CROSS_LIMIT};
 use crate::core::book::position::{Position, PositionStore};
@@ -373,6 +373,9 @@ impl CrossBook {
     /// New bands for an account whose totals are current; none (eager) when its slack does
     /// not cover the rounding allowance, known from its totals without a look at its legs.
     fn rebound(&mut self, index: u32) {
+        if self.bands_still_hold(index) {
+            return;
+        }
         let (t, a) = (&self.sums[index as usize].totals, &self.accounts[index as usize]);
         let room = a.markets().iter().try_fold(t.tnc() - t.maintenance, |s, &m| s.checked_sub(allowance(&self.views[m as usize])));
         let found = match room {
@@ -398,6 +401,20 @@ impl CrossBook {
                 }
             }
         }
+    }
+
+    /// Whether the account's bands pass `holds` at its current wallet and legs, banding the
+    /// same markets `bands` would (each marked market it holds) around the current marks:
+    /// then they stay, valid as if new, and the per-market band sets are not touched. A fill
+    /// usually leaves them so (a counterparty's position shrinks and its wallet takes the
+    /// realised profit).
+    fn bands_still_hold(&self, index: u32) -> bool {
+        let a = &self.accounts[index as usize];
+        let marked = |m: u32| self.views[m as usize].mark.is_some();
+        let around = |&(m, lo, hi): &Band| self.views[m as usize].mark.is_some_and(|p| lo <= p && p <= hi);
+        let same_markets = a.markets().iter().all(|&m| !marked(m) || a.bands.iter().any(|b| b.0 == m))
+            && a.bands.iter().all(|b| around(b) && a.markets().contains(&b.0));
+        !a.eager && same_markets && holds(self.sums[index as usize].totals.wallet, &self.legs(index), &self.views, &a.bands, CROSS_LIMIT)
     }
 
     /// Replaces an account's bands (`eager`: the markets it is revalued at every move of).

@@ -117,7 +117,7 @@ pub fn allowance(v: &MarketView) -> i128 {
 
 /// Whether the account stays at or above maintenance, and its sums within `limit`, at every
 /// mark inside `bands` (exact integers; see the module note).
-fn holds(wallet: i128, legs: &[Leg], views: &[MarketView], bands: &[Band], limit: i128) -> bool {
+pub fn holds(wallet: i128, legs: &[Leg], views: &[MarketView], bands: &[Band], limit: i128) -> bool {
     let (mut worst, mut abs, mut mm, mut n) = (wallet, 0i128, 0i128, 0i128);
     for l in legs {
         let v = &views[l.market as usize];
