@@ -174,13 +174,20 @@ fn cascade(dir: &str, n: usize, isolated: bool, policy: Policy) {
     }
     let mut sim = Simulation::new(e, Slippage { bps_per_million: 5.0, window: 60_000, max_bps: 500.0 }).unwrap();
     let t = Watch::start();
-    let mut liquidations = 0;
+    let (mut liquidations, mut fills, mut lots) = (0, 0, 0);
     for (ts, marks) in &steps {
         let out = sim.step(marks, *ts, &[]).unwrap();
         liquidations += out.liquidations.len();
+        // The simulator drops fill records once tallied; each ADL leg cancels its
+        // counterparty's orders, after the liquidated position's own.
+        for (l, _, _) in &out.liquidations {
+            fills += l.cancel_orders.len() - 1;
+            lots += l.adl_lots;
+        }
     }
+    let secs = t.secs();
     let kind = if isolated { "isolated" } else { "venue" };
-    println!("cascade {kind} {} n={n}: {:.3} s, {liquidations} liquidations", policy.name(), t.secs());
+    println!("cascade {kind} {} n={n}: {secs:.3} s, {liquidations} liquidations, {fills} ADL fills, {lots} ADL lots", policy.name());
 }
 
 /// Only the path's marks, no liquidations.
