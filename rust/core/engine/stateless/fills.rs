@@ -309,12 +309,26 @@ fn unranked_fills(
             Some(_) => weighted_then_size(&holdings, want),
             None => pro_rata_shares(&holdings, want),
         };
-        // Account order by one integer key, (account, index): the index grows with the row.
-        // A size split fills most of a large side, so this sort is a large share of the call.
-        let mut order: Vec<u128> =
-            (0..shares.len()).filter(|&i| shares[i] > 0).map(|i| (holdings[i].account as u128) << 32 | i as u128).collect();
+        // Account order by one integer key (account, index, lots): the index grows with the
+        // row, and the lots ride along (0 when they need more than 32 bits: then read from
+        // `shares`), so the fills are read off the sorted keys. A size split fills most of a
+        // large side, so this sort and the reads after it are a large share of the call.
+        let mut order: Vec<u128> = (0..shares.len())
+            .filter(|&i| shares[i] > 0)
+            .map(|i| (holdings[i].account as u128) << 64 | (i as u128) << 32 | u32::try_from(shares[i]).unwrap_or(0) as u128)
+            .collect();
         order.sort_unstable();
-        order.into_iter().map(|k| (k as u32) as usize).map(|i| (holdings[i].account, rows[i], shares[i])).collect()
+        order
+            .into_iter()
+            .map(|k| {
+                let i = (k >> 32) as u32 as usize;
+                let lots = match k as u32 {
+                    0 => shares[i],
+                    small => small as i64,
+                };
+                ((k >> 64) as u64, rows[i], lots)
+            })
+            .collect()
     };
     let got: i128 = takes.iter().map(|t| t.2 as i128).sum();
     if got < want as i128 {
