@@ -33,7 +33,8 @@ import polars as pl
 
 import adl
 from adl import _adl
-from adl._io import marks_for, market_specs, position_arrays
+from adl._io import market_specs, markets_for, marks_for, position_arrays
+from adl.stateless import CASH_DECIMALS
 
 MARK = 100.0
 QD, PD = 4, 2  # qty / price decimals of the market
@@ -348,11 +349,11 @@ def bench_stateless(df: pl.DataFrame, n: int, runs: int, rows: list[dict[str, An
     try:
         t_in = timed(lambda: position_arrays(df), runs)
         arr = position_arrays(df)
-        qd, pd_ = market_specs(arr.names, MARKET)
-        marks = marks_for(arr.names, MARK)
-        t_rust = timed(lambda: _adl.deleverage(*arr.args(), arr.names, marks, qd, pd_, 8, "bitmex", 0, 1, qty, price), runs)
+        qd, pd_, rates = market_specs(markets_for(arr.names, MARKET))
+        table = (arr.names, marks_for(arr.names, MARK), qd, pd_, rates, CASH_DECIMALS)
+        t_rust = timed(lambda: _adl.deleverage(arr.args(), table, "bitmex", 0, 1, qty, price, 0, None), runs)
         t_val = timed(lambda: pl_validate(df), runs)
-        t_rank_rust = timed(lambda: _adl.rank(*arr.args(), arr.names, marks, qd, pd_, 8, "bitmex"), runs)
+        t_rank_rust = timed(lambda: _adl.rank(arr.args(), table, "bitmex", None, "count"), runs)
         notes.append(
             f"{n:,}: adl.deleverage breakdown: input conversion {fmt_t(t_in)}, Rust call {fmt_t(t_rust)} "
             f"(rest = output frame); adl.rank Rust call {fmt_t(t_rank_rust)}; Polars validation alone {fmt_t(t_val)}"
