@@ -26,8 +26,6 @@ same load. Run with a release build of adl::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +35,7 @@ import polars as pl
 
 import adl
 from adl import _adl
+from vs_polars import load, machine_info
 
 MARK = 100.0
 QD, PD, CD = 4, 2, 8  # qty, price and cash decimals (adl's stateless calls use 8 cash decimals)
@@ -170,25 +169,6 @@ def timed_round_robin(fns: dict[str, Callable[[], Any]], runs: int) -> dict[str,
     return best
 
 
-def load() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
-    except OSError:
-        pass
-    return (f"CPU: {cpu}; cores: {os.cpu_count()}; Python {platform.python_version()}, Polars {pl.__version__} "
-            f"(thread pool {pl.thread_pool_size()}), NumPy {np.__version__}, adl {adl.__version__} ({adl.__file__})")
-
-
 def ms(s: float) -> str:
     return f"{s * 1e3:.2f} ms"
 
@@ -198,7 +178,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=21, help="rounds (best of N)")
     args = ap.parse_args()
-    print(machine())
+    print(machine_info())
     print(f"load average at start: {load()}")
 
     df = make_book(args.rows)

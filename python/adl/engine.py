@@ -1131,13 +1131,13 @@ class Engine:
         own view (no whole-book frame): rows in market order, longs first."""
         view = self.account(account)
         code = self._account_in(account)
-        shown = [v for v in view.positions if v.symbol in names and (1 if v.side == "long" else -1) in sides]
+        shown = [v for v in view.positions if v.symbol in names and side_value(v.side) in sides]
         if not shown:
             raise InvalidInputError(f"account: {account} has no open position to preview here", "account", None)
         marks: list[float | None] = []
         for v in shown:
             with self._labelled_errors():
-                d = self._core.adl_marks(v.symbol, 1 if v.side == "long" else -1, step, max_move, code)
+                d = self._core.adl_marks(v.symbol, side_value(v.side), step, max_move, code)
             mark = float(d["mark"][0])
             marks.append(None if mark != mark else mark)       # NaN: none within max_move
         return pl.DataFrame(
