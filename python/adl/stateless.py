@@ -51,22 +51,23 @@ def _fills(account: pl.Series, symbol: pl.Series, side: int, core: Mapping[str, 
     """The fills frame from the core's ``qty, rank, score`` columns and the counterparties'
     ``account`` and ``symbol`` (in the book's dtypes, so fills join back to it). Every fill is
     on the side opposite the bankrupt one; policies that rank nobody give rank 0 and a NaN
-    score, shown as nulls."""
+    score, shown as nulls. The frame is built straight from the core's arrays (no expression
+    pass: that cost more than the rest of the wrapper); nulls are set only when some are due."""
     n = len(core["qty"])
-    return pl.DataFrame(
-        {
-            "account": account,
-            "symbol": symbol,
-            "side": pl.Series("side", ["short" if side > 0 else "long"], dtype=SIDE).new_from_index(0, n),
-            "qty": core["qty"],
-            "price": np.full(n, price),
-            "rank": pl.Series(core["rank"], dtype=pl.UInt32),
-            "score": core["score"],
-        }
-    ).with_columns(
-        pl.when(pl.col("rank") > 0).then(pl.col("rank")).alias("rank"),
-        pl.col("score").fill_nan(None),
-    )
+    rank, score = pl.Series("rank", core["rank"], dtype=pl.UInt32), pl.Series("score", core["score"])
+    if not core["rank"].all():
+        rank = pl.select(pl.when(rank > 0).then(rank)).to_series()
+    if np.isnan(core["score"]).any():
+        score = score.fill_nan(None)
+    return pl.DataFrame([
+        account.alias("account"),
+        symbol.alias("symbol"),
+        pl.Series("side", ["short" if side > 0 else "long"], dtype=SIDE).new_from_index(0, n),
+        pl.Series("qty", core["qty"]),
+        pl.Series("price", np.full(n, price)),
+        rank,
+        score,
+    ])
 
 
 def _fills_on_engine(df: pl.DataFrame, a: PositionArrays, eng: Engine, symbol: str, side: int, qty: float,
@@ -204,6 +205,10 @@ def deleverage(
         target, side_value(side), float(qty), float(price), int(seed), custom_scores(df, policy, score),
     )
     rows = out["row"]
+    # Integer ids from the NumPy view the core read (a Polars gather of a few thousand rows
+    # costs several times more), cast back to the book's dtype: lossless, as checked on the way in.
+    accounts = (df["account"].gather(rows) if a.account_ids is not None
+                else pl.Series("account", a.account[rows]).cast(df["account"].dtype))
     symbols = (df["symbol"].gather(rows) if a.has_symbol
                else pl.Series("symbol", [None], dtype=pl.String).new_from_index(0, len(rows)))
-    return _fills(df["account"].gather(rows), symbols, side_value(side), out, float(price))
+    return _fills(accounts, symbols, side_value(side), out, float(price))
