@@ -8,7 +8,7 @@
 //! isolated scores and waterfall apply to cross positions unchanged.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::BTreeSet;
 
 use rustc_hash::FxHashMap;
 
@@ -16,6 +16,7 @@ use crate::core::book::cross_bounds::{allowance, bands, holds, Band, Leg, Market
 use crate::core::book::cross_totals::bounded;
 pub use crate::core::book::cross_totals::{beyond, bounded_totals, terms, CrossTotals, CROSS_LIMIT};
 use crate::core::book::position::{Position, PositionStore};
+use crate::core::book::swept_heap::SweptHeap;
 use crate::core::market::instrument::Instrument;
 use crate::core::market::tiers::Tiers;
 use crate::core::units::error::Result;
@@ -132,9 +133,9 @@ pub struct CrossBook {
     views: Vec<MarketView>,
     /// Per market: (lowest mark, account index) and (highest mark, account index) of the bands.
     /// As heaps (highest low first, lowest high first); an entry of a band since replaced
-    /// stays until popped (then skipped: `has_band`) or the heap is compacted.
-    lows: Vec<BinaryHeap<(i64, u32)>>,
-    highs: Vec<BinaryHeap<Reverse<(i64, u32)>>>,
+    /// stays until popped (then skipped: `has_band`) or swept out (`compact`).
+    lows: Vec<SweptHeap<(i64, u32)>>,
+    highs: Vec<SweptHeap<Reverse<(i64, u32)>>>,
     /// Per market: the bands filed (the heaps' live entries).
     banded: Vec<usize>,
     /// Per market: the accounts without a band, revalued at every move.
@@ -324,8 +325,8 @@ impl CrossBook {
                 None => self.views.push(MarketView { grid: m.grid, tiers: m.tiers.clone(), mark: m.mark }),
             }
         }
-        self.lows.resize_with(self.views.len(), BinaryHeap::new);
-        self.highs.resize_with(self.views.len(), BinaryHeap::new);
+        self.lows.resize_with(self.views.len(), SweptHeap::default);
+        self.highs.resize_with(self.views.len(), SweptHeap::default);
         self.banded.resize(self.views.len(), 0);
         self.eager.resize_with(self.views.len(), BTreeSet::new);
     }
@@ -431,9 +432,10 @@ impl CrossBook {
             if eager {
                 self.eager[m as usize].insert(index);
             } else {
-                self.lows[m as usize].push((lo, index));
-                self.highs[m as usize].push(Reverse((hi, index)));
                 self.banded[m as usize] += 1;
+                let live = self.banded[m as usize];
+                self.lows[m as usize].push((lo, index), live);
+                self.highs[m as usize].push(Reverse((hi, index)), live);
             }
         }
         let ms: Vec<u32> = new.iter().filter(|_| !eager).map(|b| b.0).collect();
@@ -447,25 +449,15 @@ impl CrossBook {
     /// Whether account `i` has a band in `market` whose low (`high`: high) is `at`: the heap
     /// entry that says so is current.
     fn has_band(&self, i: u32, market: u32, at: i64, high: bool) -> bool {
-        let a = &self.accounts[i as usize];
-        !a.eager && a.bands.iter().any(|&(m, lo, hi)| m == market && if high { hi == at } else { lo == at })
+        has_band(&self.accounts, i, market, at, high)
     }
 
-    /// Rebuilds a market's heaps from the bands when stale entries outnumber half the live
-    /// ones (amortized O(1) per band change).
+    /// Moves a sweep of the market's heaps on (see `swept_heap`: started by a push that
+    /// found a heap full or mostly stale); called once per band filed.
     fn compact(&mut self, market: u32) {
-        let m = market as usize;
-        if self.lows[m].len() + self.highs[m].len() <= 3 * self.banded[m] + 64 {
-            return;
-        }
-        let (mut lows, mut highs) = (Vec::with_capacity(self.banded[m]), Vec::with_capacity(self.banded[m]));
-        for (i, a) in self.accounts.iter().enumerate().filter(|(_, a)| !a.eager) {
-            for &(_, lo, hi) in a.bands.iter().filter(|b| b.0 == market) {
-                lows.push((lo, i as u32));
-                highs.push(Reverse((hi, i as u32)));
-            }
-        }
-        (self.lows[m], self.highs[m]) = (BinaryHeap::from(lows), BinaryHeap::from(highs));
+        let (m, accounts) = (market as usize, &self.accounts);
+        self.lows[m].sweep(|&(lo, i)| has_band(accounts, i, market, lo, false));
+        self.highs[m].sweep(|&Reverse((hi, i))| has_band(accounts, i, market, hi, true));
     }
 
     /// The account's totals at the current marks (`totals`) with Σ|PnL|, or `None` beyond
@@ -593,6 +585,10 @@ impl CrossBook {
                     for e in &self.members[m as usize] {
                         add(e.account, &mut self.accounts);
                     }
+                    // Every account of the market gets a band: room for them all at once.
+                    let n = self.members[m as usize].len();
+                    self.lows[m as usize].reserve(n);
+                    self.highs[m as usize].reserve(n);
                 }
             }
         }
@@ -611,8 +607,8 @@ impl CrossBook {
         if let Some(account) = refused {
             for (m, at, i, high) in popped {
                 match high {
-                    true => self.highs[m as usize].push(Reverse((at, i))),
-                    false => self.lows[m as usize].push((at, i)),
+                    true => self.highs[m as usize].push(Reverse((at, i)), self.banded[m as usize]),
+                    false => self.lows[m as usize].push((at, i), self.banded[m as usize]),
                 }
             }
             for (v, mark) in self.views.iter_mut().zip(old) {
@@ -625,7 +621,8 @@ impl CrossBook {
             self.settle(i, t, abs);
             self.rebound(i);
         }
-        // A market's first mark banded all its accounts at once: no spare room kept.
+        // A market's first mark banded all its accounts at once: no spare room kept (a push
+        // into a full heap later starts a sweep, not a copy of it).
         for &m in changed.iter().filter(|&&m| (m as usize) < self.members.len() && old.get(m as usize).copied().flatten().is_none()) {
             self.lows[m as usize].shrink_to_fit();
             self.highs[m as usize].shrink_to_fit();
@@ -652,6 +649,12 @@ impl CrossBook {
         let (u, mm, _) = terms(p, grid, tiers, Some(mark));
         t.tnc() - u - (t.maintenance - mm)
     }
+}
+
+/// Whether account `i` of `accounts` has a band in `market` whose low (`high`: high) is `at`.
+fn has_band(accounts: &[CrossAccount], i: u32, market: u32, at: i64, high: bool) -> bool {
+    let a = &accounts[i as usize];
+    !a.eager && a.bands.iter().any(|&(m, lo, hi)| m == market && if high { hi == at } else { lo == at })
 }
 
 #[cfg(test)]

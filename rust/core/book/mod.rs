@@ -1,5 +1,6 @@
-//! The book layer: positions and their store, input columns, cross-margin accounts, insurance
-//! funds and their trigger, partial closes. Depends on `units` and `market`.
+//! The book layer: positions and their store, input columns, cross-margin accounts and the
+//! heap their bands are filed in, insurance funds and their trigger, partial closes. Depends
+//! on `units` and `market`.
 
 pub mod cross;
 pub mod cross_bounds;
@@ -8,4 +9,5 @@ pub mod funds;
 pub mod input;
 pub mod partial;
 pub mod position;
+pub mod swept_heap;
 pub mod trigger;
