@@ -168,7 +168,7 @@ pub fn deleverage(
         }
         let mut top = TopQueue::new(want);
         ctx.score_rows(range, wanted, |s| top.offer(s.key, s.lots, s.score, ctx.scored_pays(&s, adl)))?;
-        Ok((top.heap.into_vec(), top.available))
+        Ok((top.heap.into_sorted_vec(), top.available))
     });
     let mut cands = Vec::new();
     let mut available = 0i128;
@@ -184,6 +184,10 @@ pub fn deleverage(
         let (req, avail) = (g.qty_f64(want), g.qty_f64(payers));
         return Err(AdlError::InsufficientLiquidity { requested: req, available: avail, missing: req - avail });
     }
+    // Each chunk's candidates come sorted by key, which is the order `sort_queue` sorts by
+    // before it settles near-ties: a stable sort merges those runs in O(n log chunks), and
+    // `sort_queue` then finds them sorted, instead of sorting them all again.
+    cands.sort_by_key(|c| c.0);
     sort_queue(&mut cands, |c| (f64::from_bits(c.2), c.0.account, c.0.row), &ctx);
     let (mut fills, mut left, passed) = queue_fills(&cands, want);
     if left > 0 && passed {
