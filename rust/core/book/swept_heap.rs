@@ -1,11 +1,11 @@
-//! A max-heap that never moves all its entries inside one call. The cross book files each
-//! band in a per-market heap of up to a few hundred thousand entries, and leaves the entry of
-//! a replaced band in place (skipped when popped). Two things used to touch every entry at
-//! once: growing the heap's vector (a copy of it, and page faults on the new block: 0.5–1.8 ms
-//! on the 1M venue book, the slowest liquidations by far, each the first band filed in a
-//! market after its first mark left the heaps full) and clearing the stale entries. Both now
-//! start a sweep: the entries held move to a new heap with room to spare a few per call,
-//! and stale ones are dropped on the way.
+//! A max-heap that moves its entries a few per call, never all at once. The cross book files
+//! each band in a per-market heap of up to a few hundred thousand entries, and leaves the
+//! entry of a replaced band in place (skipped when popped). Two things used to touch every
+//! entry inside one call: growing the heap's vector (a copy, and page faults on the new block:
+//! 0.5–1.8 ms on the 1M venue book, the slowest liquidations by far, each the first band filed
+//! in a market after its first mark left the heaps full) and clearing the stale entries. Both
+//! now start a sweep: the entries move to a new heap with room to spare, a few per push, and
+//! when the sweep was started by stale entries those are dropped on the way.
 
 /// Entries a `sweep` call moves. Each call follows one push, so a sweep of `n` entries takes
 /// `n / SWEEP` calls, and its new heap receives at most `n / SWEEP` pushes meanwhile.
@@ -58,11 +58,15 @@ impl<T: Ord + Copy> Heap<T> {
 pub struct SweptHeap<T> {
     heap: Heap<T>,
     unswept: Heap<T>,
+    /// Whether the sweep under way drops stale entries. One that only makes room moves them
+    /// unchecked: a check reads the entry's account at random, which most of a sweep's cost
+    /// would be (and a heap mostly stale starts a checking sweep of its own).
+    checking: bool,
 }
 
 impl<T> Default for SweptHeap<T> {
     fn default() -> Self {
-        SweptHeap { heap: Heap(Vec::new()), unswept: Heap(Vec::new()) }
+        SweptHeap { heap: Heap(Vec::new()), unswept: Heap(Vec::new()), checking: false }
     }
 }
 
@@ -82,10 +86,12 @@ impl<T: Ord + Copy> SweptHeap<T> {
     pub fn push(&mut self, x: T, live: usize) {
         let h = &self.heap.0;
         let full = h.len() == h.capacity() && h.len() >= 4096;
-        if !self.sweeping() && (full || h.len() > live + live / 2 + 32) {
-            // Room for the live entries, the pushes during the sweep, and half again.
-            let room = live + live / 2 + h.len() / SWEEP + 64;
+        let stale = h.len() > live + live / 2 + 32;
+        if !self.sweeping() && (full || stale) {
+            // Room for the entries kept, the pushes during the sweep, and half again.
+            let room = if stale { live } else { h.len() } * 3 / 2 + h.len() / SWEEP + 64;
             self.unswept = std::mem::replace(&mut self.heap, Heap(Vec::with_capacity(room)));
+            self.checking = stale;
         }
         self.heap.push(x);
     }
@@ -111,11 +117,12 @@ impl<T: Ord + Copy> SweptHeap<T> {
     }
 
     /// Moves up to `SWEEP` entries of the sweep under way into the heap, dropping those
-    /// `live` rejects. (An entry filed twice for one band stays twice: both are current.)
+    /// `live` rejects if the sweep checks. (An entry filed twice for one band stays twice:
+    /// both are current.)
     pub fn sweep(&mut self, live: impl Fn(&T) -> bool) {
         for _ in 0..SWEEP {
             let Some(x) = self.unswept.0.pop() else { break };
-            if live(&x) {
+            if !self.checking || live(&x) {
                 self.heap.push(x);
             }
         }
