@@ -52,11 +52,13 @@ pub(crate) struct GapModel {
     side: Side,
     /// `P0`, the mark the gap starts from (ticks).
     start: i64,
-    /// Isolated positions of the opposite side: margin less the reserved fee, entry (ticks), lots.
-    isolated: Vec<(i128, i64, i64)>,
-    /// Cross accounts holding the market: TNC at `P0`, their signed lots there (`Σσ·q`, the
-    /// TNC moving by `value(Σσ·q, P − P0)`), and the lots of their opposite-side position.
-    cross: Vec<(i128, i64, i64)>,
+    /// What can draw on the fund, by how far the mark must move for it to: the smallest
+    /// `x = σ_S·P` (the mark's distance in the side's favour, in ticks) at which it has a
+    /// deficit, then `(a, b)` with its draw `a·x − b` from there, and the lots it then
+    /// auto-deleverages at most. Sorted by that `x`.
+    from: Vec<i64>,
+    /// Prefix sums of `a`, `b` and the lots over `from`'s order (one more entry than `from`).
+    sums: Vec<(i128, i128, i128)>,
     /// The smallest balance of the pools the gap's deficits can draw on.
     fund: i128,
     /// Whether the queue argument applies (bitmex at the bankruptcy price, no ADL fee, no
@@ -65,22 +67,38 @@ pub(crate) struct GapModel {
 }
 
 impl Engine {
+    /// Nothing liquidatable at the current marks (`liquidatable()` empty, or possibly not when
+    /// a cross account below maintenance trades only markets without a mark), without sorting.
+    fn at_rest(&self) -> bool {
+        self.cross.worst_below().is_none()
+            && self.store.iter().all(|(_, p)| {
+                let m = &self.markets[p.market as usize];
+                p.cross || m.mark.is_none_or(|mark| !self.below_maintenance(p, m, mark).0)
+            })
+    }
+
     /// The gap model of `(market, side)`, or `None` outside its domain (see the module docs).
     pub(crate) fn gap_model(&self, market: u32, side: Side) -> Option<GapModel> {
         let m = &self.markets[market as usize];
         let start = m.mark?;
-        if self.funds.pools().iter().any(|p| !matches!(p.trigger.trigger, Trigger::FundEmpty)) || !self.liquidatable().is_empty() {
+        if self.funds.pools().iter().any(|p| !matches!(p.trigger.trigger, Trigger::FundEmpty)) || !self.at_rest() {
             return None;
         }
         let opposite = side.opposite();
-        let isolated = m.members[opposite.slot()]
-            .iter()
-            .map(|&slot| self.store.get(slot))
-            .filter(|p| !p.cross)
-            .map(|p| (p.margin - self.reserved_fee(m, p, p.margin), p.entry, p.qty))
-            .collect();
+        // x = σ_S·P. An isolated position of the opposite side (σ_O = −σ_S) has a deficit
+        // once mg + σ_O·f·q·(P − E) < 0, i.e. f·q·(x − σ_S·E) > mg: from x = σ_S·E + ⌊mg/(f·q)⌋ + 1,
+        // where it draws f·q·x − (f·q·σ_S·E + mg).
+        let (f, dir) = (m.grid.factor, side.sign_i128());
+        let mut entries: Vec<(i64, i128, i128, i128)> = Vec::new();
+        for &slot in &m.members[opposite.slot()] {
+            let p = self.store.get(slot);
+            if p.cross {
+                continue;
+            }
+            let (mg, fq, e) = (p.margin - self.reserved_fee(m, p, p.margin), f * p.qty as i128, dir * p.entry as i128);
+            entries.push((from_x(e + mg.div_euclid(fq) + 1), fq, fq * e + mg, p.qty as i128));
+        }
         let mut pools = vec![m.pool];
-        let mut cross = Vec::new();
         let mut hedged = false;
         let mut seen = rustc_hash::FxHashSet::default();
         for &slot in m.members.iter().flatten() {
@@ -100,43 +118,49 @@ impl Engine {
                 }
                 pools.push(other.pool);
             }
-            cross.push((self.cross.totals(p.account).tnc(), net, opposite_lots));
+            // TNC(P) = TNC(P0) + f·net·(P − P0) = tnc − f·j·(x − x0) with j = −σ_S·net lots
+            // against the side: < 0 from x = x0 + ⌊tnc/(f·j)⌋ + 1, drawing f·j·x − (f·j·x0 + tnc).
+            let (tnc, j, x0) = (self.cross.totals(p.account).tnc(), -dir * net as i128, dir * start as i128);
+            match (j > 0, tnc < 0) {
+                (true, _) => entries.push((from_x(x0 + tnc.div_euclid(f * j) + 1), f * j, f * j * x0 + tnc, opposite_lots as i128)),
+                // Not losing in the gap: a deficit only if it already has one (never at rest).
+                (false, true) => entries.push((i64::MIN, 0, tnc, opposite_lots as i128)),
+                (false, false) => {}
+            }
         }
         pools.sort_unstable();
         pools.dedup();
         let fund = pools.iter().map(|&id| self.funds.pool(id).balance).min().unwrap_or(0);
         let queue = self.policy == Policy::Bitmex && self.adl_price == AdlPrice::Bankruptcy && m.adl_fee_ppm == 0 && !hedged;
-        Some(GapModel { market, side, start, isolated, cross, fund, queue })
+        entries.sort_unstable_by_key(|e| e.0);
+        let mut sums = Vec::with_capacity(entries.len() + 1);
+        sums.push((0i128, 0i128, 0i128));
+        for &(_, a, b, lots) in &entries {
+            let &(sa, sb, sl) = sums.last().unwrap();
+            sums.push((sa + a, sb + b, sl + lots));
+        }
+        let from = entries.into_iter().map(|e| e.0).collect();
+        Some(GapModel { market, side, start, from, sums, fund, queue })
     }
+}
+
+/// A threshold `x` as ticks (beyond the range of ticks: never reached, or always).
+fn from_x(x: i128) -> i64 {
+    x.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 impl GapModel {
     /// The fund's draws `D(P)` and an upper bound `U(P)` on the lots auto-deleveraged against
-    /// the side, for a gap to `mark` (module docs).
-    fn deficits(&self, e: &Engine, mark: i64) -> (i128, i128) {
-        let g = &e.markets[self.market as usize].grid;
-        let sigma = self.side.opposite().sign_i128();
-        let (mut draw, mut lots) = (0i128, 0i128);
-        for &(mg, entry, q) in &self.isolated {
-            let whole = mg + sigma * g.value(q, mark - entry);
-            if whole < 0 {
-                draw -= whole;
-                lots += q as i128;
-            }
-        }
-        for &(tnc, net, opposite_lots) in &self.cross {
-            let tnc = tnc + g.value(net, mark - self.start);
-            if tnc < 0 {
-                draw -= tnc;
-                lots += opposite_lots as i128;
-            }
-        }
-        (draw, lots)
+    /// the side, for a gap to `mark` (module docs): a binary search and one prefix sum.
+    fn deficits(&self, mark: i64) -> (i128, i128) {
+        let x = self.side.sign_i64() * mark;
+        let (a, b, lots) = self.sums[self.from.partition_point(|&from| from <= x)];
+        (x as i128 * a - b, lots)
     }
 
     /// Whether the gap to `mark` provably gives none of `pending` (slots of the side) an ADL fill.
     pub(crate) fn misses(&self, e: &Engine, mark: i64, pending: &[u32]) -> bool {
-        let (draw, deficit_lots) = self.deficits(e, mark);
+        let (draw, deficit_lots) = self.deficits(mark);
         if draw <= self.fund {
             return true;
         }
@@ -231,9 +255,9 @@ mod tests {
         let b = e.gap_model(0, Side::Long).expect("a book at rest with cross accounts: the model applies");
         // At 111 (1,110 ticks): A's whole is 100,000 − 10·110·100 = −10,000; B's 200,000 −
         // 110,000 = 90,000; the cross TNC 150,000 − 110,000 = 40,000. D = 10,000, U = 10.
-        assert_eq!(b.deficits(&e, 1_110), (10_000, 10));
+        assert_eq!(b.deficits(1_110), (10_000, 10));
         // At 116: A −60,000, B 40,000, TNC 150,000 − 160,000 = −10,000: D = 70,000, U = 20.
-        assert_eq!(b.deficits(&e, 1_160), (70_000, 20));
+        assert_eq!(b.deficits(1_160), (70_000, 20));
         // Empty fund. At 111, L2 (equity at 100: 200,000 ≥ (3 + log2 10)·10) is clearly ahead
         // of L1 (scores 0.84 vs 0.11): L = 10 ≥ U for L1, which is missed without a trial; L2
         // has nobody ahead, so it is not. At 116, U = 20 > 10: L1's trial runs.
@@ -249,7 +273,7 @@ mod tests {
         let mut e = book(70.0, MarketSpec::linear(0, 1, 0.05));
         let b = e.gap_model(0, Side::Long).unwrap();
         assert!(b.misses(&e, 1_160, &[l1, l2]));
-        assert_eq!(b.deficits(&e, 1_161), (72_000, 20));
+        assert_eq!(b.deficits(1_161), (72_000, 20));
         assert!(!b.misses(&e, 1_161, &[l2]));
         same_as_every_trial(&mut e, &[l1, l2]);
     }
