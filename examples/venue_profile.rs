@@ -15,7 +15,8 @@
 //! the 1,000-step cascade (35 % cross, or the same positions all isolated), the path's marks
 //! alone, ROUNDS (default 50) rounds of one symbol's mark ±0.1 % then ten forced liquidations
 //! in it (p99.9 and max need a few hundred rounds to differ), or the
-//! preview (`adl_marks`, step 0.5 %, up to 50 %) of K random positions and one engine copy.
+//! preview (`adl_marks`, step 0.5 %, up to 50 %, fund 1,000,000) of K random positions and
+//! one engine copy.
 //! `cascade` and `iso` take the policy as a fifth argument (default `bitmex`).
 //! `memory [POLICY [iso]]` counts the heap bytes the engine holds per position after the load
 //! and after every market side's queue is built (a pro-rata policy's index included; no fill
@@ -278,6 +279,8 @@ fn interleaved(dir: &str, n: usize, symbol: &str, rounds: usize) {
 /// of the engine costs (each trial runs on one).
 fn preview(dir: &str, n: usize, k: usize) {
     let (mut e, _) = engine(dir, n, false, Policy::Bitmex);
+    // As `benches/venue_book.py` part (c): an insurance fund of 1,000,000.
+    e.set_fund(1e6, "default").unwrap();
     let t = Watch::start();
     let copy = e.clone();
     let dt_clone = t.secs();

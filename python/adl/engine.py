@@ -1077,13 +1077,17 @@ class Engine:
         position's favour (its counterparties' loss), at which the gap gives it an ADL fill;
         null if none within ``max_move``. With ``account`` the grid bracket is narrowed to
         one tick, and the rows (market order, longs first) come from :meth:`account`, not
-        from whole-book frames. Every trial runs on a copy of the engine (a few per cent of a
-        second for 10k positions; it grows with the book): nothing changes. Trials that provably reach
-        none of the positions asked about are skipped, with the same answer: under ``bitmex``
-        at the bankruptcy price, no ADL fee, no cross position in the symbol and nothing
-        liquidatable at the current marks, a gap to ``P`` cannot reach a position when the
-        opposite side's lots with a deficit at ``P`` are no more than the lots of the
-        counterparties sure to pay that queue clearly ahead of it.
+        from whole-book frames. A trial runs on a copy of the engine (a few per cent of a
+        second for 10k positions; it grows with the book): nothing changes. Trials that a gap
+        model proves reach none of the positions asked about are skipped, with the same answer
+        (docs/model.md §7): when nothing is liquidatable at the current marks, no fund pool has
+        a trigger and the cross accounts' markets take the liquidation fee from the surplus,
+        a gap to ``P`` deleverages nobody if the deficits at ``P`` (isolated positions of the
+        other side, and cross accounts' negative TNC) fit in the fund; under ``bitmex`` at the
+        bankruptcy price, an isolated position is not reached either when the lots with a
+        deficit are no more than those of the isolated counterparties sure to pay that queue
+        clearly ahead of it. The model costs one binary search per trial; the other trials
+        are run.
 
         >>> import adl, polars as pl
         >>> eng = adl.Engine(maintenance_rate=0.05, qty_decimals=0, price_decimals=1, cash_decimals=3)
