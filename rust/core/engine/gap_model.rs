@@ -34,9 +34,10 @@
 //! share of `TNC(P)` is at most the loss of its position from `P0` to `P`, other legs first or
 //! not), so its ADL price lies between `P0` and `P`. An isolated counterparty of `S` whose equity
 //! at `P0` is at least `(3 + log2 q)` cash units per lot pays at any of them and stays ahead of
-//! an isolated position it is clearly ahead of at `P` (the bound of rounding of repeated
-//! partial closes, as before); cross counterparties may leave the queue in the gap and are not
-//! counted. An isolated position of `S` with `L` lots of such counterparties ahead of it (other
+//! an isolated position it is clearly ahead of at `P` (its margin per lot raised by `2 + log2 q`
+//! units, more than the rounding of repeated partial closes can move its score). Cross
+//! counterparties are not counted: their place and what they can pay move with their TNC, and
+//! they may leave the queue in the gap. An isolated position of `S` with `L` lots of such counterparties ahead of it (other
 //! than accounts also holding `O`, which are not matched with themselves) is not reached when
 //! `U(P) <= L`.
 
@@ -135,9 +136,10 @@ impl Engine {
         entries.sort_unstable_by_key(|e| e.0);
         let mut sums = Vec::with_capacity(entries.len() + 1);
         sums.push((0i128, 0i128, 0i128));
+        // Each term is within the ledger limits; sums of very many could pass 2^127: no model.
         for &(_, a, b, lots) in &entries {
             let &(sa, sb, sl) = sums.last().unwrap();
-            sums.push((sa + a, sb + b, sl + lots));
+            sums.push((sa.checked_add(a)?, sb.checked_add(b)?, sl + lots));
         }
         let from = entries.into_iter().map(|e| e.0).collect();
         Some(GapModel { market, side, start, from, sums, fund, queue })
@@ -152,15 +154,16 @@ fn from_x(x: i128) -> i64 {
 impl GapModel {
     /// The fund's draws `D(P)` and an upper bound `U(P)` on the lots auto-deleveraged against
     /// the side, for a gap to `mark` (module docs): a binary search and one prefix sum.
-    fn deficits(&self, mark: i64) -> (i128, i128) {
+    /// (`None` beyond 128 bits, then nothing is proved.)
+    fn deficits(&self, mark: i64) -> Option<(i128, i128)> {
         let x = self.side.sign_i64() * mark;
         let (a, b, lots) = self.sums[self.from.partition_point(|&from| from <= x)];
-        (x as i128 * a - b, lots)
+        Some(((x as i128).checked_mul(a)?.checked_sub(b)?, lots))
     }
 
     /// Whether the gap to `mark` provably gives none of `pending` (slots of the side) an ADL fill.
     pub(crate) fn misses(&self, e: &Engine, mark: i64, pending: &[u32]) -> bool {
-        let (draw, deficit_lots) = self.deficits(mark);
+        let Some((draw, deficit_lots)) = self.deficits(mark) else { return false };
         if draw <= self.fund {
             return true;
         }
@@ -255,9 +258,9 @@ mod tests {
         let b = e.gap_model(0, Side::Long).expect("a book at rest with cross accounts: the model applies");
         // At 111 (1,110 ticks): A's whole is 100,000 − 10·110·100 = −10,000; B's 200,000 −
         // 110,000 = 90,000; the cross TNC 150,000 − 110,000 = 40,000. D = 10,000, U = 10.
-        assert_eq!(b.deficits(1_110), (10_000, 10));
+        assert_eq!(b.deficits(1_110), Some((10_000, 10)));
         // At 116: A −60,000, B 40,000, TNC 150,000 − 160,000 = −10,000: D = 70,000, U = 20.
-        assert_eq!(b.deficits(1_160), (70_000, 20));
+        assert_eq!(b.deficits(1_160), Some((70_000, 20)));
         // Empty fund. At 111, L2 (equity at 100: 200,000 ≥ (3 + log2 10)·10) is clearly ahead
         // of L1 (scores 0.84 vs 0.11): L = 10 ≥ U for L1, which is missed without a trial; L2
         // has nobody ahead, so it is not. At 116, U = 20 > 10: L1's trial runs.
@@ -273,7 +276,7 @@ mod tests {
         let mut e = book(70.0, MarketSpec::linear(0, 1, 0.05));
         let b = e.gap_model(0, Side::Long).unwrap();
         assert!(b.misses(&e, 1_160, &[l1, l2]));
-        assert_eq!(b.deficits(1_161), (72_000, 20));
+        assert_eq!(b.deficits(1_161), Some((72_000, 20)));
         assert!(!b.misses(&e, 1_161, &[l2]));
         same_as_every_trial(&mut e, &[l1, l2]);
     }
