@@ -20,8 +20,8 @@
 //! `cascade` and `iso` take the policy as a fifth argument (default `bitmex`).
 //! `memory [POLICY [iso]]` counts the heap bytes the engine holds per position after the load
 //! and after every market side's queue is built (a pro-rata policy's index included; no fill
-//! log is kept); `iso` loads the same positions all isolated (the difference is the cross
-//! structures).
+//! log is kept), then the engine's own breakdown by structure (`Engine::footprint`); `iso`
+//! loads the same positions all isolated (the difference is the cross structures).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -163,6 +163,11 @@ fn memory(dir: &str, n: usize, policy: Policy, isolated: bool) {
         per(queues),
         per(loaded + queues)
     );
+    let parts = e.footprint();
+    for (name, bytes) in &parts {
+        println!("  {name:<28} {:6.1} B/position", per(*bytes));
+    }
+    println!("  {:<28} {:6.1} B/position", "sum of the parts", per(parts.iter().map(|p| p.1).sum()));
 }
 
 fn cascade(dir: &str, n: usize, isolated: bool, policy: Policy) {

@@ -173,6 +173,24 @@ impl CrossBook {
         self.ids.is_empty()
     }
 
+    /// Heap bytes by part (B-trees estimated: `footprint::btree`).
+    pub fn footprint(&self) -> Vec<(&'static str, usize)> {
+        use crate::core::units::footprint::{btree, heap, table, vec};
+        let per_account = |f: &dyn Fn(&CrossAccount) -> usize| self.accounts.iter().map(f).sum::<usize>();
+        let heaps = self.lows.iter().map(heap).sum::<usize>() + self.highs.iter().map(heap).sum::<usize>();
+        vec![
+            ("cross id map", table::<(u64, u32)>(self.ids.capacity())),
+            ("cross by slot", vec(&self.by_slot)),
+            ("cross account records", vec(&self.accounts) + vec(&self.free)),
+            ("cross account legs", per_account(&|a| vec(&a.legs))),
+            ("cross account bands", per_account(&|a| vec(&a.bands))),
+            ("cross totals", vec(&self.sums)),
+            ("cross members", self.members.iter().map(vec).sum()),
+            ("cross band heaps", heaps),
+            ("cross eager and below sets", self.eager.iter().map(|e| btree::<u32>(e.len())).sum::<usize>() + btree::<(i128, u64)>(self.below.len())),
+        ]
+    }
+
     /// Adds a cross position in `market`; its account's totals count it from its next `refresh`.
     pub fn add(&mut self, account: u64, slot: u32, market: u32) {
         let index = match self.ids.get(&account) {

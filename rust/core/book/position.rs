@@ -214,6 +214,11 @@ impl PositionStore {
         }
         (free.len() + by_key.0.len() == slots.len()).then_some(PositionStore { slots, free, by_key })
     }
+    /// Heap bytes by part: the slots, the free list and the key index.
+    pub fn footprint(&self) -> [(&'static str, usize); 3] {
+        use crate::core::units::footprint::{table, vec};
+        [("positions", vec(&self.slots)), ("free slots", vec(&self.free)), ("key index", table::<u32>(self.by_key.0.capacity()))]
+    }
     /// Live positions with their slots, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Position)> {
         self.slots.iter().enumerate().filter(|(_, p)| p.qty > 0).map(|(i, p)| (i as u32, p))

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod dry_run;
 #[cfg(debug_assertions)]
 pub mod fault;
+mod footprint;
 mod gap_model;
 pub mod labels;
 mod marks;

@@ -131,6 +131,14 @@ impl Terms<'_> {
 }
 
 impl ProRataIndex {
+    /// Heap bytes of the index (its B-trees estimated: `footprint::btree`).
+    pub fn footprint(&self) -> usize {
+        use crate::core::units::footprint::{btree, vec};
+        btree::<(Reverse<u128>, u64, u32)>(self.by_weight.len())
+            + btree::<Solvency>(self.isolated.len())
+            + btree::<(i128, u32)>(self.cross.len())
+            + vec(&self.filed)
+    }
     /// The index of the members `slots` (the side's ranking index, all eligible, as (place,
     /// slot)); `None` when a key does not fit (the oracle then serves the side).
     pub fn build(

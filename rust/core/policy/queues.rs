@@ -94,6 +94,17 @@ impl Market {
         })
     }
 
+    /// Heap bytes by part: member lists, ranking indexes, pro-rata indexes.
+    pub fn footprint(&self) -> [(&'static str, usize); 3] {
+        use crate::core::units::footprint::vec;
+        let sum = |f: &dyn Fn(usize) -> usize| f(0) + f(1);
+        [
+            ("member lists", sum(&|s| vec(&self.members[s]))),
+            ("ranking indexes", sum(&|s| self.index[s].as_ref().map_or(0, RankIndex::footprint))),
+            ("pro-rata indexes", sum(&|s| self.pro_rata[s].as_ref().map_or(0, ProRataIndex::footprint))),
+        ]
+    }
+
     pub fn set_mark(&mut self, mark: i64) {
         if self.inst.mark != Some(mark) {
             self.inst.mark = Some(mark);

@@ -128,6 +128,11 @@ pub struct RankIndex {
 }
 
 impl RankIndex {
+    /// Heap bytes of the index.
+    pub fn footprint(&self) -> usize {
+        use crate::core::units::footprint::vec;
+        vec(&self.order) + vec(&self.scores) + vec(&self.in_queue.tree) + vec(&self.lots.tree)
+    }
     /// Sorts entries into queue order (see `QueueOrder`).
     pub fn build(mut entries: Vec<Entry>, order: &impl QueueOrder) -> RankIndex {
         sort_queue(&mut entries, |e| (e.score, e.account, e.slot), order);
