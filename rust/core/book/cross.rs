@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use rustc_hash::FxHashMap;
 
 use crate::core::book::cross_bounds::{allowance, bands, holds, Band, Leg, MarketView, Terms};
+use crate::core::book::cross_sums::SumsTable;
 use crate::core::book::cross_totals::bounded;
 pub use crate::core::book::cross_totals::{beyond, bounded_totals, terms, CrossTotals, CROSS_LIMIT};
 use crate::core::book::position::{Position, PositionStore};
@@ -30,20 +31,52 @@ const NONE: u32 = u32::MAX;
 
 /// A cross position in its market's list: its slot, its account's index, what its terms
 /// depend on (copied from the store at each refresh, so a mark change reads only this list)
-/// and the mark its terms are counted at in its account's totals (`NO_MARK`: none).
+/// and the mark its terms are counted at in its account's totals (`NO_MARK`: none). 32 bytes:
+/// the side is the sign of `qty` (lots are positive), not a field padded to 8.
 #[derive(Clone, Copy)]
 struct Member {
     slot: u32,
     account: u32,
+    /// Lots, negative for a short.
     qty: i64,
     entry: i64,
-    side: Side,
     mark: i64,
+}
+
+/// One end of a band in its market's heap: (mark, account index) in 12 bytes, where the
+/// tuple takes 16. Ordered as the tuple.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(C, packed(4))]
+struct End {
+    mark: i64,
+    account: u32,
+}
+
+impl End {
+    fn new(mark: i64, account: u32) -> End {
+        End { mark, account }
+    }
+    fn parts(self) -> (i64, u32) {
+        (self.mark, self.account)
+    }
+    fn mark(&self) -> i64 {
+        self.mark
+    }
+    fn account(&self) -> u32 {
+        self.account
+    }
 }
 
 impl Member {
     fn leg(&self, market: u32) -> Leg {
-        Leg { market, qty: self.qty, entry: self.entry, side: self.side }
+        Leg { market, qty: self.qty.abs(), entry: self.entry, side: self.side() }
+    }
+    fn side(&self) -> Side {
+        if self.qty < 0 {
+            Side::Short
+        } else {
+            Side::Long
+        }
     }
     fn counted_at(&self) -> Option<i64> {
         (self.mark != NO_MARK).then_some(self.mark)
@@ -55,10 +88,6 @@ impl Member {
 #[derive(Clone, Default)]
 struct CrossAccount {
     id: u64,
-    /// Σ|PnL| at the marks its members are counted at, the bound `CROSS_LIMIT` holds.
-    abs_upnl: i128,
-    /// Last `CrossBook::remark` or `accounts_in` that visited the account.
-    stamp: u64,
     /// Its positions' slots, then where each is in its market's member list, then each one's
     /// market: three blocks of one vector (one allocation per account, not three).
     legs: Vec<u32>,
@@ -100,16 +129,6 @@ impl CrossAccount {
     }
 }
 
-/// An account's totals, apart from the rest so that a score reads 80 bytes (`by_slot` finds
-/// them without a hash lookup).
-#[derive(Clone, Copy, Default)]
-struct Sums {
-    /// At the marks its members are counted at (exact at the current marks once synced).
-    totals: CrossTotals,
-    /// The book's `version` when the totals were last brought to the current marks.
-    version: u64,
-}
-
 /// The cross accounts of an engine: their positions and totals at the marks.
 ///
 /// Each market lists its cross positions. A mark change revalues only the accounts whose
@@ -125,7 +144,10 @@ pub struct CrossBook {
     /// Per slot: the index of its account if it is a cross position (`NONE` otherwise).
     by_slot: Vec<u32>,
     accounts: Vec<CrossAccount>,
-    sums: Vec<Sums>,
+    /// Per account: totals and Σ|PnL| (the bound `CROSS_LIMIT` holds) at the marks its
+    /// members are counted at, apart from the rest so that a score reads 48 bytes (`by_slot`
+    /// finds them without a hash lookup).
+    sums: SumsTable,
     free: Vec<u32>,
     /// Per market: its cross positions.
     members: Vec<Vec<Member>>,
@@ -134,15 +156,14 @@ pub struct CrossBook {
     /// Per market: (lowest mark, account index) and (highest mark, account index) of the bands.
     /// As heaps (highest low first, lowest high first); an entry of a band since replaced
     /// stays until popped (then skipped: `has_band`) or swept out (`compact`).
-    lows: Vec<SweptHeap<(i64, u32)>>,
-    highs: Vec<SweptHeap<Reverse<(i64, u32)>>>,
+    lows: Vec<SweptHeap<End>>,
+    highs: Vec<SweptHeap<Reverse<End>>>,
     /// Per market: the bands filed (the heaps' live entries).
     banded: Vec<usize>,
     /// Per market: the accounts without a band, revalued at every move.
     eager: Vec<BTreeSet<u32>>,
     /// (TNC − TMMR, account) of every account with TNC < TMMR.
     below: BTreeSet<(i128, u64)>,
-    stamp: u64,
     /// Bumped by every mark change.
     version: u64,
 }
@@ -166,6 +187,7 @@ impl CrossBook {
         book.sums.shrink_to_fit();
         book.by_slot.shrink_to_fit();
         book.members.iter_mut().for_each(Vec::shrink_to_fit);
+        book.accounts.iter_mut().for_each(|a| a.legs.shrink_to_fit());
         Ok(book)
     }
 
@@ -175,16 +197,16 @@ impl CrossBook {
 
     /// Heap bytes by part (B-trees estimated: `footprint::btree`).
     pub fn footprint(&self) -> Vec<(&'static str, usize)> {
-        use crate::core::units::footprint::{btree, heap, table, vec};
+        use crate::core::units::footprint::{btree, table, vec};
         let per_account = |f: &dyn Fn(&CrossAccount) -> usize| self.accounts.iter().map(f).sum::<usize>();
-        let heaps = self.lows.iter().map(heap).sum::<usize>() + self.highs.iter().map(heap).sum::<usize>();
+        let heaps = self.lows.iter().map(SweptHeap::footprint).sum::<usize>() + self.highs.iter().map(SweptHeap::footprint).sum::<usize>();
         vec![
             ("cross id map", table::<(u64, u32)>(self.ids.capacity())),
             ("cross by slot", vec(&self.by_slot)),
             ("cross account records", vec(&self.accounts) + vec(&self.free)),
             ("cross account legs", per_account(&|a| vec(&a.legs))),
             ("cross account bands", per_account(&|a| vec(&a.bands))),
-            ("cross totals", vec(&self.sums)),
+            ("cross totals", self.sums.footprint()),
             ("cross members", self.members.iter().map(vec).sum()),
             ("cross band heaps", heaps),
             ("cross eager and below sets", self.eager.iter().map(|e| btree::<u32>(e.len())).sum::<usize>() + btree::<(i128, u64)>(self.below.len())),
@@ -199,12 +221,13 @@ impl CrossBook {
                 let new = CrossAccount { id: account, ..CrossAccount::default() };
                 let i = match self.free.pop() {
                     Some(i) => {
-                        (self.accounts[i as usize], self.sums[i as usize]) = (new, Sums::default());
+                        self.accounts[i as usize] = new;
+                        self.sums.clear(i);
                         i
                     }
                     None => {
                         self.accounts.push(new);
-                        self.sums.push(Sums::default());
+                        self.sums.push();
                         (self.accounts.len() - 1) as u32
                     }
                 };
@@ -222,7 +245,7 @@ impl CrossBook {
         self.by_slot[slot as usize] = index;
         let a = &mut self.accounts[index as usize];
         a.push(slot, self.members[m].len() as u32, market);
-        self.members[m].push(Member { slot, account: index, qty: 0, entry: 0, side: Side::Long, mark: NO_MARK });
+        self.members[m].push(Member { slot, account: index, qty: 0, entry: 0, mark: NO_MARK });
     }
 
     /// Forgets a closed position of `market`; an account with no cross position left is
@@ -244,10 +267,11 @@ impl CrossBook {
             b.legs[n + j] = at as u32;
         }
         if self.accounts[index as usize].legs.is_empty() {
-            let t = self.sums[index as usize].totals;
+            let t = self.sums.get(index).0;
             self.below.remove(&(t.tnc() - t.maintenance, account));
             self.set_bands(index, Vec::new(), false);
-            (self.accounts[index as usize], self.sums[index as usize]) = (CrossAccount::default(), Sums::default());
+            self.accounts[index as usize] = CrossAccount::default();
+            self.sums.clear(index);
             self.free.push(index);
             self.ids.remove(&account);
         }
@@ -280,16 +304,15 @@ impl CrossBook {
 
     #[inline]
     fn totals_at(&self, i: u32) -> CrossTotals {
-        let s = &self.sums[i as usize];
-        if s.version == self.version {
-            return s.totals;
+        if self.sums.version(i) == self.version {
+            return self.sums.get(i).0;
         }
         self.stale_totals(i)
     }
 
     /// `totals` of an account counted at older marks.
     fn stale_totals(&self, i: u32) -> CrossTotals {
-        let mut t = self.sums[i as usize].totals;
+        let mut t = self.sums.get(i).0;
         let a = &self.accounts[i as usize];
         for (&m, &at) in a.markets().iter().zip(a.at()) {
             let (e, v) = (&self.members[m as usize][at as usize], &self.views[m as usize]);
@@ -315,11 +338,9 @@ impl CrossBook {
 
     /// Sets an account's totals, keeping the below-maintenance set.
     fn set_totals(&mut self, index: u32, totals: CrossTotals, abs_upnl: i128) {
-        let old = std::mem::replace(&mut self.sums[index as usize].totals, totals);
-        let a = &mut self.accounts[index as usize];
-        a.abs_upnl = abs_upnl;
-        let id = a.id;
-        self.rebelow(id, &old, &totals);
+        let old = self.sums.get(index).0;
+        self.sums.set(index, totals, abs_upnl);
+        self.rebelow(self.accounts[index as usize].id, &old, &totals);
     }
 
     /// Moves an account in the below-maintenance set from its old totals to its new ones.
@@ -363,9 +384,8 @@ impl CrossBook {
                 let p = store.get(slot);
                 let v = &self.views[p.market as usize];
                 let m = Member {
-                    qty: p.qty,
+                    qty: p.side.sign_i64() * p.qty,
                     entry: p.entry,
-                    side: p.side,
                     mark: v.mark.unwrap_or(NO_MARK),
                     ..self.members[p.market as usize][at as usize]
                 };
@@ -378,7 +398,7 @@ impl CrossBook {
             self.members[market as usize][at as usize] = m;
         }
         self.set_totals(index, t, abs);
-        self.sums[index as usize].version = self.version;
+        self.sums.set_version(index, self.version);
         self.rebound(index);
         Ok(())
     }
@@ -395,7 +415,7 @@ impl CrossBook {
         if self.bands_still_hold(index) {
             return;
         }
-        let (t, a) = (&self.sums[index as usize].totals, &self.accounts[index as usize]);
+        let (t, a) = (&self.sums.get(index).0, &self.accounts[index as usize]);
         let room = a.markets().iter().try_fold(t.tnc() - t.maintenance, |s, &m| s.checked_sub(allowance(&self.views[m as usize])));
         let found = match room {
             Some(r) if r > 0 => bands(t.wallet, &self.legs(index), &self.views, CROSS_LIMIT),
@@ -433,7 +453,7 @@ impl CrossBook {
         let around = |&(m, lo, hi): &Band| self.views[m as usize].mark.is_some_and(|p| lo <= p && p <= hi);
         let same_markets = a.markets().iter().all(|&m| !marked(m) || a.bands.iter().any(|b| b.0 == m))
             && a.bands.iter().all(|b| around(b) && a.markets().contains(&b.0));
-        !a.eager && same_markets && holds(self.sums[index as usize].totals.wallet, &self.legs(index), &self.views, &a.bands, CROSS_LIMIT)
+        !a.eager && same_markets && holds(self.sums.get(index).0.wallet, &self.legs(index), &self.views, &a.bands, CROSS_LIMIT)
     }
 
     /// Replaces an account's bands (`eager`: the markets it is revalued at every move of).
@@ -452,8 +472,8 @@ impl CrossBook {
             } else {
                 self.banded[m as usize] += 1;
                 let live = self.banded[m as usize];
-                self.lows[m as usize].push((lo, index), live);
-                self.highs[m as usize].push(Reverse((hi, index)), live);
+                self.lows[m as usize].push(End::new(lo, index), live);
+                self.highs[m as usize].push(Reverse(End::new(hi, index)), live);
             }
         }
         let ms: Vec<u32> = new.iter().filter(|_| !eager).map(|b| b.0).collect();
@@ -474,15 +494,15 @@ impl CrossBook {
     /// found a heap full or mostly stale); called once per band filed.
     fn compact(&mut self, market: u32) {
         let (m, accounts) = (market as usize, &self.accounts);
-        self.lows[m].sweep(|&(lo, i)| has_band(accounts, i, market, lo, false));
-        self.highs[m].sweep(|&Reverse((hi, i))| has_band(accounts, i, market, hi, true));
+        self.lows[m].sweep(|e| has_band(accounts, e.account(), market, e.mark(), false));
+        self.highs[m].sweep(|e| has_band(accounts, e.0.account(), market, e.0.mark(), true));
     }
 
     /// The account's totals at the current marks (`totals`) with Σ|PnL|, or `None` beyond
     /// `CROSS_LIMIT`.
     fn current(&self, index: u32) -> Option<(CrossTotals, i128)> {
-        let (s, a) = (&self.sums[index as usize], &self.accounts[index as usize]);
-        let (mut t, mut abs) = (s.totals, a.abs_upnl);
+        let a = &self.accounts[index as usize];
+        let (mut t, mut abs) = self.sums.get(index);
         for (&m, &at) in a.markets().iter().zip(a.at()) {
             let (e, v) = (&self.members[m as usize][at as usize], &self.views[m as usize]);
             if e.counted_at() == v.mark {
@@ -508,13 +528,13 @@ impl CrossBook {
             self.members[m as usize][at as usize].mark = mark;
         }
         self.set_totals(index, t, abs);
-        self.sums[index as usize].version = self.version;
+        self.sums.set_version(index, self.version);
     }
 
     /// Counts an account's positions at the current marks (its totals unchanged: `totals`
     /// already read them so). Its bands stay: they hold whatever the marks inside them.
     fn sync(&mut self, index: u32) {
-        if self.sums[index as usize].version == self.version {
+        if self.sums.version(index) == self.version {
             return;
         }
         let (t, abs) = self.current(index).expect("within its bands an account stays within the limit");
@@ -535,26 +555,18 @@ impl CrossBook {
         let n = self.members.get(market as usize).map_or(0, Vec::len);
         for k in 0..n {
             let e = self.members[market as usize][k];
-            if e.side == side {
+            if e.side() == side {
                 self.sync(e.account);
             }
         }
     }
 
     /// The accounts holding any of `markets`.
-    pub fn accounts_in(&mut self, markets: &[u32]) -> Vec<u64> {
-        self.stamp += 1;
-        let mut out = Vec::new();
-        for &m in markets {
-            for e in self.members.get(m as usize).map_or(&[][..], |v| &v[..]) {
-                let s = &mut self.accounts[e.account as usize];
-                if s.stamp != self.stamp {
-                    s.stamp = self.stamp;
-                    out.push(s.id);
-                }
-            }
-        }
-        out
+    pub fn accounts_in(&self, markets: &[u32]) -> Vec<u64> {
+        let mut out: Vec<u32> = markets.iter().flat_map(|&m| self.members.get(m as usize).into_iter().flatten().map(|e| e.account)).collect();
+        out.sort_unstable();
+        out.dedup();
+        out.into_iter().map(|i| self.accounts[i as usize].id).collect()
     }
 
     /// After the marks of `changed` markets moved: revalues exactly the accounts whose band
@@ -565,43 +577,36 @@ impl CrossBook {
         let old: Vec<Option<i64>> = self.views.iter().map(|v| v.mark).collect();
         self.see(markets);
         self.version += 1;
-        self.stamp += 1;
-        let stamp = self.stamp;
         let mut visit = Vec::new();
         // Heap entries taken off, put back if the call is refused.
         let mut popped: Vec<(u32, i64, u32, bool)> = Vec::new();
         for &m in changed.iter().filter(|&&m| (m as usize) < self.members.len()) {
             let (was, now) = (old.get(m as usize).copied().flatten(), self.views[m as usize].mark);
-            let mut add = |i: u32, accounts: &mut Vec<CrossAccount>| {
-                if accounts[i as usize].stamp != stamp {
-                    accounts[i as usize].stamp = stamp;
-                    visit.push(i);
-                }
-            };
+            let mut add = |i: u32| visit.push(i);
             match (was, now) {
                 (Some(_), Some(p)) => {
                     for &i in &self.eager[m as usize] {
-                        add(i, &mut self.accounts);
+                        add(i);
                     }
                     // Bands whose low is above the mark, then those whose high is below it.
-                    while let Some(&(lo, i)) = self.lows[m as usize].peek().filter(|x| x.0 > p) {
+                    while let Some((lo, i)) = self.lows[m as usize].peek().map(|x| x.parts()).filter(|x| x.0 > p) {
                         self.lows[m as usize].pop();
                         popped.push((m, lo, i, false));
                         if self.has_band(i, m, lo, false) {
-                            add(i, &mut self.accounts);
+                            add(i);
                         }
                     }
-                    while let Some(&Reverse((hi, i))) = self.highs[m as usize].peek().filter(|x| x.0 .0 < p) {
+                    while let Some((hi, i)) = self.highs[m as usize].peek().map(|x| x.0.parts()).filter(|x| x.0 < p) {
                         self.highs[m as usize].pop();
                         popped.push((m, hi, i, true));
                         if self.has_band(i, m, hi, true) {
-                            add(i, &mut self.accounts);
+                            add(i);
                         }
                     }
                 }
                 _ => {
                     for e in &self.members[m as usize] {
-                        add(e.account, &mut self.accounts);
+                        add(e.account);
                     }
                     // Every account of the market gets a band: room for them all at once.
                     let n = self.members[m as usize].len();
@@ -612,8 +617,9 @@ impl CrossBook {
         }
         // In index order, which is roughly the order of their totals, position lists and
         // members in memory: the visits then stream instead of jumping (the order changes
-        // no result).
+        // no result); each once.
         visit.sort_unstable();
+        visit.dedup();
         let mut fresh = Vec::with_capacity(visit.len());
         let mut refused: Option<u64> = None;
         for &i in &visit {
@@ -625,8 +631,8 @@ impl CrossBook {
         if let Some(account) = refused {
             for (m, at, i, high) in popped {
                 match high {
-                    true => self.highs[m as usize].push(Reverse((at, i)), self.banded[m as usize]),
-                    false => self.lows[m as usize].push((at, i), self.banded[m as usize]),
+                    true => self.highs[m as usize].push(Reverse(End::new(at, i)), self.banded[m as usize]),
+                    false => self.lows[m as usize].push(End::new(at, i), self.banded[m as usize]),
                 }
             }
             for (v, mark) in self.views.iter_mut().zip(old) {
@@ -708,24 +714,24 @@ mod tests {
         // yet read exactly: u = 10·1 = 10, MM = ceil(1,010·0.05) = 51, notional 1,010.
         m.mark = Some(101);
         book.remark(&[0], &[m.clone()]).unwrap();
-        assert_eq!(book.sums[0].totals, CrossTotals { wallet: 100, upnl: 0, maintenance: 50, notional: 1_000 });
+        assert_eq!(book.sums.get(0).0, CrossTotals { wallet: 100, upnl: 0, maintenance: 50, notional: 1_000 });
         assert_eq!(book.totals(7), CrossTotals { wallet: 100, upnl: 10, maintenance: 51, notional: 1_010 });
         // To 96, outside: revalued: u = −40, MM = ceil(960·0.05) = 48; TNC 60 ≥ 48.
         m.mark = Some(96);
         book.remark(&[0], &[m.clone()]).unwrap();
-        assert_eq!(book.sums[0].totals, CrossTotals { wallet: 100, upnl: -40, maintenance: 48, notional: 960 });
+        assert_eq!(book.sums.get(0).0, CrossTotals { wallet: 100, upnl: -40, maintenance: 48, notional: 960 });
         assert_eq!(book.worst_below(), None);
         // Slack 60 − 48 = 12 does not cover the allowance 16: no band, every move revalues it.
         assert!(book.accounts[0].eager);
         // At 94, u = −60, MM = ceil(940·0.05) = 47 > TNC 40: below maintenance by 7.
         m.mark = Some(94);
         book.remark(&[0], &[m.clone()]).unwrap();
-        assert_eq!(book.sums[0].totals.upnl, -60);
+        assert_eq!(book.sums.get(0).0.upnl, -60);
         assert_eq!(book.worst_below(), Some(7));
         assert_eq!(book.totals(7).tnc() - book.totals(7).maintenance, -7);
         m.mark = Some(95);
         book.remark(&[0], &[m]).unwrap();
-        assert_eq!(book.sums[0].totals.upnl, -50);
+        assert_eq!(book.sums.get(0).0.upnl, -50);
         // 100 − 50 = 50 ≥ MM = ceil(950·0.05) = 48.
         assert_eq!(book.worst_below(), None);
     }

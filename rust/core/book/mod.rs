@@ -4,6 +4,7 @@
 
 pub mod cross;
 pub mod cross_bounds;
+pub mod cross_sums;
 pub mod cross_totals;
 pub mod funds;
 pub mod input;

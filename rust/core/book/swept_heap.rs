@@ -136,6 +136,11 @@ impl<T: Ord + Copy> SweptHeap<T> {
         self.heap.0.reserve(n);
     }
 
+    /// Heap bytes (both blocks while a sweep is under way).
+    pub fn footprint(&self) -> usize {
+        (self.heap.0.capacity() + self.unswept.0.capacity()) * std::mem::size_of::<T>()
+    }
+
     pub fn shrink_to_fit(&mut self) {
         self.heap.0.shrink_to_fit();
         self.unswept.0.shrink_to_fit();

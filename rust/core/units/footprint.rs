@@ -9,11 +9,6 @@ pub fn vec<T>(v: &Vec<T>) -> usize {
     v.capacity() * size_of::<T>()
 }
 
-/// Bytes of a binary heap's buffer.
-pub fn heap<T>(h: &std::collections::BinaryHeap<T>) -> usize {
-    h.capacity() * size_of::<T>()
-}
-
 /// Bytes of a hashbrown table (std's maps included) of `capacity` entries of type `T`:
 /// `capacity` is 7/8 of a power-of-two number of buckets from 8 up, each bucket an entry and
 /// a control byte, plus one group of control bytes.
