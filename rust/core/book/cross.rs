@@ -84,15 +84,16 @@ impl Member {
 }
 
 /// An account's positions: their slots, where each is in its market's member list, and its
-/// bands (see `cross_bounds`); and what only revaluations read.
+/// bands (see `cross_bounds`); and what only revaluations read. Boxed slices, not vectors:
+/// 16 bytes each and no spare capacity (an account's legs change once per fill at most).
 #[derive(Clone, Default)]
 struct CrossAccount {
     id: u64,
     /// Its positions' slots, then where each is in its market's member list, then each one's
-    /// market: three blocks of one vector (one allocation per account, not three).
-    legs: Vec<u32>,
+    /// market: three blocks of one slice (one allocation per account, not three).
+    legs: Box<[u32]>,
     /// Its bands, or (`eager`) the markets with a mark in which every move revalues it.
-    bands: Vec<Band>,
+    bands: Box<[Band]>,
     eager: bool,
 }
 
@@ -111,20 +112,25 @@ impl CrossAccount {
     }
     fn push(&mut self, slot: u32, at: u32, market: u32) {
         let n = self.len();
-        self.legs.insert(n, slot);
-        self.legs.insert(2 * n + 1, at);
-        self.legs.push(market);
+        let mut legs = Vec::with_capacity(self.legs.len() + 3);
+        for (block, x) in [slot, at, market].into_iter().enumerate() {
+            legs.extend_from_slice(&self.legs[block * n..(block + 1) * n]);
+            legs.push(x);
+        }
+        self.legs = legs.into_boxed_slice();
     }
     /// Removes position `k` as `Vec::swap_remove` does in each block; its `at`.
     fn swap_remove(&mut self, k: usize) -> u32 {
         let n = self.len();
         let at = self.legs[n + k];
+        let mut legs = std::mem::take(&mut self.legs).into_vec();
         for b in (0..3).rev() {
-            let last = self.legs.remove(b * n + n - 1);
+            let last = legs.remove(b * n + n - 1);
             if k < n - 1 {
-                self.legs[b * n + k] = last;
+                legs[b * n + k] = last;
             }
         }
+        self.legs = legs.into_boxed_slice();
         at
     }
 }
@@ -187,7 +193,6 @@ impl CrossBook {
         book.sums.shrink_to_fit();
         book.by_slot.shrink_to_fit();
         book.members.iter_mut().for_each(Vec::shrink_to_fit);
-        book.accounts.iter_mut().for_each(|a| a.legs.shrink_to_fit());
         Ok(book)
     }
 
@@ -204,8 +209,8 @@ impl CrossBook {
             ("cross id map", table::<(u64, u32)>(self.ids.capacity())),
             ("cross by slot", vec(&self.by_slot)),
             ("cross account records", vec(&self.accounts) + vec(&self.free)),
-            ("cross account legs", per_account(&|a| vec(&a.legs))),
-            ("cross account bands", per_account(&|a| vec(&a.bands))),
+            ("cross account legs", per_account(&|a| size_of_val(&*a.legs))),
+            ("cross account bands", per_account(&|a| size_of_val(&*a.bands))),
             ("cross totals", self.sums.footprint()),
             ("cross members", self.members.iter().map(vec).sum()),
             ("cross band heaps", heaps),
@@ -435,7 +440,7 @@ impl CrossBook {
                 ms.sort_unstable();
                 ms.dedup();
                 let b: Vec<Band> = ms.into_iter().map(|m| (m, 0, 0)).collect();
-                if !(a.eager && a.bands == b) {
+                if !(a.eager && *a.bands == b[..]) {
                     self.set_bands(index, b, true);
                 }
             }
@@ -478,7 +483,7 @@ impl CrossBook {
         }
         let ms: Vec<u32> = new.iter().filter(|_| !eager).map(|b| b.0).collect();
         let a = &mut self.accounts[index as usize];
-        (a.bands, a.eager) = (new, eager);
+        (a.bands, a.eager) = (new.into_boxed_slice(), eager);
         for m in ms {
             self.compact(m);
         }
@@ -686,6 +691,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn records_are_small() {
+        // Per cross position a member (slot 4, account 4, lots 8, entry 8, mark 8) and per
+        // band two heap ends (mark 8, account 4); per account id 8, two boxed slices 16 each
+        // and the eager flag, padded to 8.
+        assert_eq!((std::mem::size_of::<Member>(), std::mem::size_of::<End>()), (32, 12));
+        assert_eq!(std::mem::size_of::<CrossAccount>(), 48);
+    }
+
+    #[test]
     fn a_move_inside_the_band_is_read_exactly_without_a_revaluation() {
         use crate::core::market::spec::MarketSpec;
         // One long of 10 lots at 100, 1 cash unit per lot·tick, flat 5 %, wallet 100: its band
@@ -709,7 +723,7 @@ mod tests {
         let mut book = CrossBook::default();
         book.add(7, slot, 0);
         book.refresh(7, 100, &store, &[m.clone()]).unwrap();
-        assert_eq!(book.accounts[0].bands, vec![(0, 97, 103)]);
+        assert_eq!(*book.accounts[0].bands, [(0, 97, 103)]);
         // To 101, inside: not revalued (the stored totals stay at mark 100: u = 0, MM = 50),
         // yet read exactly: u = 10·1 = 10, MM = ceil(1,010·0.05) = 51, notional 1,010.
         m.mark = Some(101);
