@@ -29,13 +29,14 @@ const NO_MARK: i64 = i64::MIN;
 /// No account: the slot holds no cross position.
 const NONE: u32 = u32::MAX;
 
-/// A cross position in its market's list: its slot, its account's index, what its terms
-/// depend on (copied from the store at each refresh, so a mark change reads only this list)
-/// and the mark its terms are counted at in its account's totals (`NO_MARK`: none). 32 bytes:
-/// the side is the sign of `qty` (lots are positive), not a field padded to 8.
+/// A cross position in its market's list: its account's index, what its terms depend on
+/// (copied from the store at each refresh, so a mark change reads only this list) and the
+/// mark its terms are counted at in its account's totals (`NO_MARK`: none). 28 bytes: the
+/// side is the sign of `qty` (lots are positive), and 4-byte alignment leaves no padding
+/// (fields are read by value; its slot is in its account's legs).
 #[derive(Clone, Copy)]
+#[repr(C, packed(4))]
 struct Member {
-    slot: u32,
     account: u32,
     /// Lots, negative for a short.
     qty: i64,
@@ -250,7 +251,7 @@ impl CrossBook {
         self.by_slot[slot as usize] = index;
         let a = &mut self.accounts[index as usize];
         a.push(slot, self.members[m].len() as u32, market);
-        self.members[m].push(Member { slot, account: index, qty: 0, entry: 0, mark: NO_MARK });
+        self.members[m].push(Member { account: index, qty: 0, entry: 0, mark: NO_MARK });
     }
 
     /// Forgets a closed position of `market`; an account with no cross position left is
@@ -266,8 +267,9 @@ impl CrossBook {
         let list = &mut self.members[market as usize];
         list.swap_remove(at);
         if let Some(moved) = list.get(at) {
-            let b = &mut self.accounts[moved.account as usize];
-            let j = b.slots().iter().position(|&s| s == moved.slot).expect("a member's account lists it");
+            // It was last: its account's leg in this market at the old end moves to `at`.
+            let (b, last) = (&mut self.accounts[moved.account as usize], list.len() as u32);
+            let j = b.markets().iter().zip(b.at()).position(|(&m, &x)| m == market && x == last).expect("a member's account lists it");
             let n = b.len();
             b.legs[n + j] = at as u32;
         }
@@ -692,10 +694,10 @@ mod tests {
 
     #[test]
     fn records_are_small() {
-        // Per cross position a member (slot 4, account 4, lots 8, entry 8, mark 8) and per
+        // Per cross position a member (account 4, lots 8, entry 8, mark 8) and per
         // band two heap ends (mark 8, account 4); per account id 8, two boxed slices 16 each
         // and the eager flag, padded to 8.
-        assert_eq!((std::mem::size_of::<Member>(), std::mem::size_of::<End>()), (32, 12));
+        assert_eq!((std::mem::size_of::<Member>(), std::mem::size_of::<End>()), (28, 12));
         assert_eq!(std::mem::size_of::<CrossAccount>(), 48);
     }
 
