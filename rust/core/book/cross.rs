@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use rustc_hash::FxHashMap;
 
+use crate::core::book::cross_account::CrossAccount;
 use crate::core::book::cross_bounds::{allowance, bands, holds, Band, Leg, MarketView, Terms};
 use crate::core::book::cross_sums::SumsTable;
 use crate::core::book::cross_totals::bounded;
@@ -81,58 +82,6 @@ impl Member {
     }
     fn counted_at(&self) -> Option<i64> {
         (self.mark != NO_MARK).then_some(self.mark)
-    }
-}
-
-/// An account's positions: their slots, where each is in its market's member list, and its
-/// bands (see `cross_bounds`); and what only revaluations read. Boxed slices, not vectors:
-/// 16 bytes each and no spare capacity (an account's legs change once per fill at most).
-#[derive(Clone, Default)]
-struct CrossAccount {
-    id: u64,
-    /// Its positions' slots, then where each is in its market's member list, then each one's
-    /// market: three blocks of one slice (one allocation per account, not three).
-    legs: Box<[u32]>,
-    /// Its bands, or (`eager`) the markets with a mark in which every move revalues it.
-    bands: Box<[Band]>,
-    eager: bool,
-}
-
-impl CrossAccount {
-    fn len(&self) -> usize {
-        self.legs.len() / 3
-    }
-    fn slots(&self) -> &[u32] {
-        &self.legs[..self.len()]
-    }
-    fn at(&self) -> &[u32] {
-        &self.legs[self.len()..2 * self.len()]
-    }
-    fn markets(&self) -> &[u32] {
-        &self.legs[2 * self.len()..]
-    }
-    fn push(&mut self, slot: u32, at: u32, market: u32) {
-        let n = self.len();
-        let mut legs = Vec::with_capacity(self.legs.len() + 3);
-        for (block, x) in [slot, at, market].into_iter().enumerate() {
-            legs.extend_from_slice(&self.legs[block * n..(block + 1) * n]);
-            legs.push(x);
-        }
-        self.legs = legs.into_boxed_slice();
-    }
-    /// Removes position `k` as `Vec::swap_remove` does in each block; its `at`.
-    fn swap_remove(&mut self, k: usize) -> u32 {
-        let n = self.len();
-        let at = self.legs[n + k];
-        let mut legs = std::mem::take(&mut self.legs).into_vec();
-        for b in (0..3).rev() {
-            let last = legs.remove(b * n + n - 1);
-            if k < n - 1 {
-                legs[b * n + k] = last;
-            }
-        }
-        self.legs = legs.into_boxed_slice();
-        at
     }
 }
 
@@ -210,8 +159,7 @@ impl CrossBook {
             ("cross id map", table::<(u64, u32)>(self.ids.capacity())),
             ("cross by slot", vec(&self.by_slot)),
             ("cross account records", vec(&self.accounts) + vec(&self.free)),
-            ("cross account legs", per_account(&|a| size_of_val(&*a.legs))),
-            ("cross account bands", per_account(&|a| size_of_val(&*a.bands))),
+            ("cross account legs and bands", per_account(&CrossAccount::footprint)),
             ("cross totals", self.sums.footprint()),
             ("cross members", self.members.iter().map(vec).sum()),
             ("cross band heaps", heaps),
@@ -224,7 +172,7 @@ impl CrossBook {
         let index = match self.ids.get(&account) {
             Some(&i) => i,
             None => {
-                let new = CrossAccount { id: account, ..CrossAccount::default() };
+                let new = CrossAccount::new(account);
                 let i = match self.free.pop() {
                     Some(i) => {
                         self.accounts[i as usize] = new;
@@ -270,10 +218,9 @@ impl CrossBook {
             // It was last: its account's leg in this market at the old end moves to `at`.
             let (b, last) = (&mut self.accounts[moved.account as usize], list.len() as u32);
             let j = b.markets().iter().zip(b.at()).position(|(&m, &x)| m == market && x == last).expect("a member's account lists it");
-            let n = b.len();
-            b.legs[n + j] = at as u32;
+            b.set_at(j, at as u32);
         }
-        if self.accounts[index as usize].legs.is_empty() {
+        if self.accounts[index as usize].is_empty() {
             let t = self.sums.get(index).0;
             self.below.remove(&(t.tnc() - t.maintenance, account));
             self.set_bands(index, Vec::new(), false);
@@ -434,15 +381,15 @@ impl CrossBook {
                 // Already eager in exactly its markets with a mark (an account left below
                 // maintenance, revalued at every move): nothing to change, nothing allocated.
                 let marked = |m: u32| self.views[m as usize].mark.is_some();
-                let listed = |m: u32| a.bands.iter().any(|b| b.0 == m);
-                if a.eager && a.markets().iter().all(|&m| !marked(m) || listed(m)) && a.bands.iter().all(|b| a.markets().contains(&b.0)) {
+                let listed = |m: u32| a.bands().any(|b| b.0 == m);
+                if a.eager && a.markets().iter().all(|&m| !marked(m) || listed(m)) && a.bands().all(|b| a.markets().contains(&b.0)) {
                     return;
                 }
                 let mut ms: Vec<u32> = a.markets().iter().copied().filter(|&m| self.views[m as usize].mark.is_some()).collect();
                 ms.sort_unstable();
                 ms.dedup();
                 let b: Vec<Band> = ms.into_iter().map(|m| (m, 0, 0)).collect();
-                if !(a.eager && *a.bands == b[..]) {
+                if !(a.eager && a.bands().eq(b.iter().copied())) {
                     self.set_bands(index, b, true);
                 }
             }
@@ -458,15 +405,16 @@ impl CrossBook {
         let a = &self.accounts[index as usize];
         let marked = |m: u32| self.views[m as usize].mark.is_some();
         let around = |&(m, lo, hi): &Band| self.views[m as usize].mark.is_some_and(|p| lo <= p && p <= hi);
-        let same_markets = a.markets().iter().all(|&m| !marked(m) || a.bands.iter().any(|b| b.0 == m))
-            && a.bands.iter().all(|b| around(b) && a.markets().contains(&b.0));
-        !a.eager && same_markets && holds(self.sums.get(index).0.wallet, &self.legs(index), &self.views, &a.bands, CROSS_LIMIT)
+        let same_markets = a.markets().iter().all(|&m| !marked(m) || a.bands().any(|b| b.0 == m))
+            && a.bands().all(|b| around(&b) && a.markets().contains(&b.0));
+        let bands: Vec<Band> = a.bands().collect();
+        !a.eager && same_markets && holds(self.sums.get(index).0.wallet, &self.legs(index), &self.views, &bands, CROSS_LIMIT)
     }
 
     /// Replaces an account's bands (`eager`: the markets it is revalued at every move of).
     fn set_bands(&mut self, index: u32, new: Vec<Band>, eager: bool) {
         let a = &self.accounts[index as usize];
-        for &(m, _, _) in &a.bands {
+        for (m, _, _) in a.bands() {
             if a.eager {
                 self.eager[m as usize].remove(&index);
             } else {
@@ -484,8 +432,7 @@ impl CrossBook {
             }
         }
         let ms: Vec<u32> = new.iter().filter(|_| !eager).map(|b| b.0).collect();
-        let a = &mut self.accounts[index as usize];
-        (a.bands, a.eager) = (new.into_boxed_slice(), eager);
+        self.accounts[index as usize].set_bands(&new, eager);
         for m in ms {
             self.compact(m);
         }
@@ -685,7 +632,7 @@ impl CrossBook {
 /// Whether account `i` of `accounts` has a band in `market` whose low (`high`: high) is `at`.
 fn has_band(accounts: &[CrossAccount], i: u32, market: u32, at: i64, high: bool) -> bool {
     let a = &accounts[i as usize];
-    !a.eager && a.bands.iter().any(|&(m, lo, hi)| m == market && if high { hi == at } else { lo == at })
+    !a.eager && a.bands().any(|(m, lo, hi)| m == market && if high { hi == at } else { lo == at })
 }
 
 #[cfg(test)]
@@ -694,11 +641,9 @@ mod tests {
 
     #[test]
     fn records_are_small() {
-        // Per cross position a member (account 4, lots 8, entry 8, mark 8) and per
-        // band two heap ends (mark 8, account 4); per account id 8, two boxed slices 16 each
-        // and the eager flag, padded to 8.
+        // Per cross position a member (account 4, lots 8, entry 8, mark 8) and per band two
+        // heap ends (mark 8, account 4); an account's record is `cross_account`'s.
         assert_eq!((std::mem::size_of::<Member>(), std::mem::size_of::<End>()), (28, 12));
-        assert_eq!(std::mem::size_of::<CrossAccount>(), 48);
     }
 
     #[test]
@@ -725,7 +670,7 @@ mod tests {
         let mut book = CrossBook::default();
         book.add(7, slot, 0);
         book.refresh(7, 100, &store, &[m.clone()]).unwrap();
-        assert_eq!(*book.accounts[0].bands, [(0, 97, 103)]);
+        assert_eq!(book.accounts[0].bands().collect::<Vec<_>>(), [(0, 97, 103)]);
         // To 101, inside: not revalued (the stored totals stay at mark 100: u = 0, MM = 50),
         // yet read exactly: u = 10·1 = 10, MM = ceil(1,010·0.05) = 51, notional 1,010.
         m.mark = Some(101);

@@ -3,6 +3,7 @@
 //! on `units` and `market`.
 
 pub mod cross;
+pub mod cross_account;
 pub mod cross_bounds;
 pub mod cross_sums;
 pub mod cross_totals;
