@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use rustc_hash::FxHashMap;
 
+use crate::core::book::account_index::AccountIndex;
 use crate::core::book::cross_account::CrossAccount;
 use crate::core::book::cross_bounds::{allowance, bands, holds, Band, Leg, MarketView, Terms};
 use crate::core::book::cross_sums::SumsTable;
@@ -96,7 +97,7 @@ impl Member {
 /// every move of their markets; those below maintenance are kept ordered by shortfall.
 #[derive(Clone, Default)]
 pub struct CrossBook {
-    ids: FxHashMap<u64, u32>,
+    ids: AccountIndex,
     /// Per slot: the index of its account if it is a cross position (`NONE` otherwise).
     by_slot: Vec<u32>,
     accounts: Vec<CrossAccount>,
@@ -130,7 +131,7 @@ impl CrossBook {
         let mut book = CrossBook::default();
         let mut accounts = Vec::new();
         for (slot, p) in store.iter().filter(|(_, p)| p.cross) {
-            if !book.ids.contains_key(&p.account) {
+            if !book.ids.get(p.account).is_some() {
                 accounts.push(p.account);
             }
             book.add(p.account, slot, p.market);
@@ -142,6 +143,7 @@ impl CrossBook {
         book.accounts.shrink_to_fit();
         book.sums.shrink_to_fit();
         book.by_slot.shrink_to_fit();
+        book.ids.shrink_to_fit();
         book.members.iter_mut().for_each(Vec::shrink_to_fit);
         Ok(book)
     }
@@ -152,11 +154,11 @@ impl CrossBook {
 
     /// Heap bytes by part (B-trees estimated: `footprint::btree`).
     pub fn footprint(&self) -> Vec<(&'static str, usize)> {
-        use crate::core::units::footprint::{btree, table, vec};
+        use crate::core::units::footprint::{btree, vec};
         let per_account = |f: &dyn Fn(&CrossAccount) -> usize| self.accounts.iter().map(f).sum::<usize>();
         let heaps = self.lows.iter().map(SweptHeap::footprint).sum::<usize>() + self.highs.iter().map(SweptHeap::footprint).sum::<usize>();
         vec![
-            ("cross id map", table::<(u64, u32)>(self.ids.capacity())),
+            ("cross id map", self.ids.footprint()),
             ("cross by slot", vec(&self.by_slot)),
             ("cross account records", vec(&self.accounts) + vec(&self.free)),
             ("cross account legs and bands", per_account(&CrossAccount::footprint)),
@@ -169,8 +171,8 @@ impl CrossBook {
 
     /// Adds a cross position in `market`; its account's totals count it from its next `refresh`.
     pub fn add(&mut self, account: u64, slot: u32, market: u32) {
-        let index = match self.ids.get(&account) {
-            Some(&i) => i,
+        let index = match self.ids.get(account) {
+            Some(i) => i,
             None => {
                 let new = CrossAccount::new(account);
                 let i = match self.free.pop() {
@@ -205,7 +207,7 @@ impl CrossBook {
     /// Forgets a closed position of `market`; an account with no cross position left is
     /// dropped. The account's totals change at its next `refresh`.
     pub fn remove(&mut self, account: u64, slot: u32, market: u32) {
-        let Some(&index) = self.ids.get(&account) else { return };
+        let Some(index) = self.ids.get(account) else { return };
         // Counted at the current marks first: the refresh that follows starts from them.
         self.sync(index);
         let a = &mut self.accounts[index as usize];
@@ -227,15 +229,15 @@ impl CrossBook {
             self.accounts[index as usize] = CrossAccount::default();
             self.sums.clear(index);
             self.free.push(index);
-            self.ids.remove(&account);
+            self.ids.remove(account);
         }
     }
 
     pub fn slots(&self, account: u64) -> &[u32] {
-        self.ids.get(&account).map_or(&[], |&i| self.accounts[i as usize].slots())
+        self.ids.get(account).map_or(&[], |i| self.accounts[i as usize].slots())
     }
     pub fn accounts(&self) -> impl Iterator<Item = u64> + '_ {
-        self.ids.keys().copied()
+        self.ids.ids()
     }
 
     /// The account's totals at the current marks (all zero for an account without cross
@@ -243,7 +245,7 @@ impl CrossBook {
     /// at the current mark less those at that one (exact; within `CROSS_LIMIT` by its bands).
     #[inline]
     pub fn totals(&self, account: u64) -> CrossTotals {
-        let Some(&i) = self.ids.get(&account) else { return CrossTotals::default() };
+        let Some(i) = self.ids.get(account) else { return CrossTotals::default() };
         self.totals_at(i)
     }
 
@@ -327,7 +329,7 @@ impl CrossBook {
     /// Recomputes an account's terms and totals from its wallet and its positions at the
     /// marks, and its bands. Beyond `CROSS_LIMIT` nothing changes and the call is refused.
     pub fn refresh(&mut self, account: u64, wallet: i128, store: &PositionStore, markets: &[impl AsRef<Instrument>]) -> Result<()> {
-        let Some(&index) = self.ids.get(&account) else { return Ok(()) };
+        let Some(index) = self.ids.get(account) else { return Ok(()) };
         self.see(markets);
         let a = &self.accounts[index as usize];
         let fresh: Vec<(Member, Terms)> = a
@@ -498,7 +500,7 @@ impl CrossBook {
     /// Counts an account's positions at the current marks: reads of its totals then cost
     /// nothing extra.
     pub fn sync_account(&mut self, account: u64) {
-        if let Some(&i) = self.ids.get(&account) {
+        if let Some(i) = self.ids.get(account) {
             self.sync(i);
         }
     }

@@ -2,6 +2,7 @@
 //! heap their bands are filed in, insurance funds and their trigger, partial closes. Depends
 //! on `units` and `market`.
 
+pub mod account_index;
 pub mod cross;
 pub mod cross_account;
 pub mod cross_bounds;
