@@ -126,18 +126,23 @@ pub struct CrossBook {
 }
 
 impl CrossBook {
-    /// The cross book of these positions and wallets at the markets' marks.
-    pub fn build(cash: &FxHashMap<u64, i128>, store: &PositionStore, markets: &[impl AsRef<Instrument>]) -> Result<CrossBook> {
+    /// The cross book of these positions and wallets at the markets' marks. The cash entries
+    /// of its accounts move from `cash` into their records.
+    pub fn build(cash: &mut FxHashMap<u64, i128>, store: &PositionStore, markets: &[impl AsRef<Instrument>]) -> Result<CrossBook> {
         let mut book = CrossBook::default();
         let mut accounts = Vec::new();
         for (slot, p) in store.iter().filter(|(_, p)| p.cross) {
-            if !book.ids.get(p.account).is_some() {
+            if book.ids.get(p.account).is_none() {
                 accounts.push(p.account);
             }
-            book.add(p.account, slot, p.market);
+            book.add(p.account, slot, p.market, cash);
         }
         for a in accounts {
-            book.refresh(a, cash.get(&a).copied().unwrap_or(0), store, markets)?;
+            let wallet = book.cash(a).flatten().unwrap_or(0);
+            if let Err(e) = book.refresh(a, wallet, store, markets) {
+                book.release_cash(cash);
+                return Err(e);
+            }
         }
         // Grown by doubling: up to half of each list was spare.
         book.accounts.shrink_to_fit();
@@ -145,6 +150,7 @@ impl CrossBook {
         book.by_slot.shrink_to_fit();
         book.ids.shrink_to_fit();
         book.members.iter_mut().for_each(Vec::shrink_to_fit);
+        cash.shrink_to_fit(); // the entries moved out leave room behind
         Ok(book)
     }
 
@@ -169,12 +175,14 @@ impl CrossBook {
         ]
     }
 
-    /// Adds a cross position in `market`; its account's totals count it from its next `refresh`.
-    pub fn add(&mut self, account: u64, slot: u32, market: u32) {
+    /// Adds a cross position in `market`; its account's totals count it from its next
+    /// `refresh`. A new account's cash entry moves from `cash` into its record.
+    pub fn add(&mut self, account: u64, slot: u32, market: u32, cash: &mut FxHashMap<u64, i128>) {
         let index = match self.ids.get(account) {
             Some(i) => i,
             None => {
-                let new = CrossAccount::new(account);
+                let mut new = CrossAccount::new(account);
+                new.set_cash(cash.remove(&account));
                 let i = match self.free.pop() {
                     Some(i) => {
                         self.accounts[i as usize] = new;
@@ -205,8 +213,8 @@ impl CrossBook {
     }
 
     /// Forgets a closed position of `market`; an account with no cross position left is
-    /// dropped. The account's totals change at its next `refresh`.
-    pub fn remove(&mut self, account: u64, slot: u32, market: u32) {
+    /// dropped, its cash entry back in `cash`. The account's totals change at its next `refresh`.
+    pub fn remove(&mut self, account: u64, slot: u32, market: u32, cash: &mut FxHashMap<u64, i128>) {
         let Some(index) = self.ids.get(account) else { return };
         // Counted at the current marks first: the refresh that follows starts from them.
         self.sync(index);
@@ -226,10 +234,45 @@ impl CrossBook {
             let t = self.sums.get(index).0;
             self.below.remove(&(t.tnc() - t.maintenance, account));
             self.set_bands(index, Vec::new(), false);
+            if let Some(c) = self.accounts[index as usize].cash() {
+                cash.insert(account, c);
+            }
             self.accounts[index as usize] = CrossAccount::default();
             self.sums.clear(index);
             self.free.push(index);
             self.ids.remove(account);
+        }
+    }
+
+    /// The cash entry of a cross account (`None`: not a cross account; `Some(None)`: one
+    /// without an entry). A cross account's cash lives in its record, nowhere else.
+    pub fn cash(&self, account: u64) -> Option<Option<i128>> {
+        self.ids.get(account).map(|i| self.accounts[i as usize].cash())
+    }
+    /// Sets (`None`: drops) a cross account's cash entry; `false`, changing nothing, when
+    /// the account has no cross position. Its totals count the new wallet from its next `refresh`.
+    pub fn set_cash(&mut self, account: u64, cash: Option<i128>) -> bool {
+        self.ids.get(account).map(|i| self.accounts[i as usize].set_cash(cash)).is_some()
+    }
+    /// The cross accounts' cash entries.
+    pub fn cash_entries(&self) -> impl Iterator<Item = (u64, i128)> + '_ {
+        self.ids.ids().filter_map(|a| Some((a, self.cash(a)??)))
+    }
+    /// Moves every cash entry out of the records into `cash` (before the book is rebuilt).
+    pub fn release_cash(&mut self, cash: &mut FxHashMap<u64, i128>) {
+        for a in self.accounts.iter_mut() {
+            if let Some(c) = a.cash() {
+                cash.insert(a.id, c);
+                a.set_cash(None);
+            }
+        }
+    }
+    /// Moves the cash entries of this book's accounts from `cash` into their records.
+    pub fn adopt_cash(&mut self, cash: &mut FxHashMap<u64, i128>) {
+        for a in self.ids.ids().collect::<Vec<_>>() {
+            if let Some(c) = cash.remove(&a) {
+                self.set_cash(a, Some(c));
+            }
         }
     }
 
@@ -670,7 +713,7 @@ mod tests {
         let mut m = Instrument::new("X", MarketSpec::linear(0, 0, 0.05), 0).unwrap();
         m.mark = Some(100);
         let mut book = CrossBook::default();
-        book.add(7, slot, 0);
+        book.add(7, slot, 0, &mut Default::default());
         book.refresh(7, 100, &store, &[m.clone()]).unwrap();
         assert_eq!(book.accounts[0].bands().collect::<Vec<_>>(), [(0, 97, 103)]);
         // To 101, inside: not revalued (the stored totals stay at mark 100: u = 0, MM = 50),

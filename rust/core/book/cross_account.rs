@@ -1,5 +1,6 @@
 //! One cross account's record in the cross book (`cross::CrossBook`): its positions and its
-//! bands in a single boxed slice of 4-byte words, 32 bytes of record in all. The book holds
+//! bands in a single boxed slice of 4-byte words, and its cash (the account's wallet; the
+//! engine's cash map holds only accounts without cross positions). 48 bytes. The book holds
 //! hundreds of thousands of them; legs change at most once per fill, bands once per
 //! revaluation, so rebuilding the slice on a change costs less than keeping spare room.
 
@@ -15,6 +16,10 @@ pub(crate) struct CrossAccount {
     n: u32,
     /// The bands are only the markets with a mark in which every move revalues it.
     pub eager: bool,
+    /// Whether the account has a cash entry (`cash` is its value; an account may hold
+    /// positions and no entry). Two words, not an i128: 8-byte alignment keeps the record 48.
+    has_cash: bool,
+    cash: [u64; 2],
 }
 
 fn join(lo: u32, hi: u32) -> i64 {
@@ -31,6 +36,14 @@ impl CrossAccount {
     }
     pub fn len(&self) -> usize {
         self.n as usize
+    }
+    /// Its cash entry, if it has one.
+    pub fn cash(&self) -> Option<i128> {
+        self.has_cash.then(|| ((self.cash[1] as u128) << 64 | self.cash[0] as u128) as i128)
+    }
+    pub fn set_cash(&mut self, cash: Option<i128>) {
+        let x = cash.unwrap_or(0) as u128;
+        (self.has_cash, self.cash) = (cash.is_some(), [x as u64, (x >> 64) as u64]);
     }
     pub fn is_empty(&self) -> bool {
         self.n == 0
@@ -113,9 +126,15 @@ mod tests {
 
     #[test]
     fn legs_and_bands_share_one_slice() {
-        // 32 bytes: id 8, a boxed slice 16, the leg count 4 and the flag, padded to 8.
-        assert_eq!(std::mem::size_of::<CrossAccount>(), 32);
+        // 48 bytes: id 8, a boxed slice 16, the leg count 4, two flags, padded to 8, and the
+        // cash in two words 16.
+        assert_eq!(std::mem::size_of::<CrossAccount>(), 48);
         let mut a = CrossAccount::new(7);
+        assert_eq!(a.cash(), None);
+        for c in [Some(-1), Some(i128::MAX), Some(i128::MIN), Some(0), None] {
+            a.set_cash(c);
+            assert_eq!(a.cash(), c);
+        }
         a.push(10, 0, 1);
         a.push(11, 5, 2);
         a.set_bands(&[(1, -3, 1 << 40), (2, 97, 103)], false);

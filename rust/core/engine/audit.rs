@@ -82,7 +82,7 @@ pub struct SolvencyBaseline {
 
 impl SolvencyBaseline {
     pub fn of(e: &Engine) -> SolvencyBaseline {
-        SolvencyBaseline { cash: e.accounts_cash().clone(), tnc: e.cross_accounts().map(|(a, t)| (a, t.tnc())).collect() }
+        SolvencyBaseline { cash: e.accounts_cash(), tnc: e.cross_accounts().map(|(a, t)| (a, t.tnc())).collect() }
     }
 
     /// Checks every ADL counterparty of `results` (accounts liquidated in them excepted): an

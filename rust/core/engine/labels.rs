@@ -110,7 +110,7 @@ impl Engine {
         let n = self.labels.len() as u64;
         let fills = self.events.iter().flat_map(|f| [Some(f.bankrupt_account), f.account]).flatten();
         let live = self.store.iter().map(|(_, p)| p.account);
-        self.labels.is_empty() || live.chain(self.cash.keys().copied()).chain(fills).all(|a| a < n)
+        self.labels.is_empty() || live.chain(self.cash_entries().map(|(a, _)| a)).chain(fills).all(|a| a < n)
     }
 
     /// Runs a book operation (`load`, `upsert`) under the ids rule. `labels`: `None` for

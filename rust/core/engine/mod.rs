@@ -17,6 +17,7 @@ pub mod stateless;
 pub mod undo;
 pub mod updates;
 pub mod views;
+mod wallets;
 mod waterfall;
 
 pub use records::{EventLog, Fill, FillKind, Liquidation, PassedOver, Request, Totals};
@@ -61,6 +62,8 @@ pub struct Engine {
     pub(in crate::core) markets: Vec<Market>,
     pub(in crate::core) market_ids: FxHashMap<String, u32>,
     pub(in crate::core) store: PositionStore,
+    /// Cash of the accounts without cross positions (a cross account's is in its record:
+    /// `wallets`).
     pub(in crate::core) cash: FxHashMap<u64, i128>,
     pub(in crate::core) cross: CrossBook,
     /// Caller's scores by slot (policy `custom`).
@@ -243,12 +246,6 @@ impl Engine {
     pub fn default_spec(&self) -> &MarketSpec {
         &self.default_spec
     }
-    pub fn cash_of(&self, account: u64) -> i128 {
-        self.cash.get(&account).copied().unwrap_or(0)
-    }
-    pub fn accounts_cash(&self) -> &FxHashMap<u64, i128> {
-        &self.cash
-    }
     pub fn cash_f64(&self, units: i128) -> f64 {
         cash_to_f64(units, self.cash_decimals)
     }
@@ -291,7 +288,7 @@ impl Engine {
     /// Ledger totals at the current marks (positions in markets without marks count margin only).
     pub fn totals(&self) -> Totals {
         let mut t = Totals {
-            cash: self.cash.values().sum(),
+            cash: self.cash_entries().map(|(_, c)| c).sum(),
             position_equity: 0,
             fund: self.funds.total(),
             bad_debt: self.bad_debt,

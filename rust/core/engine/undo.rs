@@ -134,7 +134,7 @@ impl Undo {
         self.dirty = true;
         for &a in accounts {
             if self.seen_accounts.insert(a) {
-                self.accounts.push((a, e.cash.get(&a).copied()));
+                self.accounts.push((a, e.cash_entry(a)));
             }
         }
     }
@@ -200,6 +200,9 @@ impl Undo {
             (e.markets, e.market_ids, e.store, e.cash, e.cross, e.custom) = (b.markets, b.market_ids, b.store, b.cash, b.cross, b.custom);
         }
         e.store.restore(self.slots_len, self.free_len, self.free_tail.as_deref(), &self.slots);
+        // Every cash entry in the map while accounts are put back; the cross accounts' go
+        // back to their records below.
+        e.cross.release_cash(&mut e.cash);
         for (a, cash) in self.accounts {
             match cash {
                 Some(c) => e.cash.insert(a, c),
@@ -248,8 +251,10 @@ impl Undo {
         // book is rebuilt from the positions, cash and marks put back (they were within its
         // limits); a replaced book comes back with its own.
         e.markets.iter_mut().for_each(|m| m.invalidate());
-        if !restored_book {
-            e.cross = CrossBook::build(&e.cash, &e.store, &e.markets).expect("the cross totals before the call were within the limit");
+        if restored_book {
+            e.cross.adopt_cash(&mut e.cash);
+        } else {
+            e.cross = CrossBook::build(&mut e.cash, &e.store, &e.markets).expect("the cross totals before the call were within the limit");
         }
     }
 }

@@ -134,7 +134,7 @@ impl Engine {
                     let old = *self.store.get(slot);
                     self.markets[id as usize].remove_member(&mut self.store, slot);
                     if old.cross {
-                        self.cross.remove(account, slot, old.market);
+                        self.cross.remove(account, slot, old.market, &mut self.cash);
                         touched.insert(account);
                     }
                     *self.store.get_mut(slot) = fresh;
@@ -148,7 +148,7 @@ impl Engine {
             };
             self.markets[id as usize].add_member(&mut self.store, slot);
             if fresh.cross {
-                self.cross.add(account, slot, id);
+                self.cross.add(account, slot, id, &mut self.cash);
                 touched.insert(account);
             }
             if let Some(&s) = custom.get(row) {
@@ -163,7 +163,7 @@ impl Engine {
             crate::core::engine::fault::step();
         }
         for (a, c) in cash {
-            self.cash.insert(a, c);
+            self.put_cash(a, Some(c));
             touched.insert(a);
         }
         self.refresh_cross(touched.into_iter()).expect("checked by check_cross_after");
@@ -250,10 +250,10 @@ impl Engine {
         undo.note_markets([market]);
         self.markets[market as usize].remove_member(&mut self.store, slot);
         self.store.remove(slot);
-        self.cash.insert(account, cash);
+        self.put_cash(account, Some(cash));
         self.book_value = book_value;
         if p.cross {
-            self.cross.remove(account, slot, market);
+            self.cross.remove(account, slot, market, &mut self.cash);
         }
         // The credit moved the wallet of any cross positions the account still holds (within
         // `LEDGER_LIMIT`, far below `CROSS_LIMIT`; the positions left are a subset at the same marks).
@@ -390,7 +390,8 @@ impl Engine {
         }
         // Grown by doubling: up to half of each list was spare.
         markets.iter_mut().flat_map(|m| m.members.iter_mut()).for_each(Vec::shrink_to_fit);
-        let cross = CrossBook::build(&cash, &store, &markets)?;
+        let mut cash = cash;
+        let cross = CrossBook::build(&mut cash, &store, &markets)?;
         undo.note_replaced_book(Book {
             markets: std::mem::replace(&mut self.markets, markets),
             market_ids: std::mem::replace(&mut self.market_ids, ids),

@@ -93,7 +93,7 @@ impl Engine {
             .flat_map(|m| Side::BOTH.map(|side| (m, side)))
             .filter_map(|(m, side)| self.store().find(&(account, m, side)))
             .collect();
-        if slots.is_empty() && !self.accounts_cash().contains_key(&account) {
+        if slots.is_empty() && self.cash_entry(account).is_none() {
             return Err(AdlError::config("account", format!("account {account} holds no position and no cash")));
         }
         let positions = slots.into_iter().map(|slot| self.view_of(slot)).collect::<Result<Vec<_>>>()?;
@@ -107,7 +107,7 @@ impl Engine {
     /// positions), equity as in `account_view` (the whole-book form of it).
     pub fn account_rows(&self) -> Vec<(u64, i128, i128, u32)> {
         let mut by: FxHashMap<u64, (i128, i128, u32)> = FxHashMap::default();
-        for (&a, &c) in self.accounts_cash() {
+        for (a, c) in self.cash_entries() {
             by.entry(a).or_default().0 = c;
         }
         for (_, p) in self.store().iter() {

@@ -349,7 +349,7 @@ impl Engine {
         let p = *self.store.get(slot);
         let market = p.market as usize;
         if let Some(cash) = cash {
-            self.cash.insert(p.account, cash);
+            self.put_cash(p.account, Some(cash));
         }
         if let Some((lots, margin_after)) = partial {
             let kept = self.store.get_mut(slot);
@@ -370,13 +370,13 @@ impl Engine {
         self.markets[market].remove_member(&mut self.store, slot);
         self.store.remove(slot);
         if p.cross {
-            self.cross.remove(p.account, slot, p.market);
+            self.cross.remove(p.account, slot, p.market, &mut self.cash);
             touched.push(p.account);
         }
         for leg in &legs {
             let lots = leg.take.lots;
             let c = *self.store.get(leg.take.slot);
-            self.cash.insert(c.account, leg.cash);
+            self.put_cash(c.account, Some(leg.cash));
             // Any credit to an account with cross positions (this one or others) moves its wallet.
             if !self.cross.slots(c.account).is_empty() {
                 touched.push(c.account);
@@ -385,7 +385,7 @@ impl Engine {
                 self.markets[market].remove_member(&mut self.store, leg.take.slot);
                 self.store.remove(leg.take.slot);
                 if c.cross {
-                    self.cross.remove(c.account, leg.take.slot, c.market);
+                    self.cross.remove(c.account, leg.take.slot, c.market, &mut self.cash);
                 }
             } else {
                 let cp = self.store.get_mut(leg.take.slot);

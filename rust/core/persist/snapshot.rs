@@ -369,7 +369,7 @@ impl Engine {
         }
         w.len(free.len());
         free.iter().for_each(|&f| w.u32(f));
-        let mut cash: Vec<(u64, i128)> = self.cash.iter().map(|(&a, &c)| (a, c)).collect();
+        let mut cash: Vec<(u64, i128)> = self.cash_entries().collect();
         cash.sort_unstable();
         w.len(cash.len());
         for (a, c) in cash {
@@ -530,7 +530,7 @@ impl Engine {
             let m = e.store.get(slot).market as usize;
             e.markets[m].add_member(&mut e.store, slot);
         }
-        e.cross = CrossBook::build(&e.cash, &e.store, &e.markets).map_err(|err| r.corrupt(err.to_string()))?;
+        e.cross = CrossBook::build(&mut e.cash, &e.store, &e.markets).map_err(|err| r.corrupt(err.to_string()))?;
         Ok(e)
     }
 }

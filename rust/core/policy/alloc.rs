@@ -460,7 +460,7 @@ mod tests {
                 crate::core::market::instrument::Instrument::new("X", crate::core::market::MarketSpec::linear(0, 0, 0.01), 2).unwrap();
             market.mark = Some(mark);
             let mut cross = CrossBook::default();
-            cross.add(9, slot, 0);
+            cross.add(9, slot, 0, &mut Default::default());
             struct Only(crate::core::market::instrument::Instrument);
             impl AsRef<crate::core::market::instrument::Instrument> for Only {
                 fn as_ref(&self) -> &crate::core::market::instrument::Instrument {

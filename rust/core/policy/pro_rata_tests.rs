@@ -77,7 +77,7 @@ fn the_index_splits_exactly_as_the_scan() {
             let slot = store.insert(p).unwrap();
             market.add_member(&mut store, slot);
             if is_cross {
-                cross.add(account, slot, 0);
+                cross.add(account, slot, 0, &mut Default::default());
                 wallets.push((account, margin));
             }
         }
@@ -120,7 +120,7 @@ fn the_index_splits_exactly_as_the_scan() {
                     market.remove_member(&mut store, t.slot);
                     store.remove(t.slot);
                     if c.cross {
-                        cross.remove(c.account, t.slot, 0);
+                        cross.remove(c.account, t.slot, 0, &mut Default::default());
                     }
                 } else {
                     let cp = store.get_mut(t.slot);

@@ -32,12 +32,14 @@ pub fn btree<T>(len: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_table_of_a_million_slots_takes_two_million_buckets() {
         // 1,000,000 entries need more than 2^20 · 7/8 = 917,504: 2^21 buckets, whose
         // capacity is 2^21 · 7/8 = 1,835,008; each bucket holds 4 bytes and a control byte.
         let t: hashbrown::HashTable<u32> = hashbrown::HashTable::with_capacity(1_000_000);
         assert_eq!(t.capacity(), 1_835_008);
-        assert_eq!(super::table::<u32>(t.capacity()), (1 << 21) * 5 + 16);
+        assert_eq!(table::<u32>(t.capacity()), (1 << 21) * 5 + 16);
     }
 }
