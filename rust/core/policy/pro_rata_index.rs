@@ -167,7 +167,7 @@ impl ProRataIndex {
                 by_weight.push((Reverse(f.weight), p.account, slot));
                 weight_sum += U256::from(f.weight);
             }
-            match { f.risk } {
+            match f.risk {
                 Risk::Isolated(s) => isolated.push(s),
                 Risk::Cross(tnc) => cross.push((tnc.0, slot)),
             }
@@ -209,7 +209,7 @@ impl ProRataIndex {
             self.by_weight.remove(&(Reverse(f.weight), store.get(f.slot).account, f.slot));
             self.weight_sum -= U256::from(f.weight);
         }
-        match { f.risk } {
+        match f.risk {
             Risk::Isolated(s) => self.isolated.remove(&s),
             Risk::Cross(tnc) => self.cross.remove(&(tnc.0, f.slot)),
         };
@@ -245,7 +245,7 @@ impl ProRataIndex {
                 Some(Risk::Cross(tnc)) => self.cross.remove(&(tnc.0, slot)),
                 None => false,
             };
-            match { f.risk } {
+            match f.risk {
                 Risk::Isolated(s) => self.isolated.insert(s),
                 Risk::Cross(tnc) => self.cross.insert((tnc.0, slot)),
             };
