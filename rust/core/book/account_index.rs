@@ -48,7 +48,7 @@ impl AccountIndex {
             if id < SLACK.max(4 * (*len as u64 + 1)) {
                 let i = id as usize;
                 if by_id.len() <= i {
-                    by_id.resize((i + 1).max(by_id.len() * 3 / 2), NONE);
+                    by_id.resize(i + 1, NONE); // capacity grows by doubling; `shrink_to_fit` trims it
                 }
                 by_id[i] = index;
                 *len += 1;
