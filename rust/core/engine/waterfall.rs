@@ -163,6 +163,8 @@ impl Engine {
             let p = self.store.get(slot);
             (p.market as usize, p.side.opposite())
         };
+        // The last event's refiles, sorted into the pro-rata index in one go.
+        self.markets[market].settle_pro_rata(side);
         // Each retry builds a deeper head, up to the complete index, which satisfies any plan.
         loop {
             let need = match self.plan(slot, fill, partial, max_adl)? {

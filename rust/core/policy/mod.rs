@@ -4,6 +4,7 @@
 pub mod alloc;
 pub mod dydx;
 pub mod kernel;
+pub mod lazy_order;
 pub mod pro_rata_index;
 #[cfg(test)]
 mod pro_rata_tests;

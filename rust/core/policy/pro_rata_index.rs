@@ -16,12 +16,12 @@
 //!
 //! The index mirrors the ranking index of the side (same members) and is kept current by the
 //! same calls (`Market::remove_member`, `Market::rescore_member`); it is dropped whenever the
-//! ranking index goes stale. `allocate` returns the exact split of `alloc::SizeProRata` or
+//! ranking index goes stale. The orders take an event's refiles in bulk (`lazy_order`), and
+//! are settled (`settle`) before the next event reads them. `allocate` returns the exact split of `alloc::SizeProRata` or
 //! `alloc::WeightedProRata` (the oracle, compared in debug builds), or `None` when the event
 //! falls outside its domain (the side holds no more than the lots), for the oracle to answer.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BTreeSet;
 
 use ethnum::U256;
 use rustc_hash::FxHashSet;
@@ -29,6 +29,7 @@ use rustc_hash::FxHashSet;
 use crate::core::book::position::{Position, PositionStore, NO_INDEX};
 use crate::core::market::tiers::Tiers;
 use crate::core::policy::alloc::{AdlTerms, Allocation, OppositeSide, Passed, Take};
+use crate::core::policy::lazy_order::{Entry, LazyOrder};
 use crate::core::policy::prorata::{holding, Holding, Weighting};
 use crate::core::policy::scoring::Scoring;
 use crate::core::units::fixed::Grid;
@@ -40,26 +41,29 @@ pub enum Split {
     Weighted(Weighting),
 }
 
-/// `n/q` of an isolated position as `k + r/q` (`0 <= r < q`), ordered exactly. Packed to
-/// 8-byte alignment: 40 bytes, not 48 (one per isolated position, twice: set and `filed`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(C, packed(8))]
+/// `n/q` of an isolated position as `k + r/q` (`0 <= r < q`), ordered (and equal) exactly
+/// by value: positions with equal `n/q` are passed over alike, so their order is free.
+#[derive(Clone, Copy, Debug)]
 struct Solvency {
     whole: i128,
     rem: i64,
     qty: i64,
-    slot: u32,
 }
 
 impl Ord for Solvency {
     fn cmp(&self, o: &Self) -> Ordering {
-        // r/q against r'/q': r·q' against r'·q, both below 2^126. (Fields copied out: a
-        // packed field cannot be borrowed.)
-        let (a, b) = (*self, *o);
-        let (wa, wb, sa, sb) = (a.whole, b.whole, a.slot, b.slot);
-        wa.cmp(&wb).then_with(|| (a.rem as i128 * b.qty as i128).cmp(&(b.rem as i128 * a.qty as i128))).then(sa.cmp(&sb))
+        // r/q against r'/q': r·q' against r'·q, both below 2^126.
+        self.whole.cmp(&o.whole).then_with(|| (self.rem as i128 * o.qty as i128).cmp(&(o.rem as i128 * self.qty as i128)))
     }
 }
+
+impl PartialEq for Solvency {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+
+impl Eq for Solvency {}
 
 impl PartialOrd for Solvency {
     fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
@@ -67,39 +71,46 @@ impl PartialOrd for Solvency {
     }
 }
 
-/// Where a member is filed, to find it again when it changes or leaves. Packed to 8-byte
-/// alignment: 72 bytes, not 96 (one per position of the side).
+/// A member's keys as filed, to tell which orders a refile moves.
 #[derive(Clone, Copy, Debug)]
-#[repr(C, packed(8))]
 struct Filed {
-    slot: u32,
-    /// 0 when not in the weighted set (weight 0 or a cap of 0 lots).
+    /// 0 when not in the weighted order (weight 0 or a cap of 0 lots).
     weight: u128,
     risk: Risk,
 }
 
+/// A member's slot and its stamps in the weight order and its risk order (the entry carrying
+/// the same stamp is its current one: `lazy_order`). Kept after it leaves, so that a later
+/// refile goes on from its stamps.
+#[derive(Clone, Copy, Debug, Default)]
+struct Member {
+    slot: u32,
+    stamps: [u32; 2],
+}
+
+const WEIGHT: usize = 0;
+const RISK: usize = 1;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Risk {
     Isolated(Solvency),
-    Cross(Tnc),
+    Cross(i128),
 }
-
-/// A cross account's TNC, aligned to 8 bytes so that `Risk` is (an i128 would align it to 16).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(C, packed(8))]
-struct Tnc(i128);
 
 /// The pro-rata index of one market side.
 #[derive(Clone, Debug)]
 pub struct ProRataIndex {
     split: Split,
-    by_weight: BTreeSet<(Reverse<u128>, u64, u32)>,
+    /// By weight (descending), then account.
+    by_weight: LazyOrder<(Reverse<u128>, u64)>,
     weight_sum: U256,
-    isolated: BTreeSet<Solvency>,
-    cross: BTreeSet<(i128, u32)>,
+    weighted: usize,
+    isolated: LazyOrder<Solvency>,
+    cross: LazyOrder<i128>,
     /// Members by their place in the side's ranking index (`Position::index_pos`, which an
-    /// unranked index never moves while it lives).
+    /// unranked index never moves while it lives); the orders' entries name them by it.
     filed: Vec<Option<Filed>>,
+    members: Vec<Member>,
     live: usize,
 }
 
@@ -124,30 +135,28 @@ impl Terms<'_> {
     }
 
     /// How `p` is filed; `None` when its solvency key does not fit 128 bits.
-    fn file(&self, split: Split, slot: u32, p: &Position) -> Option<Filed> {
+    fn file(&self, split: Split, p: &Position) -> Option<Filed> {
         let h = self.holding(split, p, p.qty);
         let weight = if h.weight > 0 && h.cap > 0 { h.weight } else { 0 };
         let risk = if p.cross {
-            Risk::Cross(Tnc(self.scoring.cross.totals(p.account).tnc()))
+            Risk::Cross(self.scoring.cross.totals(p.account).tnc())
         } else {
             let value = (p.qty as i128).checked_mul(p.entry as i128)?.checked_mul(self.grid.factor)?;
             let n = p.margin.checked_sub(p.side.sign_i128().checked_mul(value)?)?;
             let q = p.qty as i128;
-            Risk::Isolated(Solvency { whole: n.div_euclid(q), rem: n.rem_euclid(q) as i64, qty: p.qty, slot })
+            Risk::Isolated(Solvency { whole: n.div_euclid(q), rem: n.rem_euclid(q) as i64, qty: p.qty })
         };
-        Some(Filed { slot, weight, risk })
+        Some(Filed { weight, risk })
     }
 }
 
+/// Whether `e` is its member's current entry in order `k`.
+#[inline]
+fn current<K>(members: &[Member], k: usize, e: &Entry<K>) -> bool {
+    members[e.pos as usize].stamps[k] == e.stamp
+}
+
 impl ProRataIndex {
-    /// Heap bytes of the index (its B-trees estimated: `footprint::btree`).
-    pub fn footprint(&self) -> usize {
-        use crate::core::units::footprint::{btree, vec};
-        btree::<(Reverse<u128>, u64, u32)>(self.by_weight.len())
-            + btree::<Solvency>(self.isolated.len())
-            + btree::<(i128, u32)>(self.cross.len())
-            + vec(&self.filed)
-    }
     /// The index of the members `slots` (the side's ranking index, all eligible, as (place,
     /// slot)); `None` when a key does not fit (the oracle then serves the side).
     pub fn build(
@@ -157,38 +166,37 @@ impl ProRataIndex {
         terms: &Terms<'_>,
     ) -> Option<ProRataIndex> {
         let (mut by_weight, mut isolated, mut cross) = (Vec::new(), Vec::new(), Vec::new());
-        let mut filed = Vec::new();
-        let mut live = 0;
+        let (mut filed, mut members) = (Vec::new(), Vec::new());
         let mut weight_sum = U256::ZERO;
         for (pos, slot) in slots {
             let p = store.get(slot);
-            let f = terms.file(split, slot, p)?;
+            let f = terms.file(split, p)?;
+            let at = pos as u32;
             if f.weight > 0 {
-                by_weight.push((Reverse(f.weight), p.account, slot));
+                by_weight.push(Entry { key: (Reverse(f.weight), p.account), pos: at, stamp: 0 });
                 weight_sum += U256::from(f.weight);
             }
             match f.risk {
-                Risk::Isolated(s) => isolated.push(s),
-                Risk::Cross(tnc) => cross.push((tnc.0, slot)),
+                Risk::Isolated(s) => isolated.push(Entry { key: s, pos: at, stamp: 0 }),
+                Risk::Cross(tnc) => cross.push(Entry { key: tnc, pos: at, stamp: 0 }),
             }
             if filed.len() <= pos {
                 filed.resize(pos + 1, None);
+                members.resize(pos + 1, Member::default());
             }
             filed[pos] = Some(f);
-            live += 1;
+            members[pos].slot = slot;
         }
-        // Sorted first: `BTreeSet::from_iter` then builds in bulk.
-        by_weight.sort_unstable();
-        isolated.sort_unstable();
-        cross.sort_unstable();
         Some(ProRataIndex {
             split,
-            by_weight: by_weight.into_iter().collect(),
+            weighted: by_weight.len(),
+            by_weight: LazyOrder::new(by_weight),
             weight_sum,
-            isolated: isolated.into_iter().collect(),
-            cross: cross.into_iter().collect(),
+            isolated: LazyOrder::new(isolated),
+            cross: LazyOrder::new(cross),
+            live: filed.iter().flatten().count(),
             filed,
-            live,
+            members,
         })
     }
 
@@ -202,66 +210,113 @@ impl ProRataIndex {
     }
 
     /// Takes the position at ranking place `pos` out (it left the side's ranking index).
-    pub fn remove(&mut self, store: &PositionStore, pos: u32) {
+    pub fn remove(&mut self, pos: u32) {
         let Some(f) = self.filed.get_mut(pos as usize).and_then(Option::take) else { return };
         self.live -= 1;
         if f.weight > 0 {
-            self.by_weight.remove(&(Reverse(f.weight), store.get(f.slot).account, f.slot));
+            self.weighted -= 1;
             self.weight_sum -= U256::from(f.weight);
+            self.by_weight.retire();
+            self.restamp(pos as usize, WEIGHT);
         }
-        match f.risk {
-            Risk::Isolated(s) => self.isolated.remove(&s),
-            Risk::Cross(tnc) => self.cross.remove(&(tnc.0, f.slot)),
-        };
+        self.retire_risk(f.risk);
+        self.restamp(pos as usize, RISK);
     }
 
     /// Files the position at `slot` again with its current size, margin and account totals;
     /// `false` when its key does not fit (the caller drops the index).
     /// Only the orders whose key moved are touched (a cross account's TNC moves without its
-    /// positions' weights; a size split's weight without the cross order).
+    /// positions' weights; a size split's weight without the cross order; a proportional
+    /// close often leaves `n/q` as it was).
     pub fn refile(&mut self, store: &PositionStore, slot: u32, terms: &Terms<'_>) -> bool {
         let p = store.get(slot);
-        let Some(f) = terms.file(self.split, slot, p) else { return false };
+        let Some(f) = terms.file(self.split, p) else { return false };
         let at = p.index_pos as usize;
         if self.filed.len() <= at {
             self.filed.resize(at + 1, None);
+            self.members.resize(at + 1, Member::default());
         }
+        self.members[at].slot = slot;
         let old = self.filed[at].replace(f);
         self.live += old.is_none() as usize;
         let (old_weight, old_risk) = old.map_or((0, None), |o| (o.weight, Some(o.risk)));
         if old_weight != f.weight {
             if old_weight > 0 {
-                self.by_weight.remove(&(Reverse(old_weight), p.account, slot));
+                self.weighted -= 1;
                 self.weight_sum -= U256::from(old_weight);
+                self.by_weight.retire();
             }
+            let stamp = self.restamp(at, WEIGHT);
             if f.weight > 0 {
-                self.by_weight.insert((Reverse(f.weight), p.account, slot));
+                self.weighted += 1;
                 self.weight_sum += U256::from(f.weight);
+                self.by_weight.push((Reverse(f.weight), p.account), at as u32, stamp);
             }
         }
         if old_risk != Some(f.risk) {
-            match old_risk {
-                Some(Risk::Isolated(s)) => self.isolated.remove(&s),
-                Some(Risk::Cross(tnc)) => self.cross.remove(&(tnc.0, slot)),
-                None => false,
-            };
+            if let Some(r) = old_risk {
+                self.retire_risk(r);
+            }
+            let stamp = self.restamp(at, RISK);
             match f.risk {
-                Risk::Isolated(s) => self.isolated.insert(s),
-                Risk::Cross(tnc) => self.cross.insert((tnc.0, slot)),
-            };
+                Risk::Isolated(s) => self.isolated.push(s, at as u32, stamp),
+                Risk::Cross(tnc) => self.cross.push(tnc, at as u32, stamp),
+            }
         }
         true
     }
 
+    /// Sorts the refiles since the last call into the orders (before an event reads them).
+    pub fn settle(&mut self) {
+        let m = &self.members;
+        self.by_weight.settle(|e| current(m, WEIGHT, e));
+        self.isolated.settle(|e| current(m, RISK, e));
+        self.cross.settle(|e| current(m, RISK, e));
+    }
+
+    fn is_settled(&self) -> bool {
+        self.by_weight.is_settled() && self.isolated.is_settled() && self.cross.is_settled()
+    }
+
+    /// Retires the member's entry in order `k` (a new one gets the new stamp). Before its
+    /// stamp wraps, the order's stale entries are dropped, so none can match it again.
+    fn restamp(&mut self, at: usize, k: usize) -> u32 {
+        let stamp = self.members[at].stamps[k];
+        if stamp == u32::MAX {
+            let m = &self.members;
+            match k {
+                WEIGHT => self.by_weight.purge(|e| current(m, k, e)),
+                _ => {
+                    self.isolated.purge(|e| current(m, k, e));
+                    self.cross.purge(|e| current(m, k, e));
+                }
+            }
+        }
+        self.members[at].stamps[k] = stamp.wrapping_add(1);
+        stamp.wrapping_add(1)
+    }
+
+    /// Counts a retired risk entry in its order.
+    fn retire_risk(&mut self, r: Risk) {
+        match r {
+            Risk::Isolated(_) => self.isolated.retire(),
+            Risk::Cross(_) => self.cross.retire(),
+        }
+    }
+
     /// The exact split of `lots` over `side` (see the module doc), never to `exclude`, or
-    /// `None` when the side's active positions number no more than `lots`.
+    /// `None` when the side's active positions number no more than `lots` or the index
+    /// holds refiles not yet settled (`settle`).
     pub fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Option<Allocation> {
+        if !self.is_settled() {
+            return None;
+        }
         let terms = Terms { grid: side.grid, tiers: side.tiers, mark: side.mark, scoring: side.scoring };
         let passed = self.passed(side, exclude);
         let skip: FxHashSet<u32> = passed.iter().map(|x| x.slot).collect();
         // The active weighted positions: all filed less those passed over and `exclude`.
         let mut weight = self.weight_sum;
-        let mut count = self.by_weight.len();
+        let mut count = self.weighted;
         let weight_of = |slot: u32| self.filed.get(side.store.get(slot).index_pos as usize).copied().flatten().map_or(0, |f| f.weight);
         // `exclude`'s own position on this side, if it holds one.
         let excluded = side.members.first().and_then(|&any| {
@@ -277,11 +332,13 @@ impl ProRataIndex {
         if count as u128 <= lots as u128 {
             return None;
         }
+        let m = &self.members;
         let mut walk = self
             .by_weight
-            .iter()
-            .filter(|(_, account, slot)| *account != exclude && !skip.contains(slot))
-            .map(|&(Reverse(w), _, slot)| (slot, w));
+            .iter(|e| current(m, WEIGHT, e))
+            .map(|e| (e.key, m[e.pos as usize].slot))
+            .filter(|&((_, account), slot)| account != exclude && !skip.contains(&slot))
+            .map(|((Reverse(w), _), slot)| (slot, w));
         // Positions that may saturate or get a whole lot (`R·w >= W`), with their holdings.
         let mut head: Vec<(u32, Holding)> = Vec::new();
         let mut saturated = vec![];
@@ -364,24 +421,10 @@ impl ProRataIndex {
                 }
             }
         };
-        let _ = self.isolated.iter().all(|s| refused(s.slot));
-        let _ = self.cross.iter().all(|&(_, slot)| refused(slot));
+        let m = &self.members;
+        let _ = self.isolated.iter(|e| current(m, RISK, e)).all(|e| refused(m[e.pos as usize].slot));
+        let _ = self.cross.iter(|e| current(m, RISK, e)).all(|e| refused(m[e.pos as usize].slot));
         passed.sort_unstable_by_key(|x| side.store.get(x.slot).account);
         passed
-    }
-}
-
-#[cfg(test)]
-mod sizes {
-    use super::*;
-
-    #[test]
-    fn filed_records_are_packed() {
-        // Solvency: whole 16 + rem 8 + qty 8 + slot 4, padded to 8: 40. Risk: 40 and its tag,
-        // padded to 8: 48. Filed: slot 4 + weight 16 + risk 48 = 68, padded to 8: 72; `None`
-        // takes a spare value of the tag.
-        assert_eq!(std::mem::size_of::<Solvency>(), 40);
-        assert_eq!(std::mem::size_of::<Risk>(), 48);
-        assert_eq!((std::mem::size_of::<Filed>(), std::mem::size_of::<Option<Filed>>()), (72, 72));
     }
 }

@@ -146,7 +146,7 @@ impl Market {
             }
         }
         if let Some(pr) = self.pro_rata[s].as_mut() {
-            pr.remove(store, p.index_pos);
+            pr.remove(p.index_pos);
         }
     }
 
@@ -191,7 +191,7 @@ impl Market {
                 idx.remove(pos as usize, p.qty);
                 store.get_mut(slot).index_pos = NO_INDEX;
                 if let Some(pr) = self.pro_rata[s].as_mut() {
-                    pr.remove(store, p.index_pos);
+                    pr.remove(p.index_pos);
                 }
             }
             // Below the cut of a head-only index: positions left out may now rank before it.
@@ -199,7 +199,7 @@ impl Market {
                 idx.remove(pos as usize, p.qty);
                 store.get_mut(slot).index_pos = NO_INDEX;
                 if let Some(pr) = self.pro_rata[s].as_mut() {
-                    pr.remove(store, p.index_pos);
+                    pr.remove(p.index_pos);
                 }
             }
             (Some(score), pos) => {
@@ -247,6 +247,7 @@ impl Market {
         if self.index[s].is_none() || self.cut[s].is_some() {
             self.build(store, scoring, side, None)?;
         }
+        self.settle_pro_rata(side);
         Ok(self.index[s].as_ref().expect("built above"))
     }
 
@@ -304,6 +305,14 @@ impl Market {
         };
         self.index[s] = Some(idx);
         Ok(())
+    }
+
+    /// Sorts the refiles of `side`'s pro-rata index into its orders: before an event reads
+    /// it (an unsettled index is left to the scan).
+    pub fn settle_pro_rata(&mut self, side: Side) {
+        if let Some(pr) = self.pro_rata[side.slot()].as_mut() {
+            pr.settle();
+        }
     }
 
     /// The pro-rata index of `side`, when current (see `pro_rata_index`).
