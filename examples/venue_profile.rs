@@ -17,7 +17,8 @@
 //! in it (p99.9 and max need a few hundred rounds to differ), or the
 //! preview (`adl_marks`, step 0.5 %, up to 50 %, fund 1,000,000) of K random positions and
 //! one engine copy.
-//! `cascade` and `iso` take the policy as a fifth argument (default `bitmex`).
+//! `cascade` and `iso` take the policy as a fifth argument (default `bitmex`), and the number
+//! of the path's steps to run as a sixth (default all; fewer for callgrind).
 //! `memory [POLICY [iso]]` counts the heap bytes the engine holds per position after the load
 //! and after every market side's queue is built (a pro-rata policy's index included; no fill
 //! log is kept), then the engine's own breakdown by structure (`Engine::footprint`); `iso`
@@ -170,7 +171,7 @@ fn memory(dir: &str, n: usize, policy: Policy, isolated: bool) {
     println!("  {:<28} {:6.1} B/position", "sum of the parts", per(parts.iter().map(|p| p.1).sum()));
 }
 
-fn cascade(dir: &str, n: usize, isolated: bool, policy: Policy) {
+fn cascade(dir: &str, n: usize, isolated: bool, policy: Policy, steps_run: usize) {
     let (mut e, _) = engine(dir, n, isolated, policy);
     e.set_keep_fills(false);
     let path = read(&format!("{dir}/path{n}.csv"));
@@ -182,7 +183,7 @@ fn cascade(dir: &str, n: usize, isolated: bool, policy: Policy) {
     let mut sim = Simulation::new(e, Slippage { bps_per_million: 5.0, window: 60_000, max_bps: 500.0 }).unwrap();
     let t = Watch::start();
     let (mut liquidations, mut fills, mut lots) = (0, 0, 0);
-    for (ts, marks) in &steps {
+    for (ts, marks) in steps.iter().take(steps_run) {
         let out = sim.step(marks, *ts, &[]).unwrap();
         liquidations += out.liquidations.len();
         // The simulator drops fill records once tallied; each ADL leg cancels its
@@ -313,7 +314,8 @@ fn main() {
     match args.get(3).map(String::as_str).unwrap_or("cascade") {
         "cascade" | "iso" => {
             let policy = Policy::parse(args.get(4).map_or("bitmex", String::as_str)).unwrap();
-            cascade(dir, n, args.get(3).is_some_and(|a| a == "iso"), policy)
+            let steps = args.get(5).map_or(usize::MAX, |k| k.parse().unwrap());
+            cascade(dir, n, args.get(3).is_some_and(|a| a == "iso"), policy, steps)
         }
         "interleaved" => interleaved(dir, n, &args[4], args.get(5).map_or(50, |r| r.parse().expect("rounds"))),
         "marks" => marks_only(dir, n),

@@ -19,7 +19,8 @@
 //! ranking index goes stale. The orders take an event's refiles in bulk (`lazy_order`), and
 //! are settled (`settle`) before the next event reads them. `allocate` returns the exact split of `alloc::SizeProRata` or
 //! `alloc::WeightedProRata` (the oracle, compared in debug builds), or `None` when the event
-//! falls outside its domain (the side holds no more than the lots), for the oracle to answer.
+//! falls outside its domain (a weighted split whose profitable positions cannot absorb the
+//! lots, so that the rest goes by size to the others), for the oracle to answer.
 
 use std::cmp::{Ordering, Reverse};
 
@@ -30,7 +31,7 @@ use crate::core::book::position::{Position, PositionStore, NO_INDEX};
 use crate::core::market::tiers::Tiers;
 use crate::core::policy::alloc::{AdlTerms, Allocation, OppositeSide, Passed, Take};
 use crate::core::policy::lazy_order::{Entry, LazyOrder};
-use crate::core::policy::prorata::{holding, Holding, Weighting};
+use crate::core::policy::prorata::{holding, water_fill, Holding, Weighting};
 use crate::core::policy::scoring::Scoring;
 use crate::core::units::fixed::Grid;
 
@@ -305,8 +306,8 @@ impl ProRataIndex {
     }
 
     /// The exact split of `lots` over `side` (see the module doc), never to `exclude`, or
-    /// `None` when the side's active positions number no more than `lots` or the index
-    /// holds refiles not yet settled (`settle`).
+    /// `None` outside its domain (see the module doc) or when the index holds refiles not yet
+    /// settled (`settle`).
     pub fn allocate(&self, side: &OppositeSide<'_>, lots: i64, exclude: u64) -> Option<Allocation> {
         if !self.is_settled() {
             return None;
@@ -327,11 +328,6 @@ impl ProRataIndex {
             weight -= U256::from(w);
             count -= 1;
         }
-        // Each active position can take a lot, so more of them than lots hold more than the
-        // lots: the water-fill allocates them all and no size fallback runs. Else the oracle.
-        if count as u128 <= lots as u128 {
-            return None;
-        }
         let m = &self.members;
         let mut walk = self
             .by_weight
@@ -339,6 +335,12 @@ impl ProRataIndex {
             .map(|e| (e.key, m[e.pos as usize].slot))
             .filter(|&((_, account), slot)| account != exclude && !skip.contains(&slot))
             .map(|((Reverse(w), _), slot)| (slot, w));
+        // Each active position can take a lot, so more of them than lots hold more than the
+        // lots: the water-fill allocates them all and no size fallback runs. Else there are
+        // no more of them than lots: split over them all (`small_side`).
+        if count as u128 <= lots as u128 {
+            return self.small_side(side, &terms, walk.map(|(slot, _)| slot), lots, passed);
+        }
         // Positions that may saturate or get a whole lot (`R·w >= W`), with their holdings.
         let mut head: Vec<(u32, Holding)> = Vec::new();
         let mut saturated = vec![];
@@ -398,6 +400,39 @@ impl ProRataIndex {
         shares.sort_unstable_by_key(|x| x.1);
         let takes = shares.into_iter().map(|(slot, _, lots)| Take { slot, lots, rank: None, score: None }).collect();
         Some(Allocation { takes, passed })
+    }
+
+    /// The split when the active weighted positions (`active`, at most `lots` of them) are
+    /// all in it: the exact water-fill over them. A weighted split whose positions cannot
+    /// absorb the lots goes on by size over the side's others (not in the orders): `None`.
+    fn small_side(
+        &self,
+        side: &OppositeSide<'_>,
+        terms: &Terms<'_>,
+        active: impl Iterator<Item = u32>,
+        lots: i64,
+        passed: Vec<Passed>,
+    ) -> Option<Allocation> {
+        let mut slots = Vec::new();
+        let mut holdings = Vec::new();
+        for slot in active {
+            let p = side.store.get(slot);
+            debug_assert!(side.affordable(p).is_ok(), "a refused position in the walk: the solvency orders are stale");
+            let Ok(cap) = side.affordable(p) else { return None };
+            slots.push(slot);
+            holdings.push(terms.holding(self.split, p, cap));
+        }
+        let shares = water_fill(&holdings, lots);
+        if matches!(self.split, Split::Weighted(_)) && shares.iter().sum::<i64>() < lots {
+            return None;
+        }
+        // A side holds one position per account, so account order is the takes' order.
+        let mut takes: Vec<(u64, Take)> = (slots.into_iter().zip(&holdings).zip(shares))
+            .filter(|&(_, lots)| lots > 0)
+            .map(|((slot, h), lots)| (h.account, Take { slot, lots, rank: None, score: None }))
+            .collect();
+        takes.sort_unstable_by_key(|t| t.0);
+        Some(Allocation { takes: takes.into_iter().map(|t| t.1).collect(), passed })
     }
 
     /// The side's positions passed over at the event's terms, in account order: the prefix
