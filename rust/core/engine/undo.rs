@@ -113,16 +113,32 @@ impl Undo {
     }
 
     /// Remembers what one liquidation step will change, before it is applied: the positions
-    /// at `slots`, the cash and cross totals of `accounts`, fund pool `pool` and market `market`.
+    /// at `slots`, the cash and cross totals of `accounts` (each list without repeats: one
+    /// event's positions and accounts), fund pool `pool` and market `market`.
     pub(crate) fn note(&mut self, e: &Engine, slots: &[u32], accounts: &[u64], pool: u32, market: u32) {
-        self.note_slots(e, slots);
-        self.note_accounts(e, accounts);
+        // The first note of a call keeps its lists as they are (a pro-rata event's hundreds of
+        // counterparties, not hashed one by one); later ones are checked against them.
+        if self.slots.is_empty() && self.accounts.is_empty() {
+            self.dirty = true;
+            debug_assert!(slots.iter().collect::<FxHashSet<_>>().len() == slots.len(), "repeated slots");
+            debug_assert!(accounts.iter().collect::<FxHashSet<_>>().len() == accounts.len(), "repeated accounts");
+            self.slots.extend(slots.iter().filter(|&&s| (s as usize) < self.slots_len).map(|&s| (s, *e.store.get(s))));
+            self.accounts.extend(accounts.iter().map(|&a| (a, e.cash.get(&a).copied())));
+        } else {
+            self.note_slots(e, slots);
+            self.note_accounts(e, accounts);
+        }
         self.note_pool(e, pool);
         self.markets.insert(market);
     }
 
     pub(crate) fn note_slots(&mut self, e: &Engine, slots: &[u32]) {
         self.dirty = true;
+        // Every slot kept so far is in the set (a first `note` or `note_upsert` kept theirs
+        // without it; the kept slots are distinct, so the counts tell).
+        if self.seen_slots.len() != self.slots.len() {
+            self.seen_slots.extend(self.slots.iter().map(|x| x.0));
+        }
         for &s in slots {
             if (s as usize) < self.slots_len && self.seen_slots.insert(s) {
                 self.slots.push((s, *e.store.get(s)));
@@ -132,6 +148,9 @@ impl Undo {
 
     pub(crate) fn note_accounts(&mut self, e: &Engine, accounts: &[u64]) {
         self.dirty = true;
+        if self.seen_accounts.len() != self.accounts.len() {
+            self.seen_accounts.extend(self.accounts.iter().map(|x| x.0));
+        }
         for &a in accounts {
             if self.seen_accounts.insert(a) {
                 self.accounts.push((a, e.cash_entry(a)));
