@@ -334,12 +334,12 @@ impl ProRataIndex {
             .iter(|e| current(m, WEIGHT, e))
             .map(|e| (e.key, m[e.pos as usize].slot))
             .filter(|&((_, account), slot)| account != exclude && !skip.contains(&slot))
-            .map(|((Reverse(w), _), slot)| (slot, w));
+            .map(|((Reverse(w), account), slot)| (slot, w, account));
         // Each active position can take a lot, so more of them than lots hold more than the
         // lots: the water-fill allocates them all and no size fallback runs. Else there are
         // no more of them than lots: split over them all (`small_side`).
         if count as u128 <= lots as u128 {
-            return self.small_side(side, &terms, walk.map(|(slot, _)| slot), lots, passed);
+            return self.small_side(side, &terms, walk.map(|(slot, _, _)| slot), lots, passed);
         }
         // Positions that may saturate or get a whole lot (`R·w >= W`), with their holdings.
         let mut head: Vec<(u32, Holding)> = Vec::new();
@@ -348,7 +348,7 @@ impl ProRataIndex {
         let mut r = lots;
         let reaches = |r: i64, w: u128, weight: U256| U256::from(r as u128) * U256::from(w) >= weight;
         loop {
-            while let Some((slot, w)) = next.filter(|&(_, w)| reaches(r, w, weight)) {
+            while let Some((slot, w, _)) = next.filter(|&(_, w, _)| reaches(r, w, weight)) {
                 let p = side.store.get(slot);
                 // Every refused position was found by `passed` (else the orders are not
                 // current: let the scan answer).
@@ -391,7 +391,8 @@ impl ProRataIndex {
             rems.push((x - q * weight, h.account, slot, share));
         }
         let extra = left as usize;
-        rems.extend(next.into_iter().chain(walk).take(extra).map(|(slot, w)| (rw(w), side.store.get(slot).account, slot, 0)));
+        // (The account from the key: no read of the position.)
+        rems.extend(next.into_iter().chain(walk).take(extra).map(|(slot, w, account)| (rw(w), account, slot, 0)));
         if extra > 0 {
             rems.select_nth_unstable_by_key(extra - 1, |&(rem, account, _, _)| (Reverse(rem), account));
             rems[..extra].iter_mut().for_each(|x| x.3 += 1);
