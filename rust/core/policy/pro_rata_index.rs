@@ -17,10 +17,11 @@
 //! The index mirrors the ranking index of the side (same members) and is kept current by the
 //! same calls (`Market::remove_member`, `Market::rescore_member`); it is dropped whenever the
 //! ranking index goes stale. The orders take an event's refiles in bulk (`lazy_order`), and
-//! are settled (`settle`) before the next event reads them. `allocate` returns the exact split of `alloc::SizeProRata` or
-//! `alloc::WeightedProRata` (the oracle, compared in debug builds), or `None` when the event
-//! falls outside its domain (a weighted split whose profitable positions cannot absorb the
-//! lots, so that the rest goes by size to the others), for the oracle to answer.
+//! are settled (`settle`) before the next event reads them. `allocate` returns the exact
+//! split of `alloc::SizeProRata` or `alloc::WeightedProRata` (the oracle, compared in debug
+//! builds), or `None` when the event falls outside its domain (a weighted split whose
+//! profitable positions cannot absorb the lots, so that the rest goes by size to the others),
+//! for the oracle to answer.
 
 use std::cmp::{Ordering, Reverse};
 
