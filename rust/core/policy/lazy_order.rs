@@ -76,6 +76,12 @@ impl<K: Ord + Copy> LazyOrder<K> {
         self.stale = 0;
     }
 
+    /// Heap bytes of the runs.
+    pub fn footprint(&self) -> usize {
+        use crate::core::units::footprint::vec;
+        vec(&self.main) + vec(&self.fresh) + vec(&self.incoming)
+    }
+
     /// The current entries in key order (those settled: see `is_settled`).
     pub fn iter<F: Fn(&Entry<K>) -> bool>(&self, current: F) -> Iter<'_, K, F> {
         Iter { a: &self.main, b: &self.fresh, current }
