@@ -33,6 +33,7 @@ pub struct LazyOrder<K> {
 impl<K: Ord + Copy> LazyOrder<K> {
     pub fn new(mut entries: Vec<Entry<K>>) -> LazyOrder<K> {
         entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        entries.shrink_to_fit(); // (pushed one by one: up to twice the room)
         LazyOrder { main: entries, fresh: Vec::new(), incoming: Vec::new(), stale: 0 }
     }
 

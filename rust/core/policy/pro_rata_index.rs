@@ -207,6 +207,8 @@ impl ProRataIndex {
             filed[pos] = Some(f);
             members[pos].slot = slot;
         }
+        filed.shrink_to_fit();
+        members.shrink_to_fit();
         Some(ProRataIndex {
             split,
             weighted: by_weight.len(),
