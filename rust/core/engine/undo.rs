@@ -123,7 +123,7 @@ impl Undo {
             debug_assert!(slots.iter().collect::<FxHashSet<_>>().len() == slots.len(), "repeated slots");
             debug_assert!(accounts.iter().collect::<FxHashSet<_>>().len() == accounts.len(), "repeated accounts");
             self.slots.extend(slots.iter().filter(|&&s| (s as usize) < self.slots_len).map(|&s| (s, *e.store.get(s))));
-            self.accounts.extend(accounts.iter().map(|&a| (a, e.cash.get(&a).copied())));
+            self.accounts.extend(accounts.iter().map(|&a| (a, e.cash_entry(a))));
         } else {
             self.note_slots(e, slots);
             self.note_accounts(e, accounts);
