@@ -249,10 +249,10 @@ impl CrossBook {
     pub fn cash(&self, account: u64) -> Option<Option<i128>> {
         self.ids.get(account).map(|i| self.accounts[i as usize].cash())
     }
-    /// Sets (`None`: drops) a cross account's cash entry; `false`, changing nothing, when
-    /// the account has no cross position. Its totals count the new wallet from its next `refresh`.
-    pub fn set_cash(&mut self, account: u64, cash: Option<i128>) -> bool {
-        self.ids.get(account).map(|i| self.accounts[i as usize].set_cash(cash)).is_some()
+    /// Sets a cross account's cash entry; `false`, changing nothing, when the account has no
+    /// cross position. Its totals count the new wallet from its next `refresh`.
+    pub fn set_cash(&mut self, account: u64, cash: i128) -> bool {
+        self.ids.get(account).map(|i| self.accounts[i as usize].set_cash(Some(cash))).is_some()
     }
     /// The cross accounts' cash entries.
     pub fn cash_entries(&self) -> impl Iterator<Item = (u64, i128)> + '_ {
@@ -271,7 +271,7 @@ impl CrossBook {
     pub fn adopt_cash(&mut self, cash: &mut FxHashMap<u64, i128>) {
         for a in self.ids.ids().collect::<Vec<_>>() {
             if let Some(c) = cash.remove(&a) {
-                self.set_cash(a, Some(c));
+                self.set_cash(a, c);
             }
         }
     }

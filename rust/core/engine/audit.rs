@@ -57,7 +57,7 @@ impl Engine {
     /// without marks count margin only); `totals()` holds the same values when they fit.
     pub fn wide_totals(&self) -> WideTotals {
         let mut t = WideTotals {
-            cash: self.accounts_cash().values().copied().collect(),
+            cash: self.cash_entries().map(|(_, c)| c).collect(),
             fund: self.funds().pools().iter().map(|p| p.balance).collect(),
             bad_debt: [self.bad_debt()].into_iter().collect(),
             book_value: [self.book_value].into_iter().collect(),

@@ -163,7 +163,7 @@ impl Engine {
             crate::core::engine::fault::step();
         }
         for (a, c) in cash {
-            self.put_cash(a, Some(c));
+            self.put_cash(a, c);
             touched.insert(a);
         }
         self.refresh_cross(touched.into_iter()).expect("checked by check_cross_after");
@@ -250,7 +250,7 @@ impl Engine {
         undo.note_markets([market]);
         self.markets[market as usize].remove_member(&mut self.store, slot);
         self.store.remove(slot);
-        self.put_cash(account, Some(cash));
+        self.put_cash(account, cash);
         self.book_value = book_value;
         if p.cross {
             self.cross.remove(account, slot, market, &mut self.cash);

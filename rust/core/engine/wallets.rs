@@ -20,15 +20,11 @@ impl Engine {
         }
     }
 
-    /// Sets (`None`: drops) the account's cash entry where it lives.
-    pub(crate) fn put_cash(&mut self, account: u64, cash: Option<i128>) {
-        if self.cross.set_cash(account, cash) {
-            return;
+    /// Sets the account's cash entry where it lives.
+    pub(crate) fn put_cash(&mut self, account: u64, cash: i128) {
+        if !self.cross.set_cash(account, cash) {
+            self.cash.insert(account, cash);
         }
-        match cash {
-            Some(c) => self.cash.insert(account, c),
-            None => self.cash.remove(&account),
-        };
     }
 
     /// Every cash entry: accounts without cross positions, then cross accounts.

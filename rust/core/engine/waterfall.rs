@@ -351,7 +351,7 @@ impl Engine {
         let p = *self.store.get(slot);
         let market = p.market as usize;
         if let Some(cash) = cash {
-            self.put_cash(p.account, Some(cash));
+            self.put_cash(p.account, cash);
         }
         if let Some((lots, margin_after)) = partial {
             let kept = self.store.get_mut(slot);
@@ -378,7 +378,7 @@ impl Engine {
         for leg in &legs {
             let lots = leg.take.lots;
             let c = *self.store.get(leg.take.slot);
-            self.put_cash(c.account, Some(leg.cash));
+            self.put_cash(c.account, leg.cash);
             // Any credit to an account with cross positions (this one or others) moves its wallet.
             if !self.cross.slots(c.account).is_empty() {
                 touched.push(c.account);
