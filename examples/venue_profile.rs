@@ -299,7 +299,7 @@ fn preview(dir: &str, n: usize, k: usize) {
     }
     let mut times = Vec::new();
     for &slot in slots.iter().take(k) {
-        let p = *e.store().get(slot);
+        let p = e.store().get(slot);
         let t = Watch::start();
         let found = e.adl_marks(p.market, p.side, 0.005, 0.5, Some(slot)).unwrap();
         times.push(t.secs());

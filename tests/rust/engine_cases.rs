@@ -461,7 +461,7 @@ fn one_position_reads_agree_with_the_whole_queue_indicator() {
         for side in [LONG, SHORT] {
             let rows = e.indicator(0, side).unwrap();
             for row in rows {
-                let p = *e.store().get(row.slot);
+                let p = e.store().get(row.slot);
                 assert_eq!(e.position_view(p.account, 0, side).unwrap().queue, Some(row), "{policy:?}");
             }
         }

@@ -371,7 +371,7 @@ fn upsert_inserts_replaces_and_refuses_bad_batches_whole() {
     let names3 = vec!["X".to_string(), "Y".to_string(), "W".to_string()];
     let stats = e.upsert(up.view(), &names3, Some((&[2], &[11.0])), None).unwrap();
     assert_eq!((stats.inserted, stats.replaced, stats.accounts), (1, 1, 1));
-    let p = *e.store().get(e.store().find(&(2, 0, Side::Short)).unwrap());
+    let p = e.store().get(e.store().find(&(2, 0, Side::Short)).unwrap());
     assert_eq!((p.qty, p.entry, p.margin), (4, 99, 2_000));
     assert_eq!(e.cash_of(2), 1_100);
     assert_eq!(e.market_id("W").unwrap(), 2);
@@ -633,7 +633,7 @@ fn fill_log_drains_and_switches_replay_exactly() {
     assert_eq!((j.engine.snapshot(), j.log.as_ref().unwrap().seq), (before, seq));
     j.apply(Op::SetKeepFills { keep: false }).unwrap();
     let held = j.engine.events().len();
-    let p = *j.engine.store().iter().map(|(_, p)| p).find(|p| !p.cross).expect("an isolated position left");
+    let p = j.engine.store().iter().map(|(_, p)| p).find(|p| !p.cross).expect("an isolated position left");
     let req = Request { account: p.account, market: p.market, side: p.side, fill_price: None, force: true, partial: false };
     let out = j.apply(Op::Liquidate { req }).unwrap();
     assert!(matches!(out, _adl::core::OpOutput::Liquidated(ref l) if !l.fills.is_empty() && l.event == next));

@@ -185,7 +185,7 @@ fn partial_liquidation_closes_the_fewest_lots() {
     let mut e = engine(MarketSpec::linear(0, 0, 0.05), 0, 0.0, &rows, 95.0);
     let l = liquidate(&mut e, 1, LONG, None, true);
     assert_eq!((l.external_lots, l.remaining_lots, l.adl_lots, l.to_fund), (79, 21, 0, 0));
-    let p = *e.store().get(slot(&e, 1, LONG));
+    let p = e.store().get(slot(&e, 1, LONG));
     assert_eq!((p.qty, p.margin), (21, 205));
     assert!(e.liquidatable().is_empty());
     // With a 1 % liquidation fee the fee must fit too: 99 lots (fee ceil(94.05) = 95, margin

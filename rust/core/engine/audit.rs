@@ -65,7 +65,7 @@ impl Engine {
             ..WideTotals::default()
         };
         for (_, p) in self.store().iter() {
-            t.position_equity.add(self.position_equity(p));
+            t.position_equity.add(self.position_equity(&p));
             if p.side == Side::Long { &mut t.long_lots } else { &mut t.short_lots }.add(p.qty as i128);
         }
         t

@@ -74,7 +74,7 @@ impl Engine {
         self.cross.worst_below().is_none()
             && self.store.iter().all(|(_, p)| {
                 let m = &self.markets[p.market as usize];
-                p.cross || m.mark.is_none_or(|mark| !self.below_maintenance(p, m, mark).0)
+                p.cross || m.mark.is_none_or(|mark| !self.below_maintenance(&p, m, mark).0)
             })
     }
 
@@ -96,7 +96,7 @@ impl Engine {
             if p.cross {
                 continue;
             }
-            let (mg, fq, e) = (p.margin - self.reserved_fee(m, p, p.margin), f * p.qty as i128, dir * p.entry as i128);
+            let (mg, fq, e) = (p.margin - self.reserved_fee(m, &p, p.margin), f * p.qty as i128, dir * p.entry as i128);
             entries.push((from_x(e + mg.div_euclid(fq) + 1), fq, fq * e + mg, p.qty as i128));
         }
         let mut pools = vec![m.pool];

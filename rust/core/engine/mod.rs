@@ -298,7 +298,7 @@ impl Engine {
             fees: self.fees,
         };
         for (_, p) in self.store.iter() {
-            t.position_equity += self.position_equity(p);
+            t.position_equity += self.position_equity(&p);
             if p.side == Side::Long {
                 t.long_lots += p.qty as i128;
             } else {
@@ -339,8 +339,8 @@ impl Engine {
         let p = self.store.get(slot);
         let m = &self.markets[p.market as usize];
         let mark = m.mark()?;
-        let mm = if p.cross { p.maintenance(&m.grid, mark, &m.tiers) } else { m.maintenance(p, mark) };
-        Ok((self.scoring().equity(&m.grid, &m.tiers, mark, p), mm))
+        let mm = if p.cross { p.maintenance(&m.grid, mark, &m.tiers) } else { m.maintenance(&p, mark) };
+        Ok((self.scoring().equity(&m.grid, &m.tiers, mark, &p), mm))
     }
 
     /// Whether a position is below maintenance, with its equity and maintenance (a cross
@@ -358,7 +358,7 @@ impl Engine {
     /// Bankruptcy and liquidation prices of the position at `slot`, in ticks (cross: docs/model.md
     /// §6, the other marks held). `None` for a cross position in a market without a mark.
     pub fn prices(&self, slot: u32) -> Option<(f64, f64)> {
-        let p = *self.store.get(slot);
+        let p = self.store.get(slot);
         let m = &self.markets[p.market as usize];
         let bankrupt_at = |margin: i128| Position { margin: margin - self.reserved_fee(m, &p, margin), ..p };
         if !p.cross {
@@ -385,7 +385,7 @@ impl Engine {
         for (slot, p) in self.store.iter() {
             let m = &self.markets[p.market as usize];
             let Some(mark) = m.mark else { continue };
-            let (below, e, mm) = self.below_maintenance(p, m, mark);
+            let (below, e, mm) = self.below_maintenance(&p, m, mark);
             if below {
                 let ratio = if mm > 0 { e as f64 / mm as f64 } else { f64::NEG_INFINITY };
                 out.push((ratio, slot));
@@ -437,7 +437,7 @@ impl Engine {
             Some(x) => Some(parse_price(&m.grid, "fill_price", row, x)?),
             None => None,
         };
-        let (below, e, mm) = self.below_maintenance(self.store.get(slot), m, mark);
+        let (below, e, mm) = self.below_maintenance(&self.store.get(slot), m, mark);
         if !below && !req.force {
             return Err(AdlError::NotLiquidatable {
                 account: req.account,

@@ -37,7 +37,7 @@ impl Engine {
         while progressed {
             progressed = false;
             for slot in e.liquidatable() {
-                let p = *e.store.get(slot);
+                let p = e.store.get(slot);
                 // Closed or cured by an earlier liquidation of this pass?
                 let live = e.store.find(&(p.account, p.market, p.side)) == Some(slot);
                 let below = if p.cross { e.cross.totals(p.account).liquidatable() } else { e.health(slot).is_ok_and(|(eq, mm)| eq < mm) };

@@ -152,7 +152,7 @@ impl Simulation {
                 continue;
             }
             let m = engine.market(p.market);
-            queues[p.market as usize][p.side.slot()].order.push((m.liquidation_ticks(p), slot, p.account));
+            queues[p.market as usize][p.side.slot()].order.push((m.liquidation_ticks(&p), slot, p.account));
         }
         for q in queues.iter_mut() {
             q[0].order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -185,7 +185,7 @@ impl Simulation {
                     // Gone (closed by ADL or liquidated): the slot is free.
                     let gone = p.qty == 0 || p.account != account || p.market != mi as u32 || p.side.slot() != si;
                     if !gone {
-                        let (e, mm) = (p.equity(&m.grid, mark), m.maintenance(p, mark));
+                        let (e, mm) = (p.equity(&m.grid, mark), m.maintenance(&p, mark));
                         if e >= mm {
                             advance = false;
                             continue;
@@ -224,7 +224,7 @@ impl Simulation {
         cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut out = StepOutcome::default();
         for (_, slot) in cands {
-            let p = *self.engine.store().get(slot);
+            let p = self.engine.store().get(slot);
             if p.qty == 0 {
                 continue; // closed by an earlier ADL in this step
             }

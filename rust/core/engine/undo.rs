@@ -82,8 +82,8 @@ impl Undo {
             book: None,
             slots: Vec::new(),
             seen_slots: FxHashSet::default(),
-            slots_len: e.store.raw().0.len(),
-            free_len: e.store.raw().1.len(),
+            slots_len: e.store.slot_count(),
+            free_len: e.store.free_slots().len(),
             free_tail: None,
             accounts: Vec::new(),
             seen_accounts: FxHashSet::default(),
@@ -122,7 +122,7 @@ impl Undo {
             self.dirty = true;
             debug_assert!(slots.iter().collect::<FxHashSet<_>>().len() == slots.len(), "repeated slots");
             debug_assert!(accounts.iter().collect::<FxHashSet<_>>().len() == accounts.len(), "repeated accounts");
-            self.slots.extend(slots.iter().filter(|&&s| (s as usize) < self.slots_len).map(|&s| (s, *e.store.get(s))));
+            self.slots.extend(slots.iter().filter(|&&s| (s as usize) < self.slots_len).map(|&s| (s, e.store.get(s))));
             self.accounts.extend(accounts.iter().map(|&a| (a, e.cash_entry(a))));
         } else {
             self.note_slots(e, slots);
@@ -141,7 +141,7 @@ impl Undo {
         }
         for &s in slots {
             if (s as usize) < self.slots_len && self.seen_slots.insert(s) {
-                self.slots.push((s, *e.store.get(s)));
+                self.slots.push((s, e.store.get(s)));
             }
         }
     }
@@ -198,8 +198,8 @@ impl Undo {
     pub(crate) fn note_upsert(&mut self, e: &Engine, slots: &[u32], pops: usize) {
         self.dirty = true;
         debug_assert!(self.slots.is_empty() && self.free_tail.is_none());
-        self.slots.extend(slots.iter().filter(|&&s| (s as usize) < self.slots_len).map(|&s| (s, *e.store.get(s))));
-        let free = e.store.raw().1;
+        self.slots.extend(slots.iter().filter(|&&s| (s as usize) < self.slots_len).map(|&s| (s, e.store.get(s))));
+        let free = e.store.free_slots();
         self.free_tail = Some(free[free.len().saturating_sub(pops)..].to_vec());
         let old = slots.iter().filter_map(|&s| e.custom.get(s as usize).map(|&v| (s, v))).collect();
         self.custom = Some((e.custom.len(), old));
@@ -208,7 +208,7 @@ impl Undo {
     /// Puts back everything the call changed.
     pub(crate) fn rollback(self, e: &mut Engine) {
         let grew = e.markets.len() != self.markets_len
-            || e.store.raw().0.len() != self.slots_len
+            || e.store.slot_count() != self.slots_len
             || e.funds.pools().len() != self.pools_len
             || e.labels.len() != self.labels_len;
         if !self.dirty && !grew {

@@ -110,7 +110,7 @@ impl Engine {
                 accounts.push(cols.account[row]);
             }
         }
-        let free = self.store.raw().1;
+        let free = self.store.free_slots();
         let pops = (rows.len() - slots.len()).min(free.len());
         slots.extend_from_slice(&free[free.len() - pops..]);
         undo.note_upsert(self, &slots, pops);
@@ -131,13 +131,13 @@ impl Engine {
             let fresh = cols.position(row, r, id);
             let slot = match found[row] {
                 Some(slot) => {
-                    let old = *self.store.get(slot);
+                    let old = self.store.get(slot);
                     self.markets[id as usize].remove_member(&mut self.store, slot);
                     if old.cross {
                         self.cross.remove(account, slot, old.market, &mut self.cash);
                         touched.insert(account);
                     }
-                    *self.store.get_mut(slot) = fresh;
+                    self.store.set(slot, fresh);
                     stats.replaced += 1;
                     slot
                 }
@@ -201,9 +201,9 @@ impl Engine {
         for a in touched {
             let kept =
                 self.cross.slots(a).iter().map(|&s| self.store.get(s)).filter(|p| !replaced.contains(&(p.account, p.market, p.side)));
-            let all: Vec<&Position> = kept.chain(fresh.get(&a).into_iter().flatten()).collect();
+            let all: Vec<Position> = kept.chain(fresh.get(&a).into_iter().flatten().copied()).collect();
             let wallet = cash.get(&a).copied().unwrap_or_else(|| self.cash_of(a));
-            if !all.is_empty() && bounded_totals(wallet, all.iter().map(|&p| (p, &market(p.market).inst))).is_none() {
+            if !all.is_empty() && bounded_totals(wallet, all.iter().map(|p| (p, &market(p.market).inst))).is_none() {
                 return Err(beyond(a));
             }
         }
@@ -239,7 +239,7 @@ impl Engine {
             Some(x) => parse_price(&m.grid, "price", 0, x)?,
             None => mark,
         };
-        let p = *self.store.get(slot);
+        let p = self.store.get(slot);
         let s = p.side.sign_i128();
         let credit = p.margin.add_c(s * m.grid.value(p.qty, fill - p.entry), "close credit")?;
         let book = s * m.grid.value(p.qty, mark - fill);

@@ -112,7 +112,7 @@ impl Engine {
         }
         for (_, p) in self.store().iter() {
             let v = by.entry(p.account).or_default();
-            v.1 += self.position_equity(p);
+            v.1 += self.position_equity(&p);
             v.2 += 1;
         }
         let mut rows: Vec<(u64, i128, i128, u32)> = by.into_iter().map(|(a, (cash, eq, n))| (a, cash, cash + eq, n)).collect();
@@ -121,7 +121,7 @@ impl Engine {
     }
 
     fn view_of(&mut self, slot: u32) -> Result<PositionView> {
-        let p = *self.store().get(slot);
+        let p = self.store().get(slot);
         let marked = self.market(p.market).mark.is_some();
         let queue = if marked && self.policy.is_ranked() {
             self.ranking(p.market, p.side)?;

@@ -184,7 +184,7 @@ impl Engine {
 
     /// The waterfall of docs/model.md §2: each step's delta, combined and checked.
     fn plan(&self, slot: u32, fill: Option<i64>, partial: bool, max_adl: Option<i64>) -> Result<Planned> {
-        let p = *self.store.get(slot);
+        let p = self.store.get(slot);
         let m = &self.markets[p.market as usize];
         let mark = m.mark()?;
         let at = Liquidated { slot, p, m, mark, fill: fill.unwrap_or(mark) };
@@ -332,13 +332,13 @@ impl Engine {
         };
         let p = self.store.get(plan.slot);
         let mut change = match plan.partial {
-            Some((lots, kept)) => -closed(p, lots, p.margin - kept),
-            None => -closed(p, p.qty, p.margin),
+            Some((lots, kept)) => -closed(&p, lots, p.margin - kept),
+            None => -closed(&p, p.qty, p.margin),
         };
         change += plan.cash.map_or(0, |cash| cash - self.cash_of(p.account));
         for leg in &plan.legs {
             let c = self.store.get(leg.take.slot);
-            change += leg.cash - self.cash_of(c.account) - closed(c, leg.take.lots, leg.released);
+            change += leg.cash - self.cash_of(c.account) - closed(&c, leg.take.lots, leg.released);
         }
         let l = &plan.ledgers;
         let fund = self.funds.pool(self.markets[p.market as usize].pool).balance;
@@ -348,15 +348,13 @@ impl Engine {
     /// Applies a checked plan: positions, members and scores, cross totals, then the ledgers.
     fn apply_plan(&mut self, plan: Plan) -> Liquidation {
         let Plan { slot, cash, legs, partial, ledgers, outcome } = plan;
-        let p = *self.store.get(slot);
+        let p = self.store.get(slot);
         let market = p.market as usize;
         if let Some(cash) = cash {
             self.put_cash(p.account, cash);
         }
         if let Some((lots, margin_after)) = partial {
-            let kept = self.store.get_mut(slot);
-            kept.qty -= lots;
-            kept.margin = margin_after;
+            self.store.set(slot, Position { qty: p.qty - lots, margin: margin_after, ..p });
             self.markets[market].shrink_member(&self.store, slot, lots);
             if p.cross {
                 self.refresh_cross(std::iter::once(p.account)).expect("a wallet within the ledger limit");
@@ -377,7 +375,7 @@ impl Engine {
         }
         for leg in &legs {
             let lots = leg.take.lots;
-            let c = *self.store.get(leg.take.slot);
+            let c = self.store.get(leg.take.slot);
             self.put_cash(c.account, leg.cash);
             // Any credit to an account with cross positions (this one or others) moves its wallet.
             if !self.cross.slots(c.account).is_empty() {
@@ -390,9 +388,7 @@ impl Engine {
                     self.cross.remove(c.account, leg.take.slot, c.market, &mut self.cash);
                 }
             } else {
-                let cp = self.store.get_mut(leg.take.slot);
-                cp.qty -= lots;
-                cp.margin -= leg.released;
+                self.store.set(leg.take.slot, Position { qty: c.qty - lots, margin: c.margin - leg.released, ..c });
                 self.markets[market].shrink_member(&self.store, leg.take.slot, lots);
                 if !c.cross {
                     // (Cross positions are rescored with their account's new totals below.)

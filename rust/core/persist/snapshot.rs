@@ -355,9 +355,9 @@ impl Engine {
             put_spec(&mut w, &m.spec);
             w.opt_i64(m.mark);
         }
-        let (slots, free) = self.store.raw();
-        w.len(slots.len());
-        for p in slots {
+        let free = self.store.free_slots();
+        w.len(self.store.slot_count());
+        for p in self.store.all() {
             w.u64(p.account);
             w.i64(p.qty);
             w.i64(p.entry);
@@ -473,7 +473,7 @@ impl Engine {
         }
         e.cash = cash;
         e.custom = r.f64s()?;
-        let expected = if policy == Policy::Custom { e.store.raw().0.len() } else { 0 };
+        let expected = if policy == Policy::Custom { e.store.slot_count() } else { 0 };
         if e.custom.len() != expected || e.custom.iter().any(|x| !x.is_finite()) {
             return Err(r.corrupt("custom scores do not match the positions"));
         }

@@ -178,7 +178,7 @@ impl Allocator for RankedQueue {
             if p.account == exclude {
                 continue;
             }
-            let take = left.min(side.cap(slot, p, &mut out.passed));
+            let take = left.min(side.cap(slot, &p, &mut out.passed));
             if take > 0 {
                 out.takes.push(Take { slot, lots: take, rank: Some(rank), score: Some(side.index.score_at(pos)) });
                 left -= take;
@@ -198,7 +198,7 @@ impl Allocator for LeverageQueue {
         let mut out = RankedQueue.allocate(side, lots, exclude);
         let left = lots - out.lots();
         if left > 0 {
-            let mut rest: Vec<(u32, &Position)> = side
+            let mut rest: Vec<(u32, Position)> = side
                 .members
                 .iter()
                 .map(|&slot| (slot, side.store.get(slot)))
@@ -207,7 +207,7 @@ impl Allocator for LeverageQueue {
                 .collect();
             rest.sort_unstable_by_key(|(slot, p)| (p.account, *slot));
             let holdings: Vec<Holding> =
-                rest.iter().map(|&(slot, p)| Holding::by_size(p.account, p.qty, side.cap(slot, p, &mut out.passed))).collect();
+                rest.iter().map(|(slot, p)| Holding::by_size(p.account, p.qty, side.cap(*slot, p, &mut out.passed))).collect();
             let slots: Vec<u32> = rest.iter().map(|r| r.0).collect();
             out.takes.extend(unranked_takes(&slots, &holdings, pro_rata_shares(&holdings, left)));
         }
@@ -248,7 +248,7 @@ fn holdings(side: &OppositeSide<'_>, exclude: u64, make: impl Fn(&Position, i64)
         queued += 1;
         if p.account != exclude {
             slots.push(slot);
-            holdings.push(make(p, side.cap(slot, p, &mut passed)));
+            holdings.push(make(&p, side.cap(slot, &p, &mut passed)));
         }
     }
     if queued != n {
@@ -258,7 +258,7 @@ fn holdings(side: &OppositeSide<'_>, exclude: u64, make: impl Fn(&Position, i64)
             let p = side.store.get(slot);
             if p.account != exclude {
                 slots.push(slot);
-                holdings.push(make(p, side.cap(slot, p, &mut passed)));
+                holdings.push(make(&p, side.cap(slot, &p, &mut passed)));
             }
         }
     }
@@ -310,11 +310,11 @@ mod tests {
         for (_, slot) in side.index.queue() {
             let p = side.store.get(slot);
             if p.account != exclude {
-                let cap = side.cap(slot, p, &mut passed);
+                let cap = side.cap(slot, &p, &mut passed);
                 slots.push(slot);
                 hs.push(match weighting {
                     None => Holding::by_size(p.account, p.qty, cap),
-                    Some(w) => holding(p, side.grid, side.mark, side.scoring.equity(side.grid, side.tiers, side.mark, p), w, cap),
+                    Some(w) => holding(&p, side.grid, side.mark, side.scoring.equity(side.grid, side.tiers, side.mark, &p), w, cap),
                 });
             }
         }
@@ -381,7 +381,7 @@ mod tests {
                 .collect();
             let index = RankIndex::build(entries, &ByAccount(&store));
             for (pos, slot) in index.slots() {
-                store.get_mut(slot).index_pos = pos as u32;
+                store.set_index_pos(slot, pos as u32);
             }
             let exclude = if next(3) == 0 { store.get(members[next(n as u64) as usize]).account } else { u64::MAX };
             for policy in [Policy::SizeProRata, Policy::WealthProRata, Policy::LeveredProRata, Policy::CappedProRata] {

@@ -50,7 +50,7 @@ impl Allocator for DydxWalk {
         // min(remaining, position) or nothing: a cross account whose collateral pays for
         // only part of that is skipped too.
         let mut passed = Vec::new();
-        let takes = walk_candidates(walk, lots, Self::MAX_ACCOUNTS, |slot, want| match side.affordable(side.store.get(slot)) {
+        let takes = walk_candidates(walk, lots, Self::MAX_ACCOUNTS, |slot, want| match side.affordable(&side.store.get(slot)) {
             Ok(cap) if cap >= want => want,
             other => {
                 passed.push(Passed { slot, reason: other.err().unwrap_or(PassReason::Collateral) });

@@ -190,7 +190,7 @@ impl ProRataIndex {
         let mut weight_sum = U256::ZERO;
         for (pos, slot) in slots {
             let p = store.get(slot);
-            let f = terms.file(split, p)?;
+            let f = terms.file(split, &p)?;
             let at = pos as u32;
             if f.weight > 0 {
                 by_weight.push(Entry { key: (Reverse(f.weight), p.account), pos: at, stamp: 0 });
@@ -252,7 +252,7 @@ impl ProRataIndex {
     /// close often leaves `n/q` as it was).
     pub fn refile(&mut self, store: &PositionStore, slot: u32, terms: &Terms<'_>) -> bool {
         let p = store.get(slot);
-        let Some(f) = terms.file(self.split, p) else { return false };
+        let Some(f) = terms.file(self.split, &p) else { return false };
         let at = p.index_pos as usize;
         if self.filed.len() <= at {
             self.filed.resize(at + 1, None);
@@ -373,9 +373,9 @@ impl ProRataIndex {
                 let p = side.store.get(slot);
                 // Every refused position was found by `passed` (else the orders are not
                 // current: let the scan answer).
-                debug_assert!(side.affordable(p).is_ok(), "a refused position in the walk: the solvency orders are stale");
-                let Ok(cap) = side.affordable(p) else { return None };
-                let h = terms.holding(self.split, p, cap);
+                debug_assert!(side.affordable(&p).is_ok(), "a refused position in the walk: the solvency orders are stale");
+                let Ok(cap) = side.affordable(&p) else { return None };
+                let h = terms.holding(self.split, &p, cap);
                 debug_assert_eq!(h.weight, w, "the filed weight is current");
                 head.push((slot, h));
                 next = walk.next();
@@ -439,10 +439,10 @@ impl ProRataIndex {
         let mut holdings = Vec::new();
         for slot in active {
             let p = side.store.get(slot);
-            debug_assert!(side.affordable(p).is_ok(), "a refused position in the walk: the solvency orders are stale");
-            let Ok(cap) = side.affordable(p) else { return None };
+            debug_assert!(side.affordable(&p).is_ok(), "a refused position in the walk: the solvency orders are stale");
+            let Ok(cap) = side.affordable(&p) else { return None };
             slots.push(slot);
-            holdings.push(terms.holding(self.split, p, cap));
+            holdings.push(terms.holding(self.split, &p, cap));
         }
         let shares = water_fill(&holdings, lots);
         if matches!(self.split, Split::Weighted(_)) && shares.iter().sum::<i64>() < lots {
@@ -468,7 +468,7 @@ impl ProRataIndex {
         // is `exclude`'s), or the rest of its order can pay.
         let mut refused = |slot: u32| {
             let p = side.store.get(slot);
-            match side.affordable(p) {
+            match side.affordable(&p) {
                 Ok(_) => false,
                 Err(reason) => {
                     if p.account != exclude {

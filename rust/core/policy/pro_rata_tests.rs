@@ -114,7 +114,7 @@ fn the_index_splits_exactly_as_the_scan() {
             // positions, a cross wallet moves, then the index is filed again in place.
             let takes: Vec<Take> = want.takes.iter().take(1 + next(8) as usize).copied().collect();
             for t in takes {
-                let c = *store.get(t.slot);
+                let c = store.get(t.slot);
                 let lots = t.lots.min(c.qty);
                 if lots == c.qty {
                     market.remove_member(&mut store, t.slot);
@@ -123,9 +123,7 @@ fn the_index_splits_exactly_as_the_scan() {
                         cross.remove(c.account, t.slot, 0, &mut Default::default());
                     }
                 } else {
-                    let cp = store.get_mut(t.slot);
-                    cp.qty -= lots;
-                    cp.margin -= c.margin * lots as i128 / c.qty as i128;
+                    store.set(t.slot, Position { qty: c.qty - lots, margin: c.margin - c.margin * lots as i128 / c.qty as i128, ..c });
                     market.shrink_member(&store, t.slot, lots);
                     if c.cross {
                         cross.refresh(c.account, next(1_000_000) as i128, &store, std::slice::from_ref(&market)).unwrap();

@@ -32,7 +32,7 @@ impl QueueOrder for MarketOrder<'_> {
         if !self.scoring.policy.is_ranked() {
             return Some(Fraction { sign: 0, num: 0, den: 1 });
         }
-        self.scoring.exact(self.grid, self.tiers, self.mark, slot, self.store.get(slot))
+        self.scoring.exact(self.grid, self.tiers, self.mark, slot, &self.store.get(slot))
     }
 }
 
@@ -126,19 +126,19 @@ impl Market {
     /// Adds a slot to its side's member list (the index of that side goes stale).
     pub fn add_member(&mut self, store: &mut PositionStore, slot: u32) {
         let s = store.get(slot).side.slot();
-        store.get_mut(slot).member_pos = self.members[s].len() as u32;
+        store.set_member_pos(slot, self.members[s].len() as u32);
         self.members[s].push(slot);
         self.invalidate_side(s);
     }
 
     /// Removes a slot from its member list (swap-remove) and from the ranking index.
     pub fn remove_member(&mut self, store: &mut PositionStore, slot: u32) {
-        let p = *store.get(slot);
+        let p = store.get(slot);
         let s = p.side.slot();
         let list = &mut self.members[s];
         list.swap_remove(p.member_pos as usize);
         if let Some(&moved) = list.get(p.member_pos as usize) {
-            store.get_mut(moved).member_pos = p.member_pos;
+            store.set_member_pos(moved, p.member_pos);
         }
         if let Some(idx) = self.index[s].as_mut() {
             if p.index_pos != NO_INDEX {
@@ -163,7 +163,7 @@ impl Market {
     /// cross account's totals may have changed it), or out of it when it is no longer
     /// eligible. A position that became eligible again makes the index stale.
     pub fn rescore_member(&mut self, store: &mut PositionStore, scoring: &Scoring<'_>, slot: u32) {
-        let p = *store.get(slot);
+        let p = store.get(slot);
         let s = p.side.slot();
         let Some(idx) = self.index[s].as_mut() else { return };
         let mark = self.inst.mark.expect("an index exists only with a mark");
@@ -189,7 +189,7 @@ impl Market {
             }
             (None, pos) => {
                 idx.remove(pos as usize, p.qty);
-                store.get_mut(slot).index_pos = NO_INDEX;
+                store.set_index_pos(slot, NO_INDEX);
                 if let Some(pr) = self.pro_rata[s].as_mut() {
                     pr.remove(p.index_pos);
                 }
@@ -197,7 +197,7 @@ impl Market {
             // Below the cut of a head-only index: positions left out may now rank before it.
             (Some(score), pos) if matches!(self.cut[s], Some(cut) if score < cut && !near(score, cut)) => {
                 idx.remove(pos as usize, p.qty);
-                store.get_mut(slot).index_pos = NO_INDEX;
+                store.set_index_pos(slot, NO_INDEX);
                 if let Some(pr) = self.pro_rata[s].as_mut() {
                     pr.remove(p.index_pos);
                 }
@@ -207,7 +207,7 @@ impl Market {
                 let mut moves = Vec::new();
                 idx.rescore(pos as usize, score, &order, |s, at| moves.push((s, at)));
                 for (s, at) in moves {
-                    store.get_mut(s).index_pos = at as u32;
+                    store.set_index_pos(s, at as u32);
                 }
             }
         }
@@ -275,9 +275,9 @@ impl Market {
         let mark = self.mark()?;
         let mut entries = Vec::with_capacity(self.members[s].len());
         for &slot in &self.members[s] {
-            let p = store.get_mut(slot);
-            p.index_pos = NO_INDEX;
-            if let Some(score) = scoring.score(&self.inst.grid, &self.inst.tiers, mark, slot, p) {
+            store.set_index_pos(slot, NO_INDEX);
+            let p = store.get(slot);
+            if let Some(score) = scoring.score(&self.inst.grid, &self.inst.tiers, mark, slot, &p) {
                 entries.push(Entry { slot, account: p.account, score, lots: p.qty });
             }
         }
@@ -289,7 +289,7 @@ impl Market {
         }
         let idx = RankIndex::build(entries, &MarketOrder { store, grid: &self.inst.grid, tiers: &self.inst.tiers, scoring, mark });
         for (pos, slot) in idx.slots() {
-            store.get_mut(slot).index_pos = pos as u32;
+            store.set_index_pos(slot, pos as u32);
         }
         let split = match (scoring.policy, kernel::weighting(scoring.policy)) {
             (_, Some(w)) => Some(Split::Weighted(w)),
