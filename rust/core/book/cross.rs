@@ -28,8 +28,6 @@ use crate::core::units::side::Side;
 
 /// No mark: a member counted at its entry (its market had no mark yet).
 const NO_MARK: i64 = i64::MIN;
-/// No account: the slot holds no cross position.
-const NONE: u32 = u32::MAX;
 
 /// A cross position in its market's list: its account's index, what its terms depend on
 /// (copied from the store at each refresh, so a mark change reads only this list) and the
@@ -97,13 +95,12 @@ impl Member {
 /// every move of their markets; those below maintenance are kept ordered by shortfall.
 #[derive(Clone, Default)]
 pub struct CrossBook {
+    /// Account id to record: a vector by id for dense ids, so a score finds its account's
+    /// totals with one read.
     ids: AccountIndex,
-    /// Per slot: the index of its account if it is a cross position (`NONE` otherwise).
-    by_slot: Vec<u32>,
     accounts: Vec<CrossAccount>,
     /// Per account: totals and Σ|PnL| (the bound `CROSS_LIMIT` holds) at the marks its
-    /// members are counted at, apart from the rest so that a score reads 48 bytes (`by_slot`
-    /// finds them without a hash lookup).
+    /// members are counted at, apart from the rest so that a score reads 48 bytes.
     sums: SumsTable,
     free: Vec<u32>,
     /// Per market: its cross positions.
@@ -147,7 +144,6 @@ impl CrossBook {
         // Grown by doubling: up to half of each list was spare.
         book.accounts.shrink_to_fit();
         book.sums.shrink_to_fit();
-        book.by_slot.shrink_to_fit();
         book.ids.shrink_to_fit();
         book.members.iter_mut().for_each(Vec::shrink_to_fit);
         cash.shrink_to_fit(); // the entries moved out leave room behind
@@ -165,7 +161,6 @@ impl CrossBook {
         let heaps = self.lows.iter().map(SweptHeap::footprint).sum::<usize>() + self.highs.iter().map(SweptHeap::footprint).sum::<usize>();
         vec![
             ("cross id map", self.ids.footprint()),
-            ("cross by slot", vec(&self.by_slot)),
             ("cross account records", vec(&self.accounts) + vec(&self.free)),
             ("cross account legs and bands", per_account(&CrossAccount::footprint)),
             ("cross totals", self.sums.footprint()),
@@ -203,10 +198,6 @@ impl CrossBook {
         if self.members.len() <= m {
             self.members.resize_with(m + 1, Vec::new);
         }
-        if self.by_slot.len() <= slot as usize {
-            self.by_slot.resize(slot as usize + 1, NONE);
-        }
-        self.by_slot[slot as usize] = index;
         let a = &mut self.accounts[index as usize];
         a.push(slot, self.members[m].len() as u32, market);
         self.members[m].push(Member { account: index, qty: 0, entry: 0, mark: NO_MARK });
@@ -220,7 +211,6 @@ impl CrossBook {
         self.sync(index);
         let a = &mut self.accounts[index as usize];
         let Some(k) = a.slots().iter().position(|&s| s == slot) else { return };
-        self.by_slot[slot as usize] = NONE;
         let at = a.swap_remove(k) as usize;
         let list = &mut self.members[market as usize];
         list.swap_remove(at);
@@ -290,15 +280,6 @@ impl CrossBook {
     pub fn totals(&self, account: u64) -> CrossTotals {
         let Some(i) = self.ids.get(account) else { return CrossTotals::default() };
         self.totals_at(i)
-    }
-
-    /// `totals` of the account of the cross position at `slot` (all zero if it is none).
-    #[inline]
-    pub fn totals_of(&self, slot: u32) -> CrossTotals {
-        match self.by_slot.get(slot as usize) {
-            Some(&i) if i != NONE => self.totals_at(i),
-            _ => CrossTotals::default(),
-        }
     }
 
     #[inline]

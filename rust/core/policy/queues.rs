@@ -32,7 +32,7 @@ impl QueueOrder for MarketOrder<'_> {
         if !self.scoring.policy.is_ranked() {
             return Some(Fraction { sign: 0, num: 0, den: 1 });
         }
-        self.scoring.exact(self.grid, self.tiers, self.mark, slot, &self.store.get(slot))
+        self.scoring.exact(self.grid, self.tiers, self.mark, &self.store.get(slot))
     }
 }
 

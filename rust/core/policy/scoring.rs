@@ -32,10 +32,10 @@ impl<'a> Scoring<'a> {
         Scoring { policy, cross, custom }
     }
 
-    /// A cross position's account terms (the position at `slot`); a cross account is eligible
+    /// A cross position's account terms; a cross account is eligible
     /// only while its TNC > 0, under every policy (docs/model.md §3).
-    fn cross_terms(&self, grid: &Grid, tiers: &Tiers, mark: i64, slot: u32, p: &Position) -> CrossTerms {
-        let t = self.cross.totals_of(slot);
+    fn cross_terms(&self, grid: &Grid, tiers: &Tiers, mark: i64, p: &Position) -> CrossTerms {
+        let t = self.cross.totals(p.account);
         let tnc = t.tnc();
         if tnc <= 0 {
             return CrossTerms::Ratio(None);
@@ -64,7 +64,7 @@ impl<'a> Scoring<'a> {
     #[inline]
     pub fn score(&self, grid: &Grid, tiers: &Tiers, mark: i64, slot: u32, p: &Position) -> Option<f64> {
         let margin = if p.cross {
-            match self.cross_terms(grid, tiers, mark, slot, p) {
+            match self.cross_terms(grid, tiers, mark, p) {
                 CrossTerms::Margin(m) => m,
                 CrossTerms::Ratio(r) => return r.map(|(n, d)| n as f64 / d as f64),
             }
@@ -76,9 +76,9 @@ impl<'a> Scoring<'a> {
     }
 
     /// The same score as an exact fraction (for near-ties), when it has one.
-    pub fn exact(&self, grid: &Grid, tiers: &Tiers, mark: i64, slot: u32, p: &Position) -> Option<Fraction> {
+    pub fn exact(&self, grid: &Grid, tiers: &Tiers, mark: i64, p: &Position) -> Option<Fraction> {
         let margin = if p.cross {
-            match self.cross_terms(grid, tiers, mark, slot, p) {
+            match self.cross_terms(grid, tiers, mark, p) {
                 CrossTerms::Margin(m) => m,
                 CrossTerms::Ratio(r) => {
                     let (n, d) = r?;
