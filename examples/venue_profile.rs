@@ -186,12 +186,8 @@ fn cascade(dir: &str, n: usize, isolated: bool, policy: Policy, steps_run: usize
     for (ts, marks) in steps.iter().take(steps_run) {
         let out = sim.step(marks, *ts, &[]).unwrap();
         liquidations += out.liquidations.len();
-        // The simulator drops fill records once tallied; each ADL leg cancels its
-        // counterparty's orders, after the liquidated position's own.
-        for (l, _, _) in &out.liquidations {
-            fills += l.cancel_orders.len() - 1;
-            lots += l.adl_lots;
-        }
+        fills += out.adl_fills;
+        lots += out.liquidations.iter().map(|(l, _, _)| l.adl_lots).sum::<i64>();
     }
     let secs = t.secs();
     let kind = if isolated { "isolated" } else { "venue" };

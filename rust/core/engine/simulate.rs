@@ -137,8 +137,13 @@ pub struct Simulation {
 /// What one step did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StepOutcome {
-    /// (liquidation without its fills, mark, fill price).
+    /// (liquidation, mark, fill price). Its fills, cancel list and passed-over list are
+    /// emptied as soon as its ADL fills are tallied (`Simulation::tally`): a pro-rata event
+    /// has a leg per opposite position, and a crash step of a 1M book makes hundreds of
+    /// millions of them, more than memory holds at once.
     pub liquidations: Vec<(Liquidation, f64, f64)>,
+    /// ADL fills of the step's liquidations, tallied and dropped.
+    pub adl_fills: u64,
 }
 
 impl Simulation {
@@ -239,25 +244,26 @@ impl Simulation {
                 self.liquidate_one(account, market, side, ts, later, hook.as_deref_mut(), &mut out)?;
             }
         }
-        for (l, mark, _) in out.liquidations.iter_mut() {
-            let later = later.get(l.key.1 as usize).copied().filter(|x| x.is_finite()).unwrap_or(*mark);
-            let g = &self.engine.market(l.key.1).grid;
-            for f in l.fills.iter().filter(|f| f.kind == crate::core::engine::FillKind::Adl) {
-                let (Some(account), Some(side)) = (f.account, f.side) else { continue };
-                // Values in the settlement currency (multipliers and inverse markets included).
-                let (s, at) = (side.sign_f64(), |price: f64| g.value_at_f64(f.lots, price));
-                let t = self.tally.entry(account).or_default();
-                t.qty += g.qty_f64(f.lots);
-                t.notional += at(*mark).abs();
-                t.profit_taken += (s * (at(*mark) - at(f.entry.unwrap_or(f.price)))).max(0.0);
-                t.need += s * (at(*mark) - at(f.price));
-                t.haircut += s * (at(later) - at(f.price));
-            }
-            // Tallied (and in the engine's log if kept): pro-rata events hold a fill per
-            // opposite position, too many to keep per step.
-            l.fills = Vec::new();
-        }
         Ok(out)
+    }
+
+    /// Adds a liquidation's ADL fills to the counterparties' tallies, then drops its
+    /// per-leg lists (they are in the engine's log if it keeps one).
+    fn tally(&mut self, l: &mut Liquidation, mark: f64, later: f64, out: &mut StepOutcome) {
+        let g = &self.engine.market(l.key.1).grid;
+        for f in l.fills.iter().filter(|f| f.kind == crate::core::engine::FillKind::Adl) {
+            out.adl_fills += 1;
+            let (Some(account), Some(side)) = (f.account, f.side) else { continue };
+            // Values in the settlement currency (multipliers and inverse markets included).
+            let (s, at) = (side.sign_f64(), |price: f64| g.value_at_f64(f.lots, price));
+            let t = self.tally.entry(account).or_default();
+            t.qty += g.qty_f64(f.lots);
+            t.notional += at(mark).abs();
+            t.profit_taken += (s * (at(mark) - at(f.entry.unwrap_or(f.price)))).max(0.0);
+            t.need += s * (at(mark) - at(f.price));
+            t.haircut += s * (at(later) - at(f.price));
+        }
+        (l.fills, l.cancel_orders, l.passed) = (Vec::new(), Vec::new(), Vec::new());
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -297,7 +303,7 @@ impl Simulation {
             Some(hook) => self.severity_round(req, mark, fill, later, hook)?,
             None => None,
         };
-        let l = self.engine.liquidate_capped(req, round.as_ref().map(|r| r.cap), false)?;
+        let mut l = self.engine.liquidate_capped(req, round.as_ref().map(|r| r.cap), false)?;
         if let Some(mut r) = round {
             let g = &self.engine.market(market).grid;
             let s = side.sign_f64();
@@ -310,6 +316,7 @@ impl Simulation {
             r.bad_debt = self.engine.cash_f64(l.bad_debt);
             self.rounds.push(r);
         }
+        self.tally(&mut l, mark, later, out);
         out.liquidations.push((l, mark, fill));
         Ok(())
     }
