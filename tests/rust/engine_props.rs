@@ -152,7 +152,7 @@ fn check_index_is_current(e: &mut Engine, policy: Policy) -> Result<(), TestCase
             prop_assert!(kept <= last || (kept - last).abs() <= 1e-12 * last.abs(), "{} after {}", kept, last);
             last = kept;
             prop_assert_eq!(idx.rank_at(pos), i as u64 + 1);
-            prop_assert_eq!(idx.lots_ahead(pos), ahead);
+            prop_assert_eq!(idx.lots_ahead(pos, &store), ahead);
             prop_assert_eq!(store.get(slot).qty, q);
             ahead += q;
         }
@@ -237,13 +237,14 @@ proptest! {
                 .filter_map(|(slot, p)| b.policy.exact_score(&g, &Tiers::flat(5_000), p.side, p.qty, p.entry, p.margin, mark).map(|s| (s, p.account, slot, p.qty)))
                 .collect();
             expect.sort_by(|a, b| b.0.cmp_value(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+            let store = e.store().clone();
             let idx = e.ranking(0, side).unwrap();
             let got: Vec<u32> = idx.queue().map(|(_, s)| s).collect();
             prop_assert_eq!(got, expect.iter().map(|x| x.2).collect::<Vec<_>>());
             let mut ahead = 0i64;
             for (i, (pos, _)) in idx.queue().enumerate() {
                 prop_assert_eq!(idx.rank_at(pos), i as u64 + 1);
-                prop_assert_eq!(idx.lots_ahead(pos), ahead);
+                prop_assert_eq!(idx.lots_ahead(pos, &store), ahead);
                 ahead += expect[i].3;
             }
         }

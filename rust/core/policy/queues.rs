@@ -8,7 +8,7 @@ use crate::core::market::spec::MarketSpec;
 use crate::core::market::tiers::Tiers;
 use crate::core::policy::kernel;
 use crate::core::policy::pro_rata_index::{ProRataIndex, Split, Terms};
-use crate::core::policy::ranking::{Entry, QueueOrder, RankIndex};
+use crate::core::policy::ranking::{Entry, QueueOrder, RankIndex, SlotLots};
 use crate::core::policy::score::{desc_key, near, Fraction, Lights, Policy};
 use crate::core::policy::scoring::Scoring;
 use crate::core::units::error::Result;
@@ -33,6 +33,14 @@ impl QueueOrder for MarketOrder<'_> {
             return Some(Fraction { sign: 0, num: 0, den: 1 });
         }
         self.scoring.exact(self.grid, self.tiers, self.mark, &self.store.get(slot))
+    }
+}
+
+/// A queued slot's lots, as the ranking index reads them: its `qty` in the store (the index
+/// keeps only per-block sums; see `policy::ranking`).
+impl SlotLots for PositionStore {
+    fn lots(&self, slot: u32) -> i64 {
+        self.get(slot).qty
     }
 }
 
@@ -205,7 +213,7 @@ impl Market {
             (Some(score), pos) => {
                 let order = MarketOrder { store, grid: &self.inst.grid, tiers: &self.inst.tiers, scoring, mark };
                 let mut moves = Vec::new();
-                idx.rescore(pos as usize, score, &order, |s, at| moves.push((s, at)));
+                idx.rescore(pos as usize, score, &order, order.store, |s, at| moves.push((s, at)));
                 for (s, at) in moves {
                     store.set_index_pos(s, at as u32);
                 }
@@ -218,7 +226,7 @@ impl Market {
     pub fn indicator(&self, store: &PositionStore, scoring: &Scoring<'_>, side: Side, method: Lights) -> Option<Vec<QueueRow>> {
         let (idx, mark) = (self.index[side.slot()].as_ref()?, self.inst.mark?);
         let order = MarketOrder { store, grid: &self.inst.grid, tiers: &self.inst.tiers, scoring, mark };
-        let rows = idx.lights(method, &order).into_iter();
+        let rows = idx.lights(method, &order, store).into_iter();
         Some(
             rows.map(|(pos, rank, percentile, lights, lots_ahead)| QueueRow {
                 slot: idx.slot_at(pos),
@@ -237,7 +245,7 @@ impl Market {
     pub fn queue_place(&self, store: &PositionStore, scoring: &Scoring<'_>, side: Side, pos: usize, method: Lights) -> Option<QueueRow> {
         let (idx, mark) = (self.index[side.slot()].as_ref()?, self.inst.mark?);
         let order = MarketOrder { store, grid: &self.inst.grid, tiers: &self.inst.tiers, scoring, mark };
-        let (rank, percentile, lights, lots_ahead) = idx.place(pos, method, &order);
+        let (rank, percentile, lights, lots_ahead) = idx.place(pos, method, &order, store);
         Some(QueueRow { slot: idx.slot_at(pos), rank, percentile, lights, score: idx.score_at(pos), lots_ahead })
     }
 

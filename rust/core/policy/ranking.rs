@@ -1,7 +1,26 @@
-//! The ranking index of one (market, side): positions sorted by score, with Fenwick trees
-//! over "still in the queue" and "lots held" so exact rank and lots-ahead queries cost
-//! O(log n). Shrinking or closing a position updates the trees in place (no re-sort);
-//! a mark change invalidates the whole index, which the engine rebuilds lazily.
+//! The ranking index of one (market, side): positions sorted by score, with exact rank and
+//! lots-ahead queries in O(log n + BLOCK). Shrinking or closing a position updates it in
+//! place (no re-sort); a mark change invalidates the whole index, which the engine rebuilds
+//! lazily.
+//!
+//! Per entry the index keeps only the slot (4 bytes) and the score (8 bytes). Queued counts
+//! and lots are kept per block of `BLOCK` consecutive entries, in Fenwick trees over the
+//! blocks (12/`BLOCK` bytes per entry). A query adds up the blocks before the entry's own, then
+//! scans its block up to the entry: departed entries (`GONE`) are skipped, and a queued
+//! entry's lots are read from the position store (`SlotLots`: the position's `qty`).
+//!
+//! **Invariant:** whenever the index is read, each block's lots are the sum of
+//! `SlotLots::lots` over its queued entries (and its count is the number of them). The
+//! callers keep it (`policy::queues::Market` and the engine's apply step):
+//! - a fill that leaves a position open lowers the store's `qty` and calls `shrink` with
+//!   the same lots before anything reads the index (`Engine::apply_plan`);
+//! - a position leaves the queue by `remove` with the `qty` the store holds at that moment,
+//!   before the store drops it (`Market::remove_member`, `Market::rescore_member`);
+//! - `rescore` moves entries between blocks, with their lots, and never changes a `qty`;
+//! - any other change to a position (an upsert replacing it, `load`, rollback, a snapshot
+//!   restore) makes its side's index stale, and the index is rebuilt from the store.
+//!
+//! Debug builds check the invariant whenever `lights` walks a whole queue.
 
 use std::cmp::Ordering;
 
@@ -9,6 +28,11 @@ use crate::core::policy::score::{cmp_desc, desc_key, lights, lights_by_quantity,
 
 /// Marker in `order` for a position that has left the queue.
 const GONE: u32 = u32::MAX;
+
+/// Entries per block of the count and lots trees: a query scans at most this many entries
+/// of `order` (reading the store for the queued ones), and the trees cost 12/`BLOCK` bytes
+/// per entry.
+const BLOCK: usize = 32;
 
 /// Fenwick (binary indexed) tree; `T` is i32 for counts and i64 for lots.
 #[derive(Clone, Default, Debug)]
@@ -45,12 +69,15 @@ impl<T: Copy + Default + std::ops::AddAssign + std::ops::Add<Output = T>> Fenwic
         }
         s
     }
+    fn total(&self) -> T {
+        self.prefix(self.tree.len())
+    }
 }
 
 impl Fenwick<i32> {
-    /// The smallest `end` with `prefix(end) > k`, minus one: the position of the `k`-th
-    /// (0-based) unit, for non-negative values. `None` when the total is `<= k`.
-    fn select(&self, k: i32) -> Option<usize> {
+    /// For non-negative values: the position holding the `k`-th (0-based) unit, and that
+    /// unit's 0-based index among the position's own units. `None` when the total is `<= k`.
+    fn select(&self, k: i32) -> Option<(usize, i32)> {
         let n = self.tree.len();
         let (mut pos, mut left) = (0usize, k + 1);
         let mut step = if n == 0 { 0 } else { 1 << (usize::BITS - 1 - n.leading_zeros()) };
@@ -61,7 +88,8 @@ impl Fenwick<i32> {
             }
             step >>= 1;
         }
-        (pos < n).then_some(pos)
+        // Here prefix(pos) = k + 1 − left, so the unit is the (left − 1)-th of position `pos`.
+        (pos < n).then_some((pos, left - 1))
     }
 }
 
@@ -81,6 +109,11 @@ pub trait QueueOrder {
     fn same_score(&self, (score_a, a): (f64, u32), (score_b, b): (f64, u32)) -> bool {
         cmp_desc(score_a, score_b, || Some(self.exact(a)?.cmp_value(&self.exact(b)?))) == Ordering::Equal
     }
+}
+
+/// The lots a queued slot holds now: the position store's `qty` (see the module's invariant).
+pub trait SlotLots {
+    fn lots(&self, slot: u32) -> i64;
 }
 
 /// Sorts `items` into queue order. The sort runs on plain integer keys (score as a total
@@ -120,7 +153,9 @@ pub struct RankIndex {
     /// Slots in queue order (`GONE` once a position has left).
     order: Vec<u32>,
     scores: Vec<f64>,
+    /// Per block of `BLOCK` entries of `order`: how many are still queued.
     in_queue: Fenwick<i32>,
+    /// Per block: the lots its queued entries hold.
     lots: Fenwick<i64>,
     /// First position of `order` that may still be in the queue.
     head: usize,
@@ -133,11 +168,12 @@ impl RankIndex {
         use crate::core::units::footprint::vec;
         vec(&self.order) + vec(&self.scores) + vec(&self.in_queue.tree) + vec(&self.lots.tree)
     }
-    /// Sorts entries into queue order (see `QueueOrder`).
+    /// Sorts entries into queue order (see `QueueOrder`). Each entry's `lots` must be what
+    /// `SlotLots` gives for its slot.
     pub fn build(mut entries: Vec<Entry>, order: &impl QueueOrder) -> RankIndex {
         sort_queue(&mut entries, |e| (e.score, e.account, e.slot), order);
-        let in_queue = Fenwick::from_values(entries.iter().map(|_| 1i32));
-        let lots = Fenwick::from_values(entries.iter().map(|e| e.lots));
+        let in_queue = Fenwick::from_values(entries.chunks(BLOCK).map(|b| b.len() as i32));
+        let lots = Fenwick::from_values(entries.chunks(BLOCK).map(|b| b.iter().map(|e| e.lots).sum()));
         RankIndex {
             order: entries.iter().map(|e| e.slot).collect(),
             scores: entries.iter().map(|e| e.score).collect(),
@@ -166,49 +202,60 @@ impl RankIndex {
     pub fn score_at(&self, pos: usize) -> f64 {
         self.scores[pos]
     }
+    /// Queued slots of `pos`'s block before `pos`.
+    fn queued_before_in_block(&self, pos: usize) -> impl Iterator<Item = u32> + '_ {
+        self.order[pos - pos % BLOCK..pos].iter().copied().filter(|&s| s != GONE)
+    }
     /// Exact 1-based rank of the position at `pos`.
     pub fn rank_at(&self, pos: usize) -> u64 {
-        self.in_queue.prefix(pos) as u64 + 1
+        (self.in_queue.prefix(pos / BLOCK) as usize + self.queued_before_in_block(pos).count()) as u64 + 1
     }
     /// Lots held by everyone still queued.
     pub fn total_lots(&self) -> i64 {
-        self.lots.prefix(self.order.len())
+        self.lots.total()
     }
     /// Lots held by everyone ahead of `pos`.
-    pub fn lots_ahead(&self, pos: usize) -> i64 {
-        self.lots.prefix(pos)
+    pub fn lots_ahead(&self, pos: usize, lots: &impl SlotLots) -> i64 {
+        self.lots.prefix(pos / BLOCK) + self.queued_before_in_block(pos).map(|s| lots.lots(s)).sum::<i64>()
     }
     /// Rank, percentile and lights of every queued position, in queue order (docs/model.md
     /// §3): (raw position, rank, percentile, lights, lots queued ahead).
-    pub fn lights(&self, method: Lights, order: &impl QueueOrder) -> Vec<(usize, u64, f64, u8, i64)> {
+    pub fn lights(&self, method: Lights, order: &impl QueueOrder, lots: &impl SlotLots) -> Vec<(usize, u64, f64, u8, i64)> {
         let queued: Vec<(usize, u32)> = self.queue().collect();
-        // One prefix query per position: its lots are the next one's lots ahead less its own.
-        let ahead: Vec<i64> = queued.iter().map(|&(pos, _)| self.lots.prefix(pos)).chain([self.total_lots()]).collect();
-        let lots: Vec<i64> = ahead.windows(2).map(|w| w[1] - w[0]).collect();
+        let held: Vec<i64> = queued.iter().map(|&(_, slot)| lots.lots(slot)).collect();
         let tie = |i: usize| {
             let ((a, sa), (b, sb)) = (queued[i], queued[i + 1]);
             order.same_score((self.scores[a], sa), (self.scores[b], sb))
         };
-        let out = queue_lights(method, &lots, tie);
-        queued.iter().zip(out).enumerate().map(|(i, (&(pos, _), (pct, l)))| (pos, i as u64 + 1, pct, l, ahead[i])).collect()
+        let out = queue_lights(method, &held, tie);
+        let mut ahead = 0i64;
+        let rows = queued.iter().zip(&held).zip(out).enumerate().map(|(i, ((&(pos, _), &h), (pct, l)))| {
+            ahead += h;
+            (pos, i as u64 + 1, pct, l, ahead - h)
+        });
+        let rows: Vec<_> = rows.collect();
+        debug_assert_eq!(ahead, self.total_lots(), "the block lots are out of step with the store");
+        rows
     }
 
     /// Rank, percentile, lights and lots queued ahead of the one queued position at `pos`,
-    /// as `lights` gives them for the whole queue, in O(log n) (plus its exact-tie group).
-    pub fn place(&self, pos: usize, method: Lights, order: &impl QueueOrder) -> (u64, f64, u8, i64) {
-        let (rank, n, ahead) = (self.rank_at(pos), self.len as u64, self.lots.prefix(pos));
+    /// as `lights` gives them for the whole queue, in O(log n + BLOCK) (plus its exact-tie
+    /// group).
+    pub fn place(&self, pos: usize, method: Lights, order: &impl QueueOrder, lots: &impl SlotLots) -> (u64, f64, u8, i64) {
+        let (rank, n, ahead) = (self.rank_at(pos), self.len as u64, self.lots_ahead(pos, lots));
         match method {
             Lights::Count => (rank, rank as f64 / n as f64, lights(rank, n), ahead),
             Lights::Quantity => {
                 // A tie group shares the light of its cumulative quantity through its last member.
-                let mut last = pos;
+                let (mut last, mut cum) = (pos, ahead as i128 + lots.lots(self.order[pos]) as i128);
                 for next in (pos + 1..self.order.len()).filter(|&i| self.order[i] != GONE) {
                     if !order.same_score((self.scores[last], self.order[last]), (self.scores[next], self.order[next])) {
                         break;
                     }
                     last = next;
+                    cum += lots.lots(self.order[next]) as i128;
                 }
-                let (cum, total) = (self.lots.prefix(last + 1) as i128, self.total_lots() as i128);
+                let total = self.total_lots() as i128;
                 (rank, cum as f64 / total as f64, lights_by_quantity(cum, total), ahead)
             }
         }
@@ -226,9 +273,12 @@ impl RankIndex {
         (start..n).chain(0..start).filter(move |&i| self.order[i] != GONE).map(move |i| (i, self.order[i]))
     }
 
-    /// Raw position of the `k`-th (0-based) entry still queued, in O(log n).
+    /// Raw position of the `k`-th (0-based) entry still queued, in O(log n + BLOCK).
     pub fn nth_queued(&self, k: usize) -> Option<usize> {
-        self.in_queue.select(i32::try_from(k).ok()?)
+        let (block, within) = self.in_queue.select(i32::try_from(k).ok()?)?;
+        let start = block * BLOCK;
+        let queued = self.order[start..].iter().take(BLOCK).enumerate().filter(|(_, &s)| s != GONE);
+        queued.map(|(i, _)| start + i).nth(within as usize)
     }
 
     /// Raw size of the index (queued and departed entries).
@@ -236,20 +286,17 @@ impl RankIndex {
         self.order.len()
     }
 
-    /// A position at `pos` gave up `lots` lots but stays in the queue.
+    /// A position at `pos` gave up `lots` lots but stays in the queue (its store `qty` is
+    /// lowered by the same lots before the index is read again).
     pub fn shrink(&mut self, pos: usize, lots: i64) {
-        self.lots.add(pos, -lots);
-    }
-    /// Lots held by the entry at `pos`.
-    fn lots_at(&self, pos: usize) -> i64 {
-        self.lots.prefix(pos + 1) - self.lots.prefix(pos)
+        self.lots.add(pos / BLOCK, -lots);
     }
 
     /// Gives the entry at `pos` a new score and moves it (by swaps with its queued
     /// neighbours) to where (score desc, account, slot) puts it. A partial close changes a
     /// score only by margin rounding, so it rarely moves and then only a few places.
     /// `moved(slot, pos)` reports each new position.
-    pub fn rescore(&mut self, pos: usize, score: f64, order: &impl QueueOrder, mut moved: impl FnMut(u32, usize)) {
+    pub fn rescore(&mut self, pos: usize, score: f64, order: &impl QueueOrder, lots: &impl SlotLots, mut moved: impl FnMut(u32, usize)) {
         self.scores[pos] = score;
         let cmp = |idx: &RankIndex, a: usize, b: usize| order.cmp((idx.scores[a], idx.order[a]), (idx.scores[b], idx.order[b]));
         let mut cur = pos;
@@ -258,7 +305,7 @@ impl RankIndex {
             if cmp(self, next, cur) != Ordering::Less {
                 break;
             }
-            self.swap(cur, next);
+            self.swap(cur, next, lots);
             moved(self.order[cur], cur);
             cur = next;
         }
@@ -266,7 +313,7 @@ impl RankIndex {
             if cmp(self, prev, cur) != Ordering::Greater {
                 break;
             }
-            self.swap(prev, cur);
+            self.swap(prev, cur, lots);
             moved(self.order[cur], cur);
             cur = prev;
         }
@@ -275,21 +322,24 @@ impl RankIndex {
         }
     }
 
-    /// Swaps two queued entries.
-    fn swap(&mut self, a: usize, b: usize) {
-        let (la, lb) = (self.lots_at(a), self.lots_at(b));
+    /// Swaps two queued entries; across blocks, their lots change blocks with them.
+    fn swap(&mut self, a: usize, b: usize, lots: &impl SlotLots) {
+        let (block_a, block_b) = (a / BLOCK, b / BLOCK);
+        if block_a != block_b {
+            let (la, lb) = (lots.lots(self.order[a]), lots.lots(self.order[b]));
+            self.lots.add(block_a, lb - la);
+            self.lots.add(block_b, la - lb);
+        }
         self.order.swap(a, b);
         self.scores.swap(a, b);
-        self.lots.add(a, lb - la);
-        self.lots.add(b, la - lb);
     }
 
     /// A position holding `lots` lots at `pos` leaves the queue.
     pub fn remove(&mut self, pos: usize, lots: i64) {
         debug_assert!(self.order[pos] != GONE);
         self.order[pos] = GONE;
-        self.in_queue.add(pos, -1);
-        self.lots.add(pos, -lots);
+        self.in_queue.add(pos / BLOCK, -1);
+        self.lots.add(pos / BLOCK, -lots);
         self.len -= 1;
         while self.head < self.order.len() && self.order[self.head] == GONE {
             self.head += 1;
@@ -305,50 +355,70 @@ mod tests {
         Entry { slot, account, score, lots }
     }
 
-    /// Accounts by slot; no exact scores.
-    struct Accounts(Vec<u64>);
-    impl QueueOrder for Accounts {
+    /// Accounts and lots (the store's `qty`) by slot; no exact scores.
+    struct Book {
+        accounts: Vec<u64>,
+        qty: Vec<i64>,
+    }
+    impl QueueOrder for Book {
         fn account(&self, slot: u32) -> u64 {
-            self.0[slot as usize]
+            self.accounts[slot as usize]
         }
         fn exact(&self, _: u32) -> Option<Fraction> {
             None
         }
     }
+    impl SlotLots for Book {
+        fn lots(&self, slot: u32) -> i64 {
+            self.qty[slot as usize]
+        }
+    }
+    /// The book of `entries` (slots 0..n in any order).
+    fn book_of(entries: &[Entry]) -> Book {
+        let mut b = Book { accounts: vec![0; entries.len()], qty: vec![0; entries.len()] };
+        for x in entries {
+            (b.accounts[x.slot as usize], b.qty[x.slot as usize]) = (x.account, x.lots);
+        }
+        b
+    }
 
     #[test]
     fn orders_by_score_then_account_then_slot() {
-        let idx = RankIndex::build(vec![e(0, 7, 1.0, 5), e(1, 3, 2.0, 1), e(2, 5, 1.0, 2), e(3, 5, 1.0, 4)], &Accounts(vec![7, 3, 5, 5]));
+        let entries = vec![e(0, 7, 1.0, 5), e(1, 3, 2.0, 1), e(2, 5, 1.0, 2), e(3, 5, 1.0, 4)];
+        let book = book_of(&entries);
+        let idx = RankIndex::build(entries, &book);
         let slots: Vec<u32> = idx.queue().map(|(_, s)| s).collect();
         assert_eq!(slots, vec![1, 2, 3, 0]);
         assert_eq!(idx.rank_at(3), 4);
-        assert_eq!(idx.lots_ahead(3), 1 + 2 + 4);
+        assert_eq!(idx.lots_ahead(3, &book), 1 + 2 + 4);
     }
 
     #[test]
     fn rescore_moves_an_entry_to_its_place() {
-        let accounts = Accounts(vec![1, 2, 3, 4]);
-        let mut idx = RankIndex::build(vec![e(0, 1, 4.0, 1), e(1, 2, 3.0, 2), e(2, 3, 2.0, 3), e(3, 4, 1.0, 4)], &accounts);
+        let entries = vec![e(0, 1, 4.0, 1), e(1, 2, 3.0, 2), e(2, 3, 2.0, 3), e(3, 4, 1.0, 4)];
+        let book = book_of(&entries);
+        let mut idx = RankIndex::build(entries, &book);
         idx.remove(2, 3);
         let mut moved = vec![];
         // Slot 0 drops below slot 1 and the removed entry, ahead of slot 3.
-        idx.rescore(0, 1.5, &accounts, |slot, pos| moved.push((slot, pos)));
+        idx.rescore(0, 1.5, &book, &book, |slot, pos| moved.push((slot, pos)));
         let q: Vec<u32> = idx.queue().map(|(_, s)| s).collect();
         assert_eq!(q, vec![1, 0, 3]);
         for (pos, slot) in idx.queue() {
             assert!(moved.iter().all(|&(s, p)| s != slot || p == pos));
         }
-        assert_eq!(idx.lots_ahead(3), 2 + 1);
+        assert_eq!(idx.lots_ahead(3, &book), 2 + 1);
         // And back up to the front.
         let (pos0, _) = idx.queue().find(|&(_, s)| s == 0).unwrap();
-        idx.rescore(pos0, 9.0, &accounts, |_, _| {});
+        idx.rescore(pos0, 9.0, &book, &book, |_, _| {});
         assert_eq!(idx.queue().map(|(_, s)| s).collect::<Vec<_>>(), vec![0, 1, 3]);
         assert_eq!(idx.rank_at(idx.queue().nth(2).unwrap().0), 3);
     }
 
     #[test]
     fn nth_queued_skips_departed_entries() {
-        let mut idx = RankIndex::build((0..7).map(|i| e(i, i as u64, 10.0 - i as f64, 1)).collect(), &Accounts((0..7).collect()));
+        let entries: Vec<Entry> = (0..7).map(|i| e(i, i as u64, 10.0 - i as f64, 1)).collect();
+        let mut idx = RankIndex::build(entries, &book_of(&[]));
         idx.remove(0, 1);
         idx.remove(3, 1);
         idx.remove(4, 1);
@@ -362,14 +432,136 @@ mod tests {
 
     #[test]
     fn remove_and_shrink_update_ranks() {
-        let mut idx = RankIndex::build(vec![e(0, 1, 3.0, 10), e(1, 2, 2.0, 20), e(2, 3, 1.0, 30)], &Accounts(vec![1, 2, 3]));
+        let entries = vec![e(0, 1, 3.0, 10), e(1, 2, 2.0, 20), e(2, 3, 1.0, 30)];
+        let mut book = book_of(&entries);
+        let mut idx = RankIndex::build(entries, &book);
+        book.qty[0] -= 4;
         idx.shrink(0, 4);
-        assert_eq!(idx.lots_ahead(2), 6 + 20);
+        assert_eq!(idx.lots_ahead(2, &book), 6 + 20);
         idx.remove(0, 6);
         assert_eq!(idx.rank_at(1), 1);
         assert_eq!(idx.rank_at(2), 2);
-        assert_eq!(idx.lots_ahead(2), 20);
+        assert_eq!(idx.lots_ahead(2, &book), 20);
         assert_eq!(idx.len(), 2);
         assert_eq!(idx.queue().next(), Some((1, 1)));
+    }
+
+    /// The plain per-entry index the blocked one must agree with: raw positions holding a
+    /// slot (or nothing once it left) and a score; counts and lots summed entry by entry.
+    struct Plain {
+        order: Vec<Option<u32>>,
+        scores: Vec<f64>,
+    }
+
+    impl Plain {
+        fn queued(&self) -> Vec<(usize, u32)> {
+            self.order.iter().enumerate().filter_map(|(i, s)| s.map(|s| (i, s))).collect()
+        }
+        /// Rescoring keeps the departed entries where they are and sorts the queued ones
+        /// into the unique (score desc, account, slot) order.
+        fn rescore(&mut self, pos: usize, score: f64, book: &Book) {
+            self.scores[pos] = score;
+            let at: Vec<usize> = self.queued().into_iter().map(|(i, _)| i).collect();
+            let mut items: Vec<(u32, f64)> = at.iter().map(|&i| (self.order[i].unwrap(), self.scores[i])).collect();
+            items.sort_by(|x, y| book.cmp((x.1, x.0), (y.1, y.0)));
+            for (&i, (slot, score)) in at.iter().zip(items) {
+                (self.order[i], self.scores[i]) = (Some(slot), score);
+            }
+        }
+        /// (raw position, rank, percentile, lights, lots ahead) of every queued entry.
+        fn lights(&self, method: Lights, book: &Book) -> Vec<(usize, u64, f64, u8, i64)> {
+            let q = self.queued();
+            let lots: Vec<i64> = q.iter().map(|&(_, s)| book.qty[s as usize]).collect();
+            let tie = |i: usize| book.same_score((self.scores[q[i].0], q[i].1), (self.scores[q[i + 1].0], q[i + 1].1));
+            let out = queue_lights(method, &lots, tie);
+            let ahead = lots.iter().scan(0, |sum, &l| {
+                *sum += l;
+                Some(*sum - l)
+            });
+            q.iter().zip(out).zip(ahead).enumerate().map(|(i, ((&(pos, _), (pct, l)), a))| (pos, i as u64 + 1, pct, l, a)).collect()
+        }
+    }
+
+    fn check(idx: &RankIndex, plain: &Plain, book: &Book, at: &[usize]) {
+        let queued = plain.queued();
+        assert_eq!(idx.queue().collect::<Vec<_>>(), queued);
+        assert_eq!(idx.slots().collect::<Vec<_>>(), queued);
+        assert_eq!(idx.len(), queued.len());
+        assert_eq!(idx.total_lots(), queued.iter().map(|&(_, s)| book.qty[s as usize]).sum::<i64>());
+        for method in [Lights::Count, Lights::Quantity] {
+            let rows = plain.lights(method, book);
+            assert_eq!(idx.lights(method, book, book), rows);
+            for (k, &(pos, rank, pct, light, ahead)) in rows.iter().enumerate() {
+                assert_eq!(idx.place(pos, method, book, book), (rank, pct, light, ahead));
+                if method == Lights::Count {
+                    assert_eq!((idx.rank_at(pos), idx.lots_ahead(pos, book)), (rank, ahead));
+                    assert_eq!(idx.nth_queued(k), Some(pos));
+                    assert_eq!(at[idx.slot_at(pos) as usize], pos, "a move not reported");
+                }
+            }
+        }
+        assert_eq!(idx.nth_queued(queued.len()), None);
+    }
+
+    /// Random builds, shrinks, removals and rescores of indexes spanning up to eight
+    /// blocks (and exactly one or two), with many exactly tied scores: the blocked index
+    /// answers every query as the plain per-entry one does.
+    #[test]
+    fn blocked_index_agrees_with_a_plain_one() {
+        let mut state = 0x5eed_u64;
+        let mut rnd = |n: u64| {
+            // splitmix64
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) % n.max(1)
+        };
+        for case in 0..64 {
+            let n = match case % 4 {
+                0 => [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK][case / 4 % 6],
+                _ => rnd(8 * BLOCK as u64) as usize,
+            };
+            // Scores from a small set (exact ties, settled by account then slot).
+            let mut entries: Vec<Entry> =
+                (0..n as u32).map(|s| e(s, rnd(n as u64 / 2 + 1), rnd(40) as f64 - 8.0, 1 + rnd(40) as i64)).collect();
+            let mut book = book_of(&entries);
+            for i in (1..n).rev() {
+                entries.swap(i, rnd(i as u64 + 1) as usize);
+            }
+            let mut idx = RankIndex::build(entries.clone(), &book);
+            let mut plain = Plain { order: idx.order.iter().map(|&s| Some(s)).collect(), scores: idx.scores.clone() };
+            let mut at = vec![usize::MAX; n];
+            for (pos, slot) in idx.queue() {
+                at[slot as usize] = pos;
+            }
+            check(&idx, &plain, &book, &at);
+            for _ in 0..rnd(2 * n as u64 + 1) {
+                let queued = plain.queued();
+                if queued.is_empty() {
+                    break;
+                }
+                let (pos, slot) = queued[rnd(queued.len() as u64) as usize];
+                match rnd(3) {
+                    0 if book.qty[slot as usize] > 1 => {
+                        let lots = 1 + rnd(book.qty[slot as usize] as u64 - 1) as i64;
+                        book.qty[slot as usize] -= lots;
+                        idx.shrink(pos, lots);
+                    }
+                    1 => {
+                        idx.remove(pos, book.qty[slot as usize]);
+                        plain.order[pos] = None;
+                        // What the store holds for a freed slot must never be read.
+                        book.qty[slot as usize] = 1 << 40;
+                    }
+                    _ => {
+                        let score = rnd(40) as f64 - 8.0;
+                        idx.rescore(pos, score, &book, &book, |s, p| at[s as usize] = p);
+                        plain.rescore(pos, score, &book);
+                    }
+                }
+                check(&idx, &plain, &book, &at);
+            }
+        }
     }
 }
