@@ -23,6 +23,9 @@
 //! and after every market side's queue is built (a pro-rata policy's index included; no fill
 //! log is kept), then the engine's own breakdown by structure (`Engine::footprint`); `iso`
 //! loads the same positions all isolated (the difference is the cross structures).
+//! `reads [K]` ranks every market side, then times the whole-book indicator and
+//! `account_view` (an account's positions with their queue places) of K (default 2,000)
+//! random accounts, as `benches/venue_book.py` part (c) does from Python.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -304,6 +307,44 @@ fn preview(dir: &str, n: usize, k: usize) {
     println!("preview n={n}: engine copy {:.3} s; adl_marks of one position p50 {:.3} s over {k}", dt_clone, quantile(&mut times, 0.5));
 }
 
+/// The per-request read of one account (its positions with their queue places) and the
+/// whole-book indicator, once every side is ranked.
+fn reads(dir: &str, n: usize, k: usize) {
+    let (mut e, _) = engine(dir, n, false, Policy::Bitmex);
+    let markets: Vec<u32> = SYMBOLS.iter().map(|s| e.market_id(s.0).unwrap()).collect();
+    for &m in &markets {
+        for side in [Side::Long, Side::Short] {
+            e.ranking(m, side).unwrap();
+        }
+    }
+    let t = Watch::start();
+    let rows: usize =
+        markets.iter().flat_map(|&m| [Side::Long, Side::Short].map(|s| (m, s))).map(|(m, s)| e.indicator(m, s).unwrap().len()).sum();
+    let dt_indicator = t.secs();
+    let mut accounts: Vec<u64> = e.store().iter().map(|(_, p)| p.account).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let mut x = 0x9E37_79B9u64;
+    for i in (1..accounts.len()).rev() {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        accounts.swap(i, (x >> 33) as usize % (i + 1));
+    }
+    let (mut times, mut queued) = (Vec::new(), 0);
+    for &a in accounts.iter().take(k) {
+        let t = Watch::start();
+        let view = e.account_view(a).unwrap();
+        times.push(t.secs());
+        queued += view.positions.iter().filter(|p| p.queue.is_some()).count();
+    }
+    println!(
+        "reads n={n}: indicator of every side {:.1} ms ({rows} rows); account_view p50 {:.2} µs, p99 {:.2} µs over {} accounts ({queued} queue places)",
+        dt_indicator * 1e3,
+        quantile(&mut times, 0.5) * 1e6,
+        quantile(&mut times, 0.99) * 1e6,
+        times.len()
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (dir, n) = (&args[1], args[2].parse().unwrap());
@@ -315,6 +356,7 @@ fn main() {
         }
         "interleaved" => interleaved(dir, n, &args[4], args.get(5).map_or(50, |r| r.parse().expect("rounds"))),
         "marks" => marks_only(dir, n),
+        "reads" => reads(dir, n, args.get(4).map_or(2_000, |k| k.parse().unwrap())),
         "preview" => preview(dir, n, args.get(4).map_or(5, |k| k.parse().unwrap())),
         "memory" => {
             let policy = Policy::parse(args.get(4).map_or("bitmex", String::as_str)).unwrap();
