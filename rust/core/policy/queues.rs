@@ -40,7 +40,7 @@ impl QueueOrder for MarketOrder<'_> {
 /// keeps only per-block sums; see `policy::ranking`).
 impl SlotLots for PositionStore {
     fn lots(&self, slot: u32) -> i64 {
-        self.get(slot).qty
+        self.qty(slot)
     }
 }
 
