@@ -5,9 +5,10 @@
 //!
 //! Per entry the index keeps only the slot (4 bytes) and the score (8 bytes). Queued counts
 //! and lots are kept per block of `BLOCK` consecutive entries, in Fenwick trees over the
-//! blocks (12/`BLOCK` bytes per entry). A query adds up the blocks before the entry's own, then
-//! scans its block up to the entry: departed entries (`GONE`) are skipped, and a queued
-//! entry's lots are read from the position store (`SlotLots`: the position's `qty`).
+//! blocks (12/`BLOCK` bytes per entry). A query adds up the blocks before the entry's own and
+//! scans its block up to the entry (or takes the blocks through its own and scans back from
+//! the block's end, whichever is shorter): departed entries (`GONE`) are skipped, and a
+//! queued entry's lots are read from the position store (`SlotLots`: the position's `qty`).
 //!
 //! **Invariant:** whenever the index is read, each block's lots are the sum of
 //! `SlotLots::lots` over its queued entries (and its count is the number of them). The
@@ -202,13 +203,23 @@ impl RankIndex {
     pub fn score_at(&self, pos: usize) -> f64 {
         self.scores[pos]
     }
-    /// Queued slots of `pos`'s block before `pos`.
-    fn queued_before_in_block(&self, pos: usize) -> impl Iterator<Item = u32> + '_ {
-        self.order[pos - pos % BLOCK..pos].iter().copied().filter(|&s| s != GONE)
+    /// The sum of `f(slot)` over the queued entries ahead of `pos`, where `blocks(b)` is its
+    /// sum over the blocks before block `b`: the blocks before `pos`'s own plus its queued
+    /// entries before `pos`, or the blocks through its own less its queued entries from `pos`
+    /// on, whichever scan of the block is shorter.
+    fn ahead(&self, pos: usize, blocks: impl Fn(usize) -> i64, f: impl Fn(u32) -> i64) -> i64 {
+        let (block, start) = (pos / BLOCK, pos - pos % BLOCK);
+        let end = (start + BLOCK).min(self.order.len());
+        let sum = |slots: &[u32]| slots.iter().filter(|&&s| s != GONE).map(|&s| f(s)).sum::<i64>();
+        if pos - start <= end - pos {
+            blocks(block) + sum(&self.order[start..pos])
+        } else {
+            blocks(block + 1) - sum(&self.order[pos..end])
+        }
     }
     /// Exact 1-based rank of the position at `pos`.
     pub fn rank_at(&self, pos: usize) -> u64 {
-        (self.in_queue.prefix(pos / BLOCK) as usize + self.queued_before_in_block(pos).count()) as u64 + 1
+        self.ahead(pos, |b| self.in_queue.prefix(b) as i64, |_| 1) as u64 + 1
     }
     /// Lots held by everyone still queued.
     pub fn total_lots(&self) -> i64 {
@@ -216,7 +227,7 @@ impl RankIndex {
     }
     /// Lots held by everyone ahead of `pos`.
     pub fn lots_ahead(&self, pos: usize, lots: &impl SlotLots) -> i64 {
-        self.lots.prefix(pos / BLOCK) + self.queued_before_in_block(pos).map(|s| lots.lots(s)).sum::<i64>()
+        self.ahead(pos, |b| self.lots.prefix(b), |s| lots.lots(s))
     }
     /// Rank, percentile and lights of every queued position, in queue order (docs/model.md
     /// §3): (raw position, rank, percentile, lights, lots queued ahead).
