@@ -166,7 +166,10 @@ impl CrossBook {
             ("cross totals", self.sums.footprint()),
             ("cross members", self.members.iter().map(vec).sum()),
             ("cross band heaps", heaps),
-            ("cross eager and below sets", self.eager.iter().map(|e| btree::<u32>(e.len())).sum::<usize>() + btree::<(i128, u64)>(self.below.len())),
+            (
+                "cross eager and below sets",
+                self.eager.iter().map(|e| btree::<u32>(e.len())).sum::<usize>() + btree::<(i128, u64)>(self.below.len()),
+            ),
         ]
     }
 
@@ -543,7 +546,8 @@ impl CrossBook {
 
     /// The accounts holding any of `markets`.
     pub fn accounts_in(&self, markets: &[u32]) -> Vec<u64> {
-        let mut out: Vec<u32> = markets.iter().flat_map(|&m| self.members.get(m as usize).into_iter().flatten().map(|e| e.account)).collect();
+        let mut out: Vec<u32> =
+            markets.iter().flat_map(|&m| self.members.get(m as usize).into_iter().flatten().map(|e| e.account)).collect();
         out.sort_unstable();
         out.dedup();
         out.into_iter().map(|i| self.accounts[i as usize].id).collect()

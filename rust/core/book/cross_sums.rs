@@ -36,7 +36,12 @@ impl SumsTable {
         if n.wallet == WIDE {
             return self.wide[&i];
         }
-        let t = CrossTotals { wallet: n.wallet as i128, upnl: n.upnl as i128, maintenance: n.maintenance as i128, notional: n.notional as i128 };
+        let t = CrossTotals {
+            wallet: n.wallet as i128,
+            upnl: n.upnl as i128,
+            maintenance: n.maintenance as i128,
+            notional: n.notional as i128,
+        };
         (t, n.abs_upnl as i128)
     }
 

@@ -99,6 +99,22 @@ struct Packed {
     cross: bool,
 }
 
+impl Packed {
+    /// A new slot before its position is written.
+    const EMPTY: Packed = Packed {
+        account: 0,
+        qty: 0,
+        entry: 0,
+        margin: 0,
+        market: 0,
+        member_pos: 0,
+        index_pos: NO_INDEX,
+        cap_bp: 0,
+        side: Side::Long,
+        cross: false,
+    };
+}
+
 /// Slots by key: a hash table of slot numbers alone (4 bytes each; a map holding the keys
 /// took 24), each key read from its slot.
 #[derive(Default, Clone)]
@@ -218,7 +234,7 @@ impl PositionStore {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
-                self.slots.push(Packed { account: 0, qty: 0, entry: 0, margin: 0, market: 0, member_pos: 0, index_pos: NO_INDEX, cap_bp: 0, side: Side::Long, cross: false });
+                self.slots.push(Packed::EMPTY);
                 (self.slots.len() - 1) as u32
             }
         };
@@ -283,7 +299,7 @@ impl PositionStore {
     pub fn from_raw(slots: Vec<Position>, free: Vec<u32>) -> Option<PositionStore> {
         let mut store = PositionStore::with_capacity(slots.len());
         for (i, p) in slots.into_iter().enumerate() {
-            store.slots.push(Packed { account: 0, qty: 0, entry: 0, margin: 0, market: 0, member_pos: 0, index_pos: NO_INDEX, cap_bp: 0, side: Side::Long, cross: false });
+            store.slots.push(Packed::EMPTY);
             store.write(i as u32, p);
             if p.qty > 0 {
                 if store.find(&(p.account, p.market, p.side)).is_some() {
