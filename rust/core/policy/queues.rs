@@ -189,12 +189,13 @@ impl Market {
         }
         match (score, p.index_pos) {
             (None, NO_INDEX) => {}
-            // Below the cut of a head-only index it stays out; otherwise the index is stale.
-            (Some(score), NO_INDEX) => {
-                if !matches!(self.cut[s], Some(cut) if score < cut && !near(score, cut)) {
-                    self.invalidate_side(s);
-                }
-            }
+            // Below the cut of a head-only index it stays out; above it, it joins the head.
+            // A complete index it was not eligible for is stale.
+            (Some(score), NO_INDEX) => match self.cut[s] {
+                Some(cut) if score < cut && !near(score, cut) => {}
+                Some(_) => self.admit(store, scoring, slot, score, mark),
+                None => self.invalidate_side(s),
+            },
             (None, pos) => {
                 idx.remove(pos as usize, p.qty);
                 store.set_index_pos(slot, NO_INDEX);
@@ -219,6 +220,28 @@ impl Market {
                 }
             }
         }
+    }
+
+    /// Files a position left out of its side's head-only index whose score rose above the
+    /// cut (its cross account's totals moved, e.g. by an ADL fill in another market): the
+    /// head is sorted again with it, from the scores it holds. Every position the head left
+    /// out still ranks below the cut, so the head stays the top of the queue, in the order a
+    /// rebuild would give it; a rebuild would score every member of the side again.
+    fn admit(&mut self, store: &mut PositionStore, scoring: &Scoring<'_>, slot: u32, score: f64, mark: i64) {
+        let p = store.get(slot);
+        let s = p.side.slot();
+        let idx = self.index[s].as_ref().expect("a head-only index");
+        let mut entries: Vec<Entry> = Vec::with_capacity(idx.len() + 1);
+        for (pos, at) in idx.slots() {
+            let q = store.get(at);
+            entries.push(Entry { slot: at, account: q.account, score: idx.score_at(pos), lots: q.qty });
+        }
+        entries.push(Entry { slot, account: p.account, score, lots: p.qty });
+        let idx = RankIndex::build(entries, &MarketOrder { store, grid: &self.inst.grid, tiers: &self.inst.tiers, scoring, mark });
+        for (pos, at) in idx.slots() {
+            store.set_index_pos(at, pos as u32);
+        }
+        self.index[s] = Some(idx);
     }
 
     /// The queue indicator of `side` from its current index, in queue order: (slot, rank,
