@@ -123,3 +123,73 @@ fn a_counterparty_rescored_below_the_head_cut_leaves_the_head() {
     // second event (7,547 lots) never reaches it.
     assert_eq!(fast.store().get(fast.store().find(&(1, 0, Side::Short)).unwrap()).qty, 10);
 }
+
+/// A cross account's short in X, left out of X's head-only index, rises above the cut when
+/// an ADL fill in Y lowers the account's TNC (its short in Y closes at the bankrupt long's
+/// price, above the mark): it joins the head. Every event fills exactly as with complete
+/// indexes rebuilt before each one, and the books end equal.
+#[test]
+fn a_cross_position_lifted_above_the_head_cut_joins_the_head() {
+    let mut rng = 11u64;
+    let (mut account, mut market, mut side, mut qty, mut entry, mut margin, mut cross) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut push = |a: u64, m: u32, s: i8, q: f64, e: f64, mg: f64, c: u8| {
+        account.push(a);
+        market.push(m);
+        side.push(s);
+        qty.push(q);
+        entry.push(e);
+        margin.push(mg);
+        cross.push(c);
+    };
+    // X (market 0), mark 100: 12,000 isolated shorts, 1–40 lots @90–110 at 2–11× leverage.
+    for i in 0..12_000u64 {
+        let r = splitmix(&mut rng);
+        let (q, e) = (1.0 + (r % 40) as f64, 90.0 + (r >> 8) as f64 % 21.0);
+        push(10_000 + i, 0, -1, q, e, q * e / (2.0 + (r >> 16) as f64 % 10.0), 0);
+    }
+    // 600 cross accounts: a short in X (20–60 lots @102) and one in Y (20–100 lots @104, 4 a
+    // lot in profit), on a wallet of 6–30 a lot of Y: a low leverage that leaves most of the
+    // X shorts below the cut of the head built by the first X event (0.34). An ADL fill of q
+    // lots in Y at 107.8 takes 7.8·q off TNC (from 4·q in profit to 3.8·q realised loss),
+    // raising the X short's leverage, and some of them past the cut (25 in this run; a head
+    // that ignored them fails at event 19).
+    let mut wallets = vec![];
+    for i in 0..600u64 {
+        let r = splitmix(&mut rng);
+        let qy = 20.0 + (r % 81) as f64;
+        push(1_000 + i, 0, -1, 20.0 + (r >> 8) as f64 % 41.0, 102.0, 0.0, 1);
+        push(1_000 + i, 1, -1, qy, 104.0, 0.0, 1);
+        wallets.push((1_000 + i, qy * (6.0 + (r >> 16) as f64 % 25.0)));
+    }
+    // Bankrupt longs @110 with 2 % margin (bankruptcy price 107.8 > 100): 40 in X, 60 in Y,
+    // X first (its head is built before any Y event).
+    let mut reqs = vec![];
+    for i in 0..100u64 {
+        let r = splitmix(&mut rng);
+        let (m, q) = if i % 5 == 0 || i % 5 == 4 { (0u32, 1.0 + (r % 50) as f64) } else { (1, 40.0 + (r % 200) as f64) };
+        push(i + 1, m, 1, q, 110.0, q * 110.0 * 0.02, 0);
+        reqs.push(Request { account: i + 1, market: m, side: Side::Long, fill_price: None, force: false, partial: false });
+    }
+    let (acc, cash): (Vec<u64>, Vec<f64>) = wallets.into_iter().unzip();
+    let cols = OwnedColumns { account, market, side, qty, entry, margin, adl_cap: Vec::new(), cross };
+    let make = || {
+        let mut e = Engine::new(Policy::Bitmex, 0.0, 2, SPEC.clone()).unwrap();
+        e.load(cols.view(), &["X".to_string(), "Y".to_string()], Some((&acc, &cash)), None).unwrap();
+        e.set_marks(&[("X".to_string(), 100.0), ("Y".to_string(), 100.0)], None).unwrap();
+        e
+    };
+    let (mut fast, mut slow) = (make(), make());
+    let mut cross_fills_in_x = 0;
+    for (i, req) in reqs.iter().enumerate() {
+        slow.ranking(0, Side::Short).unwrap();
+        slow.ranking(1, Side::Short).unwrap();
+        let (a, b) = (fast.liquidate(*req, false).unwrap(), slow.liquidate(*req, false).unwrap());
+        assert_eq!(a, b, "event {i}");
+        cross_fills_in_x += a.fills.iter().filter(|f| f.market == 0 && f.account.is_some_and(|x| (1_000..1_600).contains(&x))).count();
+        assert!(req.market == 1 || fast.market(0).is_head_only(Side::Short), "event {i}: X's index is a head");
+    }
+    // The X events reached cross shorts (those the Y events lifted into the head).
+    assert!(cross_fills_in_x > 0);
+    assert_eq!(fast.snapshot(), slow.snapshot());
+}
