@@ -986,6 +986,7 @@ proptest! {
     #[test]
     fn preview_with_the_gap_model_equals_running_every_trial(b in gap_book()) {
         let mut e = gap_engine(&b);
+        let before = (e.snapshot(), e.totals());
         for market in [0u32, 1] {
             for side in Side::BOTH {
                 let fast = e.adl_marks(market, side, 0.02, 0.4, None);
@@ -999,5 +1000,8 @@ proptest! {
                 }
             }
         }
+        // The trials ran on copies: nothing observable changed.
+        prop_assert!(e.snapshot() == before.0, "a preview changed the snapshot");
+        prop_assert_eq!(e.totals(), before.1);
     }
 }

@@ -542,6 +542,12 @@ impl Engine {
     /// account back to `TNC >= TMMR` (`partial::partial_close`), and the rest are left open
     /// once it is; a position no partial close can cure is closed whole.
     pub fn liquidate_account(&mut self, account: u64, force: bool, partial: bool) -> Result<Vec<Liquidation>> {
+        self.liquidate_account_in(account, force, partial, true)
+    }
+
+    /// `liquidate_account`, run `undoable` or (`rollback` false, a preview trial's copy)
+    /// `unnoted`.
+    pub(crate) fn liquidate_account_in(&mut self, account: u64, force: bool, partial: bool, rollback: bool) -> Result<Vec<Liquidation>> {
         let order = self.cross_order(account)?;
         let t = self.cross.totals(account);
         if !force && !t.liquidatable() {
@@ -554,7 +560,7 @@ impl Engine {
                 maintenance: self.cash_f64(t.maintenance),
             });
         }
-        self.undoable(|e, undo| {
+        let run = |e: &mut Engine, undo: &mut Undo| {
             let mut out = Vec::with_capacity(order.len());
             for (market, side) in order {
                 if partial && !out.is_empty() && !e.cross.totals(account).liquidatable() {
@@ -565,7 +571,12 @@ impl Engine {
                 out.push(e.step(undo, slot, fill, partial, None)?);
             }
             Ok(out)
-        })
+        };
+        if rollback {
+            self.undoable(run)
+        } else {
+            self.unnoted(run)
+        }
     }
 
     /// An account's cross positions in liquidation order: largest maintenance first, then

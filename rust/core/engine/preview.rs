@@ -26,7 +26,11 @@ impl Engine {
     /// `market` jumps to `mark` (ticks) and everything below maintenance is liquidated there.
     /// With `stop_at`, the gap stops as soon as that slot is reached (the rest of the set is
     /// then incomplete; only whether it holds `stop_at` is meant).
-    fn gap_hits(&self, market: u32, side: Side, mark: i64, stop_at: Option<u32>) -> Result<FxHashSet<u32>> {
+    ///
+    /// The copy is dropped after the trial. With `fast`, its liquidations keep nothing to
+    /// roll back (`Engine::unnoted`): one that fails ends the trial with its error, as it does
+    /// through `liquidate`/`liquidate_account` (which `adl_marks_brute` keeps calling).
+    fn gap_hits(&self, market: u32, side: Side, mark: i64, stop_at: Option<u32>, fast: bool) -> Result<FxHashSet<u32>> {
         let mut e = self.clone();
         e.keep_fills = false;
         e.set_mark_ticks(&[(market, mark)], None)?;
@@ -45,7 +49,7 @@ impl Engine {
                     continue;
                 }
                 let outcomes = if p.cross {
-                    match e.liquidate_account(p.account, false, false) {
+                    match e.liquidate_account_in(p.account, false, false, !fast) {
                         // A cross account with a position in a market without a mark cannot
                         // be valued, so the venue could not liquidate it either: it stays.
                         Err(AdlError::NoMark { .. }) => continue,
@@ -56,10 +60,14 @@ impl Engine {
                     }
                 } else {
                     progressed = true;
-                    vec![e.liquidate(
-                        Request { account: p.account, market: p.market, side: p.side, fill_price: None, force: false, partial: false },
-                        false,
-                    )?]
+                    let req =
+                        Request { account: p.account, market: p.market, side: p.side, fill_price: None, force: false, partial: false };
+                    vec![if fast {
+                        let (slot, fill) = e.check(&req, 0)?;
+                        e.unnoted(|e, undo| e.step(undo, slot, fill, false, None))?
+                    } else {
+                        e.liquidate(req, false)?
+                    }]
                 };
                 for f in outcomes.iter().flat_map(|l| &l.fills).filter(|f| f.kind == FillKind::Adl && f.market == market) {
                     if let (Some(account), Some(s)) = (f.account, f.side) {
@@ -145,7 +153,7 @@ impl Engine {
         let hits = |e: &Engine, mark: i64, pending: &[u32]| -> Result<FxHashSet<u32>> {
             match &bound {
                 Some(b) if b.misses(e, mark, pending) => Ok(FxHashSet::default()),
-                _ => e.gap_hits(market, side, mark, stop_at),
+                _ => e.gap_hits(market, side, mark, stop_at, fast),
             }
         };
         // The fill log is not needed in the copies: move it out while they are made.

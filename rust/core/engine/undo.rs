@@ -32,6 +32,7 @@ use crate::core::book::funds::Pool;
 use crate::core::book::position::{Position, PositionStore};
 use crate::core::engine::Engine;
 use crate::core::policy::queues::Market;
+use crate::core::units::error::{AdlError, Result};
 
 /// The book `load` replaces: moved here rather than dropped, so undoing a load copies nothing.
 pub(crate) struct Book {
@@ -41,6 +42,19 @@ pub(crate) struct Book {
     pub cash: FxHashMap<u64, i128>,
     pub cross: CrossBook,
     pub custom: Vec<f64>,
+}
+
+impl Engine {
+    /// Runs a mutating call keeping nothing to roll back (`Undo::off`): only on a copy of the
+    /// engine that is dropped when the call fails (a preview trial, where each call would
+    /// otherwise copy the fund pool it notes). A panic still becomes an error.
+    pub(crate) fn unnoted<T>(&mut self, f: impl FnOnce(&mut Engine, &mut Undo) -> Result<T>) -> Result<T> {
+        let mut undo = Undo::off(self);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self, &mut undo))).unwrap_or_else(|panic| {
+            let message = crate::core::units::error::panic_message(panic.as_ref());
+            Err(AdlError::Internal { message: format!("{message}; in a preview trial") })
+        })
+    }
 }
 
 pub(crate) struct Undo {
@@ -73,6 +87,8 @@ pub(crate) struct Undo {
     events_len: usize,
     /// Whether anything was noted since `start` (nothing to undo otherwise).
     dirty: bool,
+    /// Notes nothing (`Engine::unnoted`: a call on a copy that is dropped if it fails).
+    off: bool,
 }
 
 impl Undo {
@@ -101,7 +117,13 @@ impl Undo {
             labels_len: e.labels.len(),
             events_len: e.events.len(),
             dirty: false,
+            off: false,
         }
+    }
+
+    /// An `Undo` that notes nothing and must never be rolled back (`Engine::unnoted`).
+    pub(crate) fn off(e: &Engine) -> Undo {
+        Undo { off: true, ..Undo::start(e) }
     }
 
     /// The book a `load` replaced.
@@ -116,6 +138,9 @@ impl Undo {
     /// at `slots`, the cash and cross totals of `accounts` (each list without repeats: one
     /// event's positions and accounts), fund pool `pool` and market `market`.
     pub(crate) fn note(&mut self, e: &Engine, slots: &[u32], accounts: &[u64], pool: u32, market: u32) {
+        if self.off {
+            return;
+        }
         // The first note of a call keeps its lists as they are (a pro-rata event's hundreds of
         // counterparties, not hashed one by one); later ones are checked against them.
         if self.slots.is_empty() && self.accounts.is_empty() {
@@ -207,6 +232,7 @@ impl Undo {
 
     /// Puts back everything the call changed.
     pub(crate) fn rollback(self, e: &mut Engine) {
+        debug_assert!(!self.off, "an Undo that noted nothing rolled back");
         let grew = e.markets.len() != self.markets_len
             || e.store.slot_count() != self.slots_len
             || e.funds.pools().len() != self.pools_len
