@@ -3,7 +3,7 @@
 //! isolated and cross accounts, under several policies.
 
 use _adl::core::OwnedColumns;
-use _adl::core::{Engine, MarketSpec, Policy};
+use _adl::core::{Engine, FillKind, MarketSpec, Policy};
 use _adl::core::{Simulation, Slippage};
 
 fn splitmix(state: &mut u64) -> u64 {
@@ -54,6 +54,7 @@ fn run(policy: Policy, seed: u64, gap: bool) {
     e.load(cols.view(), &["X".to_string(), "Y".to_string()], Some((&acc, &cash)), None).unwrap();
     let mut sim = Simulation::new(e, Slippage { bps_per_million: 50.0, window: 5, max_bps: 200.0 }).unwrap();
     let mut marks = [100.0f64, 100.0];
+    let mut adl_fills = 0;
     for step in 0..300i64 {
         for m in marks.iter_mut() {
             // A drift down, then up, with noise; on the 0.01 grid.
@@ -64,11 +65,19 @@ fn run(policy: Policy, seed: u64, gap: bool) {
                 *m = (*m * 92.0).round() / 100.0;
             }
         }
-        sim.step(&[(0, marks[0]), (1, marks[1])], step, &[f64::NAN, f64::NAN]).unwrap();
+        let out = sim.step(&[(0, marks[0]), (1, marks[1])], step, &[f64::NAN, f64::NAN]).unwrap();
+        // The step drops each liquidation's fills once tallied, and counts them.
+        assert!(out.liquidations.iter().all(|(l, _, _)| l.fills.is_empty() && l.cancel_orders.is_empty()));
+        adl_fills += out.adl_fills;
         let left = sim.engine.liquidatable();
         assert!(left.is_empty(), "{policy:?} seed {seed} step {step}: {} liquidatable left", left.len());
         assert!(sim.engine.fund() >= 0);
     }
+    // The engine's own log (kept by default) has every fill the steps counted.
+    let logged = sim.engine.events().iter().filter(|f| f.kind == FillKind::Adl).count() as u64;
+    assert_eq!(adl_fills, logged, "{policy:?} seed {seed}");
+    // The gap deleverages (63,028 to 137,435 fills in the pro-rata runs).
+    assert!(!gap || adl_fills > 0, "{policy:?} seed {seed}: no ADL");
 }
 
 #[test]

@@ -48,10 +48,14 @@ impl Engine {
                 if !(live && below) {
                     continue;
                 }
+                // A cross account with a position in a market without a mark cannot be valued,
+                // so the venue could not liquidate it either: it stays. Checked before anything
+                // changes, since a fast trial's liquidations keep no rollback notes.
+                if p.cross && matches!(e.cross_order(p.account), Err(AdlError::NoMark { .. })) {
+                    continue;
+                }
                 let outcomes = if p.cross {
                     match e.liquidate_account_in(p.account, false, false, !fast) {
-                        // A cross account with a position in a market without a mark cannot
-                        // be valued, so the venue could not liquidate it either: it stays.
                         Err(AdlError::NoMark { .. }) => continue,
                         other => {
                             progressed = true;

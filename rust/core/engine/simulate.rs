@@ -142,7 +142,7 @@ pub struct StepOutcome {
     /// has a leg per opposite position, and a crash step of a 1M book makes hundreds of
     /// millions of them, more than memory holds at once.
     pub liquidations: Vec<(Liquidation, f64, f64)>,
-    /// ADL fills of the step's liquidations, tallied and dropped.
+    /// ADL fills of the step's liquidations (every fill of kind `Adl`), tallied and dropped.
     pub adl_fills: u64,
 }
 
