@@ -237,11 +237,16 @@ impl Market {
             entries.push(Entry { slot: at, account: q.account, score: idx.score_at(pos), lots: q.qty });
         }
         entries.push(Entry { slot, account: p.account, score, lots: p.qty });
+        self.index[s] = Some(self.sorted_index(store, scoring, entries, mark));
+    }
+
+    /// The index of `entries` in queue order, each slot's `index_pos` set to its place.
+    fn sorted_index(&self, store: &mut PositionStore, scoring: &Scoring<'_>, entries: Vec<Entry>, mark: i64) -> RankIndex {
         let idx = RankIndex::build(entries, &MarketOrder { store, grid: &self.inst.grid, tiers: &self.inst.tiers, scoring, mark });
-        for (pos, at) in idx.slots() {
-            store.set_index_pos(at, pos as u32);
+        for (pos, slot) in idx.slots() {
+            store.set_index_pos(slot, pos as u32);
         }
-        self.index[s] = Some(idx);
+        idx
     }
 
     /// The queue indicator of `side` from its current index, in queue order: (slot, rank,
@@ -318,10 +323,7 @@ impl Market {
                 self.cut[s] = Some(cut);
             }
         }
-        let idx = RankIndex::build(entries, &MarketOrder { store, grid: &self.inst.grid, tiers: &self.inst.tiers, scoring, mark });
-        for (pos, slot) in idx.slots() {
-            store.set_index_pos(slot, pos as u32);
-        }
+        let idx = self.sorted_index(store, scoring, entries, mark);
         let split = match (scoring.policy, kernel::weighting(scoring.policy)) {
             (_, Some(w)) => Some(Split::Weighted(w)),
             (Policy::SizeProRata, None) => Some(Split::Size),
