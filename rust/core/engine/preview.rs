@@ -50,20 +50,15 @@ impl Engine {
                 }
                 // A cross account with a position in a market without a mark cannot be valued,
                 // so the venue could not liquidate it either: it stays. Checked before anything
-                // changes, since a fast trial's liquidations keep no rollback notes.
+                // changes, since a fast trial's liquidations keep no rollback notes: any error
+                // after this one ends the trial.
                 if p.cross && matches!(e.cross_order(p.account), Err(AdlError::NoMark { .. })) {
                     continue;
                 }
+                progressed = true;
                 let outcomes = if p.cross {
-                    match e.liquidate_account_in(p.account, false, false, !fast) {
-                        Err(AdlError::NoMark { .. }) => continue,
-                        other => {
-                            progressed = true;
-                            other?
-                        }
-                    }
+                    e.liquidate_account_in(p.account, false, false, !fast)?
                 } else {
-                    progressed = true;
                     let req =
                         Request { account: p.account, market: p.market, side: p.side, fill_price: None, force: false, partial: false };
                     vec![if fast {
